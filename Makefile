@@ -1,0 +1,116 @@
+# xborder — one non-recursive Makefile.
+#
+#   make              build everything under build/
+#   make test         build and run every test; last line "N passed, N failed, N skipped"
+#   make test SAN=1   the same, built with AddressSanitizer + UBSan (under build/san/)
+#   make test T=net/impair   one test (a path under tests/, without extension)
+#   make deps         install the Debian packages (deploy/deps.sh)
+#   make fuzz         libFuzzer targets (clang)
+#   make bench        benchmarks, printed as ratios against a reference
+#   make clean        remove build/
+#   V=1               show full commands
+
+SAN      ?= 0
+V        ?= 0
+ifeq ($(SAN),1)
+BUILD    ?= build/san
+else
+BUILD    ?= build
+endif
+
+CC       ?= cc
+PKGS     := libmnl libsodium libconfig
+# Evaluated once, lazily: the deps check must run before pkg-config is asked.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+
+CFLAGS   ?= -O2 -g
+XCFLAGS  := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP \
+            -fno-strict-aliasing -fstack-protector-strong
+LDLIBS   := -lpthread -lm
+ifeq ($(SAN),1)
+XCFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-6s %s\n'
+endif
+
+# Library objects: every module except the files that hold a main().
+LIB_SRCS := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c gateway/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libxborder.a
+# Test tools' engines, linked into the unit tests that check them.
+TLIB_SRCS := tests/lib/check.c tests/tools/impair.c
+TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
+TLIB      := $(BUILD)/libxbtest.a
+
+# Programs: name := main source file.
+PROGS    := xb-impair xb-pkt
+SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
+SRC_xb-pkt    := tests/tools/pkt_main.c
+PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+ALL_OBJS := $(LIB_OBJS) $(foreach p,$(PROGS),$(SRC_$(p):%.c=$(BUILD)/%.o)) \
+            $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(TLIB_OBJS)
+
+.SECONDARY:
+.PHONY: all test deps deps-auto clean fuzz bench demo
+all: $(PROG_BINS) $(UNIT_BINS)
+
+# Installs what is missing when run as root; otherwise says what is missing.
+deps-auto:
+	$(Q)deploy/deps.sh --auto
+
+deps:
+	deploy/deps.sh
+
+$(BUILD)/%.o: %.c | deps-auto
+	$(say) CC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(XCFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	$(say) AR $@
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+define prog_rule
+$(BUILD)/bin/$(1): $(SRC_$(1):%.c=$(BUILD)/%.o) $(LIB)
+	$$(say) LD $$@
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(LDLIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
+
+$(TLIB): $(TLIB_OBJS)
+	$(say) AR $@
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TLIB) $(LIB)
+	$(say) LD $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+test: all
+	$(Q)XB_BUILD=$(abspath $(BUILD)) tests/run.sh $(if $(T),tests/$(T))
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk
+
+bench: all
+	$(Q)XB_BUILD=$(abspath $(BUILD)) bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(ALL_OBJS:.o=.d)
