@@ -51,7 +51,8 @@ TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
-PROGS    := xb-impair xb-pkt
+PROGS    := xborder-wg xb-impair xb-pkt
+SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
 SRC_xb-pkt    := tests/tools/pkt_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)

@@ -65,6 +65,10 @@ struct wg_conf {
 
 /* Frees everything the structure owns and wipes the keys; leaves it zeroed. */
 void wg_conf_free(struct wg_conf *c);
+/* Builders for parsers and for a device answering "get": append a zeroed
+ * peer (NULL on ENOMEM; earlier peer pointers are invalidated) or a prefix. */
+struct wg_peer_conf *wg_conf_add_peer(struct wg_conf *c);
+bool wg_prefix_append(struct wg_prefix **v, size_t *n, const struct wg_prefix *p);
 
 /* Key encodings. Decoders return false on anything but exactly one key. */
 bool wg_key_from_hex(uint8_t key[static WG_KEY_LEN], const char *hex);
@@ -110,7 +114,7 @@ int wg_uapi_listen(const char *ifname);
 void wg_uapi_path(char *buf, size_t len, const char *ifname);
 /* Serve one accepted connection until the peer closes it, an error, or
  * 5 s without a byte: any number of get=1/set=1 requests, each answered with
- * its errno= line. Requests over 1 MiB are refused. */
+ * its errno= line. Requests over 1 MiB are refused. The caller closes fd. */
 void wg_uapi_serve(int fd, const struct wg_uapi_ops *ops, void *ctx);
 
 /* wg-quick style file ([Interface] PrivateKey ListenPort FwMark Address MTU,

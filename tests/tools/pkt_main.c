@@ -2,6 +2,8 @@
  *
  *   xb-pkt send [-c COUNT] [-i INTERVAL_US] [-s SIZE] ADDR PORT
  *   xb-pkt recv [-c COUNT] [-t IDLE_MS] [-g] PORT
+ *   xb-pkt tcp-send [-n BYTES] [-r KBIT/S] [-S SEED] ADDR PORT
+ *   xb-pkt tcp-recv [-t IDLE_MS] PORT
  *
  * Each packet carries a magic, a sequence number and its CLOCK_MONOTONIC send
  * time; all namespaces of one machine share that clock, so a receiver can
@@ -12,8 +14,17 @@
  * lost_hash is an FNV-1a hash of the lost sequence numbers (for comparing
  * runs); -g also prints one line per gap: gap from=SEQ from_ns=T to=SEQ to_ns=T.
  * The receiver prints "ready" on stderr once bound.
+ *
+ * tcp-send streams BYTES pseudo-random bytes (seeded) over one TCP
+ * connection, optionally paced to a rate, and prints bytes= and sha256=;
+ * tcp-recv accepts one connection and prints the same for what arrived, and
+ * progress lines "at_ns=T bytes=N" every 100 ms, so a test can see when a
+ * stream stalled and whether it resumed.
  */
 #include "common/clock.h"
+
+#include <sodium.h>
+#include <sys/time.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,7 +50,9 @@ struct pkt_hdr {
 static void usage(void)
 {
 	fprintf(stderr, "usage: xb-pkt send [-c COUNT] [-i INTERVAL_US] [-s SIZE] ADDR PORT\n"
-			"       xb-pkt recv [-c COUNT] [-t IDLE_MS] [-g] PORT\n");
+			"       xb-pkt recv [-c COUNT] [-t IDLE_MS] [-g] PORT\n"
+			"       xb-pkt tcp-send [-n BYTES] [-r KBIT/S] [-S SEED] ADDR PORT\n"
+			"       xb-pkt tcp-recv [-t IDLE_MS] PORT\n");
 	exit(2);
 }
 
@@ -222,6 +235,133 @@ static int recv_main(int argc, char **argv)
 	return 0;
 }
 
+static void print_digest(uint64_t bytes, crypto_hash_sha256_state *h)
+{
+	uint8_t d[crypto_hash_sha256_BYTES];
+	char hex[2 * sizeof(d) + 1];
+
+	crypto_hash_sha256_final(h, d);
+	sodium_bin2hex(hex, sizeof(hex), d, sizeof(d));
+	printf("bytes=%" PRIu64 " sha256=%s\n", bytes, hex);
+}
+
+static int tcp_send_main(int argc, char **argv)
+{
+	unsigned long long total = 1 << 20, seed = 1;
+	unsigned long rate_kbit = 0;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	crypto_hash_sha256_state h;
+	static uint8_t buf[16384];
+	uint64_t sent = 0, start, x;
+	int c, fd, err;
+
+	while ((c = getopt(argc, argv, "n:r:S:")) != -1) {
+		switch (c) {
+		case 'n': total = strtoull(optarg, NULL, 10); break;
+		case 'r': rate_kbit = num(optarg, 100000000); break;
+		case 'S': seed = strtoull(optarg, NULL, 10); break;
+		default: usage();
+		}
+	}
+	if (optind + 2 != argc)
+		usage();
+	if ((err = getaddrinfo(argv[optind], argv[optind + 1], &hints, &ai))) {
+		fprintf(stderr, "xb-pkt: %s: %s\n", argv[optind], gai_strerror(err));
+		return 1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		perror("xb-pkt: connect");
+		return 1;
+	}
+	freeaddrinfo(ai);
+	crypto_hash_sha256_init(&h);
+	x = seed;
+	start = clock_mono_ns();
+	while (sent < total) {
+		size_t n = total - sent < sizeof(buf) ? (size_t)(total - sent) : sizeof(buf);
+		for (size_t i = 0; i < n; i += 8) {	/* xorshift64: cheap, deterministic */
+			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+			memcpy(buf + i, &x, n - i < 8 ? n - i : 8);
+		}
+		if (rate_kbit) {
+			struct timespec ts = clock_ts(start + sent * 8 * 1000000ULL / rate_kbit);
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		}
+		for (size_t off = 0; off < n;) {
+			ssize_t w = send(fd, buf + off, n - off, MSG_NOSIGNAL);
+			if (w < 0) {
+				perror("xb-pkt: send");
+				return 1;
+			}
+			off += (size_t)w;
+		}
+		crypto_hash_sha256_update(&h, buf, n);
+		sent += n;
+	}
+	close(fd);
+	print_digest(sent, &h);
+	return 0;
+}
+
+static int tcp_recv_main(int argc, char **argv)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	unsigned long idle_ms = 10000;
+	crypto_hash_sha256_state h;
+	static uint8_t buf[65536];
+	uint64_t got = 0, last_report = 0;
+	int c, lfd, fd, off = 0, on = 1;
+
+	while ((c = getopt(argc, argv, "t:")) != -1) {
+		if (c != 't')
+			usage();
+		idle_ms = num(optarg, 3600000);
+	}
+	if (optind + 1 != argc)
+		usage();
+	sin6.sin6_port = htons((uint16_t)num(argv[optind], 65535));
+	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin6, sizeof(sin6)) < 0 || listen(lfd, 1) < 0) {
+		perror("xb-pkt: listen");
+		return 1;
+	}
+	fprintf(stderr, "ready\n");
+	struct pollfd pfd = { lfd, POLLIN, 0 };
+	if (poll(&pfd, 1, (int)idle_ms) <= 0 || (fd = accept(lfd, NULL, NULL)) < 0) {
+		fprintf(stderr, "xb-pkt: no connection\n");
+		return 1;
+	}
+	crypto_hash_sha256_init(&h);
+	for (;;) {
+		pfd = (struct pollfd){ fd, POLLIN, 0 };
+		if (poll(&pfd, 1, 100) == 0) {
+			uint64_t now = clock_mono_ns();
+			if (now - last_report >= 100 * NSEC_PER_MSEC) {
+				printf("at_ns=%" PRIu64 " bytes=%" PRIu64 "\n", now, got);
+				last_report = now;
+			}
+			if (last_report && now - last_report > idle_ms * NSEC_PER_MSEC)
+				break;
+			continue;
+		}
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		crypto_hash_sha256_update(&h, buf, (size_t)n);
+		got += (uint64_t)n;
+		uint64_t now = clock_mono_ns();
+		if (now - last_report >= 100 * NSEC_PER_MSEC) {
+			printf("at_ns=%" PRIu64 " bytes=%" PRIu64 "\n", now, got);
+			last_report = now;
+		}
+	}
+	print_digest(got, &h);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -230,5 +370,9 @@ int main(int argc, char **argv)
 		return send_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "recv"))
 		return recv_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "tcp-send"))
+		return tcp_send_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "tcp-recv"))
+		return tcp_recv_main(argc - 1, argv + 1);
 	usage();
 }

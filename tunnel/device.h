@@ -1,0 +1,158 @@
+/* The userspace WireGuard device: a TUN interface, UDP sockets, peers.
+ *
+ * Threads: one data thread runs the event loop (TUN, UDP, timers); one
+ * control thread serves the UAPI socket. Both take dev->lock around what
+ * they touch, the data thread once per batch of packets, so peers, keypairs
+ * and tables need no finer locking and no reference counts.
+ */
+#ifndef XB_DEVICE_H
+#define XB_DEVICE_H
+
+#include "tunnel/allowedips.h"
+#include "tunnel/cookie.h"
+#include "tunnel/index.h"
+#include "tunnel/noise.h"
+#include "tunnel/wgconf.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define WG_DEFAULT_MTU 1420
+#define WG_BATCH 64
+#define WG_MAX_PACKET 65536
+
+/* Protocol times in seconds (whitepaper §6.1). Defaults are the whitepaper's;
+ * xborder-wg --timers can shorten them, e.g. to watch a rekey in a test. */
+struct wg_timing {
+	unsigned rekey_after_time, reject_after_time, rekey_attempt_time;
+	unsigned rekey_timeout, keepalive_timeout;
+	uint64_t rekey_after_messages;
+};
+
+enum wg_timer {
+	TIMER_RETRANSMIT_HANDSHAKE,
+	TIMER_SEND_KEEPALIVE,
+	TIMER_NEW_HANDSHAKE,
+	TIMER_ZERO_KEY_MATERIAL,
+	TIMER_PERSISTENT_KEEPALIVE,
+	TIMER_COUNT,
+};
+
+struct wg_staged {
+	uint16_t len;
+	uint8_t data[];
+};
+
+struct wg_peer {
+	struct wg_device *dev;
+	struct wg_peer *next, *prev;		/* device's peer list, in order added */
+	struct wg_peer *hash_next;		/* bucket by public key */
+	struct noise_handshake handshake;
+	struct cookie cookie;
+	struct noise_keypair *current, *previous, *next_kp;
+	union wg_sockaddr endpoint;
+	union wg_sockaddr src;			/* our address the peer last reached */
+	int src_ifindex;
+	uint16_t persistent_keepalive;
+	uint64_t rx_bytes, tx_bytes;
+	int64_t last_handshake_sec, last_handshake_nsec;	/* wall clock */
+	uint64_t last_sent_handshake_ns;
+	uint64_t timers[TIMER_COUNT];		/* monotonic deadline, 0 = off */
+	unsigned handshake_attempts;
+	bool need_another_keepalive;
+	bool sent_lastminute_handshake;
+	struct wg_staged *staged[MAX_STAGED_PACKETS];
+	unsigned n_staged;
+};
+
+struct wg_stats {
+	uint64_t rx_bad_length, rx_bad_type, rx_bad_mac, rx_no_keypair, rx_decrypt_failed,
+		 rx_replayed, rx_bad_src, rx_bad_inner, rx_handshake_failed, rx_cookie_replies,
+		 tx_no_peer, tx_no_endpoint, tx_send_failed, rx_ratelimited;
+};
+
+struct wg_device {
+	char ifname[16];
+	int tun_fd;
+	int sock4, sock6;
+	int epfd, wake_fd, uapi_fd;
+	unsigned mtu;
+	uint16_t listen_port;			/* 0 until bound */
+	uint16_t want_port;
+	uint32_t fwmark;
+	struct wg_timing timing;
+	struct noise_identity identity;
+	struct cookie_checker cookie_checker;
+	struct wg_allowedips allowedips;
+	struct wg_index index;
+	struct wg_peer *peers, *peers_tail;
+	struct wg_peer **peer_hash;		/* WG_PEER_HASH buckets */
+	size_t n_peers;
+	uint64_t next_timer_ns;
+	uint64_t last_under_load_ns;
+	unsigned handshakes_this_batch;
+	struct wg_stats stats;
+	pthread_mutex_t lock;
+	pthread_t uapi_thread;
+	volatile int stopping;
+	/* Per-batch scratch for outgoing UDP. */
+	struct wg_txq *txq;
+};
+
+#define WG_PEER_HASH 4096
+
+/* device.c */
+int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_timing *timing);
+int wg_device_run(struct wg_device *dev);	/* until stopped or the TUN/socket goes */
+void wg_device_stop(struct wg_device *dev);
+void wg_device_close(struct wg_device *dev);
+int wg_device_set(struct wg_device *dev, const struct wg_conf *c);
+int wg_device_get(struct wg_device *dev, struct wg_conf *out);
+void wg_timing_default(struct wg_timing *t);
+/* "rekey_after_time=10,reject_after_time=15"; false with err on bad input. */
+bool wg_timing_parse(struct wg_timing *t, const char *spec, char *err, size_t errlen);
+
+/* peer.c */
+struct wg_peer *wg_peer_create(struct wg_device *dev, const uint8_t pub[NOISE_PUBLIC_KEY_LEN]);
+void wg_peer_remove(struct wg_peer *peer);
+struct wg_peer *wg_peer_lookup(struct wg_device *dev, const uint8_t pub[NOISE_PUBLIC_KEY_LEN]);
+void wg_peer_expire_keypairs(struct wg_peer *peer);
+void wg_peer_clear_keypairs(struct wg_peer *peer);
+void wg_peer_stage(struct wg_peer *peer, const uint8_t *pkt, size_t len);
+void wg_peer_purge_staged(struct wg_peer *peer);
+void wg_peer_install_keypair(struct wg_peer *peer, struct noise_keypair *kp);
+bool wg_peer_received_with_keypair(struct wg_peer *peer, struct noise_keypair *kp);
+bool wg_keypair_usable(const struct wg_device *dev, const struct noise_keypair *kp, uint64_t now);
+
+/* send.c */
+void wg_send_staged(struct wg_peer *peer, uint64_t now);
+void wg_send_keepalive(struct wg_peer *peer, uint64_t now);
+void wg_send_handshake_initiation(struct wg_peer *peer, bool is_retry, uint64_t now);
+void wg_send_handshake_response(struct wg_peer *peer, uint64_t now);
+void wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uint64_t now);
+void wg_send_raw(struct wg_device *dev, const union wg_sockaddr *to, const union wg_sockaddr *from,
+		 int ifindex, const void *buf, size_t len);
+bool wg_txq_init(struct wg_device *dev);
+void wg_txq_free(struct wg_device *dev);
+void wg_txq_flush(struct wg_device *dev);
+
+/* receive.c */
+void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,
+		const union wg_sockaddr *to, int ifindex, uint64_t now);
+
+/* timers.c */
+void wg_timer_mod(struct wg_peer *peer, enum wg_timer t, uint64_t deadline);
+void wg_timer_del(struct wg_peer *peer, enum wg_timer t);
+void wg_timers_run(struct wg_device *dev, uint64_t now);
+void wg_timers_data_sent(struct wg_peer *peer, uint64_t now);
+void wg_timers_data_received(struct wg_peer *peer, uint64_t now);
+void wg_timers_any_authenticated_packet_sent(struct wg_peer *peer);
+void wg_timers_any_authenticated_packet_received(struct wg_peer *peer);
+void wg_timers_any_authenticated_packet_traversal(struct wg_peer *peer, uint64_t now);
+void wg_timers_handshake_initiated(struct wg_peer *peer, uint64_t now);
+void wg_timers_handshake_complete(struct wg_peer *peer);
+void wg_timers_session_derived(struct wg_peer *peer, uint64_t now);
+void wg_timers_stop(struct wg_peer *peer);
+
+#endif

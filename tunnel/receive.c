@@ -1,0 +1,289 @@
+/* Incoming UDP: handshake messages, cookie replies, data.
+ *
+ * Rules enforced here (whitepaper §5.4, §6):
+ * - every handshake message must carry a valid mac1; under load (many
+ *   handshakes queued, sticky for a second) also a valid mac2, else the
+ *   sender gets a cookie reply, and each source is rate limited;
+ * - a data message is authenticated before its counter enters the replay
+ *   window; a keypair past REJECT_AFTER_TIME or REJECT_AFTER_MESSAGES is
+ *   refused;
+ * - the first data message on the responder's new keypair confirms it;
+ * - an authenticated message moves the peer's endpoint to its source
+ *   (roaming);
+ * - a decrypted packet is delivered only if its inner source address is
+ *   in the sending peer's allowed IPs (cryptokey routing).
+ */
+#include "tunnel/device.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Handshakes in one receive batch above which we are "under load". */
+#define UNDER_LOAD_HANDSHAKES (WG_BATCH / 8)
+
+static void set_endpoint(struct wg_peer *peer, const union wg_sockaddr *from,
+			 const union wg_sockaddr *to, int ifindex)
+{
+	peer->endpoint = *from;
+	if (to)
+		peer->src = *to;
+	peer->src_ifindex = ifindex;
+}
+
+static bool under_load(struct wg_device *dev, uint64_t now)
+{
+	if (dev->handshakes_this_batch >= UNDER_LOAD_HANDSHAKES) {
+		dev->last_under_load_ns = now;
+		return true;
+	}
+	return dev->last_under_load_ns && now - dev->last_under_load_ns < NSEC_PER_SEC;
+}
+
+/* mac1 always; under load mac2 (else a cookie reply) and the rate limit. */
+static bool handshake_allowed(struct wg_device *dev, const void *msg, size_t len, uint32_t sender,
+			      const union wg_sockaddr *from, const union wg_sockaddr *to,
+			      int ifindex, uint64_t now)
+{
+	bool load = under_load(dev, now);
+	enum cookie_mac_state st = wg_cookie_validate(&dev->cookie_checker, msg, len, from, load, now);
+
+	if ((load && st == COOKIE_VALID_MAC_WITH_COOKIE) || (!load && st == COOKIE_VALID_MAC_BUT_NO_COOKIE))
+		return true;
+	if (load && st == COOKIE_VALID_MAC_BUT_NO_COOKIE) {
+		struct message_handshake_cookie reply;
+		wg_cookie_reply_create(&reply, &dev->cookie_checker, msg, len, sender, from, now);
+		wg_send_raw(dev, from, to, ifindex, &reply, sizeof(reply));
+		dev->stats.rx_cookie_replies++;
+		return false;
+	}
+	if (st == COOKIE_VALID_MAC_WITH_COOKIE_BUT_RATELIMITED)
+		dev->stats.rx_ratelimited++;
+	else
+		dev->stats.rx_bad_mac++;
+	return false;
+}
+
+static void drop_handshake_index(struct wg_device *dev, struct wg_peer *peer, uint32_t idx)
+{
+	struct wg_index_entry *e = wg_index_find(&dev->index, idx);
+
+	if (e && e->kind == INDEX_HANDSHAKE && e->peer == peer)
+		wg_index_del(&dev->index, idx);
+}
+
+static void rx_initiation(struct wg_device *dev, const struct message_handshake_initiation *m,
+			  const union wg_sockaddr *from, const union wg_sockaddr *to, int ifindex,
+			  uint64_t now)
+{
+	struct noise_initiation st;
+	struct wg_peer *peer;
+	uint32_t old_idx;
+	bool had_state;
+
+	if (!handshake_allowed(dev, m, sizeof(*m), m->sender_index, from, to, ifindex, now))
+		return;
+	if (!noise_open_initiation(&st, m, &dev->identity) ||
+	    !(peer = wg_peer_lookup(dev, st.remote_static))) {
+		dev->stats.rx_handshake_failed++;
+		return;
+	}
+	old_idx = peer->handshake.local_index;
+	had_state = peer->handshake.state != HANDSHAKE_ZEROED;
+	if (!noise_finish_initiation(&peer->handshake, &st, m, now)) {
+		dev->stats.rx_handshake_failed++;
+		return;
+	}
+	if (had_state)
+		drop_handshake_index(dev, peer, old_idx);
+	set_endpoint(peer, from, to, ifindex);
+	peer->rx_bytes += sizeof(*m);
+	wg_timers_any_authenticated_packet_received(peer);
+	wg_timers_any_authenticated_packet_traversal(peer, now);
+	wg_send_handshake_response(peer, now);
+}
+
+static void rx_response(struct wg_device *dev, const struct message_handshake_response *m,
+			const union wg_sockaddr *from, const union wg_sockaddr *to, int ifindex,
+			uint64_t now)
+{
+	struct wg_index_entry *e;
+	struct noise_keypair *kp;
+	struct wg_peer *peer;
+
+	if (!handshake_allowed(dev, m, sizeof(*m), m->sender_index, from, to, ifindex, now))
+		return;
+	e = wg_index_find(&dev->index, m->receiver_index);
+	if (!e || e->kind != INDEX_HANDSHAKE ||
+	    !noise_consume_response(&e->peer->handshake, m, &dev->identity)) {
+		dev->stats.rx_handshake_failed++;
+		return;
+	}
+	peer = e->peer;
+	kp = calloc(1, sizeof(*kp));
+	if (!kp || !noise_derive_keypair(kp, &peer->handshake, now)) {
+		free(kp);
+		return;
+	}
+	e->kind = INDEX_KEYPAIR;
+	e->kp = kp;
+	set_endpoint(peer, from, to, ifindex);
+	peer->rx_bytes += sizeof(*m);
+	wg_timers_any_authenticated_packet_received(peer);
+	wg_timers_any_authenticated_packet_traversal(peer, now);
+	wg_peer_install_keypair(peer, kp);
+	wg_timers_session_derived(peer, now);
+	wg_timers_handshake_complete(peer);
+	/* Send what waited for this session, or a keepalive to confirm it. */
+	wg_send_keepalive(peer, now);
+}
+
+static void rx_cookie(struct wg_device *dev, const struct message_handshake_cookie *m, uint64_t now)
+{
+	struct wg_index_entry *e = wg_index_find(&dev->index, m->receiver_index);
+
+	if (!e || !wg_cookie_reply_consume(&e->peer->cookie, m, now))
+		dev->stats.rx_bad_mac++;
+}
+
+/* The inner packet's real length (padding removed) and source address. */
+static size_t inner_packet(const uint8_t *p, size_t len, uint16_t *family, const uint8_t **src)
+{
+	size_t n;
+
+	if (len >= 20 && p[0] >> 4 == 4) {
+		n = (size_t)p[2] << 8 | p[3];
+		if (n < (size_t)(p[0] & 15) * 4 || (p[0] & 15) < 5)
+			return 0;
+		*family = AF_INET;
+		*src = p + 12;
+	} else if (len >= 40 && p[0] >> 4 == 6) {
+		n = 40 + ((size_t)p[4] << 8 | p[5]);
+		*family = AF_INET6;
+		*src = p + 8;
+	} else {
+		return 0;
+	}
+	return n <= len ? n : 0;
+}
+
+static bool keypair_receivable(const struct wg_device *dev, const struct noise_keypair *kp,
+			       uint64_t counter, uint64_t now)
+{
+	return kp->receiving_valid &&
+	       now - kp->birthdate_ns < (uint64_t)dev->timing.reject_after_time * NSEC_PER_SEC &&
+	       counter < REJECT_AFTER_MESSAGES;
+}
+
+/* Rekey before the session expires (whitepaper §6.2): the initiator starts a
+ * handshake when a message arrives on a keypair close to REJECT_AFTER_TIME. */
+static void keep_key_fresh(struct wg_peer *peer, uint64_t now)
+{
+	const struct wg_timing *tm = &peer->dev->timing;
+	struct noise_keypair *kp = peer->current;
+	uint64_t limit = (uint64_t)(tm->reject_after_time - tm->keepalive_timeout - tm->rekey_timeout) *
+			 NSEC_PER_SEC;
+
+	if (peer->sent_lastminute_handshake || !kp || !kp->sending_valid || !kp->i_am_initiator)
+		return;
+	if (now - kp->birthdate_ns >= limit) {
+		peer->sent_lastminute_handshake = true;
+		wg_send_handshake_initiation(peer, false, now);
+	}
+}
+
+static void rx_data(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,
+		    const union wg_sockaddr *to, int ifindex, uint64_t now)
+{
+	struct message_data *m = (struct message_data *)buf;
+	struct wg_index_entry *e = wg_index_find(&dev->index, m->key_idx);
+	size_t clen = len - sizeof(*m), plen, n;
+	struct noise_keypair *kp;
+	struct wg_peer *peer;
+	const uint8_t *src;
+	uint16_t family;
+
+	if (!e || e->kind != INDEX_KEYPAIR) {
+		dev->stats.rx_no_keypair++;
+		return;
+	}
+	kp = e->kp;
+	peer = e->peer;
+	if (!keypair_receivable(dev, kp, m->counter, now)) {
+		kp->receiving_valid = false;
+		dev->stats.rx_no_keypair++;
+		return;
+	}
+	if (!noise_decrypt(m->encrypted_data, m->encrypted_data, clen, m->counter, kp->recv_key)) {
+		dev->stats.rx_decrypt_failed++;
+		return;
+	}
+	if (!wg_replay_accept(&kp->replay, m->counter)) {
+		dev->stats.rx_replayed++;
+		return;
+	}
+	plen = clen - NOISE_AUTHTAG_LEN;
+	if (wg_peer_received_with_keypair(peer, kp)) {
+		wg_timers_handshake_complete(peer);
+		wg_send_staged(peer, now);
+	}
+	keep_key_fresh(peer, now);
+	wg_timers_any_authenticated_packet_received(peer);
+	wg_timers_any_authenticated_packet_traversal(peer, now);
+	set_endpoint(peer, from, to, ifindex);
+	peer->rx_bytes += len;
+	if (!plen)
+		return;		/* keepalive */
+	wg_timers_data_received(peer, now);
+	n = inner_packet(m->encrypted_data, plen, &family, &src);
+	if (!n) {
+		dev->stats.rx_bad_inner++;
+		return;
+	}
+	if (wg_allowedips_lookup(&dev->allowedips, family, src) != peer) {
+		dev->stats.rx_bad_src++;
+		return;
+	}
+	if (write(dev->tun_fd, m->encrypted_data, n) < 0)
+		dev->stats.tx_send_failed++;
+}
+
+void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,
+		const union wg_sockaddr *to, int ifindex, uint64_t now)
+{
+	struct message_header *h = (struct message_header *)buf;
+
+	if (len < sizeof(*h) || h->reserved[0] || h->reserved[1] || h->reserved[2]) {
+		dev->stats.rx_bad_type++;
+		return;
+	}
+	switch (h->type) {
+	case MESSAGE_HANDSHAKE_INITIATION:
+		if (len != sizeof(struct message_handshake_initiation))
+			break;
+		rx_initiation(dev, (void *)buf, from, to, ifindex, now);
+		return;
+	case MESSAGE_HANDSHAKE_RESPONSE:
+		if (len != sizeof(struct message_handshake_response))
+			break;
+		rx_response(dev, (void *)buf, from, to, ifindex, now);
+		return;
+	case MESSAGE_HANDSHAKE_COOKIE:
+		if (len != sizeof(struct message_handshake_cookie))
+			break;
+		rx_cookie(dev, (void *)buf, now);
+		return;
+	case MESSAGE_DATA:
+		if (len < MESSAGE_MINIMUM_LENGTH)
+			break;
+		rx_data(dev, buf, len, from, to, ifindex, now);
+		return;
+	default:
+		dev->stats.rx_bad_type++;
+		return;
+	}
+	dev->stats.rx_bad_length++;
+}

@@ -1,0 +1,354 @@
+/* Outgoing: data from the TUN device, keepalives, handshake messages.
+ *
+ * Data messages are batched per event-loop round and leave with one
+ * sendmmsg() per socket. Each carries our source address for the peer
+ * (IP_PKTINFO / IPV6_PKTINFO), learned from where the peer last reached us,
+ * so replies leave from the address the peer expects on multi-homed hosts.
+ */
+#include "tunnel/device.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define TXSLOT_SIZE (WG_MAX_PACKET + 64)
+
+struct wg_txslot {
+	union wg_sockaddr to, from;
+	int ifindex;
+	size_t len;
+	uint8_t *buf;
+};
+
+struct wg_txq {
+	unsigned n;
+	struct wg_txslot slot[WG_BATCH];
+	uint8_t *mem;
+};
+
+bool wg_txq_init(struct wg_device *dev)
+{
+	struct wg_txq *q = calloc(1, sizeof(*q));
+
+	if (!q || !(q->mem = malloc((size_t)WG_BATCH * TXSLOT_SIZE))) {
+		free(q);
+		return false;
+	}
+	for (unsigned i = 0; i < WG_BATCH; i++)
+		q->slot[i].buf = q->mem + (size_t)i * TXSLOT_SIZE;
+	dev->txq = q;
+	return true;
+}
+
+void wg_txq_free(struct wg_device *dev)
+{
+	if (!dev->txq)
+		return;
+	free(dev->txq->mem);
+	free(dev->txq);
+	dev->txq = NULL;
+}
+
+union pktinfo_cmsg {
+	struct cmsghdr align;
+	uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+};
+
+/* Fill msg's control data to send from `from' (if known). */
+static void set_source(struct msghdr *msg, union pktinfo_cmsg *c, const union wg_sockaddr *from, int ifindex)
+{
+	struct cmsghdr *cm = (struct cmsghdr *)c->buf;
+
+	msg->msg_control = NULL;
+	msg->msg_controllen = 0;
+	memset(c, 0, sizeof(*c));
+	if (from->sa.sa_family == AF_INET) {
+		struct in_pktinfo pi = { .ipi_ifindex = 0, .ipi_spec_dst = from->in.sin_addr };
+		cm->cmsg_level = IPPROTO_IP;
+		cm->cmsg_type = IP_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		msg->msg_controllen = CMSG_SPACE(sizeof(pi));
+	} else if (from->sa.sa_family == AF_INET6) {
+		struct in6_pktinfo pi = { .ipi6_addr = from->in6.sin6_addr, .ipi6_ifindex = (unsigned)ifindex };
+		cm->cmsg_level = IPPROTO_IPV6;
+		cm->cmsg_type = IPV6_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		msg->msg_controllen = CMSG_SPACE(sizeof(pi));
+	} else {
+		return;
+	}
+	msg->msg_control = c->buf;
+}
+
+static int sock_for(const struct wg_device *dev, const union wg_sockaddr *to)
+{
+	return to->sa.sa_family == AF_INET ? dev->sock4 : to->sa.sa_family == AF_INET6 ? dev->sock6 : -1;
+}
+
+static socklen_t sa_len(const union wg_sockaddr *sa)
+{
+	return sa->sa.sa_family == AF_INET ? sizeof(sa->in) : sizeof(sa->in6);
+}
+
+void wg_send_raw(struct wg_device *dev, const union wg_sockaddr *to, const union wg_sockaddr *from,
+		 int ifindex, const void *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr msg = { .msg_name = (void *)to, .msg_namelen = sa_len(to), .msg_iov = &iov, .msg_iovlen = 1 };
+	union pktinfo_cmsg c;
+	int fd = sock_for(dev, to);
+
+	if (fd < 0) {
+		dev->stats.tx_no_endpoint++;
+		return;
+	}
+	set_source(&msg, &c, from, ifindex);
+	if (sendmsg(fd, &msg, 0) < 0 && msg.msg_control) {
+		/* Our old source address may be gone: let the kernel choose. */
+		msg.msg_control = NULL;
+		msg.msg_controllen = 0;
+		if (sendmsg(fd, &msg, 0) < 0)
+			dev->stats.tx_send_failed++;
+	}
+}
+
+static void flush_family(struct wg_device *dev, int family)
+{
+	struct wg_txq *q = dev->txq;
+	struct mmsghdr mm[WG_BATCH];
+	struct iovec iov[WG_BATCH];
+	union pktinfo_cmsg c[WG_BATCH];
+	unsigned n = 0, done = 0;
+	int fd = family == AF_INET ? dev->sock4 : dev->sock6;
+
+	for (unsigned i = 0; i < q->n; i++) {
+		struct wg_txslot *s = &q->slot[i];
+		if (s->to.sa.sa_family != family)
+			continue;
+		iov[n] = (struct iovec){ s->buf, s->len };
+		mm[n].msg_hdr = (struct msghdr){ .msg_name = &s->to, .msg_namelen = sa_len(&s->to),
+						 .msg_iov = &iov[n], .msg_iovlen = 1 };
+		mm[n].msg_len = 0;
+		set_source(&mm[n].msg_hdr, &c[n], &s->from, s->ifindex);
+		n++;
+	}
+	if (fd < 0) {
+		dev->stats.tx_no_endpoint += n;
+		return;
+	}
+	while (done < n) {
+		int r = sendmmsg(fd, mm + done, n - done, 0);
+		if (r > 0) {
+			done += (unsigned)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		/* The first message failed: send it alone, without its source. */
+		wg_send_raw(dev, (union wg_sockaddr *)mm[done].msg_hdr.msg_name, &(union wg_sockaddr){ 0 },
+			    0, iov[done].iov_base, iov[done].iov_len);
+		done++;
+	}
+}
+
+void wg_txq_flush(struct wg_device *dev)
+{
+	if (!dev->txq->n)
+		return;
+	flush_family(dev, AF_INET);
+	flush_family(dev, AF_INET6);
+	dev->txq->n = 0;
+}
+
+/* Padding (whitepaper §5.4.6): to a multiple of 16, but never past the MTU. */
+static size_t padded_len(size_t len, unsigned mtu)
+{
+	size_t p = (len + MESSAGE_PADDING_MULTIPLE - 1) & ~(size_t)(MESSAGE_PADDING_MULTIPLE - 1);
+
+	if (len <= mtu && p > mtu)
+		p = mtu;
+	return p < len ? len : p;
+}
+
+static void send_data(struct wg_peer *peer, struct noise_keypair *kp, const uint8_t *pkt, size_t len,
+		      uint64_t now)
+{
+	struct wg_device *dev = peer->dev;
+	struct wg_txslot *s;
+	struct message_data *m;
+	size_t plen = padded_len(len, dev->mtu);
+
+	if (dev->txq->n == WG_BATCH)
+		wg_txq_flush(dev);
+	s = &dev->txq->slot[dev->txq->n++];
+	m = (struct message_data *)s->buf;
+	memset(m, 0, sizeof(*m));
+	m->header.type = MESSAGE_DATA;
+	m->key_idx = kp->remote_index;
+	m->counter = atomic_fetch_add(&kp->send_counter, 1);
+	memcpy(m->encrypted_data, pkt, len);
+	memset(m->encrypted_data + len, 0, plen - len);
+	noise_encrypt(m->encrypted_data, m->encrypted_data, plen, m->counter, kp->send_key);
+	s->len = message_data_len(plen);
+	s->to = peer->endpoint;
+	s->from = peer->src;
+	s->ifindex = peer->src_ifindex;
+	peer->tx_bytes += s->len;
+	wg_timers_any_authenticated_packet_traversal(peer, now);
+	wg_timers_any_authenticated_packet_sent(peer);
+	if (len)
+		wg_timers_data_sent(peer, now);
+}
+
+/* Rekey when the session is old or has carried many messages (whitepaper
+ * §6.2): only the initiator rekeys on time, to avoid both sides racing. */
+static void keep_key_fresh(struct wg_peer *peer, uint64_t now)
+{
+	struct noise_keypair *kp = peer->current;
+	const struct wg_timing *tm = &peer->dev->timing;
+
+	if (kp && kp->sending_valid &&
+	    (atomic_load(&kp->send_counter) > tm->rekey_after_messages ||
+	     (kp->i_am_initiator && now - kp->birthdate_ns >= (uint64_t)tm->rekey_after_time * NSEC_PER_SEC)))
+		wg_send_handshake_initiation(peer, false, now);
+}
+
+void wg_send_staged(struct wg_peer *peer, uint64_t now)
+{
+	struct noise_keypair *kp = peer->current;
+
+	if (!peer->n_staged)
+		return;
+	if (!wg_keypair_usable(peer->dev, kp, now) || peer->endpoint.sa.sa_family == AF_UNSPEC) {
+		wg_send_handshake_initiation(peer, false, now);
+		return;
+	}
+	for (unsigned i = 0; i < peer->n_staged; i++) {
+		send_data(peer, kp, peer->staged[i]->data, peer->staged[i]->len, now);
+		free(peer->staged[i]);
+	}
+	peer->n_staged = 0;
+	keep_key_fresh(peer, now);
+}
+
+void wg_send_keepalive(struct wg_peer *peer, uint64_t now)
+{
+	if (!peer->n_staged)
+		wg_peer_stage(peer, NULL, 0);
+	wg_send_staged(peer, now);
+}
+
+static uint16_t inner_dst(const uint8_t *pkt, size_t len, const uint8_t **addr)
+{
+	if (len >= 20 && pkt[0] >> 4 == 4) {
+		*addr = pkt + 16;
+		return AF_INET;
+	}
+	if (len >= 40 && pkt[0] >> 4 == 6) {
+		*addr = pkt + 24;
+		return AF_INET6;
+	}
+	return AF_UNSPEC;
+}
+
+void wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uint64_t now)
+{
+	static struct log_rl rl = LOG_RL_INIT(1, 5);
+	const uint8_t *dst;
+	uint16_t family = inner_dst(pkt, len, &dst);
+	struct wg_peer *peer;
+
+	if (family == AF_UNSPEC)
+		return;
+	peer = wg_allowedips_lookup(&dev->allowedips, family, dst);
+	if (!peer) {
+		dev->stats.tx_no_peer++;
+		return;
+	}
+	if (peer->endpoint.sa.sa_family == AF_UNSPEC) {
+		dev->stats.tx_no_endpoint++;
+		if (log_ratelimit(&rl))
+			log_warnx("%s: no endpoint configured for the peer of a packet", dev->ifname);
+		return;
+	}
+	if (!peer->n_staged && wg_keypair_usable(dev, peer->current, now)) {
+		send_data(peer, peer->current, pkt, len, now);
+		keep_key_fresh(peer, now);
+		return;
+	}
+	wg_peer_stage(peer, pkt, len);
+	wg_send_staged(peer, now);
+}
+
+void wg_send_handshake_initiation(struct wg_peer *peer, bool is_retry, uint64_t now)
+{
+	struct wg_device *dev = peer->dev;
+	struct message_handshake_initiation msg;
+	struct wg_index_entry *e;
+	uint32_t idx;
+
+	if (!is_retry)
+		peer->handshake_attempts = 0;
+	/* At most one initiation per REKEY_TIMEOUT. */
+	if (peer->last_sent_handshake_ns &&
+	    now - peer->last_sent_handshake_ns < (uint64_t)dev->timing.rekey_timeout * NSEC_PER_SEC)
+		return;
+	if (!dev->identity.has_identity)
+		return;
+	peer->last_sent_handshake_ns = now;
+	if (peer->handshake.state != HANDSHAKE_ZEROED) {
+		e = wg_index_find(&dev->index, peer->handshake.local_index);
+		if (e && e->kind == INDEX_HANDSHAKE && e->peer == peer)
+			wg_index_del(&dev->index, peer->handshake.local_index);
+	}
+	if (!wg_index_new(&dev->index, &idx, INDEX_HANDSHAKE, peer, NULL))
+		return;
+	if (!noise_create_initiation(&msg, &peer->handshake, &dev->identity, idx)) {
+		wg_index_del(&dev->index, idx);
+		return;
+	}
+	wg_cookie_add_macs(&peer->cookie, &msg, sizeof(msg), now);
+	wg_timers_any_authenticated_packet_traversal(peer, now);
+	wg_timers_any_authenticated_packet_sent(peer);
+	if (peer->endpoint.sa.sa_family != AF_UNSPEC) {
+		wg_send_raw(dev, &peer->endpoint, &peer->src, peer->src_ifindex, &msg, sizeof(msg));
+		peer->tx_bytes += sizeof(msg);
+	}
+	wg_timers_handshake_initiated(peer, now);
+}
+
+void wg_send_handshake_response(struct wg_peer *peer, uint64_t now)
+{
+	struct wg_device *dev = peer->dev;
+	struct message_handshake_response msg;
+	struct noise_keypair *kp;
+	struct wg_index_entry *e;
+	uint32_t idx;
+
+	peer->last_sent_handshake_ns = now;
+	if (!wg_index_new(&dev->index, &idx, INDEX_HANDSHAKE, peer, NULL))
+		return;
+	kp = calloc(1, sizeof(*kp));
+	if (!kp || !noise_create_response(&msg, &peer->handshake, idx) ||
+	    !noise_derive_keypair(kp, &peer->handshake, now)) {
+		free(kp);
+		wg_index_del(&dev->index, idx);
+		return;
+	}
+	e = wg_index_find(&dev->index, idx);
+	e->kind = INDEX_KEYPAIR;
+	e->kp = kp;
+	wg_peer_install_keypair(peer, kp);
+	wg_timers_session_derived(peer, now);
+	wg_cookie_add_macs(&peer->cookie, &msg, sizeof(msg), now);
+	wg_timers_any_authenticated_packet_traversal(peer, now);
+	wg_timers_any_authenticated_packet_sent(peer);
+	wg_send_raw(dev, &peer->endpoint, &peer->src, peer->src_ifindex, &msg, sizeof(msg));
+	peer->tx_bytes += sizeof(msg);
+}

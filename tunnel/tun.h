@@ -1,0 +1,14 @@
+/* TUN devices: layer-3 packets, no packet-information header. */
+#ifndef XB_TUN_H
+#define XB_TUN_H
+
+#include <stdbool.h>
+
+/* Create or attach to TUN interface ifname (non-blocking fd), set its MTU
+ * (0: leave it) and bring it up. Returns the fd or -1 with errno set;
+ * ifname receives the kernel's name for it. */
+int tun_open(char ifname[16], unsigned mtu);
+int tun_set_mtu(const char *ifname, unsigned mtu);
+int tun_get_mtu(const char *ifname);
+
+#endif

@@ -1,0 +1,176 @@
+/* xborder-wg — xborder's userspace WireGuard, run on its own like
+ * wireguard-go: `xborder-wg [-f] IFNAME`, then configure it with `wg` and
+ * `ip`. See xborder-wg(8).
+ */
+#include "tunnel/device.h"
+#include "tunnel/tun.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct wg_device *the_dev;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (the_dev)
+		wg_device_stop(the_dev);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xborder-wg [-f|--foreground] [-c FILE] [--mtu N] [--timers SPEC] [-v] IFNAME\n"
+		"  -f, --foreground   stay in the foreground, log to stderr\n"
+		"  -c, --config FILE  apply a wg-quick style file ([Interface]/[Peer]) at start\n"
+		"  --mtu N            interface MTU (default 1420)\n"
+		"  --timers SPEC      protocol times in seconds, e.g. rekey_after_time=10,reject_after_time=15\n"
+		"  -v, --verbose      debug logging\n");
+}
+
+/* Fork into the background; the parent exits once the child is ready. */
+static int daemonize(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(p) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		exit(read(p[0], &c, 1) == 1 && c == 0 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	*ready_fd = p[1];
+	return 0;
+}
+
+static void detach_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd < 0)
+		return;
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+}
+
+static int load_config(struct wg_device *dev, const char *path)
+{
+	struct wg_conf c;
+	char err[4096];
+	int r;
+
+	if (wg_conf_parse_file(&c, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s", err);
+		return -1;
+	}
+	for (size_t i = 0; i < c.n_peers; i++)
+		if (c.peers[i].endpoint_host)
+			log_warnx("%s: endpoint `%s' is not numeric; xborder-wg does not resolve names "
+				  "(xborderd does)", path, c.peers[i].endpoint_host);
+	if (c.n_addresses)
+		log_info("%s: Address is for the interface: set it with `ip address add'", path);
+	if (c.mtu)
+		dev->mtu = c.mtu;
+	r = wg_device_set(dev, &c);
+	wg_conf_free(&c);
+	if (r) {
+		log_warnx("%s: %s", path, strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "mtu", required_argument, NULL, 'm' },
+		{ "timers", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL;
+	bool foreground = false, verbose = false;
+	unsigned long mtu = 0;
+	struct wg_timing timing;
+	char err[512];
+	int c, r, ready_fd = -1;
+
+	wg_timing_default(&timing);
+	while ((c = getopt_long(argc, argv, "fc:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': foreground = true; break;
+		case 'c': config = optarg; break;
+		case 'v': verbose = true; break;
+		case 'm':
+			mtu = strtoul(optarg, NULL, 10);
+			if (mtu < 576 || mtu > 65535) {
+				fprintf(stderr, "xborder-wg: bad MTU `%s' (576..65535)\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if (!wg_timing_parse(&timing, optarg, err, sizeof(err))) {
+				fprintf(stderr, "xborder-wg: %s\n", err);
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("xborder-wg", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO, !foreground);
+	if (!foreground && daemonize(&ready_fd) < 0)
+		fatal("fork");
+	r = wg_device_open(&the_dev, argv[optind], &timing);
+	if (r < 0)
+		fatalx("%s: %s", argv[optind], strerror(-r));
+	if (mtu) {
+		the_dev->mtu = (unsigned)mtu;
+		if (tun_set_mtu(the_dev->ifname, (unsigned)mtu) < 0)
+			log_warn("%s: setting MTU %lu", the_dev->ifname, mtu);
+	}
+	if (config && load_config(the_dev, config) < 0) {
+		wg_device_close(the_dev);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	log_info("%s: userspace WireGuard up, listening on port %u", the_dev->ifname, the_dev->listen_port);
+	if (ready_fd >= 0) {
+		char ok = 0;
+		if (write(ready_fd, &ok, 1) < 0)
+			return 1;
+		close(ready_fd);
+		detach_stdio();
+	}
+	r = wg_device_run(the_dev);
+	wg_device_close(the_dev);
+	log_info("%s: stopped", argv[optind]);
+	return r < 0 ? 1 : 0;
+}
