@@ -390,6 +390,34 @@ void wg_device_stop(struct wg_device *dev)
 		return;
 }
 
+void wg_device_request_stats(struct wg_device *dev)
+{
+	uint64_t one = 1;
+
+	dev->want_stats = 1;
+	if (write(dev->wake_fd, &one, sizeof(one)) < 0)
+		return;
+}
+
+/* Counters of what the data path dropped, by reason. */
+void wg_device_log_stats(struct wg_device *dev)
+{
+	const struct wg_stats *s = &dev->stats;
+
+	log_info("%s: stats rx_bad_length=%llu rx_bad_type=%llu rx_bad_mac=%llu rx_no_keypair=%llu "
+		 "rx_decrypt_failed=%llu rx_replayed=%llu rx_bad_src=%llu rx_bad_inner=%llu "
+		 "rx_handshake_failed=%llu rx_ratelimited=%llu rx_cookie_replies=%llu tx_no_peer=%llu "
+		 "tx_no_endpoint=%llu tx_send_failed=%llu peers=%zu",
+		 dev->ifname, (unsigned long long)s->rx_bad_length, (unsigned long long)s->rx_bad_type,
+		 (unsigned long long)s->rx_bad_mac, (unsigned long long)s->rx_no_keypair,
+		 (unsigned long long)s->rx_decrypt_failed, (unsigned long long)s->rx_replayed,
+		 (unsigned long long)s->rx_bad_src, (unsigned long long)s->rx_bad_inner,
+		 (unsigned long long)s->rx_handshake_failed, (unsigned long long)s->rx_ratelimited,
+		 (unsigned long long)s->rx_cookie_replies, (unsigned long long)s->tx_no_peer,
+		 (unsigned long long)s->tx_no_endpoint, (unsigned long long)s->tx_send_failed,
+		 dev->n_peers);
+}
+
 void wg_device_close(struct wg_device *dev)
 {
 	char path[128];

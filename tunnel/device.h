@@ -96,6 +96,7 @@ struct wg_device {
 	pthread_mutex_t lock;
 	pthread_t uapi_thread;
 	volatile int stopping;
+	volatile int want_stats;	/* set from a signal handler: log counters */
 	/* Per-batch scratch for outgoing UDP. */
 	struct wg_txq *txq;
 };
@@ -106,6 +107,9 @@ struct wg_device {
 int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_timing *timing);
 int wg_device_run(struct wg_device *dev);	/* until stopped or the TUN/socket goes */
 void wg_device_stop(struct wg_device *dev);
+/* Ask the loop to log its drop counters (async-signal-safe). */
+void wg_device_request_stats(struct wg_device *dev);
+void wg_device_log_stats(struct wg_device *dev);
 void wg_device_close(struct wg_device *dev);
 int wg_device_set(struct wg_device *dev, const struct wg_conf *c);
 int wg_device_get(struct wg_device *dev, struct wg_conf *out);

@@ -170,6 +170,10 @@ static int loop(struct wg_device *dev, struct rxbatch *b)
 		now = clock_mono_ns();
 		wg_timers_run(dev, now);
 		wg_txq_flush(dev);
+		if (dev->want_stats) {
+			dev->want_stats = 0;
+			wg_device_log_stats(dev);
+		}
 		pthread_mutex_unlock(&dev->lock);
 		if (now - last_check >= NSEC_PER_SEC) {
 			int mtu = tun_get_mtu(dev->ifname);

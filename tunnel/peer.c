@@ -73,9 +73,10 @@ void wg_peer_clear_keypairs(struct wg_peer *peer)
 	peer->previous = peer->current = peer->next_kp = NULL;
 }
 
-/* Make the next send start a handshake (the device key changed). */
+/* Make the next send start a handshake at once (the device key changed). */
 void wg_peer_expire_keypairs(struct wg_peer *peer)
 {
+	peer->last_sent_handshake_ns = 0;
 	drop_handshake_index(peer);
 	noise_handshake_clear(&peer->handshake);
 	if (peer->current)

@@ -3,8 +3,8 @@
  *
  * A connection carries any number of requests:
  *
- *   get=1\n \n                 -> key=value lines, then errno=0\n \n
- *   set=1\n key=value\n ... \n -> errno=N\n \n
+ *   "get=1\n\n"                      -> key=value lines, "errno=0\n\n"
+ *   "set=1\n", key=value lines, "\n"  -> "errno=0\n\n" or "errno=-N\n\n"
  *
  * Failures are sent as errno=-N, a negative errno, as wireguard-go does:
  * `wg` reads the number of a set reply and hands its negation to perror(),
@@ -15,6 +15,7 @@
  * request cut off by EOF is not applied at all.
  */
 #include "tunnel/wgconf.h"
+#include "common/log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -280,7 +281,7 @@ int wg_uapi_parse_set(struct wg_conf *c, const char *body, size_t len, char *err
 	memset(c, 0, sizeof(*c));
 	if (err && errlen)
 		err[0] = '\0';
-	if (memchr(body, '\0', len)) {
+	if (len && memchr(body, '\0', len)) {
 		ret = fail(err, errlen, EINVAL, "request contains a NUL byte");
 		goto out;
 	}
@@ -289,7 +290,8 @@ int wg_uapi_parse_set(struct wg_conf *c, const char *body, size_t len, char *err
 		ret = fail(err, errlen, ENOMEM, "out of memory");
 		goto out;
 	}
-	memcpy(buf, body, len);
+	if (len)
+		memcpy(buf, body, len);
 	buf[len] = '\0';
 	for (line = buf; *line && !ret; line = next) {
 		next = strchrnul(line, '\n');
@@ -504,8 +506,9 @@ int wg_uapi_listen(const char *ifname)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	/* The socket file takes its mode from the umask: 0600, root only. */
-	old = umask(077);
+	/* The socket file takes its mode from the umask: 0777 & ~0177 = 0600,
+	 * root only (wireguard-go's 077 leaves a meaningless execute bit). */
+	old = umask(0177);
 	ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
 	if (ret < 0 || listen(fd, SOMAXCONN) < 0)
@@ -668,11 +671,15 @@ static bool serve_set(struct conn *c, const struct wg_uapi_ops *ops, void *ctx)
 	if (ret < 0)
 		goto out;
 	if (ret) {
+		log_warnx("uapi: set refused: %s", ret == EMSGSIZE ? "request over 1 MiB" :
+			  "out of memory");
 		reply_errno(c, ret);	/* the stream cannot be resynchronised */
 		goto out;
 	}
 	ret = wg_uapi_parse_set(&conf, b.p ? b.p : "", b.len, err, sizeof(err));
-	if (!ret) {
+	if (ret) {
+		log_warnx("uapi: set refused: %s", err);	/* err never holds a secret */
+	} else {
 		ret = ops->set(ctx, &conf);
 		wg_conf_free(&conf);
 	}

@@ -25,6 +25,13 @@ static void on_signal(int sig)
 		wg_device_stop(the_dev);
 }
 
+static void on_usr1(int sig)
+{
+	(void)sig;
+	if (the_dev)
+		wg_device_request_stats(the_dev);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -161,6 +168,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
+	signal(SIGUSR1, on_usr1);
 	log_info("%s: userspace WireGuard up, listening on port %u", the_dev->ifname, the_dev->listen_port);
 	if (ready_fd >= 0) {
 		char ok = 0;
@@ -170,6 +178,7 @@ int main(int argc, char **argv)
 		detach_stdio();
 	}
 	r = wg_device_run(the_dev);
+	wg_device_log_stats(the_dev);
 	wg_device_close(the_dev);
 	log_info("%s: stopped", argv[optind]);
 	return r < 0 ? 1 : 0;

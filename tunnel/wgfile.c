@@ -397,7 +397,7 @@ static void start_section(struct fctx *f, char *line)
 
 static void key_value(struct fctx *f, char *line, char *eq)
 {
-	static const char *sec_names[] = { "", "[Interface]", "[Peer]", "" };
+	static const char *const sec_names[] = { "", "[Interface]", "[Peer]", "" };
 	char qb[QUOTE_MAX + 4], *name, *v;
 	size_t i;
 

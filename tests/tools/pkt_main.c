@@ -4,6 +4,8 @@
  *   xb-pkt recv [-c COUNT] [-t IDLE_MS] [-g] PORT
  *   xb-pkt tcp-send [-n BYTES] [-r KBIT/S] [-S SEED] ADDR PORT
  *   xb-pkt tcp-recv [-t IDLE_MS] PORT
+ *   xb-pkt garbage [-c COUNT] [-S SEED] ADDR PORT
+ *   xb-pkt replay PCAP ADDR PORT
  *
  * Each packet carries a magic, a sequence number and its CLOCK_MONOTONIC send
  * time; all namespaces of one machine share that clock, so a receiver can
@@ -20,6 +22,11 @@
  * tcp-recv accepts one connection and prints the same for what arrived, and
  * progress lines "at_ns=T bytes=N" every 100 ms, so a test can see when a
  * stream stalled and whether it resumed.
+ *
+ * garbage sends COUNT seeded random datagrams shaped like WireGuard messages
+ * (right type byte and length for each message type, random sizes, none,
+ * oversized) — for robustness tests. replay sends the UDP payload of every
+ * packet in a pcap file (Ethernet or raw IP, as tcpdump -w writes) again.
  */
 #include "common/clock.h"
 
@@ -52,7 +59,9 @@ static void usage(void)
 	fprintf(stderr, "usage: xb-pkt send [-c COUNT] [-i INTERVAL_US] [-s SIZE] ADDR PORT\n"
 			"       xb-pkt recv [-c COUNT] [-t IDLE_MS] [-g] PORT\n"
 			"       xb-pkt tcp-send [-n BYTES] [-r KBIT/S] [-S SEED] ADDR PORT\n"
-			"       xb-pkt tcp-recv [-t IDLE_MS] PORT\n");
+			"       xb-pkt tcp-recv [-t IDLE_MS] PORT\n"
+			"       xb-pkt garbage [-c COUNT] [-S SEED] ADDR PORT\n"
+			"       xb-pkt replay PCAP ADDR PORT\n");
 	exit(2);
 }
 
@@ -362,6 +371,106 @@ static int tcp_recv_main(int argc, char **argv)
 	return 0;
 }
 
+static int udp_connect(const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai;
+	int fd, err = getaddrinfo(host, port, &hints, &ai);
+
+	if (err) {
+		fprintf(stderr, "xb-pkt: %s: %s\n", host, gai_strerror(err));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		perror("xb-pkt: socket");
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static int garbage_main(int argc, char **argv)
+{
+	static const size_t sizes[] = { 148, 92, 64, 32, 48, 1452, 0, 1, 3, 4, 15, 16, 31, 65000 };
+	unsigned long count = 1000;
+	unsigned long long seed = 1;
+	static uint8_t buf[65507];
+	int c, fd;
+
+	while ((c = getopt(argc, argv, "c:S:")) != -1) {
+		switch (c) {
+		case 'c': count = num(optarg, MAX_COUNT); break;
+		case 'S': seed = strtoull(optarg, NULL, 10); break;
+		default: usage();
+		}
+	}
+	if (optind + 2 != argc || (fd = udp_connect(argv[optind], argv[optind + 1])) < 0)
+		return optind + 2 != argc ? 2 : 1;
+	uint64_t x = seed | 1;
+	for (unsigned long i = 0; i < count; i++) {
+		size_t len;
+		for (size_t k = 0; k < 2048; k += 8) {
+			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+			memcpy(buf + k, &x, 8);
+		}
+		len = i % 3 ? sizes[x % (sizeof(sizes) / sizeof(sizes[0]))] : x % 2048;
+		if (i % 2) {	/* a plausible header: type 1-4, reserved bytes zero */
+			buf[0] = (uint8_t)(1 + (x >> 8) % 4);
+			buf[1] = buf[2] = buf[3] = 0;
+		}
+		if (send(fd, buf, len, 0) < 0 && errno != ECONNREFUSED)
+			perror("xb-pkt: send");
+	}
+	printf("sent=%lu\n", count);
+	return 0;
+}
+
+/* UDP payloads from a pcap file (link types Ethernet and raw IP). */
+static int replay_main(int argc, char **argv)
+{
+	static uint8_t rec[262144];
+	uint8_t gh[24];
+	uint32_t linktype;
+	unsigned long sent = 0;
+	FILE *f;
+	int fd;
+
+	if (argc != 4)
+		usage();
+	if (!(f = fopen(argv[1], "rb")) || fread(gh, 1, 24, f) != 24) {
+		fprintf(stderr, "xb-pkt: %s: not a pcap file\n", argv[1]);
+		return 1;
+	}
+	memcpy(&linktype, gh + 20, 4);
+	if ((fd = udp_connect(argv[2], argv[3])) < 0)
+		return 1;
+	for (;;) {
+		uint8_t rh[16];
+		uint32_t caplen;
+		size_t off = linktype == 1 ? 14 : 0, ihl;
+		if (fread(rh, 1, 16, f) != 16)
+			break;
+		memcpy(&caplen, rh + 8, 4);
+		if (caplen > sizeof(rec) || fread(rec, 1, caplen, f) != caplen)
+			break;
+		if (caplen < off + 1)
+			continue;
+		if (rec[off] >> 4 == 4 && caplen >= off + 20 && rec[off + 9] == IPPROTO_UDP)
+			ihl = (size_t)(rec[off] & 15) * 4;
+		else if (rec[off] >> 4 == 6 && caplen >= off + 40 && rec[off + 6] == IPPROTO_UDP)
+			ihl = 40;
+		else
+			continue;
+		if (caplen < off + ihl + 8)
+			continue;
+		if (send(fd, rec + off + ihl + 8, caplen - off - ihl - 8, 0) >= 0)
+			sent++;
+	}
+	fclose(f);
+	printf("replayed=%lu\n", sent);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -374,5 +483,9 @@ int main(int argc, char **argv)
 		return tcp_send_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "tcp-recv"))
 		return tcp_recv_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "garbage"))
+		return garbage_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "replay"))
+		return replay_main(argc - 1, argv + 1);
 	usage();
 }
