@@ -106,6 +106,7 @@ test: all
 	$(Q)XB_BUILD=$(abspath $(BUILD)) tests/run.sh $(if $(T),tests/$(T))
 
 fuzz:
+	$(Q)deploy/deps.sh --auto fuzz
 	$(Q)$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk
 
 bench: all

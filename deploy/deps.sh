@@ -1,9 +1,12 @@
 #!/bin/sh
 # Install the Debian packages xborder needs to build, test and run its demo.
 #
-#   deploy/deps.sh          install whatever is missing (root), saying what
-#   deploy/deps.sh --check  exit 0 if nothing is missing, else list it and exit 1
-#   deploy/deps.sh --auto   as --check, but install when run as root (used by make)
+#   deploy/deps.sh [GROUP...]          install whatever is missing (root), saying what
+#   deploy/deps.sh --check [GROUP...]  exit 0 if nothing is missing, else list it and exit 1
+#   deploy/deps.sh --auto [GROUP...]   as --check, but install when run as root (used by make)
+#
+# Groups: the base set (build, test, demo) always; "fuzz" adds clang and its
+# sanitizer runtime for make fuzz.
 #
 # Idempotent: installed packages are left alone. Recommends are not pulled in
 # (wireguard-tools would otherwise bring a kernel image and an initramfs run).
@@ -23,6 +26,11 @@ conntrack:cmd:conntrack
 wireguard-tools:cmd:wg
 wireguard-go:cmd:wireguard-go
 iperf3:cmd:iperf3
+tcpdump:cmd:tcpdump
+"
+FUZZ_PKGS="
+clang:cmd:clang
+libclang-rt-14-dev:file:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
 "
 
 missing() {
@@ -34,11 +42,19 @@ missing() {
 		case $kind in
 		pc)  pkg-config --exists "$what" 2>/dev/null || echo "$pkg" ;;
 		cmd) command -v "$what" >/dev/null 2>&1 || echo "$pkg" ;;
+		file) [ -e "$what" ] || echo "$pkg" ;;
 		esac
 	done
 }
 
-mode=${1:-install}
+mode=install
+case ${1:-} in --check|--auto) mode=$1; shift ;; esac
+for group in "$@"; do
+	case $group in
+	fuzz) PKGS="$PKGS $FUZZ_PKGS" ;;
+	*) echo "deps: unknown group '$group' (groups: fuzz)" >&2; exit 2 ;;
+	esac
+done
 need=$(missing | tr '\n' ' ')
 need=${need% }
 
@@ -57,10 +73,6 @@ case $mode in
 		echo "deps: run 'sudo make deps' (or make as root) to install them" >&2
 		exit 1
 	fi ;;
-install) ;;
-*)
-	echo "usage: $0 [--check|--auto]" >&2
-	exit 2 ;;
 esac
 
 if [ "$(id -u)" != 0 ]; then

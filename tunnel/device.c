@@ -343,10 +343,9 @@ out:
 	return err;
 }
 
-int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_timing *timing)
+int wg_device_alloc(struct wg_device **out, const char *ifname, const struct wg_timing *timing)
 {
 	struct wg_device *dev = calloc(1, sizeof(*dev));
-	int r = -ENOMEM;
 
 	if (!dev)
 		return -ENOMEM;
@@ -360,8 +359,21 @@ int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_t
 	wg_cookie_checker_init(&dev->cookie_checker);
 	wg_allowedips_init(&dev->allowedips);
 	dev->peer_hash = calloc(WG_PEER_HASH, sizeof(*dev->peer_hash));
-	if (!dev->peer_hash || !wg_index_init(&dev->index) || !wg_txq_init(dev))
-		goto fail;
+	if (!dev->peer_hash || !wg_index_init(&dev->index) || !wg_txq_init(dev)) {
+		wg_device_close(dev);
+		return -ENOMEM;
+	}
+	*out = dev;
+	return 0;
+}
+
+int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_timing *timing)
+{
+	struct wg_device *dev;
+	int r = wg_device_alloc(&dev, ifname, timing);
+
+	if (r < 0)
+		return r;
 	if ((dev->tun_fd = tun_open(dev->ifname, WG_DEFAULT_MTU)) < 0 ||
 	    (dev->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (dev->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)

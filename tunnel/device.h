@@ -104,6 +104,8 @@ struct wg_device {
 #define WG_PEER_HASH 4096
 
 /* device.c */
+/* The device's state alone: no TUN, sockets or UAPI (wg_device_open adds them). */
+int wg_device_alloc(struct wg_device **out, const char *ifname, const struct wg_timing *timing);
 int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_timing *timing);
 int wg_device_run(struct wg_device *dev);	/* until stopped or the TUN/socket goes */
 void wg_device_stop(struct wg_device *dev);

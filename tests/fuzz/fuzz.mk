@@ -1,0 +1,28 @@
+# make fuzz — build every tests/fuzz/fuzz_*.c as a libFuzzer target with clang
+# (ASan + UBSan), then run each for FUZZ_SECONDS (default 10; 0 = build only).
+# Corpora live in build/fuzz/corpus/NAME and grow across runs.
+FUZZ_SECONDS ?= 10
+FBUILD   := build/fuzz
+FCC      := clang
+FCFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
+            -fno-sanitize-recover=undefined $(shell pkg-config --cflags libsodium)
+FLIBS    := $(shell pkg-config --libs libsodium) -lpthread -lm
+LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c))
+TARGETS  := $(patsubst tests/fuzz/%.c,$(FBUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: fuzz-all
+fuzz-all: $(TARGETS)
+	@set -e; for t in $(TARGETS); do \
+		n=$$(basename $$t); mkdir -p $(FBUILD)/corpus/$$n; \
+		if [ "$(FUZZ_SECONDS)" != 0 ]; then \
+			echo "  FUZZ   $$n ($(FUZZ_SECONDS) s)"; \
+			$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FBUILD)/corpus/$$n \
+				>$(FBUILD)/$$n.log 2>&1 || { tail -n 40 $(FBUILD)/$$n.log; exit 1; }; \
+			grep -E 'stat::number_of_executed_units' $(FBUILD)/$$n.log | sed 's/^/         /'; \
+		fi; \
+	done
+
+$(FBUILD)/%: tests/fuzz/%.c $(LIBSRC)
+	@mkdir -p $(@D)
+	@echo "  CLANG  $@"
+	@$(FCC) $(FCFLAGS) -o $@ $< $(LIBSRC) $(FLIBS)

@@ -1,0 +1,744 @@
+/* TUN offloads: segmenting what the kernel reads out, coalescing what we
+ * write in; see offload.h.
+ *
+ * Both directions follow the kernel's own rules, because the kernel undoes
+ * what we do and the result must be the packets we started from:
+ *
+ *  - Segmenting a TCP super-packet (tcp_gso_segment, inet_gso_segment): each
+ *    segment carries the super-packet's headers with the sequence number
+ *    advanced by the payload before it, the IPv4 id advanced by the segment's
+ *    index, FIN and PSH only on the last segment, CWR only on the first, and
+ *    recomputed lengths and checksums. UDP_L4 (USO) is the same without the
+ *    TCP fields.
+ *  - Coalescing (tcp_gro_receive, inet_gro_receive) is the inverse: a segment
+ *    joins a super-packet only when segmenting the result yields it again
+ *    byte for byte, so every header field the segmenter copies must be equal
+ *    (IP fields but length/id/checksum, TCP ports, ack, window, urgent
+ *    pointer, options, flags but PSH), its sequence number and IPv4 id must
+ *    continue the super-packet, and it may carry PSH or be shorter than the
+ *    others only as the last one.
+ *
+ * A written super-packet carries NEEDS_CSUM, which the kernel turns into
+ * CHECKSUM_PARTIAL and then trusts: it never verifies the segments' own
+ * checksums. So a segment joins only after its checksum verified; whatever
+ * does not join is written unchanged with a zero vnet header and the kernel
+ * verifies it as usual. WireGuard authenticates the tunnel, not the sender's
+ * TCP checksum.
+ */
+#include "tunnel/offload.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HDR_LEN OFFLOAD_VNET_HDR_LEN
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+#define TCP_URG 0x20
+#define TCP_ECE 0x40
+#define TCP_CWR 0x80
+
+#define TCP_CSUM_OFF 16
+#define UDP_CSUM_OFF 6
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* Checksums are summed in memory order: one's complement addition commutes
+ * with byte swapping, so a sum of native words, folded to 16 bits and stored
+ * as a native uint16, has the bytes of the big-endian sum. Sums in this form
+ * are "raw"; only offload_csum converts to host order. */
+
+/* Raw one's complement sum of p plus acc; 128 bits hold every carry. */
+static uint64_t sum_raw(const uint8_t *p, size_t len, uint64_t acc)
+{
+	unsigned __int128 a = acc, b = 0;
+	uint8_t tail[8] = { 0 };
+	uint64_t lo, hi;
+
+	for (; len >= 32; p += 32, len -= 32) {
+		a += load64(p);
+		b += load64(p + 8);
+		a += load64(p + 16);
+		b += load64(p + 24);
+	}
+	for (; len >= 8; p += 8, len -= 8)
+		a += load64(p);
+	memcpy(tail, p, len);	/* zero padding keeps an odd byte the high one */
+	a += load64(tail) + b;
+	lo = (uint64_t)a;
+	hi = (uint64_t)(a >> 64);
+	lo += hi;
+	return lo + (lo < hi);
+}
+
+static uint16_t fold(uint64_t s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)((s & 0xffff) + (s >> 16));
+}
+
+uint16_t offload_csum(const uint8_t *p, size_t len, uint32_t initial)
+{
+	uint16_t init = fold(initial);
+
+	return ntohs(fold(sum_raw(p, len, htons(init))));
+}
+
+/* Raw sum of the pseudo-header over the addresses of the IP header at ip. */
+static uint64_t pseudo_raw(const uint8_t *ip, bool v6, uint8_t proto, size_t l4_len)
+{
+	uint8_t rest[4] = { 0, proto, (uint8_t)(l4_len >> 8), (uint8_t)l4_len };
+	uint64_t s = v6 ? sum_raw(ip + 8, 32, 0) : sum_raw(ip + 12, 8, 0);
+
+	/* l4_len < 65536 always, so IPv6's 32-bit length is its low word. */
+	return sum_raw(rest, sizeof(rest), s);
+}
+
+static void store_raw(uint8_t *p, uint16_t raw)
+{
+	memcpy(p, &raw, sizeof(raw));
+}
+
+static void ip4_fix_csum(uint8_t *ip, size_t iphl)
+{
+	ip[10] = ip[11] = 0;
+	store_raw(ip + 10, (uint16_t)~fold(sum_raw(ip, iphl, 0)));
+}
+
+/* What the network and transport headers of a packet say. */
+struct hdrs {
+	size_t iphl;		/* IPv4: 20-60 bytes, IPv6: 40 (no extensions) */
+	size_t thl;		/* TCP: 20-60 bytes, UDP: 8 */
+	uint8_t proto;
+	bool v6;
+};
+
+static bool ip4_is_fragment(const uint8_t *ip)
+{
+	return get16(ip + 6) & 0x3fff;	/* MF or a fragment offset */
+}
+
+/* The IP header: version, its length, the next protocol. */
+static bool parse_net(const uint8_t *p, size_t len, struct hdrs *h)
+{
+	if (len < 20)
+		return false;
+	switch (p[0] >> 4) {
+	case 4:
+		h->v6 = false;
+		h->iphl = (size_t)(p[0] & 15) * 4;
+		h->proto = p[9];
+		return h->iphl >= 20 && h->iphl <= len;
+	case 6:
+		h->v6 = true;
+		h->iphl = 40;
+		h->proto = p[6];
+		return len >= 40;
+	default:
+		return false;
+	}
+}
+
+/* The TCP or UDP header after the IP header; false for anything else. */
+static bool parse_l4(const uint8_t *p, size_t len, struct hdrs *h)
+{
+	if (h->proto == IPPROTO_UDP) {
+		h->thl = 8;
+		return h->iphl + 8 <= len;
+	}
+	if (h->proto != IPPROTO_TCP || h->iphl + 20 > len)
+		return false;
+	h->thl = (size_t)(p[h->iphl + 12] >> 4) * 4;
+	return h->thl >= 20 && h->iphl + h->thl <= len;
+}
+
+/* ---- Segmentation ---- */
+
+/* A super-packet being cut: headers of hlen bytes, then payload. */
+struct gso {
+	const uint8_t *pkt;
+	size_t len;
+	struct hdrs h;
+	size_t hlen;
+	size_t mss;		/* payload bytes per segment; the last may be less */
+	size_t segs;
+};
+
+static int seg_one(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
+		   uint8_t *out, size_t out_cap, size_t *offsets, size_t *lens)
+{
+	size_t start = vh->csum_start, at = start + vh->csum_offset;
+	uint16_t c;
+
+	if (len > out_cap)
+		return -1;
+	if ((vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && at + 2 > len)
+		return -1;
+	memcpy(out, pkt, len);
+	offsets[0] = 0;
+	lens[0] = len;
+	if (!(vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))
+		return 1;
+	/* The field holds the pseudo-header sum; the rest is added to it. */
+	c = (uint16_t)~fold(sum_raw(out + start, len - start, 0));
+	store_raw(out + at, c ? c : 0xffff);	/* as skb_checksum_help() */
+	return 1;
+}
+
+/* Which protocol and IP version the gso_type promises, checked on the packet. */
+static bool gso_type_matches(uint8_t gso_type, const struct hdrs *h)
+{
+	bool ecn = gso_type & VIRTIO_NET_HDR_GSO_ECN;
+
+	switch (gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return !h->v6 && h->proto == IPPROTO_TCP;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		return h->v6 && h->proto == IPPROTO_TCP;
+	case VIRTIO_NET_HDR_GSO_UDP_L4:
+		return !ecn && h->proto == IPPROTO_UDP;
+	default:
+		return false;
+	}
+}
+
+/* Rules for a GSO packet: NEEDS_CSUM at the transport checksum, headers that
+ * parse to what gso_type says, payload, and segments that fit in 16-bit IP
+ * lengths. hdr_len is only a hint in the kernel (skb_headlen()), never used. */
+static bool gso_parse(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
+		      struct gso *g)
+{
+	size_t payload, csum_off;
+
+	if (!(vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || vh->gso_size == 0)
+		return false;
+	if (!parse_net(pkt, len, &g->h) || !gso_type_matches(vh->gso_type, &g->h))
+		return false;
+	if (!g->h.v6 && ip4_is_fragment(pkt))
+		return false;
+	if (!parse_l4(pkt, len, &g->h))
+		return false;
+	csum_off = g->h.proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF;
+	if (vh->csum_start != g->h.iphl || vh->csum_offset != csum_off)
+		return false;
+	g->pkt = pkt;
+	g->len = len;
+	g->hlen = g->h.iphl + g->h.thl;
+	g->mss = vh->gso_size;
+	payload = len - g->hlen;
+	if (payload == 0)
+		return false;
+	g->segs = (payload + g->mss - 1) / g->mss;
+	return g->hlen + (payload < g->mss ? payload : g->mss) <= OFFLOAD_MAX_IP_LEN;
+}
+
+static void seg_fix_ip(uint8_t *s, const struct gso *g, size_t i, size_t seg_len)
+{
+	if (g->h.v6) {
+		put16(s + 4, (uint16_t)(seg_len - 40));
+		return;
+	}
+	put16(s + 2, (uint16_t)seg_len);
+	put16(s + 4, (uint16_t)(get16(s + 4) + i));
+	ip4_fix_csum(s, g->h.iphl);
+}
+
+/* Transport header of segment i, whose payload starts done bytes into the
+ * super-packet's and is n bytes long; then its full checksum. */
+static void seg_fix_l4(uint8_t *s, const struct gso *g, size_t i, size_t done, size_t n)
+{
+	uint8_t *t = s + g->h.iphl;
+	size_t l4_len = g->h.thl + n;
+	uint16_t c;
+
+	if (g->h.proto == IPPROTO_TCP) {
+		put32(t + 4, get32(t + 4) + (uint32_t)done);
+		if (i > 0)
+			t[13] &= (uint8_t)~TCP_CWR;
+		if (i + 1 < g->segs)
+			t[13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
+		t[16] = t[17] = 0;
+		store_raw(t + 16, (uint16_t)~fold(sum_raw(t, l4_len,
+				pseudo_raw(s, g->h.v6, IPPROTO_TCP, l4_len))));
+		return;
+	}
+	put16(t + 4, (uint16_t)l4_len);
+	t[6] = t[7] = 0;
+	c = (uint16_t)~fold(sum_raw(t, l4_len, pseudo_raw(s, g->h.v6, IPPROTO_UDP, l4_len)));
+	store_raw(t + 6, c ? c : 0xffff);	/* 0 means "no checksum" in UDP */
+}
+
+static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
+		   uint8_t *out, size_t out_cap, size_t *offsets, size_t *lens, int max_segs)
+{
+	size_t payload, done = 0, off = 0;
+	struct gso g;
+
+	if (!gso_parse(vh, pkt, len, &g) || g.segs > (size_t)max_segs)
+		return -1;
+	payload = len - g.hlen;
+	if (g.segs * g.hlen + payload > out_cap)
+		return -1;
+	for (size_t i = 0; i < g.segs; i++) {
+		size_t n = payload - done < g.mss ? payload - done : g.mss;
+		uint8_t *s = out + off;
+
+		memcpy(s, pkt, g.hlen);
+		memcpy(s + g.hlen, pkt + g.hlen + done, n);
+		seg_fix_ip(s, &g, i, g.hlen + n);
+		seg_fix_l4(s, &g, i, done, n);
+		offsets[i] = off;
+		lens[i] = g.hlen + n;
+		off += g.hlen + n;
+		done += n;
+	}
+	return (int)g.segs;
+}
+
+int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+		    size_t *offsets, size_t *lens, int max_segs)
+{
+	const uint8_t known = VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID;
+	struct virtio_net_hdr vh;
+
+	if (!in || in_len <= HDR_LEN || max_segs < 1)
+		return -1;
+	memcpy(&vh, in, HDR_LEN);
+	if (vh.flags & ~known)
+		return -1;
+	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE)
+		return seg_one(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, offsets, lens);
+	return seg_gso(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, offsets, lens,
+		       max_segs);
+}
+
+/* ---- Coalescing ----
+ *
+ * add() copies each packet into a byte arena, leaving room for its vnet
+ * header before it, and decides at once which output it belongs to: a new
+ * one, or the latest output of its flow (5-tuple) if it continues that one.
+ * Outputs are ordered by their first packet, so a segment that joins moves
+ * ahead of later packets of other flows only; a flow's own packets never pass
+ * each other because only its latest output can grow. finish() writes the
+ * merged outputs into a second arena; lone packets are written where they lie.
+ *
+ * A packet whose flow cannot be told (IPv4 TCP fragments, IPv6 extension
+ * headers, truncated TCP) might belong to any open flow, so it closes them all.
+ */
+
+#define GRO_FLOWS 16		/* flows a batch keeps open; the least recent goes */
+#define GRO_NONE UINT32_MAX
+
+struct gro_pkt {
+	uint32_t off;		/* IP header in in_buf; HDR_LEN free bytes before it */
+	uint32_t len;
+	uint32_t next;		/* next packet of the same output, or GRO_NONE */
+};
+
+struct gro_out {
+	uint32_t first, last;	/* packets, linked through gro_pkt.next */
+	uint32_t segs;
+	uint32_t ip_len;	/* of the merged packet */
+	uint32_t next_seq;	/* a joining segment's sequence number */
+	uint16_t next_id;	/* a joining segment's IPv4 id */
+	uint16_t mss;		/* payload of every segment but the last */
+	bool open;		/* a segment may still join */
+	bool checked;		/* the first packet's checksum verified */
+	bool psh;		/* the last segment carries PSH */
+	const uint8_t *data;	/* after finish: vnet header + packet */
+	size_t data_len;
+};
+
+struct gro_flow {
+	uint32_t hash;
+	uint32_t out;		/* the flow's latest output */
+	uint64_t used;		/* for eviction */
+};
+
+struct offload_gro {
+	uint8_t *in_buf, *out_buf;
+	size_t cap, in_used, out_used;
+	struct gro_pkt pkts[OFFLOAD_GRO_MAX_PKTS];
+	struct gro_out outs[OFFLOAD_GRO_MAX_PKTS];
+	uint32_t npkts, nouts;
+	struct gro_flow flows[GRO_FLOWS];
+	unsigned nflows;
+	uint64_t clock;
+	bool finished;
+};
+
+/* A TCP packet as the coalescer sees it. */
+struct seg {
+	const uint8_t *p;
+	size_t len;
+	struct hdrs h;
+	size_t payload;
+	uint32_t seq;
+	uint32_t hash;
+	uint8_t flags;
+	bool mergeable;		/* may start or join a super-packet */
+};
+
+struct offload_gro *offload_gro_new(size_t max_bytes)
+{
+	struct offload_gro *g;
+
+	if (max_bytes < OFFLOAD_GRO_MIN_BYTES || max_bytes > UINT32_MAX)
+		return NULL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	g->cap = max_bytes;
+	g->in_buf = malloc(max_bytes);
+	g->out_buf = malloc(max_bytes);
+	if (!g->in_buf || !g->out_buf) {
+		offload_gro_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+void offload_gro_free(struct offload_gro *g)
+{
+	if (!g)
+		return;
+	free(g->in_buf);
+	free(g->out_buf);
+	free(g);
+}
+
+void offload_gro_reset(struct offload_gro *g)
+{
+	g->in_used = g->out_used = 0;
+	g->npkts = g->nouts = 0;
+	g->nflows = 0;
+	g->finished = false;
+}
+
+static const uint8_t *pkt_data(const struct offload_gro *g, uint32_t i)
+{
+	return g->in_buf + g->pkts[i].off;
+}
+
+static uint32_t flow_hash(const struct seg *s)
+{
+	const uint8_t *a = s->p + (s->h.v6 ? 8 : 12);
+	size_t n = s->h.v6 ? 32 : 8;
+	uint32_t h = s->h.v6 ? 0x9e3779b9u : 0x85ebca6bu;
+
+	for (size_t i = 0; i < n; i += 4)
+		h = (h ^ get32(a + i)) * 0x01000193u;
+	return (h ^ get32(s->p + s->h.iphl)) * 0x01000193u;
+}
+
+/* Same addresses and ports; p is a stored packet of an earlier output. */
+static bool same_flow(const struct seg *s, const uint8_t *p)
+{
+	size_t a = s->h.v6 ? 8 : 12, n = s->h.v6 ? 32 : 8;
+	size_t iphl = s->h.v6 ? 40 : (size_t)(p[0] & 15) * 4;
+
+	return p[0] >> 4 == s->p[0] >> 4 && !memcmp(p + a, s->p + a, n) &&
+	       !memcmp(p + iphl, s->p + s->h.iphl, 4);
+}
+
+static struct gro_flow *flow_find(struct offload_gro *g, const struct seg *s)
+{
+	for (unsigned i = 0; i < g->nflows; i++) {
+		struct gro_flow *f = &g->flows[i];
+
+		if (f->hash == s->hash &&
+		    same_flow(s, pkt_data(g, g->outs[f->out].first)))
+			return f;
+	}
+	return NULL;
+}
+
+static struct gro_flow *flow_insert(struct offload_gro *g)
+{
+	struct gro_flow *old;
+
+	if (g->nflows < GRO_FLOWS)
+		return &g->flows[g->nflows++];
+	old = &g->flows[0];
+	for (unsigned i = 1; i < GRO_FLOWS; i++)
+		if (g->flows[i].used < old->used)
+			old = &g->flows[i];
+	return old;
+}
+
+/* Only ACK, and PSH or ECE besides, may ride in a super-packet. */
+static bool flags_mergeable(uint8_t flags)
+{
+	return (flags & (uint8_t)~(TCP_PSH | TCP_ECE)) == TCP_ACK;
+}
+
+/* A TCP packet with readable ports; false when it is not one. */
+static bool seg_parse(const uint8_t *p, size_t len, struct seg *s)
+{
+	size_t ip_len;
+
+	if (!parse_net(p, len, &s->h) || s->h.proto != IPPROTO_TCP)
+		return false;
+	if (!s->h.v6 && ip4_is_fragment(p))
+		return false;
+	if (!parse_l4(p, len, &s->h))
+		return false;
+	s->p = p;
+	s->len = len;
+	s->payload = len - s->h.iphl - s->h.thl;
+	s->seq = get32(p + s->h.iphl + 4);
+	s->flags = p[s->h.iphl + 13];
+	s->hash = flow_hash(s);
+	ip_len = s->h.v6 ? 40 + (size_t)get16(p + 4) : get16(p + 2);
+	s->mergeable = flags_mergeable(s->flags) && s->payload > 0 && ip_len == len &&
+		       (s->h.v6 || s->h.iphl == 20);
+	return true;
+}
+
+/* Might p be a TCP packet whose flow seg_parse() could not read? */
+static bool flow_unknown(const uint8_t *p, size_t len)
+{
+	struct hdrs h;
+
+	if (!parse_net(p, len, &h))
+		return false;	/* not IP at all: the kernel drops it */
+	if (!h.v6)
+		return h.proto == IPPROTO_TCP;	/* a fragment or truncated */
+	switch (h.proto) {
+	case IPPROTO_HOPOPTS: case IPPROTO_ROUTING: case IPPROTO_FRAGMENT:
+	case IPPROTO_DSTOPTS: case IPPROTO_AH: case IPPROTO_ESP:
+	case IPPROTO_MH: case 139: case 140:	/* HIP, shim6 */
+	case IPPROTO_TCP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Every field the segmenter copies from the first segment must be equal. */
+static bool same_headers(const struct seg *s, const uint8_t *head)
+{
+	const uint8_t *t = s->p + s->h.iphl, *ht = head + s->h.iphl;
+
+	if ((size_t)(ht[12] >> 4) * 4 != s->h.thl)
+		return false;
+	if (s->h.v6) {
+		if (memcmp(s->p, head, 4) || memcmp(s->p + 6, head + 6, 34))
+			return false;
+	} else if (memcmp(s->p, head, 2) || memcmp(s->p + 6, head + 6, 4) ||
+		   memcmp(s->p + 12, head + 12, 8)) {
+		return false;	/* all but length, id and checksum */
+	}
+	return !memcmp(t, ht, 4) && !memcmp(t + 8, ht + 8, 5) &&
+	       (t[13] & (uint8_t)~TCP_PSH) == ht[13] &&
+	       !memcmp(t + 14, ht + 14, 2) && !memcmp(t + 18, ht + 18, s->h.thl - 18);
+}
+
+static bool tcp_csum_ok(const uint8_t *p, size_t len, size_t iphl, bool v6)
+{
+	size_t l4_len = len - iphl;
+
+	return fold(sum_raw(p + iphl, l4_len, pseudo_raw(p, v6, IPPROTO_TCP, l4_len))) == 0xffff;
+}
+
+/* Does s continue o exactly, as the next segment the kernel would cut? */
+static bool seg_continues(const struct offload_gro *g, const struct gro_out *o,
+			  const struct seg *s)
+{
+	const uint8_t *head = pkt_data(g, o->first);
+
+	if (!o->open || !s->mergeable || !same_headers(s, head))
+		return false;
+	if (s->seq != o->next_seq || s->payload > o->mss)
+		return false;
+	if (o->ip_len + s->payload > OFFLOAD_MAX_IP_LEN)
+		return false;
+	return s->h.v6 || get16(s->p + 4) == o->next_id;
+}
+
+static bool seg_join(struct offload_gro *g, struct gro_out *o, const struct seg *s,
+		     uint32_t idx)
+{
+	const struct gro_pkt *head = &g->pkts[o->first];
+
+	if (!seg_continues(g, o, s))
+		return false;
+	if (!o->checked) {
+		o->checked = true;
+		o->open = tcp_csum_ok(pkt_data(g, o->first), head->len, s->h.iphl, s->h.v6);
+		if (!o->open)
+			return false;
+	}
+	if (!tcp_csum_ok(s->p, s->len, s->h.iphl, s->h.v6))
+		return false;
+	g->pkts[o->last].next = idx;
+	o->last = idx;
+	o->segs++;
+	o->ip_len += (uint32_t)s->payload;
+	o->next_seq += (uint32_t)s->payload;
+	o->next_id++;
+	o->psh = s->flags & TCP_PSH;
+	o->open = !o->psh && s->payload == o->mss;
+	return true;
+}
+
+static uint32_t out_new(struct offload_gro *g, uint32_t idx, const struct seg *s)
+{
+	struct gro_out *o = &g->outs[g->nouts];
+
+	memset(o, 0, sizeof(*o));
+	o->first = o->last = idx;
+	o->segs = 1;
+	o->ip_len = g->pkts[idx].len;
+	if (s) {
+		o->next_seq = s->seq + (uint32_t)s->payload;
+		o->next_id = (uint16_t)(get16(s->p + 4) + 1);
+		o->mss = (uint16_t)s->payload;
+		o->open = s->mergeable && !(s->flags & TCP_PSH);
+	}
+	return g->nouts++;
+}
+
+static void gro_tcp(struct offload_gro *g, uint32_t idx, const struct seg *s)
+{
+	struct gro_flow *f = flow_find(g, s);
+
+	if (f && seg_join(g, &g->outs[f->out], s, idx)) {
+		f->used = ++g->clock;
+		return;
+	}
+	if (!f) {
+		f = flow_insert(g);
+		f->hash = s->hash;
+	}
+	f->out = out_new(g, idx, s);
+	f->used = ++g->clock;
+}
+
+bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len)
+{
+	struct gro_pkt *p;
+	struct seg s;
+
+	if (g->finished || len == 0 || len > OFFLOAD_MAX_IP_LEN)
+		return false;
+	if (g->cap - g->in_used < HDR_LEN + len || g->npkts == OFFLOAD_GRO_MAX_PKTS)
+		return false;
+	p = &g->pkts[g->npkts];
+	p->off = (uint32_t)(g->in_used + HDR_LEN);
+	p->len = (uint32_t)len;
+	p->next = GRO_NONE;
+	memcpy(g->in_buf + p->off, pkt, len);
+	g->in_used += HDR_LEN + len;
+	if (seg_parse(g->in_buf + p->off, len, &s)) {
+		gro_tcp(g, g->npkts++, &s);
+		return true;
+	}
+	if (flow_unknown(g->in_buf + p->off, len))
+		g->nflows = 0;
+	out_new(g, g->npkts++, NULL);
+	return true;
+}
+
+/* The merged packet: the first segment's headers with the final lengths, PSH
+ * of the last segment, and in the TCP checksum field the pseudo-header sum
+ * the kernel's CHECKSUM_PARTIAL expects (as tcp_v4_send_check leaves it). */
+static void out_build(struct offload_gro *g, struct gro_out *o)
+{
+	uint8_t *d = g->out_buf + g->out_used, *ip = d + HDR_LEN, *end;
+	const uint8_t *first = pkt_data(g, o->first);
+	bool v6 = first[0] >> 4 == 6;
+	size_t iphl = v6 ? 40 : 20, thl = (size_t)(first[iphl + 12] >> 4) * 4;
+	struct virtio_net_hdr vh = {
+		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+		.gso_type = v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4,
+		.hdr_len = (uint16_t)(iphl + thl),
+		.gso_size = o->mss,
+		.csum_start = (uint16_t)iphl,
+		.csum_offset = TCP_CSUM_OFF,
+	};
+
+	memcpy(d, &vh, HDR_LEN);
+	memcpy(ip, first, g->pkts[o->first].len);
+	end = ip + g->pkts[o->first].len;
+	for (uint32_t i = g->pkts[o->first].next; i != GRO_NONE; i = g->pkts[i].next) {
+		memcpy(end, pkt_data(g, i) + iphl + thl, g->pkts[i].len - iphl - thl);
+		end += g->pkts[i].len - iphl - thl;
+	}
+	if (v6) {
+		put16(ip + 4, (uint16_t)(o->ip_len - 40));
+	} else {
+		put16(ip + 2, (uint16_t)o->ip_len);
+		ip4_fix_csum(ip, iphl);
+	}
+	if (o->psh)
+		ip[iphl + 13] |= TCP_PSH;
+	store_raw(ip + iphl + 16, fold(pseudo_raw(ip, v6, IPPROTO_TCP, o->ip_len - iphl)));
+	o->data = d;
+	o->data_len = HDR_LEN + o->ip_len;
+	g->out_used += o->data_len;
+}
+
+size_t offload_gro_finish(struct offload_gro *g)
+{
+	if (g->finished)
+		return g->nouts;
+	for (uint32_t i = 0; i < g->nouts; i++) {
+		struct gro_out *o = &g->outs[i];
+		struct gro_pkt *p = &g->pkts[o->first];
+
+		if (o->segs > 1) {
+			out_build(g, o);
+			continue;
+		}
+		memset(g->in_buf + p->off - HDR_LEN, 0, HDR_LEN);
+		o->data = g->in_buf + p->off - HDR_LEN;
+		o->data_len = HDR_LEN + p->len;
+	}
+	g->finished = true;
+	return g->nouts;
+}
+
+const uint8_t *offload_gro_get(const struct offload_gro *g, size_t i, size_t *len)
+{
+	if (!g->finished || i >= g->nouts)
+		return NULL;
+	*len = g->outs[i].data_len;
+	return g->outs[i].data;
+}

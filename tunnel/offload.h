@@ -1,0 +1,76 @@
+/* Packet surgery for a TUN device opened with IFF_VNET_HDR and TUNSETOFFLOAD
+ * (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6): no I/O, no allocation per packet.
+ *
+ * Every read from such a TUN returns a struct virtio_net_hdr (in host byte
+ * order: the legacy virtio layout, no TUNSETVNETLE/BE) followed by one IP
+ * packet, which may be a TCP "super-packet" of up to 64 KB that the kernel
+ * expects us to cut into MSS-sized segments (offload_segment). Every write
+ * must start with such a header too; offload_gro builds writes, merging TCP
+ * segments of one flow into one super-packet that the kernel re-segments
+ * exactly as they arrived if it forwards them.
+ */
+#ifndef XB_TUNNEL_OFFLOAD_H
+#define XB_TUNNEL_OFFLOAD_H
+
+#include <linux/virtio_net.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5	/* USO, Linux 6.2; absent from older headers */
+#endif
+
+#define OFFLOAD_VNET_HDR_LEN sizeof(struct virtio_net_hdr)	/* 10 bytes */
+
+/* The largest IP packet either direction handles (IPv4 total length and
+ * IPv6 payload length are 16 bits; we stay under both). */
+#define OFFLOAD_MAX_IP_LEN 65535
+
+/* Split what one TUN read returned (vnet header + packet, in_len bytes) into
+ * ordinary IP packets with complete checksums, written back to back into out.
+ * Segment i is at out + offsets[i], lens[i] bytes. Returns the number of
+ * segments (>= 1), or -1 when the input is malformed or does not fit in
+ * max_segs segments / out_cap bytes. Never reads or writes out of bounds.
+ *
+ *  - gso_type NONE: one packet; with NEEDS_CSUM the sum over
+ *    [csum_start, end) is folded into csum_start + csum_offset.
+ *  - TCPV4 / TCPV6 (ECN bit allowed), UDP_L4: hdr_len is ignored (the kernel
+ *    reports skb_headlen() there, not the header length); headers are taken
+ *    from the packet, csum_start must be the transport header. IPv6 extension
+ *    headers and IPv4 fragments are rejected. */
+int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+		    size_t *offsets, size_t *lens, int max_segs);
+
+/* A batch of IP packets to write to the TUN. */
+struct offload_gro;
+
+/* max_bytes bounds the packets a batch holds (each costs its length plus
+ * OFFLOAD_VNET_HDR_LEN); it must be at least OFFLOAD_GRO_MIN_BYTES so that an
+ * empty batch takes any packet. The batch allocates about 2 * max_bytes.
+ * NULL on a too small max_bytes or without memory. */
+#define OFFLOAD_GRO_MIN_BYTES (OFFLOAD_MAX_IP_LEN + OFFLOAD_VNET_HDR_LEN)
+#define OFFLOAD_GRO_MAX_PKTS 1024	/* packets a batch holds */
+struct offload_gro *offload_gro_new(size_t max_bytes);
+void offload_gro_free(struct offload_gro *g);
+
+/* Add one IP packet (copied). False when the batch is full (finish, write,
+ * reset and add again) or already finished; false on an empty batch means the
+ * packet can never be added (len 0 or above OFFLOAD_MAX_IP_LEN). */
+bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len);
+
+/* Build the writes; returns how many there are. Each is a vnet header plus
+ * one packet, ready for one write() to the TUN fd, in an order that keeps
+ * every flow's packets in their arrival order. Valid until reset. */
+size_t offload_gro_finish(struct offload_gro *g);
+const uint8_t *offload_gro_get(const struct offload_gro *g, size_t i, size_t *len);
+void offload_gro_reset(struct offload_gro *g);
+
+/* The Internet checksum (RFC 1071): the folded, not complemented, one's
+ * complement sum of p taken as big-endian 16-bit words (an odd last byte is
+ * padded with zero), plus initial, itself such a sum (any 32-bit value, e.g.
+ * an earlier result). Chained calls must pass even lengths except the last.
+ * A packet verifies when the sum over it, pseudo-header included, is 0xffff. */
+uint16_t offload_csum(const uint8_t *p, size_t len, uint32_t initial);
+
+#endif
