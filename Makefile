@@ -110,6 +110,7 @@ fuzz:
 	$(Q)$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk
 
 bench: all
+	$(Q)[ "$$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)"; exit 1; }
 	$(Q)XB_BUILD=$(abspath $(BUILD)) bench/run.sh
 
 clean:

@@ -175,6 +175,12 @@ static bool parse_net(const uint8_t *p, size_t len, struct hdrs *h)
 	}
 }
 
+/* The IP header's length field agrees with the bytes we have. */
+static bool ip_len_ok(const uint8_t *p, size_t len, const struct hdrs *h)
+{
+	return (h->v6 ? 40 + (size_t)get16(p + 4) : get16(p + 2)) == len;
+}
+
 /* The TCP or UDP header after the IP header; false for anything else. */
 static bool parse_l4(const uint8_t *p, size_t len, struct hdrs *h)
 {
@@ -250,8 +256,8 @@ static bool gso_parse(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_
 		return false;
 	if (!parse_net(pkt, len, &g->h) || !gso_type_matches(vh->gso_type, &g->h))
 		return false;
-	if (!g->h.v6 && ip4_is_fragment(pkt))
-		return false;
+	if ((!g->h.v6 && ip4_is_fragment(pkt)) || !ip_len_ok(pkt, len, &g->h))
+		return false;	/* a short read buffer truncates, for one */
 	if (!parse_l4(pkt, len, &g->h))
 		return false;
 	csum_off = g->h.proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF;
@@ -511,8 +517,6 @@ static bool flags_mergeable(uint8_t flags)
 /* A TCP packet with readable ports; false when it is not one. */
 static bool seg_parse(const uint8_t *p, size_t len, struct seg *s)
 {
-	size_t ip_len;
-
 	if (!parse_net(p, len, &s->h) || s->h.proto != IPPROTO_TCP)
 		return false;
 	if (!s->h.v6 && ip4_is_fragment(p))
@@ -525,8 +529,7 @@ static bool seg_parse(const uint8_t *p, size_t len, struct seg *s)
 	s->seq = get32(p + s->h.iphl + 4);
 	s->flags = p[s->h.iphl + 13];
 	s->hash = flow_hash(s);
-	ip_len = s->h.v6 ? 40 + (size_t)get16(p + 4) : get16(p + 2);
-	s->mergeable = flags_mergeable(s->flags) && s->payload > 0 && ip_len == len &&
+	s->mergeable = flags_mergeable(s->flags) && s->payload > 0 && ip_len_ok(p, len, &s->h) &&
 		       (s->h.v6 || s->h.iphl == 20);
 	return true;
 }

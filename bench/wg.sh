@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# WireGuard throughput: TCP (iperf3) through a tunnel between two namespaces,
+# for ours <-> ours, wireguard-go <-> wireguard-go (the reference) and
+# ours -> wireguard-go, on the same topology in the same run. Prints the
+# median of RUNS runs of SECONDS each, CPU seconds of both tunnel processes
+# per GB moved, their peak RSS, and ours / wireguard-go.
+#
+#   a ── eth0 192.0.2.1 ─────── 192.0.2.2 eth0 ── b
+#   wA 198.51.100.1  ═══ WG ═══  198.51.100.2 wB      iperf3 -c (a) → -s (b)
+. "$(dirname "$0")/../tests/lib/netns.sh"
+. "$(dirname "$0")/../tests/lib/wg.sh"
+RUNS=${RUNS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+XB_QUIET=1
+xb_begin
+xb_ns a b
+xb_veth a eth0 b eth0
+xb_addr a eth0 192.0.2.1/24
+xb_addr b eth0 192.0.2.2/24
+ka=$(wg genkey); kb=$(wg genkey); pa=$(echo "$ka" | wg pubkey); pb=$(echo "$kb" | wg pubkey)
+ifa=xb$$a ifb=xb$$b
+hz=$(getconf CLK_TCK)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+
+measure() {	# measure IMPL_A IMPL_B -> "gbps cpu_s_per_gb rss_a_kb rss_b_kb"
+	xb_wg_up a "$ifa" "$1" "$ka" 51820 198.51.100.1/24 >/dev/null 2>&1 || return 1
+	local pa_=${XB_WG_PID[a/$ifa]}
+	xb_wg_up b "$ifb" "$2" "$kb" 51821 198.51.100.2/24 >/dev/null 2>&1 || return 1
+	local pb_=${XB_WG_PID[b/$ifb]}
+	nq a wg set "$ifa" peer "$pb" allowed-ips 198.51.100.2/32 endpoint 192.0.2.2:51821
+	nq b wg set "$ifb" peer "$pa" allowed-ips 198.51.100.1/32
+	nq a ping -c 1 -W 2 198.51.100.2 >/dev/null || return 1
+	local rates=() t0a t0b t1a t1b bytes=0 r out
+	t0a=$(cpu_ticks "$pa_"); t0b=$(cpu_ticks "$pb_")
+	for r in $(seq "$RUNS"); do
+		xb_bg b iperf3 -s -1 -B 198.51.100.2
+		xb_wait 3000 sh -c "ip netns exec $XB_RUN-b ss -Htln | grep -q ':5201 '"
+		out=$(nq a iperf3 -c 198.51.100.2 -t "$SECONDS_PER_RUN" -J 2>/dev/null)
+		rates+=("$(echo "$out" | grep -A12 '"sum_received"' | sed -n 's/.*"bits_per_second":\s*\([0-9.e+]*\).*/\1/p' | head -n1)")
+		bytes=$(awk -v b="$bytes" -v n="$(echo "$out" | grep -A12 '"sum_received"' | sed -n 's/.*"bytes":\s*\([0-9]*\).*/\1/p' | head -n1)" 'BEGIN{print b + n}')
+		wait "$XB_LAST_PID" 2>/dev/null
+	done
+	t1a=$(cpu_ticks "$pa_"); t1b=$(cpu_ticks "$pb_")
+	local med cpu
+	med=$(printf '%s\n' "${rates[@]}" | xb_median)
+	cpu=$(awk -v t=$(( (t1a - t0a) + (t1b - t0b) )) -v hz="$hz" -v b="$bytes" 'BEGIN{printf "%.2f", (t / hz) / (b / 1e9)}')
+	echo "$(awk -v r="$med" 'BEGIN{printf "%.3f", r / 1e9}') $cpu $(hwm_kb "$pa_") $(hwm_kb "$pb_")"
+	xb_wg_down a "$ifa"; xb_wg_down b "$ifb"
+}
+
+declare -A res
+for combo in "ours ours" "wireguard-go wireguard-go" "ours wireguard-go"; do
+	set -- $combo
+	res[$1-$2]=$(measure "$1" "$2") || { echo "measurement $1 <-> $2 failed"; exit 1; }
+	read -r g c ra rb <<<"${res[$1-$2]}"
+	printf '%-28s %7s Gbit/s  %6s CPU-s/GB  peak RSS %6s / %6s KiB\n' "$1 <-> $2" "$g" "$c" "$ra" "$rb"
+done
+read -r go _ <<<"${res[ours-ours]}"
+read -r ref refc _ <<<"${res[wireguard-go-wireguard-go]}"
+read -r _ oc _ <<<"${res[ours-ours]}"
+printf 'throughput ratio ours / wireguard-go: %s (goal >= 3)\n' "$(awk -v a="$go" -v b="$ref" 'BEGIN{printf "%.2f", a / b}')"
+printf 'CPU per GB ratio ours / wireguard-go: %s (lower is better)\n' "$(awk -v a="$oc" -v b="$refc" 'BEGIN{printf "%.2f", a / b}')"
