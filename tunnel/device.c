@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,8 @@ static int udp_socket(int family, uint16_t port, uint32_t fwmark, uint16_t *boun
 	}
 	if (fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0)
 		goto fail;
+	/* Receive coalesced datagrams where the kernel can (UDP GRO, Linux 5.0). */
+	setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on));
 	if (bind(fd, &sa.sa, len) < 0 || getsockname(fd, &sa.sa, &len) < 0)
 		goto fail;
 	*bound = ntohs(family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
@@ -130,6 +133,18 @@ static void watch(struct wg_device *dev, int fd)
 		epoll_ctl(dev->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* Whether the kernel segments UDP for us (UDP_SEGMENT, Linux 4.18) and
+ * coalesces on receive (UDP_GRO). */
+static bool udp_offloads(int fd, bool *gro)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	*gro = getsockopt(fd, SOL_UDP, UDP_GRO, &v, &len) == 0 && v;
+	len = sizeof(v);
+	return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) == 0;
+}
+
 /* Bind IPv4 and IPv6 sockets to one port (a random one for port 0). IPv6
  * is optional: a host without it runs on IPv4 alone. */
 static int bind_sockets(struct wg_device *dev, uint16_t port)
@@ -154,6 +169,7 @@ static int bind_sockets(struct wg_device *dev, uint16_t port)
 		dev->sock4 = s4;
 		dev->sock6 = s6;
 		dev->listen_port = p4;
+		dev->udp_gso = udp_offloads(s4, &dev->udp_gro);
 		watch(dev, s4);
 		watch(dev, s6);
 		return 0;

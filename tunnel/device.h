@@ -80,6 +80,8 @@ struct wg_device {
 	unsigned mtu;
 	uint16_t listen_port;			/* 0 until bound */
 	uint16_t want_port;
+	bool udp_gso;			/* UDP_SEGMENT: one send, many datagrams */
+	bool udp_gro;			/* UDP_GRO: one receive, many datagrams */
 	uint32_t fwmark;
 	struct wg_timing timing;
 	struct noise_identity identity;

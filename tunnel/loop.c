@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -50,12 +51,20 @@ static void *uapi_thread(void *arg)
 	return NULL;
 }
 
-/* Our address and interface the packet came in on, from IP(V6)_PKTINFO. */
-static void packet_dest(struct msghdr *msg, union wg_sockaddr *to, int *ifindex)
+/* Our address and interface the packet came in on, from IP(V6)_PKTINFO, and
+ * the size of the datagrams the kernel coalesced into it (UDP_GRO), or 0. */
+static void packet_dest(struct msghdr *msg, union wg_sockaddr *to, int *ifindex, size_t *gro)
 {
 	to->sa.sa_family = AF_UNSPEC;
 	*ifindex = 0;
+	*gro = 0;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+			int size;
+			memcpy(&size, CMSG_DATA(cm), sizeof(size));
+			*gro = size > 0 ? (size_t)size : 0;
+			continue;
+		}
 		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
 			struct in_pktinfo pi;
 			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
@@ -95,12 +104,15 @@ static void rx_socket(struct wg_device *dev, struct rxbatch *b, int fd)
 			dev->handshakes_this_batch++;
 	}
 	for (int i = 0; i < n; i++) {
+		uint8_t *p = b->buf + (size_t)i * WG_MAX_PACKET;
+		size_t len = b->mm[i].msg_len, gro, seg;
 		union wg_sockaddr to;
 		int ifindex;
 
-		packet_dest(&b->mm[i].msg_hdr, &to, &ifindex);
-		wg_receive(dev, b->buf + (size_t)i * WG_MAX_PACKET, b->mm[i].msg_len, &b->from[i],
-			   &to, ifindex, now);
+		packet_dest(&b->mm[i].msg_hdr, &to, &ifindex, &gro);
+		seg = gro ? gro : len;
+		for (size_t off = 0; off < len; off += seg)
+			wg_receive(dev, p + off, len - off < seg ? len - off : seg, &b->from[i], &to, ifindex, now);
 	}
 }
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,47 +25,29 @@ struct wg_txslot {
 	uint8_t *buf;
 };
 
+struct txgroup;
+
 struct wg_txq {
 	unsigned n;
 	struct wg_txslot slot[WG_BATCH];
 	uint8_t *mem;
+	struct txgroup *group;
 };
 
-bool wg_txq_init(struct wg_device *dev)
-{
-	struct wg_txq *q = calloc(1, sizeof(*q));
-
-	if (!q || !(q->mem = malloc((size_t)WG_BATCH * TXSLOT_SIZE))) {
-		free(q);
-		return false;
-	}
-	for (unsigned i = 0; i < WG_BATCH; i++)
-		q->slot[i].buf = q->mem + (size_t)i * TXSLOT_SIZE;
-	dev->txq = q;
-	return true;
-}
-
-void wg_txq_free(struct wg_device *dev)
-{
-	if (!dev->txq)
-		return;
-	free(dev->txq->mem);
-	free(dev->txq);
-	dev->txq = NULL;
-}
-
-union pktinfo_cmsg {
+/* Room for a source address and a UDP_SEGMENT size. */
+union tx_cmsg {
 	struct cmsghdr align;
-	uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
 };
 
-/* Fill msg's control data to send from `from' (if known). */
-static void set_source(struct msghdr *msg, union pktinfo_cmsg *c, const union wg_sockaddr *from, int ifindex)
+/* Fill msg's control data: send from `from' (if known) and, with gso_size,
+ * let the kernel cut the buffer into datagrams of that size. */
+static void set_control(struct msghdr *msg, union tx_cmsg *c, const union wg_sockaddr *from,
+			int ifindex, uint16_t gso_size)
 {
 	struct cmsghdr *cm = (struct cmsghdr *)c->buf;
+	size_t len = 0;
 
-	msg->msg_control = NULL;
-	msg->msg_controllen = 0;
 	memset(c, 0, sizeof(*c));
 	if (from->sa.sa_family == AF_INET) {
 		struct in_pktinfo pi = { .ipi_ifindex = 0, .ipi_spec_dst = from->in.sin_addr };
@@ -72,18 +55,25 @@ static void set_source(struct msghdr *msg, union pktinfo_cmsg *c, const union wg
 		cm->cmsg_type = IP_PKTINFO;
 		cm->cmsg_len = CMSG_LEN(sizeof(pi));
 		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-		msg->msg_controllen = CMSG_SPACE(sizeof(pi));
+		len += CMSG_SPACE(sizeof(pi));
 	} else if (from->sa.sa_family == AF_INET6) {
 		struct in6_pktinfo pi = { .ipi6_addr = from->in6.sin6_addr, .ipi6_ifindex = (unsigned)ifindex };
 		cm->cmsg_level = IPPROTO_IPV6;
 		cm->cmsg_type = IPV6_PKTINFO;
 		cm->cmsg_len = CMSG_LEN(sizeof(pi));
 		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-		msg->msg_controllen = CMSG_SPACE(sizeof(pi));
-	} else {
-		return;
+		len += CMSG_SPACE(sizeof(pi));
 	}
-	msg->msg_control = c->buf;
+	if (gso_size) {
+		cm = (struct cmsghdr *)(c->buf + len);
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		memcpy(CMSG_DATA(cm), &gso_size, sizeof(gso_size));
+		len += CMSG_SPACE(sizeof(uint16_t));
+	}
+	msg->msg_control = len ? c->buf : NULL;
+	msg->msg_controllen = len;
 }
 
 static int sock_for(const struct wg_device *dev, const union wg_sockaddr *to)
@@ -101,14 +91,14 @@ void wg_send_raw(struct wg_device *dev, const union wg_sockaddr *to, const union
 {
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr msg = { .msg_name = (void *)to, .msg_namelen = sa_len(to), .msg_iov = &iov, .msg_iovlen = 1 };
-	union pktinfo_cmsg c;
+	union tx_cmsg c;
 	int fd = sock_for(dev, to);
 
 	if (fd < 0) {
 		dev->stats.tx_no_endpoint++;
 		return;
 	}
-	set_source(&msg, &c, from, ifindex);
+	set_control(&msg, &c, from, ifindex, 0);
 	if (sendmsg(fd, &msg, 0) < 0 && msg.msg_control) {
 		/* Our old source address may be gone: let the kernel choose. */
 		msg.msg_control = NULL;
@@ -118,51 +108,136 @@ void wg_send_raw(struct wg_device *dev, const union wg_sockaddr *to, const union
 	}
 }
 
-static void flush_family(struct wg_device *dev, int family)
-{
-	struct wg_txq *q = dev->txq;
+/* Datagrams for one socket, grouped: consecutive slots to the same
+ * destination from the same source, all of one size but a shorter last one,
+ * go out as one UDP GSO send of up to GSO_MAX_SEGS datagrams. */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65000
+
+struct txgroup {
 	struct mmsghdr mm[WG_BATCH];
 	struct iovec iov[WG_BATCH];
-	union pktinfo_cmsg c[WG_BATCH];
-	unsigned n = 0, done = 0;
+	union tx_cmsg c[WG_BATCH];
+	struct wg_txslot *first[WG_BATCH];
+	unsigned nmsg, niov;
+	size_t seg, total;
+	bool open;
+};
+
+static bool joins(const struct txgroup *g, const struct wg_txslot *first, const struct wg_txslot *s)
+{
+	unsigned segs = (unsigned)g->mm[g->nmsg - 1].msg_hdr.msg_iovlen;
+
+	return g->open && s->len <= g->seg && segs < GSO_MAX_SEGS && g->total + s->len <= GSO_MAX_BYTES &&
+	       !memcmp(&s->to, &first->to, sizeof(s->to)) && !memcmp(&s->from, &first->from, sizeof(s->from)) &&
+	       s->ifindex == first->ifindex;
+}
+
+static void group_add(struct wg_device *dev, struct txgroup *g, struct wg_txslot *s)
+{
+	g->iov[g->niov] = (struct iovec){ s->buf, s->len };
+	if (g->nmsg && dev->udp_gso && joins(g, g->first[g->nmsg - 1], s)) {
+		g->mm[g->nmsg - 1].msg_hdr.msg_iovlen++;
+	} else {
+		g->first[g->nmsg] = s;
+		g->mm[g->nmsg].msg_hdr = (struct msghdr){ .msg_name = &s->to, .msg_namelen = sa_len(&s->to),
+							  .msg_iov = &g->iov[g->niov], .msg_iovlen = 1 };
+		g->nmsg++;
+		g->seg = s->len;
+		g->total = 0;
+		g->open = true;
+	}
+	g->total += s->len;
+	g->niov++;
+	/* A shorter datagram can only end a GSO group. */
+	if (s->len < g->seg)
+		g->open = false;
+}
+
+static void send_alone(struct wg_device *dev, struct msghdr *h)
+{
+	for (size_t i = 0; i < h->msg_iovlen; i++)
+		wg_send_raw(dev, (union wg_sockaddr *)h->msg_name, &(union wg_sockaddr){ 0 }, 0,
+			    h->msg_iov[i].iov_base, h->msg_iov[i].iov_len);
+}
+
+static void flush_family(struct wg_device *dev, struct txgroup *g, int family)
+{
+	struct wg_txq *q = dev->txq;
+	unsigned done = 0;
 	int fd = family == AF_INET ? dev->sock4 : dev->sock6;
 
-	for (unsigned i = 0; i < q->n; i++) {
-		struct wg_txslot *s = &q->slot[i];
-		if (s->to.sa.sa_family != family)
-			continue;
-		iov[n] = (struct iovec){ s->buf, s->len };
-		mm[n].msg_hdr = (struct msghdr){ .msg_name = &s->to, .msg_namelen = sa_len(&s->to),
-						 .msg_iov = &iov[n], .msg_iovlen = 1 };
-		mm[n].msg_len = 0;
-		set_source(&mm[n].msg_hdr, &c[n], &s->from, s->ifindex);
-		n++;
-	}
+	g->nmsg = g->niov = 0;
+	g->open = false;
+	for (unsigned i = 0; i < q->n; i++)
+		if (q->slot[i].to.sa.sa_family == family)
+			group_add(dev, g, &q->slot[i]);
+	if (!g->nmsg)
+		return;
 	if (fd < 0) {
-		dev->stats.tx_no_endpoint += n;
+		dev->stats.tx_no_endpoint += g->niov;
 		return;
 	}
-	while (done < n) {
-		int r = sendmmsg(fd, mm + done, n - done, 0);
+	for (unsigned m = 0; m < g->nmsg; m++) {
+		struct msghdr *h = &g->mm[m].msg_hdr;
+		set_control(h, &g->c[m], &g->first[m]->from, g->first[m]->ifindex,
+			    h->msg_iovlen > 1 ? (uint16_t)g->first[m]->len : 0);
+	}
+	while (done < g->nmsg) {
+		int r = sendmmsg(fd, g->mm + done, g->nmsg - done, 0);
 		if (r > 0) {
 			done += (unsigned)r;
 			continue;
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
-		/* The first message failed: send it alone, without its source. */
-		wg_send_raw(dev, (union wg_sockaddr *)mm[done].msg_hdr.msg_name, &(union wg_sockaddr){ 0 },
-			    0, iov[done].iov_base, iov[done].iov_len);
+		/* The first message failed: send its datagrams one by one, from
+		 * whatever source the kernel picks; a GSO failure (EIO: the
+		 * route's device cannot do it) turns GSO off. */
+		if (g->mm[done].msg_hdr.msg_iovlen > 1 && errno == EIO && dev->udp_gso) {
+			log_warnx("%s: UDP segmentation offload failed, sending datagrams singly", dev->ifname);
+			dev->udp_gso = false;
+		}
+		send_alone(dev, &g->mm[done].msg_hdr);
 		done++;
 	}
+}
+
+bool wg_txq_init(struct wg_device *dev)
+{
+	struct wg_txq *q = calloc(1, sizeof(*q));
+
+	if (!q || !(q->mem = malloc((size_t)WG_BATCH * TXSLOT_SIZE))) {
+		free(q);
+		return false;
+	}
+	if (!(q->group = calloc(1, sizeof(*q->group)))) {
+		free(q->mem);
+		free(q);
+		return false;
+	}
+	for (unsigned i = 0; i < WG_BATCH; i++)
+		q->slot[i].buf = q->mem + (size_t)i * TXSLOT_SIZE;
+	dev->txq = q;
+	return true;
+}
+
+void wg_txq_free(struct wg_device *dev)
+{
+	if (!dev->txq)
+		return;
+	free(dev->txq->group);
+	free(dev->txq->mem);
+	free(dev->txq);
+	dev->txq = NULL;
 }
 
 void wg_txq_flush(struct wg_device *dev)
 {
 	if (!dev->txq->n)
 		return;
-	flush_family(dev, AF_INET);
-	flush_family(dev, AF_INET6);
+	flush_family(dev, dev->txq->group, AF_INET);
+	flush_family(dev, dev->txq->group, AF_INET6);
 	dev->txq->n = 0;
 }
 
