@@ -19,6 +19,7 @@ pkg-config:cmd:pkg-config
 libmnl-dev:pc:libmnl
 libsodium-dev:pc:libsodium
 libconfig-dev:pc:libconfig
+libnftables-dev:pc:libnftables
 iproute2:cmd:ip
 iputils-ping:cmd:ping
 nftables:cmd:nft

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run xborder's tests and print one summary line: "N passed, N failed, N skipped".
 #
-#   tests/run.sh                 every unit test binary, then every tests/net/*.sh
+#   tests/run.sh                 every unit test binary, every tests/cli/*.sh (command
+#                                line and golden-file tests), then every tests/net/*.sh
 #   tests/run.sh tests/net/foo   one test (script path, or unit name such as tests/unit/test_log)
 #
 # A test reports each case on its own line ("ok - NAME", "not ok - NAME: why",
@@ -48,7 +49,7 @@ run_one() {	# run_one NAME CMD...
 targets=("$@")
 if [ ${#targets[@]} = 0 ]; then
 	for b in "$XB_BUILD"/tests/test_*; do [ -x "$b" ] && targets+=("$b"); done
-	for t in "$root"/tests/net/*.sh; do [ -f "$t" ] && targets+=("$t"); done
+	for t in "$root"/tests/cli/*.sh "$root"/tests/net/*.sh; do [ -f "$t" ] && targets+=("$t"); done
 fi
 
 for t in "${targets[@]}"; do
@@ -60,7 +61,7 @@ for t in "${targets[@]}"; do
 		run_one "unit/$(basename "$b")" "$b"
 	elif [ -f "${t%.sh}.sh" ]; then
 		t=${t%.sh}.sh
-		run_one "net/$(basename "${t%.sh}")" bash "$t"
+		run_one "$(basename "$(dirname "$t")")/$(basename "${t%.sh}")" bash "$t"
 	else
 		echo "not ok - $t: no such test"
 		fail=$((fail + 1))

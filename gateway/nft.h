@@ -1,0 +1,23 @@
+/* nftables through libnftables: a whole ruleset applied as one atomic
+ * transaction, and set elements added or removed on the fly. libnftables
+ * is nft's own library, so what we load is exactly what `nft list` shows and
+ * what an operator could type; no hand-built netlink messages. */
+#ifndef XB_NFT_H
+#define XB_NFT_H
+
+#include <stdbool.h>
+
+struct nft_ctx;
+
+struct xb_nft {
+	struct nft_ctx *ctx;
+};
+
+int xb_nft_open(struct xb_nft *n);
+void xb_nft_close(struct xb_nft *n);
+/* Run script (nft syntax, any number of commands) as one transaction: all
+ * or nothing. Returns 0, or -1 with nft's error text in err (malloc'ed,
+ * caller frees; may be NULL). */
+int xb_nft_run(struct xb_nft *n, const char *script, char **err);
+
+#endif

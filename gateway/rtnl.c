@@ -1,0 +1,282 @@
+/* rtnetlink requests; see rtnl.h. */
+#include "gateway/rtnl.h"
+
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/fib_rules.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int xb_rtnl_open(struct xb_rtnl *r)
+{
+	r->nl = mnl_socket_open(NETLINK_ROUTE);
+	if (!r->nl)
+		return -errno;
+	if (mnl_socket_bind(r->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+		mnl_socket_close(r->nl);
+		r->nl = NULL;
+		return -e;
+	}
+	r->portid = mnl_socket_get_portid(r->nl);
+	r->seq = (uint32_t)time(NULL);
+	return 0;
+}
+
+void xb_rtnl_close(struct xb_rtnl *r)
+{
+	if (r->nl)
+		mnl_socket_close(r->nl);
+	r->nl = NULL;
+}
+
+unsigned xb_rtnl_ifindex(const char *ifname) { return if_nametoindex(ifname); }
+
+/* Send one request and wait for its acknowledgement (or its dump's end,
+ * calling cb for each message). */
+static int talk(struct xb_rtnl *r, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t seq = nlh->nlmsg_seq = ++r->seq;
+	int ret;
+
+	if (mnl_socket_sendto(r->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	for (;;) {
+		ret = (int)mnl_socket_recvfrom(r->nl, buf, sizeof(buf));
+		if (ret < 0)
+			return -errno;
+		ret = mnl_cb_run(buf, (size_t)ret, seq, r->portid, cb, data);
+		if (ret < 0)
+			return -errno;
+		if (ret == MNL_CB_STOP)
+			return 0;
+	}
+}
+
+static struct nlmsghdr *request(char *buf, uint16_t type, uint16_t flags)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	return nlh;
+}
+
+static int link_change(struct xb_rtnl *r, unsigned ifindex, unsigned flags, unsigned change, unsigned mtu)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = request(buf, RTM_NEWLINK, 0);
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)ifindex;
+	ifi->ifi_flags = flags;
+	ifi->ifi_change = change;
+	if (mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+	return talk(r, nlh, NULL, NULL);
+}
+
+int xb_rtnl_link_up(struct xb_rtnl *r, unsigned ifindex, bool up)
+{
+	return link_change(r, ifindex, up ? IFF_UP : 0, IFF_UP, 0);
+}
+
+int xb_rtnl_link_mtu(struct xb_rtnl *r, unsigned ifindex, unsigned mtu)
+{
+	return link_change(r, ifindex, 0, 0, mtu);
+}
+
+int xb_rtnl_link_del(struct xb_rtnl *r, unsigned ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = request(buf, RTM_DELLINK, 0);
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)ifindex;
+	return talk(r, nlh, NULL, NULL);
+}
+
+static size_t addr_len(sa_family_t family) { return family == AF_INET ? 4 : 16; }
+
+int xb_rtnl_addr(struct xb_rtnl *r, bool add, unsigned ifindex, const struct wg_prefix *p)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = request(buf, add ? RTM_NEWADDR : RTM_DELADDR,
+				       add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	int ret;
+
+	ifa->ifa_family = p->family;
+	ifa->ifa_prefixlen = p->cidr;
+	ifa->ifa_index = ifindex;
+	/* Addresses are set by hand, as on a point-to-point link: no DAD. */
+	ifa->ifa_flags = p->family == AF_INET6 ? IFA_F_NODAD : 0;
+	mnl_attr_put(nlh, IFA_LOCAL, addr_len(p->family), p->addr);
+	mnl_attr_put(nlh, IFA_ADDRESS, addr_len(p->family), p->addr);
+	ret = talk(r, nlh, NULL, NULL);
+	if ((add && ret == -EEXIST) || (!add && ret == -EADDRNOTAVAIL))
+		return 0;
+	return ret;
+}
+
+int xb_rtnl_route(struct xb_rtnl *r, bool add, const struct xb_route *rt)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = request(buf, add ? RTM_NEWROUTE : RTM_DELROUTE,
+				       add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	int ret;
+
+	rtm->rtm_family = rt->dst.family;
+	rtm->rtm_dst_len = rt->dst.cidr;
+	rtm->rtm_table = rt->table < 256 ? (uint8_t)rt->table : RT_TABLE_UNSPEC;
+	rtm->rtm_protocol = RTPROT_STATIC;
+	rtm->rtm_scope = rt->gw || rt->type > RTN_UNICAST ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+	rtm->rtm_type = rt->type ? rt->type : RTN_UNICAST;
+	if (rt->dst.cidr)
+		mnl_attr_put(nlh, RTA_DST, addr_len(rt->dst.family), rt->dst.addr);
+	mnl_attr_put_u32(nlh, RTA_TABLE, rt->table ? rt->table : RT_TABLE_MAIN);
+	if (rt->ifindex && rtm->rtm_type == RTN_UNICAST)
+		mnl_attr_put_u32(nlh, RTA_OIF, rt->ifindex);
+	if (rt->gw)
+		mnl_attr_put(nlh, RTA_GATEWAY, addr_len(rt->dst.family), rt->gw);
+	if (rt->metric)
+		mnl_attr_put_u32(nlh, RTA_PRIORITY, rt->metric);
+	ret = talk(r, nlh, NULL, NULL);
+	return !add && ret == -ESRCH ? 0 : ret;
+}
+
+int xb_rtnl_rule(struct xb_rtnl *r, bool add, const struct xb_rule *rule)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = request(buf, add ? RTM_NEWRULE : RTM_DELRULE,
+				       add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	struct fib_rule_hdr *frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
+	int ret;
+
+	frh->family = rule->family;
+	frh->action = FR_ACT_TO_TBL;
+	frh->table = rule->table < 256 ? (uint8_t)rule->table : RT_TABLE_UNSPEC;
+	mnl_attr_put_u32(nlh, FRA_TABLE, rule->table);
+	mnl_attr_put_u32(nlh, FRA_PRIORITY, rule->priority);
+	mnl_attr_put_u32(nlh, FRA_FWMARK, rule->fwmark);
+	mnl_attr_put_u32(nlh, FRA_FWMASK, rule->mask);
+	ret = talk(r, nlh, NULL, NULL);
+	if ((add && ret == -EEXIST) || (!add && ret == -ENOENT))
+		return 0;
+	return ret;
+}
+
+/* Sweeping: dump, collect what matches, delete it. */
+struct sweep {
+	struct xb_rule rules[256];
+	struct xb_route routes[1024];
+	uint8_t gw[1024][16];
+	size_t n_rules, n_routes;
+	uint32_t lo, hi, tlo, thi;
+	sa_family_t family;
+};
+
+static int attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	/* tb holds rule and route attributes alike (see the callers). */
+	if (type >= 0 && type < FRA_MAX + RTA_MAX + 2)
+		tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct sweep *s = data;
+	const struct fib_rule_hdr *frh = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[FRA_MAX + RTA_MAX + 2] = { 0 };
+	uint32_t prio;
+
+	mnl_attr_parse(nlh, sizeof(*frh), attr_cb, tb);
+	prio = tb[FRA_PRIORITY] ? mnl_attr_get_u32(tb[FRA_PRIORITY]) : 0;
+	if (prio < s->lo || prio > s->hi || s->n_rules == 256)
+		return MNL_CB_OK;
+	s->rules[s->n_rules++] = (struct xb_rule){
+		.family = frh->family,
+		.fwmark = tb[FRA_FWMARK] ? mnl_attr_get_u32(tb[FRA_FWMARK]) : 0,
+		.mask = tb[FRA_FWMASK] ? mnl_attr_get_u32(tb[FRA_FWMASK]) : 0,
+		.table = tb[FRA_TABLE] ? mnl_attr_get_u32(tb[FRA_TABLE]) : frh->table,
+		.priority = prio,
+	};
+	return MNL_CB_OK;
+}
+
+static int route_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct sweep *s = data;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[FRA_MAX + RTA_MAX + 2] = { 0 };
+	struct xb_route *rt;
+	uint32_t table;
+
+	mnl_attr_parse(nlh, sizeof(*rtm), attr_cb, tb);
+	table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
+	if (table < s->tlo || table > s->thi || s->n_routes == 1024)
+		return MNL_CB_OK;
+	rt = &s->routes[s->n_routes];
+	memset(rt, 0, sizeof(*rt));
+	rt->dst.family = rtm->rtm_family;
+	rt->dst.cidr = rtm->rtm_dst_len;
+	if (tb[RTA_DST])
+		memcpy(rt->dst.addr, mnl_attr_get_payload(tb[RTA_DST]), addr_len(rtm->rtm_family));
+	rt->table = table;
+	rt->type = rtm->rtm_type;
+	rt->ifindex = tb[RTA_OIF] ? mnl_attr_get_u32(tb[RTA_OIF]) : 0;
+	if (tb[RTA_GATEWAY]) {
+		memcpy(s->gw[s->n_routes], mnl_attr_get_payload(tb[RTA_GATEWAY]), addr_len(rtm->rtm_family));
+		rt->gw = s->gw[s->n_routes];
+	}
+	rt->metric = tb[RTA_PRIORITY] ? mnl_attr_get_u32(tb[RTA_PRIORITY]) : 0;
+	s->n_routes++;
+	return MNL_CB_OK;
+}
+
+static int dump(struct xb_rtnl *r, uint16_t type, sa_family_t family, mnl_cb_t cb, struct sweep *s)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = family;
+	return talk(r, nlh, cb, s);
+}
+
+int xb_rtnl_sweep(struct xb_rtnl *r, uint32_t lo, uint32_t hi, uint32_t tlo, uint32_t thi)
+{
+	static const sa_family_t fams[] = { AF_INET, AF_INET6 };
+	struct sweep *s = calloc(1, sizeof(*s));
+	int removed = 0, ret = 0;
+
+	if (!s)
+		return -ENOMEM;
+	s->lo = lo, s->hi = hi, s->tlo = tlo, s->thi = thi;
+	for (size_t f = 0; f < 2 && ret >= 0; f++) {
+		s->n_rules = s->n_routes = 0;
+		if ((ret = dump(r, RTM_GETRULE, fams[f], rule_cb, s)) < 0 ||
+		    (ret = dump(r, RTM_GETROUTE, fams[f], route_cb, s)) < 0)
+			break;
+		for (size_t i = 0; i < s->n_rules; i++)
+			removed += xb_rtnl_rule(r, false, &s->rules[i]) == 0;
+		for (size_t i = 0; i < s->n_routes; i++)
+			removed += xb_rtnl_route(r, false, &s->routes[i]) == 0;
+	}
+	free(s);
+	return ret < 0 ? ret : removed;
+}
