@@ -1,6 +1,7 @@
 /* The userspace WireGuard device: sockets, the event loop, configuration.
  * See device.h for the threading rule (one lock, taken per batch). */
 #include "tunnel/device.h"
+#include "tunnel/offload.h"
 #include "tunnel/tun.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -390,12 +391,18 @@ int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_t
 
 	if (r < 0)
 		return r;
-	if ((dev->tun_fd = tun_open(dev->ifname, WG_DEFAULT_MTU)) < 0 ||
+	if ((dev->tun_fd = tun_open_offload(dev->ifname, WG_DEFAULT_MTU, &dev->tun_offload)) < 0 ||
 	    (dev->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (dev->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		goto fail_errno;
 	watch(dev, dev->tun_fd);
 	watch(dev, dev->wake_fd);
+	if (dev->tun_offload && !(dev->gro = offload_gro_new(WG_GRO_BYTES))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	log_info("%s: TUN offloads (TSO in, coalescing out) %s", dev->ifname,
+		 dev->tun_offload ? "on" : "not available: one packet per read and write");
 	if ((r = bind_sockets(dev, 0)) < 0)
 		goto fail;
 	if ((dev->uapi_fd = wg_uapi_listen(dev->ifname)) < 0)
@@ -435,7 +442,7 @@ void wg_device_log_stats(struct wg_device *dev)
 	log_info("%s: stats rx_bad_length=%llu rx_bad_type=%llu rx_bad_mac=%llu rx_no_keypair=%llu "
 		 "rx_decrypt_failed=%llu rx_replayed=%llu rx_bad_src=%llu rx_bad_inner=%llu "
 		 "rx_handshake_failed=%llu rx_ratelimited=%llu rx_cookie_replies=%llu tx_no_peer=%llu "
-		 "tx_no_endpoint=%llu tx_send_failed=%llu peers=%zu",
+		 "tx_no_endpoint=%llu tx_send_failed=%llu tx_bad_packet=%llu peers=%zu",
 		 dev->ifname, (unsigned long long)s->rx_bad_length, (unsigned long long)s->rx_bad_type,
 		 (unsigned long long)s->rx_bad_mac, (unsigned long long)s->rx_no_keypair,
 		 (unsigned long long)s->rx_decrypt_failed, (unsigned long long)s->rx_replayed,
@@ -443,7 +450,7 @@ void wg_device_log_stats(struct wg_device *dev)
 		 (unsigned long long)s->rx_handshake_failed, (unsigned long long)s->rx_ratelimited,
 		 (unsigned long long)s->rx_cookie_replies, (unsigned long long)s->tx_no_peer,
 		 (unsigned long long)s->tx_no_endpoint, (unsigned long long)s->tx_send_failed,
-		 dev->n_peers);
+		 (unsigned long long)s->tx_bad_packet, dev->n_peers);
 }
 
 void wg_device_close(struct wg_device *dev)
@@ -465,6 +472,7 @@ void wg_device_close(struct wg_device *dev)
 	if (dev->epfd >= 0)
 		close(dev->epfd);
 	wg_txq_free(dev);
+	offload_gro_free(dev->gro);
 	wg_index_free(&dev->index);
 	wg_allowedips_free(&dev->allowedips);
 	wg_cookie_checker_free(&dev->cookie_checker);

@@ -21,6 +21,7 @@
 #define WG_DEFAULT_MTU 1420
 #define WG_BATCH 64
 #define WG_MAX_PACKET 65536
+#define WG_GRO_BYTES (256 * 1024)
 
 /* Protocol times in seconds (whitepaper §6.1). Defaults are the whitepaper's;
  * xborder-wg --timers can shorten them, e.g. to watch a rekey in a test. */
@@ -69,7 +70,7 @@ struct wg_peer {
 struct wg_stats {
 	uint64_t rx_bad_length, rx_bad_type, rx_bad_mac, rx_no_keypair, rx_decrypt_failed,
 		 rx_replayed, rx_bad_src, rx_bad_inner, rx_handshake_failed, rx_cookie_replies,
-		 tx_no_peer, tx_no_endpoint, tx_send_failed, rx_ratelimited;
+		 tx_no_peer, tx_no_endpoint, tx_send_failed, rx_ratelimited, tx_bad_packet;
 };
 
 struct wg_device {
@@ -81,6 +82,8 @@ struct wg_device {
 	uint16_t listen_port;			/* 0 until bound */
 	uint16_t want_port;
 	bool udp_gso;			/* UDP_SEGMENT: one send, many datagrams */
+	bool tun_offload;		/* TUN with vnet headers, TSO in, GRO out */
+	struct offload_gro *gro;	/* decrypted packets waiting for the TUN */
 	bool udp_gro;			/* UDP_GRO: one receive, many datagrams */
 	uint32_t fwmark;
 	struct wg_timing timing;
@@ -146,6 +149,7 @@ void wg_txq_free(struct wg_device *dev);
 void wg_txq_flush(struct wg_device *dev);
 
 /* receive.c */
+void wg_tun_flush(struct wg_device *dev);
 void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,
 		const union wg_sockaddr *to, int ifindex, uint64_t now);
 

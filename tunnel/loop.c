@@ -8,6 +8,7 @@
  * wireguard-go does.
  */
 #include "tunnel/device.h"
+#include "tunnel/offload.h"
 #include "tunnel/tun.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -22,7 +23,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define WG_MAX_SEGS 128
+#define WG_SEG_BYTES (2 * WG_MAX_PACKET)
+
 struct rxbatch {
+	uint8_t *seg;			/* a TUN read cut into packets */
+	size_t seg_off[WG_MAX_SEGS], seg_len[WG_MAX_SEGS];
 	struct mmsghdr mm[WG_BATCH];
 	struct iovec iov[WG_BATCH];
 	union wg_sockaddr from[WG_BATCH];
@@ -116,20 +122,39 @@ static void rx_socket(struct wg_device *dev, struct rxbatch *b, int fd)
 	}
 }
 
+/* A TUN read with offloads may hold a 64 KB TCP segment: cut it into
+ * MTU-sized packets (with their checksums) before encryption. */
+static void tun_packet(struct wg_device *dev, struct rxbatch *b, size_t len, uint64_t now)
+{
+	int n;
+
+	if (!dev->tun_offload) {
+		wg_send_from_tun(dev, b->buf, len, now);
+		return;
+	}
+	n = offload_segment(b->buf, len, b->seg, WG_SEG_BYTES, b->seg_off, b->seg_len, WG_MAX_SEGS);
+	if (n < 0) {
+		dev->stats.tx_bad_packet++;
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		wg_send_from_tun(dev, b->seg + b->seg_off[i], b->seg_len[i], now);
+}
+
 /* Returns false when the TUN device is gone. */
-static bool rx_tun(struct wg_device *dev, uint8_t *buf)
+static bool rx_tun(struct wg_device *dev, struct rxbatch *b)
 {
 	uint64_t now = clock_mono_ns();
 
 	for (int i = 0; i < WG_BATCH; i++) {
-		ssize_t n = read(dev->tun_fd, buf, WG_MAX_PACKET);
+		ssize_t n = read(dev->tun_fd, b->buf, WG_MAX_PACKET + OFFLOAD_VNET_HDR_LEN);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return true;
 			log_warn("%s: reading the TUN device", dev->ifname);
 			return false;
 		}
-		wg_send_from_tun(dev, buf, (size_t)n, now);
+		tun_packet(dev, b, (size_t)n, now);
 	}
 	return true;
 }
@@ -168,11 +193,12 @@ static int loop(struct wg_device *dev, struct rxbatch *b)
 		pthread_mutex_lock(&dev->lock);
 		for (int i = 0; i < n; i++) {
 			int fd = ev[i].data.fd;
-			if (fd == dev->tun_fd && (ev[i].events & (EPOLLERR | EPOLLHUP) || !rx_tun(dev, b->buf))) {
+			if (fd == dev->tun_fd && (ev[i].events & (EPOLLERR | EPOLLHUP) || !rx_tun(dev, b))) {
 				log_info("%s: TUN device is gone, stopping", dev->ifname);
 				dev->stopping = 1;
 			} else if (fd == dev->sock4 || fd == dev->sock6) {
 				rx_socket(dev, b, fd);
+				wg_tun_flush(dev);
 			} else if (fd == dev->wake_fd) {
 				uint64_t v;
 				if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -207,12 +233,17 @@ int wg_device_run(struct wg_device *dev)
 	struct rxbatch *b = calloc(1, sizeof(*b));
 	int r;
 
-	if (!b || !(b->buf = malloc((size_t)WG_BATCH * WG_MAX_PACKET))) {
+	/* One receive slot per datagram; the first also takes a TUN read. */
+	if (!b || !(b->buf = malloc((size_t)WG_BATCH * WG_MAX_PACKET + OFFLOAD_VNET_HDR_LEN)) ||
+	    !(b->seg = malloc(WG_SEG_BYTES))) {
+		if (b)
+			free(b->buf);
 		free(b);
 		return -ENOMEM;
 	}
 	r = pthread_create(&dev->uapi_thread, NULL, uapi_thread, dev);
 	if (r) {
+		free(b->seg);
 		free(b->buf);
 		free(b);
 		return -r;
@@ -222,6 +253,7 @@ int wg_device_run(struct wg_device *dev)
 	dev->stopping = 1;
 	shutdown(dev->uapi_fd, SHUT_RDWR);
 	pthread_join(dev->uapi_thread, NULL);
+	free(b->seg);
 	free(b->buf);
 	free(b);
 	return r;

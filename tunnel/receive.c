@@ -14,6 +14,7 @@
  *   in the sending peer's allowed IPs (cryptokey routing).
  */
 #include "tunnel/device.h"
+#include "tunnel/offload.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -170,6 +171,36 @@ static size_t inner_packet(const uint8_t *p, size_t len, uint16_t *family, const
 	return n <= len ? n : 0;
 }
 
+/* Write what is batched for the TUN device: coalesced where possible. */
+void wg_tun_flush(struct wg_device *dev)
+{
+	size_t n, len;
+
+	if (!dev->gro)
+		return;
+	n = offload_gro_finish(dev->gro);
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = offload_gro_get(dev->gro, i, &len);
+		if (write(dev->tun_fd, p, len) < 0)
+			dev->stats.tx_send_failed++;
+	}
+	offload_gro_reset(dev->gro);
+}
+
+static void deliver(struct wg_device *dev, const uint8_t *pkt, size_t len)
+{
+	if (!dev->gro) {
+		if (write(dev->tun_fd, pkt, len) < 0)
+			dev->stats.tx_send_failed++;
+		return;
+	}
+	if (offload_gro_add(dev->gro, pkt, len))
+		return;
+	wg_tun_flush(dev);
+	if (!offload_gro_add(dev->gro, pkt, len))
+		dev->stats.rx_bad_inner++;
+}
+
 static bool keypair_receivable(const struct wg_device *dev, const struct noise_keypair *kp,
 			       uint64_t counter, uint64_t now)
 {
@@ -247,8 +278,7 @@ static void rx_data(struct wg_device *dev, uint8_t *buf, size_t len, const union
 		dev->stats.rx_bad_src++;
 		return;
 	}
-	if (write(dev->tun_fd, m->encrypted_data, n) < 0)
-		dev->stats.tx_send_failed++;
+	deliver(dev, m->encrypted_data, n);
 }
 
 void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,

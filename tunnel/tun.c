@@ -52,9 +52,9 @@ static int set_up(const char *ifname)
 	return ifreq_ioctl(SIOCSIFFLAGS, &ifr);
 }
 
-int tun_open(char ifname[16], unsigned mtu)
+static int open_tun(char ifname[16], unsigned mtu, bool *offload)
 {
-	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI };
+	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0) };
 	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC), saved;
 
 	if (fd < 0)
@@ -62,6 +62,8 @@ int tun_open(char ifname[16], unsigned mtu)
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
 		goto fail;
+	if (offload)
+		*offload = ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0;
 	snprintf(ifname, IFNAMSIZ, "%s", ifr.ifr_name);
 	if (mtu && tun_set_mtu(ifname, mtu) < 0)
 		goto fail;
@@ -74,3 +76,7 @@ fail:
 	errno = saved;
 	return -1;
 }
+
+int tun_open(char ifname[16], unsigned mtu) { return open_tun(ifname, mtu, NULL); }
+
+int tun_open_offload(char ifname[16], unsigned mtu, bool *offload) { return open_tun(ifname, mtu, offload); }
