@@ -78,30 +78,22 @@ static void detach_stdio(void)
 		close(fd);
 }
 
-static int load_config(struct wg_device *dev, const char *path)
+/* Read a wg-quick style file before anything is created, so that a bad
+ * file changes nothing. */
+static int read_config(struct wg_conf *c, const char *path)
 {
-	struct wg_conf c;
 	char err[4096];
-	int r;
 
-	if (wg_conf_parse_file(&c, path, err, sizeof(err)) < 0) {
+	if (wg_conf_parse_file(c, path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s", err);
 		return -1;
 	}
-	for (size_t i = 0; i < c.n_peers; i++)
-		if (c.peers[i].endpoint_host)
+	for (size_t i = 0; i < c->n_peers; i++)
+		if (c->peers[i].endpoint_host)
 			log_warnx("%s: endpoint `%s' is not numeric; xborder-wg does not resolve names "
-				  "(xborderd does)", path, c.peers[i].endpoint_host);
-	if (c.n_addresses)
+				  "(xborderd does)", path, c->peers[i].endpoint_host);
+	if (c->n_addresses)
 		log_info("%s: Address is for the interface: set it with `ip address add'", path);
-	if (c.mtu)
-		dev->mtu = c.mtu;
-	r = wg_device_set(dev, &c);
-	wg_conf_free(&c);
-	if (r) {
-		log_warnx("%s: %s", path, strerror(r));
-		return -1;
-	}
 	return 0;
 }
 
@@ -120,6 +112,7 @@ int main(int argc, char **argv)
 	bool foreground = false, verbose = false;
 	unsigned long mtu = 0;
 	struct wg_timing timing;
+	struct wg_conf conf = { 0 };
 	char err[512];
 	int c, r, ready_fd = -1;
 
@@ -151,6 +144,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init("xborder-wg", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO, !foreground);
+	if (config && read_config(&conf, config) < 0)
+		return 1;
 	if (!foreground && daemonize(&ready_fd) < 0)
 		fatal("fork");
 	r = wg_device_open(&the_dev, argv[optind], &timing);
@@ -161,9 +156,16 @@ int main(int argc, char **argv)
 		if (tun_set_mtu(the_dev->ifname, (unsigned)mtu) < 0)
 			log_warn("%s: setting MTU %lu", the_dev->ifname, mtu);
 	}
-	if (config && load_config(the_dev, config) < 0) {
-		wg_device_close(the_dev);
-		return 1;
+	if (config) {
+		if (conf.mtu && !mtu && tun_set_mtu(the_dev->ifname, conf.mtu) == 0)
+			the_dev->mtu = conf.mtu;
+		r = wg_device_set(the_dev, &conf);
+		wg_conf_free(&conf);
+		if (r) {
+			log_warnx("%s: %s", config, strerror(r));
+			wg_device_close(the_dev);
+			return 1;
+		}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);

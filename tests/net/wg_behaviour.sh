@@ -132,6 +132,48 @@ n b wg set "$ifb" peer "$pa2" remove
 xb_check "b has no peer after remove" test -z "$(nq b wg show "$ifb" peers)"
 xb_check "no traffic after the peer was removed" sh -c "! ip netns exec $XB_RUN-a ping -c 2 -i 0.2 -W 1 198.51.100.2"
 
+# --- wg setconf / syncconf, and a wg-quick file loaded at start (-c)
+kc=$(wg genkey); pc=$(echo "$kc" | wg pubkey)
+cat >"$XB_TMP/sync.conf" <<CONF
+[Interface]
+PrivateKey = $kb
+ListenPort = 51821
+
+[Peer]
+PublicKey = $pc
+AllowedIPs = 203.0.113.0/24
+Endpoint = 192.0.2.9:51000
+CONF
+n b wg setconf "$ifb" "$XB_TMP/sync.conf"
+xb_check "wg setconf applied" test "$(nq b wg show "$ifb" allowed-ips)" = "$pc	203.0.113.0/24"
+sed -i 's|203.0.113.0/24|203.0.113.0/25, 2001:db8:200::/48|' "$XB_TMP/sync.conf"
+n b wg syncconf "$ifb" "$XB_TMP/sync.conf"
+xb_check "wg syncconf applied the difference" test "$(nq b wg show "$ifb" allowed-ips)" = "$pc	203.0.113.0/25 2001:db8:200::/48"
+cat >"$XB_TMP/quick.conf" <<CONF
+# as a partner hands it out
+[Interface]
+PrivateKey = $kc
+ListenPort = 51830
+Address = 198.51.100.30/24
+DNS = 192.0.2.53
+
+[Peer]
+PublicKey = $pb
+PresharedKey = $psk
+AllowedIPs = 0.0.0.0/0, ::/0
+Endpoint = 192.0.2.2:51821
+PersistentKeepalive = 25
+CONF
+xb_bg a "$XB_BIN/xborder-wg" -f -c "$XB_TMP/quick.conf" xw$$q
+xb_wait 3000 test -S "/var/run/wireguard/xw$$q.sock"
+xb_check "wg-quick file loaded with -c" sh -c "ip netns exec $XB_RUN-a wg showconf xw$$q | grep -q 'AllowedIPs = 0.0.0.0/0, ::/0'"
+xb_check "its keepalive and port too" sh -c "ip netns exec $XB_RUN-a wg show xw$$q dump | grep -q '	25\$' && ip netns exec $XB_RUN-a wg show xw$$q listen-port | grep -qx 51830"
+printf '[Peer]\nPublicKey = nope\n' >"$XB_TMP/bad.conf"
+out=$(nq a "$XB_BIN/xborder-wg" -f -c "$XB_TMP/bad.conf" "xw$$z" 2>&1); rc=$?
+xb_log "$out"
+xb_check "a bad wg-quick file is refused" test "$rc" != 0
+xb_check "with FILE:LINE: message" grep -q 'bad.conf:2: ' <<<"$out"
+
 # --- the process ends when its UAPI socket is removed, and when its TUN goes
 pid=${XB_WG_PID[b/$ifb]}
 rm -f "/var/run/wireguard/$ifb.sock"
