@@ -35,11 +35,8 @@
 #define HDR_LEN OFFLOAD_VNET_HDR_LEN
 
 #define TCP_FIN 0x01
-#define TCP_SYN 0x02
-#define TCP_RST 0x04
 #define TCP_PSH 0x08
 #define TCP_ACK 0x10
-#define TCP_URG 0x20
 #define TCP_ECE 0x40
 #define TCP_CWR 0x80
 
@@ -560,7 +557,7 @@ static bool same_headers(const struct seg *s, const uint8_t *head)
 	const uint8_t *t = s->p + s->h.iphl, *ht = head + s->h.iphl;
 
 	if ((size_t)(ht[12] >> 4) * 4 != s->h.thl)
-		return false;
+		return false;	/* first, so comparing options stays inside head */
 	if (s->h.v6) {
 		if (memcmp(s->p, head, 4) || memcmp(s->p + 6, head + 6, 34))
 			return false;

@@ -35,10 +35,11 @@
  *
  *  - gso_type NONE: one packet; with NEEDS_CSUM the sum over
  *    [csum_start, end) is folded into csum_start + csum_offset.
- *  - TCPV4 / TCPV6 (ECN bit allowed), UDP_L4: hdr_len is ignored (the kernel
- *    reports skb_headlen() there, not the header length); headers are taken
- *    from the packet, csum_start must be the transport header. IPv6 extension
- *    headers and IPv4 fragments are rejected. */
+ *  - TCPV4 / TCPV6 (ECN bit allowed), UDP_L4: needs NEEDS_CSUM with
+ *    csum_start at the transport header; the IP length field must match the
+ *    read (a truncated read is refused). hdr_len is ignored: the kernel puts
+ *    skb_headlen() there, not the header length. IPv6 extension headers and
+ *    IPv4 fragments are refused. */
 int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
 		    size_t *offsets, size_t *lens, int max_segs);
 
@@ -63,7 +64,7 @@ bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len);
  * one packet, ready for one write() to the TUN fd, in an order that keeps
  * every flow's packets in their arrival order. Valid until reset. */
 size_t offload_gro_finish(struct offload_gro *g);
-const uint8_t *offload_gro_get(const struct offload_gro *g, size_t i, size_t *len);
+const uint8_t *offload_gro_get(const struct offload_gro *g, size_t i, size_t *len);	/* NULL past the end */
 void offload_gro_reset(struct offload_gro *g);
 
 /* The Internet checksum (RFC 1071): the folded, not complemented, one's
