@@ -51,10 +51,11 @@ TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
-PROGS    := xborder-wg xb-impair xb-pkt
+PROGS    := xborder-wg xb-impair xb-pkt xborderd
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
 SRC_xb-pkt    := tests/tools/pkt_main.c
+SRC_xborderd := gateway/xborderd_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -64,8 +65,12 @@ ALL_OBJS := $(LIB_OBJS) $(foreach p,$(PROGS),$(SRC_$(p):%.c=$(BUILD)/%.o)) \
             $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(TLIB_OBJS)
 
 .SECONDARY:
-.PHONY: all test deps deps-auto clean fuzz bench demo
-all: $(PROG_BINS) $(UNIT_BINS)
+.PHONY: all test deps deps-auto clean fuzz bench demo example-keys
+all: $(PROG_BINS) $(UNIT_BINS) example-keys
+
+# git keeps no read permissions; xborderd refuses key files others can read.
+example-keys:
+	$(Q)chmod 600 deploy/examples/keys/* deploy/examples/partners/* 2>/dev/null || true
 
 # Installs what is missing when run as root; otherwise says what is missing.
 deps-auto:

@@ -1,0 +1,93 @@
+/* xborderd — the gateway daemon. So far it checks and prints its policy
+ * (xborder.conf(5)); running the gateway comes next.
+ *
+ *   xborderd [-c FILE] --check     every error as FILE:LINE: message, exit 1
+ *   xborderd [-c FILE] --print     the normalised policy (implies --check)
+ */
+#include "policy/policy.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define DEFAULT_POLICY "/etc/xborder/xborder.conf"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xborderd [-c FILE] [-n|--check] [-v|--print] [-f] [-d]\n"
+		"  -c, --config FILE  the policy (default " DEFAULT_POLICY ")\n"
+		"  -n, --check        check the policy, report every error, and exit\n"
+		"  -v, --print        check, then print the normalised policy and exit\n"
+		"  -f, --foreground   stay in the foreground (for systemd)\n"
+		"  -d, --debug        debug logging\n");
+}
+
+/* --check and --print: exit status 0 when the policy is valid, else 1. */
+static int check(const char *path, bool print)
+{
+	struct xb_errors errs = { 0 };
+	struct xb_policy *p = xb_policy_load(path, &errs);
+	int ret = 0;
+
+	/* Without the state file: only whether every device can have an
+	 * address; the daemon allocates for real. */
+	if (p && xb_policy_allocate(p, NULL, &errs)) {
+		xb_policy_free(p);
+		p = NULL;
+	}
+	if (!p) {
+		xb_errors_print(&errs, stderr);
+		xb_errors_free(&errs);
+		return 1;
+	}
+	if (print)
+		xb_policy_print(p, stdout);
+	else
+		printf("%s: policy OK (%zu devices, %zu tunnels, %zu rules)\n", path, p->n_devices,
+		       p->n_tunnels, p->n_rules);
+	if (fflush(stdout) || ferror(stdout)) {
+		perror("xborderd: stdout");
+		ret = 1;
+	}
+	xb_policy_free(p);
+	xb_errors_free(&errs);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "print", no_argument, NULL, 'v' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = DEFAULT_POLICY;
+	bool do_check = false, do_print = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:nvfdh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'n': do_check = true; break;
+		case 'v': do_print = true; break;
+		case 'f':
+		case 'd': break;	/* for the daemon */
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "xborderd: unexpected argument `%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (do_check || do_print)
+		return check(path, do_print);
+	fprintf(stderr, "xborderd: running the gateway is not implemented yet; use --check or --print\n");
+	return 1;
+}

@@ -1,0 +1,292 @@
+/* Pool addresses for devices without a fixed one, stable across restarts.
+ *
+ * The state file (STATE_DIR/addresses) has one line per device address:
+ *
+ *   # comment
+ *   alice-laptop 198.51.100.10
+ *   alice-laptop 2001:db8:100::a
+ *
+ * Allocation, per family, in three passes so that the result does not
+ * depend on the order of the devices in the policy beyond what is new:
+ *   1. fixed addresses (already indexed by validation) are taken;
+ *   2. a device keeps the address the state file gives it, if that address
+ *      is still in the pool, a host address, not the gateway's and free;
+ *   3. every other device gets the lowest free address, in policy order.
+ * Devices gone from the policy are not written back: their addresses are
+ * free from then on. Fixed addresses are recorded too, so that a device
+ * whose fixed address is removed from the policy keeps it.
+ */
+#include "policy/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct entry {
+	char *name;
+	uint8_t addr[16];
+};
+
+struct state {
+	struct entry *v;
+	size_t n;
+	struct xb_map by_name[2];	/* [0] IPv4, [1] IPv6: name -> entry */
+};
+
+static void state_free(struct state *st)
+{
+	for (size_t i = 0; i < st->n; i++)
+		free(st->v[i].name);
+	free(st->v);
+	xbp_map_free(&st->by_name[0]);
+	xbp_map_free(&st->by_name[1]);
+}
+
+/* One line "NAME ADDRESS"; false when it is not one. */
+static bool state_line(struct state *st, char *line, bool *oom)
+{
+	char *name = strtok(line, " \t"), *addr = strtok(NULL, " \t");
+	struct entry e = { 0 }, *nv;
+	int fam;
+	uint32_t old;
+
+	if (!name || !addr || strtok(NULL, " \t") || !xbp_name_ok(name, XB_NAME_MAX, false))
+		return false;
+	fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
+	if (!xbp_addr_parse(fam, addr, e.addr))
+		return false;
+	if (!(nv = xbp_grow(st->v, st->n, sizeof(*nv))) || !(e.name = strdup(name))) {
+		if (nv)
+			st->v = nv;
+		*oom = true;
+		return true;
+	}
+	st->v = nv;
+	nv[st->n] = e;
+	/* A name listed twice for a family: the first line counts. */
+	if (!xbp_map_put(&st->by_name[fam == AF_INET6], nv[st->n].name, strlen(name),
+			 (uint32_t)st->n, &old) && old == UINT32_MAX)
+		*oom = true;
+	st->n++;
+	return true;
+}
+
+static int state_read(struct state *st, const char *path, struct xb_errors *errs)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0, lineno = 0;
+	bool oom = false;
+	ssize_t len;
+	int bad = 0;
+
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		xb_errors_add(errs, path, 0, "%s", strerror(errno));
+		return -1;
+	}
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		while (len && (line[len - 1] == '\n' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+			line[--len] = '\0';
+		if (!len || line[strspn(line, " \t")] == '#' || !line[strspn(line, " \t")])
+			continue;
+		if (!state_line(st, line, &oom)) {
+			xb_errors_add(errs, path, (unsigned)lineno, "not \"NAME ADDRESS\"");
+			bad = -1;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (oom)
+		xb_errors_add(errs, path, 0, "out of memory");
+	return oom ? -1 : bad;
+}
+
+struct fam {
+	int family;
+	const struct wg_prefix *pool;
+	const void *gw;			/* the gateway's address */
+	struct xb_map *used;		/* the index: address -> device */
+	size_t alen;
+	uint64_t next;			/* pass 3: next offset to try */
+};
+
+static uint8_t *dev_addr(struct xb_device *d, const struct fam *f)
+{
+	return f->family == AF_INET ? (uint8_t *)&d->address4 : (uint8_t *)&d->address6;
+}
+
+static bool *dev_has(struct xb_device *d, const struct fam *f)
+{
+	return f->family == AF_INET ? &d->has4 : &d->has6;
+}
+
+static bool dev_fixed(const struct xb_device *d, const struct fam *f)
+{
+	return f->family == AF_INET ? d->fixed4 : d->fixed6;
+}
+
+static bool take(struct xb_device *d, uint32_t idx, struct fam *f, const uint8_t *a)
+{
+	uint32_t old;
+
+	if (!xbp_addr_in(f->pool, a) || xbp_addr_reserved(f->pool, a) || !memcmp(a, f->gw, f->alen) ||
+	    xbp_map_get(f->used, a, f->alen, &old))
+		return false;
+	memcpy(dev_addr(d, f), a, f->alen);
+	if (!xbp_map_put(f->used, dev_addr(d, f), f->alen, idx, &old))
+		return false;
+	*dev_has(d, f) = true;
+	return true;
+}
+
+/* Pass 3: the lowest free address from f->next on. */
+static bool take_next(struct xb_device *d, uint32_t idx, struct fam *f)
+{
+	unsigned host_bits = (unsigned)f->alen * 8 - f->pool->cidr;
+	uint64_t end = host_bits >= 64 ? UINT64_MAX : (uint64_t)1 << host_bits;
+	uint8_t a[16];
+
+	for (; f->next < end; f->next++)
+		if (xbp_pool_nth(f->pool, f->next, a) && take(d, idx, f, a))
+			return true;
+	return false;
+}
+
+static int allocate(struct xb_policy *p, struct fam *f, const struct state *st,
+		    struct xb_errors *errs)
+{
+	const struct xb_device *first = NULL;
+	size_t failed = 0;
+	uint32_t e;
+	char pb[64];
+
+	for (size_t i = 0; i < p->n_devices; i++) {
+		struct xb_device *d = &p->devices[i];
+
+		if (!dev_fixed(d, f) && *dev_has(d, f)) {	/* an earlier allocation */
+			xbp_map_del(f->used, dev_addr(d, f), f->alen);
+			*dev_has(d, f) = false;
+		}
+	}
+	for (size_t i = 0; i < p->n_devices; i++) {
+		struct xb_device *d = &p->devices[i];
+
+		if (!dev_fixed(d, f) &&
+		    xbp_map_get(&st->by_name[f->family == AF_INET6], d->name, strlen(d->name), &e))
+			take(d, (uint32_t)i, f, st->v[e].addr);
+	}
+	f->next = 1;
+	for (size_t i = 0; i < p->n_devices; i++) {
+		struct xb_device *d = &p->devices[i];
+
+		if (*dev_has(d, f) || take_next(d, (uint32_t)i, f))
+			continue;
+		first = first ? first : d;
+		failed++;
+	}
+	if (!failed)
+		return 0;
+	xbp_prefix_format(pb, sizeof(pb), f->pool);
+	xb_errors_add(errs, first->src.file, first->src.line,
+		      "device \"%s\": no free address left in %s %s (%zu device%s without one)",
+		      first->name, f->family == AF_INET ? "pool4" : "pool6", pb, failed,
+		      failed == 1 ? "" : "s");
+	return -1;
+}
+
+static void write_addr(FILE *f, const char *name, int family, const void *a)
+{
+	char ab[64];
+
+	xbp_addr_format(ab, sizeof(ab), family, a);
+	fprintf(f, "%s %s\n", name, ab);
+}
+
+static int write_lines(const struct xb_policy *p, int fd)
+{
+	FILE *f = fdopen(fd, "w");
+
+	if (!f) {
+		close(fd);
+		return -1;
+	}
+	fprintf(f, "# Device addresses assigned by xborderd from the pools of %s.\n"
+		   "# Kept across restarts; a device removed from the policy frees its address.\n",
+		p->path);
+	for (size_t i = 0; i < p->n_devices; i++) {
+		const struct xb_device *d = &p->devices[i];
+
+		if (d->has4)
+			write_addr(f, d->name, AF_INET, &d->address4);
+		if (d->has6)
+			write_addr(f, d->name, AF_INET6, &d->address6);
+	}
+	if (fflush(f) || fsync(fileno(f))) {
+		fclose(f);
+		return -1;
+	}
+	return fclose(f);
+}
+
+/* Written to PATH.tmp, synced, renamed over PATH, and the directory synced:
+ * after a crash the file is the old one or the new one, never a mix. */
+static int state_write(const struct xb_policy *p, const char *path, struct xb_errors *errs)
+{
+	char *tmp = NULL, *dcopy = strdup(path), *dir;
+	int fd = -1, ret = -1;
+
+	if (!dcopy || asprintf(&tmp, "%s.tmp", path) < 0) {
+		tmp = NULL;
+		goto out;
+	}
+	dir = dirname(dcopy);
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		goto out;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write_lines(p, fd) || rename(tmp, path))
+		goto out;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	ret = 0;
+out:
+	if (ret) {
+		xb_errors_add(errs, path, 0, "cannot write the address state: %s", strerror(errno));
+		if (tmp)
+			unlink(tmp);
+	}
+	free(tmp);
+	free(dcopy);
+	return ret;
+}
+
+int xb_policy_allocate(struct xb_policy *p, const char *state_path, struct xb_errors *errs)
+{
+	struct state st = { 0 };
+	struct xb_gateway *g = &p->gateway;
+	struct fam f4 = { AF_INET, &g->pool4, &g->address4, &p->index->addr4, 4, 0 };
+	struct fam f6 = { AF_INET6, &g->pool6, &g->address6, &p->index->addr6, 16, 0 };
+	int ret = 0;
+
+	if (state_path && state_read(&st, state_path, errs)) {
+		state_free(&st);
+		return -1;
+	}
+	if (g->has_pool4 && allocate(p, &f4, &st, errs))
+		ret = -1;
+	if (g->has_pool6 && allocate(p, &f6, &st, errs))
+		ret = -1;
+	state_free(&st);
+	if (!ret && state_path)
+		ret = state_write(p, state_path, errs);
+	return ret;
+}

@@ -1,0 +1,284 @@
+/* The gateway, groups, devices and posture profiles sections: each value's
+ * type, syntax and range. Checks between objects (duplicates, references,
+ * addresses against pools) are validate.c's.
+ */
+#include "policy/internal.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#define POOL4_MIN 8	/* pool prefix lengths: a pool has at least two hosts */
+#define POOL4_MAX 30
+#define POOL6_MIN 32
+#define POOL6_MAX 126
+
+static const char *const gateway_keys[] = {
+	"interface", "listen_port", "private_key_file", "pool4", "pool6", "address4",
+	"address6", "dns_port", "posture_port", "control_socket", "state_dir", NULL
+};
+static const char *const device_keys[] = {
+	"name", "public_key", "groups", "address4", "address6", NULL
+};
+static const char *const profile_keys[] = { "name", "checks", NULL };
+
+static const char *fam_name(int family)
+{
+	return family == AF_INET ? "IPv4" : "IPv6";
+}
+
+static void missing(struct ld *l, const config_setting_t *s, const char *what, const char *key)
+{
+	if (!config_setting_get_member(s, key))
+		xbp_err(l, s, "%s: no %s", what, key);
+}
+
+/* pool4/pool6: a network prefix of the family (no host bits). */
+static void parse_pool(struct ld *l, const config_setting_t *s, const char *key, int family,
+		       struct wg_prefix *pool, bool *has, unsigned *line)
+{
+	const char *v = xbp_get_str(l, s, key, "gateway", line);
+	const config_setting_t *m = config_setting_get_member(s, key);
+	unsigned lo = family == AF_INET ? POOL4_MIN : POOL6_MIN;
+	unsigned hi = family == AF_INET ? POOL4_MAX : POOL6_MAX;
+	char qb[QUOTE_MAX + 4], fixed[64];
+	struct wg_prefix p;
+
+	if (!v)
+		return;
+	if (!wg_prefix_parse(&p, v) || p.family != family || !strchr(v, '/')) {
+		xbp_err(l, m, "gateway: %s `%s' is not an %s prefix", key, xbp_quote(qb, v),
+			fam_name(family));
+	} else if (p.cidr < lo || p.cidr > hi) {
+		xbp_err(l, m, "gateway: %s `%s': the prefix length must be %u-%u", key,
+			xbp_quote(qb, v), lo, hi);
+	} else if (xbp_prefix_host_bits(&p)) {
+		xbp_prefix_mask(&p);
+		xbp_prefix_format(fixed, sizeof(fixed), &p);
+		xbp_err(l, m, "gateway: %s `%s' has host bits set (did you mean %s?)", key,
+			xbp_quote(qb, v), fixed);
+	} else {
+		*pool = p;
+		*has = true;
+	}
+}
+
+/* The gateway's own address in a pool; default: the first host. */
+static void parse_gw_addr(struct ld *l, const config_setting_t *s, const char *key,
+			  const struct wg_prefix *pool, bool has_pool, void *addr)
+{
+	const config_setting_t *m = config_setting_get_member(s, key);
+	const char *v = xbp_get_str(l, s, key, "gateway", NULL);
+	char qb[QUOTE_MAX + 4], pb[64];
+	const char *pool_key = pool->family == AF_INET6 ? "pool6" : "pool4";
+
+	if (!v) {
+		if (has_pool)
+			xbp_pool_nth(pool, 1, addr);
+		return;
+	}
+	if (!xbp_addr_parse(!strcmp(key, "address4") ? AF_INET : AF_INET6, v, addr)) {
+		xbp_err(l, m, "gateway: %s `%s' is not an %s address", key, xbp_quote(qb, v),
+			!strcmp(key, "address4") ? "IPv4" : "IPv6");
+		return;
+	}
+	if (!has_pool) {
+		if (!config_setting_get_member(s, pool_key))
+			xbp_err(l, m, "gateway: %s needs %s", key, pool_key);
+		return;
+	}
+	xbp_prefix_format(pb, sizeof(pb), pool);
+	if (!xbp_addr_in(pool, addr))
+		xbp_err(l, m, "gateway: %s %s is outside %s %s", key, v, pool_key, pb);
+	else if (xbp_addr_reserved(pool, addr))
+		xbp_err(l, m, "gateway: %s %s is the network or broadcast address of %s %s", key,
+			v, pool_key, pb);
+}
+
+static uint16_t get_port(struct ld *l, const config_setting_t *s, const char *key,
+			 uint16_t dflt, unsigned *line)
+{
+	config_setting_t *m = config_setting_get_member(s, key);
+	long v;
+
+	if (line && m)
+		*line = config_setting_source_line(m);
+	return xbp_get_int(l, s, key, "gateway", 1, 65535, &v) ? (uint16_t)v : dflt;
+}
+
+/* An absolute path; max: its longest length (0: PATH_MAX). */
+static char *get_abs_path(struct ld *l, const config_setting_t *s, const char *key,
+			  const char *dflt, size_t max)
+{
+	const config_setting_t *m = config_setting_get_member(s, key);
+	const char *v = xbp_get_str(l, s, key, "gateway", NULL);
+	char qb[QUOTE_MAX + 4];
+
+	if (!v)
+		return xbp_strdup(l, dflt);
+	if (v[0] != '/')
+		xbp_err(l, m, "gateway: %s `%s' is not an absolute path", key, xbp_quote(qb, v));
+	else if (max && strlen(v) > max)
+		xbp_err(l, m, "gateway: %s `%s' is longer than %zu bytes", key, xbp_quote(qb, v), max);
+	return xbp_strdup(l, v);
+}
+
+static void parse_interface(struct ld *l, const config_setting_t *s, struct xb_gateway *g)
+{
+	const char *v = xbp_get_str(l, s, "interface", "gateway", NULL);
+	char qb[QUOTE_MAX + 4];
+
+	strcpy(g->interface, "xb-dev");
+	if (!v)
+		return;
+	if (!xbp_name_ok(v, XB_IFNAME_MAX, false))
+		xbp_err(l, config_setting_get_member(s, "interface"),
+			"gateway: interface `%s' is not an interface name (1-15 letters, digits, "
+			"'.', '_' and '-', starting with a letter or digit)", xbp_quote(qb, v));
+	else
+		strcpy(g->interface, v);
+}
+
+void xbp_parse_gateway(struct ld *l, const config_setting_t *s)
+{
+	struct xb_gateway *g = &l->p->gateway;
+
+	g->src = xbp_src(l, s);
+	xbp_check_keys(l, s, "gateway", gateway_keys);
+	parse_interface(l, s, g);
+	g->listen_port = get_port(l, s, "listen_port", 51820, &g->listen_port_line);
+	if (!xbp_key_file(l, s, "gateway", "private_key_file", &g->key, true))
+		missing(l, s, "gateway", "private_key_file");
+	parse_pool(l, s, "pool4", AF_INET, &g->pool4, &g->has_pool4, &g->pool4_line);
+	parse_pool(l, s, "pool6", AF_INET6, &g->pool6, &g->has_pool6, &g->pool6_line);
+	g->pool4.family = AF_INET;
+	g->pool6.family = AF_INET6;
+	if (!config_setting_get_member(s, "pool4") && !config_setting_get_member(s, "pool6"))
+		xbp_err(l, s, "gateway: no pool4 or pool6 (devices need addresses)");
+	parse_gw_addr(l, s, "address4", &g->pool4, g->has_pool4, &g->address4);
+	parse_gw_addr(l, s, "address6", &g->pool6, g->has_pool6, &g->address6);
+	g->dns_port = get_port(l, s, "dns_port", 53, &g->dns_port_line);
+	g->posture_port = get_port(l, s, "posture_port", 8443, &g->posture_port_line);
+	g->control_socket = get_abs_path(l, s, "control_socket", "/run/xborder/control.sock",
+					 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	g->state_dir = get_abs_path(l, s, "state_dir", "/var/lib/xborder", 0);
+}
+
+void xbp_parse_groups(struct ld *l, const config_setting_t *s)
+{
+	struct xb_policy *p = l->p;
+	char qb[QUOTE_MAX + 4];
+
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *name = xbp_elem_str(l, e, "groups", "groups");
+		struct xb_group *v;
+
+		if (!name)
+			continue;
+		if (!xbp_name_ok(name, XB_NAME_MAX, false)) {
+			xbp_err(l, e, "groups: `%s' is not a valid name (1-63 letters, digits, '.', "
+				"'_' and '-', starting with a letter or digit)", xbp_quote(qb, name));
+			continue;
+		}
+		if (!(v = xbp_grow(p->groups, p->n_groups, sizeof(*v)))) {
+			l->oom = true;
+			return;
+		}
+		p->groups = v;
+		v[p->n_groups] = (struct xb_group){ xbp_src(l, e), xbp_strdup(l, name) };
+		p->n_groups += v[p->n_groups].name != NULL;
+	}
+}
+
+static void parse_dev_addr(struct ld *l, const config_setting_t *s, const char *what,
+			   int family, void *addr, bool *fixed, unsigned *line)
+{
+	const char *key = family == AF_INET ? "address4" : "address6";
+	const char *v = xbp_get_str(l, s, key, what, line);
+	char qb[QUOTE_MAX + 4];
+
+	if (!v)
+		return;
+	if (xbp_addr_parse(family, v, addr))
+		*fixed = true;
+	else
+		xbp_err(l, config_setting_get_member(s, key), "%s: %s `%s' is not an %s address",
+			what, key, xbp_quote(qb, v), fam_name(family));
+}
+
+static void parse_device(struct ld *l, const config_setting_t *s, struct xb_device *d, int idx)
+{
+	char what[WHAT_MAX], qb[QUOTE_MAX + 4];
+	const char *name = xbp_obj_name(l, s, "device", idx, false, what, sizeof(what));
+	const char *key;
+
+	d->src = xbp_src(l, s);
+	d->name = name ? xbp_strdup(l, name) : NULL;
+	xbp_check_keys(l, s, what, device_keys);
+	key = xbp_get_str(l, s, "public_key", what, &d->key_line);
+	if (key && !wg_key_from_base64(d->public_key, key))
+		xbp_err(l, config_setting_get_member(s, "public_key"),
+			"%s: public_key `%s' is not a base64 WireGuard key", what, xbp_quote(qb, key));
+	else if (!key)
+		missing(l, s, what, "public_key");
+	xbp_get_refs(l, s, "groups", what, &d->groups, &d->n_groups);
+	parse_dev_addr(l, s, what, AF_INET, &d->address4, &d->fixed4, &d->address4_line);
+	parse_dev_addr(l, s, what, AF_INET6, &d->address6, &d->fixed6, &d->address6_line);
+	d->has4 = d->fixed4;
+	d->has6 = d->fixed6;
+}
+
+/* Devices are kept even when something in them is wrong, so that the
+ * checks between objects still see them (a bad key stays all-zero, a bad
+ * name NULL); the load fails anyway. */
+void xbp_parse_devices(struct ld *l, const config_setting_t *s)
+{
+	struct xb_policy *p = l->p;
+
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		struct xb_device *v;
+
+		if (!xbp_elem_group(l, e, "devices"))
+			continue;
+		if (!(v = xbp_grow(p->devices, p->n_devices, sizeof(*v)))) {
+			l->oom = true;
+			return;
+		}
+		p->devices = v;
+		memset(&v[p->n_devices], 0, sizeof(*v));
+		parse_device(l, e, &v[p->n_devices++], i);
+	}
+}
+
+void xbp_parse_profiles(struct ld *l, const config_setting_t *s)
+{
+	struct xb_policy *p = l->p;
+	char what[WHAT_MAX];
+
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i), *checks;
+		struct xb_profile *v;
+		const char *name;
+
+		if (!xbp_elem_group(l, e, "profiles"))
+			continue;
+		name = xbp_obj_name(l, e, "profile", i, false, what, sizeof(what));
+		xbp_check_keys(l, e, what, profile_keys);
+		if (!(v = xbp_grow(p->profiles, p->n_profiles, sizeof(*v)))) {
+			l->oom = true;
+			return;
+		}
+		p->profiles = v;
+		v = &v[p->n_profiles++];
+		memset(v, 0, sizeof(*v));
+		v->src = xbp_src(l, e);
+		v->name = name ? xbp_strdup(l, name) : NULL;
+		/* Not interpreted yet: the posture checks come with their issue. */
+		if ((checks = config_setting_get_member(e, "checks")) &&
+		    !(v->checks = xbp_setting_text(checks)))
+			l->oom = true;
+	}
+}

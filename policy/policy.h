@@ -1,0 +1,269 @@
+/* The gateway policy: a libconfig file (docs/policy.md, xborder.conf(5))
+ * loaded into a validated in-memory model.
+ *
+ *   struct xb_errors errs = { 0 };
+ *   struct xb_policy *p = xb_policy_load("/etc/xborder/xborder.conf", &errs);
+ *   if (!p) { xb_errors_print(&errs, stderr); ... }      every error, sorted
+ *   xb_policy_allocate(p, state_path, &errs);           pool addresses
+ *   ... use p, look objects up with xb_policy_*_by_*() ...
+ *   xb_policy_free(p); xb_errors_free(&errs);
+ *
+ * A model returned by xb_policy_load() is complete and consistent: every
+ * reference is resolved to an index, every default is filled in, every key
+ * file has been read. Loading never stops at the first error: it collects
+ * them all (unknown keys, wrong types, bad values, dangling references,
+ * duplicates, overlaps, unsafe key files) and fails once at the end.
+ *
+ * Every object records where it was defined (struct xb_src) so that the
+ * daemon can cite it. Secret keys live only in struct xb_key_file and are
+ * wiped by xb_policy_free(); nothing here prints them.
+ */
+#ifndef XB_POLICY_H
+#define XB_POLICY_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tunnel/wgconf.h"
+
+#define XB_NAME_MAX		63	/* device, group, profile, rule names */
+#define XB_TUNNEL_NAME_MAX	12	/* "xb-" + name fits IFNAMSIZ - 1 */
+#define XB_IFNAME_MAX		15	/* IFNAMSIZ - 1 */
+
+/* Where something was written. file points into xb_policy.files and lives
+ * as long as the policy; line is 1-based (0 = the file as a whole). */
+struct xb_src {
+	const char *file;
+	unsigned line;
+};
+
+/* A reference by name to another object, resolved by validation. */
+struct xb_ref {
+	char *name;
+	unsigned line;		/* of the name, in the referring object's file */
+	size_t idx;		/* into the referenced array, valid after load */
+};
+
+/* A key read from a file that must not be accessible by group or others. */
+struct xb_key_file {
+	char *path;		/* as written in the policy */
+	char *resolved;		/* absolute: relative paths are taken from the
+				 * directory of the main policy file */
+	unsigned line;
+	uint8_t key[WG_KEY_LEN];	/* secret; wiped by xb_policy_free() */
+	uint8_t public_key[WG_KEY_LEN];	/* derived from key (private keys only) */
+	bool loaded;
+};
+
+struct xb_gateway {
+	struct xb_src src;
+	char interface[XB_IFNAME_MAX + 1];	/* default "xb-dev" */
+	uint16_t listen_port;			/* UDP, default 51820 */
+	struct xb_key_file key;			/* private_key_file */
+	bool has_pool4, has_pool6;		/* at least one is true */
+	struct wg_prefix pool4, pool6;		/* host bits are zero */
+	struct in_addr address4;		/* the gateway's address in each */
+	struct in6_addr address6;		/* pool, default: the first host */
+	uint16_t dns_port;			/* default 53 */
+	uint16_t posture_port;			/* default 8443 */
+	char *control_socket;			/* absolute path */
+	char *state_dir;			/* absolute path */
+	unsigned pool4_line, pool6_line, listen_port_line, dns_port_line, posture_port_line;
+};
+
+struct xb_group {
+	struct xb_src src;
+	char *name;
+};
+
+struct xb_device {
+	struct xb_src src;
+	char *name;
+	uint8_t public_key[WG_KEY_LEN];
+	struct xb_ref *groups;		/* idx into xb_policy.groups */
+	size_t n_groups;
+	/* has4/has6: the device has an address of that family: written in the
+	 * policy (fixed4/fixed6) or, after xb_policy_allocate(), from the pool.
+	 * A policy without pool6 gives devices no IPv6 address. */
+	bool has4, has6, fixed4, fixed6;
+	struct in_addr address4;
+	struct in6_addr address6;
+	unsigned key_line, address4_line, address6_line;
+};
+
+enum xb_tunnel_type { XB_TUNNEL_WIREGUARD };
+enum xb_backend { XB_BACKEND_AUTO, XB_BACKEND_KERNEL, XB_BACKEND_USERSPACE };
+
+struct xb_tunnel {
+	struct xb_src src;
+	char *name;
+	char ifname[XB_IFNAME_MAX + 1];		/* "xb-" name */
+	enum xb_tunnel_type type;
+	enum xb_backend backend;		/* default auto */
+	char *config;				/* wg-quick file as written, or NULL */
+	char *config_resolved;			/* absolute */
+	/* Keys: read from the files named in the policy or, with config, from
+	 * the wg-quick file (then key.path and psk.path are NULL). */
+	struct xb_key_file key;			/* our private key for this tunnel */
+	bool has_psk;
+	struct xb_key_file psk;			/* preshared key (no public key) */
+	uint8_t peer_public_key[WG_KEY_LEN];	/* the partner's key */
+	/* endpoint: a DNS name (endpoint_is_name) the daemon resolves and
+	 * re-resolves, or an IPv4/IPv6 literal (without brackets). */
+	char *endpoint_host;
+	uint16_t endpoint_port;
+	bool endpoint_is_name;
+	uint16_t listen_port;			/* 0 = any (default) */
+	bool has_address4, has_address6;	/* inner addresses, with prefix */
+	struct wg_prefix address4, address6;	/* length; host bits kept */
+	bool has_peer4, has_peer6;		/* the partner's inner addresses */
+	struct in_addr peer4;
+	struct in6_addr peer6;
+	struct wg_prefix *allowed_ips;		/* default 0.0.0.0/0, ::/0 */
+	size_t n_allowed_ips;
+	uint16_t keepalive;			/* seconds, 0 = off; default 25 */
+	unsigned mtu;				/* default 1420 */
+	bool snat;				/* default true */
+	unsigned address4_line, address6_line, listen_port_line;
+};
+
+struct xb_profile {
+	struct xb_src src;
+	char *name;
+	char *checks;	/* the `checks' setting as libconfig text, not yet
+			 * interpreted (the posture issue defines it), or NULL */
+};
+
+#define XB_PROTO_TCP	0x1
+#define XB_PROTO_UDP	0x2
+#define XB_PROTO_ICMP	0x4
+#define XB_PROTO_ICMPV6	0x8
+
+struct xb_port_range {
+	uint16_t lo, hi;	/* inclusive, 1 <= lo <= hi */
+};
+
+enum xb_action { XB_ACTION_DENY, XB_ACTION_ALLOW };
+enum xb_via_kind { XB_VIA_TUNNEL, XB_VIA_BEST, XB_VIA_INTERNET };
+
+struct xb_via {
+	enum xb_via_kind kind;
+	struct xb_ref tunnel;	/* XB_VIA_TUNNEL: idx into xb_policy.tunnels */
+};
+
+/* A rule matches a packet from a device when every non-empty criterion
+ * matches: the device is listed or in a listed group (both empty: every
+ * device), it passes every listed posture profile, the destination is in
+ * `to' or has a name matching `domains' (both empty: anywhere), the
+ * protocol and port match. Rules are evaluated in order; the first match
+ * decides; nothing matched is denied. */
+struct xb_rule {
+	struct xb_src src;
+	char *name;
+	struct xb_ref *groups;		/* idx into xb_policy.groups */
+	size_t n_groups;
+	struct xb_ref *devices;		/* idx into xb_policy.devices */
+	size_t n_devices;
+	struct xb_ref *posture;		/* idx into xb_policy.profiles */
+	size_t n_posture;
+	struct wg_prefix *to;		/* host bits are zero */
+	size_t n_to;
+	char **domains;			/* lower case; "*.example.com" matches
+					 * every name below example.com */
+	size_t n_domains;
+	unsigned protocols;		/* XB_PROTO_* bits, 0 = any */
+	struct xb_port_range *ports;	/* destination ports, none = any */
+	size_t n_ports;
+	enum xb_action action;
+	struct xb_via *via;		/* allow only: preference order */
+	size_t n_via;
+};
+
+struct xb_index;
+
+struct xb_policy {
+	char *path;			/* the main file, as given */
+	char *dir;			/* its directory, absolute */
+	char **files;			/* every policy file read, in load order */
+	size_t n_files;
+	struct xb_gateway gateway;
+	struct xb_group *groups;
+	size_t n_groups;
+	struct xb_device *devices;	/* main file first, then included files */
+	size_t n_devices;
+	struct xb_tunnel *tunnels;
+	size_t n_tunnels;
+	struct xb_profile *profiles;
+	size_t n_profiles;
+	struct xb_rule *rules;
+	size_t n_rules;
+	struct xb_index *index;		/* name, key and address lookups */
+};
+
+/* Errors as "FILE:LINE: message". */
+struct xb_error {
+	char *file;
+	unsigned line;		/* 0: the file as a whole, printed "FILE: message" */
+	size_t rank;		/* order in which the file was read */
+	size_t seq;
+	char *msg;
+};
+
+struct xb_errors {
+	struct xb_error *v;
+	size_t n, cap;
+	char **files;		/* in the order the loader read them */
+	size_t n_files;
+	bool oom;
+};
+
+void xb_errors_add(struct xb_errors *e, const char *file, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Registers a file in read order, so that its errors sort after those of
+ * files read before it (errors of unregistered files sort last). */
+void xb_errors_file(struct xb_errors *e, const char *file);
+/* Sorted by file (in read order), then line, then the order found. */
+void xb_errors_sort(struct xb_errors *e);
+void xb_errors_print(struct xb_errors *e, FILE *out);
+void xb_errors_free(struct xb_errors *e);
+
+/* Loads and validates path. Returns NULL when anything is wrong, with every
+ * error added to errs. */
+struct xb_policy *xb_policy_load(const char *path, struct xb_errors *errs);
+void xb_policy_free(struct xb_policy *p);
+
+/* Gives every device without a fixed address one from the pool of each
+ * family the gateway has. Assignments are kept across restarts through
+ * state_path (lines "NAME ADDRESS"): a device keeps the address it had when
+ * that address is still in the pool and free; a device no longer in the
+ * policy frees its address. The file is replaced atomically. state_path
+ * NULL: start from nothing and write nothing (what --check does).
+ * Returns 0, or -1 with errors added (pool exhausted, unreadable or
+ * malformed state file, failed write); on -1 the device addresses are
+ * unspecified. */
+int xb_policy_allocate(struct xb_policy *p, const char *state_path, struct xb_errors *errs);
+
+/* The normalised policy in libconfig syntax: every default written out,
+ * included devices inline, objects in file order, addresses canonical.
+ * Secret keys are never printed: only their file paths, and the public key
+ * derived from each private key as a comment. The output loads as a policy
+ * equal to p (given the same directory for relative paths). */
+void xb_policy_print(const struct xb_policy *p, FILE *out);
+
+/* Lookups (hash tables; NULL when absent). */
+const struct xb_device *xb_policy_device_by_name(const struct xb_policy *p, const char *name);
+const struct xb_device *xb_policy_device_by_key(const struct xb_policy *p,
+						const uint8_t key[static WG_KEY_LEN]);
+/* family AF_INET (addr: struct in_addr) or AF_INET6 (struct in6_addr). */
+const struct xb_device *xb_policy_device_by_addr(const struct xb_policy *p, int family,
+						 const void *addr);
+const struct xb_tunnel *xb_policy_tunnel_by_name(const struct xb_policy *p, const char *name);
+const struct xb_group *xb_policy_group_by_name(const struct xb_policy *p, const char *name);
+const struct xb_rule *xb_policy_rule_by_name(const struct xb_policy *p, const char *name);
+
+const char *xb_backend_name(enum xb_backend b);
+
+#endif

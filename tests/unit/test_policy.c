@@ -1,0 +1,362 @@
+/* The policy model: loading and lookups, pool address allocation across
+ * restarts, the hash map against a naive reference on random operations,
+ * prefix arithmetic, error ordering. Error messages themselves are checked
+ * by the golden files of tests/cli/policy.sh.
+ */
+#include "tests/lib/check.h"
+#include "policy/internal.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define K11 "ERERERERERERERERERERERERERERERERERERERERERE="
+#define K22 "IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI="
+#define K33 "MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM="
+#define K44 "REREREREREREREREREREREREREREREREREREREREREQ="
+#define K55 "VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU="
+
+static char dir[64];
+
+static void put_file(const char *name, const char *text, mode_t mode)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	CHECK(fd >= 0);
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	CHECK(fchmod(fd, mode) == 0);
+	close(fd);
+}
+
+/* A fresh directory with a gateway key, and a policy with these devices. */
+static void setup(const char *pools, const char *devices)
+{
+	char text[4096];
+
+	strcpy(dir, "/tmp/xb-test-policy.XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	put_file("gw.key", K11 "\n", 0600);
+	snprintf(text, sizeof(text),
+		 "gateway = { private_key_file = \"gw.key\"; %s };\n"
+		 "groups = [ \"g\" ];\ndevices = ( %s );\n", pools, devices);
+	put_file("xb.conf", text, 0644);
+}
+
+static void set_devices(const char *pools, const char *devices)
+{
+	char text[4096];
+
+	snprintf(text, sizeof(text),
+		 "gateway = { private_key_file = \"gw.key\"; %s };\n"
+		 "groups = [ \"g\" ];\ndevices = ( %s );\n", pools, devices);
+	put_file("xb.conf", text, 0644);
+}
+
+static void cleanup(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0);
+}
+
+static struct xb_policy *load(void)
+{
+	struct xb_errors errs = { 0 };
+	struct xb_policy *p;
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/xb.conf", dir);
+	p = xb_policy_load(path, &errs);
+	if (!p)
+		xb_errors_print(&errs, stdout);
+	xb_errors_free(&errs);
+	CHECK(p != NULL);
+	return p;
+}
+
+static const char *addr4(const struct xb_policy *p, const char *name)
+{
+	static char buf[8][INET_ADDRSTRLEN];
+	static int n;
+	const struct xb_device *d = xb_policy_device_by_name(p, name);
+
+	CHECK(d && d->has4);
+	n = (n + 1) % 8;
+	inet_ntop(AF_INET, &d->address4, buf[n], sizeof(buf[n]));
+	return buf[n];
+}
+
+/* Loads the policy and allocates with the state file; 0 or -1. */
+static int allocate(struct xb_policy **pp, char *err, size_t errlen)
+{
+	struct xb_errors errs = { 0 };
+	char state[128];
+	FILE *f;
+	int r;
+
+	snprintf(state, sizeof(state), "%s/state/addresses", dir);
+	*pp = load();
+	r = xb_policy_allocate(*pp, state, &errs);
+	f = fmemopen(err, errlen, "w");
+	xb_errors_print(&errs, f);
+	fclose(f);
+	xb_errors_free(&errs);
+	return r;
+}
+
+#define POOL4 "pool4 = \"198.51.100.0/24\";"
+#define DEV(n, k) "{ name = \"" n "\"; public_key = \"" k "\"; groups = [ \"g\" ]; }"
+
+TEST(load_defaults_and_lookups)
+{
+	struct xb_policy *p;
+	uint8_t key[WG_KEY_LEN];
+
+	setup(POOL4, DEV("a", K22) "," DEV("b", K33));
+	p = load();
+	CHECK_INT(p->n_devices, ==, 2);
+	CHECK_STR(p->gateway.interface, "xb-dev");
+	CHECK_INT(p->gateway.listen_port, ==, 51820);
+	CHECK_INT(p->gateway.dns_port, ==, 53);
+	CHECK_INT(p->gateway.posture_port, ==, 8443);
+	CHECK_STR(p->gateway.state_dir, "/var/lib/xborder");
+	CHECK(p->gateway.key.loaded && p->gateway.key.resolved[0] == '/');
+	CHECK(p->gateway.has_pool4 && !p->gateway.has_pool6);
+	CHECK_INT(ntohl(p->gateway.address4.s_addr), ==, 0xc6336401);	/* .1 */
+	CHECK(wg_key_from_base64(key, K33));
+	CHECK(xb_policy_device_by_key(p, key) == &p->devices[1]);
+	CHECK(xb_policy_device_by_name(p, "a") == &p->devices[0]);
+	CHECK(xb_policy_device_by_name(p, "c") == NULL);
+	CHECK(xb_policy_group_by_name(p, "g") == &p->groups[0]);
+	CHECK_INT(p->devices[1].groups[0].idx, ==, 0);
+	CHECK(!p->devices[0].has4);
+	xb_policy_free(p);
+	cleanup();
+}
+
+TEST(alloc_stable_across_restarts)
+{
+	struct xb_errors errs = { 0 };
+	struct xb_policy *p;
+	char err[1024];
+
+	setup(POOL4, DEV("a", K22) "," DEV("b", K33) "," DEV("c", K44));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_STR(addr4(p, "a"), "198.51.100.2");
+	CHECK_STR(addr4(p, "b"), "198.51.100.3");
+	CHECK_STR(addr4(p, "c"), "198.51.100.4");
+	CHECK(xb_policy_device_by_addr(p, AF_INET, &p->devices[2].address4) == &p->devices[2]);
+	xb_policy_free(p);
+	/* A restart with the devices in another order changes nothing. */
+	set_devices(POOL4, DEV("c", K44) "," DEV("b", K33) "," DEV("a", K22));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_STR(addr4(p, "a"), "198.51.100.2");
+	CHECK_STR(addr4(p, "b"), "198.51.100.3");
+	CHECK_STR(addr4(p, "c"), "198.51.100.4");
+	/* Allocating again on the same policy gives the same result. */
+	snprintf(err, sizeof(err), "%s/state/addresses", dir);
+	CHECK_INT(xb_policy_allocate(p, err, &errs), ==, 0);
+	CHECK_STR(addr4(p, "b"), "198.51.100.3");
+	CHECK_INT(errs.n, ==, 0);
+	xb_policy_free(p);
+	cleanup();
+}
+
+TEST(alloc_removed_device_frees_its_address)
+{
+	struct xb_policy *p;
+	char err[1024], path[128], text[512] = "";
+	FILE *f;
+
+	setup(POOL4, DEV("a", K22) "," DEV("b", K33) "," DEV("c", K44));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	xb_policy_free(p);
+	set_devices(POOL4, DEV("a", K22) "," DEV("c", K44) "," DEV("d", K55));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_STR(addr4(p, "a"), "198.51.100.2");
+	CHECK_STR(addr4(p, "c"), "198.51.100.4");
+	CHECK_STR(addr4(p, "d"), "198.51.100.3");	/* b's, the lowest free */
+	xb_policy_free(p);
+	snprintf(path, sizeof(path), "%s/state/addresses", dir);
+	CHECK((f = fopen(path, "r")) != NULL);
+	CHECK(fread(text, 1, sizeof(text) - 1, f) > 0);
+	fclose(f);
+	CHECK(strstr(text, "\na 198.51.100.2\nc 198.51.100.4\nd 198.51.100.3\n") != NULL);
+	CHECK(strstr(text, "\nb ") == NULL);
+	cleanup();
+}
+
+TEST(alloc_fixed_address_wins_over_state)
+{
+	struct xb_policy *p;
+	char err[1024];
+
+	setup(POOL4, DEV("a", K22));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_STR(addr4(p, "a"), "198.51.100.2");
+	xb_policy_free(p);
+	set_devices(POOL4, DEV("a", K22) ", { name = \"b\"; public_key = \"" K33 "\"; address4 = \"198.51.100.2\"; }");
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_STR(addr4(p, "b"), "198.51.100.2");
+	CHECK_STR(addr4(p, "a"), "198.51.100.3");
+	xb_policy_free(p);
+	/* The fixed address is recorded: b keeps it once the policy drops it. */
+	set_devices(POOL4, DEV("a", K22) "," DEV("b", K33));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_STR(addr4(p, "b"), "198.51.100.2");
+	CHECK_STR(addr4(p, "a"), "198.51.100.3");
+	xb_policy_free(p);
+	cleanup();
+}
+
+TEST(alloc_ipv6)
+{
+	struct xb_policy *p;
+	char err[1024], a[INET6_ADDRSTRLEN];
+
+	setup("pool6 = \"2001:db8:100::/64\";", DEV("a", K22) "," DEV("b", K33));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK(!p->devices[0].has4 && p->devices[0].has6);
+	inet_ntop(AF_INET6, &p->devices[1].address6, a, sizeof(a));
+	CHECK_STR(a, "2001:db8:100::3");
+	xb_policy_free(p);
+	cleanup();
+}
+
+TEST(alloc_pool_exhausted)
+{
+	struct xb_policy *p;
+	char err[1024];
+
+	/* A /30: .1 is the gateway's, .2 the only one left. */
+	setup("pool4 = \"198.51.100.0/30\";", DEV("a", K22) "," DEV("b", K33) "," DEV("c", K44));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, -1);
+	CHECK(strstr(err, "xb.conf:3: device \"b\": no free address left in pool4 "
+			  "198.51.100.0/30 (2 devices without one)\n") != NULL);
+	xb_policy_free(p);
+	cleanup();
+}
+
+TEST(alloc_bad_state_file)
+{
+	struct xb_policy *p;
+	char err[1024];
+
+	setup(POOL4, DEV("a", K22));
+	CHECK(mkdir(strcat(strcpy(err, dir), "/state"), 0755) == 0);
+	put_file("state/addresses", "# comment\n\na 198.51.100.9\nb\nc 1.2.3.4.5\n", 0644);
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, -1);
+	CHECK(strstr(err, "/state/addresses:4: not \"NAME ADDRESS\"\n") != NULL);
+	CHECK(strstr(err, "/state/addresses:5: not \"NAME ADDRESS\"\n") != NULL);
+	xb_policy_free(p);
+	cleanup();
+}
+
+/* The map against an array that says which of 512 keys are present. */
+TEST(map_matches_naive_reference)
+{
+	static uint32_t keys[512];
+	int present[512] = { 0 };
+	struct xb_map m = { 0 };
+	uint32_t v, old;
+
+	srandom(4);
+	for (uint32_t i = 0; i < 512; i++)
+		keys[i] = i * 2654435761u;
+	for (int op = 0; op < 200000; op++) {
+		uint32_t k = (uint32_t)random() % 512;
+
+		switch (random() % 3) {
+		case 0:
+			CHECK_INT(xbp_map_put(&m, &keys[k], 4, k, &old), ==, !present[k]);
+			if (present[k])
+				CHECK_INT(old, ==, k);
+			present[k] = 1;
+			break;
+		case 1:
+			xbp_map_del(&m, &keys[k], 4);
+			present[k] = 0;
+			break;
+		default:
+			CHECK_INT(xbp_map_get(&m, &keys[k], 4, &v), ==, present[k]);
+			if (present[k])
+				CHECK_INT(v, ==, k);
+		}
+	}
+	for (uint32_t k = 0; k < 512; k++)
+		CHECK_INT(xbp_map_get(&m, &keys[k], 4, &v), ==, present[k]);
+	xbp_map_free(&m);
+}
+
+static struct wg_prefix pfx(const char *s)
+{
+	struct wg_prefix p;
+
+	CHECK(wg_prefix_parse(&p, s));
+	return p;
+}
+
+TEST(prefix_arithmetic)
+{
+	struct wg_prefix a = pfx("198.51.100.0/24"), b = pfx("198.51.100.200/30");
+	struct wg_prefix c = pfx("198.51.101.0/24"), h = pfx("198.51.100.7/24");
+	struct wg_prefix six = pfx("2001:db8::/126");
+	uint8_t addr[16];
+	char buf[64];
+
+	CHECK(xbp_prefix_in(&a, &b) && !xbp_prefix_in(&b, &a));
+	CHECK(xbp_prefix_overlap(&a, &b) && xbp_prefix_overlap(&b, &a));
+	CHECK(!xbp_prefix_overlap(&a, &c));
+	CHECK(xbp_prefix_host_bits(&h) && !xbp_prefix_host_bits(&a));
+	xbp_prefix_mask(&h);
+	xbp_prefix_format(buf, sizeof(buf), &h);
+	CHECK_STR(buf, "198.51.100.0/24");
+	CHECK(!xbp_pool_nth(&a, 0, addr));		/* network */
+	CHECK(xbp_pool_nth(&a, 1, addr) && addr[3] == 1);
+	CHECK(xbp_pool_nth(&a, 254, addr) && addr[3] == 254);
+	CHECK(!xbp_pool_nth(&a, 255, addr));		/* broadcast */
+	CHECK(!xbp_pool_nth(&a, 256, addr));		/* outside */
+	CHECK(xbp_pool_nth(&six, 3, addr) && addr[15] == 3);	/* no broadcast in IPv6 */
+	CHECK(!xbp_pool_nth(&six, 4, addr));
+	CHECK(xbp_addr_reserved(&six, six.addr));
+}
+
+TEST(errors_sorted_by_file_then_line)
+{
+	struct xb_errors e = { 0 };
+	char out[512] = "";
+	FILE *f = fmemopen(out, sizeof(out), "w");
+
+	xb_errors_file(&e, "main.conf");
+	xb_errors_add(&e, "z.conf", 1, "third file");
+	xb_errors_add(&e, "main.conf", 9, "second");
+	xb_errors_add(&e, "a.conf", 2, "unregistered, last");
+	xb_errors_file(&e, "z.conf");
+	xb_errors_add(&e, "main.conf", 3, "first");
+	xb_errors_add(&e, "main.conf", 9, "same line, found later");
+	xb_errors_add(&e, "main.conf", 0, "the whole file");
+	xb_errors_print(&e, f);
+	fclose(f);
+	CHECK_STR(out, "main.conf: the whole file\n"
+		       "main.conf:3: first\n"
+		       "main.conf:9: second\n"
+		       "main.conf:9: same line, found later\n"
+		       "z.conf:1: third file\n"
+		       "a.conf:2: unregistered, last\n");
+	xb_errors_free(&e);
+}
+
+TEST(suggestions)
+{
+	static const char *const keys[] = { "listen_port", "pool4", "pool6", "address4", NULL };
+
+	CHECK_STR(xbp_suggest("lisen_port", keys, SIZE_MAX), "listen_port");
+	CHECK_STR(xbp_suggest("adress4", keys, SIZE_MAX), "address4");
+	CHECK_STR(xbp_suggest("pool", keys, SIZE_MAX), "pool4");
+	CHECK(xbp_suggest("mystery", keys, SIZE_MAX) == NULL);
+}
