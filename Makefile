@@ -70,7 +70,7 @@ all: $(PROG_BINS) $(UNIT_BINS) example-keys
 
 # git keeps no read permissions; xborderd refuses key files others can read.
 example-keys:
-	$(Q)chmod 600 deploy/examples/keys/* deploy/examples/partners/* 2>/dev/null || true
+	$(Q)chmod 600 deploy/examples/keys/* 2>/dev/null || true
 
 # Installs what is missing when run as root; otherwise says what is missing.
 deps-auto:
