@@ -59,7 +59,7 @@ static bool state_line(struct state *st, char *line, bool *oom)
 	fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
 	if (!xbp_addr_parse(fam, addr, e.addr))
 		return false;
-	if (!(nv = xbp_grow(st->v, st->n, sizeof(*nv))) || !(e.name = strdup(name))) {
+	if (!(nv = xb_grow(st->v, st->n, sizeof(*nv))) || !(e.name = strdup(name))) {
 		if (nv)
 			st->v = nv;
 		*oom = true;

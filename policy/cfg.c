@@ -9,18 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *xbp_grow(void *v, size_t n, size_t size)
-{
-	size_t cap;
-
-	if (n & (n - 1))
-		return v;
-	cap = n ? 2 * n : 1;
-	if (cap > SIZE_MAX / size)
-		return NULL;
-	return realloc(v, cap * size);
-}
-
 char *xbp_strdup(struct ld *l, const char *s)
 {
 	char *d = strdup(s);
@@ -56,7 +44,7 @@ const char *xbp_intern_name(struct ld *l, char *name)
 			return p->files[i];
 		}
 	}
-	v = xbp_grow(p->files, p->n_files, sizeof(*v));
+	v = xb_grow(p->files, p->n_files, sizeof(*v));
 	if (!v) {
 		free(name);
 		l->oom = true;
@@ -273,7 +261,7 @@ bool xbp_get_refs(struct ld *l, const config_setting_t *s, const char *key, cons
 			ok = false;
 			continue;
 		}
-		if (!(nv = xbp_grow(*v, *n, sizeof(*nv)))) {
+		if (!(nv = xb_grow(*v, *n, sizeof(*nv)))) {
 			l->oom = true;
 			return false;
 		}

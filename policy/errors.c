@@ -25,7 +25,7 @@ void xb_errors_file(struct xb_errors *e, const char *file)
 
 	if (rank_of(e, file) != SIZE_MAX)
 		return;
-	v = xbp_grow(e->files, e->n_files, sizeof(*v));
+	v = xb_grow(e->files, e->n_files, sizeof(*v));
 	if (!v || !(file = strdup(file))) {
 		if (v)
 			e->files = v;
@@ -42,7 +42,7 @@ void xb_errors_add(struct xb_errors *e, const char *file, unsigned line, const c
 	va_list ap;
 	int n;
 
-	x = xbp_grow(e->v, e->n, sizeof(*x));
+	x = xb_grow(e->v, e->n, sizeof(*x));
 	if (!x) {
 		e->oom = true;
 		return;

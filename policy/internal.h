@@ -4,6 +4,7 @@
 
 #include <libconfig.h>
 
+#include "common/array.h"
 #include "policy/policy.h"
 
 #define QUOTE_MAX 64	/* bytes of a bad value echoed in a message */
@@ -89,7 +90,6 @@ const char *xbp_obj_name(struct ld *l, const config_setting_t *s, const char *ki
 bool xbp_elem_group(struct ld *l, const config_setting_t *e, const char *list);
 /* print.c: a setting as libconfig text (kept but not interpreted). */
 char *xbp_setting_text(const config_setting_t *s);
-void *xbp_grow(void *v, size_t n, size_t size);
 char *xbp_strdup(struct ld *l, const char *s);
 /* dir/path, or path when it is absolute or dir is "." */
 char *xbp_join(const char *dir, const char *path);

@@ -182,7 +182,7 @@ void xbp_parse_groups(struct ld *l, const config_setting_t *s)
 				"'_' and '-', starting with a letter or digit)", xbp_quote(qb, name));
 			continue;
 		}
-		if (!(v = xbp_grow(p->groups, p->n_groups, sizeof(*v)))) {
+		if (!(v = xb_grow(p->groups, p->n_groups, sizeof(*v)))) {
 			l->oom = true;
 			return;
 		}
@@ -243,7 +243,7 @@ void xbp_parse_devices(struct ld *l, const config_setting_t *s)
 
 		if (!xbp_elem_group(l, e, "devices"))
 			continue;
-		if (!(v = xbp_grow(p->devices, p->n_devices, sizeof(*v)))) {
+		if (!(v = xb_grow(p->devices, p->n_devices, sizeof(*v)))) {
 			l->oom = true;
 			return;
 		}
@@ -267,7 +267,7 @@ void xbp_parse_profiles(struct ld *l, const config_setting_t *s)
 			continue;
 		name = xbp_obj_name(l, e, "profile", i, false, what, sizeof(what));
 		xbp_check_keys(l, e, what, profile_keys);
-		if (!(v = xbp_grow(p->profiles, p->n_profiles, sizeof(*v)))) {
+		if (!(v = xb_grow(p->profiles, p->n_profiles, sizeof(*v)))) {
 			l->oom = true;
 			return;
 		}

@@ -64,7 +64,7 @@ static void parse_domains(struct ld *l, const config_setting_t *s, const char *w
 				what, xbp_quote(qb, v));
 			continue;
 		}
-		if (!(d = strdup(v)) || !(nv = xbp_grow(r->domains, r->n_domains, sizeof(*nv)))) {
+		if (!(d = strdup(v)) || !(nv = xb_grow(r->domains, r->n_domains, sizeof(*nv)))) {
 			free(d);
 			l->oom = true;
 			return;
@@ -140,7 +140,7 @@ static void parse_ports(struct ld *l, const config_setting_t *s, const char *wha
 		} else if (!port_range(e, &pr, shown, sizeof(shown))) {
 			xbp_err(l, e, "%s: ports `%s' is not a port or range (1-65535)", what,
 				xbp_quote(qb, shown));
-		} else if (!(nv = xbp_grow(r->ports, r->n_ports, sizeof(*nv)))) {
+		} else if (!(nv = xb_grow(r->ports, r->n_ports, sizeof(*nv)))) {
 			l->oom = true;
 			return;
 		} else {
@@ -158,7 +158,7 @@ static void parse_ports(struct ld *l, const config_setting_t *s, const char *wha
 static bool add_via(struct ld *l, struct xb_rule *r, enum xb_via_kind kind, const char *name,
 		    unsigned line)
 {
-	struct xb_via *nv = xbp_grow(r->via, r->n_via, sizeof(*nv));
+	struct xb_via *nv = xb_grow(r->via, r->n_via, sizeof(*nv));
 
 	if (!nv) {
 		l->oom = true;
@@ -254,7 +254,7 @@ void xbp_parse_rules(struct ld *l, const config_setting_t *s)
 
 		if (!xbp_elem_group(l, e, "rules"))
 			continue;
-		if (!(v = xbp_grow(p->rules, p->n_rules, sizeof(*v)))) {
+		if (!(v = xb_grow(p->rules, p->n_rules, sizeof(*v)))) {
 			l->oom = true;
 			return;
 		}

@@ -439,7 +439,7 @@ void xbp_parse_tunnels(struct ld *l, const config_setting_t *s)
 
 		if (!xbp_elem_group(l, e, "tunnels"))
 			continue;
-		if (!(v = xbp_grow(p->tunnels, p->n_tunnels, sizeof(*v)))) {
+		if (!(v = xb_grow(p->tunnels, p->n_tunnels, sizeof(*v)))) {
 			l->oom = true;
 			return;
 		}

@@ -3,6 +3,7 @@
  * value and nothing around it: no whitespace, no trailing bytes, no signs.
  */
 #include "tunnel/wgconf.h"
+#include "common/array.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -25,23 +26,10 @@ void wg_conf_free(struct wg_conf *c)
 	sodium_memzero(c, sizeof(*c));
 }
 
-/* Arrays grow to the next power of two: a slot is added when n is 0 or a
- * power of two, so the capacity never needs to be stored. */
-static void *grow(void *v, size_t n, size_t size)
-{
-	size_t cap;
-
-	if (n & (n - 1))
-		return v;
-	cap = n ? 2 * n : 1;
-	if (cap > SIZE_MAX / size)
-		return NULL;
-	return realloc(v, cap * size);
-}
 
 struct wg_peer_conf *wg_conf_add_peer(struct wg_conf *c)
 {
-	struct wg_peer_conf *v = grow(c->peers, c->n_peers, sizeof(*v));
+	struct wg_peer_conf *v = xb_grow(c->peers, c->n_peers, sizeof(*v));
 
 	if (!v)
 		return NULL;
@@ -52,7 +40,7 @@ struct wg_peer_conf *wg_conf_add_peer(struct wg_conf *c)
 
 bool wg_prefix_append(struct wg_prefix **v, size_t *n, const struct wg_prefix *p)
 {
-	struct wg_prefix *nv = grow(*v, *n, sizeof(*nv));
+	struct wg_prefix *nv = xb_grow(*v, *n, sizeof(*nv));
 
 	if (!nv)
 		return false;
