@@ -46,7 +46,7 @@ LIB_SRCS := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c ga
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libxborder.a
 # Test tools' engines, linked into the unit tests that check them.
-TLIB_SRCS := tests/lib/check.c tests/tools/impair.c
+TLIB_SRCS := tests/lib/check.c tests/lib/wgtest.c tests/tools/impair.c
 TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 TLIB      := $(BUILD)/libxbtest.a
 

@@ -80,7 +80,6 @@ struct wg_device {
 	int epfd, wake_fd, uapi_fd;
 	unsigned mtu;
 	uint16_t listen_port;			/* 0 until bound */
-	uint16_t want_port;
 	bool udp_gso;			/* UDP_SEGMENT: one send, many datagrams */
 	bool tun_offload;		/* TUN with vnet headers, TSO in, GRO out */
 	struct offload_gro *gro;	/* decrypted packets waiting for the TUN */
@@ -130,6 +129,8 @@ void wg_peer_remove(struct wg_peer *peer);
 struct wg_peer *wg_peer_lookup(struct wg_device *dev, const uint8_t pub[NOISE_PUBLIC_KEY_LEN]);
 void wg_peer_expire_keypairs(struct wg_peer *peer);
 void wg_peer_clear_keypairs(struct wg_peer *peer);
+void wg_peer_clear_handshake(struct wg_peer *peer);
+void wg_peer_unindex_handshake(struct wg_peer *peer, uint32_t idx);
 void wg_peer_stage(struct wg_peer *peer, const uint8_t *pkt, size_t len);
 void wg_peer_purge_staged(struct wg_peer *peer);
 void wg_peer_install_keypair(struct wg_peer *peer, struct noise_keypair *kp);

@@ -54,15 +54,22 @@ static void keypair_free(struct wg_device *dev, struct noise_keypair *kp)
 	free(kp);
 }
 
-static void drop_handshake_index(struct wg_peer *peer)
+/* Free the index idx if it still names this peer's pending handshake (once
+ * the session is derived the same index names the keypair: keep it). */
+void wg_peer_unindex_handshake(struct wg_peer *peer, uint32_t idx)
 {
-	struct wg_index_entry *e;
+	struct wg_index_entry *e = wg_index_find(&peer->dev->index, idx);
 
-	if (peer->handshake.state == HANDSHAKE_ZEROED)
-		return;
-	e = wg_index_find(&peer->dev->index, peer->handshake.local_index);
 	if (e && e->kind == INDEX_HANDSHAKE && e->peer == peer)
-		wg_index_del(&peer->dev->index, peer->handshake.local_index);
+		wg_index_del(&peer->dev->index, idx);
+}
+
+/* Forget the pending handshake: its index and its ephemeral state. */
+void wg_peer_clear_handshake(struct wg_peer *peer)
+{
+	if (peer->handshake.state != HANDSHAKE_ZEROED)
+		wg_peer_unindex_handshake(peer, peer->handshake.local_index);
+	noise_handshake_clear(&peer->handshake);
 }
 
 void wg_peer_clear_keypairs(struct wg_peer *peer)
@@ -77,8 +84,7 @@ void wg_peer_clear_keypairs(struct wg_peer *peer)
 void wg_peer_expire_keypairs(struct wg_peer *peer)
 {
 	peer->last_sent_handshake_ns = 0;
-	drop_handshake_index(peer);
-	noise_handshake_clear(&peer->handshake);
+	wg_peer_clear_handshake(peer);
 	if (peer->current)
 		peer->current->sending_valid = false;
 	if (peer->next_kp)
@@ -110,7 +116,7 @@ void wg_peer_remove(struct wg_peer *peer)
 		dev->peers_tail = peer->prev;
 	dev->n_peers--;
 	wg_allowedips_remove_peer(&dev->allowedips, peer);
-	drop_handshake_index(peer);
+	wg_peer_clear_handshake(peer);
 	wg_peer_clear_keypairs(peer);
 	wg_peer_purge_staged(peer);
 	sodium_memzero(peer, sizeof(*peer));

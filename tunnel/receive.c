@@ -68,14 +68,6 @@ static bool handshake_allowed(struct wg_device *dev, const void *msg, size_t len
 	return false;
 }
 
-static void drop_handshake_index(struct wg_device *dev, struct wg_peer *peer, uint32_t idx)
-{
-	struct wg_index_entry *e = wg_index_find(&dev->index, idx);
-
-	if (e && e->kind == INDEX_HANDSHAKE && e->peer == peer)
-		wg_index_del(&dev->index, idx);
-}
-
 static void rx_initiation(struct wg_device *dev, const struct message_handshake_initiation *m,
 			  const union wg_sockaddr *from, const union wg_sockaddr *to, int ifindex,
 			  uint64_t now)
@@ -99,7 +91,7 @@ static void rx_initiation(struct wg_device *dev, const struct message_handshake_
 		return;
 	}
 	if (had_state)
-		drop_handshake_index(dev, peer, old_idx);
+		wg_peer_unindex_handshake(peer, old_idx);
 	set_endpoint(peer, from, to, ifindex);
 	peer->rx_bytes += sizeof(*m);
 	wg_timers_any_authenticated_packet_received(peer);

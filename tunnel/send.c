@@ -365,7 +365,6 @@ void wg_send_handshake_initiation(struct wg_peer *peer, bool is_retry, uint64_t 
 {
 	struct wg_device *dev = peer->dev;
 	struct message_handshake_initiation msg;
-	struct wg_index_entry *e;
 	uint32_t idx;
 
 	if (!is_retry)
@@ -377,11 +376,7 @@ void wg_send_handshake_initiation(struct wg_peer *peer, bool is_retry, uint64_t 
 	if (!dev->identity.has_identity)
 		return;
 	peer->last_sent_handshake_ns = now;
-	if (peer->handshake.state != HANDSHAKE_ZEROED) {
-		e = wg_index_find(&dev->index, peer->handshake.local_index);
-		if (e && e->kind == INDEX_HANDSHAKE && e->peer == peer)
-			wg_index_del(&dev->index, peer->handshake.local_index);
-	}
+	wg_peer_clear_handshake(peer);
 	if (!wg_index_new(&dev->index, &idx, INDEX_HANDSHAKE, peer, NULL))
 		return;
 	if (!noise_create_initiation(&msg, &peer->handshake, &dev->identity, idx)) {

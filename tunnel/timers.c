@@ -89,16 +89,9 @@ static void expired_new_handshake(struct wg_peer *peer, uint64_t now)
 
 static void expired_zero_key_material(struct wg_peer *peer)
 {
-	struct wg_index_entry *e;
-
 	log_debug("%s: zeroing keys of a peer after %u seconds without a new session",
 		  peer->dev->ifname, 3 * peer->dev->timing.reject_after_time);
-	if (peer->handshake.state != HANDSHAKE_ZEROED) {
-		e = wg_index_find(&peer->dev->index, peer->handshake.local_index);
-		if (e && e->kind == INDEX_HANDSHAKE && e->peer == peer)
-			wg_index_del(&peer->dev->index, peer->handshake.local_index);
-	}
-	noise_handshake_clear(&peer->handshake);
+	wg_peer_clear_handshake(peer);
 	wg_peer_clear_keypairs(peer);
 }
 

@@ -71,12 +71,12 @@ static void send_data(struct wg_device *dev, const uint8_t *pt, size_t len, uint
 {
 	static uint8_t buf[2048];
 	struct message_data *m = (struct message_data *)buf;
-	struct noise_keypair *kp = dev->peers ? dev->peers->next_kp : NULL;
+	/* The first data message confirms "next"; later ones use "current". */
+	struct noise_keypair *kp = !dev->peers ? NULL :
+				   dev->peers->next_kp ? dev->peers->next_kp : dev->peers->current;
 
 	if (!kp || len > sizeof(buf) - 64)
 		return;
-	if (!kp)
-		kp = dev->peers->current;
 	memset(m, 0, sizeof(*m));
 	m->header.type = MESSAGE_DATA;
 	m->key_idx = kp->local_index;

@@ -2,6 +2,7 @@
  * server, the socket, and an end-to-end run of the real wg(8) against our
  * server backed by an in-memory device. */
 #include "tests/lib/check.h"
+#include "tests/lib/wgtest.h"
 #include "tunnel/wgconf.h"
 
 #include <arpa/inet.h>
@@ -26,29 +27,6 @@
 #define H00 "0000000000000000000000000000000000000000000000000000000000000000"
 #define PK11 "public_key=" H11 "\n"
 
-static void fill(uint8_t key[WG_KEY_LEN], uint8_t b)
-{
-	memset(key, b, WG_KEY_LEN);
-}
-
-static const char *prefix_str(const struct wg_prefix *p)
-{
-	static char buf[INET6_ADDRSTRLEN + 8];
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(p->family, p->addr, a, sizeof(a));
-	snprintf(buf, sizeof(buf), "%s/%u", a, p->cidr);
-	return buf;
-}
-
-static const char *endpoint_str(const union wg_sockaddr *sa)
-{
-	static char buf[128];
-
-	wg_endpoint_format(buf, sizeof(buf), sa);
-	return buf;
-}
-
 static int parse(struct wg_conf *c, const char *body, char *err, size_t errlen)
 {
 	return wg_uapi_parse_set(c, body, strlen(body), err, errlen);
@@ -64,7 +42,7 @@ TEST(set_device_keys)
 
 	CHECK_INT(parse(&c, "private_key=" H01 "\nlisten_port=51820\nfwmark=4294967295\n"
 			    "replace_peers=true\n", err, sizeof(err)), ==, 0);
-	fill(k, 0x01);
+	wgtest_fill(k, 0x01);
 	CHECK(c.has_private_key);
 	CHECK_MEM(c.private_key, k, WG_KEY_LEN);
 	CHECK(c.has_listen_port && c.listen_port == 51820);
@@ -110,21 +88,21 @@ TEST(set_peer_keys)
 	CHECK_STR(err, "");
 	CHECK_INT(c.n_peers, ==, 3);
 	p = &c.peers[0];
-	fill(k, 0x11);
+	wgtest_fill(k, 0x11);
 	CHECK_MEM(p->public_key, k, WG_KEY_LEN);
 	CHECK(p->update_only && !p->remove && p->replace_allowed_ips);
-	fill(k, 0x22);
+	wgtest_fill(k, 0x22);
 	CHECK(p->has_preshared_key);
 	CHECK_MEM(p->preshared_key, k, WG_KEY_LEN);
-	CHECK_STR(endpoint_str(&p->endpoint), "[2001:db8::1]:51820");
+	CHECK_STR(wgtest_endpoint_str(&p->endpoint), "[2001:db8::1]:51820");
 	CHECK(p->has_persistent_keepalive && p->persistent_keepalive == 65535);
 	CHECK_INT(p->n_allowed_ips, ==, 2);
-	CHECK_STR(prefix_str(&p->allowed_ips[0]), "192.0.2.0/24");
-	CHECK_STR(prefix_str(&p->allowed_ips[1]), "2001:db8::/32");
+	CHECK_STR(wgtest_prefix_str(&p->allowed_ips[0]), "192.0.2.0/24");
+	CHECK_STR(wgtest_prefix_str(&p->allowed_ips[1]), "2001:db8::/32");
 	CHECK_INT(p->protocol_version, ==, 1);
 
 	p = &c.peers[1];
-	fill(k, 0x33);
+	wgtest_fill(k, 0x33);
 	CHECK_MEM(p->public_key, k, WG_KEY_LEN);
 	CHECK(p->remove && !p->update_only && !p->has_preshared_key);
 	CHECK_INT(p->endpoint.sa.sa_family, ==, AF_UNSPEC);
@@ -132,7 +110,7 @@ TEST(set_peer_keys)
 
 	p = &c.peers[2];	/* the same key again: a second change, applied in order */
 	CHECK(p->has_preshared_key && wg_key_is_zero(p->preshared_key));
-	CHECK_STR(endpoint_str(&p->endpoint), "198.51.100.1:1");
+	CHECK_STR(wgtest_endpoint_str(&p->endpoint), "198.51.100.1:1");
 	CHECK(p->has_persistent_keepalive && p->persistent_keepalive == 0);
 	CHECK(!p->replace_allowed_ips);
 	wg_conf_free(&c);
@@ -151,7 +129,7 @@ TEST(set_many_allowed_ips)
 	CHECK_INT(wg_uapi_parse_set(&c, body, n, err, sizeof(err)), ==, 0);
 	free(body);
 	CHECK_INT(c.peers[0].n_allowed_ips, ==, 65536);
-	CHECK_STR(prefix_str(&c.peers[0].allowed_ips[65535]), "10.255.255.0/24");
+	CHECK_STR(wgtest_prefix_str(&c.peers[0].allowed_ips[65535]), "10.255.255.0/24");
 	wg_conf_free(&c);
 }
 
@@ -268,7 +246,7 @@ static void sample_conf(struct wg_conf *c)
 	struct wg_prefix pfx;
 
 	memset(c, 0, sizeof(*c));
-	fill(c->private_key, 0x01);
+	wgtest_fill(c->private_key, 0x01);
 	c->has_private_key = true;
 	c->listen_port = 51820;
 	c->has_listen_port = true;
@@ -276,8 +254,8 @@ static void sample_conf(struct wg_conf *c)
 	c->has_fwmark = true;
 
 	p = wg_conf_add_peer(c);
-	fill(p->public_key, 0x11);
-	fill(p->preshared_key, 0x22);
+	wgtest_fill(p->public_key, 0x11);
+	wgtest_fill(p->preshared_key, 0x22);
 	p->has_preshared_key = true;
 	CHECK(wg_endpoint_parse(&p->endpoint, "192.0.2.1:51820"));
 	p->persistent_keepalive = 25;
@@ -292,7 +270,7 @@ static void sample_conf(struct wg_conf *c)
 	CHECK(wg_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &pfx));
 
 	p = wg_conf_add_peer(c);
-	fill(p->public_key, 0x33);
+	wgtest_fill(p->public_key, 0x33);
 	p->has_preshared_key = true;	/* zero: no key, not shown */
 	CHECK(wg_endpoint_parse(&p->endpoint, "[fe80::1%lo]:1"));
 	p->last_handshake_sec = -5;	/* nonsense clamps to "never" */

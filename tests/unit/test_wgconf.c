@@ -1,34 +1,12 @@
 /* Configuration values: key encodings, prefixes and endpoints. */
 #include "tests/lib/check.h"
+#include "tests/lib/wgtest.h"
 #include "tunnel/wgconf.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>
 
 #define H11 "1111111111111111111111111111111111111111111111111111111111111111"
-
-static void fill(uint8_t key[WG_KEY_LEN], uint8_t b)
-{
-	memset(key, b, WG_KEY_LEN);
-}
-
-static const char *prefix_str(const struct wg_prefix *p)
-{
-	static char buf[INET6_ADDRSTRLEN + 8];
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(p->family, p->addr, a, sizeof(a));
-	snprintf(buf, sizeof(buf), "%s/%u", a, p->cidr);
-	return buf;
-}
-
-static const char *endpoint_str(const union wg_sockaddr *sa)
-{
-	static char buf[128];
-
-	wg_endpoint_format(buf, sizeof(buf), sa);
-	return buf;
-}
 
 TEST(key_hex)
 {
@@ -44,7 +22,7 @@ TEST(key_hex)
 	wg_key_to_hex(hex, k);
 	CHECK_STR(hex, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
 
-	fill(k, 0x77);
+	wgtest_fill(k, 0x77);
 	CHECK(!wg_key_from_hex(k, ""));
 	CHECK(!wg_key_from_hex(k, H11 "1"));
 	CHECK(!wg_key_from_hex(k, H11 "11"));
@@ -54,7 +32,7 @@ TEST(key_hex)
 	CHECK(!wg_key_from_hex(k, "11111111111111111111111111111111111111111111111111111111111111g1"));
 	CHECK(!wg_key_from_hex(k, "111111111111111111111111111111 1111111111111111111111111111111111"));
 	CHECK(!wg_key_from_hex(k, "0x11111111111111111111111111111111111111111111111111111111111111"));
-	fill(want, 0x77);
+	wgtest_fill(want, 0x77);
 	CHECK_MEM(k, want, WG_KEY_LEN);		/* untouched by failures */
 }
 
@@ -69,7 +47,7 @@ TEST(key_base64)
 	CHECK_MEM(k, want, WG_KEY_LEN);
 	wg_key_to_base64(b64, k);
 	CHECK_STR(b64, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
-	fill(k, 0xff);
+	wgtest_fill(k, 0xff);
 	wg_key_to_base64(b64, k);
 	CHECK_STR(b64, "//////////////////////////////////////////8=");
 	CHECK(wg_key_from_base64(k, b64));
@@ -129,7 +107,7 @@ TEST(prefix_parse)
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		if (!wg_prefix_parse(&p, good[i].in))
 			xb_test_fail(__FILE__, __LINE__, "rejected `%s'", good[i].in);
-		CHECK_STR(prefix_str(&p), good[i].out);
+		CHECK_STR(wgtest_prefix_str(&p), good[i].out);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (wg_prefix_parse(&p, bad[i]))
@@ -166,7 +144,7 @@ TEST(endpoint_parse_and_format)
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		if (!wg_endpoint_parse(&sa, good[i].in))
 			xb_test_fail(__FILE__, __LINE__, "rejected `%s'", good[i].in);
-		CHECK_STR(endpoint_str(&sa), good[i].out);
+		CHECK_STR(wgtest_endpoint_str(&sa), good[i].out);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (wg_endpoint_parse(&sa, bad[i]))
@@ -178,6 +156,6 @@ TEST(endpoint_parse_and_format)
 	wg_endpoint_format(small, sizeof(small), &sa);
 	CHECK_STR(small, "192.0.2");
 	memset(&sa, 0, sizeof(sa));
-	CHECK_STR(endpoint_str(&sa), "");
+	CHECK_STR(wgtest_endpoint_str(&sa), "");
 }
 

@@ -1,6 +1,7 @@
 /* wg-quick style files: a full partner file, every key, every kind of error
  * with its exact "name:LINE: message" text, and several errors at once. */
 #include "tests/lib/check.h"
+#include "tests/lib/wgtest.h"
 #include "tunnel/wgconf.h"
 
 #include <arpa/inet.h>
@@ -12,21 +13,6 @@
 #define K22 "IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI="
 #define K33 "MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM="
 #define K44 "REREREREREREREREREREREREREREREREREREREREREQ="
-
-static void fill(uint8_t key[WG_KEY_LEN], uint8_t b)
-{
-	memset(key, b, WG_KEY_LEN);
-}
-
-static const char *prefix_str(const struct wg_prefix *p)
-{
-	static char buf[INET6_ADDRSTRLEN + 8];
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(p->family, p->addr, a, sizeof(a));
-	snprintf(buf, sizeof(buf), "%s/%u", a, p->cidr);
-	return buf;
-}
 
 /* Parses text that must fail and returns the error text. */
 static const char *errors_of(const char *text)
@@ -84,27 +70,27 @@ TEST(full_partner_file)
 
 	CHECK_INT(wg_conf_parse_text(&c, "partner.conf", partner, err, sizeof(err)), ==, 0);
 	CHECK_STR(err, "");
-	fill(k, 0x11);
+	wgtest_fill(k, 0x11);
 	CHECK(c.has_private_key);
 	CHECK_MEM(c.private_key, k, WG_KEY_LEN);
 	CHECK(c.has_listen_port && c.listen_port == 51820);
 	CHECK(c.has_fwmark && c.fwmark == 0x1234);
 	CHECK_INT(c.mtu, ==, 1380);
 	CHECK_INT(c.n_addresses, ==, 3);
-	CHECK_STR(prefix_str(&c.addresses[0]), "10.8.0.2/24");
-	CHECK_STR(prefix_str(&c.addresses[1]), "fd00:8::2/64");
-	CHECK_STR(prefix_str(&c.addresses[2]), "192.0.2.7/32");
+	CHECK_STR(wgtest_prefix_str(&c.addresses[0]), "10.8.0.2/24");
+	CHECK_STR(wgtest_prefix_str(&c.addresses[1]), "fd00:8::2/64");
+	CHECK_STR(wgtest_prefix_str(&c.addresses[2]), "192.0.2.7/32");
 	CHECK_INT(c.n_peers, ==, 3);
 
-	fill(k, 0x22);
+	wgtest_fill(k, 0x22);
 	CHECK_MEM(c.peers[0].public_key, k, WG_KEY_LEN);
-	fill(k, 0x33);
+	wgtest_fill(k, 0x33);
 	CHECK(c.peers[0].has_preshared_key);
 	CHECK_MEM(c.peers[0].preshared_key, k, WG_KEY_LEN);
 	CHECK_INT(c.peers[0].n_allowed_ips, ==, 3);
-	CHECK_STR(prefix_str(&c.peers[0].allowed_ips[0]), "10.8.0.0/16");
-	CHECK_STR(prefix_str(&c.peers[0].allowed_ips[1]), "2001:db8::/32");
-	CHECK_STR(prefix_str(&c.peers[0].allowed_ips[2]), "198.51.100.0/24");
+	CHECK_STR(wgtest_prefix_str(&c.peers[0].allowed_ips[0]), "10.8.0.0/16");
+	CHECK_STR(wgtest_prefix_str(&c.peers[0].allowed_ips[1]), "2001:db8::/32");
+	CHECK_STR(wgtest_prefix_str(&c.peers[0].allowed_ips[2]), "198.51.100.0/24");
 	CHECK_INT(c.peers[0].endpoint.sa.sa_family, ==, AF_INET);
 	CHECK_INT(ntohs(c.peers[0].endpoint.in.sin_port), ==, 51820);
 	CHECK(c.peers[0].endpoint.in.sin_addr.s_addr == inet_addr("203.0.113.5"));
@@ -337,6 +323,6 @@ TEST(large_file_many_peers)
 	CHECK_INT(wg_conf_parse_text(&c, "big", text, err, sizeof(err)), ==, 0);
 	free(text);
 	CHECK_INT(c.n_peers, ==, 10000);
-	CHECK_STR(prefix_str(&c.peers[9999].allowed_ips[0]), "10.39.15.0/24");
+	CHECK_STR(wgtest_prefix_str(&c.peers[9999].allowed_ips[0]), "10.39.15.0/24");
 	wg_conf_free(&c);
 }
