@@ -19,7 +19,7 @@ BUILD    ?= build
 endif
 
 CC       ?= cc
-PKGS     := libmnl libsodium libconfig libnftables
+PKGS     := libmnl libsodium libconfig libnftables jansson
 # Evaluated once, lazily: the deps check must run before pkg-config is asked.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
@@ -56,6 +56,7 @@ SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
 SRC_xb-pkt    := tests/tools/pkt_main.c
 SRC_xborderd := gateway/xborderd_main.c
+SRC_xborderctl := $(wildcard ctl/*.c)
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

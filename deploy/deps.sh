@@ -20,6 +20,7 @@ libmnl-dev:pc:libmnl
 libsodium-dev:pc:libsodium
 libconfig-dev:pc:libconfig
 libnftables-dev:pc:libnftables
+libjansson-dev:pc:jansson
 iproute2:cmd:ip
 iputils-ping:cmd:ping
 nftables:cmd:nft
