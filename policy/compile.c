@@ -12,6 +12,9 @@
  *   the devices and out of the tunnels only established and related
  *   traffic. A base chain never has policy drop: we drop only traffic of
  *   our own interfaces, never the host's other traffic.
+ * - A packet from a device that conntrack cannot track (bad checksum, out
+ *   of window) is dropped in forward: NAT skips it, so it would otherwise
+ *   carry a pool address into a tunnel or out of the uplink.
  * - A packet on a tunnel-only path that is about to leave by anything but
  *   a tunnel is dropped: where traffic leaves the country is never left to
  *   a missing route.
@@ -439,7 +442,9 @@ static void chain_forward(const struct out *o)
 	const char *dev = o->p->gateway.interface;
 
 	fprintf(o->f, "\tchain forward {\n"
-		"\t\ttype filter hook forward priority filter; policy accept;\n");
+		"\t\ttype filter hook forward priority filter; policy accept;\n"
+		"\t\tiifname \"%s\" ct state invalid counter drop comment \"untracked: would escape snat\"\n",
+		dev);
 	leak_guard(o);
 	fprintf(o->f, "\t\tiifname \"%s\" accept comment \"judged in prerouting\"\n"
 		"\t\toifname \"%s\" ct state established,related accept\n"
