@@ -26,7 +26,7 @@ static void via_shape(const struct xb_policy *p, const struct xb_rule *r, struct
 			k->best = true;
 		else if (r->via[i].kind == XB_VIA_INTERNET)
 			k->internet_fallback = true;
-		else
+		else if (n < p->n_tunnels)	/* each tunnel at most once (validated) */
 			tun[n++] = r->via[i].tunnel.idx;
 	}
 	if (k->best)
