@@ -447,8 +447,8 @@ TEST(kernel_loads_and_replaces)
 {
 	struct xb_nft n;
 
+	private_netns();	/* first: a skip leaves nothing behind */
 	copy_tree();
-	private_netns();
 	CHECK_INT(xb_nft_open(&n), ==, 0);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct xb_policy *p = load(cases[i].dir, cases[i].name);
@@ -619,8 +619,8 @@ TEST(kernel_judges_packets)
 	uint8_t b[128];
 	char *s;
 
+	private_netns();	/* first: a skip leaves nothing behind */
 	copy_tree();
-	private_netns();
 	p = load("examples", "small");
 	CHECK((fdev = tun_open(dev, 1420)) >= 0);
 	CHECK((fcmi = tun_open(cmi, 1420)) >= 0);
