@@ -32,3 +32,18 @@ int xb_nft_run(struct xb_nft *n, const char *script, char **err)
 		*err = r && e ? strdup(e) : NULL;
 	return r ? -1 : 0;
 }
+
+int xb_nft_query(struct xb_nft *n, const char *cmd, bool json, char **out, char **err)
+{
+	unsigned flags = nft_ctx_output_get_flags(n->ctx);
+	const char *o;
+	int r;
+
+	nft_ctx_get_output_buffer(n->ctx);	/* drop what earlier commands printed */
+	nft_ctx_output_set_flags(n->ctx, json ? flags | NFT_CTX_OUTPUT_JSON : flags);
+	r = xb_nft_run(n, cmd, err);
+	o = nft_ctx_get_output_buffer(n->ctx);
+	nft_ctx_output_set_flags(n->ctx, flags);
+	*out = r == 0 && o ? strdup(o) : NULL;
+	return r == 0 && !*out ? -1 : r;
+}

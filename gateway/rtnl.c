@@ -102,6 +102,21 @@ int xb_rtnl_link_del(struct xb_rtnl *r, unsigned ifindex)
 	return talk(r, nlh, NULL, NULL);
 }
 
+int xb_rtnl_link_add(struct xb_rtnl *r, const char *ifname, const char *kind)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = request(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	struct nlattr *info;
+
+	ifi->ifi_family = AF_UNSPEC;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
+	info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, kind);
+	mnl_attr_nest_end(nlh, info);
+	return talk(r, nlh, NULL, NULL);
+}
+
 static size_t addr_len(sa_family_t family) { return family == AF_INET ? 4 : 16; }
 
 int xb_rtnl_addr(struct xb_rtnl *r, bool add, unsigned ifindex, const struct wg_prefix *p)
@@ -152,7 +167,7 @@ int xb_rtnl_route(struct xb_rtnl *r, bool add, const struct xb_route *rt)
 	return !add && ret == -ESRCH ? 0 : ret;
 }
 
-int xb_rtnl_rule(struct xb_rtnl *r, bool add, const struct xb_rule *rule)
+int xb_rtnl_rule(struct xb_rtnl *r, bool add, const struct xb_iprule *rule)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = request(buf, add ? RTM_NEWRULE : RTM_DELRULE,
@@ -175,9 +190,9 @@ int xb_rtnl_rule(struct xb_rtnl *r, bool add, const struct xb_rule *rule)
 
 /* Sweeping: dump, collect what matches, delete it. */
 struct sweep {
-	struct xb_rule rules[256];
-	struct xb_route routes[1024];
-	uint8_t gw[1024][16];
+	struct xb_iprule rules[1024];
+	struct xb_route routes[2048];
+	uint8_t gw[2048][16];
 	size_t n_rules, n_routes;
 	uint32_t lo, hi, tlo, thi;
 	sa_family_t family;
@@ -203,9 +218,9 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 
 	mnl_attr_parse(nlh, sizeof(*frh), attr_cb, tb);
 	prio = tb[FRA_PRIORITY] ? mnl_attr_get_u32(tb[FRA_PRIORITY]) : 0;
-	if (prio < s->lo || prio > s->hi || s->n_rules == 256)
+	if (prio < s->lo || prio > s->hi || s->n_rules == sizeof(s->rules) / sizeof(s->rules[0]))
 		return MNL_CB_OK;
-	s->rules[s->n_rules++] = (struct xb_rule){
+	s->rules[s->n_rules++] = (struct xb_iprule){
 		.family = frh->family,
 		.fwmark = tb[FRA_FWMARK] ? mnl_attr_get_u32(tb[FRA_FWMARK]) : 0,
 		.mask = tb[FRA_FWMASK] ? mnl_attr_get_u32(tb[FRA_FWMASK]) : 0,
@@ -225,7 +240,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 
 	mnl_attr_parse(nlh, sizeof(*rtm), attr_cb, tb);
 	table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
-	if (table < s->tlo || table > s->thi || s->n_routes == 1024)
+	if (table < s->tlo || table > s->thi || s->n_routes == sizeof(s->routes) / sizeof(s->routes[0]))
 		return MNL_CB_OK;
 	rt = &s->routes[s->n_routes];
 	memset(rt, 0, sizeof(*rt));

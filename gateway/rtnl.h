@@ -29,6 +29,9 @@ unsigned xb_rtnl_ifindex(const char *ifname);
 int xb_rtnl_link_up(struct xb_rtnl *r, unsigned ifindex, bool up);
 int xb_rtnl_link_mtu(struct xb_rtnl *r, unsigned ifindex, unsigned mtu);
 int xb_rtnl_link_del(struct xb_rtnl *r, unsigned ifindex);
+/* A new link of kind ("wireguard", "dummy", ...), down; -EOPNOTSUPP when the
+ * kernel has no such kind. */
+int xb_rtnl_link_add(struct xb_rtnl *r, const char *ifname, const char *kind);
 
 /* Add (replacing nothing: EEXIST is success) or delete an address. */
 int xb_rtnl_addr(struct xb_rtnl *r, bool add, unsigned ifindex, const struct wg_prefix *p);
@@ -46,13 +49,13 @@ struct xb_route {
 int xb_rtnl_route(struct xb_rtnl *r, bool add, const struct xb_route *rt);
 
 /* "fwmark MARK/MASK lookup TABLE" at priority prio, for one family. */
-struct xb_rule {
+struct xb_iprule {
 	sa_family_t family;
 	uint32_t fwmark, mask;
 	uint32_t table;
 	uint32_t priority;
 };
-int xb_rtnl_rule(struct xb_rtnl *r, bool add, const struct xb_rule *rule);
+int xb_rtnl_rule(struct xb_rtnl *r, bool add, const struct xb_iprule *rule);
 
 /* Remove every rule whose priority is in [lo, hi] and every route in
  * tables [tlo, thi] — what a crashed run may have left. Returns how many

@@ -81,7 +81,7 @@ TEST(links_addresses_routes_rules)
 	CHECK_INT(xb_rtnl_route(&r, true, &bh), ==, 0);
 	CHECK(strstr(run("ip route show table 1002"), "blackhole default"));
 
-	struct xb_rule ru = { AF_INET, 0x1001, 0xffff, 1001, 10001 };
+	struct xb_iprule ru = { AF_INET, 0x1001, 0xffff, 1001, 10001 };
 	CHECK_INT(xb_rtnl_rule(&r, true, &ru), ==, 0);
 	CHECK_INT(xb_rtnl_rule(&r, true, &ru), ==, 0);	/* idempotent */
 	ru.family = AF_INET6;
