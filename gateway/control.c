@@ -119,7 +119,7 @@ static json_t *dispatch(const struct xb_ctl *c, const char *body, size_t len, bo
 	size_t i;
 
 	*bad = true;
-	req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	req = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!req)
 		return fail("bad request: %s at byte %d", jerr.text, jerr.position);
 	cmd = json_object_get(req, "command");
