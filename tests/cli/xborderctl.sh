@@ -11,6 +11,7 @@
 #   failures         no daemon, or the daemon says no (tests/ctl/fail/NAME.err):
 #                    the message on stderr, exit 1
 #   colour           only on a terminal (script(1) gives one), never with NO_COLOR
+#   man page         deploy/man/xborderctl.8 formats without warnings
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 XB_BUILD=${XB_BUILD:-$root/build}
@@ -164,6 +165,18 @@ if command -v script >/dev/null; then
 	if grep -q $'\033' "$tmp/out.1"; then fail "no colour into a pipe"; else ok "no colour into a pipe"; fi
 else
 	skip "colour" "script(1) is not installed"
+fi
+
+# --- man page --------------------------------------------------------------------
+if command -v man >/dev/null; then
+	MANWIDTH=80 man --warnings -E UTF-8 -l "$root/deploy/man/xborderctl.8" 2>"$tmp/man.err" >/dev/null
+	if [ -s "$tmp/man.err" ]; then
+		fail "xborderctl.8 formats without warnings" "$(head -c 300 "$tmp/man.err")"
+	else
+		ok "xborderctl.8 formats without warnings"
+	fi
+else
+	skip "xborderctl.8" "man is not installed"
 fi
 
 exit $(( failed > 0 ))
