@@ -42,7 +42,7 @@ say = @printf '  %-6s %s\n'
 endif
 
 # Library objects: every module except the files that hold a main().
-LIB_SRCS := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c gateway/*.c))
+LIB_SRCS := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c gateway/*.c ctl/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libxborder.a
 # Test tools' engines, linked into the unit tests that check them.
@@ -51,12 +51,13 @@ TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
-PROGS    := xborder-wg xb-impair xb-pkt xborderd
+PROGS    := xborder-wg xb-impair xb-pkt xborderd xborderctl xb-ctlfake
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
 SRC_xb-pkt    := tests/tools/pkt_main.c
 SRC_xborderd := gateway/xborderd_main.c
-SRC_xborderctl := $(wildcard ctl/*.c)
+SRC_xborderctl := ctl/xborderctl_main.c
+SRC_xb-ctlfake := tests/tools/ctlfake_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

@@ -5,9 +5,9 @@ FUZZ_SECONDS ?= 10
 FBUILD   := build/fuzz
 FCC      := clang
 FCFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
-            -fno-sanitize-recover=undefined $(shell pkg-config --cflags libsodium)
-FLIBS    := $(shell pkg-config --libs libsodium) -lpthread -lm
-LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c))
+            -fno-sanitize-recover=undefined $(shell pkg-config --cflags libsodium jansson)
+FLIBS    := $(shell pkg-config --libs libsodium jansson) -lpthread -lm
+LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c)) gateway/control.c
 TARGETS  := $(patsubst tests/fuzz/%.c,$(FBUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: fuzz-all

@@ -1,0 +1,541 @@
+/* Text rendering of control results; see render.h. */
+#include "ctl/render.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define C_BOLD "\033[1m"
+#define C_GREEN "\033[32m"
+#define C_RED "\033[31m"
+#define C_YELLOW "\033[33m"
+#define C_RESET "\033[0m"
+
+void xb_fmt_bytes(char *buf, size_t size, uint64_t bytes)
+{
+	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	int u = -1;
+
+	if (bytes < 1024) {
+		snprintf(buf, size, "%" PRIu64 " B", bytes);
+		return;
+	}
+	while (v >= 1024 && u < 3) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, "%.2f %s", v, unit[u]);
+}
+
+void xb_fmt_duration(char *buf, size_t size, uint64_t s)
+{
+	if (s < 60)
+		snprintf(buf, size, "%" PRIu64 "s", s);
+	else if (s < 3600)
+		snprintf(buf, size, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, size, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, size, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s % 86400 / 3600);
+}
+
+/* --- values as text ------------------------------------------------------ */
+
+static void scalar(FILE *f, json_t *v)
+{
+	char *s;
+
+	if (json_is_string(v)) {
+		fputs(json_string_value(v), f);
+	} else if (json_is_integer(v)) {
+		fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	} else if (json_is_real(v)) {
+		fprintf(f, "%g", json_real_value(v));
+	} else if (json_is_boolean(v)) {
+		fputs(json_is_true(v) ? "yes" : "no", f);
+	} else if (!v || json_is_null(v)) {
+		fputs("-", f);
+	} else if ((s = json_dumps(v, JSON_COMPACT))) {
+		fputs(s, f);
+		free(s);
+	}
+}
+
+/* v as text, malloc'ed: "-" when missing or null; a list joined by sep,
+ * empty_list when empty; control characters as '?'. NULL when out of memory. */
+static char *text_list(json_t *v, const char *sep, const char *empty_list)
+{
+	char *s = NULL;
+	size_t n = 0, i;
+	json_t *e;
+	FILE *f = open_memstream(&s, &n);
+
+	if (!f)
+		return NULL;
+	if (json_is_array(v) && json_array_size(v) == 0)
+		fputs(empty_list, f);
+	else if (json_is_array(v))
+		json_array_foreach(v, i, e) {
+			if (i)
+				fputs(sep, f);
+			scalar(f, e);
+		}
+	else
+		scalar(f, v);
+	if (fclose(f))
+		return NULL;
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return s;
+}
+
+static char *text(json_t *v)
+{
+	return text_list(v, ",", "-");
+}
+
+static json_t *get(json_t *o, const char *key)
+{
+	return json_object_get(o, key);
+}
+
+/* Unsigned integer at key, or false when missing or of another type. */
+static bool uint_at(json_t *o, const char *key, uint64_t *out)
+{
+	json_t *v = get(o, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*out = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+static char *bytes_at(json_t *o, const char *key)
+{
+	char buf[32];
+	uint64_t b;
+
+	if (!uint_at(o, key, &b))
+		return strdup("-");
+	xb_fmt_bytes(buf, sizeof(buf), b);
+	return strdup(buf);
+}
+
+/* A wall-clock time at key as "1m40s ago"; 0 is "never". A time ahead of
+ * ours (clock skew) counts as now. */
+static char *ago_at(const struct xb_render *r, json_t *o, const char *key)
+{
+	char buf[48];
+	uint64_t t;
+
+	if (!uint_at(o, key, &t))
+		return strdup("-");
+	if (t == 0)
+		return strdup("never");
+	xb_fmt_duration(buf, sizeof(buf) - 4,
+			(int64_t)t < (int64_t)r->now ? (uint64_t)((int64_t)r->now - (int64_t)t) : 0);
+	strcat(buf, " ago");
+	return strdup(buf);
+}
+
+static const char *paint(const struct xb_render *r, const char *code)
+{
+	return r->colour ? code : "";
+}
+
+/* --- tables -------------------------------------------------------------- */
+
+/* Cells row by row, each with its colour (or NULL); printed with every column
+ * as wide as its widest cell, two spaces apart, the last one unpadded. */
+struct table {
+	size_t cols, n, cap;
+	char **cell;
+	const char **colour;
+};
+
+static bool tab_init(struct table *t, size_t cols, size_t rows)
+{
+	t->cols = cols;
+	t->n = 0;
+	t->cap = cols * rows;
+	t->cell = calloc(t->cap, sizeof(*t->cell));
+	t->colour = calloc(t->cap, sizeof(*t->colour));
+	return t->cell && t->colour;
+}
+
+/* Adds s (malloc'ed, taken over; NULL prints as "-"). */
+static void tab_put(struct table *t, const char *colour, char *s)
+{
+	if (t->n < t->cap) {
+		t->colour[t->n] = colour;
+		t->cell[t->n++] = s;
+	} else {
+		free(s);
+	}
+}
+
+static void tab_head(struct table *t, const char *const *names)
+{
+	for (size_t i = 0; i < t->cols; i++)
+		tab_put(t, C_BOLD, strdup(names[i]));
+}
+
+/* Display width: UTF-8 characters, not bytes. */
+static size_t width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+static void tab_print(const struct xb_render *r, struct table *t)
+{
+	size_t *w = calloc(t->cols, sizeof(*w)), i;
+
+	for (i = 0; w && i < t->n; i++) {
+		size_t cw = width(t->cell[i] ? t->cell[i] : "-");
+		if (cw > w[i % t->cols])
+			w[i % t->cols] = cw;
+	}
+	for (i = 0; w && i < t->n; i++) {
+		const char *s = t->cell[i] ? t->cell[i] : "-";
+		bool last = i % t->cols == t->cols - 1;
+		fprintf(r->out, "%s%s%s", t->colour[i] ? paint(r, t->colour[i]) : "", s,
+			t->colour[i] ? paint(r, C_RESET) : "");
+		if (last)
+			fputc('\n', r->out);
+		else
+			fprintf(r->out, "%*s", (int)(w[i % t->cols] - width(s) + 2), "");
+	}
+	free(w);
+}
+
+static void tab_free(struct table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->cell[i]);
+	free(t->cell);
+	free(t->colour);
+}
+
+/* --- status ---------------------------------------------------------------- */
+
+/* "  key: value" with the key in bold; value malloc'ed and freed here. */
+static void kv(const struct xb_render *r, const char *key, char *value, const char *colour)
+{
+	fprintf(r->out, "  %s%s%s: %s%s%s\n", paint(r, C_BOLD), key, paint(r, C_RESET),
+		colour ? paint(r, colour) : "", value ? value : "-", colour ? paint(r, C_RESET) : "");
+	free(value);
+}
+
+/* "title: value" starting a block. */
+static void head(const struct xb_render *r, const char *title, char *value)
+{
+	fprintf(r->out, "%s%s%s: %s%s%s\n", paint(r, C_BOLD), title, paint(r, C_RESET),
+		paint(r, C_GREEN), value ? value : "-", paint(r, C_RESET));
+	free(value);
+}
+
+/* "backend (reason)", or just the backend. */
+static char *backend(json_t *o)
+{
+	char *b = text(get(o, "backend")), *why = text(get(o, "backend_reason")), *s = NULL;
+
+	if (b && why && strcmp(why, "-") && strcmp(why, ""))
+		if (asprintf(&s, "%s (%s)", b, why) < 0)
+			s = NULL;
+	if (!s) {
+		s = b;
+		b = NULL;
+	}
+	free(b);
+	free(why);
+	return s;
+}
+
+static char *uptime(json_t *o)
+{
+	char buf[32];
+	uint64_t s;
+
+	if (!uint_at(o, "uptime_s", &s))
+		return strdup("-");
+	xb_fmt_duration(buf, sizeof(buf), s);
+	return strdup(buf);
+}
+
+static void status_reload(const struct xb_render *r, json_t *lr)
+{
+	json_t *ok = get(lr, "ok"), *e;
+	char *when = ago_at(r, lr, "at"), *s = NULL;
+	size_t i;
+
+	if (asprintf(&s, "%s, %s", json_is_true(ok) ? "ok" : json_is_false(ok) ? "failed" : "-",
+		     when ? when : "-") < 0)
+		s = NULL;
+	free(when);
+	fprintf(r->out, "%slast reload%s: %s%s%s\n", paint(r, C_BOLD), paint(r, C_RESET),
+		paint(r, json_is_false(ok) ? C_RED : C_GREEN), s ? s : "-", paint(r, C_RESET));
+	free(s);
+	json_array_foreach(get(lr, "errors"), i, e) {
+		char *t = text(e);
+		fprintf(r->out, "  %s\n", t ? t : "-");
+		free(t);
+	}
+}
+
+int xb_render_status(const struct xb_render *r, json_t *st)
+{
+	json_t *pol = get(st, "policy"), *ifc = get(st, "interface");
+
+	if (!json_is_object(st))
+		return -1;
+	head(r, "xborderd", text(get(st, "version")));
+	kv(r, "pid", text(get(st, "pid")), NULL);
+	kv(r, "uptime", uptime(st), NULL);
+	head(r, "policy", text(get(pol, "path")));
+	kv(r, "loaded", ago_at(r, pol, "loaded_at"), NULL);
+	kv(r, "devices", text(get(pol, "devices")), NULL);
+	kv(r, "tunnels", text(get(pol, "tunnels")), NULL);
+	kv(r, "rules", text(get(pol, "rules")), NULL);
+	head(r, "interface", text(get(ifc, "ifname")));
+	kv(r, "backend", backend(ifc), NULL);
+	kv(r, "listening port", text(get(ifc, "listen_port")), NULL);
+	kv(r, "public key", text(get(ifc, "public_key")), NULL);
+	status_reload(r, get(st, "last_reload"));
+	return 0;
+}
+
+/* --- devices --------------------------------------------------------------- */
+
+int xb_render_devices(const struct xb_render *r, json_t *list)
+{
+	static const char *const cols[] = { "NAME", "GROUPS", "ADDRESS4", "ADDRESS6",
+					    "ENDPOINT", "HANDSHAKE", "RX", "TX" };
+	struct table t;
+	json_t *d;
+	size_t i;
+
+	if (!json_is_array(list))
+		return -1;
+	if (!tab_init(&t, 8, json_array_size(list) + 1)) {
+		tab_free(&t);
+		return -1;
+	}
+	tab_head(&t, cols);
+	json_array_foreach(list, i, d) {
+		uint64_t hs = 0;
+		bool never = uint_at(d, "last_handshake", &hs) && hs == 0;
+
+		tab_put(&t, C_GREEN, text(get(d, "name")));
+		tab_put(&t, NULL, text(get(d, "groups")));
+		tab_put(&t, NULL, text(get(d, "address4")));
+		tab_put(&t, NULL, text(get(d, "address6")));
+		tab_put(&t, NULL, text(get(d, "endpoint")));
+		tab_put(&t, never ? C_YELLOW : NULL, ago_at(r, d, "last_handshake"));
+		tab_put(&t, NULL, bytes_at(d, "rx_bytes"));
+		tab_put(&t, NULL, bytes_at(d, "tx_bytes"));
+	}
+	tab_print(r, &t);
+	tab_free(&t);
+	return 0;
+}
+
+/* --- tunnels --------------------------------------------------------------- */
+
+static char *addresses(json_t *o)
+{
+	char *a4 = text(get(o, "address4")), *a6 = text(get(o, "address6")), *s = NULL;
+	bool h4 = a4 && strcmp(a4, "-"), h6 = a6 && strcmp(a6, "-");
+
+	if (h4 && h6 && asprintf(&s, "%s, %s", a4, a6) < 0)
+		s = NULL;
+	else if (!(h4 && h6))
+		s = strdup(h4 ? a4 : h6 ? a6 : "-");
+	free(a4);
+	free(a6);
+	return s;
+}
+
+static char *routing(json_t *o)
+{
+	char *mark = text(get(o, "mark")), *table = text(get(o, "table")), *s = NULL;
+
+	if (asprintf(&s, "fwmark %s, table %s", mark ? mark : "-", table ? table : "-") < 0)
+		s = NULL;
+	free(mark);
+	free(table);
+	return s;
+}
+
+static char *transfer(json_t *o)
+{
+	char *rx = bytes_at(o, "rx_bytes"), *tx = bytes_at(o, "tx_bytes"), *s = NULL;
+
+	if (asprintf(&s, "%s received, %s sent", rx ? rx : "-", tx ? tx : "-") < 0)
+		s = NULL;
+	free(rx);
+	free(tx);
+	return s;
+}
+
+static void tunnel(const struct xb_render *r, json_t *t)
+{
+	json_t *state = get(t, "state");
+	bool up = json_is_string(state) && !strcmp(json_string_value(state), "up");
+
+	head(r, "tunnel", text(get(t, "name")));
+	kv(r, "state", text(state), up ? C_GREEN : C_RED);
+	kv(r, "interface", text(get(t, "ifname")), NULL);
+	kv(r, "type", text(get(t, "type")), NULL);
+	kv(r, "backend", backend(t), NULL);
+	kv(r, "endpoint", text(get(t, "endpoint")), NULL);
+	kv(r, "peer public key", text(get(t, "peer_public_key")), NULL);
+	kv(r, "addresses", addresses(t), NULL);
+	kv(r, "routing", routing(t), NULL);
+	kv(r, "latest handshake", ago_at(r, t, "last_handshake"), NULL);
+	kv(r, "transfer", transfer(t), NULL);
+}
+
+int xb_render_tunnels(const struct xb_render *r, json_t *list)
+{
+	json_t *t;
+	size_t i;
+
+	if (!json_is_array(list))
+		return -1;
+	json_array_foreach(list, i, t) {
+		if (i)
+			fputc('\n', r->out);
+		tunnel(r, t);
+	}
+	return 0;
+}
+
+/* --- rules ------------------------------------------------------------------- */
+
+/* Who a rule is for: groups, and devices as @name; "any" when both lists are
+ * empty, "-" when both are missing. */
+static char *rule_from(json_t *rule)
+{
+	json_t *all = json_copy(get(rule, "groups")), *d, *at;
+	size_t i;
+	char *s;
+
+	if (!get(rule, "groups") && !get(rule, "devices"))
+		return strdup("-");
+	if (!json_is_array(all)) {
+		json_decref(all);
+		all = json_array();
+	}
+	json_array_foreach(get(rule, "devices"), i, d) {
+		at = json_is_string(d) ? json_sprintf("@%s", json_string_value(d)) : NULL;
+		json_array_append_new(all, at ? at : json_incref(d));
+	}
+	s = text_list(all, ",", "any");
+	json_decref(all);
+	return s;
+}
+
+static char *rule_to(json_t *rule)
+{
+	json_t *all = json_copy(get(rule, "to"));
+	char *s;
+
+	if (!get(rule, "to") && !get(rule, "domains"))
+		return strdup("-");
+	if (!json_is_array(all)) {
+		json_decref(all);
+		all = json_array();
+	}
+	json_array_extend(all, get(rule, "domains"));
+	s = text_list(all, ",", "any");
+	json_decref(all);
+	return s;
+}
+
+/* "tcp,udp/443,8000-8100"; "any" when both lists are empty, "-" when both
+ * are missing. */
+static char *rule_service(json_t *rule)
+{
+	json_t *pr = get(rule, "protocols"), *po = get(rule, "ports");
+	char *p, *q, *s = NULL;
+
+	if (!pr && !po)
+		return strdup("-");
+	p = text_list(pr, ",", "any");
+	q = po ? text_list(po, ",", "") : strdup("");
+	if (p && q && *q && asprintf(&s, "%s/%s", p, q) < 0)
+		s = NULL;
+	else if (p && q && !*q)
+		s = strdup(p);
+	free(p);
+	free(q);
+	return s;
+}
+
+static void rule_row(const struct xb_render *r, struct table *t, json_t *rule)
+{
+	json_t *act = get(rule, "action");
+	bool allow = json_is_string(act) && !strcmp(json_string_value(act), "allow");
+	uint64_t pk;
+	char *pkts = NULL;
+
+	(void)r;
+	if (!uint_at(rule, "packets", &pk) || asprintf(&pkts, "%" PRIu64, pk) < 0)
+		pkts = strdup("-");
+	tab_put(t, C_GREEN, text(get(rule, "name")));
+	tab_put(t, allow ? C_GREEN : C_RED, text(act));
+	tab_put(t, NULL, rule_from(rule));
+	tab_put(t, NULL, text_list(get(rule, "posture"), ",", "any"));
+	tab_put(t, NULL, rule_to(rule));
+	tab_put(t, NULL, rule_service(rule));
+	tab_put(t, NULL, text(get(rule, "via")));
+	tab_put(t, NULL, text(get(rule, "active")));
+	tab_put(t, NULL, pkts);
+	tab_put(t, NULL, bytes_at(rule, "bytes"));
+}
+
+int xb_render_rules(const struct xb_render *r, json_t *list)
+{
+	static const char *const cols[] = { "NAME", "ACTION", "FROM", "POSTURE", "TO",
+					    "SERVICE", "VIA", "ACTIVE", "PACKETS", "BYTES" };
+	struct table t;
+	json_t *rule;
+	size_t i;
+
+	if (!json_is_array(list))
+		return -1;
+	if (!tab_init(&t, 10, json_array_size(list) + 1)) {
+		tab_free(&t);
+		return -1;
+	}
+	tab_head(&t, cols);
+	json_array_foreach(list, i, rule)
+		rule_row(r, &t, rule);
+	tab_print(r, &t);
+	tab_free(&t);
+	return 0;
+}
+
+/* --- reload ------------------------------------------------------------------ */
+
+int xb_render_reload(const struct xb_render *r, json_t *res)
+{
+	json_t *ch = get(res, "changed");
+	char *sum;
+
+	if (!json_is_object(res))
+		return -1;
+	sum = text(get(res, "summary"));
+	fprintf(r->out, "%s%s%s: %s\n", paint(r, C_GREEN),
+		json_is_true(ch) ? "policy reloaded" : json_is_false(ch) ? "policy unchanged" :
+		"policy reload done", paint(r, C_RESET), sum ? sum : "-");
+	free(sum);
+	return 0;
+}
