@@ -29,6 +29,7 @@ wireguard-tools:cmd:wg
 wireguard-go:cmd:wireguard-go
 iperf3:cmd:iperf3
 tcpdump:cmd:tcpdump
+jq:cmd:jq
 "
 FUZZ_PKGS="
 clang:cmd:clang

@@ -1,10 +1,15 @@
-/* xborderd — the gateway daemon. So far it checks and prints its policy
- * (xborder.conf(5)); running the gateway comes next.
+/* xborderd — the gateway daemon: builds the gateway from its policy
+ * (xborder.conf(5)) and keeps it in line with the file (xborderd(8)).
  *
  *   xborderd [-c FILE] --check     every error as FILE:LINE: message, exit 1
  *   xborderd [-c FILE] --print     the normalised policy (implies --check)
  */
+#include "gateway/daemon.h"
+#include "common/log.h"
 #include "policy/policy.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <getopt.h>
 #include <stdio.h>
@@ -55,6 +60,63 @@ static int check(const char *path, bool print)
 	return ret;
 }
 
+/* Fork into the background; the parent exits when the child is ready (0)
+ * or has failed (1). */
+static int daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(p) < 0 || (pid = fork()) < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		exit(read(p[0], &c, 1) == 1 && c == 0 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	return p[1];
+}
+
+static void detach(int ready_fd)
+{
+	char ok = 0;
+	int fd = open("/dev/null", O_RDWR);
+
+	if (write(ready_fd, &ok, 1) < 0)
+		log_warn("telling the parent we are ready");
+	close(ready_fd);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+/* Run the gateway until SIGTERM; everything built is removed on the way out. */
+static int serve(const char *path, bool foreground, bool debug)
+{
+	static struct xb_daemon d;
+	int ready_fd = -1;
+
+	if (geteuid() != 0)
+		fprintf(stderr, "xborderd: not root: creating interfaces will probably fail\n");
+	log_init("xborderd", debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, !foreground);
+	if (!foreground && (ready_fd = daemonize()) < 0)
+		fatal("fork");
+	if (xb_daemon_start(&d, path) < 0)
+		return 1;
+	if (ready_fd >= 0)
+		detach(ready_fd);
+	xb_daemon_run(&d);
+	xb_daemon_stop(&d);
+	log_info("stopped");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -67,7 +129,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = DEFAULT_POLICY;
-	bool do_check = false, do_print = false;
+	bool do_check = false, do_print = false, foreground = false, debug = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:nvfdh", opts, NULL)) != -1) {
@@ -75,8 +137,8 @@ int main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 'n': do_check = true; break;
 		case 'v': do_print = true; break;
-		case 'f':
-		case 'd': break;	/* for the daemon */
+		case 'f': foreground = true; break;
+		case 'd': debug = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -88,6 +150,5 @@ int main(int argc, char **argv)
 	}
 	if (do_check || do_print)
 		return check(path, do_print);
-	fprintf(stderr, "xborderd: running the gateway is not implemented yet; use --check or --print\n");
-	return 1;
+	return serve(path, foreground, debug);
 }

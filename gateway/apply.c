@@ -1,0 +1,445 @@
+/* From a policy to the kernel: interfaces, addresses, routes, rules and the
+ * nftables table. Start and reload share these functions; on reload they
+ * are given the old policy and change only what differs, so that an
+ * unchanged tunnel keeps its WireGuard session and an unchanged device
+ * keeps its peer, its session and its open connections.
+ */
+#include "gateway/daemon.h"
+#include "common/log.h"
+
+#include <linux/rtnetlink.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UNREACHABLE_METRIC 0x7fffffffu	/* behind every live route */
+#define DEVIF_MTU 1420			/* devices reach us over the internet */
+
+static struct wg_prefix host_prefix(int family, const void *addr, unsigned cidr)
+{
+	struct wg_prefix pf = { .family = (sa_family_t)family, .cidr = (uint8_t)cidr };
+
+	memcpy(pf.addr, addr, family == AF_INET ? 4 : 16);
+	return pf;
+}
+
+static bool same_prefix(const struct wg_prefix *a, const struct wg_prefix *b)
+{
+	return a->family == b->family && a->cidr == b->cidr && !memcmp(a->addr, b->addr, 16);
+}
+
+/* Replace address old (may be NULL) by new (may be NULL) on ifindex. */
+static int swap_addr(struct xb_daemon *d, unsigned ifindex, const struct wg_prefix *old,
+		     const struct wg_prefix *new, const char *ifname)
+{
+	int e;
+
+	if (old && new && same_prefix(old, new))
+		return 0;
+	if (old && (e = xb_rtnl_addr(&d->rtnl, false, ifindex, old)) < 0)
+		log_warnx("%s: removing an address: %s", ifname, strerror(-e));
+	if (new && (e = xb_rtnl_addr(&d->rtnl, true, ifindex, new)) < 0) {
+		char buf[INET6_ADDRSTRLEN];
+		inet_ntop(new->family, new->addr, buf, sizeof(buf));
+		log_warnx("%s: adding address %s/%u: %s", ifname, buf, new->cidr, strerror(-e));
+		return e;
+	}
+	return 0;
+}
+
+/* ---- the device interface ---- */
+
+static bool device_peer(struct wg_conf *c, const struct xb_device *dv)
+{
+	struct wg_peer_conf *pc = wg_conf_add_peer(c);
+	struct wg_prefix pf;
+
+	if (!pc)
+		return false;
+	memcpy(pc->public_key, dv->public_key, WG_KEY_LEN);
+	pc->replace_allowed_ips = true;
+	if (dv->has4) {
+		pf = host_prefix(AF_INET, &dv->address4, 32);
+		if (!wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &pf))
+			return false;
+	}
+	if (dv->has6) {
+		pf = host_prefix(AF_INET6, &dv->address6, 128);
+		if (!wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &pf))
+			return false;
+	}
+	return true;
+}
+
+/* Every device of p as a peer; on reload, devices of old no longer in p
+ * (by key) are removed. Peers that stay keep their sessions. */
+static int devif_conf(struct wg_conf *c, const struct xb_policy *old, const struct xb_policy *p)
+{
+	memcpy(c->private_key, p->gateway.key.key, WG_KEY_LEN);
+	c->has_private_key = true;
+	c->listen_port = p->gateway.listen_port;
+	c->has_listen_port = true;
+	c->replace_peers = !old;
+	for (size_t i = 0; i < p->n_devices; i++)
+		if (!device_peer(c, &p->devices[i]))
+			return ENOMEM;
+	for (size_t i = 0; old && i < old->n_devices; i++) {
+		struct wg_peer_conf *pc;
+
+		if (xb_policy_device_by_key(p, old->devices[i].public_key))
+			continue;
+		if (!(pc = wg_conf_add_peer(c)))
+			return ENOMEM;
+		memcpy(pc->public_key, old->devices[i].public_key, WG_KEY_LEN);
+		pc->remove = true;
+	}
+	return 0;
+}
+
+static void devif_addrs(const struct xb_policy *p, struct wg_prefix v[2], bool has[2])
+{
+	has[0] = p->gateway.has_pool4;
+	has[1] = p->gateway.has_pool6;
+	if (has[0])
+		v[0] = host_prefix(AF_INET, &p->gateway.address4, p->gateway.pool4.cidr);
+	if (has[1])
+		v[1] = host_prefix(AF_INET6, &p->gateway.address6, p->gateway.pool6.cidr);
+}
+
+int xb_apply_devif(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p)
+{
+	struct wg_conf c = { 0 };
+	struct wg_prefix na[2], oa[2];
+	bool nh[2], oh[2] = { false, false };
+	const char *ifname = p->gateway.interface;
+	int e;
+
+	if (old && strcmp(old->gateway.interface, ifname)) {
+		xb_wgif_destroy(&d->devif, &d->rtnl);
+		old = NULL;
+	}
+	if (!old && (e = xb_wgif_create(&d->devif, &d->rtnl, ifname, XB_BACKEND_AUTO,
+					DEVIF_MTU)) < 0)
+		return e;
+	if ((e = devif_conf(&c, old, p)) == 0)
+		e = xb_wgif_set(&d->devif, &c);
+	wg_conf_free(&c);
+	if (e) {
+		log_warnx("%s: configuring %zu device peers: %s", ifname, p->n_devices, strerror(e));
+		return -e;
+	}
+	devif_addrs(p, na, nh);
+	if (old)
+		devif_addrs(old, oa, oh);
+	for (int f = 0; f < 2; f++)
+		if ((e = swap_addr(d, d->devif.ifindex, oh[f] ? &oa[f] : NULL, nh[f] ? &na[f] : NULL,
+				   ifname)) < 0)
+			return e;
+	if ((e = xb_rtnl_link_up(&d->rtnl, d->devif.ifindex, true)) < 0) {
+		log_warnx("%s: setting up: %s", ifname, strerror(-e));
+		return e;
+	}
+	return 0;
+}
+
+/* ---- tunnels ---- */
+
+/* The endpoint as an address: literals directly, names through the
+ * resolver (the first address it gives). */
+static bool resolve(const struct xb_tunnel *t, union wg_sockaddr *out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *res;
+	char port[8];
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	if (!t->endpoint_host)
+		return false;
+	if (!t->endpoint_is_name)
+		hints.ai_flags |= AI_NUMERICHOST;
+	snprintf(port, sizeof(port), "%u", t->endpoint_port);
+	if ((e = getaddrinfo(t->endpoint_host, port, &hints, &res))) {
+		log_warnx("tunnel %s: cannot resolve endpoint `%s': %s", t->name, t->endpoint_host,
+			  gai_strerror(e));
+		return false;
+	}
+	if (res->ai_addrlen <= sizeof(*out))
+		memcpy(out, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return out->sa.sa_family != AF_UNSPEC;
+}
+
+static int tunnel_conf(struct wg_conf *c, const struct xb_tunnel *t, const struct xb_tunnel *old,
+		       const union wg_sockaddr *ep)
+{
+	struct wg_peer_conf *pc;
+
+	memcpy(c->private_key, t->key.key, WG_KEY_LEN);
+	c->has_private_key = true;
+	c->listen_port = t->listen_port;
+	c->has_listen_port = !old || t->listen_port != old->listen_port;
+	c->replace_peers = !old || memcmp(old->peer_public_key, t->peer_public_key, WG_KEY_LEN);
+	if (!(pc = wg_conf_add_peer(c)))
+		return ENOMEM;
+	memcpy(pc->public_key, t->peer_public_key, WG_KEY_LEN);
+	pc->has_preshared_key = true;	/* all zero without one: removes it */
+	if (t->has_psk)
+		memcpy(pc->preshared_key, t->psk.key, WG_KEY_LEN);
+	if (ep->sa.sa_family != AF_UNSPEC)
+		pc->endpoint = *ep;
+	pc->persistent_keepalive = t->keepalive;
+	pc->has_persistent_keepalive = true;
+	pc->replace_allowed_ips = true;
+	for (size_t i = 0; i < t->n_allowed_ips; i++)
+		if (!wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &t->allowed_ips[i]))
+			return ENOMEM;
+	return 0;
+}
+
+/* No reverse-path filter of our own on a tunnel: replies from mainland
+ * origins arrive on it although the main table routes those origins
+ * elsewhere, or nowhere. The kernel applies the larger of this value and
+ * conf/all/rp_filter, so a strict "all" still breaks tunnels: said once. */
+static void no_rp_filter(const char *ifname)
+{
+	static bool warned;
+	char path[96];
+	FILE *f;
+
+	if (!warned && (f = fopen("/proc/sys/net/ipv4/conf/all/rp_filter", "r"))) {
+		if (fgetc(f) == '1')
+			log_warnx("net.ipv4.conf.all.rp_filter is 1 (strict): replies through tunnels "
+				  "will be dropped; set it to 0 or 2");
+		warned = true;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/rp_filter", ifname);
+	if (!(f = fopen(path, "w")) || fputs("0\n", f) < 0 || fclose(f)) {
+		log_warn("%s: setting rp_filter", ifname);
+		if (f)
+			fclose(f);
+	}
+}
+
+static int tunnel_addrs(struct xb_daemon *d, struct xb_wgif *w, const struct xb_tunnel *old,
+			const struct xb_tunnel *t)
+{
+	int e;
+
+	if ((e = swap_addr(d, w->ifindex, old && old->has_address4 ? &old->address4 : NULL,
+			   t->has_address4 ? &t->address4 : NULL, w->ifname)) < 0 ||
+	    (e = swap_addr(d, w->ifindex, old && old->has_address6 ? &old->address6 : NULL,
+			   t->has_address6 ? &t->address6 : NULL, w->ifname)) < 0)
+		return e;
+	if (old && old->mtu != t->mtu && (e = xb_rtnl_link_mtu(&d->rtnl, w->ifindex, t->mtu)) < 0)
+		log_warnx("%s: setting MTU %u: %s", w->ifname, t->mtu, strerror(-e));
+	no_rp_filter(w->ifname);
+	if ((e = xb_rtnl_link_up(&d->rtnl, w->ifindex, true)) < 0)
+		log_warnx("%s: setting up: %s", w->ifname, strerror(-e));
+	return e;
+}
+
+/* Bring tunnel t up in rt: kept from old (same name and backend) or new. */
+static int tunnel_up(struct xb_daemon *d, struct xb_tunnel_rt *rt, const struct xb_tunnel *old,
+		     const struct xb_tunnel *t)
+{
+	struct wg_conf c = { 0 };
+	int e;
+
+	if (!old && (e = xb_wgif_create(&rt->wg, &d->rtnl, t->ifname, t->backend, t->mtu)) < 0)
+		return e;
+	if (!resolve(t, &rt->resolved))
+		log_warnx("tunnel %s: no endpoint yet; waiting for the partner to reach us", t->name);
+	rt->resolved_at = time(NULL);
+	if ((e = tunnel_conf(&c, t, old, &rt->resolved)) == 0)
+		e = xb_wgif_set(&rt->wg, &c);
+	wg_conf_free(&c);
+	if (e) {
+		log_warnx("tunnel %s: configuring %s: %s", t->name, t->ifname, strerror(e));
+		return -e;
+	}
+	return tunnel_addrs(d, &rt->wg, old, t);
+}
+
+static bool keepable(const struct xb_tunnel *a, const struct xb_tunnel *b)
+{
+	return !strcmp(a->name, b->name) && a->backend == b->backend && a->type == b->type;
+}
+
+/* New runtime array for p's tunnels; old tunnels not kept are destroyed.
+ * On failure the tunnels created here are removed again and d->tunnels is
+ * left as it was only if nothing was kept (start); reload callers treat a
+ * failure as fatal to the reload, not to the daemon. */
+int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p,
+		     struct xb_tunnel_rt **out, char *summary, size_t len)
+{
+	struct xb_tunnel_rt *v = calloc(p->n_tunnels ? p->n_tunnels : 1, sizeof(*v));
+	bool *kept = old ? calloc(old->n_tunnels + 1, sizeof(bool)) : NULL;
+	size_t n_kept = 0, n_new = 0, n_gone = 0;
+	int e = 0;
+
+	if (!v || (old && !kept)) {
+		free(v);
+		free(kept);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < p->n_tunnels && !e; i++) {
+		const struct xb_tunnel *t = &p->tunnels[i], *o = NULL;
+
+		for (size_t j = 0; old && j < old->n_tunnels && !o; j++)
+			if (!kept[j] && keepable(&old->tunnels[j], t)) {
+				o = &old->tunnels[j];
+				kept[j] = true;
+				v[i] = d->tunnels[j];
+				memset(&d->tunnels[j], 0, sizeof(d->tunnels[j]));
+			}
+		o ? n_kept++ : n_new++;
+		e = tunnel_up(d, &v[i], o, t);
+	}
+	for (size_t j = 0; old && j < old->n_tunnels; j++)
+		if (!kept[j]) {
+			xb_wgif_destroy(&d->tunnels[j].wg, &d->rtnl);
+			n_gone++;
+		}
+	free(kept);
+	free(d->tunnels);
+	d->tunnels = NULL;
+	*out = v;
+	if (summary)
+		snprintf(summary, len, "%zu tunnels kept, %zu added, %zu removed", n_kept, n_new, n_gone);
+	return e;
+}
+
+/* Re-resolve endpoints given by name every minute (or now, with force);
+ * a changed address is applied without touching the session. */
+void xb_apply_resolve(struct xb_daemon *d, bool force)
+{
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < d->policy->n_tunnels; i++) {
+		const struct xb_tunnel *t = &d->policy->tunnels[i];
+		struct xb_tunnel_rt *rt = &d->tunnels[i];
+		union wg_sockaddr sa;
+		struct wg_conf c = { 0 };
+		struct wg_peer_conf *pc;
+		char buf[64];
+
+		if (!t->endpoint_is_name || (!force && now - rt->resolved_at < 60))
+			continue;
+		rt->resolved_at = now;
+		if (!resolve(t, &sa) || !memcmp(&sa, &rt->resolved, sizeof(sa)))
+			continue;
+		rt->resolved = sa;
+		if (!(pc = wg_conf_add_peer(&c)))
+			continue;
+		memcpy(pc->public_key, t->peer_public_key, WG_KEY_LEN);
+		pc->update_only = true;
+		pc->endpoint = sa;
+		wg_endpoint_format(buf, sizeof(buf), &sa);
+		if (xb_wgif_set(&rt->wg, &c) == 0)
+			log_info("tunnel %s: endpoint %s now resolves to %s", t->name, t->endpoint_host, buf);
+		wg_conf_free(&c);
+	}
+}
+
+/* ---- routes and rules ---- */
+
+static int path_routes(struct xb_daemon *d, const struct xb_policy *p, const struct xb_path *pa)
+{
+	static const sa_family_t fams[2] = { AF_INET, AF_INET6 };
+	const struct xb_tunnel_rt *active = pa->n_tunnels ? &d->tunnels[pa->tunnels[0]] : NULL;
+	int e;
+
+	(void)p;
+	for (int f = 0; f < 2; f++) {
+		struct xb_route rt = { .dst = { .family = fams[f] }, .table = pa->table };
+		struct xb_iprule ru = { fams[f], pa->mark, XB_MARK_MASK, pa->table, pa->priority };
+
+		if (!pa->internet_fallback) {
+			rt.type = RTN_UNREACHABLE;
+			rt.metric = UNREACHABLE_METRIC;
+			if ((e = xb_rtnl_route(&d->rtnl, true, &rt)) < 0)
+				return e;
+			rt.type = 0;
+			rt.metric = 0;
+		}
+		if (active && active->wg.ifindex) {
+			rt.ifindex = active->wg.ifindex;
+			if ((e = xb_rtnl_route(&d->rtnl, true, &rt)) < 0)
+				return e;
+		}
+		if ((e = xb_rtnl_rule(&d->rtnl, true, &ru)) < 0)
+			return e;
+	}
+	return 0;
+}
+
+/* Routes and rules of every path, then removal of what the old plan had
+ * beyond the new one: new paths are in place before old ones go, and a path
+ * id always means the same mark, table and priority. */
+int xb_apply_routes(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
+		    const struct xb_plan *old)
+{
+	int e;
+
+	for (size_t i = 0; i < plan->n_paths; i++)
+		if ((e = path_routes(d, p, &plan->paths[i])) < 0) {
+			log_warnx("path %s: routes and rules: %s", plan->paths[i].name, strerror(-e));
+			return e;
+		}
+	if (old && old->n_paths > plan->n_paths) {
+		uint32_t first = (uint32_t)plan->n_paths + 1;
+		e = xb_rtnl_sweep(&d->rtnl, XB_RULE_PRIO + first, XB_RULE_PRIO + XB_PATHS_MAX,
+				  XB_TABLE_BASE + first, XB_TABLE_BASE + XB_PATHS_MAX);
+		if (e < 0)
+			log_warnx("removing routes and rules of old paths: %s", strerror(-e));
+	}
+	return 0;
+}
+
+/* ---- nftables ---- */
+
+int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan)
+{
+	struct xb_compile_opts o = { 0 };	/* posture: nobody passes yet */
+	char *script = xb_compile_nft(p, plan, &o), *err = NULL;
+	int e;
+
+	if (!script)
+		return -ENOMEM;
+	e = xb_nft_run(&d->nft, script, &err);
+	if (e < 0)
+		log_warnx("loading table inet %s: %s", XB_NFT_TABLE, err ? err : "failed");
+	free(err);
+	free(script);
+	return e < 0 ? -EINVAL : 0;
+}
+
+/* Everything the daemon made, also what a crashed run left. */
+void xb_apply_teardown(struct xb_daemon *d)
+{
+	char *err = NULL;
+	int e;
+
+	if (d->nft.ctx && xb_nft_run(&d->nft, "destroy table inet " XB_NFT_TABLE "\n", &err) < 0) {
+		free(err);
+		err = NULL;
+		/* nft before 1.0.8 has no destroy: delete, which fails if absent */
+		xb_nft_run(&d->nft, "add table inet " XB_NFT_TABLE "\ndelete table inet "
+			   XB_NFT_TABLE "\n", &err);
+	}
+	free(err);
+	if (d->rtnl.nl && (e = xb_rtnl_sweep(&d->rtnl, XB_RULE_PRIO, XB_RULE_PRIO + XB_PATHS_MAX,
+					     XB_TABLE_BASE, XB_TABLE_BASE + XB_PATHS_MAX)) < 0)
+		log_warnx("removing routes and rules: %s", strerror(-e));
+	for (size_t i = 0; d->policy && d->tunnels && i < d->policy->n_tunnels; i++)
+		xb_wgif_destroy(&d->tunnels[i].wg, &d->rtnl);
+	free(d->tunnels);
+	d->tunnels = NULL;
+	if (d->devif.ifname[0])
+		xb_wgif_destroy(&d->devif, &d->rtnl);
+}

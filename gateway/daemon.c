@@ -1,0 +1,336 @@
+/* xborderd's life: start, the event loop, reload, stop. See daemon.h. */
+#include "gateway/daemon.h"
+#include "gateway/control.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#define FORWARD4 "/proc/sys/net/ipv4/ip_forward"
+#define FORWARD6 "/proc/sys/net/ipv6/conf/all/forwarding"
+
+static int sysctl_get(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int v = -1;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static bool sysctl_set(const char *path, int v)
+{
+	FILE *f = fopen(path, "w");
+	bool ok = f && fprintf(f, "%d\n", v) > 0;
+
+	if (f && fclose(f))
+		ok = false;
+	return ok;
+}
+
+/* Forwarding on, remembering what was there to put it back at stop. */
+static void forwarding_on(struct xb_daemon *d, const struct xb_policy *p)
+{
+	if (d->saved_forward4 < 0 && sysctl_get(FORWARD4) == 0) {
+		if (sysctl_set(FORWARD4, 1)) {
+			d->saved_forward4 = 0;
+			log_info("enabled IPv4 forwarding (%s)", FORWARD4);
+		} else {
+			log_warn("enabling IPv4 forwarding");
+		}
+	}
+	if (p->gateway.has_pool6 && d->saved_forward6 < 0 && sysctl_get(FORWARD6) == 0) {
+		if (sysctl_set(FORWARD6, 1)) {
+			d->saved_forward6 = 0;
+			log_info("enabled IPv6 forwarding (%s)", FORWARD6);
+		} else {
+			log_warn("enabling IPv6 forwarding");
+		}
+	}
+}
+
+static void forwarding_restore(struct xb_daemon *d)
+{
+	if (d->saved_forward4 >= 0)
+		sysctl_set(FORWARD4, d->saved_forward4);
+	if (d->saved_forward6 >= 0)
+		sysctl_set(FORWARD6, d->saved_forward6);
+	d->saved_forward4 = d->saved_forward6 = -1;
+}
+
+static char *state_file(const struct xb_policy *p)
+{
+	char *path;
+
+	if (mkdir(p->gateway.state_dir, 0750) < 0 && errno != EEXIST)
+		log_warn("creating %s", p->gateway.state_dir);
+	if (asprintf(&path, "%s/addresses", p->gateway.state_dir) < 0)
+		return NULL;
+	return path;
+}
+
+/* Load, allocate addresses and plan: everything that can fail on a bad
+ * file, before anything is changed. */
+static struct xb_policy *load(const char *path, struct xb_plan *plan, struct xb_errors *errs)
+{
+	struct xb_policy *p = xb_policy_load(path, errs);
+	char *state;
+	int e;
+
+	if (!p)
+		return NULL;
+	state = state_file(p);
+	e = state ? xb_policy_allocate(p, state, errs) : -1;
+	free(state);
+	if (e == 0)
+		e = xb_plan_build(p, plan, errs);
+	if (e) {
+		xb_policy_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static void log_errors(struct xb_errors *errs)
+{
+	xb_errors_sort(errs);
+	for (size_t i = 0; i < errs->n; i++)
+		if (errs->v[i].line)
+			log_warnx("%s:%u: %s", errs->v[i].file, errs->v[i].line, errs->v[i].msg);
+		else
+			log_warnx("%s: %s", errs->v[i].file, errs->v[i].msg);
+}
+
+static void remember_reload(struct xb_daemon *d, bool ok, struct xb_errors *errs)
+{
+	for (size_t i = 0; i < d->last_reload.n_errors; i++)
+		free(d->last_reload.errors[i]);
+	free(d->last_reload.errors);
+	d->last_reload.errors = NULL;
+	d->last_reload.n_errors = 0;
+	d->last_reload.ok = ok;
+	d->last_reload.at = time(NULL);
+	if (!errs || !errs->n || !(d->last_reload.errors = calloc(errs->n, sizeof(char *))))
+		return;
+	for (size_t i = 0; i < errs->n; i++) {
+		const struct xb_error *x = &errs->v[i];
+		char *s = NULL;
+
+		if ((x->line ? asprintf(&s, "%s:%u: %s", x->file, x->line, x->msg)
+			     : asprintf(&s, "%s: %s", x->file, x->msg)) >= 0)
+			d->last_reload.errors[d->last_reload.n_errors++] = s;
+	}
+}
+
+static int add_watch(struct xb_daemon *d, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int open_loop(struct xb_daemon *d)
+{
+	struct itimerspec one_second = { { 1, 0 }, { 1, 0 } };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Blocked before any thread starts, so every thread inherits it. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) ||
+	    (d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+	    (d->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+	    timerfd_settime(d->tickfd, 0, &one_second, NULL) < 0 ||
+	    (d->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    add_watch(d, d->sigfd) < 0 || add_watch(d, d->tickfd) < 0) {
+		log_warn("setting up the event loop");
+		return -1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int open_control(struct xb_daemon *d)
+{
+	const char *path = d->policy->gateway.control_socket;
+	char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			log_warn("creating %s", dir);
+	}
+	free(dir);
+	d->ctl = xb_ctl_open(path, getegid(), xb_daemon_commands, xb_daemon_n_commands, d);
+	if (!d->ctl)
+		return -1;
+	return add_watch(d, xb_ctl_fd(d->ctl));
+}
+
+int xb_daemon_start(struct xb_daemon *d, const char *path)
+{
+	struct xb_errors errs = { 0 };
+	int e;
+
+	memset(d, 0, sizeof(*d));
+	d->epfd = d->sigfd = d->tickfd = -1;
+	d->saved_forward4 = d->saved_forward6 = -1;
+	d->started = time(NULL);
+	if (!(d->policy_path = strdup(path)))
+		return -1;
+	if (!(d->policy = load(path, &d->plan, &errs))) {
+		log_errors(&errs);
+		xb_errors_free(&errs);
+		log_warnx("%s: not starting", path);
+		return -1;
+	}
+	xb_errors_free(&errs);
+	d->loaded_at = time(NULL);
+	remember_reload(d, true, NULL);
+	if (open_loop(d) < 0)
+		return -1;
+	if ((e = xb_rtnl_open(&d->rtnl)) < 0 || (e = xb_nft_open(&d->nft)) < 0) {
+		log_warnx("netlink: %s", strerror(-e));
+		return -1;
+	}
+	/* What a crashed run may have left: removed before anything is built. */
+	xb_apply_teardown(d);
+	if (open_control(d) < 0)
+		goto fail;
+	forwarding_on(d, d->policy);
+	if (xb_apply_devif(d, NULL, d->policy) < 0 ||
+	    xb_apply_tunnels(d, NULL, d->policy, &d->tunnels, NULL, 0) < 0 ||
+	    xb_apply_routes(d, d->policy, &d->plan, NULL) < 0 ||
+	    xb_apply_nft(d, d->policy, &d->plan) < 0)
+		goto fail;
+	log_info("%s: gateway up: %zu devices, %zu tunnels, %zu rules, %zu paths", path,
+		 d->policy->n_devices, d->policy->n_tunnels, d->policy->n_rules, d->plan.n_paths);
+	return 0;
+fail:
+	log_warnx("%s: start failed; removing what was built", path);
+	xb_daemon_stop(d);
+	return -1;
+}
+
+int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len)
+{
+	struct xb_plan plan = { 0 };
+	struct xb_policy *p = load(d->policy_path, &plan, errs), *old = d->policy;
+	struct xb_tunnel_rt *tunnels = NULL;
+	char tsum[128] = "";
+	int e;
+
+	if (!p) {
+		log_errors(errs);
+		log_warnx("%s: reload failed; the running policy stays", d->policy_path);
+		remember_reload(d, false, errs);
+		return -1;
+	}
+	forwarding_on(d, p);
+	e = xb_apply_devif(d, old, p);
+	if (xb_apply_tunnels(d, old, p, &tunnels, tsum, sizeof(tsum)) < 0)
+		e = -1;
+	d->tunnels = tunnels;
+	d->policy = p;
+	if (xb_apply_routes(d, p, &plan, &d->plan) < 0 || xb_apply_nft(d, p, &plan) < 0)
+		e = -1;
+	xb_plan_free(&d->plan);
+	d->plan = plan;
+	xb_policy_free(old);
+	d->loaded_at = time(NULL);
+	snprintf(summary, len, "%s; %zu devices, %zu rules%s", tsum, p->n_devices, p->n_rules,
+		 e ? "; some changes failed (see the log)" : "");
+	log_info("%s: reloaded: %s", d->policy_path, summary);
+	if (e)
+		xb_errors_add(errs, d->policy_path, 0, "applied with failures: see the daemon's log");
+	remember_reload(d, e == 0, e ? errs : NULL);
+	return e ? -1 : 0;
+}
+
+static void on_signal(struct xb_daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			struct xb_errors errs = { 0 };
+			char summary[256];
+
+			log_info("SIGHUP: reloading %s", d->policy_path);
+			xb_daemon_reload(d, &errs, summary, sizeof(summary));
+			xb_errors_free(&errs);
+		} else {
+			log_info("%s: stopping", strsignal((int)si.ssi_signo));
+			d->stopping = true;
+		}
+	}
+}
+
+static void on_tick(struct xb_daemon *d)
+{
+	uint64_t n;
+
+	if (read(d->tickfd, &n, sizeof(n)) < 0)
+		return;
+	xb_apply_resolve(d, false);
+}
+
+int xb_daemon_run(struct xb_daemon *d)
+{
+	while (!d->stopping) {
+		struct epoll_event ev[8];
+		int n = epoll_wait(d->epfd, ev, 8, -1);
+
+		if (n < 0 && errno != EINTR) {
+			log_warn("epoll_wait");
+			return -1;
+		}
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == d->sigfd)
+				on_signal(d);
+			else if (ev[i].data.fd == d->tickfd)
+				on_tick(d);
+			else if (d->ctl && ev[i].data.fd == xb_ctl_fd(d->ctl))
+				xb_ctl_process(d->ctl);
+		}
+	}
+	return 0;
+}
+
+void xb_daemon_stop(struct xb_daemon *d)
+{
+	if (d->ctl)
+		xb_ctl_close(d->ctl);
+	d->ctl = NULL;
+	xb_apply_teardown(d);
+	forwarding_restore(d);
+	xb_nft_close(&d->nft);
+	xb_rtnl_close(&d->rtnl);
+	xb_plan_free(&d->plan);
+	xb_policy_free(d->policy);
+	d->policy = NULL;
+	remember_reload(d, true, NULL);
+	free(d->policy_path);
+	d->policy_path = NULL;
+	if (d->epfd >= 0)
+		close(d->epfd);
+	if (d->sigfd >= 0)
+		close(d->sigfd);
+	if (d->tickfd >= 0)
+		close(d->tickfd);
+	d->epfd = d->sigfd = d->tickfd = -1;
+}

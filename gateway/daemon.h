@@ -1,0 +1,83 @@
+/* xborderd's state and its life: start, reload, stop (xborderd(8)).
+ *
+ * One thread runs the daemon: an epoll loop over signals (signalfd), the
+ * control socket and a one-second tick. Userspace WireGuard interfaces run
+ * their own threads (tunnel/device.h) and are only configured from here.
+ *
+ * What the daemon builds from a policy, in order: the device interface and
+ * one interface per tunnel (gateway/wgif.h), their addresses, one routing
+ * table and fwmark rule per path (policy/compile.h), and the table inet
+ * xborder (one nftables transaction). Everything it creates carries a name
+ * (xb-*), a table number or a rule priority from its own ranges, so that a
+ * start after a crash can find and remove leftovers first.
+ */
+#ifndef XB_DAEMON_H
+#define XB_DAEMON_H
+
+#include "gateway/nft.h"
+#include "gateway/rtnl.h"
+#include "gateway/wgif.h"
+#include "policy/compile.h"
+#include "policy/policy.h"
+
+#include <stdbool.h>
+#include <time.h>
+
+struct xb_ctl;
+
+/* A tunnel as it runs, parallel to policy->tunnels. */
+struct xb_tunnel_rt {
+	struct xb_wgif wg;
+	union wg_sockaddr resolved;	/* the endpoint as last resolved */
+	time_t resolved_at;
+};
+
+struct xb_daemon {
+	char *policy_path;
+	struct xb_policy *policy;
+	struct xb_plan plan;
+	struct xb_rtnl rtnl;
+	struct xb_nft nft;
+	struct xb_wgif devif;
+	struct xb_tunnel_rt *tunnels;
+	struct xb_ctl *ctl;
+	int epfd, sigfd, tickfd;
+	time_t started, loaded_at;
+	struct {
+		bool ok;
+		time_t at;
+		char **errors;		/* "FILE:LINE: message" of the last failure */
+		size_t n_errors;
+	} last_reload;
+	int saved_forward4, saved_forward6;	/* -1: not changed by us */
+	bool stopping;
+};
+
+/* Build everything from the policy at path. Returns 0, or -1 after logging
+ * why and removing whatever it had built. */
+int xb_daemon_start(struct xb_daemon *d, const char *path);
+/* Serve until SIGTERM/SIGINT. Returns 0. */
+int xb_daemon_run(struct xb_daemon *d);
+/* Remove everything the daemon created. */
+void xb_daemon_stop(struct xb_daemon *d);
+
+/* Reload the policy file. An invalid file changes nothing: -1 with its
+ * errors in errs. A valid one is applied as a difference (see apply.c);
+ * summary says what changed. */
+int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len);
+
+/* apply.c: from a policy to the kernel. */
+int xb_apply_devif(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p);
+int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p,
+		     struct xb_tunnel_rt **out, char *summary, size_t len);
+int xb_apply_routes(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
+		    const struct xb_plan *old);
+int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan);
+void xb_apply_resolve(struct xb_daemon *d, bool force);
+void xb_apply_teardown(struct xb_daemon *d);
+
+/* handlers.c: the control commands. */
+extern const struct xb_ctl_command *const xb_daemon_commands;
+extern const size_t xb_daemon_n_commands;
+
+#endif

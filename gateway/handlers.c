@@ -1,0 +1,351 @@
+/* The control commands of xborderd (docs/control.md has the result
+ * schemas; xborderctl renders them). Each handler reads the daemon's state
+ * in the daemon's thread; nothing here changes it except `reload'. */
+#include "gateway/control.h"
+#include "gateway/daemon.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XB_VERSION "0.1"
+
+static json_t *jkey(const uint8_t key[static WG_KEY_LEN])
+{
+	char b64[WG_KEY_B64_LEN + 1];
+
+	wg_key_to_base64(b64, key);
+	return json_string(b64);
+}
+
+static json_t *jaddr(int family, const void *a)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	return inet_ntop(family, a, buf, sizeof(buf)) ? json_string(buf) : json_null();
+}
+
+static json_t *jprefix(const struct wg_prefix *p)
+{
+	char buf[INET6_ADDRSTRLEN + 4];
+
+	if (!inet_ntop(p->family, p->addr, buf, sizeof(buf)))
+		return json_null();
+	snprintf(buf + strlen(buf), 5, "/%u", p->cidr);
+	return json_string(buf);
+}
+
+static json_t *jsrc(const struct xb_src *s)
+{
+	const char *base = s->file ? strrchr(s->file, '/') : NULL;
+
+	return json_sprintf("%s:%u", base ? base + 1 : s->file ? s->file : "-", s->line);
+}
+
+static json_t *jendpoint(const union wg_sockaddr *sa)
+{
+	char buf[64];
+
+	if (sa->sa.sa_family == AF_UNSPEC)
+		return json_null();
+	wg_endpoint_format(buf, sizeof(buf), sa);
+	return json_string(buf);
+}
+
+static int oom(char **error)
+{
+	*error = strdup("out of memory");
+	return -1;
+}
+
+static int cmd_status(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+	const struct xb_policy *p = d->policy;
+	json_t *errs = json_array();
+
+	(void)args;
+	(void)errors;
+	for (size_t i = 0; errs && i < d->last_reload.n_errors; i++)
+		json_array_append_new(errs, json_string(d->last_reload.errors[i]));
+	*result = json_pack("{s:s, s:i, s:I, s:{s:s, s:I, s:I, s:I, s:I}, "
+			    "s:{s:s, s:s, s:s, s:i, s:o}, s:{s:b, s:I, s:o}}",
+		"version", XB_VERSION, "pid", (int)getpid(),
+		"uptime_s", (json_int_t)(time(NULL) - d->started),
+		"policy", "path", d->policy_path, "loaded_at", (json_int_t)d->loaded_at,
+		"devices", (json_int_t)p->n_devices, "tunnels", (json_int_t)p->n_tunnels,
+		"rules", (json_int_t)p->n_rules,
+		"interface", "ifname", d->devif.ifname,
+		"backend", d->devif.kernel ? "kernel" : "userspace", "backend_reason", d->devif.reason,
+		"listen_port", p->gateway.listen_port, "public_key", jkey(p->gateway.key.public_key),
+		"last_reload", "ok", d->last_reload.ok, "at", (json_int_t)d->last_reload.at,
+		"errors", errs ? errs : json_array());
+	return *result ? 0 : oom(error);
+}
+
+static int by_key(const void *a, const void *b)
+{
+	return memcmp(((const struct wg_peer_conf *)a)->public_key,
+		      ((const struct wg_peer_conf *)b)->public_key, WG_KEY_LEN);
+}
+
+static const struct wg_peer_conf *find_peer(const struct wg_conf *c, const uint8_t *key)
+{
+	struct wg_peer_conf k;
+
+	memcpy(k.public_key, key, WG_KEY_LEN);
+	return bsearch(&k, c->peers, c->n_peers, sizeof(k), by_key);
+}
+
+static json_t *jgroups(const struct xb_ref *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_string(v[i].name));
+	return a;
+}
+
+static json_t *device_json(const struct xb_device *dv, const struct wg_peer_conf *pc)
+{
+	static const union wg_sockaddr none;
+
+	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:o}",
+		"name", dv->name, "public_key", jkey(dv->public_key),
+		"groups", jgroups(dv->groups, dv->n_groups),
+		"address4", dv->has4 ? jaddr(AF_INET, &dv->address4) : json_null(),
+		"address6", dv->has6 ? jaddr(AF_INET6, &dv->address6) : json_null(),
+		"endpoint", jendpoint(pc ? &pc->endpoint : &none),
+		"last_handshake", (json_int_t)(pc ? pc->last_handshake_sec : 0),
+		"rx_bytes", (json_int_t)(pc ? pc->rx_bytes : 0),
+		"tx_bytes", (json_int_t)(pc ? pc->tx_bytes : 0),
+		"source", jsrc(&dv->src));
+}
+
+static int cmd_devices(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+	struct wg_conf c;
+	json_t *a = json_array();
+
+	(void)errors;
+	if (xb_wgif_get(&d->devif, &c))
+		memset(&c, 0, sizeof(c));
+	qsort(c.peers, c.n_peers, sizeof(*c.peers), by_key);
+	for (size_t i = 0; a && i < d->policy->n_devices; i++) {
+		const struct xb_device *dv = &d->policy->devices[i];
+		bool wanted = !json_array_size(args);
+
+		for (size_t k = 0; k < json_array_size(args); k++)
+			wanted |= !strcmp(json_string_value(json_array_get(args, k)), dv->name);
+		if (wanted)
+			json_array_append_new(a, device_json(dv, find_peer(&c, dv->public_key)));
+	}
+	wg_conf_free(&c);
+	*result = a;
+	return a ? 0 : oom(error);
+}
+
+static json_t *tunnel_json(struct xb_daemon *d, size_t i)
+{
+	const struct xb_tunnel *t = &d->policy->tunnels[i];
+	struct xb_tunnel_rt *rt = &d->tunnels[i];
+	const struct xb_path *pa = i < d->plan.n_paths ? &d->plan.paths[i] : NULL;
+	struct wg_conf c;
+	const struct wg_peer_conf *pc = NULL;
+	json_t *o;
+	char mark[16];
+	int64_t hs = 0;
+
+	if (xb_wgif_get(&rt->wg, &c))
+		memset(&c, 0, sizeof(c));
+	if (c.n_peers)
+		pc = &c.peers[0];
+	snprintf(mark, sizeof(mark), "0x%x", pa ? pa->mark : 0);
+	hs = pc ? pc->last_handshake_sec : 0;
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:I, s:s, s:I, s:I, s:I, s:o}",
+		"name", t->name, "ifname", t->ifname, "type", "wireguard",
+		"backend", rt->wg.kernel ? "kernel" : "userspace", "backend_reason", rt->wg.reason,
+		"endpoint", jendpoint(pc ? &pc->endpoint : &rt->resolved),
+		"peer_public_key", jkey(t->peer_public_key),
+		"address4", t->has_address4 ? jprefix(&t->address4) : json_null(),
+		"address6", t->has_address6 ? jprefix(&t->address6) : json_null(),
+		"mark", mark, "table", (json_int_t)(pa ? pa->table : 0),
+		/* Until the prober (tunnel health) lands: up means a handshake in
+		 * the last 3 minutes, the lifetime of a WireGuard session. */
+		"state", hs && time(NULL) - hs < 180 ? "up" : hs ? "stale" : "unknown",
+		"last_handshake", (json_int_t)hs,
+		"rx_bytes", (json_int_t)(pc ? pc->rx_bytes : 0),
+		"tx_bytes", (json_int_t)(pc ? pc->tx_bytes : 0),
+		"source", jsrc(&t->src));
+	wg_conf_free(&c);
+	return o;
+}
+
+static int cmd_tunnels(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+	json_t *a = json_array();
+
+	(void)errors;
+	for (size_t i = 0; a && i < d->policy->n_tunnels; i++) {
+		bool wanted = !json_array_size(args);
+
+		for (size_t k = 0; k < json_array_size(args); k++)
+			wanted |= !strcmp(json_string_value(json_array_get(args, k)),
+					  d->policy->tunnels[i].name);
+		if (wanted)
+			json_array_append_new(a, tunnel_json(d, i));
+	}
+	*result = a;
+	return a ? 0 : oom(error);
+}
+
+/* Counters of the rule lines in chain from_devices, by the rule name in
+ * their comment ("rule NAME (FILE:LINE)"). */
+static void rule_counters(struct xb_daemon *d, json_t *rules)
+{
+	char *out = NULL, *err = NULL;
+	json_t *root, *items, *it;
+	size_t i;
+
+	if (xb_nft_query(&d->nft, "list chain inet " XB_NFT_TABLE " from_devices", true, &out, &err)) {
+		free(err);
+		return;
+	}
+	root = json_loads(out, 0, NULL);
+	free(out);
+	items = json_object_get(root, "nftables");
+	json_array_foreach(items, i, it) {
+		json_t *rule = json_object_get(it, "rule"), *e, *x;
+		const char *comment = json_string_value(json_object_get(rule, "comment"));
+		size_t k, j;
+
+		if (!comment)
+			continue;
+		json_array_foreach(rules, k, x) {
+			const char *name = json_string_value(json_object_get(x, "name"));
+			size_t n = strlen(name);
+
+			if (strncmp(comment, "rule ", 5) || strncmp(comment + 5, name, n) ||
+			    comment[5 + n] != ' ')
+				continue;
+			json_array_foreach(json_object_get(rule, "expr"), j, e) {
+				json_t *ctr = json_object_get(e, "counter");
+				if (!ctr)
+					continue;
+				json_object_set_new(x, "packets", json_integer(
+					json_integer_value(json_object_get(x, "packets")) +
+					json_integer_value(json_object_get(ctr, "packets"))));
+				json_object_set_new(x, "bytes", json_integer(
+					json_integer_value(json_object_get(x, "bytes")) +
+					json_integer_value(json_object_get(ctr, "bytes"))));
+			}
+			break;
+		}
+	}
+	json_decref(root);
+}
+
+static json_t *jports(const struct xb_rule *r)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < r->n_ports; i++)
+		json_array_append_new(a, r->ports[i].lo == r->ports[i].hi
+			? json_sprintf("%u", r->ports[i].lo)
+			: json_sprintf("%u-%u", r->ports[i].lo, r->ports[i].hi));
+	return a;
+}
+
+static json_t *jprotos(unsigned bits)
+{
+	static const char *names[] = { "tcp", "udp", "icmp", "icmpv6" };
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a && i < 4; i++)
+		if (bits & (1u << i))
+			json_array_append_new(a, json_string(names[i]));
+	return a;
+}
+
+static json_t *rule_json(struct xb_daemon *d, size_t i, char *fallback, size_t len)
+{
+	const struct xb_policy *p = d->policy;
+	const struct xb_rule *r = &p->rules[i];
+	int path = d->plan.rule_path ? d->plan.rule_path[i] : -1;
+	json_t *to = json_array(), *dom = json_array(), *via = json_array(), *active = json_null();
+
+	for (size_t k = 0; to && k < r->n_to; k++)
+		json_array_append_new(to, jprefix(&r->to[k]));
+	for (size_t k = 0; dom && k < r->n_domains; k++)
+		json_array_append_new(dom, json_string(r->domains[k]));
+	for (size_t k = 0; via && k < r->n_via; k++)
+		json_array_append_new(via, json_string(r->via[k].kind == XB_VIA_BEST ? "best" :
+			r->via[k].kind == XB_VIA_INTERNET ? "internet" : r->via[k].tunnel.name));
+	if (path >= 0 && d->plan.paths[path].n_tunnels)
+		active = json_string(p->tunnels[d->plan.paths[path].tunnels[0]].name);
+	else if (r->action == XB_ACTION_ALLOW)
+		active = json_string("internet");
+	snprintf(fallback, len, "rule%zu", i + 1);
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o}",
+		"name", r->name ? r->name : fallback,
+		"action", r->action == XB_ACTION_ALLOW ? "allow" : "deny",
+		"groups", jgroups(r->groups, r->n_groups), "devices", jgroups(r->devices, r->n_devices),
+		"posture", jgroups(r->posture, r->n_posture), "to", to, "domains", dom,
+		"protocols", jprotos(r->protocols), "ports", jports(r), "via", via, "active", active,
+		"packets", (json_int_t)0, "bytes", (json_int_t)0, "source", jsrc(&r->src));
+}
+
+static int cmd_rules(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+	json_t *a = json_array();
+	char name[32];
+
+	(void)args;
+	(void)errors;
+	for (size_t i = 0; a && i < d->policy->n_rules; i++)
+		json_array_append_new(a, rule_json(d, i, name, sizeof(name)));
+	if (!a)
+		return oom(error);
+	rule_counters(d, a);
+	*result = a;
+	return 0;
+}
+
+static int cmd_reload(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+	struct xb_errors errs = { 0 };
+	char summary[256] = "";
+	int e;
+
+	(void)args;
+	e = xb_daemon_reload(d, &errs, summary, sizeof(summary));
+	if (e) {
+		*errors = json_array();
+		for (size_t i = 0; *errors && i < errs.n; i++)
+			json_array_append_new(*errors, errs.v[i].line
+				? json_sprintf("%s:%u: %s", errs.v[i].file, errs.v[i].line, errs.v[i].msg)
+				: json_sprintf("%s: %s", errs.v[i].file, errs.v[i].msg));
+		*error = strdup(summary[0] ? "reload applied with failures" :
+				"the policy has errors; the running policy stays");
+	} else {
+		*result = json_pack("{s:b, s:s}", "changed", true, "summary", summary);
+	}
+	xb_errors_free(&errs);
+	return e ? -1 : 0;
+}
+
+static const struct xb_ctl_command commands[] = {
+	{ "status", cmd_status, "the daemon, its policy and the device interface" },
+	{ "devices", cmd_devices, "devices: addresses, endpoint, handshake, bytes [NAME...]" },
+	{ "tunnels", cmd_tunnels, "partner tunnels: backend, endpoint, state, bytes [NAME...]" },
+	{ "rules", cmd_rules, "policy rules in order, with their counters" },
+	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },
+};
+const struct xb_ctl_command *const xb_daemon_commands = commands;
+const size_t xb_daemon_n_commands = sizeof(commands) / sizeof(commands[0]);
