@@ -78,7 +78,8 @@ int xb_dns_pattern_parse(struct xb_dns_pattern *p, const char *s, size_t len,
 
 /* Add p with e's value, kind and arg (copied; e->mode is ignored). Returns
  * 0 when the pattern is new, 1 when it replaced the entry of an equal
- * pattern, -ENOMEM (the matcher is unchanged). */
+ * pattern, or -ENOMEM: then no pattern was added or changed (empty trie
+ * nodes made on the way may stay; they match nothing). */
 int xb_dns_match_add(struct xb_dns_match *m, const struct xb_dns_pattern *p,
 		     const struct xb_dns_entry *e);
 
