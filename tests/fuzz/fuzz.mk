@@ -7,7 +7,8 @@ FCC      := clang
 FCFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
             -fno-sanitize-recover=undefined $(shell pkg-config --cflags libsodium jansson)
 FLIBS    := $(shell pkg-config --libs libsodium jansson) -lpthread -lm
-LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c)) gateway/control.c
+LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c)) gateway/control.c \
+            gateway/dns_match.c gateway/dns_list.c policy/errors.c
 TARGETS  := $(patsubst tests/fuzz/%.c,$(FBUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: fuzz-all
