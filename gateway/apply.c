@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -218,11 +219,12 @@ static void no_rp_filter(const char *ifname)
 		fclose(f);
 	}
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/rp_filter", ifname);
-	if (!(f = fopen(path, "w")) || fputs("0\n", f) < 0 || fclose(f)) {
+	if (!(f = fopen(path, "w"))) {
 		log_warn("%s: setting rp_filter", ifname);
-		if (f)
-			fclose(f);
+		return;
 	}
+	if ((fputs("0\n", f) < 0) | (fclose(f) != 0))
+		log_warn("%s: setting rp_filter", ifname);
 }
 
 static int tunnel_addrs(struct xb_daemon *d, struct xb_wgif *w, const struct xb_tunnel *old,
@@ -270,47 +272,63 @@ static bool keepable(const struct xb_tunnel *a, const struct xb_tunnel *b)
 	return !strcmp(a->name, b->name) && a->backend == b->backend && a->type == b->type;
 }
 
-/* New runtime array for p's tunnels; old tunnels not kept are destroyed.
- * On failure the tunnels created here are removed again and d->tunnels is
- * left as it was only if nothing was kept (start); reload callers treat a
- * failure as fatal to the reload, not to the daemon. */
+/* A new runtime array for p's tunnels, parallel to p->tunnels, in *out.
+ *
+ * Old tunnels with the same name and backend are kept (their interface and
+ * WireGuard session live on); the others are destroyed first, since a new
+ * tunnel may reuse the name (a changed backend). Then every tunnel is
+ * brought up or updated; one that fails stays in the array without an
+ * interface (ifindex 0) and the others still go ahead.
+ *
+ * Returns 0, -1 when some tunnel failed (logged), or -ENOMEM before
+ * anything was changed (then *out and d->tunnels are untouched). */
 int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p,
 		     struct xb_tunnel_rt **out, char *summary, size_t len)
 {
-	struct xb_tunnel_rt *v = calloc(p->n_tunnels ? p->n_tunnels : 1, sizeof(*v));
-	bool *kept = old ? calloc(old->n_tunnels + 1, sizeof(bool)) : NULL;
-	size_t n_kept = 0, n_new = 0, n_gone = 0;
+	size_t n_old = old ? old->n_tunnels : 0, n_kept = 0, n_gone = 0;
+	struct xb_tunnel_rt *v = calloc(p->n_tunnels + 1, sizeof(*v));
+	bool *kept = calloc(n_old + 1, sizeof(bool));
+	size_t *match = calloc(p->n_tunnels + 1, sizeof(size_t));
 	int e = 0;
 
-	if (!v || (old && !kept)) {
+	if (!v || !kept || !match) {
 		free(v);
 		free(kept);
+		free(match);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < p->n_tunnels && !e; i++) {
-		const struct xb_tunnel *t = &p->tunnels[i], *o = NULL;
-
-		for (size_t j = 0; old && j < old->n_tunnels && !o; j++)
-			if (!kept[j] && keepable(&old->tunnels[j], t)) {
-				o = &old->tunnels[j];
+	for (size_t i = 0; i < p->n_tunnels; i++) {
+		match[i] = SIZE_MAX;
+		for (size_t j = 0; j < n_old && match[i] == SIZE_MAX; j++)
+			if (!kept[j] && keepable(&old->tunnels[j], &p->tunnels[i])) {
 				kept[j] = true;
-				v[i] = d->tunnels[j];
-				memset(&d->tunnels[j], 0, sizeof(d->tunnels[j]));
+				match[i] = j;
+				n_kept++;
 			}
-		o ? n_kept++ : n_new++;
-		e = tunnel_up(d, &v[i], o, t);
 	}
-	for (size_t j = 0; old && j < old->n_tunnels; j++)
+	for (size_t j = 0; j < n_old; j++)
 		if (!kept[j]) {
 			xb_wgif_destroy(&d->tunnels[j].wg, &d->rtnl);
 			n_gone++;
 		}
+	for (size_t i = 0; i < p->n_tunnels; i++) {
+		const struct xb_tunnel *o = NULL;
+
+		if (match[i] != SIZE_MAX) {
+			v[i] = d->tunnels[match[i]];
+			o = &old->tunnels[match[i]];
+		}
+		if (tunnel_up(d, &v[i], o, &p->tunnels[i]) < 0)
+			e = -1;
+	}
 	free(kept);
+	free(match);
 	free(d->tunnels);
 	d->tunnels = NULL;
 	*out = v;
 	if (summary)
-		snprintf(summary, len, "%zu tunnels kept, %zu added, %zu removed", n_kept, n_new, n_gone);
+		snprintf(summary, len, "%zu tunnels kept, %zu added, %zu removed", n_kept,
+			 p->n_tunnels - n_kept, n_gone);
 	return e;
 }
 
@@ -348,13 +366,23 @@ void xb_apply_resolve(struct xb_daemon *d, bool force)
 
 /* ---- routes and rules ---- */
 
-static int path_routes(struct xb_daemon *d, const struct xb_policy *p, const struct xb_path *pa)
+static bool same_path(const struct xb_path *a, const struct xb_path *b)
+{
+	return !strcmp(a->name, b->name) && a->internet_fallback == b->internet_fallback;
+}
+
+/* A path's table: an unreachable default behind the live route unless it
+ * may fall back to the internet, the live route out of its active tunnel,
+ * and the fwmark rule. A table that served another path before is
+ * emptied first (the leak guard in the forward chain covers the moment). */
+static int path_routes(struct xb_daemon *d, const struct xb_path *pa, const struct xb_path *was)
 {
 	static const sa_family_t fams[2] = { AF_INET, AF_INET6 };
-	const struct xb_tunnel_rt *active = pa->n_tunnels ? &d->tunnels[pa->tunnels[0]] : NULL;
+	const struct xb_tunnel_rt *active = pa->n_tunnels && d->tunnels ? &d->tunnels[pa->tunnels[0]] : NULL;
 	int e;
 
-	(void)p;
+	if (was && !same_path(pa, was))
+		xb_rtnl_sweep(&d->rtnl, 1, 0, pa->table, pa->table);
 	for (int f = 0; f < 2; f++) {
 		struct xb_route rt = { .dst = { .family = fams[f] }, .table = pa->table };
 		struct xb_iprule ru = { fams[f], pa->mark, XB_MARK_MASK, pa->table, pa->priority };
@@ -371,6 +399,8 @@ static int path_routes(struct xb_daemon *d, const struct xb_policy *p, const str
 			rt.ifindex = active->wg.ifindex;
 			if ((e = xb_rtnl_route(&d->rtnl, true, &rt)) < 0)
 				return e;
+		} else {
+			xb_rtnl_route(&d->rtnl, false, &rt);	/* no tunnel: no live route */
 		}
 		if ((e = xb_rtnl_rule(&d->rtnl, true, &ru)) < 0)
 			return e;
@@ -381,13 +411,13 @@ static int path_routes(struct xb_daemon *d, const struct xb_policy *p, const str
 /* Routes and rules of every path, then removal of what the old plan had
  * beyond the new one: new paths are in place before old ones go, and a path
  * id always means the same mark, table and priority. */
-int xb_apply_routes(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
+int xb_apply_routes(struct xb_daemon *d, const struct xb_plan *plan,
 		    const struct xb_plan *old)
 {
 	int e;
 
 	for (size_t i = 0; i < plan->n_paths; i++)
-		if ((e = path_routes(d, p, &plan->paths[i])) < 0) {
+		if ((e = path_routes(d, &plan->paths[i], old && i < old->n_paths ? &old->paths[i] : NULL)) < 0) {
 			log_warnx("path %s: routes and rules: %s", plan->paths[i].name, strerror(-e));
 			return e;
 		}
@@ -419,12 +449,29 @@ int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb
 	return e < 0 ? -EINVAL : 0;
 }
 
-/* Everything the daemon made, also what a crashed run left. */
+/* Routes and rules in our ranges: what a crashed run may have left. */
+void xb_apply_sweep(struct xb_daemon *d)
+{
+	int e;
+
+	if (d->rtnl.nl && (e = xb_rtnl_sweep(&d->rtnl, XB_RULE_PRIO, XB_RULE_PRIO + XB_PATHS_MAX,
+					     XB_TABLE_BASE, XB_TABLE_BASE + XB_PATHS_MAX)) < 0)
+		log_warnx("removing routes and rules: %s", strerror(-e));
+}
+
+/* Everything the daemon made, the device interface first so that no device
+ * packet is forwarded while the rest goes, the nftables table last. */
 void xb_apply_teardown(struct xb_daemon *d)
 {
 	char *err = NULL;
-	int e;
 
+	if (d->devif.ifname[0])
+		xb_wgif_destroy(&d->devif, &d->rtnl);
+	for (size_t i = 0; d->policy && d->tunnels && i < d->policy->n_tunnels; i++)
+		xb_wgif_destroy(&d->tunnels[i].wg, &d->rtnl);
+	free(d->tunnels);
+	d->tunnels = NULL;
+	xb_apply_sweep(d);
 	if (d->nft.ctx && xb_nft_run(&d->nft, "destroy table inet " XB_NFT_TABLE "\n", &err) < 0) {
 		free(err);
 		err = NULL;
@@ -433,13 +480,4 @@ void xb_apply_teardown(struct xb_daemon *d)
 			   XB_NFT_TABLE "\n", &err);
 	}
 	free(err);
-	if (d->rtnl.nl && (e = xb_rtnl_sweep(&d->rtnl, XB_RULE_PRIO, XB_RULE_PRIO + XB_PATHS_MAX,
-					     XB_TABLE_BASE, XB_TABLE_BASE + XB_PATHS_MAX)) < 0)
-		log_warnx("removing routes and rules: %s", strerror(-e));
-	for (size_t i = 0; d->policy && d->tunnels && i < d->policy->n_tunnels; i++)
-		xb_wgif_destroy(&d->tunnels[i].wg, &d->rtnl);
-	free(d->tunnels);
-	d->tunnels = NULL;
-	if (d->devif.ifname[0])
-		xb_wgif_destroy(&d->devif, &d->rtnl);
 }

@@ -207,16 +207,22 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 		log_warnx("netlink: %s", strerror(-e));
 		return -1;
 	}
-	/* What a crashed run may have left: removed before anything is built. */
-	xb_apply_teardown(d);
+	/* The control socket first: a second daemon with the same policy stops
+	 * here, before it touches anything of the running one. */
 	if (open_control(d) < 0)
+		return -1;
+	/* Order: the table (it replaces a crashed run's atomically and names
+	 * interfaces by name, so they need not exist yet) before anything can
+	 * forward; routes and rules swept and rebuilt; the device interface up
+	 * last, then forwarding. No device packet ever passes unjudged. */
+	if (xb_apply_nft(d, d->policy, &d->plan) < 0)
+		goto fail;
+	xb_apply_sweep(d);
+	if (xb_apply_tunnels(d, NULL, d->policy, &d->tunnels, NULL, 0) < 0 ||
+	    xb_apply_routes(d, &d->plan, NULL) < 0 ||
+	    xb_apply_devif(d, NULL, d->policy) < 0)
 		goto fail;
 	forwarding_on(d, d->policy);
-	if (xb_apply_devif(d, NULL, d->policy) < 0 ||
-	    xb_apply_tunnels(d, NULL, d->policy, &d->tunnels, NULL, 0) < 0 ||
-	    xb_apply_routes(d, d->policy, &d->plan, NULL) < 0 ||
-	    xb_apply_nft(d, d->policy, &d->plan) < 0)
-		goto fail;
 	log_info("%s: gateway up: %zu devices, %zu tunnels, %zu rules, %zu paths", path,
 		 d->policy->n_devices, d->policy->n_tunnels, d->policy->n_rules, d->plan.n_paths);
 	return 0;
@@ -240,14 +246,22 @@ int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary,
 		remember_reload(d, false, errs);
 		return -1;
 	}
-	forwarding_on(d, p);
-	e = xb_apply_devif(d, old, p);
-	if (xb_apply_tunnels(d, old, p, &tunnels, tsum, sizeof(tsum)) < 0)
-		e = -1;
+	/* Tunnels first: out of memory there changes nothing. Then devices,
+	 * the table (new marks) and the routes behind the marks. */
+	if ((e = xb_apply_tunnels(d, old, p, &tunnels, tsum, sizeof(tsum))) == -ENOMEM) {
+		xb_plan_free(&plan);
+		xb_policy_free(p);
+		xb_errors_add(errs, d->policy_path, 0, "out of memory; the running policy stays");
+		remember_reload(d, false, errs);
+		return -1;
+	}
 	d->tunnels = tunnels;
 	d->policy = p;
-	if (xb_apply_routes(d, p, &plan, &d->plan) < 0 || xb_apply_nft(d, p, &plan) < 0)
+	if (xb_apply_devif(d, old, p) < 0)
 		e = -1;
+	if (xb_apply_nft(d, p, &plan) < 0 || xb_apply_routes(d, &plan, &d->plan) < 0)
+		e = -1;
+	forwarding_on(d, p);
 	xb_plan_free(&d->plan);
 	d->plan = plan;
 	xb_policy_free(old);

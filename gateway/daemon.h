@@ -70,10 +70,11 @@ int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary,
 int xb_apply_devif(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p);
 int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p,
 		     struct xb_tunnel_rt **out, char *summary, size_t len);
-int xb_apply_routes(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
+int xb_apply_routes(struct xb_daemon *d, const struct xb_plan *plan,
 		    const struct xb_plan *old);
 int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan);
 void xb_apply_resolve(struct xb_daemon *d, bool force);
+void xb_apply_sweep(struct xb_daemon *d);
 void xb_apply_teardown(struct xb_daemon *d);
 
 /* handlers.c: the control commands. */

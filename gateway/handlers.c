@@ -96,7 +96,7 @@ static const struct wg_peer_conf *find_peer(const struct wg_conf *c, const uint8
 	struct wg_peer_conf k;
 
 	memcpy(k.public_key, key, WG_KEY_LEN);
-	return bsearch(&k, c->peers, c->n_peers, sizeof(k), by_key);
+	return c->n_peers ? bsearch(&k, c->peers, c->n_peers, sizeof(k), by_key) : NULL;
 }
 
 static json_t *jgroups(const struct xb_ref *v, size_t n)
@@ -133,7 +133,8 @@ static int cmd_devices(void *ctx, json_t *args, json_t **result, char **error, j
 	(void)errors;
 	if (xb_wgif_get(&d->devif, &c))
 		memset(&c, 0, sizeof(c));
-	qsort(c.peers, c.n_peers, sizeof(*c.peers), by_key);
+	if (c.n_peers)
+		qsort(c.peers, c.n_peers, sizeof(*c.peers), by_key);
 	for (size_t i = 0; a && i < d->policy->n_devices; i++) {
 		const struct xb_device *dv = &d->policy->devices[i];
 		bool wanted = !json_array_size(args);

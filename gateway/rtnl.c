@@ -6,6 +6,7 @@
 #include <linux/fib_rules.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -294,4 +295,37 @@ int xb_rtnl_sweep(struct xb_rtnl *r, uint32_t lo, uint32_t hi, uint32_t tlo, uin
 	}
 	free(s);
 	return ret < 0 ? ret : removed;
+}
+
+static int kind_attr_cb(const struct nlattr *a, void *data)
+{
+	char *kind = data;
+
+	if (mnl_attr_get_type(a) == IFLA_INFO_KIND && mnl_attr_validate(a, MNL_TYPE_STRING) == 0)
+		snprintf(kind, 16, "%s", mnl_attr_get_str(a));
+	return MNL_CB_OK;
+}
+
+static int link_attr_cb(const struct nlattr *a, void *data)
+{
+	if (mnl_attr_get_type(a) == IFLA_LINKINFO)
+		mnl_attr_parse_nested(a, kind_attr_cb, data);
+	return MNL_CB_OK;
+}
+
+static int link_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return mnl_attr_parse(nlh, sizeof(struct ifinfomsg), link_attr_cb, data);
+}
+
+int xb_rtnl_link_kind(struct xb_rtnl *r, unsigned ifindex, char kind[static 16])
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = request(buf, RTM_GETLINK, 0);
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+
+	kind[0] = '\0';
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)ifindex;
+	return talk(r, nlh, link_cb, kind);
 }

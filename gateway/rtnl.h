@@ -32,6 +32,8 @@ int xb_rtnl_link_del(struct xb_rtnl *r, unsigned ifindex);
 /* A new link of kind ("wireguard", "dummy", ...), down; -EOPNOTSUPP when the
  * kernel has no such kind. */
 int xb_rtnl_link_add(struct xb_rtnl *r, const char *ifname, const char *kind);
+/* The link's kind ("wireguard", "tun", "veth", ...; "" for none). */
+int xb_rtnl_link_kind(struct xb_rtnl *r, unsigned ifindex, char kind[static 16]);
 
 /* Add (replacing nothing: EEXIST is success) or delete an address. */
 int xb_rtnl_addr(struct xb_rtnl *r, bool add, unsigned ifindex, const struct wg_prefix *p);

@@ -18,6 +18,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
 #include <linux/wireguard.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -68,14 +69,18 @@ static int genl_talk(struct genl *g, struct nlmsghdr *nlh, mnl_cb_t cb, void *da
 		return errno;
 	for (;;) {
 		ret = (int)mnl_socket_recvfrom(g->nl, buf, sizeof(buf));
-		if (ret < 0)
-			return errno;
+		if (ret < 0) {
+			ret = errno;
+			break;
+		}
 		ret = mnl_cb_run(buf, (size_t)ret, seq, g->portid, cb, data);
-		if (ret < 0)
-			return errno ? errno : EIO;
-		if (ret == MNL_CB_STOP)
-			return 0;
+		if (ret < 0 || ret == MNL_CB_STOP) {
+			ret = ret < 0 ? (errno ? errno : EIO) : 0;
+			break;
+		}
 	}
+	sodium_memzero(buf, sizeof(buf));	/* replies to GET carry keys */
+	return ret;
 }
 
 static int genl_open(struct genl *g)
@@ -240,6 +245,7 @@ int xb_wgk_set(const char *ifname, const struct wg_conf *c)
 		e = genl_talk(&g, nlh, NULL, NULL);
 	} while (!e && cur.peer < c->n_peers);
 	mnl_socket_close(g.nl);
+	sodium_memzero(buf, BUF_LEN);	/* keys */
 	free(buf);
 	return e;
 }
@@ -291,7 +297,7 @@ static void parse_endpoint(struct wg_peer_conf *pc, const struct nlattr *a)
 static int parse_peer_attr(const struct nlattr *a, void *data)
 {
 	struct wg_peer_conf *pc = data;
-	const struct { int64_t sec, nsec; } *ts;
+	struct { int64_t sec, nsec; } ts;
 
 	switch (mnl_attr_get_type(a)) {
 	case WGPEER_A_PRESHARED_KEY:
@@ -306,10 +312,10 @@ static int parse_peer_attr(const struct nlattr *a, void *data)
 			pc->persistent_keepalive = mnl_attr_get_u16(a);
 		break;
 	case WGPEER_A_LAST_HANDSHAKE_TIME:
-		if (mnl_attr_get_payload_len(a) == sizeof(*ts)) {
-			ts = mnl_attr_get_payload(a);
-			pc->last_handshake_sec = ts->sec;
-			pc->last_handshake_nsec = ts->nsec;
+		if (mnl_attr_get_payload_len(a) == sizeof(ts)) {
+			memcpy(&ts, mnl_attr_get_payload(a), sizeof(ts));	/* 4-byte aligned only */
+			pc->last_handshake_sec = ts.sec;
+			pc->last_handshake_nsec = ts.nsec;
 		}
 		break;
 	case WGPEER_A_RX_BYTES:

@@ -55,7 +55,16 @@ int xb_wgif_create(struct xb_wgif *w, struct xb_rtnl *r, const char *ifname,
 	memset(w, 0, sizeof(*w));
 	snprintf(w->ifname, sizeof(w->ifname), "%s", ifname);
 	if (leftover) {
-		log_info("%s: removing a leftover interface of that name", ifname);
+		char kind[16];
+
+		/* Only what we could have made: never an uplink named by mistake. */
+		if (xb_rtnl_link_kind(r, leftover, kind) < 0 ||
+		    (strcmp(kind, "wireguard") && strcmp(kind, "tun"))) {
+			log_warnx("%s: an interface of that name exists and is not a WireGuard or "
+				  "TUN interface (kind `%s'); not touching it", ifname, kind);
+			return -EEXIST;
+		}
+		log_info("%s: removing a leftover %s interface of that name", ifname, kind);
 		xb_rtnl_link_del(r, leftover);
 	}
 	if (want != XB_BACKEND_USERSPACE) {
@@ -106,9 +115,8 @@ int xb_wgif_get(struct xb_wgif *w, struct wg_conf *out)
 void xb_wgif_destroy(struct xb_wgif *w, struct xb_rtnl *r)
 {
 	if (w->kernel) {
-		unsigned idx = xb_rtnl_ifindex(w->ifname);
-		if (idx)
-			xb_rtnl_link_del(r, idx);
+		if (w->ifindex)
+			xb_rtnl_link_del(r, w->ifindex);
 	} else if (w->dev) {
 		if (w->running) {
 			wg_device_stop(w->dev);
