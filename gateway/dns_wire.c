@@ -205,26 +205,29 @@ int dnsw_name_from_text(const char *t, uint8_t name[static DNSW_NAME_MAX])
 	return (int)n;
 }
 
-/* Each pointer must point strictly before the label run it interrupts
- * (start: where the name began, or the previous pointer's target): targets
- * then strictly decrease, so no loop exists and a pointer to itself or
- * forwards is refused. The jump bound caps the work anyway. */
+/* A name is read in runs: labels from where it starts, then from each
+ * compression target. A pointer must land before the run it ends (so it
+ * points backwards, never to itself), past the header, and the run it starts
+ * must end before that run began: no byte is read twice, so no loop exists
+ * and the work is bounded by the message. A correct encoder only points at
+ * names it wrote whole earlier, which always satisfies this. */
 int dnsw_name_decode(const uint8_t *msg, size_t len, size_t off, uint8_t *out,
 		     size_t *next, struct dnsw_err *err)
 {
-	size_t pos = off, start = off, n = 0, after = 0;
+	size_t pos = off, start = off, end = len, n = 0, after = 0;
 	unsigned jumps = 0;
 
 	for (;;) {
 		uint8_t c;
 
-		if (pos >= len)
-			return fail(err, "name runs past the end", pos);
+		if (pos >= end)
+			return fail(err, end == len ? "name runs past the end" :
+				    "compressed name overlaps the name pointing to it", pos);
 		c = msg[pos];
 		if ((c & 0xc0) == 0xc0) {
 			size_t to;
 
-			if (pos + 1 >= len)
+			if (pos + 1 >= end)
 				return fail(err, "compression pointer cut off", pos);
 			to = (size_t)(c & 0x3f) << 8 | msg[pos + 1];
 			if (!after)
@@ -235,13 +238,15 @@ int dnsw_name_decode(const uint8_t *msg, size_t len, size_t off, uint8_t *out,
 				return fail(err, "compression pointer into the header", pos);
 			if (++jumps > DNSW_JUMPS_MAX)
 				return fail(err, "too many compression pointers", pos);
+			end = start;
 			pos = start = to;
 			continue;
 		}
 		if (c & 0xc0)
 			return fail(err, "label longer than 63 (or an unknown label type)", pos);
-		if (pos + 1 + c > len)
-			return fail(err, "label runs past the end", pos);
+		if (pos + 1 + c > end)
+			return fail(err, end == len ? "label runs past the end" :
+				    "compressed name overlaps the name pointing to it", pos);
 		if (n + 1 + c + (c ? 1 : 0) > DNSW_NAME_MAX)
 			return fail(err, "name longer than 255 octets", pos);
 		if (out) {
