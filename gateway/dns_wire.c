@@ -669,28 +669,43 @@ static size_t skip_questions(const uint8_t *msg, size_t len, unsigned *nrr)
 	return off;
 }
 
+/* The offset after the name at off as it lies there, without following
+ * pointers. Only for a message rr_at has walked. */
+static size_t name_skip(const uint8_t *msg, size_t off)
+{
+	while (msg[off] && msg[off] < 0xc0)
+		off += 1 + (size_t)msg[off];
+	return off + (msg[off] ? 2 : 1);
+}
+
+/* Two passes: a hostile message may point a name into a TTL field, so the
+ * names are checked before any TTL changes, and the rewriting pass skips
+ * names without following their pointers. */
 int64_t dnsw_age_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t floor)
 {
 	uint32_t least = UINT32_MAX;
 	struct dnsw_err err;
 	struct rrpos r;
-	unsigned nrr;
-	size_t off = skip_questions(msg, len, &nrr);
+	unsigned nrr, n;
+	size_t first = skip_questions(msg, len, &nrr), off;
 
-	if (!off)
+	if (!first)
 		return -1;
-	for (; nrr; nrr--, off = r.end) {
-		uint32_t ttl;
-
+	for (n = nrr, off = first; n; n--, off = r.end)
 		if (rr_at(msg, len, off, NULL, &r, &err) < 0)
 			return -1;
-		if (r.type == DNSW_T_OPT)
+	for (n = nrr, off = first; n; n--) {
+		size_t p = name_skip(msg, off);
+		uint32_t ttl = get32(msg + p + 4);
+
+		off = p + RR_FIXED + get16(msg + p + 8);
+		if (get16(msg + p) == DNSW_T_OPT)
 			continue;	/* its TTL field holds flags */
-		ttl = r.ttl > TTL_MAX ? 0 : r.ttl;
+		ttl = ttl > TTL_MAX ? 0 : ttl;
 		ttl = ttl > elapsed ? ttl - elapsed : 0;
 		if (ttl < floor)
 			ttl = floor;
-		put32(msg + r.fixed_off + 4, ttl);
+		put32(msg + p + 4, ttl);
 		least = min32(least, ttl);
 	}
 	return least;

@@ -30,6 +30,7 @@
 #define DNSW_CHAIN_MAX	16	/* CNAMEs followed from the question name */
 #define DNSW_UDP_MIN	512	/* without EDNS; also the floor of any EDNS size */
 #define DNSW_OPT_LEN	11	/* an OPT record without options */
+#define DNSW_EDNS_SIZE	1232	/* our payload size: fits an IPv6 minimum MTU unfragmented (DNS flag day 2020) */
 
 /* Header flags (the 16-bit word after the id). */
 #define DNSW_F_QR	0x8000

@@ -970,6 +970,17 @@ TEST(ttl_aging)
 	ptr(&p, 12);
 	a_rr(&p, 0x80000000u, A1);
 	CHECK_INT(dnsw_age_ttls(p.b, p.n, 0, 0), ==, 0);
+
+	/* A hostile reply whose second owner points into the first record's
+	 * TTL ("\1a\0"): valid, and aging must not trip over its own writes. */
+	response(&p, 2);
+	ptr(&p, 12);
+	a_rr(&p, 0x01610000, A1);		/* TTL at 39 */
+	ptr(&p, 39);
+	a_rr(&p, 60, A2);
+	CHECK_INT(dnsw_parse_response(&m, p.b, p.n, 0x1234, &q.q), ==, DNSW_R_OK);
+	CHECK_INT(dnsw_age_ttls(p.b, p.n, 100, 0), ==, 0);
+	CHECK_INT(p.b[p.n - 10 - 4 + 4 + 3], ==, 0);	/* the second TTL: 0 */
 }
 
 TEST(truncate_forwarded)
