@@ -67,6 +67,9 @@ static void walk(const struct dnsw_msg *m)
 		return;		/* its header may still count records it dropped */
 	memcpy(copy, m->msg, m->len);
 	check(dnsw_age_ttls(copy, m->len, 30, 0) >= 0);
+	/* Aging may change what a hostile name pointing into a TTL field
+	 * reads as (see docs/dns.md), so truncation starts from the original. */
+	memcpy(copy, m->msg, m->len);
 	t = dnsw_truncate(copy, m->len, 512);
 	if (t) {
 		struct dnsw_msg again;
