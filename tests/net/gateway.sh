@@ -52,7 +52,7 @@ ${3:-$DEVICES}
 );
 tunnels = (
   { name = "$TUN"; endpoint = "192.0.2.10:51900"; private_key_file = "tun.key";
-    public_key = "$(pub "$kp")"; address4 = "192.0.2.13/30"; peer4 = "192.0.2.14"; }
+    public_key = "$(pub "$kp")"; address4 = "192.0.2.13/30"; peer4 = "192.0.2.14";${TUNEXTRA:-} }
 );
 rules = (
   { name = "erp"; groups = [ "finance" ]; to = [ "203.0.113.10/32" ]; protocols = [ "tcp", "icmp" ];
@@ -189,6 +189,23 @@ kill -HUP "$GWPID"
 xb_wait 3000 sh -c "test \$(ip netns exec $XB_RUN-gw wg show $GWIF peers | wc -l) = 1"
 xb_check "a removed device is dropped" blocked alice 203.0.113.10
 xb_check "bob still reaches the origin" reaches bob 203.0.113.10
+
+# A second daemon with the same policy must not touch the running one.
+xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"; p2=$XB_LAST_PID l2=$XB_LAST_LOG
+exits_soon() { for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.02; done; return 1; }
+xb_check "a second xborderd refuses to start (control socket in use)" exits_soon "$p2"
+wait "$p2"; echo "# second instance: $(tail -n 2 "$l2" | tr '\n' ' ')"
+xb_check "... and the running gateway keeps its table and traffic" reaches bob 203.0.113.10
+
+# A changed backend re-creates the tunnel under the same name.
+TUNEXTRA=' backend = "userspace";'
+policy "$XB_TMP/xborder.conf" ",
+  { name = \"staff\"; groups = [ \"staff\" ]; to = [ \"203.0.113.0/24\" ]; action = \"allow\"; via = [ \"$TUN\" ]; }" \
+"  { name = \"bob\"; public_key = \"$(pub "$kb")\"; groups = [ \"staff\" ]; address4 = \"198.51.100.11\"; }"
+ctl reload >/dev/null
+xb_check "after a backend change the re-created tunnel answers wg" nq gw wg show "xb-$TUN"
+xb_check "... and carries bob's traffic" reaches bob 203.0.113.10
+unset TUNEXTRA
 
 xb_check "SIGTERM: xborderd exits" stop_gw
 xb_check "SIGTERM: no interface, rule, route, table or socket left" eval '! leftovers'
