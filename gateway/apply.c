@@ -481,3 +481,32 @@ void xb_apply_teardown(struct xb_daemon *d)
 	}
 	free(err);
 }
+
+/* A userspace interface whose thread ended (its TUN deleted by hand, its
+ * UAPI socket removed) is a black hole: re-create it, with its routes. */
+static bool died(struct xb_wgif *w)
+{
+	if (w->kernel || !w->running || pthread_tryjoin_np(w->thread, NULL))
+		return false;
+	w->running = false;
+	log_warnx("%s: the userspace WireGuard interface went away; re-creating it", w->ifname);
+	return true;
+}
+
+void xb_apply_revive(struct xb_daemon *d)
+{
+	bool routes = false;
+
+	for (size_t i = 0; d->tunnels && i < d->policy->n_tunnels; i++)
+		if (died(&d->tunnels[i].wg)) {
+			xb_wgif_destroy(&d->tunnels[i].wg, &d->rtnl);
+			tunnel_up(d, &d->tunnels[i], NULL, &d->policy->tunnels[i]);
+			routes = true;
+		}
+	if (routes)
+		xb_apply_routes(d, &d->plan, NULL);
+	if (died(&d->devif)) {
+		xb_wgif_destroy(&d->devif, &d->rtnl);
+		xb_apply_devif(d, NULL, d->policy);
+	}
+}

@@ -301,6 +301,7 @@ static void on_tick(struct xb_daemon *d)
 	if (read(d->tickfd, &n, sizeof(n)) < 0)
 		return;
 	xb_apply_resolve(d, false);
+	xb_apply_revive(d);
 }
 
 int xb_daemon_run(struct xb_daemon *d)

@@ -75,6 +75,7 @@ int xb_apply_routes(struct xb_daemon *d, const struct xb_plan *plan,
 int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan);
 void xb_apply_resolve(struct xb_daemon *d, bool force);
 void xb_apply_sweep(struct xb_daemon *d);
+void xb_apply_revive(struct xb_daemon *d);
 void xb_apply_teardown(struct xb_daemon *d);
 
 /* handlers.c: the control commands. */

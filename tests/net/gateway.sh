@@ -207,6 +207,11 @@ xb_check "after a backend change the re-created tunnel answers wg" nq gw wg show
 xb_check "... and carries bob's traffic" reaches bob 203.0.113.10
 unset TUNEXTRA
 
+# An interface deleted by hand is noticed and re-created.
+nq gw ip link del "xb-$TUN"
+xb_check "a tunnel deleted by hand is re-created within 5 s" xb_wait 5000 nq gw wg show "xb-$TUN"
+xb_check "... with its route, and traffic flows" xb_wait 5000 nq bob ping -c 1 -W 1 203.0.113.10
+
 xb_check "SIGTERM: xborderd exits" stop_gw
 xb_check "SIGTERM: no interface, rule, route, table or socket left" eval '! leftovers'
 
