@@ -61,9 +61,11 @@ expect() {
 }
 
 # --- command line -----------------------------------------------------------
-run "$tmp" -c "$tmp/examples/small.conf"
-expect "without --check or --print: not implemented yet, status 1" 1 \
-	'^xborderd: running the gateway is not implemented yet; use --check or --print$'
+# Running the gateway is tested in network namespaces (tests/net/gateway.sh);
+# here only a policy that fails to load, which stops before anything is built.
+run "$tmp" -f -c "$tmp/missing.conf"
+expect "running with a policy that does not load: status 1, nothing built" 1 \
+	'missing.conf: not starting$'
 run "$tmp" --bogus
 expect "unknown option: usage, status 2" 2 '^usage: xborderd'
 run "$tmp" -n extra
