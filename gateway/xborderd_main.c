@@ -5,6 +5,7 @@
  *   xborderd [-c FILE] --print     the normalised policy (implies --check)
  */
 #include "gateway/daemon.h"
+#include "common/daemonize.h"
 #include "common/log.h"
 #include "policy/policy.h"
 
@@ -60,42 +61,6 @@ static int check(const char *path, bool print)
 	return ret;
 }
 
-/* Fork into the background; the parent exits when the child is ready (0)
- * or has failed (1). */
-static int daemonize(void)
-{
-	int p[2];
-	pid_t pid;
-	char c;
-
-	if (pipe(p) < 0 || (pid = fork()) < 0)
-		return -1;
-	if (pid > 0) {
-		close(p[1]);
-		exit(read(p[0], &c, 1) == 1 && c == 0 ? 0 : 1);
-	}
-	close(p[0]);
-	setsid();
-	return p[1];
-}
-
-static void detach(int ready_fd)
-{
-	char ok = 0;
-	int fd = open("/dev/null", O_RDWR);
-
-	if (write(ready_fd, &ok, 1) < 0)
-		log_warn("telling the parent we are ready");
-	close(ready_fd);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-}
-
 /* Run the gateway until SIGTERM; everything built is removed on the way out. */
 static int serve(const char *path, bool foreground, bool debug)
 {
@@ -105,12 +70,12 @@ static int serve(const char *path, bool foreground, bool debug)
 	if (geteuid() != 0)
 		fprintf(stderr, "xborderd: not root: creating interfaces will probably fail\n");
 	log_init("xborderd", debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, !foreground);
-	if (!foreground && (ready_fd = daemonize()) < 0)
+	if (!foreground && (ready_fd = xb_daemonize()) < 0)
 		fatal("fork");
 	if (xb_daemon_start(&d, path) < 0)
 		return 1;
 	if (ready_fd >= 0)
-		detach(ready_fd);
+		xb_daemon_ready(ready_fd);
 	xb_daemon_run(&d);
 	xb_daemon_stop(&d);
 	log_info("stopped");

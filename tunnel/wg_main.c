@@ -2,6 +2,7 @@
  * wireguard-go: `xborder-wg [-f] IFNAME`, then configure it with `wg` and
  * `ip`. See xborder-wg(8).
  */
+#include "common/daemonize.h"
 #include "tunnel/device.h"
 #include "tunnel/tun.h"
 #include "common/log.h"
@@ -41,41 +42,6 @@ static void usage(FILE *f)
 		"  --mtu N            interface MTU (default 1420)\n"
 		"  --timers SPEC      protocol times in seconds, e.g. rekey_after_time=10,reject_after_time=15\n"
 		"  -v, --verbose      debug logging\n");
-}
-
-/* Fork into the background; the parent exits once the child is ready. */
-static int daemonize(int *ready_fd)
-{
-	int p[2];
-	pid_t pid;
-	char c;
-
-	if (pipe(p) < 0)
-		return -1;
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid > 0) {
-		close(p[1]);
-		exit(read(p[0], &c, 1) == 1 && c == 0 ? 0 : 1);
-	}
-	close(p[0]);
-	setsid();
-	*ready_fd = p[1];
-	return 0;
-}
-
-static void detach_stdio(void)
-{
-	int fd = open("/dev/null", O_RDWR);
-
-	if (fd < 0)
-		return;
-	dup2(fd, 0);
-	dup2(fd, 1);
-	dup2(fd, 2);
-	if (fd > 2)
-		close(fd);
 }
 
 /* Read a wg-quick style file before anything is created, so that a bad
@@ -146,7 +112,7 @@ int main(int argc, char **argv)
 	log_init("xborder-wg", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO, !foreground);
 	if (config && read_config(&conf, config) < 0)
 		return 1;
-	if (!foreground && daemonize(&ready_fd) < 0)
+	if (!foreground && (ready_fd = xb_daemonize()) < 0)
 		fatal("fork");
 	r = wg_device_open(&the_dev, argv[optind], &timing);
 	if (r < 0)
@@ -172,13 +138,8 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGUSR1, on_usr1);
 	log_info("%s: userspace WireGuard up, listening on port %u", the_dev->ifname, the_dev->listen_port);
-	if (ready_fd >= 0) {
-		char ok = 0;
-		if (write(ready_fd, &ok, 1) < 0)
-			return 1;
-		close(ready_fd);
-		detach_stdio();
-	}
+	if (ready_fd >= 0)
+		xb_daemon_ready(ready_fd);
 	r = wg_device_run(the_dev);
 	wg_device_log_stats(the_dev);
 	wg_device_close(the_dev);
