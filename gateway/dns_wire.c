@@ -8,34 +8,13 @@
  * owned by the root (RFC 6891 6.1.1).
  */
 #include "gateway/dns_wire.h"
+#include "common/bytes.h"
 
 #include <string.h>
 
 /* Fixed part of a record after its owner: type, class, TTL, RDLENGTH. */
 #define RR_FIXED 10
 #define TTL_MAX 0x7fffffffu	/* RFC 2181 8: larger values mean 0 */
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
 
 static uint8_t low(uint8_t c)
 {
@@ -283,10 +262,10 @@ static int rr_at(const uint8_t *msg, size_t len, size_t off, uint8_t *owner,
 		return fail(err, "record header runs past the end", p);
 	r->owner_off = off;
 	r->fixed_off = p;
-	r->type = get16(msg + p);
-	r->rclass = get16(msg + p + 2);
-	r->ttl = get32(msg + p + 4);
-	r->rdlen = get16(msg + p + 8);
+	r->type = xb_get16(msg + p);
+	r->rclass = xb_get16(msg + p + 2);
+	r->ttl = xb_get32(msg + p + 4);
+	r->rdlen = xb_get16(msg + p + 8);
 	r->rdata_off = p + RR_FIXED;
 	if (len - r->rdata_off < r->rdlen)
 		return fail(err, "RDLENGTH runs past the end", p + 8);
@@ -337,9 +316,9 @@ static int opt_read(const uint8_t *msg, const struct rrpos *r, struct dnsw_edns 
 	if (r->fixed_off != r->owner_off + 1)
 		return fail(err, "OPT owner is not the root", r->owner_off);
 	while (p < r->end) {
-		if (r->end - p < 4 || r->end - p - 4 < get16(msg + p + 2))
+		if (r->end - p < 4 || r->end - p - 4 < xb_get16(msg + p + 2))
 			return fail(err, "EDNS option runs past its record", p);
-		p += 4 + get16(msg + p + 2);
+		p += 4 + xb_get16(msg + p + 2);
 	}
 	e->present = true;
 	e->udp_size = r->rclass < DNSW_UDP_MIN ? DNSW_UDP_MIN : r->rclass;
@@ -375,12 +354,12 @@ static int sec_walk(const uint8_t *msg, size_t len, size_t *off, unsigned count,
 
 static void hdr_read(struct dnsw_hdr *h, const uint8_t *msg)
 {
-	h->id = get16(msg);
-	h->flags = get16(msg + 2);
-	h->qdcount = get16(msg + 4);
-	h->ancount = get16(msg + 6);
-	h->nscount = get16(msg + 8);
-	h->arcount = get16(msg + 10);
+	h->id = xb_get16(msg);
+	h->flags = xb_get16(msg + 2);
+	h->qdcount = xb_get16(msg + 4);
+	h->ancount = xb_get16(msg + 6);
+	h->nscount = xb_get16(msg + 8);
+	h->arcount = xb_get16(msg + 10);
 }
 
 static int question_read(const uint8_t *msg, size_t len, struct dnsw_question *q, size_t *off,
@@ -393,8 +372,8 @@ static int question_read(const uint8_t *msg, size_t len, struct dnsw_question *q
 	if (len - *off < 4)
 		return fail(err, "question type and class cut off", *off);
 	q->name_len = (uint16_t)n;
-	q->qtype = get16(msg + *off);
-	q->qclass = get16(msg + *off + 2);
+	q->qtype = xb_get16(msg + *off);
+	q->qclass = xb_get16(msg + *off + 2);
 	*off += 4;
 	return 0;
 }
@@ -638,7 +617,7 @@ int dnsw_negative_ttl(const struct dnsw_msg *m, const uint8_t *name, uint32_t *t
 		    !dnsw_name_within(name, rr.owner))
 			continue;
 		/* rdata_check made the SOA end in its 20 octets of numbers. */
-		*ttl = min32(rr.ttl, get32(rr.rdata + rr.rdlen - 4));
+		*ttl = min32(rr.ttl, xb_get32(rr.rdata + rr.rdlen - 4));
 		return 0;
 	}
 	return -1;
@@ -649,7 +628,7 @@ int dnsw_negative_ttl(const struct dnsw_msg *m, const uint8_t *name, uint32_t *t
 void dnsw_set_id(uint8_t *msg, size_t len, uint16_t id)
 {
 	if (len >= 2)
-		put16(msg, id);
+		xb_put16(msg, id);
 }
 
 /* Offset of the first record (after the questions), or 0. */
@@ -660,12 +639,12 @@ static size_t skip_questions(const uint8_t *msg, size_t len, unsigned *nrr)
 
 	if (len < DNSW_HDR_LEN)
 		return 0;
-	for (unsigned n = get16(msg + 4); n; n--) {
+	for (unsigned n = xb_get16(msg + 4); n; n--) {
 		if (dnsw_name_decode(msg, len, off, NULL, &off, &err) < 0 || len - off < 4)
 			return 0;
 		off += 4;
 	}
-	*nrr = (unsigned)get16(msg + 6) + get16(msg + 8) + get16(msg + 10);
+	*nrr = (unsigned)xb_get16(msg + 6) + xb_get16(msg + 8) + xb_get16(msg + 10);
 	return off;
 }
 
@@ -696,16 +675,16 @@ int64_t dnsw_age_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t floor
 			return -1;
 	for (n = nrr, off = first; n; n--) {
 		size_t p = name_skip(msg, off);
-		uint32_t ttl = get32(msg + p + 4);
+		uint32_t ttl = xb_get32(msg + p + 4);
 
-		off = p + RR_FIXED + get16(msg + p + 8);
-		if (get16(msg + p) == DNSW_T_OPT)
+		off = p + RR_FIXED + xb_get16(msg + p + 8);
+		if (xb_get16(msg + p) == DNSW_T_OPT)
 			continue;	/* its TTL field holds flags */
 		ttl = ttl > TTL_MAX ? 0 : ttl;
 		ttl = ttl > elapsed ? ttl - elapsed : 0;
 		if (ttl < floor)
 			ttl = floor;
-		put32(msg + p + 4, ttl);
+		xb_put32(msg + p + 4, ttl);
 		least = min32(least, ttl);
 	}
 	return least;
@@ -736,7 +715,7 @@ size_t dnsw_truncate(uint8_t *msg, size_t len, size_t limit)
 	if (off + optlen > limit)
 		return 0;
 	for (unsigned s = 0; s < 3; s++)
-		count[s] = get16(msg + 6 + 2 * s);
+		count[s] = xb_get16(msg + 6 + 2 * s);
 	for (cut = off; i < nrr; i++, cut = r.end) {
 		unsigned s = i < count[0] ? 0 : i < count[0] + count[1] ? 1 : 2;
 
@@ -748,13 +727,13 @@ size_t dnsw_truncate(uint8_t *msg, size_t len, size_t limit)
 	if (kept[0] < count[0] || kept[1] < count[1])
 		msg[2] |= DNSW_F_TC >> 8;
 	for (unsigned s = 0; s < 3; s++)
-		put16(msg + 6 + 2 * s, (uint16_t)(kept[s] + (s == 2 && optlen)));
+		xb_put16(msg + 6 + 2 * s, (uint16_t)(kept[s] + (s == 2 && optlen)));
 	if (optlen) {
 		msg[cut] = 0;
-		put16(msg + cut + 1, DNSW_T_OPT);
-		put16(msg + cut + 3, opt.rclass);
-		put32(msg + cut + 5, opt.ttl);
-		put16(msg + cut + 9, 0);
+		xb_put16(msg + cut + 1, DNSW_T_OPT);
+		xb_put16(msg + cut + 3, opt.rclass);
+		xb_put32(msg + cut + 5, opt.ttl);
+		xb_put16(msg + cut + 9, 0);
 	}
 	return cut + optlen;
 }

@@ -7,22 +7,11 @@
  * written whole (the question's, a CNAME target) become compression pointers.
  */
 #include "gateway/dns_wire.h"
+#include "common/bytes.h"
 
 #include <string.h>
 
 #define MSG_MAX 65535	/* TCP's two-octet length prefix */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
 
 /* Append n octets, if they fit before the OPT reserve. */
 static bool put(struct dnsw_builder *b, const void *p, size_t n)
@@ -56,10 +45,10 @@ static bool put_name(struct dnsw_builder *b, const uint8_t *name)
 static void opt_put(uint8_t *p, uint16_t size, uint32_t ttl)
 {
 	p[0] = 0;			/* the root */
-	put16(p + 1, DNSW_T_OPT);
-	put16(p + 3, size);
-	put32(p + 5, ttl);
-	put16(p + 9, 0);		/* no options */
+	xb_put16(p + 1, DNSW_T_OPT);
+	xb_put16(p + 3, size);
+	xb_put32(p + 5, ttl);
+	xb_put16(p + 9, 0);		/* no options */
 }
 
 int dnsw_answer_begin(struct dnsw_builder *b, uint8_t *buf, size_t size,
@@ -81,16 +70,16 @@ int dnsw_answer_begin(struct dnsw_builder *b, uint8_t *buf, size_t size,
 	b->opt_size = our_size < DNSW_UDP_MIN ? DNSW_UDP_MIN : our_size;
 	b->opt_ttl = (uint32_t)(rcode >> 4) << 24 | (q->edns.do_bit ? 0x8000 : 0);
 	flags |= q->hdr.flags & (0x7800 | DNSW_F_RD | DNSW_F_CD);	/* opcode, RD, CD */
-	put16(buf, q->hdr.id);
-	put16(buf + 2, flags | (rcode & 0xf));
+	xb_put16(buf, q->hdr.id);
+	xb_put16(buf + 2, flags | (rcode & 0xf));
 	memset(buf + 4, 0, 8);
 	b->len = DNSW_HDR_LEN;
 	b->sec = DNSW_AN;
 	if (q->has_question) {
 		b->names[b->nnames++] = DNSW_HDR_LEN;
 		memcpy(buf + b->len, q->q.name, q->q.name_len);
-		put16(buf + b->len + q->q.name_len, q->q.qtype);
-		put16(buf + b->len + q->q.name_len + 2, q->q.qclass);
+		xb_put16(buf + b->len + q->q.name_len, q->q.qtype);
+		xb_put16(buf + b->len + q->q.name_len + 2, q->q.qclass);
 		b->len += qlen;
 		b->count[0] = 1;
 	}
@@ -129,10 +118,10 @@ static int record(struct dnsw_builder *b, enum dnsw_section sec, const uint8_t *
 	if (b->tc)
 		return 1;
 	b->sec = sec;
-	put16(fixed, type);
-	put16(fixed + 2, DNSW_C_IN);
-	put32(fixed + 4, ttl);
-	put16(fixed + 8, 0);
+	xb_put16(fixed, type);
+	xb_put16(fixed + 2, DNSW_C_IN);
+	xb_put32(fixed + 4, ttl);
+	xb_put16(fixed + 8, 0);
 	if (!put_name(b, owner) || !put(b, fixed, sizeof(fixed)))
 		goto full;
 	rdata = b->len;
@@ -141,7 +130,7 @@ static int record(struct dnsw_builder *b, enum dnsw_section sec, const uint8_t *
 			goto full;
 	if (rd->rawlen && !put(b, rd->raw, rd->rawlen))
 		goto full;
-	put16(b->buf + rdata - 2, (uint16_t)(b->len - rdata));
+	xb_put16(b->buf + rdata - 2, (uint16_t)(b->len - rdata));
 	b->count[sec]++;
 	return 0;
 full:
@@ -188,11 +177,11 @@ int dnsw_answer_soa(struct dnsw_builder *b, const struct dnsw_soa *soa)
 
 	if (!soa->zone || !soa->mname || !soa->rname)
 		return -1;
-	put32(num, soa->serial);
-	put32(num + 4, soa->refresh);
-	put32(num + 8, soa->retry);
-	put32(num + 12, soa->expire);
-	put32(num + 16, soa->minimum);
+	xb_put32(num, soa->serial);
+	xb_put32(num + 4, soa->refresh);
+	xb_put32(num + 8, soa->retry);
+	xb_put32(num + 12, soa->expire);
+	xb_put32(num + 16, soa->minimum);
 	return record(b, DNSW_NS, soa->zone, DNSW_T_SOA, soa->ttl, &rd);
 }
 
@@ -206,7 +195,7 @@ size_t dnsw_answer_finish(struct dnsw_builder *b)
 		b->reserve = 0;
 	}
 	for (int i = 0; i < 4; i++)
-		put16(b->buf + 4 + 2 * i, b->count[i]);
+		xb_put16(b->buf + 4 + 2 * i, b->count[i]);
 	if (b->tc)
 		b->buf[2] |= DNSW_F_TC >> 8;
 	return b->len;
@@ -220,14 +209,14 @@ int dnsw_build_query(uint8_t *buf, size_t cap, uint16_t id, uint16_t flags,
 	if (!q->name_len || dnsw_name_len(q->name, q->name_len) != q->name_len ||
 	    n + 4 + (edns ? DNSW_OPT_LEN : 0) > cap)
 		return -1;
-	put16(buf, id);
-	put16(buf + 2, DNSW_F_RD | (flags & (DNSW_F_CD | DNSW_F_AD)));
-	put16(buf + 4, 1);
+	xb_put16(buf, id);
+	xb_put16(buf + 2, DNSW_F_RD | (flags & (DNSW_F_CD | DNSW_F_AD)));
+	xb_put16(buf + 4, 1);
 	memset(buf + 6, 0, 4);
-	put16(buf + 10, edns ? 1 : 0);
+	xb_put16(buf + 10, edns ? 1 : 0);
 	memcpy(buf + DNSW_HDR_LEN, q->name, q->name_len);
-	put16(buf + n, q->qtype);
-	put16(buf + n + 2, q->qclass);
+	xb_put16(buf + n, q->qtype);
+	xb_put16(buf + n + 2, q->qclass);
 	n += 4;
 	if (edns) {
 		opt_put(buf + n, edns->udp_size < DNSW_UDP_MIN ? DNSW_UDP_MIN : edns->udp_size,

@@ -26,6 +26,7 @@
  * TCP checksum.
  */
 #include "tunnel/offload.h"
+#include "common/bytes.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,28 +43,6 @@
 
 #define TCP_CSUM_OFF 16
 #define UDP_CSUM_OFF 6
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
 
 static uint64_t load64(const uint8_t *p)
 {
@@ -148,7 +127,7 @@ struct hdrs {
 
 static bool ip4_is_fragment(const uint8_t *ip)
 {
-	return get16(ip + 6) & 0x3fff;	/* MF or a fragment offset */
+	return xb_get16(ip + 6) & 0x3fff;	/* MF or a fragment offset */
 }
 
 /* The IP header: version, its length, the next protocol. */
@@ -175,7 +154,7 @@ static bool parse_net(const uint8_t *p, size_t len, struct hdrs *h)
 /* The IP header's length field agrees with the bytes we have. */
 static bool ip_len_ok(const uint8_t *p, size_t len, const struct hdrs *h)
 {
-	return (h->v6 ? 40 + (size_t)get16(p + 4) : get16(p + 2)) == len;
+	return (h->v6 ? 40 + (size_t)xb_get16(p + 4) : xb_get16(p + 2)) == len;
 }
 
 /* The TCP or UDP header after the IP header; false for anything else. */
@@ -274,11 +253,11 @@ static bool gso_parse(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_
 static void seg_fix_ip(uint8_t *s, const struct gso *g, size_t i, size_t seg_len)
 {
 	if (g->h.v6) {
-		put16(s + 4, (uint16_t)(seg_len - 40));
+		xb_put16(s + 4, (uint16_t)(seg_len - 40));
 		return;
 	}
-	put16(s + 2, (uint16_t)seg_len);
-	put16(s + 4, (uint16_t)(get16(s + 4) + i));
+	xb_put16(s + 2, (uint16_t)seg_len);
+	xb_put16(s + 4, (uint16_t)(xb_get16(s + 4) + i));
 	ip4_fix_csum(s, g->h.iphl);
 }
 
@@ -291,7 +270,7 @@ static void seg_fix_l4(uint8_t *s, const struct gso *g, size_t i, size_t done, s
 	uint16_t c;
 
 	if (g->h.proto == IPPROTO_TCP) {
-		put32(t + 4, get32(t + 4) + (uint32_t)done);
+		xb_put32(t + 4, xb_get32(t + 4) + (uint32_t)done);
 		if (i > 0)
 			t[13] &= (uint8_t)~TCP_CWR;
 		if (i + 1 < g->segs)
@@ -301,7 +280,7 @@ static void seg_fix_l4(uint8_t *s, const struct gso *g, size_t i, size_t done, s
 				pseudo_raw(s, g->h.v6, IPPROTO_TCP, l4_len))));
 		return;
 	}
-	put16(t + 4, (uint16_t)l4_len);
+	xb_put16(t + 4, (uint16_t)l4_len);
 	t[6] = t[7] = 0;
 	c = (uint16_t)~fold(sum_raw(t, l4_len, pseudo_raw(s, g->h.v6, IPPROTO_UDP, l4_len)));
 	store_raw(t + 6, c ? c : 0xffff);	/* 0 means "no checksum" in UDP */
@@ -466,8 +445,8 @@ static uint32_t flow_hash(const struct seg *s)
 	uint32_t h = s->h.v6 ? 0x9e3779b9u : 0x85ebca6bu;
 
 	for (size_t i = 0; i < n; i += 4)
-		h = (h ^ get32(a + i)) * 0x01000193u;
-	return (h ^ get32(s->p + s->h.iphl)) * 0x01000193u;
+		h = (h ^ xb_get32(a + i)) * 0x01000193u;
+	return (h ^ xb_get32(s->p + s->h.iphl)) * 0x01000193u;
 }
 
 /* Same addresses and ports; p is a stored packet of an earlier output. */
@@ -523,7 +502,7 @@ static bool seg_parse(const uint8_t *p, size_t len, struct seg *s)
 	s->p = p;
 	s->len = len;
 	s->payload = len - s->h.iphl - s->h.thl;
-	s->seq = get32(p + s->h.iphl + 4);
+	s->seq = xb_get32(p + s->h.iphl + 4);
 	s->flags = p[s->h.iphl + 13];
 	s->hash = flow_hash(s);
 	s->mergeable = flags_mergeable(s->flags) && s->payload > 0 && ip_len_ok(p, len, &s->h) &&
@@ -589,7 +568,7 @@ static bool seg_continues(const struct offload_gro *g, const struct gro_out *o,
 		return false;
 	if (o->ip_len + s->payload > OFFLOAD_MAX_IP_LEN)
 		return false;
-	return s->h.v6 || get16(s->p + 4) == o->next_id;
+	return s->h.v6 || xb_get16(s->p + 4) == o->next_id;
 }
 
 static bool seg_join(struct offload_gro *g, struct gro_out *o, const struct seg *s,
@@ -628,7 +607,7 @@ static uint32_t out_new(struct offload_gro *g, uint32_t idx, const struct seg *s
 	o->ip_len = g->pkts[idx].len;
 	if (s) {
 		o->next_seq = s->seq + (uint32_t)s->payload;
-		o->next_id = (uint16_t)(get16(s->p + 4) + 1);
+		o->next_id = (uint16_t)(xb_get16(s->p + 4) + 1);
 		o->mss = (uint16_t)s->payload;
 		o->open = s->mergeable && !(s->flags & TCP_PSH);
 	}
@@ -702,9 +681,9 @@ static void out_build(struct offload_gro *g, struct gro_out *o)
 		end += g->pkts[i].len - iphl - thl;
 	}
 	if (v6) {
-		put16(ip + 4, (uint16_t)(o->ip_len - 40));
+		xb_put16(ip + 4, (uint16_t)(o->ip_len - 40));
 	} else {
-		put16(ip + 2, (uint16_t)o->ip_len);
+		xb_put16(ip + 2, (uint16_t)o->ip_len);
 		ip4_fix_csum(ip, iphl);
 	}
 	if (o->psh)

@@ -8,6 +8,7 @@
  * network namespace and read the kernel's back.
  */
 #include "tests/lib/check.h"
+#include "common/bytes.h"
 #include "tunnel/offload.h"
 
 #include <arpa/inet.h>
@@ -26,28 +27,6 @@
 #define HDR OFFLOAD_VNET_HDR_LEN
 
 /* ---- Helpers: byte order, a PRNG, the reference checksum ---- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
 
 static uint64_t rng_state;
 
@@ -119,9 +98,9 @@ static bool ref_packet_ok(const uint8_t *ip, size_t len)
 	if (len < iphl + 8)
 		return false;
 	if (is_v6(ip)) {
-		if (get16(ip + 4) != len - 40)
+		if (xb_get16(ip + 4) != len - 40)
 			return false;
-	} else if (get16(ip + 2) != len || ref_fold(ref_sum(ip, iphl, 0)) != 0xffff) {
+	} else if (xb_get16(ip + 2) != len || ref_fold(ref_sum(ip, iphl, 0)) != 0xffff) {
 		return false;
 	}
 	return ref_fold(ref_sum(ip + iphl, len - iphl,
@@ -185,8 +164,8 @@ static size_t ip_build(uint8_t *b, const struct flow *f, uint8_t proto, size_t l
 	if (f->v6) {
 		b[0] = (uint8_t)(0x60 | f->tos >> 4);
 		b[1] = (uint8_t)(f->tos << 4 | (f->label >> 16 & 15));
-		put16(b + 2, (uint16_t)f->label);
-		put16(b + 4, (uint16_t)l4_len);
+		xb_put16(b + 2, (uint16_t)f->label);
+		xb_put16(b + 4, (uint16_t)l4_len);
 		b[6] = proto;
 		b[7] = f->ttl;
 		memcpy(b + 8, f->src, 16);
@@ -195,15 +174,15 @@ static size_t ip_build(uint8_t *b, const struct flow *f, uint8_t proto, size_t l
 	}
 	b[0] = 0x45;
 	b[1] = f->tos;
-	put16(b + 2, (uint16_t)(20 + l4_len));
-	put16(b + 4, id);
-	put16(b + 6, f->df ? 0x4000 : 0);
+	xb_put16(b + 2, (uint16_t)(20 + l4_len));
+	xb_put16(b + 4, id);
+	xb_put16(b + 6, f->df ? 0x4000 : 0);
 	b[8] = f->ttl;
 	b[9] = proto;
-	put16(b + 10, 0);
+	xb_put16(b + 10, 0);
 	memcpy(b + 12, f->src, 4);
 	memcpy(b + 16, f->dst, 4);
-	put16(b + 10, (uint16_t)~ref_fold(ref_sum(b, 20, 0)));
+	xb_put16(b + 10, (uint16_t)~ref_fold(ref_sum(b, 20, 0)));
 	return 20;
 }
 
@@ -219,25 +198,25 @@ static size_t tcp_build(uint8_t *b, const struct flow *f, uint32_t seq, uint16_t
 	size_t thl = tcp_hl(f), iphl = ip_build(b, f, IPPROTO_TCP, thl + n, id);
 	uint8_t *t = b + iphl;
 
-	put16(t, f->sport);
-	put16(t + 2, f->dport);
-	put32(t + 4, seq);
-	put32(t + 8, f->ack);
+	xb_put16(t, f->sport);
+	xb_put16(t + 2, f->dport);
+	xb_put32(t + 4, seq);
+	xb_put32(t + 8, f->ack);
 	t[12] = (uint8_t)(thl / 4 << 4);
 	t[13] = flags;
-	put16(t + 14, f->win);
-	put32(t + 16, 0);
+	xb_put16(t + 14, f->win);
+	xb_put32(t + 16, 0);
 	if (f->ts) {
 		t[20] = 1;
 		t[21] = 1;
 		t[22] = 8;
 		t[23] = 10;
-		put32(t + 24, f->tsval);
-		put32(t + 28, f->tsecr);
+		xb_put32(t + 24, f->tsval);
+		xb_put32(t + 28, f->tsecr);
 	}
 	if (n)
 		memcpy(t + thl, pl, n);
-	put16(t + 16, (uint16_t)~ref_fold(ref_sum(t, thl + n,
+	xb_put16(t + 16, (uint16_t)~ref_fold(ref_sum(t, thl + n,
 						  ref_pseudo(b, IPPROTO_TCP, thl + n))));
 	return iphl + thl + n;
 }
@@ -249,13 +228,13 @@ static size_t udp_build(uint8_t *b, const struct flow *f, uint16_t id, const uin
 	uint8_t *u = b + iphl;
 	uint16_t c;
 
-	put16(u, f->sport);
-	put16(u + 2, f->dport);
-	put16(u + 4, (uint16_t)(8 + n));
-	put16(u + 6, 0);
+	xb_put16(u, f->sport);
+	xb_put16(u + 2, f->dport);
+	xb_put16(u + 4, (uint16_t)(8 + n));
+	xb_put16(u + 6, 0);
 	memcpy(u + 8, pl, n);
 	c = (uint16_t)~ref_fold(ref_sum(u, 8 + n, ref_pseudo(b, IPPROTO_UDP, 8 + n)));
-	put16(u + 6, c ? c : 0xffff);
+	xb_put16(u + 6, c ? c : 0xffff);
 	return iphl + 8 + n;
 }
 
@@ -265,7 +244,7 @@ static size_t icmp_build(uint8_t *b, const struct flow *f, uint16_t id)
 
 	memset(b + iphl, 0, 16);
 	b[iphl] = f->v6 ? 128 : 8;	/* echo request; checksum not needed here */
-	put16(b + iphl + 4, id);
+	xb_put16(b + iphl + 4, id);
 	return iphl + 16;
 }
 
@@ -294,7 +273,7 @@ static void make_partial(uint8_t *ip, size_t len, size_t csum_off)
 {
 	size_t iphl = ip_hl(ip);
 
-	put16(ip + iphl + csum_off, ref_fold(ref_pseudo(ip, ip_proto(ip), len - iphl)));
+	xb_put16(ip + iphl + csum_off, ref_fold(ref_pseudo(ip, ip_proto(ip), len - iphl)));
 }
 
 /* A TSO super-packet as a TUN read returns it: vnet header, then one packet
@@ -460,11 +439,11 @@ TEST(segment_none_udp_zero_checksum_becomes_ffff)
 	len = udp_build(seg_in + HDR, &f, 1, pl, sizeof(pl));
 	make_partial(seg_in + HDR, len, 6);
 	s = ref_fold(ref_sum(seg_in + HDR + 20, len - 20, 0));
-	put16(seg_in + HDR + len - 2, (uint16_t)(0xffff - s));
+	xb_put16(seg_in + HDR + len - 2, (uint16_t)(0xffff - s));
 	vnet_put(seg_in, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 20, 6);
 	CHECK_INT(offload_segment(seg_in, HDR + len, seg_out, sizeof(seg_out), seg_offs,
 				  seg_lens, 1), ==, 1);
-	CHECK_INT(get16(seg_out + 26), ==, 0xffff);
+	CHECK_INT(xb_get16(seg_out + 26), ==, 0xffff);
 	CHECK(ref_packet_ok(seg_out, len));
 }
 
@@ -493,9 +472,9 @@ static void check_tso(bool v6, size_t n, uint16_t mss, uint8_t flags, bool ecn)
 		CHECK_MEM(s, seg_exp, want);
 		CHECK(ref_packet_ok(s, seg_lens[i]));
 		CHECK_INT(pay, ==, i + 1 < segs ? mss : n - (segs - 1) * mss);
-		CHECK_INT(get32(t + 4), ==, (uint32_t)(seq + i * mss));
+		CHECK_INT(xb_get32(t + 4), ==, (uint32_t)(seq + i * mss));
 		if (!v6)
-			CHECK_INT(get16(s + 4), ==, (uint16_t)(id + i));
+			CHECK_INT(xb_get16(s + 4), ==, (uint16_t)(id + i));
 		CHECK_INT(!!(t[13] & TH_FIN), ==, i + 1 == segs && (flags & TH_FIN));
 		CHECK_INT(!!(t[13] & TH_PSH), ==, i + 1 == segs && (flags & TH_PSH));
 		CHECK_INT(!!(t[13] & TH_CWR), ==, i == 0 && (flags & TH_CWR));
@@ -598,11 +577,11 @@ TEST(segment_udp_l4_zero_checksum_becomes_ffff)
 	/* Pick the first segment's last payload word so its sum is 0xffff. */
 	flow_init(&f, true, 8);
 	wl = udp_build(want, &f, 0, pl, 100);
-	put16(want + 46, 0);
+	xb_put16(want + 46, 0);
 	s = ref_fold(ref_sum(want + 40, 108, ref_pseudo(want, IPPROTO_UDP, 108)));
-	put16(pl + 98, (uint16_t)(0xffff - s));
+	xb_put16(pl + 98, (uint16_t)(0xffff - s));
 	wl = udp_build(want, &f, 0, pl, 100);
-	CHECK_INT(get16(want + 46), ==, 0xffff);
+	CHECK_INT(xb_get16(want + 46), ==, 0xffff);
 	len = udp_build(seg_in + HDR, &f, 0, pl, sizeof(pl));
 	make_partial(seg_in + HDR, len, 6);
 	vnet_put(seg_in, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP_L4, 48, 100, 40, 6);
@@ -1229,9 +1208,9 @@ TEST(gro_ip_options_and_fragments)
 	memmove(p, p + 4, 20);
 	p[0] = 0x46;
 	memset(p + 20, 1, 4);		/* four NOP options */
-	put16(p + 2, (uint16_t)(i + 4));
-	put16(p + 10, 0);
-	put16(p + 10, (uint16_t)~ref_fold(ref_sum(p, 24, 0)));
+	xb_put16(p + 2, (uint16_t)(i + 4));
+	xb_put16(p + 10, 0);
+	xb_put16(p + 10, (uint16_t)~ref_fold(ref_sum(p, 24, 0)));
 	plist_push(test_in, i + 4);
 	CHECK(ref_packet_ok(p, i + 4));
 	push_tcp(&a, 3000, 4, TH_ACK, 1000);
@@ -1249,9 +1228,9 @@ TEST(gro_ip_options_and_fragments)
 		memmove(p, p + 4, 20);
 		p[0] = 0x46;
 		memset(p + 20, 1, 4);
-		put16(p + 2, (uint16_t)(i + 4));
-		put16(p + 10, 0);
-		put16(p + 10, (uint16_t)~ref_fold(ref_sum(p, 24, 0)));
+		xb_put16(p + 2, (uint16_t)(i + 4));
+		xb_put16(p + 10, 0);
+		xb_put16(p + 10, (uint16_t)~ref_fold(ref_sum(p, 24, 0)));
 		plist_push(test_in, i + 4);
 	}
 	{
@@ -1278,9 +1257,9 @@ TEST(gro_ip_options_and_fragments)
 		push_tcp(&a, 0, 1, TH_ACK, 1000);
 		p = plist_next(test_in);
 		plist_push(test_in, tcp_build(p, &a, 1000, 2, TH_ACK, gro_pl, 1000));
-		put16(p + 6, mf ? 0x2000 : 0x0010);
-		put16(p + 10, 0);
-		put16(p + 10, (uint16_t)~ref_fold(ref_sum(p, 20, 0)));
+		xb_put16(p + 6, mf ? 0x2000 : 0x0010);
+		xb_put16(p + 10, 0);
+		xb_put16(p + 10, (uint16_t)~ref_fold(ref_sum(p, 20, 0)));
 		push_tcp(&a, 2000, 3, TH_ACK, 1000);
 		push_tcp(&a, 3000, 4, TH_ACK, 1000);
 		check_writes(test_in, runs, 3);
@@ -1399,7 +1378,7 @@ static size_t order_key(const uint8_t *p, size_t len, uint8_t key[48])
 	size_t iphl = ip_hl(p), n;
 	uint8_t proto = ip_proto(p);
 
-	if (!is_v6(p) && (get16(p + 6) & 0x3fff))
+	if (!is_v6(p) && (xb_get16(p + 6) & 0x3fff))
 		return 0;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP &&
 	    proto != IPPROTO_ICMPV6)
@@ -1466,9 +1445,9 @@ static void stream_step(struct stream *s)
 		if (s->f.v6) {
 			p[6] = IPPROTO_DSTOPTS;
 		} else {
-			put16(p + 6, 0x2000);
-			put16(p + 10, 0);
-			put16(p + 10, (uint16_t)~ref_fold(ref_sum(p, 20, 0)));
+			xb_put16(p + 6, 0x2000);
+			xb_put16(p + 10, 0);
+			xb_put16(p + 10, (uint16_t)~ref_fold(ref_sum(p, 20, 0)));
 		}
 	}
 }
@@ -1887,7 +1866,7 @@ static size_t tun_get(int fd, uint8_t *b, size_t cap, int ms)
 static bool is_tcp_to(const uint8_t *ip, size_t len, uint16_t port)
 {
 	return len >= 40 && ip_proto(ip) == IPPROTO_TCP && len >= ip_hl(ip) + 20 &&
-	       get16(ip + ip_hl(ip) + 2) == port;
+	       xb_get16(ip + ip_hl(ip) + 2) == port;
 }
 
 static void write_all_gro(int fd, const struct plist *in, size_t want_writes)
@@ -2011,9 +1990,9 @@ static void conn_open(struct conn *c, bool v6)
 	CHECK_INT(read_for_us(c, 3000), ==, 1);
 	t = seg_out + ip_hl(seg_out);
 	CHECK_INT(t[13], ==, TH_SYN | TH_ACK);
-	CHECK_INT(get32(t + 8), ==, 1001);
+	CHECK_INT(xb_get32(t + 8), ==, 1001);
 	c->our_seq = 1001;
-	c->their_next = get32(t + 4) + 1;
+	c->their_next = xb_get32(t + 4) + 1;
 	c->f.ack = c->their_next;
 	send_plain(c, TH_ACK);
 	p = (struct pollfd){ .fd = c->ls, .events = POLLIN };
@@ -2061,7 +2040,7 @@ static void conn_pull(struct conn *c, size_t n)
 			const uint8_t *ip = seg_out + seg_offs[i], *t = ip + ip_hl(ip);
 			size_t hl = ip_hl(ip) + (size_t)(t[12] >> 4) * 4, pay = seg_lens[i] - hl;
 
-			if (pay == 0 || get32(t + 4) != c->their_next)
+			if (pay == 0 || xb_get32(t + 4) != c->their_next)
 				continue;	/* acks; anything out of order comes again */
 			CHECK_INT(have + pay, <=, n);
 			memcpy(got + have, ip + hl, pay);
