@@ -1,6 +1,12 @@
 /* The unit-test harness's runner: see check.h. */
 #include "tests/lib/check.h"
 
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
 #include <stdarg.h>
 
 static struct xb_test *head, **tail = &head;
@@ -98,4 +104,26 @@ int main(int argc, char **argv)
 		}
 	}
 	return failed ? 1 : 0;
+}
+
+char *xb_test_run(const char *cmd)
+{
+	static char out[65536];
+	FILE *f = popen(cmd, "r");
+	size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+
+	out[n] = '\0';
+	if (f)
+		pclose(f);
+	return out;
+}
+
+void xb_test_private_netns(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root for a private network namespace (run: sudo make test)");
+	if (unshare(CLONE_NEWNET) < 0)
+		SKIP("unshare(CLONE_NEWNET) failed: %s", strerror(errno));
+	if (system("ip link set lo up") != 0)
+		SKIP("ip link set lo up failed in the private namespace");
 }

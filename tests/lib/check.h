@@ -73,4 +73,11 @@ void xb_test_hexdump(const char *what, const void *p, size_t n);
 /* Decode a hex string into out (n bytes); aborts the case on bad input. */
 void xb_test_unhex(uint8_t *out, size_t n, const char *hex);
 
+/* A shell command's output (up to 64 KiB; overwritten by the next call). */
+char *xb_test_run(const char *cmd);
+/* Move this test process into a new network namespace of its own, with lo
+ * up; skips (with the reason) when not root or when that fails. Nothing the
+ * test does there can reach the host. */
+void xb_test_private_netns(void);
+
 #endif

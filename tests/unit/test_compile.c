@@ -29,6 +29,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The last command's output. */
+static char *out;
+#define run(cmd) (out = xb_test_run(cmd))
+
 static char root[PATH_MAX - 256];
 static char tmp[64];
 
@@ -408,28 +412,6 @@ TEST(set_names)
 	CHECK_STR(buf, "r_a_");
 }
 
-static char out[65536];
-
-static const char *run(const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
-
-	out[n] = '\0';
-	if (f)
-		pclose(f);
-	return out;
-}
-
-static void private_netns(void)
-{
-	if (geteuid() != 0)
-		SKIP("needs root for a private network namespace (run: sudo make test)");
-	if (unshare(CLONE_NEWNET) < 0)
-		SKIP("unshare(CLONE_NEWNET) failed: %s", strerror(errno));
-	sh("ip link set lo up");
-}
-
 static void nft_load(struct xb_nft *n, const char *script)
 {
 	char *err = NULL;
@@ -447,7 +429,7 @@ TEST(kernel_loads_and_replaces)
 {
 	struct xb_nft n;
 
-	private_netns();	/* first: a skip leaves nothing behind */
+	xb_test_private_netns();	/* first: a skip leaves nothing behind */
 	copy_tree();
 	CHECK_INT(xb_nft_open(&n), ==, 0);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -619,7 +601,7 @@ TEST(kernel_judges_packets)
 	uint8_t b[128];
 	char *s;
 
-	private_netns();	/* first: a skip leaves nothing behind */
+	xb_test_private_netns();	/* first: a skip leaves nothing behind */
 	copy_tree();
 	p = load("examples", "small");
 	CHECK((fdev = tun_open(dev, 1420)) >= 0);

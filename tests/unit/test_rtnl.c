@@ -11,27 +11,9 @@
 #include <sched.h>
 #include <unistd.h>
 
-static char out[8192];
-
-static const char *run(const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
-
-	out[n] = '\0';
-	if (f)
-		pclose(f);
-	return out;
-}
-
-static void private_netns(void)
-{
-	if (geteuid() != 0)
-		SKIP("needs root for a private network namespace (run: sudo make test)");
-	if (unshare(CLONE_NEWNET) < 0)
-		SKIP("unshare(CLONE_NEWNET) failed: %s", strerror(errno));
-	system("ip link set lo up");
-}
+/* The last command's output. */
+static char *out;
+#define run(cmd) (out = xb_test_run(cmd))
 
 static struct wg_prefix pfx(const char *s)
 {
@@ -50,7 +32,7 @@ TEST(links_addresses_routes_rules)
 	unsigned idx;
 	uint8_t gw4[4];
 
-	private_netns();
+	xb_test_private_netns();
 	CHECK((fd = tun_open(name, 1420)) >= 0);
 	CHECK_INT(xb_rtnl_open(&r), ==, 0);
 	idx = xb_rtnl_ifindex("xbt0");
@@ -109,7 +91,7 @@ TEST(nft_transaction_all_or_nothing)
 	struct xb_nft n;
 	char *err = NULL;
 
-	private_netns();
+	xb_test_private_netns();
 	CHECK_INT(xb_nft_open(&n), ==, 0);
 	CHECK_INT(xb_nft_run(&n, "table inet xbtest { set s { type ipv4_addr; flags interval; }; "
 			     "chain c { type filter hook forward priority 0; policy drop; }; }", &err), ==, 0);
