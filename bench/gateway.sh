@@ -47,10 +47,11 @@ REVERSE=${REVERSE:-1}
 LOAD_DEVICES=${LOAD_DEVICES:-10000}
 LOAD_RULES=${LOAD_RULES:-1000}
 LOAD_GROUPS=${LOAD_GROUPS:-20}
+PARTS=${PARTS:-throughput load}
 XB_QUIET=1
 xb_begin
 exec 3>&2 2>"$XB_TMP/trace.log"	# xb_bg's echo; kept for a failure report
-xb_ns dev gw par org
+xb_ns dev gw par org ld
 xb_veth dev eth0 gw ea
 xb_veth gw ep par eg
 xb_veth par eo org eth0
@@ -205,26 +206,138 @@ measure() {	# measure ours|ref
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-say "gateway throughput: median of $RUNS x ${SECONDS_PER_RUN}s iperf3 (TCP), device -> origin"
-measure ours
-measure ref
-for m in ours ref; do
-	read -r g c <<<"${res[$m]}"
-	line=$(printf '%-38s %7s Gbit/s  gateway %6s CPU-s/GB' \
-		"$([ $m = ours ] && echo "ours (xborderd)" || echo "reference (wireguard-go + nft)")" "$g" "$c")
+throughput() {
+	say "gateway throughput: median of $RUNS x ${SECONDS_PER_RUN}s iperf3 (TCP), device -> origin"
+	measure ours
+	measure ref
+	for m in ours ref; do
+		read -r g c <<<"${res[$m]}"
+		line=$(printf '%-38s %7s Gbit/s  gateway %6s CPU-s/GB' \
+			"$([ $m = ours ] && echo "ours (xborderd)" || echo "reference (wireguard-go + nft)")" "$g" "$c")
+		if [ "$REVERSE" = 1 ]; then
+			read -r g c <<<"${res[$m-R]}"
+			line+=$(printf '   -R %7s Gbit/s %6s CPU-s/GB' "$g" "$c")
+		fi
+		say "$line"
+	done
+	say "gateway peak RSS: xborderd ${res[ours-rss]} KiB; wireguard-go ${res[ref-rss]} KiB"
+	read -r go oc <<<"${res[ours]}"
+	read -r gr rc <<<"${res[ref]}"
+	say "ratio ours/reference = $(ratio "$go" "$gr")x (goal >= 2x)"
 	if [ "$REVERSE" = 1 ]; then
-		read -r g c <<<"${res[$m-R]}"
-		line+=$(printf '   -R %7s Gbit/s %6s CPU-s/GB' "$g" "$c")
+		read -r go _ <<<"${res[ours-R]}"
+		read -r gr _ <<<"${res[ref-R]}"
+		say "ratio ours/reference, origin -> device (-R) = $(ratio "$go" "$gr")x"
 	fi
-	say "$line"
-done
-say "gateway peak RSS: xborderd ${res[ours-rss]} KiB; wireguard-go ${res[ref-rss]} KiB"
-read -r go oc <<<"${res[ours]}"
-read -r gr rc <<<"${res[ref]}"
-say "ratio ours/reference = $(ratio "$go" "$gr")x (goal >= 2x)"
-if [ "$REVERSE" = 1 ]; then
-	read -r go _ <<<"${res[ours-R]}"
-	read -r gr _ <<<"${res[ref-R]}"
-	say "ratio ours/reference, origin -> device (-R) = $(ratio "$go" "$gr")x"
-fi
-say "gateway CPU per GB ours/reference = $(ratio "$oc" "$rc")x (lower is better)"
+	say "gateway CPU per GB ours/reference = $(ratio "$oc" "$rc")x (lower is better)"
+}
+
+# ---- policy load ----
+
+# big_policy DIR IFNAME — LOAD_DEVICES devices in LOAD_GROUPS groups and
+# LOAD_RULES rules over two tunnels; device addresses come from the pool.
+big_policy() {
+	local dir=$1 g=$LOAD_GROUPS k
+	mkdir -p "$dir"
+	(umask 077; for k in gw t0 t1; do wg genkey >"$dir/$k.key"; done)
+	{
+		cat <<EOF2
+gateway = { interface = "$2"; private_key_file = "gw.key"; pool4 = "198.18.0.0/15";
+  control_socket = "$dir/ctl.sock"; state_dir = "$dir/state"; };
+groups = [ $(seq -f '"g%.0f"' 0 $((g - 1)) | paste -sd,) ];
+tunnels = (
+  { name = "t0"; endpoint = "192.0.2.10:51900"; private_key_file = "t0.key";
+    public_key = "$(wg genkey | wg pubkey)"; address4 = "192.0.2.13/30"; peer4 = "192.0.2.14"; },
+  { name = "t1"; endpoint = "192.0.2.18:51900"; private_key_file = "t1.key";
+    public_key = "$(wg genkey | wg pubkey)"; address4 = "192.0.2.21/30"; peer4 = "192.0.2.22"; }
+);
+devices = (
+EOF2
+		# Any 32 bytes are a key to the parser: 30 random bytes are 40
+		# base64 digits, "AAA=" adds two zero bytes.
+		head -c $((30 * LOAD_DEVICES)) /dev/urandom | base64 -w 40 | awk -v g="$g" '
+			{ printf "%s  { name = \"d%d\"; public_key = \"%sAAA=\"; groups = [ \"g%d\" ]; }",
+				(NR > 1 ? ",\n" : ""), NR, $0, NR % g }'
+		printf '\n);\nrules = (\n'
+		seq 0 $((LOAD_RULES - 1)) | awk -v g="$g" '
+			{ printf "%s  { name = \"r%d\"; groups = [ \"g%d\" ]; to = [ \"203.0.113.%d/32\" ]; protocols = [ \"tcp\" ]; ports = ( %d ); action = \"allow\"; via = [ \"t%d\", \"t%d\" ]; }",
+				(NR > 1 ? ",\n" : ""), $1, $1 % g, $1 % 254 + 1, 1024 + $1, $1 % 2, ($1 + 1) % 2 }'
+		printf '\n);\n'
+	} >"$dir/xborder.conf"
+}
+
+now_ms() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
+
+# follow LOG PID T0 PATTERN COUNT MS — copy LOG's new lines to LOG.t, each
+# prefixed by the milliseconds since T0 at which it was seen (10 ms
+# polling), until COUNT lines match PATTERN; fails when PID dies or after MS.
+follow() {
+	local log=$1 pid=$2 t0=$3 pat=$4 count=$5 deadline=$(( $(now_ms) + $6 )) seen n
+	seen=$(cat "$log.n" 2>/dev/null || echo 0)
+	while :; do
+		n=$(wc -l <"$log")
+		if [ "$n" -gt "$seen" ]; then
+			sed -n "$((seen + 1)),${n}p" "$log" | sed "s/^/$(( $(now_ms) - t0 )) /" >>"$log.t"
+			seen=$n
+			echo "$seen" >"$log.n"
+			[ "$(grep -c -- "$pat" "$log.t")" -ge "$count" ] && return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || return 1
+		[ "$(now_ms)" -lt "$deadline" ] || return 1
+		sleep 0.01
+	done
+}
+at() { grep -- "$2" "$1.t" | sed -n "${3:-1}p" | cut -d' ' -f1; }	# at LOG PATTERN [NTH] -> ms
+before() { grep -B1 -- "$2" "$1.t" | head -n 1 | cut -d' ' -f1; }	# the line before
+secs() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms / 1000 }'; }
+goal() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms / 1000 }'; }	# ms / the 1 s goal
+
+load() {
+	local dir=$XB_TMP/load lif=xl$ID conf t0 pid log ms m r
+	big_policy "$dir" "$lif"
+	conf=$dir/xborder.conf
+	say "policy load: $LOAD_DEVICES devices in $LOAD_GROUPS groups, $LOAD_RULES rules, 2 tunnels" \
+		"($(( LOAD_RULES * (LOAD_DEVICES / LOAD_GROUPS) )) device-set elements); goal: load < 1 s"
+
+	if [ -x /usr/bin/time ]; then
+		m=$(/usr/bin/time -f '%e %M' "$XB_BIN/xborderd" --check -c "$conf" 2>&1 >/dev/null) ||
+			die "xborderd --check failed: $m"
+		read -r r m <<<"$m"
+		say "$(printf '  %-34s %6s s  max RSS %7s KiB   load time / 1 s goal = %s' \
+			"xborderd --check" "$r" "$m" "$r")"
+	else
+		t0=$(now_ms)
+		"$XB_BIN/xborderd" --check -c "$conf" >/dev/null || die "xborderd --check failed"
+		ms=$(( $(now_ms) - t0 ))
+		say "$(printf '  %-34s %6s s  (no /usr/bin/time: no RSS)   load time / 1 s goal = %s' \
+			"xborderd --check" "$(secs $ms)" "$(goal $ms)")"
+	fi
+
+	t0=$(now_ms)
+	xb_bg ld "$XB_BIN/xborderd" -f -c "$conf"
+	pid=$XB_LAST_PID log=$XB_LAST_LOG
+	follow "$log" "$pid" "$t0" "gateway up" 1 300000 || { cat "$log" >&3; die "xborderd did not come up"; }
+	ms=$(at "$log" "gateway up")
+	say "$(printf '  %-34s %6s s  RSS %7s KiB (peak %s)   load time / 1 s goal = %s' \
+		"xborderd start to \"gateway up\"" "$(secs "$ms")" "$(rss_kb "$pid")" "$(hwm_kb "$pid")" \
+		"$(goal "$ms")")"
+	say "    policy, addresses, plan $(secs "$(at "$log" "control: listening")") s;" \
+		"device interface + $LOAD_DEVICES peers $(secs $(( $(at "$log" "xb-t0: ") - $(at "$log" "$lif: .*WireGuard: ") ))) s;" \
+		"routes + nft table $(secs $(( ms - $(before "$log" "gateway up") ))) s"
+	for r in 1 2; do
+		t0=$(now_ms)
+		kill -HUP "$pid"
+		follow "$log" "$pid" "$t0" "reloaded: " "$r" 300000 || { cat "$log" >&3; die "reload $r failed"; }
+		ms=$(( $(at "$log" "reloaded: " "$r") - $(at "$log" "SIGHUP: " "$r") ))
+		say "$(printf '  %-34s %6s s  RSS %7s KiB (peak %s)   load time / 1 s goal = %s' \
+			"reload $r, the file unchanged" "$(secs "$ms")" "$(rss_kb "$pid")" "$(hwm_kb "$pid")" \
+			"$(goal "$ms")")"
+	done
+	t0=$(now_ms)
+	kill -TERM "$pid"
+	follow "$log" "$pid" "$t0" "stopped" 1 300000
+	say "$(printf '  %-34s %6s s' "stop (everything removed)" "$(secs $(( $(now_ms) - t0 )))")"
+	grep -E ": (warning|error): " "$log" | head -n 5 | sed "s/^/  xborderd log: /" >&3
+}
+
+for part in $PARTS; do "$part"; done
