@@ -131,6 +131,7 @@ ours_up() {
 ours_down() {
 	kill -TERM "$GWPID" 2>/dev/null
 	xb_wait 5000 sh -c "! kill -0 $GWPID" || say "xborderd did not stop on SIGTERM"
+	grep -E ": (warning|error): " "$GWLOG" | head -n 5 | sed "s/^/  xborderd log: /" >&3
 	xb_wg_down dev "$DIF"; xb_wg_down par "$PIF"
 }
 
@@ -340,4 +341,5 @@ load() {
 	grep -E ": (warning|error): " "$log" | head -n 5 | sed "s/^/  xborderd log: /" >&3
 }
 
+say "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run (other work skews the figures)"
 for part in $PARTS; do "$part"; done
