@@ -212,6 +212,19 @@ nq gw ip link del "xb-$TUN"
 xb_check "a tunnel deleted by hand is re-created within 5 s" xb_wait 5000 nq gw wg show "xb-$TUN"
 xb_check "... with its route, and traffic flows" xb_wait 5000 nq bob ping -c 1 -W 1 203.0.113.10
 
+# A reload leaves unchanged devices' peers alone but must still move a
+# device whose address changed, and move it back.
+bob_at() {	# bob_at ADDR — the policy with bob at ADDR, reloaded
+	policy "$XB_TMP/xborder.conf" ",
+  { name = \"staff\"; groups = [ \"staff\" ]; to = [ \"203.0.113.0/24\" ]; action = \"allow\"; via = [ \"$TUN\" ]; }" \
+"  { name = \"bob\"; public_key = \"$(pub "$kb")\"; groups = [ \"staff\" ]; address4 = \"$1\"; }"
+	kill -HUP "$GWPID"
+	xb_wait 3000 sh -c "ip netns exec $XB_RUN-gw wg show $GWIF allowed-ips | grep -q '$(pub "$kb")	$1/32\$'"
+}
+xb_check "reload: bob's new address replaces his old one on the peer" bob_at 198.51.100.12
+xb_check "reload: and back" bob_at 198.51.100.11
+xb_check "bob reaches the origin at his address again" reaches bob 203.0.113.10
+
 xb_check "SIGTERM: xborderd exits" stop_gw
 xb_check "SIGTERM: no interface, rule, route, table or socket left" eval '! leftovers'
 
