@@ -30,6 +30,7 @@ wireguard-go:cmd:wireguard-go
 iperf3:cmd:iperf3
 tcpdump:cmd:tcpdump
 jq:cmd:jq
+time:cmd:/usr/bin/time
 "
 FUZZ_PKGS="
 clang:cmd:clang

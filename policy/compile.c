@@ -122,14 +122,53 @@ static bool has_pool(const struct xb_policy *p, bool v6)
 	return v6 ? p->gateway.has_pool6 : p->gateway.has_pool4;
 }
 
+/* Every element of a is in b (references compared by index). */
+static bool refs_within(const struct xb_ref *a, size_t na, const struct xb_ref *b, size_t nb)
+{
+	for (size_t i = 0; i < na; i++) {
+		size_t j = 0;
+
+		while (j < nb && b[j].idx != a[i].idx)
+			j++;
+		if (j == nb)
+			return false;
+	}
+	return true;
+}
+
+static bool same_refs(const struct xb_ref *a, size_t na, const struct xb_ref *b, size_t nb)
+{
+	return refs_within(a, na, b, nb) && refs_within(b, nb, a, na);
+}
+
+/* Rules that select the same devices under the same posture profiles share
+ * one device set, the first such rule's: a fleet of 10 000 devices in 20
+ * groups under 1 000 rules is then 10 000 set elements, not 500 000. */
+static size_t dev_owner(const struct xb_policy *p, size_t rule)
+{
+	const struct xb_rule *r = &p->rules[rule];
+
+	for (size_t i = 0; i < rule; i++) {
+		const struct xb_rule *q = &p->rules[i];
+
+		if (by_device(q) &&
+		    same_refs(q->groups, q->n_groups, r->groups, r->n_groups) &&
+		    same_refs(q->devices, q->n_devices, r->devices, r->n_devices) &&
+		    same_refs(q->posture, q->n_posture, r->posture, r->n_posture))
+			return i;
+	}
+	return rule;
+}
+
 bool xb_compile_set_name(char *buf, size_t len, const struct xb_policy *p, size_t rule,
 			 enum xb_set_kind k)
 {
 	const struct xb_rule *r = &p->rules[rule];
 	bool v6 = k == XB_SET_DEV6 || k == XB_SET_TO6 || k == XB_SET_DNS6;
+	bool dev = k == XB_SET_DEV4 || k == XB_SET_DEV6;
 	size_t n;
 
-	set_base(buf, len, p, rule);
+	set_base(buf, len, p, dev && by_device(r) ? dev_owner(p, rule) : rule);
 	n = strlen(buf);
 	snprintf(buf + n, len - n, "_%s", set_suffix[k]);
 	if (!has_pool(p, v6))
@@ -249,7 +288,8 @@ static void rule_sets(const struct out *o, size_t ri)
 	char name[XB_SET_NAME_MAX];
 
 	for (int v6 = 0; v6 <= 1; v6++) {
-		if (xb_compile_set_name(name, sizeof(name), o->p, ri, v6 ? XB_SET_DEV6 : XB_SET_DEV4))
+		if (xb_compile_set_name(name, sizeof(name), o->p, ri, v6 ? XB_SET_DEV6 : XB_SET_DEV4) &&
+		    dev_owner(o->p, ri) == ri)
 			dev_set(o, ri, v6);
 		if (xb_compile_set_name(name, sizeof(name), o->p, ri, v6 ? XB_SET_TO6 : XB_SET_TO4))
 			to_set(o, ri, v6);

@@ -412,6 +412,45 @@ TEST(set_names)
 	CHECK_STR(buf, "r_a_");
 }
 
+/* Rules selecting the same devices under the same posture share the first
+ * one's device set, whatever the order they list groups in; a different
+ * posture or group makes a set of its own. */
+TEST(device_sets_shared)
+{
+	static struct fake f;
+	struct xb_ref g01[2] = { { .idx = 0 }, { .idx = 1 } }, g10[2] = { { .idx = 1 }, { .idx = 0 } };
+	struct xb_ref prof = { .idx = 0 };
+	struct xb_errors errs = { 0 };
+	struct xb_plan pl;
+	char buf[XB_SET_NAME_MAX];
+	char *s;
+
+	fake_init(&f, 0);
+	f.p.gateway.has_pool4 = true;
+	for (int i = 0; i < 4; i++)
+		fake_rule(&f, -3, -3, -3);
+	f.r[0].groups = g01, f.r[0].n_groups = 2;
+	f.r[1].groups = g10, f.r[1].n_groups = 2;
+	f.r[2].groups = g10, f.r[2].n_groups = 2, f.r[2].posture = &prof, f.r[2].n_posture = 1;
+	f.r[3].groups = g01, f.r[3].n_groups = 1;
+	CHECK(xb_compile_set_name(buf, sizeof(buf), &f.p, 1, XB_SET_DEV4));
+	CHECK_STR(buf, "r_r0_dev4");
+	CHECK(xb_compile_set_name(buf, sizeof(buf), &f.p, 2, XB_SET_DEV4));
+	CHECK_STR(buf, "r_r2_dev4");
+	CHECK(xb_compile_set_name(buf, sizeof(buf), &f.p, 3, XB_SET_DEV4));
+	CHECK_STR(buf, "r_r3_dev4");
+	xb_compile_set_name(buf, sizeof(buf), &f.p, 1, XB_SET_TO4);
+	CHECK_STR(buf, "r_r1_to4");		/* only device sets are shared */
+	CHECK_INT(xb_plan_build(&f.p, &pl, &errs), ==, 0);
+	s = xb_compile_nft(&f.p, &pl, NULL);
+	xb_plan_free(&pl);
+	CHECK(s != NULL);
+	CHECK(strstr(s, "set r_r0_dev4 {") != NULL);
+	CHECK(strstr(s, "set r_r1_dev4") == NULL);
+	CHECK(strstr(s, "set r_r2_dev4 {") != NULL);
+	free(s);
+}
+
 static void nft_load(struct xb_nft *n, const char *script)
 {
 	char *err = NULL;
