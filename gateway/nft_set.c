@@ -1,0 +1,193 @@
+/* Set elements through netfilter netlink; see nft_set.h. */
+#include "gateway/nft_set.h"
+
+#include "common/log.h"
+#include "policy/compile.h"
+
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+/* Newer than Debian 12's kernel headers (Linux 6.3): delete an element
+ * that may be absent without failing the transaction. */
+#ifndef NFT_MSG_DESTROYSETELEM
+#define NFT_MSG_DESTROYSETELEM 30
+#endif
+
+#define BATCH_MAX	(64 * 1024)
+#define ELEMS_MAX	256	/* per call: a DNS answer has far fewer */
+
+int xb_nftset_open(struct xb_nftset *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (!(s->buf = malloc(BATCH_MAX)))
+		return -ENOMEM;
+	s->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!s->nl || mnl_socket_bind(s->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+
+		xb_nftset_close(s);
+		return -e;
+	}
+	struct timeval tv = { 1, 0 };
+
+	/* Bounded: an answer the kernel never sends fails the call after 1 s. */
+	setsockopt(mnl_socket_get_fd(s->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	s->portid = mnl_socket_get_portid(s->nl);
+	s->seq = (uint32_t)time(NULL);
+	return 0;
+}
+
+void xb_nftset_close(struct xb_nftset *s)
+{
+	if (s->nl)
+		mnl_socket_close(s->nl);
+	free(s->buf);
+	s->nl = NULL;
+	s->buf = NULL;
+}
+
+static struct nlmsghdr *put_msg(struct mnl_nlmsg_batch *b, uint16_t type, uint16_t flags,
+				uint8_t family, uint16_t res_id, uint32_t seq)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(mnl_nlmsg_batch_current(b));
+	struct nfgenmsg *g;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nlh->nlmsg_seq = seq;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = family;
+	g->version = NFNETLINK_V0;
+	g->res_id = htons(res_id);
+	return nlh;
+}
+
+/* One NEWSETELEM / DESTROYSETELEM message with every element. */
+static bool put_elems(struct mnl_nlmsg_batch *b, uint16_t msg, uint16_t flags, uint32_t seq,
+		      const char *set, const struct xb_nftset_elem *v, size_t n, bool timeouts)
+{
+	struct nlmsghdr *nlh = put_msg(b, (NFNL_SUBSYS_NFTABLES << 8) | msg, flags,
+				       NFPROTO_INET, 0, seq);
+	size_t room = BATCH_MAX - ((char *)nlh - (char *)mnl_nlmsg_batch_head(b)) - 64;
+	struct nlattr *list, *el, *key;
+
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, XB_NFT_TABLE);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set);
+	list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+	for (size_t i = 0; i < n; i++) {
+		if (nlh->nlmsg_len + 64 > room)
+			return false;
+		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+		key = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
+		mnl_attr_put(nlh, NFTA_DATA_VALUE, v[i].family == AF_INET ? 4 : 16, v[i].addr);
+		mnl_attr_nest_end(nlh, key);
+		if (timeouts && v[i].timeout_ms)
+			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(v[i].timeout_ms));
+		mnl_attr_nest_end(nlh, el);
+	}
+	mnl_attr_nest_end(nlh, list);
+	return mnl_nlmsg_batch_next(b);
+}
+
+/* Sends the batch and reads one answer per acked message: 0 or the first
+ * error. */
+static int exchange(struct xb_nftset *s, struct mnl_nlmsg_batch *b, uint32_t first, uint32_t last)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int err = 0;
+
+	s->batches++;
+	if (mnl_socket_sendto(s->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0)
+		return -errno;
+	/* Each acked message answers with an ack or an error; the batch is
+	 * applied only if all succeed. Bounded: one answer per message. */
+	for (uint32_t want = first; want <= last;) {
+		ssize_t n = mnl_socket_recvfrom(s->nl, buf, sizeof(buf));
+
+		if (n < 0)
+			return -errno;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; mnl_nlmsg_ok(h, (int)n);
+		     h = mnl_nlmsg_next(h, (int *)&n)) {
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+
+				if (e->error && !err)
+					err = e->error;
+				want = h->nlmsg_seq + 1;
+			}
+		}
+		if (err)
+			break;
+	}
+	return err;
+}
+
+static int run(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v, size_t n,
+	       bool destroy, bool add)
+{
+	struct mnl_nlmsg_batch *b;
+	uint32_t first, last;
+	int err;
+
+	if (!s->nl || n > ELEMS_MAX)
+		return s->nl ? -E2BIG : -EBADF;
+	if (!n)
+		return 0;
+	if (!(b = mnl_nlmsg_batch_start(s->buf, BATCH_MAX)))
+		return -ENOMEM;
+	put_msg(b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, s->seq++);
+	mnl_nlmsg_batch_next(b);
+	first = s->seq;
+	if ((destroy && !put_elems(b, NFT_MSG_DESTROYSETELEM, NLM_F_ACK, s->seq++, set, v, n, false)) ||
+	    (add && !put_elems(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_ACK, s->seq++, set, v, n,
+			       true))) {
+		mnl_nlmsg_batch_stop(b);
+		return -E2BIG;
+	}
+	last = s->seq - 1;
+	put_msg(b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, s->seq++);
+	mnl_nlmsg_batch_next(b);
+	err = exchange(s, b, first, last);
+	mnl_nlmsg_batch_stop(b);
+	if (err)
+		s->failures++;
+	return err;
+}
+
+/* Linux before 6.3 has no DESTROYSETELEM: adding alone then keeps an
+ * existing element's older timeout (the next answer after it expires adds
+ * it again). Learned once. */
+static bool no_destroy;
+
+int xb_nftset_put(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v, size_t n)
+{
+	int err;
+
+	if (!no_destroy) {
+		err = run(s, set, v, n, true, true);
+		if (err != -EOPNOTSUPP && err != -EINVAL)
+			return err;
+		if (run(s, set, v, n, false, true) != 0)
+			return err;	/* the set or the elements are wrong, not the kernel */
+		no_destroy = true;
+		log_warnx("nft: this kernel cannot delete absent set elements (Linux < 6.3): "
+			  "re-added DNS destinations keep their first timeout");
+		return 0;
+	}
+	return run(s, set, v, n, false, true);
+}
+
+int xb_nftset_remove(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v,
+		     size_t n)
+{
+	return run(s, set, v, n, true, false);
+}

@@ -1,0 +1,52 @@
+/* Adding and removing addresses in the sets of table inet xborder on the
+ * hot path: the DNS service puts every address it answers into the rules'
+ * _dns sets before the answer leaves, so this must cost microseconds, not
+ * the milliseconds of a libnftables command (parse, cache fill, then the
+ * same netlink). One netfilter netlink socket, one batch per call, built
+ * with libmnl; the batch is one nf_tables transaction, so a refresh
+ * (delete then add with the new timeout) never shows a moment without the
+ * element.
+ *
+ *   struct xb_nftset s;
+ *   xb_nftset_open(&s);
+ *   xb_nftset_add(&s, "r_erp_dns4", AF_INET, &addr, 360000);   ms; 0 = none
+ *   xb_nftset_close(&s);
+ *
+ * The table and sets are made by the compiled ruleset (policy/compile.h);
+ * adding to a set that does not exist fails with ENOENT.
+ */
+#ifndef XB_NFT_SET_H
+#define XB_NFT_SET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mnl_socket;
+
+struct xb_nftset {
+	struct mnl_socket *nl;
+	uint32_t seq, portid;
+	char *buf;		/* one batch */
+	unsigned long batches, failures;
+};
+
+/* 0, or a negative errno. */
+int xb_nftset_open(struct xb_nftset *s);
+void xb_nftset_close(struct xb_nftset *s);
+
+struct xb_nftset_elem {
+	int family;		/* AF_INET: addr is 4 bytes; AF_INET6: 16 */
+	uint8_t addr[16];
+	uint64_t timeout_ms;	/* 0: the set's default (none for our sets) */
+};
+
+/* Puts each element into set (of table inet XB_NFT_TABLE) with its
+ * timeout, replacing the timeout of one already there: added absent, and
+ * refreshed present, in one transaction. Every element must match the
+ * set's family. Returns 0 or a negative errno (nothing changed). */
+int xb_nftset_put(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v, size_t n);
+/* Removes them; absent ones are no error. 0 or a negative errno. */
+int xb_nftset_remove(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v,
+		     size_t n);
+
+#endif
