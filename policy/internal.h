@@ -31,7 +31,7 @@ void xbp_map_del(struct xb_map *m, const void *key, size_t len);
 void xbp_map_free(struct xb_map *m);
 
 struct xb_index {
-	struct xb_map groups, devices, keys, addr4, addr6, tunnels, profiles, rules;
+	struct xb_map groups, devices, keys, addr4, addr6, tunnels, profiles, rules, dns_rules;
 };
 
 /* Loading context: the policy being filled and where errors go. */
@@ -128,6 +128,8 @@ void xbp_parse_devices(struct ld *l, const config_setting_t *s);
 void xbp_parse_profiles(struct ld *l, const config_setting_t *s);
 void xbp_parse_tunnels(struct ld *l, const config_setting_t *s);
 void xbp_parse_rules(struct ld *l, const config_setting_t *s);
+void xbp_parse_dns(struct ld *l, const config_setting_t *s);
+void xbp_dns_free(struct xb_dns *d);
 /* tunnel.c: endpoint "host:port"; host a DNS name, an IPv4 or a [IPv6]
  * literal. A DNS name: labels of letters, digits and '-', the last one not
  * all digits; stored in lower case. */

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 
 static const char *const top_keys[] = {
-	"gateway", "groups", "include", "devices", "tunnels", "profiles", "rules", NULL
+	"gateway", "groups", "include", "devices", "tunnels", "profiles", "rules", "dns", NULL
 };
 
 /* Reads one document; false (reported) when it cannot be read or parsed. */
@@ -158,6 +158,8 @@ static void parse_main(struct ld *l, config_t *c)
 		xbp_parse_profiles(l, s);
 	if ((s = section(l, root, "rules", false)))
 		xbp_parse_rules(l, s);
+	if ((s = section(l, root, "dns", true)))
+		xbp_parse_dns(l, s);
 	if ((inc = section(l, root, "include", false)))
 		parse_includes(l, inc, main_top);
 }
@@ -273,6 +275,7 @@ void xb_policy_free(struct xb_policy *p)
 	free(p->tunnels);
 	free(p->profiles);
 	free(p->rules);
+	xbp_dns_free(&p->dns);
 	free(p->files);
 	free(p->path);
 	free(p->dir);

@@ -182,6 +182,65 @@ struct xb_rule {
 	size_t n_via;
 };
 
+/* The DNS service (docs/dns.md): how each query name is answered. Rules
+ * are matched by name, the most specific pattern winning (exact beats
+ * "*.name" beats ".name" at the same depth); a name no rule matches is
+ * forwarded to `upstreams', or refused when there are none. Which devices
+ * may reach the answered addresses, and by which path, is the business of
+ * the access rules' `domains': every address answered for a name is put
+ * into the _dns sets of the access rules whose domains match it. */
+enum xb_dns_action { XB_DNS_FORWARD, XB_DNS_OVERRIDE, XB_DNS_TUNNEL, XB_DNS_BLOCK };
+enum xb_dns_block { XB_DNS_BLOCK_NXDOMAIN, XB_DNS_BLOCK_REFUSED, XB_DNS_BLOCK_ADDRESS };
+
+enum xb_dns_list_format { XB_DNS_LISTFMT_DNSMASQ, XB_DNS_LISTFMT_PATTERNS, XB_DNS_LISTFMT_DOMAINS };
+
+struct xb_dns_rule {
+	struct xb_src src;
+	char *name;
+	char **domains;			/* patterns as written, lower case */
+	size_t n_domains;
+	char **lists;			/* files as written */
+	char **list_paths;		/* the same, absolute */
+	size_t n_lists;
+	enum xb_dns_list_format list_format;	/* default dnsmasq */
+	enum xb_dns_action action;
+	/* override: the answer */
+	struct in_addr *a;
+	size_t n_a;
+	struct in6_addr *aaaa;
+	size_t n_aaaa;
+	char *cname;			/* lower case, or NULL */
+	uint32_t ttl;			/* override and block answers; default 60 */
+	/* tunnel: resolved by `servers' reached through this tunnel only;
+	 * forward: by `servers' (default: the section's upstreams) */
+	struct xb_ref tunnel;
+	union wg_sockaddr *servers;	/* port 53 unless written */
+	size_t n_servers;
+	/* block: how; also what a tunnel rule answers a device that may not
+	 * reach the name (no access rule for it, or failing posture) */
+	enum xb_dns_block block;	/* default nxdomain */
+	bool has_block4, has_block6;
+	struct in_addr block4;
+	struct in6_addr block6;
+};
+
+struct xb_dns {
+	bool enabled;			/* the section is present */
+	union wg_sockaddr *upstreams;
+	size_t n_upstreams;
+	unsigned timeout_ms;		/* per try, default 1000 */
+	unsigned tries;			/* per server, default 2 */
+	unsigned grace;			/* s added to an answer's TTL in the sets, default 300 */
+	unsigned cache_size;		/* entries, default 100000; 0: no cache */
+	unsigned ttl_max;		/* default 86400 */
+	unsigned negative_ttl_max;	/* default 3600 */
+	char *query_log;		/* as written, or NULL */
+	char *query_log_path;		/* absolute */
+	unsigned long query_log_max;	/* bytes before rotation, default 64 MiB */
+	struct xb_dns_rule *rules;
+	size_t n_rules;
+};
+
 struct xb_index;
 
 struct xb_policy {
@@ -200,6 +259,7 @@ struct xb_policy {
 	size_t n_profiles;
 	struct xb_rule *rules;
 	size_t n_rules;
+	struct xb_dns dns;
 	struct xb_index *index;		/* name, key and address lookups */
 };
 

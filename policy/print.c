@@ -262,6 +262,114 @@ static void print_rule(const struct xb_rule *r, FILE *out)
 	fputs(r->n_via ? " ];\n  }" : "  }", out);
 }
 
+static void servers(FILE *out, const char *pre, const char *key, const union wg_sockaddr *v,
+		    size_t n)
+{
+	char sb[80];
+
+	for (size_t i = 0; i < n; i++) {
+		list_item(out, pre, key, i);
+		wg_endpoint_format(sb, sizeof(sb), &v[i]);
+		fprintf(out, "\"%s\"", sb);
+	}
+	if (n)
+		fputs(" ];\n", out);
+}
+
+static void dns_answer(const struct xb_dns_rule *r, FILE *out)
+{
+	const char *in = "      ";
+	size_t k = 0;
+	char ab[64];
+
+	for (size_t i = 0; i < r->n_a; i++, k++) {
+		list_item(out, in, "answer", k);
+		xbp_addr_format(ab, sizeof(ab), AF_INET, &r->a[i]);
+		fprintf(out, "\"%s\"", ab);
+	}
+	for (size_t i = 0; i < r->n_aaaa; i++, k++) {
+		list_item(out, in, "answer", k);
+		xbp_addr_format(ab, sizeof(ab), AF_INET6, &r->aaaa[i]);
+		fprintf(out, "\"%s\"", ab);
+	}
+	if (k)
+		fputs(" ];\n", out);
+	if (r->cname)
+		kv_str(out, in, "cname", r->cname, "\n");
+}
+
+static void dns_block(const struct xb_dns_rule *r, FILE *out)
+{
+	char ab[64];
+
+	if (r->block != XB_DNS_BLOCK_ADDRESS) {
+		fprintf(out, "      block = \"%s\";\n",
+			r->block == XB_DNS_BLOCK_NXDOMAIN ? "nxdomain" : "refused");
+		return;
+	}
+	fputs("      block = [ ", out);
+	if (r->has_block4) {
+		xbp_addr_format(ab, sizeof(ab), AF_INET, &r->block4);
+		fprintf(out, "\"%s\"%s", ab, r->has_block6 ? ", " : "");
+	}
+	if (r->has_block6) {
+		xbp_addr_format(ab, sizeof(ab), AF_INET6, &r->block6);
+		fprintf(out, "\"%s\"", ab);
+	}
+	fputs(" ];\n", out);
+}
+
+static void print_dns_rule(const struct xb_dns_rule *r, FILE *out)
+{
+	static const char *const action[] = { "forward", "override", "tunnel", "block" };
+	static const char *const fmt[] = { "dnsmasq", "patterns", "domains" };
+	const char *in = "      ";
+
+	fputs("    {\n", out);
+	if (r->name)
+		kv_str(out, in, "name", r->name, "\n");
+	strs(out, in, "domains", r->domains, r->n_domains);
+	strs(out, in, "lists", r->lists, r->n_lists);
+	if (r->n_lists)
+		fprintf(out, "%slist_format = \"%s\";\n", in, fmt[r->list_format]);
+	fprintf(out, "%saction = \"%s\";\n", in, action[r->action]);
+	if (r->action == XB_DNS_OVERRIDE)
+		dns_answer(r, out);
+	if (r->action == XB_DNS_OVERRIDE || r->action == XB_DNS_BLOCK)
+		fprintf(out, "%sttl = %u;\n", in, r->ttl);
+	if (r->action == XB_DNS_TUNNEL)
+		kv_str(out, in, "tunnel", r->tunnel.name, "\n");
+	servers(out, in, "servers", r->servers, r->n_servers);
+	if (r->action == XB_DNS_TUNNEL || r->action == XB_DNS_BLOCK)
+		dns_block(r, out);
+	fputs("    }", out);
+}
+
+static void print_dns(const struct xb_dns *d, FILE *out)
+{
+	const char *in = "  ";
+
+	if (!d->enabled)
+		return;
+	fputs("dns = {\n", out);
+	servers(out, in, "upstreams", d->upstreams, d->n_upstreams);
+	fprintf(out, "  timeout = %u;\n  tries = %u;\n  grace = %u;\n  cache_size = %u;\n"
+		"  ttl_max = %u;\n  negative_ttl_max = %u;\n", d->timeout_ms, d->tries, d->grace,
+		d->cache_size, d->ttl_max, d->negative_ttl_max);
+	if (d->query_log)
+		kv_str(out, in, "query_log", d->query_log, "\n");
+	fprintf(out, "  query_log_max = %luL;\n", d->query_log_max);
+	if (d->n_rules) {
+		fputs("  rules = (\n", out);
+		for (size_t i = 0; i < d->n_rules; i++) {
+			print_dns_rule(&d->rules[i], out);
+			fputs(i + 1 < d->n_rules ? ",\n" : "\n", out);
+		}
+		fputs("  );\n", out);
+	}
+	fputs("};\n", out);
+}
+
 /* Prints a "KEY = ( ... );" section, calling fn for each element. */
 #define SECTION(out, key, v, n, fn)                                         \
 	do {                                                               \
@@ -290,6 +398,7 @@ void xb_policy_print(const struct xb_policy *p, FILE *out)
 	SECTION(out, "tunnels", p->tunnels, p->n_tunnels, print_tunnel);
 	SECTION(out, "profiles", p->profiles, p->n_profiles, print_profile);
 	SECTION(out, "rules", p->rules, p->n_rules, print_rule);
+	print_dns(&p->dns, out);
 }
 
 /* libconfig text of any setting: groups, lists, arrays and scalars. */

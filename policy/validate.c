@@ -313,6 +313,20 @@ static void check_rules(struct ld *l, const struct table *t)
 	}
 }
 
+static void check_dns(struct ld *l, const struct table *tunnels)
+{
+	struct xb_dns *d = &l->p->dns;
+	char w[WHAT_MAX];
+
+	for (size_t i = 0; i < d->n_rules; i++) {
+		struct xb_dns_rule *r = &d->rules[i];
+
+		what_of(w, sizeof(w), "dns rule", r->name);
+		if (r->tunnel.name)
+			resolve(l, r->src, w, "tunnel", tunnels, &r->tunnel, 1);
+	}
+}
+
 #define TABLE(kind, arr, n, type, map) \
 	{ kind, arr, n, sizeof(type), offsetof(type, name), map, !strcmp(kind, "tunnel") }
 
@@ -331,6 +345,7 @@ void xbp_validate(struct ld *l)
 		TABLE("tunnel", p->tunnels, p->n_tunnels, struct xb_tunnel, &x->tunnels),
 		TABLE("posture profile", p->profiles, p->n_profiles, struct xb_profile, &x->profiles),
 		TABLE("rule", p->rules, p->n_rules, struct xb_rule, &x->rules),
+		TABLE("dns rule", p->dns.rules, p->dns.n_rules, struct xb_dns_rule, &x->dns_rules),
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
@@ -339,6 +354,7 @@ void xbp_validate(struct ld *l)
 	check_devices(l, &t[0]);
 	check_tunnels(l);
 	check_rules(l, t);
+	check_dns(l, &t[2]);
 }
 
 void xbp_index_free(struct xb_index *x)
@@ -353,6 +369,7 @@ void xbp_index_free(struct xb_index *x)
 	xbp_map_free(&x->tunnels);
 	xbp_map_free(&x->profiles);
 	xbp_map_free(&x->rules);
+	xbp_map_free(&x->dns_rules);
 	free(x);
 }
 
