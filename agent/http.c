@@ -56,7 +56,7 @@ static bool status_line(const char *p, size_t n, int *status)
 	if (n > 12 && p[12] != ' ')
 		return false;
 	*status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-	return *status >= 100;
+	return *status >= 100 && *status <= 599;
 }
 
 struct head {

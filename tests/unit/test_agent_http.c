@@ -58,6 +58,7 @@ TEST(malformed)
 		"HTTP/2 200 OK\r\n\r\n",
 		"HTTP/1.1 20 OK\r\n\r\n",
 		"HTTP/1.1 099 X\r\n\r\n",
+		"HTTP/1.1 611 X\r\n\r\n",
 		"HTTP/1.1 200OK\r\n\r\n",
 		"SSH-2.0-OpenSSH\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
