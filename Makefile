@@ -45,26 +45,33 @@ endif
 LIB_SRCS := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c gateway/*.c ctl/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libxborder.a
+# The device agent (xborder-posture): its own archive, kept out of the
+# gateway's library; linked into xborder-posture and the unit tests.
+AGENT_SRCS := $(filter-out %_main.c,$(wildcard agent/*.c))
+AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o)
+AGENT_LIB  := $(BUILD)/libxbagent.a
 # Test tools' engines, linked into the unit tests that check them.
 TLIB_SRCS := tests/lib/check.c tests/lib/wgtest.c tests/tools/impair.c
 TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
-PROGS    := xborder-wg xb-impair xb-pkt xborderd xborderctl xb-ctlfake
+PROGS    := xborder-wg xb-impair xb-pkt xborderd xborderctl xb-ctlfake xborder-posture xb-gwfake
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
 SRC_xb-pkt    := tests/tools/pkt_main.c
 SRC_xborderd := gateway/xborderd_main.c
 SRC_xborderctl := ctl/xborderctl_main.c
 SRC_xb-ctlfake := tests/tools/ctlfake_main.c
+SRC_xborder-posture := agent/xborder-posture_main.c $(AGENT_SRCS)
+SRC_xb-gwfake := tests/tools/gwfake_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 ALL_OBJS := $(LIB_OBJS) $(foreach p,$(PROGS),$(SRC_$(p):%.c=$(BUILD)/%.o)) \
-            $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(TLIB_OBJS)
+            $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(TLIB_OBJS) $(AGENT_OBJS)
 
 .SECONDARY:
 .PHONY: all test deps deps-auto clean fuzz bench demo example-keys
@@ -99,12 +106,17 @@ $(BUILD)/bin/$(1): $(SRC_$(1):%.c=$(BUILD)/%.o) $(LIB)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 
+$(AGENT_LIB): $(AGENT_OBJS)
+	$(say) AR $@
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
 $(TLIB): $(TLIB_OBJS)
 	$(say) AR $@
 	$(Q)rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TLIB) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TLIB) $(AGENT_LIB) $(LIB)
 	$(say) LD $@
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)

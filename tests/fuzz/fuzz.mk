@@ -9,7 +9,8 @@ FCFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefi
             -fno-sanitize-recover=undefined $(shell pkg-config --cflags libsodium jansson)
 FLIBS    := $(shell pkg-config --libs libsodium jansson) -lpthread -lm
 LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c)) gateway/control.c \
-            gateway/dns_match.c gateway/dns_list.c policy/errors.c $(wildcard gateway/dns_wire*.c)
+            gateway/dns_match.c gateway/dns_list.c policy/errors.c $(wildcard gateway/dns_wire*.c) \
+            agent/http.c
 TARGETS  := $(patsubst tests/fuzz/%.c,$(FBUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: fuzz-all

@@ -1,0 +1,37 @@
+/* A minimal HTTP/1.1 client for the agent's two fixed exchanges with the
+ * gateway (GET /v1/nonce, POST /v1/report): plain HTTP inside the WireGuard
+ * tunnel, one request per connection ("Connection: close"), every size and
+ * every wait bounded. Why not libcurl: docs/posture.md, "The Linux agent".
+ */
+#ifndef XB_AGENT_HTTP_H
+#define XB_AGENT_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The whole response, headers included, may not exceed this. */
+#define XBA_HTTP_MAX (96 * 1024)
+
+struct xba_http_resp {
+	int status;		/* 100..599 */
+	char *body;		/* NUL-terminated, owned; may hold NULs before len */
+	size_t len;
+};
+
+/* Send one request and read its response within timeout_ms in all. On
+ * failure returns -1 and says why in err (connect refused, timed out, bad
+ * answer...). */
+int xba_http_request(const char *host, uint16_t port, unsigned timeout_ms,
+		     const char *method, const char *path, const char *body,
+		     size_t body_len, struct xba_http_resp *resp, char *err, size_t errlen);
+
+/* Parse the response bytes received so far: 0 complete (resp filled), 1
+ * more are needed, -1 malformed (err says why). eof: the server has closed,
+ * which ends a body that has neither length nor chunks. */
+int xba_http_parse(const char *buf, size_t len, bool eof, struct xba_http_resp *resp,
+		   char *err, size_t errlen);
+
+void xba_http_resp_free(struct xba_http_resp *resp);
+
+#endif
