@@ -21,6 +21,8 @@ libsodium-dev:pc:libsodium
 libconfig-dev:pc:libconfig
 libnftables-dev:pc:libnftables
 libjansson-dev:pc:jansson
+libsqlite3-dev:pc:sqlite3
+libmicrohttpd-dev:pc:libmicrohttpd
 iproute2:cmd:ip
 iputils-ping:cmd:ping
 nftables:cmd:nft
