@@ -32,6 +32,7 @@ wireguard-go:cmd:wireguard-go
 iperf3:cmd:iperf3
 tcpdump:cmd:tcpdump
 jq:cmd:jq
+sqlite3:cmd:sqlite3
 "
 FUZZ_PKGS="
 clang:cmd:clang
