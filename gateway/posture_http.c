@@ -503,11 +503,11 @@ static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool
 	snprintf(l->name, sizeof(l->name), v6 ? "[%s]:%u" : "%s:%u", addr, port);
 	l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), 0,
 				NULL, NULL, handle, l,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,	/* first */
 				MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
 				MHD_OPTION_NOTIFY_COMPLETED, done, l,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
 				MHD_OPTION_END);
 	if (!l->d) {
 		log_warnx("posture %s: libmicrohttpd would not start", l->name);
@@ -606,6 +606,17 @@ void xb_psvc_process(struct xb_psvc *s)
 	for (size_t i = 0; i < s->n_lsn; i++)
 		MHD_run(s->lsn[i].d);
 	arm(s);
+}
+
+size_t xb_psvc_conns(const struct xb_psvc *s)
+{
+	const union MHD_DaemonInfo *di;
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_lsn; i++)
+		if ((di = MHD_get_daemon_info(s->lsn[i].d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)))
+			n += di->num_connections;
+	return n;
 }
 
 void xb_psvc_close(struct xb_psvc *s)

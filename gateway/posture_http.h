@@ -82,6 +82,10 @@ struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_p
 int xb_psvc_fd(const struct xb_psvc *s);
 /* Non-blocking: accept, read, answer, time out. */
 void xb_psvc_process(struct xb_psvc *s);
+/* Connections open now, all addresses (for status and tests). Beyond
+ * max_conns on an address, new connections wait in the kernel's listen
+ * backlog until one closes. */
+size_t xb_psvc_conns(const struct xb_psvc *s);
 void xb_psvc_close(struct xb_psvc *s);
 
 #endif
