@@ -599,9 +599,10 @@ void xb_psvc_process(struct xb_psvc *s)
 	uint64_t ticks;
 	int n = epoll_wait(s->epfd, evs, 8, 0);
 
+	/* The timer is only a wake-up: read it to clear it; EAGAIN is fine. */
 	for (int i = 0; i < n; i++)
-		if (evs[i].data.u64 == UINT64_MAX)
-			ticks = read(s->tfd, &ticks, sizeof(ticks));	/* only clears it */
+		if (evs[i].data.u64 == UINT64_MAX && read(s->tfd, &ticks, sizeof(ticks)) < 0)
+			continue;
 	/* Cheap when idle: each daemon polls its own epoll set without waiting. */
 	for (size_t i = 0; i < s->n_lsn; i++)
 		MHD_run(s->lsn[i].d);
