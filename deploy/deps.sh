@@ -21,6 +21,8 @@ libsodium-dev:pc:libsodium
 libconfig-dev:pc:libconfig
 libnftables-dev:pc:libnftables
 libjansson-dev:pc:jansson
+libsqlite3-dev:pc:sqlite3
+libmicrohttpd-dev:pc:libmicrohttpd
 iproute2:cmd:ip
 iputils-ping:cmd:ping
 nftables:cmd:nft
@@ -31,6 +33,7 @@ iperf3:cmd:iperf3
 tcpdump:cmd:tcpdump
 jq:cmd:jq
 time:cmd:/usr/bin/time
+sqlite3:cmd:sqlite3
 "
 FUZZ_PKGS="
 clang:cmd:clang

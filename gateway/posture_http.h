@@ -1,0 +1,91 @@
+/* The posture service's HTTP endpoint (docs/posture.md, "Reporting
+ * endpoint"): devices fetch a nonce and post reports over their WireGuard
+ * tunnel; an MDM pushes attributes on a separate admin address.
+ *
+ *   GET  /v1/nonce       200 {"nonce":"<32 hex>","expires_in":60}
+ *   POST /v1/report      200 {"accepted":true,"seq":N, ...on_report's reply}
+ *   POST /v1/attributes  200 {"accepted":true,"stored":N}     (admin address only)
+ *
+ * Every error is {"error":"one line"} with its status: 400 malformed, 401
+ * stale or unknown nonce, 403 not a device address, 404, 405, 409 replayed
+ * seq, 413 body over 64 KiB, 415 not application/json, 422 refused by the
+ * daemon, 503 nonce table full or store failing.
+ *
+ * A report is checked in this order, and nothing of it is stored unless all
+ * pass: the peer address is a device's (device_for), the body is a JSON
+ * object with an integer "seq" above the device's last accepted one, its
+ * "nonce" was issued to this device, is unexpired and unused (the check uses
+ * the nonce up), on_report accepts it; then it is committed to the store,
+ * and only after the commit is it acknowledged.
+ *
+ * Plain HTTP/1.1 (libmicrohttpd): WireGuard already encrypts the device side
+ * and binds the source address to the device's key. Everything runs in the
+ * caller's thread: poll xb_psvc_fd() (an epoll fd, nests in the daemon's
+ * epoll set) and call xb_psvc_process() when it is readable.
+ */
+#ifndef XB_POSTURE_HTTP_H
+#define XB_POSTURE_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/jsonlog.h"
+#include "gateway/posture_store.h"
+
+#define XB_PSVC_PORT 8443
+#define XB_PSVC_MAX_BODY (64u << 10)	/* bytes of a request body */
+#define XB_PSVC_MAX_CONNS 256		/* per listening address */
+#define XB_PSVC_TIMEOUT_S 5		/* a connection idle this long is closed */
+#define XB_PSVC_NONCE_TTL_S 60
+#define XB_PSVC_NONCES_PER_DEVICE 4
+#define XB_PSVC_NONCES 65536		/* issued per ttl, all devices */
+#define XB_PSVC_MAX_LISTEN 4
+
+struct xb_psvc_ops {
+	/* The device whose tunnel address peer is, or NULL. */
+	const char *(*device_for)(void *ctx, const struct sockaddr *peer);
+	/* Evaluate a report (borrowed). 0 accepts: *reply may be set to a new
+	 * JSON object whose members are added to the 200 answer. Non-zero
+	 * refuses with err (one line): 422, nothing stored. */
+	int (*on_report)(void *ctx, const char *device, json_t *report, json_t **reply,
+			 char *err, size_t errlen);
+	/* Verify and parse an MDM push (sig: the X-Xborder-Signature header,
+	 * NULL when absent). 0 accepts: *attrs is a new JSON array of
+	 * {"device":s,"key":s,"value":any,"expires_at":ms (optional),"source":s}
+	 * to store. Non-zero refuses with err: that status when it is 400..499,
+	 * else 422. May be NULL when there is no admin address. */
+	int (*on_push)(void *ctx, const char *body, size_t len, const char *sig,
+		       json_t **attrs, char *err, size_t errlen);
+};
+
+struct xb_psvc_config {
+	const char *listen[XB_PSVC_MAX_LISTEN];	/* device-side addresses, IPv4 or IPv6 */
+	uint16_t port;				/* 0: XB_PSVC_PORT */
+	const char *admin;			/* admin address, NULL: off */
+	uint16_t admin_port;			/* 0: XB_PSVC_PORT */
+	unsigned max_conns;			/* 0: the defaults above, here and below */
+	unsigned timeout_s;
+	unsigned nonce_ttl_s;
+	unsigned nonces_per_device;
+	unsigned nonces;
+};
+
+struct xb_psvc;
+
+/* Listen on every address (bound even before the address exists: freebind).
+ * ops, ctx and store must outlive the service; audit (may be NULL) gets one
+ * line per report and push, accepted or not. NULL with the reason logged. */
+struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_psvc_ops *ops,
+			     void *ctx, struct xb_pstore *store, struct xb_jsonlog *audit);
+int xb_psvc_fd(const struct xb_psvc *s);
+/* Non-blocking: accept, read, answer, time out. */
+void xb_psvc_process(struct xb_psvc *s);
+/* Connections open now, all addresses (for status and tests). Beyond
+ * max_conns on an address, new connections wait in the kernel's listen
+ * backlog until one closes. */
+size_t xb_psvc_conns(const struct xb_psvc *s);
+void xb_psvc_close(struct xb_psvc *s);
+
+#endif

@@ -1,0 +1,522 @@
+/* The posture endpoint in a private network namespace, driven from this
+ * thread with raw HTTP/1.1 over TCP: the test writes a request, then runs
+ * xb_psvc_process() until the server closes the connection (Connection:
+ * close), a bounded number of rounds.
+ *
+ *   lo:         192.0.2.1 (gateway, reports)   192.0.2.2 alice   192.0.2.3 bob
+ *               198.51.100.9 (no device)        203.0.113.1 (admin, pushes)
+ */
+#include "tests/lib/check.h"
+#include "common/clock.h"
+#include "gateway/posture_http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64], dbpath[128];
+static struct xb_pstore *store;
+static struct xb_psvc *svc;
+static char resp[128 << 10];	/* the last response's body */
+
+static const char *device_for(void *ctx, const struct sockaddr *sa)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+	char a[INET_ADDRSTRLEN];
+
+	(void)ctx;
+	if (sa->sa_family != AF_INET)
+		return NULL;
+	inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+	return !strcmp(a, "192.0.2.2") ? "alice" : !strcmp(a, "192.0.2.3") ? "bob" : NULL;
+}
+
+static int on_report(void *ctx, const char *device, json_t *report, json_t **reply, char *err,
+		     size_t errlen)
+{
+	(void)ctx, (void)device;
+	if (json_is_true(json_object_get(report, "refuse"))) {
+		snprintf(err, errlen, "disk encryption: expected on, saw off");
+		return 1;
+	}
+	*reply = json_pack("{s:s, s:b}", "posture", "pass", "accepted", 0);	/* cannot override */
+	return 0;
+}
+
+static int on_push(void *ctx, const char *body, size_t len, const char *sig, json_t **attrs,
+		   char *err, size_t errlen)
+{
+	(void)ctx, (void)body, (void)len;
+	if (!sig || strcmp(sig, "Z29vZA==")) {
+		snprintf(err, errlen, "bad signature");
+		return 401;
+	}
+	*attrs = json_pack("[{s:s, s:s, s:s, s:I, s:s}]", "device", "alice", "key", "edr",
+			   "value", "healthy", "expires_at", (json_int_t)9999999999999, "source",
+			   "mdm-key-1");
+	return 0;
+}
+
+static const struct xb_psvc_ops ops = { device_for, on_report, on_push };
+
+static void netns(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	xb_test_private_netns();
+	/* This kernel has no dummy links: the addresses go on lo. */
+	CHECK(system("ip addr add 192.0.2.1/32 dev lo && ip addr add 192.0.2.2/32 dev lo"
+		     " && ip addr add 192.0.2.3/32 dev lo && ip addr add 198.51.100.9/32 dev lo"
+		     " && ip addr add 203.0.113.1/32 dev lo") == 0);
+	done = true;
+}
+
+static void start_cfg(struct xb_psvc_config *cfg)
+{
+	char err[256];
+
+	netns();
+	strcpy(dir, "/tmp/xb-test-psvc.XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(dbpath, sizeof(dbpath), "%s/posture.db", dir);
+	store = xb_pstore_open(dbpath, 0, err, sizeof(err));
+	CHECK(store != NULL);
+	svc = xb_psvc_open(cfg, &ops, NULL, store, NULL);
+	CHECK(svc != NULL);
+}
+
+static void start(void)
+{
+	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .admin = "203.0.113.1",
+				      .admin_port = 9443 };
+	start_cfg(&cfg);
+}
+
+static void stop(void)
+{
+	char cmd[128];
+
+	xb_psvc_close(svc);
+	xb_pstore_close(store);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+}
+
+static void pump(int ms)
+{
+	struct pollfd p = { .fd = xb_psvc_fd(svc), .events = POLLIN };
+
+	if (poll(&p, 1, ms) > 0)
+		xb_psvc_process(svc);
+}
+
+/* A non-blocking TCP connection from src to dst:port. */
+static int dial(const char *src, const char *dst, uint16_t port)
+{
+	struct sockaddr_in s = { .sin_family = AF_INET }, d = { .sin_family = AF_INET,
+								 .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	CHECK(fd >= 0);
+	inet_pton(AF_INET, src, &s.sin_addr);
+	inet_pton(AF_INET, dst, &d.sin_addr);
+	CHECK(bind(fd, (struct sockaddr *)&s, sizeof(s)) == 0);
+	CHECK(connect(fd, (struct sockaddr *)&d, sizeof(d)) == 0 || errno == EINPROGRESS);
+	return fd;
+}
+
+/* Send raw bytes, serving meanwhile; then read until the server closes. The
+ * status; the body in resp. */
+static int exchange(int fd, const char *req, size_t len)
+{
+	static char buf[sizeof(resp) + 4096];
+	size_t off = 0, got = 0;
+	const char *body;
+	int status = -1;
+
+	for (int round = 0; round < 2000; round++) {
+		ssize_t n;
+
+		if (off < len && (n = send(fd, req + off, len - off, MSG_NOSIGNAL)) > 0)
+			off += (size_t)n;
+		pump(1);
+		n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != ENOTCONN))
+			break;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	sscanf(buf, "HTTP/1.1 %d", &status);
+	body = strstr(buf, "\r\n\r\n");
+	snprintf(resp, sizeof(resp), "%s", body ? body + 4 : "");
+	return status;
+}
+
+static int http(const char *src, const char *dst, uint16_t port, const char *method,
+		const char *path, const char *headers, const char *body)
+{
+	static char req[sizeof(resp) + 1024];
+	int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s",
+			 method, path, headers ? headers : "");
+
+	if (body)
+		n += snprintf(req + n, sizeof(req) - (size_t)n,
+			      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+			      strlen(body), body);
+	else
+		n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
+	return exchange(dial(src, dst, port), req, (size_t)n);
+}
+
+static int get(const char *src, const char *path)
+{
+	return http(src, "192.0.2.1", 8443, "GET", path, NULL, NULL);
+}
+
+static int post(const char *src, const char *body)
+{
+	return http(src, "192.0.2.1", 8443, "POST", "/v1/report", NULL, body);
+}
+
+/* A fresh nonce for src into out (33 bytes). */
+static void nonce(const char *src, char *out)
+{
+	json_t *j;
+
+	CHECK_INT(get(src, "/v1/nonce"), ==, 200);
+	j = json_loads(resp, 0, NULL);
+	CHECK(j != NULL);
+	CHECK_INT(json_integer_value(json_object_get(j, "expires_in")), ==, 60);
+	snprintf(out, 33, "%s", json_string_value(json_object_get(j, "nonce")));
+	CHECK_INT(strlen(out), ==, 32);
+	CHECK_INT(strspn(out, "0123456789abcdef"), ==, 32);
+	json_decref(j);
+}
+
+static int report(const char *src, long seq, const char *nonce_hex, const char *extra)
+{
+	char body[512];
+
+	snprintf(body, sizeof(body), "{\"seq\":%ld,\"nonce\":\"%s\",\"os\":\"macos 14.5\"%s}", seq,
+		 nonce_hex, extra ? extra : "");
+	return post(src, body);
+}
+
+static int64_t last_seq(const char *device)
+{
+	int64_t seq = -1;
+
+	return xb_pstore_last_seq(store, device, &seq) == 1 ? seq : -1;
+}
+
+TEST(nonce_then_report_accepted)
+{
+	char n[33];
+
+	start();
+	nonce("192.0.2.2", n);
+	CHECK_INT(report("192.0.2.2", 17, n, NULL), ==, 200);
+	CHECK_STR(resp, "{\"accepted\":true,\"seq\":17,\"posture\":\"pass\"}");
+	CHECK_INT(last_seq("alice"), ==, 17);
+	CHECK_INT(last_seq("bob"), ==, -1);
+	stop();
+}
+
+TEST(replayed_seq_conflicts)
+{
+	char n[33];
+
+	start();
+	nonce("192.0.2.2", n);
+	CHECK_INT(report("192.0.2.2", 18, n, NULL), ==, 200);
+	nonce("192.0.2.2", n);
+	CHECK_INT(report("192.0.2.2", 17, n, NULL), ==, 409);
+	CHECK_STR(resp, "{\"error\":\"seq 17 is not above 18\"}");
+	CHECK_INT(report("192.0.2.2", 18, n, NULL), ==, 409);
+	/* The refused report did not use the nonce up. */
+	CHECK_INT(report("192.0.2.2", 19, n, NULL), ==, 200);
+	CHECK_INT(last_seq("alice"), ==, 19);
+	stop();
+}
+
+TEST(nonce_single_use_and_bound_to_device)
+{
+	char n[33], nb[33];
+
+	start();
+	nonce("192.0.2.2", n);
+	nonce("192.0.2.3", nb);
+	CHECK_INT(report("192.0.2.2", 1, nb, NULL), ==, 401);	/* bob's nonce */
+	CHECK_STR(resp, "{\"error\":\"stale or unknown nonce\"}");
+	CHECK_INT(report("192.0.2.2", 1, "00112233445566778899aabbccddeeff", NULL), ==, 401);
+	CHECK_INT(report("192.0.2.2", 1, "not hex", NULL), ==, 401);
+	CHECK_INT(report("192.0.2.2", 1, n, NULL), ==, 200);
+	CHECK_INT(report("192.0.2.2", 2, n, NULL), ==, 401);	/* used */
+	CHECK_INT(report("192.0.2.3", 1, nb, NULL), ==, 200);	/* bob's still good */
+	CHECK_INT(last_seq("alice"), ==, 1);
+	stop();
+}
+
+TEST(nonce_expires)
+{
+	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .nonce_ttl_s = 1 };
+	char n[33];
+
+	start_cfg(&cfg);
+	CHECK_INT(get("192.0.2.2", "/v1/nonce"), ==, 200);
+	CHECK(strstr(resp, "\"expires_in\":1") != NULL);
+	snprintf(n, sizeof(n), "%.32s", strstr(resp, "\"nonce\":\"") + 9);
+	usleep(1100 * 1000);
+	CHECK_INT(report("192.0.2.2", 1, n, NULL), ==, 401);
+	CHECK_INT(last_seq("alice"), ==, -1);
+	stop();
+}
+
+/* Per device at most 4 unused nonces: the fifth evicts the oldest. */
+TEST(nonces_bounded_per_device)
+{
+	char n[6][33];
+
+	start();
+	for (int i = 0; i < 6; i++)
+		nonce("192.0.2.2", n[i]);
+	CHECK_INT(report("192.0.2.2", 1, n[0], NULL), ==, 401);
+	CHECK_INT(report("192.0.2.2", 1, n[1], NULL), ==, 401);
+	CHECK_INT(report("192.0.2.2", 1, n[2], NULL), ==, 200);
+	CHECK_INT(report("192.0.2.2", 2, n[5], NULL), ==, 200);
+	stop();
+}
+
+TEST(unknown_address_forbidden)
+{
+	start();
+	CHECK_INT(get("198.51.100.9", "/v1/nonce"), ==, 403);
+	CHECK_STR(resp, "{\"error\":\"not a device address\"}");
+	CHECK_INT(post("198.51.100.9", "{\"seq\":1,\"nonce\":\"x\"}"), ==, 403);
+	stop();
+}
+
+TEST(malformed_json_bad_request)
+{
+	char n[33];
+
+	start();
+	nonce("192.0.2.2", n);
+	CHECK_INT(post("192.0.2.2", "{\"seq\": 1,\n \"nonce\": }"), ==, 400);
+	CHECK(strstr(resp, "malformed JSON: ") != NULL);
+	CHECK(strstr(resp, "line 2 column") != NULL);
+	CHECK_INT(post("192.0.2.2", "[1,2]"), ==, 400);
+	CHECK_STR(resp, "{\"error\":\"the body is not a JSON object\"}");
+	CHECK_INT(post("192.0.2.2", "{\"seq\":\"1\",\"nonce\":\"x\"}"), ==, 400);
+	CHECK_INT(post("192.0.2.2", "{\"seq\":1,\"seq\":2}"), ==, 400);	/* duplicate key */
+	CHECK_INT(post("192.0.2.2", ""), ==, 400);
+	CHECK_INT(http("192.0.2.2", "192.0.2.1", 8443, "POST", "/v1/report",
+		       "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", NULL), ==, 415);
+	/* None of it used the nonce up or stored anything. */
+	CHECK_INT(report("192.0.2.2", 1, n, NULL), ==, 200);
+	stop();
+}
+
+TEST(oversized_body)
+{
+	static char big[70000 + 64];
+	char req[256];
+	int fd, n;
+
+	start();
+	memset(big, ' ', sizeof(big) - 1);
+	big[0] = '{';
+	big[sizeof(big) - 2] = '}';
+	CHECK_INT(post("192.0.2.2", big), ==, 413);
+	CHECK(strstr(resp, "body over 65536 bytes") != NULL);
+	/* Chunked, without a length: read, dropped, answered 413 at the end. */
+	fd = dial("192.0.2.2", "192.0.2.1", 8443);
+	n = snprintf(req, sizeof(req), "POST /v1/report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+		     "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+	static char chunked[80000];
+	size_t len = (size_t)n;
+
+	memcpy(chunked, req, len);
+	for (int i = 0; i < 7; i++) {
+		len += (size_t)sprintf(chunked + len, "2710\r\n");	/* 10000 bytes */
+		memset(chunked + len, ' ', 10000);
+		len += 10000;
+		len += (size_t)sprintf(chunked + len, "\r\n");
+	}
+	len += (size_t)sprintf(chunked + len, "0\r\n\r\n");
+	CHECK_INT(exchange(fd, chunked, len), ==, 413);
+	stop();
+}
+
+TEST(wrong_method_or_path)
+{
+	start();
+	CHECK_INT(get("192.0.2.2", "/v1/report"), ==, 405);
+	CHECK_STR(resp, "{\"error\":\"method not allowed\"}");
+	CHECK_INT(http("192.0.2.2", "192.0.2.1", 8443, "POST", "/v1/nonce", NULL, "{}"), ==, 405);
+	CHECK_INT(get("192.0.2.2", "/"), ==, 404);
+	CHECK_INT(get("192.0.2.2", "/v1/nonce/../report"), ==, 404);
+	CHECK_STR(resp, "{\"error\":\"no such resource\"}");
+	/* The admin route exists only on the admin address, and vice versa. */
+	CHECK_INT(http("192.0.2.2", "192.0.2.1", 8443, "POST", "/v1/attributes", NULL, "{}"), ==,
+		  404);
+	CHECK_INT(http("192.0.2.2", "203.0.113.1", 9443, "GET", "/v1/nonce", NULL, NULL), ==, 404);
+	stop();
+}
+
+TEST(refused_report_not_stored)
+{
+	char n[33];
+
+	start();
+	nonce("192.0.2.2", n);
+	CHECK_INT(report("192.0.2.2", 5, n, ",\"refuse\":true"), ==, 422);
+	CHECK_STR(resp, "{\"error\":\"disk encryption: expected on, saw off\"}");
+	CHECK_INT(last_seq("alice"), ==, -1);
+	nonce("192.0.2.2", n);
+	CHECK_INT(report("192.0.2.2", 5, n, NULL), ==, 200);	/* seq 5 still free */
+	stop();
+}
+
+static int attr_seen(void *ctx, const struct xb_pattr *a)
+{
+	snprintf(ctx, 256, "%s %s=%s %s", a->device, a->key, a->value, a->source);
+	return 0;
+}
+
+TEST(attribute_push)
+{
+	char seen[256] = "";
+
+	start();
+	CHECK_INT(http("203.0.113.1", "203.0.113.1", 9443, "POST", "/v1/attributes",
+		       "X-Xborder-Signature: YmFk\r\n", "{\"any\":1}"), ==, 401);
+	CHECK_STR(resp, "{\"error\":\"bad signature\"}");
+	xb_pstore_foreach_attr(store, 0, attr_seen, seen);
+	CHECK_STR(seen, "");
+	CHECK_INT(http("203.0.113.1", "203.0.113.1", 9443, "POST", "/v1/attributes",
+		       "X-Xborder-Signature: Z29vZA==\r\n", "{\"any\":1}"), ==, 200);
+	CHECK_STR(resp, "{\"accepted\":true,\"stored\":1}");
+	xb_pstore_foreach_attr(store, 0, attr_seen, seen);
+	CHECK_STR(seen, "alice edr=\"healthy\" mdm-key-1");
+	stop();
+}
+
+/* With 4 connections allowed per address, 10 idle clients: never more than
+ * 4 held, the rest wait in the listen backlog; with a 1 s timeout all are
+ * closed in turn within about 3 s, and the service answers again. */
+TEST(connections_bounded)
+{
+	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .max_conns = 4, .timeout_s = 1 };
+	int fd[10], closed = 0;
+	size_t most = 0;
+	uint64_t t0;
+	char c;
+
+	start_cfg(&cfg);
+	for (int i = 0; i < 10; i++)
+		fd[i] = dial("192.0.2.2", "192.0.2.1", 8443);
+	t0 = clock_mono_ns();
+	for (int round = 0; round < 600 && closed < 10; round++) {
+		pump(10);
+		if (xb_psvc_conns(svc) > most)
+			most = xb_psvc_conns(svc);
+		closed = 0;
+		for (int i = 0; i < 10; i++) {
+			ssize_t n = recv(fd[i], &c, 1, MSG_PEEK);
+
+			closed += n == 0 || (n < 0 && errno == ECONNRESET);
+		}
+	}
+	CHECK_INT(most, ==, 4);
+	CHECK_INT(closed, ==, 10);
+	CHECK(clock_mono_ns() - t0 < 5 * NSEC_PER_SEC);
+	printf("# 10 idle connections, 4 allowed, 1 s timeout: all closed after %.1f s\n",
+	       (double)(clock_mono_ns() - t0) / NSEC_PER_SEC);
+	for (int i = 0; i < 10; i++)
+		close(fd[i]);
+	CHECK_INT(get("192.0.2.2", "/v1/nonce"), ==, 200);
+	stop();
+}
+
+/* A blocking client: one request on a new connection, the whole answer. */
+static ssize_t ask(const char *src, const char *req, char *buf, size_t len)
+{
+	int fd = dial(src, "192.0.2.1", 8443);
+	size_t got = 0;
+	ssize_t n;
+
+	fcntl(fd, F_SETFL, 0);
+	for (int i = 0; i < 100; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+		if (poll(&p, 1, 100) > 0)
+			break;
+	}
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
+		return -1;
+	while (got < len - 1 && (n = recv(fd, buf + got, len - 1 - got, 0)) > 0)
+		got += (size_t)n;
+	close(fd);
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
+/* n reports (nonce, then report, each on a new connection) from alice;
+ * exit status 0 when every one was accepted. */
+static _Noreturn void client(int n)
+{
+	char buf[2048], req[1024], body[256];
+	const char *p;
+
+	for (int i = 1; i <= n; i++) {
+		if (ask("192.0.2.2", "GET /v1/nonce HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			buf, sizeof(buf)) < 0 || !(p = strstr(buf, "\"nonce\":\"")))
+			_exit(1);
+		snprintf(body, sizeof(body), "{\"seq\":%d,\"nonce\":\"%.32s\",\"os\":\"linux 6.1\"}", i,
+			 p + 9);
+		snprintf(req, sizeof(req), "POST /v1/report HTTP/1.1\r\nHost: x\r\nConnection: close"
+			 "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+			 strlen(body), body);
+		if (ask("192.0.2.2", req, buf, sizeof(buf)) < 0 || strncmp(buf, "HTTP/1.1 200", 12))
+			_exit(2);
+	}
+	_exit(0);
+}
+
+/* The service's rate with a client in another process: 10 000 devices
+ * reporting every 10 s need 1 000 reports/s (2 000 requests/s). */
+TEST(report_rate)
+{
+	const int n = 3000;
+	int status = -1;
+	uint64_t t0;
+	pid_t pid;
+
+	start();
+	t0 = clock_mono_ns();
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		client(n);
+	for (int round = 0; round < 600000; round++) {
+		pump(10);
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+	}
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	printf("# %d reports (nonce + report, a new connection each, client in another process):"
+	       " %.0f reports/s\n", n, n / ((double)(clock_mono_ns() - t0) / NSEC_PER_SEC));
+	CHECK_INT(last_seq("alice"), ==, n);
+	stop();
+}
