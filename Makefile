@@ -8,6 +8,8 @@
 #   make fuzz         libFuzzer targets (clang)
 #   make bench        benchmarks, printed as ratios against a reference
 #   make clean        remove build/
+#   make install      binaries, man pages, systemd unit, examples (PREFIX=/usr/local,
+#                     DESTDIR; docs/operations.md); make uninstall removes them
 #   V=1               show full commands
 
 SAN      ?= 0
@@ -56,7 +58,8 @@ TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
-PROGS    := xborder-wg xb-impair xb-pkt xborderd xborderctl xb-ctlfake xborder-posture xb-gwfake
+PROGS    := xborder-wg xb-impair xb-pkt xborderd xborderctl xb-ctlfake xborder-posture xb-gwfake \
+            xb-sdnotify
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
 SRC_xb-pkt    := tests/tools/pkt_main.c
@@ -65,6 +68,7 @@ SRC_xborderctl := ctl/xborderctl_main.c
 SRC_xb-ctlfake := tests/tools/ctlfake_main.c
 SRC_xborder-posture := agent/xborder-posture_main.c $(AGENT_SRCS)
 SRC_xb-gwfake := tests/tools/gwfake_main.c
+SRC_xb-sdnotify := tests/tools/sdnotify_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -74,7 +78,7 @@ ALL_OBJS := $(LIB_OBJS) $(foreach p,$(PROGS),$(SRC_$(p):%.c=$(BUILD)/%.o)) \
             $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(TLIB_OBJS) $(AGENT_OBJS)
 
 .SECONDARY:
-.PHONY: all test deps deps-auto clean fuzz bench demo example-keys
+.PHONY: all test deps deps-auto clean fuzz bench demo example-keys install uninstall
 all: $(PROG_BINS) $(UNIT_BINS) example-keys
 
 # git keeps no read permissions; xborderd refuses key files others can read.
@@ -134,5 +138,31 @@ bench: all
 
 clean:
 	rm -rf build
+
+# Where make install puts things. The unit, sysusers.d and tmpfiles.d go
+# where Debian's systemd looks, whatever PREFIX is; the policy lives in
+# /etc/xborder (xborderd's default) unless SYSCONFDIR says otherwise.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+# Whichever of these the tree builds; every man page present.
+SBIN_PROGS  := $(filter $(PROGS),xborderd xborder-wg xborder-posture)
+BIN_PROGS   := $(filter $(PROGS),xborderctl)
+MANS        := $(sort $(wildcard deploy/man/*.[1-8] man/*.[1-8]))
+INSTALL_ENV  = DESTDIR='$(DESTDIR)' BUILD='$(BUILD)' PREFIX='$(PREFIX)' BINDIR='$(BINDIR)' \
+	SBINDIR='$(SBINDIR)' MANDIR='$(MANDIR)' SYSCONFDIR='$(SYSCONFDIR)' UNITDIR='$(UNITDIR)' \
+	SYSUSERSDIR='$(SYSUSERSDIR)' TMPFILESDIR='$(TMPFILESDIR)' SBIN_PROGS='$(SBIN_PROGS)' \
+	BIN_PROGS='$(BIN_PROGS)' MANS='$(MANS)'
+
+install: $(SBIN_PROGS:%=$(BUILD)/bin/%) $(BIN_PROGS:%=$(BUILD)/bin/%)
+	$(Q)$(INSTALL_ENV) deploy/install.sh install
+
+uninstall:
+	$(Q)$(INSTALL_ENV) deploy/install.sh uninstall
 
 -include $(ALL_OBJS:.o=.d)

@@ -40,7 +40,11 @@ static bool sysctl_set(const char *path, int v)
 	return ok;
 }
 
-/* Forwarding on, remembering what was there to put it back at stop. */
+/* Forwarding on, remembering what was there to put it back at stop. The
+ * files under /proc/sys/net are writable with CAP_NET_ADMIN over the network
+ * namespace, so the unprivileged daemon (xborderd.service) can do this too;
+ * where it cannot (a read-only /proc/sys), it says so and goes on — with
+ * forwarding already on, nothing is missing. */
 static void forwarding_on(struct xb_daemon *d, const struct xb_policy *p)
 {
 	if (d->saved_forward4 < 0 && sysctl_get(FORWARD4) == 0) {
@@ -48,7 +52,8 @@ static void forwarding_on(struct xb_daemon *d, const struct xb_policy *p)
 			d->saved_forward4 = 0;
 			log_info("enabled IPv4 forwarding (%s)", FORWARD4);
 		} else {
-			log_warn("enabling IPv4 forwarding");
+			log_warn("IPv4 forwarding is off and cannot be turned on: no device "
+				 "traffic is forwarded; set net.ipv4.ip_forward=1 (%s)", FORWARD4);
 		}
 	}
 	if (p->gateway.has_pool6 && d->saved_forward6 < 0 && sysctl_get(FORWARD6) == 0) {
@@ -56,7 +61,9 @@ static void forwarding_on(struct xb_daemon *d, const struct xb_policy *p)
 			d->saved_forward6 = 0;
 			log_info("enabled IPv6 forwarding (%s)", FORWARD6);
 		} else {
-			log_warn("enabling IPv6 forwarding");
+			log_warn("IPv6 forwarding is off and cannot be turned on: no device "
+				 "traffic is forwarded over IPv6; set net.ipv6.conf.all.forwarding=1 (%s)",
+				 FORWARD6);
 		}
 	}
 }
@@ -141,9 +148,24 @@ static int add_watch(struct xb_daemon *d, int fd)
 	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* The tick: every second, or every half watchdog interval when systemd's
+ * is shorter than two seconds. What runs on it is timed by the clock, not
+ * by counting ticks, so a faster tick changes nothing else. */
+static struct itimerspec tick_interval(const struct xb_daemon *d)
+{
+	uint64_t us = xb_notify_watchdog_interval(&d->notify);
+	struct itimerspec t = { { 1, 0 }, { 1, 0 } };
+
+	if (us && us < 1000000) {
+		t.it_interval.tv_sec = t.it_value.tv_sec = 0;
+		t.it_interval.tv_nsec = t.it_value.tv_nsec = (long)(us < 1000 ? 1000 : us) * 1000;
+	}
+	return t;
+}
+
 static int open_loop(struct xb_daemon *d)
 {
-	struct itimerspec one_second = { { 1, 0 }, { 1, 0 } };
+	struct itimerspec tick = tick_interval(d);
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -154,7 +176,7 @@ static int open_loop(struct xb_daemon *d)
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) ||
 	    (d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
 	    (d->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
-	    timerfd_settime(d->tickfd, 0, &one_second, NULL) < 0 ||
+	    timerfd_settime(d->tickfd, 0, &tick, NULL) < 0 ||
 	    (d->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    add_watch(d, d->sigfd) < 0 || add_watch(d, d->tickfd) < 0) {
 		log_warn("setting up the event loop");
@@ -190,6 +212,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	d->epfd = d->sigfd = d->tickfd = -1;
 	d->saved_forward4 = d->saved_forward6 = -1;
 	d->started = time(NULL);
+	xb_notify_open(&d->notify);
 	if (!(d->policy_path = strdup(path)))
 		return -1;
 	if (!(d->policy = load(path, &d->plan, &errs))) {
@@ -225,6 +248,12 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	forwarding_on(d, d->policy);
 	log_info("%s: gateway up: %zu devices, %zu tunnels, %zu rules, %zu paths", path,
 		 d->policy->n_devices, d->policy->n_tunnels, d->policy->n_rules, d->plan.n_paths);
+	/* The control socket listens already: whoever waits for READY=1 can
+	 * ask it at once. */
+	xb_notify_send(&d->notify, "READY=1\nSTATUS=up: %zu devices, %zu tunnels, %zu rules",
+		       d->policy->n_devices, d->policy->n_tunnels, d->policy->n_rules);
+	if (d->notify.watchdog_usec)
+		log_info("systemd watchdog: %llu ms", (unsigned long long)d->notify.watchdog_usec / 1000);
 	return 0;
 fail:
 	log_warnx("%s: start failed; removing what was built", path);
@@ -232,7 +261,7 @@ fail:
 	return -1;
 }
 
-int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len)
+static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len)
 {
 	struct xb_plan plan = { 0 };
 	struct xb_policy *p = load(d->policy_path, &plan, errs), *old = d->policy;
@@ -275,6 +304,25 @@ int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary,
 	return e ? -1 : 0;
 }
 
+/* systemd's reload protocol: RELOADING=1 with the monotonic time it began,
+ * then READY=1 when done — also after a failed reload, since the old policy
+ * keeps running. (systemd 252 shows the state; from 253 on, a unit of
+ * Type=notify-reload waits for it.) */
+int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len)
+{
+	struct timespec now;
+	int e;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	xb_notify_send(&d->notify, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		       (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000);
+	e = reload(d, errs, summary, len);
+	xb_notify_send(&d->notify, "READY=1\nSTATUS=%s: %zu devices, %zu tunnels, %zu rules",
+		       e ? "last reload failed" : "up", d->policy->n_devices,
+		       d->policy->n_tunnels, d->policy->n_rules);
+	return e;
+}
+
 static void on_signal(struct xb_daemon *d)
 {
 	struct signalfd_siginfo si;
@@ -300,6 +348,8 @@ static void on_tick(struct xb_daemon *d)
 
 	if (read(d->tickfd, &n, sizeof(n)) < 0)
 		return;
+	if (d->notify.watchdog_usec)
+		xb_notify_send(&d->notify, "WATCHDOG=1");
 	xb_apply_resolve(d, false);
 	xb_apply_revive(d);
 }
@@ -328,6 +378,7 @@ int xb_daemon_run(struct xb_daemon *d)
 
 void xb_daemon_stop(struct xb_daemon *d)
 {
+	xb_notify_send(&d->notify, "STOPPING=1\nSTATUS=stopping: removing what was built");
 	if (d->ctl)
 		xb_ctl_close(d->ctl);
 	d->ctl = NULL;
@@ -348,4 +399,5 @@ void xb_daemon_stop(struct xb_daemon *d)
 	if (d->tickfd >= 0)
 		close(d->tickfd);
 	d->epfd = d->sigfd = d->tickfd = -1;
+	xb_notify_close(&d->notify);
 }

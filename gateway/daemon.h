@@ -14,6 +14,7 @@
 #ifndef XB_DAEMON_H
 #define XB_DAEMON_H
 
+#include "common/notify.h"
 #include "gateway/nft.h"
 #include "gateway/rtnl.h"
 #include "gateway/wgif.h"
@@ -41,6 +42,7 @@ struct xb_daemon {
 	struct xb_wgif devif;
 	struct xb_tunnel_rt *tunnels;
 	struct xb_ctl *ctl;
+	struct xb_notify notify;	/* systemd: readiness, reload, watchdog */
 	int epfd, sigfd, tickfd;
 	time_t started, loaded_at;
 	struct {
@@ -53,8 +55,9 @@ struct xb_daemon {
 	bool stopping;
 };
 
-/* Build everything from the policy at path. Returns 0, or -1 after logging
- * why and removing whatever it had built. */
+/* Build everything from the policy at path. Returns 0 after telling systemd
+ * READY=1 (when started by it), or -1 after logging why and removing
+ * whatever it had built. */
 int xb_daemon_start(struct xb_daemon *d, const char *path);
 /* Serve until SIGTERM/SIGINT. Returns 0. */
 int xb_daemon_run(struct xb_daemon *d);

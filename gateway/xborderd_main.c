@@ -10,6 +10,8 @@
 #include "policy/policy.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <getopt.h>
@@ -61,14 +63,27 @@ static int check(const char *path, bool print)
 	return ret;
 }
 
+/* Whether we may build interfaces, routes and the nft table: CAP_NET_ADMIN
+ * in the effective set (root has it; the systemd unit gives it to the
+ * xborder user). */
+static bool net_admin(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct c[2] = { 0 };
+
+	if (syscall(SYS_capget, &h, c) < 0)
+		return geteuid() == 0;
+	return c[0].effective & (1u << CAP_NET_ADMIN);
+}
+
 /* Run the gateway until SIGTERM; everything built is removed on the way out. */
 static int serve(const char *path, bool foreground, bool debug)
 {
 	static struct xb_daemon d;
 	int ready_fd = -1;
 
-	if (geteuid() != 0)
-		fprintf(stderr, "xborderd: not root: creating interfaces will probably fail\n");
+	if (!net_admin())
+		fprintf(stderr, "xborderd: no CAP_NET_ADMIN: creating interfaces will fail\n");
 	log_init("xborderd", debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, !foreground);
 	if (!foreground && (ready_fd = xb_daemonize()) < 0)
 		fatal("fork");
