@@ -374,7 +374,7 @@ static void server_down(struct uq *q, uint64_t now, const char *why)
 	char a[INET6_ADDRSTRLEN + 8];
 
 	if (s->down_until_ns <= now && log_ratelimit(&rl_down))
-		log_warnx("dns upstream %s: server %s %s; skipped for %u ms", q->set->name,
+		log_warnx("dns upstream %s: server %s: %s; skipped for %u ms", q->set->name,
 			  addr_text(&s->addr, a, sizeof(a)), why, q->set->down_ms);
 	s->down_until_ns = now + (uint64_t)q->set->down_ms * NSEC_PER_MSEC;
 }
