@@ -44,7 +44,7 @@ struct uq {
 	unsigned nplan, step, nsteps;
 	uint32_t failed;	/* servers that answered with a failure: not asked again */
 	int rcode;		/* the last failure's rcode, or -1 */
-	bool sent, refused;	/* a try went out; a server answered with a failure */
+	bool refused;		/* a server answered with a failure */
 	/* The current try. */
 	int fd, srv;
 	bool tcp, connected;
@@ -317,7 +317,6 @@ static int try_next(struct xb_up *u, struct uq *q, uint64_t now)
 		}
 		q->fd = sock_open(u, q, SOCK_DGRAM);
 		if (q->fd >= 0 && send(q->fd, q->out + 2, q->out_len, 0) == (ssize_t)q->out_len) {
-			q->sent = true;
 			q->deadline = now + (uint64_t)q->set->timeout_ms * NSEC_PER_MSEC;
 			u->st.tries++;
 			return 0;
@@ -341,20 +340,21 @@ static void deliver(struct xb_up *u, struct uq *q, struct xb_up_result *r)
 	case XB_UP_OK: u->st.answered++; break;
 	case XB_UP_FAILED: u->st.failed++; break;
 	case XB_UP_TIMEOUT: u->st.timeouts++; break;
-	case XB_UP_ERROR: u->st.errors++; break;
 	}
 	cb(ctx, r);
 	free(keep);
 }
 
-/* The current try is over without an answer: the next one, or the end. */
+/* The current try is over without an answer: the next one, or the end.
+ * Tries that cannot be sent are skipped; the first one was sent (or
+ * xb_up_query failed), so the end is a failure or a timeout. */
 static void advance(struct xb_up *u, struct uq *q, uint64_t now)
 {
 	struct xb_up_result r = { .rcode = q->rcode, .server = -1 };
 
 	if (try_next(u, q, now) == 0)
 		return;
-	r.status = q->refused ? XB_UP_FAILED : q->sent ? XB_UP_TIMEOUT : XB_UP_ERROR;
+	r.status = q->refused ? XB_UP_FAILED : XB_UP_TIMEOUT;
 	deliver(u, q, &r);
 }
 

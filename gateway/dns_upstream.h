@@ -86,7 +86,6 @@ enum xb_up_status {
 	XB_UP_OK,		/* msg/m: NOERROR or NXDOMAIN */
 	XB_UP_FAILED,		/* every server asked failed; rcode: the last one's, -1 if none */
 	XB_UP_TIMEOUT,		/* no server answered at all */
-	XB_UP_ERROR,		/* no try could be sent (sockets, routes) */
 };
 
 struct xb_up_result {
@@ -107,7 +106,8 @@ struct xb_up_conf {
 };
 
 struct xb_up_stats {
-	uint64_t queries, answered, failed, timeouts, errors, cancelled;
+	uint64_t queries, answered, failed, timeouts, cancelled;
+	uint64_t errors;		/* xb_up_query could send no try */
 	uint64_t tries, tcp;		/* UDP tries sent, TCP retries */
 	uint64_t mismatched;		/* replies ignored: wrong source, id or question */
 	uint64_t malformed;		/* replies that matched but did not parse */
