@@ -339,15 +339,15 @@ TEST(timeout_failover)
 	u = client(0);
 	fake_open(&f[0], "127.0.0.1", SILENT);
 	fake_open(&f[1], "127.0.0.1", ANSWER);
-	set_of(&s, f, 2, 100, 2);
+	set_of(&s, f, 2, 300, 2);
 	t = clock_mono_ns();
 	CHECK(xb_up_query(u, &s, &q, 0, done_cb, &res, t) != 0);
 	run(u, f, 2, &res.done, 3000);
 	t = clock_mono_ns() - t;
 	CHECK_INT(res.r.status, ==, XB_UP_OK);
 	CHECK_INT(res.r.server, ==, 1);
-	CHECK_INT(t, >=, 100 * NSEC_PER_MSEC);
-	CHECK_INT(t, <, 1000 * NSEC_PER_MSEC);
+	CHECK_INT(t, >=, 300 * NSEC_PER_MSEC);
+	CHECK_INT(t, <, 1500 * NSEC_PER_MSEC);
 	CHECK_INT(f[0].got_udp, ==, 1);
 	CHECK(s.srv[0].down_until_ns > clock_mono_ns());
 	/* Server 0 is down now: the next query goes straight to server 1. */
@@ -357,7 +357,7 @@ TEST(timeout_failover)
 	run(u, f, 2, &res.done, 3000);
 	CHECK_INT(res.r.status, ==, XB_UP_OK);
 	CHECK_INT(res.r.server, ==, 1);
-	CHECK_INT(clock_mono_ns() - t, <, 100 * NSEC_PER_MSEC);
+	CHECK_INT(clock_mono_ns() - t, <, 300 * NSEC_PER_MSEC);
 	CHECK_INT(f[0].got_udp, ==, 1);
 	CHECK_INT(f[1].got_udp, ==, 2);
 	xb_up_stats(u, &st);
@@ -390,7 +390,7 @@ TEST(all_time_out)
 	CHECK_INT(res.r.server, ==, -1);
 	/* Two rounds over two servers, 50 ms each. */
 	CHECK_INT(t, >=, 200 * NSEC_PER_MSEC);
-	CHECK_INT(t, <, 1000 * NSEC_PER_MSEC);
+	CHECK_INT(t, <, 1500 * NSEC_PER_MSEC);
 	CHECK_INT(f[0].got_udp, ==, 2);
 	CHECK_INT(f[1].got_udp, ==, 2);
 	xb_up_stats(u, &st);
