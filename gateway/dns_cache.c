@@ -225,7 +225,7 @@ enum xb_dnsc_verdict xb_dnsc_store(struct xb_dnsc *c, uint32_t scope,
 	uint32_t ttl;
 	size_t need;
 
-	if (len < DNSW_HDR_LEN || len > XB_DNSC_MSG_MAX ||
+	if (len < DNSW_HDR_LEN || len > XB_DNSC_MSG_MAX || q->name_len > DNSW_NAME_MAX ||
 	    dnsw_parse_response(&m, msg, len, xb_get16(msg), q) != DNSW_R_OK) {
 		c->st.malformed++;
 		return XB_DNSC_MALFORMED;
@@ -269,6 +269,10 @@ size_t xb_dnsc_lookup(struct xb_dnsc *c, uint32_t scope, const struct dnsw_quest
 	struct ent *e;
 	uint64_t age;
 
+	if (q->name_len > DNSW_NAME_MAX) {	/* not a name: nothing stored under it */
+		c->st.misses++;
+		return 0;
+	}
 	key_make(c, &k, scope, q);
 	e = *slot_of(c, &k);
 	if (!e || e->len > cap) {
