@@ -1,0 +1,328 @@
+/* The answer cache; see dns_cache.h and docs/dns.md, "Cache".
+ *
+ * Each entry is one allocation: the header below, the lower-cased question
+ * name, then the message. Entries hang in a power-of-two bucket array
+ * (chained through hnext, at least as many buckets as max_entries, so
+ * chains stay short) and on one LRU list (most recent at head). Lookup and
+ * store move an entry to the head; eviction takes the tail.
+ */
+#include "gateway/dns_cache.h"
+#include "common/bytes.h"
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_PER_S 1000000000ULL
+
+struct ent {
+	struct ent *hnext;		/* bucket chain */
+	struct ent *prev, *next;	/* LRU list */
+	uint64_t hash;
+	uint64_t born_ns;
+	uint32_t ttl;			/* seconds, capped */
+	uint32_t scope;
+	uint16_t qtype, qclass;
+	uint16_t name_len;
+	uint16_t len;			/* the message */
+	uint8_t data[];			/* name, then message */
+};
+
+struct xb_dnsc {
+	struct xb_dnsc_conf conf;
+	struct ent **buckets;
+	size_t mask;
+	struct ent *head, *tail;
+	struct xb_dnsc_stats st;
+	uint8_t key[crypto_shorthash_KEYBYTES];
+};
+
+/* A lookup key: the name lower-cased and what sits beside it. */
+struct key {
+	uint8_t name[DNSW_NAME_MAX];
+	uint16_t name_len, qtype, qclass;
+	uint32_t scope;
+	uint64_t hash;
+};
+
+static size_t ent_size(size_t name_len, size_t len)
+{
+	return sizeof(struct ent) + name_len + len;
+}
+
+struct xb_dnsc *xb_dnsc_new(const struct xb_dnsc_conf *conf)
+{
+	struct xb_dnsc *c;
+	size_t n = 16;
+
+	if (sodium_init() < 0)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	if (conf)
+		c->conf = *conf;
+	if (!c->conf.max_entries)
+		c->conf.max_entries = XB_DNSC_MAX_ENTRIES;
+	if (!c->conf.max_bytes)
+		c->conf.max_bytes = XB_DNSC_MAX_BYTES;
+	if (!c->conf.max_ttl)
+		c->conf.max_ttl = XB_DNSC_MAX_TTL;
+	if (!c->conf.neg_max_ttl)
+		c->conf.neg_max_ttl = XB_DNSC_NEG_MAX_TTL;
+	while (n < c->conf.max_entries && n < ((size_t)1 << 30))
+		n <<= 1;
+	c->buckets = calloc(n, sizeof(*c->buckets));
+	if (!c->buckets) {
+		free(c);
+		return NULL;
+	}
+	c->mask = n - 1;
+	randombytes_buf(c->key, sizeof(c->key));
+	return c;
+}
+
+void xb_dnsc_free(struct xb_dnsc *c)
+{
+	if (!c)
+		return;
+	xb_dnsc_flush(c);
+	free(c->buckets);
+	free(c);
+}
+
+/* ---- keys, lists, buckets ---- */
+
+static void key_make(const struct xb_dnsc *c, struct key *k, uint32_t scope,
+		     const struct dnsw_question *q)
+{
+	uint8_t in[DNSW_NAME_MAX + 8];
+
+	memcpy(k->name, q->name, q->name_len);
+	dnsw_name_lower(k->name);
+	k->name_len = q->name_len;
+	k->qtype = q->qtype;
+	k->qclass = q->qclass;
+	k->scope = scope;
+	memcpy(in, k->name, k->name_len);
+	xb_put16(in + k->name_len, k->qtype);
+	xb_put16(in + k->name_len + 2, k->qclass);
+	xb_put32(in + k->name_len + 4, scope);
+	crypto_shorthash((uint8_t *)&k->hash, in, k->name_len + 8u, c->key);
+}
+
+static bool key_is(const struct ent *e, const struct key *k)
+{
+	return e->hash == k->hash && e->scope == k->scope && e->qtype == k->qtype &&
+	       e->qclass == k->qclass && e->name_len == k->name_len &&
+	       !memcmp(e->data, k->name, k->name_len);
+}
+
+static void lru_unlink(struct xb_dnsc *c, struct ent *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+}
+
+static void lru_push(struct xb_dnsc *c, struct ent *e)
+{
+	e->prev = NULL;
+	e->next = c->head;
+	if (c->head)
+		c->head->prev = e;
+	else
+		c->tail = e;
+	c->head = e;
+}
+
+/* The bucket slot that points at the entry for k (or the chain's end). */
+static struct ent **slot_of(struct xb_dnsc *c, const struct key *k)
+{
+	struct ent **pp = &c->buckets[k->hash & c->mask];
+
+	while (*pp && !key_is(*pp, k))
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static void drop(struct xb_dnsc *c, struct ent *e)
+{
+	struct ent **pp = &c->buckets[e->hash & c->mask];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(c, e);
+	c->st.entries--;
+	c->st.bytes -= ent_size(e->name_len, e->len);
+	free(e);
+}
+
+/* ---- store ---- */
+
+static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+static uint32_t answer_min_ttl(const struct dnsw_msg *m)
+{
+	struct dnsw_iter it;
+	struct dnsw_rr rr;
+	uint32_t least = UINT32_MAX;
+
+	dnsw_iter_init(&it, m, DNSW_AN);
+	while (dnsw_iter_next(&it, &rr))
+		if (rr.ttl < least)
+			least = rr.ttl;
+	return least;
+}
+
+/* The TTL an answer is kept for, after the caps, or 0 for "do not keep".
+ * Negative: NXDOMAIN, or NOERROR without answers (NODATA); the SOA is looked
+ * up for the name the CNAME chain ends at, which is the name that does not
+ * exist (RFC 2308 2.1). */
+static uint32_t keep_ttl(const struct xb_dnsc *c, const struct dnsw_msg *m)
+{
+	uint32_t ttl = answer_min_ttl(m), neg;
+	struct dnsw_chain ch;
+	const uint8_t *name = m->q.name;
+
+	if (m->rcode == DNSW_NOERROR && m->hdr.ancount)
+		return clamp(ttl, c->conf.min_ttl, c->conf.max_ttl);
+	if (dnsw_chain(m, &ch, NULL, 0) == 0)
+		name = ch.name;
+	if (dnsw_negative_ttl(m, name, &neg) < 0)
+		return 0;	/* no SOA: RFC 2308 5 says do not cache */
+	if (neg < ttl)
+		ttl = neg;
+	return clamp(ttl, c->conf.min_ttl, c->conf.neg_max_ttl);
+}
+
+static void make_room(struct xb_dnsc *c, size_t need)
+{
+	while (c->tail && (c->st.entries + 1 > c->conf.max_entries ||
+			   c->st.bytes + need > c->conf.max_bytes)) {
+		drop(c, c->tail);
+		c->st.evictions++;
+	}
+}
+
+enum xb_dnsc_verdict xb_dnsc_store(struct xb_dnsc *c, uint32_t scope,
+				   const struct dnsw_question *q, const uint8_t *msg,
+				   size_t len, uint64_t now_ns)
+{
+	struct dnsw_msg m;
+	struct key k;
+	struct ent *e, **pp;
+	uint32_t ttl;
+	size_t need;
+
+	if (len < DNSW_HDR_LEN || len > XB_DNSC_MSG_MAX || q->name_len > DNSW_NAME_MAX ||
+	    dnsw_parse_response(&m, msg, len, xb_get16(msg), q) != DNSW_R_OK) {
+		c->st.malformed++;
+		return XB_DNSC_MALFORMED;
+	}
+	ttl = (m.hdr.flags & DNSW_F_TC) ||
+	      (m.rcode != DNSW_NOERROR && m.rcode != DNSW_NXDOMAIN) ? 0 : keep_ttl(c, &m);
+	if (!ttl) {
+		c->st.uncacheable++;
+		return XB_DNSC_UNCACHEABLE;
+	}
+	key_make(c, &k, scope, q);
+	pp = slot_of(c, &k);
+	if (*pp)
+		drop(c, *pp);
+	need = ent_size(k.name_len, m.len);
+	if (need > c->conf.max_bytes || !(e = malloc(need)))
+		return XB_DNSC_NOMEM;
+	make_room(c, need);
+	*e = (struct ent){ .hash = k.hash, .born_ns = now_ns, .ttl = ttl, .scope = scope,
+			   .qtype = k.qtype, .qclass = k.qclass, .name_len = k.name_len,
+			   .len = (uint16_t)m.len };
+	memcpy(e->data, k.name, k.name_len);
+	memcpy(e->data + k.name_len, msg, m.len);
+	pp = &c->buckets[k.hash & c->mask];
+	e->hnext = *pp;
+	*pp = e;
+	lru_push(c, e);
+	c->st.entries++;
+	c->st.bytes += need;
+	c->st.stored++;
+	return XB_DNSC_STORED;
+}
+
+/* ---- lookup ---- */
+
+size_t xb_dnsc_lookup(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
+		      uint16_t id, uint64_t now_ns, uint8_t *buf, size_t cap,
+		      uint32_t *ttl_left)
+{
+	struct key k;
+	struct ent *e;
+	uint64_t age;
+
+	if (q->name_len > DNSW_NAME_MAX) {	/* not a name: nothing stored under it */
+		c->st.misses++;
+		return 0;
+	}
+	key_make(c, &k, scope, q);
+	e = *slot_of(c, &k);
+	if (!e || e->len > cap) {
+		c->st.misses++;
+		return 0;
+	}
+	/* A clock that went backwards reads as no time passed. */
+	age = now_ns > e->born_ns ? (now_ns - e->born_ns) / NS_PER_S : 0;
+	if (age >= e->ttl) {
+		drop(c, e);
+		c->st.expired++;
+		c->st.misses++;
+		return 0;
+	}
+	memcpy(buf, e->data + e->name_len, e->len);
+	if (dnsw_age_ttls(buf, e->len, (uint32_t)age, 0) < 0) {
+		drop(c, e);	/* see dns_wire.h: a hostile name pointing into a TTL */
+		c->st.malformed++;
+		c->st.misses++;
+		return 0;
+	}
+	dnsw_set_id(buf, e->len, id);
+	lru_unlink(c, e);
+	lru_push(c, e);
+	c->st.hits++;
+	if (ttl_left)
+		*ttl_left = e->ttl - (uint32_t)age;
+	return e->len;
+}
+
+/* ---- the rest ---- */
+
+void xb_dnsc_flush(struct xb_dnsc *c)
+{
+	while (c->head)
+		drop(c, c->head);
+}
+
+void xb_dnsc_flush_scope(struct xb_dnsc *c, uint32_t scope)
+{
+	struct ent *e = c->head, *next;
+
+	for (; e; e = next) {
+		next = e->next;
+		if (e->scope == scope)
+			drop(c, e);
+	}
+}
+
+void xb_dnsc_stats(const struct xb_dnsc *c, struct xb_dnsc_stats *st)
+{
+	*st = c->st;
+}

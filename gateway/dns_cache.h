@@ -1,0 +1,99 @@
+/* The resolver's answer cache: upstream responses kept as wire bytes, keyed
+ * by (question name lower-cased, qtype, qclass, scope), replayed with their
+ * TTLs aged and the client's id.
+ *
+ * scope is the caller's: the resolver gives answers obtained through
+ * different tunnels or upstream sets different scopes, so an answer fetched
+ * through one path is never served to a query that policy sends another.
+ *
+ * What is stored: only a message that dnsw_parse_response accepts as the
+ * answer to the question it is stored under (its own id, the same question),
+ * with rcode NOERROR or NXDOMAIN and TC clear. Positive answers (NOERROR with
+ * answer records) live for the smallest TTL in the answer section; negative
+ * ones (NXDOMAIN, or NOERROR without answers) for min(SOA TTL, SOA MINIMUM)
+ * of the SOA in the authority section (RFC 2308 5) and are not cached at all
+ * without one. The result is capped to [min_ttl, max_ttl] (negative:
+ * [min_ttl, neg_max_ttl]); a TTL of 0 after the caps is not stored. SERVFAIL,
+ * REFUSED, any other rcode, truncated and malformed messages are refused.
+ * Bytes after the last record are not stored (dnsw_msg.len).
+ *
+ * The cache trusts nothing else about the bytes: every lookup re-walks the
+ * stored message while aging it (dnsw_age_ttls), and an entry that fails to
+ * age is dropped and reported as a miss.
+ *
+ * Time: every call takes now as monotonic nanoseconds from the caller (the
+ * cache reads no clock). An entry is expired once now - stored >= its TTL.
+ *
+ * Bounds: at most max_entries entries and max_bytes bytes, counted as each
+ * entry's allocation (header + name + message); the least recently used
+ * entry goes first. Lookups are one hash (SipHash with a random key, so
+ * hostile names cannot pile into one bucket) and a chain walk; they allocate
+ * nothing. Not thread-safe: one cache per thread, or the caller locks.
+ */
+#ifndef XB_GATEWAY_DNS_CACHE_H
+#define XB_GATEWAY_DNS_CACHE_H
+
+#include "gateway/dns_wire.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define XB_DNSC_MAX_ENTRIES	100000
+#define XB_DNSC_MAX_BYTES	(64u << 20)
+#define XB_DNSC_MAX_TTL		86400	/* seconds */
+#define XB_DNSC_NEG_MAX_TTL	3600
+#define XB_DNSC_MSG_MAX		65535	/* largest message stored or returned */
+
+struct xb_dnsc_conf {
+	size_t max_entries;	/* 0: XB_DNSC_MAX_ENTRIES */
+	size_t max_bytes;	/* 0: XB_DNSC_MAX_BYTES */
+	uint32_t min_ttl;	/* seconds; default 0 */
+	uint32_t max_ttl;	/* 0: XB_DNSC_MAX_TTL */
+	uint32_t neg_max_ttl;	/* 0: XB_DNSC_NEG_MAX_TTL */
+};
+
+struct xb_dnsc_stats {
+	size_t entries, bytes;
+	uint64_t hits, misses;
+	uint64_t evictions;	/* pushed out by the entry or byte bound */
+	uint64_t expired;	/* found expired by a lookup and dropped */
+	uint64_t stored;
+	uint64_t uncacheable;	/* valid, but an rcode, TC or TTL that is not kept */
+	uint64_t malformed;	/* refused: not a valid answer to the question */
+};
+
+enum xb_dnsc_verdict {
+	XB_DNSC_STORED,
+	XB_DNSC_UNCACHEABLE,	/* SERVFAIL and other rcodes, TC, TTL 0, negative without SOA */
+	XB_DNSC_MALFORMED,	/* not an answer to q, or does not parse */
+	XB_DNSC_NOMEM,		/* larger than max_bytes, or malloc failed */
+};
+
+struct xb_dnsc;
+
+/* conf NULL: every default. Returns NULL on allocation failure. */
+struct xb_dnsc *xb_dnsc_new(const struct xb_dnsc_conf *conf);
+void xb_dnsc_free(struct xb_dnsc *c);
+
+/* Store msg (len octets as received) as the answer to q under scope,
+ * replacing what was there for the same key. */
+enum xb_dnsc_verdict xb_dnsc_store(struct xb_dnsc *c, uint32_t scope,
+				   const struct dnsw_question *q, const uint8_t *msg,
+				   size_t len, uint64_t now_ns);
+
+/* On a hit, copy the answer into buf (cap octets; XB_DNSC_MSG_MAX always
+ * suffices), TTLs aged by the whole seconds it has been stored, its id set
+ * to id, and return its length; *ttl_left (may be NULL) gets the seconds
+ * the entry has left (at least 1). On a miss, an expired entry, or cap too
+ * small for the entry, return 0. */
+size_t xb_dnsc_lookup(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
+		      uint16_t id, uint64_t now_ns, uint8_t *buf, size_t cap,
+		      uint32_t *ttl_left);
+
+/* Drop every entry, or every entry of one scope (when a tunnel goes away). */
+void xb_dnsc_flush(struct xb_dnsc *c);
+void xb_dnsc_flush_scope(struct xb_dnsc *c, uint32_t scope);
+
+void xb_dnsc_stats(const struct xb_dnsc *c, struct xb_dnsc_stats *st);
+
+#endif
