@@ -523,6 +523,87 @@ int xb_render_rules(const struct xb_render *r, json_t *list)
 	return 0;
 }
 
+/* --- dns --------------------------------------------------------------------- */
+
+/* fmt with each %s taking the next json_t argument as text(). */
+static char *json_sprintf_text(const char *fmt, ...)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	va_list ap;
+
+	if (!f)
+		return NULL;
+	va_start(ap, fmt);
+	for (; *fmt; fmt++) {
+		if (fmt[0] == '%' && fmt[1] == 's') {
+			char *v = text(va_arg(ap, json_t *));
+
+			fputs(v ? v : "-", f);
+			free(v);
+			fmt++;
+		} else {
+			fputc(*fmt, f);
+		}
+	}
+	va_end(ap);
+	fclose(f);
+	return out;
+}
+
+static void dns_row(struct table *t, json_t *rule)
+{
+	json_t *act = get(rule, "action");
+	bool denies = json_is_string(act) && !strcmp(json_string_value(act), "block");
+
+	tab_put(t, C_GREEN, text(get(rule, "name")));
+	tab_put(t, denies ? C_RED : NULL, text(act));
+	tab_put(t, NULL, text(get(rule, "queries")));
+	tab_put(t, NULL, text(get(rule, "answered")));
+	tab_put(t, NULL, text(get(rule, "cached")));
+	tab_put(t, NULL, text(get(rule, "failed")));
+	tab_put(t, NULL, text(get(rule, "blocked")));
+	tab_put(t, NULL, text(get(rule, "denied")));
+	tab_put(t, NULL, text(get(rule, "latency_p99_ms_below")));
+}
+
+int xb_render_dns(const struct xb_render *r, json_t *st)
+{
+	static const char *const cols[] = { "RULE", "ACTION", "QUERIES", "ANSWERED", "CACHED",
+					    "FAILED", "BLOCKED", "DENIED", "P99<MS" };
+	json_t *rules = get(st, "rules"), *rule, *c = get(st, "cache"), *u = get(st, "upstream"),
+	       *cl = get(st, "clients");
+	struct table t;
+	size_t i;
+
+	if (!json_is_object(st))
+		return -1;
+	head(r, "dns", json_is_true(get(st, "enabled")) ? strdup("enabled") : strdup("disabled"));
+	kv(r, "listening", text_list(get(st, "listen"), ", ", "-"), NULL);
+	kv(r, "name patterns", text(get(st, "patterns")), NULL);
+	kv(r, "cache", json_is_object(c) ? json_sprintf_text("%s entries, %s hits, %s misses",
+		get(c, "entries"), get(c, "hits"), get(c, "misses")) : strdup("-"), NULL);
+	kv(r, "upstream", json_is_object(u) ? json_sprintf_text("%s queries, %s timeouts, %s failed, "
+		"%s over TCP, %s mismatched replies ignored", get(u, "queries"), get(u, "timeouts"),
+		get(u, "failed"), get(u, "tcp"), get(u, "mismatched")) : strdup("-"), NULL);
+	kv(r, "clients", json_is_object(cl) ? json_sprintf_text("%s refused (not a device), "
+		"%s malformed, %s truncated to TCP", get(cl, "refused"), get(cl, "formerr"),
+		get(cl, "truncated")) : strdup("-"), NULL);
+	kv(r, "learned", json_is_object(cl) ? json_sprintf_text("%s destinations in the sets, "
+		"%s set updates, %s failed", get(cl, "learned"), get(cl, "set_puts"),
+		get(cl, "set_failures")) : strdup("-"), NULL);
+	if (!json_is_array(rules) || !tab_init(&t, 9, json_array_size(rules) + 1))
+		return 0;
+	fputc('\n', r->out);
+	tab_head(&t, cols);
+	json_array_foreach(rules, i, rule)
+		dns_row(&t, rule);
+	tab_print(r, &t);
+	tab_free(&t);
+	return 0;
+}
+
 /* --- reload ------------------------------------------------------------------ */
 
 int xb_render_reload(const struct xb_render *r, json_t *res)

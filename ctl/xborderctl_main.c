@@ -31,6 +31,7 @@ static const struct cmd {
 	{ "devices", "", 0, xb_render_devices },
 	{ "tunnels", "", 0, xb_render_tunnels },
 	{ "rules", "", 0, xb_render_rules },
+	{ "dns", "", 0, xb_render_dns },
 	{ "reload", "", 0, xb_render_reload },
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))

@@ -32,6 +32,10 @@ wireguard-go:cmd:wireguard-go
 iperf3:cmd:iperf3
 tcpdump:cmd:tcpdump
 jq:cmd:jq
+dnsmasq-base:cmd:dnsmasq
+bind9-dnsutils:cmd:dig
+curl:cmd:curl
+busybox:cmd:busybox
 time:cmd:/usr/bin/time
 sqlite3:cmd:sqlite3
 "

@@ -90,7 +90,8 @@ static char *state_file(const struct xb_policy *p)
 
 /* Load, allocate addresses and plan: everything that can fail on a bad
  * file, before anything is changed. */
-static struct xb_policy *load(const char *path, struct xb_plan *plan, struct xb_errors *errs)
+static struct xb_policy *load(const char *path, struct xb_plan *plan, struct xb_dnssvc_cfg **dns,
+			      struct xb_errors *errs)
 {
 	struct xb_policy *p = xb_policy_load(path, errs);
 	char *state;
@@ -103,6 +104,10 @@ static struct xb_policy *load(const char *path, struct xb_plan *plan, struct xb_
 	free(state);
 	if (e == 0)
 		e = xb_plan_build(p, plan, errs);
+	if (e == 0 && !(*dns = xb_dnssvc_prepare(p, errs))) {
+		xb_plan_free(plan);
+		e = -1;
+	}
 	if (e) {
 		xb_policy_free(p);
 		return NULL;
@@ -206,6 +211,7 @@ static int open_control(struct xb_daemon *d)
 int xb_daemon_start(struct xb_daemon *d, const char *path)
 {
 	struct xb_errors errs = { 0 };
+	struct xb_dnssvc_cfg *dns = NULL;
 	int e;
 
 	memset(d, 0, sizeof(*d));
@@ -215,7 +221,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	xb_notify_open(&d->notify);
 	if (!(d->policy_path = strdup(path)))
 		return -1;
-	if (!(d->policy = load(path, &d->plan, &errs))) {
+	if (!(d->policy = load(path, &d->plan, &dns, &errs))) {
 		log_errors(&errs);
 		xb_errors_free(&errs);
 		log_warnx("%s: not starting", path);
@@ -246,6 +252,13 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	    xb_apply_devif(d, NULL, d->policy) < 0)
 		goto fail;
 	forwarding_on(d, d->policy);
+	/* DNS last: its answers go into the table's sets. */
+	if (!(d->dns = xb_dnssvc_new(d->policy->gateway.state_dir, NULL, d)) ||
+	    add_watch(d, xb_dnssvc_fd(d->dns)) < 0) {
+		goto fail;
+	}
+	xb_dnssvc_commit(d->dns, dns);
+	dns = NULL;
 	log_info("%s: gateway up: %zu devices, %zu tunnels, %zu rules, %zu paths", path,
 		 d->policy->n_devices, d->policy->n_tunnels, d->policy->n_rules, d->plan.n_paths);
 	/* The control socket listens already: whoever waits for READY=1 can
@@ -256,6 +269,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 		log_info("systemd watchdog: %llu ms", (unsigned long long)d->notify.watchdog_usec / 1000);
 	return 0;
 fail:
+	xb_dnssvc_cfg_free(dns);
 	log_warnx("%s: start failed; removing what was built", path);
 	xb_daemon_stop(d);
 	return -1;
@@ -264,7 +278,8 @@ fail:
 static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len)
 {
 	struct xb_plan plan = { 0 };
-	struct xb_policy *p = load(d->policy_path, &plan, errs), *old = d->policy;
+	struct xb_dnssvc_cfg *dns = NULL;
+	struct xb_policy *p = load(d->policy_path, &plan, &dns, errs), *old = d->policy;
 	struct xb_tunnel_rt *tunnels = NULL;
 	char tsum[128] = "";
 	int e;
@@ -279,6 +294,7 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	 * the table (new marks) and the routes behind the marks. */
 	if ((e = xb_apply_tunnels(d, old, p, &tunnels, tsum, sizeof(tsum))) == -ENOMEM) {
 		xb_plan_free(&plan);
+		xb_dnssvc_cfg_free(dns);
 		xb_policy_free(p);
 		xb_errors_add(errs, d->policy_path, 0, "out of memory; the running policy stays");
 		remember_reload(d, false, errs);
@@ -291,6 +307,11 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	if (xb_apply_nft(d, p, &plan) < 0 || xb_apply_routes(d, &plan, &d->plan) < 0)
 		e = -1;
 	forwarding_on(d, p);
+	/* The new table's _dns sets are empty: commit refills them. */
+	if (d->dns && xb_dnssvc_commit(d->dns, dns) < 0)
+		e = -1;
+	else if (!d->dns)
+		xb_dnssvc_cfg_free(dns);
 	xb_plan_free(&d->plan);
 	d->plan = plan;
 	xb_policy_free(old);
@@ -335,6 +356,8 @@ static void on_signal(struct xb_daemon *d)
 			log_info("SIGHUP: reloading %s", d->policy_path);
 			xb_daemon_reload(d, &errs, summary, sizeof(summary));
 			xb_errors_free(&errs);
+			if (d->dns)
+				xb_dnssvc_reopen_log(d->dns);
 		} else {
 			log_info("%s: stopping", strsignal((int)si.ssi_signo));
 			d->stopping = true;
@@ -371,6 +394,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				on_tick(d);
 			else if (d->ctl && ev[i].data.fd == xb_ctl_fd(d->ctl))
 				xb_ctl_process(d->ctl);
+			else if (d->dns && ev[i].data.fd == xb_dnssvc_fd(d->dns))
+				xb_dnssvc_process(d->dns);
 		}
 	}
 	return 0;
@@ -382,6 +407,8 @@ void xb_daemon_stop(struct xb_daemon *d)
 	if (d->ctl)
 		xb_ctl_close(d->ctl);
 	d->ctl = NULL;
+	xb_dnssvc_free(d->dns);		/* saves the learned destinations */
+	d->dns = NULL;
 	xb_apply_teardown(d);
 	forwarding_restore(d);
 	xb_nft_close(&d->nft);

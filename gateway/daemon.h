@@ -15,6 +15,7 @@
 #define XB_DAEMON_H
 
 #include "common/notify.h"
+#include "gateway/dns_service.h"
 #include "gateway/nft.h"
 #include "gateway/rtnl.h"
 #include "gateway/wgif.h"
@@ -43,6 +44,7 @@ struct xb_daemon {
 	struct xb_tunnel_rt *tunnels;
 	struct xb_ctl *ctl;
 	struct xb_notify notify;	/* systemd: readiness, reload, watchdog */
+	struct xb_dnssvc *dns;		/* NULL until the gateway is up */
 	int epfd, sigfd, tickfd;
 	time_t started, loaded_at;
 	struct {

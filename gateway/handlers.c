@@ -341,11 +341,26 @@ static int cmd_reload(void *ctx, json_t *args, json_t **result, char **error, js
 	return e ? -1 : 0;
 }
 
+static int cmd_dns(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+
+	(void)args;
+	(void)errors;
+	if (!d->dns) {
+		*error = strdup("the DNS service is not running");
+		return -1;
+	}
+	*result = xb_dnssvc_status(d->dns);
+	return *result ? 0 : oom(error);
+}
+
 static const struct xb_ctl_command commands[] = {
 	{ "status", cmd_status, "the daemon, its policy and the device interface" },
 	{ "devices", cmd_devices, "devices: addresses, endpoint, handshake, bytes [NAME...]" },
 	{ "tunnels", cmd_tunnels, "partner tunnels: backend, endpoint, state, bytes [NAME...]" },
 	{ "rules", cmd_rules, "policy rules in order, with their counters" },
+	{ "dns", cmd_dns, "the DNS service: listeners, counters per rule, cache, upstreams" },
 	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },
 };
 const struct xb_ctl_command *const xb_daemon_commands = commands;

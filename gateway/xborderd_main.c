@@ -5,6 +5,7 @@
  *   xborderd [-c FILE] --print     the normalised policy (implies --check)
  */
 #include "gateway/daemon.h"
+#include "gateway/dns_service.h"
 #include "common/daemonize.h"
 #include "common/log.h"
 #include "policy/policy.h"
@@ -40,10 +41,19 @@ static int check(const char *path, bool print)
 
 	/* Without the state file: only whether every device can have an
 	 * address; the daemon allocates for real. */
+	struct xb_dnssvc_cfg *dns = NULL;
+
 	if (p && xb_policy_allocate(p, NULL, &errs)) {
 		xb_policy_free(p);
 		p = NULL;
 	}
+	/* The DNS lists are read as the daemon reads them: their lines'
+	 * errors are the policy's. */
+	if (p && !(dns = xb_dnssvc_prepare(p, &errs))) {
+		xb_policy_free(p);
+		p = NULL;
+	}
+	xb_dnssvc_cfg_free(dns);
 	if (!p) {
 		xb_errors_print(&errs, stderr);
 		xb_errors_free(&errs);

@@ -1,0 +1,134 @@
+/* Shared by dns_engine.c (policy: names, answers, learned destinations)
+ * and dns_service.c (sockets, queries in flight); not an interface. */
+#ifndef XB_GATEWAY_DNS_INTERNAL_H
+#define XB_GATEWAY_DNS_INTERNAL_H
+
+#include "common/jsonlog.h"
+#include "gateway/dns_cache.h"
+#include "gateway/dns_match.h"
+#include "gateway/dns_service.h"
+#include "gateway/dns_upstream.h"
+#include "gateway/dns_wire.h"
+#include "gateway/nft_set.h"
+#include "policy/compile.h"
+
+#define DNS_NO_RULE	SIZE_MAX	/* no dns rule matched: the default forward */
+#define DNS_LISTEN_MAX	2		/* the gateway's IPv4 and IPv6 address */
+#define DNS_TCP_MAX	64		/* TCP clients at once */
+#define DNS_TCP_IDLE_MS	10000
+#define DNS_INFLIGHT_MAX 1024		/* queries waiting on an upstream */
+#define DNS_ADDRS_MAX	32		/* addresses taken from one answer */
+
+/* An access rule that names domains: answers for those names go into its
+ * sets. */
+struct dns_acc {
+	size_t rule;			/* into p->rules */
+	struct xb_dns_pattern *pats;
+	size_t n_pats;
+	char set4[XB_SET_NAME_MAX], set6[XB_SET_NAME_MAX];
+	bool has4, has6;		/* the compiled table has that set */
+};
+
+/* Per dns rule (and one more for "no rule"), since the last commit. */
+struct dns_stats {
+	uint64_t queries, answered, cached, failed, blocked, denied;
+	uint64_t lat_sum_us, lat_max_us;
+	uint64_t lat_hist[24];		/* by floor(log2(microseconds)) */
+};
+
+struct xb_dnssvc_cfg {
+	const struct xb_policy *p;
+	struct xb_dns_match *names;	/* dns rule patterns and lists; value: rule */
+	struct xb_up_set *sets;		/* per dns rule: its servers (n: the default) */
+	size_t n_sets;
+	struct dns_acc *acc;
+	size_t n_acc;
+	struct dns_stats *stats;	/* per dns rule, then the default */
+	size_t n_patterns;
+};
+
+/* A destination learned from an answer: which set, until when. */
+struct dns_learned {
+	char set[XB_SET_NAME_MAX];
+	uint8_t family;			/* AF_INET / AF_INET6 */
+	uint8_t addr[16];
+	uint64_t expires;		/* wall clock, seconds */
+};
+
+struct dns_ltab {
+	struct dns_learned *v;
+	size_t n, cap;
+	uint32_t *slot;			/* open addressing: index + 1, 0 empty */
+	size_t nslots;
+	bool dirty;
+};
+
+/* What the engine decided for a query. */
+enum dns_verdict {
+	DNS_ANSWERED,			/* a local answer is in the buffer */
+	DNS_ASK,			/* ask upstream set `set' (cache missed) */
+};
+
+struct dns_query {
+	struct dnsw_query q;
+	size_t device;			/* into p->devices */
+	size_t rule;			/* dns rule, or DNS_NO_RULE */
+	struct xb_up_set *set;
+	uint32_t scope;			/* the cache's: rule + 1, 0 for the default */
+	const char *action;		/* for the log */
+	bool cached;
+	uint64_t t0_ns;
+	/* An override with cname: the answer is the CNAME, then what the
+	 * target resolves to (qc is the target's question). */
+	bool chase;
+	struct dnsw_query qc;
+	uint32_t cname_ttl;
+};
+
+struct xb_dnssvc {
+	struct xb_dnssvc_cfg *cfg;
+	xb_dnssvc_posture_fn posture;
+	void *posture_ctx;
+	char *state_file;
+	struct xb_dnsc *cache;
+	struct xb_up *up;
+	struct xb_nftset nft;
+	bool nft_ok;
+	struct dns_ltab learned;
+	struct xb_jsonlog *log;
+	char *log_path;
+	int epfd, tfd;
+	int udp[DNS_LISTEN_MAX], tcp[DNS_LISTEN_MAX];
+	union wg_sockaddr bound[DNS_LISTEN_MAX];
+	struct dns_tcp *conns;		/* DNS_TCP_MAX */
+	struct dns_flight *flights;	/* DNS_INFLIGHT_MAX */
+	uint64_t last_tick_ns;
+	struct {
+		uint64_t refused, formerr, dropped, truncated, set_puts, set_failures;
+		uint64_t tcp_refused, inflight_full;
+	} c;
+	uint64_t since;			/* wall seconds of the last commit */
+};
+
+/* dns_engine.c */
+/* Decide a query from device `device': DNS_ANSWERED with the answer in
+ * out (length *len, at most cap), or DNS_ASK with qq->set/scope filled. */
+enum dns_verdict dns_decide(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap,
+			    size_t *len);
+/* An upstream answer (m parsed against qq's question) or a cache hit:
+ * learn its addresses, then write the client's answer to out. */
+size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct dnsw_msg *m,
+		       uint8_t *out, size_t cap);
+/* SERVFAIL to the client. */
+size_t dns_fail(const struct dns_query *qq, unsigned rcode, uint8_t *out, size_t cap);
+/* Cache lookup and, on a hit, the answer written to out. */
+size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap);
+void dns_stats_done(struct xb_dnssvc *s, const struct dns_query *qq, bool ok);
+void dns_log(struct xb_dnssvc *s, const struct dns_query *qq, const uint8_t *ans, size_t len);
+
+void dns_learned_load(struct xb_dnssvc *s);
+void dns_learned_save(struct xb_dnssvc *s);
+void dns_learned_prune(struct xb_dnssvc *s);
+void dns_learned_free(struct dns_ltab *t);
+
+#endif

@@ -1,0 +1,630 @@
+/* The DNS service's I/O: listening sockets, TCP clients, queries in flight
+ * to upstreams, the timer. Decisions are dns_engine.c's. See dns_service.h.
+ *
+ * One epoll set, level-triggered, tagged by data.u64. Every loop is
+ * bounded: at most UDP_BATCH datagrams per socket per call, one read per
+ * TCP client per event. A client gets its answer on the transport it
+ * asked on; a UDP answer larger than the client's limit is cut at a record
+ * boundary with TC set, and the client retries over TCP.
+ */
+#include "gateway/dns_internal.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UDP_BATCH	64
+#define MSG_MAX		65535
+
+enum { TAG_TIMER = 1, TAG_UP, TAG_UDP, TAG_TCPL = TAG_UDP + DNS_LISTEN_MAX,
+       TAG_CONN = TAG_TCPL + DNS_LISTEN_MAX };
+
+struct dns_tcp {
+	int fd;				/* -1: free */
+	uint32_t gen;			/* bumped on close: late answers are dropped */
+	union wg_sockaddr peer;
+	uint8_t *in;			/* 2 + MSG_MAX */
+	size_t in_len;
+	uint8_t *out;
+	size_t out_len, out_off;
+	unsigned pending;		/* queries in flight for this client */
+	uint64_t deadline_ns;
+};
+
+struct dns_flight {
+	struct xb_dnssvc *s;
+	bool used;
+	uint64_t handle;
+	struct dns_query qq;
+	int udp_fd;			/* -1: a TCP client */
+	union wg_sockaddr peer;
+	socklen_t peer_len;
+	int conn;
+	uint32_t conn_gen;
+};
+
+static struct log_rl rl = LOG_RL_INIT(1, 5);
+
+static int watch(struct xb_dnssvc *s, int op, int fd, uint32_t events, uint64_t tag)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = tag };
+
+	return epoll_ctl(s->epfd, op, fd, &ev);
+}
+
+struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn posture, void *ctx)
+{
+	struct xb_dnssvc *s = calloc(1, sizeof(*s));
+	struct itimerspec tick = { { 1, 0 }, { 1, 0 } };
+	int e;
+
+	if (!s)
+		return NULL;
+	s->posture = posture;
+	s->posture_ctx = ctx;
+	s->epfd = s->tfd = -1;
+	for (int i = 0; i < DNS_LISTEN_MAX; i++)
+		s->udp[i] = s->tcp[i] = -1;
+	s->conns = calloc(DNS_TCP_MAX, sizeof(*s->conns));
+	s->flights = calloc(DNS_INFLIGHT_MAX, sizeof(*s->flights));
+	if (!s->conns || !s->flights)
+		goto fail;
+	for (int i = 0; i < DNS_TCP_MAX; i++)
+		s->conns[i].fd = -1;
+	if (state_dir && asprintf(&s->state_file, "%s/dns-learned", state_dir) < 0)
+		goto fail;
+	if ((e = xb_nftset_open(&s->nft)) < 0)
+		log_warnx("dns: netlink for nft sets: %s (answers will not open paths)", strerror(-e));
+	s->nft_ok = e == 0;
+	if (!(s->up = xb_up_new(NULL)) ||
+	    (s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    (s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+	    timerfd_settime(s->tfd, 0, &tick, NULL) < 0 ||
+	    watch(s, EPOLL_CTL_ADD, s->tfd, EPOLLIN, TAG_TIMER) < 0 ||
+	    watch(s, EPOLL_CTL_ADD, xb_up_fd(s->up), EPOLLIN, TAG_UP) < 0)
+		goto fail;
+	dns_learned_load(s);
+	return s;
+fail:
+	log_warn("dns: starting");
+	xb_dnssvc_free(s);
+	return NULL;
+}
+
+int xb_dnssvc_fd(const struct xb_dnssvc *s)
+{
+	return s->epfd;
+}
+
+/* ---- answering ---- */
+
+static void tcp_close(struct xb_dnssvc *s, int slot)
+{
+	struct dns_tcp *k = &s->conns[slot];
+
+	if (k->fd < 0)
+		return;
+	close(k->fd);
+	free(k->in);
+	free(k->out);
+	k->in = k->out = NULL;
+	k->in_len = k->out_len = k->out_off = 0;
+	k->fd = -1;
+	k->gen++;
+}
+
+static void tcp_flush(struct xb_dnssvc *s, int slot)
+{
+	struct dns_tcp *k = &s->conns[slot];
+
+	while (k->out_off < k->out_len) {
+		ssize_t n = send(k->fd, k->out + k->out_off, k->out_len - k->out_off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			tcp_close(s, slot);
+			return;
+		}
+		k->out_off += (size_t)n;
+	}
+	if (k->out_off == k->out_len)
+		k->out_off = k->out_len = 0;
+	watch(s, EPOLL_CTL_MOD, k->fd, EPOLLIN | (k->out_len ? EPOLLOUT : 0), TAG_CONN + (uint64_t)slot);
+}
+
+static void tcp_send(struct xb_dnssvc *s, int slot, const uint8_t *msg, size_t len)
+{
+	struct dns_tcp *k = &s->conns[slot];
+	uint8_t *nv;
+
+	if (k->out_len + len + 2 > 4 * (MSG_MAX + 2) ||	/* a client that does not read */
+	    !(nv = realloc(k->out, k->out_len + len + 2))) {
+		tcp_close(s, slot);
+		return;
+	}
+	k->out = nv;
+	nv[k->out_len] = (uint8_t)(len >> 8);
+	nv[k->out_len + 1] = (uint8_t)len;
+	memcpy(nv + k->out_len + 2, msg, len);
+	k->out_len += len + 2;
+	k->deadline_ns = clock_mono_ns() + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
+	tcp_flush(s, slot);
+}
+
+static void udp_send(struct xb_dnssvc *s, int fd, const struct dnsw_query *q, uint8_t *msg,
+		     size_t len, const union wg_sockaddr *peer, socklen_t plen)
+{
+	size_t limit = dnsw_udp_limit(q, DNSW_EDNS_SIZE);
+
+	if (len > limit) {
+		len = dnsw_truncate(msg, len, limit);
+		s->c.truncated++;
+	}
+	if (len && sendto(fd, msg, len, MSG_DONTWAIT, &peer->sa, plen) < 0 && log_ratelimit(&rl))
+		log_warn("dns: sendto");
+}
+
+/* Deliver an answer to wherever the query came from. */
+static void deliver(struct xb_dnssvc *s, struct dns_flight *f, uint8_t *msg, size_t len)
+{
+	if (f->udp_fd >= 0) {
+		udp_send(s, f->udp_fd, &f->qq.q, msg, len, &f->peer, f->peer_len);
+		return;
+	}
+	if (s->conns[f->conn].fd >= 0 && s->conns[f->conn].gen == f->conn_gen) {
+		s->conns[f->conn].pending--;
+		if (len)
+			tcp_send(s, f->conn, msg, len);
+	}
+}
+
+static void finish(struct xb_dnssvc *s, struct dns_flight *f, uint8_t *msg, size_t len, bool ok)
+{
+	dns_stats_done(s, &f->qq, ok);
+	dns_log(s, &f->qq, msg, len);
+	deliver(s, f, msg, len);
+	f->used = false;
+}
+
+static void on_upstream(void *ctx, const struct xb_up_result *r)
+{
+	struct dns_flight *f = ctx;
+	struct xb_dnssvc *s = f->s;
+	const struct dnsw_query *ask = f->qq.chase ? &f->qq.qc : &f->qq.q;
+	static uint8_t out[MSG_MAX];
+	size_t len;
+
+	if (r->status != XB_UP_OK) {
+		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
+		finish(s, f, out, len, false);
+		return;
+	}
+	if (s->cache)
+		xb_dnsc_store(s->cache, f->qq.scope, &ask->q, r->msg, r->len, clock_mono_ns());
+	len = dns_answer_from(s, &f->qq, r->m, out, sizeof(out));
+	if (!len)
+		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
+	finish(s, f, out, len, true);
+}
+
+static struct dns_flight *flight_new(struct xb_dnssvc *s)
+{
+	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
+		if (!s->flights[i].used) {
+			memset(&s->flights[i], 0, sizeof(s->flights[i]));
+			s->flights[i].used = true;
+			s->flights[i].s = s;
+			return &s->flights[i];
+		}
+	return NULL;
+}
+
+/* One query from a client: udp_fd >= 0 with peer, or TCP client `conn'. */
+static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_fd,
+		     const union wg_sockaddr *peer, socklen_t plen, int conn)
+{
+	static uint8_t out[MSG_MAX];
+	struct dns_flight *f = flight_new(s);
+	const struct xb_device *dev;
+	enum dnsw_qverdict v;
+	size_t len = 0;
+	unsigned flags;
+
+	if (!f) {
+		s->c.inflight_full++;
+		return;		/* the client retries */
+	}
+	f->udp_fd = udp_fd;
+	f->peer = *peer;
+	f->peer_len = plen;
+	f->conn = conn;
+	f->conn_gen = conn >= 0 ? s->conns[conn].gen : 0;
+	if (conn >= 0)
+		s->conns[conn].pending++;
+	f->qq.t0_ns = clock_mono_ns();
+	v = dnsw_parse_query(&f->qq.q, msg, n);
+	if (v == DNSW_Q_DROP) {
+		s->c.dropped++;
+		deliver(s, f, out, 0);
+		f->used = false;
+		return;
+	}
+	dev = xb_policy_device_by_addr(s->cfg->p, peer->sa.sa_family,
+				       peer->sa.sa_family == AF_INET ? (const void *)&peer->in.sin_addr
+								     : (const void *)&peer->in6.sin6_addr);
+	if (v != DNSW_Q_OK || !dev) {
+		static const unsigned rc[] = { [DNSW_Q_FORMERR] = DNSW_FORMERR,
+					       [DNSW_Q_NOTIMP] = DNSW_NOTIMP,
+					       [DNSW_Q_BADVERS] = DNSW_BADVERS };
+
+		if (v != DNSW_Q_OK)
+			s->c.formerr++;
+		else
+			s->c.refused++;	/* not a device's address */
+		len = dns_fail(&f->qq, v == DNSW_Q_OK ? DNSW_REFUSED : rc[v], out, sizeof(out));
+		deliver(s, f, out, len);
+		f->used = false;
+		return;
+	}
+	f->qq.device = (size_t)(dev - s->cfg->p->devices);
+	if (dns_decide(s, &f->qq, out, sizeof(out), &len) == DNS_ANSWERED ||
+	    (len = dns_from_cache(s, &f->qq, out, sizeof(out)))) {
+		finish(s, f, out, len, len > 0);
+		return;
+	}
+	flags = f->qq.q.edns.present && f->qq.q.edns.do_bit ? XB_UP_DO : 0;
+	f->handle = xb_up_query(s->up, f->qq.set, f->qq.chase ? &f->qq.qc.q : &f->qq.q.q, flags,
+				on_upstream, f, clock_mono_ns());
+	if (!f->handle) {
+		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
+		finish(s, f, out, len, false);
+	}
+}
+
+/* ---- sockets ---- */
+
+static void on_udp(struct xb_dnssvc *s, int fd)
+{
+	static uint8_t buf[MSG_MAX];
+
+	for (int i = 0; i < UDP_BATCH; i++) {
+		union wg_sockaddr peer;
+		socklen_t plen = sizeof(peer);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, &peer.sa, &plen);
+
+		if (n < 0)
+			break;
+		on_query(s, buf, (size_t)n, fd, &peer, plen, -1);
+	}
+}
+
+static void on_accept(struct xb_dnssvc *s, int lfd)
+{
+	union wg_sockaddr peer;
+	socklen_t plen = sizeof(peer);
+	int fd = accept4(lfd, &peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC), slot;
+
+	if (fd < 0)
+		return;
+	for (slot = 0; slot < DNS_TCP_MAX && s->conns[slot].fd >= 0; slot++)
+		;
+	if (slot == DNS_TCP_MAX || !(s->conns[slot].in = malloc(MSG_MAX + 2))) {
+		s->c.tcp_refused++;
+		close(fd);
+		return;
+	}
+	s->conns[slot].fd = fd;
+	s->conns[slot].peer = peer;
+	s->conns[slot].pending = 0;
+	s->conns[slot].deadline_ns = clock_mono_ns() + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
+	if (watch(s, EPOLL_CTL_ADD, fd, EPOLLIN, TAG_CONN + (uint64_t)slot) < 0)
+		tcp_close(s, slot);
+}
+
+/* Reads what is there; answers every complete message (RFC 7766:
+ * pipelined queries, answers in completion order). */
+static void on_conn(struct xb_dnssvc *s, int slot, uint32_t events)
+{
+	struct dns_tcp *k = &s->conns[slot];
+	ssize_t n;
+
+	if (events & EPOLLOUT)
+		tcp_flush(s, slot);
+	if (k->fd < 0 || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	n = recv(k->fd, k->in + k->in_len, MSG_MAX + 2 - k->in_len, MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN)) {
+		tcp_close(s, slot);
+		return;
+	}
+	if (n < 0)
+		return;
+	k->in_len += (size_t)n;
+	k->deadline_ns = clock_mono_ns() + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
+	while (k->fd >= 0 && k->in_len >= 2) {
+		size_t m = (size_t)k->in[0] << 8 | k->in[1];
+		socklen_t plen = k->peer.sa.sa_family == AF_INET ? sizeof(k->peer.in) : sizeof(k->peer.in6);
+
+		if (k->in_len < m + 2)
+			break;
+		on_query(s, k->in + 2, m, -1, &k->peer, plen, slot);
+		if (k->fd < 0)
+			break;
+		memmove(k->in, k->in + m + 2, k->in_len - m - 2);
+		k->in_len -= m + 2;
+	}
+}
+
+static void on_timer(struct xb_dnssvc *s)
+{
+	uint64_t n, now = clock_mono_ns();
+	static unsigned ticks;
+
+	if (read(s->tfd, &n, sizeof(n)) < 0)
+		return;
+	for (int i = 0; i < DNS_TCP_MAX; i++)
+		if (s->conns[i].fd >= 0 && !s->conns[i].pending && s->conns[i].deadline_ns <= now)
+			tcp_close(s, i);
+	if (++ticks % 30 == 0) {
+		dns_learned_prune(s);
+		dns_learned_save(s);
+	}
+}
+
+void xb_dnssvc_process(struct xb_dnssvc *s)
+{
+	struct epoll_event ev[32];
+	int n = epoll_wait(s->epfd, ev, 32, 0);
+
+	for (int i = 0; i < n; i++) {
+		uint64_t tag = ev[i].data.u64;
+
+		if (tag == TAG_TIMER)
+			on_timer(s);
+		else if (tag == TAG_UP)
+			xb_up_process(s->up, clock_mono_ns());
+		else if (tag >= TAG_UDP && tag < TAG_TCPL)
+			on_udp(s, s->udp[tag - TAG_UDP]);
+		else if (tag >= TAG_TCPL && tag < TAG_CONN)
+			on_accept(s, s->tcp[tag - TAG_TCPL]);
+		else if (tag >= TAG_CONN && tag < TAG_CONN + DNS_TCP_MAX)
+			on_conn(s, (int)(tag - TAG_CONN), ev[i].events);
+	}
+}
+
+/* A socket bound to addr, which need not be configured yet (the device
+ * interface comes up after the service starts). */
+static int open_sock(const union wg_sockaddr *addr, int type)
+{
+	int one = 1, fd = socket(addr->sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	socklen_t len = addr->sa.sa_family == AF_INET ? sizeof(addr->in) : sizeof(addr->in6);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->sa.sa_family == AF_INET6) {
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+	} else {
+		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+	}
+	if (bind(fd, &addr->sa, len) < 0 || (type == SOCK_STREAM && listen(fd, 64) < 0)) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void close_listen(struct xb_dnssvc *s, int i)
+{
+	if (s->udp[i] >= 0)
+		close(s->udp[i]);
+	if (s->tcp[i] >= 0)
+		close(s->tcp[i]);
+	s->udp[i] = s->tcp[i] = -1;
+	memset(&s->bound[i], 0, sizeof(s->bound[i]));
+}
+
+static int listen_on(struct xb_dnssvc *s, int i, const union wg_sockaddr *a)
+{
+	char text[80];
+
+	if (a->sa.sa_family == AF_UNSPEC) {
+		close_listen(s, i);
+		return 0;
+	}
+	if (!memcmp(&s->bound[i], a, sizeof(*a)) && s->udp[i] >= 0)
+		return 0;
+	close_listen(s, i);
+	wg_endpoint_format(text, sizeof(text), a);
+	if ((s->udp[i] = open_sock(a, SOCK_DGRAM)) < 0 || (s->tcp[i] = open_sock(a, SOCK_STREAM)) < 0 ||
+	    watch(s, EPOLL_CTL_ADD, s->udp[i], EPOLLIN, TAG_UDP + (uint64_t)i) < 0 ||
+	    watch(s, EPOLL_CTL_ADD, s->tcp[i], EPOLLIN, TAG_TCPL + (uint64_t)i) < 0) {
+		log_warn("dns: listening on %s", text);
+		close_listen(s, i);
+		return -1;
+	}
+	s->bound[i] = *a;
+	log_info("dns: listening on %s (UDP and TCP)", text);
+	return 0;
+}
+
+static void gateway_addrs(const struct xb_policy *p, union wg_sockaddr a[DNS_LISTEN_MAX])
+{
+	memset(a, 0, sizeof(*a) * DNS_LISTEN_MAX);
+	if (!p->dns.enabled)
+		return;
+	if (p->gateway.has_pool4) {
+		a[0].in.sin_family = AF_INET;
+		a[0].in.sin_addr = p->gateway.address4;
+		a[0].in.sin_port = htons(p->gateway.dns_port);
+	}
+	if (p->gateway.has_pool6) {
+		a[1].in6.sin6_family = AF_INET6;
+		a[1].in6.sin6_addr = p->gateway.address6;
+		a[1].in6.sin6_port = htons(p->gateway.dns_port);
+	}
+}
+
+static void cancel_flights(struct xb_dnssvc *s)
+{
+	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
+		if (s->flights[i].used) {
+			xb_up_cancel(s->up, s->flights[i].handle);
+			s->flights[i].used = false;
+		}
+	for (int i = 0; i < DNS_TCP_MAX; i++)
+		s->conns[i].pending = 0;
+}
+
+static void open_log(struct xb_dnssvc *s, const struct xb_dns *d)
+{
+	if (s->log && (!d->query_log_path || strcmp(s->log_path, d->query_log_path))) {
+		xb_jsonlog_close(s->log);
+		free(s->log_path);
+		s->log = NULL;
+		s->log_path = NULL;
+	}
+	if (!s->log && d->query_log_path && (s->log = xb_jsonlog_open(d->query_log_path, d->query_log_max)))
+		s->log_path = strdup(d->query_log_path);
+}
+
+int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg)
+{
+	const struct xb_dns *d = &cfg->p->dns;
+	union wg_sockaddr a[DNS_LISTEN_MAX];
+	struct xb_dnsc_conf cc = { .max_entries = d->cache_size, .max_ttl = d->ttl_max,
+				   .neg_max_ttl = d->negative_ttl_max };
+	int rc = 0;
+
+	cancel_flights(s);
+	xb_dnssvc_cfg_free(s->cfg);
+	s->cfg = cfg;
+	s->since = (uint64_t)time(NULL);
+	/* Scopes are rule numbers, which a reload may reassign: start afresh. */
+	xb_dnsc_free(s->cache);
+	s->cache = d->cache_size ? xb_dnsc_new(&cc) : NULL;
+	open_log(s, d);
+	gateway_addrs(cfg->p, a);
+	for (int i = 0; i < DNS_LISTEN_MAX; i++)
+		if (listen_on(s, i, &a[i]) < 0)
+			rc = -1;
+	xb_dnssvc_refill(s);
+	return rc;
+}
+
+void xb_dnssvc_reopen_log(struct xb_dnssvc *s)
+{
+	if (s->log && xb_jsonlog_reopen(s->log) < 0)
+		log_warn("dns: reopening %s", s->log_path);
+}
+
+void xb_dnssvc_free(struct xb_dnssvc *s)
+{
+	if (!s)
+		return;
+	if (s->flights && s->up)
+		cancel_flights(s);
+	dns_learned_prune(s);
+	dns_learned_save(s);
+	for (int i = 0; s->conns && i < DNS_TCP_MAX; i++)
+		tcp_close(s, i);
+	for (int i = 0; i < DNS_LISTEN_MAX; i++)
+		close_listen(s, i);
+	xb_up_free(s->up);
+	xb_dnsc_free(s->cache);
+	xb_nftset_close(&s->nft);
+	xb_jsonlog_close(s->log);
+	dns_learned_free(&s->learned);
+	xb_dnssvc_cfg_free(s->cfg);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->tfd >= 0)
+		close(s->tfd);
+	free(s->conns);
+	free(s->flights);
+	free(s->log_path);
+	free(s->state_file);
+	free(s);
+}
+
+/* ---- status ---- */
+
+static json_t *stats_json(const struct dns_stats *st)
+{
+	uint64_t want = st->answered - st->answered / 100, seen = 0;	/* p99 */
+	unsigned b = 0;
+
+	for (; b < 24 && st->answered; b++)
+		if ((seen += st->lat_hist[b]) >= want)
+			break;
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I}",
+			 "queries", (json_int_t)st->queries, "answered", (json_int_t)st->answered,
+			 "cached", (json_int_t)st->cached, "failed", (json_int_t)st->failed,
+			 "blocked", (json_int_t)st->blocked, "denied", (json_int_t)st->denied,
+			 "latency_mean_ms",
+			 st->answered ? (double)st->lat_sum_us / (double)st->answered / 1000.0 : 0.0,
+			 "latency_p99_ms_below", (json_int_t)(st->answered ? (2ull << b) / 1000 + 1 : 0),
+			 "latency_max_ms", (json_int_t)(st->lat_max_us / 1000));
+}
+
+json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
+{
+	static const char *const actions[] = { "forward", "override", "tunnel", "block" };
+	const struct xb_dnssvc_cfg *c = s->cfg;
+	struct xb_dnsc_stats cs = { 0 };
+	struct xb_up_stats us;
+	json_t *rules = json_array(), *listen = json_array(), *o;
+	char text[80];
+
+	if (!c)
+		return json_pack("{s:b}", "enabled", 0);
+	for (size_t i = 0; i < c->n_sets; i++) {
+		const struct xb_dns_rule *r = i < c->p->dns.n_rules ? &c->p->dns.rules[i] : NULL;
+
+		o = stats_json(&c->stats[i]);
+		json_object_set_new(o, "name", json_string(r ? r->name : "(no rule)"));
+		json_object_set_new(o, "action", json_string(r ? actions[r->action] : "forward"));
+		json_array_append_new(rules, o);
+	}
+	for (int i = 0; i < DNS_LISTEN_MAX; i++)
+		if (s->udp[i] >= 0) {
+			wg_endpoint_format(text, sizeof(text), &s->bound[i]);
+			json_array_append_new(listen, json_string(text));
+		}
+	if (s->cache)
+		xb_dnsc_stats(s->cache, &cs);
+	xb_up_stats(s->up, &us);
+	return json_pack("{s:b, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}, "
+			 "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+			 "enabled", c->p->dns.enabled, "listen", listen,
+			 "patterns", (json_int_t)c->n_patterns, "since", (json_int_t)s->since,
+			 "rules", rules,
+			 "cache", "entries", (json_int_t)cs.entries, "hits", (json_int_t)cs.hits,
+			 "misses", (json_int_t)cs.misses, "evictions", (json_int_t)cs.evictions,
+			 "upstream", "queries", (json_int_t)us.queries, "tries", (json_int_t)us.tries,
+			 "timeouts", (json_int_t)us.timeouts,
+			 "failed", (json_int_t)us.failed, "tcp", (json_int_t)us.tcp,
+			 "mismatched", (json_int_t)us.mismatched,
+			 "clients", "refused", (json_int_t)s->c.refused, "formerr", (json_int_t)s->c.formerr,
+			 "dropped", (json_int_t)s->c.dropped, "truncated", (json_int_t)s->c.truncated,
+			 "learned", (json_int_t)s->learned.n, "set_puts", (json_int_t)s->c.set_puts,
+			 "set_failures", (json_int_t)s->c.set_failures);
+}

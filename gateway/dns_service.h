@@ -1,0 +1,66 @@
+/* The gateway's DNS service: devices' resolver on the gateway's device-side
+ * addresses, UDP and TCP (docs/dns.md).
+ *
+ * For each query: the source address names the device (WireGuard's
+ * cryptokey routing vouches for it); an address outside the device pools
+ * is refused. The policy's dns rules pick an action by name (most specific
+ * pattern first): override, tunnel, block, forward; no rule: forward to the
+ * section's upstreams. Every address answered for a name is put into the
+ * _dns4/_dns6 sets of the access rules whose `domains' match the name,
+ * with a timeout of the answer's TTL plus the grace period, before the
+ * answer is sent. A tunnel name is answered with its rule's block answer to
+ * a device that no access rule for the name admits (group, posture).
+ *
+ * Event-loop agnostic like control.c: one epoll fd (sockets, TCP clients,
+ * the upstream client, a timer) nested in the daemon's loop; readable →
+ * xb_dnssvc_process().
+ *
+ * Reconfiguration is two-step so that a reload is all-or-nothing:
+ * xb_dnssvc_prepare() builds everything from a policy (matchers, lists, server
+ * sets) and reports every error; xb_dnssvc_commit() swaps it in.
+ */
+#ifndef XB_GATEWAY_DNS_SERVICE_H
+#define XB_GATEWAY_DNS_SERVICE_H
+
+#include "policy/policy.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct xb_dnssvc;
+struct xb_dnssvc_cfg;
+
+/* Does access rule `rule' admit device `device' (its posture profiles)?
+ * Asked only for rules with posture; NULL: nobody passes posture. */
+typedef bool (*xb_dnssvc_posture_fn)(void *ctx, size_t rule, size_t device);
+
+/* What xb_dnssvc_prepare() builds from p (which must outlive it). Returns
+ * NULL with errors added (a list's bad lines as FILE:LINE, out of memory). */
+struct xb_dnssvc_cfg *xb_dnssvc_prepare(const struct xb_policy *p, struct xb_errors *errs);
+void xb_dnssvc_cfg_free(struct xb_dnssvc_cfg *c);
+
+/* A service with cfg (taken over), state in state_dir (learned
+ * destinations; NULL: none kept). Sockets are opened by xb_dnssvc_commit(). */
+struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn posture, void *ctx);
+/* Swap in cfg (taken over; the old one is freed after queries in flight
+ * are cancelled — their clients retry), open or move the listening
+ * sockets to p's gateway addresses, and put every learned destination
+ * still valid into the new table's sets. Returns 0, or -1 when the
+ * sockets cannot be opened (logged; the service keeps running on the
+ * sockets it has). */
+int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg);
+/* The nft table was replaced (a reload): its _dns sets are empty; put the
+ * learned destinations back. */
+void xb_dnssvc_refill(struct xb_dnssvc *s);
+int xb_dnssvc_fd(const struct xb_dnssvc *s);
+void xb_dnssvc_process(struct xb_dnssvc *s);
+/* Reopen the query log (SIGHUP). */
+void xb_dnssvc_reopen_log(struct xb_dnssvc *s);
+/* Counters and settings for `xborderctl dns'. */
+json_t *xb_dnssvc_status(const struct xb_dnssvc *s);
+/* Saves learned destinations, closes everything. NULL is ignored. */
+void xb_dnssvc_free(struct xb_dnssvc *s);
+
+#endif

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# xborderd's DNS service end to end: overrides, names resolved by a mainland
+# resolver reachable only through the partner tunnel (their addresses in the
+# rule's set before the answer leaves), blocks, forwarding with failover,
+# TCP for large answers, posture-aware answers, refusal outside the pools,
+# the query log, and learned destinations across a restart.
+#
+#   alice (finance) ─┐ 192.0.2.1/30 ↔ .2                          partner            origin
+#     198.51.100.10  ├──WG── gw: xborderd ───── WG (tunnel) ────── 192.0.2.10 ── 203.0.113.1 ── 203.0.113.10 (erp, http)
+#   bob (staff)     ─┘ 192.0.2.5/30 ↔ .6       192.0.2.9/30         inner .14                  203.0.113.53 (mainland DNS)
+#     198.51.100.11   DNS on 198.51.100.1       inner 192.0.2.13/30
+#                      └─ 192.0.2.17/30 ── pub 192.0.2.18: public resolver; 192.0.2.21 routed there and dropped (dead upstream)
+#
+# The gateway has no route to 203.0.113.0/24: the mainland resolver answers
+# only queries that came through the tunnel.
+. "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/wg.sh"
+xb_begin
+for t in dnsmasq dig curl busybox; do
+	command -v "$t" >/dev/null || { xb_skip "dns" "$t is not installed (deploy/deps.sh)"; exit 77; }
+done
+xb_ns alice bob gw par org pub
+xb_veth alice eth0 gw ea
+xb_veth bob eth0 gw eb
+xb_veth gw ep par eg
+xb_veth par eo org eth0
+xb_veth gw eu pub eth0
+xb_addr alice eth0 192.0.2.1/30
+xb_addr bob eth0 192.0.2.5/30
+xb_addr gw ea 192.0.2.2/30
+xb_addr gw eb 192.0.2.6/30
+xb_addr gw ep 192.0.2.9/30
+xb_addr gw eu 192.0.2.17/30
+xb_addr pub eth0 192.0.2.18/30
+xb_addr par eg 192.0.2.10/30
+xb_addr par eo 203.0.113.1/24
+xb_addr org eth0 203.0.113.10/24 203.0.113.53/24
+nq org ip route add default via 203.0.113.1
+nq pub ip route add default via 192.0.2.17
+nq gw ip route add 192.0.2.21/32 via 192.0.2.18
+nq pub ip addr add 192.0.2.21/32 dev lo
+nq pub nft add table ip dead '{ chain in { type filter hook input priority 0; ip daddr 192.0.2.21 drop; } }'
+xb_router par
+
+ID=$$
+GWIF=xg$ID TUN=p$ID PIF=xp$ID AIF=xa$ID BIF=xq$ID
+CTL=$XB_TMP/ctl.sock QLOG=$XB_TMP/queries.log
+kg=$(wg genkey) kt=$(wg genkey) kp=$(wg genkey) ka=$(wg genkey) kb=$(wg genkey)
+pub() { echo "$1" | wg pubkey; }
+(umask 077; echo "$kg" >"$XB_TMP/gw.key"; echo "$kt" >"$XB_TMP/tun.key")
+
+cat >"$XB_TMP/xborder.conf" <<EOF
+gateway = {
+  interface = "$GWIF"; listen_port = 51820; private_key_file = "gw.key";
+  pool4 = "198.51.100.0/24";
+  control_socket = "$CTL"; state_dir = "$XB_TMP/state";
+};
+groups = [ "finance", "staff" ];
+devices = (
+  { name = "alice"; public_key = "$(pub "$ka")"; groups = [ "finance" ]; address4 = "198.51.100.10"; },
+  { name = "bob"; public_key = "$(pub "$kb")"; groups = [ "staff" ]; address4 = "198.51.100.11"; }
+);
+tunnels = (
+  { name = "$TUN"; endpoint = "192.0.2.10:51900"; private_key_file = "tun.key";
+    public_key = "$(pub "$kp")"; address4 = "192.0.2.13/30"; peer4 = "192.0.2.14"; }
+);
+profiles = ( { name = "managed"; } );
+rules = (
+  { name = "erp"; groups = [ "finance" ]; domains = [ "*.acme.cn" ]; protocols = [ "tcp", "icmp" ];
+    action = "allow"; via = [ "$TUN" ]; },
+  { name = "staffcn"; groups = [ "staff" ]; posture = [ "managed" ]; domains = [ "*.acme.cn" ];
+    action = "allow"; via = [ "$TUN" ]; }
+);
+dns = {
+  upstreams = [ "192.0.2.21", "192.0.2.18" ];
+  timeout = 300; tries = 1; grace = 60;
+  query_log = "queries.log";
+  rules = (
+    { name = "portal"; domains = [ "portal.acme.cn" ]; action = "override"; answer = [ "203.0.113.20" ]; ttl = 30; },
+    { name = "mainland"; domains = [ "*.acme.cn" ]; action = "tunnel"; tunnel = "$TUN";
+      servers = [ "203.0.113.53" ]; block = "refused"; },
+    { name = "ads"; domains = [ ".ads.example" ]; action = "block"; },
+    { name = "sink"; domains = [ "sink.example" ]; action = "block"; block = "0.0.0.0"; }
+  );
+};
+EOF
+
+# The mainland resolver and the public one; the origin's web server.
+big=$(printf 'x%.0s' $(seq 250))
+xb_bg org dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --user=root --pid-file= --local-ttl=300 \
+	--listen-address=203.0.113.53 --bind-interfaces --port=53 \
+	--address=/erp.acme.cn/203.0.113.10 --address=/portal.acme.cn/203.0.113.99 \
+	--txt-record=big.acme.cn,"$big","$big","$big","$big","$big","$big"
+xb_bg pub dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --user=root --pid-file= --local-ttl=300 \
+	--listen-address=192.0.2.18 --bind-interfaces --port=53 --address=/corp.example/198.51.100.200
+mkdir -p "$XB_TMP/www" && echo "erp origin" >"$XB_TMP/www/index.html"
+xb_bg org busybox httpd -f -p 203.0.113.10:80 -h "$XB_TMP/www"
+
+partner_up() {
+	xb_wg_up par "$PIF" ours "$kp" 51900 192.0.2.14/30 || return 1
+	n par wg set "$PIF" peer "$(pub "$kt")" allowed-ips 192.0.2.13/32
+}
+device_up() {	# device_up NS IF KEY ADDR GWADDR
+	xb_wg_up "$1" "$2" ours "$3" 0 "$4/24" || return 1
+	n "$1" wg set "$2" peer "$(pub "$kg")" endpoint "${5}:51820" allowed-ips 198.51.100.0/24,203.0.113.0/24
+	nq "$1" ip route add 203.0.113.0/24 dev "$2"
+}
+start_gw() {
+	xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"
+	GWPID=$XB_LAST_PID GWLOG=$XB_LAST_LOG
+	xb_wait 5000 test -S "$CTL" && xb_wait 3000 grep -q "gateway up" "$GWLOG"
+}
+stop_gw() {
+	kill -TERM "$GWPID" 2>/dev/null
+	for _ in $(seq 300); do kill -0 "$GWPID" 2>/dev/null || return 0; sleep 0.01; done
+	return 1
+}
+ctl() { nq gw "$XB_BIN/xborderctl" -s "$CTL" "$@"; }
+q() {	# q NS NAME [TYPE] [dig options] — the answer section, short
+	local ns=$1 name=$2 type=${3:-A}; shift 3 2>/dev/null || shift $#
+	nq "$ns" dig +time=2 +tries=1 +short @198.51.100.1 "$name" "$type" "$@"
+}
+status() {	# status NS NAME [TYPE] — the rcode
+	nq "$1" dig +time=2 +tries=1 @198.51.100.1 "$2" "${3:-A}" | sed -n 's/.*status: \([A-Z]*\),.*/\1/p'
+}
+in_set() { nq gw nft list set inet xborder "$1" | grep -q "$2"; }
+
+partner_up || { xb_fail "partner bring-up"; xb_end; }
+if ! start_gw; then
+	xb_fail "xborderd starts with a dns section" "$(cat "$GWLOG")"
+	xb_end
+fi
+xb_ok "xborderd starts with a dns section"
+device_up alice "$AIF" "$ka" 198.51.100.10 192.0.2.2
+device_up bob "$BIF" "$kb" 198.51.100.11 192.0.2.6
+xb_wait 5000 nq alice ping -c 1 -W 1 198.51.100.1 >/dev/null
+
+xb_check "the service listens on the gateway's pool address" grep -q "dns: listening on 198.51.100.1:53" "$GWLOG"
+xb_check "override: portal.acme.cn answers the configured address" \
+	test "$(q alice portal.acme.cn)" = 203.0.113.20
+xb_check "override: other types for the name get an empty answer" \
+	sh -c "test -z \"\$(ip netns exec $XB_RUN-alice dig +short @198.51.100.1 portal.acme.cn MX)\""
+
+xb_check "before any query, alice cannot reach the origin" \
+	sh -c "! ip netns exec $XB_RUN-alice curl -s --max-time 1 http://203.0.113.10/ >/dev/null"
+xb_check "tunnel: erp.acme.cn is resolved by the mainland resolver through the tunnel" \
+	test "$(q alice erp.acme.cn)" = 203.0.113.10
+xb_check "tunnel: the answered address is in the rule's set" in_set r_erp_dns4 203.0.113.10
+# The first SYN must already take the tunnel: a SYN retransmit takes 1 s.
+first_syn() {
+	nq alice sh -c 'a=$(dig +short +time=2 +tries=1 @198.51.100.1 erp.acme.cn) &&
+		curl -s --connect-timeout 0.9 "http://$a/"' | grep -q "erp origin"
+}
+xb_check "tunnel: right after the answer, the device's first TCP SYN reaches the origin" first_syn
+xb_check "tunnel: the set entry has a timeout (TTL + grace)" \
+	sh -c "ip netns exec $XB_RUN-gw nft list set inet xborder r_erp_dns4 | grep -q '203.0.113.10 timeout'"
+xb_check "tunnel: a large TXT answer comes whole (UDP truncated, then TCP)" \
+	sh -c "ip netns exec $XB_RUN-alice dig +time=3 +tries=1 @198.51.100.1 big.acme.cn TXT | grep -c '\"x' | grep -qx 1"
+xb_check "tunnel: bob (posture not met) gets the rule's block answer (REFUSED)" \
+	test "$(status bob erp.acme.cn)" = REFUSED
+
+xb_check "block: ads.example and names below it are NXDOMAIN" \
+	sh -c "test \"\$(ip netns exec $XB_RUN-alice dig +time=2 +tries=1 @198.51.100.1 x.ads.example | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')\" = NXDOMAIN"
+xb_check "block: sink.example answers 0.0.0.0" test "$(q alice sink.example)" = 0.0.0.0
+
+xb_check "forward: corp.example is answered although the first upstream is dead" \
+	test "$(q alice corp.example)" = 198.51.100.200
+xb_check "forward: the dead upstream is logged and skipped" \
+	grep -q "dns upstream upstreams: server 192.0.2.21:53: .*skipped" "$GWLOG"
+xb_check "a query from outside the device pools is refused" \
+	sh -c "ip netns exec $XB_RUN-gw dig +time=2 +tries=1 -b 192.0.2.2 @198.51.100.1 portal.acme.cn | grep -q 'status: REFUSED'"
+xb_check "malformed queries do not stop the service" \
+	sh -c "head -c 7 /dev/urandom | ip netns exec $XB_RUN-alice busybox nc -u -w 1 198.51.100.1 53 >/dev/null; true"
+xb_check "... which still answers" test "$(q alice portal.acme.cn)" = 203.0.113.20
+
+xb_check "query log: a JSON line for alice's tunnel answer" \
+	sh -c "jq -se 'any(.[]; .device == \"alice\" and .name == \"erp.acme.cn\" and .action == \"tunnel\" and any(.answer[]; . == \"203.0.113.10\"))' '$QLOG' >/dev/null"
+xb_check "query log: bob's refusal says deny" \
+	sh -c "jq -se 'any(.[]; .device == \"bob\" and .action == \"deny\")' '$QLOG' >/dev/null"
+shows_rules() { ctl dns | grep -qE '^mainland +tunnel +[0-9]'; }
+xb_check "xborderctl dns shows the rules and their counters" shows_rules
+ctl dns | sed 's/^/# /'
+
+# A reload replaces the table (its sets start empty): the service refills.
+ctl reload >/dev/null
+xb_check "after a reload the learned destination is back in the set" xb_wait 3000 in_set r_erp_dns4 203.0.113.10
+xb_check "... and alice still reaches the origin without asking again" \
+	sh -c "ip netns exec $XB_RUN-alice curl -s --max-time 2 http://203.0.113.10/ | grep -q 'erp origin'"
+
+# A restart keeps learned destinations with their expiry.
+xb_check "SIGTERM: xborderd stops" stop_gw
+xb_check "the learned destinations were saved" grep -q "r_erp_dns4 203.0.113.10 " "$XB_TMP/state/dns-learned"
+start_gw || xb_fail "restart" "$(tail -5 "$GWLOG")"
+xb_check "after a restart the set holds the destination before any query" in_set r_erp_dns4 203.0.113.10
+xb_check "... and alice reaches the origin with the answer she holds" \
+	xb_wait 20000 sh -c "ip netns exec $XB_RUN-alice curl -s --max-time 1 http://203.0.113.10/ | grep -q 'erp origin'"
+stop_gw
+xb_end
