@@ -31,7 +31,8 @@ void xbp_map_del(struct xb_map *m, const void *key, size_t len);
 void xbp_map_free(struct xb_map *m);
 
 struct xb_index {
-	struct xb_map groups, devices, keys, addr4, addr6, tunnels, profiles, rules, dns_rules;
+	struct xb_map groups, devices, keys, addr4, addr6, tunnels, profiles, rules, dns_rules,
+		mdm_keys;
 };
 
 /* Loading context: the policy being filled and where errors go. */
@@ -88,8 +89,6 @@ const char *xbp_obj_name(struct ld *l, const config_setting_t *s, const char *ki
 			 bool tunnel, char *what, size_t len);
 /* The elements of a list that must be groups { }; others are reported. */
 bool xbp_elem_group(struct ld *l, const config_setting_t *e, const char *list);
-/* print.c: a setting as libconfig text (kept but not interpreted). */
-char *xbp_setting_text(const config_setting_t *s);
 char *xbp_strdup(struct ld *l, const char *s);
 /* dir/path, or path when it is absolute or dir is "." */
 char *xbp_join(const char *dir, const char *path);
@@ -125,7 +124,9 @@ bool xbp_secret_file_ok(struct ld *l, const config_setting_t *m, const char *wha
 void xbp_parse_gateway(struct ld *l, const config_setting_t *s);
 void xbp_parse_groups(struct ld *l, const config_setting_t *s);
 void xbp_parse_devices(struct ld *l, const config_setting_t *s);
-void xbp_parse_profiles(struct ld *l, const config_setting_t *s);
+void xbp_parse_profiles(struct ld *l, const config_setting_t *s);	/* posture.c */
+void xbp_parse_mdm_keys(struct ld *l, const config_setting_t *s);
+void xbp_profile_free(struct xb_profile *pr);
 void xbp_parse_tunnels(struct ld *l, const config_setting_t *s);
 void xbp_parse_rules(struct ld *l, const config_setting_t *s);
 void xbp_parse_dns(struct ld *l, const config_setting_t *s);

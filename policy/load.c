@@ -18,7 +18,8 @@
 #include <sys/stat.h>
 
 static const char *const top_keys[] = {
-	"gateway", "groups", "include", "devices", "tunnels", "profiles", "rules", "dns", NULL
+	"gateway", "groups", "include", "devices", "tunnels", "profiles", "mdm_keys", "rules", "dns",
+	NULL
 };
 
 /* Reads one document; false (reported) when it cannot be read or parsed. */
@@ -156,6 +157,8 @@ static void parse_main(struct ld *l, config_t *c)
 		xbp_parse_tunnels(l, s);
 	if ((s = section(l, root, "profiles", false)))
 		xbp_parse_profiles(l, s);
+	if ((s = section(l, root, "mdm_keys", false)))
+		xbp_parse_mdm_keys(l, s);
 	if ((s = section(l, root, "rules", false)))
 		xbp_parse_rules(l, s);
 	if ((s = section(l, root, "dns", true)))
@@ -262,10 +265,11 @@ void xb_policy_free(struct xb_policy *p)
 	}
 	for (size_t i = 0; i < p->n_tunnels; i++)
 		tunnel_free(&p->tunnels[i]);
-	for (size_t i = 0; i < p->n_profiles; i++) {
-		free(p->profiles[i].name);
-		free(p->profiles[i].checks);
-	}
+	for (size_t i = 0; i < p->n_profiles; i++)
+		xbp_profile_free(&p->profiles[i]);
+	for (size_t i = 0; i < p->n_mdm_keys; i++)
+		free(p->mdm_keys[i].name);
+	free(p->mdm_keys);
 	for (size_t i = 0; i < p->n_rules; i++)
 		rule_free(&p->rules[i]);
 	for (size_t i = 0; i < p->n_files; i++)

@@ -1,4 +1,4 @@
-/* The gateway, groups, devices and posture profiles sections: each value's
+/* The gateway, groups and devices sections: each value's
  * type, syntax and range. Checks between objects (duplicates, references,
  * addresses against pools) are validate.c's.
  */
@@ -21,7 +21,6 @@ static const char *const gateway_keys[] = {
 static const char *const device_keys[] = {
 	"name", "public_key", "groups", "address4", "address6", NULL
 };
-static const char *const profile_keys[] = { "name", "checks", NULL };
 
 static const char *fam_name(int family)
 {
@@ -250,35 +249,5 @@ void xbp_parse_devices(struct ld *l, const config_setting_t *s)
 		p->devices = v;
 		memset(&v[p->n_devices], 0, sizeof(*v));
 		parse_device(l, e, &v[p->n_devices++], i);
-	}
-}
-
-void xbp_parse_profiles(struct ld *l, const config_setting_t *s)
-{
-	struct xb_policy *p = l->p;
-	char what[WHAT_MAX];
-
-	for (int i = 0; i < config_setting_length(s); i++) {
-		config_setting_t *e = config_setting_get_elem(s, (unsigned)i), *checks;
-		struct xb_profile *v;
-		const char *name;
-
-		if (!xbp_elem_group(l, e, "profiles"))
-			continue;
-		name = xbp_obj_name(l, e, "profile", i, false, what, sizeof(what));
-		xbp_check_keys(l, e, what, profile_keys);
-		if (!(v = xb_grow(p->profiles, p->n_profiles, sizeof(*v)))) {
-			l->oom = true;
-			return;
-		}
-		p->profiles = v;
-		v = &v[p->n_profiles++];
-		memset(v, 0, sizeof(*v));
-		v->src = xbp_src(l, e);
-		v->name = name ? xbp_strdup(l, name) : NULL;
-		/* Not interpreted yet: the posture checks come with their issue. */
-		if ((checks = config_setting_get_member(e, "checks")) &&
-		    !(v->checks = xbp_setting_text(checks)))
-			l->oom = true;
 	}
 }

@@ -130,11 +130,71 @@ struct xb_tunnel {
 	unsigned address4_line, address6_line, listen_port_line;
 };
 
+/* Posture (docs/posture.md). Platforms a device reports (os.family). */
+enum xb_platform {
+	XB_OS_LINUX, XB_OS_MACOS, XB_OS_WINDOWS, XB_OS_IOS, XB_OS_ANDROID, XB_OS_N
+};
+#define XB_OS_ALL ((1U << XB_OS_N) - 1)
+
+enum xb_check_kind {
+	XB_CHECK_OS_VERSION,		/* os.version OP version */
+	XB_CHECK_AGENT_VERSION,		/* agent.version OP version */
+	XB_CHECK_DISK_ENCRYPTION,	/* disk_encryption.system is true */
+	XB_CHECK_FIREWALL,		/* firewall is true */
+	XB_CHECK_SCREEN_LOCK,		/* screen_lock is true */
+	XB_CHECK_SERIAL,		/* serial in serial_in / serial_file */
+	XB_CHECK_PROCESS,		/* name among processes */
+	XB_CHECK_FILE,			/* path among files (with sha256) */
+	XB_CHECK_ATTRIBUTE,		/* attributes[name] OP value */
+};
+
+enum xb_cmp { XB_CMP_EQ, XB_CMP_NE, XB_CMP_LT, XB_CMP_LE, XB_CMP_GT, XB_CMP_GE };
+
+/* A report or MDM attribute value, or a check's operand. */
+enum xb_value_type { XB_VAL_STR, XB_VAL_NUM, XB_VAL_BOOL };
+struct xb_value {
+	enum xb_value_type type;
+	char *str;		/* XB_VAL_STR */
+	double num;		/* XB_VAL_NUM */
+	bool b;			/* XB_VAL_BOOL */
+};
+
+/* One check; which members are used depends on kind. A check limited to
+ * platforms does not apply to devices of other platforms (it is skipped);
+ * mode report: evaluated and logged, never denies. */
+struct xb_check {
+	struct xb_src src;
+	enum xb_check_kind kind;
+	bool report_only;		/* mode = "report" */
+	unsigned platforms;		/* 1 << XB_OS_* bits; XB_OS_ALL: any */
+	bool platforms_set;		/* written in the check */
+	enum xb_cmp op;			/* versions and attributes */
+	char *arg;			/* the version, process name, file path
+					 * or attribute name */
+	bool has_sha256;		/* file */
+	uint8_t sha256[32];
+	char **serials;			/* sorted, unique (serial_in or file) */
+	size_t n_serials;
+	char *serial_file;		/* as written; NULL with serial_in */
+	struct xb_value value;		/* attribute */
+};
+
 struct xb_profile {
 	struct xb_src src;
 	char *name;
-	char *checks;	/* the `checks' setting as libconfig text, not yet
-			 * interpreted (the posture issue defines it), or NULL */
+	unsigned platforms;		/* 1 << XB_OS_* bits, default all */
+	bool other_pass;		/* other_platforms = "pass": a device of
+					 * another platform passes unchecked */
+	unsigned max_age;		/* seconds a report stays valid, default 600 */
+	struct xb_check *checks;	/* all must pass */
+	size_t n_checks;
+};
+
+/* A management system (MDM/EDR) allowed to push device attributes. */
+struct xb_mdm_key {
+	struct xb_src src;
+	char *name;
+	uint8_t public_key[32];		/* Ed25519 */
 };
 
 #define XB_PROTO_TCP	0x1
@@ -156,7 +216,7 @@ struct xb_via {
 
 /* A rule matches a packet from a device when every non-empty criterion
  * matches: the device is listed or in a listed group (both empty: every
- * device), it passes every listed posture profile, the destination is in
+ * device), it passes one of the listed posture profiles (none: no posture), the destination is in
  * `to' or has a name matching `domains' (both empty: anywhere), the
  * protocol and port match. Rules are evaluated in order; the first match
  * decides; nothing matched is denied. */
@@ -257,6 +317,8 @@ struct xb_policy {
 	size_t n_tunnels;
 	struct xb_profile *profiles;
 	size_t n_profiles;
+	struct xb_mdm_key *mdm_keys;
+	size_t n_mdm_keys;
 	struct xb_rule *rules;
 	size_t n_rules;
 	struct xb_dns dns;
@@ -325,5 +387,14 @@ const struct xb_group *xb_policy_group_by_name(const struct xb_policy *p, const 
 const struct xb_rule *xb_policy_rule_by_name(const struct xb_policy *p, const char *name);
 
 const char *xb_backend_name(enum xb_backend b);
+/* "linux", "macos", "windows", "ios", "android"; -1/NULL when unknown. */
+int xb_platform_parse(const char *s);
+const char *xb_platform_name(enum xb_platform p);
+/* "==", "!=", "<", "<=", ">", ">="; -1/NULL when unknown. */
+int xb_cmp_parse(const char *s);
+const char *xb_cmp_name(enum xb_cmp c);
+const char *xb_check_name(enum xb_check_kind k);
+const struct xb_profile *xb_policy_profile_by_name(const struct xb_policy *p, const char *name);
+const struct xb_mdm_key *xb_policy_mdm_key_by_name(const struct xb_policy *p, const char *name);
 
 #endif

@@ -8,6 +8,8 @@
  */
 #include "policy/internal.h"
 
+#include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,12 +213,107 @@ static void print_tunnel(const struct xb_tunnel *t, FILE *out)
 	fputs("  }", out);
 }
 
+static void platforms(FILE *out, unsigned bits)
+{
+	const char *sep = " platforms = [ ";
+
+	for (int i = 0; i < XB_OS_N; i++) {
+		if (bits & (1U << i)) {
+			fprintf(out, "%s\"%s\"", sep, xb_platform_name(i));
+			sep = ", ";
+		}
+	}
+	fputs(" ];", out);
+}
+
+/* Integral values as integers (L beyond 32 bits), others as floats. */
+static void put_num(FILE *out, double v)
+{
+	char num[64];
+
+	if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+		fprintf(out, fabs(v) > 2147483647.0 ? "%.0fL" : "%.0f", v);
+		return;
+	}
+	snprintf(num, sizeof(num), "%.17g", v);
+	fprintf(out, "%s%s", num, strpbrk(num, ".eEni") ? "" : ".0");
+}
+
+static void check_value(const struct xb_check *c, FILE *out)
+{
+	switch (c->kind) {
+	case XB_CHECK_OS_VERSION:
+	case XB_CHECK_AGENT_VERSION:
+		fprintf(out, "%s = \"%s %s\";", xb_check_name(c->kind), xb_cmp_name(c->op), c->arg);
+		break;
+	case XB_CHECK_DISK_ENCRYPTION:
+	case XB_CHECK_FIREWALL:
+	case XB_CHECK_SCREEN_LOCK:
+		fprintf(out, "%s = true;", xb_check_name(c->kind));
+		break;
+	case XB_CHECK_SERIAL:
+		if (c->serial_file)
+			kv_str(out, "", "serial_file", c->serial_file, "");
+		for (size_t i = 0; !c->serial_file && i < c->n_serials; i++) {
+			fputs(i ? ", " : "serial_in = [ ", out);
+			put_str(out, c->serials[i]);
+		}
+		if (!c->serial_file)
+			fputs(" ];", out);
+		break;
+	case XB_CHECK_PROCESS:
+	case XB_CHECK_FILE:
+	case XB_CHECK_ATTRIBUTE:
+		kv_str(out, "", xb_check_name(c->kind), c->arg, "");
+		break;
+	}
+	if (c->kind == XB_CHECK_FILE && c->has_sha256) {
+		fputs(" sha256 = \"", out);
+		for (int i = 0; i < 32; i++)
+			fprintf(out, "%02x", c->sha256[i]);
+		fputs("\";", out);
+	}
+	if (c->kind != XB_CHECK_ATTRIBUTE)
+		return;
+	fprintf(out, " op = \"%s\"; value = ", xb_cmp_name(c->op));
+	if (c->value.type == XB_VAL_STR)
+		put_str(out, c->value.str);
+	else if (c->value.type == XB_VAL_BOOL)
+		fputs(c->value.b ? "true" : "false", out);
+	else
+		put_num(out, c->value.num);
+	fputc(';', out);
+}
+
+static void print_check(const struct xb_check *c, FILE *out)
+{
+	fputs("      { ", out);
+	check_value(c, out);
+	if (c->platforms_set)
+		platforms(out, c->platforms);
+	fprintf(out, " mode = \"%s\"; }", c->report_only ? "report" : "enforce");
+}
+
 static void print_profile(const struct xb_profile *pr, FILE *out)
 {
-	kv_str(out, "  { ", "name", pr->name, "");
-	if (pr->checks)
-		fprintf(out, " checks = %s;", pr->checks);
-	fputs(" }", out);
+	kv_str(out, "  {\n", "    name", pr->name, "\n   ");
+	platforms(out, pr->platforms);
+	fprintf(out, "\n    max_age = %u;\n    other_platforms = \"%s\";\n", pr->max_age,
+		pr->other_pass ? "pass" : "fail");
+	for (size_t i = 0; i < pr->n_checks; i++) {
+		fputs(i ? ",\n" : "    checks = (\n", out);
+		print_check(&pr->checks[i], out);
+	}
+	fputs(pr->n_checks ? "\n    );\n  }" : "  }", out);
+}
+
+static void print_mdm_key(const struct xb_mdm_key *k, FILE *out)
+{
+	char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+
+	sodium_bin2base64(b64, sizeof(b64), k->public_key, 32, sodium_base64_VARIANT_ORIGINAL);
+	kv_str(out, "  { ", "name", k->name, "");
+	kv_str(out, " ", "public_key", b64, " }");
 }
 
 static void rule_what(const struct xb_rule *r, FILE *out)
@@ -397,68 +494,7 @@ void xb_policy_print(const struct xb_policy *p, FILE *out)
 		print_devices(p, out);
 	SECTION(out, "tunnels", p->tunnels, p->n_tunnels, print_tunnel);
 	SECTION(out, "profiles", p->profiles, p->n_profiles, print_profile);
+	SECTION(out, "mdm_keys", p->mdm_keys, p->n_mdm_keys, print_mdm_key);
 	SECTION(out, "rules", p->rules, p->n_rules, print_rule);
 	print_dns(&p->dns, out);
-}
-
-/* libconfig text of any setting: groups, lists, arrays and scalars. */
-static void setting(FILE *out, const config_setting_t *s)
-{
-	int n = config_setting_length(s);
-	char num[64];
-
-	switch (config_setting_type(s)) {
-	case CONFIG_TYPE_GROUP:
-		fputs("{ ", out);
-		for (int i = 0; i < n; i++) {
-			const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
-
-			fprintf(out, "%s = ", config_setting_name(m));
-			setting(out, m);
-			fputs("; ", out);
-		}
-		fputc('}', out);
-		break;
-	case CONFIG_TYPE_ARRAY:
-	case CONFIG_TYPE_LIST:
-		fputs(config_setting_is_array(s) ? "[ " : "( ", out);
-		for (int i = 0; i < n; i++) {
-			setting(out, config_setting_get_elem(s, (unsigned)i));
-			fputs(i + 1 < n ? ", " : " ", out);
-		}
-		fputc(config_setting_is_array(s) ? ']' : ')', out);
-		break;
-	case CONFIG_TYPE_INT:
-		fprintf(out, "%d", config_setting_get_int(s));
-		break;
-	case CONFIG_TYPE_INT64:
-		fprintf(out, "%lldL", config_setting_get_int64(s));
-		break;
-	case CONFIG_TYPE_FLOAT:
-		snprintf(num, sizeof(num), "%.17g", config_setting_get_float(s));
-		fprintf(out, "%s%s", num, strpbrk(num, ".eEni") ? "" : ".0");
-		break;
-	case CONFIG_TYPE_BOOL:
-		fputs(config_setting_get_bool(s) ? "true" : "false", out);
-		break;
-	case CONFIG_TYPE_STRING:
-		put_str(out, config_setting_get_string(s));
-		break;
-	}
-}
-
-char *xbp_setting_text(const config_setting_t *s)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&buf, &len);
-
-	if (!out)
-		return NULL;
-	setting(out, s);
-	if (fclose(out)) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
 }

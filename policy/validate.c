@@ -346,6 +346,7 @@ void xbp_validate(struct ld *l)
 		TABLE("posture profile", p->profiles, p->n_profiles, struct xb_profile, &x->profiles),
 		TABLE("rule", p->rules, p->n_rules, struct xb_rule, &x->rules),
 		TABLE("dns rule", p->dns.rules, p->dns.n_rules, struct xb_dns_rule, &x->dns_rules),
+		TABLE("mdm key", p->mdm_keys, p->n_mdm_keys, struct xb_mdm_key, &x->mdm_keys),
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
@@ -370,6 +371,7 @@ void xbp_index_free(struct xb_index *x)
 	xbp_map_free(&x->profiles);
 	xbp_map_free(&x->rules);
 	xbp_map_free(&x->dns_rules);
+	xbp_map_free(&x->mdm_keys);
 	free(x);
 }
 
@@ -401,6 +403,16 @@ const struct xb_group *xb_policy_group_by_name(const struct xb_policy *p, const 
 const struct xb_rule *xb_policy_rule_by_name(const struct xb_policy *p, const char *name)
 {
 	return by_name(&p->index->rules, p->rules, sizeof(*p->rules), name);
+}
+
+const struct xb_profile *xb_policy_profile_by_name(const struct xb_policy *p, const char *name)
+{
+	return by_name(&p->index->profiles, p->profiles, sizeof(*p->profiles), name);
+}
+
+const struct xb_mdm_key *xb_policy_mdm_key_by_name(const struct xb_policy *p, const char *name)
+{
+	return by_name(&p->index->mdm_keys, p->mdm_keys, sizeof(*p->mdm_keys), name);
 }
 
 const struct xb_device *xb_policy_device_by_key(const struct xb_policy *p,

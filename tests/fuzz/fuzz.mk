@@ -6,11 +6,11 @@ FUZZ_SECONDS ?= 10
 FBUILD   := build/fuzz
 FCC      := clang
 FCFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
-            -fno-sanitize-recover=undefined $(shell pkg-config --cflags libsodium jansson)
-FLIBS    := $(shell pkg-config --libs libsodium jansson) -lpthread -lm
+            -fno-sanitize-recover=undefined $(shell pkg-config --cflags libsodium jansson libconfig)
+FLIBS    := $(shell pkg-config --libs libsodium jansson libconfig) -lpthread -lm
 LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c)) gateway/control.c \
-            gateway/dns_match.c gateway/dns_list.c policy/errors.c $(wildcard gateway/dns_wire*.c) \
-            agent/http.c
+            gateway/dns_match.c gateway/dns_list.c $(wildcard gateway/dns_wire*.c) agent/http.c \
+            gateway/posture.c gateway/posture_report.c $(filter-out policy/compile.c,$(wildcard policy/*.c))
 TARGETS  := $(patsubst tests/fuzz/%.c,$(FBUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: fuzz-all

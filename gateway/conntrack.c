@@ -1,0 +1,205 @@
+/* ctnetlink: dump the table of one family, keep the entries that match,
+ * then delete each by its original tuple, zone and id (the id makes sure a
+ * new entry that reused the tuple meanwhile is left alone).
+ *
+ * The kernel could filter the dump (CTA_FILTER, Linux 5.8+), but only on
+ * one direction's fields, and the reply-destination match needs ours
+ * anyway; a dump of the whole table is one sequential read, bounded by
+ * the table's size, and deletions never run while a dump is in flight on
+ * the socket.
+ */
+#include "gateway/conntrack.h"
+
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define TUPLE_MAX 256	/* bytes of a CTA_TUPLE_ORIG payload we copy */
+
+struct victim {
+	uint8_t tuple[TUPLE_MAX];
+	uint16_t tuple_len;
+	bool has_zone, has_id;
+	uint16_t zone;		/* network order, as dumped */
+	uint32_t id;		/* network order */
+};
+
+struct dump {
+	int family;
+	const void *addr;
+	struct victim *v;
+	size_t n;
+	bool more;		/* matches beyond XB_CT_BATCH */
+};
+
+int xb_ct_open(struct xb_ct *c)
+{
+	c->nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!c->nl)
+		return -errno;
+	if (mnl_socket_bind(c->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+
+		mnl_socket_close(c->nl);
+		c->nl = NULL;
+		return -e;
+	}
+	c->portid = mnl_socket_get_portid(c->nl);
+	c->seq = (uint32_t)time(NULL);
+	return 0;
+}
+
+void xb_ct_close(struct xb_ct *c)
+{
+	if (c->nl)
+		mnl_socket_close(c->nl);
+	c->nl = NULL;
+}
+
+static struct nlmsghdr *request(char *buf, int family, uint16_t type, uint16_t flags)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *g;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = (uint8_t)family;
+	g->version = NFNETLINK_V0;
+	g->res_id = 0;
+	return nlh;
+}
+
+/* Sends nlh and reads until its ack or the dump's end. */
+static int talk(struct xb_ct *c, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t seq = nlh->nlmsg_seq = ++c->seq;
+	int ret;
+
+	if (mnl_socket_sendto(c->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	for (;;) {
+		ret = (int)mnl_socket_recvfrom(c->nl, buf, sizeof(buf));
+		if (ret < 0)
+			return -errno;
+		ret = mnl_cb_run(buf, (size_t)ret, seq, c->portid, cb, data);
+		if (ret < 0)
+			return -errno;
+		if (ret == MNL_CB_STOP)
+			return 0;
+	}
+}
+
+/* The nested attribute of type t directly inside a, or NULL. */
+static const struct nlattr *child(const struct nlattr *a, uint16_t t)
+{
+	const struct nlattr *n;
+
+	if (!a)
+		return NULL;
+	mnl_attr_for_each_nested(n, a)
+		if (mnl_attr_get_type(n) == t)
+			return n;
+	return NULL;
+}
+
+/* Whether the tuple's address of type t (CTA_IP_V4_SRC, ...) is addr. */
+static bool tuple_is(const struct nlattr *tuple, uint16_t t, const void *addr, size_t len)
+{
+	const struct nlattr *a = child(child(tuple, CTA_TUPLE_IP), t);
+
+	return a && mnl_attr_get_payload_len(a) == len && !memcmp(mnl_attr_get_payload(a), addr, len);
+}
+
+static int top_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	uint16_t t = mnl_attr_get_type(a);
+
+	if (t <= CTA_MAX)
+		tb[t] = a;
+	return MNL_CB_OK;
+}
+
+static int entry_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[CTA_MAX + 1] = { 0 };
+	struct dump *d = data;
+	bool v4 = d->family == AF_INET;
+	size_t len = v4 ? 4 : 16;
+	struct victim *v;
+
+	if (mnl_attr_parse(nlh, sizeof(struct nfgenmsg), top_cb, tb) < 0 || !tb[CTA_TUPLE_ORIG])
+		return MNL_CB_OK;
+	if (!tuple_is(tb[CTA_TUPLE_ORIG], v4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, d->addr, len) &&
+	    !tuple_is(tb[CTA_TUPLE_REPLY], v4 ? CTA_IP_V4_DST : CTA_IP_V6_DST, d->addr, len))
+		return MNL_CB_OK;
+	if (d->n == XB_CT_BATCH) {
+		d->more = true;
+		return MNL_CB_OK;
+	}
+	if (mnl_attr_get_payload_len(tb[CTA_TUPLE_ORIG]) > TUPLE_MAX)
+		return MNL_CB_OK;
+	v = &d->v[d->n++];
+	v->tuple_len = mnl_attr_get_payload_len(tb[CTA_TUPLE_ORIG]);
+	memcpy(v->tuple, mnl_attr_get_payload(tb[CTA_TUPLE_ORIG]), v->tuple_len);
+	if ((v->has_zone = tb[CTA_ZONE] && mnl_attr_get_payload_len(tb[CTA_ZONE]) == 2))
+		memcpy(&v->zone, mnl_attr_get_payload(tb[CTA_ZONE]), 2);
+	if ((v->has_id = tb[CTA_ID] && mnl_attr_get_payload_len(tb[CTA_ID]) == 4))
+		memcpy(&v->id, mnl_attr_get_payload(tb[CTA_ID]), 4);
+	return MNL_CB_OK;
+}
+
+/* 1 deleted, 0 already gone, or a negative errno. */
+static int delete(struct xb_ct *c, int family, const struct victim *v)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = request(buf, family, IPCTNL_MSG_CT_DELETE, NLM_F_ACK);
+	int ret;
+
+	mnl_attr_put(nlh, CTA_TUPLE_ORIG | NLA_F_NESTED, v->tuple_len, v->tuple);
+	if (v->has_zone)
+		mnl_attr_put(nlh, CTA_ZONE, 2, &v->zone);
+	if (v->has_id)
+		mnl_attr_put(nlh, CTA_ID, 4, &v->id);
+	ret = talk(c, nlh, NULL, NULL);
+	return ret == -ENOENT ? 0 : ret < 0 ? ret : 1;
+}
+
+long xb_ct_cut(struct xb_ct *c, int family, const void *addr)
+{
+	struct dump d = { .family = family, .addr = addr };
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	long deleted = 0;
+	int ret = 0;
+
+	if (family != AF_INET && family != AF_INET6)
+		return -EAFNOSUPPORT;
+	if (!(d.v = malloc(XB_CT_BATCH * sizeof(*d.v))))
+		return -ENOMEM;
+	for (int pass = 0; pass < XB_CT_PASSES && ret >= 0; pass++) {
+		d.n = 0;
+		d.more = false;
+		ret = talk(c, request(buf, family, IPCTNL_MSG_CT_GET, NLM_F_DUMP), entry_cb, &d);
+		for (size_t i = 0; i < d.n && ret >= 0; i++) {
+			int r = delete(c, family, &d.v[i]);
+
+			if (r < 0)
+				ret = r;
+			else
+				deleted += r;
+		}
+		if (!d.more)
+			break;
+	}
+	free(d.v);
+	return ret < 0 ? ret : deleted;
+}

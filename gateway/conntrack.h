@@ -1,0 +1,35 @@
+/* Cutting a device's established flows: every conntrack entry whose
+ * original source or reply destination is the device's address is
+ * deleted through ctnetlink (libmnl), so that a device that falls out of
+ * compliance loses the flows its last allow verdict let through — the
+ * ruleset only sees new connections. The daemon never runs `conntrack';
+ * tests use it to check this module.
+ */
+#ifndef XB_CONNTRACK_H
+#define XB_CONNTRACK_H
+
+#include <stdint.h>
+
+struct mnl_socket;
+
+struct xb_ct {
+	struct mnl_socket *nl;
+	uint32_t portid;
+	uint32_t seq;
+};
+
+/* Entries deleted per dump; more matching entries mean another dump
+ * (at most XB_CT_PASSES in one call). */
+#define XB_CT_BATCH	4096
+#define XB_CT_PASSES	64
+
+/* Returns 0 or a negative errno. */
+int xb_ct_open(struct xb_ct *c);
+void xb_ct_close(struct xb_ct *c);
+/* Deletes the entries of family (AF_INET: addr is a struct in_addr,
+ * AF_INET6: a struct in6_addr) whose original source or reply destination
+ * is addr, in every zone. Returns how many were deleted (entries that
+ * vanished on their own meanwhile are not counted), or a negative errno. */
+long xb_ct_cut(struct xb_ct *c, int family, const void *addr);
+
+#endif
