@@ -23,9 +23,11 @@ static void kernel_or_skip(struct xb_rtnl *r, const struct gre_config *c)
 {
 	int e = xb_grek_add(r, c);
 
-	if (e == -EOPNOTSUPP)
+	if (e == -EOPNOTSUPP) {
+		xb_rtnl_close(r);
 		SKIP("the kernel has no GRE (creating a %s link: %s)",
 		     c->family == AF_INET ? "gre" : "ip6gre", strerror(-e));
+	}
 	CHECK_INT(e, ==, 0);
 }
 
