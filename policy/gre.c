@@ -75,7 +75,11 @@ static void remote_addr(struct ld *l, const config_setting_t *s, const char *wha
 	}
 }
 
-/* key: an integer 0-4294967295 or a string (dotted quad or digits). */
+/* key: an integer or a string (dotted quad or digits). libconfig 1.5
+ * keeps plain integers in 32 signed bits, wrapping larger ones, so keys
+ * above 2147483647 are written as strings or with the L suffix; a wrapped
+ * negative value is reported with that advice (a wrap to a positive value
+ * cannot be seen). */
 static void key(struct ld *l, const config_setting_t *s, const char *what, struct xb_gre *g)
 {
 	const config_setting_t *m = config_setting_get_member(s, "key");
@@ -90,6 +94,11 @@ static void key(struct ld *l, const config_setting_t *s, const char *what, struc
 		if (!(g->has_key = gre_key_parse(str, &g->key)))
 			xbp_err(l, m, "%s: key `%s' is not an integer (0-4294967295) or a dotted quad",
 				what, xbp_quote(qb, str));
+		return;
+	}
+	if (config_setting_type(m) == CONFIG_TYPE_INT && config_setting_get_int64(m) < 0) {
+		xbp_err(l, m, "%s: key %lld is negative; write keys above 2147483647 as a string "
+			"(\"4294967295\") or a dotted quad", what, config_setting_get_int64(m));
 		return;
 	}
 	if (xbp_get_int(l, s, "key", what, 0, 4294967295L, &v)) {

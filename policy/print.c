@@ -191,8 +191,10 @@ static void print_gre(const struct xb_tunnel *t, FILE *out)
 
 	kv_addr(out, in, "local", g->family, &g->local, "\n");
 	kv_str(out, in, "remote", g->remote, "\n");
+	/* libconfig holds plain integers in 32 signed bits: larger keys as strings. */
 	if (g->has_key)
-		fprintf(out, "    key = %lu;\n", (unsigned long)g->key);
+		fprintf(out, g->key > 2147483647u ? "    key = \"%lu\";\n" : "    key = %lu;\n",
+			(unsigned long)g->key);
 	fprintf(out, "    sequence = %s;\n    checksum = %s;\n", g->sequence ? "true" : "false",
 		g->checksum ? "true" : "false");
 	fprintf(out, "    keepalive = %u;\n    keepalive_retries = %u;\n", g->keepalive,
