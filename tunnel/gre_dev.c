@@ -17,6 +17,9 @@
  * intervals without a reply the state goes down; the next reply brings it
  * up. The state starts up, as on a router: a tunnel is reported down only
  * once it has missed replies. For an IPv6 outer the inner packet is IPv6.
+ * Coming up again restarts the receive sequence: a remote that restarted
+ * numbers from 0, and would otherwise be dropped until it passed its old
+ * count.
  *
  * A Linux remote decapsulating with the kernel's GRE (or ours) must accept a
  * packet with its own source address arriving on the tunnel interface:
@@ -273,6 +276,8 @@ static void keepalive_reply(struct gre_tunnel *t, uint64_t now)
 	t->st.last_reply_ns = now;
 	t->missed = 0;
 	if (t->st.ka_state == GRE_KA_DOWN) {
+		/* The remote may have restarted and begun its numbers again. */
+		t->rx_seq.seen = false;
 		t->st.ka_state = GRE_KA_UP;
 		t->st.ka_transitions++;
 		log_info("%s: GRE keepalive reply from %s, tunnel up", t->c.ifname, t->peer);
