@@ -58,9 +58,10 @@ TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
-PROGS    := xborder-wg xb-impair xb-pkt xborderd xborderctl xb-ctlfake xborder-posture xb-gwfake \
-            xb-sdnotify
+PROGS    := xborder-wg xb-gre xb-impair xb-pkt xborderd xborderctl xb-ctlfake xborder-posture \
+            xb-gwfake xb-sdnotify
 SRC_xborder-wg := tunnel/wg_main.c
+SRC_xb-gre   := tunnel/gre_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
 SRC_xb-pkt    := tests/tools/pkt_main.c
 SRC_xborderd := gateway/xborderd_main.c

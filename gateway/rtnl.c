@@ -58,6 +58,8 @@ static int talk(struct xb_rtnl *r, struct nlmsghdr *nlh, mnl_cb_t cb, void *data
 	}
 }
 
+int xb_rtnl_send(struct xb_rtnl *r, struct nlmsghdr *nlh) { return talk(r, nlh, NULL, NULL); }
+
 static struct nlmsghdr *request(char *buf, uint16_t type, uint16_t flags)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct mnl_socket;
+struct nlmsghdr;
 
 struct xb_rtnl {
 	struct mnl_socket *nl;
@@ -23,6 +24,10 @@ struct xb_rtnl {
 
 int xb_rtnl_open(struct xb_rtnl *r);
 void xb_rtnl_close(struct xb_rtnl *r);
+
+/* Send a request built by the caller (other modules' link kinds, e.g.
+ * gre_kernel.c) and wait for the acknowledgement; 0 or a negative errno. */
+int xb_rtnl_send(struct xb_rtnl *r, struct nlmsghdr *nlh);
 
 /* Interface index by name, or 0. */
 unsigned xb_rtnl_ifindex(const char *ifname);

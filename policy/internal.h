@@ -136,6 +136,9 @@ void xbp_dns_free(struct xb_dns *d);
  * all digits; stored in lower case. */
 bool xbp_endpoint_parse(struct xb_tunnel *t, const char *s);
 bool xbp_dns_name_ok(const char *s);
+/* gre.c: the GRE-only settings of a tunnel of type "gre"; sets the MTU
+ * default for the outer family. */
+void xbp_parse_gre(struct ld *l, const config_setting_t *s, const char *what, struct xb_tunnel *t);
 
 /* validate.c */
 void xbp_validate(struct ld *l);

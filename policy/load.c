@@ -231,6 +231,7 @@ static void tunnel_free(struct xb_tunnel *t)
 	key_file_free(&t->psk);
 	free(t->endpoint_host);
 	free(t->allowed_ips);
+	free(t->gre.remote);
 }
 
 static void rule_free(struct xb_rule *r)

@@ -94,7 +94,23 @@ struct xb_device {
 	unsigned key_line, address4_line, address6_line;
 };
 
-enum xb_tunnel_type { XB_TUNNEL_WIREGUARD };
+enum xb_tunnel_type { XB_TUNNEL_WIREGUARD, XB_TUNNEL_GRE };
+
+/* A GRE tunnel's outer side (RFC 2784, key and sequence numbers RFC 2890).
+ * local and remote are of one family. */
+struct xb_gre {
+	int family;			/* outer: AF_INET or AF_INET6 */
+	struct in6_addr local;		/* AF_INET: the first 4 bytes */
+	char *remote;			/* as written (lower case): literal or DNS name */
+	bool remote_is_name;		/* resolved by the daemon, in family */
+	struct in6_addr remote_addr;	/* the literal (!remote_is_name) */
+	bool has_key;
+	uint32_t key;
+	bool sequence, checksum;	/* default false */
+	uint16_t keepalive;		/* seconds, 0 = off; default 10 */
+	uint8_t keepalive_retries;	/* default 3 */
+	unsigned local_line, remote_line;
+};
 enum xb_backend { XB_BACKEND_AUTO, XB_BACKEND_KERNEL, XB_BACKEND_USERSPACE };
 
 struct xb_tunnel {
@@ -128,6 +144,10 @@ struct xb_tunnel {
 	unsigned mtu;				/* default 1420 */
 	bool snat;				/* default true */
 	unsigned address4_line, address6_line, listen_port_line;
+	/* type gre: the fields above that are WireGuard's (keys, endpoint,
+	 * listen_port, allowed_ips, keepalive, config) stay empty; mtu
+	 * defaults to 1476 (IPv4 outer) or 1456 (IPv6 outer). */
+	struct xb_gre gre;
 };
 
 /* Posture (docs/posture.md). Platforms a device reports (os.family). */

@@ -186,19 +186,47 @@ static void tunnel_keys(const struct xb_tunnel *t, FILE *out)
 		kv_str(out, in, "preshared_key_file", t->psk.path, "\n");
 }
 
-static void print_tunnel(const struct xb_tunnel *t, FILE *out)
+static void print_gre(const struct xb_tunnel *t, FILE *out)
 {
+	const struct xb_gre *g = &t->gre;
 	const char *in = "    ";
+
+	kv_addr(out, in, "local", g->family, &g->local, "\n");
+	kv_str(out, in, "remote", g->remote, "\n");
+	/* libconfig holds plain integers in 32 signed bits: larger keys as strings. */
+	if (g->has_key)
+		fprintf(out, g->key > 2147483647u ? "    key = \"%lu\";\n" : "    key = %lu;\n",
+			(unsigned long)g->key);
+	fprintf(out, "    sequence = %s;\n    checksum = %s;\n", g->sequence ? "true" : "false",
+		g->checksum ? "true" : "false");
+	fprintf(out, "    keepalive = %u;\n    keepalive_retries = %u;\n", g->keepalive,
+		g->keepalive_retries);
+}
+
+static void print_wireguard(const struct xb_tunnel *t, FILE *out)
+{
 	char ep[300];
 
-	fputs("  {\n", out);
-	kv_str(out, in, "name", t->name, "\n");
-	fprintf(out, "    type = \"wireguard\";\n    backend = \"%s\";\n", xb_backend_name(t->backend));
 	tunnel_keys(t, out);
 	snprintf(ep, sizeof(ep), strchr(t->endpoint_host, ':') ? "[%s]:%u" : "%s:%u",
 		 t->endpoint_host, t->endpoint_port);
-	kv_str(out, in, "endpoint", ep, "\n");
+	kv_str(out, "    ", "endpoint", ep, "\n");
 	fprintf(out, "    listen_port = %u;\n", t->listen_port);
+}
+
+static void print_tunnel(const struct xb_tunnel *t, FILE *out)
+{
+	const char *in = "    ";
+	bool gre = t->type == XB_TUNNEL_GRE;
+
+	fputs("  {\n", out);
+	kv_str(out, in, "name", t->name, "\n");
+	fprintf(out, "    type = \"%s\";\n    backend = \"%s\";\n", gre ? "gre" : "wireguard",
+		xb_backend_name(t->backend));
+	if (gre)
+		print_gre(t, out);
+	else
+		print_wireguard(t, out);
 	if (t->has_address4)
 		kv_prefix(out, in, "address4", &t->address4, "\n");
 	if (t->has_peer4)
@@ -207,9 +235,11 @@ static void print_tunnel(const struct xb_tunnel *t, FILE *out)
 		kv_prefix(out, in, "address6", &t->address6, "\n");
 	if (t->has_peer6)
 		kv_addr(out, in, "peer6", AF_INET6, &t->peer6, "\n");
-	prefixes(out, in, "allowed_ips", t->allowed_ips, t->n_allowed_ips);
-	fprintf(out, "    keepalive = %u;\n    mtu = %u;\n    snat = %s;\n", t->keepalive, t->mtu,
-		t->snat ? "true" : "false");
+	if (!gre) {
+		prefixes(out, in, "allowed_ips", t->allowed_ips, t->n_allowed_ips);
+		fprintf(out, "    keepalive = %u;\n", t->keepalive);
+	}
+	fprintf(out, "    mtu = %u;\n    snat = %s;\n", t->mtu, t->snat ? "true" : "false");
 	fputs("  }", out);
 }
 

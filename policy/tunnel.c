@@ -2,6 +2,8 @@
  * (private_key_file, public_key, endpoint, ...) or taken from the wg-quick
  * file the partner handed out (`config'); with a file, the policy may still
  * set everything but the keys, and what it sets wins over the file.
+ * A GRE tunnel (type "gre") has its own outer settings (gre.c); a setting
+ * of the other type is an error, not ignored.
  */
 #include "policy/internal.h"
 
@@ -20,7 +22,16 @@
 static const char *const tunnel_keys[] = {
 	"name", "type", "backend", "config", "private_key_file", "public_key",
 	"preshared_key_file", "endpoint", "listen_port", "address4", "address6", "peer4",
-	"peer6", "allowed_ips", "keepalive", "mtu", "snat", NULL
+	"peer6", "allowed_ips", "keepalive", "mtu", "snat",
+	"local", "remote", "key", "sequence", "checksum", "keepalive_retries", NULL
+};
+/* Settings of one type only (`keepalive' is both's, with its own meaning). */
+static const char *const wg_only_keys[] = {
+	"config", "private_key_file", "public_key", "preshared_key_file", "endpoint",
+	"listen_port", "allowed_ips", NULL
+};
+static const char *const gre_only_keys[] = {
+	"local", "remote", "key", "sequence", "checksum", "keepalive_retries", NULL
 };
 /* Key material comes either from the policy or from the wg-quick file. */
 static const char *const key_keys[] = { "private_key_file", "public_key", "preshared_key_file", NULL };
@@ -344,7 +355,7 @@ static void enum_value(struct ld *l, const config_setting_t *s, const char *what
 		xbp_quote(qb, v), list);
 }
 
-static const char *const type_names[] = { "wireguard", NULL };
+static const char *const type_names[] = { "wireguard", "gre", NULL };
 static const char *const backend_names[] = { "auto", "kernel", "userspace", NULL };
 
 const char *xb_backend_name(enum xb_backend b)
@@ -355,23 +366,39 @@ const char *xb_backend_name(enum xb_backend b)
 static void scalars(struct ld *l, const config_setting_t *s, const char *what,
 		    struct xb_tunnel *t)
 {
-	const config_setting_t *m;
-	int type = 0, backend = 0;
+	int backend = 0;
 	long v;
 
-	enum_value(l, s, what, "type", type_names, &type);
 	enum_value(l, s, what, "backend", backend_names, &backend);
-	t->type = (enum xb_tunnel_type)type;
 	t->backend = (enum xb_backend)backend;
+	if (xbp_get_int(l, s, "mtu", what, MTU_MIN, MTU_MAX, &v))
+		t->mtu = (unsigned)v;
+	xbp_get_bool(l, s, "snat", what, &t->snat);
+}
+
+static void wg_scalars(struct ld *l, const config_setting_t *s, const char *what,
+		       struct xb_tunnel *t)
+{
+	const config_setting_t *m;
+	long v;
+
 	if (xbp_get_int(l, s, "listen_port", what, 0, 65535, &v))
 		t->listen_port = (uint16_t)v;
 	if ((m = config_setting_get_member(s, "listen_port")))
 		t->listen_port_line = config_setting_source_line(m);
 	if (xbp_get_int(l, s, "keepalive", what, 0, 65535, &v))
 		t->keepalive = (uint16_t)v;
-	if (xbp_get_int(l, s, "mtu", what, MTU_MIN, MTU_MAX, &v))
-		t->mtu = (unsigned)v;
-	xbp_get_bool(l, s, "snat", what, &t->snat);
+}
+
+/* Settings that belong to the other type of tunnel. */
+static void foreign_keys(struct ld *l, const config_setting_t *s, const char *what,
+			 const char *const *keys, const char *type)
+{
+	for (size_t i = 0; keys[i]; i++)
+		if (config_setting_get_member(s, keys[i]))
+			xbp_err(l, config_setting_get_member(s, keys[i]),
+				"%s: %s is a %s setting; this tunnel is of type \"%s\"", what, keys[i],
+				type, type[0] == 'G' ? "wireguard" : "gre");
 }
 
 /* Checks within one tunnel, once the file and the policy are merged. */
@@ -392,25 +419,20 @@ static void check_tunnel(struct ld *l, const config_setting_t *s, const char *wh
 	if ((t->has_peer4 && t->has_address4 && !memcmp(&t->peer4, t->address4.addr, 4)) ||
 	    (t->has_peer6 && t->has_address6 && !memcmp(&t->peer6, t->address6.addr, 16)))
 		xbp_err(l, s, "%s: a peer address is the tunnel's own address", what);
-	if (!t->n_allowed_ips && (!wg_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &any4) ||
+	if (t->type == XB_TUNNEL_WIREGUARD && !t->n_allowed_ips && (!wg_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &any4) ||
 				  !wg_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &any6)))
 		l->oom = true;
 }
 
-static void parse_tunnel(struct ld *l, const config_setting_t *s, struct xb_tunnel *t, int idx)
+static void parse_wireguard(struct ld *l, const config_setting_t *s, const char *what,
+			    struct xb_tunnel *t)
 {
-	char what[WHAT_MAX];
-	const char *name = xbp_obj_name(l, s, "tunnel", idx, true, what, sizeof(what));
 	const char *v;
 	bool keys_ok = true;
 
-	t->src = xbp_src(l, s);
-	t->name = name ? xbp_strdup(l, name) : NULL;
-	snprintf(t->ifname, sizeof(t->ifname), "xb-%s", name ? name : "");
 	t->keepalive = KEEPALIVE_DEFAULT;
 	t->mtu = MTU_DEFAULT;
-	t->snat = true;
-	xbp_check_keys(l, s, what, tunnel_keys);
+	foreign_keys(l, s, what, gre_only_keys, "GRE");
 	if (config_setting_get_member(s, "config"))
 		keys_ok = import_wgquick(l, s, what, t);
 	else
@@ -419,15 +441,38 @@ static void parse_tunnel(struct ld *l, const config_setting_t *s, struct xb_tunn
 		set_endpoint(l, config_setting_get_member(s, "endpoint"), what, t, NULL, v);
 	else if (!t->endpoint_host && !config_setting_get_member(s, "endpoint") && keys_ok)
 		xbp_err(l, s, "%s: no endpoint (host:port of the partner)", what);
+}
+
+static void parse_tunnel(struct ld *l, const config_setting_t *s, struct xb_tunnel *t, int idx)
+{
+	char what[WHAT_MAX];
+	const char *name = xbp_obj_name(l, s, "tunnel", idx, true, what, sizeof(what));
+	int type = 0;
+
+	t->src = xbp_src(l, s);
+	t->name = name ? xbp_strdup(l, name) : NULL;
+	snprintf(t->ifname, sizeof(t->ifname), "xb-%s", name ? name : "");
+	t->snat = true;
+	xbp_check_keys(l, s, what, tunnel_keys);
+	enum_value(l, s, what, "type", type_names, &type);
+	t->type = (enum xb_tunnel_type)type;
+	if (t->type == XB_TUNNEL_GRE) {
+		foreign_keys(l, s, what, wg_only_keys, "WireGuard");
+		xbp_parse_gre(l, s, what, t);
+	} else {
+		parse_wireguard(l, s, what, t);
+	}
 	inner_address(l, s, what, AF_INET, &t->address4, &t->has_address4, &t->address4_line);
 	inner_address(l, s, what, AF_INET6, &t->address6, &t->has_address6, &t->address6_line);
 	peer_address(l, s, what, AF_INET, &t->peer4, &t->has_peer4);
 	peer_address(l, s, what, AF_INET6, &t->peer6, &t->has_peer6);
-	allowed_ips(l, s, what, t);
+	if (t->type == XB_TUNNEL_WIREGUARD) {
+		allowed_ips(l, s, what, t);
+		wg_scalars(l, s, what, t);
+	}
 	scalars(l, s, what, t);
 	check_tunnel(l, s, what, t);
 }
-
 
 void xbp_parse_tunnels(struct ld *l, const config_setting_t *s)
 {

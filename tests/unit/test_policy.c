@@ -360,3 +360,43 @@ TEST(suggestions)
 	CHECK_STR(xbp_suggest("pool", keys, SIZE_MAX), "pool4");
 	CHECK(xbp_suggest("mystery", keys, SIZE_MAX) == NULL);
 }
+
+/* GRE tunnels: the model the daemon gets (families, key forms, defaults,
+ * MTU by outer family), and the greif settings built from it. */
+TEST(gre_tunnels)
+{
+	const struct xb_tunnel *t;
+	struct xb_policy *p;
+	uint8_t a[16];
+
+	setup("pool4 = \"198.51.100.0/24\";", "");
+	put_file("xb.conf",
+		 "gateway = { private_key_file = \"gw.key\"; pool4 = \"198.51.100.0/24\"; };\n"
+		 "tunnels = (\n"
+		 "  { name = \"g4\"; type = \"gre\"; local = \"192.0.2.1\"; remote = \"192.0.2.2\";\n"
+		 "    key = \"10.0.0.1\"; sequence = true; address4 = \"192.0.2.9/30\"; },\n"
+		 "  { name = \"g6\"; type = \"gre\"; local = \"2001:db8::1\"; remote = \"partner.example\";\n"
+		 "    key = 7; keepalive = 0; address6 = \"2001:db8:100::1/64\"; }\n"
+		 ");\n", 0644);
+	p = load();
+	CHECK((t = xb_policy_tunnel_by_name(p, "g4")) != NULL);
+	CHECK_INT(t->type, ==, XB_TUNNEL_GRE);
+	CHECK_INT(t->gre.family, ==, AF_INET);
+	inet_pton(AF_INET, "192.0.2.2", a);
+	CHECK(!t->gre.remote_is_name && !memcmp(&t->gre.remote_addr, a, 4));
+	CHECK(t->gre.has_key && t->gre.key == 0x0a000001);
+	CHECK(t->gre.sequence && !t->gre.checksum);
+	CHECK_INT(t->gre.keepalive, ==, 10);
+	CHECK_INT(t->gre.keepalive_retries, ==, 3);
+	CHECK_INT(t->mtu, ==, 1476);
+	CHECK_INT(t->n_allowed_ips, ==, 0);	/* WireGuard's, not filled in */
+	CHECK((t = xb_policy_tunnel_by_name(p, "g6")) != NULL);
+	CHECK_INT(t->gre.family, ==, AF_INET6);
+	CHECK(t->gre.remote_is_name);
+	CHECK_STR(t->gre.remote, "partner.example");
+	CHECK_INT(t->gre.key, ==, 7);
+	CHECK_INT(t->gre.keepalive, ==, 0);
+	CHECK_INT(t->mtu, ==, 1456);
+	xb_policy_free(p);
+	cleanup();
+}
