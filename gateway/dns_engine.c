@@ -187,6 +187,14 @@ static bool acc_matches(const struct dns_acc *a, const char *name)
 	return false;
 }
 
+static bool any_acc(const struct xb_dnssvc_cfg *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_acc; i++)
+		if (acc_matches(&c->acc[i], name))
+			return true;
+	return false;
+}
+
 /* May device d reach name through some access rule (group, posture)? */
 static bool admitted(const struct xb_dnssvc *s, const char *name, size_t d)
 {
@@ -343,6 +351,17 @@ static struct dns_learned *lget(struct dns_ltab *t, const char *set, uint8_t fam
 	return &t->v[t->n++];
 }
 
+static struct dns_learned *ltab_find(struct dns_ltab *t, const char *set, uint8_t family,
+				 const uint8_t *addr)
+{
+	if (!t->nslots)
+		return NULL;
+	for (size_t k = lhash(set, family, addr) & (t->nslots - 1); t->slot[k]; k = (k + 1) & (t->nslots - 1))
+		if (lsame(&t->v[t->slot[k] - 1], set, family, addr))
+			return &t->v[t->slot[k] - 1];
+	return NULL;
+}
+
 void dns_learned_prune(struct xb_dnssvc *s)
 {
 	struct dns_ltab *t = &s->learned;
@@ -371,12 +390,25 @@ static void put_one(struct xb_dnssvc *s, const char *set, const struct dnsw_addr
 	struct xb_nftset_elem e = { .family = a->family == 4 ? AF_INET : AF_INET6 };
 	uint64_t secs = (uint64_t)ttl + s->cfg->p->dns.grace;
 	struct dns_learned *l;
+	uint64_t t0, us;
+	unsigned b = 0;
 	int err;
 
 	memcpy(e.addr, a->addr, a->family == 4 ? 4 : 16);
 	e.timeout_ms = (secs ? secs : 1) * 1000;
+	/* Already there for at least half the new timeout: the kernel's entry
+	 * is fresh enough, and a busy name costs no netlink round trip. */
+	l = ltab_find(&s->learned, set, (uint8_t)e.family, e.addr);
+	if (l && l->expires >= wall_s() + (secs ? secs : 1) / 2 + 1)
+		return;
 	s->c.set_puts++;
-	if (!s->nft_ok || (err = xb_nftset_put(&s->nft, set, &e, 1)) < 0) {
+	t0 = clock_mono_ns();
+	err = s->nft_ok ? xb_nftset_put(&s->nft, set, &e, 1) : -EBADF;
+	us = (clock_mono_ns() - t0) / 1000;
+	while (b + 1 < 24 && (us >> (b + 1)))
+		b++;
+	s->c.put_hist[b]++;
+	if (err < 0) {
 		s->c.set_failures++;
 		return;
 	}
@@ -519,8 +551,10 @@ static size_t override_answer(struct xb_dnssvc *s, struct dns_query *qq, uint8_t
 		return 0;
 	add_addrs(&b, &qq->q, NULL, r->ttl, r->a, r->n_a, r->aaaa, r->n_aaaa);
 	len = dnsw_answer_finish(&b);
-	/* Overrides teach the sets too: parse what we built. */
-	if (dnsw_parse_response(&m, out, len, qq->q.hdr.id, &qq->q.q) == DNSW_R_OK)
+	/* Overrides teach the sets too: parse what we built, if any access
+	 * rule wants the name. */
+	if (any_acc(s->cfg, qq->q.text) &&
+	    dnsw_parse_response(&m, out, len, qq->q.hdr.id, &qq->q.q) == DNSW_R_OK)
 		learn(s, qq->q.text, &m);
 	return len;
 }

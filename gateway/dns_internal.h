@@ -102,10 +102,13 @@ struct xb_dnssvc {
 	union wg_sockaddr bound[DNS_LISTEN_MAX];
 	struct dns_tcp *conns;		/* DNS_TCP_MAX */
 	struct dns_flight *flights;	/* DNS_INFLIGHT_MAX */
+	uint16_t *free;			/* free flight slots, a stack */
+	size_t n_free;
 	uint64_t last_tick_ns;
 	struct {
 		uint64_t refused, formerr, dropped, truncated, set_puts, set_failures;
 		uint64_t tcp_refused, inflight_full;
+		uint64_t put_hist[24];	/* set updates by floor(log2(us)) */
 	} c;
 	uint64_t since;			/* wall seconds of the last commit */
 };

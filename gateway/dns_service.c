@@ -26,7 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define UDP_BATCH	64
+#define UDP_BATCH	32		/* datagrams per recvmmsg/sendmmsg */
+#define UDP_QUERY_MAX	4096		/* larger queries are dropped (counted) */
 #define MSG_MAX		65535
 
 enum { TAG_TIMER = 1, TAG_UP, TAG_UDP, TAG_TCPL = TAG_UDP + DNS_LISTEN_MAX,
@@ -56,7 +57,20 @@ struct dns_flight {
 	uint32_t conn_gen;
 };
 
+/* Answers to one batch of UDP queries, sent with one sendmmsg. Never
+ * larger than DNSW_EDNS_SIZE: udp_send cuts them to the client's limit,
+ * which is at most ours. */
+struct udp_out {
+	int fd;				/* -1: not batching, send at once */
+	unsigned n;
+	struct mmsghdr m[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	union wg_sockaddr peer[UDP_BATCH];
+	uint8_t buf[UDP_BATCH][DNSW_EDNS_SIZE];
+};
+
 static struct log_rl rl = LOG_RL_INIT(1, 5);
+static struct udp_out batch = { .fd = -1 };
 
 static int watch(struct xb_dnssvc *s, int op, int fd, uint32_t events, uint64_t tag)
 {
@@ -80,8 +94,11 @@ struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn post
 		s->udp[i] = s->tcp[i] = -1;
 	s->conns = calloc(DNS_TCP_MAX, sizeof(*s->conns));
 	s->flights = calloc(DNS_INFLIGHT_MAX, sizeof(*s->flights));
-	if (!s->conns || !s->flights)
+	s->free = calloc(DNS_INFLIGHT_MAX, sizeof(*s->free));
+	if (!s->conns || !s->flights || !s->free)
 		goto fail;
+	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
+		s->free[s->n_free++] = (uint16_t)(DNS_INFLIGHT_MAX - 1 - i);
 	for (int i = 0; i < DNS_TCP_MAX; i++)
 		s->conns[i].fd = -1;
 	if (state_dir && asprintf(&s->state_file, "%s/dns-learned", state_dir) < 0)
@@ -174,7 +191,19 @@ static void udp_send(struct xb_dnssvc *s, int fd, const struct dnsw_query *q, ui
 		len = dnsw_truncate(msg, len, limit);
 		s->c.truncated++;
 	}
-	if (len && sendto(fd, msg, len, MSG_DONTWAIT, &peer->sa, plen) < 0 && log_ratelimit(&rl))
+	if (!len)
+		return;
+	if (batch.fd == fd && batch.n < UDP_BATCH && len <= sizeof(batch.buf[0])) {
+		unsigned i = batch.n++;
+
+		memcpy(batch.buf[i], msg, len);
+		batch.peer[i] = *peer;
+		batch.iov[i] = (struct iovec){ batch.buf[i], len };
+		batch.m[i].msg_hdr = (struct msghdr){ .msg_name = &batch.peer[i], .msg_namelen = plen,
+						     .msg_iov = &batch.iov[i], .msg_iovlen = 1 };
+		return;
+	}
+	if (sendto(fd, msg, len, MSG_DONTWAIT, &peer->sa, plen) < 0 && log_ratelimit(&rl))
 		log_warn("dns: sendto");
 }
 
@@ -192,12 +221,34 @@ static void deliver(struct xb_dnssvc *s, struct dns_flight *f, uint8_t *msg, siz
 	}
 }
 
+/* Flights come from a stack of free slots: O(1) both ways. */
+static struct dns_flight *flight_new(struct xb_dnssvc *s)
+{
+	struct dns_flight *f;
+
+	if (!s->n_free)
+		return NULL;
+	f = &s->flights[s->free[--s->n_free]];
+	memset(f, 0, sizeof(*f));
+	f->used = true;
+	f->s = s;
+	return f;
+}
+
+static void flight_free(struct xb_dnssvc *s, struct dns_flight *f)
+{
+	if (!f->used)
+		return;
+	f->used = false;
+	s->free[s->n_free++] = (uint16_t)(f - s->flights);
+}
+
 static void finish(struct xb_dnssvc *s, struct dns_flight *f, uint8_t *msg, size_t len, bool ok)
 {
 	dns_stats_done(s, &f->qq, ok);
 	dns_log(s, &f->qq, msg, len);
 	deliver(s, f, msg, len);
-	f->used = false;
+	flight_free(s, f);
 }
 
 static void on_upstream(void *ctx, const struct xb_up_result *r)
@@ -221,17 +272,6 @@ static void on_upstream(void *ctx, const struct xb_up_result *r)
 	finish(s, f, out, len, true);
 }
 
-static struct dns_flight *flight_new(struct xb_dnssvc *s)
-{
-	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
-		if (!s->flights[i].used) {
-			memset(&s->flights[i], 0, sizeof(s->flights[i]));
-			s->flights[i].used = true;
-			s->flights[i].s = s;
-			return &s->flights[i];
-		}
-	return NULL;
-}
 
 /* One query from a client: udp_fd >= 0 with peer, or TCP client `conn'. */
 static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_fd,
@@ -260,7 +300,7 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 	if (v == DNSW_Q_DROP) {
 		s->c.dropped++;
 		deliver(s, f, out, 0);
-		f->used = false;
+		flight_free(s, f);
 		return;
 	}
 	dev = xb_policy_device_by_addr(s->cfg->p, peer->sa.sa_family,
@@ -277,7 +317,7 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 			s->c.refused++;	/* not a device's address */
 		len = dns_fail(&f->qq, v == DNSW_Q_OK ? DNSW_REFUSED : rc[v], out, sizeof(out));
 		deliver(s, f, out, len);
-		f->used = false;
+		flight_free(s, f);
 		return;
 	}
 	f->qq.device = (size_t)(dev - s->cfg->p->devices);
@@ -297,19 +337,44 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 
 /* ---- sockets ---- */
 
+/* One recvmmsg of up to UDP_BATCH queries; the answers that are ready at
+ * once leave in one sendmmsg. */
 static void on_udp(struct xb_dnssvc *s, int fd)
 {
-	static uint8_t buf[MSG_MAX];
+	static uint8_t buf[UDP_BATCH][UDP_QUERY_MAX];
+	static union wg_sockaddr peer[UDP_BATCH];
+	struct mmsghdr m[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	int n;
 
 	for (int i = 0; i < UDP_BATCH; i++) {
-		union wg_sockaddr peer;
-		socklen_t plen = sizeof(peer);
-		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, &peer.sa, &plen);
-
-		if (n < 0)
-			break;
-		on_query(s, buf, (size_t)n, fd, &peer, plen, -1);
+		iov[i] = (struct iovec){ buf[i], sizeof(buf[i]) };
+		m[i].msg_hdr = (struct msghdr){ .msg_name = &peer[i], .msg_namelen = sizeof(peer[i]),
+					       .msg_iov = &iov[i], .msg_iovlen = 1 };
 	}
+	if ((n = recvmmsg(fd, m, UDP_BATCH, MSG_DONTWAIT, NULL)) <= 0)
+		return;
+	batch.fd = fd;
+	batch.n = 0;
+	for (int i = 0; i < n; i++) {
+		if (m[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			s->c.dropped++;
+			continue;
+		}
+		on_query(s, buf[i], m[i].msg_len, fd, &peer[i], m[i].msg_hdr.msg_namelen, -1);
+	}
+	for (unsigned sent = 0; sent < batch.n;) {
+		int k = sendmmsg(fd, batch.m + sent, batch.n - sent, MSG_DONTWAIT);
+
+		if (k <= 0) {
+			if (log_ratelimit(&rl))
+				log_warn("dns: sendmmsg");
+			break;
+		}
+		sent += (unsigned)k;
+	}
+	batch.fd = -1;
+	batch.n = 0;
 }
 
 static void on_accept(struct xb_dnssvc *s, int lfd)
@@ -488,7 +553,7 @@ static void cancel_flights(struct xb_dnssvc *s)
 	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
 		if (s->flights[i].used) {
 			xb_up_cancel(s->up, s->flights[i].handle);
-			s->flights[i].used = false;
+			flight_free(s, &s->flights[i]);
 		}
 	for (int i = 0; i < DNS_TCP_MAX; i++)
 		s->conns[i].pending = 0;
@@ -560,6 +625,7 @@ void xb_dnssvc_free(struct xb_dnssvc *s)
 		close(s->tfd);
 	free(s->conns);
 	free(s->flights);
+	free(s->free);
 	free(s->log_path);
 	free(s->state_file);
 	free(s);
@@ -567,21 +633,33 @@ void xb_dnssvc_free(struct xb_dnssvc *s)
 
 /* ---- status ---- */
 
-static json_t *stats_json(const struct dns_stats *st)
+/* The upper bound of the log2 bucket holding the 99th percentile, in the
+ * histogram's unit (0 when empty). */
+static uint64_t p99_below(const uint64_t hist[24])
 {
-	uint64_t want = st->answered - st->answered / 100, seen = 0;	/* p99 */
+	uint64_t n = 0, seen = 0, want;
 	unsigned b = 0;
 
-	for (; b < 24 && st->answered; b++)
-		if ((seen += st->lat_hist[b]) >= want)
+	for (unsigned i = 0; i < 24; i++)
+		n += hist[i];
+	if (!n)
+		return 0;
+	want = n - n / 100;
+	for (; b < 23; b++)
+		if ((seen += hist[b]) >= want)
 			break;
+	return 2ull << b;
+}
+
+static json_t *stats_json(const struct dns_stats *st)
+{
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I}",
 			 "queries", (json_int_t)st->queries, "answered", (json_int_t)st->answered,
 			 "cached", (json_int_t)st->cached, "failed", (json_int_t)st->failed,
 			 "blocked", (json_int_t)st->blocked, "denied", (json_int_t)st->denied,
 			 "latency_mean_ms",
 			 st->answered ? (double)st->lat_sum_us / (double)st->answered / 1000.0 : 0.0,
-			 "latency_p99_ms_below", (json_int_t)(st->answered ? (2ull << b) / 1000 + 1 : 0),
+			 "latency_p99_ms_below", (json_int_t)(st->answered ? p99_below(st->lat_hist) / 1000 + 1 : 0),
 			 "latency_max_ms", (json_int_t)(st->lat_max_us / 1000));
 }
 
@@ -613,7 +691,7 @@ json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
 		xb_dnsc_stats(s->cache, &cs);
 	xb_up_stats(s->up, &us);
 	return json_pack("{s:b, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}, "
-			 "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+			 "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "enabled", c->p->dns.enabled, "listen", listen,
 			 "patterns", (json_int_t)c->n_patterns, "since", (json_int_t)s->since,
 			 "rules", rules,
@@ -626,5 +704,6 @@ json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
 			 "clients", "refused", (json_int_t)s->c.refused, "formerr", (json_int_t)s->c.formerr,
 			 "dropped", (json_int_t)s->c.dropped, "truncated", (json_int_t)s->c.truncated,
 			 "learned", (json_int_t)s->learned.n, "set_puts", (json_int_t)s->c.set_puts,
-			 "set_failures", (json_int_t)s->c.set_failures);
+			 "set_failures", (json_int_t)s->c.set_failures,
+			 "set_update_p99_us_below", (json_int_t)p99_below(s->c.put_hist));
 }

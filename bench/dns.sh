@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The DNS service under dnsperf, against unbound (local-data) and dnsmasq
+# (address=) answering the same 1 000 names, in the same run, on the same
+# namespace, each server pinned to CPU 0 and dnsperf to CPU 1.
+#
+#   c (dnsperf, from 198.51.100.10, a device's address) ── veth ── d: 198.51.100.1 xborderd's DNS,
+#                                                                 198.51.100.2 unbound (one thread),
+#                                                                 198.51.100.3 dnsmasq
+# (queries arrive from outside, as a device's do: a query sent from the
+# gateway's own namespace would be masqueraded by the table's "via internet"
+# rule, since its source is in the pool.)
+#
+# Printed: maximum QPS of each (dnsperf, 100 queries outstanding) and
+# xborder / unbound (goal ≥ 1.5); latency p50/p99 of each at a fixed
+# moderate rate (QPS_FIXED, from dnsperf -v); the cost of opening paths —
+# p99 of answers whose addresses go into an access rule's set against
+# answers that do not (goal: ≤ 1 ms more at p99); and with the 110 775-name
+# mainland list loaded: --check time, the daemon's memory (goal ≤ 64 MB)
+# and QPS.
+#
+# Env: RUNS (default 3, interleaved, medians), SECONDS_PER_RUN (default 10), QPS_FIXED (default 10000).
+. "$(dirname "$0")/../tests/lib/netns.sh"
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+RUNS=${RUNS:-3}
+QPS_FIXED=${QPS_FIXED:-10000}
+DATA=${XB_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
+LIST=$DATA/accelerated-domains.china.conf
+XB_QUIET=1
+for t in dnsperf unbound dnsmasq taskset; do
+	command -v "$t" >/dev/null || { echo "dns bench: $t is not installed (deploy/deps.sh bench)"; exit 0; }
+done
+xb_begin
+exec 3>&2 2>"$XB_TMP/trace.log"
+say() { printf '%s\n' "$*" >&3; }
+die() { say "$*"; say "--- trace:"; tail -n 20 "$XB_TMP/trace.log" >&3; exit 1; }
+rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+say "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
+
+xb_ns c d
+xb_veth c eth0 d eth0
+xb_addr c eth0 192.0.2.1/30 198.51.100.10/32
+xb_addr d eth0 192.0.2.2/30
+nq c ip route add 198.51.100.0/24 via 192.0.2.2 src 198.51.100.10
+nq d ip route add 198.51.100.10/32 via 192.0.2.1
+nq d ip addr add 198.51.100.2/32 dev lo
+nq d ip addr add 198.51.100.3/32 dev lo
+
+ID=$$ CTL=$XB_TMP/ctl.sock
+kg=$(wg genkey) kd=$(wg genkey)
+(umask 077; echo "$kg" >"$XB_TMP/gw.key")
+
+# 1 000 names for the comparison (n0000.bench.example → 203.0.113.x), and
+# two sets of 1 000 for the path-opening cost: l*.learn.example answers go
+# into an access rule's set, p*.plain.example answers do not.
+: >"$XB_TMP/rules" >"$XB_TMP/unbound.local" >"$XB_TMP/dnsmasq.conf"
+: >"$XB_TMP/q.bench" >"$XB_TMP/q.learn" >"$XB_TMP/q.plain"
+for i in $(seq 0 999); do
+	n=$(printf '%04d' "$i") a="203.0.113.$((i % 250 + 1))"
+	for kind in n:bench l:learn p:plain; do
+		name="${kind%%:*}$n.${kind#*:}.example"
+		echo "    { name = \"${kind%%:*}$n\"; domains = [ \"$name\" ]; action = \"override\"; answer = [ \"$a\" ]; ttl = 300; }," >>"$XB_TMP/rules"
+		echo "$name A" >>"$XB_TMP/q.${kind#*:}"
+	done
+	echo "local-data: \"n$n.bench.example. 300 IN A $a\"" >>"$XB_TMP/unbound.local"
+	echo "address=/n$n.bench.example/$a" >>"$XB_TMP/dnsmasq.conf"
+done
+policy() {	# policy FILE [LISTRULE]
+	local last='    { name = "last"; domains = [ "last.example" ]; action = "block"; }'
+	cat >"$1" <<EOF
+gateway = {
+  interface = "xg$ID"; listen_port = 51820; private_key_file = "gw.key";
+  pool4 = "198.51.100.0/24"; control_socket = "$CTL"; state_dir = "$XB_TMP/state";
+};
+devices = ( { name = "d"; public_key = "$(echo "$kd" | wg pubkey)"; address4 = "198.51.100.10"; } );
+rules = ( { name = "learn"; domains = [ "*.learn.example" ]; action = "allow"; via = [ "internet" ]; } );
+dns = {
+  cache_size = 0;
+  rules = (
+$(cat "$XB_TMP/rules")
+${2:-$last}
+  );
+};
+EOF
+}
+policy "$XB_TMP/xborder.conf"
+
+cat >"$XB_TMP/unbound.conf" <<EOF
+server:
+  interface: 198.51.100.2
+  port: 53
+  num-threads: 1
+  do-daemonize: no
+  use-syslog: no
+  username: ""
+  chroot: ""
+  directory: "$XB_TMP"
+  pidfile: ""
+  access-control: 198.51.100.0/24 allow
+  local-zone: "bench.example." static
+  include: "$XB_TMP/unbound.local"
+remote-control:
+  control-enable: no
+EOF
+
+# dnsperf from CPU 1 against SERVER: "QPS" of a RUN-second run at full speed.
+max_qps() {
+	nq c taskset -c 1 dnsperf -s "$1" -a 198.51.100.10 -d "$2" -l "$SECONDS_PER_RUN" -c 4 -q 100 2>&1 |
+		awk '/Queries per second/ { print int($4) }'
+}
+# p50 and p99 latency in ms at QPS_FIXED for 3 s (from dnsperf -v).
+latency() {
+	nq c taskset -c 1 dnsperf -v -s "$1" -a 198.51.100.10 -d "$2" -l 3 -Q "$QPS_FIXED" -c 4 2>/dev/null |
+		awk '$1 == ">" && $2 == "NOERROR" { print $NF * 1000 }' | sort -g |
+		awk '{ v[NR] = $1 } END { if (!NR) { print "- -"; exit } printf "%.3f %.3f\n", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1] }'
+}
+start_xb() {	# start_xb CONF — pid in XBPID
+	xb_bg d taskset -c 0 "$XB_BIN/xborderd" -f -c "$1"
+	XBPID=$XB_LAST_PID
+	xb_wait 30000 grep -q "gateway up" "$XB_LAST_LOG" || die "xborderd did not start: $(tail -3 "$XB_LAST_LOG")"
+	xb_wait 3000 nq c sh -c "dig +short +time=1 +tries=1 -b 198.51.100.10 @198.51.100.1 n0001.bench.example | grep -q ." ||
+		die "xborderd does not answer: $(tail -5 "$XB_LAST_LOG"; nq c dig +time=1 +tries=1 -b 198.51.100.10 @198.51.100.1 n0001.bench.example 2>&1 | grep -E "status|ANSWER"; nq d $XB_BIN/xborderctl -s $CTL -j dns | jq -c .clients,.rules[0],.rules[-1])"
+}
+stop_xb() { kill "$XBPID"; for _ in $(seq 300); do kill -0 "$XBPID" 2>/dev/null || return 0; sleep 0.01; done; }
+
+start_xb "$XB_TMP/xborder.conf"
+xb_bg d taskset -c 0 unbound -c "$XB_TMP/unbound.conf"; UBPID=$XB_LAST_PID
+xb_bg d taskset -c 0 dnsmasq --no-daemon --conf-file="$XB_TMP/dnsmasq.conf" --no-resolv --no-hosts \
+	--user=root --pid-file= --listen-address=198.51.100.3 --bind-interfaces --port=53 \
+	--local-ttl=300 --cache-size=0; DMPID=$XB_LAST_PID
+for s in 198.51.100.2 198.51.100.3; do
+	xb_wait 5000 nq c sh -c "dig +short +time=1 +tries=1 -b 198.51.100.10 @$s n0001.bench.example | grep -q ." ||
+		die "the reference at $s does not answer"
+done
+
+say "1 000 names, A records; servers on CPU 0, dnsperf on CPU 1; median of $RUNS runs of ${SECONDS_PER_RUN} s"
+# Interleaved runs, the median of each: a shared machine's noise hits all three.
+: >"$XB_TMP/x" >"$XB_TMP/u" >"$XB_TMP/m"
+for _ in $(seq "$RUNS"); do
+	max_qps 198.51.100.1 "$XB_TMP/q.bench" >>"$XB_TMP/x"
+	max_qps 198.51.100.2 "$XB_TMP/q.bench" >>"$XB_TMP/u"
+	max_qps 198.51.100.3 "$XB_TMP/q.bench" >>"$XB_TMP/m"
+done
+xq=$(xb_median <"$XB_TMP/x") uq=$(xb_median <"$XB_TMP/u") dq=$(xb_median <"$XB_TMP/m")
+say "  runs (QPS): xborder $(paste -sd' ' "$XB_TMP/x"); unbound $(paste -sd' ' "$XB_TMP/u"); dnsmasq $(paste -sd' ' "$XB_TMP/m")"
+say "$(printf '  %-10s %8s QPS' xborder "$xq")   xborder / unbound = $(ratio "$xq" "$uq") (goal >= 1.5)"
+say "$(printf '  %-10s %8s QPS' unbound "$uq")"
+say "$(printf '  %-10s %8s QPS' dnsmasq "$dq")   xborder / dnsmasq = $(ratio "$xq" "$dq")"
+read -r xp50 xp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.bench")"
+read -r up50 up99 <<<"$(latency 198.51.100.2 "$XB_TMP/q.bench")"
+read -r dp50 dp99 <<<"$(latency 198.51.100.3 "$XB_TMP/q.bench")"
+say "latency at $QPS_FIXED QPS, p50 / p99 ms: xborder $xp50 / $xp99, unbound $up50 / $up99, dnsmasq $dp50 / $dp99"
+
+read -r pp50 pp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.plain")"
+read -r lp50 lp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.learn")"
+extra=$(awk -v a="$lp99" -v b="$pp99" 'BEGIN { printf "%.3f", a - b }')
+st=$(nq d "$XB_BIN/xborderctl" -s "$CTL" -j dns)
+puts=$(jq .clients.set_puts <<<"$st") pus=$(jq .clients.set_update_p99_us_below <<<"$st")
+say "opening paths: an answer that puts its address into a set waits for the netlink batch:" \
+	"p99 < $pus us over $puts updates = $(ratio "$pus" 1000) of the 1 ms goal"
+say "  dnsperf p99 at $QPS_FIXED QPS: $lp99 ms for names whose answers go into a set, $pp99 ms for names" \
+	"whose do not ($extra ms; noise of a shared machine included); set elements after the run:" \
+	"$(nq d nft list set inet xborder r_learn_dns4 | grep -o '203\.0\.113\.[0-9]*' | sort -u | wc -l)"
+xrss=$(rss_kb "$XBPID")
+stop_xb
+
+if [ -r "$LIST" ]; then
+	policy "$XB_TMP/list.conf" "    { name = \"mainland\"; lists = [ \"$LIST\" ]; action = \"forward\"; servers = [ \"192.0.2.53\" ]; }"
+	t0=$(date +%s%N)
+	"$XB_BIN/xborderd" --check -c "$XB_TMP/list.conf" >/dev/null || die "the list policy does not check"
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	start_xb "$XB_TMP/list.conf"
+	lrss=$(rss_kb "$XBPID")
+	lq=$(max_qps 198.51.100.1 "$XB_TMP/q.bench")
+	say "with the $(grep -c '^server=' "$LIST")-name list: --check $ms ms; xborderd RSS $((lrss / 1024)) MB" \
+		"(without it $((xrss / 1024)) MB; goal <= 64 MB); $lq QPS = $(ratio "$lq" "$xq") of the QPS without it"
+	stop_xb
+else
+	say "with the mainland list: skipped, $LIST is not there"
+fi
+kill "$UBPID" "$DMPID" 2>/dev/null
+xb_end
