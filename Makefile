@@ -79,12 +79,12 @@ ALL_OBJS := $(LIB_OBJS) $(foreach p,$(PROGS),$(SRC_$(p):%.c=$(BUILD)/%.o)) \
             $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(TLIB_OBJS) $(AGENT_OBJS)
 
 .SECONDARY:
-.PHONY: all test deps deps-auto clean fuzz bench demo example-keys install uninstall
+.PHONY: all test deps deps-auto clean fuzz bench demo demo-clean example-keys install uninstall
 all: $(PROG_BINS) $(UNIT_BINS) example-keys
 
 # git keeps no read permissions; xborderd refuses key files others can read.
 example-keys:
-	$(Q)chmod 600 deploy/examples/keys/* 2>/dev/null || true
+	$(Q)chmod 600 deploy/examples/keys/*.key deploy/examples/keys/*.psk deploy/examples/keys/*.conf deploy/demo/keys/* 2>/dev/null || true
 
 # Installs what is missing when run as root; otherwise says what is missing.
 deps-auto:
@@ -136,6 +136,14 @@ fuzz:
 bench: all
 	$(Q)[ "$$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)"; exit 1; }
 	$(Q)XB_BUILD=$(abspath $(BUILD)) bench/run.sh
+
+# The story of docs/demo: sudo make demo (CHECK=1: no pauses, assertions).
+demo: deps-auto all
+	$(Q)[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces): sudo make demo"; exit 1; }
+	$(Q)XB_BUILD=$(abspath $(BUILD)) deploy/demo/demo.sh $(if $(filter 1,$(CHECK)),--check)
+
+demo-clean:
+	$(Q)deploy/demo/demo.sh --clean
 
 clean:
 	rm -rf build
