@@ -51,13 +51,14 @@ TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
-PROGS    := xborder-wg xb-impair xb-pkt xborderd xborderctl xb-ctlfake
+PROGS    := xborder-wg xb-impair xb-pkt xborderd xborderctl xb-ctlfake xb-probe
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
 SRC_xb-pkt    := tests/tools/pkt_main.c
 SRC_xborderd := gateway/xborderd_main.c
 SRC_xborderctl := ctl/xborderctl_main.c
 SRC_xb-ctlfake := tests/tools/ctlfake_main.c
+SRC_xb-probe  := tunnel/probe_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

@@ -259,6 +259,11 @@ uint64_t xb_pstats_sent(struct xb_pstats *ps, uint64_t now)
 	return ps->next_id++;
 }
 
+uint64_t xb_pstats_count(const struct xb_pstats *ps)
+{
+	return ps->next_id;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -448,6 +453,24 @@ bool xb_pstats_update(struct xb_pstats *ps, uint64_t now)
 	ps->since = now;
 	ps->transitions++;
 	return true;
+}
+
+enum xb_pfate xb_pstats_fate(const struct xb_pstats *ps, uint64_t id, uint64_t *sent_ns,
+			     uint64_t *rtt_ns)
+{
+	const struct slot *s;
+
+	if (id >= ps->next_id || id < first_id(ps))
+		return XB_PFATE_UNKNOWN;
+	s = slot_of(ps, id);
+	if (sent_ns)
+		*sent_ns = s->sent;
+	if (s->fl & F_REPLIED) {
+		if (rtt_ns)
+			*rtt_ns = s->rtt;
+		return XB_PFATE_REPLIED;
+	}
+	return s->fl & F_LOST ? XB_PFATE_LOST : XB_PFATE_PENDING;
 }
 
 uint64_t xb_pstats_deadline(const struct xb_pstats *ps)

@@ -100,6 +100,8 @@ const struct xb_pstats_cfg *xb_pstats_cfg(const struct xb_pstats *ps);
 
 /* A probe left at now; returns its id (0, 1, 2, ...). */
 uint64_t xb_pstats_sent(struct xb_pstats *ps, uint64_t now);
+/* Probes ever sent: the next id. */
+uint64_t xb_pstats_count(const struct xb_pstats *ps);
 /* The reply to probe id arrived at now. 0: counted; 1: late (after loss_ns);
  * -1: unknown id (never sent, no longer in the window) or a duplicate. */
 int xb_pstats_reply(struct xb_pstats *ps, uint64_t id, uint64_t now);
@@ -110,6 +112,12 @@ bool xb_pstats_update(struct xb_pstats *ps, uint64_t now);
  * nothing is pending. */
 uint64_t xb_pstats_deadline(const struct xb_pstats *ps);
 enum xb_pstate xb_pstats_state(const struct xb_pstats *ps);
+
+enum xb_pfate { XB_PFATE_UNKNOWN = -1, XB_PFATE_PENDING, XB_PFATE_REPLIED, XB_PFATE_LOST };
+/* What became of probe id (UNKNOWN: never sent or out of the window);
+ * *sent_ns and *rtt_ns (REPLIED only) are filled when not NULL. */
+enum xb_pfate xb_pstats_fate(const struct xb_pstats *ps, uint64_t id, uint64_t *sent_ns,
+			     uint64_t *rtt_ns);
 /* Fill *s as of now (does not change the state; call update first). */
 void xb_pstats_get(const struct xb_pstats *ps, uint64_t now, struct xb_pstats_summary *s);
 
