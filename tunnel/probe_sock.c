@@ -446,20 +446,66 @@ static void swap_ps(struct xb_pstats **a, struct xb_pstats **b)
 	*b = x;
 }
 
+/* Point a moved socket's epoll entry at its new owner; if even that fails,
+ * drop the socket: the next round opens a new one. */
+static void rewatch(struct ptunnel *t, int *fd, struct handle *h, uint32_t events)
+{
+	if (*fd >= 0 && watch(t, *fd, h, events, EPOLL_CTL_MOD)) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* Same interface and mark: t takes old's sockets too, with what is in
+ * flight on them, so a reload loses no probe. Target g came from old. */
+static void take_target(struct ptunnel *t, struct ptarget *g, struct ptarget *og)
+{
+	struct ptarget tmp = *g;
+
+	*g = *og;
+	*og = tmp;
+	og->h.tg = og;
+	g->h = (struct handle){ g->h.type, t, g };
+	rewatch(t, &g->fd, &g->h, g->busy && !g->sent_req && g->t_conn ? EPOLLOUT : EPOLLIN);
+	if (g->fd < 0)
+		g->busy = false;
+}
+
+static void take_icmp(struct ptunnel *t, struct ptunnel *old)
+{
+	t->ident = old->ident;	/* echoes in flight carry it */
+	for (int v6 = 0; v6 < 2; v6++) {
+		t->icmp[v6] = old->icmp[v6];
+		old->icmp[v6] = -1;
+		t->hicmp[v6] = (struct handle){ v6 ? H_ICMP6 : H_ICMP4, t, NULL };
+		rewatch(t, &t->icmp[v6], &t->hicmp[v6], EPOLLIN);
+	}
+}
+
 /* t replaces old: take its statistics (old frees the fresh ones), if the
  * stats settings are the same, and the per-target ones of targets kept. */
 void pt_adopt(struct ptunnel *t, struct ptunnel *old)
 {
+	bool socks = !strcmp(t->cfg.ifname, old->cfg.ifname) && t->cfg.mark == old->cfg.mark;
+
 	if (!same_stats(&t->cfg.stats, &old->cfg.stats))
 		return;
 	swap_ps(&t->ps, &old->ps);
 	t->round = old->round;	/* the tunnel's stats ids are rounds */
 	t->next_send = old->next_send;
+	if (socks)
+		take_icmp(t, old);
 	for (unsigned i = 0; i < t->cfg.n_targets; i++)
-		for (unsigned j = 0; j < old->cfg.n_targets; j++)
-			if (same_target(&t->tg[i].t, &old->tg[j].t)) {
+		for (unsigned j = 0; j < old->cfg.n_targets; j++) {
+			if (!same_target(&t->tg[i].t, &old->tg[j].t))
+				continue;
+			if (socks) {
+				take_target(t, &t->tg[i], &old->tg[j]);
+			} else {
 				swap_ps(&t->tg[i].ps, &old->tg[j].ps);
 				t->tg[i].cursor = old->tg[j].cursor;
-				break;
+				t->tg[i].round_off = old->tg[j].round_off;
 			}
+			break;
+		}
 }
