@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tunnel/probe.h"
+#include "tunnel/probe_wire.h"
 
 static const char *const kinds[] = {
 	[XB_PROBE_ICMP] = "icmp", [XB_PROBE_TCP] = "tcp",
@@ -109,8 +110,11 @@ bool xb_probe_target_parse(const char *spec, struct xb_probe_target *t, const ch
 			}
 			strcpy(t->path, slash);
 		} else {
-			if (!slash[1] || strlen(slash + 1) >= sizeof(t->name)) {
-				*err = "bad dns name";
+			uint8_t q[300];
+
+			if (!slash[1] || strlen(slash + 1) >= sizeof(t->name) ||
+			    !pw_dns_build(q, sizeof(q), 0, slash + 1)) {
+				*err = "bad dns name (labels of 1..63 bytes, 253 in all)";
 				return false;
 			}
 			strcpy(t->name, slash + 1);

@@ -112,7 +112,7 @@ TEST(target_specs)
 		"192.0.2.1", "ping:192.0.2.1", "icmp:192.0.2.1:80", "icmp:[2001:db8::1]:1",
 		"tcp:192.0.2.1", "tcp:192.0.2.1:0", "tcp:192.0.2.1:65536", "tcp:host.example:80",
 		"dns:192.0.2.1", "dns:192.0.2.1/", "tcp:192.0.2.1:80/x", "http:[2001:db8::1",
-		"http:192.0.2.1/a b", "icmp:",
+		"http:192.0.2.1/a b", "icmp:", "dns:192.0.2.1/a..b",
 	};
 	struct xb_probe_target t;
 	const char *err;
