@@ -235,8 +235,9 @@ static void dispatch(struct xb_probe *p, struct handle *h, uint32_t events)
 
 	switch (h->type) {
 	case H_TIMER:
-		if (read(p->tfd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
-			break;
+		/* Only clears the expiry; process() looks at every deadline. */
+		if (read(p->tfd, &junk, sizeof(junk)) < 0)
+			junk = 0;
 		break;
 	case H_ICMP4:
 	case H_ICMP6:
@@ -304,39 +305,40 @@ static const char *check_all(const struct xb_probe_tunnel_cfg *c, size_t n)
 	return NULL;
 }
 
+/* New tunnel objects for the cfgs that changed; the unchanged old ones
+ * as they are. false (and nothing changed) when one cannot be made. */
+static bool build(struct xb_probe *p, const struct xb_probe_tunnel_cfg *cfgs, size_t n,
+		  struct ptunnel **nt)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct ptunnel *old = find(p, cfgs[i].name);
+
+		nt[i] = old && pt_same_cfg(&old->cfg, &cfgs[i]) ? old : pt_new(p, &cfgs[i]);
+		if (nt[i])
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (find(p, nt[j]->cfg.name) != nt[j])
+				pt_free(nt[j]);
+		return false;
+	}
+	return true;
+}
+
 int xb_probe_set(struct xb_probe *p, const struct xb_probe_tunnel_cfg *cfgs, size_t n,
 		 const char **err)
 {
 	struct ptunnel **nt;
-	const char *e = check_all(cfgs, n);
 
-	if (e) {
-		*err = e;
+	*err = check_all(cfgs, n);
+	if (*err)
 		return -1;
-	}
 	nt = calloc(n ? n : 1, sizeof(*nt));
-	if (!nt) {
-		*err = "out of memory";
+	if (!nt || !build(p, cfgs, n, nt)) {
+		free(nt);
+		*err = "cannot set up the prober (out of memory or file descriptors)";
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct ptunnel *old = find(p, cfgs[i].name);
-
-		if (old && pt_same_cfg(&old->cfg, &cfgs[i])) {
-			nt[i] = old;
-			continue;
-		}
-		nt[i] = pt_new(p, &cfgs[i]);
-		if (!nt[i]) {
-			for (size_t j = 0; j < i; j++)
-				if (find(p, nt[j]->cfg.name) != nt[j])
-					pt_free(nt[j]);
-			free(nt);
-			*err = "cannot set up the tunnel's prober (out of memory?)";
-			return -1;
-		}
-	}
-	/* Nothing can fail from here: move the statistics that stay. */
+	/* Nothing can fail from here: move what stays into the new objects. */
 	for (size_t i = 0; i < n; i++) {
 		struct ptunnel *old = find(p, cfgs[i].name);
 

@@ -97,6 +97,21 @@ static unsigned long num(const char *s, const char *what, unsigned long max)
 	return v;
 }
 
+static void add_target(const char *spec)
+{
+	const char *err;
+
+	if (cfg.n_targets == XB_PROBE_MAX_TARGETS) {
+		fprintf(stderr, "xb-probe: at most %d targets\n", XB_PROBE_MAX_TARGETS);
+		exit(2);
+	}
+	if (!xb_probe_target_parse(spec, &cfg.targets[cfg.n_targets++], &err)) {
+		fprintf(stderr, "xb-probe: target `%s': %s\n", spec, err);
+		exit(2);
+	}
+}
+
+/* The library's defaults, with the two that must follow -l and -W. */
 static void parse(int argc, char **argv, uint64_t *rounds)
 {
 	int c;
@@ -131,18 +146,8 @@ static void parse(int argc, char **argv, uint64_t *rounds)
 			usage();
 		}
 	}
-	for (; optind < argc; optind++) {
-		const char *err;
-
-		if (cfg.n_targets == XB_PROBE_MAX_TARGETS) {
-			fprintf(stderr, "xb-probe: at most %d targets\n", XB_PROBE_MAX_TARGETS);
-			exit(2);
-		}
-		if (!xb_probe_target_parse(argv[optind], &cfg.targets[cfg.n_targets++], &err)) {
-			fprintf(stderr, "xb-probe: target `%s': %s\n", argv[optind], err);
-			exit(2);
-		}
-	}
+	for (; optind < argc; optind++)
+		add_target(argv[optind]);
 	if (!cfg.ifname[0] || !cfg.n_targets)
 		usage();
 	if (cfg.stats.timeout_min_ns > cfg.stats.loss_ns)
@@ -186,7 +191,6 @@ int main(int argc, char **argv)
 		if (end && now >= end + cfg.stats.loss_ns + NSEC_PER_MSEC)
 			break;
 	}
-	/* Stop sending before the final figures: stats of rounds all decided. */
 	for (int i = -1; i < (int)cfg.n_targets; i++) {
 		xb_probe_stats(p, cfg.name, i, clock_mono_ns(), &s);
 		if (i < 0)

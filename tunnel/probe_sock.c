@@ -360,6 +360,7 @@ void pt_send(struct ptunnel *t, struct ptarget *g, uint64_t round, uint64_t now)
 struct ptunnel *pt_new(struct xb_probe *p, const struct xb_probe_tunnel_cfg *cfg)
 {
 	struct ptunnel *t = calloc(1, sizeof(*t));
+	bool ok;
 
 	if (!t)
 		return NULL;
@@ -369,6 +370,7 @@ struct ptunnel *pt_new(struct xb_probe *p, const struct xb_probe_tunnel_cfg *cfg
 	t->ident = (uint16_t)pt_rand(p);
 	t->next_send = 0;	/* the first round goes at once */
 	t->ps = xb_pstats_new(&cfg->stats);
+	ok = t->ps != NULL;
 	for (unsigned i = 0; i < cfg->n_targets; i++) {
 		struct ptarget *g = &t->tg[i];
 
@@ -376,10 +378,9 @@ struct ptunnel *pt_new(struct xb_probe *p, const struct xb_probe_tunnel_cfg *cfg
 		g->fd = -1;
 		g->t_conn = g->t.kind == XB_PROBE_TCP || g->t.kind == XB_PROBE_HTTP;
 		g->ps = xb_pstats_new(&cfg->stats);
-		if (!g->ps)
-			t->ps = (xb_pstats_free(t->ps), NULL);
+		ok &= g->ps != NULL;
 	}
-	if (!t->ps) {
+	if (!ok) {
 		pt_free(t);
 		return NULL;
 	}

@@ -70,11 +70,55 @@ static bool host_port(char *s, struct sockaddr_storage *ss, unsigned def_port, b
 	return true;
 }
 
+/* The /PATH of an http target or /NAME of a dns one, cut off at *slash. */
+static bool suffix(struct xb_probe_target *t, char *slash, const char **err)
+{
+	uint8_t q[300];
+
+	if (!slash) {
+		if (t->kind == XB_PROBE_DNS) {
+			*err = "dns targets need /NAME";
+			return false;
+		}
+		if (t->kind == XB_PROBE_HTTP)
+			strcpy(t->path, "/");
+		return true;
+	}
+	if (t->kind == XB_PROBE_HTTP) {
+		if (strlen(slash) >= sizeof(t->path) || strpbrk(slash, " \r\n")) {
+			*err = "bad http path";
+			return false;
+		}
+		strcpy(t->path, slash);
+	} else if (t->kind == XB_PROBE_DNS) {
+		if (!slash[1] || strlen(slash + 1) >= sizeof(t->name) ||
+		    !pw_dns_build(q, sizeof(q), 0, slash + 1)) {
+			*err = "bad dns name (labels of 1..63 bytes, 253 in all)";
+			return false;
+		}
+		strcpy(t->name, slash + 1);
+	} else {
+		*err = "only http and dns targets take /PATH or /NAME";
+		return false;
+	}
+	*slash = 0;
+	return true;
+}
+
+static bool kind(const char *s, enum xb_probe_kind *k)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strcmp(s, kinds[i])) {
+			*k = (enum xb_probe_kind)i;
+			return true;
+		}
+	return false;
+}
+
 bool xb_probe_target_parse(const char *spec, struct xb_probe_target *t, const char **err)
 {
-	char buf[512], *colon, *rest, *slash;
+	char buf[512], *rest;
 	bool had_port;
-	size_t k;
 
 	memset(t, 0, sizeof(*t));
 	if (strlen(spec) >= sizeof(buf)) {
@@ -82,50 +126,18 @@ bool xb_probe_target_parse(const char *spec, struct xb_probe_target *t, const ch
 		return false;
 	}
 	strcpy(buf, spec);
-	colon = strchr(buf, ':');
-	if (!colon) {
+	rest = strchr(buf, ':');
+	if (!rest) {
 		*err = "want KIND:ADDRESS (icmp, tcp, http, dns)";
 		return false;
 	}
-	*colon = 0;
-	rest = colon + 1;
-	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
-		if (!strcmp(buf, kinds[k]))
-			break;
-	if (k == sizeof(kinds) / sizeof(kinds[0])) {
+	*rest++ = 0;
+	if (!kind(buf, &t->kind)) {
 		*err = "unknown kind (icmp, tcp, http, dns)";
 		return false;
 	}
-	t->kind = (enum xb_probe_kind)k;
-	slash = strchr(rest, '/');
-	if (slash) {
-		if (t->kind != XB_PROBE_HTTP && t->kind != XB_PROBE_DNS) {
-			*err = "only http and dns targets take /PATH or /NAME";
-			return false;
-		}
-		if (t->kind == XB_PROBE_HTTP) {
-			if (strlen(slash) >= sizeof(t->path) || strpbrk(slash, " \r\n")) {
-				*err = "bad http path";
-				return false;
-			}
-			strcpy(t->path, slash);
-		} else {
-			uint8_t q[300];
-
-			if (!slash[1] || strlen(slash + 1) >= sizeof(t->name) ||
-			    !pw_dns_build(q, sizeof(q), 0, slash + 1)) {
-				*err = "bad dns name (labels of 1..63 bytes, 253 in all)";
-				return false;
-			}
-			strcpy(t->name, slash + 1);
-		}
-		*slash = 0;
-	} else if (t->kind == XB_PROBE_DNS) {
-		*err = "dns targets need /NAME";
+	if (!suffix(t, strchr(rest, '/'), err))
 		return false;
-	} else if (t->kind == XB_PROBE_HTTP) {
-		strcpy(t->path, "/");
-	}
 	/* A raw IPv6 socket refuses a port other than 0 (or its protocol). */
 	if (!host_port(rest, &t->addr, t->kind == XB_PROBE_DNS ? 53 : t->kind == XB_PROBE_ICMP ? 0 : 80,
 		       &had_port, err))
