@@ -241,9 +241,10 @@ static void expire(struct xb_pstats *ps, struct slot *s, uint64_t now, bool forc
 {
 	if ((s->fl & F_REPLIED) || (now < s->sent && !force))
 		return;
-	if (!(s->fl & F_JUDGED) && (force || now - s->sent >= ps->timeout))
+	/* An answer at exactly the timeout or loss interval is in time. */
+	if (!(s->fl & F_JUDGED) && (force || now - s->sent > ps->timeout))
 		miss(ps, s);
-	if (!(s->fl & F_LOST) && (force || now - s->sent >= ps->cfg.loss_ns)) {
+	if (!(s->fl & F_LOST) && (force || now - s->sent > ps->cfg.loss_ns)) {
 		s->fl |= F_LOST;
 		account(ps, s);
 	}
@@ -484,9 +485,9 @@ uint64_t xb_pstats_deadline(const struct xb_pstats *ps)
 		if (s->fl & F_REPLIED)
 			continue;
 		if (!(s->fl & F_JUDGED))
-			t = s->sent + ps->timeout;
+			t = s->sent + ps->timeout + 1;
 		else if (!(s->fl & F_LOST))
-			t = s->sent + ps->cfg.loss_ns;
+			t = s->sent + ps->cfg.loss_ns + 1;
 		else
 			continue;
 		if (t < d)

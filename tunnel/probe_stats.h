@@ -108,7 +108,8 @@ int xb_pstats_reply(struct xb_pstats *ps, uint64_t id, uint64_t now);
 /* Apply timeouts due by now and re-evaluate the state; true if it changed.
  * Call after every sent/reply and when xb_pstats_deadline() passes. */
 bool xb_pstats_update(struct xb_pstats *ps, uint64_t now);
-/* The earliest time a pending probe times out or is lost; UINT64_MAX if
+/* The earliest time a pending probe times out or is lost (the first
+ * nanosecond past its timeout or loss interval); UINT64_MAX if
  * nothing is pending. */
 uint64_t xb_pstats_deadline(const struct xb_pstats *ps);
 enum xb_pstate xb_pstats_state(const struct xb_pstats *ps);

@@ -147,12 +147,14 @@ TEST(loss_with_late_replies)
 	 * = 1 s, so still good) and before the loss interval: not a loss. */
 	CHECK_INT(xb_pstats_reply(ps, 0, 600 * MS), ==, 0);
 	CHECK_INT(xb_pstats_sent(ps, 1 * SEC), ==, 1);
-	xb_pstats_update(ps, 1 * SEC + 999 * MS);
-	xb_pstats_get(ps, 1 * SEC + 999 * MS, &s);
-	CHECK_INT(s.decided, ==, 1);	/* probe 1 still undecided */
-	CHECK_INT(s.lost, ==, 0);
+	/* Exactly the loss interval is still in time; one nanosecond later lost. */
+	CHECK_INT(xb_pstats_deadline(ps), ==, 2 * SEC + 1);
 	xb_pstats_update(ps, 2 * SEC);
 	xb_pstats_get(ps, 2 * SEC, &s);
+	CHECK_INT(s.decided, ==, 1);	/* probe 1 still undecided */
+	CHECK_INT(s.lost, ==, 0);
+	xb_pstats_update(ps, 2 * SEC + 1);
+	xb_pstats_get(ps, 2 * SEC + 1, &s);
 	CHECK_INT(s.decided, ==, 2);
 	CHECK_INT(s.lost, ==, 1);
 	/* The reply after the loss interval is late and does not un-lose. */
