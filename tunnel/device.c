@@ -18,6 +18,16 @@
 #include <sodium.h>
 #include <unistd.h>
 
+/* Every peer goes. The trie is emptied first, in one pass: removing peers
+ * one at a time from a full trie walks all of it per peer, which made
+ * closing a 10 000-device interface take seconds. */
+static void remove_all_peers(struct wg_device *dev)
+{
+	wg_allowedips_free(&dev->allowedips);	/* leaves it empty and usable */
+	while (dev->peers)
+		wg_peer_remove(dev->peers);
+}
+
 void wg_timing_default(struct wg_timing *t)
 {
 	*t = (struct wg_timing){
@@ -269,8 +279,7 @@ int wg_device_set(struct wg_device *dev, const struct wg_conf *c)
 	if (c->has_private_key)
 		set_private_key(dev, c->private_key);
 	if (c->replace_peers)
-		while (dev->peers)
-			wg_peer_remove(dev->peers);
+		remove_all_peers(dev);
 	for (size_t i = 0; i < c->n_peers && !err; i++)
 		err = apply_peer(dev, &c->peers[i], now);
 	wg_txq_flush(dev);
@@ -462,8 +471,7 @@ void wg_device_close(struct wg_device *dev)
 		unlink(path);
 		close(dev->uapi_fd);
 	}
-	while (dev->peers)
-		wg_peer_remove(dev->peers);
+	remove_all_peers(dev);
 	close_sockets(dev);
 	if (dev->tun_fd >= 0)
 		close(dev->tun_fd);

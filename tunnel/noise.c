@@ -132,9 +132,24 @@ void noise_identity_clear(struct noise_identity *id)
 
 void noise_handshake_precompute(struct noise_handshake *hs, const struct noise_identity *id)
 {
-	if (!id->has_identity ||
-	    crypto_scalarmult(hs->precomputed_static_static, id->static_private, hs->remote_static) != 0)
-		sodium_memzero(hs->precomputed_static_static, NOISE_PUBLIC_KEY_LEN);
+	hs->identity = id;
+	hs->ss_ready = false;
+	sodium_memzero(hs->precomputed_static_static, NOISE_PUBLIC_KEY_LEN);
+}
+
+/* The static-static DH, computed once per identity. */
+static const uint8_t *static_static(struct noise_handshake *hs)
+{
+	const struct noise_identity *id = hs->identity;
+
+	if (!hs->ss_ready) {
+		if (!id || !id->has_identity ||
+		    crypto_scalarmult(hs->precomputed_static_static, id->static_private,
+				      hs->remote_static) != 0)
+			sodium_memzero(hs->precomputed_static_static, NOISE_PUBLIC_KEY_LEN);
+		hs->ss_ready = true;
+	}
+	return hs->precomputed_static_static;
 }
 
 void noise_handshake_set_psk(struct noise_handshake *hs, const uint8_t *preshared_key)
@@ -210,7 +225,7 @@ bool noise_create_initiation(struct message_handshake_initiation *dst, struct no
 		goto out;
 	encrypt_and_hash(dst->encrypted_static, id->static_public, NOISE_PUBLIC_KEY_LEN, key, hs->hash);
 
-	if (!mix_precomputed(hs->chaining_key, key, hs->precomputed_static_static))
+	if (!mix_precomputed(hs->chaining_key, key, static_static(hs)))
 		goto out;
 	noise_tai64n_now(ts);
 	encrypt_and_hash(dst->encrypted_timestamp, ts, NOISE_TIMESTAMP_LEN, key, hs->hash);
@@ -260,7 +275,7 @@ bool noise_finish_initiation(struct noise_handshake *hs, const struct noise_init
 
 	memcpy(ck, st->chaining_key, sizeof(ck));
 	memcpy(hash, st->hash, sizeof(hash));
-	if (!mix_precomputed(ck, key, hs->precomputed_static_static))
+	if (!mix_precomputed(ck, key, static_static(hs)))
 		goto out;
 	if (!decrypt_and_hash(ts, src->encrypted_timestamp, NOISE_TIMESTAMP_LEN, key, hash))
 		goto out;

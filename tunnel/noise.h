@@ -31,7 +31,13 @@ enum noise_handshake_state {
 struct noise_handshake {
 	enum noise_handshake_state state;
 	uint8_t remote_static[NOISE_PUBLIC_KEY_LEN];
-	uint8_t precomputed_static_static[NOISE_PUBLIC_KEY_LEN];	/* zero if invalid */
+	/* DH(our static, their static), computed at the first handshake that
+	 * needs it (a gateway adding 10 000 peers would otherwise spend half a
+	 * second on it at start); zero if invalid. identity: ours, set by
+	 * noise_handshake_precompute(), which also marks it stale. */
+	uint8_t precomputed_static_static[NOISE_PUBLIC_KEY_LEN];
+	const struct noise_identity *identity;
+	bool ss_ready;
 	uint8_t preshared_key[NOISE_SYMMETRIC_KEY_LEN];
 	uint8_t ephemeral_private[NOISE_PUBLIC_KEY_LEN];
 	uint8_t remote_ephemeral[NOISE_PUBLIC_KEY_LEN];
@@ -71,7 +77,9 @@ void noise_init(void);
 bool noise_identity_set(struct noise_identity *id, const uint8_t *private_key);
 void noise_identity_clear(struct noise_identity *id);
 
-/* Prepare a peer's handshake: remote static, precomputed DH, optional psk. */
+/* Prepare a peer's handshake: remote static, optional psk; the static DH
+ * with id is computed when first needed (id must outlive hs, or be set
+ * again with noise_handshake_precompute() when it changes). */
 void noise_handshake_init(struct noise_handshake *hs, const struct noise_identity *id,
 			  const uint8_t remote_static[NOISE_PUBLIC_KEY_LEN],
 			  const uint8_t *preshared_key);
