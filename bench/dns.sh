@@ -11,18 +11,22 @@
 # rule, since its source is in the pool.)
 #
 # Printed: maximum QPS of each (dnsperf, 100 queries outstanding) and
-# xborder / unbound (goal ≥ 1.5); latency p50/p99 of each at a fixed
+# xborder / unbound (goal ≥ 1.5) — on two cores dnsperf itself may cap all
+# three near the same figure, so also each server's CPU time per query at a
+# rate all sustain (QPS_CPU), whose inverse is its capacity on one core; latency p50/p99 of each at a fixed
 # moderate rate (QPS_FIXED, from dnsperf -v); the cost of opening paths —
 # p99 of answers whose addresses go into an access rule's set against
 # answers that do not (goal: ≤ 1 ms more at p99); and with the 110 775-name
 # mainland list loaded: --check time, the daemon's memory (goal ≤ 64 MB)
 # and QPS.
 #
-# Env: RUNS (default 3, interleaved, medians), SECONDS_PER_RUN (default 10), QPS_FIXED (default 10000).
+# Env: RUNS (default 3, interleaved, medians), SECONDS_PER_RUN (default 10), QPS_FIXED (default
+# 10000), QPS_CPU (default 30000).
 . "$(dirname "$0")/../tests/lib/netns.sh"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 RUNS=${RUNS:-3}
 QPS_FIXED=${QPS_FIXED:-10000}
+QPS_CPU=${QPS_CPU:-30000}
 DATA=${XB_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 LIST=$DATA/accelerated-domains.china.conf
 XB_QUIET=1
@@ -146,6 +150,21 @@ say "  runs (QPS): xborder $(paste -sd' ' "$XB_TMP/x"); unbound $(paste -sd' ' "
 say "$(printf '  %-10s %8s QPS' xborder "$xq")   xborder / unbound = $(ratio "$xq" "$uq") (goal >= 1.5)"
 say "$(printf '  %-10s %8s QPS' unbound "$uq")"
 say "$(printf '  %-10s %8s QPS' dnsmasq "$dq")   xborder / dnsmasq = $(ratio "$xq" "$dq")"
+# What a query costs the server: its CPU time (utime + stime) over a run at
+# a fixed rate both can sustain — its capacity on one core is the inverse.
+# On two cores dnsperf may be the bottleneck of the QPS runs above; this is not.
+cpu_us() {	# cpu_us SERVER PID — CPU microseconds per answered query at QPS_CPU
+	local t0 t1 n
+	t0=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+	n=$(nq c taskset -c 1 dnsperf -s "$1" -a 198.51.100.10 -d "$XB_TMP/q.bench" -l "$SECONDS_PER_RUN" \
+		-Q "$QPS_CPU" -c 4 2>&1 | awk '/Queries completed/ { print $3 }')
+	t1=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+	awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
+		'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }'
+}
+xc=$(cpu_us 198.51.100.1 "$XBPID") uc=$(cpu_us 198.51.100.2 "$UBPID") dc=$(cpu_us 198.51.100.3 "$DMPID")
+say "CPU per query at $QPS_CPU QPS: xborder $xc us, unbound $uc us, dnsmasq $dc us;" \
+	"capacity xborder / unbound = $(ratio "$uc" "$xc") (goal >= 1.5), xborder / dnsmasq = $(ratio "$dc" "$xc")"
 read -r xp50 xp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.bench")"
 read -r up50 up99 <<<"$(latency 198.51.100.2 "$XB_TMP/q.bench")"
 read -r dp50 dp99 <<<"$(latency 198.51.100.3 "$XB_TMP/q.bench")"
