@@ -3,12 +3,15 @@
 # (address=) answering the same 1 000 names, in the same run, on the same
 # namespace, each server pinned to CPU 0 and dnsperf to CPU 1.
 #
-#   c (dnsperf, from 198.51.100.10, a device's address) ── veth ── d: 198.51.100.1 xborderd's DNS,
-#                                                                 198.51.100.2 unbound (one thread),
-#                                                                 198.51.100.3 dnsmasq
-# (queries arrive from outside, as a device's do: a query sent from the
-# gateway's own namespace would be masqueraded by the table's "via internet"
-# rule, since its source is in the pool.)
+#   c: dnsperf as device 198.51.100.10 ══ WireGuard (xborder-wg) ══ d: xborderd's device interface
+#                                                                    198.51.100.1 xborderd's DNS
+#                                                                    198.51.100.2 unbound (one thread)
+#                                                                    198.51.100.3 dnsmasq
+# Queries arrive the way a device's do, through its WireGuard tunnel: the
+# DNS service listens on the device interface only. All three servers are
+# reached through the same tunnel, so all pay the same WireGuard cost (on
+# CPU 0 with them: xborderd's WireGuard thread); CPU per query counts only
+# the server's own work (xborderd's main thread, where DNS runs).
 #
 # Printed: maximum QPS of each (dnsperf, 100 queries outstanding) and
 # xborder / unbound (goal ≥ 1.5) — on two cores dnsperf itself may cap all
@@ -43,16 +46,15 @@ say "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before t
 
 xb_ns c d
 xb_veth c eth0 d eth0
-xb_addr c eth0 192.0.2.1/30 198.51.100.10/32
+xb_addr c eth0 192.0.2.1/30
 xb_addr d eth0 192.0.2.2/30
-nq c ip route add 198.51.100.0/24 via 192.0.2.2 src 198.51.100.10
-nq d ip route add 198.51.100.10/32 via 192.0.2.1
 nq d ip addr add 198.51.100.2/32 dev lo
 nq d ip addr add 198.51.100.3/32 dev lo
 
 ID=$$ CTL=$XB_TMP/ctl.sock
 kg=$(wg genkey) kd=$(wg genkey)
-(umask 077; echo "$kg" >"$XB_TMP/gw.key")
+(umask 077; echo "$kg" >"$XB_TMP/gw.key"; echo "$kd" >"$XB_TMP/dev.key")
+DIF=xc$ID
 
 # 1 000 names for the comparison (n0000.bench.example → 203.0.113.x), and
 # two sets of 1 000 for the path-opening cost: l*.learn.example answers go
@@ -121,21 +123,31 @@ latency() {
 start_xb() {	# start_xb CONF — pid in XBPID
 	xb_bg d taskset -c 0 "$XB_BIN/xborderd" -f -c "$1"
 	XBPID=$XB_LAST_PID
+	XBLOG=$XB_LAST_LOG
 	xb_wait 30000 grep -q "gateway up" "$XB_LAST_LOG" || die "xborderd did not start: $(tail -3 "$XB_LAST_LOG")"
-	xb_wait 3000 nq c sh -c "dig +short +time=1 +tries=1 -b 198.51.100.10 @198.51.100.1 n0001.bench.example | grep -q ." ||
-		die "xborderd does not answer: $(tail -5 "$XB_LAST_LOG"; nq c dig +time=1 +tries=1 -b 198.51.100.10 @198.51.100.1 n0001.bench.example 2>&1 | grep -E "status|ANSWER"; nq d $XB_BIN/xborderctl -s $CTL -j dns | jq -c .clients,.rules[0],.rules[-1])"
+}
+answers() {
+	xb_wait 5000 nq c sh -c "dig +short +time=1 +tries=1 @$1 n0001.bench.example | grep -q ." ||
+		die "$1 does not answer: $(tail -5 "$XBLOG")"
 }
 stop_xb() { kill "$XBPID"; for _ in $(seq 300); do kill -0 "$XBPID" 2>/dev/null || return 0; sleep 0.01; done; }
 
 start_xb "$XB_TMP/xborder.conf"
+# The device: its WireGuard on CPU 1 with dnsperf.
+xb_bg c taskset -c 1 "$XB_BIN/xborder-wg" -f "$DIF"
+xb_wait 3000 test -S "/var/run/wireguard/$DIF.sock" || die "the device's WireGuard did not start"
+nq c wg set "$DIF" private-key "$XB_TMP/dev.key" peer "$(echo "$kg" | wg pubkey)" \
+	endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24
+nq c ip addr add 198.51.100.10/24 dev "$DIF"
+nq c ip link set "$DIF" up
+xb_wait 5000 nq c ping -c 1 -W 1 198.51.100.1 || die "the device's tunnel does not come up"
+answers 198.51.100.1
 xb_bg d taskset -c 0 unbound -c "$XB_TMP/unbound.conf"; UBPID=$XB_LAST_PID
 xb_bg d taskset -c 0 dnsmasq --no-daemon --conf-file="$XB_TMP/dnsmasq.conf" --no-resolv --no-hosts \
 	--user=root --pid-file= --listen-address=198.51.100.3 --bind-interfaces --port=53 \
 	--local-ttl=300 --cache-size=0; DMPID=$XB_LAST_PID
-for s in 198.51.100.2 198.51.100.3; do
-	xb_wait 5000 nq c sh -c "dig +short +time=1 +tries=1 -b 198.51.100.10 @$s n0001.bench.example | grep -q ." ||
-		die "the reference at $s does not answer"
-done
+answers 198.51.100.2
+answers 198.51.100.3
 
 say "1 000 names, A records; servers on CPU 0, dnsperf on CPU 1; median of $RUNS runs of ${SECONDS_PER_RUN} s"
 # Interleaved runs, the median of each: a shared machine's noise hits all three.
@@ -155,10 +167,10 @@ say "$(printf '  %-10s %8s QPS' dnsmasq "$dq")   xborder / dnsmasq = $(ratio "$x
 # On two cores dnsperf may be the bottleneck of the QPS runs above; this is not.
 cpu_us() {	# cpu_us SERVER PID — CPU microseconds per answered query at QPS_CPU
 	local t0 t1 n
-	t0=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+	t0=$(awk '{ print $14 + $15 }' "/proc/$2/task/$2/stat")
 	n=$(nq c taskset -c 1 dnsperf -s "$1" -a 198.51.100.10 -d "$XB_TMP/q.bench" -l "$SECONDS_PER_RUN" \
 		-Q "$QPS_CPU" -c 4 2>&1 | awk '/Queries completed/ { print $3 }')
-	t1=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+	t1=$(awk '{ print $14 + $15 }' "/proc/$2/task/$2/stat")
 	awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
 		'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }'
 }
@@ -181,21 +193,27 @@ say "  dnsperf p99 at $QPS_FIXED QPS: $lp99 ms for names whose answers go into a
 	"whose do not ($extra ms; noise of a shared machine included); set elements after the run:" \
 	"$(nq d nft list set inet xborder r_learn_dns4 | grep -o '203\.0\.113\.[0-9]*' | sort -u | wc -l)"
 xrss=$(rss_kb "$XBPID")
-stop_xb
 
 if [ -r "$LIST" ]; then
 	policy "$XB_TMP/list.conf" "    { name = \"mainland\"; lists = [ \"$LIST\" ]; action = \"forward\"; servers = [ \"192.0.2.53\" ]; }"
 	t0=$(date +%s%N)
 	"$XB_BIN/xborderd" --check -c "$XB_TMP/list.conf" >/dev/null || die "the list policy does not check"
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	start_xb "$XB_TMP/list.conf"
+	cp "$XB_TMP/list.conf" "$XB_TMP/xborder.conf"
+	t0=$(date +%s%N)
+	kill -HUP "$XBPID"
+	xb_wait 30000 grep -q "reloaded: " "$XBLOG" || die "the reload with the list failed: $(tail -3 "$XBLOG")"
+	rms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	answers 198.51.100.1
 	lrss=$(rss_kb "$XBPID")
 	lq=$(max_qps 198.51.100.1 "$XB_TMP/q.bench")
-	say "with the $(grep -c '^server=' "$LIST")-name list: --check $ms ms; xborderd RSS $((lrss / 1024)) MB" \
-		"(without it $((xrss / 1024)) MB; goal <= 64 MB); $lq QPS = $(ratio "$lq" "$xq") of the QPS without it"
-	stop_xb
+	lc=$(cpu_us 198.51.100.1 "$XBPID")
+	say "with the $(grep -c '^server=' "$LIST")-name list: --check $ms ms, reload ${rms} ms; xborderd RSS" \
+		"$((lrss / 1024)) MB (before $((xrss / 1024)) MB; goal <= 64 MB); $lq QPS, $lc us CPU per query" \
+		"(without the list: $xq QPS, $xc us)"
 else
 	say "with the mainland list: skipped, $LIST is not there"
 fi
+stop_xb
 kill "$UBPID" "$DMPID" 2>/dev/null
 xb_end

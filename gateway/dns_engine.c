@@ -70,7 +70,23 @@ static int server_set(struct xb_up_set *set, const char *name, const union wg_so
 	return 0;
 }
 
-/* Access rules with domains: their patterns and set names. */
+/* What a learned address was learned for: a rule whose domains change (or
+ * a new rule under an old name) must not inherit the old addresses. */
+static uint32_t domains_fp(const struct xb_rule *r)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < r->n_domains; i++)
+		for (const char *c = r->domains[i]; ; c++) {
+			h = (h ^ (uint8_t)*c) * 16777619u;
+			if (!*c)
+				break;
+		}
+	return h ? h : 1;
+}
+
+/* Access rules with domains (allow and deny): their patterns, set names
+ * and fingerprints. */
 static int access_rules(struct xb_dnssvc_cfg *c, struct xb_errors *errs)
 {
 	const struct xb_policy *p = c->p;
@@ -79,7 +95,7 @@ static int access_rules(struct xb_dnssvc_cfg *c, struct xb_errors *errs)
 		const struct xb_rule *r = &p->rules[ri];
 		struct dns_acc *a;
 
-		if (!r->n_domains || r->action != XB_ACTION_ALLOW)
+		if (!r->n_domains)
 			continue;
 		if (!(a = xb_grow(c->acc, c->n_acc, sizeof(*a))))
 			return -1;
@@ -87,6 +103,8 @@ static int access_rules(struct xb_dnssvc_cfg *c, struct xb_errors *errs)
 		a = &a[c->n_acc++];
 		memset(a, 0, sizeof(*a));
 		a->rule = ri;
+		a->allow = r->action == XB_ACTION_ALLOW;
+		a->fp = domains_fp(r);
 		a->has4 = xb_compile_set_name(a->set4, sizeof(a->set4), p, ri, XB_SET_DNS4);
 		a->has6 = xb_compile_set_name(a->set6, sizeof(a->set6), p, ri, XB_SET_DNS6);
 		if (!(a->pats = calloc(r->n_domains, sizeof(*a->pats))))
@@ -177,10 +195,15 @@ static bool covers(const struct xb_dns_pattern *pat, const char *name, size_t le
 	return pat->mode == XB_DNS_SUFFIX && below;
 }
 
+/* name is the query's lower-cased text; a name with an escaped byte (a
+ * label holding a dot, say) matches no access pattern: its labels are not
+ * what its text shows. */
 static bool acc_matches(const struct dns_acc *a, const char *name)
 {
 	size_t len = strlen(name);
 
+	if (strchr(name, '\\'))
+		return false;
 	for (size_t i = 0; i < a->n_pats; i++)
 		if (covers(&a->pats[i], name, len))
 			return true;
@@ -203,7 +226,8 @@ static bool admitted(const struct xb_dnssvc *s, const char *name, size_t d)
 	for (size_t i = 0; i < c->n_acc; i++) {
 		const struct xb_rule *r = &c->p->rules[c->acc[i].rule];
 
-		if (!acc_matches(&c->acc[i], name) || !xb_compile_selects(c->p, c->acc[i].rule, d))
+		if (!c->acc[i].allow || !acc_matches(&c->acc[i], name) ||
+		    !xb_compile_selects(c->p, c->acc[i].rule, d))
 			continue;
 		if (!r->n_posture || (s->posture && s->posture(s->posture_ctx, c->acc[i].rule, d)))
 			return true;
@@ -324,7 +348,7 @@ static bool lrehash(struct dns_ltab *t, size_t nslots)
 }
 
 /* The entry for (set, addr), made if absent; NULL without memory. */
-static struct dns_learned *lget(struct dns_ltab *t, const char *set, uint8_t family,
+static struct dns_learned *ltab_get(struct dns_ltab *t, const char *set, uint8_t family,
 				const uint8_t *addr)
 {
 	size_t k;
@@ -385,35 +409,56 @@ void dns_learned_free(struct dns_ltab *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static void put_one(struct xb_dnssvc *s, const char *set, const struct dnsw_addr *a, uint32_t ttl)
+static void put_hist(struct xb_dnssvc *s, uint64_t t0)
 {
-	struct xb_nftset_elem e = { .family = a->family == 4 ? AF_INET : AF_INET6 };
-	uint64_t secs = (uint64_t)ttl + s->cfg->p->dns.grace;
-	struct dns_learned *l;
-	uint64_t t0, us;
+	uint64_t us = (clock_mono_ns() - t0) / 1000;
 	unsigned b = 0;
+
+	while (b + 1 < 24 && (us >> (b + 1)))
+		b++;
+	s->c.put_hist[b]++;
+}
+
+/* Put one address into an access rule's set for ttl (capped at ttl_max)
+ * plus grace. */
+static void put_one(struct xb_dnssvc *s, const struct dns_acc *acc, const char *set,
+		    const struct dnsw_addr *a, uint32_t ttl)
+{
+	const struct xb_dns *d = &s->cfg->p->dns;
+	struct xb_nftset_elem e = { .family = a->family == 4 ? AF_INET : AF_INET6 };
+	uint64_t secs = (uint64_t)(ttl < d->ttl_max ? ttl : d->ttl_max) + d->grace, now = wall_s();
+	struct dns_learned *l;
+	uint64_t t0;
 	int err;
 
+	if (!secs)
+		secs = 1;
 	memcpy(e.addr, a->addr, a->family == 4 ? 4 : 16);
-	e.timeout_ms = (secs ? secs : 1) * 1000;
+	e.timeout_ms = secs * 1000;
+	l = ltab_find(&s->learned, set, (uint8_t)e.family, e.addr);
+	if (l && l->fp != acc->fp)
+		l->expires = 0;		/* learned for another rule of that name */
 	/* Already there for at least half the new timeout: the kernel's entry
 	 * is fresh enough, and a busy name costs no netlink round trip. */
-	l = ltab_find(&s->learned, set, (uint8_t)e.family, e.addr);
-	if (l && l->expires >= wall_s() + (secs ? secs : 1) / 2 + 1)
+	if (l && l->expires >= now + secs / 2 + 1)
 		return;
 	s->c.set_puts++;
 	t0 = clock_mono_ns();
 	err = s->nft_ok ? xb_nftset_put(&s->nft, set, &e, 1) : -EBADF;
-	us = (clock_mono_ns() - t0) / 1000;
-	while (b + 1 < 24 && (us >> (b + 1)))
-		b++;
-	s->c.put_hist[b]++;
+	put_hist(s, t0);
 	if (err < 0) {
 		s->c.set_failures++;
+		if (l)
+			l->expires = 0;	/* not known to be there: try again next time */
 		return;
 	}
-	if ((l = lget(&s->learned, set, (uint8_t)e.family, e.addr))) {
-		l->expires = wall_s() + (secs ? secs : 1);
+	/* A kernel that cannot refresh (Linux < 6.3) keeps an element's first
+	 * timeout: then only an absent (expired) element's expiry moves. */
+	if (l && l->expires > now && !xb_nftset_refreshes())
+		return;
+	if ((l = l ? l : ltab_get(&s->learned, set, (uint8_t)e.family, e.addr))) {
+		l->expires = now + secs;
+		l->fp = acc->fp;
 		s->learned.dirty = true;
 	}
 }
@@ -438,40 +483,76 @@ static void learn(struct xb_dnssvc *s, const char *name, const struct dnsw_msg *
 			continue;
 		for (size_t k = 0; k < ch.naddr; k++) {
 			if (addr[k].family == 4 && a->has4)
-				put_one(s, a->set4, &addr[k], addr[k].ttl);
+				put_one(s, a, a->set4, &addr[k], addr[k].ttl);
 			else if (addr[k].family == 6 && a->has6)
-				put_one(s, a->set6, &addr[k], addr[k].ttl);
+				put_one(s, a, a->set6, &addr[k], addr[k].ttl);
 		}
 	}
 }
 
-/* Learned destinations back into the sets of the table now loaded. */
+/* The access rule owning set, if the policy still has it with the same
+ * domains (fp). */
+static const struct dns_acc *acc_of(const struct xb_dnssvc_cfg *c, const char *set, uint32_t fp)
+{
+	for (size_t i = 0; i < c->n_acc; i++)
+		if (c->acc[i].fp == fp && ((c->acc[i].has4 && !strcmp(c->acc[i].set4, set)) ||
+					   (c->acc[i].has6 && !strcmp(c->acc[i].set6, set))))
+			return &c->acc[i];
+	return NULL;
+}
+
+/* Learned destinations back into the sets of the table now loaded, one
+ * netlink batch per set and up to 256 elements. Entries whose rule is gone
+ * or whose domains changed are dropped. */
 void xb_dnssvc_refill(struct xb_dnssvc *s)
 {
+	struct xb_nftset_elem batch[256];
 	uint64_t now = wall_s();
-	size_t n = 0, failed = 0;
+	size_t put = 0, dropped = 0, failed = 0;
 
 	if (!s->cfg || !s->nft_ok)
 		return;
-	for (size_t i = 0; i < s->learned.n; i++) {
-		const struct dns_learned *l = &s->learned.v[i];
-		struct xb_nftset_elem e = { .family = l->family };
+	for (size_t i = 0; i < s->learned.n; i++)
+		if (s->learned.v[i].expires > now && !acc_of(s->cfg, s->learned.v[i].set, s->learned.v[i].fp)) {
+			s->learned.v[i].expires = 0;
+			dropped++;
+		}
+	dns_learned_prune(s);
+	/* Group by set: each pass takes the first unsent entry's set. */
+	bool *sent = calloc(s->learned.n + 1, sizeof(*sent));
+	for (size_t i = 0; sent && i < s->learned.n; i++) {
+		const char *set = s->learned.v[i].set;
+		size_t n = 0;
 
-		if (l->expires <= now)
+		if (sent[i])
 			continue;
-		memcpy(e.addr, l->addr, 16);
-		e.timeout_ms = (l->expires - now) * 1000;
-		if (xb_nftset_put(&s->nft, l->set, &e, 1) < 0)
-			failed++;	/* a set the new policy no longer has */
-		else
-			n++;
+		for (size_t k = i; k < s->learned.n; k++) {
+			const struct dns_learned *l = &s->learned.v[k];
+
+			if (sent[k] || strcmp(l->set, set))
+				continue;
+			sent[k] = true;
+			batch[n] = (struct xb_nftset_elem){ .family = l->family,
+							    .timeout_ms = (l->expires - now) * 1000 };
+			memcpy(batch[n].addr, l->addr, 16);
+			if (++n == 256) {
+				failed += xb_nftset_put(&s->nft, set, batch, n) < 0 ? n : 0;
+				put += n;
+				n = 0;
+			}
+		}
+		if (n) {
+			failed += xb_nftset_put(&s->nft, set, batch, n) < 0 ? n : 0;
+			put += n;
+		}
 	}
-	if (n || failed)
-		log_info("dns: %zu learned destinations put back into the sets (%zu for sets "
-			 "no longer there)", n, failed);
+	free(sent);
+	if (put || dropped)
+		log_info("dns: %zu learned destinations put back into the sets (%zu failed), %zu dropped "
+			 "(their rule is gone or its domains changed)", put - failed, failed, dropped);
 }
 
-/* "SET FAMILY ADDRESS EXPIRES" lines; replaced atomically. */
+/* "SET ADDRESS EXPIRES FINGERPRINT" lines; replaced atomically. */
 void dns_learned_save(struct xb_dnssvc *s)
 {
 	char tmp[4096], a[INET6_ADDRSTRLEN];
@@ -488,7 +569,7 @@ void dns_learned_save(struct xb_dnssvc *s)
 		const struct dns_learned *l = &s->learned.v[i];
 
 		inet_ntop(l->family, l->addr, a, sizeof(a));
-		fprintf(f, "%s %s %llu\n", l->set, a, (unsigned long long)l->expires);
+		fprintf(f, "%s %s %llu %08x\n", l->set, a, (unsigned long long)l->expires, l->fp);
 	}
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, s->state_file)) {
 		log_warn("dns: saving %s", s->state_file);
@@ -498,10 +579,20 @@ void dns_learned_save(struct xb_dnssvc *s)
 	s->learned.dirty = false;
 }
 
+/* Only our DNS sets, with an address of the set's family. */
+static bool learned_line_ok(const char *set, int fam)
+{
+	size_t n = strlen(set);
+
+	return n > 7 && !strncmp(set, "r_", 2) &&
+	       !strcmp(set + n - 5, fam == AF_INET ? "_dns4" : "_dns6");
+}
+
 void dns_learned_load(struct xb_dnssvc *s)
 {
 	char line[256], set[XB_SET_NAME_MAX], a[INET6_ADDRSTRLEN];	/* %70s: XB_SET_NAME_MAX - 1 */
 	unsigned long long exp;
+	unsigned fp;
 	uint64_t now = wall_s();
 	unsigned lineno = 0, bad = 0;
 	FILE *f;
@@ -513,19 +604,24 @@ void dns_learned_load(struct xb_dnssvc *s)
 		uint8_t addr[16] = { 0 };
 		int fam;
 
-		if (sscanf(line, "%70s %45s %llu", set, a, &exp) != 3) {
+		if (sscanf(line, "%70s %45s %llu %8x", set, a, &exp, &fp) != 4) {
 			bad++;
 			continue;
 		}
 		fam = strchr(a, ':') ? AF_INET6 : AF_INET;
-		if (inet_pton(fam, a, addr) != 1) {
+		if (inet_pton(fam, a, addr) != 1 || !learned_line_ok(set, fam)) {
 			bad++;
 			continue;
 		}
 		if (exp <= now)
 			continue;
-		if ((l = lget(&s->learned, set, (uint8_t)fam, addr)))
+		/* Never longer than the longest TTL the policy allows. */
+		if (s->cfg && exp > now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace)
+			exp = now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace;
+		if ((l = ltab_get(&s->learned, set, (uint8_t)fam, addr))) {
 			l->expires = exp;
+			l->fp = fp;
+		}
 	}
 	fclose(f);
 	if (bad)
@@ -633,7 +729,8 @@ enum dns_verdict dns_decide(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *
 		*len = local_rcode(&qq->q, DNSW_REFUSED, out, cap);	/* nowhere to ask */
 		return DNS_ANSWERED;
 	}
-	qq->scope = r ? (uint32_t)qq->rule + 1 : 0;
+	/* Answers fetched with DO (signatures) and without are kept apart. */
+	qq->scope = (r ? (uint32_t)qq->rule + 1 : 0) * 2 + (qq->q.edns.present && qq->q.edns.do_bit);
 	return DNS_ASK;
 }
 
@@ -666,6 +763,34 @@ static size_t chased_answer(struct xb_dnssvc *s, struct dns_query *qq, const str
 	return dnsw_answer_finish(&b);
 }
 
+/* RFC 6891 7: no OPT in the answer to a query without one. The upstream's
+ * OPT (we always ask with EDNS) is the last record of its additional
+ * section; cut it off out[0..m->len) and return the new length. */
+static size_t strip_opt(const struct dnsw_msg *m, uint8_t *out)
+{
+	struct dnsw_iter it;
+	struct dnsw_rr rr;
+	uint16_t ar;
+
+	if (!m->edns.present)
+		return m->len;
+	dnsw_iter_init(&it, m, DNSW_AR);
+	while (dnsw_iter_next(&it, &rr)) {
+		/* OPT's owner is the root: one zero octet before its 10 fixed ones. */
+		if (rr.type != DNSW_T_OPT || rr.rdata_off < DNSW_HDR_LEN + 11 ||
+		    rr.rdata_off + rr.rdlen != m->len || out[rr.rdata_off - 11] != 0)
+			continue;
+		ar = (uint16_t)(out[10] << 8 | out[11]);
+		if (!ar)
+			break;
+		ar--;
+		out[10] = (uint8_t)(ar >> 8);
+		out[11] = (uint8_t)ar;
+		return rr.rdata_off - 11;
+	}
+	return m->len;
+}
+
 size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct dnsw_msg *m,
 		       uint8_t *out, size_t cap)
 {
@@ -684,7 +809,7 @@ size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct d
 		return 0;
 	memcpy(out, m->msg, m->len);
 	dnsw_set_id(out, m->len, qq->q.hdr.id);
-	return m->len;
+	return qq->q.edns.present ? m->len : strip_opt(m, out);
 }
 
 size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap)

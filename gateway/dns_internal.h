@@ -17,7 +17,7 @@
 #define DNS_TCP_MAX	64		/* TCP clients at once */
 #define DNS_TCP_IDLE_MS	10000
 #define DNS_INFLIGHT_MAX 1024		/* queries waiting on an upstream */
-#define DNS_ADDRS_MAX	32		/* addresses taken from one answer */
+#define DNS_ADDRS_MAX	256		/* addresses taken from one answer (more: cut) */
 
 /* An access rule that names domains: answers for those names go into its
  * sets. */
@@ -27,6 +27,8 @@ struct dns_acc {
 	size_t n_pats;
 	char set4[XB_SET_NAME_MAX], set6[XB_SET_NAME_MAX];
 	bool has4, has6;		/* the compiled table has that set */
+	bool allow;			/* admits devices (deny rules' sets are filled too) */
+	uint32_t fp;			/* fingerprint of the rule's domains */
 };
 
 /* Per dns rule (and one more for "no rule"), since the last commit. */
@@ -53,6 +55,7 @@ struct dns_learned {
 	uint8_t family;			/* AF_INET / AF_INET6 */
 	uint8_t addr[16];
 	uint64_t expires;		/* wall clock, seconds */
+	uint32_t fp;			/* the domains of the rule it was learned for */
 };
 
 struct dns_ltab {
@@ -95,11 +98,13 @@ struct xb_dnssvc {
 	struct xb_nftset nft;
 	bool nft_ok;
 	struct dns_ltab learned;
+	bool loaded;			/* the learned state file was read */
 	struct xb_jsonlog *log;
 	char *log_path;
 	int epfd, tfd;
 	int udp[DNS_LISTEN_MAX], tcp[DNS_LISTEN_MAX];
 	union wg_sockaddr bound[DNS_LISTEN_MAX];
+	char bound_if[16];		/* the device interface they are bound to */
 	struct dns_tcp *conns;		/* DNS_TCP_MAX */
 	struct dns_flight *flights;	/* DNS_INFLIGHT_MAX */
 	uint16_t *free;			/* free flight slots, a stack */

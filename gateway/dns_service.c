@@ -113,7 +113,6 @@ struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn post
 	    watch(s, EPOLL_CTL_ADD, s->tfd, EPOLLIN, TAG_TIMER) < 0 ||
 	    watch(s, EPOLL_CTL_ADD, xb_up_fd(s->up), EPOLLIN, TAG_UP) < 0)
 		goto fail;
-	dns_learned_load(s);
 	return s;
 fail:
 	log_warn("dns: starting");
@@ -471,9 +470,11 @@ void xb_dnssvc_process(struct xb_dnssvc *s)
 	}
 }
 
-/* A socket bound to addr, which need not be configured yet (the device
- * interface comes up after the service starts). */
-static int open_sock(const union wg_sockaddr *addr, int type)
+/* A socket bound to addr (which need not be configured yet) and to the
+ * device interface: only what arrives through a device's WireGuard tunnel
+ * reaches it, so the source address is one cryptokey routing vouched for
+ * — not a neighbour on another link sending from a device's address. */
+static int open_sock(const union wg_sockaddr *addr, int type, const char *ifname)
 {
 	int one = 1, fd = socket(addr->sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	socklen_t len = addr->sa.sa_family == AF_INET ? sizeof(addr->in) : sizeof(addr->in6);
@@ -481,6 +482,13 @@ static int open_sock(const union wg_sockaddr *addr, int type)
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
 	if (addr->sa.sa_family == AF_INET6) {
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
@@ -507,7 +515,7 @@ static void close_listen(struct xb_dnssvc *s, int i)
 	memset(&s->bound[i], 0, sizeof(s->bound[i]));
 }
 
-static int listen_on(struct xb_dnssvc *s, int i, const union wg_sockaddr *a)
+static int listen_on(struct xb_dnssvc *s, int i, const union wg_sockaddr *a, const char *ifname)
 {
 	char text[80];
 
@@ -515,11 +523,12 @@ static int listen_on(struct xb_dnssvc *s, int i, const union wg_sockaddr *a)
 		close_listen(s, i);
 		return 0;
 	}
-	if (!memcmp(&s->bound[i], a, sizeof(*a)) && s->udp[i] >= 0)
+	if (!memcmp(&s->bound[i], a, sizeof(*a)) && s->udp[i] >= 0 && !strcmp(s->bound_if, ifname))
 		return 0;
 	close_listen(s, i);
 	wg_endpoint_format(text, sizeof(text), a);
-	if ((s->udp[i] = open_sock(a, SOCK_DGRAM)) < 0 || (s->tcp[i] = open_sock(a, SOCK_STREAM)) < 0 ||
+	if ((s->udp[i] = open_sock(a, SOCK_DGRAM, ifname)) < 0 ||
+	    (s->tcp[i] = open_sock(a, SOCK_STREAM, ifname)) < 0 ||
 	    watch(s, EPOLL_CTL_ADD, s->udp[i], EPOLLIN, TAG_UDP + (uint64_t)i) < 0 ||
 	    watch(s, EPOLL_CTL_ADD, s->tcp[i], EPOLLIN, TAG_TCPL + (uint64_t)i) < 0) {
 		log_warn("dns: listening on %s", text);
@@ -527,7 +536,8 @@ static int listen_on(struct xb_dnssvc *s, int i, const union wg_sockaddr *a)
 		return -1;
 	}
 	s->bound[i] = *a;
-	log_info("dns: listening on %s (UDP and TCP)", text);
+	snprintf(s->bound_if, sizeof(s->bound_if), "%s", ifname);
+	log_info("dns: listening on %s (UDP and TCP, %s only)", text, ifname);
 	return 0;
 }
 
@@ -589,8 +599,12 @@ int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg)
 	open_log(s, d);
 	gateway_addrs(cfg->p, a);
 	for (int i = 0; i < DNS_LISTEN_MAX; i++)
-		if (listen_on(s, i, &a[i]) < 0)
+		if (listen_on(s, i, &a[i], cfg->p->gateway.interface) < 0)
 			rc = -1;
+	if (!s->loaded) {	/* with a policy: its TTL caps apply to what is read */
+		dns_learned_load(s);
+		s->loaded = true;
+	}
 	xb_dnssvc_refill(s);
 	return rc;
 }

@@ -98,35 +98,50 @@ static bool put_elems(struct mnl_nlmsg_batch *b, uint16_t msg, uint16_t flags, u
 	return mnl_nlmsg_batch_next(b);
 }
 
-/* Sends the batch and reads one answer per acked message: 0 or the first
- * error. */
+/* Answers left from an earlier call (one that timed out) must not be taken
+ * for this one's. */
+static void drain(struct xb_nftset *s)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+
+	for (int i = 0; i < 64; i++)
+		if (recv(mnl_socket_get_fd(s->nl), buf, sizeof(buf), MSG_DONTWAIT) < 0)
+			break;
+}
+
+/* Sends the batch and reads the answers: the kernel sends an ack or an
+ * error for every acked message, failed batch or not. Returns 0 or the
+ * first error, after the answer to `last' (bounded by the socket's 1 s
+ * receive timeout). Answers outside [first, last] are ignored. */
 static int exchange(struct xb_nftset *s, struct mnl_nlmsg_batch *b, uint32_t first, uint32_t last)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
+	bool done = false;
 	int err = 0;
 
+	drain(s);
 	s->batches++;
 	if (mnl_socket_sendto(s->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0)
 		return -errno;
-	/* Each acked message answers with an ack or an error; the batch is
-	 * applied only if all succeed. Bounded: one answer per message. */
-	for (uint32_t want = first; want <= last;) {
-		ssize_t n = mnl_socket_recvfrom(s->nl, buf, sizeof(buf));
+	while (!done) {
+		ssize_t got = mnl_socket_recvfrom(s->nl, buf, sizeof(buf));
+		int n;
 
-		if (n < 0)
-			return -errno;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; mnl_nlmsg_ok(h, (int)n);
-		     h = mnl_nlmsg_next(h, (int *)&n)) {
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+		if (got < 0)
+			return err ? err : -errno;
+		n = (int)got;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; mnl_nlmsg_ok(h, n);
+		     h = mnl_nlmsg_next(h, &n)) {
+			const struct nlmsgerr *e;
 
-				if (e->error && !err)
-					err = e->error;
-				want = h->nlmsg_seq + 1;
-			}
+			if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first || h->nlmsg_seq > last)
+				continue;
+			e = mnl_nlmsg_get_payload(h);
+			if (e->error && !err)
+				err = e->error;
+			if (h->nlmsg_seq == last)
+				done = true;
 		}
-		if (err)
-			break;
 	}
 	return err;
 }
@@ -184,6 +199,11 @@ int xb_nftset_put(struct xb_nftset *s, const char *set, const struct xb_nftset_e
 		return 0;
 	}
 	return run(s, set, v, n, false, true);
+}
+
+bool xb_nftset_refreshes(void)
+{
+	return !no_destroy;
 }
 
 int xb_nftset_remove(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v,

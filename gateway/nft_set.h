@@ -18,6 +18,7 @@
 #ifndef XB_NFT_SET_H
 #define XB_NFT_SET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,9 @@ struct xb_nftset_elem {
  * refreshed present, in one transaction. Every element must match the
  * set's family. Returns 0 or a negative errno (nothing changed). */
 int xb_nftset_put(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v, size_t n);
+/* Whether a put replaces the timeout of an element already there (false
+ * on Linux before 6.3, learned at the first put: it keeps the old one). */
+bool xb_nftset_refreshes(void);
 /* Removes them; absent ones are no error. 0 or a negative errno. */
 int xb_nftset_remove(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v,
 		     size_t n);

@@ -135,7 +135,7 @@ device_up alice "$AIF" "$ka" 198.51.100.10 192.0.2.2
 device_up bob "$BIF" "$kb" 198.51.100.11 192.0.2.6
 xb_wait 5000 nq alice ping -c 1 -W 1 198.51.100.1 >/dev/null
 
-xb_check "the service listens on the gateway's pool address" grep -q "dns: listening on 198.51.100.1:53" "$GWLOG"
+xb_check "the service listens on the gateway's pool address" grep -q "dns: listening on 198.51.100.1:53 " "$GWLOG"
 xb_check "override: portal.acme.cn answers the configured address" \
 	test "$(q alice portal.acme.cn)" = 203.0.113.20
 xb_check "override: other types for the name get an empty answer" \
@@ -167,8 +167,8 @@ xb_check "forward: corp.example is answered although the first upstream is dead"
 	test "$(q alice corp.example)" = 198.51.100.200
 xb_check "forward: the dead upstream is logged and skipped" \
 	grep -q "dns upstream upstreams: server 192.0.2.21:53: .*skipped" "$GWLOG"
-xb_check "a query from outside the device pools is refused" \
-	sh -c "ip netns exec $XB_RUN-gw dig +time=2 +tries=1 -b 192.0.2.2 @198.51.100.1 portal.acme.cn | grep -q 'status: REFUSED'"
+xb_check "a query that did not come through a device's tunnel gets no answer" \
+	sh -c "! ip netns exec $XB_RUN-gw dig +time=1 +tries=1 -b 192.0.2.2 @198.51.100.1 portal.acme.cn"
 xb_check "malformed queries do not stop the service" \
 	sh -c "head -c 7 /dev/urandom | ip netns exec $XB_RUN-alice busybox nc -u -w 1 198.51.100.1 53 >/dev/null; true"
 xb_check "... which still answers" test "$(q alice portal.acme.cn)" = 203.0.113.20

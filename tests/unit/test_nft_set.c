@@ -89,6 +89,10 @@ TEST(errors_change_nothing)
 	run("nft list set inet xborder r_a_dns4");
 	CHECK(strstr(out, "203.0.113.10") == NULL);
 	CHECK(s.failures >= 2);
+	/* Every answer to a failed batch was read: the next call gets its own. */
+	CHECK_INT(xb_nftset_put(&s, "r_a_dns4", v, 1), ==, 0);
+	CHECK_INT(xb_nftset_put(&s, "r_nope_dns4", v, 1), ==, -ENOENT);
+	CHECK_INT(xb_nftset_remove(&s, "r_a_dns4", v, 1), ==, 0);
 	xb_nftset_close(&s);
 }
 
