@@ -384,7 +384,18 @@ static char *transfer(json_t *o)
 	return s;
 }
 
-static char *json_sprintf_text(const char *fmt, ...);
+static char *fmt_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_text(const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
 
 /* The prober's figures (absent before health was wired, or for an
  * unprobed tunnel's numbers). */
@@ -396,7 +407,7 @@ static void health(const struct xb_render *r, json_t *h)
 		return;
 	kv(r, "rank", text(get(h, "rank")), NULL);
 	if (get(h, "rtt_mean_ms"))
-		kv(r, "probes", json_sprintf_text("every %lld ms; RTT %.3f ms (min %.3f, p95 %.3f), "
+		kv(r, "probes", fmt_text("every %lld ms; RTT %.3f ms (min %.3f, p95 %.3f), "
 			"jitter %.3f ms, loss %.1f %%, score %.1f",
 			(long long)json_integer_value(get(h, "interval_ms")),
 			json_number_value(get(h, "rtt_mean_ms")), json_number_value(get(h, "rtt_min_ms")),
@@ -423,7 +434,7 @@ static void tunnel(const struct xb_render *r, json_t *t)
 		kv(r, "local", text(get(t, "local")), NULL);
 		kv(r, "remote", text(get(t, "remote")), NULL);
 		kv(r, "key", text(get(t, "key")), NULL);
-		kv(r, "keepalive", json_sprintf_text("%s (%lld sent, %lld replies)",
+		kv(r, "keepalive", fmt_text("%s (%lld sent, %lld replies)",
 			json_string_value(get(t, "keepalive")) ?: "-",
 			(long long)json_integer_value(get(t, "keepalives_sent")),
 			(long long)json_integer_value(get(t, "keepalive_replies"))), NULL);
