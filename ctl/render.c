@@ -384,6 +384,38 @@ static char *transfer(json_t *o)
 	return s;
 }
 
+static char *fmt_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_text(const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+/* The prober's figures (absent before health was wired, or for an
+ * unprobed tunnel's numbers). */
+static void health(const struct xb_render *r, json_t *h)
+{
+	json_t *a = get(h, "active_for");
+
+	if (!h)
+		return;
+	kv(r, "rank", text(get(h, "rank")), NULL);
+	if (get(h, "rtt_mean_ms"))
+		kv(r, "probes", fmt_text("every %lld ms; RTT %.3f ms (min %.3f, p95 %.3f), "
+			"jitter %.3f ms, loss %.1f %%, score %.1f",
+			(long long)json_integer_value(get(h, "interval_ms")),
+			json_number_value(get(h, "rtt_mean_ms")), json_number_value(get(h, "rtt_min_ms")),
+			json_number_value(get(h, "rtt_p95_ms")), json_number_value(get(h, "jitter_ms")),
+			json_number_value(get(h, "loss_pct")), json_number_value(get(h, "score"))), NULL);
+	kv(r, "active for", json_array_size(a) ? text_list(a, ", ", "-") : strdup("-"), NULL);
+}
+
 static void tunnel(const struct xb_render *r, json_t *t)
 {
 	json_t *state = get(t, "state");
@@ -398,8 +430,19 @@ static void tunnel(const struct xb_render *r, json_t *t)
 	kv(r, "peer public key", text(get(t, "peer_public_key")), NULL);
 	kv(r, "addresses", addresses(t), NULL);
 	kv(r, "routing", routing(t), NULL);
-	kv(r, "latest handshake", ago_at(r, t, "last_handshake"), NULL);
+	if (get(t, "local")) {		/* GRE */
+		kv(r, "local", text(get(t, "local")), NULL);
+		kv(r, "remote", text(get(t, "remote")), NULL);
+		kv(r, "key", text(get(t, "key")), NULL);
+		kv(r, "keepalive", fmt_text("%s (%lld sent, %lld replies)",
+			json_string_value(get(t, "keepalive")) ?: "-",
+			(long long)json_integer_value(get(t, "keepalives_sent")),
+			(long long)json_integer_value(get(t, "keepalive_replies"))), NULL);
+	} else {
+		kv(r, "latest handshake", ago_at(r, t, "last_handshake"), NULL);
+	}
 	kv(r, "transfer", transfer(t), NULL);
+	health(r, get(t, "health"));
 }
 
 int xb_render_tunnels(const struct xb_render *r, json_t *list)

@@ -32,6 +32,7 @@ static const struct cmd {
 	{ "tunnels", "", 0, xb_render_tunnels },
 	{ "rules", "", 0, xb_render_rules },
 	{ "dns", "", 0, xb_render_dns },
+	{ "probe", "TUNNEL", 1, NULL },		/* streams: see probe_stream() */
 	{ "reload", "", 0, xb_render_reload },
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -261,6 +262,72 @@ static int show(const struct cmd *cmd, json_t *result, int json)
 	return 0;
 }
 
+/* One request on a connection of its own; the response or NULL. */
+static json_t *ask(const char *path, const struct cmd *cmd, char **args, int n)
+{
+	int fd = dial(path);
+	json_t *resp = NULL;
+
+	if (fd < 0)
+		return NULL;
+	if (!send_request(fd, cmd, args, n))
+		resp = read_response(fd);
+	close(fd);
+	return resp;
+}
+
+static void probe_line(json_t *r, int json)
+{
+	if (json) {
+		json_dumpf(r, stdout, JSON_COMPACT);
+		putchar('\n');
+		return;
+	}
+	printf("%lld %s round=%lld ", (long long)json_integer_value(json_object_get(r, "seq")),
+	       json_string_value(json_object_get(r, "target")),
+	       (long long)json_integer_value(json_object_get(r, "round")));
+	if (json_is_true(json_object_get(r, "ok")))
+		printf("ok rtt_ms=%.3f\n", json_number_value(json_object_get(r, "rtt_ms")));
+	else
+		printf("%s error=\"%s\"\n", json_is_true(json_object_get(r, "late")) ? "late" : "lost",
+		       json_string_value(json_object_get(r, "error")) ?: "-");
+}
+
+/* `probe TUNNEL': the control protocol is request/response, so the client
+ * polls every probe interval (at least 50 ms) with the sequence number it
+ * was last given and prints what is new, until interrupted or the daemon
+ * goes away. The first poll shows the results the daemon still holds. */
+static int probe_stream(const char *path, const struct cmd *cmd, char *tunnel, int json)
+{
+	char since[24] = "0", *args[2] = { tunnel, since };
+
+	for (;;) {
+		json_t *resp = ask(path, cmd, args, 2), *res, *r;
+		struct timespec ts;
+		json_int_t ms;
+		size_t i;
+
+		if (!resp)
+			return 1;
+		if (!json_is_true(json_object_get(resp, "ok"))) {
+			int ret = failed(cmd, resp);
+			json_decref(resp);
+			return ret;
+		}
+		res = json_object_get(resp, "result");
+		json_array_foreach(json_object_get(res, "results"), i, r)
+			probe_line(r, json);
+		fflush(stdout);
+		snprintf(since, sizeof(since), "%lld", (long long)json_integer_value(json_object_get(res, "next")));
+		ms = json_integer_value(json_object_get(res, "interval_ms"));
+		json_decref(resp);
+		if (ms < 50)
+			ms = 50;
+		ts = (struct timespec){ ms / 1000, (long)(ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = getenv("XBORDER_SOCKET");
@@ -290,6 +357,8 @@ int main(int argc, char **argv)
 			*cmd->args ? " " : "", cmd->args);
 		return 2;
 	}
+	if (!cmd->render)
+		return probe_stream(path, cmd, argv[optind + 1], json);
 	if ((fd = dial(path)) < 0)
 		return 1;
 	if (send_request(fd, cmd, argv + optind + 1, cmd->n_args) || !(resp = read_response(fd))) {

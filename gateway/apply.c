@@ -5,6 +5,7 @@
  * keeps its peer, its session and its open connections.
  */
 #include "gateway/daemon.h"
+#include "gateway/health.h"
 #include "common/log.h"
 
 #include <linux/rtnetlink.h>
@@ -246,22 +247,89 @@ static void no_rp_filter(const char *ifname)
 		log_warn("%s: setting rp_filter", ifname);
 }
 
-static int tunnel_addrs(struct xb_daemon *d, struct xb_wgif *w, const struct xb_tunnel *old,
-			const struct xb_tunnel *t)
+/* Addresses, MTU, rp_filter and link up: the same for both types. */
+static int tunnel_addrs(struct xb_daemon *d, unsigned ifindex, const char *ifname,
+			const struct xb_tunnel *old, const struct xb_tunnel *t)
 {
 	int e;
 
-	if ((e = swap_addr(d, w->ifindex, old && old->has_address4 ? &old->address4 : NULL,
-			   t->has_address4 ? &t->address4 : NULL, w->ifname)) < 0 ||
-	    (e = swap_addr(d, w->ifindex, old && old->has_address6 ? &old->address6 : NULL,
-			   t->has_address6 ? &t->address6 : NULL, w->ifname)) < 0)
+	if ((e = swap_addr(d, ifindex, old && old->has_address4 ? &old->address4 : NULL,
+			   t->has_address4 ? &t->address4 : NULL, ifname)) < 0 ||
+	    (e = swap_addr(d, ifindex, old && old->has_address6 ? &old->address6 : NULL,
+			   t->has_address6 ? &t->address6 : NULL, ifname)) < 0)
 		return e;
-	if (old && old->mtu != t->mtu && (e = xb_rtnl_link_mtu(&d->rtnl, w->ifindex, t->mtu)) < 0)
-		log_warnx("%s: setting MTU %u: %s", w->ifname, t->mtu, strerror(-e));
-	no_rp_filter(w->ifname);
-	if ((e = xb_rtnl_link_up(&d->rtnl, w->ifindex, true)) < 0)
-		log_warnx("%s: setting up: %s", w->ifname, strerror(-e));
+	if (old && old->mtu != t->mtu && (e = xb_rtnl_link_mtu(&d->rtnl, ifindex, t->mtu)) < 0)
+		log_warnx("%s: setting MTU %u: %s", ifname, t->mtu, strerror(-e));
+	no_rp_filter(ifname);
+	if ((e = xb_rtnl_link_up(&d->rtnl, ifindex, true)) < 0)
+		log_warnx("%s: setting up: %s", ifname, strerror(-e));
 	return e;
+}
+
+/* The GRE remote as an address of the tunnel's outer family: the literal,
+ * or the first address the resolver gives for the name. */
+static bool resolve_gre(const struct xb_tunnel *t, union wg_sockaddr *out)
+{
+	struct addrinfo hints = { .ai_family = t->gre.family, .ai_socktype = SOCK_DGRAM }, *res;
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	if (!t->gre.remote_is_name) {
+		out->sa.sa_family = (sa_family_t)t->gre.family;
+		if (t->gre.family == AF_INET)
+			memcpy(&out->in.sin_addr, &t->gre.remote_addr, 4);
+		else
+			out->in6.sin6_addr = t->gre.remote_addr;
+		return true;
+	}
+	if ((e = getaddrinfo(t->gre.remote, NULL, &hints, &res))) {
+		log_warnx("tunnel %s: cannot resolve remote `%s': %s", t->name, t->gre.remote,
+			  gai_strerror(e));
+		return false;
+	}
+	if (res->ai_addrlen <= sizeof(*out))
+		memcpy(out, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return out->sa.sa_family == t->gre.family;
+}
+
+static struct in6_addr gre_remote(const union wg_sockaddr *sa)
+{
+	struct in6_addr a = { 0 };
+
+	if (sa->sa.sa_family == AF_INET)
+		memcpy(&a, &sa->in.sin_addr, 4);
+	else
+		a = sa->in6.sin6_addr;
+	return a;
+}
+
+/* A GRE tunnel: created unless kept (keepable() compared every outer
+ * setting: a GRE link cannot change them in place). A remote name that does
+ * not resolve leaves the tunnel without an interface until it does. */
+static int gre_up(struct xb_daemon *d, struct xb_tunnel_rt *rt, const struct xb_tunnel *old,
+		  const struct xb_tunnel *t)
+{
+	struct gre_config c;
+	struct in6_addr remote;
+	int e;
+
+	if (!old) {
+		rt->resolved_at = time(NULL);
+		if (!resolve_gre(t, &rt->resolved))
+			return -EHOSTUNREACH;
+		remote = gre_remote(&rt->resolved);
+		xb_greif_config(&c, t, &remote);
+		if ((e = xb_greif_create(&rt->gre, &d->rtnl, &c, t->backend)) < 0)
+			return e;
+	}
+	return tunnel_addrs(d, rt->gre.ifindex, rt->gre.ifname, old, t);
+}
+
+static void rt_destroy(struct xb_daemon *d, struct xb_tunnel_rt *rt)
+{
+	xb_wgif_destroy(&rt->wg, &d->rtnl);
+	xb_greif_destroy(&rt->gre, &d->rtnl);
 }
 
 /* Bring tunnel t up in rt: kept from old (same name and backend) or new. */
@@ -271,6 +339,8 @@ static int tunnel_up(struct xb_daemon *d, struct xb_tunnel_rt *rt, const struct 
 	struct wg_conf c = { 0 };
 	int e;
 
+	if (t->type == XB_TUNNEL_GRE)
+		return gre_up(d, rt, old, t);
 	if (!old && (e = xb_wgif_create(&rt->wg, &d->rtnl, t->ifname, t->backend, t->mtu)) < 0)
 		return e;
 	if (!resolve(t, &rt->resolved))
@@ -283,12 +353,26 @@ static int tunnel_up(struct xb_daemon *d, struct xb_tunnel_rt *rt, const struct 
 		log_warnx("tunnel %s: configuring %s: %s", t->name, t->ifname, strerror(e));
 		return -e;
 	}
-	return tunnel_addrs(d, &rt->wg, old, t);
+	return tunnel_addrs(d, rt->wg.ifindex, rt->wg.ifname, old, t);
 }
 
+static bool same_gre(const struct xb_tunnel *a, const struct xb_tunnel *b)
+{
+	const struct xb_gre *x = &a->gre, *y = &b->gre;
+
+	return x->family == y->family && !memcmp(&x->local, &y->local, sizeof(x->local)) &&
+	       !strcmp(x->remote, y->remote) && x->has_key == y->has_key &&
+	       (!x->has_key || x->key == y->key) && x->sequence == y->sequence &&
+	       x->checksum == y->checksum && x->keepalive == y->keepalive &&
+	       x->keepalive_retries == y->keepalive_retries && a->mtu == b->mtu;
+}
+
+/* WireGuard tunnels are reconfigured in place; GRE ones only when their
+ * outer side is unchanged. */
 static bool keepable(const struct xb_tunnel *a, const struct xb_tunnel *b)
 {
-	return !strcmp(a->name, b->name) && a->backend == b->backend && a->type == b->type;
+	return !strcmp(a->name, b->name) && a->backend == b->backend && a->type == b->type &&
+	       (a->type != XB_TUNNEL_GRE || same_gre(a, b));
 }
 
 /* A new runtime array for p's tunnels, parallel to p->tunnels, in *out.
@@ -327,7 +411,7 @@ int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const str
 	}
 	for (size_t j = 0; j < n_old; j++)
 		if (!kept[j]) {
-			xb_wgif_destroy(&d->tunnels[j].wg, &d->rtnl);
+			rt_destroy(d, &d->tunnels[j]);
 			n_gone++;
 		}
 	for (size_t i = 0; i < p->n_tunnels; i++) {
@@ -351,6 +435,26 @@ int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const str
 	return e;
 }
 
+/* A GRE remote given by name (or a tunnel whose name never resolved):
+ * a new address means a new interface, and the paths' routes follow it. */
+static void resolve_gre_again(struct xb_daemon *d, size_t i, time_t now, bool force)
+{
+	const struct xb_tunnel *t = &d->policy->tunnels[i];
+	struct xb_tunnel_rt *rt = &d->tunnels[i];
+	union wg_sockaddr sa;
+
+	if (!t->gre.remote_is_name || (!force && now - rt->resolved_at < 60))
+		return;
+	rt->resolved_at = now;
+	if (!resolve_gre(t, &sa) || (rt->gre.ifindex && !memcmp(&sa, &rt->resolved, sizeof(sa))))
+		return;
+	log_info("tunnel %s: remote %s now resolves to a new address; re-creating %s", t->name,
+		 t->gre.remote, t->ifname);
+	rt_destroy(d, rt);
+	if (gre_up(d, rt, NULL, t) == 0)
+		xb_apply_routes(d, &d->plan, NULL);
+}
+
 /* Re-resolve endpoints given by name every minute (or now, with force);
  * a changed address is applied without touching the session. */
 void xb_apply_resolve(struct xb_daemon *d, bool force)
@@ -365,6 +469,10 @@ void xb_apply_resolve(struct xb_daemon *d, bool force)
 		struct wg_peer_conf *pc;
 		char buf[64];
 
+		if (t->type == XB_TUNNEL_GRE) {
+			resolve_gre_again(d, i, now, force);
+			continue;
+		}
 		if (!t->endpoint_is_name || (!force && now - rt->resolved_at < 60))
 			continue;
 		rt->resolved_at = now;
@@ -397,7 +505,8 @@ static bool same_path(const struct xb_path *a, const struct xb_path *b)
 static int path_routes(struct xb_daemon *d, const struct xb_path *pa, const struct xb_path *was)
 {
 	static const sa_family_t fams[2] = { AF_INET, AF_INET6 };
-	const struct xb_tunnel_rt *active = pa->n_tunnels && d->tunnels ? &d->tunnels[pa->tunnels[0]] : NULL;
+	size_t ai = xb_health_active(d->health, pa);
+	unsigned ifindex = ai != SIZE_MAX && d->tunnels ? xb_tunnel_rt_ifindex(&d->tunnels[ai]) : 0;
 	int e;
 
 	if (was && !same_path(pa, was))
@@ -414,8 +523,8 @@ static int path_routes(struct xb_daemon *d, const struct xb_path *pa, const stru
 			rt.type = 0;
 			rt.metric = 0;
 		}
-		if (active && active->wg.ifindex) {
-			rt.ifindex = active->wg.ifindex;
+		if (ifindex) {
+			rt.ifindex = ifindex;
 			if ((e = xb_rtnl_route(&d->rtnl, true, &rt)) < 0)
 				return e;
 		} else {
@@ -425,6 +534,27 @@ static int path_routes(struct xb_daemon *d, const struct xb_path *pa, const stru
 			return e;
 	}
 	return 0;
+}
+
+/* The path's live default route out of tunnel ti (XB_STEER_NONE: none), per
+ * family: one RTM_NEWROUTE with NLM_F_REPLACE swaps the device of the
+ * route in place, so no packet finds the table without a route (the
+ * unreachable default behind it has a metric of its own and stays). */
+int xb_apply_path_live(struct xb_daemon *d, const struct xb_path *pa, size_t ti)
+{
+	static const sa_family_t fams[2] = { AF_INET, AF_INET6 };
+	unsigned ifindex = ti != SIZE_MAX && d->tunnels ? xb_tunnel_rt_ifindex(&d->tunnels[ti]) : 0;
+	int e, ret = 0;
+
+	for (int f = 0; f < 2; f++) {
+		struct xb_route rt = { .dst = { .family = fams[f] }, .table = pa->table,
+				       .ifindex = ifindex };
+
+		e = xb_rtnl_route(&d->rtnl, ifindex != 0, &rt);
+		if (e < 0 && !(ifindex == 0 && e == -ESRCH) && !ret)
+			ret = e;
+	}
+	return ret;
 }
 
 /* Routes and rules of every path, then removal of what the old plan had
@@ -487,7 +617,7 @@ void xb_apply_teardown(struct xb_daemon *d)
 	if (d->devif.ifname[0])
 		xb_wgif_destroy(&d->devif, &d->rtnl);
 	for (size_t i = 0; d->policy && d->tunnels && i < d->policy->n_tunnels; i++)
-		xb_wgif_destroy(&d->tunnels[i].wg, &d->rtnl);
+		rt_destroy(d, &d->tunnels[i]);
 	free(d->tunnels);
 	d->tunnels = NULL;
 	xb_apply_sweep(d);
@@ -512,13 +642,21 @@ static bool died(struct xb_wgif *w)
 	return true;
 }
 
+static bool gre_died(struct xb_greif *g)
+{
+	if (!g->dev || !gre_tunnel_ended(g->dev))
+		return false;
+	log_warnx("%s: the userspace GRE interface went away; re-creating it", g->ifname);
+	return true;
+}
+
 void xb_apply_revive(struct xb_daemon *d)
 {
 	bool routes = false;
 
 	for (size_t i = 0; d->tunnels && i < d->policy->n_tunnels; i++)
-		if (died(&d->tunnels[i].wg)) {
-			xb_wgif_destroy(&d->tunnels[i].wg, &d->rtnl);
+		if (died(&d->tunnels[i].wg) || gre_died(&d->tunnels[i].gre)) {
+			rt_destroy(d, &d->tunnels[i]);
 			tunnel_up(d, &d->tunnels[i], NULL, &d->policy->tunnels[i]);
 			routes = true;
 		}

@@ -1,6 +1,7 @@
 /* xborderd's life: start, the event loop, reload, stop. See daemon.h. */
 #include "gateway/daemon.h"
 #include "gateway/control.h"
+#include "gateway/health.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -208,6 +209,14 @@ static int open_control(struct xb_daemon *d)
 	return add_watch(d, xb_ctl_fd(d->ctl));
 }
 
+/* Probes and steering (health.h): before the routes, which it chooses. */
+static int start_health(struct xb_daemon *d)
+{
+	if (!(d->health = xb_health_new(d)) || add_watch(d, xb_health_fd(d->health)) < 0)
+		return -1;
+	return xb_health_set(d->health, d->policy, &d->plan);
+}
+
 int xb_daemon_start(struct xb_daemon *d, const char *path)
 {
 	struct xb_errors errs = { 0 };
@@ -248,6 +257,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 		goto fail;
 	xb_apply_sweep(d);
 	if (xb_apply_tunnels(d, NULL, d->policy, &d->tunnels, NULL, 0) < 0 ||
+	    start_health(d) < 0 ||
 	    xb_apply_routes(d, &d->plan, NULL) < 0 ||
 	    xb_apply_devif(d, NULL, d->policy) < 0)
 		goto fail;
@@ -303,6 +313,8 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	d->tunnels = tunnels;
 	d->policy = p;
 	if (xb_apply_devif(d, old, p) < 0)
+		e = -1;
+	if (d->health && xb_health_set(d->health, p, &plan) < 0)
 		e = -1;
 	if (xb_apply_nft(d, p, &plan) < 0 || xb_apply_routes(d, &plan, &d->plan) < 0)
 		e = -1;
@@ -396,6 +408,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				xb_ctl_process(d->ctl);
 			else if (d->dns && ev[i].data.fd == xb_dnssvc_fd(d->dns))
 				xb_dnssvc_process(d->dns);
+			else if (d->health && ev[i].data.fd == xb_health_fd(d->health))
+				xb_health_process(d->health);
 		}
 	}
 	return 0;
@@ -409,6 +423,8 @@ void xb_daemon_stop(struct xb_daemon *d)
 	d->ctl = NULL;
 	xb_dnssvc_free(d->dns);		/* saves the learned destinations */
 	d->dns = NULL;
+	xb_health_free(d->health);
+	d->health = NULL;
 	xb_apply_teardown(d);
 	forwarding_restore(d);
 	xb_nft_close(&d->nft);

@@ -16,6 +16,7 @@
 
 #include "common/notify.h"
 #include "gateway/dns_service.h"
+#include "gateway/greif.h"
 #include "gateway/nft.h"
 #include "gateway/rtnl.h"
 #include "gateway/wgif.h"
@@ -27,12 +28,22 @@
 
 struct xb_ctl;
 
-/* A tunnel as it runs, parallel to policy->tunnels. */
+/* A tunnel as it runs, parallel to policy->tunnels: wg for type
+ * wireguard, gre for type gre (the other stays zero). */
 struct xb_tunnel_rt {
 	struct xb_wgif wg;
-	union wg_sockaddr resolved;	/* the endpoint as last resolved */
+	struct xb_greif gre;
+	union wg_sockaddr resolved;	/* the endpoint (GRE: the remote) as last resolved */
 	time_t resolved_at;
 };
+
+/* The tunnel's interface index, 0 when it has none (creation failed). */
+static inline unsigned xb_tunnel_rt_ifindex(const struct xb_tunnel_rt *rt)
+{
+	return rt->wg.ifindex ? rt->wg.ifindex : rt->gre.ifindex;
+}
+
+struct xb_health;
 
 struct xb_daemon {
 	char *policy_path;
@@ -45,6 +56,7 @@ struct xb_daemon {
 	struct xb_ctl *ctl;
 	struct xb_notify notify;	/* systemd: readiness, reload, watchdog */
 	struct xb_dnssvc *dns;		/* NULL until the gateway is up */
+	struct xb_health *health;	/* probes, steering, notifications, metrics */
 	int epfd, sigfd, tickfd;
 	time_t started, loaded_at;
 	struct {
@@ -78,6 +90,8 @@ int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const str
 int xb_apply_routes(struct xb_daemon *d, const struct xb_plan *plan,
 		    const struct xb_plan *old);
 int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan);
+/* The live default route of path pa out of tunnel ti (SIZE_MAX: none). */
+int xb_apply_path_live(struct xb_daemon *d, const struct xb_path *pa, size_t ti);
 void xb_apply_resolve(struct xb_daemon *d, bool force);
 void xb_apply_sweep(struct xb_daemon *d);
 void xb_apply_revive(struct xb_daemon *d);

@@ -3,6 +3,7 @@
  * in the daemon's thread; nothing here changes it except `reload'. */
 #include "gateway/control.h"
 #include "gateway/daemon.h"
+#include "gateway/health.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -149,7 +150,53 @@ static int cmd_devices(void *ctx, json_t *args, json_t **result, char **error, j
 	return a ? 0 : oom(error);
 }
 
+static json_t *wg_json(struct xb_daemon *d, size_t i);
+
+static json_t *gre_json(struct xb_daemon *d, size_t i)
+{
+	const struct xb_tunnel *t = &d->policy->tunnels[i];
+	struct xb_tunnel_rt *rt = &d->tunnels[i];
+	const struct xb_path *pa = i < d->plan.n_paths ? &d->plan.paths[i] : NULL;
+	static const char *const ka[] = { "off", "up", "down" };
+	struct gre_stats st;
+	char mark[16];
+
+	xb_greif_stats(&rt->gre, &st);
+	snprintf(mark, sizeof(mark), "0x%x", pa ? pa->mark : 0);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:I, s:s, s:I, "
+			 "s:I, s:I, s:I, s:I, s:o}",
+		"name", t->name, "ifname", t->ifname, "type", "gre",
+		"backend", rt->gre.kernel ? "kernel" : "userspace", "backend_reason", rt->gre.reason,
+		"local", jaddr(t->gre.family, &t->gre.local),
+		"remote", jendpoint(&rt->resolved),
+		"key", t->gre.has_key ? json_integer(t->gre.key) : json_null(),
+		"address4", t->has_address4 ? jprefix(&t->address4) : json_null(),
+		"address6", t->has_address6 ? jprefix(&t->address6) : json_null(),
+		"mark", mark, "table", (json_int_t)(pa ? pa->table : 0),
+		"keepalive", ka[st.ka_state], "keepalives_sent", (json_int_t)st.keepalives_sent,
+		"keepalive_replies", (json_int_t)st.keepalive_replies,
+		"rx_bytes", (json_int_t)st.rx_bytes, "tx_bytes", (json_int_t)st.tx_bytes,
+		"rx_packets", (json_int_t)st.rx_packets, "source", jsrc(&t->src));
+}
+
 static json_t *tunnel_json(struct xb_daemon *d, size_t i)
+{
+	json_t *o = d->policy->tunnels[i].type == XB_TUNNEL_GRE ? gre_json(d, i) : wg_json(d, i);
+	json_t *h = xb_health_tunnel_json(d->health, i);
+
+	/* The prober's view: state is the probe state when probed. */
+	if (o && h) {
+		const char *ps = json_string_value(json_object_get(h, "probe_state"));
+		if (ps && strcmp(ps, "unprobed"))
+			json_object_set_new(o, "state", json_string(ps));
+		json_object_set_new(o, "health", h);
+	} else {
+		json_decref(h);
+	}
+	return o;
+}
+
+static json_t *wg_json(struct xb_daemon *d, size_t i)
 {
 	const struct xb_tunnel *t = &d->policy->tunnels[i];
 	struct xb_tunnel_rt *rt = &d->tunnels[i];
@@ -355,12 +402,36 @@ static int cmd_dns(void *ctx, json_t *args, json_t **result, char **error, json_
 	return *result ? 0 : oom(error);
 }
 
+/* `xborderctl probe TUNNEL' polls this every interval with the `next' it
+ * was given: the control protocol stays request/response. */
+static int cmd_probe(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+	const char *name = json_string_value(json_array_get(args, 0)), *why = NULL;
+	json_t *since = json_array_get(args, 1);
+	json_int_t from = json_is_integer(since) ? json_integer_value(since) :
+			  json_is_string(since) ? strtoll(json_string_value(since), NULL, 10) : 0;
+
+	(void)errors;
+	if (!name) {
+		*error = strdup("usage: probe TUNNEL [SINCE]");
+		return -1;
+	}
+	*result = xb_health_results(d->health, name, from > 0 ? (uint64_t)from : 0, &why);
+	if (!*result) {
+		*error = strdup(why ? why : "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static const struct xb_ctl_command commands[] = {
 	{ "status", cmd_status, "the daemon, its policy and the device interface" },
 	{ "devices", cmd_devices, "devices: addresses, endpoint, handshake, bytes [NAME...]" },
 	{ "tunnels", cmd_tunnels, "partner tunnels: backend, endpoint, state, bytes [NAME...]" },
 	{ "rules", cmd_rules, "policy rules in order, with their counters" },
 	{ "dns", cmd_dns, "the DNS service: listeners, counters per rule, cache, upstreams" },
+	{ "probe", cmd_probe, "probe results of a tunnel since a sequence number: TUNNEL [SINCE]" },
 	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },
 };
 const struct xb_ctl_command *const xb_daemon_commands = commands;

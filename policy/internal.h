@@ -138,6 +138,14 @@ bool xbp_endpoint_parse(struct xb_tunnel *t, const char *s);
 bool xbp_dns_name_ok(const char *s);
 /* gre.c: the GRE-only settings of a tunnel of type "gre"; sets the MTU
  * default for the outer family. */
+/* health.c: the tunnel's probe settings, the gateway's metrics and
+ * notifications; their printers and frees. */
+void xbp_parse_probe(struct ld *l, const config_setting_t *s, const char *what, struct xb_tunnel *t);
+void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway *g);
+void xbp_print_probe(const struct xb_tunnel *t, FILE *out);
+void xbp_print_health(const struct xb_gateway *g, FILE *out);
+void xbp_health_free(struct xb_gateway *g, struct xb_tunnel *t);
+void xbp_put_str(FILE *out, const char *s);	/* print.c: quoted, escaped */
 void xbp_parse_gre(struct ld *l, const config_setting_t *s, const char *what, struct xb_tunnel *t);
 
 /* validate.c */

@@ -232,6 +232,7 @@ static void tunnel_free(struct xb_tunnel *t)
 	free(t->endpoint_host);
 	free(t->allowed_ips);
 	free(t->gre.remote);
+	xbp_health_free(NULL, t);
 }
 
 static void rule_free(struct xb_rule *r)
@@ -257,6 +258,7 @@ void xb_policy_free(struct xb_policy *p)
 	xbp_index_free(p->index);
 	key_file_free(&p->gateway.key);
 	free(p->gateway.control_socket);
+	xbp_health_free(&p->gateway, NULL);
 	free(p->gateway.state_dir);
 	for (size_t i = 0; i < p->n_groups; i++)
 		free(p->groups[i].name);

@@ -16,7 +16,8 @@
 
 static const char *const gateway_keys[] = {
 	"interface", "listen_port", "private_key_file", "pool4", "pool6", "address4",
-	"address6", "dns_port", "posture_port", "control_socket", "state_dir", NULL
+	"address6", "dns_port", "posture_port", "control_socket", "state_dir",
+	"metrics", "notify_command", "notify_webhook", "slo", NULL
 };
 static const char *const device_keys[] = {
 	"name", "public_key", "groups", "address4", "address6", NULL
@@ -162,6 +163,7 @@ void xbp_parse_gateway(struct ld *l, const config_setting_t *s)
 	g->control_socket = get_abs_path(l, s, "control_socket", "/run/xborder/control.sock",
 					 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	g->state_dir = get_abs_path(l, s, "state_dir", "/var/lib/xborder", 0);
+	xbp_parse_health(l, s, g);
 }
 
 void xbp_parse_groups(struct ld *l, const config_setting_t *s)

@@ -71,6 +71,17 @@ struct xb_gateway {
 	uint16_t posture_port;			/* default 8443 */
 	char *control_socket;			/* absolute path */
 	char *state_dir;			/* absolute path */
+	/* Health (docs/probing.md, policy/health.c): Prometheus metrics on
+	 * metrics ("ADDR:PORT", numeric; NULL = off); events to a command
+	 * (argv, no shell; n = 0: none) and/or a webhook ("http://ADDR[:PORT]/
+	 * PATH", numeric address; NULL: none); availability below slo (per
+	 * cent over the last hour; 0 = off) is an event. */
+	char *metrics;
+	union wg_sockaddr metrics_addr;
+	char **notify_command;
+	size_t n_notify_command;
+	char *notify_webhook;
+	double slo;
 	unsigned pool4_line, pool6_line, listen_port_line, dns_port_line, posture_port_line;
 };
 
@@ -143,6 +154,13 @@ struct xb_tunnel {
 	uint16_t keepalive;			/* seconds, 0 = off; default 25 */
 	unsigned mtu;				/* default 1420 */
 	bool snat;				/* default true */
+	/* Probing (tunnel/probe.h): a round every probe_interval ms (default
+	 * 1000, at least 50) to each target, in the prober's spec form
+	 * ("icmp:ADDR", "tcp:ADDR:PORT", ...; canonical); none written: ICMP to
+	 * peer4 and peer6. */
+	unsigned probe_interval_ms;
+	char **probe_targets;
+	size_t n_probe_targets;
 	unsigned address4_line, address6_line, listen_port_line;
 	/* type gre: the fields above that are WireGuard's (keys, endpoint,
 	 * listen_port, allowed_ips, keepalive, config) stay empty; mtu
@@ -407,6 +425,10 @@ const struct xb_group *xb_policy_group_by_name(const struct xb_policy *p, const 
 const struct xb_rule *xb_policy_rule_by_name(const struct xb_policy *p, const char *name);
 
 const char *xb_backend_name(enum xb_backend b);
+/* A notify_webhook URL, "http://ADDR[:PORT]/PATH" (numeric ADDR, IPv6 in
+ * brackets, port 80 by default): its address and, when path is not NULL,
+ * where its path begins in url. false when it is not of that form. */
+bool xb_webhook_parse(const char *url, union wg_sockaddr *sa, const char **path);
 /* "linux", "macos", "windows", "ios", "android"; -1/NULL when unknown. */
 int xb_platform_parse(const char *s);
 const char *xb_platform_name(enum xb_platform p);

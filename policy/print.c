@@ -30,6 +30,11 @@ static void put_str(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+void xbp_put_str(FILE *out, const char *s)
+{
+	put_str(out, s);
+}
+
 static void put_key(FILE *out, const uint8_t key[static WG_KEY_LEN], bool quoted)
 {
 	char b64[WG_KEY_B64_LEN + 1];
@@ -138,6 +143,7 @@ static void print_gateway(const struct xb_gateway *g, FILE *out)
 	fprintf(out, "  dns_port = %u;\n  posture_port = %u;\n", g->dns_port, g->posture_port);
 	kv_str(out, in, "control_socket", g->control_socket, "\n");
 	kv_str(out, in, "state_dir", g->state_dir, "\n");
+	xbp_print_health(g, out);
 	fputs("};\n", out);
 }
 
@@ -240,6 +246,7 @@ static void print_tunnel(const struct xb_tunnel *t, FILE *out)
 		fprintf(out, "    keepalive = %u;\n", t->keepalive);
 	}
 	fprintf(out, "    mtu = %u;\n    snat = %s;\n", t->mtu, t->snat ? "true" : "false");
+	xbp_print_probe(t, out);
 	fputs("  }", out);
 }
 

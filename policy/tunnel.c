@@ -23,7 +23,8 @@ static const char *const tunnel_keys[] = {
 	"name", "type", "backend", "config", "private_key_file", "public_key",
 	"preshared_key_file", "endpoint", "listen_port", "address4", "address6", "peer4",
 	"peer6", "allowed_ips", "keepalive", "mtu", "snat",
-	"local", "remote", "key", "sequence", "checksum", "keepalive_retries", NULL
+	"local", "remote", "key", "sequence", "checksum", "keepalive_retries",
+	"probe_interval", "probe_targets", NULL
 };
 /* Settings of one type only (`keepalive' is both's, with its own meaning). */
 static const char *const wg_only_keys[] = {
@@ -471,6 +472,7 @@ static void parse_tunnel(struct ld *l, const config_setting_t *s, struct xb_tunn
 		wg_scalars(l, s, what, t);
 	}
 	scalars(l, s, what, t);
+	xbp_parse_probe(l, s, what, t);
 	check_tunnel(l, s, what, t);
 }
 

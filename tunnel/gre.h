@@ -152,6 +152,9 @@ int gre_tunnel_start(struct gre_tunnel *t);
 void gre_tunnel_stop(struct gre_tunnel *t);
 /* Stop and join the thread if started, remove the interface, free. */
 void gre_tunnel_close(struct gre_tunnel *t);
+/* The thread started by gre_tunnel_start() has ended: stopped, or its TUN
+ * or socket failed (the interface deleted by hand). Any thread. */
+bool gre_tunnel_ended(struct gre_tunnel *t);
 /* A consistent copy of the counters, from any thread. */
 void gre_tunnel_stats(struct gre_tunnel *t, struct gre_stats *out);
 /* Ask the loop to log its counters (async-signal-safe). */

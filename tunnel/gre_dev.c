@@ -36,6 +36,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <net/if.h>
 #include <poll.h>
 #include <stdio.h>
@@ -55,6 +56,7 @@ struct gre_tunnel {
 	int tun_fd, sock, stop_fd;
 	pthread_t thread;
 	bool started;
+	_Atomic bool ended;	/* the packet loop returned (stop, or a fatal error) */
 	pthread_mutex_t lock;		/* st */
 	struct gre_stats st;
 	struct gre_seq_rx rx_seq;
@@ -492,8 +494,16 @@ int gre_tunnel_run(struct gre_tunnel *t)
 
 static void *thread_main(void *arg)
 {
-	gre_tunnel_run(arg);
+	struct gre_tunnel *t = arg;
+
+	gre_tunnel_run(t);
+	atomic_store(&t->ended, true);
 	return NULL;
+}
+
+bool gre_tunnel_ended(struct gre_tunnel *t)
+{
+	return t->started && atomic_load(&t->ended);
 }
 
 int gre_tunnel_start(struct gre_tunnel *t)

@@ -1,0 +1,511 @@
+/* Tunnel health in xborderd: probes, steering, events, metrics. See
+ * health.h; docs/probing.md explains steering and failover.
+ *
+ * Failover timing: the prober calls on_state() from xb_probe_process() the
+ * moment a tunnel's state changes (for a blackhole: detect missed probes
+ * after its onset); on_state() re-picks every path and replaces the routes
+ * that change before it returns. Nothing waits for the one-second timer,
+ * which only re-weighs `best' paths by score and looks for anomalies.
+ */
+#include "gateway/health.h"
+#include "gateway/alert.h"
+#include "gateway/conntrack.h"
+#include "gateway/daemon.h"
+#include "gateway/metrics.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "tunnel/probe.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#define RING 1024		/* probe results kept for `xborderctl probe' */
+
+struct result {
+	uint64_t seq, at_ns;	/* at: wall clock */
+	size_t tunnel;
+	unsigned target;
+	uint64_t round, rtt_ns;
+	bool ok, late;
+	const char *error;	/* static string */
+};
+
+/* Per policy tunnel. */
+struct tun {
+	struct xb_probe_tunnel_cfg cfg;
+	bool probed;			/* has targets: in the prober */
+	bool rtt_anomaly, loss_anomaly, below_slo;	/* raised, not yet cleared */
+};
+
+struct xb_health {
+	struct xb_daemon *d;
+	struct xb_probe *probe;
+	int epfd, timerfd;
+	struct tun *tun;
+	struct xb_steer_tunnel *st;	/* parallel to tun */
+	size_t n_tun;
+	size_t *active;			/* per plan path */
+	size_t n_active;
+	struct xb_ct ct;
+	bool ct_open;
+	struct result ring[RING];
+	uint64_t seq;
+	uint64_t swaps;
+	struct xb_alert *alert;
+	struct xb_metrics *metrics;
+};
+
+/* ---- events ---- */
+
+static json_t *figures(const struct xb_health *h, size_t ti, uint64_t now)
+{
+	struct xb_pstats_summary s;
+
+	if (!h->tun[ti].probed || xb_probe_stats(h->probe, h->tun[ti].cfg.name, -1, now, &s) < 0)
+		return json_null();
+	return json_pack("{s:f, s:f, s:f, s:f, s:f}", "rtt_ms", s.rtt_mean_ns / 1e6,
+			 "loss_pct", s.loss_pct, "jitter_ms", s.jitter_ns / 1e6,
+			 "availability", s.availability, "score", isfinite(s.score) ? s.score : -1.0);
+}
+
+/* Logged, then handed to the command and webhook (if configured). */
+static void emit(struct xb_health *h, json_t *ev)
+{
+	char *line;
+
+	if (!ev)
+		return;
+	json_object_set_new(ev, "time", json_integer((json_int_t)time(NULL)));
+	if ((line = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS))) {
+		log_info("event %s", line);
+		free(line);
+	}
+	if (h->alert)
+		xb_alert_event(h->alert, ev);
+	json_decref(ev);
+}
+
+/* ---- steering ---- */
+
+static void ranks(struct xb_health *h, uint64_t now)
+{
+	for (size_t i = 0; i < h->n_tun; i++) {
+		struct tun *t = &h->tun[i];
+		struct xb_steer_tunnel *st = &h->st[i];
+		struct xb_pstats_summary s;
+
+		st->rank = XB_RANK_UNPROVEN;
+		st->score = INFINITY;
+		if (!t->probed || xb_probe_stats(h->probe, t->cfg.name, -1, now, &s) < 0)
+			continue;
+		st->score = s.score;
+		if (s.state == XB_PST_UP)
+			st->rank = XB_RANK_UP;
+		else if (s.state == XB_PST_DEGRADED)
+			st->rank = XB_RANK_DEGRADED;
+		else if (s.transitions)
+			st->rank = XB_RANK_DOWN;
+	}
+}
+
+/* Flows masqueraded to the old tunnel's address keep that mapping in
+ * conntrack; deleted, their next packets are NATed afresh out of the new
+ * tunnel (docs/probing.md: what that means for open connections). */
+static void cut_nat(struct xb_health *h, size_t ti)
+{
+	const struct xb_tunnel *t = &h->d->policy->tunnels[ti];
+	long n4 = 0, n6 = 0;
+
+	if (!t->snat)
+		return;
+	if (!h->ct_open && xb_ct_open(&h->ct) == 0)
+		h->ct_open = true;
+	if (!h->ct_open)
+		return;
+	if (t->has_address4)
+		n4 = xb_ct_cut(&h->ct, AF_INET, t->address4.addr);
+	if (t->has_address6)
+		n6 = xb_ct_cut(&h->ct, AF_INET6, t->address6.addr);
+	if (n4 > 0 || n6 > 0)
+		log_info("tunnel %s: %ld conntrack entries NATed to its address deleted", t->name,
+			 (n4 > 0 ? n4 : 0) + (n6 > 0 ? n6 : 0));
+}
+
+static const char *tname(const struct xb_health *h, size_t ti)
+{
+	return ti == XB_STEER_NONE ? "none" : h->d->policy->tunnels[ti].name;
+}
+
+static void swap(struct xb_health *h, size_t pi, size_t to, const char *why, uint64_t since)
+{
+	const struct xb_path *pa = &h->d->plan.paths[pi];
+	size_t from = h->active[pi];
+	int e = xb_apply_path_live(h->d, pa, to);
+	uint64_t took = clock_mono_ns() - since;
+
+	h->active[pi] = to;
+	h->swaps++;
+	if (e < 0)
+		log_warnx("path %s: moving the route from %s to %s: %s", pa->name, tname(h, from),
+			  tname(h, to), strerror(-e));
+	else
+		log_info("path %s: route moved from %s to %s (%s; %.3f ms after the decision)",
+			 pa->name, tname(h, from), tname(h, to), why, took / 1e6);
+	emit(h, json_pack("{s:s, s:s, s:s, s:s, s:I}", "event", "path", "path", pa->name,
+			  "from", tname(h, from), "to", tname(h, to), "table", (json_int_t)pa->table));
+	if (from != XB_STEER_NONE)
+		cut_nat(h, from);
+}
+
+/* Re-pick every path; replace the routes that change. */
+static void steer(struct xb_health *h, const char *why, uint64_t since)
+{
+	if (!h->d->policy || !h->active || h->n_tun != h->d->policy->n_tunnels)
+		return;
+	ranks(h, clock_mono_ns());
+	for (size_t i = 0; i < h->n_active && i < h->d->plan.n_paths; i++) {
+		size_t to = xb_steer_pick(&h->d->plan.paths[i], h->st, h->active[i]);
+
+		if (to != h->active[i])
+			swap(h, i, to, why, since);
+	}
+}
+
+static ssize_t tunnel_index(const struct xb_health *h, const char *name)
+{
+	for (size_t i = 0; i < h->n_tun; i++)
+		if (!strcmp(h->tun[i].cfg.name, name))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* ---- prober callbacks ---- */
+
+static void on_result(void *ctx, const struct xb_probe_result *r)
+{
+	struct xb_health *h = ctx;
+	ssize_t ti = tunnel_index(h, r->tunnel);
+	struct result *x;
+
+	if (ti < 0)
+		return;
+	x = &h->ring[h->seq % RING];
+	*x = (struct result){ .seq = h->seq++, .at_ns = clock_real_ns(), .tunnel = (size_t)ti,
+			      .target = r->target, .round = r->round, .rtt_ns = r->rtt_ns,
+			      .ok = r->ok, .late = r->late, .error = r->error };
+}
+
+static void on_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to)
+{
+	struct xb_health *h = ctx;
+	uint64_t now = clock_mono_ns();
+	ssize_t ti = tunnel_index(h, tunnel);
+	char why[96];
+
+	log_info("tunnel %s: %s -> %s", tunnel, xb_pstate_name(from), xb_pstate_name(to));
+	if (ti >= 0) {
+		json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:o}", "event", "state", "tunnel", tunnel,
+				       "from", xb_pstate_name(from), "to", xb_pstate_name(to),
+				       "figures", figures(h, (size_t)ti, now));
+		emit(h, ev);
+	}
+	snprintf(why, sizeof(why), "%s %s", tunnel, xb_pstate_name(to));
+	steer(h, why, now);
+}
+
+/* ---- the one-second timer: best paths by score, anomalies, the SLO ---- */
+
+static void edge(struct xb_health *h, size_t ti, bool *flag, bool now_on, const char *event,
+		 uint64_t now)
+{
+	if (now_on == *flag)
+		return;
+	*flag = now_on;
+	emit(h, json_pack("{s:s, s:s, s:b, s:o}", "event", event, "tunnel", h->tun[ti].cfg.name,
+			  "active", now_on, "figures", figures(h, ti, now)));
+}
+
+static void watch(struct xb_health *h, uint64_t now)
+{
+	double slo = h->d->policy ? h->d->policy->gateway.slo : 0;
+
+	for (size_t i = 0; i < h->n_tun; i++) {
+		struct tun *t = &h->tun[i];
+		struct xb_pstats_summary s;
+
+		if (!t->probed || xb_probe_stats(h->probe, t->cfg.name, -1, now, &s) < 0)
+			continue;
+		edge(h, i, &t->rtt_anomaly, s.rtt_anomaly, "rtt_anomaly", now);
+		edge(h, i, &t->loss_anomaly, s.loss_anomaly, "loss_anomaly", now);
+		if (slo > 0)
+			edge(h, i, &t->below_slo, s.availability >= 0 && s.availability * 100 < slo,
+			     "slo", now);
+	}
+}
+
+static void on_timer(struct xb_health *h)
+{
+	uint64_t n, now = clock_mono_ns();
+
+	if (read(h->timerfd, &n, sizeof(n)) < 0)
+		return;
+	steer(h, "scores", now);
+	watch(h, now);
+	if (h->alert)
+		xb_alert_tick(h->alert);
+	if (h->metrics)
+		xb_metrics_process(h->metrics);	/* its connection timeouts */
+}
+
+/* ---- life ---- */
+
+static int watch_fd(int epfd, int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+struct xb_health *xb_health_new(struct xb_daemon *d)
+{
+	struct xb_health *h = calloc(1, sizeof(*h));
+	struct xb_probe_cbs cbs = { .result = on_result, .state = on_state, .ctx = h };
+	struct itimerspec one = { { 1, 0 }, { 1, 0 } };
+
+	if (!h)
+		return NULL;
+	h->d = d;
+	h->epfd = h->timerfd = -1;
+	if (!(h->probe = xb_probe_new(&cbs)) || (h->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    (h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+	    timerfd_settime(h->timerfd, 0, &one, NULL) < 0 ||
+	    watch_fd(h->epfd, xb_probe_fd(h->probe), h->probe) < 0 ||
+	    watch_fd(h->epfd, h->timerfd, &h->timerfd) < 0 ||
+	    !(h->alert = xb_alert_new(h->epfd))) {
+		log_warn("tunnel health: setting up");
+		xb_health_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void xb_health_free(struct xb_health *h)
+{
+	if (!h)
+		return;
+	xb_metrics_free(h->metrics);
+	xb_alert_free(h->alert);
+	xb_probe_free(h->probe);
+	if (h->ct_open)
+		xb_ct_close(&h->ct);
+	if (h->timerfd >= 0)
+		close(h->timerfd);
+	if (h->epfd >= 0)
+		close(h->epfd);
+	free(h->tun);
+	free(h->st);
+	free(h->active);
+	free(h);
+}
+
+/* The prober's view of policy tunnel t: its targets, or ICMP to the
+ * partner's inner addresses. */
+static bool probe_cfg(const struct xb_tunnel *t, struct xb_probe_tunnel_cfg *c)
+{
+	const char *err;
+
+	xb_probe_tunnel_defaults(c);
+	snprintf(c->name, sizeof(c->name), "%s", t->name);
+	snprintf(c->ifname, sizeof(c->ifname), "%s", t->ifname);
+	c->interval_ns = (uint64_t)t->probe_interval_ms * 1000000ULL;
+	if (c->stats.loss_ns < c->interval_ns)
+		c->stats.loss_ns = c->interval_ns;
+	for (size_t i = 0; i < t->n_probe_targets && c->n_targets < XB_PROBE_MAX_TARGETS; i++)
+		if (xb_probe_target_parse(t->probe_targets[i], &c->targets[c->n_targets], &err))
+			c->n_targets++;
+	if (!t->n_probe_targets && t->has_peer4) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&c->targets[c->n_targets++].addr;
+		a->sin_family = AF_INET;
+		a->sin_addr = t->peer4;
+	}
+	if (!t->n_probe_targets && t->has_peer6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->targets[c->n_targets++].addr;
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = t->peer6;
+	}
+	return c->n_targets > 0;
+}
+
+static int set_tunnels(struct xb_health *h, const struct xb_policy *p)
+{
+	struct tun *tun = calloc(p->n_tunnels + 1, sizeof(*tun));
+	struct xb_steer_tunnel *st = calloc(p->n_tunnels + 1, sizeof(*st));
+	struct xb_probe_tunnel_cfg *cfgs = calloc(p->n_tunnels + 1, sizeof(*cfgs));
+	size_t n = 0;
+	const char *err = NULL;
+
+	if (!tun || !st || !cfgs)
+		goto fail;
+	for (size_t i = 0; i < p->n_tunnels; i++) {
+		memset(&cfgs[n], 0, sizeof(cfgs[n]));
+		if ((tun[i].probed = probe_cfg(&p->tunnels[i], &tun[i].cfg)))
+			cfgs[n++] = tun[i].cfg;
+		else
+			log_info("tunnel %s: not probed (no probe_targets, no peer4/peer6): its "
+				 "health is unknown and it is always usable", p->tunnels[i].name);
+	}
+	if (xb_probe_set(h->probe, cfgs, n, &err) < 0) {
+		log_warnx("tunnel health: %s", err ? err : "cannot configure the prober");
+		goto fail;
+	}
+	free(cfgs);
+	free(h->tun);
+	free(h->st);
+	h->tun = tun;
+	h->st = st;
+	h->n_tun = p->n_tunnels;
+	return 0;
+fail:
+	free(tun);
+	free(st);
+	free(cfgs);
+	return -1;
+}
+
+int xb_health_set(struct xb_health *h, const struct xb_policy *p, const struct xb_plan *plan)
+{
+	size_t *active = calloc(plan->n_paths + 1, sizeof(*active));
+
+	if (!active || set_tunnels(h, p) < 0) {
+		free(active);
+		return -1;
+	}
+	ranks(h, clock_mono_ns());
+	for (size_t i = 0; i < plan->n_paths; i++)
+		active[i] = xb_steer_pick(&plan->paths[i], h->st, XB_STEER_NONE);
+	free(h->active);
+	h->active = active;
+	h->n_active = plan->n_paths;
+	xb_alert_set(h->alert, (const char *const *)p->gateway.notify_command,
+		     p->gateway.n_notify_command, p->gateway.notify_webhook);
+	if (xb_metrics_set(&h->metrics, h->epfd, p, h->d) < 0)
+		return -1;
+	return 0;
+}
+
+int xb_health_fd(const struct xb_health *h)
+{
+	return h->epfd;
+}
+
+void xb_health_process(struct xb_health *h)
+{
+	struct epoll_event ev[8];
+	int n = epoll_wait(h->epfd, ev, 8, 0);
+
+	for (int i = 0; i < n; i++) {
+		void *tag = ev[i].data.ptr;
+
+		if (tag == h->probe)
+			xb_probe_process(h->probe, clock_mono_ns());
+		else if (tag == &h->timerfd)
+			on_timer(h);
+		else if (h->metrics && xb_metrics_owns(h->metrics, tag))
+			xb_metrics_process(h->metrics);
+		else
+			xb_alert_process(h->alert, tag);
+	}
+}
+
+size_t xb_health_active(const struct xb_health *h, const struct xb_path *pa)
+{
+	size_t pi = pa->id - 1;
+
+	if (h && h->active && pi < h->n_active)
+		return h->active[pi];
+	return pa->n_tunnels ? pa->tunnels[0] : XB_STEER_NONE;
+}
+
+uint64_t xb_health_swaps(const struct xb_health *h)
+{
+	return h ? h->swaps : 0;
+}
+
+/* ---- for xborderctl ---- */
+
+static json_t *active_for(const struct xb_health *h, size_t ti)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < h->n_active && i < h->d->plan.n_paths; i++)
+		if (h->active[i] == ti)
+			json_array_append_new(a, json_string(h->d->plan.paths[i].name));
+	return a;
+}
+
+json_t *xb_health_tunnel_json(const struct xb_health *h, size_t ti)
+{
+	struct xb_pstats_summary s;
+	uint64_t now = clock_mono_ns();
+	json_t *o;
+
+	if (!h || ti >= h->n_tun)
+		return NULL;
+	if (!h->tun[ti].probed || xb_probe_stats(h->probe, h->tun[ti].cfg.name, -1, now, &s) < 0)
+		return json_pack("{s:s, s:s, s:o}", "probe_state", "unprobed", "rank",
+				 xb_rank_name(h->st[ti].rank), "active_for", active_for(h, ti));
+	o = json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:o}",
+		"probe_state", xb_pstate_name(s.state), "rank", xb_rank_name(h->st[ti].rank),
+		"interval_ms", (json_int_t)(h->tun[ti].cfg.interval_ns / 1000000),
+		"rtt_last_ms", s.rtt_last_ns / 1e6, "rtt_min_ms", s.rtt_min_ns / 1e6,
+		"rtt_mean_ms", s.rtt_mean_ns / 1e6, "rtt_p95_ms", s.rtt_p95_ns / 1e6,
+		"jitter_ms", s.jitter_ns / 1e6, "loss_pct", s.loss_pct,
+		"availability", s.availability, "score", isfinite(s.score) ? s.score : -1.0,
+		"probes_sent", (json_int_t)s.sent, "transitions", (json_int_t)s.transitions,
+		"active_for", active_for(h, ti));
+	return o;
+}
+
+static json_t *result_json(const struct xb_health *h, const struct result *r)
+{
+	char spec[512];
+	const struct tun *t = &h->tun[r->tunnel];
+
+	if (r->target < t->cfg.n_targets)
+		xb_probe_target_str(&t->cfg.targets[r->target], spec, sizeof(spec));
+	else
+		snprintf(spec, sizeof(spec), "#%u", r->target);
+	return json_pack("{s:I, s:I, s:s, s:I, s:b, s:b, s:f, s:s?}", "seq", (json_int_t)r->seq,
+		"time_ms", (json_int_t)(r->at_ns / 1000000), "target", spec, "round",
+		(json_int_t)r->round, "ok", r->ok, "late", r->late,
+		"rtt_ms", r->ok || r->late ? r->rtt_ns / 1e6 : -1.0, "error", r->ok ? NULL : r->error);
+}
+
+json_t *xb_health_results(const struct xb_health *h, const char *name, uint64_t since,
+			  const char **error)
+{
+	ssize_t ti = h ? tunnel_index(h, name) : -1;
+	uint64_t first = h && h->seq > RING ? h->seq - RING : 0;
+	json_t *a;
+
+	if (ti < 0 || !h->tun[ti].probed) {
+		*error = ti < 0 ? "no such tunnel" : "the tunnel is not probed (no targets)";
+		return NULL;
+	}
+	if (!(a = json_array()))
+		return NULL;
+	for (uint64_t s = since > first ? since : first; s < h->seq; s++) {
+		const struct result *r = &h->ring[s % RING];
+
+		if (r->tunnel == (size_t)ti)
+			json_array_append_new(a, result_json(h, r));
+	}
+	return json_pack("{s:I, s:I, s:o}", "next", (json_int_t)h->seq, "interval_ms",
+			 (json_int_t)(h->tun[ti].cfg.interval_ns / 1000000), "results", a);
+}

@@ -1,0 +1,58 @@
+/* Tunnel health in xborderd: one prober (tunnel/probe.h) for every tunnel,
+ * steering of every path onto its best usable tunnel (gateway/steer.h),
+ * events for state changes, anomalies and availability below the SLO
+ * (gateway/alert.h), and the Prometheus metrics (gateway/metrics.h).
+ *
+ * Like the DNS service, it is event-loop agnostic: xb_health_fd() is one
+ * epoll fd (the prober's, a one-second timer, the alerts' sockets and the
+ * metrics server) that the daemon nests in its loop; when it is readable,
+ * call xb_health_process(). Route swaps happen inside process(), in the
+ * daemon's thread, through the daemon's rtnetlink socket.
+ *
+ *   h = xb_health_new(d);
+ *   xb_health_set(h, policy, plan);      start and every reload, after the
+ *                                        tunnels and before the routes
+ *   xb_health_active(h, path)            the tunnel the path's route uses
+ *   xb_health_free(h);
+ */
+#ifndef XB_HEALTH_H
+#define XB_HEALTH_H
+
+#include "gateway/steer.h"
+#include "policy/compile.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct xb_daemon;
+struct xb_health;
+
+struct xb_health *xb_health_new(struct xb_daemon *d);
+void xb_health_free(struct xb_health *h);
+
+/* Probe the tunnels of p and steer the paths of plan. Picks each path's
+ * tunnel from the health known now (tunnels that stay keep theirs) without
+ * touching routes: xb_apply_routes() installs them. 0, or -1 logged. */
+int xb_health_set(struct xb_health *h, const struct xb_policy *p, const struct xb_plan *plan);
+
+int xb_health_fd(const struct xb_health *h);
+void xb_health_process(struct xb_health *h);
+
+/* The tunnel path pa uses now (index into the policy's tunnels), or
+ * XB_STEER_NONE. h NULL: the first listed, as before any probe. */
+size_t xb_health_active(const struct xb_health *h, const struct xb_path *pa);
+
+/* For xborderctl: the figures of tunnel ti (state, rank, RTT, loss,
+ * jitter, score, availability, active_for); a new object or NULL. */
+json_t *xb_health_tunnel_json(const struct xb_health *h, size_t ti);
+/* Probe results of tunnel name with a sequence number >= since: {"next",
+ * "interval_ms", "results": [...]}. NULL with *error when no such tunnel. */
+json_t *xb_health_results(const struct xb_health *h, const char *name, uint64_t since,
+			  const char **error);
+
+/* Route swaps since start, and the last one's time from the state change
+ * that caused it to the route replaced (ns). For metrics and tests. */
+uint64_t xb_health_swaps(const struct xb_health *h);
+
+#endif

@@ -1,0 +1,228 @@
+/* Prometheus metrics; see metrics.h. The figures come from the same JSON
+ * that `xborderctl' shows (health.c, dns_service.c), so both agree. */
+#include "gateway/metrics.h"
+#include "gateway/daemon.h"
+#include "gateway/health.h"
+#include "common/log.h"
+
+#include <microhttpd.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+struct xb_metrics {
+	struct MHD_Daemon *mhd;
+	struct xb_daemon *d;
+	char *addr;		/* as in the policy */
+};
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static double num(json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+/* One gauge per tunnel from the health figures (key k of its JSON). */
+static void tunnel_gauge(FILE *f, struct xb_daemon *d, const char *name, const char *k,
+			 const char *help)
+{
+	family(f, name, "gauge", help);
+	for (size_t i = 0; i < d->policy->n_tunnels; i++) {
+		json_t *o = xb_health_tunnel_json(d->health, i);
+
+		if (o && json_object_get(o, k))
+			fprintf(f, "%s{tunnel=\"%s\"} %.6g\n", name, d->policy->tunnels[i].name, num(o, k));
+		json_decref(o);
+	}
+}
+
+static void tunnel_states(FILE *f, struct xb_daemon *d)
+{
+	static const char *const states[] = { "up", "degraded", "down", "unprobed" };
+
+	family(f, "xborder_tunnel_state", "gauge", "1 for the tunnel's probe state");
+	for (size_t i = 0; i < d->policy->n_tunnels; i++) {
+		json_t *o = xb_health_tunnel_json(d->health, i);
+		const char *st = json_string_value(json_object_get(o, "probe_state"));
+
+		for (size_t k = 0; st && k < 4; k++)
+			fprintf(f, "xborder_tunnel_state{tunnel=\"%s\",state=\"%s\"} %d\n",
+				d->policy->tunnels[i].name, states[k], !strcmp(st, states[k]));
+		json_decref(o);
+	}
+}
+
+static void tunnel_bytes(FILE *f, struct xb_daemon *d)
+{
+	family(f, "xborder_tunnel_bytes_total", "counter", "inner bytes by direction");
+	family(f, "xborder_tunnel_handshake_seconds", "gauge",
+	       "WireGuard: last handshake (unix time); GRE: keepalive replies");
+	for (size_t i = 0; d->tunnels && i < d->policy->n_tunnels; i++) {
+		const char *n = d->policy->tunnels[i].name;
+		uint64_t rx = 0, tx = 0, hs = 0;
+		struct wg_conf c;
+
+		if (d->policy->tunnels[i].type == XB_TUNNEL_GRE) {
+			struct gre_stats gs;
+			xb_greif_stats(&d->tunnels[i].gre, &gs);
+			rx = gs.rx_bytes;
+			tx = gs.tx_bytes;
+			hs = gs.keepalive_replies;
+		} else if (!xb_wgif_get(&d->tunnels[i].wg, &c)) {
+			if (c.n_peers) {
+				rx = c.peers[0].rx_bytes;
+				tx = c.peers[0].tx_bytes;
+				hs = (uint64_t)c.peers[0].last_handshake_sec;
+			}
+			wg_conf_free(&c);
+		}
+		fprintf(f, "xborder_tunnel_bytes_total{tunnel=\"%s\",direction=\"rx\"} %llu\n"
+			"xborder_tunnel_bytes_total{tunnel=\"%s\",direction=\"tx\"} %llu\n"
+			"xborder_tunnel_handshake_seconds{tunnel=\"%s\"} %llu\n", n,
+			(unsigned long long)rx, n, (unsigned long long)tx, n, (unsigned long long)hs);
+	}
+}
+
+static void dns(FILE *f, struct xb_daemon *d)
+{
+	static const char *const actions[] = { "forward", "override", "tunnel", "block" };
+	double sum[4] = { 0 };
+	json_t *st = d->dns ? xb_dnssvc_status(d->dns) : NULL, *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "rules"), i, r) {
+		const char *a = json_string_value(json_object_get(r, "action"));
+		for (size_t k = 0; a && k < 4; k++)
+			if (!strcmp(a, actions[k]))
+				sum[k] += num(r, "answered");
+	}
+	json_decref(st);
+	family(f, "xborder_dns_answers_total", "counter", "DNS answers by rule action");
+	for (size_t k = 0; k < 4; k++)
+		fprintf(f, "xborder_dns_answers_total{action=\"%s\"} %.0f\n", actions[k], sum[k]);
+}
+
+char *xb_metrics_render(struct xb_daemon *d)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	tunnel_states(f, d);
+	tunnel_gauge(f, d, "xborder_tunnel_rtt_ms", "rtt_mean_ms", "probe RTT, mean over the window");
+	tunnel_gauge(f, d, "xborder_tunnel_rtt_p95_ms", "rtt_p95_ms", "probe RTT, p95 over the window");
+	tunnel_gauge(f, d, "xborder_tunnel_loss_percent", "loss_pct", "probe loss over the window");
+	tunnel_gauge(f, d, "xborder_tunnel_jitter_ms", "jitter_ms", "RFC 3550 jitter of probe RTTs");
+	tunnel_gauge(f, d, "xborder_tunnel_availability", "availability",
+		     "answered / decided probes over the last hour (-1: none decided)");
+	tunnel_gauge(f, d, "xborder_tunnel_score", "score", "steering score, lower is better (-1: down)");
+	tunnel_gauge(f, d, "xborder_tunnel_probes_total", "probes_sent", "probe rounds sent");
+	tunnel_bytes(f, d);
+	family(f, "xborder_route_swaps_total", "counter", "path route replacements by steering");
+	fprintf(f, "xborder_route_swaps_total %llu\n", (unsigned long long)xb_health_swaps(d->health));
+	dns(f, d);
+	/* Devices by posture state: added by the posture wiring (gateway/posture.h)
+	 * when it lands in the daemon; nothing here knows the states yet. */
+	if (fclose(f))
+		return NULL;
+	return buf;
+}
+
+static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *url,
+			     const char *method, const char *version, const char *data,
+			     size_t *size, void **state)
+{
+	struct xb_metrics *m = cls;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	unsigned status = MHD_HTTP_OK;
+	char *page;
+
+	(void)version;
+	(void)data;
+	(void)size;
+	(void)state;
+	if (strcmp(method, "GET") || strcmp(url, "/metrics")) {
+		static char nf[] = "not found: GET /metrics\n";
+		r = MHD_create_response_from_buffer(sizeof(nf) - 1, nf, MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_NOT_FOUND;
+	} else if (!(page = xb_metrics_render(m->d))) {
+		return MHD_NO;
+	} else {
+		r = MHD_create_response_from_buffer(strlen(page), page, MHD_RESPMEM_MUST_FREE);
+	}
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static struct xb_metrics *start(int epfd, const struct xb_policy *p, struct xb_daemon *d)
+{
+	struct xb_metrics *m = calloc(1, sizeof(*m));
+	const union MHD_DaemonInfo *di;
+	const union wg_sockaddr *a = &p->gateway.metrics_addr;
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (!m || !(m->addr = strdup(p->gateway.metrics)))
+		goto fail;
+	m->d = d;
+	m->mhd = MHD_start_daemon(MHD_USE_EPOLL | (a->sa.sa_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				  0, NULL, NULL, serve, m, MHD_OPTION_SOCK_ADDR, &a->sa,
+				  MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+				  MHD_OPTION_END);
+	if (!m->mhd || !(di = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_EPOLL_FD)))
+		goto fail;
+	ev.data.ptr = m;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, di->epoll_fd, &ev) < 0)
+		goto fail;
+	log_info("metrics: serving http://%s/metrics", m->addr);
+	return m;
+fail:
+	log_warnx("metrics: cannot serve on %s", p->gateway.metrics);
+	xb_metrics_free(m);
+	return NULL;
+}
+
+int xb_metrics_set(struct xb_metrics **m, int epfd, const struct xb_policy *p,
+		   struct xb_daemon *d)
+{
+	if (*m && p->gateway.metrics && !strcmp((*m)->addr, p->gateway.metrics))
+		return 0;
+	xb_metrics_free(*m);	/* its epoll fd leaves epfd as it closes */
+	*m = NULL;
+	if (!p->gateway.metrics)
+		return 0;
+	return (*m = start(epfd, p, d)) ? 0 : -1;
+}
+
+bool xb_metrics_owns(const struct xb_metrics *m, const void *tag)
+{
+	return m == tag;
+}
+
+void xb_metrics_process(struct xb_metrics *m)
+{
+	MHD_run(m->mhd);
+}
+
+void xb_metrics_free(struct xb_metrics *m)
+{
+	if (!m)
+		return;
+	if (m->mhd)
+		MHD_stop_daemon(m->mhd);
+	free(m->addr);
+	free(m);
+}

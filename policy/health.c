@@ -1,0 +1,196 @@
+/* Tunnel health settings: per tunnel, how it is probed (probe_interval,
+ * probe_targets); in the gateway section, where metrics are served and
+ * where events go (metrics, notify_command, notify_webhook, slo). The
+ * daemon's side is gateway/health.c; docs/probing.md says what they do.
+ *
+ * Targets are checked with the prober's own parser (tunnel/probe.h) and
+ * kept in its canonical form, so that --print writes what loads back equal.
+ */
+#include "policy/internal.h"
+#include "tunnel/probe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PROBE_INTERVAL_MIN_MS	(XB_PROBE_MIN_INTERVAL_NS / 1000000)
+#define PROBE_INTERVAL_MAX_MS	60000
+#define PROBE_INTERVAL_DEFAULT_MS (XB_PROBE_DEFAULT_INTERVAL_NS / 1000000)
+#define NOTIFY_ARGV_MAX		32
+
+static void probe_targets(struct ld *l, const config_setting_t *s, const char *what,
+			  struct xb_tunnel *t)
+{
+	config_setting_t *list = xbp_get_list(l, s, "probe_targets", what);
+	char qb[QUOTE_MAX + 4], buf[512];
+
+	if (list && config_setting_length(list) > XB_PROBE_MAX_TARGETS)
+		xbp_err(l, list, "%s: probe_targets has %d targets; at most %d", what,
+			config_setting_length(list), XB_PROBE_MAX_TARGETS);
+	for (int i = 0; list && i < config_setting_length(list) && i < XB_PROBE_MAX_TARGETS; i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *v = xbp_elem_str(l, e, "probe_targets", what), *err = NULL;
+		struct xb_probe_target pt;
+		char **nv;
+
+		if (!v)
+			continue;
+		if (!xb_probe_target_parse(v, &pt, &err)) {
+			xbp_err(l, e, "%s: probe target `%s': %s (icmp:ADDR, tcp:ADDR:PORT, "
+				"http:ADDR[:PORT]/PATH, dns:ADDR[:PORT]/NAME)", what, xbp_quote(qb, v), err);
+			continue;
+		}
+		if (!(nv = xb_grow(t->probe_targets, t->n_probe_targets, sizeof(*nv)))) {
+			l->oom = true;
+			return;
+		}
+		t->probe_targets = nv;
+		nv[t->n_probe_targets++] = xbp_strdup(l, xb_probe_target_str(&pt, buf, sizeof(buf)));
+	}
+}
+
+void xbp_parse_probe(struct ld *l, const config_setting_t *s, const char *what, struct xb_tunnel *t)
+{
+	long v;
+
+	t->probe_interval_ms = PROBE_INTERVAL_DEFAULT_MS;
+	if (xbp_get_int(l, s, "probe_interval", what, PROBE_INTERVAL_MIN_MS, PROBE_INTERVAL_MAX_MS, &v))
+		t->probe_interval_ms = (unsigned)v;
+	probe_targets(l, s, what, t);
+}
+
+static void notify_command(struct ld *l, const config_setting_t *s, struct xb_gateway *g)
+{
+	config_setting_t *list = xbp_get_list(l, s, "notify_command", "gateway");
+	int n = list ? config_setting_length(list) : 0;
+
+	if (!list)
+		return;
+	if (n == 0 || n > NOTIFY_ARGV_MAX) {
+		xbp_err(l, list, "gateway: notify_command needs 1 to %d strings (the program, then "
+			"its arguments)", NOTIFY_ARGV_MAX);
+		return;
+	}
+	if (!(g->notify_command = calloc((size_t)n + 1, sizeof(char *)))) {
+		l->oom = true;
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *v = xbp_elem_str(l, e, "notify_command", "gateway");
+
+		if (!v)
+			continue;
+		if (i == 0 && v[0] != '/')
+			xbp_err(l, e, "gateway: notify_command: the program `%s' is not an absolute "
+				"path (no shell, no PATH search)", v);
+		g->notify_command[g->n_notify_command++] = xbp_strdup(l, v);
+	}
+}
+
+/* "http://ADDR[:PORT]/PATH" with a numeric address (IPv6 in brackets):
+ * the daemon posts without resolving names, so a slow resolver never
+ * stalls it. */
+bool xb_webhook_parse(const char *url, union wg_sockaddr *sa, const char **path)
+{
+	char host[128];
+	const char *h = url + 7, *slash;
+	size_t n;
+
+	if (strncmp(url, "http://", 7) || !(slash = strchr(h, '/')) || (n = (size_t)(slash - h)) == 0 ||
+	    n + 4 > sizeof(host))
+		return false;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (host[0] == '[' ? host[n - 1] == ']' : !strchr(host, ':'))
+		strcat(host, ":80");	/* no port */
+	if (path)
+		*path = slash;
+	return wg_endpoint_parse(sa, host);
+}
+
+void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway *g)
+{
+	const config_setting_t *m;
+	const char *v;
+	char qb[QUOTE_MAX + 4];
+	union wg_sockaddr sa;
+
+	if ((v = xbp_get_str(l, s, "metrics", "gateway", NULL))) {
+		g->metrics = xbp_strdup(l, v);
+		if (!wg_endpoint_parse(&g->metrics_addr, v) || !g->metrics_addr.in.sin_port)
+			xbp_err(l, config_setting_get_member(s, "metrics"), "gateway: metrics `%s' is "
+				"not ADDR:PORT (numeric, e.g. \"127.0.0.1:9180\")", xbp_quote(qb, v));
+	}
+	notify_command(l, s, g);
+	if ((v = xbp_get_str(l, s, "notify_webhook", "gateway", NULL))) {
+		g->notify_webhook = xbp_strdup(l, v);
+		if (!xb_webhook_parse(v, &sa, NULL))
+			xbp_err(l, config_setting_get_member(s, "notify_webhook"), "gateway: "
+				"notify_webhook `%s' is not http://ADDR[:PORT]/PATH with a numeric "
+				"address (plain HTTP only)", xbp_quote(qb, v));
+	}
+	if ((m = config_setting_get_member(s, "slo"))) {
+		if (config_setting_type(m) == CONFIG_TYPE_FLOAT)
+			g->slo = config_setting_get_float(m);
+		else if (config_setting_type(m) == CONFIG_TYPE_INT)
+			g->slo = config_setting_get_int(m);
+		else
+			g->slo = -1;
+		if (!(g->slo >= 0 && g->slo < 100))
+			xbp_err(l, m, "gateway: slo must be a number from 0 (off) to below 100 "
+				"(availability in per cent over the last hour)");
+	}
+}
+
+void xbp_print_probe(const struct xb_tunnel *t, FILE *out)
+{
+	fprintf(out, "    probe_interval = %u;\n", t->probe_interval_ms);
+	if (!t->n_probe_targets)
+		return;
+	fputs("    probe_targets = [ ", out);
+	for (size_t i = 0; i < t->n_probe_targets; i++) {
+		fputs(i ? ", " : "", out);
+		xbp_put_str(out, t->probe_targets[i]);
+	}
+	fputs(" ];\n", out);
+}
+
+void xbp_print_health(const struct xb_gateway *g, FILE *out)
+{
+	if (g->metrics) {
+		fputs("  metrics = ", out);
+		xbp_put_str(out, g->metrics);
+		fputs(";\n", out);
+	}
+	if (g->n_notify_command) {
+		fputs("  notify_command = [ ", out);
+		for (size_t i = 0; i < g->n_notify_command; i++) {
+			fputs(i ? ", " : "", out);
+			xbp_put_str(out, g->notify_command[i]);
+		}
+		fputs(" ];\n", out);
+	}
+	if (g->notify_webhook) {
+		fputs("  notify_webhook = ", out);
+		xbp_put_str(out, g->notify_webhook);
+		fputs(";\n", out);
+	}
+	if (g->slo > 0)
+		fprintf(out, "  slo = %.17g%s;\n", g->slo, g->slo == (double)(long)g->slo ? ".0" : "");
+}
+
+void xbp_health_free(struct xb_gateway *g, struct xb_tunnel *t)
+{
+	if (t) {
+		for (size_t i = 0; i < t->n_probe_targets; i++)
+			free(t->probe_targets[i]);
+		free(t->probe_targets);
+	}
+	if (g) {
+		free(g->metrics);
+		for (size_t i = 0; i < g->n_notify_command; i++)
+			free(g->notify_command[i]);
+		free(g->notify_command);
+		free(g->notify_webhook);
+	}
+}
