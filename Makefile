@@ -136,6 +136,7 @@ fuzz:
 
 bench: all
 	$(Q)[ "$$(id -u)" = 0 ] || { echo "make bench needs root (network namespaces)"; exit 1; }
+	$(Q)deploy/deps.sh --auto bench
 	$(Q)XB_BUILD=$(abspath $(BUILD)) bench/run.sh
 
 # The story of docs/demo: sudo make demo (CHECK=1: no pauses, assertions).

@@ -6,7 +6,8 @@
 #   deploy/deps.sh --auto [GROUP...]   as --check, but install when run as root (used by make)
 #
 # Groups: the base set (build, test, demo) always; "fuzz" adds clang and its
-# sanitizer runtime for make fuzz.
+# sanitizer runtime for make fuzz; "bench" the references of make bench
+# (dnsperf, unbound).
 #
 # Idempotent: installed packages are left alone. Recommends are not pulled in
 # (wireguard-tools would otherwise bring a kernel image and an initramfs run).
@@ -39,6 +40,10 @@ busybox:cmd:busybox
 time:cmd:/usr/bin/time
 sqlite3:cmd:sqlite3
 "
+BENCH_PKGS="
+dnsperf:cmd:dnsperf
+unbound:cmd:unbound
+"
 FUZZ_PKGS="
 clang:cmd:clang
 libclang-rt-14-dev:file:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
@@ -63,7 +68,8 @@ case ${1:-} in --check|--auto) mode=$1; shift ;; esac
 for group in "$@"; do
 	case $group in
 	fuzz) PKGS="$PKGS $FUZZ_PKGS" ;;
-	*) echo "deps: unknown group '$group' (groups: fuzz)" >&2; exit 2 ;;
+	bench) PKGS="$PKGS $BENCH_PKGS" ;;
+	*) echo "deps: unknown group '$group' (groups: fuzz, bench)" >&2; exit 2 ;;
 	esac
 done
 need=$(missing | tr '\n' ' ')
