@@ -15,8 +15,9 @@
  *               decided since the tunnel came up, or RTT p95 >= mult x min
  *               + add; left only below the lower _off thresholds
  *               (hysteresis).
- *   up          up_after good probes in a row, and not sooner than
- *               hold_down_ns after going down.
+ *   up          after an outage: up_after good probes in a row, and not
+ *               sooner than hold_down_ns after going down; a tunnel never
+ *               down yet (just created): its first good probe.
  *
  * The loss rules look only at probes sent since the tunnel last came up,
  * otherwise the losses of the outage itself would hold it down for a whole
@@ -414,7 +415,9 @@ static enum xb_pstate next_state(const struct xb_pstats *ps, const struct view *
 	const struct xb_pstats_cfg *c = &ps->cfg;
 
 	if (ps->state == XB_PST_DOWN) {
-		if (ps->good_run < c->up_after ||
+		/* Slow up is for a tunnel coming back from an outage; a new
+		 * one is up at its first answer. */
+		if (ps->good_run < (ps->was_down ? c->up_after : 1) ||
 		    (ps->was_down && now - ps->down_at < c->hold_down_ns))
 			return XB_PST_DOWN;
 		return XB_PST_UP;	/* degraded, if so, on the next update */

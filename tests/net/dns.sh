@@ -177,6 +177,13 @@ xb_check "query log: a JSON line for alice's tunnel answer" \
 	sh -c "jq -se 'any(.[]; .device == \"alice\" and .name == \"erp.acme.cn\" and .action == \"tunnel\" and any(.answer[]; . == \"203.0.113.10\"))' '$QLOG' >/dev/null"
 xb_check "query log: bob's refusal says deny" \
 	sh -c "jq -se 'any(.[]; .device == \"bob\" and .action == \"deny\")' '$QLOG' >/dev/null"
+# logrotate's way: move the log, SIGHUP; the next line goes to a new file.
+mv "$QLOG" "$QLOG.old"
+kill -HUP "$GWPID"
+xb_wait 3000 grep -q "reloaded: " "$GWLOG"
+q alice portal.acme.cn >/dev/null
+xb_check "query log: reopened on SIGHUP (a new file after the old one was moved)" \
+	sh -c "jq -se 'any(.[]; .name == \"portal.acme.cn\")' '$QLOG' >/dev/null && test -s '$QLOG.old'"
 shows_rules() { ctl dns | grep -qE '^mainland +tunnel +[0-9]'; }
 xb_check "xborderctl dns shows the rules and their counters" shows_rules
 ctl dns | sed 's/^/# /'
