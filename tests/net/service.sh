@@ -73,7 +73,11 @@ xb_check "READY=1, and at once the control socket answers" \
 	nq gw "$XB_BIN/xborderctl" -s "$CTL" status
 xb_check "READY=1 came after the gateway was up" grep -q "gateway up" "$GWLOG"
 xb_check "STATUS= with the summary" grep -q 'READY=1|STATUS=up: 1 devices, 0 tunnels, 1 rules' "$NLOG"
-pid=$(nq gw pgrep -x xborderd | head -n 1)
+# The xborderd in this test's namespace (pgrep alone sees every namespace's).
+pid=
+for p in $(ip netns pids "$XB_RUN-gw"); do
+	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = xborderd ] && { pid=$p; break; }
+done
 xb_check "xborderd runs as uid $RUN_UID" \
 	sh -c "grep -qE '^Uid:[[:space:]]+$RUN_UID[[:space:]]+$RUN_UID' /proc/$pid/status"
 # CAP_NET_BIND_SERVICE 10, CAP_NET_RAW 13, CAP_NET_ADMIN 12: 0x3400.
