@@ -17,6 +17,7 @@
 #include "common/notify.h"
 #include "gateway/dns_service.h"
 #include "gateway/nft.h"
+#include "gateway/posture_rt.h"
 #include "gateway/rtnl.h"
 #include "gateway/wgif.h"
 #include "policy/compile.h"
@@ -45,6 +46,7 @@ struct xb_daemon {
 	struct xb_ctl *ctl;
 	struct xb_notify notify;	/* systemd: readiness, reload, watchdog */
 	struct xb_dnssvc *dns;		/* NULL until the gateway is up */
+	struct xb_prt *prt;		/* posture state and enforcement */
 	int epfd, sigfd, tickfd;
 	time_t started, loaded_at;
 	struct {
