@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PRUNE_S 60	/* expired attributes leave the store this often */
@@ -509,6 +510,8 @@ struct xb_prt *xb_prt_open(const struct xb_policy *p)
 	if (!r)
 		return NULL;
 	r->epfd = -1;
+	if (mkdir(p->gateway.state_dir, 0750) < 0 && errno != EEXIST)
+		log_warn("posture: creating %s", p->gateway.state_dir);
 	snprintf(path, sizeof(path), "%s/%s", p->gateway.state_dir, XB_PRT_DB);
 	if (!(r->store = xb_pstore_open(path, XB_PSTORE_MOVE_ASIDE, err, sizeof(err)))) {
 		log_warnx("posture: %s", err);
