@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -351,5 +352,85 @@ TEST(http_report_end_to_end)
 	json_decref(st);
 	xb_prt_close(r);
 	xb_policy_free(p);
+	cleanup();
+}
+
+/* N devices (XB_PRT_DEVICES, default 20 000; bench/posture.sh asks for
+ * 100 000), each with a report, re-evaluated by a reload (xb_prt_rebind)
+ * and the table compiled from the answers: the goal is 100 000 in 1 s,
+ * so at most 10 us a device for the re-evaluation. */
+TEST(rebind_scale)
+{
+	const char *env = getenv("XB_PRT_DEVICES");
+	size_t n = env ? strtoul(env, NULL, 10) : 20000;
+	struct xb_errors errs = { 0 };
+	struct xb_policy *p, *q;
+	struct xb_prt *r;
+	struct xb_plan plan;
+	struct xb_compile_opts o = { .posture_ok = xb_prt_ok };
+	FILE *f;
+	char path[160], *script;
+	uint64_t t0, t1, t2;
+
+	if (n < 1 || n > 130000)
+		SKIP("XB_PRT_DEVICES must be 1..130000 (the pool holds 131 070)");
+	setup();
+	snprintf(path, sizeof(path), "%s/xb.conf", dir);
+	put_file("gw.key", GWKEY "\n");
+	CHECK((f = fopen(path, "w")) != NULL);
+	fprintf(f, "gateway = { private_key_file = \"gw.key\"; pool4 = \"198.18.0.0/15\";\n"
+		"  state_dir = \"%s/state\"; };\ndevices = (\n", dir);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t key[32] = { 1 };
+		char b64[64];
+
+		memcpy(key + 4, &i, sizeof(i));
+		sodium_bin2base64(b64, sizeof(b64), key, 32, sodium_base64_VARIANT_ORIGINAL);
+		size_t a = i + 2;	/* .0.0 is the network, .0.1 the gateway */
+
+		fprintf(f, "%s{ name = \"d%zu\"; public_key = \"%s\"; address4 = \"198.%zu.%zu.%zu\"; }\n",
+			i ? "," : "", i, b64, 18 + a / 65536, a / 256 % 256, a % 256);
+	}
+	fprintf(f, ");\nprofiles = ( { name = \"corp\"; checks = ( { os_version = \">= 12\"; },"
+		" { firewall = true; mode = \"report\"; } ); } );\n"
+		"rules = ( { name = \"a\"; posture = [ \"corp\" ]; to = [ \"203.0.113.0/24\" ];"
+		" action = \"allow\"; via = [ \"internet\" ]; } );\n");
+	CHECK(fclose(f) == 0);
+	p = xb_policy_load(path, &errs);
+	q = p ? xb_policy_load(path, &errs) : NULL;
+	if (!q)
+		xb_errors_print(&errs, stdout);
+	CHECK(q != NULL);
+	CHECK((r = xb_prt_open(p)) != NULL);
+	for (size_t i = 0; i < n; i++) {
+		char body[160];
+		struct xb_report *rep;
+
+		snprintf(body, sizeof(body), "{\"seq\":1,\"nonce\":\"00\",\"time\":0,\"os\":"
+			 "{\"family\":\"linux\",\"version\":\"%s\"},\"firewall\":true}",
+			 i % 2 ? "11" : "12.1");
+		CHECK((rep = xb_report_parse(body, strlen(body), NULL, 0)) != NULL);
+		xb_posture_set_report(&r->dev[i].st, rep, prt_now());
+		prt_judge(r, i, prt_now(), 0);	/* as if reported before */
+	}
+	t0 = clock_mono_ns();
+	CHECK_INT(xb_prt_rebind(r, q), ==, 0);
+	t1 = clock_mono_ns();
+	o.ctx = r;
+	CHECK_INT(xb_plan_build(q, &plan, &errs), ==, 0);
+	CHECK((script = xb_compile_nft(q, &plan, &o)) != NULL);
+	t2 = clock_mono_ns();
+	CHECK(xb_prt_ok(r, 0, 0) && !xb_prt_ok(r, 0, 1) && xb_prt_ok(r, 0, n - 1 - (n - 1) % 2));
+	printf("# %zu devices: re-evaluation %.1f ms (%.2f us a device; goal 100 000 in 1 s: "
+	       "%.2f of it), compile %.1f ms\n", n, (double)(t1 - t0) / 1e6,
+	       (double)(t1 - t0) / 1e3 / (double)n, (double)(t1 - t0) / 1e4 / (double)n,
+	       (double)(t2 - t1) / 1e6);
+	CHECK((double)(t1 - t0) / 1e3 / (double)n <= 10.0);
+	free(script);
+	xb_plan_free(&plan);
+	xb_prt_close(r);
+	xb_policy_free(p);
+	xb_policy_free(q);
+	xb_errors_free(&errs);
 	cleanup();
 }
