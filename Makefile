@@ -59,7 +59,7 @@ TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
 PROGS    := xborder-wg xb-gre xb-probe xb-impair xb-pkt xborderd xborderctl xb-ctlfake \
-            xborder-posture xb-gwfake xb-sdnotify
+            xborder-posture xb-gwfake xb-sdnotify xb-preport
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-gre   := tunnel/gre_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
@@ -71,6 +71,7 @@ SRC_xborder-posture := agent/xborder-posture_main.c $(AGENT_SRCS)
 SRC_xb-gwfake := tests/tools/gwfake_main.c
 SRC_xb-sdnotify := tests/tools/sdnotify_main.c
 SRC_xb-probe  := tunnel/probe_main.c
+SRC_xb-preport := tests/tools/preport_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

@@ -313,17 +313,38 @@ int xb_render_status(const struct xb_render *r, json_t *st)
 
 /* --- devices --------------------------------------------------------------- */
 
+/* "corp-laptop (0 failing, 12s old)"; "- (3 failing, no report)". */
+static char *posture_cell(json_t *p)
+{
+	char *names, *s = NULL, age[40] = "no report";
+	uint64_t a;
+
+	if (!json_is_object(p))
+		return strdup("-");
+	if (uint_at(p, "report_age", &a)) {
+		xb_fmt_duration(age, sizeof(age) - 4, a);
+		strcat(age, " old");
+	}
+	if (!(names = text(get(p, "compliant"))))
+		return NULL;
+	if (asprintf(&s, "%s (%" JSON_INTEGER_FORMAT " failing, %s)", names,
+		     json_integer_value(get(p, "failing_checks")), age) < 0)
+		s = NULL;
+	free(names);
+	return s;
+}
+
 int xb_render_devices(const struct xb_render *r, json_t *list)
 {
 	static const char *const cols[] = { "NAME", "GROUPS", "ADDRESS4", "ADDRESS6",
-					    "ENDPOINT", "HANDSHAKE", "RX", "TX" };
+					    "ENDPOINT", "HANDSHAKE", "RX", "TX", "POSTURE" };
 	struct table t;
 	json_t *d;
 	size_t i;
 
 	if (!json_is_array(list))
 		return -1;
-	if (!tab_init(&t, 8, json_array_size(list) + 1)) {
+	if (!tab_init(&t, 9, json_array_size(list) + 1)) {
 		tab_free(&t);
 		return -1;
 	}
@@ -340,6 +361,7 @@ int xb_render_devices(const struct xb_render *r, json_t *list)
 		tab_put(&t, never ? C_YELLOW : NULL, ago_at(r, d, "last_handshake"));
 		tab_put(&t, NULL, bytes_at(d, "rx_bytes"));
 		tab_put(&t, NULL, bytes_at(d, "tx_bytes"));
+		tab_put(&t, NULL, posture_cell(get(d, "posture")));
 	}
 	tab_print(r, &t);
 	tab_free(&t);
@@ -644,6 +666,76 @@ int xb_render_dns(const struct xb_render *r, json_t *st)
 		dns_row(&t, rule);
 	tab_print(r, &t);
 	tab_free(&t);
+	return 0;
+}
+
+/* --- posture ------------------------------------------------------------------ */
+
+static void posture_profile(const struct xb_render *r, json_t *pr)
+{
+	static const char *const cols[] = { "CHECK", "RESULT", "MODE", "EXPECTED", "SEEN" };
+	json_t *checks = get(pr, "checks"), *c;
+	bool ok = json_is_true(get(pr, "compliant"));
+	struct table t;
+	size_t i;
+
+	fprintf(r->out, "\n%sprofile %s%s: %s%s%s (max_age %" JSON_INTEGER_FORMAT " s)\n",
+		paint(r, C_BOLD), json_string_value(get(pr, "name")), paint(r, C_RESET),
+		paint(r, ok ? C_GREEN : C_RED), ok ? "compliant" : "not compliant",
+		paint(r, C_RESET), json_integer_value(get(pr, "max_age")));
+	if (!json_is_array(checks) || !tab_init(&t, 5, json_array_size(checks) + 1))
+		return;
+	tab_head(&t, cols);
+	json_array_foreach(checks, i, c) {
+		const char *o = json_string_value(get(c, "outcome"));
+		bool bad = o && (!strcmp(o, "fail") || !strcmp(o, "unknown"));
+
+		tab_put(&t, NULL, text(get(c, "check")));
+		tab_put(&t, bad ? C_RED : o && !strcmp(o, "pass") ? C_GREEN : NULL, text(get(c, "outcome")));
+		tab_put(&t, NULL, text(get(c, "mode")));
+		tab_put(&t, NULL, text(get(c, "expected")));
+		tab_put(&t, NULL, text(get(c, "seen")));
+	}
+	tab_print(r, &t);
+	tab_free(&t);
+}
+
+/* `posture': the counters; `posture DEVICE': each profile's checks. */
+int xb_render_posture(const struct xb_render *r, json_t *st)
+{
+	json_t *pr, *a;
+	size_t i;
+	uint64_t age;
+	char buf[48];
+
+	if (!json_is_object(st))
+		return -1;
+	if (!get(st, "device")) {
+		head(r, "posture", json_sprintf_text("%s devices, %s reported, %s compliant",
+			get(st, "devices"), get(st, "reported"), get(st, "compliant")));
+		kv(r, "received", json_sprintf_text("%s reports, %s pushes", get(st, "reports"),
+			get(st, "pushes")), NULL);
+		kv(r, "enforced", json_sprintf_text("%s transitions, %s set changes (%s failed), "
+			"%s cuts (%s flow entries)", get(st, "transitions"), get(st, "set_changes"),
+			get(st, "set_errors"), get(st, "cuts"), get(st, "cut_entries")), NULL);
+		kv(r, "report to enforcement", json_sprintf_text("p99 below %s us, max %s us",
+			get(st, "enforce_p99_us"), get(st, "enforce_max_us")), NULL);
+		return 0;
+	}
+	head(r, "device", text(get(st, "device")));
+	if (uint_at(st, "report_age", &age)) {
+		xb_fmt_duration(buf, sizeof(buf), age);
+		kv(r, "report age", strdup(buf), NULL);
+	} else {
+		kv(r, "report age", strdup("no report"), C_YELLOW);
+	}
+	kv(r, "seq", text(get(st, "seq")), NULL);
+	kv(r, "platform", text(get(st, "platform")), NULL);
+	json_array_foreach(get(st, "attributes"), i, a)
+		kv(r, "pushed", json_sprintf_text("%s = %s (expires %s)", get(a, "key"),
+			get(a, "value"), get(a, "expires")), NULL);
+	json_array_foreach(get(st, "profiles"), i, pr)
+		posture_profile(r, pr);
 	return 0;
 }
 

@@ -20,20 +20,21 @@
 #define TIMEOUT_S 30	/* for the whole answer; a reload of a large policy fits */
 
 /* The commands: a new one is one line here and a renderer in render.c.
- * args names the arguments for usage; n_args of them are required. */
+ * args names the arguments for usage; n_args to max_args of them are given. */
 static const struct cmd {
 	const char *name;
 	const char *args;
-	int n_args;
+	int n_args, max_args;
 	xb_render_fn render;
 } cmds[] = {
-	{ "status", "", 0, xb_render_status },
-	{ "devices", "", 0, xb_render_devices },
-	{ "tunnels", "", 0, xb_render_tunnels },
-	{ "rules", "", 0, xb_render_rules },
-	{ "dns", "", 0, xb_render_dns },
-	{ "probe", "TUNNEL", 1, NULL },		/* streams: see probe_stream() */
-	{ "reload", "", 0, xb_render_reload },
+	{ "status", "", 0, 0, xb_render_status },
+	{ "devices", "", 0, 0, xb_render_devices },
+	{ "tunnels", "", 0, 0, xb_render_tunnels },
+	{ "rules", "", 0, 0, xb_render_rules },
+	{ "dns", "", 0, 0, xb_render_dns },
+	{ "posture", "[DEVICE]", 0, 1, xb_render_posture },
+	{ "probe", "TUNNEL", 1, 1, NULL },		/* streams: see probe_stream() */
+	{ "reload", "", 0, 0, xb_render_reload },
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -352,7 +353,7 @@ int main(int argc, char **argv)
 	}
 	if (!(cmd = lookup(argv[optind])))
 		return 2;
-	if (argc - optind - 1 != cmd->n_args) {
+	if (argc - optind - 1 < cmd->n_args || argc - optind - 1 > cmd->max_args) {
 		fprintf(stderr, "xborderctl: usage: xborderctl %s%s%s\n", cmd->name,
 			*cmd->args ? " " : "", cmd->args);
 		return 2;
@@ -361,7 +362,7 @@ int main(int argc, char **argv)
 		return probe_stream(path, cmd, argv[optind + 1], json);
 	if ((fd = dial(path)) < 0)
 		return 1;
-	if (send_request(fd, cmd, argv + optind + 1, cmd->n_args) || !(resp = read_response(fd))) {
+	if (send_request(fd, cmd, argv + optind + 1, argc - optind - 1) || !(resp = read_response(fd))) {
 		close(fd);
 		return 1;
 	}

@@ -249,6 +249,9 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	 * here, before it touches anything of the running one. */
 	if (open_control(d) < 0)
 		return -1;
+	/* Posture before the table: the compiler asks it who passes. */
+	if (!(d->prt = xb_prt_open(d->policy)))
+		goto fail;
 	/* Order: the table (it replaces a crashed run's atomically and names
 	 * interfaces by name, so they need not exist yet) before anything can
 	 * forward; routes and rules swept and rebuilt; the device interface up
@@ -263,10 +266,14 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 		goto fail;
 	forwarding_on(d, d->policy);
 	/* DNS last: its answers go into the table's sets. */
-	if (!(d->dns = xb_dnssvc_new(d->policy->gateway.state_dir, NULL, d)) ||
+	if (!(d->dns = xb_dnssvc_new(d->policy->gateway.state_dir, xb_prt_ok, d->prt)) ||
 	    add_watch(d, xb_dnssvc_fd(d->dns)) < 0) {
 		goto fail;
 	}
+	/* The posture endpoint listens (freebind) once the sets exist. */
+	if (add_watch(d, xb_prt_fd(d->prt)) < 0)
+		goto fail;
+	xb_prt_listen(d->prt);
 	xb_dnssvc_commit(d->dns, dns);
 	dns = NULL;
 	log_info("%s: gateway up: %zu devices, %zu tunnels, %zu rules, %zu paths", path,
@@ -312,6 +319,10 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	}
 	d->tunnels = tunnels;
 	d->policy = p;
+	/* Every device against the new profiles, before the table that
+	 * lists the passing ones is compiled (old is still valid here). */
+	if (d->prt && xb_prt_rebind(d->prt, p) < 0)
+		e = -1;
 	if (xb_apply_devif(d, old, p) < 0)
 		e = -1;
 	if (d->health && xb_health_set(d->health, p, &plan) < 0)
@@ -319,6 +330,8 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	if (xb_apply_nft(d, p, &plan) < 0 || xb_apply_routes(d, &plan, &d->plan) < 0)
 		e = -1;
 	forwarding_on(d, p);
+	if (d->prt && xb_prt_listen(d->prt) < 0)
+		e = -1;
 	/* The new table's _dns sets are empty: commit refills them. */
 	if (d->dns && xb_dnssvc_commit(d->dns, dns) < 0)
 		e = -1;
@@ -370,6 +383,8 @@ static void on_signal(struct xb_daemon *d)
 			xb_errors_free(&errs);
 			if (d->dns)
 				xb_dnssvc_reopen_log(d->dns);
+			if (d->prt)
+				xb_prt_reopen_log(d->prt);
 		} else {
 			log_info("%s: stopping", strsignal((int)si.ssi_signo));
 			d->stopping = true;
@@ -387,6 +402,8 @@ static void on_tick(struct xb_daemon *d)
 		xb_notify_send(&d->notify, "WATCHDOG=1");
 	xb_apply_resolve(d, false);
 	xb_apply_revive(d);
+	if (d->prt)
+		xb_prt_tick(d->prt);
 }
 
 int xb_daemon_run(struct xb_daemon *d)
@@ -410,6 +427,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				xb_dnssvc_process(d->dns);
 			else if (d->health && ev[i].data.fd == xb_health_fd(d->health))
 				xb_health_process(d->health);
+			else if (d->prt && ev[i].data.fd == xb_prt_fd(d->prt))
+				xb_prt_process(d->prt);
 		}
 	}
 	return 0;
@@ -425,6 +444,8 @@ void xb_daemon_stop(struct xb_daemon *d)
 	d->dns = NULL;
 	xb_health_free(d->health);
 	d->health = NULL;
+	xb_prt_close(d->prt);		/* everything acknowledged is in the store */
+	d->prt = NULL;
 	xb_apply_teardown(d);
 	forwarding_restore(d);
 	xb_nft_close(&d->nft);

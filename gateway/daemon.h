@@ -18,6 +18,7 @@
 #include "gateway/dns_service.h"
 #include "gateway/greif.h"
 #include "gateway/nft.h"
+#include "gateway/posture_rt.h"
 #include "gateway/rtnl.h"
 #include "gateway/wgif.h"
 #include "policy/compile.h"
@@ -57,6 +58,7 @@ struct xb_daemon {
 	struct xb_notify notify;	/* systemd: readiness, reload, watchdog */
 	struct xb_dnssvc *dns;		/* NULL until the gateway is up */
 	struct xb_health *health;	/* probes, steering, notifications, metrics */
+	struct xb_prt *prt;		/* posture state and enforcement */
 	int epfd, sigfd, tickfd;
 	time_t started, loaded_at;
 	struct {

@@ -142,8 +142,13 @@ static int cmd_devices(void *ctx, json_t *args, json_t **result, char **error, j
 
 		for (size_t k = 0; k < json_array_size(args); k++)
 			wanted |= !strcmp(json_string_value(json_array_get(args, k)), dv->name);
-		if (wanted)
-			json_array_append_new(a, device_json(dv, find_peer(&c, dv->public_key)));
+		if (wanted) {
+			json_t *o = device_json(dv, find_peer(&c, dv->public_key));
+
+			if (o && d->prt)
+				json_object_set_new(o, "posture", xb_prt_summary(d->prt, i));
+			json_array_append_new(a, o);
+		}
 	}
 	wg_conf_free(&c);
 	*result = a;
@@ -425,11 +430,41 @@ static int cmd_probe(void *ctx, json_t *args, json_t **result, char **error, jso
 	return 0;
 }
 
+/* posture: the service's counters; posture DEVICE: each profile's checks. */
+static int cmd_posture(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+	const char *name = json_string_value(json_array_get(args, 0));
+
+	(void)errors;
+	if (!d->prt) {
+		*error = strdup("the posture service is not running");
+		return -1;
+	}
+	if (json_array_size(args) > 1) {
+		*error = strdup("usage: posture [DEVICE]");
+		return -1;
+	}
+	if (!name) {
+		*result = xb_prt_status(d->prt);
+		return *result ? 0 : oom(error);
+	}
+	for (size_t i = 0; i < d->policy->n_devices; i++)
+		if (!strcmp(d->policy->devices[i].name, name)) {
+			*result = xb_prt_detail(d->prt, i);
+			return *result ? 0 : oom(error);
+		}
+	if (asprintf(error, "no device \"%s\" in the policy", name) < 0)
+		*error = NULL;
+	return -1;
+}
+
 static const struct xb_ctl_command commands[] = {
 	{ "status", cmd_status, "the daemon, its policy and the device interface" },
 	{ "devices", cmd_devices, "devices: addresses, endpoint, handshake, bytes [NAME...]" },
 	{ "tunnels", cmd_tunnels, "partner tunnels: backend, endpoint, state, bytes [NAME...]" },
 	{ "rules", cmd_rules, "policy rules in order, with their counters" },
+	{ "posture", cmd_posture, "posture: counters; with DEVICE each profile's checks, expected and seen" },
 	{ "dns", cmd_dns, "the DNS service: listeners, counters per rule, cache, upstreams" },
 	{ "probe", cmd_probe, "probe results of a tunnel since a sequence number: TUNNEL [SINCE]" },
 	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },

@@ -16,7 +16,7 @@
 
 static const char *const gateway_keys[] = {
 	"interface", "listen_port", "private_key_file", "pool4", "pool6", "address4",
-	"address6", "dns_port", "posture_port", "control_socket", "state_dir",
+	"address6", "dns_port", "posture_port", "posture_admin", "control_socket", "state_dir",
 	"metrics", "notify_command", "notify_webhook", "slo", NULL
 };
 static const char *const device_keys[] = {
@@ -107,6 +107,47 @@ static uint16_t get_port(struct ld *l, const config_setting_t *s, const char *ke
 	return xbp_get_int(l, s, key, "gateway", 1, 65535, &v) ? (uint16_t)v : dflt;
 }
 
+/* posture_admin: "ADDR:PORT" or "[ADDR]:PORT", an address literal (no
+ * name: the daemon binds it before any resolver is asked). */
+static void parse_admin(struct ld *l, const config_setting_t *s, struct xb_gateway *g)
+{
+	const config_setting_t *m = config_setting_get_member(s, "posture_admin");
+	const char *v = xbp_get_str(l, s, "posture_admin", "gateway", &g->posture_admin_line);
+	char qb[QUOTE_MAX + 4], host[INET6_ADDRSTRLEN + 2], *end;
+	const char *colon, *h = v;
+	size_t hl;
+	long port;
+
+	if (!v)
+		return;
+	colon = strrchr(v, ':');
+	if (v[0] == '[') {
+		const char *rb = strchr(v, ']');
+
+		h = v + 1;
+		colon = rb && rb[1] == ':' ? rb + 1 : NULL;
+		hl = rb ? (size_t)(rb - h) : 0;
+	} else {
+		hl = colon ? (size_t)(colon - v) : 0;
+	}
+	port = colon ? strtol(colon + 1, &end, 10) : 0;
+	if (!colon || !hl || hl >= sizeof(host) || !colon[1] || *end || port < 1 || port > 65535) {
+		xbp_err(l, m, "gateway: posture_admin `%s' is not ADDRESS:PORT", xbp_quote(qb, v));
+		return;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	g->posture_admin_family = v[0] == '[' ? AF_INET6 : AF_INET;
+	if (!xbp_addr_parse(g->posture_admin_family, host, &g->posture_admin_addr)) {
+		xbp_err(l, m, "gateway: posture_admin `%s': `%s' is not an %s address%s",
+			xbp_quote(qb, v), host, fam_name(g->posture_admin_family),
+			v[0] != '[' && strchr(host, ':') ? " (write IPv6 as [ADDR]:PORT)" : "");
+		return;
+	}
+	g->posture_admin_port = (uint16_t)port;
+	g->has_posture_admin = true;
+}
+
 /* An absolute path; max: its longest length (0: PATH_MAX). */
 static char *get_abs_path(struct ld *l, const config_setting_t *s, const char *key,
 			  const char *dflt, size_t max)
@@ -160,6 +201,7 @@ void xbp_parse_gateway(struct ld *l, const config_setting_t *s)
 	parse_gw_addr(l, s, "address6", &g->pool6, g->has_pool6, &g->address6);
 	g->dns_port = get_port(l, s, "dns_port", 53, &g->dns_port_line);
 	g->posture_port = get_port(l, s, "posture_port", 8443, &g->posture_port_line);
+	parse_admin(l, s, g);
 	g->control_socket = get_abs_path(l, s, "control_socket", "/run/xborder/control.sock",
 					 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	g->state_dir = get_abs_path(l, s, "state_dir", "/var/lib/xborder", 0);

@@ -69,6 +69,12 @@ struct xb_gateway {
 	struct in6_addr address6;		/* pool, default: the first host */
 	uint16_t dns_port;			/* default 53 */
 	uint16_t posture_port;			/* default 8443 */
+	/* posture_admin = "ADDR:PORT" ("[ADDR]:PORT" for IPv6): where an MDM
+	 * pushes attributes (docs/posture.md); unset: no admin endpoint. */
+	bool has_posture_admin;
+	int posture_admin_family;		/* AF_INET or AF_INET6 */
+	struct in6_addr posture_admin_addr;	/* AF_INET: the first 4 bytes */
+	uint16_t posture_admin_port;
 	char *control_socket;			/* absolute path */
 	char *state_dir;			/* absolute path */
 	/* Health (docs/probing.md, policy/health.c): Prometheus metrics on
@@ -83,6 +89,7 @@ struct xb_gateway {
 	char *notify_webhook;
 	double slo;
 	unsigned pool4_line, pool6_line, listen_port_line, dns_port_line, posture_port_line;
+	unsigned posture_admin_line;
 };
 
 struct xb_group {

@@ -8,6 +8,7 @@
  */
 #include "policy/internal.h"
 
+#include <arpa/inet.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -141,6 +142,14 @@ static void print_gateway(const struct xb_gateway *g, FILE *out)
 		kv_addr(out, in, "address6", AF_INET6, &g->address6, "\n");
 	}
 	fprintf(out, "  dns_port = %u;\n  posture_port = %u;\n", g->dns_port, g->posture_port);
+	if (g->has_posture_admin) {
+		char a[INET6_ADDRSTRLEN];
+		bool v6 = g->posture_admin_family == AF_INET6;
+
+		inet_ntop(g->posture_admin_family, &g->posture_admin_addr, a, sizeof(a));
+		fprintf(out, "  posture_admin = \"%s%s%s:%u\";\n", v6 ? "[" : "", a, v6 ? "]" : "",
+			g->posture_admin_port);
+	}
 	kv_str(out, in, "control_socket", g->control_socket, "\n");
 	kv_str(out, in, "state_dir", g->state_dir, "\n");
 	xbp_print_health(g, out);

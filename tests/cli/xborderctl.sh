@@ -93,9 +93,9 @@ has "status: backend and why" '^  backend: userspace \(kernel has no WireGuard\)
 has "status: reload ok" '^last reload: ok, [0-9dhms]+ ago$'
 run devices
 expect "devices: exit 0" 0 ""
-has "devices: header" '^NAME +GROUPS +ADDRESS4 +ADDRESS6 +ENDPOINT +HANDSHAKE +RX +TX$'
-has "devices: never, no endpoint" '^bob +finance,sales +198\.51\.100\.11 +- +- +never +0 B +0 B$'
-has "devices: sizes in KiB and GiB" ' 1\.50 KiB +5\.00 GiB$'
+has "devices: header" '^NAME +GROUPS +ADDRESS4 +ADDRESS6 +ENDPOINT +HANDSHAKE +RX +TX +POSTURE$'
+has "devices: never, no endpoint" '^bob +finance,sales +198\.51\.100\.11 +- +- +never +0 B +0 B +- \(3 failing, no report\)$'
+has "devices: sizes in KiB and GiB" ' 1\.50 KiB +5\.00 GiB +-$'
 run tunnels
 expect "tunnels: exit 0" 0 ""
 has "tunnels: a block per tunnel" '^tunnel: ctg$'
@@ -108,7 +108,7 @@ run devices
 if cmp -s "$tmp/dev.txt" "$tmp/out.1"; then ok "\`dev' is devices"; else fail "\`dev' is devices"; fi
 run devs
 expect "unknown command: valid words listed, exit 2" 2 \
-	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns probe reload"
+	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns posture probe reload"
 run r
 expect "ambiguous prefix: exit 2" 2 "xborderctl: ambiguous command \`r'; could be: rules reload"
 run status extra

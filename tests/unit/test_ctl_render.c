@@ -21,6 +21,7 @@ static const struct {
 	{ "tunnels", xb_render_tunnels },
 	{ "rules", xb_render_rules },
 	{ "reload", xb_render_reload },
+	{ "posture", xb_render_posture },
 };
 #define N_RENDERERS (sizeof(renderers) / sizeof(renderers[0]))
 

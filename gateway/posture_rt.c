@@ -1,0 +1,597 @@
+/* Posture enforcement: per-device state, evaluation, the nft sets and the
+ * conntrack cut (see posture_rt.h). The endpoint's callbacks are in
+ * posture_rt_http.c. */
+#include "gateway/posture_rt_int.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PRUNE_S 60	/* expired attributes leave the store this often */
+
+static struct log_rl rl_set = LOG_RL_INIT(5, 10);
+
+int64_t prt_now(void)
+{
+	return (int64_t)(clock_real_ns() / NSEC_PER_SEC);
+}
+
+/* --- lookups ------------------------------------------------------------------ */
+
+static int by_name_cmp(const void *a, const void *b, void *ctx)
+{
+	const struct prt_dev *d = ctx;
+
+	return strcmp(d[*(const size_t *)a].name, d[*(const size_t *)b].name);
+}
+
+static int addr_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct prt_addr *)a)->a, ((const struct prt_addr *)b)->a, 16);
+}
+
+size_t prt_find(const struct xb_prt *r, const char *name)
+{
+	size_t lo = 0, hi = r->n_dev;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, r->dev[r->by_name[mid]].name);
+
+		if (!c)
+			return r->by_name[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return SIZE_MAX;
+}
+
+/* --- sets of posture rules ------------------------------------------------------ */
+
+/* One prt_set per distinct device set of the rules with posture. */
+static int build_sets(struct xb_prt *r)
+{
+	const struct xb_policy *p = r->p;
+
+	r->rule_set = malloc((p->n_rules ? p->n_rules : 1) * sizeof(*r->rule_set));
+	r->sets = calloc(p->n_rules ? p->n_rules : 1, sizeof(*r->sets));
+	if (!r->rule_set || !r->sets)
+		return -1;
+	for (size_t ri = 0; ri < p->n_rules; ri++) {
+		struct prt_set *s = &r->sets[r->n_sets];
+		size_t k;
+
+		r->rule_set[ri] = SIZE_MAX;
+		if (!p->rules[ri].n_posture)
+			continue;
+		s->has4 = xb_compile_set_name(s->name4, sizeof(s->name4), p, ri, XB_SET_DEV4);
+		s->has6 = xb_compile_set_name(s->name6, sizeof(s->name6), p, ri, XB_SET_DEV6);
+		for (k = 0; k < r->n_sets && strcmp(r->sets[k].name4, s->name4); k++)
+			;
+		if (k == r->n_sets) {
+			s->rule = ri;
+			r->n_sets++;
+		}
+		r->rule_set[ri] = k;
+	}
+	return 0;
+}
+
+static int build_index(struct xb_prt *r)
+{
+	const struct xb_policy *p = r->p;
+	size_t n = r->n_dev ? r->n_dev : 1;
+
+	r->by_name = malloc(n * sizeof(*r->by_name));
+	r->by4 = calloc(n, sizeof(*r->by4));
+	r->by6 = calloc(n, sizeof(*r->by6));
+	if (!r->by_name || !r->by4 || !r->by6)
+		return -1;
+	for (size_t i = 0; i < r->n_dev; i++) {
+		const struct xb_device *d = &p->devices[i];
+
+		r->by_name[i] = i;
+		if (d->has4) {
+			memcpy(r->by4[r->n4].a, &d->address4, 4);
+			r->by4[r->n4++].dev = i;
+		}
+		if (d->has6) {
+			memcpy(r->by6[r->n6].a, &d->address6, 16);
+			r->by6[r->n6++].dev = i;
+		}
+	}
+	qsort_r(r->by_name, r->n_dev, sizeof(size_t), by_name_cmp, r->dev);
+	qsort(r->by4, r->n4, sizeof(*r->by4), addr_cmp);
+	qsort(r->by6, r->n6, sizeof(*r->by6), addr_cmp);
+	return 0;
+}
+
+/* --- evaluation and enforcement ------------------------------------------------------ */
+
+/* When evaluation can next change without a report: a report passing a
+ * profile's max_age (the age check is age > max_age), a pushed attribute
+ * expiring (ignored once now >= expires). */
+static int64_t deadline(const struct xb_prt *r, const struct prt_dev *d, int64_t now)
+{
+	int64_t next = 0;
+
+	for (size_t k = 0; d->st.report && k < r->p->n_profiles; k++) {
+		int64_t t = d->st.received + (int64_t)r->p->profiles[k].max_age + 1;
+
+		if (t > now && (!next || t < next))
+			next = t;
+	}
+	for (size_t k = 0; k < d->st.n_mdm; k++) {
+		int64_t t = d->st.mdm[k].expires;
+
+		if (t > now && (!next || t < next))
+			next = t;
+	}
+	return next;
+}
+
+static json_t *failing_json(const struct xb_check_result *res, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t k = 0; a && k < n; k++) {
+		const struct xb_check_result *c = &res[k];
+
+		if (c->outcome != XB_FAIL && c->outcome != XB_UNKNOWN)
+			continue;
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b}",
+			"check", c->check ? xb_check_name(c->check->kind) : "profile",
+			"outcome", xb_outcome_name(c->outcome), "expected", c->expected,
+			"seen", c->seen, "report_only", c->report_only));
+	}
+	return a;
+}
+
+/* "os_version: expected >= 14.2, seen 13.6; ..." of the failing checks. */
+static void reason(char *buf, size_t len, const struct xb_check_result *res, size_t n)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (size_t k = 0; k < n && at + 1 < len; k++) {
+		if (res[k].outcome != XB_FAIL && res[k].outcome != XB_UNKNOWN)
+			continue;
+		at += (size_t)snprintf(buf + at, len - at, "%s%s", at ? "; " : "", res[k].text);
+	}
+	if (!buf[0])
+		snprintf(buf, len, "all checks pass");
+}
+
+static void transition(struct xb_prt *r, size_t i, size_t k, bool to, int64_t now)
+{
+	const struct xb_profile *pr = &r->p->profiles[k];
+	const char *from_s = to ? "fail" : "pass", *to_s = to ? "pass" : "fail";
+	char why[1024];
+	bool ok;
+	size_t n = xb_posture_eval(pr, &r->dev[i].st, now, r->res, r->n_res, &ok);
+	struct xb_ptransition t = {
+		.device = r->dev[i].name, .profile = pr->name, .at = now * 1000,
+		.from = from_s, .to = to_s, .reason = why,
+	};
+
+	r->stat.transitions++;
+	reason(why, sizeof(why), r->res, n);
+	log_info("posture: device %s: profile %s: %s -> %s (%s)", t.device, pr->name, from_s,
+		 to_s, why);
+	if (xb_pstore_put_transition(r->store, &t) < 0)
+		log_warnx("posture: storing a transition of %s: %s", t.device,
+			  xb_pstore_error(r->store));
+	if (r->audit) {
+		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}",
+				      "at", (json_int_t)(clock_real_ns() / NSEC_PER_MSEC),
+				      "event", "transition", "device", t.device, "profile", pr->name,
+				      "from", from_s, "to", to_s, "failing", failing_json(r->res, n));
+
+		if (o)
+			xb_jsonlog_write(r->audit, o);
+		json_decref(o);
+	}
+}
+
+/* Does device i belong in set s: selected by its rule, passing one of
+ * the rule's profiles (rules sharing the set have the same both). */
+static bool member(const struct xb_prt *r, size_t s, size_t i)
+{
+	const struct xb_rule *ru = &r->p->rules[r->sets[s].rule];
+	const uint8_t *pok = r->pok + i * r->p->n_profiles;
+
+	if (!xb_compile_selects(r->p, r->sets[s].rule, i))
+		return false;
+	for (size_t k = 0; k < ru->n_posture; k++)
+		if (pok[ru->posture[k].idx] == PRT_PASS)
+			return true;
+	return false;
+}
+
+static void set_change(struct xb_prt *r, size_t s, size_t i, bool add)
+{
+	const struct xb_device *d = &r->p->devices[i];
+	const struct prt_set *set = &r->sets[s];
+	struct xb_nftset_elem e = { 0 };
+	int err = 0;
+
+	r->stat.set_changes++;
+	if (set->has4 && d->has4) {
+		e.family = AF_INET;
+		memcpy(e.addr, &d->address4, 4);
+		err = add ? xb_nftset_put(&r->nft, set->name4, &e, 1)
+			  : xb_nftset_remove(&r->nft, set->name4, &e, 1);
+	}
+	if (!err && set->has6 && d->has6) {
+		e.family = AF_INET6;
+		memcpy(e.addr, &d->address6, 16);
+		err = add ? xb_nftset_put(&r->nft, set->name6, &e, 1)
+			  : xb_nftset_remove(&r->nft, set->name6, &e, 1);
+	}
+	if (err) {
+		r->stat.set_errors++;
+		if (log_ratelimit(&rl_set))
+			log_warnx("posture: device %s: %s set %s: %s", d->name,
+				  add ? "adding to" : "removing from", set->name4, strerror(-err));
+	}
+}
+
+static void cut(struct xb_prt *r, size_t i)
+{
+	const struct xb_device *d = &r->p->devices[i];
+	long n4 = 0, n6 = 0;
+
+	if (d->has4)
+		n4 = xb_ct_cut(&r->ct, AF_INET, &d->address4);
+	if (d->has6)
+		n6 = xb_ct_cut(&r->ct, AF_INET6, &d->address6);
+	r->stat.cuts++;
+	if (n4 < 0 || n6 < 0)
+		log_warnx("posture: device %s: cutting its flows: %s", d->name,
+			  strerror((int)-(n4 < 0 ? n4 : n6)));
+	r->stat.cut_entries += (uint64_t)(n4 > 0 ? n4 : 0) + (uint64_t)(n6 > 0 ? n6 : 0);
+	log_info("posture: device %s: left a posture set; %ld flow entries cut", d->name,
+		 (n4 > 0 ? n4 : 0) + (n6 > 0 ? n6 : 0));
+}
+
+void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags)
+{
+	const struct xb_policy *p = r->p;
+	uint8_t *pok = r->pok + i * p->n_profiles, *in = r->in + i * r->n_sets;
+	bool left = false;
+
+	for (size_t k = 0; k < p->n_profiles; k++) {
+		bool ok;
+
+		xb_posture_eval(&p->profiles[k], &r->dev[i].st, now, NULL, 0, &ok);
+		if (pok[k] != PRT_UNSEEN && pok[k] != ok && (flags & PRT_AUDIT))
+			transition(r, i, k, ok, now);
+		pok[k] = ok ? PRT_PASS : PRT_FAIL;
+	}
+	r->dev[i].next = deadline(r, &r->dev[i], now);
+	for (size_t s = 0; s < r->n_sets; s++) {
+		bool want = member(r, s, i);
+
+		if (want == (bool)in[s])
+			continue;
+		in[s] = want;
+		if (flags & PRT_SETS)
+			set_change(r, s, i, want);
+		left |= !want;
+	}
+	if (left && (flags & PRT_CUT))
+		cut(r, i);
+}
+
+void prt_latency(struct xb_prt *r, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned b = 0;
+
+	while (b + 1 < PRT_LAT_BUCKETS && (us >> (b + 1)))
+		b++;
+	r->stat.lat[b]++;
+	if (us > r->stat.lat_max_us)
+		r->stat.lat_max_us = us;
+}
+
+bool xb_prt_ok(void *ctx, size_t rule, size_t device)
+{
+	const struct xb_prt *r = ctx;
+
+	if (!r || rule >= r->p->n_rules || device >= r->n_dev || r->rule_set[rule] == SIZE_MAX)
+		return false;
+	return r->in[device * r->n_sets + r->rule_set[rule]];
+}
+
+/* --- binding to a policy ------------------------------------------------------- */
+
+static void bound_free(struct xb_prt *r)
+{
+	for (size_t i = 0; r->dev && i < r->n_dev; i++) {
+		free(r->dev[i].name);
+		xb_posture_state_free(&r->dev[i].st);
+	}
+	free(r->dev);
+	free(r->by_name);
+	free(r->by4);
+	free(r->by6);
+	free(r->pok);
+	free(r->in);
+	free(r->sets);
+	free(r->rule_set);
+	free(r->res);
+	r->dev = NULL;
+	r->by_name = NULL;
+	r->by4 = r->by6 = NULL;
+	r->pok = r->in = NULL;
+	r->sets = NULL;
+	r->rule_set = NULL;
+	r->res = NULL;
+	r->n_dev = r->n4 = r->n6 = r->n_sets = r->n_res = 0;
+}
+
+/* Fill r (zeroed bound part) for p; devices start with nothing. */
+static int attach(struct xb_prt *r, const struct xb_policy *p)
+{
+	size_t n_res = 1;
+
+	r->p = p;
+	r->n_dev = p->n_devices;
+	for (size_t k = 0; k < p->n_profiles; k++)
+		if (XB_POSTURE_OUT(&p->profiles[k]) > n_res)
+			n_res = XB_POSTURE_OUT(&p->profiles[k]);
+	r->n_res = n_res;
+	if (!(r->dev = calloc(r->n_dev ? r->n_dev : 1, sizeof(*r->dev))) ||
+	    !(r->res = calloc(n_res, sizeof(*r->res))) || build_sets(r) < 0)
+		return -1;
+	for (size_t i = 0; i < r->n_dev; i++)
+		if (!(r->dev[i].name = strdup(p->devices[i].name)))
+			return -1;
+	if (build_index(r) < 0 ||
+	    !(r->pok = malloc((r->n_dev * p->n_profiles) | 1)) ||
+	    !(r->in = calloc((r->n_dev * r->n_sets) | 1, 1)))
+		return -1;
+	memset(r->pok, PRT_UNSEEN, (r->n_dev * p->n_profiles) | 1);
+	return 0;
+}
+
+/* Carry device j's state, profile results and set memberships over from
+ * old device i: by profile name and by set name (a profile or set that is
+ * new starts unseen / empty). */
+static void carry(struct xb_prt *r, size_t j, struct xb_prt *old, size_t i,
+		  const size_t *prof_map, const size_t *set_map)
+{
+	r->dev[j].st = old->dev[i].st;
+	old->dev[i].st = (struct xb_posture_state){ 0 };
+	for (size_t k = 0; k < r->p->n_profiles; k++)
+		if (prof_map[k] != SIZE_MAX)
+			r->pok[j * r->p->n_profiles + k] = old->pok[i * old->p->n_profiles + prof_map[k]];
+	for (size_t s = 0; s < r->n_sets; s++)
+		if (set_map[s] != SIZE_MAX)
+			r->in[j * r->n_sets + s] = old->in[i * old->n_sets + set_map[s]];
+}
+
+static size_t *maps(const struct xb_prt *r, const struct xb_prt *old, bool sets)
+{
+	size_t n = sets ? r->n_sets : r->p->n_profiles, *m = malloc((n ? n : 1) * sizeof(*m));
+
+	for (size_t k = 0; m && k < n; k++) {
+		m[k] = SIZE_MAX;
+		if (sets) {
+			for (size_t o = 0; o < old->n_sets; o++)
+				if (!strcmp(old->sets[o].name4, r->sets[k].name4))
+					m[k] = o;
+		} else {
+			const struct xb_profile *op =
+				xb_policy_profile_by_name(old->p, r->p->profiles[k].name);
+
+			if (op)
+				m[k] = (size_t)(op - old->p->profiles);
+		}
+	}
+	return m;
+}
+
+int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
+{
+	struct xb_prt old = *r;
+	size_t *pm, *sm, kept = 0;
+	int64_t now = prt_now();
+	uint64_t t0 = clock_mono_ns();
+
+	r->dev = NULL;
+	r->by_name = NULL;
+	r->by4 = r->by6 = NULL;
+	r->pok = r->in = NULL;
+	r->sets = NULL;
+	r->rule_set = NULL;
+	r->res = NULL;
+	r->n_dev = r->n4 = r->n6 = r->n_sets = r->n_res = 0;
+	if (attach(r, p) < 0 || !(pm = maps(r, &old, false)) || !(sm = maps(r, &old, true))) {
+		/* Out of memory: keep the old binding; the new table is
+		 * compiled with what it says (some devices may be left out). */
+		log_warnx("posture: out of memory binding the new policy; keeping the old state");
+		bound_free(r);
+		*r = old;
+		return -1;
+	}
+	/* One transaction for the transitions a reload may cause en masse
+	 * (a tightened profile): single commits run at ~6 500/s. */
+	bool tx = xb_pstore_begin(r->store) == 0;
+
+	if (!tx)
+		log_warnx("posture: %s; transitions committed one by one", xb_pstore_error(r->store));
+	for (size_t j = 0; j < r->n_dev; j++) {
+		size_t i = prt_find(&old, r->dev[j].name);
+
+		if (i != SIZE_MAX) {
+			carry(r, j, &old, i, pm, sm);
+			kept++;
+		}
+		prt_judge(r, j, now, PRT_AUDIT | PRT_CUT);
+	}
+	if (tx && xb_pstore_commit(r->store) < 0)
+		log_warnx("posture: storing transitions: %s", xb_pstore_error(r->store));
+	free(pm);
+	free(sm);
+	bound_free(&old);
+	log_info("posture: %zu devices re-evaluated (%zu kept their state) in %llu ms", r->n_dev,
+		 kept, (unsigned long long)((clock_mono_ns() - t0) / NSEC_PER_MSEC));
+	return 0;
+}
+
+/* --- loading the store ----------------------------------------------------------- */
+
+static int load_report(void *ctx, const char *device, int64_t seq, int64_t received_at,
+		       const char *body)
+{
+	struct xb_prt *r = ctx;
+	size_t i = prt_find(r, device);
+	struct xb_report *rep;
+	char err[256];
+
+	(void)seq;
+	if (i == SIZE_MAX)
+		return 0;	/* not in this policy: kept in the store */
+	if (!(rep = xb_report_parse(body, strlen(body), err, sizeof(err)))) {
+		log_warnx("posture: device %s: stored report unreadable (%s); ignored", device, err);
+		return 0;
+	}
+	xb_posture_set_report(&r->dev[i].st, rep, received_at / 1000);
+	return 0;
+}
+
+/* A stored value (JSON text) as an xb_value; false when it is none. */
+static bool value_from(const char *text, struct xb_value *out)
+{
+	json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+	bool ok = true;
+
+	if (json_is_string(v))
+		*out = (struct xb_value){ .type = XB_VAL_STR, .str = strdup(json_string_value(v)) };
+	else if (json_is_boolean(v))
+		*out = (struct xb_value){ .type = XB_VAL_BOOL, .b = json_is_true(v) };
+	else if (json_is_number(v))
+		*out = (struct xb_value){ .type = XB_VAL_NUM, .num = json_number_value(v) };
+	else
+		ok = false;
+	json_decref(v);
+	return ok && (out->type != XB_VAL_STR || out->str);
+}
+
+static int load_attr(void *ctx, const struct xb_pattr *a)
+{
+	struct xb_prt *r = ctx;
+	size_t i = prt_find(r, a->device);
+	struct xb_mdm_push m = { .n_attrs = 1 };
+
+	if (i == SIZE_MAX || !(m.attrs = calloc(1, sizeof(*m.attrs))))
+		return 0;
+	m.attrs->expires = a->expires_at / 1000;
+	if (!(m.attrs->key = strdup(a->key)) || !value_from(a->value, &m.attrs->value)) {
+		log_warnx("posture: device %s: stored attribute %s unreadable; ignored", a->device,
+			  a->key);
+		xb_mdm_push_free(&m);
+		return 0;
+	}
+	xb_posture_push(&r->dev[i].st, &m, prt_now());
+	xb_mdm_push_free(&m);	/* emptied by a successful push */
+	return 0;
+}
+
+struct xb_prt *xb_prt_open(const struct xb_policy *p)
+{
+	struct xb_prt *r = calloc(1, sizeof(*r));
+	char path[4096], err[512];
+	int64_t now = prt_now();
+	int e;
+
+	if (!r)
+		return NULL;
+	r->epfd = -1;
+	if (mkdir(p->gateway.state_dir, 0750) < 0 && errno != EEXIST)
+		log_warn("posture: creating %s", p->gateway.state_dir);
+	snprintf(path, sizeof(path), "%s/%s", p->gateway.state_dir, XB_PRT_DB);
+	if (!(r->store = xb_pstore_open(path, XB_PSTORE_MOVE_ASIDE, err, sizeof(err)))) {
+		log_warnx("posture: %s", err);
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/%s", p->gateway.state_dir, XB_PRT_LOG);
+	if (!(r->audit = xb_jsonlog_open(path, XB_PRT_LOG_MAX)))
+		log_warnx("posture: no audit log: transitions go to the daemon's log only");
+	if ((e = xb_nftset_open(&r->nft)) < 0 || (e = xb_ct_open(&r->ct)) < 0) {
+		log_warnx("posture: netlink: %s", strerror(-e));
+		goto fail;
+	}
+	if ((r->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || attach(r, p) < 0) {
+		log_warn("posture: setting up");
+		goto fail;
+	}
+	if (xb_pstore_foreach_report(r->store, load_report, r) < 0 ||
+	    xb_pstore_foreach_attr(r->store, now * 1000, load_attr, r) < 0)
+		log_warnx("posture: reading %s: %s; devices without a state must report again",
+			  XB_PRT_DB, xb_pstore_error(r->store));
+	for (size_t i = 0; i < r->n_dev; i++)
+		prt_judge(r, i, now, 0);
+	r->pruned = now;
+	return r;
+fail:
+	xb_prt_close(r);
+	return NULL;
+}
+
+void xb_prt_tick(struct xb_prt *r)
+{
+	int64_t now = prt_now();
+
+	for (size_t i = 0; i < r->n_dev; i++)
+		if (r->dev[i].next && r->dev[i].next <= now)
+			prt_judge(r, i, now, PRT_ALL);
+	if (now - r->pruned >= PRUNE_S) {
+		if (xb_pstore_prune(r->store, now * 1000) < 0)
+			log_warnx("posture: pruning attributes: %s", xb_pstore_error(r->store));
+		r->pruned = now;
+	}
+}
+
+int xb_prt_fd(const struct xb_prt *r)
+{
+	return r->epfd;
+}
+
+void xb_prt_process(struct xb_prt *r)
+{
+	if (r->svc)
+		xb_psvc_process(r->svc);
+}
+
+void xb_prt_reopen_log(struct xb_prt *r)
+{
+	if (r->audit && xb_jsonlog_reopen(r->audit) < 0)
+		log_warn("posture: reopening the audit log");
+}
+
+void xb_prt_close(struct xb_prt *r)
+{
+	if (!r)
+		return;
+	xb_psvc_close(r->svc);
+	bound_free(r);
+	xb_mdm_replay_free(&r->replay);
+	xb_nftset_close(&r->nft);
+	xb_ct_close(&r->ct);
+	xb_jsonlog_close(r->audit);
+	xb_pstore_close(r->store);
+	if (r->epfd >= 0)
+		close(r->epfd);
+	free(r);
+}

@@ -1,0 +1,322 @@
+/* The posture runtime's side of the HTTP endpoint (the xb_psvc callbacks)
+ * and its views for the control commands. See posture_rt.h. */
+#include "gateway/posture_rt_int.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+/* --- the endpoint's callbacks ------------------------------------------------------- */
+
+static const struct prt_addr *find_addr(const struct prt_addr *v, size_t n, const uint8_t *a,
+					size_t len)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(a, v[mid].a, len);
+
+		if (!c)
+			return &v[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/* WireGuard admits a packet from the device interface only with the
+ * sending peer's own inner address, so the source names the device. */
+static const char *device_for(void *ctx, const struct sockaddr *peer)
+{
+	const struct xb_prt *r = ctx;
+	const struct prt_addr *hit = NULL;
+	uint8_t a[16] = { 0 };
+
+	if (peer->sa_family == AF_INET) {
+		memcpy(a, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, 4);
+		hit = find_addr(r->by4, r->n4, a, 16);
+	} else if (peer->sa_family == AF_INET6) {
+		const struct in6_addr *x = &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(x)) {
+			memcpy(a, &x->s6_addr[12], 4);
+			hit = find_addr(r->by4, r->n4, a, 16);
+		} else {
+			hit = find_addr(r->by6, r->n6, x->s6_addr, 16);
+		}
+	}
+	return hit ? r->dev[hit->dev].name : NULL;
+}
+
+static json_t *compliant_json(const struct xb_prt *r, size_t i)
+{
+	json_t *a = json_array();
+
+	for (size_t k = 0; a && k < r->p->n_profiles; k++)
+		if (r->pok[i * r->p->n_profiles + k] == PRT_PASS)
+			json_array_append_new(a, json_string(r->p->profiles[k].name));
+	return a;
+}
+
+/* Parse, store in memory, evaluate and enforce, all before the 200 leaves:
+ * the answer means the sets already say what the report does. */
+static int on_report(void *ctx, const char *device, json_t *report, json_t **reply, char *err,
+		     size_t errlen)
+{
+	struct xb_prt *r = ctx;
+	uint64_t t0 = clock_mono_ns();
+	size_t i = prt_find(r, device);
+	char *text = json_dumps(report, JSON_COMPACT);
+	struct xb_report *rep = text ? xb_report_parse(text, strlen(text), err, errlen) : NULL;
+
+	free(text);
+	if (i == SIZE_MAX || !rep) {
+		if (i == SIZE_MAX)
+			snprintf(err, errlen, "not a device of the policy");
+		xb_report_free(rep);
+		return -1;
+	}
+	xb_posture_set_report(&r->dev[i].st, rep, prt_now());
+	prt_judge(r, i, prt_now(), PRT_ALL);
+	r->stat.reports++;
+	prt_latency(r, clock_mono_ns() - t0);
+	log_debug("posture: device %s: report enforced in %llu us", device,
+		  (unsigned long long)((clock_mono_ns() - t0) / 1000));
+	*reply = json_pack("{s:o}", "compliant", compliant_json(r, i));
+	return 0;
+}
+
+json_t *prt_value_json(const struct xb_value *v)
+{
+	switch (v->type) {
+	case XB_VAL_STR:
+		return json_string(v->str ? v->str : "");
+	case XB_VAL_BOOL:
+		return json_boolean(v->b);
+	default:
+		return json_real(v->num);
+	}
+}
+
+/* The status for a refused push: a forged or unknown signer, or a time
+ * out of the window 403; a replayed nonce 409; the rest is malformed. */
+static int push_status(const char *sig, const char *err)
+{
+	if (!sig)
+		return 401;
+	if (!strncmp(err, "signature:", 10) || !strncmp(err, "key:", 4) ||
+	    !strncmp(err, "time:", 5))
+		return 403;
+	if (!strncmp(err, "nonce: already", 14))
+		return 409;
+	if (!strncmp(err, "device:", 7))
+		return 404;
+	return 400;
+}
+
+static json_t *push_json(const struct xb_mdm_push *m)
+{
+	json_t *a = json_array();
+
+	for (size_t k = 0; a && k < m->n_attrs; k++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:I, s:s}",
+			"device", m->device, "key", m->attrs[k].key,
+			"value", prt_value_json(&m->attrs[k].value),
+			"expires_at", (json_int_t)m->attrs[k].expires * 1000, "source", m->key->name));
+	return a;
+}
+
+static int on_push(void *ctx, const char *body, size_t len, const char *sig, json_t **attrs,
+		   char *err, size_t errlen)
+{
+	struct xb_prt *r = ctx;
+	struct xb_mdm_push m = { 0 };
+	int64_t now = prt_now();
+	size_t i;
+
+	if (!sig) {
+		snprintf(err, errlen, "no X-Xborder-Signature header");
+		return 401;
+	}
+	if (xb_mdm_verify(r->p, &r->replay, body, len, sig, now, &m, err, errlen) < 0)
+		return push_status(sig, err);
+	if ((i = prt_find(r, m.device)) == SIZE_MAX || !(*attrs = push_json(&m)) ||
+	    xb_posture_push(&r->dev[i].st, &m, now) < 0) {
+		snprintf(err, errlen, i == SIZE_MAX ? "device: not in the policy" : "out of memory");
+		xb_mdm_push_free(&m);
+		return i == SIZE_MAX ? 404 : 422;
+	}
+	prt_judge(r, i, now, PRT_ALL);
+	r->stat.pushes++;
+	return 0;
+}
+
+const struct xb_psvc_ops prt_ops = { device_for, on_report, on_push };
+
+/* --- listening ------------------------------------------------------------------- */
+
+int xb_prt_listen(struct xb_prt *r)
+{
+	const struct xb_gateway *g = &r->p->gateway;
+	char a4[INET6_ADDRSTRLEN] = "", a6[INET6_ADDRSTRLEN] = "", adm[INET6_ADDRSTRLEN] = "";
+	char key[sizeof(r->svc_key)];
+	struct xb_psvc_config c = { .port = g->posture_port };
+	size_t n = 0;
+
+	if (g->has_pool4 && inet_ntop(AF_INET, &g->address4, a4, sizeof(a4)))
+		c.listen[n++] = a4;
+	if (g->has_pool6 && inet_ntop(AF_INET6, &g->address6, a6, sizeof(a6)))
+		c.listen[n++] = a6;
+	if (g->has_posture_admin &&
+	    inet_ntop(g->posture_admin_family, &g->posture_admin_addr, adm, sizeof(adm))) {
+		c.admin = adm;
+		c.admin_port = g->posture_admin_port;
+	}
+	snprintf(key, sizeof(key), "%s %s %u %s %u", a4, a6, c.port, adm, c.admin_port);
+	if (r->svc && !strcmp(key, r->svc_key))
+		return 0;
+	/* The same ports may be asked for again: the old service goes first
+	 * (its unused nonces with it; devices fetch new ones). */
+	if (r->svc) {
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, xb_psvc_fd(r->svc), NULL);
+		xb_psvc_close(r->svc);
+		r->svc_key[0] = '\0';
+	}
+	if (!(r->svc = xb_psvc_open(&c, &prt_ops, r, r->store, r->audit)))
+		return -1;
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = xb_psvc_fd(r->svc) };
+
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
+		log_warn("posture: epoll");
+		xb_psvc_close(r->svc);
+		r->svc = NULL;
+		return -1;
+	}
+	memcpy(r->svc_key, key, sizeof(key));
+	log_info("posture: endpoint on %s%s%s port %u%s%s", a4, a4[0] && a6[0] ? " and " : "", a6,
+		 c.port, adm[0] ? ", admin on " : "", adm);
+	return 0;
+}
+
+/* --- views ------------------------------------------------------------------------ */
+
+static json_t *age_json(const struct prt_dev *d, int64_t now)
+{
+	return d->st.report ? json_integer(now - d->st.received) : json_null();
+}
+
+json_t *xb_prt_summary(struct xb_prt *r, size_t i)
+{
+	int64_t now = prt_now();
+	json_int_t failing = 0;
+
+	if (i >= r->n_dev)
+		return json_null();
+	for (size_t k = 0; k < r->p->n_profiles; k++) {
+		bool ok;
+		size_t n = xb_posture_eval(&r->p->profiles[k], &r->dev[i].st, now, r->res,
+					   r->n_res, &ok);
+
+		for (size_t c = 0; c < n; c++)
+			failing += !r->res[c].report_only &&
+				   (r->res[c].outcome == XB_FAIL || r->res[c].outcome == XB_UNKNOWN);
+	}
+	return json_pack("{s:o, s:I, s:o}", "compliant", compliant_json(r, i),
+			 "failing_checks", failing, "report_age", age_json(&r->dev[i], now));
+}
+
+static json_t *checks_json(const struct xb_check_result *res, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t c = 0; a && c < n; c++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}",
+			"check", res[c].check ? xb_check_name(res[c].check->kind) : "profile",
+			"outcome", xb_outcome_name(res[c].outcome),
+			"mode", res[c].report_only ? "report" : "enforce",
+			"expected", res[c].expected, "seen", res[c].seen));
+	return a;
+}
+
+static json_t *attrs_json(const struct xb_posture_state *st, int64_t now)
+{
+	json_t *a = json_array();
+
+	for (size_t k = 0; a && k < st->n_mdm; k++)
+		if (st->mdm[k].expires > now)
+			json_array_append_new(a, json_pack("{s:s, s:o, s:I}",
+				"key", st->mdm[k].key, "value", prt_value_json(&st->mdm[k].value),
+				"expires", (json_int_t)st->mdm[k].expires));
+	return a;
+}
+
+json_t *xb_prt_detail(struct xb_prt *r, size_t i)
+{
+	int64_t now = prt_now();
+	const struct prt_dev *d = &r->dev[i];
+	json_t *o, *profiles = json_array();
+
+	for (size_t k = 0; profiles && k < r->p->n_profiles; k++) {
+		const struct xb_profile *pr = &r->p->profiles[k];
+		bool ok;
+		size_t n = xb_posture_eval(pr, &d->st, now, r->res, r->n_res, &ok);
+
+		json_array_append_new(profiles, json_pack("{s:s, s:b, s:i, s:o}", "name", pr->name,
+			"compliant", ok, "max_age", (int)pr->max_age, "checks", checks_json(r->res, n)));
+	}
+	o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "device", d->name,
+		      "report_age", age_json(d, now),
+		      "seq", d->st.report ? json_integer((json_int_t)d->st.report->seq) : json_null(),
+		      "profiles", profiles, "attributes", attrs_json(&d->st, now));
+	if (o && d->st.report)
+		json_object_set_new(o, "platform",
+				    json_string(xb_platform_name((enum xb_platform)d->st.report->platform)));
+	return o;
+}
+
+/* The enforcement latency below which a share q of reports fell, from the
+ * log2 histogram: an upper bound, in microseconds. */
+static uint64_t quantile(const struct xb_prt *r, double q)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (unsigned b = 0; b < PRT_LAT_BUCKETS; b++)
+		total += r->stat.lat[b];
+	for (unsigned b = 0; b < PRT_LAT_BUCKETS && total; b++) {
+		seen += r->stat.lat[b];
+		if ((double)seen >= q * (double)total)
+			return (2ULL << b) < r->stat.lat_max_us ? (2ULL << b) : r->stat.lat_max_us;
+	}
+	return 0;
+}
+
+json_t *xb_prt_status(const struct xb_prt *r)
+{
+	size_t compliant = 0, reported = 0;
+
+	for (size_t i = 0; i < r->n_dev; i++) {
+		reported += r->dev[i].st.report != NULL;
+		for (size_t k = 0; k < r->p->n_profiles; k++)
+			if (r->pok[i * r->p->n_profiles + k] == PRT_PASS) {
+				compliant++;
+				break;
+			}
+	}
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		"devices", (json_int_t)r->n_dev, "reported", (json_int_t)reported,
+		"compliant", (json_int_t)compliant, "reports", (json_int_t)r->stat.reports,
+		"pushes", (json_int_t)r->stat.pushes, "transitions", (json_int_t)r->stat.transitions,
+		"cuts", (json_int_t)r->stat.cuts, "cut_entries", (json_int_t)r->stat.cut_entries,
+		"set_changes", (json_int_t)r->stat.set_changes,
+		"set_errors", (json_int_t)r->stat.set_errors,
+		"enforce_p99_us", (json_int_t)quantile(r, 0.99),
+		"enforce_max_us", (json_int_t)r->stat.lat_max_us);
+}

@@ -1,0 +1,88 @@
+/* Internals of the posture runtime, shared by posture_rt.c (state,
+ * evaluation, enforcement) and posture_rt_http.c (the endpoint's
+ * callbacks and the control views). Not for other modules. */
+#ifndef XB_POSTURE_RT_INT_H
+#define XB_POSTURE_RT_INT_H
+
+#include "common/jsonlog.h"
+#include "gateway/conntrack.h"
+#include "gateway/nft_set.h"
+#include "gateway/posture.h"
+#include "gateway/posture_http.h"
+#include "gateway/posture_rt.h"
+#include "gateway/posture_store.h"
+#include "policy/compile.h"
+
+/* A device's per-profile result: what xb_posture_eval said last. UNSEEN
+ * until the first evaluation, which is never audited as a transition. */
+enum { PRT_FAIL = 0, PRT_PASS = 1, PRT_UNSEEN = 2 };
+
+#define PRT_LAT_BUCKETS 24	/* log2 microseconds: [2^k, 2^(k+1)) */
+
+struct prt_dev {
+	char *name;			/* the key across reloads */
+	struct xb_posture_state st;
+	int64_t next;			/* Unix s: evaluate again then; 0: never */
+};
+
+/* One device set of posture rules; rules sharing it share this. */
+struct prt_set {
+	size_t rule;			/* the first rule using it */
+	char name4[XB_SET_NAME_MAX], name6[XB_SET_NAME_MAX];
+	bool has4, has6;		/* the compiled table has the set */
+};
+
+struct prt_addr {
+	uint8_t a[16];			/* IPv4: the first 4 bytes */
+	size_t dev;
+};
+
+struct xb_prt {
+	const struct xb_policy *p;
+	struct prt_dev *dev;		/* parallel to p->devices */
+	size_t n_dev;
+	size_t *by_name;		/* indices into dev, by name */
+	struct prt_addr *by4, *by6;	/* sorted by address */
+	size_t n4, n6;
+	uint8_t *pok;			/* [dev * n_profiles + profile]: PRT_* */
+	uint8_t *in;			/* [dev * n_sets + set]: in the set now */
+	struct prt_set *sets;
+	size_t n_sets;
+	size_t *rule_set;		/* per rule: index into sets, or SIZE_MAX */
+	struct xb_check_result *res;	/* enough for the largest profile */
+	size_t n_res;
+
+	struct xb_pstore *store;
+	struct xb_jsonlog *audit;	/* NULL: could not be opened (logged) */
+	struct xb_psvc *svc;
+	char svc_key[256];		/* what svc listens on */
+	struct xb_nftset nft;
+	struct xb_ct ct;
+	struct xb_mdm_replay replay;
+	int epfd;
+	int64_t pruned;			/* Unix s of the last store prune */
+
+	struct {
+		uint64_t reports, pushes, transitions, cuts, cut_entries;
+		uint64_t set_changes, set_errors;
+		uint64_t lat[PRT_LAT_BUCKETS];	/* enforcement, per report */
+		uint64_t lat_max_us;
+	} stat;
+};
+
+/* judge() flags. */
+#define PRT_AUDIT	0x1	/* log transitions */
+#define PRT_SETS	0x2	/* update the nft sets */
+#define PRT_CUT		0x4	/* cut the flows of a device that left a set */
+#define PRT_ALL		(PRT_AUDIT | PRT_SETS | PRT_CUT)
+
+/* posture_rt.c */
+size_t prt_find(const struct xb_prt *r, const char *name);	/* SIZE_MAX: none */
+void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags);
+void prt_latency(struct xb_prt *r, uint64_t ns);
+int64_t prt_now(void);
+/* posture_rt_http.c */
+extern const struct xb_psvc_ops prt_ops;
+json_t *prt_value_json(const struct xb_value *v);
+
+#endif

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Posture enforcement in xborderd end to end: reports over the device's own
+# tunnel, a running TCP stream cut when the posture turns bad (timed), new
+# connections refused and admitted again, replayed and stale reports and a
+# forged MDM push refused, state kept across a restart, report-only checks
+# never blocking, and an aged report expiring compliance.
+#
+#   alice ──WG── gw: xborderd ── eu 192.0.2.17/30 ── org 192.0.2.18, 203.0.113.10 (http)
+#   198.51.100.10   198.51.100.1:8443 (posture), admin 127.0.0.1:8444
+#
+# The rule admits alice to 203.0.113.0/24 via the uplink while she passes
+# profile "corp" (os_version >= 12; firewall report-only).
+. "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/wg.sh"
+xb_begin
+for t in curl busybox; do
+	command -v "$t" >/dev/null || { xb_skip "posture" "$t is not installed (deploy/deps.sh)"; exit 77; }
+done
+xb_ns alice gw org
+xb_veth alice eth0 gw ea
+xb_veth gw eu org eth0
+xb_addr alice eth0 192.0.2.1/30
+xb_addr gw ea 192.0.2.2/30
+xb_addr gw eu 192.0.2.17/30
+xb_addr org eth0 192.0.2.18/30 203.0.113.10/24
+nq gw ip route add 203.0.113.0/24 via 192.0.2.18
+nq gw ip link set lo up
+
+ID=$$
+GWIF=xg$ID AIF=xa$ID
+CTL=$XB_TMP/ctl.sock
+kg=$(wg genkey) ka=$(wg genkey) km=$(wg genkey)
+pub() { echo "$1" | wg pubkey; }
+(umask 077; echo "$kg" >"$XB_TMP/gw.key")
+
+conf() {	# conf MAX_AGE
+	cat >"$XB_TMP/xborder.conf" <<EOF
+gateway = {
+  interface = "$GWIF"; listen_port = 51820; private_key_file = "gw.key";
+  pool4 = "198.51.100.0/24"; posture_admin = "127.0.0.1:8444";
+  control_socket = "$CTL"; state_dir = "$XB_TMP/state";
+};
+devices = ( { name = "alice"; public_key = "$(pub "$ka")"; address4 = "198.51.100.10"; } );
+profiles = ( { name = "corp"; platforms = [ "linux" ]; max_age = $1;
+  checks = ( { os_version = ">= 12"; }, { firewall = true; mode = "report"; } ); } );
+mdm_keys = ( { name = "intune"; public_key = "$(pub "$km")"; } );
+rules = ( { name = "web"; posture = [ "corp" ]; to = [ "203.0.113.0/24" ];
+  action = "allow"; via = [ "internet" ]; } );
+EOF
+}
+conf 600
+
+mkdir -p "$XB_TMP/www" && echo "origin" >"$XB_TMP/www/index.html"
+head -c 200000000 /dev/zero >"$XB_TMP/www/big"
+xb_bg org busybox httpd -f -p 203.0.113.10:80 -h "$XB_TMP/www"
+nq org ip route add 198.51.100.0/24 via 192.0.2.17 2>/dev/null
+
+start_gw() {
+	xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"
+	GWPID=$XB_LAST_PID GWLOG=$XB_LAST_LOG
+	xb_wait 5000 test -S "$CTL" && xb_wait 3000 grep -q "gateway up" "$GWLOG"
+}
+stop_gw() {
+	kill -TERM "$GWPID" 2>/dev/null
+	for _ in $(seq 300); do kill -0 "$GWPID" 2>/dev/null || return 0; sleep 0.01; done
+	return 1
+}
+ctl() { nq gw "$XB_BIN/xborderctl" -s "$CTL" "$@"; }
+GW=http://198.51.100.1:8443
+nonce() { nq alice curl -s -m 2 "$GW/v1/nonce" | sed 's/.*"nonce":"\([0-9a-f]*\)".*/\1/'; }
+body() {	# body SEQ NONCE OSVERSION
+	echo "{\"seq\":$1,\"nonce\":\"$2\",\"time\":0,\"os\":{\"family\":\"linux\",\"version\":\"$3\"},\"firewall\":false}"
+}
+post() {	# post BODY — the HTTP status
+	nq alice curl -s -m 2 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+		-d "$1" "$GW/v1/report"
+}
+SEQ=0
+next() {	# next OSVERSION — LAST: a report with a fresh nonce and the next seq
+	SEQ=$((SEQ + 1)); LAST=$(body $SEQ "$(nonce)" "$1")
+}
+reach() { nq alice curl -s -m 2 -o /dev/null http://203.0.113.10/index.html; }
+unreachable() { ! nq alice curl -s -m 1 -o /dev/null http://203.0.113.10/index.html; }
+in_set() { nq gw nft list set inet xborder "$1" | grep -q "$2"; }
+shows() { ctl posture alice | grep -q "$1"; }
+
+if ! start_gw; then
+	xb_fail "xborderd starts with posture" "$(cat "$GWLOG")"
+	xb_end
+fi
+xb_ok "xborderd starts with posture"
+xb_wg_up alice "$AIF" ours "$ka" 0 198.51.100.10/24 || { xb_fail "device bring-up"; xb_end; }
+n alice wg set "$AIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24,203.0.113.0/24
+nq alice ip route add 203.0.113.0/24 dev "$AIF"
+xb_wait 5000 nq alice ping -c 1 -W 1 198.51.100.1 >/dev/null
+
+xb_check "no report yet: the origin is out of reach" unreachable
+next 12.7
+xb_check "a compliant report is accepted (200)" test "$(post "$LAST")" = 200
+xb_check "report-only firewall off does not block: alice reaches the origin" reach
+xb_check "xborderctl posture alice shows the report-only failure" \
+	shows 'firewall *fail *report'
+
+# A stream running when the posture turns bad stops within 1 s.
+nq alice curl -s --limit-rate 2M -o "$XB_TMP/stream" http://203.0.113.10/big &
+SPID=$!
+xb_wait 3000 test -s "$XB_TMP/stream"
+next 11.0	# (fetches the nonce first: the clock starts when the report is sent)
+t0=$(date +%s%N)
+xb_check "a failing report is accepted (200)" test "$(post "$LAST")" = 200
+last=$(stat -c %s "$XB_TMP/stream") lastt=$(date +%s%N)
+for _ in $(seq 40); do
+	sleep 0.05
+	s=$(stat -c %s "$XB_TMP/stream")
+	[ "$s" != "$last" ] && { last=$s; lastt=$(date +%s%N); }
+done
+kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
+ms=$(( (lastt - t0) / 1000000 ))
+xb_log "stream stopped ${ms} ms after the report was sent"
+xb_check "the running stream stops within 1 s (${ms} ms)" test "$ms" -le 1000
+xb_check "new connections are refused" unreachable
+
+next 13
+xb_check "a good report restores access" test "$(post "$LAST")" = 200
+xb_check "alice reaches the origin again" reach
+xb_check "a replayed report is refused (409)" test "$(post "$LAST")" = 409
+xb_check "a stale nonce is refused (401)" test "$(post "$(body $((SEQ + 5)) 00112233445566778899aabbccddeeff 11)")" = 401
+xb_check "after the refusals alice is still compliant" reach
+push=$(nq gw curl -s -m 2 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+	-H "X-Xborder-Signature: $(head -c 64 /dev/zero | base64 -w0)" \
+	-d "{\"key\":\"intune\",\"time\":$(date +%s),\"nonce\":\"00112233445566778899aabbccddeeff\",\"device\":\"alice\",\"attributes\":{}}" \
+	http://127.0.0.1:8444/v1/attributes)
+xb_check "a forged MDM push is refused (403, got $push)" test "$push" = 403
+
+# A restart keeps the state: alice passes without reporting again.
+stop_gw
+start_gw || xb_fail "xborderd restarts" "$(cat "$GWLOG")"
+# The new interface has no session: start alice's handshake now instead of
+# after WireGuard's 15 s rekey timeout.
+n alice wg set "$AIF" peer "$(pub "$kg")" remove
+n alice wg set "$AIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24,203.0.113.0/24
+xb_check "after a restart alice is still in the rule's set" xb_wait 2000 in_set r_web_dev4 198.51.100.10
+xb_check "after a restart alice still reaches the origin without a new report" xb_wait 5000 reach
+
+# An aged report expires compliance (max_age 2 s, then the tick).
+conf 2
+ctl reload >/dev/null
+sleep 3.2
+xb_check "an aged report expires compliance" unreachable
+xb_check "the transition is in the audit log" grep -q '"event":"transition".*"expected":"a report at most 2 s old"' \
+	"$XB_TMP/state/posture.log"
+stop_gw
+xb_end
