@@ -2,11 +2,14 @@
  * then delete each by its original tuple, zone and id (the id makes sure a
  * new entry that reused the tuple meanwhile is left alone).
  *
- * The kernel could filter the dump (CTA_FILTER, Linux 5.8+), but only on
- * one direction's fields, and the reply-destination match needs ours
- * anyway; a dump of the whole table is one sequential read, bounded by
- * the table's size, and deletions never run while a dump is in flight on
- * the socket.
+ * For IPv4 the kernel filters the dump by original source (CTA_FILTER,
+ * Linux 5.8+):
+ * it still walks the table, but sends only the device's entries, instead
+ * of every entry of a busy gateway for us to parse (at 10 000 devices
+ * reporting, 200 000 entries per cut). A device's flows all have it as
+ * their original source: connections into devices are refused. Older
+ * kernels get the whole table and our own match (original source or reply
+ * destination). Deletions never run while a dump is in flight.
  */
 #include "gateway/conntrack.h"
 
@@ -22,6 +25,12 @@
 #include <time.h>
 
 #define TUPLE_MAX 256	/* bytes of a CTA_TUPLE_ORIG payload we copy */
+
+/* The kernel's filter flags (net/netfilter/nf_conntrack_netlink.c; not in
+ * the uapi headers): which fields of CTA_TUPLE_ORIG must match. */
+#define CT_FILTER_IP_SRC	(1u << 0)
+
+static bool no_filter;	/* the kernel refused CTA_FILTER once */
 
 struct victim {
 	uint8_t tuple[TUPLE_MAX];
@@ -174,6 +183,36 @@ static int delete(struct xb_ct *c, int family, const struct victim *v)
 	return ret == -ENOENT ? 0 : ret < 0 ? ret : 1;
 }
 
+/* The dump request, filtered by original source where the kernel can. */
+static int dump(struct xb_ct *c, int family, const void *addr, char *buf, struct dump *d)
+{
+	struct nlmsghdr *nlh;
+	struct nlattr *t, *ip, *f;
+	int ret;
+
+	/* IPv6: Linux 6.18 answers a filtered dump with nothing (seen in
+	 * test_conntrack), so IPv6 gets the whole table. */
+	if (!no_filter && family == AF_INET) {
+		nlh = request(buf, family, IPCTNL_MSG_CT_GET, NLM_F_DUMP);
+		t = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
+		ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+		mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, addr);
+		mnl_attr_nest_end(nlh, ip);
+		mnl_attr_nest_end(nlh, t);
+		f = mnl_attr_nest_start(nlh, CTA_FILTER);
+		mnl_attr_put_u32(nlh, CTA_FILTER_ORIG_FLAGS, CT_FILTER_IP_SRC);
+		mnl_attr_put_u32(nlh, CTA_FILTER_REPLY_FLAGS, 0);
+		mnl_attr_nest_end(nlh, f);
+		ret = talk(c, nlh, entry_cb, d);
+		if (ret != -EOPNOTSUPP && ret != -EINVAL)
+			return ret;
+		no_filter = true;	/* an old kernel: filter ourselves */
+		d->n = 0;
+		d->more = false;
+	}
+	return talk(c, request(buf, family, IPCTNL_MSG_CT_GET, NLM_F_DUMP), entry_cb, d);
+}
+
 long xb_ct_cut(struct xb_ct *c, int family, const void *addr)
 {
 	struct dump d = { .family = family, .addr = addr };
@@ -188,7 +227,7 @@ long xb_ct_cut(struct xb_ct *c, int family, const void *addr)
 	for (int pass = 0; pass < XB_CT_PASSES && ret >= 0; pass++) {
 		d.n = 0;
 		d.more = false;
-		ret = talk(c, request(buf, family, IPCTNL_MSG_CT_GET, NLM_F_DUMP), entry_cb, &d);
+		ret = dump(c, family, addr, buf, &d);
 		for (size_t i = 0; i < d.n && ret >= 0; i++) {
 			int r = delete(c, family, &d.v[i]);
 
