@@ -436,6 +436,29 @@ static void ifnames(const struct out *o, bool with_dev)
 	fprintf(o->f, "%s", n > 1 ? " }" : "");
 }
 
+/* The gateway's own services answer devices without conntrack: DNS and
+ * posture reports would otherwise fill the table with one entry per query
+ * and report (a busy gateway: hundreds of thousands), which every lookup,
+ * and every posture cut's walk, pays for. Their input rules accept them by
+ * port, not by state. */
+static void chain_notrack(const struct out *o)
+{
+	const struct xb_gateway *g = &o->p->gateway;
+	const char *dev = g->interface;
+
+	fprintf(o->f, "\tchain notrack_in {\n"
+		"\t\ttype filter hook prerouting priority raw; policy accept;\n"
+		"\t\tiifname \"%s\" fib daddr type local meta l4proto { tcp, udp } th dport %u "
+		"notrack comment \"DNS\"\n"
+		"\t\tiifname \"%s\" fib daddr type local tcp dport %u notrack comment \"posture reports\"\n"
+		"\t}\n"
+		"\tchain notrack_out {\n"
+		"\t\ttype filter hook output priority raw; policy accept;\n"
+		"\t\toifname \"%s\" meta l4proto { tcp, udp } th sport %u notrack comment \"DNS\"\n"
+		"\t\toifname \"%s\" tcp sport %u notrack comment \"posture reports\"\n"
+		"\t}\n", dev, g->dns_port, dev, g->posture_port, dev, g->dns_port, dev, g->posture_port);
+}
+
 static void chain_prerouting(const struct out *o)
 {
 	fprintf(o->f, "\tchain prerouting {\n"
@@ -586,6 +609,7 @@ char *xb_compile_nft(const struct xb_policy *p, const struct xb_plan *plan,
 		"\tcomment \"xborder policy %s\"\n", file);
 	for (size_t i = 0; i < p->n_rules; i++)
 		rule_sets(&o, i);
+	chain_notrack(&o);
 	chain_prerouting(&o);
 	chain_from_devices(&o);
 	chain_forward(&o);
