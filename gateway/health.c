@@ -158,8 +158,6 @@ static void swap(struct xb_health *h, struct move *m, uint64_t since)
 	m->took = clock_mono_ns() - since;
 	h->active[m->pi] = m->to;
 	h->swaps++;
-	if (m->from != XB_STEER_NONE)
-		cut_nat(h, m->from);
 }
 
 static void told(struct xb_health *h, const struct move *m, const char *why)
@@ -178,9 +176,9 @@ static void told(struct xb_health *h, const struct move *m, const char *why)
 }
 
 /* Re-pick every path; replace the routes that change. Every route moves
- * before anything is logged or sent: an event may fork the notify command
- * or open the webhook's socket, and traffic should not wait for either
- * (that cost 6-7 ms per path before the rule's path got its turn). */
+ * before conntrack is cut and anything is logged or sent: a conntrack dump
+ * or an event (the notify command's fork, the webhook's socket) cost 5-7 ms
+ * per path before the next path got its turn. */
 static void steer(struct xb_health *h, const char *why, uint64_t since)
 {
 	struct move moves[XB_PATHS_MAX];
@@ -197,6 +195,9 @@ static void steer(struct xb_health *h, const char *why, uint64_t since)
 		moves[n] = (struct move){ .pi = i, .to = to };
 		swap(h, &moves[n++], since);
 	}
+	for (size_t k = 0; k < n; k++)
+		if (moves[k].from != XB_STEER_NONE)
+			cut_nat(h, moves[k].from);
 	for (size_t k = 0; k < n; k++)
 		told(h, &moves[k], why);
 }
