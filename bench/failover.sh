@@ -22,6 +22,7 @@
 . "$(dirname "$0")/../tests/lib/failover.sh"
 ROUNDS=${ROUNDS:-20} SECS=${SECONDS_:-10} LOSS_S=${LOSS_S:-60}
 xb_begin
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 command -v iperf3 >/dev/null || { echo "iperf3 missing (make deps)"; exit 77; }
 
 start() {	# start — policy, xborderd, both tunnels up, the path on A
