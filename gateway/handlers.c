@@ -329,7 +329,9 @@ static json_t *rule_json(struct xb_daemon *d, size_t i, char *fallback, size_t l
 	const struct xb_policy *p = d->policy;
 	const struct xb_rule *r = &p->rules[i];
 	int path = d->plan.rule_path ? d->plan.rule_path[i] : -1;
+	const struct xb_path *pa = path >= 0 ? &d->plan.paths[path] : NULL;
 	json_t *to = json_array(), *dom = json_array(), *via = json_array(), *active = json_null();
+	size_t ti = pa ? xb_health_active(d->health, pa) : XB_STEER_NONE;
 
 	for (size_t k = 0; to && k < r->n_to; k++)
 		json_array_append_new(to, jprefix(&r->to[k]));
@@ -338,18 +340,22 @@ static json_t *rule_json(struct xb_daemon *d, size_t i, char *fallback, size_t l
 	for (size_t k = 0; via && k < r->n_via; k++)
 		json_array_append_new(via, json_string(r->via[k].kind == XB_VIA_BEST ? "best" :
 			r->via[k].kind == XB_VIA_INTERNET ? "internet" : r->via[k].tunnel.name));
-	if (path >= 0 && d->plan.paths[path].n_tunnels)
-		active = json_string(p->tunnels[d->plan.paths[path].tunnels[0]].name);
-	else if (r->action == XB_ACTION_ALLOW)
+	/* The tunnel the path's route uses now (steering), not the first listed;
+	 * none usable: the internet fallback, or null (unreachable). */
+	if (ti != XB_STEER_NONE)
+		active = json_string(p->tunnels[ti].name);
+	else if (r->action == XB_ACTION_ALLOW && (!pa || pa->internet_fallback))
 		active = json_string("internet");
 	snprintf(fallback, len, "rule%zu", i + 1);
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o}",
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o, "
+			 "s:I}",
 		"name", r->name ? r->name : fallback,
 		"action", r->action == XB_ACTION_ALLOW ? "allow" : "deny",
 		"groups", jgroups(r->groups, r->n_groups), "devices", jgroups(r->devices, r->n_devices),
 		"posture", jgroups(r->posture, r->n_posture), "to", to, "domains", dom,
 		"protocols", jprotos(r->protocols), "ports", jports(r), "via", via, "active", active,
-		"packets", (json_int_t)0, "bytes", (json_int_t)0, "source", jsrc(&r->src));
+		"packets", (json_int_t)0, "bytes", (json_int_t)0, "source", jsrc(&r->src),
+		"table", (json_int_t)(pa ? pa->table : 0));
 }
 
 static int cmd_rules(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)

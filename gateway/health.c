@@ -142,39 +142,64 @@ static const char *tname(const struct xb_health *h, size_t ti)
 	return ti == XB_STEER_NONE ? "none" : h->d->policy->tunnels[ti].name;
 }
 
-static void swap(struct xb_health *h, size_t pi, size_t to, const char *why, uint64_t since)
-{
-	const struct xb_path *pa = &h->d->plan.paths[pi];
-	size_t from = h->active[pi];
-	int e = xb_apply_path_live(h->d, pa, to);
-	uint64_t took = clock_mono_ns() - since;
+/* One route replacement of a steering pass, told after all of them. */
+struct move {
+	size_t pi, from, to;
+	int err;
+	uint64_t took;		/* ns from the decision to the route replaced */
+};
 
-	h->active[pi] = to;
+static void swap(struct xb_health *h, struct move *m, uint64_t since)
+{
+	const struct xb_path *pa = &h->d->plan.paths[m->pi];
+
+	m->from = h->active[m->pi];
+	m->err = xb_apply_path_live(h->d, pa, m->to);
+	m->took = clock_mono_ns() - since;
+	h->active[m->pi] = m->to;
 	h->swaps++;
-	if (e < 0)
-		log_warnx("path %s: moving the route from %s to %s: %s", pa->name, tname(h, from),
-			  tname(h, to), strerror(-e));
-	else
-		log_info("path %s: route moved from %s to %s (%s; %.3f ms after the decision)",
-			 pa->name, tname(h, from), tname(h, to), why, took / 1e6);
-	emit(h, json_pack("{s:s, s:s, s:s, s:s, s:I}", "event", "path", "path", pa->name,
-			  "from", tname(h, from), "to", tname(h, to), "table", (json_int_t)pa->table));
-	if (from != XB_STEER_NONE)
-		cut_nat(h, from);
 }
 
-/* Re-pick every path; replace the routes that change. */
+static void told(struct xb_health *h, const struct move *m, const char *why)
+{
+	const struct xb_path *pa = &h->d->plan.paths[m->pi];
+
+	if (m->err < 0)
+		log_warnx("path %s: moving the route from %s to %s: %s", pa->name,
+			  tname(h, m->from), tname(h, m->to), strerror(-m->err));
+	else
+		log_info("path %s: route moved from %s to %s (%s; %.3f ms after the decision)",
+			 pa->name, tname(h, m->from), tname(h, m->to), why, m->took / 1e6);
+	emit(h, json_pack("{s:s, s:s, s:s, s:s, s:I}", "event", "path", "path", pa->name,
+			  "from", tname(h, m->from), "to", tname(h, m->to),
+			  "table", (json_int_t)pa->table));
+}
+
+/* Re-pick every path; replace the routes that change. Every route moves
+ * before conntrack is cut and anything is logged or sent: a conntrack dump
+ * or an event (the notify command's fork, the webhook's socket) cost 5-7 ms
+ * per path before the next path got its turn. */
 static void steer(struct xb_health *h, const char *why, uint64_t since)
 {
+	struct move moves[XB_PATHS_MAX];
+	size_t n = 0;
+
 	if (!h->d->policy || !h->active || h->n_tun != h->d->policy->n_tunnels)
 		return;
 	ranks(h, clock_mono_ns());
-	for (size_t i = 0; i < h->n_active && i < h->d->plan.n_paths; i++) {
+	for (size_t i = 0; i < h->n_active && i < h->d->plan.n_paths && n < XB_PATHS_MAX; i++) {
 		size_t to = xb_steer_pick(&h->d->plan.paths[i], h->st, h->active[i]);
 
-		if (to != h->active[i])
-			swap(h, i, to, why, since);
+		if (to == h->active[i])
+			continue;
+		moves[n] = (struct move){ .pi = i, .to = to };
+		swap(h, &moves[n++], since);
 	}
+	for (size_t k = 0; k < n; k++)
+		if (moves[k].from != XB_STEER_NONE)
+			cut_nat(h, moves[k].from);
+	for (size_t k = 0; k < n; k++)
+		told(h, &moves[k], why);
 }
 
 static ssize_t tunnel_index(const struct xb_health *h, const char *name)
@@ -209,14 +234,14 @@ static void on_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb
 	char why[96];
 
 	log_info("tunnel %s: %s -> %s", tunnel, xb_pstate_name(from), xb_pstate_name(to));
+	snprintf(why, sizeof(why), "%s %s", tunnel, xb_pstate_name(to));
+	steer(h, why, now);	/* routes first, events after */
 	if (ti >= 0) {
 		json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:o}", "event", "state", "tunnel", tunnel,
 				       "from", xb_pstate_name(from), "to", xb_pstate_name(to),
 				       "figures", figures(h, (size_t)ti, now));
 		emit(h, ev);
 	}
-	snprintf(why, sizeof(why), "%s %s", tunnel, xb_pstate_name(to));
-	steer(h, why, now);
 }
 
 /* ---- the one-second timer: best paths by score, anomalies, the SLO ---- */
@@ -469,6 +494,12 @@ json_t *xb_health_tunnel_json(const struct xb_health *h, size_t ti)
 		"availability", s.availability, "score", isfinite(s.score) ? s.score : -1.0,
 		"probes_sent", (json_int_t)s.sent, "transitions", (json_int_t)s.transitions,
 		"active_for", active_for(h, ti));
+	/* Why a blackhole takes the probes it takes: the miss run for fast
+	 * down now, and the background miss rate that set it. */
+	if (o) {
+		json_object_set_new(o, "detect", json_integer(s.detect));
+		json_object_set_new(o, "bg_loss", json_real(s.bg_loss));
+	}
 	return o;
 }
 

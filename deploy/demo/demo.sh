@@ -86,7 +86,7 @@ clean() {
 [ "$(id -u)" = 0 ] || { echo "the demo needs root (network namespaces): sudo make demo"; exit 1; }
 clean
 [ "${1:-}" = --clean ] && { echo "demo removed"; exit 0; }
-for t in dnsmasq dig curl busybox wg; do
+for t in dnsmasq dig curl busybox wg jq; do
 	command -v "$t" >/dev/null || { echo "demo: $t is missing (run: sudo make deps)"; exit 1; }
 done
 [ -x "$BIN/xborderd" ] || { echo "demo: build first (make)"; exit 1; }
@@ -267,13 +267,20 @@ pause
 # ---------------------------------------------------------------- failover
 step "The cmi link goes dark; traffic fails over to ctg"
 show hk $CTL tunnels
+# The erp rule's path ("cmi,ctg") has a table of its own, not cmi's: ask
+# the daemon which one.
+ERPT=$(nq hk $CTL -j rules | jq -r '.[] | select(.name == "erp") | .table')
+say "the erp rule's path uses table $ERPT:"
+show hk ip route show table "$ERPT"
 T0=$(date +%s%3N)
 impair wan1 set ab loss=100 >/dev/null; impair wan1 set ba loss=100 >/dev/null
 say "wan1 now drops everything (blackhole)."
-if wait_for 15000 sh -c "ip -n xbdemo-hk route show table 51801 | grep -q 'dev xb-ctg'"; then
+if wait_for 15000 sh -c "ip -n xbdemo-hk route show table $ERPT | grep -q '^default dev xb-ctg'"; then
 	say "the erp path's route moved to xb-ctg after $(( $(date +%s%3N) - T0 )) ms"
 fi
-expect "the erp path now leaves by ctg" sh -c "ip -n xbdemo-hk route show table all | grep -q 'default dev xb-ctg'"
+expect "the erp path now leaves by ctg" sh -c "ip -n xbdemo-hk route show table $ERPT | grep -q '^default dev xb-ctg'"
+expect "xborderctl rules: erp is active on ctg" \
+	sh -c "ip netns exec xbdemo-hk $CTL -j rules | jq -e '.[] | select(.name == \"erp\") | .active == \"ctg\"'"
 expect "alice still reaches the origin, through ctg" \
 	wait_for 5000 sh -c "ip netns exec xbdemo-alice curl -s --max-time 2 http://203.0.113.10/ | grep -q ACME"
 show hk $CTL tunnels
