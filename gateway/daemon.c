@@ -169,6 +169,17 @@ static struct itimerspec tick_interval(const struct xb_daemon *d)
 	return t;
 }
 
+/* The DNS service's UDP sockets go straight into our epoll set; a commit
+ * may have opened new ones (a closed socket leaves the set by itself). */
+static void watch_dns_udp(struct xb_daemon *d)
+{
+	int fds[2], n = d->dns ? xb_dnssvc_udp_fds(d->dns, fds) : 0;
+
+	for (int i = 0; i < n; i++)
+		if (add_watch(d, fds[i]) < 0 && errno != EEXIST)
+			log_warn("dns: watching a socket");
+}
+
 static int open_loop(struct xb_daemon *d)
 {
 	struct itimerspec tick = tick_interval(d);
@@ -276,6 +287,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	xb_prt_listen(d->prt);
 	xb_dnssvc_commit(d->dns, dns);
 	dns = NULL;
+	watch_dns_udp(d);
 	log_info("%s: gateway up: %zu devices, %zu tunnels, %zu rules, %zu paths", path,
 		 d->policy->n_devices, d->policy->n_tunnels, d->policy->n_rules, d->plan.n_paths);
 	/* The control socket listens already: whoever waits for READY=1 can
@@ -337,6 +349,7 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 		e = -1;
 	else if (!d->dns)
 		xb_dnssvc_cfg_free(dns);
+	watch_dns_udp(d);
 	xb_plan_free(&d->plan);
 	d->plan = plan;
 	xb_policy_free(old);
@@ -425,6 +438,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				xb_ctl_process(d->ctl);
 			else if (d->dns && ev[i].data.fd == xb_dnssvc_fd(d->dns))
 				xb_dnssvc_process(d->dns);
+			else if (d->dns && xb_dnssvc_udp_ready(d->dns, ev[i].data.fd))
+				;
 			else if (d->health && ev[i].data.fd == xb_health_fd(d->health))
 				xb_health_process(d->health);
 			else if (d->prt && ev[i].data.fd == xb_prt_fd(d->prt))

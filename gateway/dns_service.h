@@ -56,6 +56,12 @@ int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg);
 void xb_dnssvc_refill(struct xb_dnssvc *s);
 int xb_dnssvc_fd(const struct xb_dnssvc *s);
 void xb_dnssvc_process(struct xb_dnssvc *s);
+/* The UDP listening sockets (at most 2) are the caller's to watch, in its
+ * own epoll set (one wakeup, one epoll_wait per batch of queries): their
+ * fds after every commit, and a readable one handed back. _ready returns
+ * false for an fd that is not one of them. */
+int xb_dnssvc_udp_fds(const struct xb_dnssvc *s, int fds[2]);
+bool xb_dnssvc_udp_ready(struct xb_dnssvc *s, int fd);
 /* Reopen the query log (SIGHUP). */
 void xb_dnssvc_reopen_log(struct xb_dnssvc *s);
 /* Counters and settings for `xborderctl dns'. */
