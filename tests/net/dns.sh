@@ -14,6 +14,7 @@
 # The gateway has no route to 203.0.113.0/24: the mainland resolver answers
 # only queries that came through the tunnel.
 . "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/xborderd.sh"
 . "$(dirname "$0")/../lib/wg.sh"
 xb_begin
 for t in dnsmasq dig curl busybox; do
@@ -105,17 +106,6 @@ device_up() {	# device_up NS IF KEY ADDR GWADDR
 	n "$1" wg set "$2" peer "$(pub "$kg")" endpoint "${5}:51820" allowed-ips 198.51.100.0/24,203.0.113.0/24
 	nq "$1" ip route add 203.0.113.0/24 dev "$2"
 }
-start_gw() {
-	xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"
-	GWPID=$XB_LAST_PID GWLOG=$XB_LAST_LOG
-	xb_wait 5000 test -S "$CTL" && xb_wait 3000 grep -q "gateway up" "$GWLOG"
-}
-stop_gw() {
-	kill -TERM "$GWPID" 2>/dev/null
-	for _ in $(seq 300); do kill -0 "$GWPID" 2>/dev/null || return 0; sleep 0.01; done
-	return 1
-}
-ctl() { nq gw "$XB_BIN/xborderctl" -s "$CTL" "$@"; }
 q() {	# q NS NAME [TYPE] [dig options] — the answer section, short
 	local ns=$1 name=$2 type=${3:-A}; shift 3 2>/dev/null || shift $#
 	nq "$ns" dig +time=2 +tries=1 +short @198.51.100.1 "$name" "$type" "$@"
@@ -126,7 +116,7 @@ status() {	# status NS NAME [TYPE] — the rcode
 in_set() { nq gw nft list set inet xborder "$1" | grep -q "$2"; }
 
 partner_up || { xb_fail "partner bring-up"; xb_end; }
-if ! start_gw; then
+if ! xb_gw_start; then
 	xb_fail "xborderd starts with a dns section" "$(cat "$GWLOG")"
 	xb_end
 fi
@@ -195,11 +185,11 @@ xb_check "... and alice still reaches the origin without asking again" \
 	sh -c "ip netns exec $XB_RUN-alice curl -s --max-time 2 http://203.0.113.10/ | grep -q 'erp origin'"
 
 # A restart keeps learned destinations with their expiry.
-xb_check "SIGTERM: xborderd stops" stop_gw
+xb_check "SIGTERM: xborderd stops" xb_gw_stop
 xb_check "the learned destinations were saved" grep -q "r_erp_dns4 203.0.113.10 " "$XB_TMP/state/dns-learned"
-start_gw || xb_fail "restart" "$(tail -5 "$GWLOG")"
+xb_gw_start || xb_fail "restart" "$(tail -5 "$GWLOG")"
 xb_check "after a restart the set holds the destination before any query" in_set r_erp_dns4 203.0.113.10
 xb_check "... and alice reaches the origin with the answer she holds" \
 	xb_wait 20000 sh -c "ip netns exec $XB_RUN-alice curl -s --max-time 1 http://203.0.113.10/ | grep -q 'erp origin'"
-stop_gw
+xb_gw_stop
 xb_end

@@ -11,6 +11,7 @@
 # the origin went through the tunnel. The origin counts packets from the
 # tunnel's inner address (SNAT).
 . "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/xborderd.sh"
 . "$(dirname "$0")/../lib/wg.sh"
 xb_begin
 xb_ns alice bob gw par org
@@ -83,17 +84,6 @@ device_up() {	# device_up NS IF KEY ADDR
 	nq "$1" ip route add 203.0.113.0/24 dev "$2"
 }
 
-start_gw() {
-	xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"
-	GWPID=$XB_LAST_PID GWLOG=$XB_LAST_LOG
-	xb_wait 5000 test -S "$CTL" && xb_wait 3000 grep -q "gateway up" "$GWLOG"
-}
-stop_gw() {
-	kill -TERM "$GWPID" 2>/dev/null
-	for _ in $(seq 300); do kill -0 "$GWPID" 2>/dev/null || return 0; sleep 0.01; done
-	return 1
-}
-ctl() { nq gw "$XB_BIN/xborderctl" -s "$CTL" "$@"; }
 reaches() { nq "$1" ping -c 1 -W 1 "$2" >/dev/null || nq "$1" ping -c 2 -i 0.3 -W 2 "$2"; }
 blocked() { ! nq "$1" ping -c 2 -i 0.2 -W 1 "$2"; }
 
@@ -110,7 +100,7 @@ leftovers() {
 }
 
 partner_up wireguard-go || { xb_fail "partner bring-up"; xb_end; }
-if ! start_gw; then
+if ! xb_gw_start; then
 	xb_fail "xborderd starts" "$(cat "$GWLOG")"
 	xb_end
 fi
@@ -225,14 +215,14 @@ xb_check "reload: bob's new address replaces his old one on the peer" bob_at 198
 xb_check "reload: and back" bob_at 198.51.100.11
 xb_check "bob reaches the origin at his address again" reaches bob 203.0.113.10
 
-xb_check "SIGTERM: xborderd exits" stop_gw
+xb_check "SIGTERM: xborderd exits" xb_gw_stop
 xb_check "SIGTERM: no interface, rule, route, table or socket left" eval '! leftovers'
 
 # A crash leaves things behind; the next start removes them first.
-start_gw || xb_fail "restart" "$(cat "$GWLOG")"
+xb_gw_start || xb_fail "restart" "$(cat "$GWLOG")"
 kill -9 "$GWPID"; wait "$GWPID" 2>/dev/null
 xb_check "kill -9 leaves routes, rules and the nft table behind (as expected)" leftovers
-xb_check "a start after a crash succeeds" start_gw
+xb_check "a start after a crash succeeds" xb_gw_start
 # bob's client still holds a session with the crashed gateway: WireGuard
 # starts a new handshake once data goes unanswered (keepalive + rekey
 # timeout, 15 s).
@@ -247,6 +237,6 @@ t0=$(date +%s%3N)
 xb_check "partner on xborder-wg: bob reaches the origin (the tunnel re-handshakes by itself)" \
 	xb_wait 30000 nq bob ping -c 1 -W 1 203.0.113.10
 echo "# through the new partner after $(( $(date +%s%3N) - t0 )) ms"
-stop_gw
+xb_gw_stop
 xb_check "nothing left at the end" eval '! leftovers'
 xb_end

@@ -11,6 +11,7 @@
 # The rule admits alice to 203.0.113.0/24 via the uplink while she passes
 # profile "corp" (os_version >= 12; firewall report-only).
 . "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/xborderd.sh"
 . "$(dirname "$0")/../lib/wg.sh"
 xb_begin
 for t in curl busybox; do
@@ -55,17 +56,6 @@ head -c 200000000 /dev/zero >"$XB_TMP/www/big"
 xb_bg org busybox httpd -f -p 203.0.113.10:80 -h "$XB_TMP/www"
 nq org ip route add 198.51.100.0/24 via 192.0.2.17 2>/dev/null
 
-start_gw() {
-	xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"
-	GWPID=$XB_LAST_PID GWLOG=$XB_LAST_LOG
-	xb_wait 5000 test -S "$CTL" && xb_wait 3000 grep -q "gateway up" "$GWLOG"
-}
-stop_gw() {
-	kill -TERM "$GWPID" 2>/dev/null
-	for _ in $(seq 300); do kill -0 "$GWPID" 2>/dev/null || return 0; sleep 0.01; done
-	return 1
-}
-ctl() { nq gw "$XB_BIN/xborderctl" -s "$CTL" "$@"; }
 GW=http://198.51.100.1:8443
 nonce() { nq alice curl -s -m 2 "$GW/v1/nonce" | sed 's/.*"nonce":"\([0-9a-f]*\)".*/\1/'; }
 body() {	# body SEQ NONCE OSVERSION
@@ -84,7 +74,7 @@ unreachable() { ! nq alice curl -s -m 1 -o /dev/null http://203.0.113.10/index.h
 in_set() { nq gw nft list set inet xborder "$1" | grep -q "$2"; }
 shows() { ctl posture alice | grep -q "$1"; }
 
-if ! start_gw; then
+if ! xb_gw_start; then
 	xb_fail "xborderd starts with posture" "$(cat "$GWLOG")"
 	xb_end
 fi
@@ -133,8 +123,8 @@ push=$(nq gw curl -s -m 2 -o /dev/null -w '%{http_code}' -H 'Content-Type: appli
 xb_check "a forged MDM push is refused (403, got $push)" test "$push" = 403
 
 # A restart keeps the state: alice passes without reporting again.
-stop_gw
-start_gw || xb_fail "xborderd restarts" "$(cat "$GWLOG")"
+xb_gw_stop
+xb_gw_start || xb_fail "xborderd restarts" "$(cat "$GWLOG")"
 # The new interface has no session: start alice's handshake now instead of
 # after WireGuard's 15 s rekey timeout.
 n alice wg set "$AIF" peer "$(pub "$kg")" remove
@@ -149,5 +139,5 @@ sleep 3.2
 xb_check "an aged report expires compliance" unreachable
 xb_check "the transition is in the audit log" grep -q '"event":"transition".*"expected":"a report at most 2 s old"' \
 	"$XB_TMP/state/posture.log"
-stop_gw
+xb_gw_stop
 xb_end
