@@ -187,9 +187,17 @@ static void report_lost(struct ptunnel *t, struct ptarget *g)
 		g->cursor = end - t->cfg.stats.window;	/* fell out unreported */
 }
 
-static void update(struct ptunnel *t, uint64_t now)
+/* Re-evaluate; true when the tunnel's miss run grew and it is not down: a
+ * confirmation round is due at once. A miss is either noise or an outage's
+ * start; asking again now instead of at the next interval tells the two
+ * apart detect_mult timeouts after the first miss, not intervals. With
+ * independent loss the chance of a false down is unchanged (the same run
+ * of misses is needed) and so are the loss figures; the cost is one round
+ * per miss. */
+static bool update(struct ptunnel *t, uint64_t now)
 {
 	enum xb_pstate from = xb_pstats_state(t->ps);
+	unsigned run;
 
 	for (unsigned i = 0; i < t->cfg.n_targets; i++) {
 		struct ptarget *g = &t->tg[i];
@@ -200,6 +208,13 @@ static void update(struct ptunnel *t, uint64_t now)
 	}
 	if (xb_pstats_update(t->ps, now) && t->p->cbs.state)
 		t->p->cbs.state(t->p->cbs.ctx, t->cfg.name, from, xb_pstats_state(t->ps));
+	run = xb_pstats_miss_run(t->ps);
+	if (run <= t->confirmed_run) {
+		t->confirmed_run = run;
+		return false;
+	}
+	t->confirmed_run = run;
+	return xb_pstats_state(t->ps) != XB_PST_DOWN;
 }
 
 static uint64_t min64(uint64_t a, uint64_t b)
@@ -265,9 +280,16 @@ void xb_probe_process(struct xb_probe *p, uint64_t now)
 			break;
 	}
 	for (size_t i = 0; i < p->n; i++) {
-		if (now >= p->tun[i]->next_send)
-			send_round(p->tun[i], now);
-		update(p->tun[i], now);
+		struct ptunnel *t = p->tun[i];
+		bool sent = now >= t->next_send;
+
+		if (sent)
+			send_round(t, now);
+		if (update(t, now) && !sent) {
+			t->next_send = now;	/* the cadence restarts here */
+			send_round(t, now);
+			update(t, now);
+		}
 	}
 	rearm(p, now);
 }

@@ -41,6 +41,7 @@ struct ptunnel {
 	struct handle hicmp[2];
 	uint16_t ident;
 	uint64_t round, next_send;
+	unsigned confirmed_run;	/* miss run a confirmation round went out for */
 };
 
 struct xb_probe {

@@ -151,6 +151,11 @@ const struct xb_pstats_cfg *xb_pstats_cfg(const struct xb_pstats *ps)
 	return &ps->cfg;
 }
 
+unsigned xb_pstats_miss_run(const struct xb_pstats *ps)
+{
+	return ps->miss_run;
+}
+
 enum xb_pstate xb_pstats_state(const struct xb_pstats *ps)
 {
 	return ps->state;

@@ -113,6 +113,8 @@ bool xb_pstats_update(struct xb_pstats *ps, uint64_t now);
  * nothing is pending. */
 uint64_t xb_pstats_deadline(const struct xb_pstats *ps);
 enum xb_pstate xb_pstats_state(const struct xb_pstats *ps);
+/* Probes missed in a row now (the run toward fast down; 0 once down). */
+unsigned xb_pstats_miss_run(const struct xb_pstats *ps);
 
 enum xb_pfate { XB_PFATE_UNKNOWN = -1, XB_PFATE_PENDING, XB_PFATE_REPLIED, XB_PFATE_LOST };
 /* What became of probe id (UNKNOWN: never sent or out of the window);

@@ -388,6 +388,50 @@ static long tx_packets(const char *dev)
 	return r;
 }
 
+/* A miss is confirmed at once: the rounds after the first missed probe go
+ * out one timeout apart, not one interval apart, so a blackhole is down
+ * detect_mult timeouts after its first miss. With a 400 ms interval and a
+ * 50 ms timeout that is at most 400 + 3 x 50 ms after the onset; without
+ * confirmation it would be at least 2 x 400 + 50 ms. */
+TEST(miss_confirmed_at_once)
+{
+	static const char *const tg[] = { "dns:127.0.0.1:7053/example.com" };
+	struct tally t = { 0 };
+	struct xb_probe_cbs cbs = { on_result, on_state, &t };
+	struct xb_probe_tunnel_cfg c;
+	struct xb_pstats_summary a, b;
+	struct xb_probe *p;
+	struct servers s;
+	uint64_t t0, dt = 0;
+	const char *err;
+
+	xb_test_private_netns();
+	servers_open(&s);
+	tunnel_cfg(&c, "t", "lo", tg, 1);
+	c.interval_ns = 400 * MS;
+	c.stats.loss_ns = 400 * MS;
+	p = xb_probe_new(&cbs);
+	CHECK(p && xb_probe_set(p, &c, 1, &err) == 0);
+	pump(&p, 1, &s, 1300);
+	xb_probe_stats(p, "t", -1, clock_mono_ns(), &a);
+	CHECK_INT(a.state, ==, XB_PST_UP);
+	CHECK_INT(a.sent, <=, 5);	/* a clean link: no extra rounds */
+	/* The blackhole: the server stops answering. */
+	t0 = clock_mono_ns();
+	for (int i = 0; i < 200 && !t.to_down; i++)
+		pump(&p, 1, NULL, 10);
+	dt = (clock_mono_ns() - t0) / MS;
+	xb_probe_stats(p, "t", -1, clock_mono_ns(), &b);
+	printf("# down %" PRIu64 " ms after the onset, %" PRIu64 " rounds sent meanwhile\n", dt,
+	       b.sent - a.sent);
+	CHECK_INT(t.to_down, ==, 1);
+	CHECK_INT(dt, <, 750);
+	CHECK_INT(b.sent - a.sent, >=, 3);
+	CHECK_INT(b.sent - a.sent, <=, 4);
+	xb_probe_free(p);
+	servers_close(&s);
+}
+
 TEST(bound_to_down_or_missing_interface_fails)
 {
 	static const char *const tg[] = { "icmp:192.0.2.2", "tcp:192.0.2.2:80",
