@@ -442,17 +442,21 @@ static void tunnel(const struct xb_render *r, json_t *t)
 {
 	json_t *state = get(t, "state");
 	bool up = json_is_string(state) && !strcmp(json_string_value(state), "up");
+	json_t *type = get(t, "type");
+	bool gre = json_is_string(type) && !strcmp(json_string_value(type), "gre");
 
 	head(r, "tunnel", text(get(t, "name")));
 	kv(r, "state", text(state), up ? C_GREEN : C_RED);
 	kv(r, "interface", text(get(t, "ifname")), NULL);
 	kv(r, "type", text(get(t, "type")), NULL);
 	kv(r, "backend", backend(t), NULL);
-	kv(r, "endpoint", text(get(t, "endpoint")), NULL);
-	kv(r, "peer public key", text(get(t, "peer_public_key")), NULL);
+	if (!gre) {
+		kv(r, "endpoint", text(get(t, "endpoint")), NULL);
+		kv(r, "peer public key", text(get(t, "peer_public_key")), NULL);
+	}
 	kv(r, "addresses", addresses(t), NULL);
 	kv(r, "routing", routing(t), NULL);
-	if (get(t, "local")) {		/* GRE */
+	if (gre) {
 		kv(r, "local", text(get(t, "local")), NULL);
 		kv(r, "remote", text(get(t, "remote")), NULL);
 		kv(r, "key", text(get(t, "key")), NULL);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #define RING 1024		/* probe results kept for `xborderctl probe' */
+#define NO_TUNNEL SIZE_MAX	/* a kept result whose tunnel went away */
 
 struct result {
 	uint64_t seq, at_ns;	/* at: wall clock */
@@ -367,6 +368,35 @@ static bool probe_cfg(const struct xb_tunnel *t, struct xb_probe_tunnel_cfg *c)
 	return c->n_targets > 0;
 }
 
+static bool same_target(const struct tun *a, const struct tun *b, unsigned i)
+{
+	char x[512], y[512];
+
+	return i < a->cfg.n_targets && i < b->cfg.n_targets &&
+	       !strcmp(xb_probe_target_str(&a->cfg.targets[i], x, sizeof(x)),
+		       xb_probe_target_str(&b->cfg.targets[i], y, sizeof(y)));
+}
+
+/* The kept results follow their tunnel into the new array tun[0..n) (a
+ * reload may reorder tunnels); those whose tunnel or target is gone are
+ * dropped, so `xborderctl probe' never shows one tunnel's results under
+ * another's name. */
+static void remap_ring(struct xb_health *h, const struct tun *tun, size_t n)
+{
+	for (size_t i = 0; i < RING && i < h->seq; i++) {
+		struct result *r = &h->ring[i];
+		size_t to = NO_TUNNEL;
+
+		if (r->tunnel >= h->n_tun)
+			continue;
+		for (size_t j = 0; j < n && to == NO_TUNNEL; j++)
+			if (!strcmp(tun[j].cfg.name, h->tun[r->tunnel].cfg.name) &&
+			    same_target(&h->tun[r->tunnel], &tun[j], r->target))
+				to = j;
+		r->tunnel = to;
+	}
+}
+
 static int set_tunnels(struct xb_health *h, const struct xb_policy *p)
 {
 	struct tun *tun = calloc(p->n_tunnels + 1, sizeof(*tun));
@@ -390,6 +420,7 @@ static int set_tunnels(struct xb_health *h, const struct xb_policy *p)
 		goto fail;
 	}
 	free(cfgs);
+	remap_ring(h, tun, p->n_tunnels);
 	free(h->tun);
 	free(h->st);
 	h->tun = tun;

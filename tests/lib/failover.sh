@@ -21,7 +21,8 @@
 #
 #   fo_world              namespaces, links, impairment, origin (web on :80), keys
 #   fo_policy             $XB_TMP/xborder.conf; FO_PROBE_A / FO_PROBE_B replace
-#                         each tunnel's probe settings (empty: not probed)
+#                         each tunnel's probe settings (empty: not probed);
+#                         FO_B_FIRST=1 lists B before A
 #   fo_partners           partner A (xborder-wg) and B (xb-gre)
 #   fo_gw                 xborderd in gw (GWPID, GWLOG); 0 once "gateway up"
 #   fo_device             the device's WireGuard
@@ -123,6 +124,10 @@ fo_policy() {
 
 	[ "${FO_PROBE_A+set}" ] && pa=$FO_PROBE_A
 	[ "${FO_PROBE_B+set}" ] && pb=$FO_PROBE_B
+	local ta="{ name = \"$A\"; endpoint = \"192.0.2.14:51900\"; private_key_file = \"tun.key\";
+	    public_key = \"$(pub "$kp")\"; address4 = \"192.0.2.25/30\"; $pa snat = false; }"
+	local tb="{ name = \"$B\"; type = \"gre\"; local = \"192.0.2.17\"; remote = \"192.0.2.22\"; key = 7;
+	    address4 = \"192.0.2.29/30\"; snat = false; $pb }"
 	cat >"$XB_TMP/xborder.conf" <<EOF
 	gateway = {
 	  interface = "$GWIF"; listen_port = 51820; private_key_file = "gw.key";
@@ -136,14 +141,7 @@ fo_policy() {
 	devices = (
 	  { name = "dev"; public_key = "$(pub "$kd")"; groups = [ "finance" ]; address4 = "198.51.100.10"; }
 	);
-	tunnels = (
-	  { name = "$A"; endpoint = "192.0.2.14:51900"; private_key_file = "tun.key";
-	    public_key = "$(pub "$kp")"; address4 = "192.0.2.25/30"; $pa
-	    snat = false; },
-	  { name = "$B"; type = "gre"; local = "192.0.2.17"; remote = "192.0.2.22"; key = 7;
-	    address4 = "192.0.2.29/30"; snat = false;
-	    $pb }
-	);
+	tunnels = ( $([ "${FO_B_FIRST-}" ] && echo "$tb, $ta" || echo "$ta, $tb") );
 	rules = (
 	  { name = "erp"; groups = [ "finance" ]; to = [ "203.0.113.10/32" ]; protocols = [ "tcp", "icmp" ];
 	    action = "allow"; via = [ "$A", "$B" ]; }

@@ -139,5 +139,18 @@ a1=$(via_a)
 xb_check "... counted at the origin's A side ($a0 → $a1 packets)" test "${a1:-0}" -gt "${a0:-0}"
 xb_check "notify_command got A's way back up" \
 	xb_wait 3000 jq -se --arg t "$A" 'map(select(.event == "state" and .tunnel == $t and .to == "up")) | length >= 2' "$XB_TMP/notify.out"
+# `xborderctl probe' streams each tunnel's own results — A lost probes in
+# the blackhole, B none — also after a reload that lists the tunnels the
+# other way round (kept results follow their tunnel, not its place).
+targets() { timeout 0.5 ip netns exec "$XB_RUN-gw" "$XB_BIN/xborderctl" -s "$CTL" -j probe "$1" |
+	jq -r '(if .ok then "ok" else "lost" end) + " " + .target' | sort -u | tr '\n' ' '; }
+xb_check "xborderctl probe A: A's target, lost and answered" \
+	test "$(targets "$A")" = "lost icmp:192.0.2.26 ok icmp:192.0.2.26 "
+xb_check "xborderctl probe B: B's target, answered" test "$(targets "$B")" = "ok icmp:192.0.2.30 "
+FO_B_FIRST=1 fo_policy
+xb_check "a reload that lists B first" ctl reload
+xb_check "... xborderctl probe A still shows A's results" \
+	test "$(targets "$A")" = "lost icmp:192.0.2.26 ok icmp:192.0.2.26 "
+xb_check "... and probe B only B's" test "$(targets "$B")" = "ok icmp:192.0.2.30 "
 xb_check "the daemon logged no error" sh -c "! grep -Ei 'error|fatal' '$GWLOG'"
 xb_end
