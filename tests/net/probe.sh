@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The prober (xb-probe) through an impaired path: accuracy of RTT and loss,
 # no state change under 5 % loss, blackhole to down, recovery by the slow-up
-# rule, interface binding that
-# never uses the main table, cost.
+# rule, interface binding that never uses the main table, cost.
 #
 #   a ──────────── r ──────────── b
 #   eth0           eth0    eth1   eth0
