@@ -321,3 +321,26 @@ bool xbp_elem_group(struct ld *l, const config_setting_t *e, const char *list)
 		config_setting_index(e) + 1, xbp_type_name(config_setting_type(e)));
 	return false;
 }
+
+void xbp_parse_objects(struct ld *l, const config_setting_t *s, const char *list, void *arrp,
+		       size_t *n, size_t size, xbp_elem_fn elem)
+{
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		void *v;
+		char *obj;
+
+		if (!xbp_elem_group(l, e, list))
+			continue;
+		memcpy(&v, arrp, sizeof(v));
+		if (!(v = xb_grow(v, *n, size))) {
+			l->oom = true;
+			return;
+		}
+		memcpy(arrp, &v, sizeof(v));
+		obj = (char *)v + *n * size;
+		memset(obj, 0, size);
+		(*n)++;
+		elem(l, e, obj, i);
+	}
+}

@@ -321,8 +321,9 @@ static void parse_action(struct ld *l, const config_setting_t *s, const char *wh
 		xbp_err(l, m, "%s: action tunnel needs servers (resolvers behind the tunnel)", what);
 }
 
-static void parse_rule(struct ld *l, const config_setting_t *s, struct xb_dns_rule *r, int idx)
+static void parse_rule(struct ld *l, const config_setting_t *s, void *obj, int idx)
 {
+	struct xb_dns_rule *r = obj;
 	char what[WHAT_MAX];
 	const char *name = xbp_obj_name(l, s, "dns rule", idx, false, what, sizeof(what));
 
@@ -368,21 +369,8 @@ void xbp_parse_dns(struct ld *l, const config_setting_t *s)
 		l->oom = true;
 	if (!(rules = xbp_get_list(l, s, "rules", "dns")))
 		return;
-	for (int i = 0; i < config_setting_length(rules); i++) {
-		config_setting_t *e = config_setting_get_elem(rules, (unsigned)i);
-		struct xb_dns_rule *nv;
-
-		if (!xbp_elem_group(l, e, "dns rules"))
-			continue;
-		if (!(nv = xb_grow(d->rules, d->n_rules, sizeof(*nv)))) {
-			l->oom = true;
-			return;
-		}
-		d->rules = nv;
-		nv = &nv[d->n_rules++];
-		memset(nv, 0, sizeof(*nv));
-		parse_rule(l, e, nv, i);
-	}
+	xbp_parse_objects(l, rules, "dns rules", &d->rules, &d->n_rules, sizeof(*d->rules),
+			  parse_rule);
 }
 
 void xbp_dns_free(struct xb_dns *d)

@@ -89,6 +89,14 @@ const char *xbp_obj_name(struct ld *l, const config_setting_t *s, const char *ki
 			 bool tunnel, char *what, size_t len);
 /* The elements of a list that must be groups { }; others are reported. */
 bool xbp_elem_group(struct ld *l, const config_setting_t *e, const char *list);
+/* A list of objects: each element of s that is a group { } (others are
+ * reported, naming list) gets a new zeroed element at the end of the array
+ * whose address is arrp (a T **, *n elements of size bytes) and is parsed
+ * into it by elem(l, element, object, index). Out of memory: l->oom, and
+ * the rest of the list is left. */
+typedef void (*xbp_elem_fn)(struct ld *l, const config_setting_t *s, void *obj, int idx);
+void xbp_parse_objects(struct ld *l, const config_setting_t *s, const char *list, void *arrp,
+		       size_t *n, size_t size, xbp_elem_fn elem);
 char *xbp_strdup(struct ld *l, const char *s);
 /* dir/path, or path when it is absolute or dir is "." */
 char *xbp_join(const char *dir, const char *path);

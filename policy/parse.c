@@ -251,8 +251,9 @@ static void parse_dev_addr(struct ld *l, const config_setting_t *s, const char *
 			what, key, xbp_quote(qb, v), fam_name(family));
 }
 
-static void parse_device(struct ld *l, const config_setting_t *s, struct xb_device *d, int idx)
+static void parse_device(struct ld *l, const config_setting_t *s, void *obj, int idx)
 {
+	struct xb_device *d = obj;
 	char what[WHAT_MAX], qb[QUOTE_MAX + 4];
 	const char *name = xbp_obj_name(l, s, "device", idx, false, what, sizeof(what));
 	const char *key;
@@ -278,20 +279,6 @@ static void parse_device(struct ld *l, const config_setting_t *s, struct xb_devi
  * name NULL); the load fails anyway. */
 void xbp_parse_devices(struct ld *l, const config_setting_t *s)
 {
-	struct xb_policy *p = l->p;
-
-	for (int i = 0; i < config_setting_length(s); i++) {
-		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		struct xb_device *v;
-
-		if (!xbp_elem_group(l, e, "devices"))
-			continue;
-		if (!(v = xb_grow(p->devices, p->n_devices, sizeof(*v)))) {
-			l->oom = true;
-			return;
-		}
-		p->devices = v;
-		memset(&v[p->n_devices], 0, sizeof(*v));
-		parse_device(l, e, &v[p->n_devices++], i);
-	}
+	xbp_parse_objects(l, s, "devices", &l->p->devices, &l->p->n_devices,
+			  sizeof(*l->p->devices), parse_device);
 }

@@ -464,9 +464,9 @@ static void parse_checks(struct ld *l, const config_setting_t *s, const char *wh
 	}
 }
 
-static void parse_profile(struct ld *l, const config_setting_t *s, int idx,
-			  struct xb_profile *pr)
+static void parse_profile(struct ld *l, const config_setting_t *s, void *obj, int idx)
 {
+	struct xb_profile *pr = obj;
 	char what[WHAT_MAX], qb[QUOTE_MAX + 4];
 	const char *name = xbp_obj_name(l, s, "profile", idx, false, what, sizeof(what));
 	const char *other;
@@ -493,26 +493,13 @@ static void parse_profile(struct ld *l, const config_setting_t *s, int idx,
 
 void xbp_parse_profiles(struct ld *l, const config_setting_t *s)
 {
-	struct xb_policy *p = l->p;
-
-	for (int i = 0; i < config_setting_length(s); i++) {
-		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		struct xb_profile *v;
-
-		if (!xbp_elem_group(l, e, "profiles"))
-			continue;
-		if (!(v = xb_grow(p->profiles, p->n_profiles, sizeof(*v)))) {
-			l->oom = true;
-			return;
-		}
-		p->profiles = v;
-		memset(&v[p->n_profiles], 0, sizeof(*v));
-		parse_profile(l, e, i, &v[p->n_profiles++]);
-	}
+	xbp_parse_objects(l, s, "profiles", &l->p->profiles, &l->p->n_profiles,
+			  sizeof(*l->p->profiles), parse_profile);
 }
 
-static void parse_mdm_key(struct ld *l, const config_setting_t *s, int idx, struct xb_mdm_key *k)
+static void parse_mdm_key(struct ld *l, const config_setting_t *s, void *obj, int idx)
 {
+	struct xb_mdm_key *k = obj;
 	char what[WHAT_MAX], qb[QUOTE_MAX + 4];
 	const char *name = xbp_obj_name(l, s, "mdm key", idx, false, what, sizeof(what));
 	const char *v, *end;
@@ -535,22 +522,8 @@ static void parse_mdm_key(struct ld *l, const config_setting_t *s, int idx, stru
 
 void xbp_parse_mdm_keys(struct ld *l, const config_setting_t *s)
 {
-	struct xb_policy *p = l->p;
-
-	for (int i = 0; i < config_setting_length(s); i++) {
-		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		struct xb_mdm_key *v;
-
-		if (!xbp_elem_group(l, e, "mdm_keys"))
-			continue;
-		if (!(v = xb_grow(p->mdm_keys, p->n_mdm_keys, sizeof(*v)))) {
-			l->oom = true;
-			return;
-		}
-		p->mdm_keys = v;
-		memset(&v[p->n_mdm_keys], 0, sizeof(*v));
-		parse_mdm_key(l, e, i, &v[p->n_mdm_keys++]);
-	}
+	xbp_parse_objects(l, s, "mdm_keys", &l->p->mdm_keys, &l->p->n_mdm_keys,
+			  sizeof(*l->p->mdm_keys), parse_mdm_key);
 }
 
 void xbp_profile_free(struct xb_profile *pr)

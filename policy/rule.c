@@ -226,8 +226,9 @@ static void parse_action(struct ld *l, const config_setting_t *s, const char *wh
 	}
 }
 
-static void parse_rule(struct ld *l, const config_setting_t *s, struct xb_rule *r, int idx)
+static void parse_rule(struct ld *l, const config_setting_t *s, void *obj, int idx)
 {
+	struct xb_rule *r = obj;
 	char what[WHAT_MAX];
 	const char *name = xbp_obj_name(l, s, "rule", idx, false, what, sizeof(what));
 
@@ -246,21 +247,6 @@ static void parse_rule(struct ld *l, const config_setting_t *s, struct xb_rule *
 
 void xbp_parse_rules(struct ld *l, const config_setting_t *s)
 {
-	struct xb_policy *p = l->p;
-
-	for (int i = 0; i < config_setting_length(s); i++) {
-		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		struct xb_rule *v;
-
-		if (!xbp_elem_group(l, e, "rules"))
-			continue;
-		if (!(v = xb_grow(p->rules, p->n_rules, sizeof(*v)))) {
-			l->oom = true;
-			return;
-		}
-		p->rules = v;
-		v = &v[p->n_rules++];
-		memset(v, 0, sizeof(*v));
-		parse_rule(l, e, v, i);
-	}
+	xbp_parse_objects(l, s, "rules", &l->p->rules, &l->p->n_rules, sizeof(*l->p->rules),
+			  parse_rule);
 }

@@ -444,8 +444,9 @@ static void parse_wireguard(struct ld *l, const config_setting_t *s, const char 
 		xbp_err(l, s, "%s: no endpoint (host:port of the partner)", what);
 }
 
-static void parse_tunnel(struct ld *l, const config_setting_t *s, struct xb_tunnel *t, int idx)
+static void parse_tunnel(struct ld *l, const config_setting_t *s, void *obj, int idx)
 {
+	struct xb_tunnel *t = obj;
 	char what[WHAT_MAX];
 	const char *name = xbp_obj_name(l, s, "tunnel", idx, true, what, sizeof(what));
 	int type = 0;
@@ -478,21 +479,6 @@ static void parse_tunnel(struct ld *l, const config_setting_t *s, struct xb_tunn
 
 void xbp_parse_tunnels(struct ld *l, const config_setting_t *s)
 {
-	struct xb_policy *p = l->p;
-
-	for (int i = 0; i < config_setting_length(s); i++) {
-		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		struct xb_tunnel *v;
-
-		if (!xbp_elem_group(l, e, "tunnels"))
-			continue;
-		if (!(v = xb_grow(p->tunnels, p->n_tunnels, sizeof(*v)))) {
-			l->oom = true;
-			return;
-		}
-		p->tunnels = v;
-		v = &v[p->n_tunnels++];
-		memset(v, 0, sizeof(*v));
-		parse_tunnel(l, e, v, i);
-	}
+	xbp_parse_objects(l, s, "tunnels", &l->p->tunnels, &l->p->n_tunnels,
+			  sizeof(*l->p->tunnels), parse_tunnel);
 }
