@@ -39,6 +39,7 @@ curl:cmd:curl
 busybox:cmd:busybox
 time:cmd:/usr/bin/time
 sqlite3:cmd:sqlite3
+openssl:cmd:openssl
 "
 BENCH_PKGS="
 dnsperf:cmd:dnsperf

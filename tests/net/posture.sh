@@ -2,19 +2,23 @@
 # Posture enforcement in xborderd end to end: reports over the device's own
 # tunnel, a running TCP stream cut when the posture turns bad (timed), new
 # connections refused and admitted again, replayed and stale reports and a
-# forged MDM push refused, state kept across a restart, report-only checks
-# never blocking, and an aged report expiring compliance.
+# forged MDM push refused, a signed push admitting a device until its
+# attribute expires, a push outside the time window refused, state kept
+# across a restart, report-only checks never blocking, and an aged report
+# expiring compliance.
 #
 #   alice ──WG── gw: xborderd ── eu 192.0.2.17/30 ── org 192.0.2.18, 203.0.113.10 (http)
-#   198.51.100.10   198.51.100.1:8443 (posture), admin 127.0.0.1:8444
+#   198.51.100.10   198.51.100.1:8443 (posture), admin 127.0.0.1:8444     192.0.2.100 (http)
 #
-# The rule admits alice to 203.0.113.0/24 via the uplink while she passes
-# profile "corp" (os_version >= 12; firewall report-only).
+# Rule web admits alice to 203.0.113.0/24 via the uplink while she passes
+# profile "corp" (os_version >= 12; firewall report-only); rule edr admits
+# her to 192.0.2.100 while profile "edr" passes: an MDM-pushed attribute
+# edr.score >= 50.
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/xborderd.sh"
 . "$(dirname "$0")/../lib/wg.sh"
 xb_begin
-for t in curl busybox; do
+for t in curl busybox openssl; do
 	command -v "$t" >/dev/null || { xb_skip "posture" "$t is not installed (deploy/deps.sh)"; exit 77; }
 done
 xb_ns alice gw org
@@ -23,16 +27,20 @@ xb_veth gw eu org eth0
 xb_addr alice eth0 192.0.2.1/30
 xb_addr gw ea 192.0.2.2/30
 xb_addr gw eu 192.0.2.17/30
-xb_addr org eth0 192.0.2.18/30 203.0.113.10/24
+xb_addr org eth0 192.0.2.18/30 203.0.113.10/24 192.0.2.100/32
 nq gw ip route add 203.0.113.0/24 via 192.0.2.18
+nq gw ip route add 192.0.2.100/32 via 192.0.2.18
 nq gw ip link set lo up
 
 ID=$$
 GWIF=xg$ID AIF=xa$ID
 CTL=$XB_TMP/ctl.sock
-kg=$(wg genkey) ka=$(wg genkey) km=$(wg genkey)
+kg=$(wg genkey) ka=$(wg genkey)
 pub() { echo "$1" | wg pubkey; }
 (umask 077; echo "$kg" >"$XB_TMP/gw.key")
+# The MDM's Ed25519 key; the policy lists its raw 32-byte public key.
+openssl genpkey -algorithm ed25519 -out "$XB_TMP/mdm.pem" 2>/dev/null
+MDMPUB=$(openssl pkey -in "$XB_TMP/mdm.pem" -pubout -outform DER | tail -c 32 | base64 -w0)
 
 conf() {	# conf MAX_AGE
 	cat >"$XB_TMP/xborder.conf" <<EOF
@@ -43,9 +51,12 @@ gateway = {
 };
 devices = ( { name = "alice"; public_key = "$(pub "$ka")"; address4 = "198.51.100.10"; } );
 profiles = ( { name = "corp"; platforms = [ "linux" ]; max_age = $1;
-  checks = ( { os_version = ">= 12"; }, { firewall = true; mode = "report"; } ); } );
-mdm_keys = ( { name = "intune"; public_key = "$(pub "$km")"; } );
+  checks = ( { os_version = ">= 12"; }, { firewall = true; mode = "report"; } ); },
+  { name = "edr"; checks = ( { attribute = "edr.score"; op = ">="; value = 50; } ); } );
+mdm_keys = ( { name = "intune"; public_key = "$MDMPUB"; } );
 rules = ( { name = "web"; posture = [ "corp" ]; to = [ "203.0.113.0/24" ];
+  action = "allow"; via = [ "internet" ]; },
+  { name = "edr"; posture = [ "edr" ]; to = [ "192.0.2.100/32" ];
   action = "allow"; via = [ "internet" ]; } );
 EOF
 }
@@ -54,6 +65,7 @@ conf 600
 mkdir -p "$XB_TMP/www" && echo "origin" >"$XB_TMP/www/index.html"
 head -c 200000000 /dev/zero >"$XB_TMP/www/big"
 xb_bg org busybox httpd -f -p 203.0.113.10:80 -h "$XB_TMP/www"
+xb_bg org busybox httpd -f -p 192.0.2.100:80 -h "$XB_TMP/www"
 nq org ip route add 198.51.100.0/24 via 192.0.2.17 2>/dev/null
 
 GW=http://198.51.100.1:8443
@@ -73,6 +85,16 @@ reach() { nq alice curl -s -m 2 -o /dev/null http://203.0.113.10/index.html; }
 unreachable() { ! nq alice curl -s -m 1 -o /dev/null http://203.0.113.10/index.html; }
 in_set() { nq gw nft list set inet xborder "$1" | grep -q "$2"; }
 shows() { ctl posture alice | grep -q "$1"; }
+reach_edr() { nq alice curl -s -m 2 -o /dev/null http://192.0.2.100/index.html; }
+unreachable_edr() { ! nq alice curl -s -m 1 -o /dev/null http://192.0.2.100/index.html; }
+mdm_push() {	# mdm_push TIME EXPIRES SCORE — the HTTP status of a push signed by the MDM's key
+	printf '{"key":"intune","time":%s,"nonce":"%s","device":"alice","attributes":{"edr.score":{"value":%s,"expires":%s}}}' \
+		"$1" "$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" "$3" "$2" >"$XB_TMP/push.json"
+	openssl pkeyutl -sign -rawin -inkey "$XB_TMP/mdm.pem" -in "$XB_TMP/push.json" -out "$XB_TMP/push.sig"
+	nq gw curl -s -m 2 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+		-H "X-Xborder-Signature: $(base64 -w0 "$XB_TMP/push.sig")" \
+		--data-binary "@$XB_TMP/push.json" http://127.0.0.1:8444/v1/attributes
+}
 
 if ! xb_gw_start; then
 	xb_fail "xborderd starts with posture" "$(cat "$GWLOG")"
@@ -80,8 +102,9 @@ if ! xb_gw_start; then
 fi
 xb_ok "xborderd starts with posture"
 xb_wg_up alice "$AIF" ours "$ka" 0 198.51.100.10/24 || { xb_fail "device bring-up"; xb_end; }
-n alice wg set "$AIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24,203.0.113.0/24
+n alice wg set "$AIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24,203.0.113.0/24,192.0.2.100/32
 nq alice ip route add 203.0.113.0/24 dev "$AIF"
+nq alice ip route add 192.0.2.100/32 dev "$AIF"
 xb_wait 5000 nq alice ping -c 1 -W 1 198.51.100.1 >/dev/null
 
 xb_check "no report yet: the origin is out of reach" unreachable
@@ -122,13 +145,27 @@ push=$(nq gw curl -s -m 2 -o /dev/null -w '%{http_code}' -H 'Content-Type: appli
 	http://127.0.0.1:8444/v1/attributes)
 xb_check "a forged MDM push is refused (403, got $push)" test "$push" = 403
 
+# MDM: without edr.score alice is kept from 192.0.2.100; a signed push lets
+# her in until the attribute expires; a push outside the ±300 s window is
+# refused and changes nothing.
+xb_check "no pushed edr.score: 192.0.2.100 is out of reach" unreachable_edr
+now=$(date +%s)
+xb_check "a push signed 400 s ago is refused (403)" test "$(mdm_push $((now - 400)) $((now + 60)) 80)" = 403
+xb_check "... and admits nothing" unreachable_edr
+xb_check "a signed push of edr.score 80, expiring in 3 s, is accepted (200)" \
+	test "$(mdm_push "$now" $((now + 3)) 80)" = 200
+xb_check "alice reaches 192.0.2.100 on the pushed attribute" reach_edr
+xb_check "xborderctl posture alice shows the pushed attribute" shows 'edr.score'
+xb_check "when the pushed attribute expires, so does her access" xb_wait 6000 unreachable_edr
+xb_check "... and 203.0.113.10 (profile corp) is still open" reach
+
 # A restart keeps the state: alice passes without reporting again.
 xb_gw_stop
 xb_gw_start || xb_fail "xborderd restarts" "$(cat "$GWLOG")"
 # The new interface has no session: start alice's handshake now instead of
 # after WireGuard's 15 s rekey timeout.
 n alice wg set "$AIF" peer "$(pub "$kg")" remove
-n alice wg set "$AIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24,203.0.113.0/24
+n alice wg set "$AIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24,203.0.113.0/24,192.0.2.100/32
 xb_check "after a restart alice is still in the rule's set" xb_wait 2000 in_set r_web_dev4 198.51.100.10
 xb_check "after a restart alice still reaches the origin without a new report" xb_wait 5000 reach
 
