@@ -148,6 +148,13 @@ xb_check "tunnel: a large TXT answer comes whole (UDP truncated, then TCP)" \
 	sh -c "ip netns exec $XB_RUN-alice dig +time=3 +tries=1 @198.51.100.1 big.acme.cn TXT | grep -c '\"x' | grep -qx 1"
 xb_check "tunnel: bob (posture not met) gets the rule's block answer (REFUSED)" \
 	test "$(status bob erp.acme.cn)" = REFUSED
+# bob reports (profile managed has no checks: any fresh report passes) and
+# the same name now resolves for him: answers follow posture both ways.
+bnonce=$(nq bob curl -s -m 2 http://198.51.100.1:8443/v1/nonce | sed -n 's/.*"nonce":"\([0-9a-f]*\)".*/\1/p')
+xb_check "bob's posture report is accepted (200)" test "$(nq bob curl -s -m 2 -o /dev/null -w '%{http_code}' \
+	-H 'Content-Type: application/json' http://198.51.100.1:8443/v1/report \
+	-d "{\"seq\":1,\"nonce\":\"$bnonce\",\"time\":0,\"os\":{\"family\":\"linux\",\"version\":\"12\"}}")" = 200
+xb_check "tunnel: with his posture met bob gets the answer" test "$(q bob erp.acme.cn)" = 203.0.113.10
 
 xb_check "block: ads.example and names below it are NXDOMAIN" \
 	sh -c "test \"\$(ip netns exec $XB_RUN-alice dig +time=2 +tries=1 @198.51.100.1 x.ads.example | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')\" = NXDOMAIN"
