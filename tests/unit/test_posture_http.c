@@ -63,7 +63,7 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 	return 0;
 }
 
-static const struct xb_psvc_ops ops = { device_for, on_report, on_push };
+static const struct xb_psvc_ops ops = { device_for, on_report, on_push, NULL };
 
 static void netns(void)
 {
