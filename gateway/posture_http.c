@@ -460,13 +460,16 @@ static enum MHD_Result start(struct lsn *l, struct MHD_Connection *c, const char
 		return answer(c, status, json_pack("{s:s}", "error", status == MHD_HTTP_NOT_FOUND ?
 						   "no such resource" : "method not allowed"), allow);
 	if (r == R_NONCE)
-		return nonce(l, c);
+		goto keep;	/* answered at the request's end: an answer queued
+				 * before it makes libmicrohttpd close the connection,
+				 * and the device posts its report on the same one */
 	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && strtoull(cl, NULL, 10) > XB_PSVC_MAX_BODY)
 		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_PSVC_MAX_BODY);
 	if (!is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						   MHD_HTTP_HEADER_CONTENT_TYPE)))
 		return fail(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
+keep:
 	if (!(q = calloc(1, sizeof(*q))))
 		return MHD_NO;
 	q->route = r;
@@ -517,6 +520,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	if (q->discarded)
 		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_PSVC_MAX_BODY);
+	if (q->route == R_NONCE)
+		return nonce(l, c);
 	if (q->route == R_REPORT)
 		return report(l, c, q);
 	if (!l->svc->ops->on_push)
