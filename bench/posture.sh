@@ -130,6 +130,8 @@ ctlj=$(nq gw "$XB_BIN/xborderctl" -s "$CTL" -j posture)
 ep99=$(echo "$ctlj" | sed -n 's/.*"enforce_p99_us": *\([0-9]*\).*/\1/p')
 echo "# daemon's own report-to-enforcement p99 over all cases: below ${ep99:-?} us"
 echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+grep -E "warning|error" "$GWLOG" | sed 's/[0-9]\{1,\}/N/g' | sort | uniq -c | sort -rn | head -5 |
+	sed 's/^/# xborderd said: /'
 kill -TERM "$GWPID"; wait "$GWPID" 2>/dev/null
 
 # Reload: re-evaluation of RELOAD_DEVICES devices (no namespace needed
