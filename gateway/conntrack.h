@@ -8,6 +8,7 @@
 #ifndef XB_CONNTRACK_H
 #define XB_CONNTRACK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct mnl_socket;
@@ -31,5 +32,17 @@ void xb_ct_close(struct xb_ct *c);
  * is addr, in every zone. Returns how many were deleted (entries that
  * vanished on their own meanwhile are not counted), or a negative errno. */
 long xb_ct_cut(struct xb_ct *c, int family, const void *addr);
+
+/* A filtered dump walks the kernel's whole hash table; an unfiltered one
+ * copies every entry. One dump for many addresses is read unfiltered
+ * while the table holds at most this many entries per address beyond the
+ * first (a walk costs about as much as reading that many entries). */
+#define XB_CT_WALK_ENTRIES 1024
+
+/* xb_ct_cut for n addresses of one family (packed: 4 or 16 bytes each),
+ * with as few walks of the table as the rule above allows: how many
+ * entries of addrs[i] were deleted goes to cut[i]. Returns the total, or a
+ * negative errno (cut[] then holds what was deleted before the error). */
+long xb_ct_cut_many(struct xb_ct *c, int family, const void *addrs, size_t n, long *cut);
 
 #endif

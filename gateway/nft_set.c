@@ -211,3 +211,46 @@ int xb_nftset_remove(struct xb_nftset *s, const char *set, const struct xb_nftse
 {
 	return run(s, set, v, n, true, false);
 }
+
+/* One transaction of at most XB_NFTSET_OPS ops. */
+static int apply_some(struct xb_nftset *s, const struct xb_nftset_op *ops, size_t n)
+{
+	struct mnl_nlmsg_batch *b;
+	uint32_t first, last;
+	bool room = true;
+	int err;
+
+	if (!(b = mnl_nlmsg_batch_start(s->buf, BATCH_MAX)))
+		return -ENOMEM;
+	put_msg(b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, s->seq++);
+	mnl_nlmsg_batch_next(b);
+	first = s->seq;
+	for (size_t i = 0; i < n && room; i++)
+		room = put_elems(b, ops[i].add ? NFT_MSG_NEWSETELEM : NFT_MSG_DESTROYSETELEM,
+				 (ops[i].add ? NLM_F_CREATE : 0) | NLM_F_ACK, s->seq++, ops[i].set,
+				 &ops[i].e, 1, false);
+	last = s->seq - 1;
+	put_msg(b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, s->seq++);
+	if (!room || !mnl_nlmsg_batch_next(b)) {
+		mnl_nlmsg_batch_stop(b);
+		return -E2BIG;
+	}
+	err = exchange(s, b, first, last);
+	mnl_nlmsg_batch_stop(b);
+	if (err)
+		s->failures++;
+	return err;
+}
+
+int xb_nftset_apply(struct xb_nftset *s, const struct xb_nftset_op *ops, size_t n)
+{
+	if (!s->nl)
+		return -EBADF;
+	for (size_t at = 0; at < n; at += XB_NFTSET_OPS) {
+		int err = apply_some(s, ops + at, n - at < XB_NFTSET_OPS ? n - at : XB_NFTSET_OPS);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}

@@ -53,4 +53,20 @@ bool xb_nftset_refreshes(void);
 int xb_nftset_remove(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v,
 		     size_t n);
 
+/* One change of a batch: put e into set (added absent, kept present; no
+ * timeout refresh) or remove it (absent is no error). */
+struct xb_nftset_op {
+	const char *set;
+	bool add;
+	struct xb_nftset_elem e;
+};
+
+#define XB_NFTSET_OPS 256	/* ops per transaction; more are split */
+
+/* Applies ops in order, in one transaction per XB_NFTSET_OPS of them: the
+ * posture service's changes of one event-loop round in one netlink
+ * exchange. 0, or the first negative errno (that transaction changed
+ * nothing; the ones before it stand). */
+int xb_nftset_apply(struct xb_nftset *s, const struct xb_nftset_op *ops, size_t n);
+
 #endif

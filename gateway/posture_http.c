@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define DISCARD_MAX (1u << 20)	/* body bytes thrown away after a 413 is due */
+#define PASSES 4		/* rounds per xb_psvc_process() */
 
 enum route { R_NONE, R_NONCE, R_REPORT, R_PUSH };
 
@@ -47,16 +48,31 @@ struct xb_psvc {
 	struct xb_jsonlog *audit;
 	struct xb_pnonce *nonces;
 	int epfd, tfd;
+	/* The round: every report and push accepted in one xb_psvc_process()
+	 * call is written in one transaction (open while in_tx), and answered
+	 * after it commits. */
+	bool in_tx, tx_failed;
+	struct req *held;
 	size_t n_lsn;
 	struct lsn lsn[XB_PSVC_MAX_LISTEN + 1];
 };
 
-/* A request with a body, between handle() calls. */
+/* A request with a body, between handle() calls. An accepted report or
+ * push is held (its connection suspended) until the round's commit: then
+ * `answer' is sent, or a 503 if the commit failed. */
 struct req {
 	enum route route;
 	char *body;
 	size_t len;
 	size_t discarded;	/* > 0: over the limit, answered 413 at the end */
+	struct MHD_Connection *conn;
+	struct req *next;	/* in xb_psvc.held */
+	bool held, ready;	/* suspended; resumed with its answer */
+	unsigned status;
+	json_t *answer;
+	char addr[INET6_ADDRSTRLEN];
+	char *device;		/* for the audit line; NULL for a push */
+	json_int_t seq;
 };
 
 static struct log_rl rl_http = LOG_RL_INIT(1, 5);
@@ -221,7 +237,34 @@ static unsigned vet(struct xb_psvc *s, const char *device, json_t *rep, json_int
 	return 0;
 }
 
-static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, const struct req *r)
+/* Join the round's transaction, opening it at the round's first write.
+ * False when it cannot be opened: each write then commits on its own. */
+static bool join(struct xb_psvc *s)
+{
+	if (!s->in_tx && xb_pstore_begin(s->store) == 0)
+		s->in_tx = true;
+	return s->in_tx;
+}
+
+/* Keep an accepted request's answer (ok) until the round is enforced and
+ * committed (settle()); its connection waits, suspended. */
+static enum MHD_Result hold(struct xb_psvc *s, struct MHD_Connection *c, struct req *q,
+			    const char *addr, const char *device, json_int_t seq, json_t *ok)
+{
+	q->conn = c;
+	q->status = MHD_HTTP_OK;
+	q->answer = ok;
+	snprintf(q->addr, sizeof(q->addr), "%s", addr);
+	q->device = device ? strdup(device) : NULL;
+	q->seq = seq;
+	q->held = true;
+	q->next = s->held;
+	s->held = q;
+	MHD_suspend_connection(c);
+	return MHD_YES;
+}
+
+static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct req *r)
 {
 	struct xb_psvc *s = l->svc;
 	char addr[INET6_ADDRSTRLEN], msg[512] = "";
@@ -230,6 +273,7 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, const str
 	json_t *rep, *reply = NULL, *ok;
 	json_int_t seq;
 	unsigned status;
+	bool tx;
 
 	if (!device)
 		return refuse(s, c, "report", addr, NULL, -1, MHD_HTTP_FORBIDDEN,
@@ -237,6 +281,7 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, const str
 	if (!(rep = parse(r, msg, sizeof(msg))))
 		return refuse(s, c, "report", addr, device, -1, MHD_HTTP_BAD_REQUEST, msg);
 	seq = json_integer_value(json_object_get(rep, "seq"));
+	tx = join(s);
 	status = vet(s, device, rep, seq, msg, sizeof(msg));
 	if (!status && s->ops->on_report(s->ctx, device, rep, &reply, msg, sizeof(msg))) {
 		status = MHD_HTTP_UNPROCESSABLE_CONTENT;
@@ -248,27 +293,28 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, const str
 					    (int64_t)(clock_real_ns() / NSEC_PER_MSEC), r->body)) {
 		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		snprintf(msg, sizeof(msg), "storage error");
+		s->tx_failed |= tx;	/* the whole round is rolled back */
 	}
 	if (status) {
 		json_decref(reply);
 		return refuse(s, c, "report", addr, device, seq, status, msg);
 	}
-	audit(s, "report", addr, device, seq, MHD_HTTP_OK, NULL);
 	ok = json_pack("{s:b, s:I}", "accepted", 1, "seq", seq);
 	if (ok && json_is_object(reply))
 		json_object_update_missing(ok, reply);
 	json_decref(reply);
-	return answer(c, MHD_HTTP_OK, ok, NULL);
+	return hold(s, c, r, addr, device, seq, ok);
 }
 
-/* Store the attributes on_push returned, in one transaction. The number
- * stored, or -1 (nothing stored) with msg. */
+/* Store the attributes on_push returned, in the round's transaction (or
+ * one of their own). The number stored, or -1 (nothing stored) with msg. */
 static int store_attrs(struct xb_psvc *s, json_t *attrs, char *msg, size_t len)
 {
+	bool tx = join(s);
 	size_t i;
 	json_t *a;
 
-	if (!json_is_array(attrs) || xb_pstore_begin(s->store) < 0) {
+	if (!json_is_array(attrs) || (!tx && xb_pstore_begin(s->store) < 0)) {
 		snprintf(msg, len, json_is_array(attrs) ? "storage error" : "no attributes");
 		return -1;
 	}
@@ -287,19 +333,24 @@ static int store_attrs(struct xb_psvc *s, json_t *attrs, char *msg, size_t len)
 
 		free(value);
 		if (rc < 0) {
-			xb_pstore_rollback(s->store);
+			/* Part of it is written: in the round's transaction,
+			 * the round is lost with it. */
+			if (tx)
+				s->tx_failed = true;
+			else
+				xb_pstore_rollback(s->store);
 			snprintf(msg, len, rc == -2 ? "attribute %zu is malformed" : "storage error", i);
 			return -1;
 		}
 	}
-	if (xb_pstore_commit(s->store) < 0) {
+	if (!tx && xb_pstore_commit(s->store) < 0) {
 		snprintf(msg, len, "storage error");
 		return -1;
 	}
 	return (int)i;
 }
 
-static enum MHD_Result push(struct lsn *l, struct MHD_Connection *c, const struct req *r)
+static enum MHD_Result push(struct lsn *l, struct MHD_Connection *c, struct req *r)
 {
 	struct xb_psvc *s = l->svc;
 	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Xborder-Signature");
@@ -320,8 +371,46 @@ static enum MHD_Result push(struct lsn *l, struct MHD_Connection *c, const struc
 		log_warnx("posture %s: push from %s: %s", l->name, addr, msg);
 		return refuse(s, c, "push", addr, NULL, -1, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
 	}
-	audit(s, "push", addr, NULL, -1, MHD_HTTP_OK, NULL);
-	return answer(c, MHD_HTTP_OK, json_pack("{s:b, s:i}", "accepted", 1, "stored", n), NULL);
+	return hold(s, c, r, addr, NULL, -1,
+		    json_pack("{s:b, s:i}", "accepted", 1, "stored", n));
+}
+
+/* The end of a round: enforce what its reports and pushes changed
+ * (on_round), commit their writes, then answer each held request — 200,
+ * or 503 if the commit failed — and resume its connection. True when
+ * there were any: the answers leave in the next xb_psvc_process(),
+ * together with the next round's requests (arm() makes it come at once). */
+static bool settle(struct xb_psvc *s)
+{
+	struct req *q;
+	bool ok;
+
+	if (!s->in_tx && !s->held)
+		return false;
+	if (s->ops->on_round)
+		s->ops->on_round(s->ctx);
+	ok = !s->tx_failed && (!s->in_tx || xb_pstore_commit(s->store) == 0);
+	if (!ok) {
+		xb_pstore_rollback(s->store);
+		if (log_ratelimit(&rl_http))
+			log_warnx("posture: committing a round of reports: %s",
+				  xb_pstore_error(s->store));
+	}
+	s->in_tx = s->tx_failed = false;
+	while ((q = s->held)) {
+		s->held = q->next;
+		if (!ok) {
+			json_decref(q->answer);
+			q->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+			q->answer = json_pack("{s:s}", "error", "storage error");
+		}
+		audit(s, q->device ? "report" : "push", q->addr, q->device, q->seq, q->status,
+		      ok ? NULL : "storage error");
+		q->held = false;
+		q->ready = true;
+			MHD_resume_connection(q->conn);
+	}
+	return true;
 }
 
 /* --- requests ---------------------------------------------------------------- */
@@ -371,13 +460,16 @@ static enum MHD_Result start(struct lsn *l, struct MHD_Connection *c, const char
 		return answer(c, status, json_pack("{s:s}", "error", status == MHD_HTTP_NOT_FOUND ?
 						   "no such resource" : "method not allowed"), allow);
 	if (r == R_NONCE)
-		return nonce(l, c);
+		goto keep;	/* answered at the request's end: an answer queued
+				 * before it makes libmicrohttpd close the connection,
+				 * and the device posts its report on the same one */
 	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && strtoull(cl, NULL, 10) > XB_PSVC_MAX_BODY)
 		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_PSVC_MAX_BODY);
 	if (!is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						   MHD_HTTP_HEADER_CONTENT_TYPE)))
 		return fail(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
+keep:
 	if (!(q = calloc(1, sizeof(*q))))
 		return MHD_NO;
 	q->route = r;
@@ -414,6 +506,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	(void)version;
 	if (!q)
 		return start(l, c, url, method, con_cls);
+	if (q->ready) {		/* resumed after its round: the answer */
+		json_t *a = q->answer;
+
+		q->answer = NULL;
+		q->ready = false;
+		return answer(c, q->status, a, NULL);
+	}
 	if (*size) {
 		ret = take(q, data, *size);
 		*size = 0;
@@ -421,6 +520,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	if (q->discarded)
 		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_PSVC_MAX_BODY);
+	if (q->route == R_NONCE)
+		return nonce(l, c);
 	if (q->route == R_REPORT)
 		return report(l, c, q);
 	if (!l->svc->ops->on_push)
@@ -436,6 +537,8 @@ static void done(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)cls, (void)c, (void)why;
 	if (q) {
 		free(q->body);
+		free(q->device);
+		json_decref(q->answer);
 		free(q);
 		*con_cls = NULL;
 	}
@@ -501,7 +604,8 @@ static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool
 	l->svc = s;
 	l->admin = admin;
 	snprintf(l->name, sizeof(l->name), v6 ? "[%s]:%u" : "%s:%u", addr, port);
-	l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), 0,
+	l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+				(v6 ? MHD_USE_IPv6 : 0), 0,
 				NULL, NULL, handle, l,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,	/* first */
 				MHD_OPTION_LISTEN_SOCKET, fd,
@@ -578,8 +682,11 @@ int xb_psvc_fd(const struct xb_psvc *s)
 	return s->epfd;
 }
 
-/* The timer for the earliest libmicrohttpd timeout (connection idle). */
-static void arm(struct xb_psvc *s)
+/* The timer for the earliest libmicrohttpd timeout (connection idle), or
+ * at once when connections were resumed: in external epoll mode
+ * libmicrohttpd has no wake-up of its own for them, they wait for the
+ * next MHD_run(). */
+static void arm(struct xb_psvc *s, bool resumed)
 {
 	struct itimerspec its = { 0 };
 	MHD_UNSIGNED_LONG_LONG ms, min = UINT64_MAX;
@@ -587,7 +694,10 @@ static void arm(struct xb_psvc *s)
 	for (size_t i = 0; i < s->n_lsn; i++)
 		if (MHD_get_timeout(s->lsn[i].d, &ms) == MHD_YES && ms < min)
 			min = ms;
-	if (min != UINT64_MAX) {
+	if (resumed) {
+		its.it_value.tv_nsec = 1;
+		timerfd_settime(s->tfd, 0, &its, NULL);
+	} else if (min != UINT64_MAX) {
 		its.it_value = clock_ts((min ? min : 1) * NSEC_PER_MSEC);
 		timerfd_settime(s->tfd, 0, &its, NULL);
 	}
@@ -597,6 +707,7 @@ void xb_psvc_process(struct xb_psvc *s)
 {
 	struct epoll_event evs[8];
 	uint64_t ticks;
+	bool resumed = false;
 	int n = epoll_wait(s->epfd, evs, 8, 0);
 
 	/* The timer is only a wake-up: read it to clear it; EAGAIN is fine. */
@@ -604,9 +715,15 @@ void xb_psvc_process(struct xb_psvc *s)
 		if (evs[i].data.u64 == UINT64_MAX && read(s->tfd, &ticks, sizeof(ticks)) < 0)
 			continue;
 	/* Cheap when idle: each daemon polls its own epoll set without waiting. */
-	for (size_t i = 0; i < s->n_lsn; i++)
-		MHD_run(s->lsn[i].d);
-	arm(s);
+	/* Each pass is a round; the next pass sends the answers the last one
+	 * settled (and takes new requests). The last pass's wait for a timer. */
+	for (int pass = 0; pass < PASSES; pass++) {
+		for (size_t i = 0; i < s->n_lsn; i++)
+			MHD_run(s->lsn[i].d);
+		if (!(resumed = settle(s)))
+			break;
+	}
+	arm(s, resumed);
 }
 
 size_t xb_psvc_conns(const struct xb_psvc *s)
@@ -624,6 +741,7 @@ void xb_psvc_close(struct xb_psvc *s)
 {
 	if (!s)
 		return;
+	settle(s);	/* nothing is held between rounds; in case */
 	for (size_t i = 0; i < s->n_lsn; i++)
 		MHD_stop_daemon(s->lsn[i].d);
 	xb_pnonce_free(s->nonces);

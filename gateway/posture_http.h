@@ -18,6 +18,13 @@
  * the nonce up), on_report accepts it; then it is committed to the store,
  * and only after the commit is it acknowledged.
  *
+ * Group commit: the reports and pushes accepted in one xb_psvc_process()
+ * call (a round) are written in one transaction. Their answers are held
+ * (the connections suspended) until the round ends: on_round enforces
+ * what they changed, the transaction commits, and then every one of them
+ * is answered — 200, or 503 for all if the commit failed. The answers
+ * leave in the next xb_psvc_process(); the service's fd is readable then.
+ *
  * Plain HTTP/1.1 (libmicrohttpd): WireGuard already encrypts the device side
  * and binds the source address to the device's key. Everything runs in the
  * caller's thread: poll xb_psvc_fd() (an epoll fd, nests in the daemon's
@@ -58,6 +65,10 @@ struct xb_psvc_ops {
 	 * else 422. May be NULL when there is no admin address. */
 	int (*on_push)(void *ctx, const char *body, size_t len, const char *sig,
 		       json_t **attrs, char *err, size_t errlen);
+	/* The end of a round that accepted reports or pushes, before its
+	 * commit and before any of their answers: apply what on_report and
+	 * on_push decided (sets, cuts). May be NULL. */
+	void (*on_round)(void *ctx);
 };
 
 struct xb_psvc_config {

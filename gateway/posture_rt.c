@@ -216,50 +216,157 @@ static bool member(const struct xb_prt *r, size_t s, size_t i)
 	return false;
 }
 
-static void set_change(struct xb_prt *r, size_t s, size_t i, bool add)
+/* Append one item of size sz to *v (n used, cap allocated); false when
+ * out of memory. */
+static bool push(void **v, size_t *n, size_t *cap, size_t sz, const void *item)
 {
-	const struct xb_device *d = &r->p->devices[i];
-	const struct prt_set *set = &r->sets[s];
-	struct xb_nftset_elem e = { 0 };
-	int err = 0;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		void *g = realloc(*v, c * sz);
 
-	r->stat.set_changes++;
-	if (set->has4 && d->has4) {
-		e.family = AF_INET;
-		memcpy(e.addr, &d->address4, 4);
-		err = add ? xb_nftset_put(&r->nft, set->name4, &e, 1)
-			  : xb_nftset_remove(&r->nft, set->name4, &e, 1);
+		if (!g)
+			return false;
+		*v = g;
+		*cap = c;
 	}
-	if (!err && set->has6 && d->has6) {
-		e.family = AF_INET6;
-		memcpy(e.addr, &d->address6, 16);
-		err = add ? xb_nftset_put(&r->nft, set->name6, &e, 1)
-			  : xb_nftset_remove(&r->nft, set->name6, &e, 1);
-	}
-	if (err) {
-		r->stat.set_errors++;
-		if (log_ratelimit(&rl_set))
-			log_warnx("posture: device %s: %s set %s: %s", d->name,
-				  add ? "adding to" : "removing from", set->name4, strerror(-err));
-	}
+	memcpy((char *)*v + *n * sz, item, sz);
+	(*n)++;
+	return true;
 }
 
-static void cut(struct xb_prt *r, size_t i)
+static void set_failed(struct xb_prt *r, const struct prt_change *c, int err)
 {
-	const struct xb_device *d = &r->p->devices[i];
-	long n4 = 0, n6 = 0;
+	r->stat.set_errors++;
+	if (log_ratelimit(&rl_set))
+		log_warnx("posture: device %s: %s set %s: %s", r->p->devices[c->dev].name,
+			  c->add ? "adding to" : "removing from", r->sets[c->set].name4,
+			  strerror(-err));
+}
 
-	if (d->has4)
-		n4 = xb_ct_cut(&r->ct, AF_INET, &d->address4);
-	if (d->has6)
-		n6 = xb_ct_cut(&r->ct, AF_INET6, &d->address6);
-	r->stat.cuts++;
-	if (n4 < 0 || n6 < 0)
-		log_warnx("posture: device %s: cutting its flows: %s", d->name,
-			  strerror((int)-(n4 < 0 ? n4 : n6)));
-	r->stat.cut_entries += (uint64_t)(n4 > 0 ? n4 : 0) + (uint64_t)(n6 > 0 ? n6 : 0);
-	log_info("posture: device %s: left a posture set; %ld flow entries cut", d->name,
-		 (n4 > 0 ? n4 : 0) + (n6 > 0 ? n6 : 0));
+/* The nft ops of change c (one per family the set and device have). */
+static size_t change_ops(const struct xb_prt *r, const struct prt_change *c,
+			 struct xb_nftset_op *op)
+{
+	const struct xb_device *d = &r->p->devices[c->dev];
+	const struct prt_set *set = &r->sets[c->set];
+	size_t n = 0;
+
+	if (set->has4 && d->has4) {
+		op[n] = (struct xb_nftset_op){ .set = set->name4, .add = c->add,
+					       .e.family = AF_INET };
+		memcpy(op[n++].e.addr, &d->address4, 4);
+	}
+	if (set->has6 && d->has6) {
+		op[n] = (struct xb_nftset_op){ .set = set->name6, .add = c->add,
+					       .e.family = AF_INET6 };
+		memcpy(op[n++].e.addr, &d->address6, 16);
+	}
+	return n;
+}
+
+/* The queued set changes, in order, in one batch; if the kernel refuses
+ * it (a set missing), change by change so that only the bad ones fail. */
+static void apply_sets(struct xb_prt *r)
+{
+	struct xb_nftset_op *ops = malloc(r->n_chg * 2 * sizeof(*ops)), one[2];
+	size_t n = 0;
+	int err = -ENOMEM;
+
+	for (size_t k = 0; ops && k < r->n_chg; k++)
+		n += change_ops(r, &r->chg[k], ops + n);
+	if (ops)
+		err = xb_nftset_apply(&r->nft, ops, n);
+	free(ops);
+	r->stat.set_changes += r->n_chg;
+	for (size_t k = 0; err && k < r->n_chg; k++) {
+		int e = xb_nftset_apply(&r->nft, one, change_ops(r, &r->chg[k], one));
+
+		if (e)
+			set_failed(r, &r->chg[k], e);
+	}
+	r->n_chg = 0;
+}
+
+/* The cuts of one family: one conntrack pass for all (xb_ct_cut_many). */
+static void cut_family(struct xb_prt *r, int family, long *total)
+{
+	size_t len = family == AF_INET ? 4 : 16, n = 0;
+	uint8_t *a = malloc(r->n_cut * len);
+	long *cut = calloc(r->n_cut, sizeof(*cut)), ret;
+	size_t *who = malloc(r->n_cut * sizeof(*who));
+
+	for (size_t k = 0; a && cut && who && k < r->n_cut; k++) {
+		const struct xb_device *d = &r->p->devices[r->cut[k]];
+
+		if (family == AF_INET ? !d->has4 : !d->has6)
+			continue;
+		memcpy(a + n * len, family == AF_INET ? (const void *)&d->address4 :
+		       (const void *)&d->address6, len);
+		who[n++] = k;
+	}
+	ret = a && cut && who ? xb_ct_cut_many(&r->ct, family, a, n, cut) : -ENOMEM;
+	if (ret < 0)
+		log_warnx("posture: cutting the flows of %zu devices: %s", r->n_cut,
+			  strerror((int)-ret));
+	for (size_t k = 0; cut && who && k < n; k++)
+		total[who[k]] += cut[k];
+	free(a);
+	free(cut);
+	free(who);
+}
+
+static void apply_cuts(struct xb_prt *r)
+{
+	long *total = calloc(r->n_cut, sizeof(*total));
+
+	if (!total) {
+		log_warnx("posture: out of memory: %zu devices' flows not cut", r->n_cut);
+		r->n_cut = 0;
+		return;
+	}
+	cut_family(r, AF_INET, total);
+	cut_family(r, AF_INET6, total);
+	for (size_t k = 0; k < r->n_cut; k++) {
+		r->stat.cuts++;
+		r->stat.cut_entries += (uint64_t)total[k];
+		log_info("posture: device %s: left a posture set; %ld flow entries cut",
+			 r->p->devices[r->cut[k]].name, total[k]);
+	}
+	free(total);
+	r->n_cut = 0;
+}
+
+/* One report's enforcement latency into the log2 histogram. */
+static void latency(struct xb_prt *r, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned b = 0;
+
+	while (b + 1 < PRT_LAT_BUCKETS && (us >> (b + 1)))
+		b++;
+	r->stat.lat[b]++;
+	if (us > r->stat.lat_max_us)
+		r->stat.lat_max_us = us;
+}
+
+void prt_flush(struct xb_prt *r)
+{
+	uint64_t now;
+
+	if (r->n_chg)
+		apply_sets(r);
+	if (r->n_cut)
+		apply_cuts(r);
+	now = clock_mono_ns();
+	for (size_t k = 0; k < r->n_t0; k++)
+		latency(r, now - r->t0[k]);
+	r->n_t0 = 0;
+}
+
+void prt_arrived(struct xb_prt *r, uint64_t t0)
+{
+	if (!push((void **)&r->t0, &r->n_t0, &r->cap_t0, sizeof(t0), &t0))
+		latency(r, clock_mono_ns() - t0);	/* not counted: enforcement time */
 }
 
 void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags)
@@ -278,29 +385,26 @@ void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags)
 	}
 	r->dev[i].next = deadline(r, &r->dev[i], now);
 	for (size_t s = 0; s < r->n_sets; s++) {
-		bool want = member(r, s, i);
+		struct prt_change c = { .set = s, .dev = i, .add = member(r, s, i) };
 
-		if (want == (bool)in[s])
+		if (c.add == (bool)in[s])
 			continue;
-		in[s] = want;
-		if (flags & PRT_SETS)
-			set_change(r, s, i, want);
-		left |= !want;
+		in[s] = c.add;
+		/* Out of memory: the one change goes on its own now. */
+		if ((flags & PRT_SETS) &&
+		    !push((void **)&r->chg, &r->n_chg, &r->cap_chg, sizeof(c), &c)) {
+			struct xb_nftset_op one[2];
+			int e = xb_nftset_apply(&r->nft, one, change_ops(r, &c, one));
+
+			r->stat.set_changes++;
+			if (e)
+				set_failed(r, &c, e);
+		}
+		left |= !c.add;
 	}
-	if (left && (flags & PRT_CUT))
-		cut(r, i);
-}
-
-void prt_latency(struct xb_prt *r, uint64_t ns)
-{
-	uint64_t us = ns / 1000;
-	unsigned b = 0;
-
-	while (b + 1 < PRT_LAT_BUCKETS && (us >> (b + 1)))
-		b++;
-	r->stat.lat[b]++;
-	if (us > r->stat.lat_max_us)
-		r->stat.lat_max_us = us;
+	if (left && (flags & PRT_CUT) && !push((void **)&r->cut, &r->n_cut, &r->cap_cut,
+					       sizeof(i), &i))
+		log_warnx("posture: out of memory: device %s's flows not cut", r->dev[i].name);
 }
 
 bool xb_prt_ok(void *ctx, size_t rule, size_t device)
@@ -439,6 +543,7 @@ int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 		}
 		prt_judge(r, j, now, PRT_AUDIT | PRT_CUT);
 	}
+	prt_flush(r);
 	if (tx && xb_pstore_commit(r->store) < 0)
 		log_warnx("posture: storing transitions: %s", xb_pstore_error(r->store));
 	free(pm);
@@ -556,6 +661,7 @@ void xb_prt_tick(struct xb_prt *r)
 	for (size_t i = 0; i < r->n_dev; i++)
 		if (r->dev[i].next && r->dev[i].next <= now)
 			prt_judge(r, i, now, PRT_ALL);
+	prt_flush(r);
 	if (now - r->pruned >= PRUNE_S) {
 		if (xb_pstore_prune(r->store, now * 1000) < 0)
 			log_warnx("posture: pruning attributes: %s", xb_pstore_error(r->store));
@@ -593,5 +699,8 @@ void xb_prt_close(struct xb_prt *r)
 	xb_pstore_close(r->store);
 	if (r->epfd >= 0)
 		close(r->epfd);
+	free(r->chg);
+	free(r->cut);
+	free(r->t0);
 	free(r);
 }

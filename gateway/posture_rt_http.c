@@ -66,8 +66,9 @@ static json_t *compliant_json(const struct xb_prt *r, size_t i)
 	return a;
 }
 
-/* Parse, store in memory, evaluate and enforce, all before the 200 leaves:
- * the answer means the sets already say what the report does. */
+/* Parse, store in memory and evaluate; on_round (the end of the
+ * endpoint's round) enforces, before the 200 leaves: the answer means the
+ * sets already say what the report does. */
 static int on_report(void *ctx, const char *device, json_t *report, json_t **reply, char *err,
 		     size_t errlen)
 {
@@ -85,11 +86,9 @@ static int on_report(void *ctx, const char *device, json_t *report, json_t **rep
 		return -1;
 	}
 	xb_posture_set_report(&r->dev[i].st, rep, prt_now());
-	prt_judge(r, i, prt_now(), PRT_ALL);
+	prt_judge(r, i, prt_now(), PRT_ALL);	/* enforced by on_round */
 	r->stat.reports++;
-	prt_latency(r, clock_mono_ns() - t0);
-	log_debug("posture: device %s: report enforced in %llu us", device,
-		  (unsigned long long)((clock_mono_ns() - t0) / 1000));
+	prt_arrived(r, t0);
 	*reply = json_pack("{s:o}", "compliant", compliant_json(r, i));
 	return 0;
 }
@@ -159,7 +158,14 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 	return 0;
 }
 
-const struct xb_psvc_ops prt_ops = { device_for, on_report, on_push };
+/* The round's set changes in one nft batch, its cuts in one conntrack
+ * pass (xb_ct_cut_many), before the round's answers. */
+static void on_round(void *ctx)
+{
+	prt_flush(ctx);
+}
+
+const struct xb_psvc_ops prt_ops = { device_for, on_report, on_push, on_round };
 
 /* --- listening ------------------------------------------------------------------- */
 

@@ -37,6 +37,12 @@ struct prt_addr {
 	size_t dev;
 };
 
+/* A set change prt_judge decided, applied by prt_flush. */
+struct prt_change {
+	size_t set, dev;
+	bool add;
+};
+
 struct xb_prt {
 	const struct xb_policy *p;
 	struct prt_dev *dev;		/* parallel to p->devices */
@@ -60,7 +66,16 @@ struct xb_prt {
 	struct xb_ct ct;
 	struct xb_mdm_replay replay;
 	int epfd;
-	int64_t pruned;			/* Unix s of the last store prune */
+	int64_t pruned;
+
+	/* Enforcement decided since the last prt_flush(): applied together,
+	 * in one nft batch and one conntrack pass (docs/posture.md). */
+	struct prt_change *chg;
+	size_t n_chg, cap_chg;
+	size_t *cut;			/* devices that left a set */
+	size_t n_cut, cap_cut;
+	uint64_t *t0;			/* monotonic ns each pending report arrived */
+	size_t n_t0, cap_t0;			/* Unix s of the last store prune */
 
 	struct {
 		uint64_t reports, pushes, transitions, cuts, cut_entries;
@@ -78,8 +93,14 @@ struct xb_prt {
 
 /* posture_rt.c */
 size_t prt_find(const struct xb_prt *r, const char *name);	/* SIZE_MAX: none */
+/* Evaluate device i; with PRT_SETS and PRT_CUT what changes is queued
+ * for prt_flush(), which every caller runs before it answers or returns. */
 void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags);
-void prt_latency(struct xb_prt *r, uint64_t ns);
+/* Apply the queued set changes (one nft batch) and cuts (one conntrack
+ * pass per family), then record the latency of the reports they enforce. */
+void prt_flush(struct xb_prt *r);
+/* A report's arrival, for its latency once prt_flush() has enforced it. */
+void prt_arrived(struct xb_prt *r, uint64_t t0);
 int64_t prt_now(void);
 /* posture_rt_http.c */
 extern const struct xb_psvc_ops prt_ops;

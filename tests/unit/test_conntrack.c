@@ -129,6 +129,48 @@ TEST(cut_by_address)
 
 /* A flow towards the device (original source elsewhere, reply destination
  * elsewhere) is not the device's own: it stays; the one from it goes. */
+/* Several addresses in one call: each one's entries are counted apart,
+ * an address without flows counts 0, and the others' entries stay —
+ * through one unfiltered dump (a small table) and, with more entries than
+ * XB_CT_WALK_ENTRIES for one extra address, through one filtered dump each. */
+TEST(cut_many_counts_each_address)
+{
+	struct xb_ct c;
+	uint8_t a[3][4];
+	long cut[3];
+	int l4;
+
+	setup();
+	l4 = listener(AF_INET);
+	for (unsigned p = 40000; p < 40004; p++)
+		flow(AF_INET, "192.0.2.1", p, "192.0.2.10");
+	for (unsigned p = 40000; p < 40002; p++)
+		flow(AF_INET, "198.51.100.1", p, "192.0.2.10");
+	flow(AF_INET, "192.0.2.10", 40000, "192.0.2.10");
+	inet_pton(AF_INET, "198.51.100.1", a[0]);
+	inet_pton(AF_INET, "203.0.113.9", a[1]);
+	inet_pton(AF_INET, "192.0.2.1", a[2]);
+	CHECK_INT(xb_ct_open(&c), ==, 0);
+	CHECK_INT(xb_ct_cut_many(&c, AF_INET, a, 3, cut), ==, 6);
+	CHECK_INT(cut[0], ==, 2);
+	CHECK_INT(cut[1], ==, 0);
+	CHECK_INT(cut[2], ==, 4);
+	CHECK_INT(count("-s 192.0.2.10"), ==, 1);	/* not asked for */
+
+	/* A table larger than one walk's worth: filtered dumps, same answer. */
+	for (unsigned p = 1000; p < 1000 + XB_CT_WALK_ENTRIES + 10; p++)
+		flow(AF_INET, "192.0.2.10", p, "192.0.2.10");
+	for (unsigned p = 40000; p < 40003; p++)
+		flow(AF_INET, "192.0.2.1", p, "192.0.2.10");
+	flow(AF_INET, "198.51.100.1", 40000, "192.0.2.10");
+	CHECK_INT(xb_ct_cut_many(&c, AF_INET, a, 2, cut), ==, 1);
+	CHECK_INT(cut[0], ==, 1);
+	CHECK_INT(xb_ct_cut_many(&c, AF_INET, a + 2, 1, cut), ==, 3);
+	CHECK_INT(count("-s 192.0.2.10"), ==, XB_CT_WALK_ENTRIES + 11);
+	xb_ct_close(&c);
+	close(l4);
+}
+
 TEST(cut_is_by_source_only)
 {
 	struct xb_ct c;

@@ -75,6 +75,37 @@ TEST(put_refresh_remove)
 	xb_nftset_close(&s);
 }
 
+/* One batch of changes to several sets, applied in order (an add then a
+ * remove of one element leaves it out); a bad set fails the batch whole. */
+TEST(apply_in_order)
+{
+	struct xb_nftset s;
+	struct xb_nftset_op ops[] = {
+		{ "r_a_dns4", true, elem("203.0.113.20", 0) },
+		{ "r_a_dns6", true, elem("2001:db8::20", 0) },
+		{ "r_a_dns4", true, elem("203.0.113.21", 0) },
+		{ "r_a_dns4", false, elem("203.0.113.21", 0) },
+		{ "r_a_dns4", false, elem("203.0.113.99", 0) },	/* absent: fine */
+		{ "r_a_nope", true, elem("203.0.113.30", 0) },
+	};
+
+	xb_test_private_netns();
+	load();
+	CHECK_INT(xb_nftset_open(&s), ==, 0);
+	CHECK_INT(xb_nftset_apply(&s, ops, 5), ==, 0);
+	run("nft list set inet xborder r_a_dns4");
+	CHECK(strstr(out, "203.0.113.20") != NULL);
+	CHECK(strstr(out, "203.0.113.21") == NULL);
+	run("nft list set inet xborder r_a_dns6");
+	CHECK(strstr(out, "2001:db8::20") != NULL);
+	ops[0].add = false;
+	ops[1].add = false;
+	CHECK_INT(xb_nftset_apply(&s, ops, 6), ==, -ENOENT);
+	run("nft list set inet xborder r_a_dns4");
+	CHECK(strstr(out, "203.0.113.20") != NULL);	/* the batch changed nothing */
+	xb_nftset_close(&s);
+}
+
 /* A wrong set or family changes nothing and says so. */
 TEST(errors_change_nothing)
 {

@@ -63,7 +63,7 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 	return 0;
 }
 
-static const struct xb_psvc_ops ops = { device_for, on_report, on_push };
+static const struct xb_psvc_ops ops = { device_for, on_report, on_push, NULL };
 
 static void netns(void)
 {
@@ -229,6 +229,63 @@ TEST(nonce_then_report_accepted)
 	CHECK_STR(resp, "{\"accepted\":true,\"seq\":17,\"posture\":\"pass\"}");
 	CHECK_INT(last_seq("alice"), ==, 17);
 	CHECK_INT(last_seq("bob"), ==, -1);
+	stop();
+}
+
+/* Read one response with a Content-Length from fd (serving meanwhile);
+ * the status, the body in resp. The connection stays open. */
+static int one_response(int fd)
+{
+	static char buf[8192];
+	size_t got = 0;
+	const char *end, *cl;
+	int status = -1;
+
+	for (int round = 0; round < 2000; round++) {
+		ssize_t n;
+
+		pump(1);
+		n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN))
+			break;
+		if (n > 0)
+			got += (size_t)n;
+		buf[got] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) && (cl = strstr(buf, "Content-Length:")) &&
+		    (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10) <= got) {
+			sscanf(buf, "HTTP/1.1 %d", &status);
+			snprintf(resp, sizeof(resp), "%s", end + 4);
+			break;
+		}
+	}
+	return status;
+}
+
+/* The load generator's way: nonce and report on one kept-alive
+ * connection; the report's answer waits for its round's commit. */
+TEST(nonce_and_report_on_one_connection)
+{
+	char req[512], body[256];
+	json_t *j;
+	int fd;
+
+	start();
+	fd = dial("192.0.2.2", "192.0.2.1", 8443);
+	snprintf(req, sizeof(req), "GET /v1/nonce HTTP/1.1\r\nHost: x\r\n\r\n");
+	for (int i = 0; i < 100 && send(fd, req, strlen(req), MSG_NOSIGNAL) < 0; i++)
+		pump(1);
+	CHECK_INT(one_response(fd), ==, 200);
+	CHECK((j = json_loads(resp, 0, NULL)) != NULL);
+	snprintf(body, sizeof(body), "{\"seq\":5,\"nonce\":\"%s\"}",
+		 json_string_value(json_object_get(j, "nonce")));
+	json_decref(j);
+	snprintf(req, sizeof(req), "POST /v1/report HTTP/1.1\r\nHost: x\r\nContent-Type: "
+		 "application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+	CHECK(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+	CHECK_INT(one_response(fd), ==, 200);
+	CHECK_STR(resp, "{\"accepted\":true,\"seq\":5,\"posture\":\"pass\"}");
+	CHECK_INT(last_seq("alice"), ==, 5);
+	close(fd);
 	stop();
 }
 

@@ -127,10 +127,12 @@ static int report(struct xb_prt *r, const char *device, unsigned seq, const char
 		 seq, os, firewall);
 	CHECK((j = json_loads(body, 0, NULL)) != NULL);
 	rc = prt_ops.on_report(r, device, j, &reply, err, sizeof(err));
-	/* What the endpoint does after on_report accepted (posture_http.c). */
+	/* What the endpoint does after on_report accepted (posture_http.c),
+	 * and at the end of its round. */
 	if (!rc)
 		CHECK_INT(xb_pstore_put_report(r->store, device, seq,
 					       (int64_t)(clock_real_ns() / NSEC_PER_MSEC), body), ==, 0);
+	prt_ops.on_round(r);
 	json_decref(j);
 	json_decref(reply);
 	return rc;
