@@ -272,24 +272,36 @@ static long count(struct xb_ct *c)
 	return n;
 }
 
+/* A key's count, or its first error, which stays. */
+static void tally(long *cut, size_t who, int r)
+{
+	if (cut[who] >= 0)
+		cut[who] = r < 0 ? r : cut[who] + r;
+}
+
 /* Cut the keys' entries: dumps (each at most XB_CT_BATCH matches), then
- * the deletes; per-key counts into cut. */
+ * the deletes; per-key counts (or errors) into cut. A failed delete does
+ * not stop the others; a failed dump marks every key of it. */
 static int passes(struct xb_ct *c, struct dump *d, bool filter, long *cut)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	int ret = 0;
 
-	for (int pass = 0; pass < XB_CT_PASSES && ret >= 0; pass++) {
+	for (int pass = 0; pass < XB_CT_PASSES; pass++) {
+		int r;
+
 		d->n = 0;
 		d->more = false;
-		ret = dump(c, d->family, filter, buf, d);
-		for (size_t i = 0; i < d->n && ret >= 0; i++) {
-			int r = delete(c, d->family, &d->v[i]);
-
-			if (r < 0)
+		if ((r = dump(c, d->family, filter, buf, d)) < 0) {
+			for (size_t k = 0; k < d->n_keys; k++)
+				tally(cut, d->keys[k].who, r);
+			return r;
+		}
+		for (size_t i = 0; i < d->n; i++) {
+			r = delete(c, d->family, &d->v[i]);
+			tally(cut, d->v[i].who, r);
+			if (r < 0 && !ret)
 				ret = r;
-			else
-				cut[d->v[i].who] += r;
 		}
 		if (!d->more)
 			break;
@@ -350,15 +362,18 @@ long xb_ct_cut_many(struct xb_ct *c, int family, const void *addrs, size_t n, lo
 		d.n_keys = n;
 		ret = passes(c, &d, false, cut);
 	} else {
-		for (size_t i = 0; i < n && ret >= 0; i++) {
+		for (size_t i = 0; i < n; i++) {
+			int r;
+
 			d.keys = &keys[i];
-			ret = passes(c, &d, true, cut);
+			if ((r = passes(c, &d, true, cut)) < 0 && !ret)
+				ret = r;
 		}
 	}
 	free(keys);
 	free(d.v);
 	for (size_t i = 0; i < n; i++)
-		total += cut[i];
+		total += cut[i] > 0 ? cut[i] : 0;
 	return ret < 0 ? ret : total;
 }
 

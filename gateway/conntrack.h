@@ -41,8 +41,9 @@ long xb_ct_cut(struct xb_ct *c, int family, const void *addr);
 
 /* xb_ct_cut for n addresses of one family (packed: 4 or 16 bytes each),
  * with as few walks of the table as the rule above allows: how many
- * entries of addrs[i] were deleted goes to cut[i]. Returns the total, or a
- * negative errno (cut[] then holds what was deleted before the error). */
+ * entries of addrs[i] were deleted goes to cut[i], or a negative errno when
+ * its cut failed (its dump or one of its deletes; the other addresses'
+ * cuts go on). Returns the total deleted, or the first error. */
 long xb_ct_cut_many(struct xb_ct *c, int family, const void *addrs, size_t n, long *cut);
 
 #endif

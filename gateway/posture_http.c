@@ -52,6 +52,7 @@ struct xb_psvc {
 	 * call is written in one transaction (open while in_tx), and answered
 	 * after it commits. */
 	bool in_tx, tx_failed;
+	char why[160];			/* why the round's transaction failed */
 	struct req *held;
 	size_t n_lsn;
 	struct lsn lsn[XB_PSVC_MAX_LISTEN + 1];
@@ -237,13 +238,40 @@ static unsigned vet(struct xb_psvc *s, const char *device, json_t *rep, json_int
 	return 0;
 }
 
-/* Join the round's transaction, opening it at the round's first write.
- * False when it cannot be opened: each write then commits on its own. */
+/* The round's transaction is lost: every request held in it gets a 503. */
+static void round_failed(struct xb_psvc *s)
+{
+	if (!s->tx_failed)
+		snprintf(s->why, sizeof(s->why), "%s", xb_pstore_error(s->store));
+	s->tx_failed = true;
+}
+
+/* Start one request's writes in the round's transaction, opening it at
+ * the round's first request. False (refuse with 503, before anything is
+ * vetted, enforced or remembered) when it cannot be opened — the store
+ * busy or failing — or the round is already lost. */
 static bool join(struct xb_psvc *s)
 {
-	if (!s->in_tx && xb_pstore_begin(s->store) == 0)
-		s->in_tx = true;
-	return s->in_tx;
+	if (!s->in_tx && !s->tx_failed) {
+		if (xb_pstore_begin(s->store) == 0)
+			s->in_tx = true;
+		else
+			round_failed(s);	/* one busy wait a round, not one a request */
+	}
+	if (s->tx_failed)
+		return false;
+	if (xb_pstore_mark(s->store) == 0)
+		return true;
+	round_failed(s);
+	return false;
+}
+
+/* End one request's writes: kept, or undone alone when it failed, so one
+ * bad row does not fail the round's other requests. */
+static void part(struct xb_psvc *s, bool keep)
+{
+	if (xb_pstore_unmark(s->store, keep) < 0)
+		round_failed(s);
 }
 
 /* Keep an accepted request's answer (ok) until the round is enforced and
@@ -273,7 +301,6 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 	json_t *rep, *reply = NULL, *ok;
 	json_int_t seq;
 	unsigned status;
-	bool tx;
 
 	if (!device)
 		return refuse(s, c, "report", addr, NULL, -1, MHD_HTTP_FORBIDDEN,
@@ -281,7 +308,11 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 	if (!(rep = parse(r, msg, sizeof(msg))))
 		return refuse(s, c, "report", addr, device, -1, MHD_HTTP_BAD_REQUEST, msg);
 	seq = json_integer_value(json_object_get(rep, "seq"));
-	tx = join(s);
+	if (!join(s)) {
+		json_decref(rep);
+		return refuse(s, c, "report", addr, device, seq, MHD_HTTP_SERVICE_UNAVAILABLE,
+			      "storage unavailable");
+	}
 	status = vet(s, device, rep, seq, msg, sizeof(msg));
 	if (!status && s->ops->on_report(s->ctx, device, rep, &reply, msg, sizeof(msg))) {
 		status = MHD_HTTP_UNPROCESSABLE_CONTENT;
@@ -293,8 +324,8 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 					    (int64_t)(clock_real_ns() / NSEC_PER_MSEC), r->body)) {
 		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		snprintf(msg, sizeof(msg), "storage error");
-		s->tx_failed |= tx;	/* the whole round is rolled back */
 	}
+	part(s, !status);
 	if (status) {
 		json_decref(reply);
 		return refuse(s, c, "report", addr, device, seq, status, msg);
@@ -306,16 +337,15 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 	return hold(s, c, r, addr, device, seq, ok);
 }
 
-/* Store the attributes on_push returned, in the round's transaction (or
- * one of their own). The number stored, or -1 (nothing stored) with msg. */
+/* Store the attributes on_push returned, in the round's transaction. The
+ * number stored, or -1 with msg (the caller undoes what was written). */
 static int store_attrs(struct xb_psvc *s, json_t *attrs, char *msg, size_t len)
 {
-	bool tx = join(s);
 	size_t i;
 	json_t *a;
 
-	if (!json_is_array(attrs) || (!tx && xb_pstore_begin(s->store) < 0)) {
-		snprintf(msg, len, json_is_array(attrs) ? "storage error" : "no attributes");
+	if (!json_is_array(attrs)) {
+		snprintf(msg, len, "no attributes");
 		return -1;
 	}
 	json_array_foreach(attrs, i, a) {
@@ -333,19 +363,9 @@ static int store_attrs(struct xb_psvc *s, json_t *attrs, char *msg, size_t len)
 
 		free(value);
 		if (rc < 0) {
-			/* Part of it is written: in the round's transaction,
-			 * the round is lost with it. */
-			if (tx)
-				s->tx_failed = true;
-			else
-				xb_pstore_rollback(s->store);
 			snprintf(msg, len, rc == -2 ? "attribute %zu is malformed" : "storage error", i);
 			return -1;
 		}
-	}
-	if (!tx && xb_pstore_commit(s->store) < 0) {
-		snprintf(msg, len, "storage error");
-		return -1;
 	}
 	return (int)i;
 }
@@ -359,14 +379,20 @@ static enum MHD_Result push(struct lsn *l, struct MHD_Connection *c, struct req 
 	int rc, n;
 
 	peer(c, addr, sizeof(addr));
+	/* Before on_push, which spends the push's nonce. */
+	if (!join(s))
+		return refuse(s, c, "push", addr, NULL, -1, MHD_HTTP_SERVICE_UNAVAILABLE,
+			      "storage unavailable");
 	rc = s->ops->on_push(s->ctx, r->body ? r->body : "", r->len, sig, &attrs, msg, sizeof(msg));
 	if (rc) {
 		json_decref(attrs);
+		part(s, false);
 		return refuse(s, c, "push", addr, NULL, -1, rc >= 400 && rc <= 499 ? (unsigned)rc :
 			      MHD_HTTP_UNPROCESSABLE_CONTENT, msg[0] ? msg : "push refused");
 	}
 	n = store_attrs(s, attrs, msg, sizeof(msg));
 	json_decref(attrs);
+	part(s, n >= 0);
 	if (n < 0) {
 		log_warnx("posture %s: push from %s: %s", l->name, addr, msg);
 		return refuse(s, c, "push", addr, NULL, -1, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
@@ -378,23 +404,24 @@ static enum MHD_Result push(struct lsn *l, struct MHD_Connection *c, struct req 
 /* The end of a round: enforce what its reports and pushes changed
  * (on_round), commit their writes, then answer each held request — 200,
  * or 503 if the commit failed — and resume its connection. True when
- * there were any: the answers leave in the next xb_psvc_process(),
- * together with the next round's requests (arm() makes it come at once). */
+ * there were any: the answers leave in the next pass, together with the
+ * next round's requests (arm() makes it come at once). */
 static bool settle(struct xb_psvc *s)
 {
 	struct req *q;
 	bool ok;
 
-	if (!s->in_tx && !s->held)
+	if (!s->in_tx && !s->held && !s->tx_failed)
 		return false;
 	if (s->ops->on_round)
 		s->ops->on_round(s->ctx);
-	ok = !s->tx_failed && (!s->in_tx || xb_pstore_commit(s->store) == 0);
+	if (!s->tx_failed && s->in_tx && xb_pstore_commit(s->store) < 0)
+		round_failed(s);
+	ok = !s->tx_failed;
 	if (!ok) {
 		xb_pstore_rollback(s->store);
 		if (log_ratelimit(&rl_http))
-			log_warnx("posture: committing a round of reports: %s",
-				  xb_pstore_error(s->store));
+			log_warnx("posture: a round of reports and pushes is lost: %s", s->why);
 	}
 	s->in_tx = s->tx_failed = false;
 	while ((q = s->held)) {
@@ -408,7 +435,7 @@ static bool settle(struct xb_psvc *s)
 		      ok ? NULL : "storage error");
 		q->held = false;
 		q->ready = true;
-			MHD_resume_connection(q->conn);
+		MHD_resume_connection(q->conn);
 	}
 	return true;
 }

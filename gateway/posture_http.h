@@ -18,12 +18,16 @@
  * the nonce up), on_report accepts it; then it is committed to the store,
  * and only after the commit is it acknowledged.
  *
- * Group commit: the reports and pushes accepted in one xb_psvc_process()
- * call (a round) are written in one transaction. Their answers are held
- * (the connections suspended) until the round ends: on_round enforces
- * what they changed, the transaction commits, and then every one of them
- * is answered — 200, or 503 for all if the commit failed. The answers
- * leave in the next xb_psvc_process(); the service's fd is readable then.
+ * Group commit: the reports and pushes accepted in one pass over the ready
+ * connections (a round; up to 4 a xb_psvc_process() call) are written in
+ * one transaction, each inside a savepoint of its own, so that a write
+ * that fails undoes only its request (503). Their answers are held (the
+ * connections suspended) until the round ends: on_round enforces what
+ * they changed, the transaction commits, and then every one of them is
+ * answered — 200, or 503 for all if the commit failed. The answers leave
+ * in the next pass. When the transaction cannot be opened (the store busy
+ * or failing) the round's requests are refused with 503 before they are
+ * vetted: no nonce spent, no state changed.
  *
  * Plain HTTP/1.1 (libmicrohttpd): WireGuard already encrypts the device side
  * and binds the source address to the device's key. Everything runs in the

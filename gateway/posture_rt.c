@@ -265,7 +265,9 @@ static size_t change_ops(const struct xb_prt *r, const struct prt_change *c,
 }
 
 /* The queued set changes, in order, in one batch; if the kernel refuses
- * it (a set missing), change by change so that only the bad ones fail. */
+ * it for one change's sake (a set or element missing), change by change so
+ * that only the bad ones fail. Any other error (no memory, a timeout) would
+ * only repeat once per change: all of them fail with it. */
 static void apply_sets(struct xb_prt *r)
 {
 	struct xb_nftset_op *ops = malloc(r->n_chg * 2 * sizeof(*ops)), one[2];
@@ -279,7 +281,8 @@ static void apply_sets(struct xb_prt *r)
 	free(ops);
 	r->stat.set_changes += r->n_chg;
 	for (size_t k = 0; err && k < r->n_chg; k++) {
-		int e = xb_nftset_apply(&r->nft, one, change_ops(r, &r->chg[k], one));
+		bool retry = err == -ENOENT || err == -EINVAL || err == -EEXIST;
+		int e = retry ? xb_nftset_apply(&r->nft, one, change_ops(r, &r->chg[k], one)) : err;
 
 		if (e)
 			set_failed(r, &r->chg[k], e);
@@ -291,11 +294,16 @@ static void apply_sets(struct xb_prt *r)
 static void cut_family(struct xb_prt *r, int family, long *total)
 {
 	size_t len = family == AF_INET ? 4 : 16, n = 0;
-	uint8_t *a = malloc(r->n_cut * len);
-	long *cut = calloc(r->n_cut, sizeof(*cut)), ret;
+	uint8_t *a = calloc(r->n_cut, len);
+	long *cut = calloc(r->n_cut, sizeof(*cut));
 	size_t *who = malloc(r->n_cut * sizeof(*who));
 
-	for (size_t k = 0; a && cut && who && k < r->n_cut; k++) {
+	if (!a || !cut || !who) {
+		log_warnx("posture: out of memory: %zu devices' flows not cut", r->n_cut);
+		n = 0;
+		goto out;
+	}
+	for (size_t k = 0; k < r->n_cut; k++) {
 		const struct xb_device *d = &r->p->devices[r->cut[k]];
 
 		if (family == AF_INET ? !d->has4 : !d->has6)
@@ -304,12 +312,15 @@ static void cut_family(struct xb_prt *r, int family, long *total)
 		       (const void *)&d->address6, len);
 		who[n++] = k;
 	}
-	ret = a && cut && who ? xb_ct_cut_many(&r->ct, family, a, n, cut) : -ENOMEM;
-	if (ret < 0)
-		log_warnx("posture: cutting the flows of %zu devices: %s", r->n_cut,
-			  strerror((int)-ret));
-	for (size_t k = 0; cut && who && k < n; k++)
-		total[who[k]] += cut[k];
+	xb_ct_cut_many(&r->ct, family, a, n, cut);	/* errors: per address */
+	for (size_t k = 0; k < n; k++) {
+		if (cut[k] < 0)
+			log_warnx("posture: device %s: cutting its flows failed: %s",
+				  r->p->devices[r->cut[who[k]]].name, strerror((int)-cut[k]));
+		else
+			total[who[k]] += cut[k];
+	}
+out:
 	free(a);
 	free(cut);
 	free(who);
@@ -321,12 +332,15 @@ static void apply_cuts(struct xb_prt *r)
 
 	if (!total) {
 		log_warnx("posture: out of memory: %zu devices' flows not cut", r->n_cut);
+		for (size_t k = 0; k < r->n_cut; k++)
+			r->dev[r->cut[k]].cut_queued = false;
 		r->n_cut = 0;
 		return;
 	}
 	cut_family(r, AF_INET, total);
 	cut_family(r, AF_INET6, total);
 	for (size_t k = 0; k < r->n_cut; k++) {
+		r->dev[r->cut[k]].cut_queued = false;
 		r->stat.cuts++;
 		r->stat.cut_entries += (uint64_t)total[k];
 		log_info("posture: device %s: left a posture set; %ld flow entries cut",
@@ -402,8 +416,12 @@ void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags)
 		}
 		left |= !c.add;
 	}
-	if (left && (flags & PRT_CUT) && !push((void **)&r->cut, &r->n_cut, &r->cap_cut,
-					       sizeof(i), &i))
+	/* Once per device and flush, however often it was judged meanwhile. */
+	if (!left || !(flags & PRT_CUT) || r->dev[i].cut_queued)
+		return;
+	if (push((void **)&r->cut, &r->n_cut, &r->cap_cut, sizeof(i), &i))
+		r->dev[i].cut_queued = true;
+	else
 		log_warnx("posture: out of memory: device %s's flows not cut", r->dev[i].name);
 }
 
@@ -507,11 +525,14 @@ static size_t *maps(const struct xb_prt *r, const struct xb_prt *old, bool sets)
 
 int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 {
-	struct xb_prt old = *r;
+	struct xb_prt old;
 	size_t *pm, *sm, kept = 0;
 	int64_t now = prt_now();
 	uint64_t t0 = clock_mono_ns();
 
+	/* What is queued names the old binding's devices and sets. */
+	prt_flush(r);
+	old = *r;
 	r->dev = NULL;
 	r->by_name = NULL;
 	r->by4 = r->by6 = NULL;

@@ -23,6 +23,7 @@ struct prt_dev {
 	char *name;			/* the key across reloads */
 	struct xb_posture_state st;
 	int64_t next;			/* Unix s: evaluate again then; 0: never */
+	bool cut_queued;		/* in xb_prt.cut until the next flush */
 };
 
 /* One device set of posture rules; rules sharing it share this. */
@@ -66,7 +67,7 @@ struct xb_prt {
 	struct xb_ct ct;
 	struct xb_mdm_replay replay;
 	int epfd;
-	int64_t pruned;
+	int64_t pruned;			/* Unix s of the last store prune */
 
 	/* Enforcement decided since the last prt_flush(): applied together,
 	 * in one nft batch and one conntrack pass (docs/posture.md). */
@@ -75,7 +76,7 @@ struct xb_prt {
 	size_t *cut;			/* devices that left a set */
 	size_t n_cut, cap_cut;
 	uint64_t *t0;			/* monotonic ns each pending report arrived */
-	size_t n_t0, cap_t0;			/* Unix s of the last store prune */
+	size_t n_t0, cap_t0;
 
 	struct {
 		uint64_t reports, pushes, transitions, cuts, cut_entries;

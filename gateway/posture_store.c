@@ -42,7 +42,7 @@ static const char *const migrations[XB_PSTORE_SCHEMA] = {
 };
 
 enum {
-	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SEQ, ST_DEVICE, ST_REPORT, ST_REPORT_TRIM,
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_MARK, ST_UNDO, ST_RELEASE, ST_SEQ, ST_DEVICE, ST_REPORT, ST_REPORT_TRIM,
 	ST_ATTR, ST_TRANS, ST_TRANS_TRIM, ST_PRUNE, ST_LAST_REPORTS, ST_ATTRS,
 	ST_TRANS_DEV, ST_TRANS_ALL, ST_N
 };
@@ -51,6 +51,9 @@ static const char *const sql[ST_N] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_MARK] = "SAVEPOINT req",
+	[ST_UNDO] = "ROLLBACK TO req",
+	[ST_RELEASE] = "RELEASE req",
 	[ST_SEQ] = "SELECT last_seq FROM devices WHERE device = ?1",
 	[ST_DEVICE] = "INSERT INTO devices (device, last_seq, last_at) VALUES (?1, ?2, ?3)"
 		      " ON CONFLICT (device) DO UPDATE SET last_seq = ?2, last_at = ?3",
@@ -327,6 +330,22 @@ void xb_pstore_rollback(struct xb_pstore *s)
 	if (s->in_tx && sqlite3_get_autocommit(s->db) == 0)
 		run(s, ST_ROLLBACK);
 	s->in_tx = false;
+}
+
+int xb_pstore_mark(struct xb_pstore *s)
+{
+	return s->in_tx ? run(s, ST_MARK) : -1;
+}
+
+int xb_pstore_unmark(struct xb_pstore *s, bool keep)
+{
+	if (!keep && run(s, ST_UNDO) < 0)
+		return -1;
+	/* A failed write may have ended the whole transaction (SQLite rolls
+	 * back on some I/O and full-disk errors): nothing is left to keep. */
+	if (sqlite3_get_autocommit(s->db) || run(s, ST_RELEASE) < 0)
+		return -1;
+	return 0;
 }
 
 /* A write of several statements is atomic: inside the caller's transaction,

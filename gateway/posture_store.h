@@ -22,6 +22,7 @@
 #ifndef XB_POSTURE_STORE_H
 #define XB_POSTURE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,11 @@ const char *xb_pstore_error(const struct xb_pstore *s);
 int xb_pstore_begin(struct xb_pstore *s);
 int xb_pstore_commit(struct xb_pstore *s);
 void xb_pstore_rollback(struct xb_pstore *s);
+/* Inside a transaction, one request's writes: mark before them, then
+ * unmark keeping them, or undoing them alone (the rest of the transaction
+ * stays). 0, or -1 when the transaction is gone (roll it back). */
+int xb_pstore_mark(struct xb_pstore *s);
+int xb_pstore_unmark(struct xb_pstore *s, bool keep);
 
 /* 1 and *seq when the device has an accepted report, 0 when not, -1 on error. */
 int xb_pstore_last_seq(struct xb_pstore *s, const char *device, int64_t *seq);

@@ -127,8 +127,6 @@ TEST(cut_by_address)
 	close(l6);
 }
 
-/* A flow towards the device (original source elsewhere, reply destination
- * elsewhere) is not the device's own: it stays; the one from it goes. */
 /* Several addresses in one call: each one's entries are counted apart,
  * an address without flows counts 0, and the others' entries stay —
  * through one unfiltered dump (a small table) and, with more entries than
@@ -171,6 +169,8 @@ TEST(cut_many_counts_each_address)
 	close(l4);
 }
 
+/* A flow towards the device (original source elsewhere, reply destination
+ * elsewhere) is not the device's own: it stays; the one from it goes. */
 TEST(cut_is_by_source_only)
 {
 	struct xb_ct c;

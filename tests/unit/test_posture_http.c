@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sqlite3.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -24,6 +25,7 @@ static char dir[64], dbpath[128];
 static struct xb_pstore *store;
 static struct xb_psvc *svc;
 static char resp[128 << 10];	/* the last response's body */
+static unsigned reports_seen;	/* on_report calls */
 
 static const char *device_for(void *ctx, const struct sockaddr *sa)
 {
@@ -41,6 +43,7 @@ static int on_report(void *ctx, const char *device, json_t *report, json_t **rep
 		     size_t errlen)
 {
 	(void)ctx, (void)device;
+	reports_seen++;
 	if (json_is_true(json_object_get(report, "refuse"))) {
 		snprintf(err, errlen, "disk encryption: expected on, saw off");
 		return 1;
@@ -428,6 +431,71 @@ TEST(wrong_method_or_path)
 	CHECK_INT(http("192.0.2.2", "192.0.2.1", 8443, "POST", "/v1/attributes", NULL, "{}"), ==,
 		  404);
 	CHECK_INT(http("192.0.2.2", "203.0.113.1", 9443, "GET", "/v1/nonce", NULL, NULL), ==, 404);
+	stop();
+}
+
+static void report_req(char *req, size_t len, long seq, const char *nonce_hex)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "{\"seq\":%ld,\"nonce\":\"%s\"}", seq, nonce_hex);
+	snprintf(req, len, "POST /v1/report HTTP/1.1\r\nHost: x\r\nContent-Type: "
+		 "application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+}
+
+/* Two reports in one round, bob's write fails (a trigger refuses his row):
+ * bob gets 503, alice's report is kept and acknowledged. */
+TEST(one_bad_row_fails_only_its_request)
+{
+	char na[33], nb[33], ra[512], rb[512];
+	sqlite3 *db;
+	int fa, fb;
+
+	start();
+	CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "CREATE TRIGGER no_bob BEFORE INSERT ON reports WHEN "
+			   "NEW.device = 'bob' BEGIN SELECT RAISE(ABORT, 'no bob'); END;",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	nonce("192.0.2.2", na);
+	nonce("192.0.2.3", nb);
+	fa = dial("192.0.2.2", "192.0.2.1", 8443);
+	fb = dial("192.0.2.3", "192.0.2.1", 8443);
+	pump(20);
+	report_req(ra, sizeof(ra), 7, na);
+	report_req(rb, sizeof(rb), 7, nb);
+	CHECK(send(fa, ra, strlen(ra), MSG_NOSIGNAL) == (ssize_t)strlen(ra));
+	CHECK(send(fb, rb, strlen(rb), MSG_NOSIGNAL) == (ssize_t)strlen(rb));
+	usleep(20000);
+	xb_psvc_process(svc);		/* both in one round */
+	CHECK_INT(one_response(fb), ==, 503);
+	CHECK_INT(one_response(fa), ==, 200);
+	CHECK_INT(last_seq("alice"), ==, 7);
+	CHECK_INT(last_seq("bob"), ==, -1);
+	close(fa);
+	close(fb);
+	stop();
+}
+
+/* Another process holds the database's write lock: a report is refused
+ * with 503 before it is vetted — not judged, its nonce not spent. */
+TEST(busy_store_refuses_before_vetting)
+{
+	char n[33];
+	sqlite3 *db;
+
+	start();
+	nonce("192.0.2.2", n);
+	CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	reports_seen = 0;
+	CHECK_INT(report("192.0.2.2", 3, n, NULL), ==, 503);
+	CHECK_STR(resp, "{\"error\":\"storage unavailable\"}");
+	CHECK_INT(reports_seen, ==, 0);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	CHECK_INT(report("192.0.2.2", 3, n, NULL), ==, 200);	/* the same nonce */
+	CHECK_INT(last_seq("alice"), ==, 3);
 	stop();
 }
 

@@ -45,11 +45,26 @@ static void put_file(const char *name, const char *text)
 }
 
 /* max_age: corp's; extra: appended to the rules (a reload's change). */
-static struct xb_policy *policy(unsigned max_age, const char *extra)
+static struct xb_policy *load(const char *text)
 {
 	struct xb_errors errs = { 0 };
 	struct xb_policy *p;
-	char text[4096], path[160];
+	char path[160];
+
+	put_file("gw.key", GWKEY "\n");
+	put_file("xb.conf", text);
+	snprintf(path, sizeof(path), "%s/xb.conf", dir);
+	p = xb_policy_load(path, &errs);
+	if (!p)
+		xb_errors_print(&errs, stdout);
+	xb_errors_free(&errs);
+	CHECK(p != NULL);
+	return p;
+}
+
+static struct xb_policy *policy(unsigned max_age, const char *extra)
+{
+	char text[4096];
 
 	snprintf(text, sizeof(text),
 		 "gateway = { private_key_file = \"gw.key\"; pool4 = \"198.51.100.0/24\";\n"
@@ -66,15 +81,7 @@ static struct xb_policy *policy(unsigned max_age, const char *extra)
 		 "  { name = \"c\"; posture = [ \"strict\" ]; to = [ \"192.0.2.0/24\" ];\n"
 		 "    action = \"allow\"; via = [ \"internet\" ]; }%s );\n",
 		 dir, max_age, extra);
-	put_file("gw.key", GWKEY "\n");
-	put_file("xb.conf", text);
-	snprintf(path, sizeof(path), "%s/xb.conf", dir);
-	p = xb_policy_load(path, &errs);
-	if (!p)
-		xb_errors_print(&errs, stdout);
-	xb_errors_free(&errs);
-	CHECK(p != NULL);
-	return p;
+	return load(text);
 }
 
 /* The table as the daemon compiles it, asking r who passes. */
@@ -269,6 +276,46 @@ TEST(age_restart_reload)
 	CHECK(in_set("r_d_dev4", "198.51.100.11"));
 	CHECK(in_set("r_a_dev4", "198.51.100.11"));
 	xb_prt_close(r);
+	xb_policy_free(q);
+	cleanup();
+}
+
+/* Enforcement judged but not yet flushed (a report whose round has not
+ * ended) when a reload drops devices and sets: it is applied first, with
+ * the old binding's indices, not the new one's. */
+TEST(queued_enforcement_flushed_before_rebind)
+{
+	struct xb_policy *p, *q;
+	struct xb_prt *r;
+	char text[1024], err[256] = "";
+	json_t *j, *reply = NULL;
+
+	setup();
+	p = policy(600, "");
+	CHECK((r = xb_prt_open(p)) != NULL);
+	compile(p, r);
+	CHECK_INT(report(r, "laptop", 1, "12.7", "true"), ==, 0);
+	CHECK(in_set("r_c_dev4", "198.51.100.10"));
+	flow("198.51.100.10");
+	/* laptop fails: leaves sets a, b and c and is queued for a cut */
+	CHECK((j = json_loads("{\"seq\":2,\"nonce\":\"00\",\"time\":0,\"os\":{\"family\":"
+			      "\"linux\",\"version\":\"11\"},\"firewall\":false}", 0, NULL)) != NULL);
+	CHECK_INT(prt_ops.on_report(r, "laptop", j, &reply, err, sizeof(err)), ==, 0);
+	json_decref(j);
+	json_decref(reply);
+	snprintf(text, sizeof(text),
+		 "gateway = { private_key_file = \"gw.key\"; pool4 = \"198.51.100.0/24\";\n"
+		 "  posture_port = 18443; state_dir = \"%s/state\"; };\n"
+		 "devices = ( { name = \"phone\"; public_key = \"" K2 "\"; address4 = \"198.51.100.11\"; } );\n"
+		 "profiles = ( { name = \"corp\"; checks = ( { os_version = \">= 12\"; } ); } );\n"
+		 "rules = ( { name = \"a\"; posture = [ \"corp\" ]; to = [ \"203.0.113.0/25\" ];\n"
+		 "    action = \"allow\"; via = [ \"internet\" ]; } );\n", dir);
+	q = load(text);
+	CHECK_INT(xb_prt_rebind(r, q), ==, 0);
+	CHECK(!in_set("r_c_dev4", "198.51.100.10"));	/* flushed with the old sets */
+	CHECK_INT(flows("198.51.100.10"), ==, 0);	/* laptop's flow cut */
+	xb_prt_close(r);
+	xb_policy_free(p);
 	xb_policy_free(q);
 	cleanup();
 }
