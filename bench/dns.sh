@@ -256,22 +256,28 @@ part_qps() {
 # What a query costs the server: its CPU time (utime + stime) over a run at
 # a fixed rate both can sustain — its capacity on one core is the inverse.
 # On two cores dnsperf may be the bottleneck of the QPS runs above; this is not.
+# Also "US WAKEUPS": the thread's voluntary context switches (it slept
+# and was woken) per query — the cost of a busy server is mostly those.
 cpu_us() {	# cpu_us SERVER PID — CPU microseconds per answered query at QPS_CPU
-	local t0 t1 n
+	local t0 t1 v0 v1 n st=/proc/$2/task/$2
 	[ -n "$PERF" ] && [ "$2" = "$XBPID" ] &&
 		perf record -q -g -t "$XBPID" -o "$PERF" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
-	t0=$(awk '{ print $14 + $15 }' "/proc/$2/task/$2/stat")
+	t0=$(awk '{ print $14 + $15 }' "$st/stat") v0=$(awk '/^voluntary/ { print $2 }' "$st/status")
 	n=$(nq c taskset -c 1 dnsperf -s "$1" -a 198.51.100.10 -d "$XB_TMP/q.bench" -l "$SECONDS_PER_RUN" \
 		-Q "$QPS_CPU" -c 4 2>&1 | awk '/Queries completed/ { print $3 }')
-	t1=$(awk '{ print $14 + $15 }' "/proc/$2/task/$2/stat")
+	t1=$(awk '{ print $14 + $15 }' "$st/stat") v1=$(awk '/^voluntary/ { print $2 }' "$st/status")
 	wait
-	awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
-		'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }'
+	awk -v d=$((t1 - t0)) -v v=$((v1 - v0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
+		'BEGIN { if (n > 0) printf "%.2f %.2f", d / hz * 1e6 / n, v / n; else print "- -" }'
 }
 part_cpu() {
-	xc=$(cpu_us 198.51.100.1 "$XBPID") uc=$(cpu_us 198.51.100.2 "$UBPID") dc=$(cpu_us 198.51.100.3 "$DMPID")
+	local xw uw dw
+	read -r xc xw <<<"$(cpu_us 198.51.100.1 "$XBPID")"
+	read -r uc uw <<<"$(cpu_us 198.51.100.2 "$UBPID")"
+	read -r dc dw <<<"$(cpu_us 198.51.100.3 "$DMPID")"
 	say "CPU per query at $QPS_CPU QPS: xborder $xc us, unbound $uc us, dnsmasq $dc us;" \
 		"capacity xborder / unbound = $(ratio "$uc" "$xc") (goal >= 1.5), xborder / dnsmasq = $(ratio "$dc" "$xc")"
+	say "  wakeups per query: xborder $xw, unbound $uw, dnsmasq $dw"
 }
 part_latency() {
 	read -r xp50 xp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.bench")"
@@ -307,7 +313,7 @@ part_list() {
 		answers 198.51.100.1
 		lrss=$(rss_kb "$XBPID")
 		lq=$(max_qps 198.51.100.1 "$XB_TMP/q.bench")
-		lc=$(cpu_us 198.51.100.1 "$XBPID")
+		read -r lc _ <<<"$(cpu_us 198.51.100.1 "$XBPID")"
 		say "with the $(grep -c '^server=' "$LIST")-name list: --check $ms ms, reload ${rms} ms; xborderd RSS" \
 			"$((lrss / 1024)) MB (before $((xrss / 1024)) MB; goal <= 64 MB); $lq QPS, $lc us CPU per query" \
 			"${xq:+(without the list: $xq QPS, $xc us)}"
