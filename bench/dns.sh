@@ -23,13 +23,34 @@
 # mainland list loaded: --check time, the daemon's memory (goal ≤ 64 MB)
 # and QPS.
 #
+# Then the figure where the server is the bottleneck: each server's serving
+# thread alone in a cgroup v1 cpu group with the same CPU budget (BUDGETS, %
+# of one core over a CG_PERIOD_US period) — for xborderd its main thread
+# only, never its WireGuard thread. The budget is set low enough that
+# neither WireGuard nor dnsperf can be the limit, and the bench shows it:
+# each server's QPS at the larger budget over that at the smaller must be
+# their ratio (2 for 10 and 20), with no query lost; then xborder / unbound
+# at equal budget (goal >= 1.5). Skipped, with the reason, without the cpu
+# controller at /sys/fs/cgroup/cpu. The kernel's least quota is 1 ms, so
+# small budgets need long periods (2 % of 50 ms); few queries outstanding
+# (40) keep the socket buffers from overflowing while a server waits out
+# its period, and keep the arrivals alike at both budgets (with 100,
+# xborderd's batches grew with the budget and its QPS did not double).
+#
 # Env: RUNS (default 3, interleaved, medians), SECONDS_PER_RUN (default 10), QPS_FIXED (default
-# 10000), QPS_CPU (default 30000).
+# 10000), QPS_CPU (default 30000), BUDGETS (default "2 4"), CG_PERIOD_US (default 50000),
+# BUDGET_OUTSTANDING (dnsperf -q in the budget runs, default 40), PARTS (default "qps cpu latency
+# budget paths list": which of them to run, in that order), PERF (a file: perf record -g of
+# xborderd's main thread during its QPS_CPU run).
 . "$(dirname "$0")/../tests/lib/netns.sh"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 RUNS=${RUNS:-3}
 QPS_FIXED=${QPS_FIXED:-10000}
 QPS_CPU=${QPS_CPU:-30000}
+BUDGETS=${BUDGETS:-2 4}
+CG_PERIOD_US=${CG_PERIOD_US:-50000}
+BUDGET_OUTSTANDING=${BUDGET_OUTSTANDING:-40}
+PARTS=${PARTS:-qps cpu latency budget paths list}
 DATA=${XB_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 LIST=$DATA/accelerated-domains.china.conf
 XB_QUIET=1
@@ -42,6 +63,18 @@ say() { printf '%s\n' "$*" >&3; }
 die() { say "$*"; say "--- trace:"; tail -n 20 "$XB_TMP/trace.log" >&3; exit 1; }
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+# The cgroup the budget runs use, removed on any exit (its threads moved
+# back to the root group first) before xb_cleanup ends the servers.
+CG=/sys/fs/cgroup/cpu CG_DIR=
+cg_rm() {
+	local rc=$? t
+	if [ -n "$CG_DIR" ] && [ -d "$CG_DIR" ]; then
+		while read -r t; do echo "$t" >"$CG/tasks"; done <"$CG_DIR/tasks"
+		rmdir "$CG_DIR" || say "dns bench: could not remove $CG_DIR"
+	fi
+	return $rc
+}
+trap 'cg_rm; xb_cleanup' EXIT
 say "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 
 xb_ns c d
@@ -132,6 +165,76 @@ answers() {
 }
 stop_xb() { kill "$XBPID"; for _ in $(seq 300); do kill -0 "$XBPID" 2>/dev/null || return 0; sleep 0.01; done; }
 
+# The budget runs: "QPS LOST THROTTLED" of a run with the threads TIDS
+# (space separated) alone in our group at PCT % of one core; THROTTLED is
+# the per cent of the run's periods in which the group used up its quota
+# while it still had work (cpu.stat) — ~100: the budget was the limit.
+budget_qps() {	# budget_qps SERVER "TIDS" PCT
+	local t s0 s1
+	echo $((CG_PERIOD_US * $3 / 100)) >"$CG_DIR/cpu.cfs_quota_us"
+	for t in $2; do echo "$t" >"$CG_DIR/tasks"; done
+	s0=$(awk '/^nr_periods|^nr_throttled/ { printf "%s ", $2 }' "$CG_DIR/cpu.stat")
+	nq c taskset -c 1 dnsperf -s "$1" -a 198.51.100.10 -d "$XB_TMP/q.bench" -l "$SECONDS_PER_RUN" \
+		-c 4 -q "$BUDGET_OUTSTANDING" >"$XB_TMP/dnsperf.out" 2>&1
+	s1=$(awk '/^nr_periods|^nr_throttled/ { printf "%s ", $2 }' "$CG_DIR/cpu.stat")
+	for t in $2; do echo "$t" >"$CG/tasks"; done
+	awk -v s0="$s0" -v s1="$s1" 'BEGIN { split(s0, a); split(s1, b) }
+		/Queries lost/ { l = $3 } /Queries per second/ { q = int($4) }
+		END { p = b[1] - a[1]; printf "%d %d %.0f\n", q, l, (p > 0 ? 100 * (b[2] - a[2]) / p : 0) }' \
+		"$XB_TMP/dnsperf.out"
+}
+part_budget() {
+	local b lo hi i srv q l th line
+	if [ ! -w "$CG/cpu.cfs_quota_us" ]; then
+		say "equal CPU budget: skipped, no cgroup v1 cpu controller at $CG"
+		return
+	fi
+	read -r lo hi <<<"$BUDGETS"
+	CG_DIR=$CG/xb$$-dns
+	mkdir "$CG_DIR" && echo "$CG_PERIOD_US" >"$CG_DIR/cpu.cfs_period_us" ||
+		{ say "equal CPU budget: skipped, cannot make $CG_DIR"; return; }
+	# xborderd: its main thread (its pid), never its WireGuard thread;
+	# unbound (one thread) and dnsmasq: every thread they have.
+	declare -A T=( [x]=$XBPID [u]="$(ls "/proc/$UBPID/task")" [m]="$(ls "/proc/$DMPID/task")" )
+	declare -A A=( [x]=198.51.100.1 [u]=198.51.100.2 [m]=198.51.100.3 ) Q TH lost bound
+	say "equal CPU budget: each server's serving thread alone in a cgroup (cpu.cfs_period_us" \
+		"$CG_PERIOD_US, quota ${lo} % and ${hi} % of it), dnsperf -q $BUDGET_OUTSTANDING; median of $RUNS"
+	for b in $lo $hi; do
+		: >"$XB_TMP/b"
+		for i in $(seq "$RUNS"); do
+			for srv in x u m; do
+				read -r q l th <<<"$(budget_qps "${A[$srv]}" "${T[$srv]}" "$b")"
+				echo "$srv $q $th" >>"$XB_TMP/b"
+				lost[$srv]=$((${lost[$srv]:-0} + l))
+			done
+		done
+		for srv in x u m; do
+			Q[$srv$b]=$(awk -v s=$srv '$1 == s { print $2 }' "$XB_TMP/b" | xb_median)
+			TH[$srv]=$(awk -v s=$srv '$1 == s { print $3 }' "$XB_TMP/b" | sort -g | head -1)
+			[ "${TH[$srv]}" -ge 95 ] || bound[$srv]=no
+		done
+		say "$(printf '  %3s %%: xborder %6s QPS, unbound %6s, dnsmasq %6s;' "$b" "${Q[x$b]}" "${Q[u$b]}" "${Q[m$b]}")" \
+			"xborder / unbound = $(ratio "${Q[x$b]}" "${Q[u$b]}") (goal >= 1.5)," \
+			"xborder / dnsmasq = $(ratio "${Q[x$b]}" "${Q[m$b]}");" \
+			"periods throttled (least of the runs): ${TH[x]} %, ${TH[u]} %, ${TH[m]} %"
+	done
+	line="QPS at $hi % / at $lo %: xborder $(ratio "${Q[x$hi]}" "${Q[x$lo]}"),"
+	line+=" unbound $(ratio "${Q[u$hi]}" "${Q[u$lo]}"), dnsmasq $(ratio "${Q[m$hi]}" "${Q[m$lo]}")"
+	say "  $line (expected $(ratio "$hi" "$lo") when the budget is the limit)"
+	say "  queries lost in these runs: xborder ${lost[x]}, unbound ${lost[u]}, dnsmasq ${lost[m]}"
+	# Bound by its budget: throttled in >= 95 % of periods at both budgets,
+	# QPS at least 0.9 of the budgets' ratio (transport caps it below), none lost.
+	for srv in x u m; do
+		awk -v r="$(ratio "${Q[$srv$hi]}" "${Q[$srv$lo]}")" -v e="$hi" -v l="$lo" \
+			'BEGIN { exit !(r >= 0.9 * e / l) }' || bound[$srv]=no
+		[ "${lost[$srv]}" = 0 ] || bound[$srv]=no
+	done
+	say "  bound by the budget (throttled >= 95 %, ratio >= 0.9 of the budgets', nothing lost):" \
+		"xborder ${bound[x]:-yes}, unbound ${bound[u]:-yes}, dnsmasq ${bound[m]:-yes}"
+	cg_rm
+	CG_DIR=
+}
+
 start_xb "$XB_TMP/xborder.conf"
 # The device: its WireGuard on CPU 1 with dnsperf.
 xb_bg c taskset -c 1 "$XB_BIN/xborder-wg" -f "$DIF"
@@ -149,71 +252,96 @@ xb_bg d taskset -c 0 dnsmasq --no-daemon --conf-file="$XB_TMP/dnsmasq.conf" --no
 answers 198.51.100.2
 answers 198.51.100.3
 
-say "1 000 names, A records; servers on CPU 0, dnsperf on CPU 1; median of $RUNS runs of ${SECONDS_PER_RUN} s"
-# Interleaved runs, the median of each: a shared machine's noise hits all three.
-: >"$XB_TMP/x" >"$XB_TMP/u" >"$XB_TMP/m"
-for _ in $(seq "$RUNS"); do
-	max_qps 198.51.100.1 "$XB_TMP/q.bench" >>"$XB_TMP/x"
-	max_qps 198.51.100.2 "$XB_TMP/q.bench" >>"$XB_TMP/u"
-	max_qps 198.51.100.3 "$XB_TMP/q.bench" >>"$XB_TMP/m"
-done
-xq=$(xb_median <"$XB_TMP/x") uq=$(xb_median <"$XB_TMP/u") dq=$(xb_median <"$XB_TMP/m")
-say "  runs (QPS): xborder $(paste -sd' ' "$XB_TMP/x"); unbound $(paste -sd' ' "$XB_TMP/u"); dnsmasq $(paste -sd' ' "$XB_TMP/m")"
-say "$(printf '  %-10s %8s QPS' xborder "$xq")   xborder / unbound = $(ratio "$xq" "$uq") (goal >= 1.5)"
-say "$(printf '  %-10s %8s QPS' unbound "$uq")"
-say "$(printf '  %-10s %8s QPS' dnsmasq "$dq")   xborder / dnsmasq = $(ratio "$xq" "$dq")"
+part_qps() {
+	say "1 000 names, A records; servers on CPU 0, dnsperf on CPU 1; median of $RUNS runs of ${SECONDS_PER_RUN} s"
+	# Interleaved runs, the median of each: a shared machine's noise hits all three.
+	: >"$XB_TMP/x" >"$XB_TMP/u" >"$XB_TMP/m"
+	for _ in $(seq "$RUNS"); do
+		max_qps 198.51.100.1 "$XB_TMP/q.bench" >>"$XB_TMP/x"
+		max_qps 198.51.100.2 "$XB_TMP/q.bench" >>"$XB_TMP/u"
+		max_qps 198.51.100.3 "$XB_TMP/q.bench" >>"$XB_TMP/m"
+	done
+	xq=$(xb_median <"$XB_TMP/x") uq=$(xb_median <"$XB_TMP/u") dq=$(xb_median <"$XB_TMP/m")
+	say "  runs (QPS): xborder $(paste -sd' ' "$XB_TMP/x"); unbound $(paste -sd' ' "$XB_TMP/u"); dnsmasq $(paste -sd' ' "$XB_TMP/m")"
+	say "$(printf '  %-10s %8s QPS' xborder "$xq")   xborder / unbound = $(ratio "$xq" "$uq") (goal >= 1.5)"
+	say "$(printf '  %-10s %8s QPS' unbound "$uq")"
+	say "$(printf '  %-10s %8s QPS' dnsmasq "$dq")   xborder / dnsmasq = $(ratio "$xq" "$dq")"
+}
 # What a query costs the server: its CPU time (utime + stime) over a run at
 # a fixed rate both can sustain — its capacity on one core is the inverse.
 # On two cores dnsperf may be the bottleneck of the QPS runs above; this is not.
+# Also "US WAKEUPS": the thread's voluntary context switches (it slept
+# and was woken) per query — the cost of a busy server is mostly those.
 cpu_us() {	# cpu_us SERVER PID — CPU microseconds per answered query at QPS_CPU
-	local t0 t1 n
-	t0=$(awk '{ print $14 + $15 }' "/proc/$2/task/$2/stat")
+	local t0 t1 v0 v1 n st=/proc/$2/task/$2
+	[ -n "$PERF" ] && [ "$2" = "$XBPID" ] &&
+		perf record -q -g -t "$XBPID" -o "$PERF" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
+	t0=$(awk '{ print $14 + $15 }' "$st/stat") v0=$(awk '/^voluntary/ { print $2 }' "$st/status")
 	n=$(nq c taskset -c 1 dnsperf -s "$1" -a 198.51.100.10 -d "$XB_TMP/q.bench" -l "$SECONDS_PER_RUN" \
 		-Q "$QPS_CPU" -c 4 2>&1 | awk '/Queries completed/ { print $3 }')
-	t1=$(awk '{ print $14 + $15 }' "/proc/$2/task/$2/stat")
-	awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
-		'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }'
+	t1=$(awk '{ print $14 + $15 }' "$st/stat") v1=$(awk '/^voluntary/ { print $2 }' "$st/status")
+	wait
+	awk -v d=$((t1 - t0)) -v v=$((v1 - v0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
+		'BEGIN { if (n > 0) printf "%.2f %.2f", d / hz * 1e6 / n, v / n; else print "- -" }'
 }
-xc=$(cpu_us 198.51.100.1 "$XBPID") uc=$(cpu_us 198.51.100.2 "$UBPID") dc=$(cpu_us 198.51.100.3 "$DMPID")
-say "CPU per query at $QPS_CPU QPS: xborder $xc us, unbound $uc us, dnsmasq $dc us;" \
-	"capacity xborder / unbound = $(ratio "$uc" "$xc") (goal >= 1.5), xborder / dnsmasq = $(ratio "$dc" "$xc")"
-read -r xp50 xp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.bench")"
-read -r up50 up99 <<<"$(latency 198.51.100.2 "$XB_TMP/q.bench")"
-read -r dp50 dp99 <<<"$(latency 198.51.100.3 "$XB_TMP/q.bench")"
-say "latency at $QPS_FIXED QPS, p50 / p99 ms: xborder $xp50 / $xp99, unbound $up50 / $up99, dnsmasq $dp50 / $dp99"
+part_cpu() {
+	local xw uw dw
+	read -r xc xw <<<"$(cpu_us 198.51.100.1 "$XBPID")"
+	read -r uc uw <<<"$(cpu_us 198.51.100.2 "$UBPID")"
+	read -r dc dw <<<"$(cpu_us 198.51.100.3 "$DMPID")"
+	say "CPU per query at $QPS_CPU QPS: xborder $xc us, unbound $uc us, dnsmasq $dc us;" \
+		"capacity xborder / unbound = $(ratio "$uc" "$xc") (goal >= 1.5), xborder / dnsmasq = $(ratio "$dc" "$xc")"
+	say "  wakeups per query: xborder $xw, unbound $uw, dnsmasq $dw"
+}
+part_latency() {
+	read -r xp50 xp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.bench")"
+	read -r up50 up99 <<<"$(latency 198.51.100.2 "$XB_TMP/q.bench")"
+	read -r dp50 dp99 <<<"$(latency 198.51.100.3 "$XB_TMP/q.bench")"
+	say "latency at $QPS_FIXED QPS, p50 / p99 ms: xborder $xp50 / $xp99, unbound $up50 / $up99, dnsmasq $dp50 / $dp99"
+}
+part_paths() {
+	read -r pp50 pp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.plain")"
+	read -r lp50 lp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.learn")"
+	extra=$(awk -v a="$lp99" -v b="$pp99" 'BEGIN { printf "%.3f", a - b }')
+	st=$(nq d "$XB_BIN/xborderctl" -s "$CTL" -j dns)
+	puts=$(jq .clients.set_puts <<<"$st") pus=$(jq .clients.set_update_p99_us_below <<<"$st")
+	say "opening paths: an answer that puts its address into a set waits for the netlink batch:" \
+		"p99 < $pus us over $puts updates = $(ratio "$pus" 1000) of the 1 ms goal"
+	say "  dnsperf p99 at $QPS_FIXED QPS: $lp99 ms for names whose answers go into a set, $pp99 ms for names" \
+		"whose do not ($extra ms; noise of a shared machine included); set elements after the run:" \
+		"$(nq d nft list set inet xborder r_learn_dns4 | grep -o '203\.0\.113\.[0-9]*' | sort -u | wc -l)"
+}
+# Last: it reloads xborderd with the list.
+part_list() {
+	if [ -r "$LIST" ]; then
+		policy "$XB_TMP/list.conf" "    { name = \"mainland\"; lists = [ \"$LIST\" ]; action = \"forward\"; servers = [ \"192.0.2.53\" ]; }"
+		t0=$(date +%s%N)
+		"$XB_BIN/xborderd" --check -c "$XB_TMP/list.conf" >/dev/null || die "the list policy does not check"
+		ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+		cp "$XB_TMP/list.conf" "$XB_TMP/xborder.conf"
+		xrss=$(rss_kb "$XBPID")
+		t0=$(date +%s%N)
+		kill -HUP "$XBPID"
+		xb_wait 30000 grep -q "reloaded: " "$XBLOG" || die "the reload with the list failed: $(tail -3 "$XBLOG")"
+		rms=$(( ($(date +%s%N) - t0) / 1000000 ))
+		answers 198.51.100.1
+		lrss=$(rss_kb "$XBPID")
+		lq=$(max_qps 198.51.100.1 "$XB_TMP/q.bench")
+		read -r lc _ <<<"$(cpu_us 198.51.100.1 "$XBPID")"
+		say "with the $(grep -c '^server=' "$LIST")-name list: --check $ms ms, reload ${rms} ms; xborderd RSS" \
+			"$((lrss / 1024)) MB (before $((xrss / 1024)) MB; goal <= 64 MB); $lq QPS, $lc us CPU per query" \
+			"${xq:+(without the list: $xq QPS, $xc us)}"
+	else
+		say "with the mainland list: skipped, $LIST is not there"
+	fi
+}
 
-read -r pp50 pp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.plain")"
-read -r lp50 lp99 <<<"$(latency 198.51.100.1 "$XB_TMP/q.learn")"
-extra=$(awk -v a="$lp99" -v b="$pp99" 'BEGIN { printf "%.3f", a - b }')
-st=$(nq d "$XB_BIN/xborderctl" -s "$CTL" -j dns)
-puts=$(jq .clients.set_puts <<<"$st") pus=$(jq .clients.set_update_p99_us_below <<<"$st")
-say "opening paths: an answer that puts its address into a set waits for the netlink batch:" \
-	"p99 < $pus us over $puts updates = $(ratio "$pus" 1000) of the 1 ms goal"
-say "  dnsperf p99 at $QPS_FIXED QPS: $lp99 ms for names whose answers go into a set, $pp99 ms for names" \
-	"whose do not ($extra ms; noise of a shared machine included); set elements after the run:" \
-	"$(nq d nft list set inet xborder r_learn_dns4 | grep -o '203\.0\.113\.[0-9]*' | sort -u | wc -l)"
-xrss=$(rss_kb "$XBPID")
-
-if [ -r "$LIST" ]; then
-	policy "$XB_TMP/list.conf" "    { name = \"mainland\"; lists = [ \"$LIST\" ]; action = \"forward\"; servers = [ \"192.0.2.53\" ]; }"
-	t0=$(date +%s%N)
-	"$XB_BIN/xborderd" --check -c "$XB_TMP/list.conf" >/dev/null || die "the list policy does not check"
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	cp "$XB_TMP/list.conf" "$XB_TMP/xborder.conf"
-	t0=$(date +%s%N)
-	kill -HUP "$XBPID"
-	xb_wait 30000 grep -q "reloaded: " "$XBLOG" || die "the reload with the list failed: $(tail -3 "$XBLOG")"
-	rms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	answers 198.51.100.1
-	lrss=$(rss_kb "$XBPID")
-	lq=$(max_qps 198.51.100.1 "$XB_TMP/q.bench")
-	lc=$(cpu_us 198.51.100.1 "$XBPID")
-	say "with the $(grep -c '^server=' "$LIST")-name list: --check $ms ms, reload ${rms} ms; xborderd RSS" \
-		"$((lrss / 1024)) MB (before $((xrss / 1024)) MB; goal <= 64 MB); $lq QPS, $lc us CPU per query" \
-		"(without the list: $xq QPS, $xc us)"
-else
-	say "with the mainland list: skipped, $LIST is not there"
-fi
+for part in $PARTS; do
+	case $part in
+	qps | cpu | latency | budget | paths | list) "part_$part" ;;
+	*) die "PARTS: unknown part \"$part\" (qps cpu latency budget paths list)" ;;
+	esac
+done
 stop_xb
 kill "$UBPID" "$DMPID" 2>/dev/null
 xb_end

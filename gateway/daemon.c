@@ -3,6 +3,7 @@
 #include "gateway/control.h"
 #include "gateway/health.h"
 #include "common/log.h"
+#include "common/thread.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -421,6 +422,11 @@ static void on_tick(struct xb_daemon *d)
 
 int xb_daemon_run(struct xb_daemon *d)
 {
+	int e = xb_thread_batch();
+
+	/* See common/thread.h: DNS queries in batches, not one wakeup each. */
+	if (e < 0)
+		log_warnx("main thread: SCHED_BATCH: %s (DNS queries cost a wakeup each)", strerror(-e));
 	while (!d->stopping) {
 		struct epoll_event ev[8];
 		int n = epoll_wait(d->epfd, ev, 8, -1);

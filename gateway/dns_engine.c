@@ -822,7 +822,7 @@ size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, s
 
 	if (!s->cache)
 		return 0;
-	n = xb_dnsc_lookup(s->cache, qq->scope, &ask->q, ask->hdr.id, clock_mono_ns(), buf,
+	n = xb_dnsc_lookup(s->cache, qq->scope, &ask->q, ask->hdr.id, s->now_ns, buf,
 			   sizeof(buf), &left);
 	if (!n || dnsw_parse_response(&m, buf, n, ask->hdr.id, &ask->q) != DNSW_R_OK)
 		return 0;
@@ -833,7 +833,7 @@ size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, s
 void dns_stats_done(struct xb_dnssvc *s, const struct dns_query *qq, bool ok)
 {
 	struct dns_stats *st = &s->cfg->stats[qq->rule == DNS_NO_RULE ? s->cfg->n_sets - 1 : qq->rule];
-	uint64_t us = (clock_mono_ns() - qq->t0_ns) / 1000;
+	uint64_t us = (s->now_ns - qq->t0_ns) / 1000;
 	unsigned b = 0;
 
 	if (!ok) {

@@ -110,6 +110,10 @@ struct xb_dnssvc {
 	uint16_t *free;			/* free flight slots, a stack */
 	size_t n_free;
 	uint64_t last_tick_ns;
+	/* CLOCK_MONOTONIC read once per batch of work (a recvmmsg, a TCP
+	 * read, an upstream event, a tick), not per query: what arrives in
+	 * one batch is stamped alike, answers in the batch take no time. */
+	uint64_t now_ns;
 	struct {
 		uint64_t refused, formerr, dropped, truncated, set_puts, set_failures;
 		uint64_t tcp_refused, inflight_full;

@@ -2,8 +2,11 @@
  * to upstreams, the timer. Decisions are dns_engine.c's. See dns_service.h.
  *
  * One epoll set, level-triggered, tagged by data.u64. Every loop is
- * bounded: at most UDP_BATCH datagrams per socket per call, one read per
- * TCP client per event. A client gets its answer on the transport it
+ * bounded: at most UDP_DRAIN batches of UDP_BATCH datagrams per socket per
+ * wakeup, one read per TCP client per event. A busy service's cost is
+ * per wakeup (the context switch, epoll_wait), not per query: a socket is
+ * read again while its last batch came full, so a backlog is drained in
+ * one wakeup. A client gets its answer on the transport it
  * asked on; a UDP answer larger than the client's limit is cut at a record
  * boundary with TC set, and the client retries over TCP.
  */
@@ -26,7 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define UDP_BATCH	32		/* datagrams per recvmmsg/sendmmsg */
+#define UDP_BATCH	64		/* datagrams per recvmmsg/sendmmsg */
+#define UDP_DRAIN	8		/* full batches per socket per wakeup, at most */
 #define UDP_QUERY_MAX	4096		/* larger queries are dropped (counted) */
 #define MSG_MAX		65535
 
@@ -177,7 +181,7 @@ static void tcp_send(struct xb_dnssvc *s, int slot, const uint8_t *msg, size_t l
 	nv[k->out_len + 1] = (uint8_t)len;
 	memcpy(nv + k->out_len + 2, msg, len);
 	k->out_len += len + 2;
-	k->deadline_ns = clock_mono_ns() + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
+	k->deadline_ns = s->now_ns + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
 	tcp_flush(s, slot);
 }
 
@@ -264,7 +268,7 @@ static void on_upstream(void *ctx, const struct xb_up_result *r)
 		return;
 	}
 	if (s->cache)
-		xb_dnsc_store(s->cache, f->qq.scope, &ask->q, r->msg, r->len, clock_mono_ns());
+		xb_dnsc_store(s->cache, f->qq.scope, &ask->q, r->msg, r->len, s->now_ns);
 	len = dns_answer_from(s, &f->qq, r->m, out, sizeof(out));
 	if (!len)
 		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
@@ -294,7 +298,7 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 	f->conn_gen = conn >= 0 ? s->conns[conn].gen : 0;
 	if (conn >= 0)
 		s->conns[conn].pending++;
-	f->qq.t0_ns = clock_mono_ns();
+	f->qq.t0_ns = s->now_ns;
 	v = dnsw_parse_query(&f->qq.q, msg, n);
 	if (v == DNSW_Q_DROP) {
 		s->c.dropped++;
@@ -327,7 +331,7 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 	}
 	flags = f->qq.q.edns.present && f->qq.q.edns.do_bit ? XB_UP_DO : 0;
 	f->handle = xb_up_query(s->up, f->qq.set, f->qq.chase ? &f->qq.qc.q : &f->qq.q.q, flags,
-				on_upstream, f, clock_mono_ns());
+				on_upstream, f, s->now_ns);
 	if (!f->handle) {
 		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
 		finish(s, f, out, len, false);
@@ -336,32 +340,16 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 
 /* ---- sockets ---- */
 
-/* One recvmmsg of up to UDP_BATCH queries; the answers that are ready at
- * once leave in one sendmmsg. */
-static void on_udp(struct xb_dnssvc *s, int fd)
-{
-	static uint8_t buf[UDP_BATCH][UDP_QUERY_MAX];
-	static union wg_sockaddr peer[UDP_BATCH];
+/* Datagrams as they arrive; peer[i] and buf[i] belong to m[i]. */
+struct udp_in {
 	struct mmsghdr m[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
-	int n;
+	union wg_sockaddr peer[UDP_BATCH];
+	uint8_t buf[UDP_BATCH][UDP_QUERY_MAX];
+};
 
-	for (int i = 0; i < UDP_BATCH; i++) {
-		iov[i] = (struct iovec){ buf[i], sizeof(buf[i]) };
-		m[i].msg_hdr = (struct msghdr){ .msg_name = &peer[i], .msg_namelen = sizeof(peer[i]),
-					       .msg_iov = &iov[i], .msg_iovlen = 1 };
-	}
-	if ((n = recvmmsg(fd, m, UDP_BATCH, MSG_DONTWAIT, NULL)) <= 0)
-		return;
-	batch.fd = fd;
-	batch.n = 0;
-	for (int i = 0; i < n; i++) {
-		if (m[i].msg_hdr.msg_flags & MSG_TRUNC) {
-			s->c.dropped++;
-			continue;
-		}
-		on_query(s, buf[i], m[i].msg_len, fd, &peer[i], m[i].msg_hdr.msg_namelen, -1);
-	}
+static void flush(int fd)
+{
 	for (unsigned sent = 0; sent < batch.n;) {
 		int k = sendmmsg(fd, batch.m + sent, batch.n - sent, MSG_DONTWAIT);
 
@@ -372,8 +360,48 @@ static void on_udp(struct xb_dnssvc *s, int fd)
 		}
 		sent += (unsigned)k;
 	}
-	batch.fd = -1;
 	batch.n = 0;
+}
+
+/* One recvmmsg of up to UDP_BATCH queries; the answers that are ready at
+ * once leave in one sendmmsg. Returns how many datagrams came. */
+static int udp_batch(struct xb_dnssvc *s, int fd, struct udp_in *in)
+{
+	int n;
+
+	for (int i = 0; i < UDP_BATCH; i++)
+		in->m[i].msg_hdr.msg_namelen = sizeof(in->peer[i]);
+	if ((n = recvmmsg(fd, in->m, UDP_BATCH, MSG_DONTWAIT, NULL)) <= 0)
+		return 0;
+	s->now_ns = clock_mono_ns();
+	batch.fd = fd;
+	for (int i = 0; i < n; i++) {
+		if (in->m[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			s->c.dropped++;
+			continue;
+		}
+		on_query(s, in->buf[i], in->m[i].msg_len, fd, &in->peer[i], in->m[i].msg_hdr.msg_namelen, -1);
+	}
+	flush(fd);
+	batch.fd = -1;
+	return n;
+}
+
+static void on_udp(struct xb_dnssvc *s, int fd)
+{
+	static struct udp_in in;
+	static bool ready;
+
+	if (!ready) {
+		for (int i = 0; i < UDP_BATCH; i++) {
+			in.iov[i] = (struct iovec){ in.buf[i], sizeof(in.buf[i]) };
+			in.m[i].msg_hdr = (struct msghdr){ .msg_name = &in.peer[i], .msg_iov = &in.iov[i],
+							  .msg_iovlen = 1 };
+		}
+		ready = true;
+	}
+	for (int i = 0; i < UDP_DRAIN && udp_batch(s, fd, &in) == UDP_BATCH; i++)
+		;
 }
 
 static void on_accept(struct xb_dnssvc *s, int lfd)
@@ -394,7 +422,7 @@ static void on_accept(struct xb_dnssvc *s, int lfd)
 	s->conns[slot].fd = fd;
 	s->conns[slot].peer = peer;
 	s->conns[slot].pending = 0;
-	s->conns[slot].deadline_ns = clock_mono_ns() + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
+	s->conns[slot].deadline_ns = s->now_ns + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
 	if (watch(s, EPOLL_CTL_ADD, fd, EPOLLIN, TAG_CONN + (uint64_t)slot) < 0)
 		tcp_close(s, slot);
 }
@@ -418,7 +446,7 @@ static void on_conn(struct xb_dnssvc *s, int slot, uint32_t events)
 	if (n < 0)
 		return;
 	k->in_len += (size_t)n;
-	k->deadline_ns = clock_mono_ns() + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
+	k->deadline_ns = s->now_ns + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
 	while (k->fd >= 0 && k->in_len >= 2) {
 		size_t m = (size_t)k->in[0] << 8 | k->in[1];
 		socklen_t plen = k->peer.sa.sa_family == AF_INET ? sizeof(k->peer.in) : sizeof(k->peer.in6);
@@ -435,7 +463,7 @@ static void on_conn(struct xb_dnssvc *s, int slot, uint32_t events)
 
 static void on_timer(struct xb_dnssvc *s)
 {
-	uint64_t n, now = clock_mono_ns();
+	uint64_t n, now = s->now_ns;
 	static unsigned ticks;
 
 	if (read(s->tfd, &n, sizeof(n)) < 0)
@@ -477,13 +505,14 @@ void xb_dnssvc_process(struct xb_dnssvc *s)
 	struct epoll_event ev[32];
 	int n = epoll_wait(s->epfd, ev, 32, 0);
 
+	s->now_ns = clock_mono_ns();
 	for (int i = 0; i < n; i++) {
 		uint64_t tag = ev[i].data.u64;
 
 		if (tag == TAG_TIMER)
 			on_timer(s);
 		else if (tag == TAG_UP)
-			xb_up_process(s->up, clock_mono_ns());
+			xb_up_process(s->up, s->now_ns);
 		else if (tag >= TAG_TCPL && tag < TAG_CONN)
 			on_accept(s, s->tcp[tag - TAG_TCPL]);
 		else if (tag >= TAG_CONN && tag < TAG_CONN + DNS_TCP_MAX)

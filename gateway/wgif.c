@@ -3,6 +3,7 @@
 #include "tunnel/device.h"
 #include "tunnel/tun.h"
 #include "common/log.h"
+#include "common/thread.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ static int create_userspace(struct xb_wgif *w, unsigned mtu)
 	w->dev->mtu = mtu;
 	if (tun_set_mtu(w->ifname, mtu) < 0)
 		log_warn("%s: setting MTU %u", w->ifname, mtu);
-	r = pthread_create(&w->thread, NULL, run, w->dev);
+	r = xb_thread_start(&w->thread, run, w->dev);
 	if (r) {
 		wg_device_close(w->dev);
 		w->dev = NULL;

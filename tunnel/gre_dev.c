@@ -33,6 +33,7 @@
 #include "common/bytes.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -508,7 +509,7 @@ bool gre_tunnel_ended(struct gre_tunnel *t)
 
 int gre_tunnel_start(struct gre_tunnel *t)
 {
-	int r = pthread_create(&t->thread, NULL, thread_main, t);
+	int r = xb_thread_start(&t->thread, thread_main, t);
 
 	if (r)
 		return -r;
