@@ -259,36 +259,72 @@ TEST(set_parse)
 	CHECK_INT(errno, ==, ENOSPC);
 }
 
+/* A client and its fakes (one or two), the setup the tests share. */
+struct rig {
+	struct xb_up *u;
+	struct xb_up_set s;
+	struct fake f[2];
+	unsigned nf;
+	struct dnsw_question q;
+	struct result res;
+};
+
+/* A client (max outstanding, 0: the default), the fake at ip0 and, when ip1
+ * is not NULL, one at ip1; the set of them with timeout_ms and tries. */
+static void rig_open(struct rig *r, unsigned max, const char *ip0, enum mode m0, const char *ip1,
+		     enum mode m1, unsigned timeout_ms, unsigned tries)
+{
+	memset(r, 0, sizeof(*r));
+	r->u = client(max);
+	r->q = question();
+	fake_open(&r->f[0], ip0, m0);
+	r->nf = 1;
+	if (ip1)
+		fake_open(&r->f[r->nf++], ip1, m1);
+	set_of(&r->s, r->f, r->nf, timeout_ms, tries);
+}
+
+/* One query, run until answered (3 s at most): its time in ns. */
+static uint64_t rig_ask(struct rig *r, unsigned flags)
+{
+	uint64_t t = clock_mono_ns();
+
+	r->res = (struct result){ 0 };
+	CHECK(xb_up_query(r->u, &r->s, &r->q, flags, done_cb, &r->res, t) != 0);
+	run(r->u, r->f, r->nf, &r->res.done, 3000);
+	return clock_mono_ns() - t;
+}
+
+static void rig_close(struct rig *r)
+{
+	for (unsigned i = 0; i < r->nf; i++)
+		fake_close(&r->f[i]);
+	xb_up_free(r->u);
+}
+
 static void answer_on(const char *ip, unsigned flags)
 {
-	struct dnsw_question q = question();
-	struct xb_up *u = client(0);
 	struct xb_up_stats st;
-	struct xb_up_set s;
-	struct result res = { 0 };
-	struct fake f;
+	struct rig r;
 
-	fake_open(&f, ip, ANSWER);
-	set_of(&s, &f, 1, 1000, 2);
-	CHECK(xb_up_query(u, &s, &q, flags, done_cb, &res, clock_mono_ns()) != 0);
-	run(u, &f, 1, &res.done, 3000);
-	CHECK(res.done);
-	CHECK_INT(res.r.status, ==, XB_UP_OK);
-	CHECK_INT(res.r.server, ==, 0);
-	CHECK_INT(res.r.rcode, ==, DNSW_NOERROR);
-	CHECK(!res.r.tcp);
-	CHECK_MEM(res.a, good, 4);
-	CHECK(f.edns.present == !(flags & XB_UP_NOEDNS));
-	if (f.edns.present) {
-		CHECK_INT(f.edns.udp_size, ==, DNSW_EDNS_SIZE);
-		CHECK_INT(f.edns.do_bit, ==, !!(flags & XB_UP_DO));
+	rig_open(&r, 0, ip, ANSWER, NULL, 0, 1000, 2);
+	rig_ask(&r, flags);
+	CHECK(r.res.done);
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK_INT(r.res.r.server, ==, 0);
+	CHECK_INT(r.res.r.rcode, ==, DNSW_NOERROR);
+	CHECK(!r.res.r.tcp);
+	CHECK_MEM(r.res.a, good, 4);
+	CHECK(r.f[0].edns.present == !(flags & XB_UP_NOEDNS));
+	if (r.f[0].edns.present) {
+		CHECK_INT(r.f[0].edns.udp_size, ==, DNSW_EDNS_SIZE);
+		CHECK_INT(r.f[0].edns.do_bit, ==, !!(flags & XB_UP_DO));
 	}
-	xb_up_stats(u, &st);
+	xb_up_stats(r.u, &st);
 	CHECK_INT(st.answered, ==, 1);
 	CHECK_INT(st.outstanding, ==, 0);
-	CHECK_INT(res.calls, ==, 1);
-	fake_close(&f);
-	xb_up_free(u);
+	CHECK_INT(r.res.calls, ==, 1);
+	rig_close(&r);
 }
 
 TEST(answer)
@@ -302,234 +338,162 @@ TEST(answer)
 
 TEST(spoofed_ignored)
 {
-	struct dnsw_question q = question();
-	struct xb_up *u;
 	struct xb_up_stats st;
-	struct xb_up_set s;
-	struct result res = { 0 };
-	struct fake f;
+	struct rig r;
 
 	xb_test_private_netns();
-	u = client(0);
-	fake_open(&f, "127.0.0.1", SPOOF);
-	set_of(&s, &f, 1, 1000, 1);
-	CHECK(xb_up_query(u, &s, &q, 0, done_cb, &res, clock_mono_ns()) != 0);
-	run(u, &f, 1, &res.done, 3000);
-	CHECK_INT(res.r.status, ==, XB_UP_OK);
-	CHECK_MEM(res.a, good, 4);
-	xb_up_stats(u, &st);
+	rig_open(&r, 0, "127.0.0.1", SPOOF, NULL, 0, 1000, 1);
+	rig_ask(&r, 0);
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK_MEM(r.res.a, good, 4);
+	xb_up_stats(r.u, &st);
 	/* The wrong id and the wrong question reach us and are counted; the
 	 * other port never gets past the connected socket. */
 	CHECK_INT(st.mismatched, ==, 2);
 	CHECK_INT(st.tries, ==, 1);
-	fake_close(&f);
-	xb_up_free(u);
+	rig_close(&r);
 }
 
 TEST(timeout_failover)
 {
-	struct dnsw_question q = question();
-	struct xb_up *u;
 	struct xb_up_stats st;
-	struct xb_up_set s;
-	struct result res = { 0 };
-	struct fake f[2];
+	struct rig r;
 	uint64_t t;
 
 	xb_test_private_netns();
-	u = client(0);
-	fake_open(&f[0], "127.0.0.1", SILENT);
-	fake_open(&f[1], "127.0.0.1", ANSWER);
-	set_of(&s, f, 2, 300, 2);
-	t = clock_mono_ns();
-	CHECK(xb_up_query(u, &s, &q, 0, done_cb, &res, t) != 0);
-	run(u, f, 2, &res.done, 3000);
-	t = clock_mono_ns() - t;
-	CHECK_INT(res.r.status, ==, XB_UP_OK);
-	CHECK_INT(res.r.server, ==, 1);
+	rig_open(&r, 0, "127.0.0.1", SILENT, "127.0.0.1", ANSWER, 300, 2);
+	t = rig_ask(&r, 0);
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK_INT(r.res.r.server, ==, 1);
 	CHECK_INT(t, >=, 300 * NSEC_PER_MSEC);
 	CHECK_INT(t, <, 1500 * NSEC_PER_MSEC);
-	CHECK_INT(f[0].got_udp, ==, 1);
-	CHECK(s.srv[0].down_until_ns > clock_mono_ns());
+	CHECK_INT(r.f[0].got_udp, ==, 1);
+	CHECK(r.s.srv[0].down_until_ns > clock_mono_ns());
 	/* Server 0 is down now: the next query goes straight to server 1. */
-	res = (struct result){ 0 };
-	t = clock_mono_ns();
-	CHECK(xb_up_query(u, &s, &q, 0, done_cb, &res, t) != 0);
-	run(u, f, 2, &res.done, 3000);
-	CHECK_INT(res.r.status, ==, XB_UP_OK);
-	CHECK_INT(res.r.server, ==, 1);
-	CHECK_INT(clock_mono_ns() - t, <, 300 * NSEC_PER_MSEC);
-	CHECK_INT(f[0].got_udp, ==, 1);
-	CHECK_INT(f[1].got_udp, ==, 2);
-	xb_up_stats(u, &st);
+	t = rig_ask(&r, 0);
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK_INT(r.res.r.server, ==, 1);
+	CHECK_INT(t, <, 300 * NSEC_PER_MSEC);
+	CHECK_INT(r.f[0].got_udp, ==, 1);
+	CHECK_INT(r.f[1].got_udp, ==, 2);
+	xb_up_stats(r.u, &st);
 	CHECK_INT(st.answered, ==, 2);
-	fake_close(&f[0]);
-	fake_close(&f[1]);
-	xb_up_free(u);
+	rig_close(&r);
 }
 
 TEST(all_time_out)
 {
-	struct dnsw_question q = question();
-	struct xb_up *u;
 	struct xb_up_stats st;
-	struct xb_up_set s;
-	struct result res = { 0 };
-	struct fake f[2];
+	struct rig r;
 	uint64_t t;
 
 	xb_test_private_netns();
-	u = client(0);
-	fake_open(&f[0], "127.0.0.1", SILENT);
-	fake_open(&f[1], "::1", SILENT);
-	set_of(&s, f, 2, 50, 2);
-	t = clock_mono_ns();
-	CHECK(xb_up_query(u, &s, &q, 0, done_cb, &res, t) != 0);
-	run(u, f, 2, &res.done, 3000);
-	t = clock_mono_ns() - t;
-	CHECK_INT(res.r.status, ==, XB_UP_TIMEOUT);
-	CHECK_INT(res.r.server, ==, -1);
+	rig_open(&r, 0, "127.0.0.1", SILENT, "::1", SILENT, 50, 2);
+	t = rig_ask(&r, 0);
+	CHECK_INT(r.res.r.status, ==, XB_UP_TIMEOUT);
+	CHECK_INT(r.res.r.server, ==, -1);
 	/* Two rounds over two servers, 50 ms each. */
 	CHECK_INT(t, >=, 200 * NSEC_PER_MSEC);
 	CHECK_INT(t, <, 1500 * NSEC_PER_MSEC);
-	CHECK_INT(f[0].got_udp, ==, 2);
-	CHECK_INT(f[1].got_udp, ==, 2);
-	xb_up_stats(u, &st);
+	CHECK_INT(r.f[0].got_udp, ==, 2);
+	CHECK_INT(r.f[1].got_udp, ==, 2);
+	xb_up_stats(r.u, &st);
 	CHECK_INT(st.timeouts, ==, 1);
 	CHECK_INT(st.tries, ==, 4);
-	fake_close(&f[0]);
-	fake_close(&f[1]);
-	xb_up_free(u);
+	rig_close(&r);
 }
 
 TEST(servfail_failover)
 {
-	struct dnsw_question q = question();
-	struct xb_up *u;
-	struct xb_up_set s;
-	struct result res = { 0 };
-	struct fake f[2];
+	struct rig r;
 
 	xb_test_private_netns();
-	u = client(0);
-	fake_open(&f[0], "127.0.0.1", SERVFAIL);
-	fake_open(&f[1], "127.0.0.1", ANSWER);
-	set_of(&s, f, 2, 1000, 2);
-	CHECK(xb_up_query(u, &s, &q, 0, done_cb, &res, clock_mono_ns()) != 0);
-	run(u, f, 2, &res.done, 3000);
-	CHECK_INT(res.r.status, ==, XB_UP_OK);
-	CHECK_INT(res.r.server, ==, 1);
-	CHECK_INT(f[0].got_udp, ==, 1);
+	rig_open(&r, 0, "127.0.0.1", SERVFAIL, "127.0.0.1", ANSWER, 1000, 2);
+	rig_ask(&r, 0);
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK_INT(r.res.r.server, ==, 1);
+	CHECK_INT(r.f[0].got_udp, ==, 1);
 	/* Every server fails: FAILED with the rcode; each asked once only. */
-	f[1].mode = SERVFAIL;
-	res = (struct result){ 0 };
-	CHECK(xb_up_query(u, &s, &q, 0, done_cb, &res, clock_mono_ns()) != 0);
-	run(u, f, 2, &res.done, 3000);
-	CHECK_INT(res.r.status, ==, XB_UP_FAILED);
-	CHECK_INT(res.r.rcode, ==, DNSW_SERVFAIL);
-	CHECK_INT(f[0].got_udp, ==, 2);
-	CHECK_INT(f[1].got_udp, ==, 2);
-	fake_close(&f[0]);
-	fake_close(&f[1]);
-	xb_up_free(u);
+	r.f[1].mode = SERVFAIL;
+	rig_ask(&r, 0);
+	CHECK_INT(r.res.r.status, ==, XB_UP_FAILED);
+	CHECK_INT(r.res.r.rcode, ==, DNSW_SERVFAIL);
+	CHECK_INT(r.f[0].got_udp, ==, 2);
+	CHECK_INT(r.f[1].got_udp, ==, 2);
+	rig_close(&r);
 }
 
 TEST(port_unreachable_is_quick)
 {
-	struct dnsw_question q = question();
-	struct xb_up *u;
-	struct xb_up_set s;
-	struct result res = { 0 };
-	struct fake f[2];
+	struct rig r;
 	uint64_t t;
 
 	xb_test_private_netns();
-	u = client(0);
-	fake_open(&f[0], "127.0.0.1", ANSWER);
-	fake_open(&f[1], "127.0.0.1", ANSWER);
-	set_of(&s, f, 2, 1000, 2);
-	close(f[0].udp);	/* nobody listens: ICMP port unreachable */
-	f[0].udp = socket(AF_INET, SOCK_DGRAM, 0);
-	t = clock_mono_ns();
-	CHECK(xb_up_query(u, &s, &q, 0, done_cb, &res, t) != 0);
-	run(u, f, 2, &res.done, 3000);
-	CHECK_INT(res.r.status, ==, XB_UP_OK);
-	CHECK_INT(res.r.server, ==, 1);
-	CHECK_INT(clock_mono_ns() - t, <, 500 * NSEC_PER_MSEC);
-	fake_close(&f[0]);
-	fake_close(&f[1]);
-	xb_up_free(u);
+	rig_open(&r, 0, "127.0.0.1", ANSWER, "127.0.0.1", ANSWER, 1000, 2);
+	close(r.f[0].udp);	/* nobody listens: ICMP port unreachable */
+	r.f[0].udp = socket(AF_INET, SOCK_DGRAM, 0);
+	t = rig_ask(&r, 0);
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK_INT(r.res.r.server, ==, 1);
+	CHECK_INT(t, <, 500 * NSEC_PER_MSEC);
+	rig_close(&r);
 }
 
 TEST(truncated_then_tcp)
 {
-	struct dnsw_question q = question();
-	struct xb_up *u;
 	struct xb_up_stats st;
-	struct xb_up_set s;
-	struct result res = { 0 };
-	struct fake f;
+	struct rig r;
 
 	xb_test_private_netns();
-	u = client(0);
-	fake_open(&f, "127.0.0.1", TRUNC);
-	set_of(&s, &f, 1, 1000, 1);
-	CHECK(xb_up_query(u, &s, &q, 0, done_cb, &res, clock_mono_ns()) != 0);
-	run(u, &f, 1, &res.done, 3000);
-	CHECK_INT(res.r.status, ==, XB_UP_OK);
-	CHECK(res.r.tcp);
-	CHECK_INT(res.an, ==, 100);
-	CHECK_INT(res.r.len, >, 1600);
-	CHECK_INT(f.got_udp, ==, 1);
-	CHECK_INT(f.got_tcp, ==, 1);
-	xb_up_stats(u, &st);
+	rig_open(&r, 0, "127.0.0.1", TRUNC, NULL, 0, 1000, 1);
+	rig_ask(&r, 0);
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK(r.res.r.tcp);
+	CHECK_INT(r.res.an, ==, 100);
+	CHECK_INT(r.res.r.len, >, 1600);
+	CHECK_INT(r.f[0].got_udp, ==, 1);
+	CHECK_INT(r.f[0].got_tcp, ==, 1);
+	xb_up_stats(r.u, &st);
 	CHECK_INT(st.tcp, ==, 1);
-	fake_close(&f);
-	xb_up_free(u);
+	rig_close(&r);
 }
 
 TEST(cancel_and_limit)
 {
-	struct dnsw_question q = question();
-	struct xb_up *u;
 	struct xb_up_stats st;
-	struct xb_up_set s;
 	struct result res[3] = { 0 };
-	struct fake f;
+	struct rig r;
 	uint64_t h[3];
 
 	xb_test_private_netns();
-	u = client(2);
-	fake_open(&f, "127.0.0.1", SILENT);
-	set_of(&s, &f, 1, 100, 1);
-	h[0] = xb_up_query(u, &s, &q, 0, done_cb, &res[0], clock_mono_ns());
-	h[1] = xb_up_query(u, &s, &q, 0, done_cb, &res[1], clock_mono_ns());
+	rig_open(&r, 2, "127.0.0.1", SILENT, NULL, 0, 100, 1);
+	h[0] = xb_up_query(r.u, &r.s, &r.q, 0, done_cb, &res[0], clock_mono_ns());
+	h[1] = xb_up_query(r.u, &r.s, &r.q, 0, done_cb, &res[1], clock_mono_ns());
 	CHECK(h[0] && h[1] && h[0] != h[1]);
 	errno = 0;
-	h[2] = xb_up_query(u, &s, &q, 0, done_cb, &res[2], clock_mono_ns());
+	h[2] = xb_up_query(r.u, &r.s, &r.q, 0, done_cb, &res[2], clock_mono_ns());
 	CHECK(h[2] == 0);
 	CHECK_INT(errno, ==, EAGAIN);
-	xb_up_cancel(u, h[0]);
-	run(u, &f, 1, NULL, 300);
+	xb_up_cancel(r.u, h[0]);
+	run(r.u, r.f, 1, NULL, 300);
 	CHECK_INT(res[0].calls, ==, 0);
 	CHECK_INT(res[1].calls, ==, 1);
 	CHECK_INT(res[1].r.status, ==, XB_UP_TIMEOUT);
 	/* Stale handles cancel nothing, not even a query now in their slot. */
-	h[2] = xb_up_query(u, &s, &q, 0, done_cb, &res[2], clock_mono_ns());
+	h[2] = xb_up_query(r.u, &r.s, &r.q, 0, done_cb, &res[2], clock_mono_ns());
 	CHECK(h[2]);
-	xb_up_cancel(u, h[0]);
-	xb_up_cancel(u, h[1]);
-	xb_up_cancel(u, 0);
-	xb_up_cancel(u, 12345);
-	xb_up_stats(u, &st);
+	xb_up_cancel(r.u, h[0]);
+	xb_up_cancel(r.u, h[1]);
+	xb_up_cancel(r.u, 0);
+	xb_up_cancel(r.u, 12345);
+	xb_up_stats(r.u, &st);
 	CHECK_INT(st.outstanding, ==, 1);
 	CHECK_INT(st.limited, ==, 1);
 	CHECK_INT(st.cancelled, ==, 1);
-	run(u, &f, 1, &res[2].done, 1000);
+	run(r.u, r.f, 1, &res[2].done, 1000);
 	CHECK_INT(res[2].r.status, ==, XB_UP_TIMEOUT);
 	CHECK_INT(res[0].calls, ==, 0);
-	fake_close(&f);
-	xb_up_free(u);
+	rig_close(&r);
 }
 
 /* ---- bind_ifname ----
