@@ -27,7 +27,7 @@ command -v iperf3 >/dev/null || { echo "iperf3 missing (make deps)"; exit 77; }
 
 start() {	# start — policy, xborderd, both tunnels up, the path on A
 	fo_policy
-	fo_gw || { echo "xborderd did not start"; tail "$GWLOG"; return 1; }
+	xb_gw_start || { echo "xborderd did not start"; tail "$GWLOG"; return 1; }
 	fo_tables
 	[ -z "${FO_PROBE_A-x}" ] && return 0
 	xb_wait 10000 both_up && xb_wait 3000 on "$A"

@@ -1,5 +1,5 @@
 # The failover topology, shared by tests/net/failover.sh and
-# bench/failover.sh (sourced after netns.sh and wg.sh):
+# bench/failover.sh (sourced after netns.sh and wg.sh; sources xborderd.sh):
 #
 #                                       ra (xb-impair)          pa: WireGuard partner (xborder-wg)
 #   dev ── WG ── gw: xborderd ─ ea ──── e0 ─── e1 ──────────── eth0  A$ID 192.0.2.26 ── eo ──┐
@@ -24,10 +24,11 @@
 #                         each tunnel's probe settings (empty: not probed);
 #                         FO_B_FIRST=1 lists B before A
 #   fo_partners           partner A (xborder-wg) and B (xb-gre)
-#   fo_gw                 xborderd in gw (GWPID, GWLOG); 0 once "gateway up"
+#   xb_gw_start, ctl      xborderd in gw and xborderctl on it (tests/lib/xborderd.sh)
 #   fo_device             the device's WireGuard
 #   fo_tables             TABLE (the rule's), TA, TB
-#   ctl, tstate T, both_up, on T, via_a, via_b
+#   tstate T, both_up, on T, via_a, via_b
+. "$(dirname "${BASH_SOURCE[0]}")/xborderd.sh"
 
 ID=$$
 A=a$ID B=b$ID GWIF=xg$ID PIF=xp$ID DIF=xd$ID
@@ -163,12 +164,6 @@ fo_partners() {
 	n pb ip route add 198.51.100.0/24 dev "$B"
 }
 
-fo_gw() {
-	xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"
-	GWPID=$XB_LAST_PID GWLOG=$XB_LAST_LOG
-	xb_wait 5000 test -S "$CTL" && xb_wait 3000 grep -q "gateway up" "$GWLOG"
-}
-
 fo_device() {
 	xb_wg_up dev "$DIF" ours "$kd" 0 198.51.100.10/24 || return 1
 	n dev wg set "$DIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24,203.0.113.0/24
@@ -184,7 +179,6 @@ fo_tables() {
 # Packets from the device that reached the origin through each partner.
 via_a() { nq org nft list chain ip ret pre | awk '/"e1"/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }'; }
 via_b() { nq org nft list chain ip ret pre | awk '/"e2"/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }'; }
-ctl() { nq gw "$XB_BIN/xborderctl" -s "$CTL" "$@"; }
 tstate() { ctl -j tunnels | jq -r --arg t "$1" '.[] | select(.name == $t) | .health.probe_state'; }
 both_up() { [ "$(tstate "$A")" = up ] && [ "$(tstate "$B")" = up ]; }
 # on TUNNEL — the rule's table routes out of xb-TUNNEL. One exec, no pipe:

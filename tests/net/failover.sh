@@ -14,7 +14,7 @@ fo_world || exit 1
 fo_policy
 fo_partners || { xb_fail "partners start"; xb_end; }
 xb_bg gw busybox nc -ll -p "$HOOKPORT" -e "$XB_TMP/hook.sh"
-if ! fo_gw; then
+if ! xb_gw_start; then
 	xb_fail "xborderd starts" "$(tail -n 20 "$GWLOG")"
 	xb_end
 fi
