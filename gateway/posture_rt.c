@@ -234,13 +234,13 @@ static bool push(void **v, size_t *n, size_t *cap, size_t sz, const void *item)
 	return true;
 }
 
-static void set_failed(struct xb_prt *r, const struct prt_change *c, int err)
+static void set_failed(struct xb_prt *r, const struct prt_change *c, int err, bool again)
 {
-	r->stat.set_errors++;
+	r->stat.set_errors += !again;
 	if (log_ratelimit(&rl_set))
-		log_warnx("posture: device %s: %s set %s: %s", r->p->devices[c->dev].name,
+		log_warnx("posture: device %s: %s set %s: %s%s", r->p->devices[c->dev].name,
 			  c->add ? "adding to" : "removing from", r->sets[c->set].name4,
-			  strerror(-err));
+			  strerror(-err), again ? "; trying again" : "; given up");
 }
 
 /* The nft ops of change c (one per family the set and device have). */
@@ -264,14 +264,16 @@ static size_t change_ops(const struct xb_prt *r, const struct prt_change *c,
 	return n;
 }
 
-/* The queued set changes, in order, in one batch; if the kernel refuses
- * it for one change's sake (a set or element missing), change by change so
- * that only the bad ones fail. Any other error (no memory, a timeout) would
- * only repeat once per change: all of them fail with it. */
+/* The queued set changes, in order, in one batch. If the kernel refuses it
+ * for one change's sake (a set or element missing), change by change so
+ * that only the bad ones fail; any other error (no memory, a timeout) would
+ * only repeat once per change, so all of them fail with it. A failed
+ * change stays queued for the next flush, up to PRT_SET_TRIES attempts: a
+ * device that left a set must not keep its access over a passing error. */
 static void apply_sets(struct xb_prt *r)
 {
 	struct xb_nftset_op *ops = malloc(r->n_chg * 2 * sizeof(*ops)), one[2];
-	size_t n = 0;
+	size_t n = 0, kept = 0;
 	int err = -ENOMEM;
 
 	for (size_t k = 0; ops && k < r->n_chg; k++)
@@ -279,15 +281,19 @@ static void apply_sets(struct xb_prt *r)
 	if (ops)
 		err = xb_nftset_apply(&r->nft, ops, n);
 	free(ops);
-	r->stat.set_changes += r->n_chg;
 	for (size_t k = 0; err && k < r->n_chg; k++) {
-		bool retry = err == -ENOENT || err == -EINVAL || err == -EEXIST;
-		int e = retry ? xb_nftset_apply(&r->nft, one, change_ops(r, &r->chg[k], one)) : err;
+		struct prt_change c = r->chg[k];
+		bool one_by_one = err == -ENOENT || err == -EINVAL || err == -EEXIST;
+		int e = one_by_one ? xb_nftset_apply(&r->nft, one, change_ops(r, &c, one)) : err;
 
-		if (e)
-			set_failed(r, &r->chg[k], e);
+		if (!e)
+			continue;
+		set_failed(r, &c, e, ++c.tries < PRT_SET_TRIES);
+		if (c.tries < PRT_SET_TRIES)
+			r->chg[kept++] = c;
 	}
-	r->n_chg = 0;
+	r->stat.set_changes += r->n_chg - kept;
+	r->n_chg = kept;
 }
 
 /* The cuts of one family: one conntrack pass for all (xb_ct_cut_many). */
@@ -412,7 +418,7 @@ void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags)
 
 			r->stat.set_changes++;
 			if (e)
-				set_failed(r, &c, e);
+				set_failed(r, &c, e, false);
 		}
 		left |= !c.add;
 	}
@@ -530,8 +536,11 @@ int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 	int64_t now = prt_now();
 	uint64_t t0 = clock_mono_ns();
 
-	/* What is queued names the old binding's devices and sets. */
+	/* What is queued names the old binding's devices and sets. Changes
+	 * still failing are dropped: the new table is compiled from the
+	 * devices' results, whatever the old sets hold. */
 	prt_flush(r);
+	r->n_chg = 0;
 	old = *r;
 	r->dev = NULL;
 	r->by_name = NULL;

@@ -42,7 +42,12 @@ struct prt_addr {
 struct prt_change {
 	size_t set, dev;
 	bool add;
+	unsigned tries;			/* failed attempts so far */
 };
+
+/* A set change that fails stays queued and is tried again at the next
+ * flush (the tick's, within a second), this many times in all. */
+#define PRT_SET_TRIES 5
 
 struct xb_prt {
 	const struct xb_policy *p;

@@ -114,23 +114,35 @@ xb_check "report-only firewall off does not block: alice reaches the origin" rea
 xb_check "xborderctl posture alice shows the report-only failure" \
 	shows 'firewall *fail *report'
 
-# A stream running when the posture turns bad stops within 1 s.
+# A stream running when the posture turns bad stops within 1 s. Stopped
+# means no more of it reaches alice's tunnel interface (its received bytes;
+# not the file, which curl's rate limit keeps filling from the socket's
+# buffer for a while after the network has stopped carrying anything).
 nq alice curl -s --limit-rate 2M -o "$XB_TMP/stream" http://203.0.113.10/big &
 SPID=$!
 xb_wait 3000 test -s "$XB_TMP/stream"
+rx() { nq alice cat "/sys/class/net/$AIF/statistics/rx_bytes"; }
 next 11.0	# (fetches the nonce first: the clock starts when the report is sent)
 t0=$(date +%s%N)
 xb_check "a failing report is accepted (200)" test "$(post "$LAST")" = 200
-last=$(stat -c %s "$XB_TMP/stream") lastt=$(date +%s%N)
+last=$(rx) lastt=$(date +%s%N)
 for _ in $(seq 40); do
 	sleep 0.05
-	s=$(stat -c %s "$XB_TMP/stream")
-	[ "$s" != "$last" ] && { last=$s; lastt=$(date +%s%N); }
+	s=$(rx)
+	# more than a stray segment's worth since the last sample: still flowing
+	[ $((s - last)) -gt 1000 ] && lastt=$(date +%s%N)
+	last=$s
 done
 kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
 ms=$(( (lastt - t0) / 1000000 ))
 xb_log "stream stopped ${ms} ms after the report was sent"
-xb_check "the running stream stops within 1 s (${ms} ms)" test "$ms" -le 1000
+if [ "$ms" -le 1000 ]; then
+	xb_ok "the running stream stops within 1 s (${ms} ms)"
+else
+	xb_fail "the running stream stops within 1 s (${ms} ms)" \
+		"the daemon's posture lines: $(grep -E 'posture|cut|set' "$GWLOG" | tail -n 8 | tr '\n' '|')"
+	nq gw nft list set inet xborder r_web_dev4 | sed 's/^/# /'
+fi
 xb_check "new connections are refused" unreachable
 
 next 13

@@ -84,12 +84,19 @@ static struct xb_policy *policy(unsigned max_age, const char *extra)
 	return load(text);
 }
 
-/* The table as the daemon compiles it, asking r who passes. */
+static bool nobody(void *ctx, size_t rule, size_t device)
+{
+	(void)ctx, (void)rule, (void)device;
+	return false;
+}
+
+/* The table as the daemon compiles it, asking r who passes (r NULL: every
+ * device set empty). */
 static void compile(const struct xb_policy *p, struct xb_prt *r)
 {
 	struct xb_errors errs = { 0 };
 	struct xb_plan plan;
-	struct xb_compile_opts o = { .posture_ok = xb_prt_ok, .ctx = r };
+	struct xb_compile_opts o = { .posture_ok = r ? xb_prt_ok : nobody, .ctx = r };
 	struct xb_nft n;
 	char *script, *err = NULL;
 
@@ -317,6 +324,29 @@ TEST(queued_enforcement_flushed_before_rebind)
 	xb_prt_close(r);
 	xb_policy_free(p);
 	xb_policy_free(q);
+	cleanup();
+}
+
+/* A set change that fails (the table is gone) stays queued and is applied
+ * at a later flush (the tick's) once it can be. */
+TEST(failed_set_change_tried_again)
+{
+	struct xb_policy *p;
+	struct xb_prt *r;
+
+	setup();
+	p = policy(600, "");
+	CHECK((r = xb_prt_open(p)) != NULL);
+	compile(p, r);
+	CHECK(system("nft delete table inet xborder") == 0);
+	CHECK_INT(report(r, "laptop", 1, "12.7", "true"), ==, 0);	/* add: fails */
+	compile(p, NULL);		/* the table back, its sets empty */
+	CHECK(!in_set("r_a_dev4", "198.51.100.10"));
+	xb_prt_tick(r);			/* the queued add again */
+	CHECK(in_set("r_a_dev4", "198.51.100.10"));
+	CHECK(in_set("r_c_dev4", "198.51.100.10"));
+	xb_prt_close(r);
+	xb_policy_free(p);
 	cleanup();
 }
 
