@@ -442,6 +442,19 @@ bool xb_prt_ok(void *ctx, size_t rule, size_t device)
 
 /* --- binding to a policy ------------------------------------------------------- */
 
+/* The bound part empty, without freeing it (it may live on elsewhere). */
+static void unbind(struct xb_prt *r)
+{
+	r->dev = NULL;
+	r->by_name = NULL;
+	r->by4 = r->by6 = NULL;
+	r->pok = r->in = NULL;
+	r->sets = NULL;
+	r->rule_set = NULL;
+	r->res = NULL;
+	r->n_dev = r->n4 = r->n6 = r->n_sets = r->n_res = 0;
+}
+
 static void bound_free(struct xb_prt *r)
 {
 	for (size_t i = 0; r->dev && i < r->n_dev; i++) {
@@ -457,14 +470,7 @@ static void bound_free(struct xb_prt *r)
 	free(r->sets);
 	free(r->rule_set);
 	free(r->res);
-	r->dev = NULL;
-	r->by_name = NULL;
-	r->by4 = r->by6 = NULL;
-	r->pok = r->in = NULL;
-	r->sets = NULL;
-	r->rule_set = NULL;
-	r->res = NULL;
-	r->n_dev = r->n4 = r->n6 = r->n_sets = r->n_res = 0;
+	unbind(r);
 }
 
 /* Fill r (zeroed bound part) for p; devices start with nothing. */
@@ -542,14 +548,7 @@ int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 	prt_flush(r);
 	r->n_chg = 0;
 	old = *r;
-	r->dev = NULL;
-	r->by_name = NULL;
-	r->by4 = r->by6 = NULL;
-	r->pok = r->in = NULL;
-	r->sets = NULL;
-	r->rule_set = NULL;
-	r->res = NULL;
-	r->n_dev = r->n4 = r->n6 = r->n_sets = r->n_res = 0;
+	unbind(r);
 	if (attach(r, p) < 0 || !(pm = maps(r, &old, false)) || !(sm = maps(r, &old, true))) {
 		/* Out of memory: keep the old binding; the new table is
 		 * compiled with what it says (some devices may be left out). */

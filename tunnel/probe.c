@@ -198,6 +198,7 @@ static bool update(struct ptunnel *t, uint64_t now)
 {
 	enum xb_pstate from = xb_pstats_state(t->ps);
 	unsigned run;
+	bool grew;
 
 	for (unsigned i = 0; i < t->cfg.n_targets; i++) {
 		struct ptarget *g = &t->tg[i];
@@ -209,12 +210,9 @@ static bool update(struct ptunnel *t, uint64_t now)
 	if (xb_pstats_update(t->ps, now) && t->p->cbs.state)
 		t->p->cbs.state(t->p->cbs.ctx, t->cfg.name, from, xb_pstats_state(t->ps));
 	run = xb_pstats_miss_run(t->ps);
-	if (run <= t->confirmed_run) {
-		t->confirmed_run = run;
-		return false;
-	}
+	grew = run > t->confirmed_run;
 	t->confirmed_run = run;
-	return xb_pstats_state(t->ps) != XB_PST_DOWN;
+	return grew && xb_pstats_state(t->ps) != XB_PST_DOWN;
 }
 
 static uint64_t min64(uint64_t a, uint64_t b)

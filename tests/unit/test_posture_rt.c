@@ -183,15 +183,25 @@ static int flows(const char *src)
 	return atoi(xb_test_run(cmd));
 }
 
+/* A fresh namespace, the policy with max_age, its runtime and the table
+ * compiled from it: where most cases start. */
+static struct xb_prt *bound(struct xb_policy **p, unsigned max_age)
+{
+	struct xb_prt *r;
+
+	setup();
+	*p = policy(max_age, "");
+	CHECK((r = xb_prt_open(*p)) != NULL);
+	compile(*p, r);
+	return r;
+}
+
 TEST(report_enforces_and_cuts)
 {
 	struct xb_policy *p;
 	struct xb_prt *r;
 
-	setup();
-	p = policy(600, "");
-	CHECK((r = xb_prt_open(p)) != NULL);
-	compile(p, r);
+	r = bound(&p, 600);
 	/* The source address names the device; others are nobody. */
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 
@@ -242,10 +252,7 @@ TEST(age_restart_reload)
 	struct xb_prt *r;
 	json_t *d;
 
-	setup();
-	p = policy(2, "");
-	CHECK((r = xb_prt_open(p)) != NULL);
-	compile(p, r);
+	r = bound(&p, 2);
 	CHECK_INT(report(r, "phone", 1, "13", "true"), ==, 0);
 	CHECK(in_set("r_a_dev4", "198.51.100.11"));
 	/* The report stays valid for max_age seconds, then the tick drops it. */
@@ -297,10 +304,7 @@ TEST(queued_enforcement_flushed_before_rebind)
 	char text[1024], err[256] = "";
 	json_t *j, *reply = NULL;
 
-	setup();
-	p = policy(600, "");
-	CHECK((r = xb_prt_open(p)) != NULL);
-	compile(p, r);
+	r = bound(&p, 600);
 	CHECK_INT(report(r, "laptop", 1, "12.7", "true"), ==, 0);
 	CHECK(in_set("r_c_dev4", "198.51.100.10"));
 	flow("198.51.100.10");
@@ -334,10 +338,7 @@ TEST(failed_set_change_tried_again)
 	struct xb_policy *p;
 	struct xb_prt *r;
 
-	setup();
-	p = policy(600, "");
-	CHECK((r = xb_prt_open(p)) != NULL);
-	compile(p, r);
+	r = bound(&p, 600);
 	CHECK(system("nft delete table inet xborder") == 0);
 	CHECK_INT(report(r, "laptop", 1, "12.7", "true"), ==, 0);	/* add: fails */
 	compile(p, NULL);		/* the table back, its sets empty */
@@ -403,10 +404,7 @@ TEST(http_report_end_to_end)
 	int status = -1;
 	json_t *st;
 
-	setup();
-	p = policy(600, "");
-	CHECK((r = xb_prt_open(p)) != NULL);
-	compile(p, r);
+	r = bound(&p, 600);
 	/* Here the "device" sends from lo, which the table masquerades like
 	 * any uplink (via internet): without that, the source stays its own. */
 	CHECK(system("nft flush chain inet xborder postrouting") == 0);
