@@ -6,8 +6,8 @@
  * probe never follows the main routing table: with the interface gone or
  * down, probes fail instead of leaking out of another link.
  *
- * A round goes out every interval, and at once when the tunnel (not down)
- * has just missed a probe: one probe to each target. The tunnel
+ * A round goes out every interval — every half interval while the tunnel
+ * (not down) is missing probes: one probe to each target. The tunnel
  * answers a round when any target answers (one dead monitor does not
  * condemn a tunnel); the tunnel's stats see the first answer. Targets:
  *

@@ -41,7 +41,8 @@ struct ptunnel {
 	struct handle hicmp[2];
 	uint16_t ident;
 	uint64_t round, next_send;
-	unsigned confirmed_run;	/* miss run a confirmation round went out for */
+	uint64_t last_send;	/* the last round's time */
+	unsigned confirmed_run;	/* miss run the next round was pulled forward for */
 };
 
 struct xb_probe {

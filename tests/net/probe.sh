@@ -64,8 +64,9 @@ xb_check "5 % loss for ~55 s: up once, never down" \
 xb_impair r clear both >/dev/null
 
 # Blackhole at 100 ms probes: down after 3 missed probes (50 ms timeout
-# each); the first miss is confirmed at once, so the second and third go out
-# 50 ms apart: onset phase (0-100 ms) + 3 x 50 ms.
+# each); while probes are missed rounds come every half interval (50 ms,
+# the timeout), so the second and third go out 50 ms apart: onset phase
+# (0-100 ms) + 3 x 50 ms.
 xb_bg a "$XB_BIN/xb-probe" -I eth0 -i 100 icmp:198.51.100.1
 plog=$XB_LAST_LOG
 xb_wait 5000 grep -q 'to=up' "$plog"
