@@ -55,6 +55,23 @@ static socklen_t alen(const struct sockaddr_storage *ss)
 	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
+/* SO_BINDTODEVICE holds the interface's index, not its name: once the
+ * interface is deleted (and maybe re-created under the name, as xborderd
+ * does with a tunnel deleted by hand) every send fails with ENODEV for
+ * good. Such a socket is closed; the next round opens one on the
+ * interface that has the name now. */
+static bool stale(int e)
+{
+	return e == ENODEV || e == ENXIO;
+}
+
+static void drop(struct ptunnel *t, int *fd)
+{
+	epoll_ctl(t->p->epfd, EPOLL_CTL_DEL, *fd, NULL);
+	close(*fd);
+	*fd = -1;
+}
+
 /* --- ICMP: one raw socket per family, shared by the tunnel's targets. --- */
 
 static int icmp_fd(struct ptunnel *t, bool v6)
@@ -103,10 +120,13 @@ static void icmp_send(struct ptunnel *t, struct ptarget *g, uint64_t round)
 	}
 	n = pw_echo_build(buf, v6, &e);
 	t->p->packets++;
-	if (sendto(fd, buf, n, 0, (const struct sockaddr *)&g->t.addr, alen(&g->t.addr)) < 0)
+	if (sendto(fd, buf, n, 0, (const struct sockaddr *)&g->t.addr, alen(&g->t.addr)) < 0) {
 		note_err(g, "send", errno);
-	else
+		if (stale(errno))
+			drop(t, &t->icmp[v6]);
+	} else {
 		g->err[0] = 0;
+	}
 }
 
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -174,10 +194,13 @@ static void dns_send(struct ptunnel *t, struct ptarget *g, uint64_t round)
 	g->dq[tid % DNS_INFLIGHT].round = round;
 	g->dq[tid % DNS_INFLIGHT].live = true;
 	t->p->packets++;
-	if (!n || send(g->fd, q, n, 0) < 0)
+	if (!n || send(g->fd, q, n, 0) < 0) {
 		note_err(g, "send", n ? errno : EINVAL);
-	else
+		if (n && stale(errno))
+			drop(t, &g->fd);
+	} else {
 		g->err[0] = 0;
+	}
 }
 
 void pt_dns_read(struct ptunnel *t, struct ptarget *g)

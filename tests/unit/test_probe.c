@@ -6,6 +6,9 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/bytes.h"
@@ -485,6 +488,80 @@ TEST(bound_to_down_or_missing_interface_fails)
 	CHECK(strstr(t.err, "No such device"));
 	CHECK_INT(tx_packets("d1"), ==, tx0);
 	xb_probe_free(p);
+}
+
+/* d0 here (192.0.2.1) to d0p (192.0.2.2) in pid's namespace, both up. */
+static int link_to(pid_t pid)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "ip link add d0 type veth peer name d0p netns %d && "
+		 "ip addr add 192.0.2.1/24 dev d0 && ip link set d0 up && "
+		 "nsenter --net=/proc/%d/ns/net sh -c "
+		 "'ip addr add 192.0.2.2/24 dev d0p && ip link set d0p up'", (int)pid, (int)pid);
+	return system(cmd);
+}
+
+/* A tunnel interface deleted and made again under its name (xborderd
+ * re-creates a tunnel deleted by hand) is probed again: the sockets bound
+ * to the old one are replaced, not left failing with ENODEV for good. */
+TEST(interface_recreated_is_probed_again)
+{
+	static const char *const tg[] = { "icmp:192.0.2.2", "dns:192.0.2.2/example.com" };
+	struct tally t = { 0 };
+	struct xb_probe_cbs cbs = { on_result, on_state, &t };
+	struct xb_probe_tunnel_cfg c;
+	struct xb_probe *p;
+	const char *err;
+	int go[2], status;
+	pid_t pid;
+	char ch;
+
+	xb_test_private_netns();
+	CHECK(pipe(go) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {		/* the far end's namespace, alive until go closes */
+		close(go[1]);
+		if (unshare(CLONE_NEWNET) < 0 || system("ip link set lo up") != 0)
+			_exit(1);
+		_exit(read(go[0], &ch, 1) < 0 ? 2 : 0);
+	}
+	close(go[0]);
+	for (int i = 0; i < 100; i++) {		/* until the child has its namespace */
+		char a[64], b[64];
+		ssize_t n, m;
+
+		snprintf(a, sizeof(a), "/proc/%d/ns/net", (int)pid);
+		n = readlink(a, b, sizeof(b) - 1);
+		m = readlink("/proc/self/ns/net", a, sizeof(a) - 1);
+		if (n > 0 && m > 0 && (n != m || memcmp(a, b, (size_t)n)))
+			break;
+		usleep(10000);
+	}
+	if (link_to(pid) != 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		SKIP("cannot make a veth pair into a child namespace (nsenter?)");
+	}
+	tunnel_cfg(&c, "t", "d0", tg, 2);
+	p = xb_probe_new(&cbs);
+	CHECK(p && xb_probe_set(p, &c, 1, &err) == 0);
+	pump(&p, 1, NULL, 500);
+	printf("# before: icmp %u ok, dns %u ok/%u lost\n", t.ok[0], t.ok[1], t.lost[1]);
+	CHECK_INT(t.ok[0], >=, 5);
+	/* dns: nobody serves it, but the port unreachable is not an answer */
+	CHECK(system("ip link del d0") == 0);
+	pump(&p, 1, NULL, 200);
+	CHECK_INT(link_to(pid), ==, 0);
+	memset(&t, 0, sizeof(t));
+	pump(&p, 1, NULL, 500);
+	printf("# after re-creating d0: icmp %u ok, %u lost (\"%s\")\n", t.ok[0], t.lost[0], t.err);
+	CHECK_INT(t.ok[0], >=, 5);
+	xb_probe_free(p);
+	close(go[1]);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 TEST(two_probers_tell_their_echoes_apart)
