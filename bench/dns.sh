@@ -51,7 +51,7 @@ BUDGETS=${BUDGETS:-2 4}
 CG_PERIOD_US=${CG_PERIOD_US:-50000}
 BUDGET_OUTSTANDING=${BUDGET_OUTSTANDING:-40}
 PARTS=${PARTS:-qps cpu latency budget paths list}
-DATA=${XB_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
+DATA=${XB_DATA:-$(cd "$(dirname "$0")/.." && pwd)/tests/data}
 LIST=$DATA/accelerated-domains.china.conf
 XB_QUIET=1
 for t in dnsperf unbound dnsmasq taskset; do

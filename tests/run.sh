@@ -13,8 +13,8 @@
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 export XB_BUILD=${XB_BUILD:-$root/build}
-# Real data for tests and benchmarks (the mainland domain list): beside the repository.
-export XB_DATA=${XB_DATA:-$(cd "$root/../shared/data" 2>/dev/null && pwd)}
+# Real data for tests and benchmarks (the mainland domain list): in the repository.
+export XB_DATA=${XB_DATA:-$root/tests/data}
 timeout_s=${XB_TEST_TIMEOUT:-600}
 logs=$XB_BUILD/test-logs
 mkdir -p "$logs"
