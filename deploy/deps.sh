@@ -40,6 +40,7 @@ busybox:cmd:busybox
 time:cmd:/usr/bin/time
 sqlite3:cmd:sqlite3
 openssl:cmd:openssl
+acl:cmd:setfacl
 "
 BENCH_PKGS="
 dnsperf:cmd:dnsperf

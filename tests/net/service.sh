@@ -9,6 +9,9 @@
 #                 device interface xg<pid> (userspace WireGuard: this kernel has none)
 #                 /run/wireguard: a tmpfs of its own, owned by $RUN_UID (the unit
 #                 gets the directory from tmpfiles.d; see deploy/systemd/)
+#                 /dev/net/tun: a node of its own, mode 0600 root:root as on a
+#                 freshly booted host without udev, whatever the host's is; first
+#                 without, then with the ACL entry the shipped tmpfiles.d line adds
 #
 # The user is `xborder' when it exists (after make install), else nobody
 # (65534); no user is created. systemd need not be PID 1: this is the
@@ -16,6 +19,7 @@
 . "$(dirname "$0")/../lib/netns.sh"
 xb_begin
 command -v setpriv >/dev/null || { echo "setpriv (util-linux) is missing"; exit 77; }
+command -v systemd-tmpfiles >/dev/null || { echo "systemd-tmpfiles is missing (it applies the shipped tmpfiles.d line)"; exit 77; }
 [ -x "$XB_BIN/xb-sdnotify" ] || { echo "xb-sdnotify is not built"; exit 77; }
 xb_ns gw
 nq gw sysctl -qw net.ipv4.ip_forward=0
@@ -25,7 +29,8 @@ if id xborder >/dev/null 2>&1; then
 else
 	RUN_UID=65534 RUN_GID=65534
 fi
-xb_log "running as uid $RUN_UID gid $RUN_GID"
+RUN_GROUP=$(getent group "$RUN_GID" | cut -d: -f1)
+xb_log "running as uid $RUN_UID gid $RUN_GID ($RUN_GROUP)"
 ID=$$ GWIF=xg$$
 CTL=$XB_TMP/run/control.sock NOTIFY=$XB_TMP/notify
 chmod 755 "$XB_TMP"
@@ -53,16 +58,47 @@ events() { grep -v WATCHDOG=1 "$NLOG"; }
 # last_event_after A B — the event after the last A is B (fixed strings).
 last_event_after() { events | grep -F -A1 "$1" | tail -n 1 | grep -qF "$2"; }
 
-# In the namespace's own mount namespace (ip netns exec makes one): a
-# /run/wireguard the user may write, then drop to the user with the caps.
+# The TUN node the daemon sees: 0600 root:root, as a fresh host without udev
+# has it (/dev/net/tun itself is left alone; it is bound over in the
+# daemon's own mount namespace).
+TUNROOT=$XB_TMP/root
+mkdir -p "$TUNROOT/dev/net"
+mknod -m 0600 "$TUNROOT/dev/net/tun" c 10 200
+# start_gw — in the namespace's own mount namespace (ip netns exec makes
+# one): a /run/wireguard the user may write and our TUN node, then drop to
+# the user with the caps.
 caps=+net_admin,+net_raw,+net_bind_service
-xb_bg gw env NOTIFY_SOCKET="$NOTIFY" WATCHDOG_USEC=1000000 sh -c '
-	uid=$1 gid=$2 caps=$3; shift 3
-	mount -t tmpfs -o mode=0755,uid=$uid,gid=$gid xb-wireguard /run/wireguard || exit 1
-	exec setpriv --reuid="$uid" --regid="$gid" --clear-groups \
-		--inh-caps="$caps" --ambient-caps="$caps" "$@"
-' sh "$RUN_UID" "$RUN_GID" "$caps" "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"
-GWPID=$XB_LAST_PID GWLOG=$XB_LAST_LOG
+start_gw() {
+	xb_bg gw env NOTIFY_SOCKET="$NOTIFY" WATCHDOG_USEC=1000000 sh -c '
+		uid=$1 gid=$2 caps=$3 tun=$4; shift 4
+		mount -t tmpfs -o mode=0755,uid=$uid,gid=$gid xb-wireguard /run/wireguard || exit 1
+		mount --bind "$tun" /dev/net/tun || exit 1
+		exec setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+			--inh-caps="$caps" --ambient-caps="$caps" "$@"
+	' sh "$RUN_UID" "$RUN_GID" "$caps" "$TUNROOT/dev/net/tun" "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"
+	GWPID=$XB_LAST_PID GWLOG=$XB_LAST_LOG
+}
+
+# Without the ACL entry: it stops, and its log says what to change.
+start_gw
+if xb_wait 10000 sh -c "! kill -0 $GWPID"; then
+	xb_ok "TUN node 0600 root:root, no ACL: xborderd stops"
+else
+	xb_fail "TUN node 0600 root:root, no ACL: xborderd stops"; kill "$GWPID"
+fi
+wait "$GWPID"
+xb_check "... its log names the node's mode and the command that mends it" \
+	grep -qF "mode 0600, owner 0:0, and this process runs as uid $RUN_UID gid $RUN_GID (CAP_NET_ADMIN does not open it); give the group access with \`setfacl -m g:$RUN_GROUP:rw /dev/net/tun'" "$GWLOG"
+xb_check "... and READY=1 never came" sh -c "! grep -q READY=1 '$NLOG'"
+
+# The shipped tmpfiles.d line, for this test's group, applied to our node.
+sed -n 's|^\(a+ /dev/net/tun .*group:\)xborder\(:rw\)$|\1'"$RUN_GROUP"'\2|p' \
+	"$XB_ROOT/deploy/systemd/tmpfiles.conf.in" >"$XB_TMP/tmpfiles.conf"
+xb_check "tmpfiles.d/xborder.conf has the ACL line for /dev/net/tun" test -s "$XB_TMP/tmpfiles.conf"
+systemd-tmpfiles --root="$TUNROOT" --create "$XB_TMP/tmpfiles.conf"
+xb_check "... which leaves the mode 0600 for everyone else" \
+	sh -c "getfacl -cn '$TUNROOT/dev/net/tun' | grep -qx 'other::---'"
+start_gw
 
 if ! xb_wait 10000 grep -q 'READY=1' "$NLOG"; then
 	xb_fail "READY=1 arrives" "$(cat "$GWLOG")"
