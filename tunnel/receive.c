@@ -287,6 +287,27 @@ static void rx_data(struct wg_device *dev, uint8_t *buf, size_t len, const union
 	deliver(dev, m->encrypted_data, n);
 }
 
+/* A handshake message as wg_receive() would take it: right type, zero
+ * reserved bytes, exact length. */
+static bool is_handshake(const uint8_t *p, size_t len)
+{
+	if (len < sizeof(struct message_header) || p[1] || p[2] || p[3])
+		return false;
+	return (p[0] == MESSAGE_HANDSHAKE_INITIATION && len == sizeof(struct message_handshake_initiation)) ||
+	       (p[0] == MESSAGE_HANDSHAKE_RESPONSE && len == sizeof(struct message_handshake_response));
+}
+
+unsigned wg_handshakes_in(const uint8_t *buf, size_t len, size_t seg)
+{
+	unsigned n = 0;
+
+	if (!seg)
+		seg = len;
+	for (size_t off = 0; off < len; off += seg)
+		n += is_handshake(buf + off, len - off < seg ? len - off : seg);
+	return n;
+}
+
 void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,
 		const union wg_sockaddr *to, int ifindex, uint64_t now)
 {

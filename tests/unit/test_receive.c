@@ -455,3 +455,30 @@ TEST(replayed_and_foreign_initiation)
 	unharmed(&r, &s);
 	rig_close(&r);
 }
+
+/* What counts towards "under load": well-framed handshake messages, each
+ * segment of a coalesced (UDP_GRO) datagram on its own. */
+TEST(under_load_counts_handshakes_not_type_bytes)
+{
+	static uint8_t buf[4 * sizeof(struct message_handshake_initiation)];
+	const size_t in = sizeof(struct message_handshake_initiation);
+	const size_t re = sizeof(struct message_handshake_response);
+
+	memset(buf, 0, sizeof(buf));
+	for (int i = 0; i < 4; i++)
+		buf[i * in] = MESSAGE_HANDSHAKE_INITIATION;
+	CHECK_INT(wg_handshakes_in(buf, in, 0), ==, 1);
+	CHECK_INT(wg_handshakes_in(buf, 4 * in, in), ==, 4);	/* a coalesced flood */
+	CHECK_INT(wg_handshakes_in(buf, 3 * in + 1, in), ==, 3);	/* and a stub */
+	CHECK_INT(wg_handshakes_in(buf, 1, 0), ==, 0);		/* a lone type byte */
+	CHECK_INT(wg_handshakes_in(buf, in - 1, 0), ==, 0);
+	CHECK_INT(wg_handshakes_in(buf, 0, 0), ==, 0);
+	buf[1] = 1;						/* reserved bytes set */
+	CHECK_INT(wg_handshakes_in(buf, in, 0), ==, 0);
+	buf[1] = 0;
+	buf[0] = MESSAGE_HANDSHAKE_RESPONSE;
+	CHECK_INT(wg_handshakes_in(buf, re, 0), ==, 1);
+	CHECK_INT(wg_handshakes_in(buf, in, 0), ==, 0);		/* wrong size for a response */
+	buf[0] = MESSAGE_HANDSHAKE_COOKIE;
+	CHECK_INT(wg_handshakes_in(buf, sizeof(struct message_handshake_cookie), 0), ==, 0);
+}
