@@ -151,6 +151,11 @@ void wg_txq_flush(struct wg_device *dev);
 
 /* receive.c */
 void wg_tun_flush(struct wg_device *dev);
+/* Well-framed initiations and responses in a received datagram made of
+ * segments of seg bytes (UDP_GRO; 0 = one datagram): what counts towards
+ * "under load". Every segment counts, so a flood that the kernel coalesces
+ * weighs as much as one that it does not. */
+unsigned wg_handshakes_in(const uint8_t *buf, size_t len, size_t seg);
 void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,
 		const union wg_sockaddr *to, int ifindex, uint64_t now);
 

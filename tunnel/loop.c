@@ -31,7 +31,9 @@ struct rxbatch {
 	size_t seg_off[WG_MAX_SEGS], seg_len[WG_MAX_SEGS];
 	struct mmsghdr mm[WG_BATCH];
 	struct iovec iov[WG_BATCH];
-	union wg_sockaddr from[WG_BATCH];
+	union wg_sockaddr from[WG_BATCH], to[WG_BATCH];
+	int ifindex[WG_BATCH];
+	size_t gro[WG_BATCH];		/* UDP_GRO segment size, 0 = one datagram */
 	uint8_t cmsg[WG_BATCH][CMSG_SPACE(sizeof(struct in6_pktinfo)) + 64];
 	uint8_t *buf;
 };
@@ -105,20 +107,17 @@ static void rx_socket(struct wg_device *dev, struct rxbatch *b, int fd)
 	/* Handshakes waiting in this batch decide whether we are under load. */
 	dev->handshakes_this_batch = 0;
 	for (int i = 0; i < n; i++) {
-		uint8_t t = b->mm[i].msg_len ? b->buf[(size_t)i * WG_MAX_PACKET] : 0;
-		if (t == MESSAGE_HANDSHAKE_INITIATION || t == MESSAGE_HANDSHAKE_RESPONSE)
-			dev->handshakes_this_batch++;
+		packet_dest(&b->mm[i].msg_hdr, &b->to[i], &b->ifindex[i], &b->gro[i]);
+		dev->handshakes_this_batch += wg_handshakes_in(b->buf + (size_t)i * WG_MAX_PACKET,
+							      b->mm[i].msg_len, b->gro[i]);
 	}
 	for (int i = 0; i < n; i++) {
 		uint8_t *p = b->buf + (size_t)i * WG_MAX_PACKET;
-		size_t len = b->mm[i].msg_len, gro, seg;
-		union wg_sockaddr to;
-		int ifindex;
+		size_t len = b->mm[i].msg_len, seg = b->gro[i] ? b->gro[i] : len;
 
-		packet_dest(&b->mm[i].msg_hdr, &to, &ifindex, &gro);
-		seg = gro ? gro : len;
 		for (size_t off = 0; off < len; off += seg)
-			wg_receive(dev, p + off, len - off < seg ? len - off : seg, &b->from[i], &to, ifindex, now);
+			wg_receive(dev, p + off, len - off < seg ? len - off : seg, &b->from[i], &b->to[i],
+				   b->ifindex[i], now);
 	}
 }
 

@@ -4,9 +4,19 @@
  * - every handshake message must carry a valid mac1; under load (many
  *   handshakes queued, sticky for a second) also a valid mac2, else the
  *   sender gets a cookie reply, and each source is rate limited;
- * - a data message is authenticated before its counter enters the replay
- *   window; a keypair past REJECT_AFTER_TIME or REJECT_AFTER_MESSAGES is
- *   refused;
+ * - no unauthenticated byte changes any state: keypairs, the replay window,
+ *   timers, endpoints, handshake and cookie state move only after the
+ *   message's AEAD tag (data, response, cookie reply) or the handshake's
+ *   static-static step and timestamp (initiation) have checked out. Before
+ *   that a message may only be counted as dropped; mac1/mac2 and the under-
+ *   load state are the one exception, by design (they decide how much work
+ *   an unauthenticated sender gets, never what a session does);
+ * - a data message is authenticated before its counter is judged at all: a
+ *   receiver index is in clear in every data message, so judging the
+ *   counter first would let anyone end a session with one 32-byte message
+ *   (counter 2^64 - 1). A keypair past REJECT_AFTER_TIME is refused up front
+ *   (local clock only); one whose peer has sent an authentic counter at or
+ *   past REJECT_AFTER_MESSAGES takes no more;
  * - the first data message on the responder's new keypair confirms it;
  * - an authenticated message moves the peer's endpoint to its source
  *   (roaming);
@@ -193,12 +203,11 @@ static void deliver(struct wg_device *dev, const uint8_t *pkt, size_t len)
 		dev->stats.rx_bad_inner++;
 }
 
-static bool keypair_receivable(const struct wg_device *dev, const struct noise_keypair *kp,
-			       uint64_t counter, uint64_t now)
+/* Judged before decryption, so from local state only: never from the packet. */
+static bool keypair_receivable(const struct wg_device *dev, const struct noise_keypair *kp, uint64_t now)
 {
 	return kp->receiving_valid &&
-	       now - kp->birthdate_ns < (uint64_t)dev->timing.reject_after_time * NSEC_PER_SEC &&
-	       counter < REJECT_AFTER_MESSAGES;
+	       now - kp->birthdate_ns < (uint64_t)dev->timing.reject_after_time * NSEC_PER_SEC;
 }
 
 /* Rekey before the session expires (whitepaper §6.2): the initiator starts a
@@ -235,13 +244,18 @@ static void rx_data(struct wg_device *dev, uint8_t *buf, size_t len, const union
 	}
 	kp = e->kp;
 	peer = e->peer;
-	if (!keypair_receivable(dev, kp, m->counter, now)) {
-		kp->receiving_valid = false;
+	if (!keypair_receivable(dev, kp, now)) {
 		dev->stats.rx_no_keypair++;
 		return;
 	}
 	if (!noise_decrypt(m->encrypted_data, m->encrypted_data, clen, m->counter, kp->recv_key)) {
 		dev->stats.rx_decrypt_failed++;
+		return;
+	}
+	/* Authentic from here on: only the peer can have used the keypair up. */
+	if (m->counter >= REJECT_AFTER_MESSAGES) {
+		kp->receiving_valid = false;
+		dev->stats.rx_no_keypair++;
 		return;
 	}
 	if (!wg_replay_accept(&kp->replay, m->counter)) {
@@ -271,6 +285,27 @@ static void rx_data(struct wg_device *dev, uint8_t *buf, size_t len, const union
 		return;
 	}
 	deliver(dev, m->encrypted_data, n);
+}
+
+/* A handshake message as wg_receive() would take it: right type, zero
+ * reserved bytes, exact length. */
+static bool is_handshake(const uint8_t *p, size_t len)
+{
+	if (len < sizeof(struct message_header) || p[1] || p[2] || p[3])
+		return false;
+	return (p[0] == MESSAGE_HANDSHAKE_INITIATION && len == sizeof(struct message_handshake_initiation)) ||
+	       (p[0] == MESSAGE_HANDSHAKE_RESPONSE && len == sizeof(struct message_handshake_response));
+}
+
+unsigned wg_handshakes_in(const uint8_t *buf, size_t len, size_t seg)
+{
+	unsigned n = 0;
+
+	if (!seg)
+		seg = len;
+	for (size_t off = 0; off < len; off += seg)
+		n += is_handshake(buf + off, len - off < seg ? len - off : seg);
+	return n;
 }
 
 void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,

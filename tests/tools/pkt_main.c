@@ -27,6 +27,10 @@
  * (right type byte and length for each message type, random sizes, none,
  * oversized) — for robustness tests. replay sends the UDP payload of every
  * packet in a pcap file (Ethernet or raw IP, as tcpdump -w writes) again.
+ * forge sends what a third party can make of such a capture: one 32-byte
+ * WireGuard data message carrying the receiver index of the last data
+ * message in the capture, counter COUNTER (default 2^64 - 1) and 16 random
+ * bytes for a tag; it prints index= (as hex bytes on the wire) and counter=.
  */
 #include "common/clock.h"
 
@@ -61,7 +65,8 @@ static void usage(void)
 			"       xb-pkt tcp-send [-n BYTES] [-r KBIT/S] [-S SEED] ADDR PORT\n"
 			"       xb-pkt tcp-recv [-t IDLE_MS] PORT\n"
 			"       xb-pkt garbage [-c COUNT] [-S SEED] ADDR PORT\n"
-			"       xb-pkt replay PCAP ADDR PORT\n");
+			"       xb-pkt replay PCAP ADDR PORT\n"
+			"       xb-pkt forge [-c COUNTER] PCAP ADDR PORT\n");
 	exit(2);
 }
 
@@ -425,25 +430,22 @@ static int garbage_main(int argc, char **argv)
 	return 0;
 }
 
-/* UDP payloads from a pcap file (link types Ethernet and raw IP). */
-static int replay_main(int argc, char **argv)
+/* Call fn for the UDP payload of every packet in a pcap file (link types
+ * Ethernet and raw IP); -1 when the file is not pcap, else 0. */
+static int pcap_each(const char *path, void (*fn)(const uint8_t *, size_t, void *), void *ctx)
 {
 	static uint8_t rec[262144];
 	uint8_t gh[24];
 	uint32_t linktype;
-	unsigned long sent = 0;
 	FILE *f;
-	int fd;
 
-	if (argc != 4)
-		usage();
-	if (!(f = fopen(argv[1], "rb")) || fread(gh, 1, 24, f) != 24) {
-		fprintf(stderr, "xb-pkt: %s: not a pcap file\n", argv[1]);
-		return 1;
+	if (!(f = fopen(path, "rb")) || fread(gh, 1, 24, f) != 24) {
+		fprintf(stderr, "xb-pkt: %s: not a pcap file\n", path);
+		if (f)
+			fclose(f);
+		return -1;
 	}
 	memcpy(&linktype, gh + 20, 4);
-	if ((fd = udp_connect(argv[2], argv[3])) < 0)
-		return 1;
 	for (;;) {
 		uint8_t rh[16];
 		uint32_t caplen;
@@ -463,11 +465,91 @@ static int replay_main(int argc, char **argv)
 			continue;
 		if (caplen < off + ihl + 8)
 			continue;
-		if (send(fd, rec + off + ihl + 8, caplen - off - ihl - 8, 0) >= 0)
-			sent++;
+		fn(rec + off + ihl + 8, caplen - off - ihl - 8, ctx);
 	}
 	fclose(f);
-	printf("replayed=%lu\n", sent);
+	return 0;
+}
+
+struct replay_ctx {
+	int fd;
+	unsigned long sent;
+};
+
+static void replay_one(const uint8_t *p, size_t len, void *ctx)
+{
+	struct replay_ctx *r = ctx;
+
+	if (send(r->fd, p, len, 0) >= 0)
+		r->sent++;
+}
+
+static int replay_main(int argc, char **argv)
+{
+	struct replay_ctx r = { .fd = -1 };
+
+	if (argc != 4)
+		usage();
+	if ((r.fd = udp_connect(argv[2], argv[3])) < 0 || pcap_each(argv[1], replay_one, &r) < 0)
+		return 1;
+	printf("replayed=%lu\n", r.sent);
+	return 0;
+}
+
+/* The receiver index of the last data message (type 4, 32 bytes or more). */
+static void last_index(const uint8_t *p, size_t len, void *ctx)
+{
+	uint8_t *idx = ctx;
+
+	if (len >= 32 && p[0] == 4 && !p[1] && !p[2] && !p[3]) {
+		memcpy(idx + 1, p + 4, 4);
+		idx[0] = 1;
+	}
+}
+
+static int forge_main(int argc, char **argv)
+{
+	unsigned long long counter = UINT64_MAX;
+	uint8_t msg[32], idx[5] = { 0 };
+	char *end;
+	int c, fd;
+
+	while ((c = getopt(argc, argv, "c:")) != -1) {
+		switch (c) {
+		case 'c':
+			errno = 0;
+			counter = strtoull(optarg, &end, 0);
+			if (errno || end == optarg || *end || *optarg == '-') {
+				fprintf(stderr, "xb-pkt: bad counter `%s'\n", optarg);
+				return 2;
+			}
+			break;
+		default: usage();
+		}
+	}
+	if (optind + 3 != argc)
+		usage();
+	if (sodium_init() < 0)
+		return 1;
+	if (pcap_each(argv[optind], last_index, idx) < 0)
+		return 1;
+	if (!idx[0]) {
+		fprintf(stderr, "xb-pkt: %s: no WireGuard data message in the capture\n", argv[optind]);
+		return 1;
+	}
+	if ((fd = udp_connect(argv[optind + 1], argv[optind + 2])) < 0)
+		return 1;
+	memset(msg, 0, sizeof(msg));
+	msg[0] = 4;
+	memcpy(msg + 4, idx + 1, 4);
+	for (int i = 0; i < 8; i++)	/* little-endian on the wire */
+		msg[8 + i] = (uint8_t)(counter >> (8 * i));
+	randombytes_buf(msg + 16, 16);
+	if (send(fd, msg, sizeof(msg), 0) < 0) {
+		perror("xb-pkt: send");
+		return 1;
+	}
+	printf("index=%02x%02x%02x%02x counter=%llu\n", idx[1], idx[2], idx[3], idx[4], counter);
 	return 0;
 }
 
@@ -487,5 +569,7 @@ int main(int argc, char **argv)
 		return garbage_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "replay"))
 		return replay_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "forge"))
+		return forge_main(argc - 1, argv + 1);
 	usage();
 }
