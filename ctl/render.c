@@ -640,8 +640,9 @@ static void dns_row(struct table *t, json_t *rule)
 /* What answers taught each access rule's sets, and what they were refused. */
 static void dns_learning(const struct xb_render *r, json_t *v)
 {
-	static const char *const cols[] = { "ACCESS RULE", "LEARNED4", "LEARNED6", "CAP", "PRIVATE",
-					    "SPECIAL", "OWN", "NOT-PRIVATE", "OVER-ANSWER", "EVICTED" };
+	static const char *const cols[] = { "ACCESS RULE", "LEARNED4", "LEARNED6", "CAP",
+					    "LEARN_PRIVATE", "REFUSED:SPECIAL", "OWN", "PRIVATE",
+					    "OVER_ANSWER_MAX", "EVICTED" };
 	json_t *e, *ref;
 	struct table t;
 	size_t i;
@@ -656,7 +657,7 @@ static void dns_learning(const struct xb_render *r, json_t *v)
 		tab_put(&t, NULL, text(get(e, "learned4")));
 		tab_put(&t, NULL, text(get(e, "learned6")));
 		tab_put(&t, NULL, text(get(e, "cap")));
-		tab_put(&t, NULL, strdup(json_is_true(get(e, "learn_private")) ? "learned" : "refused"));
+		tab_put(&t, NULL, text(get(e, "learn_private")));
 		tab_put(&t, NULL, text(get(ref, "special")));
 		tab_put(&t, NULL, text(get(ref, "own")));
 		tab_put(&t, NULL, text(get(ref, "private")));
