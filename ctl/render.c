@@ -642,12 +642,12 @@ static void dns_learning(const struct xb_render *r, json_t *v)
 {
 	static const char *const cols[] = { "ACCESS RULE", "LEARNED4", "LEARNED6", "CAP",
 					    "LEARN_PRIVATE", "REFUSED:SPECIAL", "OWN", "PRIVATE",
-					    "OVER_ANSWER_MAX", "EVICTED" };
+					    "OVER_ANSWER_MAX", "SET_FULL", "EVICTED" };
 	json_t *e, *ref;
 	struct table t;
 	size_t i;
 
-	if (!json_is_array(v) || !json_array_size(v) || !tab_init(&t, 10, json_array_size(v) + 1))
+	if (!json_is_array(v) || !json_array_size(v) || !tab_init(&t, 11, json_array_size(v) + 1))
 		return;
 	fputc('\n', r->out);
 	tab_head(&t, cols);
@@ -662,6 +662,7 @@ static void dns_learning(const struct xb_render *r, json_t *v)
 		tab_put(&t, NULL, text(get(ref, "own")));
 		tab_put(&t, NULL, text(get(ref, "private")));
 		tab_put(&t, NULL, text(get(ref, "over_answer_max")));
+		tab_put(&t, NULL, text(get(ref, "set_full")));
 		tab_put(&t, NULL, text(get(e, "evicted")));
 	}
 	tab_print(r, &t);

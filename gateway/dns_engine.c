@@ -564,9 +564,18 @@ static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_p
 			xb_dnsl_update(&s->learned, l, b->now + secs);
 		return;
 	}
-	/* Without memory the address is in the kernel's set all the same,
-	 * with its timeout; only the table does not know it. */
-	xb_dnsl_add(&s->learned, b->sid, p->family, p->addr, b->now + secs, a->fp, learn_cap(d), &ev);
+	/* Only what the table holds goes to the kernel: its set is never
+	 * fuller than the table (dns_learn.h). */
+	if (!xb_dnsl_add(&s->learned, b->sid, p->family, p->addr, b->now + secs, a->fp,
+			 learn_cap(d), b->now, &ev)) {
+		b->n_put--;
+		s->c.set_puts--;
+		if (errno == ENOSPC)
+			a->refused.full++;
+		else
+			s->c.set_failures++;
+		return;
+	}
 	if (ev.family) {
 		a->refused.evicted++;
 		evicted(b, &ev);
@@ -601,9 +610,10 @@ void dns_learn_flush(struct xb_dnssvc *s)
 	s->n_pend = 0;
 }
 
+/* The kernel collects expired elements a little later (dns_learn.h). */
 void dns_learned_prune(struct xb_dnssvc *s)
 {
-	xb_dnsl_expire(&s->learned, wall_s());
+	xb_dnsl_expire(&s->learned, wall_s() - XB_DNSL_LINGER);
 }
 
 /* The access rule owning set, if the policy still has it with the same
@@ -761,7 +771,7 @@ void dns_learned_load(struct xb_dnssvc *s)
 			l->fp = fp;
 			xb_dnsl_update(&s->learned, l, exp);
 		} else {
-			xb_dnsl_add(&s->learned, sid, fam, addr, exp, fp, cap, NULL);
+			xb_dnsl_add(&s->learned, sid, fam, addr, exp, fp, cap, now, NULL);
 		}
 	}
 	fclose(f);

@@ -35,6 +35,7 @@ struct dns_acc {
 	/* Since the last commit: addresses not learned, and why. */
 	struct {
 		uint64_t special, private_, own, cut, evicted;
+		uint64_t full;		/* the set full of entries just expired */
 	} refused;
 };
 

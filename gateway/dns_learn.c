@@ -3,6 +3,7 @@
  */
 #include "gateway/dns_learn.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,7 +329,7 @@ static bool heap_room(struct xb_dnsl_set *s)
 }
 
 struct xb_dnsl_entry *xb_dnsl_add(struct xb_dnsl *t, int set, int family, const uint8_t *addr,
-				  uint64_t expires, uint32_t fp, size_t cap,
+				  uint64_t expires, uint32_t fp, size_t cap, uint64_t now,
 				  struct xb_dnsl_entry *evicted)
 {
 	struct xb_dnsl_set *s = &t->sets[set];
@@ -340,15 +341,20 @@ struct xb_dnsl_entry *xb_dnsl_add(struct xb_dnsl *t, int set, int family, const 
 		evicted->family = 0;
 	if (cap && s->n >= cap) {
 		e = &t->v[s->heap[0]];
+		if (e->expires <= now) {
+			errno = ENOSPC;	/* the kernel may still count it */
+			return NULL;
+		}
 		if (evicted)
 			*evicted = *e;
 		xb_dnsl_del(t, e);
 		s->evicted++;
 	}
-	if ((t->n_used + 1) * 2 > t->nslots && !rehash(t, t->nslots ? t->nslots * 2 : 1024))
+	if (((t->n_used + 1) * 2 > t->nslots && !rehash(t, t->nslots ? t->nslots * 2 : 1024)) ||
+	    !heap_room(s) || !take_slot(t, &idx)) {
+		errno = ENOMEM;
 		return NULL;
-	if (!heap_room(s) || !take_slot(t, &idx))
-		return NULL;
+	}
 	e = &t->v[idx];
 	memset(e, 0, sizeof(*e));
 	memcpy(e->addr, addr, alen(family));

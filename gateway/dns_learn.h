@@ -17,6 +17,15 @@
  *    evicts the entry that expires soonest (it would leave first anyway),
  *    and the caller removes it from the kernel's set.
  *
+ * The kernel's set has `size' cap too, and it counts an element that
+ * expired until its garbage collector runs (about a second later, up to
+ * 3 s measured), and a delete does not find such an element. A put into a
+ * set the kernel thinks full fails whole. So an expired entry stays in
+ * the table, counted, for XB_DNSL_LINGER seconds (the caller expires with
+ * now - XB_DNSL_LINGER), and a full set whose soonest entry has already
+ * expired takes nothing new until it is gone: the table never holds fewer
+ * entries than the kernel's set.
+ *
  * The table is keyed by (set, address). Entries live in a pool with stable
  * indices; each set keeps a binary min-heap of its entries by expiry, so
  * eviction and expiry cost O(log n), never a scan.
@@ -51,6 +60,7 @@ bool xb_dnsl_own_has(const struct xb_dnsl_own *o, int family, const uint8_t *add
 void xb_dnsl_own_free(struct xb_dnsl_own *o);
 
 #define XB_DNSL_SET_MAX	72	/* = XB_SET_NAME_MAX */
+#define XB_DNSL_LINGER	5	/* s an expired entry stays counted */
 
 struct xb_dnsl_entry {
 	uint8_t addr[16];
@@ -90,10 +100,11 @@ struct xb_dnsl_entry *xb_dnsl_find(struct xb_dnsl *t, int set, int family, const
 /* Adds (set, addr) expiring at `expires' (it must not be there). A set
  * already holding cap entries (or more) first loses its soonest-expiring
  * one, copied to *evicted (may be NULL; its family is 0 when nothing was
- * evicted) and counted. Returns the new entry, or NULL without memory.
- * Entry pointers are valid until the next add. */
+ * evicted) and counted — unless that one has expired by now (see above):
+ * then nothing is added. Returns the new entry, or NULL with errno
+ * ENOSPC (full) or ENOMEM. Entry pointers are valid until the next add. */
 struct xb_dnsl_entry *xb_dnsl_add(struct xb_dnsl *t, int set, int family, const uint8_t *addr,
-				  uint64_t expires, uint32_t fp, size_t cap,
+				  uint64_t expires, uint32_t fp, size_t cap, uint64_t now,
 				  struct xb_dnsl_entry *evicted);
 void xb_dnsl_update(struct xb_dnsl *t, struct xb_dnsl_entry *e, uint64_t expires);
 void xb_dnsl_del(struct xb_dnsl *t, struct xb_dnsl_entry *e);

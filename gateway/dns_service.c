@@ -767,12 +767,13 @@ static json_t *learning_json(const struct xb_dnssvc *s)
 			if (a->has6 && !strcmp(s->learned.sets[k].name, a->set6))
 				n6 = s->learned.sets[k].n;
 		}
-		json_array_append_new(v, json_pack("{s:s, s:I, s:I, s:I, s:b, s:{s:I, s:I, s:I, s:I}, s:I}",
+		json_array_append_new(v, json_pack("{s:s, s:I, s:I, s:I, s:b, s:{s:I, s:I, s:I, s:I, s:I}, s:I}",
 			"rule", name ? name : "?", "learned4", (json_int_t)n4, "learned6", (json_int_t)n6,
 			"cap", (json_int_t)cap, "learn_private", a->learn_private,
 			"refused", "special", (json_int_t)a->refused.special,
 			"private", (json_int_t)a->refused.private_, "own", (json_int_t)a->refused.own,
 			"over_answer_max", (json_int_t)a->refused.cut,
+			"set_full", (json_int_t)a->refused.full,
 			"evicted", (json_int_t)a->refused.evicted));
 	}
 	return v;

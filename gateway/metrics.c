@@ -93,7 +93,7 @@ static void tunnel_bytes(FILE *f, struct xb_daemon *d)
 /* Per access rule: destinations learned from DNS, and those refused. */
 static void dns_learning(FILE *f, json_t *v)
 {
-	static const char *const why[] = { "special", "own", "private", "over_answer_max" };
+	static const char *const why[] = { "special", "own", "private", "over_answer_max", "set_full" };
 	json_t *e;
 	size_t i;
 
@@ -106,7 +106,7 @@ static void dns_learning(FILE *f, json_t *v)
 	family(f, "xborder_dns_learn_refused_total", "counter",
 	       "answered addresses not learned, by access rule and reason");
 	json_array_foreach(v, i, e)
-		for (size_t k = 0; k < 4; k++)
+		for (size_t k = 0; k < 5; k++)
 			fprintf(f, "xborder_dns_learn_refused_total{rule=\"%s\",reason=\"%s\"} %.0f\n",
 				json_string_value(json_object_get(e, "rule")), why[k],
 				num(json_object_get(e, "refused"), why[k]));
