@@ -1,5 +1,7 @@
-/* Shared by dns_engine.c (policy: names, answers, learned destinations)
- * and dns_service.c (sockets, queries in flight); not an interface. */
+/* Shared by dns_engine.c (policy: names, answers, what may be learned),
+ * dns_learned.c (learned destinations into the sets, their table and
+ * state file) and dns_service.c (sockets, queries in flight); not an
+ * interface. */
 #ifndef XB_GATEWAY_DNS_INTERNAL_H
 #define XB_GATEWAY_DNS_INTERNAL_H
 
@@ -142,6 +144,12 @@ size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, s
 void dns_stats_done(struct xb_dnssvc *s, const struct dns_query *qq, bool ok);
 void dns_log(struct xb_dnssvc *s, const struct dns_query *qq, const uint8_t *ans, size_t len);
 
+/* dns_learned.c */
+/* The gateway's own addresses by the policy (the filter refuses them). 0,
+ * or -1 without memory. */
+int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p);
+/* learn_max, or its default. */
+size_t dns_learn_cap(const struct xb_dns *d);
 void dns_learned_load(struct xb_dnssvc *s);
 void dns_learned_save(struct xb_dnssvc *s);
 void dns_learned_prune(struct xb_dnssvc *s);

@@ -754,7 +754,7 @@ static json_t *learning_json(const struct xb_dnssvc *s)
 {
 	const struct xb_dnssvc_cfg *c = s->cfg;
 	json_t *v = json_array();
-	size_t cap = c->p->dns.learn_max ? c->p->dns.learn_max : 65536;
+	size_t cap = dns_learn_cap(&c->p->dns);
 
 	for (size_t i = 0; v && i < c->n_acc; i++) {
 		const struct dns_acc *a = &c->acc[i];
