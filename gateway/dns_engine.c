@@ -421,13 +421,17 @@ static const struct xb_dns_rule *rule_of(const struct xb_dnssvc *s, const struct
 static size_t override_answer(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap)
 {
 	const struct xb_dns_rule *r = rule_of(s, qq);
+	uint32_t ttl_max = s->cfg->p->dns.ttl_max;
 	struct dnsw_builder b;
 	struct dnsw_msg m;
 	size_t len;
 
 	if (dnsw_answer_begin(&b, out, cap, &qq->q, DNSW_NOERROR, DNSW_F_AA, DNSW_EDNS_SIZE) < 0)
 		return 0;
-	add_addrs(&b, &qq->q, NULL, r->ttl, r->a, r->n_a, r->aaaa, r->n_aaaa);
+	/* Like any learned address: no device is told a longer TTL than the
+	 * set keeps it for (dns_answer_from). */
+	add_addrs(&b, &qq->q, NULL, ttl_max && r->ttl > ttl_max ? ttl_max : r->ttl, r->a, r->n_a,
+		  r->aaaa, r->n_aaaa);
 	len = dnsw_answer_finish(&b);
 	/* Overrides teach the sets too: parse what we built, if any access
 	 * rule wants the name. */
