@@ -7,7 +7,8 @@
  *            trimming — against a naive reference model on random input
  *   engine   answers through the DNS engine into real nft sets in a
  *            private network namespace: the filter, learn_answer_max,
- *            learn_max with eviction order, the counters in the status
+ *            learn_max with eviction order, one transaction per set and
+ *            round, ttl_max in the answer, the counters in the status
  */
 #include "tests/lib/check.h"
 #include "gateway/dns_internal.h"
@@ -471,13 +472,19 @@ TEST(engine_caps_and_eviction)
 		}
 	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
 		    "learn_max = 16; learn_answer_max = 8; grace = 0; ttl_max = 3600;");
+	unsigned long batches = s->nft.batches;
+
 	answer(s, "long.acme.example", v[0], 10, 3000);
+	/* One transaction for the answer's 8 addresses, not one each. */
+	CHECK_INT(s->nft.batches - batches, ==, 1);
 	CHECK_INT(set_size("r_web_dns4"), ==, 8);
 	CHECK(in_set("r_web_dns4", "203.0.113.8") && !in_set("r_web_dns4", "203.0.113.9"));
 	answer(s, "short.acme.example", v[1], 8, 100);
 	CHECK_INT(set_size("r_web_dns4"), ==, 16);
 	/* Full: the 8 new ones push out the 8 that expire soonest (TTL 100). */
+	batches = s->nft.batches;
 	answer(s, "mid.acme.example", v[2], 8, 2000);
+	CHECK_INT(s->nft.batches - batches, ==, 2);	/* the evictions, then the puts */
 	CHECK_INT(set_size("r_web_dns4"), ==, 16);
 	for (int i = 0; i < 8; i++) {
 		CHECK(in_set("r_web_dns4", v[0][i]));
