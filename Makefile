@@ -59,7 +59,8 @@ TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
 PROGS    := xborder-wg xb-gre xb-probe xb-impair xb-pkt xborderd xborderctl xb-ctlfake \
-            xborder-posture xb-gwfake xb-sdnotify xb-preport
+            xborder-posture xb-gwfake xb-sdnotify xb-preport xb-dnsq \
+            xb-dnsfake
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-gre   := tunnel/gre_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
@@ -72,6 +73,8 @@ SRC_xb-gwfake := tests/tools/gwfake_main.c
 SRC_xb-sdnotify := tests/tools/sdnotify_main.c
 SRC_xb-probe  := tunnel/probe_main.c
 SRC_xb-preport := tests/tools/preport_main.c
+SRC_xb-dnsq   := tests/tools/dnsq_main.c
+SRC_xb-dnsfake := tests/tools/dnsfake_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

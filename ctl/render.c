@@ -637,12 +637,44 @@ static void dns_row(struct table *t, json_t *rule)
 	tab_put(t, NULL, text(get(rule, "latency_p99_ms_below")));
 }
 
+/* What answers taught each access rule's sets, and what they were refused. */
+static void dns_learning(const struct xb_render *r, json_t *v)
+{
+	static const char *const cols[] = { "ACCESS RULE", "LEARNED4", "LEARNED6", "CAP",
+					    "LEARN_PRIVATE", "REFUSED:SPECIAL", "OWN", "PRIVATE",
+					    "OVER_ANSWER_MAX", "SET_FULL", "EVICTED" };
+	json_t *e, *ref;
+	struct table t;
+	size_t i;
+
+	if (!json_is_array(v) || !json_array_size(v) || !tab_init(&t, 11, json_array_size(v) + 1))
+		return;
+	fputc('\n', r->out);
+	tab_head(&t, cols);
+	json_array_foreach(v, i, e) {
+		ref = get(e, "refused");
+		tab_put(&t, C_GREEN, text(get(e, "rule")));
+		tab_put(&t, NULL, text(get(e, "learned4")));
+		tab_put(&t, NULL, text(get(e, "learned6")));
+		tab_put(&t, NULL, text(get(e, "cap")));
+		tab_put(&t, NULL, text(get(e, "learn_private")));
+		tab_put(&t, NULL, text(get(ref, "special")));
+		tab_put(&t, NULL, text(get(ref, "own")));
+		tab_put(&t, NULL, text(get(ref, "private")));
+		tab_put(&t, NULL, text(get(ref, "over_answer_max")));
+		tab_put(&t, NULL, text(get(ref, "set_full")));
+		tab_put(&t, NULL, text(get(e, "evicted")));
+	}
+	tab_print(r, &t);
+	tab_free(&t);
+}
+
 int xb_render_dns(const struct xb_render *r, json_t *st)
 {
 	static const char *const cols[] = { "RULE", "ACTION", "QUERIES", "ANSWERED", "CACHED",
 					    "FAILED", "BLOCKED", "DENIED", "P99<MS" };
 	json_t *rules = get(st, "rules"), *rule, *c = get(st, "cache"), *u = get(st, "upstream"),
-	       *cl = get(st, "clients");
+	       *cl = get(st, "clients"), *lp = get(st, "loop");
 	struct table t;
 	size_t i;
 
@@ -662,6 +694,10 @@ int xb_render_dns(const struct xb_render *r, json_t *st)
 	kv(r, "learned", json_is_object(cl) ? json_sprintf_text("%s destinations in the sets, "
 		"%s set updates, %s failed", get(cl, "learned"), get(cl, "set_puts"),
 		get(cl, "set_failures")) : strdup("-"), NULL);
+	kv(r, "main loop", json_is_object(lp) ? json_sprintf_text("longest round %s ms since start, "
+		"%s rounds over 10 ms", get(lp, "stall_max_ms"), get(lp, "stalls_over_10ms"))
+		: strdup("-"), NULL);
+	dns_learning(r, get(st, "learning"));
 	if (!json_is_array(rules) || !tab_init(&t, 9, json_array_size(rules) + 1))
 		return 0;
 	fputc('\n', r->out);

@@ -2,6 +2,7 @@
 #include "gateway/daemon.h"
 #include "gateway/control.h"
 #include "gateway/health.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/thread.h"
 
@@ -14,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FORWARD4 "/proc/sys/net/ipv4/ip_forward"
@@ -420,6 +422,18 @@ static void on_tick(struct xb_daemon *d)
 		xb_prt_tick(d->prt);
 }
 
+static void stall_note(struct xb_daemon *d, uint64_t t0)
+{
+	uint64_t ns = clock_mono_ns() - t0;
+
+	d->stall.rounds++;
+	d->stall.over_10ms += ns > 10 * NSEC_PER_MSEC;
+	if (ns > d->stall.max_ns) {
+		d->stall.max_ns = ns;
+		d->stall.max_at = (uint64_t)time(NULL);
+	}
+}
+
 int xb_daemon_run(struct xb_daemon *d)
 {
 	int e = xb_thread_batch();
@@ -430,6 +444,7 @@ int xb_daemon_run(struct xb_daemon *d)
 	while (!d->stopping) {
 		struct epoll_event ev[8];
 		int n = epoll_wait(d->epfd, ev, 8, -1);
+		uint64_t t0 = clock_mono_ns();
 
 		if (n < 0 && errno != EINTR) {
 			log_warn("epoll_wait");
@@ -451,6 +466,7 @@ int xb_daemon_run(struct xb_daemon *d)
 			else if (d->prt && ev[i].data.fd == xb_prt_fd(d->prt))
 				xb_prt_process(d->prt);
 		}
+		stall_note(d, t0);
 	}
 	return 0;
 }

@@ -59,6 +59,15 @@ struct xb_daemon {
 	struct xb_dnssvc *dns;		/* NULL until the gateway is up */
 	struct xb_health *health;	/* probes, steering, notifications, metrics */
 	struct xb_prt *prt;		/* posture state and enforcement */
+	/* The main loop's stalls since start: the time from epoll_wait's
+	 * return to the next call, i.e. how long a ready event (a device's
+	 * DNS query, say) may wait behind the work of one round. */
+	struct {
+		uint64_t max_ns;	/* the longest round */
+		uint64_t max_at;	/* wall seconds when it ended */
+		uint64_t over_10ms;	/* rounds longer than 10 ms */
+		uint64_t rounds;
+	} stall;
 	int epfd, sigfd, tickfd;
 	time_t started, loaded_at;
 	struct {

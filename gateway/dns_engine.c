@@ -1,6 +1,8 @@
 /* The DNS service's policy side: what a policy makes of names (matchers,
- * lists, server sets), what a query gets, and the destinations answers
- * teach the firewall. I/O is in dns_service.c. docs/dns.md.
+ * lists, server sets), what a query gets, and which of an answer's
+ * addresses may teach the firewall (learn(): the filter and the
+ * per-answer cap; dns_learned.c puts them into the sets). I/O is in
+ * dns_service.c. docs/dns.md.
  */
 #include "gateway/dns_internal.h"
 
@@ -104,6 +106,7 @@ static int access_rules(struct xb_dnssvc_cfg *c, struct xb_errors *errs)
 		memset(a, 0, sizeof(*a));
 		a->rule = ri;
 		a->allow = r->action == XB_ACTION_ALLOW;
+		a->learn_private = r->learn_private;
 		a->fp = domains_fp(r);
 		a->has4 = xb_compile_set_name(a->set4, sizeof(a->set4), p, ri, XB_SET_DNS4);
 		a->has6 = xb_compile_set_name(a->set6, sizeof(a->set6), p, ri, XB_SET_DNS6);
@@ -153,7 +156,7 @@ struct xb_dnssvc_cfg *xb_dnssvc_prepare(const struct xb_policy *p, struct xb_err
 	if (!oom) {
 		server_set(&c->sets[d->n_rules], "upstreams", d->upstreams, d->n_upstreams, d, errs,
 			   (struct xb_src){ p->path, 0 });
-		oom = access_rules(c, errs) < 0;
+		oom = access_rules(c, errs) < 0 || dns_own_addrs(&c->own, p) < 0;
 		c->n_patterns = xb_dns_match_count(c->names);
 	}
 	if (oom)
@@ -170,6 +173,7 @@ void xb_dnssvc_cfg_free(struct xb_dnssvc_cfg *c)
 	if (!c)
 		return;
 	xb_dns_match_free(c->names);
+	xb_dnsl_own_free(&c->own);
 	for (size_t i = 0; i < c->n_acc; i++)
 		free(c->acc[i].pats);
 	free(c->acc);
@@ -306,327 +310,105 @@ static size_t any_answer(const struct dnsw_query *q, uint8_t *out, size_t cap)
 
 /* ---- learning destinations ---- */
 
-static uint64_t wall_s(void)
+/* Refusals and cuts are the answer's doing, not the operator's: a hostile
+ * resolver must not flood the log either. */
+static struct log_rl learn_rl = LOG_RL_INIT(1, 5);
+
+/* Why addr must not enter a's sets (counted), or NULL when it may. */
+static const char *refusal(const struct xb_dnssvc_cfg *c, struct dns_acc *a, int family,
+			   const uint8_t *addr)
 {
-	return (uint64_t)time(NULL);
-}
+	enum xb_dnsl_class k = xb_dnsl_classify(family, addr);
 
-static uint32_t lhash(const char *set, uint8_t family, const uint8_t *addr)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *set; set++)
-		h = (h ^ (uint8_t)*set) * 16777619u;
-	for (int i = 0; i < (family == AF_INET ? 4 : 16); i++)
-		h = (h ^ addr[i]) * 16777619u;
-	return h;
-}
-
-static bool lsame(const struct dns_learned *e, const char *set, uint8_t family, const uint8_t *addr)
-{
-	return e->family == family && !memcmp(e->addr, addr, family == AF_INET ? 4 : 16) &&
-	       !strcmp(e->set, set);
-}
-
-static bool lrehash(struct dns_ltab *t, size_t nslots)
-{
-	uint32_t *slot = calloc(nslots, sizeof(*slot));
-
-	if (!slot)
-		return false;
-	free(t->slot);
-	t->slot = slot;
-	t->nslots = nslots;
-	for (size_t i = 0; i < t->n; i++) {
-		size_t k = lhash(t->v[i].set, t->v[i].family, t->v[i].addr) & (nslots - 1);
-
-		while (slot[k])
-			k = (k + 1) & (nslots - 1);
-		slot[k] = (uint32_t)i + 1;
+	if (k == XB_DNSL_SPECIAL) {
+		a->refused.special++;
+		return "a special-purpose address";
 	}
-	return true;
-}
-
-/* The entry for (set, addr), made if absent; NULL without memory. */
-static struct dns_learned *ltab_get(struct dns_ltab *t, const char *set, uint8_t family,
-				const uint8_t *addr)
-{
-	size_t k;
-
-	if ((t->n + 1) * 2 > t->nslots && !lrehash(t, t->nslots ? t->nslots * 2 : 1024))
-		return NULL;
-	for (k = lhash(set, family, addr) & (t->nslots - 1); t->slot[k]; k = (k + 1) & (t->nslots - 1))
-		if (lsame(&t->v[t->slot[k] - 1], set, family, addr))
-			return &t->v[t->slot[k] - 1];
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 256;
-		struct dns_learned *v = realloc(t->v, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		t->v = v;
-		t->cap = cap;
+	if (xb_dnsl_own_has(&c->own, family, addr)) {
+		a->refused.own++;
+		return "one of the gateway's own addresses";
 	}
-	t->slot[k] = (uint32_t)t->n + 1;
-	memset(&t->v[t->n], 0, sizeof(t->v[0]));
-	snprintf(t->v[t->n].set, sizeof(t->v[0].set), "%s", set);
-	t->v[t->n].family = family;
-	memcpy(t->v[t->n].addr, addr, family == AF_INET ? 4 : 16);
-	return &t->v[t->n++];
-}
-
-static struct dns_learned *ltab_find(struct dns_ltab *t, const char *set, uint8_t family,
-				 const uint8_t *addr)
-{
-	if (!t->nslots)
-		return NULL;
-	for (size_t k = lhash(set, family, addr) & (t->nslots - 1); t->slot[k]; k = (k + 1) & (t->nslots - 1))
-		if (lsame(&t->v[t->slot[k] - 1], set, family, addr))
-			return &t->v[t->slot[k] - 1];
+	if (k == XB_DNSL_PRIVATE && !a->learn_private) {
+		a->refused.private_++;
+		return "a private address, and the rule has no learn_private";
+	}
 	return NULL;
 }
 
-void dns_learned_prune(struct xb_dnssvc *s)
+static const char *acc_name(const struct xb_dnssvc_cfg *c, const struct dns_acc *a)
 {
-	struct dns_ltab *t = &s->learned;
-	uint64_t now = wall_s();
-	size_t j = 0;
+	const char *n = c->p->rules[a->rule].name;
 
-	for (size_t i = 0; i < t->n; i++)
-		if (t->v[i].expires > now)
-			t->v[j++] = t->v[i];
-	if (j != t->n) {
-		t->n = j;
-		t->dirty = true;
-		lrehash(t, t->nslots ? t->nslots : 1024);
-	}
+	return n ? n : "?";
 }
 
-void dns_learned_free(struct dns_ltab *t)
+static void refused_log(const struct xb_dnssvc_cfg *c, const struct dns_acc *a, const char *name,
+			int family, const uint8_t *addr, const char *why)
 {
-	free(t->v);
-	free(t->slot);
-	memset(t, 0, sizeof(*t));
-}
+	char text[INET6_ADDRSTRLEN];
 
-static void put_hist(struct xb_dnssvc *s, uint64_t t0)
-{
-	uint64_t us = (clock_mono_ns() - t0) / 1000;
-	unsigned b = 0;
-
-	while (b + 1 < 24 && (us >> (b + 1)))
-		b++;
-	s->c.put_hist[b]++;
-}
-
-/* Put one address into an access rule's set for ttl (capped at ttl_max)
- * plus grace. */
-static void put_one(struct xb_dnssvc *s, const struct dns_acc *acc, const char *set,
-		    const struct dnsw_addr *a, uint32_t ttl)
-{
-	const struct xb_dns *d = &s->cfg->p->dns;
-	struct xb_nftset_elem e = { .family = a->family == 4 ? AF_INET : AF_INET6 };
-	uint64_t secs = (uint64_t)(ttl < d->ttl_max ? ttl : d->ttl_max) + d->grace, now = wall_s();
-	struct dns_learned *l;
-	uint64_t t0;
-	int err;
-
-	if (!secs)
-		secs = 1;
-	memcpy(e.addr, a->addr, a->family == 4 ? 4 : 16);
-	e.timeout_ms = secs * 1000;
-	l = ltab_find(&s->learned, set, (uint8_t)e.family, e.addr);
-	if (l && l->fp != acc->fp)
-		l->expires = 0;		/* learned for another rule of that name */
-	/* Already there for at least half the new timeout: the kernel's entry
-	 * is fresh enough, and a busy name costs no netlink round trip. */
-	if (l && l->expires >= now + secs / 2 + 1)
+	if (!log_ratelimit(&learn_rl))
 		return;
-	s->c.set_puts++;
-	t0 = clock_mono_ns();
-	err = s->nft_ok ? xb_nftset_put(&s->nft, set, &e, 1) : -EBADF;
-	put_hist(s, t0);
-	if (err < 0) {
-		s->c.set_failures++;
-		if (l)
-			l->expires = 0;	/* not known to be there: try again next time */
-		return;
-	}
-	/* A kernel that cannot refresh (Linux < 6.3) keeps an element's first
-	 * timeout: then only an absent (expired) element's expiry moves. */
-	if (l && l->expires > now && !xb_nftset_refreshes())
-		return;
-	if ((l = l ? l : ltab_get(&s->learned, set, (uint8_t)e.family, e.addr))) {
-		l->expires = now + secs;
-		l->fp = acc->fp;
-		s->learned.dirty = true;
-	}
+	inet_ntop(family, addr, text, sizeof(text));
+	log_warnx("dns: rule \"%s\": %s answered for %s not learned: %s", acc_name(c, a), text,
+		  name, why);
 }
 
-/* Every address the answer holds for name goes into the sets of every
- * access rule whose domains match name or the name the chain ends at. */
+static void queue(struct xb_dnssvc *s, size_t acc, int family, const uint8_t *addr, uint32_t ttl)
+{
+	struct dns_pend *p;
+
+	if (s->n_pend == DNS_PEND_MAX)
+		dns_learn_flush(s);
+	p = &s->pend[s->n_pend++];
+	p->acc = (uint32_t)acc;
+	p->family = (uint8_t)family;
+	memcpy(p->addr, addr, family == AF_INET ? 4 : 16);
+	p->ttl = ttl;
+}
+
+/* The addresses the answer holds for name are queued for the sets of every
+ * access rule whose domains match name or the name the chain ends at —
+ * those the filter lets through (dns_learn.h), at most learn_answer_max
+ * per rule. */
 static void learn(struct xb_dnssvc *s, const char *name, const struct dnsw_msg *m)
 {
 	struct dnsw_addr addr[DNS_ADDRS_MAX];
 	struct dnsw_chain ch;
 	char end[DNSW_TEXT_MAX];
-	const struct xb_dnssvc_cfg *c = s->cfg;
+	struct xb_dnssvc_cfg *c = s->cfg;
+	unsigned most = c->p->dns.learn_answer_max ? c->p->dns.learn_answer_max : 32;
 
 	if (!c->n_acc || dnsw_chain(m, &ch, addr, DNS_ADDRS_MAX) < 0 || !ch.naddr)
 		return;
 	if (dnsw_name_to_text(ch.name, end, sizeof(end), true) < 0)
 		end[0] = '\0';
 	for (size_t i = 0; i < c->n_acc; i++) {
-		const struct dns_acc *a = &c->acc[i];
+		struct dns_acc *a = &c->acc[i];
+		unsigned took = 0, cut = 0;
 
 		if (!acc_matches(a, name) && !(end[0] && acc_matches(a, end)))
 			continue;
 		for (size_t k = 0; k < ch.naddr; k++) {
-			if (addr[k].family == 4 && a->has4)
-				put_one(s, a, a->set4, &addr[k], addr[k].ttl);
-			else if (addr[k].family == 6 && a->has6)
-				put_one(s, a, a->set6, &addr[k], addr[k].ttl);
-		}
-	}
-}
+			int fam = addr[k].family == 4 ? AF_INET : AF_INET6;
+			const char *why;
 
-/* The access rule owning set, if the policy still has it with the same
- * domains (fp). */
-static const struct dns_acc *acc_of(const struct xb_dnssvc_cfg *c, const char *set, uint32_t fp)
-{
-	for (size_t i = 0; i < c->n_acc; i++)
-		if (c->acc[i].fp == fp && ((c->acc[i].has4 && !strcmp(c->acc[i].set4, set)) ||
-					   (c->acc[i].has6 && !strcmp(c->acc[i].set6, set))))
-			return &c->acc[i];
-	return NULL;
-}
-
-/* Learned destinations back into the sets of the table now loaded, one
- * netlink batch per set and up to 256 elements. Entries whose rule is gone
- * or whose domains changed are dropped. */
-void xb_dnssvc_refill(struct xb_dnssvc *s)
-{
-	struct xb_nftset_elem batch[256];
-	uint64_t now = wall_s();
-	size_t put = 0, dropped = 0, failed = 0;
-
-	if (!s->cfg || !s->nft_ok)
-		return;
-	for (size_t i = 0; i < s->learned.n; i++)
-		if (s->learned.v[i].expires > now && !acc_of(s->cfg, s->learned.v[i].set, s->learned.v[i].fp)) {
-			s->learned.v[i].expires = 0;
-			dropped++;
-		}
-	dns_learned_prune(s);
-	/* Group by set: each pass takes the first unsent entry's set. */
-	bool *sent = calloc(s->learned.n + 1, sizeof(*sent));
-	for (size_t i = 0; sent && i < s->learned.n; i++) {
-		const char *set = s->learned.v[i].set;
-		size_t n = 0;
-
-		if (sent[i])
-			continue;
-		for (size_t k = i; k < s->learned.n; k++) {
-			const struct dns_learned *l = &s->learned.v[k];
-
-			if (sent[k] || strcmp(l->set, set))
+			if (!(fam == AF_INET ? a->has4 : a->has6))
 				continue;
-			sent[k] = true;
-			batch[n] = (struct xb_nftset_elem){ .family = l->family,
-							    .timeout_ms = (l->expires - now) * 1000 };
-			memcpy(batch[n].addr, l->addr, 16);
-			if (++n == 256) {
-				failed += xb_nftset_put(&s->nft, set, batch, n) < 0 ? n : 0;
-				put += n;
-				n = 0;
+			if ((why = refusal(c, a, fam, addr[k].addr))) {
+				refused_log(c, a, name, fam, addr[k].addr, why);
+			} else if (took == most) {
+				cut++;
+			} else {
+				queue(s, i, fam, addr[k].addr, addr[k].ttl);
+				took++;
 			}
 		}
-		if (n) {
-			failed += xb_nftset_put(&s->nft, set, batch, n) < 0 ? n : 0;
-			put += n;
-		}
+		a->refused.cut += cut;
+		if (cut && log_ratelimit(&learn_rl))
+			log_warnx("dns: rule \"%s\": the answer for %s holds %u more addresses than "
+				  "learn_answer_max (%u): not learned", acc_name(c, a), name, cut, most);
 	}
-	free(sent);
-	if (put || dropped)
-		log_info("dns: %zu learned destinations put back into the sets (%zu failed), %zu dropped "
-			 "(their rule is gone or its domains changed)", put - failed, failed, dropped);
-}
-
-/* "SET ADDRESS EXPIRES FINGERPRINT" lines; replaced atomically. */
-void dns_learned_save(struct xb_dnssvc *s)
-{
-	char tmp[4096], a[INET6_ADDRSTRLEN];
-	FILE *f;
-
-	if (!s->state_file || !s->learned.dirty)
-		return;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", s->state_file);
-	if (!(f = fopen(tmp, "w"))) {
-		log_warn("dns: %s", tmp);
-		return;
-	}
-	for (size_t i = 0; i < s->learned.n; i++) {
-		const struct dns_learned *l = &s->learned.v[i];
-
-		inet_ntop(l->family, l->addr, a, sizeof(a));
-		fprintf(f, "%s %s %llu %08x\n", l->set, a, (unsigned long long)l->expires, l->fp);
-	}
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, s->state_file)) {
-		log_warn("dns: saving %s", s->state_file);
-		unlink(tmp);
-		return;
-	}
-	s->learned.dirty = false;
-}
-
-/* Only our DNS sets, with an address of the set's family. */
-static bool learned_line_ok(const char *set, int fam)
-{
-	size_t n = strlen(set);
-
-	return n > 7 && !strncmp(set, "r_", 2) &&
-	       !strcmp(set + n - 5, fam == AF_INET ? "_dns4" : "_dns6");
-}
-
-void dns_learned_load(struct xb_dnssvc *s)
-{
-	char line[256], set[XB_SET_NAME_MAX], a[INET6_ADDRSTRLEN];	/* %70s: XB_SET_NAME_MAX - 1 */
-	unsigned long long exp;
-	unsigned fp;
-	uint64_t now = wall_s();
-	unsigned lineno = 0, bad = 0;
-	FILE *f;
-
-	if (!s->state_file || !(f = fopen(s->state_file, "r")))
-		return;
-	while (fgets(line, sizeof(line), f) && lineno++ < 10000000) {
-		struct dns_learned *l;
-		uint8_t addr[16] = { 0 };
-		int fam;
-
-		if (sscanf(line, "%70s %45s %llu %8x", set, a, &exp, &fp) != 4) {
-			bad++;
-			continue;
-		}
-		fam = strchr(a, ':') ? AF_INET6 : AF_INET;
-		if (inet_pton(fam, a, addr) != 1 || !learned_line_ok(set, fam)) {
-			bad++;
-			continue;
-		}
-		if (exp <= now)
-			continue;
-		/* Never longer than the longest TTL the policy allows. */
-		if (s->cfg && exp > now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace)
-			exp = now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace;
-		if ((l = ltab_get(&s->learned, set, (uint8_t)fam, addr))) {
-			l->expires = exp;
-			l->fp = fp;
-		}
-	}
-	fclose(f);
-	if (bad)
-		log_warnx("dns: %s: %u malformed lines ignored", s->state_file, bad);
-	log_info("dns: %zu learned destinations restored from %s", s->learned.n, s->state_file);
 }
 
 /* ---- deciding ---- */
@@ -639,13 +421,17 @@ static const struct xb_dns_rule *rule_of(const struct xb_dnssvc *s, const struct
 static size_t override_answer(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap)
 {
 	const struct xb_dns_rule *r = rule_of(s, qq);
+	uint32_t ttl_max = s->cfg->p->dns.ttl_max;
 	struct dnsw_builder b;
 	struct dnsw_msg m;
 	size_t len;
 
 	if (dnsw_answer_begin(&b, out, cap, &qq->q, DNSW_NOERROR, DNSW_F_AA, DNSW_EDNS_SIZE) < 0)
 		return 0;
-	add_addrs(&b, &qq->q, NULL, r->ttl, r->a, r->n_a, r->aaaa, r->n_aaaa);
+	/* Like any learned address: no device is told a longer TTL than the
+	 * set keeps it for (dns_answer_from). */
+	add_addrs(&b, &qq->q, NULL, ttl_max && r->ttl > ttl_max ? ttl_max : r->ttl, r->a, r->n_a,
+		  r->aaaa, r->n_aaaa);
 	len = dnsw_answer_finish(&b);
 	/* Overrides teach the sets too: parse what we built, if any access
 	 * rule wants the name. */
@@ -791,9 +577,13 @@ static size_t strip_opt(const struct dnsw_msg *m, uint8_t *out)
 	return m->len;
 }
 
+/* Devices see no TTL above ttl_max: a learned address stays in the sets
+ * for at most ttl_max + grace, and a device must ask again before it
+ * leaves them. */
 size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct dnsw_msg *m,
 		       uint8_t *out, size_t cap)
 {
+	uint32_t ttl_max = s->cfg->p->dns.ttl_max;
 	size_t len;
 
 	if (qq->chase) {
@@ -802,6 +592,8 @@ size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct d
 		len = chased_answer(s, qq, m, out, cap);
 		if (len && dnsw_parse_response(&mine, out, len, qq->q.hdr.id, &qq->q.q) == DNSW_R_OK)
 			learn(s, qq->q.text, &mine);
+		if (len && ttl_max)
+			dnsw_cap_ttls(out, len, ttl_max);
 		return len;
 	}
 	learn(s, qq->q.text, m);
@@ -809,6 +601,8 @@ size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct d
 		return 0;
 	memcpy(out, m->msg, m->len);
 	dnsw_set_id(out, m->len, qq->q.hdr.id);
+	if (ttl_max)
+		dnsw_cap_ttls(out, m->len, ttl_max);
 	return qq->q.edns.present ? m->len : strip_opt(m, out);
 }
 

@@ -1,10 +1,13 @@
-/* Shared by dns_engine.c (policy: names, answers, learned destinations)
- * and dns_service.c (sockets, queries in flight); not an interface. */
+/* Shared by dns_engine.c (policy: names, answers, what may be learned),
+ * dns_learned.c (learned destinations into the sets, their table and
+ * state file) and dns_service.c (sockets, queries in flight); not an
+ * interface. */
 #ifndef XB_GATEWAY_DNS_INTERNAL_H
 #define XB_GATEWAY_DNS_INTERNAL_H
 
 #include "common/jsonlog.h"
 #include "gateway/dns_cache.h"
+#include "gateway/dns_learn.h"
 #include "gateway/dns_match.h"
 #include "gateway/dns_service.h"
 #include "gateway/dns_upstream.h"
@@ -17,7 +20,8 @@
 #define DNS_TCP_MAX	64		/* TCP clients at once */
 #define DNS_TCP_IDLE_MS	10000
 #define DNS_INFLIGHT_MAX 1024		/* queries waiting on an upstream */
-#define DNS_ADDRS_MAX	256		/* addresses taken from one answer (more: cut) */
+#define DNS_ADDRS_MAX	256		/* addresses read from one answer (more: cut) */
+#define DNS_PEND_MAX	4096		/* set changes queued before a flush is forced */
 
 /* An access rule that names domains: answers for those names go into its
  * sets. */
@@ -28,7 +32,13 @@ struct dns_acc {
 	char set4[XB_SET_NAME_MAX], set6[XB_SET_NAME_MAX];
 	bool has4, has6;		/* the compiled table has that set */
 	bool allow;			/* admits devices (deny rules' sets are filled too) */
+	bool learn_private;		/* the rule's learn_private */
 	uint32_t fp;			/* fingerprint of the rule's domains */
+	/* Since the last commit: addresses not learned, and why. */
+	struct {
+		uint64_t special, private_, own, cut, evicted;
+		uint64_t full;		/* the set full of entries just expired */
+	} refused;
 };
 
 /* Per dns rule (and one more for "no rule"), since the last commit. */
@@ -47,23 +57,15 @@ struct xb_dnssvc_cfg {
 	size_t n_acc;
 	struct dns_stats *stats;	/* per dns rule, then the default */
 	size_t n_patterns;
+	struct xb_dnsl_own own;		/* the gateway's addresses: never learned */
 };
 
-/* A destination learned from an answer: which set, until when. */
-struct dns_learned {
-	char set[XB_SET_NAME_MAX];
+/* A set change waiting for the round's flush. */
+struct dns_pend {
+	uint32_t acc;			/* into cfg->acc */
 	uint8_t family;			/* AF_INET / AF_INET6 */
 	uint8_t addr[16];
-	uint64_t expires;		/* wall clock, seconds */
-	uint32_t fp;			/* the domains of the rule it was learned for */
-};
-
-struct dns_ltab {
-	struct dns_learned *v;
-	size_t n, cap;
-	uint32_t *slot;			/* open addressing: index + 1, 0 empty */
-	size_t nslots;
-	bool dirty;
+	uint32_t ttl;			/* the answer's */
 };
 
 /* What the engine decided for a query. */
@@ -97,7 +99,11 @@ struct xb_dnssvc {
 	struct xb_up *up;
 	struct xb_nftset nft;
 	bool nft_ok;
-	struct dns_ltab learned;
+	struct xb_dnsl learned;
+	/* Set changes learned this round, applied in one netlink transaction
+	 * per set before any answer leaves (dns_learn_flush). */
+	struct dns_pend *pend;
+	size_t n_pend, pend_cap;
 	bool loaded;			/* the learned state file was read */
 	struct xb_jsonlog *log;
 	char *log_path;
@@ -138,9 +144,17 @@ size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, s
 void dns_stats_done(struct xb_dnssvc *s, const struct dns_query *qq, bool ok);
 void dns_log(struct xb_dnssvc *s, const struct dns_query *qq, const uint8_t *ans, size_t len);
 
+/* dns_learned.c */
+/* The gateway's own addresses by the policy (the filter refuses them). 0,
+ * or -1 without memory. */
+int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p);
+/* learn_max, or its default. */
+size_t dns_learn_cap(const struct xb_dns *d);
 void dns_learned_load(struct xb_dnssvc *s);
 void dns_learned_save(struct xb_dnssvc *s);
 void dns_learned_prune(struct xb_dnssvc *s);
-void dns_learned_free(struct dns_ltab *t);
+/* Applies the queued set changes: per set, evictions then puts, one
+ * transaction each. Called before any answer is sent. */
+void dns_learn_flush(struct xb_dnssvc *s);
 
 #endif

@@ -99,7 +99,9 @@ struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn post
 	s->conns = calloc(DNS_TCP_MAX, sizeof(*s->conns));
 	s->flights = calloc(DNS_INFLIGHT_MAX, sizeof(*s->flights));
 	s->free = calloc(DNS_INFLIGHT_MAX, sizeof(*s->free));
-	if (!s->conns || !s->flights || !s->free)
+	s->pend = calloc(DNS_PEND_MAX, sizeof(*s->pend));
+	xb_dnsl_init(&s->learned);
+	if (!s->conns || !s->flights || !s->free || !s->pend)
 		goto fail;
 	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
 		s->free[s->n_free++] = (uint16_t)(DNS_INFLIGHT_MAX - 1 - i);
@@ -176,6 +178,7 @@ static void tcp_send(struct xb_dnssvc *s, int slot, const uint8_t *msg, size_t l
 		tcp_close(s, slot);
 		return;
 	}
+	dns_learn_flush(s);	/* the sets before the answer */
 	k->out = nv;
 	nv[k->out_len] = (uint8_t)(len >> 8);
 	nv[k->out_len + 1] = (uint8_t)len;
@@ -206,6 +209,7 @@ static void udp_send(struct xb_dnssvc *s, int fd, const struct dnsw_query *q, ui
 						     .msg_iov = &batch.iov[i], .msg_iovlen = 1 };
 		return;
 	}
+	dns_learn_flush(s);	/* the sets before the answer */
 	if (sendto(fd, msg, len, MSG_DONTWAIT, &peer->sa, plen) < 0 && log_ratelimit(&rl))
 		log_warn("dns: sendto");
 }
@@ -348,8 +352,10 @@ struct udp_in {
 	uint8_t buf[UDP_BATCH][UDP_QUERY_MAX];
 };
 
-static void flush(int fd)
+/* The round's answers, after the round's set changes. */
+static void flush(struct xb_dnssvc *s, int fd)
 {
+	dns_learn_flush(s);
 	for (unsigned sent = 0; sent < batch.n;) {
 		int k = sendmmsg(fd, batch.m + sent, batch.n - sent, MSG_DONTWAIT);
 
@@ -382,7 +388,7 @@ static int udp_batch(struct xb_dnssvc *s, int fd, struct udp_in *in)
 		}
 		on_query(s, in->buf[i], in->m[i].msg_len, fd, &in->peer[i], in->m[i].msg_hdr.msg_namelen, -1);
 	}
-	flush(fd);
+	flush(s, fd);
 	batch.fd = -1;
 	return n;
 }
@@ -471,10 +477,9 @@ static void on_timer(struct xb_dnssvc *s)
 	for (int i = 0; i < DNS_TCP_MAX; i++)
 		if (s->conns[i].fd >= 0 && !s->conns[i].pending && s->conns[i].deadline_ns <= now)
 			tcp_close(s, i);
-	if (++ticks % 30 == 0) {
-		dns_learned_prune(s);
+	dns_learned_prune(s);	/* the heaps' tops only: cheap */
+	if (++ticks % 30 == 0)
 		dns_learned_save(s);
-	}
 }
 
 /* The UDP sockets are watched by the daemon's own epoll set, not this
@@ -500,6 +505,19 @@ bool xb_dnssvc_udp_ready(struct xb_dnssvc *s, int fd)
 	return false;
 }
 
+/* Upstream answers of one round: those to UDP clients on the first socket
+ * leave in one sendmmsg, after one transaction per set. */
+static void upstream_round(struct xb_dnssvc *s)
+{
+	int fd = s->udp[0] >= 0 ? s->udp[0] : s->udp[1];
+
+	batch.fd = fd;
+	xb_up_process(s->up, s->now_ns);
+	if (fd >= 0)
+		flush(s, fd);
+	batch.fd = -1;
+}
+
 void xb_dnssvc_process(struct xb_dnssvc *s)
 {
 	struct epoll_event ev[32];
@@ -512,7 +530,7 @@ void xb_dnssvc_process(struct xb_dnssvc *s)
 		if (tag == TAG_TIMER)
 			on_timer(s);
 		else if (tag == TAG_UP)
-			xb_up_process(s->up, s->now_ns);
+			upstream_round(s);
 		else if (tag >= TAG_TCPL && tag < TAG_CONN)
 			on_accept(s, s->tcp[tag - TAG_TCPL]);
 		else if (tag >= TAG_CONN && tag < TAG_CONN + DNS_TCP_MAX)
@@ -639,6 +657,8 @@ int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg)
 	int rc = 0;
 
 	cancel_flights(s);
+	if (s->cfg)
+		dns_learn_flush(s);	/* queued under the old rules */
 	xb_dnssvc_cfg_free(s->cfg);
 	s->cfg = cfg;
 	s->since = (uint64_t)time(NULL);
@@ -670,6 +690,8 @@ void xb_dnssvc_free(struct xb_dnssvc *s)
 		return;
 	if (s->flights && s->up)
 		cancel_flights(s);
+	if (s->cfg && s->pend)
+		dns_learn_flush(s);
 	dns_learned_prune(s);
 	dns_learned_save(s);
 	for (int i = 0; s->conns && i < DNS_TCP_MAX; i++)
@@ -680,7 +702,8 @@ void xb_dnssvc_free(struct xb_dnssvc *s)
 	xb_dnsc_free(s->cache);
 	xb_nftset_close(&s->nft);
 	xb_jsonlog_close(s->log);
-	dns_learned_free(&s->learned);
+	xb_dnsl_free(&s->learned);
+	free(s->pend);
 	xb_dnssvc_cfg_free(s->cfg);
 	if (s->epfd >= 0)
 		close(s->epfd);
@@ -726,6 +749,36 @@ static json_t *stats_json(const struct dns_stats *st)
 			 "latency_max_ms", (json_int_t)(st->lat_max_us / 1000));
 }
 
+/* Per access rule with domains: what it learned, and what it refused. */
+static json_t *learning_json(const struct xb_dnssvc *s)
+{
+	const struct xb_dnssvc_cfg *c = s->cfg;
+	json_t *v = json_array();
+	size_t cap = dns_learn_cap(&c->p->dns);
+
+	for (size_t i = 0; v && i < c->n_acc; i++) {
+		const struct dns_acc *a = &c->acc[i];
+		const char *name = c->p->rules[a->rule].name;
+		size_t n4 = 0, n6 = 0;
+
+		for (size_t k = 0; k < s->learned.n_sets; k++) {
+			if (a->has4 && !strcmp(s->learned.sets[k].name, a->set4))
+				n4 = s->learned.sets[k].n;
+			if (a->has6 && !strcmp(s->learned.sets[k].name, a->set6))
+				n6 = s->learned.sets[k].n;
+		}
+		json_array_append_new(v, json_pack("{s:s, s:I, s:I, s:I, s:b, s:{s:I, s:I, s:I, s:I, s:I}, s:I}",
+			"rule", name ? name : "?", "learned4", (json_int_t)n4, "learned6", (json_int_t)n6,
+			"cap", (json_int_t)cap, "learn_private", a->learn_private,
+			"refused", "special", (json_int_t)a->refused.special,
+			"private", (json_int_t)a->refused.private_, "own", (json_int_t)a->refused.own,
+			"over_answer_max", (json_int_t)a->refused.cut,
+			"set_full", (json_int_t)a->refused.full,
+			"evicted", (json_int_t)a->refused.evicted));
+	}
+	return v;
+}
+
 json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
 {
 	static const char *const actions[] = { "forward", "override", "tunnel", "block" };
@@ -753,7 +806,7 @@ json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
 	if (s->cache)
 		xb_dnsc_stats(s->cache, &cs);
 	xb_up_stats(s->up, &us);
-	return json_pack("{s:b, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}, "
+	o = json_pack("{s:b, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}, "
 			 "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "enabled", c->p->dns.enabled, "listen", listen,
 			 "patterns", (json_int_t)c->n_patterns, "since", (json_int_t)s->since,
@@ -766,7 +819,10 @@ json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
 			 "mismatched", (json_int_t)us.mismatched,
 			 "clients", "refused", (json_int_t)s->c.refused, "formerr", (json_int_t)s->c.formerr,
 			 "dropped", (json_int_t)s->c.dropped, "truncated", (json_int_t)s->c.truncated,
-			 "learned", (json_int_t)s->learned.n, "set_puts", (json_int_t)s->c.set_puts,
+			 "learned", (json_int_t)xb_dnsl_total(&s->learned), "set_puts", (json_int_t)s->c.set_puts,
 			 "set_failures", (json_int_t)s->c.set_failures,
 			 "set_update_p99_us_below", (json_int_t)p99_below(s->c.put_hist));
+	if (o)
+		json_object_set_new(o, "learning", learning_json(s));
+	return o;
 }

@@ -660,7 +660,8 @@ static size_t name_skip(const uint8_t *msg, size_t off)
 /* Two passes: a hostile message may point a name into a TTL field, so the
  * names are checked before any TTL changes, and the rewriting pass skips
  * names without following their pointers. */
-int64_t dnsw_age_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t floor)
+static int64_t rewrite_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t floor,
+			    uint32_t cap)
 {
 	uint32_t least = UINT32_MAX;
 	struct dnsw_err err;
@@ -684,10 +685,22 @@ int64_t dnsw_age_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t floor
 		ttl = ttl > elapsed ? ttl - elapsed : 0;
 		if (ttl < floor)
 			ttl = floor;
+		if (ttl > cap)
+			ttl = cap;
 		xb_put32(msg + p + 4, ttl);
 		least = min32(least, ttl);
 	}
 	return least;
+}
+
+int64_t dnsw_age_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t floor)
+{
+	return rewrite_ttls(msg, len, elapsed, floor, UINT32_MAX);
+}
+
+int dnsw_cap_ttls(uint8_t *msg, size_t len, uint32_t max)
+{
+	return rewrite_ttls(msg, len, 0, 0, max) < 0 ? -1 : 0;
 }
 
 /* Truncation keeps a prefix of the records, so every compression pointer

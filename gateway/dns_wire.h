@@ -275,6 +275,9 @@ void dnsw_set_id(uint8_t *msg, size_t len, uint16_t id);
  * raise each to at least floor. Returns the smallest TTL now in the message
  * (UINT32_MAX without records), or -1 when the message does not parse. */
 int64_t dnsw_age_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t floor);
+/* Lower every TTL above max (except OPT's) to max. 0, or -1 when the
+ * message does not parse (then nothing changed). */
+int dnsw_cap_ttls(uint8_t *msg, size_t len, uint32_t max);
 /* Cut a valid message to at most limit octets at a record boundary, keeping
  * an OPT (without its options) when it had one; TC is set when answer or
  * authority records were cut. Returns the new length (len when it fits), or

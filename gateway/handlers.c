@@ -410,6 +410,12 @@ static int cmd_dns(void *ctx, json_t *args, json_t **result, char **error, json_
 		return -1;
 	}
 	*result = xb_dnssvc_status(d->dns);
+	if (*result)
+		json_object_set_new(*result, "loop", json_pack("{s:f, s:I, s:I, s:I}",
+			"stall_max_ms", (double)(d->stall.max_ns / 100000) / 10.0,
+			"stall_max_at", (json_int_t)d->stall.max_at,
+			"stalls_over_10ms", (json_int_t)d->stall.over_10ms,
+			"rounds", (json_int_t)d->stall.rounds));
 	return *result ? 0 : oom(error);
 }
 

@@ -90,6 +90,33 @@ static void tunnel_bytes(FILE *f, struct xb_daemon *d)
 	}
 }
 
+/* Per access rule: destinations learned from DNS, and those refused. */
+static void dns_learning(FILE *f, json_t *v)
+{
+	static const char *const why[] = { "special", "own", "private", "over_answer_max", "set_full" };
+	json_t *e;
+	size_t i;
+
+	family(f, "xborder_dns_learned", "gauge", "destinations learned from DNS, by access rule");
+	json_array_foreach(v, i, e)
+		fprintf(f, "xborder_dns_learned{rule=\"%s\",family=\"4\"} %.0f\n"
+			"xborder_dns_learned{rule=\"%s\",family=\"6\"} %.0f\n",
+			json_string_value(json_object_get(e, "rule")), num(e, "learned4"),
+			json_string_value(json_object_get(e, "rule")), num(e, "learned6"));
+	family(f, "xborder_dns_learn_refused_total", "counter",
+	       "answered addresses not learned, by access rule and reason");
+	json_array_foreach(v, i, e)
+		for (size_t k = 0; k < 5; k++)
+			fprintf(f, "xborder_dns_learn_refused_total{rule=\"%s\",reason=\"%s\"} %.0f\n",
+				json_string_value(json_object_get(e, "rule")), why[k],
+				num(json_object_get(e, "refused"), why[k]));
+	family(f, "xborder_dns_learn_evicted_total", "counter",
+	       "learned destinations evicted from a full set, by access rule");
+	json_array_foreach(v, i, e)
+		fprintf(f, "xborder_dns_learn_evicted_total{rule=\"%s\"} %.0f\n",
+			json_string_value(json_object_get(e, "rule")), num(e, "evicted"));
+}
+
 static void dns(FILE *f, struct xb_daemon *d)
 {
 	static const char *const actions[] = { "forward", "override", "tunnel", "block" };
@@ -103,10 +130,14 @@ static void dns(FILE *f, struct xb_daemon *d)
 			if (!strcmp(a, actions[k]))
 				sum[k] += num(r, "answered");
 	}
-	json_decref(st);
 	family(f, "xborder_dns_answers_total", "counter", "DNS answers by rule action");
 	for (size_t k = 0; k < 4; k++)
 		fprintf(f, "xborder_dns_answers_total{action=\"%s\"} %.0f\n", actions[k], sum[k]);
+	dns_learning(f, json_object_get(st, "learning"));
+	json_decref(st);
+	family(f, "xborder_loop_stall_max_seconds", "gauge",
+	       "the main loop's longest round since start");
+	fprintf(f, "xborder_loop_stall_max_seconds %.6f\n", (double)d->stall.max_ns / 1e9);
 }
 
 char *xb_metrics_render(struct xb_daemon *d)

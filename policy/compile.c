@@ -276,11 +276,13 @@ static void to_set(const struct out *o, size_t ri, bool v6)
 	fprintf(o->f, "%s\t}\n", n ? " }\n" : "");
 }
 
-/* Filled at run time by the DNS service, each address with a timeout. */
+/* Filled at run time by the DNS service, each address with a timeout. Its
+ * size is the service's cap (dns.learn_max): the kernel refuses what the
+ * service would never put, whatever happens. */
 static void dns_set(const struct out *o, size_t ri, bool v6)
 {
 	set_head(o, ri, v6 ? XB_SET_DNS6 : XB_SET_DNS4, "flags timeout");
-	fprintf(o->f, "\t}\n");
+	fprintf(o->f, "\t\tsize %u\n\t}\n", o->p->dns.learn_max ? o->p->dns.learn_max : 65536);
 }
 
 static void rule_sets(const struct out *o, size_t ri)

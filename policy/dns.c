@@ -13,6 +13,7 @@
 
 static const char *const dns_keys[] = {
 	"upstreams", "timeout", "tries", "grace", "cache_size", "ttl_max", "negative_ttl_max",
+	"learn_max", "learn_answer_max",
 	"query_log", "query_log_max", "rules", NULL
 };
 
@@ -359,7 +360,9 @@ void xbp_parse_dns(struct ld *l, const config_setting_t *s)
 	get_uint(l, s, "tries", 1, 10, &d->tries, 2);
 	get_uint(l, s, "grace", 0, 86400, &d->grace, 300);
 	get_uint(l, s, "cache_size", 0, 10000000, &d->cache_size, 100000);
-	get_uint(l, s, "ttl_max", 1, 604800, &d->ttl_max, 86400);
+	get_uint(l, s, "ttl_max", 1, 604800, &d->ttl_max, 3600);
+	get_uint(l, s, "learn_max", 16, 1048576, &d->learn_max, 65536);
+	get_uint(l, s, "learn_answer_max", 1, 256, &d->learn_answer_max, 32);
 	get_uint(l, s, "negative_ttl_max", 0, 86400, &d->negative_ttl_max, 3600);
 	d->query_log_max = 64ul << 20;
 	if (xbp_get_int(l, s, "query_log_max", "dns", 4096, 1l << 40, &n))

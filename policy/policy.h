@@ -279,6 +279,9 @@ struct xb_rule {
 	char **domains;			/* lower case; "*.example.com" matches
 					 * every name below example.com */
 	size_t n_domains;
+	bool learn_private;		/* the DNS service may put private
+					 * addresses (RFC 1918, 100.64/10,
+					 * fc00::/7) into its _dns sets */
 	unsigned protocols;		/* XB_PROTO_* bits, 0 = any */
 	struct xb_port_range *ports;	/* destination ports, none = any */
 	size_t n_ports;
@@ -337,7 +340,12 @@ struct xb_dns {
 	unsigned tries;			/* per server, default 2 */
 	unsigned grace;			/* s added to an answer's TTL in the sets, default 300 */
 	unsigned cache_size;		/* entries, default 100000; 0: no cache */
-	unsigned ttl_max;		/* default 86400 */
+	unsigned ttl_max;		/* default 3600 */
+	unsigned learn_max;		/* learned destinations per access rule
+					 * and family, default 65536 (also the
+					 * _dns sets' size) */
+	unsigned learn_answer_max;	/* addresses one answer may teach one
+					 * rule, default 32 */
 	unsigned negative_ttl_max;	/* default 3600 */
 	char *query_log;		/* as written, or NULL */
 	char *query_log_path;		/* absolute */

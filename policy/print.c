@@ -369,6 +369,8 @@ static void rule_what(const struct xb_rule *r, FILE *out)
 
 	prefixes(out, "    ", "to", r->to, r->n_to);
 	strs(out, "    ", "domains", r->domains, r->n_domains);
+	if (r->learn_private)
+		fputs("    learn_private = true;\n", out);
 	for (unsigned b = 0; b < 4; b++) {
 		if (r->protocols & (1U << b)) {
 			fprintf(out, "%s\"%s\"", sep, proto[b]);
@@ -497,8 +499,9 @@ static void print_dns(const struct xb_dns *d, FILE *out)
 	fputs("dns = {\n", out);
 	servers(out, in, "upstreams", d->upstreams, d->n_upstreams);
 	fprintf(out, "  timeout = %u;\n  tries = %u;\n  grace = %u;\n  cache_size = %u;\n"
-		"  ttl_max = %u;\n  negative_ttl_max = %u;\n", d->timeout_ms, d->tries, d->grace,
-		d->cache_size, d->ttl_max, d->negative_ttl_max);
+		"  ttl_max = %u;\n  negative_ttl_max = %u;\n  learn_max = %u;\n"
+		"  learn_answer_max = %u;\n", d->timeout_ms, d->tries, d->grace, d->cache_size,
+		d->ttl_max, d->negative_ttl_max, d->learn_max, d->learn_answer_max);
 	if (d->query_log)
 		kv_str(out, in, "query_log", d->query_log, "\n");
 	fprintf(out, "  query_log_max = %luL;\n", d->query_log_max);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char *const rule_keys[] = {
-	"name", "groups", "devices", "posture", "to", "domains", "protocols", "ports",
+	"name", "groups", "devices", "posture", "to", "domains", "learn_private", "protocols", "ports",
 	"action", "via", NULL
 };
 
@@ -240,6 +240,9 @@ static void parse_rule(struct ld *l, const config_setting_t *s, void *obj, int i
 	xbp_get_refs(l, s, "posture", what, &r->posture, &r->n_posture);
 	parse_to(l, s, what, r);
 	parse_domains(l, s, what, r);
+	if (xbp_get_bool(l, s, "learn_private", what, &r->learn_private) && !r->n_domains)
+		xbp_err_at(l, r->src, "%s: learn_private applies to addresses learned for domains, and the rule has none",
+			what);
 	parse_protocols(l, s, what, r);
 	parse_ports(l, s, what, r);
 	parse_action(l, s, what, r);

@@ -2,7 +2,7 @@
 # xborderctl against xb-ctlfake: the real control server (gateway/control.c)
 # serving the canned results in tests/ctl/NAME.json (no root, no namespaces).
 #
-#   text output      rules and reload exactly as tests/ctl/NAME.out (their
+#   text output      rules, reload and dns exactly as tests/ctl/NAME.out (their
 #                    text does not depend on the time); status, devices and
 #                    tunnels by their fixed lines (test_ctl_render checks them
 #                    whole at a fixed time)
@@ -81,7 +81,7 @@ has() {
 
 # --- text -----------------------------------------------------------------------
 export XBORDER_SOCKET=$tmp/ok.sock
-for c in rules reload; do
+for c in rules reload dns; do
 	run "$c"
 	expect "$c: exit 0, nothing on stderr" 0 ""
 	same "$c: text as tests/ctl/$c.out" "$golden/$c.out"
@@ -123,7 +123,7 @@ run -j reload
 expect "-j reload: exit 0" 0 ""
 same "-j reload: the result as received" "$golden/reload.json"
 if command -v jq >/dev/null; then
-	for c in status devices tunnels rules; do
+	for c in status devices tunnels rules dns; do
 		run -j "$c"
 		lines=$(wc -l <"$tmp/out.1")
 		if [ "$lines" = 1 ] && [ "$(jq -cS . "$tmp/out.1")" = "$(jq -cS . "$golden/$c.json")" ]; then

@@ -3,7 +3,7 @@
  *
  *   xb-ctlfake SOCKET DIR
  *
- * Serves status, devices, tunnels, rules and reload. For command NAME the
+ * Serves status, devices, tunnels, rules, reload and dns. For command NAME the
  * result is the JSON in DIR/NAME.json; failing that, DIR/NAME.err makes the
  * command fail, its first line the error and each further line one entry of
  * "errors". Runs until SIGTERM or SIGINT, and at most 120 s.
@@ -74,6 +74,7 @@ CANNED(devices)
 CANNED(tunnels)
 CANNED(rules)
 CANNED(reload)
+CANNED(dns)
 
 static const struct xb_ctl_command cmds[] = {
 	{ "status", h_status, NULL },
@@ -81,6 +82,7 @@ static const struct xb_ctl_command cmds[] = {
 	{ "tunnels", h_tunnels, NULL },
 	{ "rules", h_rules, NULL },
 	{ "reload", h_reload, NULL },
+	{ "dns", h_dns, NULL },
 };
 
 static int serve(const char *sock)

@@ -22,6 +22,7 @@ static const struct {
 	{ "rules", xb_render_rules },
 	{ "reload", xb_render_reload },
 	{ "posture", xb_render_posture },
+	{ "dns", xb_render_dns },
 };
 #define N_RENDERERS (sizeof(renderers) / sizeof(renderers[0]))
 

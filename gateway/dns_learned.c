@@ -1,0 +1,390 @@
+/* What answers teach the sets, after the filter (learn() in dns_engine.c):
+ * the round's queued changes applied per set, the table of learned
+ * destinations with its cap, the refill after a reload, the state file,
+ * and the gateway's own addresses the filter refuses. See dns_learn.h for
+ * the table and docs/dns.md, docs/security.md for the rules.
+ */
+#include "gateway/dns_internal.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t wall_s(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+size_t dns_learn_cap(const struct xb_dns *d)
+{
+	return d->learn_max ? d->learn_max : 65536;
+}
+
+static int own_addr(struct xb_dnsl_own *o, int family, const void *addr, unsigned cidr)
+{
+	struct wg_prefix p = { .family = (sa_family_t)family, .cidr = (uint8_t)cidr };
+
+	memcpy(p.addr, addr, family == AF_INET ? 4 : 16);
+	return xb_dnsl_own_add(o, &p);
+}
+
+static int own_tunnel(struct xb_dnsl_own *o, const struct xb_tunnel *t)
+{
+	struct in6_addr ep;
+	int rc = 0;
+
+	if (t->has_address4)
+		rc |= xb_dnsl_own_add(o, &t->address4);
+	if (t->has_address6)
+		rc |= xb_dnsl_own_add(o, &t->address6);
+	if (t->has_peer4)
+		rc |= own_addr(o, AF_INET, &t->peer4, 32);
+	if (t->has_peer6)
+		rc |= own_addr(o, AF_INET6, &t->peer6, 128);
+	if (t->type == XB_TUNNEL_GRE) {
+		rc |= own_addr(o, t->gre.family, &t->gre.local, t->gre.family == AF_INET ? 32 : 128);
+		if (!t->gre.remote_is_name)
+			rc |= own_addr(o, t->gre.family, &t->gre.remote_addr,
+				       t->gre.family == AF_INET ? 32 : 128);
+	} else if (t->endpoint_host && !t->endpoint_is_name) {
+		if (inet_pton(AF_INET, t->endpoint_host, &ep) == 1)
+			rc |= own_addr(o, AF_INET, &ep, 32);
+		else if (inet_pton(AF_INET6, t->endpoint_host, &ep) == 1)
+			rc |= own_addr(o, AF_INET6, &ep, 128);
+	}
+	return rc;
+}
+
+/* What the gateway itself is, as far as the policy says: the device pools
+ * (the gateway's address is in them), each tunnel's inner prefix, partner
+ * address and literal outer addresses (ours for GRE, the partner's). A name resolving to one of them would steer the
+ * gateway's own traffic or its devices' into a tunnel. Names (endpoints
+ * resolved at run time) are not known here. */
+int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p)
+{
+	int rc = 0;
+
+	if (p->gateway.has_pool4)
+		rc |= xb_dnsl_own_add(o, &p->gateway.pool4);
+	if (p->gateway.has_pool6)
+		rc |= xb_dnsl_own_add(o, &p->gateway.pool6);
+	for (size_t i = 0; i < p->n_tunnels; i++)
+		rc |= own_tunnel(o, &p->tunnels[i]);
+	return rc;
+}
+
+static void put_hist(struct xb_dnssvc *s, uint64_t t0)
+{
+	uint64_t us = (clock_mono_ns() - t0) / 1000;
+	unsigned b = 0;
+
+	while (b + 1 < 24 && (us >> (b + 1)))
+		b++;
+	s->c.put_hist[b]++;
+}
+
+/* One set's changes on their way to the kernel. */
+struct set_batch {
+	const char *set;
+	int sid;
+	uint64_t now;
+	size_t n_put, n_del;
+	struct xb_nftset_elem put[XB_NFTSET_OPS], del[XB_NFTSET_OPS];
+};
+
+/* Evictions first (they make the room), then the puts: one transaction
+ * each. A put that failed leaves its entries expired in the table, so the
+ * next answer tries again. */
+static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
+{
+	uint64_t t0 = clock_mono_ns();
+	int err;
+
+	if (b->n_del && xb_nftset_remove(&s->nft, b->set, b->del, b->n_del) < 0)
+		s->c.set_failures += b->n_del;
+	if (b->n_put) {
+		err = s->nft_ok ? xb_nftset_put(&s->nft, b->set, b->put, b->n_put) : -EBADF;
+		put_hist(s, t0);
+		for (size_t i = 0; err < 0 && i < b->n_put; i++) {
+			struct xb_dnsl_entry *l = xb_dnsl_find(&s->learned, b->sid, b->put[i].family,
+								 b->put[i].addr);
+
+			s->c.set_failures++;
+			if (l)
+				xb_dnsl_update(&s->learned, l, 0);
+		}
+	}
+	b->n_put = b->n_del = 0;
+}
+
+/* An entry evicted to make room: out of the kernel's set too — unless it
+ * was put in this very batch, then it is simply not put. */
+static void evicted(struct set_batch *b, const struct xb_dnsl_entry *ev)
+{
+	size_t len = ev->family == AF_INET ? 4 : 16;
+
+	for (size_t i = 0; i < b->n_put; i++)
+		if (b->put[i].family == ev->family && !memcmp(b->put[i].addr, ev->addr, len)) {
+			b->put[i] = b->put[--b->n_put];
+			return;
+		}
+	b->del[b->n_del] = (struct xb_nftset_elem){ .family = ev->family };
+	memcpy(b->del[b->n_del++].addr, ev->addr, len);
+}
+
+/* Put p into the batch for ttl (capped at ttl_max) plus grace, unless the
+ * kernel's entry is fresh enough (there for at least half the new
+ * timeout: a busy name costs no netlink round trip). */
+static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_pend *p)
+{
+	const struct xb_dns *d = &s->cfg->p->dns;
+	struct dns_acc *a = &s->cfg->acc[p->acc];
+	uint64_t secs = (uint64_t)(p->ttl < d->ttl_max ? p->ttl : d->ttl_max) + d->grace;
+	struct xb_dnsl_entry *l, ev = { .family = 0 };
+	struct xb_nftset_elem *e;
+
+	if (!secs)
+		secs = 1;
+	l = xb_dnsl_find(&s->learned, b->sid, p->family, p->addr);
+	if (l && l->fp != a->fp) {	/* learned for another rule of that name */
+		l->fp = a->fp;
+		xb_dnsl_update(&s->learned, l, 0);
+	}
+	if (l && l->expires >= b->now + secs / 2 + 1)
+		return;
+	if (b->n_put == XB_NFTSET_OPS || b->n_del == XB_NFTSET_OPS)
+		send_batch(s, b);
+	s->c.set_puts++;
+	e = &b->put[b->n_put++];
+	*e = (struct xb_nftset_elem){ .family = p->family, .timeout_ms = secs * 1000 };
+	memcpy(e->addr, p->addr, p->family == AF_INET ? 4 : 16);
+	/* A kernel that cannot refresh (Linux < 6.3) keeps an element's first
+	 * timeout: then only an absent (expired) element's expiry moves. */
+	if (l) {
+		if (l->expires <= b->now || xb_nftset_refreshes())
+			xb_dnsl_update(&s->learned, l, b->now + secs);
+		return;
+	}
+	/* Only what the table holds goes to the kernel: its set is never
+	 * fuller than the table (dns_learn.h). */
+	if (!xb_dnsl_add(&s->learned, b->sid, p->family, p->addr, b->now + secs, a->fp,
+			 dns_learn_cap(d), b->now, &ev)) {
+		b->n_put--;
+		s->c.set_puts--;
+		if (errno == ENOSPC)
+			a->refused.full++;
+		else
+			s->c.set_failures++;
+		return;
+	}
+	if (ev.family) {
+		a->refused.evicted++;
+		evicted(b, &ev);
+	}
+}
+
+void dns_learn_flush(struct xb_dnssvc *s)
+{
+	static bool done[DNS_PEND_MAX];
+	static struct set_batch b;
+
+	if (!s->n_pend)
+		return;
+	memset(done, 0, s->n_pend * sizeof(done[0]));
+	b.now = wall_s();
+	for (size_t i = 0; i < s->n_pend; i++) {
+		const struct dns_pend *p = &s->pend[i];
+		const struct dns_acc *a = &s->cfg->acc[p->acc];
+
+		if (done[i])
+			continue;
+		b.set = p->family == AF_INET ? a->set4 : a->set6;
+		if ((b.sid = xb_dnsl_set_id(&s->learned, b.set)) < 0)
+			break;
+		for (size_t k = i; k < s->n_pend; k++)
+			if (!done[k] && s->pend[k].acc == p->acc && s->pend[k].family == p->family) {
+				done[k] = true;
+				put_one(s, &b, &s->pend[k]);
+			}
+		send_batch(s, &b);
+	}
+	s->n_pend = 0;
+}
+
+/* The kernel collects expired elements a little later (dns_learn.h). */
+void dns_learned_prune(struct xb_dnssvc *s)
+{
+	xb_dnsl_expire(&s->learned, wall_s() - XB_DNSL_LINGER);
+}
+
+/* The access rule owning set, if the policy still has it with the same
+ * domains (fp). */
+static const struct dns_acc *acc_of(const struct xb_dnssvc_cfg *c, const char *set, uint32_t fp)
+{
+	for (size_t i = 0; i < c->n_acc; i++)
+		if (c->acc[i].fp == fp && ((c->acc[i].has4 && !strcmp(c->acc[i].set4, set)) ||
+					   (c->acc[i].has6 && !strcmp(c->acc[i].set6, set))))
+			return &c->acc[i];
+	return NULL;
+}
+
+/* Entries whose rule is gone or whose domains changed, that the new
+ * policy refuses (its own addresses, learn_private), and what a lowered
+ * cap no longer holds. Returns how many went. */
+static size_t refill_drop(struct xb_dnssvc *s)
+{
+	struct xb_dnsl *t = &s->learned;
+	size_t dropped = 0;
+
+	for (size_t i = 0; i < t->used_top; i++) {
+		const struct xb_dnsl_entry *e = &t->v[i];
+		const struct dns_acc *a;
+
+		if (!e->family)
+			continue;
+		a = acc_of(s->cfg, t->sets[e->set].name, e->fp);
+		if (!a || xb_dnsl_own_has(&s->cfg->own, e->family, e->addr) ||
+		    (!a->learn_private && xb_dnsl_classify(e->family, e->addr) == XB_DNSL_PRIVATE)) {
+			xb_dnsl_del(t, &t->v[i]);
+			dropped++;
+		}
+	}
+	xb_dnsl_expire(t, wall_s());
+	for (size_t k = 0; k < t->n_sets; k++)
+		dropped += xb_dnsl_trim(t, (int)k, dns_learn_cap(&s->cfg->p->dns));
+	return dropped;
+}
+
+/* Learned destinations back into the sets of the table now loaded, one
+ * netlink batch per set and up to 256 elements. */
+void xb_dnssvc_refill(struct xb_dnssvc *s)
+{
+	struct xb_nftset_elem batch[256];
+	struct xb_dnsl *t = &s->learned;
+	uint64_t now = wall_s();
+	size_t put = 0, dropped, failed = 0;
+
+	if (!s->cfg || !s->nft_ok)
+		return;
+	dns_learn_flush(s);
+	dropped = refill_drop(s);
+	for (size_t k = 0; k < t->n_sets; k++) {
+		size_t n = 0;
+
+		for (size_t i = 0; i <= t->used_top; i++) {
+			const struct xb_dnsl_entry *l = i < t->used_top ? &t->v[i] : NULL;
+
+			if (l && (!l->family || l->set != k))
+				continue;
+			if (l) {
+				batch[n] = (struct xb_nftset_elem){ .family = l->family,
+								    .timeout_ms = (l->expires - now) * 1000 };
+				memcpy(batch[n++].addr, l->addr, 16);
+			}
+			if (n == 256 || (!l && n)) {
+				failed += xb_nftset_put(&s->nft, t->sets[k].name, batch, n) < 0 ? n : 0;
+				put += n;
+				n = 0;
+			}
+		}
+	}
+	if (put || dropped)
+		log_info("dns: %zu learned destinations put back into the sets (%zu failed), %zu dropped "
+			 "(their rule is gone or changed, or over learn_max)", put - failed,
+			 failed, dropped);
+}
+
+/* "SET ADDRESS EXPIRES FINGERPRINT" lines; replaced atomically. */
+void dns_learned_save(struct xb_dnssvc *s)
+{
+	char tmp[4096], a[INET6_ADDRSTRLEN];
+	FILE *f;
+
+	if (!s->state_file || !s->learned.dirty)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", s->state_file);
+	if (!(f = fopen(tmp, "w"))) {
+		log_warn("dns: %s", tmp);
+		return;
+	}
+	for (size_t i = 0; i < s->learned.used_top; i++) {
+		const struct xb_dnsl_entry *l = &s->learned.v[i];
+
+		if (!l->family)
+			continue;
+		inet_ntop(l->family, l->addr, a, sizeof(a));
+		fprintf(f, "%s %s %llu %08x\n", s->learned.sets[l->set].name, a,
+			(unsigned long long)l->expires, l->fp);
+	}
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, s->state_file)) {
+		log_warn("dns: saving %s", s->state_file);
+		unlink(tmp);
+		return;
+	}
+	s->learned.dirty = false;
+}
+
+/* Only our DNS sets, with an address of the set's family. */
+static bool learned_line_ok(const char *set, int fam)
+{
+	size_t n = strlen(set);
+
+	return n > 7 && !strncmp(set, "r_", 2) &&
+	       !strcmp(set + n - 5, fam == AF_INET ? "_dns4" : "_dns6");
+}
+
+/* The file is ours, but the addresses in it came from answers: they pass
+ * the same filter (special-purpose addresses; the rest is judged against
+ * the rule at refill, whose learn_private may have changed — not here). */
+void dns_learned_load(struct xb_dnssvc *s)
+{
+	char line[256], set[XB_SET_NAME_MAX], a[INET6_ADDRSTRLEN];	/* %70s: XB_SET_NAME_MAX - 1 */
+	unsigned long long exp;
+	unsigned fp;
+	uint64_t now = wall_s();
+	unsigned lineno = 0, bad = 0;
+	size_t cap = s->cfg ? dns_learn_cap(&s->cfg->p->dns) : 65536;
+	FILE *f;
+
+	if (!s->state_file || !(f = fopen(s->state_file, "r")))
+		return;
+	while (fgets(line, sizeof(line), f) && lineno++ < 10000000) {
+		struct xb_dnsl_entry *l;
+		uint8_t addr[16] = { 0 };
+		int fam, sid;
+
+		if (sscanf(line, "%70s %45s %llu %8x", set, a, &exp, &fp) != 4) {
+			bad++;
+			continue;
+		}
+		fam = strchr(a, ':') ? AF_INET6 : AF_INET;
+		if (inet_pton(fam, a, addr) != 1 || !learned_line_ok(set, fam) ||
+		    xb_dnsl_classify(fam, addr) == XB_DNSL_SPECIAL) {
+			bad++;
+			continue;
+		}
+		if (exp <= now || (sid = xb_dnsl_set_id(&s->learned, set)) < 0)
+			continue;
+		/* Never longer than the longest TTL the policy allows. */
+		if (s->cfg && exp > now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace)
+			exp = now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace;
+		if ((l = xb_dnsl_find(&s->learned, sid, fam, addr))) {
+			l->fp = fp;
+			xb_dnsl_update(&s->learned, l, exp);
+		} else {
+			xb_dnsl_add(&s->learned, sid, fam, addr, exp, fp, cap, now, NULL);
+		}
+	}
+	fclose(f);
+	if (bad)
+		log_warnx("dns: %s: %u malformed lines ignored", s->state_file, bad);
+	log_info("dns: %zu learned destinations restored from %s", xb_dnsl_total(&s->learned),
+		 s->state_file);
+}

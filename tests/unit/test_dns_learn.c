@@ -1,0 +1,529 @@
+/* What the DNS service learns from answers (gateway/dns_learn.h,
+ * docs/security.md):
+ *
+ *   filter   each special-purpose class refused, private only for a rule
+ *            with learn_private, the gateway's own addresses refused
+ *   table    the per-set cap, eviction soonest-expiring first, expiry,
+ *            trimming — against a naive reference model on random input
+ *   engine   answers through the DNS engine into real nft sets in a
+ *            private network namespace: the filter, learn_answer_max,
+ *            learn_max with eviction order, one transaction per set and
+ *            round, ttl_max in the answer, the counters in the status
+ */
+#include "tests/lib/check.h"
+#include "gateway/dns_internal.h"
+#include "common/log.h"
+#include "gateway/nft.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fam_of(const char *a)
+{
+	return strchr(a, ':') ? AF_INET6 : AF_INET;
+}
+
+static enum xb_dnsl_class cls(const char *a)
+{
+	uint8_t b[16];
+
+	if (inet_pton(fam_of(a), a, b) != 1)
+		xb_test_fail(__FILE__, __LINE__, "bad address %s", a);
+	return xb_dnsl_classify(fam_of(a), b);
+}
+
+TEST(special_purpose_refused)
+{
+	static const char *const special[] = {
+		"0.0.0.0", "0.1.2.3", "127.0.0.1", "127.255.255.254", "169.254.1.1",
+		"224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",
+		"::", "::1", "fe80::1", "febf::1", "ff02::1", "ff05::1:3", "::ffff:192.0.2.1",
+		"::ffff:8.8.8.8",
+	};
+
+	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+		if (cls(special[i]) != XB_DNSL_SPECIAL)
+			xb_test_fail(__FILE__, __LINE__, "%s is not special", special[i]);
+}
+
+TEST(private_and_public)
+{
+	static const char *const priv[] = {
+		"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.1", "192.168.1.1",
+		"100.64.0.1", "100.127.255.255", "fc00::1", "fdff::1",
+	};
+	static const char *const pub[] = {
+		"1.1.1.1", "9.255.255.255", "11.0.0.0", "172.15.255.255", "172.32.0.0",
+		"192.167.1.1", "100.63.255.255", "100.128.0.0", "128.0.0.1", "169.253.1.1",
+		"223.255.255.255", "203.0.113.10", "2001:db8::10", "fe00::1", "fec0::1",
+		"fbff::1", "::fffe:1:2", "2606:4700::1111",
+	};
+
+	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
+		if (cls(priv[i]) != XB_DNSL_PRIVATE)
+			xb_test_fail(__FILE__, __LINE__, "%s is not private", priv[i]);
+	for (size_t i = 0; i < sizeof(pub) / sizeof(pub[0]); i++)
+		if (cls(pub[i]) != XB_DNSL_PUBLIC)
+			xb_test_fail(__FILE__, __LINE__, "%s is not public", pub[i]);
+}
+
+TEST(own_prefixes)
+{
+	struct xb_dnsl_own o = { 0 };
+	struct wg_prefix p = { .family = AF_INET, .cidr = 24 }, q = { .family = AF_INET6, .cidr = 128 };
+	uint8_t a[16];
+
+	inet_pton(AF_INET, "198.51.100.7", p.addr);	/* host bits are ignored */
+	inet_pton(AF_INET6, "2001:db8::1", q.addr);
+	CHECK_INT(xb_dnsl_own_add(&o, &p), ==, 0);
+	CHECK_INT(xb_dnsl_own_add(&o, &q), ==, 0);
+	inet_pton(AF_INET, "198.51.100.255", a);
+	CHECK(xb_dnsl_own_has(&o, AF_INET, a));
+	inet_pton(AF_INET, "198.51.101.0", a);
+	CHECK(!xb_dnsl_own_has(&o, AF_INET, a));
+	inet_pton(AF_INET6, "2001:db8::1", a);
+	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
+	inet_pton(AF_INET6, "2001:db8::2", a);
+	CHECK(!xb_dnsl_own_has(&o, AF_INET6, a));
+	xb_dnsl_own_free(&o);
+}
+
+static void a4(uint8_t *b, unsigned i)
+{
+	b[0] = 203;
+	b[1] = (uint8_t)(i >> 16);
+	b[2] = (uint8_t)(i >> 8);
+	b[3] = (uint8_t)i;
+}
+
+TEST(cap_evicts_soonest_expiring)
+{
+	struct xb_dnsl t;
+	struct xb_dnsl_entry ev;
+	uint8_t b[16];
+	int s, o;
+
+	xb_dnsl_init(&t);
+	s = xb_dnsl_set_id(&t, "r_a_dns4");
+	o = xb_dnsl_set_id(&t, "r_b_dns4");
+	CHECK_INT(xb_dnsl_set_id(&t, "r_a_dns4"), ==, s);
+	/* Expiries 100, 90, ..., 10 for addresses 0..9: cap 10. */
+	for (unsigned i = 0; i < 10; i++) {
+		a4(b, i);
+		CHECK(xb_dnsl_add(&t, s, AF_INET, b, 100 - 10 * i, 7, 10, 0, &ev) != NULL);
+		CHECK_INT(ev.family, ==, 0);
+	}
+	/* The other set is not touched by this one's cap. */
+	a4(b, 0);
+	CHECK(xb_dnsl_add(&t, o, AF_INET, b, 1, 7, 10, 0, &ev) != NULL);
+	CHECK_INT(ev.family, ==, 0);
+	/* Full: each add evicts the soonest, 9 (10), then 8 (20). */
+	a4(b, 100);
+	CHECK(xb_dnsl_add(&t, s, AF_INET, b, 1000, 7, 10, 0, &ev) != NULL);
+	CHECK_INT(ev.family, ==, AF_INET);
+	CHECK_INT(ev.addr[3], ==, 9);
+	CHECK_INT(ev.expires, ==, 10);
+	a4(b, 101);
+	CHECK(xb_dnsl_add(&t, s, AF_INET, b, 1000, 7, 10, 0, &ev) != NULL);
+	CHECK_INT(ev.addr[3], ==, 8);
+	CHECK_INT(xb_dnsl_count(&t, s), ==, 10);
+	CHECK_INT(t.sets[s].evicted, ==, 2);
+	a4(b, 9);
+	CHECK(xb_dnsl_find(&t, s, AF_INET, b) == NULL);
+	/* A refresh moves an entry back: 7 (30) is no longer the soonest. */
+	a4(b, 7);
+	xb_dnsl_update(&t, xb_dnsl_find(&t, s, AF_INET, b), 500);
+	CHECK_INT(xb_dnsl_first(&t, s)->addr[3], ==, 6);
+	/* Expiry drops what is due, in both sets; trim keeps the latest. */
+	CHECK_INT(xb_dnsl_expire(&t, 60), ==, 3 + 1);	/* 6, 5, 4 and the other set's */
+	CHECK_INT(xb_dnsl_count(&t, s), ==, 7);
+	CHECK_INT(xb_dnsl_trim(&t, s, 3), ==, 4);
+	CHECK_INT(xb_dnsl_first(&t, s)->addr[3], ==, 7);
+	CHECK_INT(xb_dnsl_total(&t), ==, 3);
+	/* Full, and the soonest (7, 500) has expired by 600: the kernel may
+	 * still count it, so nothing new comes in until it is dropped. */
+	a4(b, 102);
+	errno = 0;
+	CHECK(xb_dnsl_add(&t, s, AF_INET, b, 2000, 7, 3, 600, &ev) == NULL);
+	CHECK_INT(errno, ==, ENOSPC);
+	CHECK_INT(ev.family, ==, 0);
+	CHECK_INT(xb_dnsl_count(&t, s), ==, 3);
+	CHECK_INT(xb_dnsl_expire(&t, 600 - XB_DNSL_LINGER), ==, 1);
+	CHECK(xb_dnsl_add(&t, s, AF_INET, b, 2000, 7, 3, 600, &ev) != NULL);
+	CHECK_INT(ev.family, ==, 0);
+	xb_dnsl_free(&t);
+}
+
+/* The reference: a plain array per set, scanned. */
+struct ref {
+	uint32_t key;
+	uint64_t exp;
+	bool used;
+};
+
+static size_t ref_count(const struct ref *r, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += r[i].used;
+	return c;
+}
+
+TEST(table_against_model)
+{
+	enum { KEYS = 600, CAP = 97, STEPS = 40000 };
+	static struct ref r[2][KEYS];
+	struct xb_dnsl t;
+	struct xb_dnsl_entry ev;
+	uint64_t now = 0;
+	uint8_t b[16];
+	unsigned seed = 14;
+
+	memset(r, 0, sizeof(r));
+	xb_dnsl_init(&t);
+	CHECK_INT(xb_dnsl_set_id(&t, "r_a_dns4"), ==, 0);
+	CHECK_INT(xb_dnsl_set_id(&t, "r_b_dns4"), ==, 1);
+	for (unsigned step = 0; step < STEPS; step++) {
+		unsigned set = (unsigned)rand_r(&seed) % 2, key = (unsigned)rand_r(&seed) % KEYS;
+		/* Distinct expiries: eviction order is then exact. */
+		uint64_t exp = now + 1 + (uint64_t)(rand_r(&seed) % 5000) * 40000 + step % 40000;
+		struct xb_dnsl_entry *e;
+
+		a4(b, key);
+		e = xb_dnsl_find(&t, (int)set, AF_INET, b);
+		CHECK((e != NULL) == r[set][key].used);
+		if (e) {
+			CHECK_INT(e->expires, ==, r[set][key].exp);
+			if (rand_r(&seed) % 4 == 0) {
+				xb_dnsl_del(&t, e);
+				r[set][key].used = false;
+			} else {
+				xb_dnsl_update(&t, e, exp);
+				r[set][key].exp = exp;
+			}
+		} else {
+			size_t victim = KEYS;
+
+			if (ref_count(r[set], KEYS) >= CAP)
+				for (size_t i = 0; i < KEYS; i++)
+					if (r[set][i].used &&
+					    (victim == KEYS || r[set][i].exp < r[set][victim].exp))
+						victim = i;
+			CHECK(xb_dnsl_add(&t, (int)set, AF_INET, b, exp, 1, CAP, now, &ev) != NULL);
+			if (victim < KEYS) {
+				CHECK_INT(ev.family, ==, AF_INET);
+				CHECK_INT((unsigned)ev.addr[1] << 16 | (unsigned)ev.addr[2] << 8 | ev.addr[3],
+					  ==, victim);
+				r[set][victim].used = false;
+			} else {
+				CHECK_INT(ev.family, ==, 0);
+			}
+			r[set][key] = (struct ref){ key, exp, true };
+		}
+		if (step % 1000 == 999) {
+			now += 40000000;
+			xb_dnsl_expire(&t, now);
+			for (size_t s = 0; s < 2; s++)
+				for (size_t i = 0; i < KEYS; i++)
+					if (r[s][i].used && r[s][i].exp <= now)
+						r[s][i].used = false;
+		}
+		CHECK_INT(xb_dnsl_count(&t, (int)set), ==, ref_count(r[set], KEYS));
+		CHECK(xb_dnsl_count(&t, (int)set) <= CAP);
+	}
+	xb_dnsl_free(&t);
+}
+
+/* ---- through the engine, into real sets ---- */
+
+static char dir[64];
+static char *out;
+static uint8_t reply[8192];	/* the engine's answer to the device */
+static size_t reply_len;
+
+static const char table[] =
+	"table inet xborder {\n"
+	"\tset r_web_dns4 { type ipv4_addr; flags timeout; }\n"
+	"\tset r_web_dns6 { type ipv6_addr; flags timeout; }\n"
+	"\tset r_lan_dns4 { type ipv4_addr; flags timeout; }\n"
+	"\tset r_lan_dns6 { type ipv6_addr; flags timeout; }\n"
+	"}\n";
+
+/* A service over a policy of `rules' and `dns' (text inside the sections),
+ * its sets in a fresh table. */
+static struct xb_dnssvc *service(struct xb_policy **pp, const char *rules, const char *dns)
+{
+	struct xb_errors errs = { 0 };
+	struct xb_dnssvc_cfg *cfg;
+	struct xb_dnssvc *s;
+	struct xb_nft n;
+	char path[PATH_MAX], *err = NULL;
+	FILE *f;
+
+	xb_test_private_netns();
+	snprintf(dir, sizeof(dir), "/tmp/xb-dnslearn.XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/gw.key", dir);
+	CHECK((f = fopen(path, "w")) != NULL);
+	fputs("SMvIRSbyqKDSVwi4A2iNWyhxxFPVfeqgnYa6yUyh0Ho=\n", f);
+	fclose(f);
+	chmod(path, 0600);
+	snprintf(path, sizeof(path), "%s/xborder.conf", dir);
+	CHECK((f = fopen(path, "w")) != NULL);
+	fprintf(f, "gateway = { private_key_file = \"gw.key\"; interface = \"xbt%d\";\n"
+		"  pool4 = \"198.51.100.0/24\"; pool6 = \"2001:db8:100::/64\"; };\n"
+		"tunnels = ( { name = \"t1\"; endpoint = \"192.0.2.200:51820\"; private_key_file = \"gw.key\";\n"
+		"  public_key = \"VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU=\";\n"
+		"  address4 = \"192.0.2.1/30\"; peer4 = \"192.0.2.2\"; address6 = \"2001:db8:ffff::1/126\"; } );\n"
+		"rules = ( %s );\n"
+		"dns = { upstreams = [ \"192.0.2.53\" ]; %s };\n", (int)getpid() % 10000, rules, dns);
+	fclose(f);
+	*pp = xb_policy_load(path, &errs);
+	if (*pp && xb_policy_allocate(*pp, NULL, &errs) < 0) {
+		xb_policy_free(*pp);
+		*pp = NULL;
+	}
+	if (!*pp)
+		xb_errors_print(&errs, stdout);
+	CHECK(*pp != NULL);
+	CHECK((cfg = xb_dnssvc_prepare(*pp, &errs)) != NULL);
+	xb_errors_free(&errs);
+	CHECK_INT(xb_nft_open(&n), ==, 0);
+	if (xb_nft_run(&n, table, &err) < 0)
+		xb_test_fail(__FILE__, __LINE__, "table: %s", err ? err : "?");
+	xb_nft_close(&n);
+	CHECK((s = xb_dnssvc_new(NULL, NULL, NULL)) != NULL);
+	xb_dnssvc_commit(s, cfg);	/* no device interface here: it cannot listen */
+	return s;
+}
+
+static void service_free(struct xb_dnssvc *s, struct xb_policy *p)
+{
+	char cmd[PATH_MAX];
+
+	xb_dnssvc_free(s);
+	xb_policy_free(p);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	xb_test_run(cmd);
+}
+
+/* The engine as an upstream answer to a device's query for name reaches
+ * it: n addresses (A or AAAA by their form), TTL ttl. */
+static void answer(struct xb_dnssvc *s, const char *name, const char *const *addrs, size_t n,
+		   uint32_t ttl)
+{
+	static uint8_t qb[512], ab[8192];
+	struct dnsw_question q = { .qtype = fam_of(addrs[0]) == AF_INET ? DNSW_T_A : DNSW_T_AAAA,
+				   .qclass = DNSW_C_IN };
+	struct dns_query qq;
+	struct dnsw_builder b;
+	struct dnsw_msg m;
+	int qlen, nl = dnsw_name_from_text(name, q.name);
+
+	CHECK(nl > 0);
+	q.name_len = (uint16_t)nl;
+	CHECK((qlen = dnsw_build_query(qb, sizeof(qb), 0x1414, 0, &q, NULL)) > 0);
+	memset(&qq, 0, sizeof(qq));
+	CHECK_INT(dnsw_parse_query(&qq.q, qb, (size_t)qlen), ==, DNSW_Q_OK);
+	qq.rule = DNS_NO_RULE;
+	CHECK_INT(dnsw_answer_begin(&b, ab, sizeof(ab), &qq.q, DNSW_NOERROR, 0, 4096), ==, 0);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t a[16];
+
+		CHECK(inet_pton(fam_of(addrs[i]), addrs[i], a) == 1);
+		if (fam_of(addrs[i]) == AF_INET)
+			dnsw_answer_a(&b, NULL, ttl, a);
+		else
+			dnsw_answer_aaaa(&b, NULL, ttl, a);
+	}
+	size_t len = dnsw_answer_finish(&b);
+	CHECK(len > 0);
+	CHECK_INT(dnsw_parse_response(&m, ab, len, 0x1414, &qq.q.q), ==, DNSW_R_OK);
+	CHECK((reply_len = dns_answer_from(s, &qq, &m, reply, sizeof(reply))) > 0);
+	/* The round ends: what it learned goes to the kernel. */
+	dns_learn_flush(s);
+}
+
+static const char *set_text(const char *set)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "nft list set inet xborder %s", set);
+	return out = xb_test_run(cmd);
+}
+
+static bool in_set(const char *set, const char *addr)
+{
+	char pat[64];
+
+	set_text(set);
+	snprintf(pat, sizeof(pat), " %s timeout", addr);
+	return strstr(out, pat) != NULL;
+}
+
+static size_t set_size(const char *set)
+{
+	size_t n = 0;
+
+	set_text(set);
+	for (const char *p = out; (p = strstr(p, " expires ")); p++)
+		n++;
+	return n;
+}
+
+/* The status's learning row for rule. */
+static json_t *row(struct xb_dnssvc *s, const char *rule, json_t **st)
+{
+	json_t *e;
+	size_t i;
+
+	*st = xb_dnssvc_status(s);
+	json_array_foreach(json_object_get(*st, "learning"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "rule")), rule))
+			return e;
+	xb_test_fail(__FILE__, __LINE__, "no learning row for %s", rule);
+}
+
+static long long refused(json_t *e, const char *why)
+{
+	return json_integer_value(json_object_get(json_object_get(e, "refused"), why));
+}
+
+/* The six, the gateway's own, and one good one. */
+TEST(engine_filter)
+{
+	static const char *const v4[] = {
+		"0.0.0.0", "127.0.0.1", "198.51.100.1", "224.0.0.1", "169.254.1.1", "255.255.255.255",
+		"192.0.2.2", "192.0.2.200", "10.1.2.3", "203.0.113.10",
+	};
+	static const char *const v6[] = { "::1", "fe80::1", "ff02::1", "::ffff:203.0.113.9",
+					  "2001:db8:100::1", "fd00::5", "2001:db8:cafe::10" };
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+	json_t *st, *e;
+
+	log_init("test_dns_learn", LOG_LVL_WARN, false);
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\";"
+			" via = [ \"t1\" ]; }", "");
+	answer(s, "a.acme.example", v4, sizeof(v4) / sizeof(v4[0]), 300);
+	answer(s, "a.acme.example", v6, sizeof(v6) / sizeof(v6[0]), 300);
+	CHECK(in_set("r_web_dns4", "203.0.113.10"));
+	CHECK(in_set("r_web_dns6", "2001:db8:cafe::10"));
+	for (size_t i = 0; i + 1 < sizeof(v4) / sizeof(v4[0]); i++)
+		if (in_set("r_web_dns4", v4[i]))
+			xb_test_fail(__FILE__, __LINE__, "%s was learned", v4[i]);
+	for (size_t i = 0; i + 1 < sizeof(v6) / sizeof(v6[0]); i++)
+		if (in_set("r_web_dns6", v6[i]))
+			xb_test_fail(__FILE__, __LINE__, "%s was learned", v6[i]);
+	CHECK_INT(set_size("r_web_dns4"), ==, 1);
+	CHECK_INT(set_size("r_web_dns6"), ==, 1);
+	e = row(s, "web", &st);
+	CHECK_INT(refused(e, "special"), ==, 5 + 4);
+	CHECK_INT(refused(e, "own"), ==, 3 + 1);
+	CHECK_INT(refused(e, "private"), ==, 1 + 1);
+	CHECK_INT(json_integer_value(json_object_get(e, "learned4")), ==, 1);
+	json_decref(st);
+	service_free(s, p);
+}
+
+TEST(engine_learn_private)
+{
+	static const char *const v4[] = { "10.1.2.3", "172.16.9.9", "192.168.0.7", "100.64.1.1",
+					  "127.0.0.1", "198.51.100.9" };
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; },"
+			"{ name = \"lan\"; domains = [ \"*.lan.example\" ]; learn_private = true;"
+			" action = \"allow\"; via = [ \"t1\" ]; }", "");
+	answer(s, "db.lan.example", v4, 6, 300);
+	answer(s, "db.acme.example", v4, 6, 300);
+	for (size_t i = 0; i < 4; i++) {
+		if (!in_set("r_lan_dns4", v4[i]))
+			xb_test_fail(__FILE__, __LINE__, "%s was not learned with learn_private", v4[i]);
+		if (in_set("r_web_dns4", v4[i]))
+			xb_test_fail(__FILE__, __LINE__, "%s was learned without learn_private", v4[i]);
+	}
+	/* learn_private is about private ranges, not the rest of the filter. */
+	CHECK(!in_set("r_lan_dns4", "127.0.0.1"));
+	CHECK(!in_set("r_lan_dns4", "198.51.100.9"));
+	service_free(s, p);
+}
+
+/* learn_max 16, learn_answer_max 8: an answer of 10 teaches 8; a full set
+ * loses its soonest-expiring entries, each eviction counted, and the
+ * kernel's set follows. */
+TEST(engine_caps_and_eviction)
+{
+	char a[3][10][32];
+	const char *v[3][10];
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+	json_t *st, *e;
+
+	for (int n = 0; n < 3; n++)
+		for (int i = 0; i < 10; i++) {
+			snprintf(a[n][i], sizeof(a[n][i]), "203.0.113.%d", n * 10 + i + 1);
+			v[n][i] = a[n][i];
+		}
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "learn_max = 16; learn_answer_max = 8; grace = 0; ttl_max = 3600;");
+	unsigned long batches = s->nft.batches;
+
+	answer(s, "long.acme.example", v[0], 10, 3000);
+	/* One transaction for the answer's 8 addresses, not one each. */
+	CHECK_INT(s->nft.batches - batches, ==, 1);
+	CHECK_INT(set_size("r_web_dns4"), ==, 8);
+	CHECK(in_set("r_web_dns4", "203.0.113.8") && !in_set("r_web_dns4", "203.0.113.9"));
+	answer(s, "short.acme.example", v[1], 8, 100);
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	/* Full: the 8 new ones push out the 8 that expire soonest (TTL 100). */
+	batches = s->nft.batches;
+	answer(s, "mid.acme.example", v[2], 8, 2000);
+	CHECK_INT(s->nft.batches - batches, ==, 2);	/* the evictions, then the puts */
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	for (int i = 0; i < 8; i++) {
+		CHECK(in_set("r_web_dns4", v[0][i]));
+		CHECK(!in_set("r_web_dns4", v[1][i]));
+		CHECK(in_set("r_web_dns4", v[2][i]));
+	}
+	e = row(s, "web", &st);
+	CHECK_INT(json_integer_value(json_object_get(e, "evicted")), ==, 8);
+	CHECK_INT(refused(e, "over_answer_max"), ==, 2);
+	CHECK_INT(refused(e, "set_full"), ==, 0);
+	CHECK_INT(json_integer_value(json_object_get(e, "learned4")), ==, 16);
+	CHECK_INT(json_integer_value(json_object_get(e, "cap")), ==, 16);
+	json_decref(st);
+	service_free(s, p);
+}
+
+/* ttl_max caps what the devices are told too: a device must ask again
+ * before the address leaves the set. */
+TEST(engine_ttl_capped)
+{
+	static const char *const v4[] = { "203.0.113.77" };
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "grace = 60;");
+	struct dnsw_question q = { .qtype = DNSW_T_A, .qclass = DNSW_C_IN };
+	struct dnsw_msg m;
+	struct dnsw_iter it;
+	struct dnsw_rr rr;
+
+	answer(s, "a.acme.example", v4, 1, 86400);
+	set_text("r_web_dns4");
+	/* 3600 (the default ttl_max) + 60. */
+	CHECK(strstr(out, "203.0.113.77 timeout 1h1m") != NULL);
+	q.name_len = (uint16_t)dnsw_name_from_text("a.acme.example", q.name);
+	CHECK_INT(dnsw_parse_response(&m, reply, reply_len, 0x1414, &q), ==, DNSW_R_OK);
+	dnsw_iter_init(&it, &m, DNSW_AN);
+	CHECK(dnsw_iter_next(&it, &rr));
+	CHECK_INT(rr.ttl, ==, 3600);
+	service_free(s, p);
+}
