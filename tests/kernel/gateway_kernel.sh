@@ -33,7 +33,7 @@ EOC
 xb_wg_up par "$PIF" wireguard-go "$kp" 51900 192.0.2.14/30
 n par wg set "$PIF" peer "$(pub "$kt")" allowed-ips 192.0.2.13/32
 xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"; pid=$XB_LAST_PID log=$XB_LAST_LOG
-xb_check "xborderd starts" xb_wait 5000 grep -q "gateway up" "$log"
+xb_check "xborderd starts" xb_wait 20000 grep -q "gateway up" "$log"
 xb_check "the device interface runs in the kernel" grep -q "$GWIF: kernel WireGuard" "$log"
 xb_check "the tunnel runs in the kernel" sh -c "ip -n $XB_RUN-gw -d link show xb-$TUN | grep -q wireguard"
 xb_check "wg shows the partner (set through generic netlink)" \

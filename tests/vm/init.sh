@@ -1,0 +1,35 @@
+# The guest's /init (tests/vm/vm.sh puts XB_ROOT, XB_BUILD and TESTS above
+# this). Runs as PID 1 in the initramfs: mounts, loads the modules the
+# kernel tests need, runs each test with its output on the console, prints
+# "xb-vm-exit N" (0: every test passed) and powers off.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C
+export XB_ROOT XB_BUILD
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm /run/wireguard
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmp /tmp
+mount -t tmpfs shm /dev/shm
+echo 1 >/proc/sys/kernel/panic_on_oops
+ip link set lo up
+for m in tun veth wireguard ip_gre ip6_gre nf_tables nf_conntrack; do
+	modprobe "$m" || echo "# vm: modprobe $m failed"
+done
+echo "# vm: $(uname -r), $(nproc) CPUs, modules: $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
+
+rc=0
+for t in "${TESTS[@]}"; do
+	echo "# vm: --- $t"
+	case $t in
+	*.sh) timeout -k 5 300 bash "$XB_ROOT/$t" </dev/null 2>&1 ;;
+	*)    timeout -k 5 300 "$XB_BUILD/tests/$t" </dev/null 2>&1 ;;
+	esac
+	r=$?
+	# 77: skipped as a whole; the script said why.
+	[ $r = 0 ] || [ $r = 77 ] || { echo "# vm: $t exited $r"; rc=1; }
+done
+echo "xb-vm-exit $rc"
+sync
+echo o >/proc/sysrq-trigger
+sleep 5
