@@ -37,7 +37,7 @@ noway() { echo "no VM: $*"; exit 77; }
 
 # Host tools the kernel tests use, by package (dpkg -L lists their files).
 PKGS="bash dash coreutils grep sed mawk gawk findutils util-linux mount procps kmod iproute2 iputils-ping
-      wireguard-tools wireguard-go nftables conntrack tcpdump jq libc-bin diffutils ethtool"
+      wireguard-tools wireguard-go nftables conntrack tcpdump jq libc-bin diffutils ethtool iperf3 libiperf0"
 
 kernel() {	# fetch and unpack the newest linux-image-cloud-amd64; sets KVER, KDIR
 	local meta dep deb
