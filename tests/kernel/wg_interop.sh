@@ -2,8 +2,8 @@
 # Our userspace WireGuard (xborder-wg) against the kernel's, on Debian's
 # kernel in the VM (tests/vm/vm.sh), both configured only with `wg': a
 # handshake started by each side, IPv4 and IPv6 inside over an IPv4 and an
-# IPv6 outer, a preshared key, each side roaming to a new address, and what
-# `wg show' says on both.
+# IPv6 outer, a preshared key, each side roaming to a new address, what
+# `wg show' says on both, and rekeying (ours starting it, on shortened timers).
 #
 #   a (ours: xborder-wg) ──────────── b (kernel: ip link add type wireguard)
 #   eth0 192.0.2.1/24 (roams to .11)  eth0 192.0.2.2/24 (roams to .12)
@@ -60,6 +60,17 @@ for outer in 192.0.2.2 2001:db8:1::2; do
 	done
 done
 
+# Rekey: ours, the initiator, with rekey_after_time shortened to 4 s, makes
+# new handshakes with the kernel while traffic flows; nothing is lost.
+XB_WG_ARGS="--timers rekey_after_time=4" pair 192.0.2.2
+nq a ping -c 2 -i 0.2 -W 3 198.51.100.2 >/dev/null
+hs1a=$(hs a "$WA") hs1b=$(hs b "$WB")
+xb_check "rekey: 45 pings over 9 s, none lost" nq a ping -c 45 -i 0.2 -W 3 198.51.100.2
+hs2a=$(hs a "$WA") hs2b=$(hs b "$WB")
+xb_check "rekey: a new handshake on both sides (a $hs1a → $hs2a, b $hs1b → $hs2b)" \
+	sh -c "[ $hs2a -gt $hs1a ] && [ $hs2b -gt $hs1b ]"
+unpair
+
 # What wg shows, on both sides, after traffic both ways.
 pair 192.0.2.2 psk
 nq a ping -c 3 -i 0.2 -W 3 198.51.100.2 >/dev/null
@@ -92,4 +103,5 @@ xb_check "b roams: ping from its new address" nq b ping -c 2 -i 0.2 -W 3 198.51.
 xb_check "... and our endpoint for b follows (192.0.2.12:51821)" \
 	sh -c "ip netns exec $XB_RUN-a wg show $WA endpoints | grep -qF 192.0.2.12:51821"
 unpair
+
 xb_end
