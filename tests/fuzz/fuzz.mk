@@ -1,17 +1,27 @@
 # make fuzz — build every tests/fuzz/fuzz_*.c as a libFuzzer target with clang
 # (ASan + UBSan), then run each for FUZZ_SECONDS (default 10; 0 = build only).
 # Corpora live in build/fuzz/corpus/NAME and grow across runs; seeds in
-# tests/fuzz/corpus/NAME, when there, are read too.
+# tests/fuzz/corpus/NAME, when there, are read too. FUZZ_TARGETS="fuzz_a
+# fuzz_b" runs only those.
+#
+# The library is compiled once (instrumented, -fsanitize=fuzzer-no-link) into
+# build/fuzz/libxborder.a; each target links what it uses from it. A target
+# that drives a file's static functions #includes that .c, whose copy then
+# wins over the archive's.
 FUZZ_SECONDS ?= 10
 FBUILD   := build/fuzz
 FCC      := clang
-FCFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
-            -fno-sanitize-recover=undefined $(shell pkg-config --cflags libsodium jansson libconfig)
-FLIBS    := $(shell pkg-config --libs libsodium jansson libconfig) -lpthread -lm
-LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c)) gateway/control.c \
-            gateway/dns_match.c gateway/dns_list.c $(wildcard gateway/dns_wire*.c) agent/http.c \
-            gateway/posture.c gateway/posture_report.c $(filter-out policy/compile.c,$(wildcard policy/*.c))
-TARGETS  := $(patsubst tests/fuzz/%.c,$(FBUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FPKGS    := libmnl libsodium libconfig libnftables jansson sqlite3 libmicrohttpd
+FSAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FCFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -MMD -MP -Wall -Wextra -Werror \
+            -Wno-unused-function -Wno-bitwise-instead-of-logical $(FSAN) $(shell pkg-config --cflags $(FPKGS))
+FLIBS    := $(shell pkg-config --libs $(FPKGS)) -lpthread -lm
+LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c gateway/*.c agent/*.c))
+LIBOBJ   := $(LIBSRC:%.c=$(FBUILD)/obj/%.o)
+FLIB     := $(FBUILD)/libxborder.a
+ALLT     := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(ALLT)
+TARGETS  := $(FUZZ_TARGETS:%=$(FBUILD)/%)
 
 .PHONY: fuzz-all
 fuzz-all: $(TARGETS)
@@ -26,7 +36,17 @@ fuzz-all: $(TARGETS)
 		fi; \
 	done
 
-$(FBUILD)/%: tests/fuzz/%.c $(LIBSRC)
+$(FBUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
+	@$(FCC) $(FCFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FLIB): $(LIBOBJ)
+	@echo "  AR     $@"
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(FBUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FLIB)
 	@echo "  CLANG  $@"
-	@$(FCC) $(FCFLAGS) -o $@ $< $(LIBSRC) $(FLIBS)
+	@$(FCC) $(FCFLAGS) -fsanitize=fuzzer -MF $@.d -o $@ $< $(FLIB) $(FLIBS)
+
+-include $(LIBOBJ:.o=.d) $(TARGETS:=.d)
