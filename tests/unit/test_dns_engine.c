@@ -67,7 +67,8 @@ struct msg {
 
 static void add(struct msg *m, const void *p, size_t n)
 {
-	memcpy(m->b + m->n, p, n);
+	if (n)
+		memcpy(m->b + m->n, p, n);
 	m->n += n;
 }
 
