@@ -56,6 +56,7 @@ static struct xb_dnssvc *engine(void)
 	unlink(path);
 	rmdir(dir);
 	CHECK((svc.cfg = xb_dnssvc_prepare(p, &errs)) != NULL);
+	xb_errors_free(&errs);
 	return &svc;
 }
 
