@@ -2,7 +2,7 @@
  * (entry_cb choosing the entries to delete, stats_cb counting them), run by
  * xb_nlmsg_run as talk() runs them. conntrack.c is #included for its statics.
  * Input: one octet (bit 0: IPv6 dump; bit 1: the statistics callback), then
- * the reply, in a buffer of exactly its size. Checks: a victim's tuple is
+ * the reply, in a buffer of its size rounded up to 4 octets. Checks: a victim's tuple is
  * within its buffer and it names a key that was asked for. */
 #include "gateway/conntrack.c"
 
@@ -29,7 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d.keys = data[0] & 1 ? k6 : k4;
 	d.n_keys = data[0] & 1 ? 1 : 2;
 	d.v = v;
-	if (!(buf = malloc(size - 1)))
+	/* The read, then zeroes up to the next 4-octet boundary: libmnl lets
+	 * the last attribute reach into a message's alignment padding, which
+	 * in talk()'s buffer (MNL_SOCKET_BUFFER_SIZE, a multiple of 4) always
+	 * lies within it. */
+	if (!(buf = calloc(1, NLMSG_ALIGN(size - 1) + 1)))
 		abort();
 	memcpy(buf, data + 1, size - 1);
 	if (data[0] & 2)

@@ -2,7 +2,7 @@
  * and routes for the sweep, a link's kind), run by xb_nlmsg_run as talk()
  * runs them on what the socket read. rtnl.c is #included for its statics.
  * Input: one octet choosing the callback, then the reply (one or more
- * netlink messages), in a buffer of exactly its size. */
+ * netlink messages), in a buffer of its size rounded up to 4 octets. */
 #include "gateway/rtnl.c"
 
 #include <stdio.h>
@@ -28,7 +28,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s->hi = s->thi = UINT32_MAX;
 	memset(kind, 'x', sizeof(kind));
 	ctx = data[0] % 3 == 2 ? (void *)kind : (void *)s;
-	if (!(buf = malloc(size - 1)))
+	/* The read, then zeroes up to the next 4-octet boundary: libmnl lets
+	 * the last attribute reach into a message's alignment padding, which
+	 * in talk()'s buffer (MNL_SOCKET_BUFFER_SIZE, a multiple of 4) always
+	 * lies within it. */
+	if (!(buf = calloc(1, NLMSG_ALIGN(size - 1) + 1)))
 		abort();
 	memcpy(buf, data + 1, size - 1);
 	xb_nlmsg_run(buf, size - 1, 0, 0, cbs[data[0] % 3], ctx);

@@ -2,7 +2,7 @@
  * (a WireGuard device dump: keys, port, peers, allowed IPs; and the
  * family id lookup), run by xb_nlmsg_run as genl_talk() runs them.
  * wg_kernel.c is #included for its statics. Input: one octet choosing the
- * callback, then the reply, in a buffer of exactly its size. */
+ * callback, then the reply, in a buffer of its size rounded up to 4 octets. */
 #include "gateway/wg_kernel.c"
 
 #include <stdio.h>
@@ -20,7 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	memset(&c, 0, sizeof(c));
-	if (!(buf = malloc(size - 1)))
+	/* The read, then zeroes up to the next 4-octet boundary: libmnl lets
+	 * the last attribute reach into a message's alignment padding, which
+	 * in talk()'s buffer (MNL_SOCKET_BUFFER_SIZE, a multiple of 4) always
+	 * lies within it. */
+	if (!(buf = calloc(1, NLMSG_ALIGN(size - 1) + 1)))
 		abort();
 	memcpy(buf, data + 1, size - 1);
 	if (data[0] & 1)
