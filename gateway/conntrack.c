@@ -12,6 +12,7 @@
  * destination). Deletions never run while a dump is in flight.
  */
 #include "gateway/conntrack.h"
+#include "gateway/nlmsg.h"
 
 #include <errno.h>
 #include <libmnl/libmnl.h>
@@ -107,7 +108,7 @@ static int talk(struct xb_ct *c, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 		ret = (int)mnl_socket_recvfrom(c->nl, buf, sizeof(buf));
 		if (ret < 0)
 			return -errno;
-		ret = mnl_cb_run(buf, (size_t)ret, seq, c->portid, cb, data);
+		ret = xb_nlmsg_run(buf, (size_t)ret, seq, c->portid, cb, data);
 		if (ret < 0)
 			return -errno;
 		if (ret == MNL_CB_STOP)

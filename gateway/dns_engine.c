@@ -541,6 +541,10 @@ static size_t chased_answer(struct xb_dnssvc *s, struct dns_query *qq, const str
 	}
 	dnsw_iter_init(&it, m, DNSW_AN);
 	while (dnsw_iter_next(&it, &rr)) {
+		/* Only class IN rdata is validated (an A of another class may
+		 * hold any number of octets); ours is an IN answer. */
+		if (rr.rclass != DNSW_C_IN)
+			continue;
 		if (rr.type == DNSW_T_CNAME && dnsw_rr_name(m, &rr, 0, target) >= 0)
 			dnsw_answer_cname(&b, rr.owner, rr.ttl, target);
 		else if (rr.type == DNSW_T_A || rr.type == DNSW_T_AAAA)
@@ -550,29 +554,28 @@ static size_t chased_answer(struct xb_dnssvc *s, struct dns_query *qq, const str
 }
 
 /* RFC 6891 7: no OPT in the answer to a query without one. The upstream's
- * OPT (we always ask with EDNS) is the last record of its additional
- * section; cut it off out[0..m->len) and return the new length. */
+ * OPT (we always ask with EDNS) is in its additional section, not always
+ * last: cut out[0..m->len) where the OPT starts — the records after it go
+ * too, and the prefix keeps every compression pointer inside — and return
+ * the new length. */
 static size_t strip_opt(const struct dnsw_msg *m, uint8_t *out)
 {
 	struct dnsw_iter it;
 	struct dnsw_rr rr;
-	uint16_t ar;
+	size_t start = m->sec_off[DNSW_AR];
+	uint16_t kept = 0;
 
 	if (!m->edns.present)
 		return m->len;
 	dnsw_iter_init(&it, m, DNSW_AR);
 	while (dnsw_iter_next(&it, &rr)) {
-		/* OPT's owner is the root: one zero octet before its 10 fixed ones. */
-		if (rr.type != DNSW_T_OPT || rr.rdata_off < DNSW_HDR_LEN + 11 ||
-		    rr.rdata_off + rr.rdlen != m->len || out[rr.rdata_off - 11] != 0)
-			continue;
-		ar = (uint16_t)(out[10] << 8 | out[11]);
-		if (!ar)
-			break;
-		ar--;
-		out[10] = (uint8_t)(ar >> 8);
-		out[11] = (uint8_t)ar;
-		return rr.rdata_off - 11;
+		if (rr.type == DNSW_T_OPT) {
+			out[10] = (uint8_t)(kept >> 8);
+			out[11] = (uint8_t)kept;
+			return start;
+		}
+		start = rr.rdata_off + rr.rdlen;
+		kept++;
 	}
 	return m->len;
 }

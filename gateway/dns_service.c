@@ -33,6 +33,7 @@
 #define UDP_DRAIN	8		/* full batches per socket per wakeup, at most */
 #define UDP_QUERY_MAX	4096		/* larger queries are dropped (counted) */
 #define MSG_MAX		65535
+_Static_assert(MSG_MAX + 2 == DNSW_TCP_FRAME_MAX, "a client's buffer holds one whole message");
 
 enum { TAG_TIMER = 1, TAG_UP, TAG_UDP, TAG_TCPL = TAG_UDP + DNS_LISTEN_MAX,
        TAG_CONN = TAG_TCPL + DNS_LISTEN_MAX };
@@ -438,6 +439,9 @@ static void on_accept(struct xb_dnssvc *s, int lfd)
 static void on_conn(struct xb_dnssvc *s, int slot, uint32_t events)
 {
 	struct dns_tcp *k = &s->conns[slot];
+	socklen_t plen = k->peer.sa.sa_family == AF_INET ? sizeof(k->peer.in) : sizeof(k->peer.in6);
+	const uint8_t *msg;
+	size_t m, off = 0;
 	ssize_t n;
 
 	if (events & EPOLLOUT)
@@ -453,17 +457,13 @@ static void on_conn(struct xb_dnssvc *s, int slot, uint32_t events)
 		return;
 	k->in_len += (size_t)n;
 	k->deadline_ns = s->now_ns + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
-	while (k->fd >= 0 && k->in_len >= 2) {
-		size_t m = (size_t)k->in[0] << 8 | k->in[1];
-		socklen_t plen = k->peer.sa.sa_family == AF_INET ? sizeof(k->peer.in) : sizeof(k->peer.in6);
-
-		if (k->in_len < m + 2)
-			break;
-		on_query(s, k->in + 2, m, -1, &k->peer, plen, slot);
-		if (k->fd < 0)
-			break;
-		memmove(k->in, k->in + m + 2, k->in_len - m - 2);
-		k->in_len -= m + 2;
+	/* A full buffer holds a whole message (DNSW_TCP_FRAME_MAX): there
+	 * is always room to read on. */
+	while (k->fd >= 0 && dnsw_tcp_next(k->in, k->in_len, &off, &msg, &m))
+		on_query(s, msg, m, -1, &k->peer, plen, slot);
+	if (k->fd >= 0 && off) {
+		memmove(k->in, k->in + off, k->in_len - off);
+		k->in_len -= off;
 	}
 }
 

@@ -28,7 +28,7 @@
 
 #define TAG_TIMER	0
 #define QUERY_MAX	(DNSW_HDR_LEN + DNSW_NAME_MAX + 4 + DNSW_OPT_LEN)
-#define TCP_MAX		(2 + 65535)
+#define TCP_MAX		DNSW_TCP_FRAME_MAX
 #define RECV_BURST	64	/* datagrams read per socket per process call */
 
 struct uq {
@@ -480,8 +480,8 @@ static void tcp_send(struct xb_up *u, struct uq *q, uint64_t now)
 
 static void tcp_recv(struct xb_up *u, struct uq *q, uint64_t now)
 {
-	size_t want = q->in_got < 2 ? 2 : 2 + (size_t)xb_get16(q->in);
-	ssize_t n = recv(q->fd, q->in + q->in_got, want - q->in_got, 0);
+	long need = dnsw_tcp_need(q->in, q->in_got);
+	ssize_t n = need > 0 ? recv(q->fd, q->in + q->in_got, (size_t)need, 0) : 0;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -490,11 +490,9 @@ static void tcp_recv(struct xb_up *u, struct uq *q, uint64_t now)
 		return;
 	}
 	q->in_got += (size_t)n;
-	if (q->in_got == 2 && xb_get16(q->in) < DNSW_HDR_LEN) {
+	if ((need = dnsw_tcp_need(q->in, q->in_got)) < 0)	/* shorter than a header */
 		server_failed(u, q, -1, now);
-		return;
-	}
-	if (q->in_got > 2 && q->in_got == 2 + (size_t)xb_get16(q->in))
+	else if (!need)
 		reply(u, q, q->in + 2, q->in_got - 2, now);
 }
 

@@ -750,3 +750,33 @@ size_t dnsw_truncate(uint8_t *msg, size_t len, size_t limit)
 	}
 	return cut + optlen;
 }
+
+/* ---- TCP framing ---- */
+
+bool dnsw_tcp_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg,
+		   size_t *msg_len)
+{
+	size_t n;
+
+	if (*off > len || len - *off < 2)
+		return false;
+	n = xb_get16(buf + *off);
+	if (len - *off - 2 < n)
+		return false;
+	*msg = buf + *off + 2;
+	*msg_len = n;
+	*off += 2 + n;
+	return true;
+}
+
+long dnsw_tcp_need(const uint8_t *buf, size_t got)
+{
+	size_t want;
+
+	if (got < 2)
+		return (long)(2 - got);
+	want = 2 + (size_t)xb_get16(buf);
+	if (want < 2 + DNSW_HDR_LEN)
+		return -1;
+	return got < want ? (long)(want - got) : 0;
+}

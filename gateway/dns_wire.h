@@ -284,4 +284,25 @@ int dnsw_cap_ttls(uint8_t *msg, size_t len, uint32_t max);
  * 0 when even the question does not fit or the message does not parse. */
 size_t dnsw_truncate(uint8_t *msg, size_t len, size_t limit);
 
+/* ---- TCP framing (RFC 1035 4.2.2, RFC 7766 8) ---- */
+
+/* On a TCP stream every message follows its length: two octets, network
+ * order. A reader keeps what it has read in buf[0..len); the stream's first
+ * octets sit at buf[0]. */
+#define DNSW_TCP_FRAME_MAX	(2 + 65535)	/* the most one message takes */
+
+/* The next whole message of a stream of pipelined messages (the service's
+ * clients): at *off a length and at least that many octets follow, within
+ * len. Then *msg and *msg_len give the message, *off moves past it and true
+ * is returned; false (nothing moved) while the message is still partly
+ * unread. A buffer of DNSW_TCP_FRAME_MAX octets always holds a whole one. */
+bool dnsw_tcp_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg,
+		   size_t *msg_len);
+
+/* Octets still to read for the first message of a stream with one message
+ * (an upstream's reply): 2 - got before the length is in, then what the
+ * length says is missing; 0 once it is all there. -1 when the length is
+ * below a DNS header: no reply. Never more than DNSW_TCP_FRAME_MAX - got. */
+long dnsw_tcp_need(const uint8_t *buf, size_t got);
+
 #endif

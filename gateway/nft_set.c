@@ -1,5 +1,6 @@
 /* Set elements through netfilter netlink; see nft_set.h. */
 #include "gateway/nft_set.h"
+#include "gateway/nlmsg.h"
 
 #include "common/log.h"
 #include "policy/compile.h"
@@ -109,6 +110,32 @@ static void drain(struct xb_nftset *s)
 			break;
 }
 
+/* One read of answers, n octets: the first error among the answers to
+ * [first, last] goes to *err (when it holds none yet); true once the answer
+ * to `last' is among them. Other messages, and answers too short to hold
+ * an error, are ignored. */
+static bool acks(const char *buf, int n, uint32_t first, uint32_t last, int *err)
+{
+	bool done = false;
+
+	if (!xb_nlmsg_lengths_ok(buf, (size_t)n))
+		return false;	/* unreadable: the timeout ends the wait */
+	for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(h, n);
+	     h = mnl_nlmsg_next(h, &n)) {
+		const struct nlmsgerr *e;
+
+		if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first || h->nlmsg_seq > last ||
+		    mnl_nlmsg_get_payload_len(h) < sizeof(*e))
+			continue;
+		e = mnl_nlmsg_get_payload(h);
+		if (e->error && !*err)
+			*err = e->error;
+		if (h->nlmsg_seq == last)
+			done = true;
+	}
+	return done;
+}
+
 /* Sends the batch and reads the answers: the kernel sends an ack or an
  * error for every acked message, failed batch or not. Returns 0 or the
  * first error, after the answer to `last' (bounded by the socket's 1 s
@@ -125,23 +152,10 @@ static int exchange(struct xb_nftset *s, struct mnl_nlmsg_batch *b, uint32_t fir
 		return -errno;
 	while (!done) {
 		ssize_t got = mnl_socket_recvfrom(s->nl, buf, sizeof(buf));
-		int n;
 
 		if (got < 0)
 			return err ? err : -errno;
-		n = (int)got;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; mnl_nlmsg_ok(h, n);
-		     h = mnl_nlmsg_next(h, &n)) {
-			const struct nlmsgerr *e;
-
-			if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first || h->nlmsg_seq > last)
-				continue;
-			e = mnl_nlmsg_get_payload(h);
-			if (e->error && !err)
-				err = e->error;
-			if (h->nlmsg_seq == last)
-				done = true;
-		}
+		done = acks(buf, (int)got, first, last, &err);
 	}
 	return err;
 }

@@ -1,5 +1,6 @@
 /* rtnetlink requests; see rtnl.h. */
 #include "gateway/rtnl.h"
+#include "gateway/nlmsg.h"
 
 #include <errno.h>
 #include <libmnl/libmnl.h>
@@ -50,7 +51,7 @@ static int talk(struct xb_rtnl *r, struct nlmsghdr *nlh, mnl_cb_t cb, void *data
 		ret = (int)mnl_socket_recvfrom(r->nl, buf, sizeof(buf));
 		if (ret < 0)
 			return -errno;
-		ret = mnl_cb_run(buf, (size_t)ret, seq, r->portid, cb, data);
+		ret = xb_nlmsg_run(buf, (size_t)ret, seq, r->portid, cb, data);
 		if (ret < 0)
 			return -errno;
 		if (ret == MNL_CB_STOP)
@@ -212,6 +213,20 @@ static int attr_cb(const struct nlattr *a, void *data)
 	return MNL_CB_OK;
 }
 
+/* An attribute's u32, or def when it is absent or too short for one. */
+static uint32_t u32_or(const struct nlattr *a, uint32_t def)
+{
+	return a && mnl_attr_get_payload_len(a) >= 4 ? mnl_attr_get_u32(a) : def;
+}
+
+/* An attribute long enough for an address of family. */
+static bool addr_attr(const struct nlattr *a, sa_family_t family)
+{
+	return a && mnl_attr_get_payload_len(a) >= addr_len(family);
+}
+
+/* Messages shorter than their fixed header, and attributes shorter than
+ * their type, are skipped: nothing is read past what the socket read. */
 static int rule_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct sweep *s = data;
@@ -219,15 +234,17 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlattr *tb[FRA_MAX + RTA_MAX + 2] = { 0 };
 	uint32_t prio;
 
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*frh))
+		return MNL_CB_OK;
 	mnl_attr_parse(nlh, sizeof(*frh), attr_cb, tb);
-	prio = tb[FRA_PRIORITY] ? mnl_attr_get_u32(tb[FRA_PRIORITY]) : 0;
+	prio = u32_or(tb[FRA_PRIORITY], 0);
 	if (prio < s->lo || prio > s->hi || s->n_rules == sizeof(s->rules) / sizeof(s->rules[0]))
 		return MNL_CB_OK;
 	s->rules[s->n_rules++] = (struct xb_iprule){
 		.family = frh->family,
-		.fwmark = tb[FRA_FWMARK] ? mnl_attr_get_u32(tb[FRA_FWMARK]) : 0,
-		.mask = tb[FRA_FWMASK] ? mnl_attr_get_u32(tb[FRA_FWMASK]) : 0,
-		.table = tb[FRA_TABLE] ? mnl_attr_get_u32(tb[FRA_TABLE]) : frh->table,
+		.fwmark = u32_or(tb[FRA_FWMARK], 0),
+		.mask = u32_or(tb[FRA_FWMASK], 0),
+		.table = u32_or(tb[FRA_TABLE], frh->table),
 		.priority = prio,
 	};
 	return MNL_CB_OK;
@@ -241,24 +258,26 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	struct xb_route *rt;
 	uint32_t table;
 
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*rtm))
+		return MNL_CB_OK;
 	mnl_attr_parse(nlh, sizeof(*rtm), attr_cb, tb);
-	table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
+	table = u32_or(tb[RTA_TABLE], rtm->rtm_table);
 	if (table < s->tlo || table > s->thi || s->n_routes == sizeof(s->routes) / sizeof(s->routes[0]))
 		return MNL_CB_OK;
 	rt = &s->routes[s->n_routes];
 	memset(rt, 0, sizeof(*rt));
 	rt->dst.family = rtm->rtm_family;
 	rt->dst.cidr = rtm->rtm_dst_len;
-	if (tb[RTA_DST])
+	if (addr_attr(tb[RTA_DST], rtm->rtm_family))
 		memcpy(rt->dst.addr, mnl_attr_get_payload(tb[RTA_DST]), addr_len(rtm->rtm_family));
 	rt->table = table;
 	rt->type = rtm->rtm_type;
-	rt->ifindex = tb[RTA_OIF] ? mnl_attr_get_u32(tb[RTA_OIF]) : 0;
-	if (tb[RTA_GATEWAY]) {
+	rt->ifindex = u32_or(tb[RTA_OIF], 0);
+	if (addr_attr(tb[RTA_GATEWAY], rtm->rtm_family)) {
 		memcpy(s->gw[s->n_routes], mnl_attr_get_payload(tb[RTA_GATEWAY]), addr_len(rtm->rtm_family));
 		rt->gw = s->gw[s->n_routes];
 	}
-	rt->metric = tb[RTA_PRIORITY] ? mnl_attr_get_u32(tb[RTA_PRIORITY]) : 0;
+	rt->metric = u32_or(tb[RTA_PRIORITY], 0);
 	s->n_routes++;
 	return MNL_CB_OK;
 }
@@ -303,8 +322,9 @@ static int kind_attr_cb(const struct nlattr *a, void *data)
 {
 	char *kind = data;
 
+	/* MNL_TYPE_STRING does not promise a NUL within the payload. */
 	if (mnl_attr_get_type(a) == IFLA_INFO_KIND && mnl_attr_validate(a, MNL_TYPE_STRING) == 0)
-		snprintf(kind, 16, "%s", mnl_attr_get_str(a));
+		snprintf(kind, 16, "%.*s", (int)mnl_attr_get_payload_len(a), mnl_attr_get_str(a));
 	return MNL_CB_OK;
 }
 

@@ -12,6 +12,7 @@
  * Not exercised on the development machines (their kernel has no
  * WireGuard); the backend tests skip there with the reason.
  */
+#include "gateway/nlmsg.h"
 #include "gateway/wgif.h"
 
 #include <errno.h>
@@ -73,7 +74,7 @@ static int genl_talk(struct genl *g, struct nlmsghdr *nlh, mnl_cb_t cb, void *da
 			ret = errno;
 			break;
 		}
-		ret = mnl_cb_run(buf, (size_t)ret, seq, g->portid, cb, data);
+		ret = xb_nlmsg_run(buf, (size_t)ret, seq, g->portid, cb, data);
 		if (ret < 0 || ret == MNL_CB_STOP) {
 			ret = ret < 0 ? (errno ? errno : EIO) : 0;
 			break;

@@ -130,6 +130,8 @@ xb_check "override: portal.acme.cn answers the configured address" \
 	test "$(q alice portal.acme.cn)" = 203.0.113.20
 xb_check "override: other types for the name get an empty answer" \
 	sh -c "test -z \"\$(ip netns exec $XB_RUN-alice dig +short @198.51.100.1 portal.acme.cn MX)\""
+xb_check "TCP: two queries on one connection are both answered" \
+	sh -c "ip netns exec $XB_RUN-alice dig +tcp +keepopen +time=2 +tries=1 +short @198.51.100.1 portal.acme.cn portal.acme.cn | grep -cx 203.0.113.20 | grep -qx 2"
 
 xb_check "before any query, alice cannot reach the origin" \
 	sh -c "! ip netns exec $XB_RUN-alice curl -s --max-time 1 http://203.0.113.10/ >/dev/null"

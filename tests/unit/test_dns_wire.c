@@ -1051,3 +1051,30 @@ TEST(mutations)
 	}
 	printf("# %u of 50000 mutated responses accepted\n", accepted);
 }
+
+/* RFC 7766 framing: pipelined messages, a partial one, a zero-length one;
+ * an upstream reply's length read before its body, a too short length. */
+TEST(tcp_framing)
+{
+	static const uint8_t s[] = { 0, 3, 'a', 'b', 'c', 0, 0, 0, 12, 1, 2 };
+	uint8_t r[2 + 12] = { 0, 12 };
+	const uint8_t *msg;
+	size_t off = 0, m;
+
+	CHECK(dnsw_tcp_next(s, sizeof(s), &off, &msg, &m));
+	CHECK(msg == s + 2 && m == 3 && off == 5);
+	CHECK(dnsw_tcp_next(s, sizeof(s), &off, &msg, &m));
+	CHECK(m == 0 && off == 7);
+	CHECK(!dnsw_tcp_next(s, sizeof(s), &off, &msg, &m));	/* 12 announced, 2 there */
+	CHECK_INT(off, ==, 7);
+	CHECK(!dnsw_tcp_next(s, 1, &off, &msg, &m));		/* off past len */
+	CHECK_INT(dnsw_tcp_need(r, 0), ==, 2);
+	CHECK_INT(dnsw_tcp_need(r, 1), ==, 1);
+	CHECK_INT(dnsw_tcp_need(r, 2), ==, 12);
+	CHECK_INT(dnsw_tcp_need(r, 9), ==, 5);
+	CHECK_INT(dnsw_tcp_need(r, 14), ==, 0);
+	r[1] = 11;
+	CHECK_INT(dnsw_tcp_need(r, 2), ==, -1);
+	r[0] = r[1] = 0xff;
+	CHECK_INT(dnsw_tcp_need(r, 2), ==, 65535);
+}

@@ -1,0 +1,195 @@
+/* The resolver's engine (dns_engine.c) on hand-made upstream answers:
+ * what goes back to the client must be a valid response to its query.
+ * Regression tests for fuzz_dns_engine's findings. */
+#include "tests/lib/check.h"
+#include "common/bytes.h"
+#include "gateway/dns_internal.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static const char conf[] =
+	"gateway = { private_key_file = \"gw.key\"; pool4 = \"198.51.100.0/24\"; };\n"
+	"devices = ( { name = \"d1\"; public_key = \"4Y/dLaQvQZ4EuD2bQOcm0Z+vMIUIGI4MZqth6a/3/m0=\"; } );\n"
+	"rules = ( { name = \"web\"; domains = [ \"*.example.com\" ]; action = \"allow\"; via = [ \"internet\" ]; } );\n"
+	"dns = { upstreams = [ \"192.0.2.53\" ];\n"
+	"  rules = ( { name = \"ov\"; domains = [ \"www.example.org\" ]; action = \"override\";\n"
+	"              cname = \"a.example.com\"; } ); };\n";
+
+static struct xb_dnssvc svc;
+static char dir[] = "/tmp/xb-test-dns-engine.XXXXXX";
+
+static void put(const char *name, const char *text, mode_t mode)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	CHECK((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode)) >= 0);
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* The engine with the policy above (made once), sets off (no kernel), no
+ * cache. */
+static struct xb_dnssvc *engine(void)
+{
+	struct xb_errors errs = { 0 };
+	struct xb_policy *p;
+	char path[256];
+
+	if (svc.cfg)
+		return &svc;
+	CHECK(mkdtemp(dir) != NULL);
+	put("gw.key", "mF4d/96W8I2d2yeqxh2Xcw9/Vi5BdKS90bCB3puspFQ=\n", 0600);
+	put("xborder.conf", conf, 0644);
+	snprintf(path, sizeof(path), "%s/xborder.conf", dir);
+	p = xb_policy_load(path, &errs);
+	if (!p)
+		xb_errors_print(&errs, stderr);
+	CHECK(p != NULL);
+	snprintf(path, sizeof(path), "%s/gw.key", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/xborder.conf", dir);
+	unlink(path);
+	rmdir(dir);
+	CHECK((svc.cfg = xb_dnssvc_prepare(p, &errs)) != NULL);
+	xb_errors_free(&errs);
+	return &svc;
+}
+
+/* Message builder: a header, then records appended as wire bytes. */
+struct msg {
+	uint8_t b[512];
+	size_t n;
+};
+
+static void add(struct msg *m, const void *p, size_t n)
+{
+	if (n)
+		memcpy(m->b + m->n, p, n);
+	m->n += n;
+}
+
+static void add_name(struct msg *m, const char *text)
+{
+	m->n += (size_t)dnsw_name_from_text(text, m->b + m->n);
+}
+
+/* type, class, ttl 300, rdlen and rdata, after an owner already added. */
+static void add_rr(struct msg *m, uint16_t type, uint16_t rclass, const void *rdata, uint16_t rdlen)
+{
+	uint8_t f[10];
+
+	xb_put16(f, type);
+	xb_put16(f + 2, rclass);
+	xb_put32(f + 4, 300);
+	xb_put16(f + 8, rdlen);
+	add(m, f, 10);
+	add(m, rdata, rdlen);
+}
+
+static void header(struct msg *m, uint16_t flags, uint16_t an, uint16_t ar, const char *qname)
+{
+	m->n = 0;
+	xb_put16(m->b, 0x1234);
+	xb_put16(m->b + 2, flags);
+	xb_put16(m->b + 4, 1);
+	xb_put16(m->b + 6, an);
+	xb_put16(m->b + 8, 0);
+	xb_put16(m->b + 10, ar);
+	m->n = DNSW_HDR_LEN;
+	add_name(m, qname);
+	add(m, "\0\1\0\1", 4);	/* A, IN */
+}
+
+static const uint8_t opt[DNSW_OPT_LEN] = { 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0 };
+static const uint8_t a1[4] = { 203, 0, 113, 7 }, a2[4] = { 192, 0, 2, 9 };
+
+/* The client's answer to qq, from the upstream's message up. */
+static size_t answer(struct xb_dnssvc *s, struct dns_query *qq, const struct msg *up,
+		     uint8_t *out, size_t cap, struct dnsw_msg *res)
+{
+	const struct dnsw_query *ask;
+	struct dnsw_msg m;
+	size_t len = 0;
+
+	CHECK_INT(dns_decide(s, qq, out, cap, &len), ==, DNS_ASK);
+	ask = qq->chase ? &qq->qc : &qq->q;
+	CHECK_INT(dnsw_parse_response(&m, up->b, up->n, 0x1234, &ask->q), ==, DNSW_R_OK);
+	CHECK((len = dns_answer_from(s, qq, &m, out, cap)) > 0);
+	CHECK_INT(dnsw_parse_response(res, out, len, qq->q.hdr.id, &qq->q.q), ==, DNSW_R_OK);
+	return len;
+}
+
+static void query(struct dns_query *qq, const char *name)
+{
+	struct msg q;
+
+	memset(qq, 0, sizeof(*qq));
+	header(&q, DNSW_F_RD, 0, 0, name);
+	CHECK_INT(dnsw_parse_query(&qq->q, q.b, q.n), ==, DNSW_Q_OK);
+}
+
+/* An override's CNAME, then the target's upstream answer re-encoded: an A
+ * of class ANY (whose rdata nothing checks: here none at all) was copied
+ * as an IN A of 0 octets, and the client's answer did not parse. */
+TEST(chase_keeps_only_class_in)
+{
+	struct xb_dnssvc *s = engine();
+	struct dns_query qq;
+	struct dnsw_msg res;
+	struct dnsw_iter it;
+	struct dnsw_rr rr;
+	struct msg up;
+	uint8_t out[1232];
+	unsigned n = 0;
+
+	query(&qq, "www.example.org");
+	header(&up, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA, 2, 0, "a.example.com");
+	add(&up, "\xc0\x0c", 2);
+	add_rr(&up, DNSW_T_A, DNSW_C_IN, a1, 4);
+	add(&up, "\xc0\x0c", 2);
+	add_rr(&up, DNSW_T_A, DNSW_C_ANY, NULL, 0);
+	answer(s, &qq, &up, out, sizeof(out), &res);
+	dnsw_iter_init(&it, &res, DNSW_AN);
+	while (dnsw_iter_next(&it, &rr))
+		n++;
+	CHECK_INT(n, ==, 2);	/* the CNAME and the IN A */
+}
+
+/* A client without EDNS gets no OPT (RFC 6891 7), also when the upstream's
+ * OPT is not the last additional record: it was left in. */
+TEST(strip_opt_not_last)
+{
+	struct xb_dnssvc *s = engine();
+	struct dns_query qq;
+	struct dnsw_msg res;
+	struct msg up;
+	uint8_t out[1232];
+
+	query(&qq, "a.example.com");
+	header(&up, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA, 1, 3, "a.example.com");
+	add(&up, "\xc0\x0c", 2);
+	add_rr(&up, DNSW_T_A, DNSW_C_IN, a1, 4);
+	add_name(&up, "ns1.example.com");	/* a glue record before the OPT */
+	add_rr(&up, DNSW_T_A, DNSW_C_IN, a2, 4);
+	add(&up, opt, sizeof(opt));
+	add_name(&up, "ns2.example.com");	/* and one after it */
+	add_rr(&up, DNSW_T_A, DNSW_C_IN, a2, 4);
+	answer(s, &qq, &up, out, sizeof(out), &res);
+	CHECK(!res.edns.present);
+	CHECK_INT(res.hdr.ancount, ==, 1);
+	CHECK_INT(res.hdr.arcount, ==, 1);	/* the glue before the OPT stays */
+	/* ... and with the OPT last, as it usually is. */
+	query(&qq, "a.example.com");
+	header(&up, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA, 1, 1, "a.example.com");
+	add(&up, "\xc0\x0c", 2);
+	add_rr(&up, DNSW_T_A, DNSW_C_IN, a1, 4);
+	add(&up, opt, sizeof(opt));
+	answer(s, &qq, &up, out, sizeof(out), &res);
+	CHECK(!res.edns.present);
+	CHECK_INT(res.hdr.arcount, ==, 0);
+}

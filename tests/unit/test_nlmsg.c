@@ -1,0 +1,140 @@
+/* Netlink replies that lie: a message length past the read, messages
+ * shorter than their fixed header, attributes shorter than their type, a
+ * string without its NUL. Regression tests for what fuzz_nl_* found;
+ * rtnl.c is #included for its parse callbacks. */
+#include "tests/lib/check.h"
+#include "gateway/nlmsg.h"
+#include "gateway/rtnl.c"
+
+/* A message builder over an exactly sized copy (so ASan sees over-reads). */
+struct nlbuf {
+	uint8_t b[512];
+	size_t n;
+};
+
+static struct nlmsghdr *msg(struct nlbuf *m, uint16_t type, const void *fixed, size_t flen)
+{
+	struct nlmsghdr *h = mnl_nlmsg_put_header(m->b + m->n);
+
+	h->nlmsg_type = type;
+	if (flen)
+		memcpy(mnl_nlmsg_put_extra_header(h, flen), fixed, flen);
+	return h;
+}
+
+static void end(struct nlbuf *m, struct nlmsghdr *h)
+{
+	m->n += NLMSG_ALIGN(h->nlmsg_len);
+}
+
+static int calls;
+
+static int count_cb(const struct nlmsghdr *nlh, void *data)
+{
+	(void)nlh;
+	(void)data;
+	calls++;
+	return MNL_CB_OK;
+}
+
+/* A second message claiming 0xfdfffffc octets: libmnl's mnl_nlmsg_ok()
+ * takes it ((int) of it is negative) and its next step lands 4 GB away. */
+TEST(length_past_the_read)
+{
+	struct nlbuf m = { .n = 0 };
+	struct nlmsghdr *h = msg(&m, RTM_NEWROUTE, NULL, 0);
+	uint8_t *copy;
+
+	end(&m, h);
+	h = msg(&m, RTM_NEWROUTE, NULL, 0);
+	h->nlmsg_len = 0xfdfffffc;
+	m.n += 16;
+	CHECK(!xb_nlmsg_lengths_ok(m.b, m.n));
+	CHECK((copy = malloc(m.n)) != NULL);
+	memcpy(copy, m.b, m.n);
+	calls = 0;
+	errno = 0;
+	CHECK_INT(xb_nlmsg_run(copy, m.n, 0, 0, count_cb, NULL), ==, MNL_CB_ERROR);
+	CHECK_INT(errno, ==, EBADMSG);
+	CHECK_INT(calls, ==, 0);
+	free(copy);
+	/* Whole messages, and a short tail after them, pass. */
+	CHECK(xb_nlmsg_lengths_ok(m.b, 16));
+	CHECK(xb_nlmsg_lengths_ok(m.b, 20));
+	CHECK(xb_nlmsg_lengths_ok(m.b, 0));
+}
+
+static void run(struct nlbuf *m, mnl_cb_t cb, void *data)
+{
+	uint8_t *copy = malloc(m->n);
+
+	CHECK(copy != NULL);
+	memcpy(copy, m->b, m->n);
+	CHECK(xb_nlmsg_run(copy, m->n, 0, 0, cb, data) >= 0);
+	free(copy);
+}
+
+/* A route message with a 4-octet body (an rtmsg is 12) is skipped; one
+ * whose RTA_DST holds 1 octet and RTA_OIF 2 keeps neither: their values
+ * were read from the octets after them. */
+TEST(route_short_parts)
+{
+	static struct sweep s;
+	struct nlbuf m = { .n = 0 };
+	struct rtmsg rtm = { .rtm_family = AF_INET, .rtm_dst_len = 24, .rtm_table = 200 };
+	uint8_t one = 203;
+	uint16_t two = 0xffff;
+	struct nlmsghdr *h = msg(&m, RTM_NEWROUTE, &rtm, 4);
+
+	end(&m, h);
+	s.hi = s.thi = UINT32_MAX;
+	run(&m, route_cb, &s);
+	CHECK_INT(s.n_routes, ==, 0);
+
+	m.n = 0;
+	h = msg(&m, RTM_NEWROUTE, &rtm, sizeof(rtm));
+	mnl_attr_put(h, RTA_DST, 1, &one);
+	mnl_attr_put(h, RTA_OIF, 2, &two);
+	mnl_attr_put_u32(h, RTA_PRIORITY, 0x77777777);	/* what sat after them */
+	end(&m, h);
+	run(&m, route_cb, &s);
+	CHECK_INT(s.n_routes, ==, 1);
+	CHECK_INT(s.routes[0].table, ==, 200);
+	CHECK_INT(s.routes[0].ifindex, ==, 0);
+	CHECK_INT(s.routes[0].dst.addr[0] | s.routes[0].dst.addr[1] | s.routes[0].dst.addr[2] |
+		  s.routes[0].dst.addr[3], ==, 0);
+	CHECK_INT(s.routes[0].metric, ==, 0x77777777);
+}
+
+/* A rule message shorter than its fib_rule_hdr is skipped. */
+TEST(rule_short_header)
+{
+	static struct sweep s;
+	struct nlbuf m = { .n = 0 };
+	struct fib_rule_hdr frh = { .family = AF_INET, .table = 5 };
+	struct nlmsghdr *h = msg(&m, RTM_NEWRULE, &frh, 4);
+
+	end(&m, h);
+	s.hi = s.thi = UINT32_MAX;
+	run(&m, rule_cb, &s);
+	CHECK_INT(s.n_rules, ==, 0);
+}
+
+/* IFLA_INFO_KIND without its NUL: the kind is the payload, not the
+ * octets after it. */
+TEST(link_kind_without_nul)
+{
+	struct nlbuf m = { .n = 0 };
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct nlmsghdr *h = msg(&m, RTM_NEWLINK, &ifi, sizeof(ifi));
+	struct nlattr *nest = mnl_attr_nest_start(h, IFLA_LINKINFO);
+	char kind[16];
+
+	mnl_attr_put(h, IFLA_INFO_KIND, 4, "wire");	/* 4 octets: no padding, no NUL */
+	mnl_attr_put_strz(h, IFLA_INFO_DATA, "tail");	/* its header follows at once */
+	mnl_attr_nest_end(h, nest);
+	end(&m, h);
+	memset(kind, 0, sizeof(kind));
+	run(&m, link_cb, kind);
+	CHECK_STR(kind, "wire");
+}
