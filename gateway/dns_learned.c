@@ -124,8 +124,11 @@ static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
 	b->n_put = b->n_del = 0;
 }
 
-/* An entry evicted to make room: out of the kernel's set too — unless it
- * was put in this very batch, then it is simply not put. */
+/* An entry evicted to make room: out of the kernel's set too. A put of it
+ * queued in this batch is dropped, and the delete is queued all the same:
+ * the put may have been a refresh of an element the kernel already holds
+ * (or an earlier batch of the round sent it). Deleting an absent element
+ * is no error (xb_nftset_remove), and deletes go before puts. */
 static void evicted(struct set_batch *b, const struct xb_dnsl_entry *ev)
 {
 	size_t len = ev->family == AF_INET ? 4 : 16;
@@ -133,7 +136,7 @@ static void evicted(struct set_batch *b, const struct xb_dnsl_entry *ev)
 	for (size_t i = 0; i < b->n_put; i++)
 		if (b->put[i].family == ev->family && !memcmp(b->put[i].addr, ev->addr, len)) {
 			b->put[i] = b->put[--b->n_put];
-			return;
+			break;
 		}
 	b->del[b->n_del] = (struct xb_nftset_elem){ .family = ev->family };
 	memcpy(b->del[b->n_del++].addr, ev->addr, len);

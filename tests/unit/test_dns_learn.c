@@ -247,7 +247,7 @@ static size_t reply_len;
 
 static const char table[] =
 	"table inet xborder {\n"
-	"\tset r_web_dns4 { type ipv4_addr; flags timeout; }\n"
+	"\tset r_web_dns4 { type ipv4_addr; flags timeout; size 16; }\n"
 	"\tset r_web_dns6 { type ipv6_addr; flags timeout; }\n"
 	"\tset r_lan_dns4 { type ipv4_addr; flags timeout; }\n"
 	"\tset r_lan_dns6 { type ipv6_addr; flags timeout; }\n"
@@ -525,5 +525,41 @@ TEST(engine_ttl_capped)
 	dnsw_iter_init(&it, &m, DNSW_AN);
 	CHECK(dnsw_iter_next(&it, &rr));
 	CHECK_INT(rr.ttl, ==, 3600);
+	service_free(s, p);
+}
+
+/* Finding 1 of the review: an entry refreshed in a round (its put queued)
+ * and then evicted in the same round must leave the kernel's set too, or
+ * the kernel holds more than the table and, with the set sized to the cap,
+ * the new address's put fails. The set here has size 16 = learn_max. */
+TEST(engine_refresh_then_evict)
+{
+	char a[15][32];
+	const char *v[15];
+	static const char *const xy[] = { "198.18.0.1", "198.18.0.2" };
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+	json_t *st, *e;
+
+	for (int i = 0; i < 15; i++) {
+		snprintf(a[i], sizeof(a[i]), "203.0.113.%d", i + 1);
+		v[i] = a[i];
+	}
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "learn_max = 16; learn_answer_max = 32; grace = 0; ttl_max = 3600;");
+	answer(s, "long.acme.example", v, 15, 3000);
+	answer(s, "x.acme.example", xy, 1, 10);
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	uint64_t fail0 = s->c.set_failures;
+
+	answer(s, "xy.acme.example", xy, 2, 30);	/* X refreshed, then evicted by Y */
+	CHECK_INT(s->c.set_failures - fail0, ==, 0);
+	CHECK(!in_set("r_web_dns4", xy[0]));
+	CHECK(in_set("r_web_dns4", xy[1]));
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	CHECK_INT(xb_dnsl_total(&s->learned), ==, 16);
+	e = row(s, "web", &st);
+	CHECK_INT(json_integer_value(json_object_get(e, "evicted")), ==, 1);
+	json_decref(st);
 	service_free(s, p);
 }
