@@ -42,6 +42,11 @@ TEST(special_purpose_refused)
 		"224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",
 		"::", "::1", "fe80::1", "febf::1", "ff02::1", "ff05::1:3", "::ffff:192.0.2.1",
 		"::ffff:8.8.8.8",
+		/* IPv4-compatible (deprecated), discard-only, IETF protocol
+		 * assignments, and NAT64 / 6to4 wrapping a special IPv4. */
+		"::127.0.0.1", "::a00:1", "::2", "::808:808", "100::1", "100::ffff:ffff:ffff:ffff",
+		"192.0.0.1", "192.0.0.255", "64:ff9b::7f00:1", "64:ff9b::e000:1", "64:ff9b::",
+		"2002:7f00:1::1", "2002:a9fe:101::", "2002::1",
 	};
 
 	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
@@ -54,12 +59,18 @@ TEST(private_and_public)
 	static const char *const priv[] = {
 		"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.1", "192.168.1.1",
 		"100.64.0.1", "100.127.255.255", "fc00::1", "fdff::1",
+		/* NAT64 / 6to4 wrapping a private IPv4; RFC 8215 local-use NAT64. */
+		"64:ff9b::a00:1", "64:ff9b::c0a8:101", "2002:a00:1::1", "64:ff9b:1::1",
+		"64:ff9b:1:ffff::8.8.8.8",
 	};
 	static const char *const pub[] = {
 		"1.1.1.1", "9.255.255.255", "11.0.0.0", "172.15.255.255", "172.32.0.0",
 		"192.167.1.1", "100.63.255.255", "100.128.0.0", "128.0.0.1", "169.253.1.1",
 		"223.255.255.255", "203.0.113.10", "2001:db8::10", "fe00::1", "fec0::1",
 		"fbff::1", "::fffe:1:2", "2606:4700::1111",
+		/* DNS64 of a public IPv4 is a real destination. */
+		"64:ff9b::808:808", "64:ff9b::cb00:710a", "2002:808:808::1", "100:0:0:1::1",
+		"192.0.1.255", "192.0.2.1", "64:ff9b:2::1",
 	};
 
 	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
@@ -87,6 +98,13 @@ TEST(own_prefixes)
 	inet_pton(AF_INET6, "2001:db8::1", a);
 	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
 	inet_pton(AF_INET6, "2001:db8::2", a);
+	CHECK(!xb_dnsl_own_has(&o, AF_INET6, a));
+	/* An own IPv4 address in a NAT64 or 6to4 wrapper is still ours. */
+	inet_pton(AF_INET6, "64:ff9b::c633:6401", a);
+	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
+	inet_pton(AF_INET6, "2002:c633:64ff::1", a);
+	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
+	inet_pton(AF_INET6, "64:ff9b::c633:6501", a);
 	CHECK(!xb_dnsl_own_has(&o, AF_INET6, a));
 	xb_dnsl_own_free(&o);
 }
