@@ -97,11 +97,15 @@ struct set_batch {
 	uint64_t now;
 	size_t n_put, n_del;
 	struct xb_nftset_elem put[XB_NFTSET_OPS], del[XB_NFTSET_OPS];
+	/* Each put's entry's expiry before this round, 0 for a new entry:
+	 * what the table goes back to when the put fails. */
+	uint64_t prev[XB_NFTSET_OPS];
 };
 
 /* Evictions first (they make the room), then the puts: one transaction
- * each. A put that failed leaves its entries expired in the table, so the
- * next answer tries again. */
+ * each. A put that failed changed nothing in the kernel: its new entries
+ * are left expired in the table (the next answer tries again), refreshed
+ * ones get back the expiry the kernel still has for them. */
 static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
 {
 	uint64_t t0 = clock_mono_ns();
@@ -118,7 +122,7 @@ static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
 
 			s->c.set_failures++;
 			if (l)
-				xb_dnsl_update(&s->learned, l, 0);
+				xb_dnsl_update(&s->learned, l, b->prev[i]);
 		}
 	}
 	b->n_put = b->n_del = 0;
@@ -135,7 +139,9 @@ static void evicted(struct set_batch *b, const struct xb_dnsl_entry *ev)
 
 	for (size_t i = 0; i < b->n_put; i++)
 		if (b->put[i].family == ev->family && !memcmp(b->put[i].addr, ev->addr, len)) {
-			b->put[i] = b->put[--b->n_put];
+			b->n_put--;
+			b->put[i] = b->put[b->n_put];
+			b->prev[i] = b->prev[b->n_put];
 			break;
 		}
 	b->del[b->n_del] = (struct xb_nftset_elem){ .family = ev->family };
@@ -152,10 +158,12 @@ static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_p
 	uint64_t secs = (uint64_t)(p->ttl < d->ttl_max ? p->ttl : d->ttl_max) + d->grace;
 	struct xb_dnsl_entry *l, ev = { .family = 0 };
 	struct xb_nftset_elem *e;
+	uint64_t prev;
 
 	if (!secs)
 		secs = 1;
 	l = xb_dnsl_find(&s->learned, b->sid, p->family, p->addr);
+	prev = l ? l->expires : 0;
 	if (l && l->fp != a->fp) {	/* learned for another rule of that name */
 		l->fp = a->fp;
 		xb_dnsl_update(&s->learned, l, 0);
@@ -165,6 +173,7 @@ static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_p
 	if (b->n_put == XB_NFTSET_OPS || b->n_del == XB_NFTSET_OPS)
 		send_batch(s, b);
 	s->c.set_puts++;
+	b->prev[b->n_put] = prev;
 	e = &b->put[b->n_put++];
 	*e = (struct xb_nftset_elem){ .family = p->family, .timeout_ms = secs * 1000 };
 	memcpy(e->addr, p->addr, p->family == AF_INET ? 4 : 16);

@@ -581,3 +581,47 @@ TEST(engine_refresh_then_evict)
 	json_decref(st);
 	service_free(s, p);
 }
+
+/* Finding 2 of the review: a put that fails (here: the kernel's set is
+ * full of elements the table does not know) must not make the table
+ * forget the entries it was refreshing — the kernel still holds them. */
+TEST(engine_failed_put_keeps_refreshed)
+{
+	static const char *const mine[] = { "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4" };
+	static const char *const both[] = { "203.0.113.1", "203.0.113.99" };
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+	char cmd[512];
+	int n = 0;
+
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "learn_max = 16; grace = 0; ttl_max = 3600;");
+	answer(s, "four.acme.example", mine, 4, 100);
+	/* Someone else fills the kernel's set (size 16). */
+	n = snprintf(cmd, sizeof(cmd), "nft add element inet xborder r_web_dns4 { ");
+	for (int i = 0; i < 12; i++)
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, "%s198.18.1.%d timeout 1h", i ? ", " : "", i + 1);
+	snprintf(cmd + n, sizeof(cmd) - (size_t)n, " }");
+	xb_test_run(cmd);
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	uint64_t fail0 = s->c.set_failures;
+
+	/* .1 is refreshed (100 s left < half of 3000), .99 is new: the put fails. */
+	answer(s, "both.acme.example", both, 2, 3000);
+	CHECK(s->c.set_failures > fail0);
+	CHECK(in_set("r_web_dns4", "203.0.113.1"));
+	dns_learned_prune(s);
+	/* The four the kernel holds are still counted; the new one is not. */
+	CHECK_INT(xb_dnsl_total(&s->learned), ==, 4);
+	/* .1 keeps at least the expiry it had, like .2 learned beside it. */
+	uint8_t a1[4], a2[4];
+	int sid = xb_dnsl_set_id(&s->learned, "r_web_dns4");
+
+	inet_pton(AF_INET, "203.0.113.1", a1);
+	inet_pton(AF_INET, "203.0.113.2", a2);
+	struct xb_dnsl_entry *l1 = xb_dnsl_find(&s->learned, sid, AF_INET, a1);
+	struct xb_dnsl_entry *l2 = xb_dnsl_find(&s->learned, sid, AF_INET, a2);
+	CHECK(l1 && l2);
+	CHECK_INT(l1->expires, >=, l2->expires);
+	service_free(s, p);
+}
