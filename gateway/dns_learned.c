@@ -128,6 +128,20 @@ static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
 	b->n_put = b->n_del = 0;
 }
 
+/* The batch's put of addr, if any, is not sent. */
+static void put_drop(struct set_batch *b, int family, const uint8_t *addr)
+{
+	size_t len = family == AF_INET ? 4 : 16;
+
+	for (size_t i = 0; i < b->n_put; i++)
+		if (b->put[i].family == family && !memcmp(b->put[i].addr, addr, len)) {
+			b->n_put--;
+			b->put[i] = b->put[b->n_put];
+			b->prev[i] = b->prev[b->n_put];
+			return;
+		}
+}
+
 /* An entry evicted to make room: out of the kernel's set too. A put of it
  * queued in this batch is dropped, and the delete is queued all the same:
  * the put may have been a refresh of an element the kernel already holds
@@ -137,13 +151,7 @@ static void evicted(struct set_batch *b, const struct xb_dnsl_entry *ev)
 {
 	size_t len = ev->family == AF_INET ? 4 : 16;
 
-	for (size_t i = 0; i < b->n_put; i++)
-		if (b->put[i].family == ev->family && !memcmp(b->put[i].addr, ev->addr, len)) {
-			b->n_put--;
-			b->put[i] = b->put[b->n_put];
-			b->prev[i] = b->prev[b->n_put];
-			break;
-		}
+	put_drop(b, ev->family, ev->addr);
 	b->del[b->n_del] = (struct xb_nftset_elem){ .family = ev->family };
 	memcpy(b->del[b->n_del++].addr, ev->addr, len);
 }
@@ -186,19 +194,21 @@ static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_p
 	}
 	/* Only what the table holds goes to the kernel: its set is never
 	 * fuller than the table (dns_learn.h). */
-	if (!xb_dnsl_add(&s->learned, b->sid, p->family, p->addr, b->now + secs, a->fp,
-			 dns_learn_cap(d), b->now, &ev)) {
-		b->n_put--;
+	l = xb_dnsl_add(&s->learned, b->sid, p->family, p->addr, b->now + secs, a->fp,
+			dns_learn_cap(d), b->now, &ev);
+	/* What was evicted is gone from the table even when the add then
+	 * failed: it leaves the kernel's set either way. */
+	if (ev.family) {
+		a->refused.evicted++;
+		evicted(b, &ev);
+	}
+	if (!l) {
+		put_drop(b, p->family, p->addr);
 		s->c.set_puts--;
 		if (errno == ENOSPC)
 			a->refused.full++;
 		else
 			s->c.set_failures++;
-		return;
-	}
-	if (ev.family) {
-		a->refused.evicted++;
-		evicted(b, &ev);
 	}
 }
 
