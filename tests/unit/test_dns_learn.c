@@ -271,25 +271,15 @@ static const char table[] =
 	"\tset r_lan_dns6 { type ipv6_addr; flags timeout; }\n"
 	"}\n";
 
-/* A service over a policy of `rules' and `dns' (text inside the sections),
- * its sets in a fresh table. */
-static struct xb_dnssvc *service(struct xb_policy **pp, const char *rules, const char *dns)
+/* The policy of `rules' and `dns' (text inside the sections) in dir, and
+ * its DNS configuration. */
+static struct xb_dnssvc_cfg *prepare(struct xb_policy **pp, const char *rules, const char *dns)
 {
 	struct xb_errors errs = { 0 };
 	struct xb_dnssvc_cfg *cfg;
-	struct xb_dnssvc *s;
-	struct xb_nft n;
-	char path[PATH_MAX], *err = NULL;
+	char path[PATH_MAX];
 	FILE *f;
 
-	xb_test_private_netns();
-	snprintf(dir, sizeof(dir), "/tmp/xb-dnslearn.XXXXXX");
-	CHECK(mkdtemp(dir) != NULL);
-	snprintf(path, sizeof(path), "%s/gw.key", dir);
-	CHECK((f = fopen(path, "w")) != NULL);
-	fputs("SMvIRSbyqKDSVwi4A2iNWyhxxFPVfeqgnYa6yUyh0Ho=\n", f);
-	fclose(f);
-	chmod(path, 0600);
 	snprintf(path, sizeof(path), "%s/xborder.conf", dir);
 	CHECK((f = fopen(path, "w")) != NULL);
 	fprintf(f, "gateway = { private_key_file = \"gw.key\"; interface = \"xbt%d\";\n"
@@ -310,10 +300,41 @@ static struct xb_dnssvc *service(struct xb_policy **pp, const char *rules, const
 	CHECK(*pp != NULL);
 	CHECK((cfg = xb_dnssvc_prepare(*pp, &errs)) != NULL);
 	xb_errors_free(&errs);
+	return cfg;
+}
+
+/* The test's sets, empty, as a reload of the ruleset leaves them. */
+static void fresh_table(void)
+{
+	struct xb_nft n;
+	char *err = NULL;
+
+	xb_test_run("nft delete table inet xborder 2>/dev/null; true");
 	CHECK_INT(xb_nft_open(&n), ==, 0);
 	if (xb_nft_run(&n, table, &err) < 0)
 		xb_test_fail(__FILE__, __LINE__, "table: %s", err ? err : "?");
 	xb_nft_close(&n);
+}
+
+/* A service over a policy of `rules' and `dns', its sets in a fresh
+ * table. */
+static struct xb_dnssvc *service(struct xb_policy **pp, const char *rules, const char *dns)
+{
+	struct xb_dnssvc_cfg *cfg;
+	struct xb_dnssvc *s;
+	char path[PATH_MAX];
+	FILE *f;
+
+	xb_test_private_netns();
+	snprintf(dir, sizeof(dir), "/tmp/xb-dnslearn.XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/gw.key", dir);
+	CHECK((f = fopen(path, "w")) != NULL);
+	fputs("SMvIRSbyqKDSVwi4A2iNWyhxxFPVfeqgnYa6yUyh0Ho=\n", f);
+	fclose(f);
+	chmod(path, 0600);
+	cfg = prepare(pp, rules, dns);
+	fresh_table();
 	CHECK((s = xb_dnssvc_new(NULL, NULL, NULL)) != NULL);
 	xb_dnssvc_commit(s, cfg);	/* no device interface here: it cannot listen */
 	return s;
@@ -330,9 +351,10 @@ static void service_free(struct xb_dnssvc *s, struct xb_policy *p)
 }
 
 /* The engine as an upstream answer to a device's query for name reaches
- * it: n addresses (A or AAAA by their form), TTL ttl. */
-static void answer(struct xb_dnssvc *s, const char *name, const char *const *addrs, size_t n,
-		   uint32_t ttl)
+ * it: n addresses (A or AAAA by their form), TTL ttl; what it learned is
+ * queued, not yet flushed. */
+static void answer_queued(struct xb_dnssvc *s, const char *name, const char *const *addrs, size_t n,
+			  uint32_t ttl)
 {
 	static uint8_t qb[512], ab[8192];
 	struct dnsw_question q = { .qtype = fam_of(addrs[0]) == AF_INET ? DNSW_T_A : DNSW_T_AAAA,
@@ -362,7 +384,13 @@ static void answer(struct xb_dnssvc *s, const char *name, const char *const *add
 	CHECK(len > 0);
 	CHECK_INT(dnsw_parse_response(&m, ab, len, 0x1414, &qq.q.q), ==, DNSW_R_OK);
 	CHECK((reply_len = dns_answer_from(s, &qq, &m, reply, sizeof(reply))) > 0);
-	/* The round ends: what it learned goes to the kernel. */
+}
+
+/* The same, and the round ends: what it learned goes to the kernel. */
+static void answer(struct xb_dnssvc *s, const char *name, const char *const *addrs, size_t n,
+		   uint32_t ttl)
+{
+	answer_queued(s, name, addrs, n, ttl);
 	dns_learn_flush(s);
 }
 
@@ -624,4 +652,29 @@ TEST(engine_failed_put_keeps_refreshed)
 	CHECK(l1 && l2);
 	CHECK_INT(l1->expires, >=, l2->expires);
 	service_free(s, p);
+}
+
+/* Finding 7 of the review: changes still queued under the old rules when
+ * a reload commits must not reach the new table: there the set of that
+ * name may belong to a rule with other domains (a renamed or edited rule;
+ * rules without a name have r_ruleN by position). */
+TEST(engine_reload_drops_queued)
+{
+	static const char *const v4[] = { "203.0.113.50" };
+	struct xb_policy *p, *p2;
+	struct xb_dnssvc *s;
+
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.a.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }", "");
+	answer_queued(s, "x.a.example", v4, 1, 300);
+	CHECK_INT(s->n_pend, ==, 1);
+	/* The reload: the ruleset (empty sets) first, then the DNS service.
+	 * Rule web is about other names now. */
+	fresh_table();
+	xb_dnssvc_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.b.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }", ""));
+	xb_policy_free(p);
+	CHECK(!in_set("r_web_dns4", v4[0]));
+	CHECK_INT(s->n_pend, ==, 0);
+	/* The table agrees with the kernel. */
+	CHECK_INT(xb_dnsl_total(&s->learned), ==, 0);
+	service_free(s, p2);
 }
