@@ -128,17 +128,19 @@ static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
 	b->n_put = b->n_del = 0;
 }
 
-/* The batch's put of addr, if any, is not sent. */
+/* The batch's puts of addr are not sent: there may be two, a new entry's
+ * and its refresh by a later answer of the same round. */
 static void put_drop(struct set_batch *b, int family, const uint8_t *addr)
 {
 	size_t len = family == AF_INET ? 4 : 16;
 
-	for (size_t i = 0; i < b->n_put; i++)
+	for (size_t i = 0; i < b->n_put;)
 		if (b->put[i].family == family && !memcmp(b->put[i].addr, addr, len)) {
 			b->n_put--;
 			b->put[i] = b->put[b->n_put];
 			b->prev[i] = b->prev[b->n_put];
-			return;
+		} else {
+			i++;
 		}
 }
 

@@ -678,3 +678,34 @@ TEST(engine_reload_drops_queued)
 	CHECK_INT(xb_dnsl_total(&s->learned), ==, 0);
 	service_free(s, p2);
 }
+
+/* Learned, refreshed and evicted within one round: the batch holds two
+ * puts of X, and neither may reach the kernel. */
+TEST(engine_learn_refresh_evict_one_round)
+{
+	char a[15][32];
+	const char *v[15];
+	static const char *const x[] = { "198.18.0.1" }, *const y[] = { "198.18.0.2" };
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+
+	for (int i = 0; i < 15; i++) {
+		snprintf(a[i], sizeof(a[i]), "203.0.113.%d", i + 1);
+		v[i] = a[i];
+	}
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "learn_max = 16; learn_answer_max = 32; grace = 0; ttl_max = 3600;");
+	answer(s, "long.acme.example", v, 15, 3000);
+	uint64_t fail0 = s->c.set_failures;
+
+	answer_queued(s, "x.acme.example", x, 1, 10);
+	answer_queued(s, "x.acme.example", x, 1, 30);	/* a refresh: 10 s left < 30 / 2 */
+	answer_queued(s, "y.acme.example", y, 1, 3000);	/* evicts X */
+	dns_learn_flush(s);
+	CHECK_INT(s->c.set_failures - fail0, ==, 0);
+	CHECK(!in_set("r_web_dns4", x[0]));
+	CHECK(in_set("r_web_dns4", y[0]));
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	CHECK_INT(xb_dnsl_total(&s->learned), ==, 16);
+	service_free(s, p);
+}
