@@ -72,7 +72,7 @@ struct xb_dnsl_entry {
 	uint8_t family;		/* AF_INET / AF_INET6; 0: a free pool slot */
 	uint16_t set;		/* into xb_dnsl.sets */
 	uint32_t fp;		/* the domains of the rule it was learned for */
-	uint64_t expires;	/* wall clock, seconds */
+	uint64_t expires;	/* CLOCK_MONOTONIC seconds (the state file: wall clock) */
 	uint32_t hpos;		/* its place in the set's heap */
 };
 

@@ -17,9 +17,20 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t wall_s(void)
+/* The table's expiries are CLOCK_MONOTONIC seconds, like the kernel's
+ * timeouts (relative): a step of the wall clock moves neither. Only the
+ * state file, which outlives a reboot, holds wall-clock times. */
+static uint64_t mono_s(void)
 {
-	return (uint64_t)time(NULL);
+	return clock_mono_ns() / 1000000000ull;
+}
+
+/* What lingers expired in the table (dns_learn.h) goes now. */
+static uint64_t linger_end(void)
+{
+	uint64_t now = mono_s();
+
+	return now > XB_DNSL_LINGER ? now - XB_DNSL_LINGER : 0;
 }
 
 size_t dns_learn_cap(const struct xb_dns *d)
@@ -90,8 +101,9 @@ static void put_hist(struct xb_dnssvc *s, uint64_t t0)
 	s->c.put_hist[b]++;
 }
 
-/* One set's changes on their way to the kernel. */
-struct set_batch {
+/* One set's changes on their way to the kernel (s->batch: about 20 KiB,
+ * made at the first flush). */
+struct dns_learn_batch {
 	const char *set;
 	int sid;
 	uint64_t now;
@@ -106,7 +118,7 @@ struct set_batch {
  * each. A put that failed changed nothing in the kernel: its new entries
  * are left expired in the table (the next answer tries again), refreshed
  * ones get back the expiry the kernel still has for them. */
-static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
+static void send_batch(struct xb_dnssvc *s, struct dns_learn_batch *b)
 {
 	uint64_t t0 = clock_mono_ns();
 	int err;
@@ -130,7 +142,7 @@ static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
 
 /* The batch's puts of addr are not sent: there may be two, a new entry's
  * and its refresh by a later answer of the same round. */
-static void put_drop(struct set_batch *b, int family, const uint8_t *addr)
+static void put_drop(struct dns_learn_batch *b, int family, const uint8_t *addr)
 {
 	size_t len = family == AF_INET ? 4 : 16;
 
@@ -149,7 +161,7 @@ static void put_drop(struct set_batch *b, int family, const uint8_t *addr)
  * the put may have been a refresh of an element the kernel already holds
  * (or an earlier batch of the round sent it). Deleting an absent element
  * is no error (xb_nftset_remove), and deletes go before puts. */
-static void evicted(struct set_batch *b, const struct xb_dnsl_entry *ev)
+static void evicted(struct dns_learn_batch *b, const struct xb_dnsl_entry *ev)
 {
 	size_t len = ev->family == AF_INET ? 4 : 16;
 
@@ -161,7 +173,7 @@ static void evicted(struct set_batch *b, const struct xb_dnsl_entry *ev)
 /* Put p into the batch for ttl (capped at ttl_max) plus grace, unless the
  * kernel's entry is fresh enough (there for at least half the new
  * timeout: a busy name costs no netlink round trip). */
-static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_pend *p)
+static void put_one(struct xb_dnssvc *s, struct dns_learn_batch *b, const struct dns_pend *p)
 {
 	const struct xb_dns *d = &s->cfg->p->dns;
 	struct dns_acc *a = &s->cfg->acc[p->acc];
@@ -216,28 +228,34 @@ static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_p
 
 void dns_learn_flush(struct xb_dnssvc *s)
 {
-	static bool done[DNS_PEND_MAX];
-	static struct set_batch b;
+	struct dns_learn_batch *b = s->batch;
 
 	if (!s->n_pend)
 		return;
-	memset(done, 0, s->n_pend * sizeof(done[0]));
-	b.now = wall_s();
+	if (!b && !(b = s->batch = calloc(1, sizeof(*b)))) {
+		s->c.set_failures += s->n_pend;	/* learned nothing: not in the table either */
+		s->n_pend = 0;
+		return;
+	}
+	for (size_t i = 0; i < s->n_pend; i++)
+		s->pend[i].done = false;
+	b->n_put = b->n_del = 0;
+	b->now = mono_s();
 	for (size_t i = 0; i < s->n_pend; i++) {
 		const struct dns_pend *p = &s->pend[i];
 		const struct dns_acc *a = &s->cfg->acc[p->acc];
 
-		if (done[i])
+		if (p->done)
 			continue;
-		b.set = p->family == AF_INET ? a->set4 : a->set6;
-		if ((b.sid = xb_dnsl_set_id(&s->learned, b.set)) < 0)
+		b->set = p->family == AF_INET ? a->set4 : a->set6;
+		if ((b->sid = xb_dnsl_set_id(&s->learned, b->set)) < 0)
 			break;
 		for (size_t k = i; k < s->n_pend; k++)
-			if (!done[k] && s->pend[k].acc == p->acc && s->pend[k].family == p->family) {
-				done[k] = true;
-				put_one(s, &b, &s->pend[k]);
+			if (!s->pend[k].done && s->pend[k].acc == p->acc && s->pend[k].family == p->family) {
+				s->pend[k].done = true;
+				put_one(s, b, &s->pend[k]);
 			}
-		send_batch(s, &b);
+		send_batch(s, b);
 	}
 	s->n_pend = 0;
 }
@@ -245,7 +263,7 @@ void dns_learn_flush(struct xb_dnssvc *s)
 /* The kernel collects expired elements a little later (dns_learn.h). */
 void dns_learned_prune(struct xb_dnssvc *s)
 {
-	xb_dnsl_expire(&s->learned, wall_s() - XB_DNSL_LINGER);
+	xb_dnsl_expire(&s->learned, linger_end());
 }
 
 /* The access rule owning set, if the policy still has it with the same
@@ -280,7 +298,7 @@ static size_t refill_drop(struct xb_dnssvc *s)
 			dropped++;
 		}
 	}
-	xb_dnsl_expire(t, wall_s());
+	xb_dnsl_expire(t, mono_s());
 	for (size_t k = 0; k < t->n_sets; k++)
 		dropped += xb_dnsl_trim(t, (int)k, dns_learn_cap(&s->cfg->p->dns));
 	return dropped;
@@ -292,7 +310,7 @@ void xb_dnssvc_refill(struct xb_dnssvc *s)
 {
 	struct xb_nftset_elem batch[256];
 	struct xb_dnsl *t = &s->learned;
-	uint64_t now = wall_s();
+	uint64_t now = mono_s();
 	size_t put = 0, dropped, failed = 0;
 
 	if (!s->cfg || !s->nft_ok)
@@ -325,10 +343,12 @@ void xb_dnssvc_refill(struct xb_dnssvc *s)
 			 failed, dropped);
 }
 
-/* "SET ADDRESS EXPIRES FINGERPRINT" lines; replaced atomically. */
+/* "SET ADDRESS EXPIRES FINGERPRINT" lines, EXPIRES in wall-clock
+ * seconds; replaced atomically. */
 void dns_learned_save(struct xb_dnssvc *s)
 {
 	char tmp[4096], a[INET6_ADDRSTRLEN];
+	uint64_t now = mono_s(), wall = (uint64_t)time(NULL);
 	FILE *f;
 
 	if (!s->state_file || !s->learned.dirty)
@@ -341,11 +361,11 @@ void dns_learned_save(struct xb_dnssvc *s)
 	for (size_t i = 0; i < s->learned.used_top; i++) {
 		const struct xb_dnsl_entry *l = &s->learned.v[i];
 
-		if (!l->family)
+		if (!l->family || l->expires <= now)
 			continue;
 		inet_ntop(l->family, l->addr, a, sizeof(a));
 		fprintf(f, "%s %s %llu %08x\n", s->learned.sets[l->set].name, a,
-			(unsigned long long)l->expires, l->fp);
+			(unsigned long long)(wall + (l->expires - now)), l->fp);
 	}
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, s->state_file)) {
 		log_warn("dns: saving %s", s->state_file);
@@ -372,7 +392,7 @@ void dns_learned_load(struct xb_dnssvc *s)
 	char line[256], set[XB_SET_NAME_MAX], a[INET6_ADDRSTRLEN];	/* %70s: XB_SET_NAME_MAX - 1 */
 	unsigned long long exp;
 	unsigned fp;
-	uint64_t now = wall_s();
+	uint64_t now = mono_s(), wall = (uint64_t)time(NULL);
 	unsigned lineno = 0, bad = 0;
 	size_t cap = s->cfg ? dns_learn_cap(&s->cfg->p->dns) : 65536;
 	FILE *f;
@@ -394,8 +414,9 @@ void dns_learned_load(struct xb_dnssvc *s)
 			bad++;
 			continue;
 		}
-		if (exp <= now || (sid = xb_dnsl_set_id(&s->learned, set)) < 0)
+		if (exp <= wall || (sid = xb_dnsl_set_id(&s->learned, set)) < 0)
 			continue;
+		exp = exp - wall < UINT32_MAX ? now + (exp - wall) : now + UINT32_MAX;
 		/* Never longer than the longest TTL the policy allows. */
 		if (s->cfg && exp > now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace)
 			exp = now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace;

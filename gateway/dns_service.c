@@ -710,6 +710,7 @@ void xb_dnssvc_free(struct xb_dnssvc *s)
 	xb_jsonlog_close(s->log);
 	xb_dnsl_free(&s->learned);
 	free(s->pend);
+	free(s->batch);
 	xb_dnssvc_cfg_free(s->cfg);
 	if (s->epfd >= 0)
 		close(s->epfd);

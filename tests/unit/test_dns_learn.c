@@ -12,6 +12,7 @@
  */
 #include "tests/lib/check.h"
 #include "gateway/dns_internal.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "gateway/nft.h"
 
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int fam_of(const char *a)
@@ -708,4 +710,54 @@ TEST(engine_learn_refresh_evict_one_round)
 	CHECK_INT(set_size("r_web_dns4"), ==, 16);
 	CHECK_INT(xb_dnsl_total(&s->learned), ==, 16);
 	service_free(s, p);
+}
+
+/* Finding 3 of the review: the table's expiries are on the monotonic
+ * clock, like the kernel's relative timeouts, so a step of the wall clock
+ * does not split them; the state file holds wall-clock times (it outlives
+ * a reboot), converted on save and load. */
+TEST(engine_expiry_monotonic_file_wall)
+{
+	static const char *const v4[] = { "203.0.113.60" };
+	struct xb_policy *p, *p2;
+	struct xb_dnssvc *s;
+	struct xb_dnsl_entry *l;
+	char path[PATH_MAX], line[256];
+	unsigned long long exp = 0;
+	uint8_t a[4];
+	FILE *f;
+
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "grace = 0; ttl_max = 3600;");
+	answer(s, "a.acme.example", v4, 1, 600);
+	inet_pton(AF_INET, v4[0], a);
+	l = xb_dnsl_find(&s->learned, xb_dnsl_set_id(&s->learned, "r_web_dns4"), AF_INET, a);
+	CHECK(l != NULL);
+	uint64_t mono = clock_mono_ns() / 1000000000ull;
+
+	CHECK_INT(l->expires, >=, mono + 598);
+	CHECK_INT(l->expires, <=, mono + 601);
+	/* Saved: wall clock. */
+	snprintf(path, sizeof(path), "%s/dns-learned", dir);
+	s->state_file = strdup(path);
+	dns_learned_save(s);
+	CHECK((f = fopen(path, "r")) != NULL);
+	CHECK(fgets(line, sizeof(line), f) != NULL);
+	fclose(f);
+	CHECK(sscanf(line, "r_web_dns4 203.0.113.60 %llu", &exp) == 1);
+	CHECK_INT(exp, >=, (unsigned long long)time(NULL) + 598);
+	CHECK_INT(exp, <=, (unsigned long long)time(NULL) + 601);
+	xb_dnssvc_free(s);
+	xb_policy_free(p);
+	/* Loaded: monotonic again. */
+	CHECK((s = xb_dnssvc_new(dir, NULL, NULL)) != NULL);
+	xb_dnssvc_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+				    "grace = 0; ttl_max = 3600;"));
+	l = xb_dnsl_find(&s->learned, xb_dnsl_set_id(&s->learned, "r_web_dns4"), AF_INET, a);
+	CHECK(l != NULL);
+	mono = clock_mono_ns() / 1000000000ull;
+	CHECK_INT(l->expires, >=, mono + 597);
+	CHECK_INT(l->expires, <=, mono + 601);
+	CHECK(in_set("r_web_dns4", v4[0]));
+	service_free(s, p2);
 }
