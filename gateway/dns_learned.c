@@ -277,35 +277,80 @@ static const struct dns_acc *acc_of(const struct xb_dnssvc_cfg *c, const char *s
 	return NULL;
 }
 
-/* Entries whose rule is gone or whose domains changed, that the new
- * policy refuses (its own addresses, learn_private), and what a lowered
- * cap no longer holds. Returns how many went. */
-static size_t refill_drop(struct xb_dnssvc *s)
+/* Set k's entries whose rule is gone or whose domains changed, or that the
+ * new policy refuses (its own addresses, learn_private). The rule is
+ * looked up once per fingerprint met (a set's entries nearly always share
+ * one), not once per entry: a refill costs O(entries + sets x rules). */
+static size_t drop_set(struct xb_dnssvc *s, size_t k, uint32_t *idx)
 {
 	struct xb_dnsl *t = &s->learned;
-	size_t dropped = 0;
+	const struct dns_acc *a = NULL;
+	size_t n = t->sets[k].n, dropped = 0;
+	uint32_t fp = 0;
+	bool known = false;
 
-	for (size_t i = 0; i < t->used_top; i++) {
-		const struct xb_dnsl_entry *e = &t->v[i];
-		const struct dns_acc *a;
+	/* A copy: deleting reorders the heap. */
+	memcpy(idx, t->sets[k].heap, n * sizeof(*idx));
+	for (size_t i = 0; i < n; i++) {
+		struct xb_dnsl_entry *e = &t->v[idx[i]];
 
-		if (!e->family)
-			continue;
-		a = acc_of(s->cfg, t->sets[e->set].name, e->fp);
+		if (!known || e->fp != fp) {
+			fp = e->fp;
+			a = acc_of(s->cfg, t->sets[k].name, fp);
+			known = true;
+		}
 		if (!a || xb_dnsl_own_has(&s->cfg->own, e->family, e->addr) ||
 		    (!a->learn_private && xb_dnsl_classify(e->family, e->addr) == XB_DNSL_PRIVATE)) {
-			xb_dnsl_del(t, &t->v[i]);
+			xb_dnsl_del(t, e);
 			dropped++;
 		}
 	}
-	xb_dnsl_expire(t, mono_s());
+	return dropped;
+}
+
+/* What the new policy no longer wants (drop_set), what expired, and what
+ * a lowered cap no longer holds (counted as evictions). Returns how many
+ * went. */
+static size_t refill_drop(struct xb_dnssvc *s)
+{
+	struct xb_dnsl *t = &s->learned;
+	size_t dropped = 0, most = 0;
+	uint32_t *idx;
+
 	for (size_t k = 0; k < t->n_sets; k++)
-		dropped += xb_dnsl_trim(t, (int)k, dns_learn_cap(&s->cfg->p->dns));
+		most = t->sets[k].n > most ? t->sets[k].n : most;
+	if (most && !(idx = malloc(most * sizeof(*idx)))) {
+		log_warnx("dns: no memory to check the learned destinations against the policy: "
+			  "all %zu forgotten", xb_dnsl_total(t));
+		dropped = xb_dnsl_total(t);
+		xb_dnsl_free(t);
+		return dropped;
+	}
+	for (size_t k = 0; most && k < t->n_sets; k++)
+		dropped += drop_set(s, k, idx);
+	if (most)
+		free(idx);
+	xb_dnsl_expire(t, mono_s());
+	for (size_t k = 0; k < t->n_sets; k++) {
+		size_t n = xb_dnsl_trim(t, (int)k, dns_learn_cap(&s->cfg->p->dns));
+
+		dropped += n;
+		for (size_t i = 0; n && i < s->cfg->n_acc; i++) {
+			struct dns_acc *a = &s->cfg->acc[i];
+
+			if ((a->has4 && !strcmp(a->set4, t->sets[k].name)) ||
+			    (a->has6 && !strcmp(a->set6, t->sets[k].name))) {
+				a->refused.evicted += n;
+				break;
+			}
+		}
+	}
 	return dropped;
 }
 
 /* Learned destinations back into the sets of the table now loaded, one
- * netlink batch per set and up to 256 elements. */
+ * netlink batch per set and up to 256 elements; each set's entries are
+ * its heap, so this is O(entries). */
 void xb_dnssvc_refill(struct xb_dnssvc *s)
 {
 	struct xb_nftset_elem batch[256];
@@ -320,17 +365,13 @@ void xb_dnssvc_refill(struct xb_dnssvc *s)
 	for (size_t k = 0; k < t->n_sets; k++) {
 		size_t n = 0;
 
-		for (size_t i = 0; i <= t->used_top; i++) {
-			const struct xb_dnsl_entry *l = i < t->used_top ? &t->v[i] : NULL;
+		for (size_t i = 0; i < t->sets[k].n; i++) {
+			const struct xb_dnsl_entry *l = &t->v[t->sets[k].heap[i]];
 
-			if (l && (!l->family || l->set != k))
-				continue;
-			if (l) {
-				batch[n] = (struct xb_nftset_elem){ .family = l->family,
-								    .timeout_ms = (l->expires - now) * 1000 };
-				memcpy(batch[n++].addr, l->addr, 16);
-			}
-			if (n == 256 || (!l && n)) {
+			batch[n] = (struct xb_nftset_elem){ .family = l->family,
+							    .timeout_ms = (l->expires - now) * 1000 };
+			memcpy(batch[n++].addr, l->addr, 16);
+			if (n == 256 || i + 1 == t->sets[k].n) {
 				failed += xb_nftset_put(&s->nft, t->sets[k].name, batch, n) < 0 ? n : 0;
 				put += n;
 				n = 0;

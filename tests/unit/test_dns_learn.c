@@ -761,3 +761,34 @@ TEST(engine_expiry_monotonic_file_wall)
 	CHECK(in_set("r_web_dns4", v4[0]));
 	service_free(s, p2);
 }
+
+/* A reload that lowers learn_max trims each set to it, soonest-expiring
+ * first, and counts what went as evictions of the rule (review nit). */
+TEST(engine_reload_lower_cap_counted)
+{
+	char a[20][32];
+	const char *v[20];
+	struct xb_policy *p, *p2;
+	struct xb_dnssvc *s;
+	json_t *st, *e;
+
+	for (int i = 0; i < 20; i++) {
+		snprintf(a[i], sizeof(a[i]), "2001:db8:cafe::%d", i + 1);
+		v[i] = a[i];
+	}
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "learn_max = 32; learn_answer_max = 32; grace = 0;");
+	answer(s, "short.acme.example", v, 4, 100);
+	answer(s, "long.acme.example", v + 4, 16, 3000);
+	fresh_table();
+	xb_dnssvc_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+				    "learn_max = 16; learn_answer_max = 32; grace = 0;"));
+	xb_policy_free(p);
+	CHECK_INT(set_size("r_web_dns6"), ==, 16);
+	CHECK(!in_set("r_web_dns6", v[0]) && in_set("r_web_dns6", v[4]));
+	e = row(s, "web", &st);
+	CHECK_INT(json_integer_value(json_object_get(e, "evicted")), ==, 4);
+	CHECK_INT(json_integer_value(json_object_get(e, "learned6")), ==, 16);
+	json_decref(st);
+	service_free(s, p2);
+}
