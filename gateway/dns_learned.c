@@ -73,11 +73,25 @@ static int own_tunnel(struct xb_dnsl_own *o, const struct xb_tunnel *t)
 	return rc;
 }
 
+static int own_servers(struct xb_dnsl_own *o, const union wg_sockaddr *v, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i].sa.sa_family == AF_INET)
+			rc |= own_addr(o, AF_INET, &v[i].in.sin_addr, 32);
+		else if (v[i].sa.sa_family == AF_INET6)
+			rc |= own_addr(o, AF_INET6, &v[i].in6.sin6_addr, 128);
+	return rc;
+}
+
 /* What the gateway itself is, as far as the policy says: the device pools
  * (the gateway's address is in them), each tunnel's inner prefix, partner
- * address and literal outer addresses (ours for GRE, the partner's). A name resolving to one of them would steer the
- * gateway's own traffic or its devices' into a tunnel. Names (endpoints
- * resolved at run time) are not known here. */
+ * address and literal outer addresses (ours for GRE, the partner's), and
+ * the DNS servers it asks (the section's upstreams, each rule's servers).
+ * A name resolving to one of them would steer the gateway's own traffic or
+ * its devices' into a tunnel. Names (endpoints resolved at run time) are
+ * not known here. */
 int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p)
 {
 	int rc = 0;
@@ -88,6 +102,9 @@ int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p)
 		rc |= xb_dnsl_own_add(o, &p->gateway.pool6);
 	for (size_t i = 0; i < p->n_tunnels; i++)
 		rc |= own_tunnel(o, &p->tunnels[i]);
+	rc |= own_servers(o, p->dns.upstreams, p->dns.n_upstreams);
+	for (size_t i = 0; i < p->dns.n_rules; i++)
+		rc |= own_servers(o, p->dns.rules[i].servers, p->dns.rules[i].n_servers);
 	return rc;
 }
 

@@ -446,7 +446,7 @@ TEST(engine_filter)
 {
 	static const char *const v4[] = {
 		"0.0.0.0", "127.0.0.1", "198.51.100.1", "224.0.0.1", "169.254.1.1", "255.255.255.255",
-		"192.0.2.2", "192.0.2.200", "10.1.2.3", "203.0.113.10",
+		"192.0.2.2", "192.0.2.200", "192.0.2.53", "10.1.2.3", "203.0.113.10",
 	};
 	static const char *const v6[] = { "::1", "fe80::1", "ff02::1", "::ffff:203.0.113.9",
 					  "2001:db8:100::1", "fd00::5", "2001:db8:cafe::10" };
@@ -471,7 +471,7 @@ TEST(engine_filter)
 	CHECK_INT(set_size("r_web_dns6"), ==, 1);
 	e = row(s, "web", &st);
 	CHECK_INT(refused(e, "special"), ==, 5 + 4);
-	CHECK_INT(refused(e, "own"), ==, 3 + 1);
+	CHECK_INT(refused(e, "own"), ==, 4 + 1);	/* pool, peer, endpoint, upstream; pool6 */
 	CHECK_INT(refused(e, "private"), ==, 1 + 1);
 	CHECK_INT(json_integer_value(json_object_get(e, "learned4")), ==, 1);
 	json_decref(st);
