@@ -595,8 +595,9 @@ size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct d
 		len = chased_answer(s, qq, m, out, cap);
 		if (len && dnsw_parse_response(&mine, out, len, qq->q.hdr.id, &qq->q.q) == DNSW_R_OK)
 			learn(s, qq->q.text, &mine);
-		if (len && ttl_max)
-			dnsw_cap_ttls(out, len, ttl_max);
+		/* Fails closed: no device is told a TTL the set does not keep. */
+		if (len && ttl_max && dnsw_cap_ttls(out, len, ttl_max) < 0)
+			return 0;
 		return len;
 	}
 	learn(s, qq->q.text, m);
@@ -604,8 +605,8 @@ size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct d
 		return 0;
 	memcpy(out, m->msg, m->len);
 	dnsw_set_id(out, m->len, qq->q.hdr.id);
-	if (ttl_max)
-		dnsw_cap_ttls(out, m->len, ttl_max);
+	if (ttl_max && dnsw_cap_ttls(out, m->len, ttl_max) < 0)
+		return 0;	/* the caller answers SERVFAIL */
 	return qq->q.edns.present ? m->len : strip_opt(m, out);
 }
 

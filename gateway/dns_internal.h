@@ -66,6 +66,7 @@ struct dns_pend {
 	uint8_t family;			/* AF_INET / AF_INET6 */
 	uint8_t addr[16];
 	uint32_t ttl;			/* the answer's */
+	bool done;			/* dns_learn_flush's */
 };
 
 /* What the engine decided for a query. */
@@ -104,6 +105,7 @@ struct xb_dnssvc {
 	 * per set before any answer leaves (dns_learn_flush). */
 	struct dns_pend *pend;
 	size_t n_pend, pend_cap;
+	struct dns_learn_batch *batch;	/* dns_learn_flush's, made at its first call */
 	bool loaded;			/* the learned state file was read */
 	struct xb_jsonlog *log;
 	char *log_path;

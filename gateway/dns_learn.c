@@ -18,26 +18,43 @@ struct range {
 
 /* IANA special-purpose registries (RFC 6890 and successors), the part no
  * tunnel or firewall rule should ever be taught by a resolver: 0/8 "this
- * network", 127/8 loopback, 169.254/16 link-local, 224/4 multicast, 240/4
- * reserved (which holds 255.255.255.255, the limited broadcast). The
- * documentation and benchmark ranges are left learnable: labs use them. */
+ * network", 127/8 loopback, 169.254/16 link-local, 192.0.0/24 IETF
+ * protocol assignments, 224/4 multicast, 240/4 reserved (which holds
+ * 255.255.255.255, the limited broadcast). The documentation and
+ * benchmark ranges are left learnable: labs use them. */
 static const struct range special4[] = {
-	{ { 0 }, 8 }, { { 127 }, 8 }, { { 169, 254 }, 16 }, { { 224 }, 4 }, { { 240 }, 4 },
+	{ { 0 }, 8 }, { { 127 }, 8 }, { { 169, 254 }, 16 }, { { 192, 0, 0 }, 24 },
+	{ { 224 }, 4 }, { { 240 }, 4 },
 };
 static const struct range private4[] = {
 	{ { 10 }, 8 }, { { 172, 16 }, 12 }, { { 192, 168 }, 16 }, { { 100, 64 }, 10 },
 };
-/* ::/128, ::1/128, fe80::/10 link-local, ff00::/8 multicast,
+/* ::/96 IPv4-compatible (deprecated by RFC 4291; holds :: and ::1),
  * ::ffff:0:0/96 IPv4-mapped (an IPv4 address in disguise, judged by no
- * IPv4 rule). */
+ * IPv4 rule), 100::/64 discard-only (RFC 6666), fe80::/10 link-local,
+ * ff00::/8 multicast. */
 static const struct range special6[] = {
-	{ { 0 }, 128 },
-	{ { [15] = 1 }, 128 },
+	{ { 0 }, 96 },
+	{ { [10] = 0xff, [11] = 0xff }, 96 },
+	{ { 0x01 }, 64 },
 	{ { 0xfe, 0x80 }, 10 },
 	{ { 0xff }, 8 },
-	{ { [10] = 0xff, [11] = 0xff }, 96 },
 };
-static const struct range private6[] = { { { 0xfc }, 7 } };
+/* fc00::/7 unique local; 64:ff9b:1::/48 local-use NAT64 (RFC 8215). */
+static const struct range private6[] = {
+	{ { 0xfc }, 7 },
+	{ { 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01 }, 48 },
+};
+/* Prefixes that carry an IPv4 address, and where: 64:ff9b::/96, the
+ * well-known NAT64 prefix (RFC 6052: DNS64 answers a v4-only name with
+ * it, so it is not refused outright), and 2002::/16, 6to4 (RFC 3056). */
+static const struct {
+	struct range r;
+	uint8_t at;
+} wrap6[] = {
+	{ { { 0x00, 0x64, 0xff, 0x9b }, 96 }, 12 },
+	{ { { 0x20, 0x02 }, 16 }, 2 },
+};
 
 static bool in_prefix(const uint8_t *addr, const uint8_t *net, unsigned cidr)
 {
@@ -56,17 +73,32 @@ static bool in_any(const uint8_t *addr, const struct range *r, size_t n)
 	return false;
 }
 
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The IPv4 address an IPv6 one carries to an IPv4 host (NAT64, 6to4), or
+ * NULL: that address is judged by the IPv4 rules, own addresses included. */
+static const uint8_t *wrapped4(const uint8_t *addr6)
+{
+	for (size_t i = 0; i < N(wrap6); i++)
+		if (in_prefix(addr6, wrap6[i].r.addr, wrap6[i].r.cidr))
+			return addr6 + wrap6[i].at;
+	return NULL;
+}
+
 enum xb_dnsl_class xb_dnsl_classify(int family, const uint8_t *addr)
 {
+	const uint8_t *v4;
+
 	if (family == AF_INET) {
-		if (in_any(addr, special4, sizeof(special4) / sizeof(special4[0])))
+		if (in_any(addr, special4, N(special4)))
 			return XB_DNSL_SPECIAL;
-		return in_any(addr, private4, sizeof(private4) / sizeof(private4[0]))
-			       ? XB_DNSL_PRIVATE : XB_DNSL_PUBLIC;
+		return in_any(addr, private4, N(private4)) ? XB_DNSL_PRIVATE : XB_DNSL_PUBLIC;
 	}
-	if (family != AF_INET6 || in_any(addr, special6, sizeof(special6) / sizeof(special6[0])))
+	if (family != AF_INET6 || in_any(addr, special6, N(special6)))
 		return XB_DNSL_SPECIAL;
-	return in_any(addr, private6, 1) ? XB_DNSL_PRIVATE : XB_DNSL_PUBLIC;
+	if ((v4 = wrapped4(addr)))
+		return xb_dnsl_classify(AF_INET, v4);
+	return in_any(addr, private6, N(private6)) ? XB_DNSL_PRIVATE : XB_DNSL_PUBLIC;
 }
 
 int xb_dnsl_own_add(struct xb_dnsl_own *o, const struct wg_prefix *p)
@@ -82,6 +114,10 @@ int xb_dnsl_own_add(struct xb_dnsl_own *o, const struct wg_prefix *p)
 
 bool xb_dnsl_own_has(const struct xb_dnsl_own *o, int family, const uint8_t *addr)
 {
+	const uint8_t *v4;
+
+	if (family == AF_INET6 && (v4 = wrapped4(addr)) && xb_dnsl_own_has(o, AF_INET, v4))
+		return true;
 	for (size_t i = 0; i < o->n; i++)
 		if (o->v[i].family == family && in_prefix(addr, o->v[i].addr, o->v[i].cidr))
 			return true;

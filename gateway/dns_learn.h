@@ -8,11 +8,15 @@
  *
  *  - xb_dnsl_classify() refuses special-purpose addresses outright
  *    (unspecified, loopback, link-local, multicast, reserved, broadcast,
- *    IPv4-mapped) and marks private ones (RFC 1918, 100.64/10, fc00::/7),
- *    which a rule takes only with learn_private;
- *  - xb_dnsl_own_has() refuses the gateway's own addresses, a list of
- *    prefixes the caller builds from the policy (pools, tunnel inner
- *    addresses and peers, literal tunnel endpoints, DNS servers);
+ *    IETF protocol assignments, discard-only, IPv4-mapped and
+ *    IPv4-compatible) and marks private ones (RFC 1918, 100.64/10,
+ *    fc00::/7, 64:ff9b:1::/48), which a rule takes only with
+ *    learn_private; an IPv6 address that carries an IPv4 one (NAT64
+ *    64:ff9b::/96, 6to4 2002::/16) is judged by what it carries;
+ *  - xb_dnsl_own_has() refuses the gateway's own addresses (also when
+ *    carried that way), a list of prefixes the caller builds from the
+ *    policy (pools, tunnel inner addresses and peers, literal tunnel
+ *    endpoints, DNS servers);
  *  - the table holds at most `cap' entries per set: adding to a full set
  *    evicts the entry that expires soonest (it would leave first anyway),
  *    and the caller removes it from the kernel's set.
@@ -41,7 +45,8 @@
 
 enum xb_dnsl_class {
 	XB_DNSL_PUBLIC,
-	XB_DNSL_PRIVATE,	/* 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7 */
+	XB_DNSL_PRIVATE,	/* 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7,
+				   64:ff9b:1::/48 */
 	XB_DNSL_SPECIAL,	/* never learned: see dns_learn.c */
 };
 
@@ -67,7 +72,7 @@ struct xb_dnsl_entry {
 	uint8_t family;		/* AF_INET / AF_INET6; 0: a free pool slot */
 	uint16_t set;		/* into xb_dnsl.sets */
 	uint32_t fp;		/* the domains of the rule it was learned for */
-	uint64_t expires;	/* wall clock, seconds */
+	uint64_t expires;	/* CLOCK_MONOTONIC seconds (the state file: wall clock) */
 	uint32_t hpos;		/* its place in the set's heap */
 };
 

@@ -17,9 +17,20 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t wall_s(void)
+/* The table's expiries are CLOCK_MONOTONIC seconds, like the kernel's
+ * timeouts (relative): a step of the wall clock moves neither. Only the
+ * state file, which outlives a reboot, holds wall-clock times. */
+static uint64_t mono_s(void)
 {
-	return (uint64_t)time(NULL);
+	return clock_mono_ns() / 1000000000ull;
+}
+
+/* What lingers expired in the table (dns_learn.h) goes now. */
+static uint64_t linger_end(void)
+{
+	uint64_t now = mono_s();
+
+	return now > XB_DNSL_LINGER ? now - XB_DNSL_LINGER : 0;
 }
 
 size_t dns_learn_cap(const struct xb_dns *d)
@@ -62,11 +73,25 @@ static int own_tunnel(struct xb_dnsl_own *o, const struct xb_tunnel *t)
 	return rc;
 }
 
+static int own_servers(struct xb_dnsl_own *o, const union wg_sockaddr *v, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i].sa.sa_family == AF_INET)
+			rc |= own_addr(o, AF_INET, &v[i].in.sin_addr, 32);
+		else if (v[i].sa.sa_family == AF_INET6)
+			rc |= own_addr(o, AF_INET6, &v[i].in6.sin6_addr, 128);
+	return rc;
+}
+
 /* What the gateway itself is, as far as the policy says: the device pools
  * (the gateway's address is in them), each tunnel's inner prefix, partner
- * address and literal outer addresses (ours for GRE, the partner's). A name resolving to one of them would steer the
- * gateway's own traffic or its devices' into a tunnel. Names (endpoints
- * resolved at run time) are not known here. */
+ * address and literal outer addresses (ours for GRE, the partner's), and
+ * the DNS servers it asks (the section's upstreams, each rule's servers).
+ * A name resolving to one of them would steer the gateway's own traffic or
+ * its devices' into a tunnel. Names (endpoints resolved at run time) are
+ * not known here. */
 int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p)
 {
 	int rc = 0;
@@ -77,6 +102,9 @@ int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p)
 		rc |= xb_dnsl_own_add(o, &p->gateway.pool6);
 	for (size_t i = 0; i < p->n_tunnels; i++)
 		rc |= own_tunnel(o, &p->tunnels[i]);
+	rc |= own_servers(o, p->dns.upstreams, p->dns.n_upstreams);
+	for (size_t i = 0; i < p->dns.n_rules; i++)
+		rc |= own_servers(o, p->dns.rules[i].servers, p->dns.rules[i].n_servers);
 	return rc;
 }
 
@@ -90,19 +118,24 @@ static void put_hist(struct xb_dnssvc *s, uint64_t t0)
 	s->c.put_hist[b]++;
 }
 
-/* One set's changes on their way to the kernel. */
-struct set_batch {
+/* One set's changes on their way to the kernel (s->batch: about 20 KiB,
+ * made at the first flush). */
+struct dns_learn_batch {
 	const char *set;
 	int sid;
 	uint64_t now;
 	size_t n_put, n_del;
 	struct xb_nftset_elem put[XB_NFTSET_OPS], del[XB_NFTSET_OPS];
+	/* Each put's entry's expiry before this round, 0 for a new entry:
+	 * what the table goes back to when the put fails. */
+	uint64_t prev[XB_NFTSET_OPS];
 };
 
 /* Evictions first (they make the room), then the puts: one transaction
- * each. A put that failed leaves its entries expired in the table, so the
- * next answer tries again. */
-static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
+ * each. A put that failed changed nothing in the kernel: its new entries
+ * are left expired in the table (the next answer tries again), refreshed
+ * ones get back the expiry the kernel still has for them. */
+static void send_batch(struct xb_dnssvc *s, struct dns_learn_batch *b)
 {
 	uint64_t t0 = clock_mono_ns();
 	int err;
@@ -118,23 +151,38 @@ static void send_batch(struct xb_dnssvc *s, struct set_batch *b)
 
 			s->c.set_failures++;
 			if (l)
-				xb_dnsl_update(&s->learned, l, 0);
+				xb_dnsl_update(&s->learned, l, b->prev[i]);
 		}
 	}
 	b->n_put = b->n_del = 0;
 }
 
-/* An entry evicted to make room: out of the kernel's set too — unless it
- * was put in this very batch, then it is simply not put. */
-static void evicted(struct set_batch *b, const struct xb_dnsl_entry *ev)
+/* The batch's puts of addr are not sent: there may be two, a new entry's
+ * and its refresh by a later answer of the same round. */
+static void put_drop(struct dns_learn_batch *b, int family, const uint8_t *addr)
+{
+	size_t len = family == AF_INET ? 4 : 16;
+
+	for (size_t i = 0; i < b->n_put;)
+		if (b->put[i].family == family && !memcmp(b->put[i].addr, addr, len)) {
+			b->n_put--;
+			b->put[i] = b->put[b->n_put];
+			b->prev[i] = b->prev[b->n_put];
+		} else {
+			i++;
+		}
+}
+
+/* An entry evicted to make room: out of the kernel's set too. A put of it
+ * queued in this batch is dropped, and the delete is queued all the same:
+ * the put may have been a refresh of an element the kernel already holds
+ * (or an earlier batch of the round sent it). Deleting an absent element
+ * is no error (xb_nftset_remove), and deletes go before puts. */
+static void evicted(struct dns_learn_batch *b, const struct xb_dnsl_entry *ev)
 {
 	size_t len = ev->family == AF_INET ? 4 : 16;
 
-	for (size_t i = 0; i < b->n_put; i++)
-		if (b->put[i].family == ev->family && !memcmp(b->put[i].addr, ev->addr, len)) {
-			b->put[i] = b->put[--b->n_put];
-			return;
-		}
+	put_drop(b, ev->family, ev->addr);
 	b->del[b->n_del] = (struct xb_nftset_elem){ .family = ev->family };
 	memcpy(b->del[b->n_del++].addr, ev->addr, len);
 }
@@ -142,17 +190,19 @@ static void evicted(struct set_batch *b, const struct xb_dnsl_entry *ev)
 /* Put p into the batch for ttl (capped at ttl_max) plus grace, unless the
  * kernel's entry is fresh enough (there for at least half the new
  * timeout: a busy name costs no netlink round trip). */
-static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_pend *p)
+static void put_one(struct xb_dnssvc *s, struct dns_learn_batch *b, const struct dns_pend *p)
 {
 	const struct xb_dns *d = &s->cfg->p->dns;
 	struct dns_acc *a = &s->cfg->acc[p->acc];
 	uint64_t secs = (uint64_t)(p->ttl < d->ttl_max ? p->ttl : d->ttl_max) + d->grace;
 	struct xb_dnsl_entry *l, ev = { .family = 0 };
 	struct xb_nftset_elem *e;
+	uint64_t prev;
 
 	if (!secs)
 		secs = 1;
 	l = xb_dnsl_find(&s->learned, b->sid, p->family, p->addr);
+	prev = l ? l->expires : 0;
 	if (l && l->fp != a->fp) {	/* learned for another rule of that name */
 		l->fp = a->fp;
 		xb_dnsl_update(&s->learned, l, 0);
@@ -162,6 +212,7 @@ static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_p
 	if (b->n_put == XB_NFTSET_OPS || b->n_del == XB_NFTSET_OPS)
 		send_batch(s, b);
 	s->c.set_puts++;
+	b->prev[b->n_put] = prev;
 	e = &b->put[b->n_put++];
 	*e = (struct xb_nftset_elem){ .family = p->family, .timeout_ms = secs * 1000 };
 	memcpy(e->addr, p->addr, p->family == AF_INET ? 4 : 16);
@@ -174,46 +225,54 @@ static void put_one(struct xb_dnssvc *s, struct set_batch *b, const struct dns_p
 	}
 	/* Only what the table holds goes to the kernel: its set is never
 	 * fuller than the table (dns_learn.h). */
-	if (!xb_dnsl_add(&s->learned, b->sid, p->family, p->addr, b->now + secs, a->fp,
-			 dns_learn_cap(d), b->now, &ev)) {
-		b->n_put--;
+	l = xb_dnsl_add(&s->learned, b->sid, p->family, p->addr, b->now + secs, a->fp,
+			dns_learn_cap(d), b->now, &ev);
+	/* What was evicted is gone from the table even when the add then
+	 * failed: it leaves the kernel's set either way. */
+	if (ev.family) {
+		a->refused.evicted++;
+		evicted(b, &ev);
+	}
+	if (!l) {
+		put_drop(b, p->family, p->addr);
 		s->c.set_puts--;
 		if (errno == ENOSPC)
 			a->refused.full++;
 		else
 			s->c.set_failures++;
-		return;
-	}
-	if (ev.family) {
-		a->refused.evicted++;
-		evicted(b, &ev);
 	}
 }
 
 void dns_learn_flush(struct xb_dnssvc *s)
 {
-	static bool done[DNS_PEND_MAX];
-	static struct set_batch b;
+	struct dns_learn_batch *b = s->batch;
 
 	if (!s->n_pend)
 		return;
-	memset(done, 0, s->n_pend * sizeof(done[0]));
-	b.now = wall_s();
+	if (!b && !(b = s->batch = calloc(1, sizeof(*b)))) {
+		s->c.set_failures += s->n_pend;	/* learned nothing: not in the table either */
+		s->n_pend = 0;
+		return;
+	}
+	for (size_t i = 0; i < s->n_pend; i++)
+		s->pend[i].done = false;
+	b->n_put = b->n_del = 0;
+	b->now = mono_s();
 	for (size_t i = 0; i < s->n_pend; i++) {
 		const struct dns_pend *p = &s->pend[i];
 		const struct dns_acc *a = &s->cfg->acc[p->acc];
 
-		if (done[i])
+		if (p->done)
 			continue;
-		b.set = p->family == AF_INET ? a->set4 : a->set6;
-		if ((b.sid = xb_dnsl_set_id(&s->learned, b.set)) < 0)
+		b->set = p->family == AF_INET ? a->set4 : a->set6;
+		if ((b->sid = xb_dnsl_set_id(&s->learned, b->set)) < 0)
 			break;
 		for (size_t k = i; k < s->n_pend; k++)
-			if (!done[k] && s->pend[k].acc == p->acc && s->pend[k].family == p->family) {
-				done[k] = true;
-				put_one(s, &b, &s->pend[k]);
+			if (!s->pend[k].done && s->pend[k].acc == p->acc && s->pend[k].family == p->family) {
+				s->pend[k].done = true;
+				put_one(s, b, &s->pend[k]);
 			}
-		send_batch(s, &b);
+		send_batch(s, b);
 	}
 	s->n_pend = 0;
 }
@@ -221,7 +280,7 @@ void dns_learn_flush(struct xb_dnssvc *s)
 /* The kernel collects expired elements a little later (dns_learn.h). */
 void dns_learned_prune(struct xb_dnssvc *s)
 {
-	xb_dnsl_expire(&s->learned, wall_s() - XB_DNSL_LINGER);
+	xb_dnsl_expire(&s->learned, linger_end());
 }
 
 /* The access rule owning set, if the policy still has it with the same
@@ -235,40 +294,85 @@ static const struct dns_acc *acc_of(const struct xb_dnssvc_cfg *c, const char *s
 	return NULL;
 }
 
-/* Entries whose rule is gone or whose domains changed, that the new
- * policy refuses (its own addresses, learn_private), and what a lowered
- * cap no longer holds. Returns how many went. */
-static size_t refill_drop(struct xb_dnssvc *s)
+/* Set k's entries whose rule is gone or whose domains changed, or that the
+ * new policy refuses (its own addresses, learn_private). The rule is
+ * looked up once per fingerprint met (a set's entries nearly always share
+ * one), not once per entry: a refill costs O(entries + sets x rules). */
+static size_t drop_set(struct xb_dnssvc *s, size_t k, uint32_t *idx)
 {
 	struct xb_dnsl *t = &s->learned;
-	size_t dropped = 0;
+	const struct dns_acc *a = NULL;
+	size_t n = t->sets[k].n, dropped = 0;
+	uint32_t fp = 0;
+	bool known = false;
 
-	for (size_t i = 0; i < t->used_top; i++) {
-		const struct xb_dnsl_entry *e = &t->v[i];
-		const struct dns_acc *a;
+	/* A copy: deleting reorders the heap. */
+	memcpy(idx, t->sets[k].heap, n * sizeof(*idx));
+	for (size_t i = 0; i < n; i++) {
+		struct xb_dnsl_entry *e = &t->v[idx[i]];
 
-		if (!e->family)
-			continue;
-		a = acc_of(s->cfg, t->sets[e->set].name, e->fp);
+		if (!known || e->fp != fp) {
+			fp = e->fp;
+			a = acc_of(s->cfg, t->sets[k].name, fp);
+			known = true;
+		}
 		if (!a || xb_dnsl_own_has(&s->cfg->own, e->family, e->addr) ||
 		    (!a->learn_private && xb_dnsl_classify(e->family, e->addr) == XB_DNSL_PRIVATE)) {
-			xb_dnsl_del(t, &t->v[i]);
+			xb_dnsl_del(t, e);
 			dropped++;
 		}
 	}
-	xb_dnsl_expire(t, wall_s());
+	return dropped;
+}
+
+/* What the new policy no longer wants (drop_set), what expired, and what
+ * a lowered cap no longer holds (counted as evictions). Returns how many
+ * went. */
+static size_t refill_drop(struct xb_dnssvc *s)
+{
+	struct xb_dnsl *t = &s->learned;
+	size_t dropped = 0, most = 0;
+	uint32_t *idx;
+
 	for (size_t k = 0; k < t->n_sets; k++)
-		dropped += xb_dnsl_trim(t, (int)k, dns_learn_cap(&s->cfg->p->dns));
+		most = t->sets[k].n > most ? t->sets[k].n : most;
+	if (most && !(idx = malloc(most * sizeof(*idx)))) {
+		log_warnx("dns: no memory to check the learned destinations against the policy: "
+			  "all %zu forgotten", xb_dnsl_total(t));
+		dropped = xb_dnsl_total(t);
+		xb_dnsl_free(t);
+		return dropped;
+	}
+	for (size_t k = 0; most && k < t->n_sets; k++)
+		dropped += drop_set(s, k, idx);
+	if (most)
+		free(idx);
+	xb_dnsl_expire(t, mono_s());
+	for (size_t k = 0; k < t->n_sets; k++) {
+		size_t n = xb_dnsl_trim(t, (int)k, dns_learn_cap(&s->cfg->p->dns));
+
+		dropped += n;
+		for (size_t i = 0; n && i < s->cfg->n_acc; i++) {
+			struct dns_acc *a = &s->cfg->acc[i];
+
+			if ((a->has4 && !strcmp(a->set4, t->sets[k].name)) ||
+			    (a->has6 && !strcmp(a->set6, t->sets[k].name))) {
+				a->refused.evicted += n;
+				break;
+			}
+		}
+	}
 	return dropped;
 }
 
 /* Learned destinations back into the sets of the table now loaded, one
- * netlink batch per set and up to 256 elements. */
+ * netlink batch per set and up to 256 elements; each set's entries are
+ * its heap, so this is O(entries). */
 void xb_dnssvc_refill(struct xb_dnssvc *s)
 {
 	struct xb_nftset_elem batch[256];
 	struct xb_dnsl *t = &s->learned;
-	uint64_t now = wall_s();
+	uint64_t now = mono_s();
 	size_t put = 0, dropped, failed = 0;
 
 	if (!s->cfg || !s->nft_ok)
@@ -278,17 +382,13 @@ void xb_dnssvc_refill(struct xb_dnssvc *s)
 	for (size_t k = 0; k < t->n_sets; k++) {
 		size_t n = 0;
 
-		for (size_t i = 0; i <= t->used_top; i++) {
-			const struct xb_dnsl_entry *l = i < t->used_top ? &t->v[i] : NULL;
+		for (size_t i = 0; i < t->sets[k].n; i++) {
+			const struct xb_dnsl_entry *l = &t->v[t->sets[k].heap[i]];
 
-			if (l && (!l->family || l->set != k))
-				continue;
-			if (l) {
-				batch[n] = (struct xb_nftset_elem){ .family = l->family,
-								    .timeout_ms = (l->expires - now) * 1000 };
-				memcpy(batch[n++].addr, l->addr, 16);
-			}
-			if (n == 256 || (!l && n)) {
+			batch[n] = (struct xb_nftset_elem){ .family = l->family,
+							    .timeout_ms = (l->expires - now) * 1000 };
+			memcpy(batch[n++].addr, l->addr, 16);
+			if (n == 256 || i + 1 == t->sets[k].n) {
 				failed += xb_nftset_put(&s->nft, t->sets[k].name, batch, n) < 0 ? n : 0;
 				put += n;
 				n = 0;
@@ -301,10 +401,12 @@ void xb_dnssvc_refill(struct xb_dnssvc *s)
 			 failed, dropped);
 }
 
-/* "SET ADDRESS EXPIRES FINGERPRINT" lines; replaced atomically. */
+/* "SET ADDRESS EXPIRES FINGERPRINT" lines, EXPIRES in wall-clock
+ * seconds; replaced atomically. */
 void dns_learned_save(struct xb_dnssvc *s)
 {
 	char tmp[4096], a[INET6_ADDRSTRLEN];
+	uint64_t now = mono_s(), wall = (uint64_t)time(NULL);
 	FILE *f;
 
 	if (!s->state_file || !s->learned.dirty)
@@ -317,11 +419,11 @@ void dns_learned_save(struct xb_dnssvc *s)
 	for (size_t i = 0; i < s->learned.used_top; i++) {
 		const struct xb_dnsl_entry *l = &s->learned.v[i];
 
-		if (!l->family)
+		if (!l->family || l->expires <= now)
 			continue;
 		inet_ntop(l->family, l->addr, a, sizeof(a));
 		fprintf(f, "%s %s %llu %08x\n", s->learned.sets[l->set].name, a,
-			(unsigned long long)l->expires, l->fp);
+			(unsigned long long)(wall + (l->expires - now)), l->fp);
 	}
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, s->state_file)) {
 		log_warn("dns: saving %s", s->state_file);
@@ -348,7 +450,7 @@ void dns_learned_load(struct xb_dnssvc *s)
 	char line[256], set[XB_SET_NAME_MAX], a[INET6_ADDRSTRLEN];	/* %70s: XB_SET_NAME_MAX - 1 */
 	unsigned long long exp;
 	unsigned fp;
-	uint64_t now = wall_s();
+	uint64_t now = mono_s(), wall = (uint64_t)time(NULL);
 	unsigned lineno = 0, bad = 0;
 	size_t cap = s->cfg ? dns_learn_cap(&s->cfg->p->dns) : 65536;
 	FILE *f;
@@ -370,8 +472,9 @@ void dns_learned_load(struct xb_dnssvc *s)
 			bad++;
 			continue;
 		}
-		if (exp <= now || (sid = xb_dnsl_set_id(&s->learned, set)) < 0)
+		if (exp <= wall || (sid = xb_dnsl_set_id(&s->learned, set)) < 0)
 			continue;
+		exp = exp - wall < UINT32_MAX ? now + (exp - wall) : now + UINT32_MAX;
 		/* Never longer than the longest TTL the policy allows. */
 		if (s->cfg && exp > now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace)
 			exp = now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace;

@@ -536,6 +536,9 @@ void xb_dnssvc_process(struct xb_dnssvc *s)
 		else if (tag >= TAG_CONN && tag < TAG_CONN + DNS_TCP_MAX)
 			on_conn(s, (int)(tag - TAG_CONN), ev[i].events);
 	}
+	/* An answer dropped (empty, or its TCP client gone) flushed nothing:
+	 * no change stays queued past the round that learned it. */
+	dns_learn_flush(s);
 }
 
 /* A socket bound to addr (which need not be configured yet) and to the
@@ -657,8 +660,11 @@ int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg)
 	int rc = 0;
 
 	cancel_flights(s);
-	if (s->cfg)
-		dns_learn_flush(s);	/* queued under the old rules */
+	/* Rounds flush what they learn (xb_dnssvc_process), so this is at
+	 * most what a caller outside a round queued. The new ruleset is
+	 * loaded already: a set of the same name may be another rule's now
+	 * (edited domains; r_ruleN by position), so it is dropped, not sent. */
+	s->n_pend = 0;
 	xb_dnssvc_cfg_free(s->cfg);
 	s->cfg = cfg;
 	s->since = (uint64_t)time(NULL);
@@ -704,6 +710,7 @@ void xb_dnssvc_free(struct xb_dnssvc *s)
 	xb_jsonlog_close(s->log);
 	xb_dnsl_free(&s->learned);
 	free(s->pend);
+	free(s->batch);
 	xb_dnssvc_cfg_free(s->cfg);
 	if (s->epfd >= 0)
 		close(s->epfd);

@@ -12,6 +12,7 @@
  */
 #include "tests/lib/check.h"
 #include "gateway/dns_internal.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "gateway/nft.h"
 
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int fam_of(const char *a)
@@ -42,6 +44,11 @@ TEST(special_purpose_refused)
 		"224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",
 		"::", "::1", "fe80::1", "febf::1", "ff02::1", "ff05::1:3", "::ffff:192.0.2.1",
 		"::ffff:8.8.8.8",
+		/* IPv4-compatible (deprecated), discard-only, IETF protocol
+		 * assignments, and NAT64 / 6to4 wrapping a special IPv4. */
+		"::127.0.0.1", "::a00:1", "::2", "::808:808", "100::1", "100::ffff:ffff:ffff:ffff",
+		"192.0.0.1", "192.0.0.255", "64:ff9b::7f00:1", "64:ff9b::e000:1", "64:ff9b::",
+		"2002:7f00:1::1", "2002:a9fe:101::", "2002::1",
 	};
 
 	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
@@ -54,12 +61,18 @@ TEST(private_and_public)
 	static const char *const priv[] = {
 		"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.1", "192.168.1.1",
 		"100.64.0.1", "100.127.255.255", "fc00::1", "fdff::1",
+		/* NAT64 / 6to4 wrapping a private IPv4; RFC 8215 local-use NAT64. */
+		"64:ff9b::a00:1", "64:ff9b::c0a8:101", "2002:a00:1::1", "64:ff9b:1::1",
+		"64:ff9b:1:ffff::8.8.8.8",
 	};
 	static const char *const pub[] = {
 		"1.1.1.1", "9.255.255.255", "11.0.0.0", "172.15.255.255", "172.32.0.0",
 		"192.167.1.1", "100.63.255.255", "100.128.0.0", "128.0.0.1", "169.253.1.1",
 		"223.255.255.255", "203.0.113.10", "2001:db8::10", "fe00::1", "fec0::1",
 		"fbff::1", "::fffe:1:2", "2606:4700::1111",
+		/* DNS64 of a public IPv4 is a real destination. */
+		"64:ff9b::808:808", "64:ff9b::cb00:710a", "2002:808:808::1", "100:0:0:1::1",
+		"192.0.1.255", "192.0.2.1", "64:ff9b:2::1",
 	};
 
 	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
@@ -87,6 +100,13 @@ TEST(own_prefixes)
 	inet_pton(AF_INET6, "2001:db8::1", a);
 	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
 	inet_pton(AF_INET6, "2001:db8::2", a);
+	CHECK(!xb_dnsl_own_has(&o, AF_INET6, a));
+	/* An own IPv4 address in a NAT64 or 6to4 wrapper is still ours. */
+	inet_pton(AF_INET6, "64:ff9b::c633:6401", a);
+	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
+	inet_pton(AF_INET6, "2002:c633:64ff::1", a);
+	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
+	inet_pton(AF_INET6, "64:ff9b::c633:6501", a);
 	CHECK(!xb_dnsl_own_has(&o, AF_INET6, a));
 	xb_dnsl_own_free(&o);
 }
@@ -247,31 +267,21 @@ static size_t reply_len;
 
 static const char table[] =
 	"table inet xborder {\n"
-	"\tset r_web_dns4 { type ipv4_addr; flags timeout; }\n"
+	"\tset r_web_dns4 { type ipv4_addr; flags timeout; size 16; }\n"
 	"\tset r_web_dns6 { type ipv6_addr; flags timeout; }\n"
 	"\tset r_lan_dns4 { type ipv4_addr; flags timeout; }\n"
 	"\tset r_lan_dns6 { type ipv6_addr; flags timeout; }\n"
 	"}\n";
 
-/* A service over a policy of `rules' and `dns' (text inside the sections),
- * its sets in a fresh table. */
-static struct xb_dnssvc *service(struct xb_policy **pp, const char *rules, const char *dns)
+/* The policy of `rules' and `dns' (text inside the sections) in dir, and
+ * its DNS configuration. */
+static struct xb_dnssvc_cfg *prepare(struct xb_policy **pp, const char *rules, const char *dns)
 {
 	struct xb_errors errs = { 0 };
 	struct xb_dnssvc_cfg *cfg;
-	struct xb_dnssvc *s;
-	struct xb_nft n;
-	char path[PATH_MAX], *err = NULL;
+	char path[PATH_MAX];
 	FILE *f;
 
-	xb_test_private_netns();
-	snprintf(dir, sizeof(dir), "/tmp/xb-dnslearn.XXXXXX");
-	CHECK(mkdtemp(dir) != NULL);
-	snprintf(path, sizeof(path), "%s/gw.key", dir);
-	CHECK((f = fopen(path, "w")) != NULL);
-	fputs("SMvIRSbyqKDSVwi4A2iNWyhxxFPVfeqgnYa6yUyh0Ho=\n", f);
-	fclose(f);
-	chmod(path, 0600);
 	snprintf(path, sizeof(path), "%s/xborder.conf", dir);
 	CHECK((f = fopen(path, "w")) != NULL);
 	fprintf(f, "gateway = { private_key_file = \"gw.key\"; interface = \"xbt%d\";\n"
@@ -292,10 +302,41 @@ static struct xb_dnssvc *service(struct xb_policy **pp, const char *rules, const
 	CHECK(*pp != NULL);
 	CHECK((cfg = xb_dnssvc_prepare(*pp, &errs)) != NULL);
 	xb_errors_free(&errs);
+	return cfg;
+}
+
+/* The test's sets, empty, as a reload of the ruleset leaves them. */
+static void fresh_table(void)
+{
+	struct xb_nft n;
+	char *err = NULL;
+
+	xb_test_run("nft delete table inet xborder 2>/dev/null; true");
 	CHECK_INT(xb_nft_open(&n), ==, 0);
 	if (xb_nft_run(&n, table, &err) < 0)
 		xb_test_fail(__FILE__, __LINE__, "table: %s", err ? err : "?");
 	xb_nft_close(&n);
+}
+
+/* A service over a policy of `rules' and `dns', its sets in a fresh
+ * table. */
+static struct xb_dnssvc *service(struct xb_policy **pp, const char *rules, const char *dns)
+{
+	struct xb_dnssvc_cfg *cfg;
+	struct xb_dnssvc *s;
+	char path[PATH_MAX];
+	FILE *f;
+
+	xb_test_private_netns();
+	snprintf(dir, sizeof(dir), "/tmp/xb-dnslearn.XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/gw.key", dir);
+	CHECK((f = fopen(path, "w")) != NULL);
+	fputs("SMvIRSbyqKDSVwi4A2iNWyhxxFPVfeqgnYa6yUyh0Ho=\n", f);
+	fclose(f);
+	chmod(path, 0600);
+	cfg = prepare(pp, rules, dns);
+	fresh_table();
 	CHECK((s = xb_dnssvc_new(NULL, NULL, NULL)) != NULL);
 	xb_dnssvc_commit(s, cfg);	/* no device interface here: it cannot listen */
 	return s;
@@ -312,9 +353,10 @@ static void service_free(struct xb_dnssvc *s, struct xb_policy *p)
 }
 
 /* The engine as an upstream answer to a device's query for name reaches
- * it: n addresses (A or AAAA by their form), TTL ttl. */
-static void answer(struct xb_dnssvc *s, const char *name, const char *const *addrs, size_t n,
-		   uint32_t ttl)
+ * it: n addresses (A or AAAA by their form), TTL ttl; what it learned is
+ * queued, not yet flushed. */
+static void answer_queued(struct xb_dnssvc *s, const char *name, const char *const *addrs, size_t n,
+			  uint32_t ttl)
 {
 	static uint8_t qb[512], ab[8192];
 	struct dnsw_question q = { .qtype = fam_of(addrs[0]) == AF_INET ? DNSW_T_A : DNSW_T_AAAA,
@@ -344,7 +386,13 @@ static void answer(struct xb_dnssvc *s, const char *name, const char *const *add
 	CHECK(len > 0);
 	CHECK_INT(dnsw_parse_response(&m, ab, len, 0x1414, &qq.q.q), ==, DNSW_R_OK);
 	CHECK((reply_len = dns_answer_from(s, &qq, &m, reply, sizeof(reply))) > 0);
-	/* The round ends: what it learned goes to the kernel. */
+}
+
+/* The same, and the round ends: what it learned goes to the kernel. */
+static void answer(struct xb_dnssvc *s, const char *name, const char *const *addrs, size_t n,
+		   uint32_t ttl)
+{
+	answer_queued(s, name, addrs, n, ttl);
 	dns_learn_flush(s);
 }
 
@@ -398,7 +446,7 @@ TEST(engine_filter)
 {
 	static const char *const v4[] = {
 		"0.0.0.0", "127.0.0.1", "198.51.100.1", "224.0.0.1", "169.254.1.1", "255.255.255.255",
-		"192.0.2.2", "192.0.2.200", "10.1.2.3", "203.0.113.10",
+		"192.0.2.2", "192.0.2.200", "192.0.2.53", "10.1.2.3", "203.0.113.10",
 	};
 	static const char *const v6[] = { "::1", "fe80::1", "ff02::1", "::ffff:203.0.113.9",
 					  "2001:db8:100::1", "fd00::5", "2001:db8:cafe::10" };
@@ -423,7 +471,7 @@ TEST(engine_filter)
 	CHECK_INT(set_size("r_web_dns6"), ==, 1);
 	e = row(s, "web", &st);
 	CHECK_INT(refused(e, "special"), ==, 5 + 4);
-	CHECK_INT(refused(e, "own"), ==, 3 + 1);
+	CHECK_INT(refused(e, "own"), ==, 4 + 1);	/* pool, peer, endpoint, upstream; pool6 */
 	CHECK_INT(refused(e, "private"), ==, 1 + 1);
 	CHECK_INT(json_integer_value(json_object_get(e, "learned4")), ==, 1);
 	json_decref(st);
@@ -526,4 +574,221 @@ TEST(engine_ttl_capped)
 	CHECK(dnsw_iter_next(&it, &rr));
 	CHECK_INT(rr.ttl, ==, 3600);
 	service_free(s, p);
+}
+
+/* Finding 1 of the review: an entry refreshed in a round (its put queued)
+ * and then evicted in the same round must leave the kernel's set too, or
+ * the kernel holds more than the table and, with the set sized to the cap,
+ * the new address's put fails. The set here has size 16 = learn_max. */
+TEST(engine_refresh_then_evict)
+{
+	char a[15][32];
+	const char *v[15];
+	static const char *const xy[] = { "198.18.0.1", "198.18.0.2" };
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+	json_t *st, *e;
+
+	for (int i = 0; i < 15; i++) {
+		snprintf(a[i], sizeof(a[i]), "203.0.113.%d", i + 1);
+		v[i] = a[i];
+	}
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "learn_max = 16; learn_answer_max = 32; grace = 0; ttl_max = 3600;");
+	answer(s, "long.acme.example", v, 15, 3000);
+	answer(s, "x.acme.example", xy, 1, 10);
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	uint64_t fail0 = s->c.set_failures;
+
+	answer(s, "xy.acme.example", xy, 2, 30);	/* X refreshed, then evicted by Y */
+	CHECK_INT(s->c.set_failures - fail0, ==, 0);
+	CHECK(!in_set("r_web_dns4", xy[0]));
+	CHECK(in_set("r_web_dns4", xy[1]));
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	CHECK_INT(xb_dnsl_total(&s->learned), ==, 16);
+	e = row(s, "web", &st);
+	CHECK_INT(json_integer_value(json_object_get(e, "evicted")), ==, 1);
+	json_decref(st);
+	service_free(s, p);
+}
+
+/* Finding 2 of the review: a put that fails (here: the kernel's set is
+ * full of elements the table does not know) must not make the table
+ * forget the entries it was refreshing — the kernel still holds them. */
+TEST(engine_failed_put_keeps_refreshed)
+{
+	static const char *const mine[] = { "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4" };
+	static const char *const both[] = { "203.0.113.1", "203.0.113.99" };
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+	char cmd[512];
+	int n = 0;
+
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "learn_max = 16; grace = 0; ttl_max = 3600;");
+	answer(s, "four.acme.example", mine, 4, 100);
+	/* Someone else fills the kernel's set (size 16). */
+	n = snprintf(cmd, sizeof(cmd), "nft add element inet xborder r_web_dns4 { ");
+	for (int i = 0; i < 12; i++)
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, "%s198.18.1.%d timeout 1h", i ? ", " : "", i + 1);
+	snprintf(cmd + n, sizeof(cmd) - (size_t)n, " }");
+	xb_test_run(cmd);
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	uint64_t fail0 = s->c.set_failures;
+
+	/* .1 is refreshed (100 s left < half of 3000), .99 is new: the put fails. */
+	answer(s, "both.acme.example", both, 2, 3000);
+	CHECK(s->c.set_failures > fail0);
+	CHECK(in_set("r_web_dns4", "203.0.113.1"));
+	dns_learned_prune(s);
+	/* The four the kernel holds are still counted; the new one is not. */
+	CHECK_INT(xb_dnsl_total(&s->learned), ==, 4);
+	/* .1 keeps at least the expiry it had, like .2 learned beside it. */
+	uint8_t a1[4], a2[4];
+	int sid = xb_dnsl_set_id(&s->learned, "r_web_dns4");
+
+	inet_pton(AF_INET, "203.0.113.1", a1);
+	inet_pton(AF_INET, "203.0.113.2", a2);
+	struct xb_dnsl_entry *l1 = xb_dnsl_find(&s->learned, sid, AF_INET, a1);
+	struct xb_dnsl_entry *l2 = xb_dnsl_find(&s->learned, sid, AF_INET, a2);
+	CHECK(l1 && l2);
+	CHECK_INT(l1->expires, >=, l2->expires);
+	service_free(s, p);
+}
+
+/* Finding 7 of the review: changes still queued under the old rules when
+ * a reload commits must not reach the new table: there the set of that
+ * name may belong to a rule with other domains (a renamed or edited rule;
+ * rules without a name have r_ruleN by position). */
+TEST(engine_reload_drops_queued)
+{
+	static const char *const v4[] = { "203.0.113.50" };
+	struct xb_policy *p, *p2;
+	struct xb_dnssvc *s;
+
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.a.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }", "");
+	answer_queued(s, "x.a.example", v4, 1, 300);
+	CHECK_INT(s->n_pend, ==, 1);
+	/* The reload: the ruleset (empty sets) first, then the DNS service.
+	 * Rule web is about other names now. */
+	fresh_table();
+	xb_dnssvc_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.b.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }", ""));
+	xb_policy_free(p);
+	CHECK(!in_set("r_web_dns4", v4[0]));
+	CHECK_INT(s->n_pend, ==, 0);
+	/* The table agrees with the kernel. */
+	CHECK_INT(xb_dnsl_total(&s->learned), ==, 0);
+	service_free(s, p2);
+}
+
+/* Learned, refreshed and evicted within one round: the batch holds two
+ * puts of X, and neither may reach the kernel. */
+TEST(engine_learn_refresh_evict_one_round)
+{
+	char a[15][32];
+	const char *v[15];
+	static const char *const x[] = { "198.18.0.1" }, *const y[] = { "198.18.0.2" };
+	struct xb_policy *p;
+	struct xb_dnssvc *s;
+
+	for (int i = 0; i < 15; i++) {
+		snprintf(a[i], sizeof(a[i]), "203.0.113.%d", i + 1);
+		v[i] = a[i];
+	}
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "learn_max = 16; learn_answer_max = 32; grace = 0; ttl_max = 3600;");
+	answer(s, "long.acme.example", v, 15, 3000);
+	uint64_t fail0 = s->c.set_failures;
+
+	answer_queued(s, "x.acme.example", x, 1, 10);
+	answer_queued(s, "x.acme.example", x, 1, 30);	/* a refresh: 10 s left < 30 / 2 */
+	answer_queued(s, "y.acme.example", y, 1, 3000);	/* evicts X */
+	dns_learn_flush(s);
+	CHECK_INT(s->c.set_failures - fail0, ==, 0);
+	CHECK(!in_set("r_web_dns4", x[0]));
+	CHECK(in_set("r_web_dns4", y[0]));
+	CHECK_INT(set_size("r_web_dns4"), ==, 16);
+	CHECK_INT(xb_dnsl_total(&s->learned), ==, 16);
+	service_free(s, p);
+}
+
+/* Finding 3 of the review: the table's expiries are on the monotonic
+ * clock, like the kernel's relative timeouts, so a step of the wall clock
+ * does not split them; the state file holds wall-clock times (it outlives
+ * a reboot), converted on save and load. */
+TEST(engine_expiry_monotonic_file_wall)
+{
+	static const char *const v4[] = { "203.0.113.60" };
+	struct xb_policy *p, *p2;
+	struct xb_dnssvc *s;
+	struct xb_dnsl_entry *l;
+	char path[PATH_MAX], line[256];
+	unsigned long long exp = 0;
+	uint8_t a[4];
+	FILE *f;
+
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "grace = 0; ttl_max = 3600;");
+	answer(s, "a.acme.example", v4, 1, 600);
+	inet_pton(AF_INET, v4[0], a);
+	l = xb_dnsl_find(&s->learned, xb_dnsl_set_id(&s->learned, "r_web_dns4"), AF_INET, a);
+	CHECK(l != NULL);
+	uint64_t mono = clock_mono_ns() / 1000000000ull;
+
+	CHECK_INT(l->expires, >=, mono + 598);
+	CHECK_INT(l->expires, <=, mono + 601);
+	/* Saved: wall clock. */
+	snprintf(path, sizeof(path), "%s/dns-learned", dir);
+	s->state_file = strdup(path);
+	dns_learned_save(s);
+	CHECK((f = fopen(path, "r")) != NULL);
+	CHECK(fgets(line, sizeof(line), f) != NULL);
+	fclose(f);
+	CHECK(sscanf(line, "r_web_dns4 203.0.113.60 %llu", &exp) == 1);
+	CHECK_INT(exp, >=, (unsigned long long)time(NULL) + 598);
+	CHECK_INT(exp, <=, (unsigned long long)time(NULL) + 601);
+	xb_dnssvc_free(s);
+	xb_policy_free(p);
+	/* Loaded: monotonic again. */
+	CHECK((s = xb_dnssvc_new(dir, NULL, NULL)) != NULL);
+	xb_dnssvc_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+				    "grace = 0; ttl_max = 3600;"));
+	l = xb_dnsl_find(&s->learned, xb_dnsl_set_id(&s->learned, "r_web_dns4"), AF_INET, a);
+	CHECK(l != NULL);
+	mono = clock_mono_ns() / 1000000000ull;
+	CHECK_INT(l->expires, >=, mono + 597);
+	CHECK_INT(l->expires, <=, mono + 601);
+	CHECK(in_set("r_web_dns4", v4[0]));
+	service_free(s, p2);
+}
+
+/* A reload that lowers learn_max trims each set to it, soonest-expiring
+ * first, and counts what went as evictions of the rule (review nit). */
+TEST(engine_reload_lower_cap_counted)
+{
+	char a[20][32];
+	const char *v[20];
+	struct xb_policy *p, *p2;
+	struct xb_dnssvc *s;
+	json_t *st, *e;
+
+	for (int i = 0; i < 20; i++) {
+		snprintf(a[i], sizeof(a[i]), "2001:db8:cafe::%d", i + 1);
+		v[i] = a[i];
+	}
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+		    "learn_max = 32; learn_answer_max = 32; grace = 0;");
+	answer(s, "short.acme.example", v, 4, 100);
+	answer(s, "long.acme.example", v + 4, 16, 3000);
+	fresh_table();
+	xb_dnssvc_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+				    "learn_max = 16; learn_answer_max = 32; grace = 0;"));
+	xb_policy_free(p);
+	CHECK_INT(set_size("r_web_dns6"), ==, 16);
+	CHECK(!in_set("r_web_dns6", v[0]) && in_set("r_web_dns6", v[4]));
+	e = row(s, "web", &st);
+	CHECK_INT(json_integer_value(json_object_get(e, "evicted")), ==, 4);
+	CHECK_INT(json_integer_value(json_object_get(e, "learned6")), ==, 16);
+	json_decref(st);
+	service_free(s, p2);
 }
