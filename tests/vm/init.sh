@@ -9,7 +9,9 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm /run/wireguard
 mount -t devpts devpts /dev/pts
-mount -t tmpfs tmp /tmp
+# /tmp stays the initramfs's own (writable already): the tree may live
+# under /tmp, as a CI clone can, and a tmpfs there would hide it.
+chmod 1777 /tmp
 mount -t tmpfs shm /dev/shm
 echo 1 >/proc/sys/kernel/panic_on_oops
 ip link set lo up
