@@ -11,7 +11,9 @@
  * the name asked (0: the message's own; 1: www.example.org, a CNAME override
  * to a.example.com, itself an access rule's; 2: x.example.org, a CNAME to a
  * local override). Checks: every answer for the client parses as a response
- * to its query, and carries no OPT when the query had none (RFC 6891 7). */
+ * to its query, and carries no OPT when the query had none (RFC 6891 7);
+ * what it taught, flushed as each service round does, holds no special-
+ * purpose address and no set over learn_max. */
 #include "fuzz_policy.h"
 #include "gateway/dns_internal.h"
 #include "common/bytes.h"
@@ -53,6 +55,10 @@ static struct xb_dnssvc *setup(void)
 		abort();
 	check(s.cfg->n_acc == 2 && s.cfg->acc[0].has4 && s.cfg->acc[0].has6);
 	s.nft_ok = false;	/* set updates fail (counted): no kernel here */
+	/* What xb_dnssvc_new sets up for learning: the queue and the table. */
+	if (!(s.pend = calloc(DNS_PEND_MAX, sizeof(*s.pend))))
+		abort();
+	xb_dnsl_init(&s.learned);
 	return &s;
 }
 
@@ -128,6 +134,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	xb_dnsc_store(s->cache, qq.scope, &ask->q, data + 1, size - 1, s->now_ns);
 	len = dns_answer_from(s, &qq, &m, out, sizeof(out));
 	client_answer(&qq, out, len);
+	/* What the answer taught, applied as the service does each round: no
+	 * special-purpose address, no set over its cap. */
+	dns_learn_flush(s);
+	check(s->n_pend == 0);
+	for (size_t i = 0; i < s->learned.used_top; i++)
+		if (s->learned.v[i].family)
+			check(xb_dnsl_classify(s->learned.v[i].family, s->learned.v[i].addr) != XB_DNSL_SPECIAL);
+	for (size_t k = 0; k < s->learned.n_sets; k++)
+		check(xb_dnsl_count(&s->learned, (int)k) <= dns_learn_cap(&s->cfg->p->dns));
 	len = dns_from_cache(s, &qc, out, sizeof(out));
 	client_answer(&qc, out, len);
 	xb_dnsc_flush(s->cache);
