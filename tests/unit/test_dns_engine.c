@@ -33,7 +33,7 @@ static void put(const char *name, const char *text, mode_t mode)
 }
 
 /* The engine with the policy above (made once), sets off (no kernel), no
- * cache. */
+ * cache; what it learns is queued and dropped at the next flush. */
 static struct xb_dnssvc *engine(void)
 {
 	struct xb_errors errs = { 0 };
@@ -57,6 +57,9 @@ static struct xb_dnssvc *engine(void)
 	rmdir(dir);
 	CHECK((svc.cfg = xb_dnssvc_prepare(p, &errs)) != NULL);
 	xb_errors_free(&errs);
+	/* What xb_dnssvc_new sets up for learning: the queue and the table. */
+	CHECK((svc.pend = calloc(DNS_PEND_MAX, sizeof(*svc.pend))) != NULL);
+	xb_dnsl_init(&svc.learned);
 	return &svc;
 }
 
