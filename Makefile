@@ -21,7 +21,7 @@ BUILD    ?= build
 endif
 
 CC       ?= cc
-PKGS     := libmnl libsodium libconfig libnftables jansson sqlite3 libmicrohttpd
+PKGS     := libmnl libsodium libconfig libnftables jansson sqlite3 libmicrohttpd libcrypto
 # Evaluated once, lazily: the deps check must run before pkg-config is asked.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
@@ -59,7 +59,7 @@ TLIB      := $(BUILD)/libxbtest.a
 
 # Programs: name := main source file.
 PROGS    := xborder-wg xb-gre xb-probe xb-impair xb-pkt xborderd xborderctl xb-ctlfake \
-            xborder-posture xb-gwfake xb-sdnotify xb-preport xb-dnsq \
+            xborder-posture xb-gwfake xb-sdnotify xb-preport xb-aeadbench xb-dnsq \
             xb-dnsfake
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-gre   := tunnel/gre_main.c
@@ -73,6 +73,7 @@ SRC_xb-gwfake := tests/tools/gwfake_main.c
 SRC_xb-sdnotify := tests/tools/sdnotify_main.c
 SRC_xb-probe  := tunnel/probe_main.c
 SRC_xb-preport := tests/tools/preport_main.c
+SRC_xb-aeadbench := tests/tools/aeadbench_main.c
 SRC_xb-dnsq   := tests/tools/dnsq_main.c
 SRC_xb-dnsfake := tests/tools/dnsfake_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)

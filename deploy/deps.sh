@@ -24,6 +24,7 @@ libnftables-dev:pc:libnftables
 libjansson-dev:pc:jansson
 libsqlite3-dev:pc:sqlite3
 libmicrohttpd-dev:pc:libmicrohttpd
+libssl-dev:pc:libcrypto
 iproute2:cmd:ip
 iputils-ping:cmd:ping
 nftables:cmd:nft

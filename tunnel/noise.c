@@ -11,6 +11,7 @@
  * Every AEAD output is mixed into H after it is produced or checked.
  */
 #include "tunnel/noise.h"
+#include "tunnel/aead.h"
 #include "tunnel/blake2s.h"
 #include "common/clock.h"
 
@@ -403,29 +404,14 @@ bool noise_derive_keypair(struct noise_keypair *kp, struct noise_handshake *hs, 
 	return true;
 }
 
-static void make_nonce(uint8_t nonce[12], uint64_t counter)
-{
-	memset(nonce, 0, 4);
-	memcpy(nonce + 4, &counter, 8);	/* little-endian host */
-}
-
 void noise_encrypt(uint8_t *dst, const uint8_t *src, size_t len, uint64_t counter,
 		   const uint8_t key[NOISE_SYMMETRIC_KEY_LEN])
 {
-	uint8_t nonce[12];
-
-	make_nonce(nonce, counter);
-	crypto_aead_chacha20poly1305_ietf_encrypt(dst, NULL, src, len, NULL, 0, NULL, nonce, key);
+	xb_aead_seal(dst, src, len, counter, key);
 }
 
 bool noise_decrypt(uint8_t *dst, const uint8_t *src, size_t len, uint64_t counter,
 		   const uint8_t key[NOISE_SYMMETRIC_KEY_LEN])
 {
-	uint8_t nonce[12];
-
-	if (len < NOISE_AUTHTAG_LEN)
-		return false;
-	make_nonce(nonce, counter);
-	return crypto_aead_chacha20poly1305_ietf_decrypt(dst, NULL, NULL, src, len, NULL, 0,
-							 nonce, key) == 0;
+	return xb_aead_open(dst, src, len, counter, key);
 }
