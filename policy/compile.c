@@ -18,6 +18,8 @@
  * - A packet on a tunnel-only path that is about to leave by anything but
  *   a tunnel is dropped: where traffic leaves the country is never left to
  *   a missing route.
+ * - A TCP SYN or SYN-ACK crossing a tunnel carries at most the MSS that
+ *   fits the tunnel (mss_clamp).
  * Identifiers: sets are "r_" RULE "_" KIND; nft identifiers must start with
  * a letter and may hold letters, digits, '.', '_', '-' and '/', which
  * covers every valid rule name. Comments are at most 127 bytes, without
@@ -502,6 +504,32 @@ static void leak_guard(const struct out *o)
 		n > 1 ? " }" : "");
 }
 
+/* TCP's MSS, both ways, at most what fits the tunnel a SYN crosses: the
+ * SYN out of it (the origin then sends segments that fit) and the SYN-ACK
+ * in from it (the device does). Path MTU discovery across the border often
+ * fails — partners and the mainland's middle boxes drop ICMP "fragmentation
+ * needed" — and a partner's GRE (1 476 and less) sits below devices at
+ * 1 420. An MSS already smaller is left alone. */
+static void mss_clamp(const struct out *o)
+{
+	for (size_t i = 0; i < o->p->n_tunnels; i++) {
+		const struct xb_tunnel *t = &o->p->tunnels[i];
+
+		for (int v6 = 0; v6 < 2; v6++) {
+			unsigned mss = t->mtu - (v6 ? 60 : 40);
+
+			if (!has_pool(o->p, v6))
+				continue;
+			for (int in = 0; in < 2; in++)
+				fprintf(o->f, "\t\t%s \"%s\" meta nfproto %s tcp flags syn / syn,rst "
+					"tcp option maxseg size > %u tcp option maxseg size set %u "
+					"comment \"tunnel %s: MSS fits its MTU %u\"\n",
+					in ? "iifname" : "oifname", t->ifname, v6 ? "ipv6" : "ipv4", mss, mss,
+					t->name, t->mtu);
+		}
+	}
+}
+
 static void chain_forward(const struct out *o)
 {
 	const char *dev = o->p->gateway.interface;
@@ -510,6 +538,7 @@ static void chain_forward(const struct out *o)
 		"\t\ttype filter hook forward priority filter; policy accept;\n"
 		"\t\tiifname \"%s\" ct state invalid counter drop comment \"untracked: would escape snat\"\n",
 		dev);
+	mss_clamp(o);
 	leak_guard(o);
 	fprintf(o->f, "\t\tiifname \"%s\" accept comment \"judged in prerouting\"\n"
 		"\t\toifname \"%s\" ct state established,related accept\n"
