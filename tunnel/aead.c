@@ -32,7 +32,9 @@ static void thread_free(void *p)
 	free(t);
 }
 
-static void make_key(void) { (void)pthread_key_create(&key_thread, thread_free); }
+static bool have_key;
+
+static void make_key(void) { have_key = pthread_key_create(&key_thread, thread_free) == 0; }
 
 /* The calling thread's context; NULL means libsodium. */
 static struct aead_thread *thread_ctx(void)
@@ -40,6 +42,8 @@ static struct aead_thread *thread_ctx(void)
 	struct aead_thread *t;
 
 	pthread_once(&key_once, make_key);
+	if (!have_key)
+		return NULL;
 	if ((t = pthread_getspecific(key_thread)))
 		return t->failed ? NULL : t;
 	if (!(t = calloc(1, sizeof(*t))))
@@ -65,7 +69,11 @@ static void make_nonce(uint8_t nonce[12], uint64_t counter)
 	memcpy(nonce + 4, &counter, 8);	/* little-endian host */
 }
 
-enum { RUN_SETUP = -1, RUN_BAD_TAG = 0, RUN_OK = 1 };
+/* RUN_UNTOUCHED: nothing was written, libsodium may do it instead;
+ * RUN_FAILED: output was written and is no good (a bad tag, or libcrypto
+ * failed half way: an in-place seal has already overwritten the plaintext,
+ * so falling back would XOR the same keystream again and send it in clear). */
+enum { RUN_UNTOUCHED, RUN_FAILED, RUN_OK };
 
 /* Seal (enc 1) or open (enc 0) len bytes; the tag is after them. One
  * EVP_CipherUpdate takes at most INT_MAX bytes; ours are datagrams. */
@@ -75,16 +83,14 @@ static int evp_run(struct aead_thread *t, int enc, uint8_t *dst, const uint8_t *
 	int n = 0, fin = 0;
 
 	if (len > 1u << 30 || EVP_CipherInit_ex2(t->ctx, NULL, key, nonce, enc, NULL) != 1)
-		return RUN_SETUP;
-	if (len && EVP_CipherUpdate(t->ctx, dst, &n, src, (int)len) != 1)
-		return RUN_SETUP;
+		return RUN_UNTOUCHED;
 	if (!enc && EVP_CIPHER_CTX_ctrl(t->ctx, EVP_CTRL_AEAD_SET_TAG, XB_AEAD_TAG_LEN,
 					(void *)(src + len)) != 1)
-		return RUN_SETUP;
-	if (EVP_CipherFinal_ex(t->ctx, dst + n, &fin) != 1)
-		return enc ? RUN_SETUP : RUN_BAD_TAG;
-	if (enc && EVP_CIPHER_CTX_ctrl(t->ctx, EVP_CTRL_AEAD_GET_TAG, XB_AEAD_TAG_LEN, dst + len) != 1)
-		return RUN_SETUP;
+		return RUN_UNTOUCHED;
+	if ((len && EVP_CipherUpdate(t->ctx, dst, &n, src, (int)len) != 1) ||
+	    EVP_CipherFinal_ex(t->ctx, dst + n, &fin) != 1 ||
+	    (enc && EVP_CIPHER_CTX_ctrl(t->ctx, EVP_CTRL_AEAD_GET_TAG, XB_AEAD_TAG_LEN, dst + len) != 1))
+		return RUN_FAILED;
 	return RUN_OK;
 }
 
@@ -93,10 +99,17 @@ void xb_aead_seal(uint8_t *dst, const uint8_t *src, size_t len, uint64_t counter
 {
 	struct aead_thread *t;
 	uint8_t nonce[12];
+	int r = RUN_UNTOUCHED;
 
 	make_nonce(nonce, counter);
-	if (len >= OPENSSL_FROM && (t = thread_ctx()) && evp_run(t, 1, dst, src, len, nonce, key) == RUN_OK)
+	if (len >= OPENSSL_FROM && (t = thread_ctx()))
+		r = evp_run(t, 1, dst, src, len, nonce, key);
+	if (r == RUN_OK)
 		return;
+	if (r == RUN_FAILED) {	/* all zero: the peer drops it as a bad tag */
+		sodium_memzero(dst, len + XB_AEAD_TAG_LEN);
+		return;
+	}
 	crypto_aead_chacha20poly1305_ietf_encrypt(dst, NULL, src, len, NULL, 0, NULL, nonce, key);
 }
 
@@ -105,18 +118,31 @@ bool xb_aead_open(uint8_t *dst, const uint8_t *src, size_t len, uint64_t counter
 {
 	struct aead_thread *t;
 	uint8_t nonce[12];
+	int r = RUN_UNTOUCHED;
 
 	if (len < XB_AEAD_TAG_LEN)
 		return false;
 	make_nonce(nonce, counter);
-	if (len - XB_AEAD_TAG_LEN >= OPENSSL_FROM && (t = thread_ctx())) {
-		int r = evp_run(t, 0, dst, src, len - XB_AEAD_TAG_LEN, nonce, key);
-
-		if (r != RUN_SETUP)
-			return r == RUN_OK;
+	if (len - XB_AEAD_TAG_LEN >= OPENSSL_FROM && (t = thread_ctx()))
+		r = evp_run(t, 0, dst, src, len - XB_AEAD_TAG_LEN, nonce, key);
+	if (r == RUN_OK)
+		return true;
+	if (r == RUN_FAILED) {	/* unauthenticated bytes are not left behind, as libsodium's */
+		sodium_memzero(dst, len - XB_AEAD_TAG_LEN);
+		return false;
 	}
 	return crypto_aead_chacha20poly1305_ietf_decrypt(dst, NULL, NULL, src, len, NULL, 0,
 							 nonce, key) == 0;
+}
+
+void xb_aead_forget(void)
+{
+	static const uint8_t zero[XB_AEAD_KEY_LEN + 12];
+	struct aead_thread *t;
+
+	pthread_once(&key_once, make_key);
+	if (have_key && (t = pthread_getspecific(key_thread)) && !t->failed)
+		(void)EVP_CipherInit_ex2(t->ctx, NULL, zero, zero + XB_AEAD_KEY_LEN, 1, NULL);
 }
 
 const char *xb_aead_impl(void)

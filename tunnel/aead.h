@@ -11,7 +11,9 @@
  * a context. Both produce the same bytes.
  *
  * Each calling thread gets its own cipher context, made at its first call
- * and freed when the thread ends; nothing is shared between threads. */
+ * and freed when the thread ends; nothing is shared between threads. A
+ * seal that libcrypto fails half way leaves all zeros (the peer drops it),
+ * never the plaintext. */
 #ifndef XB_AEAD_H
 #define XB_AEAD_H
 
@@ -26,9 +28,14 @@
 void xb_aead_seal(uint8_t *dst, const uint8_t *src, size_t len, uint64_t counter,
 		  const uint8_t key[static XB_AEAD_KEY_LEN]);
 /* dst (len - 16 bytes) = open(src, len); false when the tag does not check
- * out (or len < 16): then dst holds nothing to use. dst may be src. */
+ * out (or len < 16): then dst holds nothing to use (zeros, or untouched).
+ * dst may be src. */
 bool xb_aead_open(uint8_t *dst, const uint8_t *src, size_t len, uint64_t counter,
 		  const uint8_t key[static XB_AEAD_KEY_LEN]);
+/* The calling thread's context forgets the last key it used (libcrypto
+ * keeps it until the next packet otherwise): called where keypairs are
+ * wiped. */
+void xb_aead_forget(void);
 /* Which implementation this thread uses for packets of 768 bytes and more:
  * "openssl", or "libsodium" when libcrypto gave no context. */
 const char *xb_aead_impl(void);

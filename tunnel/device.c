@@ -1,6 +1,7 @@
 /* The userspace WireGuard device: sockets, the event loop, configuration.
  * See device.h for the threading rule (one lock, taken per batch). */
 #include "tunnel/device.h"
+#include "tunnel/aead.h"
 #include "tunnel/offload.h"
 #include "tunnel/tun.h"
 #include "common/clock.h"
@@ -412,6 +413,9 @@ int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_t
 	}
 	log_info("%s: TUN offloads (TSO in, coalescing out) %s", dev->ifname,
 		 dev->tun_offload ? "on" : "not available: one packet per read and write");
+	log_info("%s: transport data: %s", dev->ifname, !strcmp(xb_aead_impl(), "openssl") ?
+		 "OpenSSL's ChaCha20-Poly1305 from 768 bytes, libsodium's below" :
+		 "libsodium's ChaCha20-Poly1305 (libcrypto gave no cipher context)");
 	if ((r = bind_sockets(dev, 0)) < 0)
 		goto fail;
 	if ((dev->uapi_fd = wg_uapi_listen(dev->ifname)) < 0)

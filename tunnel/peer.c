@@ -1,5 +1,6 @@
 /* Peers: creation, lookup by public key, keypair rotation, staged packets. */
 #include "tunnel/device.h"
+#include "tunnel/aead.h"
 #include "common/clock.h"
 
 #include <sodium.h>
@@ -52,6 +53,7 @@ static void keypair_free(struct wg_device *dev, struct noise_keypair *kp)
 	wg_index_del(&dev->index, kp->local_index);
 	sodium_memzero(kp, sizeof(*kp));
 	free(kp);
+	xb_aead_forget();	/* this thread's libcrypto context may hold its key */
 }
 
 /* Free the index idx if it still names this peer's pending handshake (once
