@@ -15,21 +15,31 @@ chmod 1777 /tmp
 mount -t tmpfs shm /dev/shm
 echo 1 >/proc/sys/kernel/panic_on_oops
 ip link set lo up
+rc=0
+# The modules the kernel tests are here for: without one, every test would
+# skip and the run would look green.
 for m in tun veth wireguard ip_gre ip6_gre nf_tables nf_conntrack; do
-	modprobe "$m" || echo "# vm: modprobe $m failed"
+	modprobe "$m" || { echo "not ok - vm/modprobe $m: the kernel cannot load it"; rc=1; }
 done
 echo "# vm: $(uname -r), $(nproc) CPUs, modules: $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
 
-rc=0
 for t in "${TESTS[@]}"; do
 	echo "# vm: --- $t"
 	case $t in
 	*.sh) timeout -k 5 300 bash "$XB_ROOT/$t" </dev/null 2>&1 ;;
 	*)    timeout -k 5 300 "$XB_BUILD/tests/$t" </dev/null 2>&1 ;;
-	esac
+	esac >/tmp/xb-vm-test.log
 	r=$?
-	# 77: skipped as a whole; the script said why.
-	[ $r = 0 ] || [ $r = 77 ] || { echo "# vm: $t exited $r"; rc=1; }
+	cat /tmp/xb-vm-test.log
+	name=${t##*/}; name=${name%.sh}
+	# 77: skipped as a whole; say so, or it would vanish from the counts.
+	if [ $r = 77 ] && ! grep -qE '^(ok|not ok|skip) - ' /tmp/xb-vm-test.log; then
+		echo "skip - vm/$name: $(tail -n 1 /tmp/xb-vm-test.log)"
+	elif [ $r != 0 ] && [ $r != 77 ]; then
+		echo "# vm: $t exited $r"
+		grep -q '^not ok - ' /tmp/xb-vm-test.log || echo "not ok - vm/$name: exited $r"
+		rc=1
+	fi
 done
 echo "xb-vm-exit $rc"
 sync

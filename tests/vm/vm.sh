@@ -33,7 +33,12 @@ timeout_s=${XB_VM_TIMEOUT:-540}
 mem=${XB_VM_MEM:-2048}
 
 say() { printf '# vm: %s\n' "$*"; }
-noway() { echo "no VM: $*"; exit 77; }
+# No VM: a skip with the reason, or a failure where one is required
+# (XB_VM_REQUIRE=1, as .ci/run sets: the kernel tests must not vanish).
+noway() {
+	if [ -n "${XB_VM_REQUIRE:-}" ]; then echo "not ok - vm/setup: $*"; exit 1; fi
+	echo "no VM: $*"; exit 77
+}
 
 # Host tools the kernel tests use, by package (dpkg -L lists their files).
 PKGS="bash dash coreutils grep sed mawk gawk findutils util-linux mount procps kmod iproute2 iputils-ping
@@ -46,9 +51,11 @@ kernel() {	# fetch and unpack the newest linux-image-cloud-amd64; sets KVER, KDI
 	if [ -s "$KDIR/version" ] && [ -n "${XB_VM_OFFLINE:-}" ]; then
 		KVER=$(cat "$KDIR/version"); return 0
 	fi
-	( cd "$vm/pkg" && apt-get download -q linux-image-cloud-amd64 >/dev/null 2>&1 ) ||
+	# Package lists may be missing or stale on a new machine: update once.
+	( cd "$vm/pkg" && { apt-get download -q linux-image-cloud-amd64 >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null 2>&1 && apt-get download -q linux-image-cloud-amd64 >/dev/null 2>&1; }; } ) ||
 		{ [ -s "$KDIR/version" ] && { KVER=$(cat "$KDIR/version"); return 0; }
-		  noway "apt-get download linux-image-cloud-amd64 failed (run apt-get update)"; }
+		  noway "apt-get download linux-image-cloud-amd64 failed"; }
 	meta=$(ls -t "$vm"/pkg/linux-image-cloud-amd64_*.deb | head -n 1)
 	dep=$(dpkg-deb -f "$meta" Depends | tr ',' '\n' | grep -o 'linux-image-[0-9][^ (]*' | head -n 1)
 	[ -n "$dep" ] || noway "cannot read the kernel package's name from $meta"
@@ -123,7 +130,7 @@ base() {	# the host tools image, cached by kernel version and tool versions
 }
 
 tree() {	# this tree's build output and tests, and the /init that runs TESTS
-	local stage=$vm/tree.d f
+	local stage=$run/tree.d f
 	rm -rf "$stage"; mkdir -p "$stage$root" "$stage$XB_BUILD"
 	cp -a "$root/tests" "$root/deploy" "$stage$root/"
 	rm -rf "$stage$root/tests/data"	# the domain list: no kernel test reads it
@@ -141,7 +148,7 @@ tree() {	# this tree's build output and tests, and the /init that runs TESTS
 		cat "$root/tests/vm/init.sh"
 	} >"$stage/init"
 	chmod 755 "$stage/init"
-	( cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet ) >"$vm/tree.cpio" ||
+	( cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet ) >"$run/tree.cpio" ||
 		noway "cpio of the tree failed"
 	rm -rf "$stage"
 }
@@ -149,23 +156,30 @@ tree() {	# this tree's build output and tests, and the /init that runs TESTS
 command -v qemu-system-x86_64 >/dev/null || noway "qemu-system-x86_64 is not installed (deploy/deps.sh)"
 for t in cpio depmod dpkg-deb file; do command -v $t >/dev/null || noway "$t is not installed (deploy/deps.sh)"; done
 mkdir -p "$vm"
+# The cache (kernel, base image) is made by one run at a time.
+exec 9>"$vm/lock"
+flock -w 300 9 || noway "build/vm is locked by another run for 300 s"
 kernel
 base
+flock -u 9
 [ "${1:-}" = --build ] && { say "kernel $KVER, base image $(du -h "$BASE" | cut -f1)"; exit 0; }
 [ $# -gt 0 ] || { echo "usage: tests/vm/vm.sh TEST..."; exit 2; }
+# This run's own files: plain, SAN and bench runs may share build/vm.
+run=$(mktemp -d "$vm/run.XXXXXX") || noway "mktemp in $vm failed"
+trap 'rm -rf "$run"' EXIT
 tree "$@"
-cat "$BASE" "$vm/tree.cpio" >"$vm/initrd"
+cat "$BASE" "$run/tree.cpio" >"$run/initrd"
 say "kernel $KVER; booting with $# test(s): $*"
 t0=$(date +%s)
-out=$vm/console.log
+out=$run/console.log
 # -cpu max: the emulated CPU offers what the host's binaries may use.
 timeout -k 5 "$timeout_s" qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "$mem" \
 	-display none -monitor none -serial stdio -no-reboot -nodefaults \
-	-kernel "$KDIR/vmlinuz" -initrd "$vm/initrd" \
+	-kernel "$KDIR/vmlinuz" -initrd "$run/initrd" \
 	-append "console=ttyS0 panic=-1 quiet loglevel=3 oops=panic" </dev/null 2>&1 |
 	tr -d '\r' | tee "$out" | grep -vE '^xb-vm-exit '
 rc=$(grep -oE '^xb-vm-exit [0-9]+' "$out" | tail -n 1 | cut -d' ' -f2)
-rm -f "$vm/initrd" "$vm/tree.cpio"
+cp "$out" "$vm/console.log" 2>/dev/null	# the last run's, to read after a failure
 say "ran in $(( $(date +%s) - t0 )) s"
-[ -n "$rc" ] || { echo "not ok - vm/boot: the VM ended without a result (timeout ${timeout_s} s, or a panic; $out)"; exit 1; }
+[ -n "$rc" ] || { echo "not ok - vm/boot: the VM ended without a result (timeout ${timeout_s} s, or a panic; $vm/console.log)"; exit 1; }
 exit "$rc"
