@@ -12,11 +12,8 @@
 . "$(dirname "$0")/../lib/failover.sh"
 xb_begin
 xb_ns probe
-if ! err=$(nq probe ip link add xbk-probe type wireguard 2>&1) ||
-   ! err=$(nq probe ip link add xbk-gre type gre local 192.0.2.1 remote 192.0.2.2 2>&1); then
-	xb_skip "kernel backends" "the kernel lacks WireGuard or GRE (${err:-failed}); tests/vm/vm.sh runs this in a VM"
-	xb_end
-fi
+xb_need_link probe WireGuard type wireguard
+xb_need_link probe GRE type gre local 192.0.2.1 remote 192.0.2.2
 fo_world || exit 1
 FO_PROBE_A='peer4 = "192.0.2.26"; probe_interval = 300;'
 FO_PROBE_B='peer4 = "192.0.2.30"; probe_interval = 300;'

@@ -14,11 +14,8 @@
 . "$(dirname "$0")/../lib/wg.sh"
 xb_begin
 xb_ns gw par
-if ! err=$(nq gw ip link add xbk-probe type wireguard 2>&1); then
-	xb_skip "kernel backend" "the kernel has no WireGuard (ip link add type wireguard: ${err:-failed})"
-	xb_end
-fi
-nq gw ip link del xbk-probe
+xb_need_link gw WireGuard type wireguard
+xb_need_link gw GRE type gre local 192.0.2.9 remote 192.0.2.10
 xb_veth gw ep par eg
 xb_addr gw ep 192.0.2.9/30
 xb_addr par eg 192.0.2.10/30

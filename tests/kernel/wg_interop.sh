@@ -14,11 +14,7 @@
 . "$(dirname "$0")/../lib/wg.sh"
 xb_begin
 xb_ns a b
-if ! err=$(nq b ip link add xbk-probe type wireguard 2>&1); then
-	xb_skip "kernel WireGuard" "the kernel has no WireGuard (ip link add type wireguard: ${err:-failed}); tests/vm/vm.sh runs this in a VM"
-	xb_end
-fi
-nq b ip link del xbk-probe
+xb_need_link b WireGuard type wireguard
 xb_veth a eth0 b eth0
 xb_addr a eth0 192.0.2.1/24 2001:db8:1::1/64
 xb_addr b eth0 192.0.2.2/24 2001:db8:1::2/64

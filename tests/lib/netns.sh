@@ -173,6 +173,19 @@ xb_within() {
 
 xb_end() { exit $(( XB_FAILED > 0 )); }
 
+# xb_need_link NS WHAT ARGS... — skip the whole test, with the reason,
+# unless the kernel makes a link of this kind in NS (`ip link add NAME
+# ARGS'): the tests under tests/kernel/ need WireGuard or GRE, which
+# tests/vm/vm.sh gives them in Debian's kernel.
+xb_need_link() {
+	local ns=$1 what=$2 err; shift 2
+	if ! err=$(nq "$ns" ip link add xbk-probe "$@" 2>&1); then
+		xb_skip "kernel $what" "the kernel has no $what (ip link add $*: ${err:-failed}); tests/vm/vm.sh runs this in a VM"
+		xb_end
+	fi
+	nq "$ns" ip link del xbk-probe
+}
+
 # The median of numbers on stdin, one per line.
 xb_median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
