@@ -219,11 +219,14 @@ static bool disk(struct jp *j, const json_t *root, struct xb_report *r)
 			return fail(j, "%s: expected an object, not %s", path, jtype(e));
 		if (!json_object_get(e, "mount") || !json_object_get(e, "encrypted"))
 			return fail(j, "%s: needs mount and encrypted", path);
-		if (!opt_str(j, e, "mount", path, &v->mount) ||
-		    !opt_bool(j, e, "encrypted", path, &enc))
+		/* Counted as soon as mount is ours, so that a bad "encrypted"
+		 * leaves it to xb_report_free(). */
+		if (!opt_str(j, e, "mount", path, &v->mount))
+			return false;
+		r->n_volumes++;
+		if (!opt_bool(j, e, "encrypted", path, &enc))
 			return false;
 		v->encrypted = enc == XB_TRUE;
-		r->n_volumes++;
 	}
 	return true;
 }

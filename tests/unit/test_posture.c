@@ -181,6 +181,10 @@ TEST(report_bad)
 		{ "{ " HEAD ", \"attributes\": [] }", "attributes: expected an object" },
 		{ "{ " HEAD ", \"disk_encryption\": { \"volumes\": [ { \"mount\": \"/\" } ] } }",
 		  "disk_encryption.volumes[0]: needs mount and encrypted" },
+		/* The mount string was parsed first and leaked (ASan: make test SAN=1). */
+		{ "{ " HEAD ", \"disk_encryption\": { \"volumes\": [ { \"mount\": \"/home\", "
+		  "\"encrypted\": \"yes\" } ] } }",
+		  "disk_encryption.volumes[0]: expected true or false, not a string" },
 		{ "{ " HEAD ", \"serial\": \"a\", \"serial\": \"b\" }", "duplicate object key" },
 		{ "{ " HEAD ", \"serial\": \"a\\u0000b\" }", "not JSON" },
 	};
@@ -422,6 +426,42 @@ TEST(mdm_push)
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, 0);
 	CHECK_INT(rc.n, ==, 2);
 	xb_mdm_push_free(&m);
+	xb_mdm_replay_free(&rc);
+	xb_posture_state_free(&s);
+	xb_policy_free(p);
+}
+
+/* source = "mdm": the device's own edr.score (it could claim 100) does not
+ * count; without a valid push the check fails, with one it is judged, and
+ * once the push expires it fails again. */
+TEST(mdm_only_attribute)
+{
+	struct xb_policy *p = policy(
+		"{ name = \"a\"; checks = ( { attribute = \"edr.score\"; op = \">=\"; value = 70;"
+		" source = \"mdm\"; } ); }, { name = \"b\"; }");
+	struct xb_posture_state s = state(good_report, NOW);	/* reports edr.score 75 */
+	struct xb_mdm_replay rc = { 0 };
+	struct xb_check_result r[2];
+	struct xb_mdm_push m;
+	char body[1024], sig[100], err[256];
+
+	CHECK(p->profiles[0].checks[0].mdm_only);
+	CHECK(!eval(p, 0, &s, NOW, r));
+	EXPECT(r[0], XB_FAIL, "attribute: expected edr.score >= 70 (from an MDM push), "
+	       "seen no MDM attribute");
+	sign(body, sizeof(body), sig, "intune", NOW, N1, "laptop",
+	     "\"edr.score\": { \"value\": 60, \"expires\": 1763800600 }");
+	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, 0);
+	CHECK_INT(xb_posture_push(&s, &m, NOW), ==, 0);
+	CHECK(!eval(p, 0, &s, NOW, r));		/* the MDM's 60, not the device's 75 */
+	EXPECT(r[0], XB_FAIL, "attribute: expected edr.score >= 70 (from an MDM push), seen 60");
+	sign(body, sizeof(body), sig, "intune", NOW, N2, "laptop", SCORE);
+	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, 0);
+	CHECK_INT(xb_posture_push(&s, &m, NOW), ==, 0);
+	CHECK(eval(p, 0, &s, NOW, r));
+	CHECK(!eval(p, 0, &s, NOW + 600, r));	/* expired: no fallback to the report */
+	EXPECT(r[0], XB_FAIL, "attribute: expected edr.score >= 70 (from an MDM push), "
+	       "seen no MDM attribute");
 	xb_mdm_replay_free(&rc);
 	xb_posture_state_free(&s);
 	xb_policy_free(p);
