@@ -171,7 +171,9 @@ static const struct xb_attr *attr_find(const struct xb_attr *v, size_t n, const 
 	return NULL;
 }
 
-/* A pushed (MDM) attribute wins over one the device reports itself. */
+/* A pushed (MDM) attribute wins over one the device reports itself; with
+ * source = "mdm" only a pushed one counts, and its absence fails (a
+ * device's word is no substitute for its MDM's, whatever it claims). */
 static void eval_attr(const struct xb_check *c, const struct xb_posture_state *s, int64_t now,
 		      struct xb_check_result *r)
 {
@@ -179,10 +181,15 @@ static void eval_attr(const struct xb_check *c, const struct xb_posture_state *s
 	char v[T / 2];
 	int cmp;
 
-	if (!a && s->report)
+	if (!a && s->report && !c->mdm_only)
 		a = attr_find(s->report->attrs, s->report->n_attrs, c->arg, now);
 	value_text(v, sizeof(v), &c->value);
-	snprintf(r->expected, T, "%s %s %s", c->arg, xb_cmp_name(c->op), v);
+	snprintf(r->expected, T, "%s %s %s%s", c->arg, xb_cmp_name(c->op), v,
+		 c->mdm_only ? " (from an MDM push)" : "");
+	if (!a && c->mdm_only) {
+		snprintf(r->seen, T, "no MDM attribute");
+		return set(r, false);
+	}
 	if (!a)
 		return unknown(r);
 	value_text(v, sizeof(v), &a->value);
