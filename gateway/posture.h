@@ -138,6 +138,8 @@ struct xb_mdm_replay {
 
 struct xb_mdm_push {
 	const struct xb_mdm_key *key;	/* into the policy */
+	char nonce[XB_NONCE_MAX + 1];	/* as recorded in the replay cache */
+	int64_t until;			/* ... until then (Unix s) */
 	char device[XB_NAME_MAX + 1];
 	struct xb_attr *attrs;		/* unexpired only */
 	size_t n_attrs;
@@ -152,6 +154,13 @@ int xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc, const cha
 		  char *err, size_t errlen);
 void xb_mdm_push_free(struct xb_mdm_push *m);
 void xb_mdm_replay_free(struct xb_mdm_replay *rc);
+/* The replay cache outlives a restart through the store (posture_rt.c):
+ * add puts back a nonce remembered until `until' (ignored once until < now;
+ * -1 when the cache is full or out of memory); forget drops one whose push
+ * was not kept after all (its transaction rolled back). */
+int xb_mdm_replay_add(struct xb_mdm_replay *rc, const char *key, const char *nonce,
+		      int64_t until, int64_t now);
+void xb_mdm_replay_forget(struct xb_mdm_replay *rc, const char *key, const char *nonce);
 /* Merges a verified push into a device's state: each attribute replaces
  * the one of the same key; expired ones are dropped. */
 int xb_posture_push(struct xb_posture_state *s, struct xb_mdm_push *m, int64_t now);

@@ -22,6 +22,17 @@ int64_t prt_now(void)
 	return (int64_t)(clock_real_ns() / NSEC_PER_SEC);
 }
 
+void prt_pending_drop(struct xb_prt *r, struct prt_pending *k)
+{
+	if (k->rep)
+		xb_report_free(k->rep);
+	else if (k->push.key)
+		xb_mdm_replay_forget(&r->replay, k->push.key->name, k->push.nonce);
+	k->rep = NULL;
+	k->push.key = NULL;
+	xb_mdm_push_free(&k->push);
+}
+
 /* --- lookups ------------------------------------------------------------------ */
 
 static int by_name_cmp(const void *a, const void *b, void *ctx)
@@ -535,6 +546,29 @@ static size_t *maps(const struct xb_prt *r, const struct xb_prt *old, bool sets)
 	return m;
 }
 
+/* What the endpoint accepted but has not applied yet (a round not over)
+ * follows its device and key by name; what the new policy lacks is
+ * dropped. */
+static void repend(struct xb_prt *r, const struct xb_prt *old)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < r->n_pend; i++) {
+		struct prt_pending e = r->pend[i];
+
+		e.dev = prt_find(r, old->dev[e.dev].name);
+		if (!e.rep && e.push.key)
+			e.push.key = xb_policy_mdm_key_by_name(r->p, e.push.key->name);
+		if (e.dev == SIZE_MAX || (!e.rep && !e.push.key)) {
+			xb_report_free(e.rep);
+			xb_mdm_push_free(&e.push);
+			continue;
+		}
+		r->pend[k++] = e;
+	}
+	r->n_pend = k;
+}
+
 int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 {
 	struct xb_prt old;
@@ -575,6 +609,7 @@ int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 	prt_flush(r);
 	if (tx && xb_pstore_commit(r->store) < 0)
 		log_warnx("posture: storing transitions: %s", xb_pstore_error(r->store));
+	repend(r, &old);
 	free(pm);
 	free(sm);
 	bound_free(&old);
@@ -620,6 +655,15 @@ static bool value_from(const char *text, struct xb_value *out)
 		ok = false;
 	json_decref(v);
 	return ok && (out->type != XB_VAL_STR || out->str);
+}
+
+static int load_nonce(void *ctx, const char *key, const char *nonce, int64_t until)
+{
+	struct xb_prt *r = ctx;
+
+	if (xb_mdm_replay_add(&r->replay, key, nonce, until / 1000, prt_now()) < 0)
+		log_warnx("posture: the MDM replay cache is full; a stored nonce is not loaded");
+	return 0;
 }
 
 static int load_attr(void *ctx, const struct xb_pattr *a)
@@ -674,6 +718,14 @@ struct xb_prt *xb_prt_open(const struct xb_policy *p)
 	    xb_pstore_foreach_attr(r->store, now * 1000, load_attr, r) < 0)
 		log_warnx("posture: reading %s: %s; devices without a state must report again",
 			  XB_PRT_DB, xb_pstore_error(r->store));
+	/* The replay cache as it was: a push captured before the restart is
+	 * still refused while its time is in the window. Unreadable, no push
+	 * is taken (the cache is refused wholesale rather than half-known). */
+	if (xb_pstore_foreach_nonce(r->store, now * 1000, load_nonce, r) < 0) {
+		log_warnx("posture: reading the MDM nonces from %s: %s", XB_PRT_DB,
+			  xb_pstore_error(r->store));
+		goto fail;
+	}
 	for (size_t i = 0; i < r->n_dev; i++)
 		prt_judge(r, i, now, 0);
 	r->pruned = now;
@@ -693,7 +745,7 @@ void xb_prt_tick(struct xb_prt *r)
 	prt_flush(r);
 	if (now - r->pruned >= PRUNE_S) {
 		if (xb_pstore_prune(r->store, now * 1000) < 0)
-			log_warnx("posture: pruning attributes: %s", xb_pstore_error(r->store));
+			log_warnx("posture: pruning expired attributes and MDM nonces: %s", xb_pstore_error(r->store));
 		r->pruned = now;
 	}
 }
@@ -720,6 +772,9 @@ void xb_prt_close(struct xb_prt *r)
 	if (!r)
 		return;
 	xb_psvc_close(r->svc);
+	for (size_t k = 0; k < r->n_pend; k++)
+		prt_pending_drop(r, &r->pend[k]);
+	free(r->pend);
 	bound_free(r);
 	xb_mdm_replay_free(&r->replay);
 	xb_nftset_close(&r->nft);

@@ -38,6 +38,16 @@ struct prt_addr {
 	size_t dev;
 };
 
+/* A report or push the endpoint accepted, applied to the device's state
+ * only once the round's transaction has committed (on_round): a request
+ * answered 503 changes nothing. */
+struct prt_pending {
+	size_t dev;
+	struct xb_report *rep;		/* a report, or NULL: push */
+	struct xb_mdm_push push;
+	uint64_t t0;			/* monotonic ns it arrived */
+};
+
 /* A set change prt_judge decided, applied by prt_flush. */
 struct prt_change {
 	size_t set, dev;
@@ -74,6 +84,9 @@ struct xb_prt {
 	int epfd;
 	int64_t pruned;			/* Unix s of the last store prune */
 
+	struct prt_pending *pend;	/* accepted in the endpoint's round */
+	size_t n_pend, cap_pend;
+
 	/* Enforcement decided since the last prt_flush(): applied together,
 	 * in one nft batch and one conntrack pass (docs/posture.md). */
 	struct prt_change *chg;
@@ -108,6 +121,8 @@ void prt_flush(struct xb_prt *r);
 /* A report's arrival, for its latency once prt_flush() has enforced it. */
 void prt_arrived(struct xb_prt *r, uint64_t t0);
 int64_t prt_now(void);
+/* Forget pending entry k's report or push (a push's nonce with it). */
+void prt_pending_drop(struct xb_prt *r, struct prt_pending *k);
 /* posture_rt_http.c */
 extern const struct xb_psvc_ops prt_ops;
 json_t *prt_value_json(const struct xb_value *v);
