@@ -84,13 +84,13 @@ static struct prt_pending *pend_add(struct xb_prt *r)
 
 /* The profiles device i would pass with rep as its report. */
 static json_t *would_comply(const struct xb_prt *r, size_t i, const struct xb_report *rep,
-			    int64_t now)
+			    struct xb_ptime now)
 {
 	struct xb_posture_state st = r->dev[i].st;	/* a shallow copy, read only */
 	json_t *a = json_array();
 
 	st.report = (struct xb_report *)rep;
-	st.received = now;
+	st.received = now.boot;
 	for (size_t k = 0; a && k < r->p->n_profiles; k++) {
 		bool ok;
 
@@ -177,7 +177,7 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 {
 	struct xb_prt *r = ctx;
 	struct xb_mdm_push m = { 0 };
-	int64_t now = prt_now();
+	int64_t now = prt_now().wall;
 	size_t i;
 
 	if (!sig) {
@@ -218,7 +218,7 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 static void on_round(void *ctx, bool committed)
 {
 	struct xb_prt *r = ctx;
-	int64_t now = prt_now();
+	struct xb_ptime now = prt_now();
 	bool tx = committed && r->n_pend && xb_pstore_begin(r->store) == 0;
 
 	for (size_t k = 0; k < r->n_pend; k++) {
@@ -235,7 +235,7 @@ static void on_round(void *ctx, bool committed)
 			r->stat.reports++;
 			prt_arrived(r, e->t0);
 		} else {
-			if (xb_posture_push(&d->st, &e->push, now) < 0)
+			if (xb_posture_push(&d->st, &e->push, now.wall) < 0)
 				log_warnx("posture: device %s: out of memory merging a push", d->name);
 			xb_mdm_push_free(&e->push);
 			r->stat.pushes++;
@@ -306,14 +306,14 @@ int xb_prt_listen(struct xb_prt *r)
 
 /* --- views ------------------------------------------------------------------------ */
 
-static json_t *age_json(const struct prt_dev *d, int64_t now)
+static json_t *age_json(const struct prt_dev *d, struct xb_ptime now)
 {
-	return d->st.report ? json_integer(now - d->st.received) : json_null();
+	return d->st.report ? json_integer(now.boot - d->st.received) : json_null();
 }
 
 json_t *xb_prt_summary(struct xb_prt *r, size_t i)
 {
-	int64_t now = prt_now();
+	struct xb_ptime now = prt_now();
 	json_int_t failing = 0;
 
 	if (i >= r->n_dev)
@@ -358,7 +358,7 @@ static json_t *attrs_json(const struct xb_posture_state *st, int64_t now)
 
 json_t *xb_prt_detail(struct xb_prt *r, size_t i)
 {
-	int64_t now = prt_now();
+	struct xb_ptime now = prt_now();
 	const struct prt_dev *d = &r->dev[i];
 	json_t *o, *profiles = json_array();
 
@@ -373,10 +373,13 @@ json_t *xb_prt_detail(struct xb_prt *r, size_t i)
 	o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "device", d->name,
 		      "report_age", age_json(d, now),
 		      "seq", d->st.report ? json_integer((json_int_t)d->st.report->seq) : json_null(),
-		      "profiles", profiles, "attributes", attrs_json(&d->st, now));
-	if (o && d->st.report)
+		      "profiles", profiles, "attributes", attrs_json(&d->st, now.wall));
+	if (o && d->st.report) {
 		json_object_set_new(o, "platform",
 				    json_string(xb_platform_name((enum xb_platform)d->st.report->platform)));
+		/* Display only: the age above is on the boot clock. */
+		json_object_set_new(o, "received_at", json_integer(d->st.received_wall));
+	}
 	return o;
 }
 

@@ -261,8 +261,8 @@ TEST(age_restart_reload)
 	/* The report stays valid for max_age seconds, then the tick drops it. */
 	xb_prt_tick(r);
 	CHECK(in_set("r_a_dev4", "198.51.100.11"));
-	r->dev[1].st.received -= 3;
-	r->dev[1].next -= 3;
+	r->dev[1].st.received -= 3;	/* the boot clock, 3 s on */
+	r->dev[1].next_boot -= 3;
 	xb_prt_tick(r);
 	CHECK(!in_set("r_a_dev4", "198.51.100.11"));
 	CHECK(!xb_prt_ok(r, 0, 1));
@@ -603,7 +603,7 @@ TEST(mdm_nonce_kept_across_restart)
 	snprintf(body, sizeof(body), "{\"key\":\"intune\",\"time\":%lld,\"nonce\":"
 		 "\"00112233445566778899aabbccddeeff\",\"device\":\"laptop\",\"attributes\":"
 		 "{\"edr.score\":{\"value\":90,\"expires\":%lld}}}",
-		 (long long)prt_now(), (long long)prt_now() + 3600);
+		 (long long)prt_now().wall, (long long)prt_now().wall + 3600);
 	crypto_sign_detached(sig, NULL, (const uint8_t *)body, strlen(body), sk);
 	sodium_bin2base64(sig64, sizeof(sig64), sig, 64, sodium_base64_VARIANT_ORIGINAL);
 
@@ -620,6 +620,48 @@ TEST(mdm_nonce_kept_across_restart)
 	CHECK_INT(prt_ops.on_push(r, body, strlen(body), sig64, &attrs, err, sizeof(err)), ==, 409);
 	CHECK(strstr(err, "nonce: already used") != NULL);
 	CHECK(attrs == NULL);
+	xb_prt_close(r);
+	xb_policy_free(p);
+	cleanup();
+}
+
+static json_int_t report_age(struct xb_prt *r, size_t dev)
+{
+	json_t *d = xb_prt_detail(r, dev);
+	json_int_t age = json_integer_value(json_object_get(d, "report_age"));
+
+	json_decref(d);
+	return age;
+}
+
+/* At a start, a stored report's age comes from its stored wall time,
+ * clamped at 0: one stamped an hour ahead (the clock since stepped back)
+ * is as old as a report just received — not an hour younger than that,
+ * which would keep it valid an hour past max_age. */
+TEST(stored_report_age_at_start)
+{
+	struct xb_policy *p;
+	struct xb_prt *r;
+	struct xb_pstore *s;
+	char path[160], err[256];
+	const char *body = "{\"seq\":1,\"nonce\":\"00\",\"time\":0,"
+			   "\"os\":{\"family\":\"linux\",\"version\":\"12\"}}";
+	int64_t now_ms = (int64_t)(clock_real_ns() / NSEC_PER_MSEC);
+
+	setup();
+	p = policy(600, "");
+	snprintf(path, sizeof(path), "%s/state", dir);
+	CHECK(mkdir(path, 0750) == 0);
+	snprintf(path, sizeof(path), "%s/state/posture.db", dir);
+	CHECK((s = xb_pstore_open(path, 0, err, sizeof(err))) != NULL);
+	CHECK_INT(xb_pstore_put_report(s, "laptop", 1, now_ms + 3600 * 1000, body), ==, 0);
+	CHECK_INT(xb_pstore_put_report(s, "phone", 1, now_ms - 30 * 1000, body), ==, 0);
+	xb_pstore_close(s);
+	CHECK((r = xb_prt_open(p)) != NULL);
+	CHECK_INT(report_age(r, 0), ==, 0);
+	CHECK_INT(report_age(r, 1), >=, 30);
+	CHECK_INT(report_age(r, 1), <=, 32);
+	CHECK(xb_prt_ok(r, 0, 0) && xb_prt_ok(r, 0, 1));
 	xb_prt_close(r);
 	xb_policy_free(p);
 	cleanup();
