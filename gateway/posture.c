@@ -8,8 +8,9 @@
  * - A device whose platform the profile does not list fails, unless the
  *   profile says other_platforms = "pass". A check limited to platforms is
  *   skipped on others.
- * - A report older than the profile's max_age (by the gateway's clock at
- *   receipt) fails the profile, whatever it says.
+ * - A report older than the profile's max_age (by the gateway's boot
+ *   clock since it was accepted, never the wall clock) fails the profile,
+ *   whatever it says.
  * - A check in report mode is evaluated and its result kept, but never
  *   makes the device non-compliant.
  * - Every outcome says what was expected and what was seen.
@@ -171,7 +172,9 @@ static const struct xb_attr *attr_find(const struct xb_attr *v, size_t n, const 
 	return NULL;
 }
 
-/* A pushed (MDM) attribute wins over one the device reports itself. */
+/* A pushed (MDM) attribute wins over one the device reports itself; with
+ * source = "mdm" only a pushed one counts, and its absence fails (a
+ * device's word is no substitute for its MDM's, whatever it claims). */
 static void eval_attr(const struct xb_check *c, const struct xb_posture_state *s, int64_t now,
 		      struct xb_check_result *r)
 {
@@ -179,10 +182,15 @@ static void eval_attr(const struct xb_check *c, const struct xb_posture_state *s
 	char v[T / 2];
 	int cmp;
 
-	if (!a && s->report)
+	if (!a && s->report && !c->mdm_only)
 		a = attr_find(s->report->attrs, s->report->n_attrs, c->arg, now);
 	value_text(v, sizeof(v), &c->value);
-	snprintf(r->expected, T, "%s %s %s", c->arg, xb_cmp_name(c->op), v);
+	snprintf(r->expected, T, "%s %s %s%s", c->arg, xb_cmp_name(c->op), v,
+		 c->mdm_only ? " (from an MDM push)" : "");
+	if (!a && c->mdm_only) {
+		snprintf(r->seen, T, "no MDM attribute");
+		return set(r, false);
+	}
 	if (!a)
 		return unknown(r);
 	value_text(v, sizeof(v), &a->value);
@@ -203,8 +211,8 @@ static void eval_attr(const struct xb_check *c, const struct xb_posture_state *s
 	set(r, cmp_holds(c->op, cmp));
 }
 
-static void eval_check(const struct xb_check *c, const struct xb_posture_state *s, int64_t now,
-		       struct xb_check_result *r)
+static void eval_check(const struct xb_check *c, const struct xb_posture_state *s,
+		       struct xb_ptime now, struct xb_check_result *r)
 {
 	const struct xb_report *rep = s->report;
 
@@ -226,7 +234,7 @@ static void eval_check(const struct xb_check *c, const struct xb_posture_state *
 	case XB_CHECK_FILE:
 		return eval_file(c, rep, r);
 	case XB_CHECK_ATTRIBUTE:
-		return eval_attr(c, s, now, r);
+		return eval_attr(c, s, now.wall, r);
 	}
 }
 
@@ -244,10 +252,10 @@ static void platforms_text(char *buf, unsigned bits)
 /* The profile-level outcome: a report is there, of a covered platform,
  * fresh enough. Returns whether the checks are to be evaluated. */
 static bool eval_profile(const struct xb_profile *pr, const struct xb_posture_state *s,
-			 int64_t now, struct xb_check_result *r, const char **name)
+			 struct xb_ptime now, struct xb_check_result *r, const char **name)
 {
 	const struct xb_report *rep = s->report;
-	int64_t age = rep ? now - s->received : 0;
+	int64_t age = rep ? now.boot - s->received : 0;
 
 	*name = rep ? "platform" : "report";
 	platforms_text(r->expected, pr->platforms);
@@ -280,7 +288,8 @@ static void result_text(struct xb_check_result *r, const char *name)
 }
 
 size_t xb_posture_eval(const struct xb_profile *pr, const struct xb_posture_state *s,
-		       int64_t now, struct xb_check_result *out, size_t max, bool *compliant)
+		       struct xb_ptime now, struct xb_check_result *out, size_t max,
+		       bool *compliant)
 {
 	struct xb_check_result self = { 0 };
 	const char *name;
@@ -313,7 +322,7 @@ size_t xb_posture_eval(const struct xb_profile *pr, const struct xb_posture_stat
 }
 
 bool xb_posture_any(const struct xb_policy *p, const struct xb_rule *r,
-		    const struct xb_posture_state *s, int64_t now)
+		    const struct xb_posture_state *s, struct xb_ptime now)
 {
 	for (size_t i = 0; i < r->n_posture; i++) {
 		bool ok;
@@ -325,11 +334,19 @@ bool xb_posture_any(const struct xb_policy *p, const struct xb_rule *r,
 	return !r->n_posture;
 }
 
-void xb_posture_set_report(struct xb_posture_state *s, struct xb_report *r, int64_t now)
+void xb_posture_set_report(struct xb_posture_state *s, struct xb_report *r, struct xb_ptime now)
 {
 	xb_report_free(s->report);
 	s->report = r;
-	s->received = now;
+	s->received = now.boot;
+	s->received_wall = now.wall;
+}
+
+int64_t xb_posture_stored_age(int64_t stored_wall, int64_t now_wall)
+{
+	int64_t age = now_wall - stored_wall;
+
+	return age < 0 ? 0 : age > XB_POSTURE_AGE_MAX ? XB_POSTURE_AGE_MAX : age;
 }
 
 static void attr_clear(struct xb_attr *a)

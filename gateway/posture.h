@@ -1,12 +1,12 @@
 /* Device posture: the report a device's agent sends, the attributes a
  * management system (MDM/EDR) pushes, and the evaluation of a policy
  * profile against both (docs/posture.md). Pure: no I/O, no clock — the
- * caller passes the time (Unix seconds) in.
+ * caller passes the time in (struct xb_ptime: both clocks it needs).
  *
  *   struct xb_report *r = xb_report_parse(body, len, err, sizeof(err));
  *   xb_posture_set_report(&state, r, now);          state owns r
- *   xb_mdm_verify(policy, &replay, body, len, sig, now, &push, err, n);
- *   xb_posture_push(&state, &push, now);            merges the attributes
+ *   xb_mdm_verify(policy, &replay, body, len, sig, now.wall, &push, err, n);
+ *   xb_posture_push(&state, &push, now.wall);       merges the attributes
  *   n = xb_posture_eval(profile, &state, now, out, XB_POSTURE_OUT(profile), &ok);
  */
 #ifndef XB_POSTURE_H
@@ -75,16 +75,35 @@ struct xb_report {
 struct xb_report *xb_report_parse(const char *body, size_t len, char *err, size_t errlen);
 void xb_report_free(struct xb_report *r);
 
+/* Now, on the two clocks evaluation reads, in seconds. wall (Unix time)
+ * is for what carries Unix times: an MDM attribute's expiry, a push's
+ * time. boot (CLOCK_BOOTTIME: monotonic, counting suspend) is for a
+ * report's age, so that no step of the wall clock (NTP, an operator)
+ * ages the whole fleet at once or keeps a stale report fresh. */
+struct xb_ptime {
+	int64_t wall;
+	int64_t boot;
+};
+
+/* The age to give a report loaded from the store, received at
+ * stored_wall (Unix s) by a gateway that has since restarted: its age
+ * by the wall clock — the only clock that survives a restart — clamped
+ * to [0, XB_POSTURE_AGE_MAX]: a report stamped in the future (the clock
+ * was stepped back) counts as just received, never as younger. */
+#define XB_POSTURE_AGE_MAX (30 * 86400 + 1)	/* above any profile's max_age */
+int64_t xb_posture_stored_age(int64_t stored_wall, int64_t now_wall);
+
 /* What the gateway knows about one device. Zero-initialised: nothing. */
 struct xb_posture_state {
 	struct xb_report *report;	/* the last accepted report, or NULL */
-	int64_t received;		/* when it arrived (gateway clock) */
+	int64_t received;		/* when it was accepted: boot clock (ageing) */
+	int64_t received_wall;		/* ... and Unix s (display, storage) */
 	struct xb_attr *mdm;		/* pushed attributes, unexpired at the last push */
 	size_t n_mdm;
 };
 
 /* Replaces the report (taking r over) and stamps it with now. */
-void xb_posture_set_report(struct xb_posture_state *s, struct xb_report *r, int64_t now);
+void xb_posture_set_report(struct xb_posture_state *s, struct xb_report *r, struct xb_ptime now);
 void xb_posture_state_free(struct xb_posture_state *s);
 
 /* Evaluation. One outcome per check, then one for the profile itself
@@ -111,10 +130,11 @@ struct xb_check_result {
  * *compliant: no enforced check failed or is unknown, and the profile's
  * own outcome passed. */
 size_t xb_posture_eval(const struct xb_profile *pr, const struct xb_posture_state *s,
-		       int64_t now, struct xb_check_result *out, size_t max, bool *compliant);
+		       struct xb_ptime now, struct xb_check_result *out, size_t max,
+		       bool *compliant);
 /* A rule's posture list: compliant with any profile (OR). No profiles: true. */
 bool xb_posture_any(const struct xb_policy *p, const struct xb_rule *r,
-		    const struct xb_posture_state *s, int64_t now);
+		    const struct xb_posture_state *s, struct xb_ptime now);
 /* out[] as "pass"/"fail"/"unknown"/"skip". */
 const char *xb_outcome_name(enum xb_outcome o);
 
@@ -138,6 +158,8 @@ struct xb_mdm_replay {
 
 struct xb_mdm_push {
 	const struct xb_mdm_key *key;	/* into the policy */
+	char nonce[XB_NONCE_MAX + 1];	/* as recorded in the replay cache */
+	int64_t until;			/* ... until then (Unix s) */
 	char device[XB_NAME_MAX + 1];
 	struct xb_attr *attrs;		/* unexpired only */
 	size_t n_attrs;
@@ -152,6 +174,13 @@ int xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc, const cha
 		  char *err, size_t errlen);
 void xb_mdm_push_free(struct xb_mdm_push *m);
 void xb_mdm_replay_free(struct xb_mdm_replay *rc);
+/* The replay cache outlives a restart through the store (posture_rt.c):
+ * add puts back a nonce remembered until `until' (ignored once until < now;
+ * -1 when the cache is full or out of memory); forget drops one whose push
+ * was not kept after all (its transaction rolled back). */
+int xb_mdm_replay_add(struct xb_mdm_replay *rc, const char *key, const char *nonce,
+		      int64_t until, int64_t now);
+void xb_mdm_replay_forget(struct xb_mdm_replay *rc, const char *key, const char *nonce);
 /* Merges a verified push into a device's state: each attribute replaces
  * the one of the same key; expired ones are dropped. */
 int xb_posture_push(struct xb_posture_state *s, struct xb_mdm_push *m, int64_t now);

@@ -324,6 +324,8 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 					    (int64_t)(clock_real_ns() / NSEC_PER_MSEC), r->body)) {
 		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		snprintf(msg, sizeof(msg), "storage error");
+		if (s->ops->on_undo)
+			s->ops->on_undo(s->ctx);
 	}
 	part(s, !status);
 	if (status) {
@@ -387,12 +389,16 @@ static enum MHD_Result push(struct lsn *l, struct MHD_Connection *c, struct req 
 	if (rc) {
 		json_decref(attrs);
 		part(s, false);
-		return refuse(s, c, "push", addr, NULL, -1, rc >= 400 && rc <= 499 ? (unsigned)rc :
-			      MHD_HTTP_UNPROCESSABLE_CONTENT, msg[0] ? msg : "push refused");
+		return refuse(s, c, "push", addr, NULL, -1,
+			      (rc >= 400 && rc <= 499) || rc == MHD_HTTP_SERVICE_UNAVAILABLE ?
+			      (unsigned)rc : MHD_HTTP_UNPROCESSABLE_CONTENT,
+			      msg[0] ? msg : "push refused");
 	}
 	n = store_attrs(s, attrs, msg, sizeof(msg));
 	json_decref(attrs);
 	part(s, n >= 0);
+	if (n < 0 && s->ops->on_undo)
+		s->ops->on_undo(s->ctx);
 	if (n < 0) {
 		log_warnx("posture %s: push from %s: %s", l->name, addr, msg);
 		return refuse(s, c, "push", addr, NULL, -1, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
@@ -401,9 +407,10 @@ static enum MHD_Result push(struct lsn *l, struct MHD_Connection *c, struct req 
 		    json_pack("{s:b, s:i}", "accepted", 1, "stored", n));
 }
 
-/* The end of a round: enforce what its reports and pushes changed
- * (on_round), commit their writes, then answer each held request — 200,
- * or 503 if the commit failed — and resume its connection. True when
+/* The end of a round: commit its writes, apply and enforce what its
+ * reports and pushes changed (on_round) — or drop it when the commit
+ * failed, so that a 503 has changed nothing — then answer each held
+ * request, 200 or 503, and resume its connection. True when
  * there were any: the answers leave in the next pass, together with the
  * next round's requests (arm() makes it come at once). */
 static bool settle(struct xb_psvc *s)
@@ -413,8 +420,6 @@ static bool settle(struct xb_psvc *s)
 
 	if (!s->in_tx && !s->held && !s->tx_failed)
 		return false;
-	if (s->ops->on_round)
-		s->ops->on_round(s->ctx);
 	if (!s->tx_failed && s->in_tx && xb_pstore_commit(s->store) < 0)
 		round_failed(s);
 	ok = !s->tx_failed;
@@ -423,6 +428,9 @@ static bool settle(struct xb_psvc *s)
 		if (log_ratelimit(&rl_http))
 			log_warnx("posture: a round of reports and pushes is lost: %s", s->why);
 	}
+	s->in_tx = false;	/* on_round may write (transitions) on its own */
+	if (s->ops->on_round)
+		s->ops->on_round(s->ctx, ok);
 	s->in_tx = s->tx_failed = false;
 	while ((q = s->held)) {
 		s->held = q->next;

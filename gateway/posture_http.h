@@ -16,16 +16,18 @@
  * object with an integer "seq" above the device's last accepted one, its
  * "nonce" was issued to this device, is unexpired and unused (the check uses
  * the nonce up), on_report accepts it; then it is committed to the store,
- * and only after the commit is it acknowledged.
+ * and only after the commit is it applied (on_round) and acknowledged.
  *
  * Group commit: the reports and pushes accepted in one pass over the ready
  * connections (a round; up to 4 a xb_psvc_process() call) are written in
  * one transaction, each inside a savepoint of its own, so that a write
- * that fails undoes only its request (503). Their answers are held (the
- * connections suspended) until the round ends: on_round enforces what
- * they changed, the transaction commits, and then every one of them is
- * answered — 200, or 503 for all if the commit failed. The answers leave
- * in the next pass. When the transaction cannot be opened (the store busy
+ * that fails undoes only its request (503, and on_undo forgets what
+ * on_report or on_push accepted for it). Their answers are held (the
+ * connections suspended) until the round ends: the transaction commits,
+ * on_round applies and enforces what they changed — or, when the commit
+ * failed, drops all of it — and then every one of them is answered: 200,
+ * or 503 for all if the commit failed. Nothing a 503 answers has changed
+ * the daemon's state. The answers leave in the next pass. When the transaction cannot be opened (the store busy
  * or failing) the round's requests are refused with 503 before they are
  * vetted: no nonce spent, no state changed.
  *
@@ -38,6 +40,7 @@
 #define XB_POSTURE_HTTP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -57,22 +60,29 @@
 struct xb_psvc_ops {
 	/* The device whose tunnel address peer is, or NULL. */
 	const char *(*device_for)(void *ctx, const struct sockaddr *peer);
-	/* Evaluate a report (borrowed). 0 accepts: *reply may be set to a new
-	 * JSON object whose members are added to the 200 answer. Non-zero
-	 * refuses with err (one line): 422, nothing stored. */
+	/* Evaluate a report (borrowed) without applying it yet. 0 accepts:
+	 * *reply may be set to a new JSON object whose members are added to
+	 * the 200 answer. Non-zero refuses with err (one line): 422, nothing
+	 * stored. */
 	int (*on_report)(void *ctx, const char *device, json_t *report, json_t **reply,
 			 char *err, size_t errlen);
 	/* Verify and parse an MDM push (sig: the X-Xborder-Signature header,
 	 * NULL when absent). 0 accepts: *attrs is a new JSON array of
 	 * {"device":s,"key":s,"value":any,"expires_at":ms (optional),"source":s}
-	 * to store. Non-zero refuses with err: that status when it is 400..499,
-	 * else 422. May be NULL when there is no admin address. */
+	 * to store; it may write to the store itself (inside the request's
+	 * savepoint). Non-zero refuses with err: that status when it is
+	 * 400..499 or 503, else 422. May be NULL when there is no admin
+	 * address. */
 	int (*on_push)(void *ctx, const char *body, size_t len, const char *sig,
 		       json_t **attrs, char *err, size_t errlen);
-	/* The end of a round that accepted reports or pushes, before its
-	 * commit and before any of their answers: apply what on_report and
-	 * on_push decided (sets, cuts). May be NULL. */
-	void (*on_round)(void *ctx);
+	/* The end of a round that accepted reports or pushes, after its
+	 * commit and before any of their answers: committed, apply what
+	 * on_report and on_push accepted (state, sets, cuts); not, forget it
+	 * all. May be NULL. */
+	void (*on_round)(void *ctx, bool committed);
+	/* The last report or push accepted by on_report / on_push had its
+	 * writes undone (it is answered 503): forget it. May be NULL. */
+	void (*on_undo)(void *ctx);
 };
 
 struct xb_psvc_config {

@@ -219,11 +219,14 @@ static bool disk(struct jp *j, const json_t *root, struct xb_report *r)
 			return fail(j, "%s: expected an object, not %s", path, jtype(e));
 		if (!json_object_get(e, "mount") || !json_object_get(e, "encrypted"))
 			return fail(j, "%s: needs mount and encrypted", path);
-		if (!opt_str(j, e, "mount", path, &v->mount) ||
-		    !opt_bool(j, e, "encrypted", path, &enc))
+		/* Counted as soon as mount is ours, so that a bad "encrypted"
+		 * leaves it to xb_report_free(). */
+		if (!opt_str(j, e, "mount", path, &v->mount))
+			return false;
+		r->n_volumes++;
+		if (!opt_bool(j, e, "encrypted", path, &enc))
 			return false;
 		v->encrypted = enc == XB_TRUE;
-		r->n_volumes++;
 	}
 	return true;
 }
@@ -539,14 +542,36 @@ int xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc, const cha
 	    push_attrs(&j, json_object_get(root, "attributes"), now, out)) {
 		if (replayed(rc, out->key->name, n, now))
 			fail(&j, "nonce: already used within the last %d s", 2 * XB_MDM_WINDOW);
-		else
-			remember(&j, rc, out->key->name, n, t + XB_MDM_WINDOW);
+		else if (remember(&j, rc, out->key->name, n, t + XB_MDM_WINDOW)) {
+			snprintf(out->nonce, sizeof(out->nonce), "%s", n);
+			out->until = t + XB_MDM_WINDOW;
+		}
 	}
 	json_decref(root);
 	if (!j.failed)
 		return 0;
 	xb_mdm_push_free(out);
 	return -1;
+}
+
+int xb_mdm_replay_add(struct xb_mdm_replay *rc, const char *key, const char *nonce,
+		      int64_t until, int64_t now)
+{
+	struct jp j = { NULL, 0, false };
+
+	if (until < now || replayed(rc, key, nonce, now))
+		return 0;
+	return remember(&j, rc, key, nonce, until) ? 0 : -1;
+}
+
+void xb_mdm_replay_forget(struct xb_mdm_replay *rc, const char *key, const char *nonce)
+{
+	for (size_t i = 0; i < rc->n; i++) {
+		if (!strcmp(rc->v[i].key, key) && !strcmp(rc->v[i].nonce, nonce)) {
+			rc->v[i] = rc->v[--rc->n];
+			return;
+		}
+	}
 }
 
 void xb_mdm_replay_free(struct xb_mdm_replay *rc)

@@ -17,9 +17,21 @@
 
 static struct log_rl rl_set = LOG_RL_INIT(5, 10);
 
-int64_t prt_now(void)
+struct xb_ptime prt_now(void)
 {
-	return (int64_t)(clock_real_ns() / NSEC_PER_SEC);
+	return (struct xb_ptime){ .wall = (int64_t)(clock_real_ns() / NSEC_PER_SEC),
+				  .boot = (int64_t)(clock_boot_ns() / NSEC_PER_SEC) };
+}
+
+void prt_pending_drop(struct xb_prt *r, struct prt_pending *k)
+{
+	if (k->rep)
+		xb_report_free(k->rep);
+	else if (k->push.key)
+		xb_mdm_replay_forget(&r->replay, k->push.key->name, k->push.nonce);
+	k->rep = NULL;
+	k->push.key = NULL;
+	xb_mdm_push_free(&k->push);
 }
 
 /* --- lookups ------------------------------------------------------------------ */
@@ -117,25 +129,23 @@ static int build_index(struct xb_prt *r)
 /* --- evaluation and enforcement ------------------------------------------------------ */
 
 /* When evaluation can next change without a report: a report passing a
- * profile's max_age (the age check is age > max_age), a pushed attribute
- * expiring (ignored once now >= expires). */
-static int64_t deadline(const struct xb_prt *r, const struct prt_dev *d, int64_t now)
+ * profile's max_age (the age check is age > max_age; boot clock), a
+ * pushed attribute expiring (ignored once now >= expires; Unix time). */
+static void deadline(const struct xb_prt *r, struct prt_dev *d, struct xb_ptime now)
 {
-	int64_t next = 0;
-
+	d->next_boot = d->next_wall = 0;
 	for (size_t k = 0; d->st.report && k < r->p->n_profiles; k++) {
 		int64_t t = d->st.received + (int64_t)r->p->profiles[k].max_age + 1;
 
-		if (t > now && (!next || t < next))
-			next = t;
+		if (t > now.boot && (!d->next_boot || t < d->next_boot))
+			d->next_boot = t;
 	}
 	for (size_t k = 0; k < d->st.n_mdm; k++) {
 		int64_t t = d->st.mdm[k].expires;
 
-		if (t > now && (!next || t < next))
-			next = t;
+		if (t > now.wall && (!d->next_wall || t < d->next_wall))
+			d->next_wall = t;
 	}
-	return next;
 }
 
 static json_t *failing_json(const struct xb_check_result *res, size_t n)
@@ -170,7 +180,7 @@ static void reason(char *buf, size_t len, const struct xb_check_result *res, siz
 		snprintf(buf, len, "all checks pass");
 }
 
-static void transition(struct xb_prt *r, size_t i, size_t k, bool to, int64_t now)
+static void transition(struct xb_prt *r, size_t i, size_t k, bool to, struct xb_ptime now)
 {
 	const struct xb_profile *pr = &r->p->profiles[k];
 	const char *from_s = to ? "fail" : "pass", *to_s = to ? "pass" : "fail";
@@ -178,7 +188,7 @@ static void transition(struct xb_prt *r, size_t i, size_t k, bool to, int64_t no
 	bool ok;
 	size_t n = xb_posture_eval(pr, &r->dev[i].st, now, r->res, r->n_res, &ok);
 	struct xb_ptransition t = {
-		.device = r->dev[i].name, .profile = pr->name, .at = now * 1000,
+		.device = r->dev[i].name, .profile = pr->name, .at = now.wall * 1000,
 		.from = from_s, .to = to_s, .reason = why,
 	};
 
@@ -389,7 +399,7 @@ void prt_arrived(struct xb_prt *r, uint64_t t0)
 		latency(r, clock_mono_ns() - t0);	/* not counted: enforcement time */
 }
 
-void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags)
+void prt_judge(struct xb_prt *r, size_t i, struct xb_ptime now, unsigned flags)
 {
 	const struct xb_policy *p = r->p;
 	uint8_t *pok = r->pok + i * p->n_profiles, *in = r->in + i * r->n_sets;
@@ -403,7 +413,7 @@ void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags)
 			transition(r, i, k, ok, now);
 		pok[k] = ok ? PRT_PASS : PRT_FAIL;
 	}
-	r->dev[i].next = deadline(r, &r->dev[i], now);
+	deadline(r, &r->dev[i], now);
 	for (size_t s = 0; s < r->n_sets; s++) {
 		struct prt_change c = { .set = s, .dev = i, .add = member(r, s, i) };
 
@@ -535,11 +545,34 @@ static size_t *maps(const struct xb_prt *r, const struct xb_prt *old, bool sets)
 	return m;
 }
 
+/* What the endpoint accepted but has not applied yet (a round not over)
+ * follows its device and key by name; what the new policy lacks is
+ * dropped. */
+static void repend(struct xb_prt *r, const struct xb_prt *old)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < r->n_pend; i++) {
+		struct prt_pending e = r->pend[i];
+
+		e.dev = prt_find(r, old->dev[e.dev].name);
+		if (!e.rep && e.push.key)
+			e.push.key = xb_policy_mdm_key_by_name(r->p, e.push.key->name);
+		if (e.dev == SIZE_MAX || (!e.rep && !e.push.key)) {
+			xb_report_free(e.rep);
+			xb_mdm_push_free(&e.push);
+			continue;
+		}
+		r->pend[k++] = e;
+	}
+	r->n_pend = k;
+}
+
 int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 {
 	struct xb_prt old;
 	size_t *pm, *sm, kept = 0;
-	int64_t now = prt_now();
+	struct xb_ptime now = prt_now();
 	uint64_t t0 = clock_mono_ns();
 
 	/* What is queued names the old binding's devices and sets. Changes
@@ -575,6 +608,7 @@ int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 	prt_flush(r);
 	if (tx && xb_pstore_commit(r->store) < 0)
 		log_warnx("posture: storing transitions: %s", xb_pstore_error(r->store));
+	repend(r, &old);
 	free(pm);
 	free(sm);
 	bound_free(&old);
@@ -600,7 +634,13 @@ static int load_report(void *ctx, const char *device, int64_t seq, int64_t recei
 		log_warnx("posture: device %s: stored report unreadable (%s); ignored", device, err);
 		return 0;
 	}
-	xb_posture_set_report(&r->dev[i].st, rep, received_at / 1000);
+	/* Its age survives the restart only on the wall clock; from here on
+	 * it ages on the boot clock (xb_posture_stored_age). */
+	struct xb_ptime now = prt_now();
+
+	xb_posture_set_report(&r->dev[i].st, rep, now);
+	r->dev[i].st.received -= xb_posture_stored_age(received_at / 1000, now.wall);
+	r->dev[i].st.received_wall = received_at / 1000;
 	return 0;
 }
 
@@ -622,6 +662,15 @@ static bool value_from(const char *text, struct xb_value *out)
 	return ok && (out->type != XB_VAL_STR || out->str);
 }
 
+static int load_nonce(void *ctx, const char *key, const char *nonce, int64_t until)
+{
+	struct xb_prt *r = ctx;
+
+	if (xb_mdm_replay_add(&r->replay, key, nonce, until / 1000, prt_now().wall) < 0)
+		log_warnx("posture: the MDM replay cache is full; a stored nonce is not loaded");
+	return 0;
+}
+
 static int load_attr(void *ctx, const struct xb_pattr *a)
 {
 	struct xb_prt *r = ctx;
@@ -637,7 +686,7 @@ static int load_attr(void *ctx, const struct xb_pattr *a)
 		xb_mdm_push_free(&m);
 		return 0;
 	}
-	xb_posture_push(&r->dev[i].st, &m, prt_now());
+	xb_posture_push(&r->dev[i].st, &m, prt_now().wall);
 	xb_mdm_push_free(&m);	/* emptied by a successful push */
 	return 0;
 }
@@ -646,7 +695,7 @@ struct xb_prt *xb_prt_open(const struct xb_policy *p)
 {
 	struct xb_prt *r = calloc(1, sizeof(*r));
 	char path[4096], err[512];
-	int64_t now = prt_now();
+	struct xb_ptime now = prt_now();
 	int e;
 
 	if (!r)
@@ -671,12 +720,20 @@ struct xb_prt *xb_prt_open(const struct xb_policy *p)
 		goto fail;
 	}
 	if (xb_pstore_foreach_report(r->store, load_report, r) < 0 ||
-	    xb_pstore_foreach_attr(r->store, now * 1000, load_attr, r) < 0)
+	    xb_pstore_foreach_attr(r->store, now.wall * 1000, load_attr, r) < 0)
 		log_warnx("posture: reading %s: %s; devices without a state must report again",
 			  XB_PRT_DB, xb_pstore_error(r->store));
+	/* The replay cache as it was: a push captured before the restart is
+	 * still refused while its time is in the window. Unreadable, no push
+	 * is taken (the cache is refused wholesale rather than half-known). */
+	if (xb_pstore_foreach_nonce(r->store, now.wall * 1000, load_nonce, r) < 0) {
+		log_warnx("posture: reading the MDM nonces from %s: %s", XB_PRT_DB,
+			  xb_pstore_error(r->store));
+		goto fail;
+	}
 	for (size_t i = 0; i < r->n_dev; i++)
 		prt_judge(r, i, now, 0);
-	r->pruned = now;
+	r->pruned = now.boot;
 	return r;
 fail:
 	xb_prt_close(r);
@@ -685,16 +742,17 @@ fail:
 
 void xb_prt_tick(struct xb_prt *r)
 {
-	int64_t now = prt_now();
+	struct xb_ptime now = prt_now();
 
 	for (size_t i = 0; i < r->n_dev; i++)
-		if (r->dev[i].next && r->dev[i].next <= now)
+		if ((r->dev[i].next_boot && r->dev[i].next_boot <= now.boot) ||
+		    (r->dev[i].next_wall && r->dev[i].next_wall <= now.wall))
 			prt_judge(r, i, now, PRT_ALL);
 	prt_flush(r);
-	if (now - r->pruned >= PRUNE_S) {
-		if (xb_pstore_prune(r->store, now * 1000) < 0)
-			log_warnx("posture: pruning attributes: %s", xb_pstore_error(r->store));
-		r->pruned = now;
+	if (now.boot - r->pruned >= PRUNE_S) {
+		if (xb_pstore_prune(r->store, now.wall * 1000) < 0)
+			log_warnx("posture: pruning expired attributes and MDM nonces: %s", xb_pstore_error(r->store));
+		r->pruned = now.boot;
 	}
 }
 
@@ -720,6 +778,9 @@ void xb_prt_close(struct xb_prt *r)
 	if (!r)
 		return;
 	xb_psvc_close(r->svc);
+	for (size_t k = 0; k < r->n_pend; k++)
+		prt_pending_drop(r, &r->pend[k]);
+	free(r->pend);
 	bound_free(r);
 	xb_mdm_replay_free(&r->replay);
 	xb_nftset_close(&r->nft);

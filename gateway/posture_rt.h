@@ -12,10 +12,12 @@
  *   cut        a device that leaves a set loses its conntrack entries
  *   audit      STATE_DIR/posture.log: every report, push and transition
  *
- * A device is re-evaluated on every accepted report and push (before the
- * answer leaves, so the HTTP 200 means "enforced"), on reload (all of
- * them), and by xb_prt_tick() when its report ages past a profile's
- * max_age or a pushed attribute expires. One thread: the daemon's.
+ * A device is re-evaluated on every accepted report and push, once the
+ * endpoint's round has committed and before the answer leaves (a 200
+ * means "stored and enforced", a 503 "nothing changed"), on reload (all
+ * of them), and by xb_prt_tick() when its report ages past a profile's
+ * max_age (on the boot clock) or a pushed attribute expires (on the wall
+ * clock). One thread: the daemon's.
  */
 #ifndef XB_POSTURE_RT_H
 #define XB_POSTURE_RT_H

@@ -66,9 +66,45 @@ static json_t *compliant_json(const struct xb_prt *r, size_t i)
 	return a;
 }
 
-/* Parse, store in memory and evaluate; on_round (the end of the
- * endpoint's round) enforces, before the 200 leaves: the answer means the
- * sets already say what the report does. */
+/* A new entry at the end of the pending list, zeroed; NULL: out of memory. */
+static struct prt_pending *pend_add(struct xb_prt *r)
+{
+	if (r->n_pend == r->cap_pend) {
+		size_t c = r->cap_pend ? r->cap_pend * 2 : 16;
+		struct prt_pending *v = realloc(r->pend, c * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		r->pend = v;
+		r->cap_pend = c;
+	}
+	memset(&r->pend[r->n_pend], 0, sizeof(r->pend[0]));
+	return &r->pend[r->n_pend++];
+}
+
+/* The profiles device i would pass with rep as its report. */
+static json_t *would_comply(const struct xb_prt *r, size_t i, const struct xb_report *rep,
+			    struct xb_ptime now)
+{
+	struct xb_posture_state st = r->dev[i].st;	/* a shallow copy, read only */
+	json_t *a = json_array();
+
+	st.report = (struct xb_report *)rep;
+	st.received = now.boot;
+	for (size_t k = 0; a && k < r->p->n_profiles; k++) {
+		bool ok;
+
+		xb_posture_eval(&r->p->profiles[k], &st, now, NULL, 0, &ok);
+		if (ok)
+			json_array_append_new(a, json_string(r->p->profiles[k].name));
+	}
+	return a;
+}
+
+/* Parse and evaluate; the report waits in r->pend until the round's
+ * commit, then on_round applies and enforces it before the 200 leaves:
+ * the answer means the sets already say what the report does, and a 503
+ * means nothing changed. */
 static int on_report(void *ctx, const char *device, json_t *report, json_t **reply, char *err,
 		     size_t errlen)
 {
@@ -77,6 +113,7 @@ static int on_report(void *ctx, const char *device, json_t *report, json_t **rep
 	size_t i = prt_find(r, device);
 	char *text = json_dumps(report, JSON_COMPACT);
 	struct xb_report *rep = text ? xb_report_parse(text, strlen(text), err, errlen) : NULL;
+	struct prt_pending *e;
 
 	free(text);
 	if (i == SIZE_MAX || !rep) {
@@ -85,11 +122,13 @@ static int on_report(void *ctx, const char *device, json_t *report, json_t **rep
 		xb_report_free(rep);
 		return -1;
 	}
-	xb_posture_set_report(&r->dev[i].st, rep, prt_now());
-	prt_judge(r, i, prt_now(), PRT_ALL);	/* enforced by on_round */
-	r->stat.reports++;
-	prt_arrived(r, t0);
-	*reply = json_pack("{s:o}", "compliant", compliant_json(r, i));
+	if (!(e = pend_add(r))) {
+		snprintf(err, errlen, "out of memory");
+		xb_report_free(rep);
+		return -1;
+	}
+	*e = (struct prt_pending){ .dev = i, .rep = rep, .t0 = t0 };
+	*reply = json_pack("{s:o}", "compliant", would_comply(r, i, rep, prt_now()));
 	return 0;
 }
 
@@ -138,7 +177,7 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 {
 	struct xb_prt *r = ctx;
 	struct xb_mdm_push m = { 0 };
-	int64_t now = prt_now();
+	int64_t now = prt_now().wall;
 	size_t i;
 
 	if (!sig) {
@@ -147,25 +186,78 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 	}
 	if (xb_mdm_verify(r->p, &r->replay, body, len, sig, now, &m, err, errlen) < 0)
 		return push_status(sig, err);
-	if ((i = prt_find(r, m.device)) == SIZE_MAX || !(*attrs = push_json(&m)) ||
-	    xb_posture_push(&r->dev[i].st, &m, now) < 0) {
+	if ((i = prt_find(r, m.device)) == SIZE_MAX || !(*attrs = push_json(&m))) {
 		snprintf(err, errlen, i == SIZE_MAX ? "device: not in the policy" : "out of memory");
 		xb_mdm_push_free(&m);
 		return i == SIZE_MAX ? 404 : 422;
 	}
-	prt_judge(r, i, now, PRT_ALL);
-	r->stat.pushes++;
+	/* The nonce goes into the request's savepoint with the attributes:
+	 * kept (and so refused after a restart) exactly when they are. */
+	struct prt_pending *e = NULL;
+	int64_t until = m.until * 1000;
+	int rc = xb_pstore_put_nonce(r->store, m.key->name, m.nonce, until) < 0 ? 503 :
+		 !(e = pend_add(r)) ? 422 : 0;
+
+	if (rc) {
+		snprintf(err, errlen, rc == 503 ? "storage error" : "out of memory");
+		xb_mdm_replay_forget(&r->replay, m.key->name, m.nonce);
+		xb_mdm_push_free(&m);
+		json_decref(*attrs);
+		*attrs = NULL;
+		return rc;
+	}
+	*e = (struct prt_pending){ .dev = i, .push = m };
 	return 0;
 }
 
-/* The round's set changes in one nft batch, its cuts in one conntrack
- * pass (xb_ct_cut_many), before the round's answers. */
-static void on_round(void *ctx)
+/* After the round's commit: apply its reports and pushes in order, judge
+ * each device, then its set changes in one nft batch and its cuts in one
+ * conntrack pass (xb_ct_cut_many), before the round's answers. The
+ * transitions they cause share one transaction. When the commit failed,
+ * everything pending is dropped (pushes' nonces forgotten with it). */
+static void on_round(void *ctx, bool committed)
 {
-	prt_flush(ctx);
+	struct xb_prt *r = ctx;
+	struct xb_ptime now = prt_now();
+	bool tx = committed && r->n_pend && xb_pstore_begin(r->store) == 0;
+
+	for (size_t k = 0; k < r->n_pend; k++) {
+		struct prt_pending *e = &r->pend[k];
+		struct prt_dev *d = &r->dev[e->dev];
+
+		if (!committed) {
+			prt_pending_drop(r, e);
+			continue;
+		}
+		if (e->rep) {
+			xb_posture_set_report(&d->st, e->rep, now);
+			e->rep = NULL;
+			r->stat.reports++;
+			prt_arrived(r, e->t0);
+		} else {
+			if (xb_posture_push(&d->st, &e->push, now.wall) < 0)
+				log_warnx("posture: device %s: out of memory merging a push", d->name);
+			xb_mdm_push_free(&e->push);
+			r->stat.pushes++;
+		}
+		prt_judge(r, e->dev, now, PRT_ALL);
+	}
+	r->n_pend = 0;
+	prt_flush(r);
+	if (tx && xb_pstore_commit(r->store) < 0)
+		log_warnx("posture: storing transitions: %s", xb_pstore_error(r->store));
 }
 
-const struct xb_psvc_ops prt_ops = { device_for, on_report, on_push, on_round };
+/* The last accepted request's writes were undone: it never happened. */
+static void on_undo(void *ctx)
+{
+	struct xb_prt *r = ctx;
+
+	if (r->n_pend)
+		prt_pending_drop(r, &r->pend[--r->n_pend]);
+}
+
+const struct xb_psvc_ops prt_ops = { device_for, on_report, on_push, on_round, on_undo };
 
 /* --- listening ------------------------------------------------------------------- */
 
@@ -214,14 +306,14 @@ int xb_prt_listen(struct xb_prt *r)
 
 /* --- views ------------------------------------------------------------------------ */
 
-static json_t *age_json(const struct prt_dev *d, int64_t now)
+static json_t *age_json(const struct prt_dev *d, struct xb_ptime now)
 {
-	return d->st.report ? json_integer(now - d->st.received) : json_null();
+	return d->st.report ? json_integer(now.boot - d->st.received) : json_null();
 }
 
 json_t *xb_prt_summary(struct xb_prt *r, size_t i)
 {
-	int64_t now = prt_now();
+	struct xb_ptime now = prt_now();
 	json_int_t failing = 0;
 
 	if (i >= r->n_dev)
@@ -266,7 +358,7 @@ static json_t *attrs_json(const struct xb_posture_state *st, int64_t now)
 
 json_t *xb_prt_detail(struct xb_prt *r, size_t i)
 {
-	int64_t now = prt_now();
+	struct xb_ptime now = prt_now();
 	const struct prt_dev *d = &r->dev[i];
 	json_t *o, *profiles = json_array();
 
@@ -281,10 +373,13 @@ json_t *xb_prt_detail(struct xb_prt *r, size_t i)
 	o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "device", d->name,
 		      "report_age", age_json(d, now),
 		      "seq", d->st.report ? json_integer((json_int_t)d->st.report->seq) : json_null(),
-		      "profiles", profiles, "attributes", attrs_json(&d->st, now));
-	if (o && d->st.report)
+		      "profiles", profiles, "attributes", attrs_json(&d->st, now.wall));
+	if (o && d->st.report) {
 		json_object_set_new(o, "platform",
 				    json_string(xb_platform_name((enum xb_platform)d->st.report->platform)));
+		/* Display only: the age above is on the boot clock. */
+		json_object_set_new(o, "received_at", json_integer(d->st.received_wall));
+	}
 	return o;
 }
 

@@ -22,7 +22,9 @@ enum { PRT_FAIL = 0, PRT_PASS = 1, PRT_UNSEEN = 2 };
 struct prt_dev {
 	char *name;			/* the key across reloads */
 	struct xb_posture_state st;
-	int64_t next;			/* Unix s: evaluate again then; 0: never */
+	/* Evaluate again then (0: never): when a report ages past a max_age,
+	 * on the boot clock; when a pushed attribute expires, Unix s. */
+	int64_t next_boot, next_wall;
 	bool cut_queued;		/* in xb_prt.cut until the next flush */
 };
 
@@ -36,6 +38,16 @@ struct prt_set {
 struct prt_addr {
 	uint8_t a[16];			/* IPv4: the first 4 bytes */
 	size_t dev;
+};
+
+/* A report or push the endpoint accepted, applied to the device's state
+ * only once the round's transaction has committed (on_round): a request
+ * answered 503 changes nothing. */
+struct prt_pending {
+	size_t dev;
+	struct xb_report *rep;		/* a report, or NULL: push */
+	struct xb_mdm_push push;
+	uint64_t t0;			/* monotonic ns it arrived */
 };
 
 /* A set change prt_judge decided, applied by prt_flush. */
@@ -72,7 +84,10 @@ struct xb_prt {
 	struct xb_ct ct;
 	struct xb_mdm_replay replay;
 	int epfd;
-	int64_t pruned;			/* Unix s of the last store prune */
+	int64_t pruned;			/* boot clock s of the last store prune */
+
+	struct prt_pending *pend;	/* accepted in the endpoint's round */
+	size_t n_pend, cap_pend;
 
 	/* Enforcement decided since the last prt_flush(): applied together,
 	 * in one nft batch and one conntrack pass (docs/posture.md). */
@@ -101,13 +116,16 @@ struct xb_prt {
 size_t prt_find(const struct xb_prt *r, const char *name);	/* SIZE_MAX: none */
 /* Evaluate device i; with PRT_SETS and PRT_CUT what changes is queued
  * for prt_flush(), which every caller runs before it answers or returns. */
-void prt_judge(struct xb_prt *r, size_t i, int64_t now, unsigned flags);
+void prt_judge(struct xb_prt *r, size_t i, struct xb_ptime now, unsigned flags);
 /* Apply the queued set changes (one nft batch) and cuts (one conntrack
  * pass per family), then record the latency of the reports they enforce. */
 void prt_flush(struct xb_prt *r);
 /* A report's arrival, for its latency once prt_flush() has enforced it. */
 void prt_arrived(struct xb_prt *r, uint64_t t0);
-int64_t prt_now(void);
+/* Now: Unix s and CLOCK_BOOTTIME s (see struct xb_ptime). */
+struct xb_ptime prt_now(void);
+/* Forget pending entry k's report or push (a push's nonce with it). */
+void prt_pending_drop(struct xb_prt *r, struct prt_pending *k);
 /* posture_rt_http.c */
 extern const struct xb_psvc_ops prt_ops;
 json_t *prt_value_json(const struct xb_value *v);

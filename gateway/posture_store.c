@@ -39,12 +39,18 @@ static const char *const migrations[XB_PSTORE_SCHEMA] = {
 	"  reason TEXT NOT NULL"
 	");"
 	"CREATE INDEX transitions_device ON transitions (device, id);",
+	/* 1 -> 2: the MDM replay cache, so that a captured push cannot be
+	 * replayed after a restart while its time is still in the window. */
+	"CREATE TABLE mdm_nonces ("
+	"  key TEXT NOT NULL, nonce TEXT NOT NULL, until INTEGER NOT NULL,"
+	"  PRIMARY KEY (key, nonce)"
+	") WITHOUT ROWID;",
 };
 
 enum {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_MARK, ST_UNDO, ST_RELEASE, ST_SEQ, ST_DEVICE, ST_REPORT, ST_REPORT_TRIM,
 	ST_ATTR, ST_TRANS, ST_TRANS_TRIM, ST_PRUNE, ST_LAST_REPORTS, ST_ATTRS,
-	ST_TRANS_DEV, ST_TRANS_ALL, ST_N
+	ST_TRANS_DEV, ST_TRANS_ALL, ST_NONCE, ST_NONCES, ST_NONCE_PRUNE, ST_N
 };
 
 static const char *const sql[ST_N] = {
@@ -79,6 +85,10 @@ static const char *const sql[ST_N] = {
 			 " FROM transitions WHERE device = ?1 ORDER BY id",
 	[ST_TRANS_ALL] = "SELECT device, profile, at, from_state, to_state, reason"
 			 " FROM transitions ORDER BY id",
+	[ST_NONCE] = "INSERT OR REPLACE INTO mdm_nonces (key, nonce, until) VALUES (?1, ?2, ?3)",
+	[ST_NONCES] = "SELECT key, nonce, until FROM mdm_nonces WHERE until >= ?1"
+		      " ORDER BY key, nonce",
+	[ST_NONCE_PRUNE] = "DELETE FROM mdm_nonces WHERE until < ?1",
 };
 
 struct xb_pstore {
@@ -442,12 +452,29 @@ int xb_pstore_put_transition(struct xb_pstore *s, const struct xb_ptransition *t
 	return own_end(s, own, rc);
 }
 
+int xb_pstore_put_nonce(struct xb_pstore *s, const char *key, const char *nonce,
+			int64_t until)
+{
+	sqlite3_stmt *st = s->st[ST_NONCE];
+
+	text(st, 1, key);
+	text(st, 2, nonce);
+	sqlite3_bind_int64(st, 3, until);
+	return run(s, ST_NONCE);
+}
+
 int xb_pstore_prune(struct xb_pstore *s, int64_t now)
 {
+	int n;
+
 	sqlite3_bind_int64(s->st[ST_PRUNE], 1, now);
 	if (run(s, ST_PRUNE) < 0)
 		return -1;
-	return sqlite3_changes(s->db);
+	n = sqlite3_changes(s->db);
+	sqlite3_bind_int64(s->st[ST_NONCE_PRUNE], 1, now);
+	if (run(s, ST_NONCE_PRUNE) < 0)
+		return -1;
+	return n + sqlite3_changes(s->db);
 }
 
 /* --- reads ------------------------------------------------------------------- */
@@ -512,6 +539,17 @@ int xb_pstore_foreach_attr(struct xb_pstore *s, int64_t now, xb_pstore_attr_fn f
 {
 	sqlite3_bind_int64(s->st[ST_ATTRS], 1, now);
 	return walk(s, s->st[ST_ATTRS], attr_row, (void *)fn, ctx);
+}
+
+static int nonce_row(sqlite3_stmt *st, void *fn, void *ctx)
+{
+	return ((xb_pstore_nonce_fn)fn)(ctx, col(st, 0), col(st, 1), sqlite3_column_int64(st, 2));
+}
+
+int xb_pstore_foreach_nonce(struct xb_pstore *s, int64_t now, xb_pstore_nonce_fn fn, void *ctx)
+{
+	sqlite3_bind_int64(s->st[ST_NONCES], 1, now);
+	return walk(s, s->st[ST_NONCES], nonce_row, (void *)fn, ctx);
 }
 
 int xb_pstore_foreach_transition(struct xb_pstore *s, const char *device,

@@ -6,6 +6,8 @@
  *   reports      its last report (and, if asked, a bounded history)
  *   attributes   attributes an MDM pushed for it, with expiry and source key
  *   transitions  posture profile changes (pass/fail and why), bounded per device
+ *   mdm_nonces   the MDM replay cache: (key, nonce) pairs until their push's
+ *                time leaves the window
  *
  * Durability: the database runs in WAL mode with synchronous=NORMAL. A
  * write returns once its transaction is committed to the WAL file, so a
@@ -27,7 +29,7 @@
 #include <stdint.h>
 
 #define XB_PSTORE_DEFAULT_PATH "/var/lib/xborder/posture.db"
-#define XB_PSTORE_SCHEMA 1		/* PRAGMA user_version this code writes */
+#define XB_PSTORE_SCHEMA 2		/* PRAGMA user_version this code writes */
 #define XB_PSTORE_BUSY_MS 2000		/* wait this long on a lock (an operator's sqlite3) */
 #define XB_PSTORE_REPORTS 1		/* reports kept per device, by default */
 #define XB_PSTORE_TRANSITIONS 100	/* transitions kept per device, by default */
@@ -85,7 +87,11 @@ int xb_pstore_put_report(struct xb_pstore *s, const char *device, int64_t seq,
 int xb_pstore_put_attr(struct xb_pstore *s, const struct xb_pattr *a);
 /* Append a transition; the device's oldest beyond the limit are dropped. */
 int xb_pstore_put_transition(struct xb_pstore *s, const struct xb_ptransition *t);
-/* Delete attributes expired at now. Returns how many, or -1. */
+/* Remember an MDM push's (key, nonce) until `until' (Unix ms). 0 or -1. */
+int xb_pstore_put_nonce(struct xb_pstore *s, const char *key, const char *nonce,
+			int64_t until);
+/* Delete attributes expired at now, and nonces remembered until before
+ * now. Returns how many rows, or -1. */
 int xb_pstore_prune(struct xb_pstore *s, int64_t now);
 
 /* Iteration for the daemon's start (it re-evaluates from these). A callback
@@ -95,10 +101,14 @@ typedef int (*xb_pstore_report_fn)(void *ctx, const char *device, int64_t seq,
 				   int64_t received_at, const char *body);
 typedef int (*xb_pstore_attr_fn)(void *ctx, const struct xb_pattr *a);
 typedef int (*xb_pstore_transition_fn)(void *ctx, const struct xb_ptransition *t);
+typedef int (*xb_pstore_nonce_fn)(void *ctx, const char *key, const char *nonce,
+				  int64_t until);
 /* Each device's last report, by device name. */
 int xb_pstore_foreach_report(struct xb_pstore *s, xb_pstore_report_fn fn, void *ctx);
 /* Attributes not expired at now, by device and key. */
 int xb_pstore_foreach_attr(struct xb_pstore *s, int64_t now, xb_pstore_attr_fn fn, void *ctx);
+/* MDM nonces remembered until now or later. */
+int xb_pstore_foreach_nonce(struct xb_pstore *s, int64_t now, xb_pstore_nonce_fn fn, void *ctx);
 /* A device's transitions, oldest first (device NULL: every device's). */
 int xb_pstore_foreach_transition(struct xb_pstore *s, const char *device,
 				 xb_pstore_transition_fn fn, void *ctx);

@@ -222,6 +222,9 @@ struct xb_check {
 	size_t n_serials;
 	char *serial_file;		/* as written; NULL with serial_in */
 	struct xb_value value;		/* attribute */
+	bool mdm_only;			/* attribute, source = "mdm": only a
+					 * pushed value counts, never the
+					 * device's own report */
 };
 
 struct xb_profile {

@@ -5,7 +5,9 @@
  *   profiles = ( { name = "corp"; platforms = [ "linux", "macos" ];
  *                  max_age = 600; other_platforms = "fail";
  *                  checks = ( { os_version = ">= 12"; platforms = [ "linux" ]; },
- *                             { firewall = true; mode = "report"; } ); } );
+ *                             { firewall = true; mode = "report"; },
+ *                             { attribute = "edr.score"; op = ">="; value = 80;
+ *                               source = "mdm"; } ); } );
  *   mdm_keys = ( { name = "intune"; public_key = "<base64 Ed25519>"; } );
  *
  * A check is a group with exactly one kind key (check_keys below) and the
@@ -43,7 +45,7 @@ static const char *const profile_keys[] = {
 static const char *const check_keys[] = {
 	"os_version", "agent_version", "disk_encryption", "firewall", "screen_lock",
 	"serial_in", "serial_file", "process", "file", "attribute", "sha256", "op", "value",
-	"mode", "platforms", NULL
+	"mode", "platforms", "source", NULL
 };
 static const char *const mdm_keys[] = { "name", "public_key", NULL };
 
@@ -315,6 +317,24 @@ static void parse_attribute(struct ld *l, const config_setting_t *s, const char 
 		xbp_type_name(config_setting_type(m)));
 }
 
+/* source = "any" (default: a pushed value, else the device's own) or
+ * "mdm" (only a pushed value: a device cannot vouch for what its MDM or
+ * EDR says about it). */
+static void parse_source(struct ld *l, const config_setting_t *s, const char *what,
+			 struct xb_check *c)
+{
+	const char *src = xbp_get_str(l, s, "source", what, NULL);
+	char qb[QUOTE_MAX + 4];
+
+	if (!src || !strcmp(src, "any"))
+		return;
+	if (!strcmp(src, "mdm"))
+		c->mdm_only = true;
+	else
+		xbp_err(l, config_setting_get_member(s, "source"), "%s: source `%s' is not "
+			"\"any\" or \"mdm\"", what, xbp_quote(qb, src));
+}
+
 static void parse_true(struct ld *l, const config_setting_t *m, const char *what)
 {
 	if (config_setting_type(m) != CONFIG_TYPE_BOOL)
@@ -347,6 +367,7 @@ static void parse_kind(struct ld *l, const config_setting_t *s, const config_set
 	if (c->kind != XB_CHECK_ATTRIBUTE) {
 		no_modifier(l, s, what, key, "op");
 		no_modifier(l, s, what, key, "value");
+		no_modifier(l, s, what, key, "source");
 	}
 	if (want_str && config_setting_type(m) != CONFIG_TYPE_STRING) {
 		xbp_err(l, m, "%s: %s must be a string, not %s", what, key,
@@ -379,8 +400,10 @@ static void parse_kind(struct ld *l, const config_setting_t *s, const config_set
 		if (!*config_setting_get_string(m))
 			xbp_err(l, m, "%s: %s is empty", what, key);
 		c->arg = xbp_strdup(l, config_setting_get_string(m));
-		if (c->kind == XB_CHECK_ATTRIBUTE)
+		if (c->kind == XB_CHECK_ATTRIBUTE) {
 			parse_attribute(l, s, what, c);
+			parse_source(l, s, what, c);
+		}
 		break;
 	}
 }

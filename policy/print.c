@@ -328,7 +328,7 @@ static void check_value(const struct xb_check *c, FILE *out)
 		fputs(c->value.b ? "true" : "false", out);
 	else
 		put_num(out, c->value.num);
-	fputc(';', out);
+	fprintf(out, "; source = \"%s\";", c->mdm_only ? "mdm" : "any");
 }
 
 static void print_check(const struct xb_check *c, FILE *out)

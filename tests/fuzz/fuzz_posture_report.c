@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();	/* a failure always says why, and only then */
 	if (!r)
 		return 0;
-	xb_posture_set_report(&s, r, 1000);
-	if (xb_posture_eval(&profile, &s, 1000, out, XB_POSTURE_OUT(&profile), &ok) !=
+	xb_posture_set_report(&s, r, (struct xb_ptime){ 1000, 1000 });
+	if (xb_posture_eval(&profile, &s, (struct xb_ptime){ 1000, 1000 }, out, XB_POSTURE_OUT(&profile), &ok) !=
 	    XB_POSTURE_OUT(&profile))
 		abort();
 	for (size_t i = 0; i < XB_POSTURE_OUT(&profile); i++)

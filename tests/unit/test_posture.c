@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #define NOW 1763800000LL
+/* Now on both clocks; the boot clock set equal to the wall clock unless a
+ * case steps one of them. */
+#define AT(t) ((struct xb_ptime){ .wall = (t), .boot = (t) })
 #define GWKEY "ERERERERERERERERERERERERERERERERERERERERERE="
 #define DEVKEY "IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI="
 #define SHA_A "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -181,6 +184,10 @@ TEST(report_bad)
 		{ "{ " HEAD ", \"attributes\": [] }", "attributes: expected an object" },
 		{ "{ " HEAD ", \"disk_encryption\": { \"volumes\": [ { \"mount\": \"/\" } ] } }",
 		  "disk_encryption.volumes[0]: needs mount and encrypted" },
+		/* The mount string was parsed first and leaked (ASan: make test SAN=1). */
+		{ "{ " HEAD ", \"disk_encryption\": { \"volumes\": [ { \"mount\": \"/home\", "
+		  "\"encrypted\": \"yes\" } ] } }",
+		  "disk_encryption.volumes[0]: expected true or false, not a string" },
 		{ "{ " HEAD ", \"serial\": \"a\", \"serial\": \"b\" }", "duplicate object key" },
 		{ "{ " HEAD ", \"serial\": \"a\\u0000b\" }", "not JSON" },
 	};
@@ -223,13 +230,13 @@ static struct xb_posture_state state(const char *body, int64_t received)
 {
 	struct xb_posture_state s = { 0 };
 
-	xb_posture_set_report(&s, parse(body), received);
+	xb_posture_set_report(&s, parse(body), AT(received));
 	return s;
 }
 
 /* Evaluates profile i; returns the compliance; out holds the results. */
 static bool eval(const struct xb_policy *p, size_t i, const struct xb_posture_state *s,
-		 int64_t now, struct xb_check_result *out)
+		 struct xb_ptime now, struct xb_check_result *out)
 {
 	bool ok;
 	size_t n = xb_posture_eval(&p->profiles[i], s, now, out, XB_POSTURE_OUT(&p->profiles[i]), &ok);
@@ -265,7 +272,7 @@ TEST(each_check)
 	struct xb_posture_state s = state(good_report, NOW);
 	struct xb_check_result r[32];
 
-	CHECK(!eval(p, 0, &s, NOW, r));
+	CHECK(!eval(p, 0, &s, AT(NOW), r));
 	EXPECT(r[0], XB_FAIL, "os_version: expected >= 14.2, seen 13.6");
 	EXPECT(r[1], XB_PASS, "os_version: expected < 14, seen 13.6");
 	EXPECT(r[2], XB_PASS, "agent_version: expected >= 0.1, seen 0.1.0");
@@ -290,7 +297,7 @@ TEST(each_check)
 	/* Nothing reported at all: every list-based check is unknown. */
 	xb_posture_state_free(&s);
 	s = state("{ \"seq\": 1, \"nonce\": \"ab\", \"time\": 5, \"os\": { \"family\": \"macos\" } }", NOW);
-	CHECK(!eval(p, 0, &s, NOW, r));
+	CHECK(!eval(p, 0, &s, AT(NOW), r));
 	for (size_t i = 0; i < p->profiles[0].n_checks; i++)
 		CHECK_INT(r[i].outcome, ==, XB_UNKNOWN);
 	xb_posture_state_free(&s);
@@ -311,32 +318,32 @@ TEST(and_platforms_report_only_age)
 
 	/* macOS 13.6: the linux check is skipped, the firewall fails only in
 	 * report mode: compliant. */
-	CHECK(eval(p, 0, &s, NOW + 60, r));
+	CHECK(eval(p, 0, &s, AT(NOW + 60), r));
 	EXPECT(r[0], XB_SKIP, "os_version: expected -, seen platform macos");
 	EXPECT(r[1], XB_PASS, "os_version: expected >= 13.5, seen 13.6");
 	EXPECT(r[2], XB_FAIL, "firewall: expected true, seen false (report only)");
 	CHECK(r[2].report_only);
 	/* One second too old. */
-	CHECK(!eval(p, 0, &s, NOW + 61, r));
+	CHECK(!eval(p, 0, &s, AT(NOW + 61), r));
 	EXPECT(r[3], XB_FAIL, "report age: expected a report at most 60 s old, seen 61 s old");
 	/* Profile b covers linux only and lets other platforms pass. */
-	CHECK(eval(p, 1, &s, NOW, r));
+	CHECK(eval(p, 1, &s, AT(NOW), r));
 	EXPECT(r[0], XB_SKIP, "firewall: expected -, seen -");
 	EXPECT(r[1], XB_PASS, "platform: expected linux, seen macos (other_platforms = pass)");
-	CHECK(xb_posture_any(p, &p->rules[0], &s, NOW));
+	CHECK(xb_posture_any(p, &p->rules[0], &s, AT(NOW)));
 	/* Windows is covered by neither a (fails) nor b (passes): OR passes. */
 	xb_posture_state_free(&s);
 	s = state("{ \"seq\": 1, \"nonce\": \"ab\", \"time\": 5, \"os\": { \"family\": \"windows\" } }", NOW);
-	CHECK(!eval(p, 0, &s, NOW, r));
+	CHECK(!eval(p, 0, &s, AT(NOW), r));
 	EXPECT(r[3], XB_FAIL, "platform: expected linux|macos, seen windows");
-	CHECK(xb_posture_any(p, &p->rules[0], &s, NOW));
+	CHECK(xb_posture_any(p, &p->rules[0], &s, AT(NOW)));
 	/* Linux with firewall off: a fails (no os.version), b fails: OR fails. */
 	xb_posture_state_free(&s);
 	s = state("{ \"seq\": 1, \"nonce\": \"ab\", \"time\": 5, \"firewall\": false, "
 		  "\"os\": { \"family\": \"linux\" } }", NOW);
-	CHECK(!xb_posture_any(p, &p->rules[0], &s, NOW));
+	CHECK(!xb_posture_any(p, &p->rules[0], &s, AT(NOW)));
 	/* No report: unknown, not compliant. */
-	CHECK(!eval(p, 0, &none, NOW, r));
+	CHECK(!eval(p, 0, &none, AT(NOW), r));
 	EXPECT(r[3], XB_UNKNOWN, "report: expected linux|macos, seen no report");
 	xb_posture_state_free(&s);
 	xb_policy_free(p);
@@ -353,6 +360,37 @@ static void sign(char *buf, size_t len, char sig[static 100], const char *key, i
 		 attrs);
 	crypto_sign_detached(raw, NULL, (const uint8_t *)buf, strlen(buf), mdm_sk);
 	sodium_bin2base64(sig, 100, raw, 64, sodium_base64_VARIANT_ORIGINAL);
+}
+
+/* A report's age is counted on the boot clock from its acceptance: the
+ * wall clock stepped a day forward (NTP) does not age it, stepped a day
+ * back does not keep it fresh; a pushed attribute still expires by the
+ * wall clock, the one its expiry is written in. */
+TEST(age_ignores_wall_clock_steps)
+{
+	struct xb_policy *p = policy(
+		"{ name = \"a\"; max_age = 60; checks = ( { attribute = \"edr.score\";"
+		" op = \">=\"; value = 70; } ); }, { name = \"b\"; }");
+	struct xb_posture_state s = { 0 };
+	struct xb_check_result r[2];
+	const int64_t boot = 5000;	/* seconds since boot at acceptance */
+
+	xb_posture_set_report(&s, parse(good_report), (struct xb_ptime){ NOW, boot });
+	CHECK_INT(s.received_wall, ==, NOW);
+	/* 10 s later by the boot clock, a day later by the wall clock. */
+	CHECK(eval(p, 0, &s, ((struct xb_ptime){ NOW + 86400, boot + 10 }), r));
+	EXPECT(r[1], XB_PASS, "platform: expected linux|macos|windows|ios|android, seen macos");
+	/* 61 s later by the boot clock, a day earlier by the wall clock. */
+	CHECK(!eval(p, 0, &s, ((struct xb_ptime){ NOW - 86400, boot + 61 }), r));
+	EXPECT(r[1], XB_FAIL, "report age: expected a report at most 60 s old, seen 61 s old");
+
+	/* After a restart only the wall clock says how old a stored report
+	 * is: clamped to [0, XB_POSTURE_AGE_MAX]. */
+	CHECK_INT(xb_posture_stored_age(NOW - 30, NOW), ==, 30);
+	CHECK_INT(xb_posture_stored_age(NOW + 3600, NOW), ==, 0);
+	CHECK_INT(xb_posture_stored_age(0, NOW), ==, XB_POSTURE_AGE_MAX);
+	xb_posture_state_free(&s);
+	xb_policy_free(p);
 }
 
 static int push(const struct xb_policy *p, struct xb_mdm_replay *rc, const char *body,
@@ -377,7 +415,7 @@ TEST(mdm_push)
 	char body[1024], sig[100], err[256];
 
 	/* Reported 75 fails; pushed 90 wins over it until it expires. */
-	CHECK(!eval(p, 0, &s, NOW, r));
+	CHECK(!eval(p, 0, &s, AT(NOW), r));
 	sign(body, sizeof(body), sig, "intune", NOW - 299, N1, "laptop",
 	     SCORE ", \"old\": { \"value\": \"x\", \"expires\": 1763799999 }");
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, 0);
@@ -385,9 +423,9 @@ TEST(mdm_push)
 	CHECK_STR(m.device, "laptop");
 	CHECK_INT(m.n_attrs, ==, 1);		/* "old" had expired */
 	CHECK_INT(xb_posture_push(&s, &m, NOW), ==, 0);
-	CHECK(eval(p, 0, &s, NOW, r));
+	CHECK(eval(p, 0, &s, AT(NOW), r));
 	EXPECT(r[0], XB_PASS, "attribute: expected edr.score >= 80, seen 90");
-	CHECK(!eval(p, 0, &s, NOW + 600, r));	/* expired: the report's 75 again */
+	CHECK(!eval(p, 0, &s, AT(NOW + 600), r));	/* expired: the report's 75 again */
 	EXPECT(r[0], XB_FAIL, "attribute: expected edr.score >= 80, seen 75");
 
 	/* The same push again: replay. */
@@ -422,6 +460,42 @@ TEST(mdm_push)
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, 0);
 	CHECK_INT(rc.n, ==, 2);
 	xb_mdm_push_free(&m);
+	xb_mdm_replay_free(&rc);
+	xb_posture_state_free(&s);
+	xb_policy_free(p);
+}
+
+/* source = "mdm": the device's own edr.score (it could claim 100) does not
+ * count; without a valid push the check fails, with one it is judged, and
+ * once the push expires it fails again. */
+TEST(mdm_only_attribute)
+{
+	struct xb_policy *p = policy(
+		"{ name = \"a\"; checks = ( { attribute = \"edr.score\"; op = \">=\"; value = 70;"
+		" source = \"mdm\"; } ); }, { name = \"b\"; }");
+	struct xb_posture_state s = state(good_report, NOW);	/* reports edr.score 75 */
+	struct xb_mdm_replay rc = { 0 };
+	struct xb_check_result r[2];
+	struct xb_mdm_push m;
+	char body[1024], sig[100], err[256];
+
+	CHECK(p->profiles[0].checks[0].mdm_only);
+	CHECK(!eval(p, 0, &s, AT(NOW), r));
+	EXPECT(r[0], XB_FAIL, "attribute: expected edr.score >= 70 (from an MDM push), "
+	       "seen no MDM attribute");
+	sign(body, sizeof(body), sig, "intune", NOW, N1, "laptop",
+	     "\"edr.score\": { \"value\": 60, \"expires\": 1763800600 }");
+	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, 0);
+	CHECK_INT(xb_posture_push(&s, &m, NOW), ==, 0);
+	CHECK(!eval(p, 0, &s, AT(NOW), r));		/* the MDM's 60, not the device's 75 */
+	EXPECT(r[0], XB_FAIL, "attribute: expected edr.score >= 70 (from an MDM push), seen 60");
+	sign(body, sizeof(body), sig, "intune", NOW, N2, "laptop", SCORE);
+	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, 0);
+	CHECK_INT(xb_posture_push(&s, &m, NOW), ==, 0);
+	CHECK(eval(p, 0, &s, AT(NOW), r));
+	CHECK(!eval(p, 0, &s, AT(NOW + 600), r));	/* expired: no fallback to the report */
+	EXPECT(r[0], XB_FAIL, "attribute: expected edr.score >= 70 (from an MDM push), "
+	       "seen no MDM attribute");
 	xb_mdm_replay_free(&rc);
 	xb_posture_state_free(&s);
 	xb_policy_free(p);

@@ -66,7 +66,21 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 	return 0;
 }
 
-static const struct xb_psvc_ops ops = { device_for, on_report, on_push, NULL };
+static unsigned undone, rounds_kept;	/* on_undo calls, on_round(true) calls */
+
+static void on_round(void *ctx, bool committed)
+{
+	(void)ctx;
+	rounds_kept += committed;
+}
+
+static void on_undo(void *ctx)
+{
+	(void)ctx;
+	undone++;
+}
+
+static const struct xb_psvc_ops ops = { device_for, on_report, on_push, on_round, on_undo };
 
 static void netns(void)
 {
@@ -467,9 +481,12 @@ TEST(one_bad_row_fails_only_its_request)
 	CHECK(send(fa, ra, strlen(ra), MSG_NOSIGNAL) == (ssize_t)strlen(ra));
 	CHECK(send(fb, rb, strlen(rb), MSG_NOSIGNAL) == (ssize_t)strlen(rb));
 	usleep(20000);
+	undone = rounds_kept = 0;
 	xb_psvc_process(svc);		/* both in one round */
 	CHECK_INT(one_response(fb), ==, 503);
 	CHECK_INT(one_response(fa), ==, 200);
+	CHECK_INT(undone, ==, 1);	/* bob's accepted report forgotten */
+	CHECK_INT(rounds_kept, ==, 1);	/* alice's applied after the commit */
 	CHECK_INT(last_seq("alice"), ==, 7);
 	CHECK_INT(last_seq("bob"), ==, -1);
 	close(fa);

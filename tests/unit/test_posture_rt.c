@@ -18,8 +18,11 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -146,7 +149,7 @@ static int report(struct xb_prt *r, const char *device, unsigned seq, const char
 	if (!rc)
 		CHECK_INT(xb_pstore_put_report(r->store, device, seq,
 					       (int64_t)(clock_real_ns() / NSEC_PER_MSEC), body), ==, 0);
-	prt_ops.on_round(r);
+	prt_ops.on_round(r, true);
 	json_decref(j);
 	json_decref(reply);
 	return rc;
@@ -258,8 +261,8 @@ TEST(age_restart_reload)
 	/* The report stays valid for max_age seconds, then the tick drops it. */
 	xb_prt_tick(r);
 	CHECK(in_set("r_a_dev4", "198.51.100.11"));
-	r->dev[1].st.received -= 3;
-	r->dev[1].next -= 3;
+	r->dev[1].st.received -= 3;	/* the boot clock, 3 s on */
+	r->dev[1].next_boot -= 3;
 	xb_prt_tick(r);
 	CHECK(!in_set("r_a_dev4", "198.51.100.11"));
 	CHECK(!xb_prt_ok(r, 0, 1));
@@ -294,14 +297,18 @@ TEST(age_restart_reload)
 	cleanup();
 }
 
-/* Enforcement judged but not yet flushed (a report whose round has not
- * ended) when a reload drops devices and sets: it is applied first, with
- * the old binding's indices, not the new one's. */
+/* Enforcement judged but not yet flushed when a reload drops devices and
+ * sets: it is applied first, with the old binding's indices, not the new
+ * one's. A report accepted but not yet applied (its round not over) for
+ * a device the reload drops is dropped with it. */
 TEST(queued_enforcement_flushed_before_rebind)
 {
 	struct xb_policy *p, *q;
 	struct xb_prt *r;
+	struct xb_report *rep;
 	char text[1024], err[256] = "";
+	const char *fails = "{\"seq\":2,\"nonce\":\"00\",\"time\":0,\"os\":{\"family\":"
+			    "\"linux\",\"version\":\"11\"},\"firewall\":false}";
 	json_t *j, *reply = NULL;
 
 	r = bound(&p, 600);
@@ -309,9 +316,13 @@ TEST(queued_enforcement_flushed_before_rebind)
 	CHECK(in_set("r_c_dev4", "198.51.100.10"));
 	flow("198.51.100.10");
 	/* laptop fails: leaves sets a, b and c and is queued for a cut */
-	CHECK((j = json_loads("{\"seq\":2,\"nonce\":\"00\",\"time\":0,\"os\":{\"family\":"
-			      "\"linux\",\"version\":\"11\"},\"firewall\":false}", 0, NULL)) != NULL);
+	CHECK((rep = xb_report_parse(fails, strlen(fails), err, sizeof(err))) != NULL);
+	xb_posture_set_report(&r->dev[0].st, rep, prt_now());
+	prt_judge(r, 0, prt_now(), PRT_ALL);
+	/* and a report of its accepted, its round not over */
+	CHECK((j = json_loads(fails, 0, NULL)) != NULL);
 	CHECK_INT(prt_ops.on_report(r, "laptop", j, &reply, err, sizeof(err)), ==, 0);
+	CHECK_INT(r->n_pend, ==, 1);
 	json_decref(j);
 	json_decref(reply);
 	snprintf(text, sizeof(text),
@@ -325,6 +336,8 @@ TEST(queued_enforcement_flushed_before_rebind)
 	CHECK_INT(xb_prt_rebind(r, q), ==, 0);
 	CHECK(!in_set("r_c_dev4", "198.51.100.10"));	/* flushed with the old sets */
 	CHECK_INT(flows("198.51.100.10"), ==, 0);	/* laptop's flow cut */
+	CHECK_INT(r->n_pend, ==, 0);			/* laptop is gone */
+	prt_ops.on_round(r, true);
 	xb_prt_close(r);
 	xb_policy_free(p);
 	xb_policy_free(q);
@@ -427,6 +440,228 @@ TEST(http_report_end_to_end)
 	       (double)(t1 - t0) / 1e6, (long long)json_integer_value(json_object_get(st, "enforce_max_us")));
 	CHECK(json_integer_value(json_object_get(st, "reports")) == 1);
 	json_decref(st);
+	xb_prt_close(r);
+	xb_policy_free(p);
+	cleanup();
+}
+
+/* The HTTP status of an answer in buf, or -1. */
+static int status_of(const char *buf)
+{
+	return strncmp(buf, "HTTP/1.1 ", 9) ? -1 : atoi(buf + 9);
+}
+
+/* The laptop's side, in a child: a nonce, then report seq with os.version
+ * os. Exit 0 for a 200, 5 for a 503, 1 for anything else. */
+static int laptop_report(unsigned seq, const char *os)
+{
+	char buf[2048], body[256], req[512], *nonce;
+
+	if (http("198.51.100.10", "GET /v1/nonce HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+		 buf, sizeof(buf)) || !(nonce = strstr(buf, "\"nonce\":\"")))
+		return 1;
+	nonce += 9;
+	*strchr(nonce, '"') = '\0';
+	snprintf(body, sizeof(body), "{\"seq\":%u,\"nonce\":\"%s\",\"time\":0,"
+		 "\"os\":{\"family\":\"linux\",\"version\":\"%s\"}}", seq, nonce, os);
+	snprintf(req, sizeof(req), "POST /v1/report HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+	http("198.51.100.10", req, buf, sizeof(buf));
+	return status_of(buf) == 200 ? 0 : status_of(buf) == 503 ? 5 : 1;
+}
+
+/* One report over HTTP, the daemon's side here (at most 5 s); its status. */
+static int exchange(struct xb_prt *r, unsigned seq, const char *os)
+{
+	pid_t pid;
+	int status = -1;
+
+	if ((pid = fork()) == 0)
+		_exit(laptop_report(seq, os));
+	for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) == 0; i++) {
+		struct epoll_event ev;
+
+		if (epoll_wait(xb_prt_fd(r), &ev, 1, 10) > 0)
+			xb_prt_process(r);
+	}
+	CHECK(WIFEXITED(status));
+	return WEXITSTATUS(status) == 0 ? 200 : WEXITSTATUS(status) == 5 ? 503 : -1;
+}
+
+/* In the audit log: how many lines have needle, and the last of them. */
+static int audit_lines(const char *needle, char *last, size_t len)
+{
+	char path[160], line[4096];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/state/posture.log", dir);
+	CHECK((f = fopen(path, "r")) != NULL);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle) && ++n)
+			snprintf(last, len, "%s", line);
+	fclose(f);
+	return n;
+}
+
+static json_int_t stored_seq(struct xb_prt *r, size_t dev)
+{
+	json_t *d = xb_prt_detail(r, dev);
+	json_int_t seq = json_integer_value(json_object_get(d, "seq"));
+
+	json_decref(d);
+	return seq;
+}
+
+/* A report answered 503 has changed nothing: not the device's state, not
+ * its sets, no transition in the audit log, which says 503 for it. Two
+ * real failures: the report's row refused (a trigger), and the round's
+ * commit failing because the WAL file cannot grow (RLIMIT_FSIZE). */
+TEST(report_refused_by_the_store_changes_nothing)
+{
+	struct xb_policy *p;
+	struct xb_prt *r;
+	struct rlimit was, lim;
+	struct stat wal;
+	char path[160], last[4096];
+	sqlite3 *db;
+	json_t *st;
+	int trans;
+
+	r = bound(&p, 600);
+	CHECK(system("nft flush chain inet xborder postrouting") == 0);
+	CHECK_INT(xb_prt_listen(r), ==, 0);
+	CHECK_INT(exchange(r, 1, "12"), ==, 200);
+	CHECK(in_set("r_a_dev4", "198.51.100.10"));
+	trans = audit_lines("\"event\":\"transition\"", last, sizeof(last));
+
+	snprintf(path, sizeof(path), "%s/state/posture.db", dir);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "CREATE TRIGGER no2 BEFORE INSERT ON reports WHEN NEW.seq = 2 "
+			   "BEGIN SELECT RAISE(ABORT, 'refused'); END;", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK_INT(exchange(r, 2, "11"), ==, 503);
+	CHECK(in_set("r_a_dev4", "198.51.100.10"));
+	CHECK(xb_prt_ok(r, 0, 0));
+	CHECK_INT(stored_seq(r, 0), ==, 1);
+	audit_lines("\"event\":\"report\"", last, sizeof(last));
+	CHECK(strstr(last, "\"seq\":2") && strstr(last, "\"status\":503"));
+	CHECK_INT(audit_lines("\"event\":\"transition\"", last, sizeof(last)), ==, trans);
+
+	snprintf(path, sizeof(path), "%s/state/posture.db-wal", dir);
+	CHECK(stat(path, &wal) == 0 && wal.st_size > 0);
+	CHECK(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+	CHECK(getrlimit(RLIMIT_FSIZE, &was) == 0);
+	lim = (struct rlimit){ (rlim_t)wal.st_size, was.rlim_max };
+	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	int code = exchange(r, 3, "11");
+
+	CHECK(setrlimit(RLIMIT_FSIZE, &was) == 0);
+	CHECK_INT(code, ==, 503);
+	CHECK(in_set("r_a_dev4", "198.51.100.10"));
+	CHECK(xb_prt_ok(r, 0, 0));
+	CHECK_INT(stored_seq(r, 0), ==, 1);
+	audit_lines("\"event\":\"report\"", last, sizeof(last));
+	CHECK(strstr(last, "\"seq\":3") && strstr(last, "\"status\":503"));
+	CHECK_INT(audit_lines("\"event\":\"transition\"", last, sizeof(last)), ==, trans);
+	st = xb_prt_status(r);
+	CHECK(json_integer_value(json_object_get(st, "reports")) == 1);
+	json_decref(st);
+
+	/* The store well again: the same report goes through. */
+	CHECK_INT(exchange(r, 4, "11"), ==, 200);
+	CHECK(!in_set("r_a_dev4", "198.51.100.10"));
+	CHECK_INT(stored_seq(r, 0), ==, 4);
+	CHECK_INT(audit_lines("\"event\":\"transition\"", last, sizeof(last)), ==, trans + 1);
+	xb_prt_close(r);
+	xb_policy_free(p);
+	cleanup();
+}
+
+/* A signed MDM push accepted, the daemon restarted (store re-opened), and
+ * the same push again inside its time window: refused as a replay, the
+ * nonce having been kept in the store. */
+TEST(mdm_nonce_kept_across_restart)
+{
+	uint8_t pk[32], sk[64], seed[32], sig[64];
+	char text[4096], pk64[64], sig64[100], body[512], err[256];
+	struct xb_policy *p;
+	struct xb_prt *r;
+	json_t *attrs = NULL;
+
+	setup();
+	memset(seed, 9, sizeof(seed));
+	CHECK(sodium_init() >= 0);
+	crypto_sign_seed_keypair(pk, sk, seed);
+	sodium_bin2base64(pk64, sizeof(pk64), pk, 32, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(text, sizeof(text),
+		 "gateway = { private_key_file = \"gw.key\"; pool4 = \"198.51.100.0/24\";\n"
+		 "  posture_port = 18443; state_dir = \"%s/state\"; };\n"
+		 "devices = ( { name = \"laptop\"; public_key = \"" K1 "\"; address4 = \"198.51.100.10\"; } );\n"
+		 "mdm_keys = ( { name = \"intune\"; public_key = \"%s\"; } );\n", dir, pk64);
+	p = load(text);
+	snprintf(body, sizeof(body), "{\"key\":\"intune\",\"time\":%lld,\"nonce\":"
+		 "\"00112233445566778899aabbccddeeff\",\"device\":\"laptop\",\"attributes\":"
+		 "{\"edr.score\":{\"value\":90,\"expires\":%lld}}}",
+		 (long long)prt_now().wall, (long long)prt_now().wall + 3600);
+	crypto_sign_detached(sig, NULL, (const uint8_t *)body, strlen(body), sk);
+	sodium_bin2base64(sig64, sizeof(sig64), sig, 64, sodium_base64_VARIANT_ORIGINAL);
+
+	CHECK((r = xb_prt_open(p)) != NULL);
+	CHECK_INT(xb_pstore_begin(r->store), ==, 0);	/* as the endpoint's round */
+	CHECK_INT(prt_ops.on_push(r, body, strlen(body), sig64, &attrs, err, sizeof(err)), ==, 0);
+	CHECK_INT(xb_pstore_commit(r->store), ==, 0);
+	prt_ops.on_round(r, true);
+	json_decref(attrs);
+	attrs = NULL;
+	xb_prt_close(r);
+
+	CHECK((r = xb_prt_open(p)) != NULL);
+	CHECK_INT(prt_ops.on_push(r, body, strlen(body), sig64, &attrs, err, sizeof(err)), ==, 409);
+	CHECK(strstr(err, "nonce: already used") != NULL);
+	CHECK(attrs == NULL);
+	xb_prt_close(r);
+	xb_policy_free(p);
+	cleanup();
+}
+
+static json_int_t report_age(struct xb_prt *r, size_t dev)
+{
+	json_t *d = xb_prt_detail(r, dev);
+	json_int_t age = json_integer_value(json_object_get(d, "report_age"));
+
+	json_decref(d);
+	return age;
+}
+
+/* At a start, a stored report's age comes from its stored wall time,
+ * clamped at 0: one stamped an hour ahead (the clock since stepped back)
+ * is as old as a report just received — not an hour younger than that,
+ * which would keep it valid an hour past max_age. */
+TEST(stored_report_age_at_start)
+{
+	struct xb_policy *p;
+	struct xb_prt *r;
+	struct xb_pstore *s;
+	char path[160], err[256];
+	const char *body = "{\"seq\":1,\"nonce\":\"00\",\"time\":0,"
+			   "\"os\":{\"family\":\"linux\",\"version\":\"12\"}}";
+	int64_t now_ms = (int64_t)(clock_real_ns() / NSEC_PER_MSEC);
+
+	setup();
+	p = policy(600, "");
+	snprintf(path, sizeof(path), "%s/state", dir);
+	CHECK(mkdir(path, 0750) == 0);
+	snprintf(path, sizeof(path), "%s/state/posture.db", dir);
+	CHECK((s = xb_pstore_open(path, 0, err, sizeof(err))) != NULL);
+	CHECK_INT(xb_pstore_put_report(s, "laptop", 1, now_ms + 3600 * 1000, body), ==, 0);
+	CHECK_INT(xb_pstore_put_report(s, "phone", 1, now_ms - 30 * 1000, body), ==, 0);
+	xb_pstore_close(s);
+	CHECK((r = xb_prt_open(p)) != NULL);
+	CHECK_INT(report_age(r, 0), ==, 0);
+	CHECK_INT(report_age(r, 1), >=, 30);
+	CHECK_INT(report_age(r, 1), <=, 32);
+	CHECK(xb_prt_ok(r, 0, 0) && xb_prt_ok(r, 0, 1));
 	xb_prt_close(r);
 	xb_policy_free(p);
 	cleanup();
