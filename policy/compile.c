@@ -20,6 +20,9 @@
  *   a missing route.
  * - A TCP SYN or SYN-ACK crossing a tunnel carries at most the MSS that
  *   fits the tunnel (mss_clamp).
+ * - A device packet of a family that a tunnel with snat has no inner
+ *   address of is refused at that tunnel (snat_gaps): it would leave with
+ *   the device's own address.
  * Identifiers: sets are "r_" RULE "_" KIND; nft identifiers must start with
  * a letter and may hold letters, digits, '.', '_', '-' and '/', which
  * covers every valid rule name. Comments are at most 127 bytes, without
@@ -530,6 +533,30 @@ static void mss_clamp(const struct out *o)
 	}
 }
 
+/* A tunnel with snat masquerades each family to its inner address of that
+ * family (postrouting); without one, nothing would rewrite the source and
+ * the device's own pool address would leave through the tunnel — to a
+ * partner that was never meant to see it and cannot route it back. Device
+ * traffic of that family out of that tunnel is refused instead, wherever
+ * the route came from (a via list, "best", a failover), with
+ * administratively prohibited, so that a dual-stack device falls back to
+ * the other family at once rather than after a timeout. */
+static void snat_gaps(const struct out *o)
+{
+	for (size_t i = 0; i < o->p->n_tunnels; i++) {
+		const struct xb_tunnel *t = &o->p->tunnels[i];
+
+		for (int v6 = 0; v6 < 2; v6++) {
+			if (!t->snat || !has_pool(o->p, v6) || (v6 ? t->has_address6 : t->has_address4))
+				continue;
+			fprintf(o->f, "\t\tiifname \"%s\" oifname \"%s\" meta nfproto %s counter "
+				"reject with icmpx admin-prohibited comment \"tunnel %s: no %s to "
+				"masquerade to\"\n", o->p->gateway.interface, t->ifname,
+				v6 ? "ipv6" : "ipv4", t->name, v6 ? "address6" : "address4");
+		}
+	}
+}
+
 static void chain_forward(const struct out *o)
 {
 	const char *dev = o->p->gateway.interface;
@@ -538,6 +565,7 @@ static void chain_forward(const struct out *o)
 		"\t\ttype filter hook forward priority filter; policy accept;\n"
 		"\t\tiifname \"%s\" ct state invalid counter drop comment \"untracked: would escape snat\"\n",
 		dev);
+	snat_gaps(o);
 	mss_clamp(o);
 	leak_guard(o);
 	fprintf(o->f, "\t\tiifname \"%s\" accept comment \"judged in prerouting\"\n"
