@@ -108,12 +108,25 @@ static void set_base(char *buf, size_t len, const struct xb_policy *p, size_t ri
 	buf[i] = '\0';
 }
 
-static bool has_to(const struct xb_rule *r, int family)
+static bool has_to(const struct xb_policy *p, const struct xb_rule *r, int family)
 {
 	for (size_t i = 0; i < r->n_to; i++)
 		if (r->to[i].family == family)
 			return true;
+	for (size_t i = 0; i < r->n_to_lists; i++) {
+		const struct xb_prefix_list *pl = &p->lists[r->to_lists[i].idx];
+
+		if (family == AF_INET ? pl->n4 : pl->n6)
+			return true;
+	}
 	return false;
+}
+
+/* The rule names destinations (prefixes, lists or names): only those
+ * match, never "anywhere", however few the lists hold. */
+static bool has_dest(const struct xb_rule *r)
+{
+	return r->n_to || r->n_to_lists || r->n_domains;
 }
 
 /* The rule matches on source addresses (a device set). */
@@ -182,9 +195,9 @@ bool xb_compile_set_name(char *buf, size_t len, const struct xb_policy *p, size_
 	case XB_SET_DEV4: case XB_SET_DEV6:
 		return by_device(r);
 	case XB_SET_TO4:
-		return has_to(r, AF_INET);
+		return has_to(p, r, AF_INET);
 	case XB_SET_TO6:
-		return has_to(r, AF_INET6);
+		return has_to(p, r, AF_INET6);
 	default:
 		return r->n_domains > 0;
 	}
@@ -264,19 +277,35 @@ static void dev_set(const struct out *o, size_t ri, bool v6)
 	fprintf(o->f, "%s\t}\n", n ? " }\n" : "");
 }
 
-/* Overlapping prefixes are legal in `to'; auto-merge lets nft join them
- * instead of refusing the set. */
+static void put_prefixes(FILE *f, const struct wg_prefix *v, size_t nv, int family, size_t *n)
+{
+	for (size_t i = 0; i < nv; i++) {
+		if (v[i].family != family)
+			continue;
+		fprintf(f, "%s", (*n)++ ? ", " : "\t\telements = { ");
+		put_prefix(f, &v[i]);
+	}
+}
+
+/* The rule's `to' and the prefixes of its to_lists (a file named twice
+ * once). Overlapping prefixes are legal, also between `to' and lists;
+ * auto-merge lets nft join them instead of refusing the set. */
 static void to_set(const struct out *o, size_t ri, bool v6)
 {
 	const struct xb_rule *r = &o->p->rules[ri];
+	int family = v6 ? AF_INET6 : AF_INET;
 	size_t n = 0;
 
 	set_head(o, ri, v6 ? XB_SET_TO6 : XB_SET_TO4, "flags interval\n\t\tauto-merge");
-	for (size_t i = 0; i < r->n_to; i++) {
-		if (r->to[i].family != (v6 ? AF_INET6 : AF_INET))
-			continue;
-		fprintf(o->f, "%s", n++ ? ", " : "\t\telements = { ");
-		put_prefix(o->f, &r->to[i]);
+	put_prefixes(o->f, r->to, r->n_to, family, &n);
+	for (size_t i = 0; i < r->n_to_lists; i++) {
+		const struct xb_prefix_list *pl = &o->p->lists[r->to_lists[i].idx];
+		size_t j = 0;
+
+		while (j < i && r->to_lists[j].idx != r->to_lists[i].idx)
+			j++;
+		if (j == i)
+			put_prefixes(o->f, pl->v, pl->n, family, &n);
 	}
 	fprintf(o->f, "%s\t}\n", n ? " }\n" : "");
 }
@@ -395,7 +424,7 @@ static bool any_family_line(const struct out *o, size_t ri)
 	const char *p4 = has_pool(o->p, false) ? l4proto(pb4, r->protocols, false) : NULL;
 	const char *p6 = has_pool(o->p, true) ? l4proto(pb6, r->protocols, true) : NULL;
 
-	if (by_device(r) || r->n_to || r->n_domains)
+	if (by_device(r) || has_dest(r))
 		return false;
 	if (p4 && p6 && !strcmp(p4, p6))
 		rule_line(o, ri, 0, p4, NULL);
@@ -421,7 +450,7 @@ static void rule_lines(const struct out *o, size_t ri)
 
 		if (!has_pool(o->p, v6) || !proto)
 			continue;
-		if (!r->n_to && !r->n_domains)
+		if (!has_dest(r))
 			rule_line(o, ri, fam, proto, NULL);
 		if (xb_compile_set_name(name, sizeof(name), o->p, ri, to))
 			rule_line(o, ri, fam, proto, &to);

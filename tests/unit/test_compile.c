@@ -157,6 +157,7 @@ static void golden(const char *name, const char *got)
 
 static const struct { const char *dir, *name; } cases[] = {
 	{ "examples", "small" }, { "compile", "families" }, { "compile", "v4only" },
+	{ "compile", "lists" },
 };
 
 TEST(golden_files)
