@@ -96,6 +96,8 @@ elements() { nq gw nft list set inet xborder r_erp_to4 | grep -o '[0-9./]*/30' |
 
 xb_check "the list's 8 000 IPv4 prefixes are in the rule's set (and its host)" \
 	sh -c "[ \$(ip netns exec $XB_RUN-gw nft list set inet xborder r_erp_to4 | grep -o '[0-9./]*/30' | wc -l) = 8000 ]"
+xb_check "xborderctl rules names the list and what it holds" \
+	sh -c "ip netns exec $XB_RUN-gw $XB_BIN/xborderctl -s $CTL rules | grep -q 'list:lists/erp.txt(10002)'"
 xb_check "203.0.113.10 (listed) is reachable" reaches 203.0.113.10
 xb_check "203.0.113.20 (in no list) is refused" blocked 203.0.113.20
 
