@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define BAD_LINES_MAX 20	/* reported per file; then the rest is not read */
 
@@ -96,11 +97,15 @@ static void read_list(struct ld *l, FILE *f, const char *shown, struct xb_prefix
 		no++;
 		if (len && text[len - 1] == '\n')
 			text[--len] = '\0';
-		if (line(l, pl, shown, no, text, (size_t)len) || ++bad < BAD_LINES_MAX)
+		if (line(l, pl, shown, no, text, (size_t)len))
 			continue;
-		xb_errors_add(l->errs, shown, no, "%u bad lines: the rest of the file is not read",
-			      bad);
-		break;
+		if (pl->n == XB_PLIST_MAX)	/* full: reported once */
+			break;
+		if (++bad == BAD_LINES_MAX) {
+			xb_errors_add(l->errs, shown, no, "%u bad lines: the rest of the file is not read",
+				      bad);
+			break;
+		}
 	}
 	if (ferror(f))
 		xb_errors_add(l->errs, shown, no, "%s", strerror(errno));
@@ -137,6 +142,7 @@ static size_t open_list(struct ld *l, const config_setting_t *e, const char *wha
 {
 	struct xb_prefix_list *nv = xb_grow(l->p->lists, l->p->n_lists, sizeof(*nv));
 	char qb[QUOTE_MAX + 4], *shown;
+	struct stat st;
 	FILE *f;
 
 	if (!nv) {
@@ -157,6 +163,10 @@ static size_t open_list(struct ld *l, const config_setting_t *e, const char *wha
 	xb_errors_file(l->errs, shown);
 	if (!(f = fopen(resolved, "re"))) {
 		xbp_err(l, e, "%s: to_lists `%s': %s", what, xbp_quote(qb, v), strerror(errno));
+	} else if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		/* A directory, a FIFO or /dev/zero would never end or mean nothing. */
+		xbp_err(l, e, "%s: to_lists `%s' is not a regular file", what, xbp_quote(qb, v));
+		fclose(f);
 	} else {
 		read_list(l, f, shown, nv);
 		fclose(f);

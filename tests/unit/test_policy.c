@@ -514,5 +514,13 @@ TEST(to_lists_limits)
 	load_errors(err, sizeof(err));
 	CHECK(strstr(err, "big.txt:20: 20 bad lines: the rest of the file is not read\n") != NULL);
 	CHECK(strstr(err, "big.txt:21:") == NULL);
+
+	/* not a regular file: refused before it is read */
+	put_file("xb.conf", LISTS_GW "rules = ( { name = \"r\"; to_lists = [ \"/dev/zero\", \".\" ]; action = \"deny\"; } );\n",
+		 0644);
+	load_errors(err, sizeof(err));
+	snprintf(want, sizeof(want), "%s/xb.conf:2: rule \"r\": to_lists `/dev/zero' is not a regular file\n"
+		 "%s/xb.conf:2: rule \"r\": to_lists `.' is not a regular file\n", dir, dir);
+	CHECK_STR(err, want);
 	cleanup();
 }
