@@ -511,17 +511,25 @@ static char *rule_from(json_t *rule)
 	return s;
 }
 
+/* "203.0.113.0/25,list:lists/erp.txt(10000),erp.acme.cn": prefixes, list
+ * files with the prefixes each holds, names; "any" when all are empty. */
 static char *rule_to(json_t *rule)
 {
-	json_t *all = json_copy(get(rule, "to"));
+	json_t *all = json_copy(get(rule, "to")), *l;
 	char *s;
+	size_t i;
 
-	if (!get(rule, "to") && !get(rule, "domains"))
+	if (!get(rule, "to") && !get(rule, "to_lists") && !get(rule, "domains"))
 		return strdup("-");
 	if (!json_is_array(all)) {
 		json_decref(all);
 		all = json_array();
 	}
+	json_array_foreach(get(rule, "to_lists"), i, l)
+		json_array_append_new(all, json_sprintf("list:%s(%" JSON_INTEGER_FORMAT ")",
+							json_string_value(get(l, "path")) ?
+							json_string_value(get(l, "path")) : "?",
+							json_integer_value(get(l, "prefixes"))));
 	json_array_extend(all, get(rule, "domains"));
 	s = text_list(all, ",", "any");
 	json_decref(all);

@@ -109,6 +109,17 @@ static json_t *jgroups(const struct xb_ref *v, size_t n)
 	return a;
 }
 
+/* A rule's to_lists: each file as written and the prefixes it holds now. */
+static json_t *jlists(const struct xb_policy *p, const struct xb_rule *r)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < r->n_to_lists; i++)
+		json_array_append_new(a, json_pack("{s:s, s:I}", "path", r->to_lists[i].name, "prefixes",
+						   (json_int_t)p->lists[r->to_lists[i].idx].n));
+	return a;
+}
+
 static json_t *device_json(const struct xb_device *dv, const struct wg_peer_conf *pc)
 {
 	static const union wg_sockaddr none;
@@ -347,12 +358,13 @@ static json_t *rule_json(struct xb_daemon *d, size_t i, char *fallback, size_t l
 	else if (r->action == XB_ACTION_ALLOW && (!pa || pa->internet_fallback))
 		active = json_string("internet");
 	snprintf(fallback, len, "rule%zu", i + 1);
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o, "
-			 "s:I}",
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, "
+			 "s:o, s:I}",
 		"name", r->name ? r->name : fallback,
 		"action", r->action == XB_ACTION_ALLOW ? "allow" : "deny",
 		"groups", jgroups(r->groups, r->n_groups), "devices", jgroups(r->devices, r->n_devices),
-		"posture", jgroups(r->posture, r->n_posture), "to", to, "domains", dom,
+		"posture", jgroups(r->posture, r->n_posture), "to", to, "to_lists", jlists(p, r),
+		"domains", dom,
 		"protocols", jprotos(r->protocols), "ports", jports(r), "via", via, "active", active,
 		"packets", (json_int_t)0, "bytes", (json_int_t)0, "source", jsrc(&r->src),
 		"table", (json_int_t)(pa ? pa->table : 0));

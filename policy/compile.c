@@ -20,6 +20,9 @@
  *   a missing route.
  * - A TCP SYN or SYN-ACK crossing a tunnel carries at most the MSS that
  *   fits the tunnel (mss_clamp).
+ * - A device packet of a family that a tunnel with snat has no inner
+ *   address of is refused at that tunnel (snat_gaps): it would leave with
+ *   the device's own address.
  * Identifiers: sets are "r_" RULE "_" KIND; nft identifiers must start with
  * a letter and may hold letters, digits, '.', '_', '-' and '/', which
  * covers every valid rule name. Comments are at most 127 bytes, without
@@ -105,12 +108,25 @@ static void set_base(char *buf, size_t len, const struct xb_policy *p, size_t ri
 	buf[i] = '\0';
 }
 
-static bool has_to(const struct xb_rule *r, int family)
+static bool has_to(const struct xb_policy *p, const struct xb_rule *r, int family)
 {
 	for (size_t i = 0; i < r->n_to; i++)
 		if (r->to[i].family == family)
 			return true;
+	for (size_t i = 0; i < r->n_to_lists; i++) {
+		const struct xb_prefix_list *pl = &p->lists[r->to_lists[i].idx];
+
+		if (family == AF_INET ? pl->n4 : pl->n6)
+			return true;
+	}
 	return false;
+}
+
+/* The rule names destinations (prefixes, lists or names): only those
+ * match, never "anywhere", however few the lists hold. */
+static bool has_dest(const struct xb_rule *r)
+{
+	return r->n_to || r->n_to_lists || r->n_domains;
 }
 
 /* The rule matches on source addresses (a device set). */
@@ -179,9 +195,9 @@ bool xb_compile_set_name(char *buf, size_t len, const struct xb_policy *p, size_
 	case XB_SET_DEV4: case XB_SET_DEV6:
 		return by_device(r);
 	case XB_SET_TO4:
-		return has_to(r, AF_INET);
+		return has_to(p, r, AF_INET);
 	case XB_SET_TO6:
-		return has_to(r, AF_INET6);
+		return has_to(p, r, AF_INET6);
 	default:
 		return r->n_domains > 0;
 	}
@@ -261,19 +277,35 @@ static void dev_set(const struct out *o, size_t ri, bool v6)
 	fprintf(o->f, "%s\t}\n", n ? " }\n" : "");
 }
 
-/* Overlapping prefixes are legal in `to'; auto-merge lets nft join them
- * instead of refusing the set. */
+static void put_prefixes(FILE *f, const struct wg_prefix *v, size_t nv, int family, size_t *n)
+{
+	for (size_t i = 0; i < nv; i++) {
+		if (v[i].family != family)
+			continue;
+		fprintf(f, "%s", (*n)++ ? ", " : "\t\telements = { ");
+		put_prefix(f, &v[i]);
+	}
+}
+
+/* The rule's `to' and the prefixes of its to_lists (a file named twice
+ * once). Overlapping prefixes are legal, also between `to' and lists;
+ * auto-merge lets nft join them instead of refusing the set. */
 static void to_set(const struct out *o, size_t ri, bool v6)
 {
 	const struct xb_rule *r = &o->p->rules[ri];
+	int family = v6 ? AF_INET6 : AF_INET;
 	size_t n = 0;
 
 	set_head(o, ri, v6 ? XB_SET_TO6 : XB_SET_TO4, "flags interval\n\t\tauto-merge");
-	for (size_t i = 0; i < r->n_to; i++) {
-		if (r->to[i].family != (v6 ? AF_INET6 : AF_INET))
-			continue;
-		fprintf(o->f, "%s", n++ ? ", " : "\t\telements = { ");
-		put_prefix(o->f, &r->to[i]);
+	put_prefixes(o->f, r->to, r->n_to, family, &n);
+	for (size_t i = 0; i < r->n_to_lists; i++) {
+		const struct xb_prefix_list *pl = &o->p->lists[r->to_lists[i].idx];
+		size_t j = 0;
+
+		while (j < i && r->to_lists[j].idx != r->to_lists[i].idx)
+			j++;
+		if (j == i)
+			put_prefixes(o->f, pl->v, pl->n, family, &n);
 	}
 	fprintf(o->f, "%s\t}\n", n ? " }\n" : "");
 }
@@ -392,7 +424,7 @@ static bool any_family_line(const struct out *o, size_t ri)
 	const char *p4 = has_pool(o->p, false) ? l4proto(pb4, r->protocols, false) : NULL;
 	const char *p6 = has_pool(o->p, true) ? l4proto(pb6, r->protocols, true) : NULL;
 
-	if (by_device(r) || r->n_to || r->n_domains)
+	if (by_device(r) || has_dest(r))
 		return false;
 	if (p4 && p6 && !strcmp(p4, p6))
 		rule_line(o, ri, 0, p4, NULL);
@@ -418,7 +450,7 @@ static void rule_lines(const struct out *o, size_t ri)
 
 		if (!has_pool(o->p, v6) || !proto)
 			continue;
-		if (!r->n_to && !r->n_domains)
+		if (!has_dest(r))
 			rule_line(o, ri, fam, proto, NULL);
 		if (xb_compile_set_name(name, sizeof(name), o->p, ri, to))
 			rule_line(o, ri, fam, proto, &to);
@@ -530,6 +562,30 @@ static void mss_clamp(const struct out *o)
 	}
 }
 
+/* A tunnel with snat masquerades each family to its inner address of that
+ * family (postrouting); without one, nothing would rewrite the source and
+ * the device's own pool address would leave through the tunnel — to a
+ * partner that was never meant to see it and cannot route it back. Device
+ * traffic of that family out of that tunnel is refused instead, wherever
+ * the route came from (a via list, "best", a failover), with
+ * administratively prohibited, so that a dual-stack device falls back to
+ * the other family at once rather than after a timeout. */
+static void snat_gaps(const struct out *o)
+{
+	for (size_t i = 0; i < o->p->n_tunnels; i++) {
+		const struct xb_tunnel *t = &o->p->tunnels[i];
+
+		for (int v6 = 0; v6 < 2; v6++) {
+			if (!t->snat || !has_pool(o->p, v6) || (v6 ? t->has_address6 : t->has_address4))
+				continue;
+			fprintf(o->f, "\t\tiifname \"%s\" oifname \"%s\" meta nfproto %s counter "
+				"reject with icmpx admin-prohibited comment \"tunnel %s: no %s to "
+				"masquerade to\"\n", o->p->gateway.interface, t->ifname,
+				v6 ? "ipv6" : "ipv4", t->name, v6 ? "address6" : "address4");
+		}
+	}
+}
+
 static void chain_forward(const struct out *o)
 {
 	const char *dev = o->p->gateway.interface;
@@ -538,6 +594,7 @@ static void chain_forward(const struct out *o)
 		"\t\ttype filter hook forward priority filter; policy accept;\n"
 		"\t\tiifname \"%s\" ct state invalid counter drop comment \"untracked: would escape snat\"\n",
 		dev);
+	snat_gaps(o);
 	mss_clamp(o);
 	leak_guard(o);
 	fprintf(o->f, "\t\tiifname \"%s\" accept comment \"judged in prerouting\"\n"

@@ -137,6 +137,10 @@ void xbp_parse_mdm_keys(struct ld *l, const config_setting_t *s);
 void xbp_profile_free(struct xb_profile *pr);
 void xbp_parse_tunnels(struct ld *l, const config_setting_t *s);
 void xbp_parse_rules(struct ld *l, const config_setting_t *s);
+/* plist.c: a rule's to_lists, each file read into l->p->lists once. */
+void xbp_parse_to_lists(struct ld *l, const config_setting_t *s, const char *what,
+			struct xb_rule *r);
+void xbp_lists_free(struct xb_policy *p);
 void xbp_parse_dns(struct ld *l, const config_setting_t *s);
 void xbp_dns_free(struct xb_dns *d);
 /* tunnel.c: endpoint "host:port"; host a DNS name, an IPv4 or a [IPv6]

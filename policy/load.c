@@ -242,6 +242,7 @@ static void rule_free(struct xb_rule *r)
 	xbp_refs_free(r->devices, r->n_devices);
 	xbp_refs_free(r->posture, r->n_posture);
 	free(r->to);
+	xbp_refs_free(r->to_lists, r->n_to_lists);
 	for (size_t i = 0; i < r->n_domains; i++)
 		free(r->domains[i]);
 	free(r->domains);
@@ -275,6 +276,7 @@ void xb_policy_free(struct xb_policy *p)
 	free(p->mdm_keys);
 	for (size_t i = 0; i < p->n_rules; i++)
 		rule_free(&p->rules[i]);
+	xbp_lists_free(p);
 	for (size_t i = 0; i < p->n_files; i++)
 		free(p->files[i]);
 	free(p->groups);

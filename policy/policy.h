@@ -265,7 +265,8 @@ struct xb_via {
 /* A rule matches a packet from a device when every non-empty criterion
  * matches: the device is listed or in a listed group (both empty: every
  * device), it passes one of the listed posture profiles (none: no posture), the destination is in
- * `to' or has a name matching `domains' (both empty: anywhere), the
+ * `to' or a to_lists file or has a name matching `domains' (none of the
+ * three given: anywhere), the
  * protocol and port match. Rules are evaluated in order; the first match
  * decides; nothing matched is denied. */
 struct xb_rule {
@@ -279,6 +280,12 @@ struct xb_rule {
 	size_t n_posture;
 	struct wg_prefix *to;		/* host bits are zero */
 	size_t n_to;
+	/* to_lists: prefix-list files, each ref's name as written and its idx
+	 * into xb_policy.lists. A destination in `to' or in any list matches;
+	 * a rule with lists that hold nothing of a family matches nothing of
+	 * that family (never "anywhere"). */
+	struct xb_ref *to_lists;
+	size_t n_to_lists;
 	char **domains;			/* lower case; "*.example.com" matches
 					 * every name below example.com */
 	size_t n_domains;
@@ -357,6 +364,18 @@ struct xb_dns {
 	size_t n_rules;
 };
 
+/* A prefix-list file named by rules' to_lists (policy/plist.c): one IPv4 or
+ * IPv6 address or prefix a line, `#' comments, blank lines. Read when the
+ * policy is loaded (so --check and every reload read it afresh), once
+ * however many rules name it. */
+#define XB_PLIST_MAX	262144u		/* prefixes in one file */
+struct xb_prefix_list {
+	char *path;			/* as first written in the policy */
+	char *resolved;			/* absolute */
+	struct wg_prefix *v;		/* host bits zero, in file order */
+	size_t n, n4, n6;		/* n4 + n6 = n */
+};
+
 struct xb_index;
 
 struct xb_policy {
@@ -377,6 +396,8 @@ struct xb_policy {
 	size_t n_mdm_keys;
 	struct xb_rule *rules;
 	size_t n_rules;
+	struct xb_prefix_list *lists;	/* rules' to_lists, each file once */
+	size_t n_lists;
 	struct xb_dns dns;
 	struct xb_index *index;		/* name, key and address lookups */
 };

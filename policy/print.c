@@ -368,6 +368,7 @@ static void rule_what(const struct xb_rule *r, FILE *out)
 	const char *sep = "    protocols = [ ";
 
 	prefixes(out, "    ", "to", r->to, r->n_to);
+	refs(out, "    ", "to_lists", r->to_lists, r->n_to_lists, "\n");
 	strs(out, "    ", "domains", r->domains, r->n_domains);
 	if (r->learn_private)
 		fputs("    learn_private = true;\n", out);

@@ -10,8 +10,8 @@
 #include <string.h>
 
 static const char *const rule_keys[] = {
-	"name", "groups", "devices", "posture", "to", "domains", "learn_private", "protocols", "ports",
-	"action", "via", NULL
+	"name", "groups", "devices", "posture", "to", "to_lists", "domains", "learn_private",
+	"protocols", "ports", "action", "via", NULL
 };
 
 static const struct {
@@ -239,6 +239,7 @@ static void parse_rule(struct ld *l, const config_setting_t *s, void *obj, int i
 	xbp_get_refs(l, s, "devices", what, &r->devices, &r->n_devices);
 	xbp_get_refs(l, s, "posture", what, &r->posture, &r->n_posture);
 	parse_to(l, s, what, r);
+	xbp_parse_to_lists(l, s, what, r);
 	parse_domains(l, s, what, r);
 	if (xbp_get_bool(l, s, "learn_private", what, &r->learn_private) && !r->n_domains)
 		xbp_err_at(l, r->src, "%s: learn_private applies to addresses learned for domains, and the rule has none",

@@ -157,6 +157,7 @@ static void golden(const char *name, const char *got)
 
 static const struct { const char *dir, *name; } cases[] = {
 	{ "examples", "small" }, { "compile", "families" }, { "compile", "v4only" },
+	{ "compile", "lists" },
 };
 
 TEST(golden_files)
@@ -710,5 +711,73 @@ TEST(kernel_judges_packets)
 	close(fdev);
 	close(fcmi);
 	close(fup);
+	remove_tree();
+}
+
+/* The first IPv6 packet read from a TUN fd within 300 ms whose source is
+ * src (NULL: any) and, for next header 58, ICMPv6 type icmp_type (-1: any
+ * packet); its length or 0. */
+static size_t tun_read6(int fd, uint8_t *b, size_t len, const char *src, int icmp_type)
+{
+	uint8_t want[16];
+
+	if (src)
+		CHECK(inet_pton(AF_INET6, src, want) == 1);
+	for (int i = 0; i < 30; i++) {
+		ssize_t n = read(fd, b, len);
+
+		if (n <= 0) {
+			usleep(10000);
+			continue;
+		}
+		if (n < 48 || b[0] >> 4 != 6 || (src && memcmp(b + 8, want, 16)))
+			continue;
+		if (icmp_type < 0 || (b[6] == IPPROTO_ICMPV6 && b[40] == icmp_type))
+			return (size_t)n;
+	}
+	return 0;
+}
+
+/* small.conf: cmi masquerades IPv4 only (no address6), and "build" sends
+ * bob's IPv6 through "best", which may pick cmi. With the path's route out
+ * of xb-cmi, bob's IPv6 packet must not leave there with his own pool
+ * address: it is refused at the forward hook, and bob is told so
+ * (ICMPv6 destination unreachable, administratively prohibited). */
+TEST(kernel_refuses_family_without_snat_address)
+{
+	struct xb_policy *p;
+	struct xb_nft n;
+	char dev[16] = "xb-dev", cmi[16] = "xb-cmi", ctg[16] = "xb-ctg";
+	int fdev, fcmi;
+	uint8_t b[256];
+	char *s;
+
+	xb_test_private_netns();	/* first: a skip leaves nothing behind */
+	copy_tree();
+	p = load("examples", "small");
+	CHECK((fdev = tun_open(dev, 1420)) >= 0);
+	CHECK((fcmi = tun_open(cmi, 1420)) >= 0);
+	CHECK(tun_open(ctg, 1420) >= 0);
+	sh("ip addr add 198.51.100.1/24 dev xb-dev && ip addr add 2001:db8:100::1/64 dev xb-dev nodad"
+	   " && ip addr add 192.0.2.1/30 dev xb-cmi && sysctl -qw net.ipv6.conf.all.forwarding=1"
+	   " && ip -6 rule add fwmark 0x400/0xff00 lookup 51804 priority 10804"
+	   " && ip -6 route add default dev xb-cmi table 51804");
+	CHECK_INT(xb_nft_open(&n), ==, 0);
+	s = compile(p, NULL);
+	nft_load(&n, s);
+	free(s);
+	while (read(fcmi, b, sizeof(b)) > 0 || read(fdev, b, sizeof(b)) > 0)
+		;	/* whatever the kernel sent on its own */
+
+	send_pkt(fdev, b, ip6_udp(b, "2001:db8:100::3", "2001:db8:cafe::1", 53));
+	CHECK(counted("@r_build_to6", 1));
+	CHECK_INT(tun_read6(fcmi, b, sizeof(b), "2001:db8:100::3", -1), ==, 0);
+	CHECK(counted("tunnel cmi: no address6", 1));
+	CHECK(tun_read6(fdev, b, sizeof(b), NULL, 1) > 0);	/* destination unreachable */
+	CHECK_INT(b[41], ==, 1);				/* administratively prohibited */
+	xb_nft_close(&n);
+	xb_policy_free(p);
+	close(fdev);
+	close(fcmi);
 	remove_tree();
 }

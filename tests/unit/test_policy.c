@@ -400,3 +400,127 @@ TEST(gre_tunnels)
 	xb_policy_free(p);
 	cleanup();
 }
+
+/* Errors of loading the policy, sorted, one string. */
+static void load_errors(char *out, size_t len)
+{
+	struct xb_errors errs = { 0 };
+	struct xb_policy *p;
+	char path[128];
+	FILE *f = fmemopen(out, len, "w");
+
+	snprintf(path, sizeof(path), "%s/xb.conf", dir);
+	p = xb_policy_load(path, &errs);
+	CHECK(p == NULL);
+	xb_errors_print(&errs, f);
+	fclose(f);
+	xb_errors_free(&errs);
+}
+
+#define LISTS_GW "gateway = { private_key_file = \"gw.key\"; pool4 = \"198.51.100.0/24\"; };\n"
+
+/* A list is read relative to the policy's directory (not the working
+ * directory), once however many rules name it and however it is spelt;
+ * its prefixes keep file order and are counted by family. */
+TEST(to_lists_read_once_shared)
+{
+	const struct xb_prefix_list *pl;
+	const struct xb_rule *r;
+	struct xb_policy *p;
+	char fmt[64], cwd[256];
+
+	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+	setup(POOL4, "");
+	CHECK(mkdir(strcat(strcpy(fmt, dir), "/l"), 0755) == 0);
+	put_file("l/a.txt", "# a\n203.0.113.0/24\n\n 2001:db8:cafe::/48 # v6\n198.51.100.7\n", 0644);
+	put_file("l/b.txt", "2001:db8::/32\n", 0644);
+	put_file("xb.conf", LISTS_GW "rules = (\n"
+		 "  { name = \"r1\"; to_lists = [ \"l/a.txt\", \"l/b.txt\" ]; action = \"deny\"; },\n"
+		 "  { name = \"r2\"; to = [ \"192.0.2.0/24\" ]; to_lists = [ \"./l/../l/a.txt\" ]; action = \"deny\"; }\n"
+		 ");\n", 0644);
+	CHECK(chdir("/") == 0);
+	p = load();
+	CHECK_INT(p->n_lists, ==, 2);
+	r = xb_policy_rule_by_name(p, "r1");
+	CHECK_INT(r->n_to_lists, ==, 2);
+	CHECK_STR(r->to_lists[0].name, "l/a.txt");
+	CHECK_INT(r->to_lists[0].line, ==, 3);
+	pl = &p->lists[r->to_lists[0].idx];
+	CHECK(pl->resolved[0] == '/');
+	CHECK_INT(pl->n, ==, 3);
+	CHECK_INT(pl->n4, ==, 2);
+	CHECK_INT(pl->n6, ==, 1);
+	xbp_prefix_format(fmt, sizeof(fmt), &pl->v[1]);
+	CHECK_STR(fmt, "2001:db8:cafe::/48");
+	xbp_prefix_format(fmt, sizeof(fmt), &pl->v[2]);
+	CHECK_STR(fmt, "198.51.100.7/32");
+	r = xb_policy_rule_by_name(p, "r2");
+	CHECK_STR(r->to_lists[0].name, "./l/../l/a.txt");	/* as written, for --print */
+	CHECK_INT(r->to_lists[0].idx, ==, xb_policy_rule_by_name(p, "r1")->to_lists[0].idx);
+	CHECK_INT(r->n_to, ==, 1);				/* `to' stays its own */
+	xb_policy_free(p);
+	cleanup();
+	CHECK(chdir(cwd) == 0);
+}
+
+/* Bad lines are FILE:LINE errors of the list file, once per file; an empty
+ * list is no error (the rule then matches nothing). */
+TEST(to_lists_errors)
+{
+	char err[2048], want[1024];
+
+	setup(POOL4, "");
+	put_file("bad.txt", "203.0.113.0/24\n203.0.113.1/24\nnope\n", 0644);
+	put_file("empty.txt", "# nothing yet\n\n", 0644);
+	put_file("xb.conf", LISTS_GW "rules = (\n"
+		 "  { name = \"r1\"; to_lists = [ \"bad.txt\", \"empty.txt\" ]; action = \"deny\"; },\n"
+		 "  { name = \"r2\"; to_lists = [ \"bad.txt\", \"gone.txt\" ]; action = \"deny\"; }\n"
+		 ");\n", 0644);
+	load_errors(err, sizeof(err));
+	snprintf(want, sizeof(want),
+		 "%s/xb.conf:4: rule \"r2\": to_lists `gone.txt': No such file or directory\n"
+		 "%s/bad.txt:2: `203.0.113.1/24' has host bits set (did you mean 203.0.113.0/24?)\n"
+		 "%s/bad.txt:3: `nope' is not an IPv4 or IPv6 address or prefix\n", dir, dir, dir);
+	CHECK_STR(err, want);
+	cleanup();
+}
+
+/* A list of more than XB_PLIST_MAX prefixes is refused at the first one
+ * too many; twenty bad lines end the reading of a file. */
+TEST(to_lists_limits)
+{
+	char err[4096], want[256], *text, *at;
+	size_t n = (size_t)XB_PLIST_MAX + 1;
+
+	setup(POOL4, "");
+	CHECK((text = malloc(n * 16 + 1)) != NULL);
+	at = text;
+	for (size_t i = 0; i < n; i++)	/* 10.0.0.0/32 ... distinct hosts */
+		at += sprintf(at, "10.%zu.%zu.%zu\n", i >> 16, (i >> 8) & 255, i & 255);
+	put_file("big.txt", text, 0644);
+	free(text);
+	put_file("xb.conf", LISTS_GW "rules = ( { name = \"r\"; to_lists = [ \"big.txt\" ]; action = \"deny\"; } );\n",
+		 0644);
+	load_errors(err, sizeof(err));
+	snprintf(want, sizeof(want), "%s/big.txt:%zu: more than %u prefixes in one list\n", dir, n,
+		 XB_PLIST_MAX);
+	CHECK_STR(err, want);
+
+	CHECK((text = calloc(30, 8)) != NULL);
+	for (int i = 0; i < 30; i++)
+		strcat(text, "x\n");
+	put_file("big.txt", text, 0644);
+	free(text);
+	load_errors(err, sizeof(err));
+	CHECK(strstr(err, "big.txt:20: 20 bad lines: the rest of the file is not read\n") != NULL);
+	CHECK(strstr(err, "big.txt:21:") == NULL);
+
+	/* not a regular file: refused before it is read */
+	put_file("xb.conf", LISTS_GW "rules = ( { name = \"r\"; to_lists = [ \"/dev/zero\", \".\" ]; action = \"deny\"; } );\n",
+		 0644);
+	load_errors(err, sizeof(err));
+	snprintf(want, sizeof(want), "%s/xb.conf:2: rule \"r\": to_lists `/dev/zero' is not a regular file\n"
+		 "%s/xb.conf:2: rule \"r\": to_lists `.' is not a regular file\n", dir, dir);
+	CHECK_STR(err, want);
+	cleanup();
+}
