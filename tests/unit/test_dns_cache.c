@@ -77,7 +77,7 @@ static void check_ttls(const uint8_t *msg, size_t len, const struct dnsw_questio
 
 static struct xb_dnsc *cache(size_t entries, size_t bytes, uint32_t min, uint32_t max)
 {
-	struct xb_dnsc_conf conf = { entries, bytes, min, max, 0 };
+	struct xb_dnsc_conf conf = { entries, bytes, min, max, 0, 0 };
 	struct xb_dnsc *c = xb_dnsc_new(&conf);
 
 	CHECK(c);
