@@ -74,6 +74,10 @@ size_t xb_steer_order(const struct xb_path *pa, const struct xb_steer_tunnel *t,
 		out[k] = ti;
 		n++;
 	}
+	if (pick == XB_STEER_NONE)
+		return n;	/* every tunnel down: all, in list order */
+	while (n > 1 && t[out[n - 1]].rank == XB_RANK_DOWN)
+		n--;
 	return n;
 }
 
