@@ -277,7 +277,7 @@ T0=$(date +%s%3N)
 impair wan1 set ab loss=100 >/dev/null; impair wan1 set ba loss=100 >/dev/null
 say "wan1 now drops everything (blackhole). At once, alice asks for a name nobody asked before:"
 NEWIP=$(nq alice dig +short +time=3 +tries=1 @198.51.100.1 intranet.acme.cn)
-say "intranet.acme.cn: ${NEWIP:-no answer} after $(( $(date +%s%3N) - T0 )) ms (the mainland rule follows the erp path: cmi timed out, ctg answered)"
+say "intranet.acme.cn: ${NEWIP:-no answer} after $(( $(date +%s%3N) - T0 )) ms (the mainland rule resolves through the erp path's tunnels: cmi, and ctg when cmi does not answer)"
 if wait_for 15000 sh -c "ip -n xbdemo-hk route show table $ERPT | grep -q '^default dev xb-ctg'"; then
 	say "the erp path's route moved to xb-ctg after $(( $(date +%s%3N) - T0 )) ms"
 fi
