@@ -143,6 +143,14 @@ void xb_dnssvc_tunnel_up(struct xb_dnssvc *s, size_t ti)
 		xb_up_set_revive(&c->sets[i], c->p->tunnels[ti].ifname);
 }
 
+void xb_dnssvc_tunnel_down(struct xb_dnssvc *s, size_t ti)
+{
+	const struct xb_dnssvc_cfg *c = s->cfg;
+
+	if (c && ti < c->p->n_tunnels)
+		xb_up_give_up(s->up, c->p->tunnels[ti].ifname, clock_mono_ns());
+}
+
 int xb_dnssvc_fd(const struct xb_dnssvc *s)
 {
 	return s->epfd;

@@ -70,6 +70,9 @@ void xb_dnssvc_set_route(struct xb_dnssvc *s, xb_dnssvc_route_fn fn, void *ctx);
 /* Tunnel ti (of the committed policy) is up again: servers reached
  * through it that timed out are asked in their turn at once. */
 void xb_dnssvc_tunnel_up(struct xb_dnssvc *s, size_t ti);
+/* Tunnel ti is down: queries waiting on a server through it go on to
+ * their next server now, not when their try times out. */
+void xb_dnssvc_tunnel_down(struct xb_dnssvc *s, size_t ti);
 int xb_dnssvc_fd(const struct xb_dnssvc *s);
 void xb_dnssvc_process(struct xb_dnssvc *s);
 /* The UDP listening sockets (at most 2) are the caller's to watch, in its

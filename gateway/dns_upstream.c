@@ -619,6 +619,26 @@ void xb_up_cancel(struct xb_up *u, uint64_t handle)
 	timer_arm(u);
 }
 
+void xb_up_give_up(struct xb_up *u, const char *ifname, uint64_t now_ns)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < u->conf.max_outstanding; i++) {
+		struct uq *q = &u->qs[i];
+		const struct xb_up_server *sv;
+
+		if (!q->used || q->fd < 0)
+			continue;
+		sv = &q->set->srv[q->srv];
+		if (strcmp(sv->ifname[0] ? sv->ifname : q->set->bind_ifname, ifname))
+			continue;
+		q->deadline = now_ns;
+		any = true;
+	}
+	if (any)
+		timer_arm(u);
+}
+
 static void expire(struct xb_up *u, uint64_t now)
 {
 	for (unsigned i = 0; i < u->conf.max_outstanding; i++) {

@@ -139,6 +139,11 @@ uint64_t xb_up_query(struct xb_up *u, struct xb_up_set *set, const struct dnsw_q
 uint64_t xb_up_query_order(struct xb_up *u, struct xb_up_set *set, const uint8_t *order,
 			   unsigned n, const struct dnsw_question *q, unsigned flags, xb_up_cb cb,
 			   void *ctx, uint64_t now_ns);
+/* The tunnel behind ifname is down: every try waiting on a server reached
+ * through it ends now as if it had timed out (its server marked down, the
+ * query on to its next server) at the next xb_up_process, which the fd
+ * becomes readable for at once. */
+void xb_up_give_up(struct xb_up *u, const char *ifname, uint64_t now_ns);
 /* Cancel without calling back; a handle that already finished is ignored. */
 void xb_up_cancel(struct xb_up *u, uint64_t handle);
 

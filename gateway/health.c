@@ -237,7 +237,11 @@ static void on_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb
 	log_info("tunnel %s: %s -> %s", tunnel, xb_pstate_name(from), xb_pstate_name(to));
 	snprintf(why, sizeof(why), "%s %s", tunnel, xb_pstate_name(to));
 	steer(h, why, now);	/* routes first, events after */
-	/* Its resolvers are asked again at once, not after their down time. */
+	/* DNS follows: queries waiting on a dead tunnel's resolvers go on to
+	 * the next tunnel now; a live one's resolvers are asked again at
+	 * once, not after their down time. */
+	if (to == XB_PST_DOWN && ti >= 0 && h->d->dns)
+		xb_dnssvc_tunnel_down(h->d->dns, (size_t)ti);
 	if (to == XB_PST_UP && ti >= 0 && h->d->dns)
 		xb_dnssvc_tunnel_up(h->d->dns, (size_t)ti);
 	if (ti >= 0) {
