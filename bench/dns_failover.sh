@@ -38,7 +38,7 @@ xb_wait 5000 nq dev ping -c 1 -W 1 198.51.100.1
 
 : >"$XB_TMP/dns.ms"; : >"$XB_TMP/route.ms"
 for r in $(seq "$ROUNDS"); do
-	xb_wait 15000 both_up && xb_wait 3000 on "$A" || { echo "round $r: A did not come back"; exit 1; }
+	xb_wait 30000 both_up && xb_wait 3000 on "$A" || { echo "round $r: A did not come back within 30 s"; exit 1; }
 	sleep 0.5
 	rm -f "$XB_TMP/moved"
 	t0=$(date +%s%N)
@@ -58,7 +58,7 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # The old behaviour, by configuration: the rule pinned to A alone.
-xb_wait 15000 both_up && xb_wait 3000 on "$A"
+xb_wait 30000 both_up && xb_wait 3000 on "$A"
 sed -i "s|tunnel = \"$A\";|tunnel = [ \"$A\" ];|" "$XB_TMP/xborder.conf"
 ctl reload >/dev/null || echo "reload failed"
 sleep 0.5
