@@ -846,13 +846,14 @@ json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
 	if (s->cache)
 		xb_dnsc_stats(s->cache, &cs);
 	xb_up_stats(s->up, &us);
-	o = json_pack("{s:b, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}, "
+	o = json_pack("{s:b, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
 			 "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "enabled", c->p->dns.enabled, "listen", listen,
 			 "patterns", (json_int_t)c->n_patterns, "since", (json_int_t)s->since,
 			 "rules", rules,
 			 "cache", "entries", (json_int_t)cs.entries, "hits", (json_int_t)cs.hits,
 			 "misses", (json_int_t)cs.misses, "evictions", (json_int_t)cs.evictions,
+			 "stale", (json_int_t)cs.stale,
 			 "upstream", "queries", (json_int_t)us.queries, "tries", (json_int_t)us.tries,
 			 "timeouts", (json_int_t)us.timeouts,
 			 "failed", (json_int_t)us.failed, "tcp", (json_int_t)us.tcp,

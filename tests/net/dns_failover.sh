@@ -69,6 +69,8 @@ xb_check "... with TTL 30" sh -c "echo '$ans' | awk '\$1 == \"old.acme.cn.\" { p
 xb_check "... and its address is kept in the rule's set" \
 	sh -c "ip netns exec $XB_RUN-gw nft list set inet xborder r_erp_dns4 | grep -q '203.0.113.10'"
 xb_check "... so its page still loads" page old.acme.cn
+xb_check "xborderctl dns counts the stale answers" \
+	sh -c "ip netns exec $XB_RUN-gw '$XB_BIN/xborderctl' -s '$CTL' -j dns | jq -e '.cache.stale >= 2'"
 xb_check "a name never asked before gets SERVFAIL" \
 	sh -c "ip netns exec $XB_RUN-dev dig +time=4 +tries=1 @198.51.100.1 never.acme.cn | grep -q 'status: SERVFAIL'"
 xb_check "the daemon logged no error" sh -c "! grep -Ei 'error|fatal' '$GWLOG'"
