@@ -100,21 +100,38 @@ static int set_put(struct xb_dnssvc_cfg *c, size_t si, const union wg_sockaddr *
 	return 0;
 }
 
+/* May names' traffic take tunnel ti: is it on the path of an allow rule
+ * with domains (or is there a `best' one)? */
+static bool on_a_path(const struct xb_policy *p, size_t ti)
+{
+	for (size_t i = 0; i < p->n_rules; i++)
+		for (size_t k = 0; p->rules[i].n_domains && k < p->rules[i].n_via; k++)
+			if (p->rules[i].via[k].kind == XB_VIA_BEST ||
+			    (p->rules[i].via[k].kind == XB_VIA_TUNNEL && p->rules[i].via[k].tunnel.idx == ti))
+				return true;
+	return false;
+}
+
 /* A tunnel rule's set: every server once per tunnel it may be reached
- * through (its own list, or every tunnel when it follows the path, and the
- * gateway's own route when a path may end in the internet). */
+ * through (its own list; or, following the path, every tunnel on a path
+ * names take and the one it names, and the gateway's own route when a
+ * path may end in the internet). */
 static int tunnel_set(struct xb_dnssvc_cfg *c, size_t ri, struct xb_errors *errs)
 {
 	const struct xb_policy *p = c->p;
 	const struct xb_dns_rule *r = &p->dns.rules[ri];
-	size_t n = r->n_tunnels ? r->n_tunnels : p->n_tunnels;
+	size_t n = r->n_tunnels ? r->n_tunnels : p->n_tunnels, used = 0;
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		size_t ti = r->n_tunnels ? r->tunnels[i].idx : i;
 
+		if (!r->n_tunnels && !on_a_path(p, ti) && !(r->tunnel.name && r->tunnel.idx == ti))
+			continue;
 		rc = set_put(c, ri, r->servers, r->n_servers, (uint32_t)ti, p->tunnels[ti].ifname);
+		used++;
 	}
+	n = used;
 	if (rc == 0 && !r->n_tunnels && any_internet(p))
 		rc = set_put(c, ri, r->servers, r->n_servers, DNS_UNBOUND, "");
 	if (rc < 0)
