@@ -550,7 +550,9 @@ static size_t via_tunnels(const struct xb_policy *p, const struct xb_rule *a, si
 /* The tunnels a tunnel rule's query goes through, best first: the rule's
  * own list, or the path of access rule ar (the one that admitted the
  * device), as health ranks them now. *internet: the path may leave on the
- * gateway's own route. */
+ * gateway's own route. tun has room for XB_UP_SERVERS_MAX: tunnel_set
+ * admitted the rule only with at most that many tunnels of its own, or on
+ * the paths of allow rules with domains (ar's among them). */
 static size_t route_tunnels(struct xb_dnssvc *s, const struct xb_dns_rule *r, size_t ar,
 			    size_t *tun, bool *internet)
 {
