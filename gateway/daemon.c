@@ -223,6 +223,22 @@ static int open_control(struct xb_daemon *d)
 	return add_watch(d, xb_ctl_fd(d->ctl));
 }
 
+/* For the DNS service's tunnel rules: the tunnels of access rule `rule''s
+ * path, or of a rule's own list, as steering orders them now. */
+static size_t dns_route(void *ctx, size_t rule, const size_t *own, size_t n, size_t *out)
+{
+	struct xb_daemon *d = ctx;
+	struct xb_path pa = { .tunnels = (size_t *)own, .n_tunnels = n };
+	int pi;
+
+	if (rule != SIZE_MAX) {
+		if (rule >= d->policy->n_rules || (pi = d->plan.rule_path[rule]) < 0)
+			return 0;	/* deny, or via internet alone */
+		return xb_health_order(d->health, &d->plan.paths[pi], out);
+	}
+	return xb_health_order(d->health, &pa, out);
+}
+
 /* Probes and steering (health.h): before the routes, which it chooses. */
 static int start_health(struct xb_daemon *d)
 {
@@ -284,6 +300,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	    add_watch(d, xb_dnssvc_fd(d->dns)) < 0) {
 		goto fail;
 	}
+	xb_dnssvc_set_route(d->dns, dns_route, d);
 	/* The posture endpoint listens (freebind) once the sets exist. */
 	if (add_watch(d, xb_prt_fd(d->prt)) < 0)
 		goto fail;

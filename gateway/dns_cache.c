@@ -261,46 +261,77 @@ enum xb_dnsc_verdict xb_dnsc_store(struct xb_dnsc *c, uint32_t scope,
 
 /* ---- lookup ---- */
 
-size_t xb_dnsc_lookup(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
-		      uint16_t id, uint64_t now_ns, uint8_t *buf, size_t cap,
-		      uint32_t *ttl_left)
+/* The entry for the key, or NULL; one expired past stale_s is dropped. */
+static struct ent *find(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
+			size_t cap, uint64_t now_ns, uint64_t *age)
 {
 	struct key k;
 	struct ent *e;
-	uint64_t age;
 
-	if (q->name_len > DNSW_NAME_MAX) {	/* not a name: nothing stored under it */
-		c->st.misses++;
-		return 0;
-	}
+	if (q->name_len > DNSW_NAME_MAX)	/* not a name: nothing stored under it */
+		return NULL;
 	key_make(c, &k, scope, q);
 	e = *slot_of(c, &k);
-	if (!e || e->len > cap) {
-		c->st.misses++;
-		return 0;
-	}
+	if (!e || e->len > cap)
+		return NULL;
 	/* A clock that went backwards reads as no time passed. */
-	age = now_ns > e->born_ns ? (now_ns - e->born_ns) / NS_PER_S : 0;
-	if (age >= e->ttl) {
+	*age = now_ns > e->born_ns ? (now_ns - e->born_ns) / NS_PER_S : 0;
+	if (*age >= (uint64_t)e->ttl + c->conf.stale_s) {
 		drop(c, e);
 		c->st.expired++;
-		c->st.misses++;
-		return 0;
+		return NULL;
 	}
+	return e;
+}
+
+/* Copy e into buf, TTLs aged by age and raised to floor; 0 when the
+ * stored bytes do not age (then e is gone). */
+static size_t copy_out(struct xb_dnsc *c, struct ent *e, uint32_t age, uint32_t floor,
+		       uint16_t id, uint8_t *buf)
+{
 	memcpy(buf, e->data + e->name_len, e->len);
-	if (dnsw_age_ttls(buf, e->len, (uint32_t)age, 0) < 0) {
+	if (dnsw_age_ttls(buf, e->len, age, floor) < 0) {
 		drop(c, e);	/* see dns_wire.h: a hostile name pointing into a TTL */
 		c->st.malformed++;
-		c->st.misses++;
 		return 0;
 	}
 	dnsw_set_id(buf, e->len, id);
 	lru_unlink(c, e);
 	lru_push(c, e);
+	return e->len;
+}
+
+size_t xb_dnsc_lookup(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
+		      uint16_t id, uint64_t now_ns, uint8_t *buf, size_t cap,
+		      uint32_t *ttl_left)
+{
+	uint64_t age;
+	struct ent *e = find(c, scope, q, cap, now_ns, &age);
+	size_t len;
+
+	if (!e || age >= e->ttl || !(len = copy_out(c, e, (uint32_t)age, 0, id, buf))) {
+		c->st.misses++;
+		return 0;
+	}
 	c->st.hits++;
 	if (ttl_left)
 		*ttl_left = e->ttl - (uint32_t)age;
-	return e->len;
+	return len;
+}
+
+size_t xb_dnsc_lookup_stale(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
+			    uint16_t id, uint64_t now_ns, uint8_t *buf, size_t cap)
+{
+	uint64_t age;
+	struct ent *e = find(c, scope, q, cap, now_ns, &age);
+	size_t len;
+
+	/* Every TTL aged to 0, then raised to the stale TTL. */
+	if (!e || !(len = copy_out(c, e, UINT32_MAX, XB_DNSC_STALE_TTL, id, buf)) ||
+	    dnsw_cap_ttls(buf, len, XB_DNSC_STALE_TTL) < 0)
+		return 0;
+	c->st.stale++;
+	return len;
 }
 
 /* ---- the rest ---- */

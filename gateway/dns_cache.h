@@ -21,6 +21,12 @@
  * stored message while aging it (dnsw_age_ttls), and an entry that fails to
  * age is dropped and reported as a miss.
  *
+ * Serve-stale (RFC 8767): with stale_s set, an entry outlives its TTL by
+ * stale_s seconds. xb_dnsc_lookup does not return it then;
+ * xb_dnsc_lookup_stale does, every TTL set to XB_DNSC_STALE_TTL, for the
+ * caller to answer with when no upstream answered. Such entries still
+ * count against the bounds and leave by LRU like any other.
+ *
  * Time: every call takes now as monotonic nanoseconds from the caller (the
  * cache reads no clock). An entry is expired once now - stored >= its TTL.
  *
@@ -43,6 +49,7 @@
 #define XB_DNSC_MAX_TTL		86400	/* seconds */
 #define XB_DNSC_NEG_MAX_TTL	3600
 #define XB_DNSC_MSG_MAX		65535	/* largest message stored or returned */
+#define XB_DNSC_STALE_TTL	30	/* seconds: RFC 8767 4's recommendation */
 
 struct xb_dnsc_conf {
 	size_t max_entries;	/* 0: XB_DNSC_MAX_ENTRIES */
@@ -50,13 +57,15 @@ struct xb_dnsc_conf {
 	uint32_t min_ttl;	/* seconds; default 0 */
 	uint32_t max_ttl;	/* 0: XB_DNSC_MAX_TTL */
 	uint32_t neg_max_ttl;	/* 0: XB_DNSC_NEG_MAX_TTL */
+	uint32_t stale_s;	/* seconds an entry is kept past its TTL; default 0 */
 };
 
 struct xb_dnsc_stats {
 	size_t entries, bytes;
 	uint64_t hits, misses;
 	uint64_t evictions;	/* pushed out by the entry or byte bound */
-	uint64_t expired;	/* found expired by a lookup and dropped */
+	uint64_t expired;	/* found expired (past stale_s too) by a lookup and dropped */
+	uint64_t stale;		/* answers from xb_dnsc_lookup_stale */
 	uint64_t stored;
 	uint64_t uncacheable;	/* valid, but an rcode, TC or TTL that is not kept */
 	uint64_t malformed;	/* refused: not a valid answer to the question */
@@ -89,6 +98,12 @@ enum xb_dnsc_verdict xb_dnsc_store(struct xb_dnsc *c, uint32_t scope,
 size_t xb_dnsc_lookup(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
 		      uint16_t id, uint64_t now_ns, uint8_t *buf, size_t cap,
 		      uint32_t *ttl_left);
+
+/* The entry for q, fresh or expired at most stale_s ago, into buf with
+ * every TTL XB_DNSC_STALE_TTL and its id set to id; its length, or 0 (none,
+ * expired longer ago, cap too small). */
+size_t xb_dnsc_lookup_stale(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
+			    uint16_t id, uint64_t now_ns, uint8_t *buf, size_t cap);
 
 /* Drop every entry, or every entry of one scope (when a tunnel goes away). */
 void xb_dnsc_flush(struct xb_dnsc *c);

@@ -72,6 +72,75 @@ static int server_set(struct xb_up_set *set, const char *name, const union wg_so
 	return 0;
 }
 
+/* Does any access rule with domains send traffic to the internet? Then a
+ * tunnel rule that follows the path may have to ask on the gateway's own
+ * route. */
+static bool any_internet(const struct xb_policy *p)
+{
+	for (size_t i = 0; i < p->n_rules; i++)
+		for (size_t k = 0; p->rules[i].n_domains && k < p->rules[i].n_via; k++)
+			if (p->rules[i].via[k].kind == XB_VIA_INTERNET)
+				return true;
+	return false;
+}
+
+static int set_put(struct xb_dnssvc_cfg *c, size_t si, const union wg_sockaddr *v, size_t n,
+		   uint32_t ti, const char *ifname)
+{
+	struct xb_up_set *set = &c->sets[si];
+	char text[80];
+
+	for (size_t i = 0; i < n; i++) {
+		wg_endpoint_format(text, sizeof(text), &v[i]);
+		if (xb_up_set_add(set, text) < 0)
+			return -1;
+		c->srv_tun[si][set->n - 1] = ti;
+		snprintf(set->srv[set->n - 1].ifname, sizeof(set->srv[0].ifname), "%s", ifname);
+	}
+	return 0;
+}
+
+/* May names' traffic take tunnel ti: is it on the path of an allow rule
+ * with domains (or is there a `best' one)? */
+static bool on_a_path(const struct xb_policy *p, size_t ti)
+{
+	for (size_t i = 0; i < p->n_rules; i++)
+		for (size_t k = 0; p->rules[i].n_domains && k < p->rules[i].n_via; k++)
+			if (p->rules[i].via[k].kind == XB_VIA_BEST ||
+			    (p->rules[i].via[k].kind == XB_VIA_TUNNEL && p->rules[i].via[k].tunnel.idx == ti))
+				return true;
+	return false;
+}
+
+/* A tunnel rule's set: every server once per tunnel it may be reached
+ * through (its own list; or, following the path, every tunnel on a path
+ * names take and the one it names, and the gateway's own route when a
+ * path may end in the internet). */
+static int tunnel_set(struct xb_dnssvc_cfg *c, size_t ri, struct xb_errors *errs)
+{
+	const struct xb_policy *p = c->p;
+	const struct xb_dns_rule *r = &p->dns.rules[ri];
+	size_t n = r->n_tunnels ? r->n_tunnels : p->n_tunnels, used = 0;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		size_t ti = r->n_tunnels ? r->tunnels[i].idx : i;
+
+		if (!r->n_tunnels && !on_a_path(p, ti) && !(r->tunnel.name && r->tunnel.idx == ti))
+			continue;
+		rc = set_put(c, ri, r->servers, r->n_servers, (uint32_t)ti, p->tunnels[ti].ifname);
+		used++;
+	}
+	n = used;
+	if (rc == 0 && !r->n_tunnels && any_internet(p))
+		rc = set_put(c, ri, r->servers, r->n_servers, DNS_UNBOUND, "");
+	if (rc < 0)
+		xb_errors_add(errs, r->src.file, r->src.line,
+			      "dns rule \"%s\": %zu servers through %zu tunnels: more than %d", r->name,
+			      r->n_servers, n, XB_UP_SERVERS_MAX);
+	return rc;
+}
+
 /* What a learned address was learned for: a rule whose domains change (or
  * a new rule under an old name) must not inherit the old addresses. */
 static uint32_t domains_fp(const struct xb_rule *r)
@@ -139,7 +208,8 @@ struct xb_dnssvc_cfg *xb_dnssvc_prepare(const struct xb_policy *p, struct xb_err
 		c->names = xb_dns_match_new();
 		c->sets = calloc(c->n_sets, sizeof(*c->sets));
 		c->stats = calloc(c->n_sets, sizeof(*c->stats));
-		oom = !c->names || !c->sets || !c->stats;
+		c->srv_tun = calloc(c->n_sets, sizeof(*c->srv_tun));
+		oom = !c->names || !c->sets || !c->stats || !c->srv_tun;
 	}
 	for (size_t i = 0; !oom && i < d->n_rules; i++) {
 		const struct xb_dns_rule *r = &d->rules[i];
@@ -148,10 +218,14 @@ struct xb_dnssvc_cfg *xb_dnssvc_prepare(const struct xb_policy *p, struct xb_err
 
 		if (add_patterns(c->names, r, (uint32_t)i, errs) < 0 && errs->n == n0)
 			oom = true;
-		server_set(&c->sets[i], r->name, v, n, d, errs, r->src);
-		if (r->action == XB_DNS_TUNNEL)
-			snprintf(c->sets[i].bind_ifname, sizeof(c->sets[i].bind_ifname), "%s",
-				 p->tunnels[r->tunnel.idx].ifname);
+		if (r->action != XB_DNS_TUNNEL) {
+			server_set(&c->sets[i], r->name, v, n, d, errs, r->src);
+			for (size_t k = 0; k < XB_UP_SERVERS_MAX; k++)
+				c->srv_tun[i][k] = DNS_UNBOUND;
+			continue;
+		}
+		server_set(&c->sets[i], r->name, NULL, 0, d, errs, r->src);
+		tunnel_set(c, i, errs);
 	}
 	if (!oom) {
 		server_set(&c->sets[d->n_rules], "upstreams", d->upstreams, d->n_upstreams, d, errs,
@@ -178,6 +252,7 @@ void xb_dnssvc_cfg_free(struct xb_dnssvc_cfg *c)
 		free(c->acc[i].pats);
 	free(c->acc);
 	free(c->sets);
+	free(c->srv_tun);
 	free(c->stats);
 	free(c);
 }
@@ -222,8 +297,9 @@ static bool any_acc(const struct xb_dnssvc_cfg *c, const char *name)
 	return false;
 }
 
-/* May device d reach name through some access rule (group, posture)? */
-static bool admitted(const struct xb_dnssvc *s, const char *name, size_t d)
+/* The first access rule by which device d may reach name (group,
+ * posture), or SIZE_MAX: its path is the one the name's traffic takes. */
+static size_t admitted(const struct xb_dnssvc *s, const char *name, size_t d)
 {
 	const struct xb_dnssvc_cfg *c = s->cfg;
 
@@ -234,9 +310,9 @@ static bool admitted(const struct xb_dnssvc *s, const char *name, size_t d)
 		    !xb_compile_selects(c->p, c->acc[i].rule, d))
 			continue;
 		if (!r->n_posture || (s->posture && s->posture(s->posture_ctx, c->acc[i].rule, d)))
-			return true;
+			return c->acc[i].rule;
 	}
-	return false;
+	return SIZE_MAX;
 }
 
 /* ---- local answers ---- */
@@ -456,6 +532,78 @@ static bool chase_setup(struct xb_dnssvc *s, struct dns_query *qq)
 	return true;
 }
 
+/* The tunnels access rule a sends its traffic through as written: its via
+ * tunnels in order, every tunnel for best. */
+static size_t via_tunnels(const struct xb_policy *p, const struct xb_rule *a, size_t *out)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < a->n_via; k++)
+		if (a->via[k].kind == XB_VIA_TUNNEL)
+			out[n++] = a->via[k].tunnel.idx;
+		else if (a->via[k].kind == XB_VIA_BEST)
+			for (size_t ti = 0; ti < p->n_tunnels; ti++)
+				out[n++] = ti;
+	return n;
+}
+
+/* The tunnels a tunnel rule's query goes through, best first: the rule's
+ * own list, or the path of access rule ar (the one that admitted the
+ * device), as health ranks them now. *internet: the path may leave on the
+ * gateway's own route. tun has room for XB_UP_SERVERS_MAX: tunnel_set
+ * admitted the rule only with at most that many tunnels of its own, or on
+ * the paths of allow rules with domains (ar's among them). */
+static size_t route_tunnels(struct xb_dnssvc *s, const struct xb_dns_rule *r, size_t ar,
+			    size_t *tun, bool *internet)
+{
+	const struct xb_policy *p = s->cfg->p;
+	size_t own[XB_UP_SERVERS_MAX], n = 0;
+
+	*internet = false;
+	if (r->n_tunnels) {
+		for (size_t i = 0; i < r->n_tunnels; i++)
+			own[i] = tun[i] = r->tunnels[i].idx;
+		n = s->route ? s->route(s->route_ctx, SIZE_MAX, own, r->n_tunnels, tun)
+			     : r->n_tunnels;
+	} else if (ar != SIZE_MAX) {
+		const struct xb_rule *a = &p->rules[ar];
+
+		for (size_t k = 0; k < a->n_via; k++)
+			*internet |= a->via[k].kind == XB_VIA_INTERNET;
+		n = s->route ? s->route(s->route_ctx, ar, NULL, 0, tun) : via_tunnels(p, a, tun);
+	}
+	if (!n && r->tunnel.name) {	/* a path without tunnels: the one named */
+		tun[n++] = r->tunnel.idx;
+		*internet = false;
+	}
+	if (!n)
+		*internet = true;
+	return n;
+}
+
+/* qq->order: the servers of the rule's set, tunnel by tunnel in the order
+ * route_tunnels gives, then those on the gateway's own route if the path
+ * may end there. */
+static void route_order(struct xb_dnssvc *s, struct dns_query *qq, size_t ar)
+{
+	const struct xb_dnssvc_cfg *c = s->cfg;
+	const uint32_t *via = c->srv_tun[qq->rule];
+	size_t tun[XB_UP_SERVERS_MAX];
+	bool internet;
+	size_t n = route_tunnels(s, rule_of(s, qq), ar, tun, &internet);
+
+	qq->n_order = 0;
+	for (size_t k = 0; k <= n; k++) {
+		uint32_t want = k < n ? (uint32_t)tun[k] : DNS_UNBOUND;
+
+		if (k == n && !internet)
+			break;
+		for (unsigned i = 0; i < qq->set->n; i++)
+			if (via[i] == want && qq->n_order < XB_UP_SERVERS_MAX)
+				qq->order[qq->n_order++] = (uint8_t)i;
+	}
+}
+
 /* The rule for the name being resolved: the target's when chasing. */
 static size_t match_rule(const struct xb_dnssvc *s, const char *text)
 {
@@ -469,11 +617,20 @@ enum dns_verdict dns_decide(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *
 {
 	const struct xb_dns *d = &s->cfg->p->dns;
 	const struct xb_dns_rule *r;
+	size_t ar = SIZE_MAX;
 
 	qq->rule = match_rule(s, qq->q.text);
 	r = rule_of(s, qq);
 	qq->action = r ? action_names[r->action] : "forward";
 	s->cfg->stats[r ? qq->rule : d->n_rules].queries++;
+	if (d->doh_canary && !strcmp(qq->q.text, DNS_CANARY)) {
+		/* Browsers that find the canary missing leave DNS-over-HTTPS
+		 * off and ask us: their names are learned. */
+		s->cfg->stats[r ? qq->rule : d->n_rules].blocked++;
+		qq->action = "canary";
+		*len = nxdomain(&qq->q, 60, out, cap);
+		return DNS_ANSWERED;
+	}
 	if (r && r->action == XB_DNS_OVERRIDE && r->cname && chase_setup(s, qq)) {
 		/* Resolve the target under its own rule (one level: an
 		 * override target that is itself a cname override is not
@@ -500,7 +657,8 @@ enum dns_verdict dns_decide(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *
 		*len = block_answer(r, &qq->q, out, cap);
 		return DNS_ANSWERED;
 	}
-	if (r && r->action == XB_DNS_TUNNEL && !admitted(s, qq->chase ? qq->qc.text : qq->q.text, qq->device)) {
+	if (r && r->action == XB_DNS_TUNNEL &&
+	    (ar = admitted(s, qq->chase ? qq->qc.text : qq->q.text, qq->device)) == SIZE_MAX) {
 		s->cfg->stats[qq->rule].denied++;
 		qq->action = "deny";
 		*len = block_answer(r, &qq->q, out, cap);
@@ -515,7 +673,12 @@ enum dns_verdict dns_decide(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *
 		*len = local_rcode(&qq->q, DNSW_REFUSED, out, cap);	/* nowhere to ask */
 		return DNS_ANSWERED;
 	}
-	/* Answers fetched with DO (signatures) and without are kept apart. */
+	qq->n_order = 0;
+	if (r && r->action == XB_DNS_TUNNEL)
+		route_order(s, qq, ar);
+	/* Answers fetched with DO (signatures) and without are kept apart.
+	 * Those of a tunnel rule share the rule's scope whichever tunnel
+	 * brought them: the same resolvers answered. */
 	qq->scope = (r ? (uint32_t)qq->rule + 1 : 0) * 2 + (qq->q.edns.present && qq->q.edns.do_bit);
 	return DNS_ASK;
 }
@@ -628,6 +791,23 @@ size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, s
 	return dns_answer_from(s, qq, &m, out, cap);
 }
 
+size_t dns_from_stale(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap)
+{
+	const struct dnsw_query *ask = qq->chase ? &qq->qc : &qq->q;
+	uint8_t buf[XB_DNSC_MSG_MAX];
+	struct dnsw_msg m;
+	size_t n;
+
+	if (!s->cache || !s->cfg->p->dns.serve_stale)
+		return 0;
+	n = xb_dnsc_lookup_stale(s->cache, qq->scope, &ask->q, ask->hdr.id, s->now_ns, buf,
+				 sizeof(buf));
+	if (!n || dnsw_parse_response(&m, buf, n, ask->hdr.id, &ask->q) != DNSW_R_OK)
+		return 0;
+	qq->cached = qq->stale = true;
+	return dns_answer_from(s, qq, &m, out, cap);
+}
+
 void dns_stats_done(struct xb_dnssvc *s, const struct dns_query *qq, bool ok)
 {
 	struct dns_stats *st = &s->cfg->stats[qq->rule == DNS_NO_RULE ? s->cfg->n_sets - 1 : qq->rule];
@@ -681,12 +861,13 @@ void dns_log(struct xb_dnssvc *s, const struct dns_query *qq, const uint8_t *ans
 			inet_ntop(a[i].family == 4 ? AF_INET : AF_INET6, a[i].addr, text, sizeof(text));
 			json_array_append_new(addrs, json_string(text));
 		}
-	o = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:s, s:s, s:o, s:f, s:b}",
+	o = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:s, s:s, s:o, s:f, s:b, s:b}",
 		      "time", ts, "device", p->devices[qq->device].name, "name", qq->q.text,
 		      "type", qq->q.q.qtype, "rule", r ? r->name : NULL, "action", qq->action,
 		      "rcode", len >= DNSW_HDR_LEN ? rcode_name(ans[3] & 0xf) : "SERVFAIL",
 		      "answer", addrs, "latency_ms",
-		      (double)(clock_mono_ns() - qq->t0_ns) / 1e6, "cached", qq->cached);
+		      (double)(clock_mono_ns() - qq->t0_ns) / 1e6, "cached", qq->cached,
+		      "stale", qq->stale);
 	if (o)
 		xb_jsonlog_write(s->log, o);
 	json_decref(o);

@@ -22,6 +22,8 @@
 #define DNS_INFLIGHT_MAX 1024		/* queries waiting on an upstream */
 #define DNS_ADDRS_MAX	256		/* addresses read from one answer (more: cut) */
 #define DNS_PEND_MAX	4096		/* set changes queued before a flush is forced */
+#define DNS_UNBOUND	UINT32_MAX	/* a server asked on the gateway's own route */
+#define DNS_CANARY	"use-application-dns.net"	/* browsers' DoH canary */
 
 /* An access rule that names domains: answers for those names go into its
  * sets. */
@@ -53,6 +55,10 @@ struct xb_dnssvc_cfg {
 	struct xb_dns_match *names;	/* dns rule patterns and lists; value: rule */
 	struct xb_up_set *sets;		/* per dns rule: its servers (n: the default) */
 	size_t n_sets;
+	/* Per set and server: the tunnel it is reached through (the server's
+	 * ifname), or DNS_UNBOUND. A tunnel rule's set holds every server
+	 * once per tunnel it may resolve through. */
+	uint32_t (*srv_tun)[XB_UP_SERVERS_MAX];
 	struct dns_acc *acc;
 	size_t n_acc;
 	struct dns_stats *stats;	/* per dns rule, then the default */
@@ -82,7 +88,12 @@ struct dns_query {
 	struct xb_up_set *set;
 	uint32_t scope;			/* the cache's: rule + 1, 0 for the default */
 	const char *action;		/* for the log */
+	/* A tunnel rule's: the servers of set to ask, in order (n_order 0:
+	 * all, in the set's order). */
+	uint8_t order[XB_UP_SERVERS_MAX];
+	unsigned n_order;
 	bool cached;
+	bool stale;			/* answered from an expired entry (RFC 8767) */
 	uint64_t t0_ns;
 	/* An override with cname: the answer is the CNAME, then what the
 	 * target resolves to (qc is the target's question). */
@@ -95,6 +106,8 @@ struct xb_dnssvc {
 	struct xb_dnssvc_cfg *cfg;
 	xb_dnssvc_posture_fn posture;
 	void *posture_ctx;
+	xb_dnssvc_route_fn route;
+	void *route_ctx;
 	char *state_file;
 	struct xb_dnsc *cache;
 	struct xb_up *up;
@@ -143,6 +156,9 @@ size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct d
 size_t dns_fail(const struct dns_query *qq, unsigned rcode, uint8_t *out, size_t cap);
 /* Cache lookup and, on a hit, the answer written to out. */
 size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap);
+/* No upstream answered: an answer expired at most serve_stale ago, TTLs
+ * XB_DNSC_STALE_TTL, its addresses learned again; 0 when there is none. */
+size_t dns_from_stale(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap);
 void dns_stats_done(struct xb_dnssvc *s, const struct dns_query *qq, bool ok);
 void dns_log(struct xb_dnssvc *s, const struct dns_query *qq, const uint8_t *ans, size_t len);
 

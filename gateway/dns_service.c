@@ -127,6 +127,30 @@ fail:
 	return NULL;
 }
 
+void xb_dnssvc_set_route(struct xb_dnssvc *s, xb_dnssvc_route_fn fn, void *ctx)
+{
+	s->route = fn;
+	s->route_ctx = ctx;
+}
+
+void xb_dnssvc_tunnel_up(struct xb_dnssvc *s, size_t ti)
+{
+	const struct xb_dnssvc_cfg *c = s->cfg;
+
+	if (!c || ti >= c->p->n_tunnels)
+		return;
+	for (size_t i = 0; i < c->n_sets; i++)
+		xb_up_set_revive(&c->sets[i], c->p->tunnels[ti].ifname);
+}
+
+void xb_dnssvc_tunnel_down(struct xb_dnssvc *s, size_t ti)
+{
+	const struct xb_dnssvc_cfg *c = s->cfg;
+
+	if (c && ti < c->p->n_tunnels)
+		xb_up_give_up(s->up, c->p->tunnels[ti].ifname, clock_mono_ns());
+}
+
 int xb_dnssvc_fd(const struct xb_dnssvc *s)
 {
 	return s->epfd;
@@ -268,6 +292,11 @@ static void on_upstream(void *ctx, const struct xb_up_result *r)
 	size_t len;
 
 	if (r->status != XB_UP_OK) {
+		/* RFC 8767: every server failed; an expired answer beats none. */
+		if ((len = dns_from_stale(s, &f->qq, out, sizeof(out)))) {
+			finish(s, f, out, len, true);
+			return;
+		}
 		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
 		finish(s, f, out, len, false);
 		return;
@@ -335,11 +364,14 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 		return;
 	}
 	flags = f->qq.q.edns.present && f->qq.q.edns.do_bit ? XB_UP_DO : 0;
-	f->handle = xb_up_query(s->up, f->qq.set, f->qq.chase ? &f->qq.qc.q : &f->qq.q.q, flags,
-				on_upstream, f, s->now_ns);
-	if (!f->handle) {
-		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
-		finish(s, f, out, len, false);
+	f->handle = xb_up_query_order(s->up, f->qq.set, f->qq.n_order ? f->qq.order : NULL,
+				      f->qq.n_order ? f->qq.n_order : f->qq.set->n,
+				      f->qq.chase ? &f->qq.qc.q : &f->qq.q.q, flags, on_upstream, f,
+				      s->now_ns);
+	if (!f->handle) {	/* no try could be sent: no route, say */
+		if (!(len = dns_from_stale(s, &f->qq, out, sizeof(out))))
+			len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
+		finish(s, f, out, len, f->qq.stale);
 	}
 }
 
@@ -656,7 +688,8 @@ int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg)
 	const struct xb_dns *d = &cfg->p->dns;
 	union wg_sockaddr a[DNS_LISTEN_MAX];
 	struct xb_dnsc_conf cc = { .max_entries = d->cache_size, .max_ttl = d->ttl_max,
-				   .neg_max_ttl = d->negative_ttl_max };
+				   .neg_max_ttl = d->negative_ttl_max, .min_ttl = d->ttl_min,
+				   .stale_s = d->serve_stale };
 	int rc = 0;
 
 	cancel_flights(s);
@@ -813,13 +846,14 @@ json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
 	if (s->cache)
 		xb_dnsc_stats(s->cache, &cs);
 	xb_up_stats(s->up, &us);
-	o = json_pack("{s:b, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}, "
+	o = json_pack("{s:b, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
 			 "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "enabled", c->p->dns.enabled, "listen", listen,
 			 "patterns", (json_int_t)c->n_patterns, "since", (json_int_t)s->since,
 			 "rules", rules,
 			 "cache", "entries", (json_int_t)cs.entries, "hits", (json_int_t)cs.hits,
 			 "misses", (json_int_t)cs.misses, "evictions", (json_int_t)cs.evictions,
+			 "stale", (json_int_t)cs.stale,
 			 "upstream", "queries", (json_int_t)us.queries, "tries", (json_int_t)us.tries,
 			 "timeouts", (json_int_t)us.timeouts,
 			 "failed", (json_int_t)us.failed, "tcp", (json_int_t)us.tcp,

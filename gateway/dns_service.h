@@ -36,6 +36,16 @@ struct xb_dnssvc_cfg;
  * Asked only for rules with posture; NULL: nobody passes posture. */
 typedef bool (*xb_dnssvc_posture_fn)(void *ctx, size_t rule, size_t device);
 
+/* The tunnels (indices into the policy's tunnels) to resolve a tunnel
+ * rule's names through, best first, into out (room for every tunnel):
+ * access rule `rule''s path's tunnels in the order its failover would use
+ * them, the one the path uses now first (rule < n_rules; own NULL); or
+ * the rule's own list own[0..n) ranked by health, in list order, the down
+ * ones last (rule SIZE_MAX). Returns how many. docs/dns.md, "Tunnel rules
+ * follow the path". */
+typedef size_t (*xb_dnssvc_route_fn)(void *ctx, size_t rule, const size_t *own, size_t n,
+				     size_t *out);
+
 /* What xb_dnssvc_prepare() builds from p (which must outlive it). Returns
  * NULL with errors added (a list's bad lines as FILE:LINE, out of memory). */
 struct xb_dnssvc_cfg *xb_dnssvc_prepare(const struct xb_policy *p, struct xb_errors *errs);
@@ -54,6 +64,15 @@ int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg);
 /* The nft table was replaced (a reload): its _dns sets are empty; put the
  * learned destinations back. */
 void xb_dnssvc_refill(struct xb_dnssvc *s);
+/* How tunnel rules learn the paths and the tunnels' health; without it,
+ * paths as written (via order; best: every tunnel) and own lists in order. */
+void xb_dnssvc_set_route(struct xb_dnssvc *s, xb_dnssvc_route_fn fn, void *ctx);
+/* Tunnel ti (of the committed policy) is up again: servers reached
+ * through it that timed out are asked in their turn at once. */
+void xb_dnssvc_tunnel_up(struct xb_dnssvc *s, size_t ti);
+/* Tunnel ti is down: queries waiting on a server through it go on to
+ * their next server now, not when their try times out. */
+void xb_dnssvc_tunnel_down(struct xb_dnssvc *s, size_t ti);
 int xb_dnssvc_fd(const struct xb_dnssvc *s);
 void xb_dnssvc_process(struct xb_dnssvc *s);
 /* The UDP listening sockets (at most 2) are the caller's to watch, in its

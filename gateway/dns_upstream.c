@@ -141,6 +141,13 @@ int xb_up_set_add(struct xb_up_set *s, const char *text)
 	return 0;
 }
 
+void xb_up_set_revive(struct xb_up_set *s, const char *ifname)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (!strcmp(s->srv[i].ifname, ifname))
+			s->srv[i].down_until_ns = 0;
+}
+
 int xb_up_set_source(struct xb_up_set *s, const char *text)
 {
 	if (addr_parse(text, &s->source, false) < 0) {
@@ -262,13 +269,14 @@ static int sock_open(struct xb_up *u, struct uq *q, int type)
 {
 	const struct xb_up_set *s = q->set;
 	const union xb_up_addr *to = &s->srv[q->srv].addr;
+	const char *ifname = s->srv[q->srv].ifname[0] ? s->srv[q->srv].ifname : s->bind_ifname;
 	struct epoll_event ev = { .events = type == SOCK_STREAM ? EPOLLOUT : EPOLLIN };
 	int fd = socket(to->sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err;
 
 	if (fd < 0)
 		return -1;
-	if ((s->bind_ifname[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, s->bind_ifname,
-					     (socklen_t)strlen(s->bind_ifname)) < 0) ||
+	if ((ifname[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname,
+				     (socklen_t)strlen(ifname)) < 0) ||
 	    (s->source.sa.sa_family && bind(fd, &s->source.sa, addr_len(&s->source)) < 0) ||
 	    (connect(fd, &to->sa, addr_len(to)) < 0 && errno != EINPROGRESS))
 		goto fail;
@@ -514,18 +522,22 @@ static struct uq *slot_get(struct xb_up *u)
 	return NULL;
 }
 
-/* Servers not marked down, in order; all of them when all are down. */
-static void plan(struct uq *q, uint64_t now)
+/* The servers of order (NULL: all) not marked down, in that order; all of
+ * them when all are down. */
+static void plan(struct uq *q, const uint8_t *order, unsigned n, uint64_t now)
 {
 	const struct xb_up_set *s = q->set;
 
 	q->nplan = 0;
-	for (unsigned i = 0; i < s->n; i++)
-		if (s->srv[i].down_until_ns <= now)
-			q->plan[q->nplan++] = (uint8_t)i;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned k = order ? order[i] : i;
+
+		if (s->srv[k].down_until_ns <= now)
+			q->plan[q->nplan++] = (uint8_t)k;
+	}
 	if (!q->nplan)
-		for (unsigned i = 0; i < s->n; i++)
-			q->plan[q->nplan++] = (uint8_t)i;
+		for (unsigned i = 0; i < n; i++)
+			q->plan[q->nplan++] = order ? order[i] : (uint8_t)i;
 	q->step = 0;
 	q->nsteps = q->nplan * (s->tries ? s->tries : 1);
 }
@@ -547,12 +559,29 @@ static void timer_arm(struct xb_up *u)
 	timerfd_settime(u->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
+static bool order_ok(const struct xb_up_set *set, const uint8_t *order, unsigned n)
+{
+	if (!n || n > XB_UP_SERVERS_MAX)
+		return false;
+	for (unsigned i = 0; order && i < n; i++)
+		if (order[i] >= set->n)
+			return false;
+	return true;
+}
+
 uint64_t xb_up_query(struct xb_up *u, struct xb_up_set *set, const struct dnsw_question *q,
 		     unsigned flags, xb_up_cb cb, void *ctx, uint64_t now_ns)
 {
+	return xb_up_query_order(u, set, NULL, set->n, q, flags, cb, ctx, now_ns);
+}
+
+uint64_t xb_up_query_order(struct xb_up *u, struct xb_up_set *set, const uint8_t *order,
+			   unsigned n, const struct dnsw_question *q, unsigned flags, xb_up_cb cb,
+			   void *ctx, uint64_t now_ns)
+{
 	struct uq *s;
 
-	if (!set->n || set->n > XB_UP_SERVERS_MAX || !cb ||
+	if (!set->n || set->n > XB_UP_SERVERS_MAX || !order_ok(set, order, n) || !cb ||
 	    dnsw_name_len(q->name, DNSW_NAME_MAX) != q->name_len) {
 		errno = EINVAL;
 		return 0;
@@ -564,7 +593,7 @@ uint64_t xb_up_query(struct xb_up *u, struct xb_up_set *set, const struct dnsw_q
 	}
 	*s = (struct uq){ .used = true, .gen = s->gen, .set = set, .q = *q, .flags = flags,
 			  .cb = cb, .ctx = ctx, .rcode = -1, .fd = -1 };
-	plan(s, now_ns);
+	plan(s, order, n, now_ns);
 	u->st.outstanding++;
 	if (try_next(u, s, now_ns) < 0) {
 		int err = errno;
@@ -588,6 +617,26 @@ void xb_up_cancel(struct xb_up *u, uint64_t handle)
 	release(u, &u->qs[i]);
 	u->st.cancelled++;
 	timer_arm(u);
+}
+
+void xb_up_give_up(struct xb_up *u, const char *ifname, uint64_t now_ns)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < u->conf.max_outstanding; i++) {
+		struct uq *q = &u->qs[i];
+		const struct xb_up_server *sv;
+
+		if (!q->used || q->fd < 0)
+			continue;
+		sv = &q->set->srv[q->srv];
+		if (strcmp(sv->ifname[0] ? sv->ifname : q->set->bind_ifname, ifname))
+			continue;
+		q->deadline = now_ns;
+		any = true;
+	}
+	if (any)
+		timer_arm(u);
 }
 
 static void expire(struct xb_up *u, uint64_t now)

@@ -22,9 +22,9 @@
  * failed one is not asked again by this query. A try that times out marks
  * its server down for down_ms; the query moves to the next server.
  *
- * Order: servers not marked down, in configuration order, tried round-robin
- * for `tries' rounds (s0 s1 s0 s1 ...); when every server is down, all of
- * them. A valid reply from a server marks it up. So a query takes at most
+ * Order: servers not marked down, in configuration order (or the order the
+ * query gives: xb_up_query_order), tried round-robin for `tries' rounds
+ * (s0 s1 s0 s1 ...); when every server is down, all of them. A valid reply from a server marks it up. So a query takes at most
  * tries x servers x timeout, plus one timeout per TCP retry.
  *
  * Times are CLOCK_MONOTONIC nanoseconds (common/clock.h), passed by the
@@ -40,7 +40,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define XB_UP_SERVERS_MAX	8
+#define XB_UP_SERVERS_MAX	32	/* a server reached through several tunnels counts once per tunnel */
 #define XB_UP_TIMEOUT_MS	1000	/* per try */
 #define XB_UP_TRIES		2	/* rounds over the servers */
 #define XB_UP_DOWN_MS		30000	/* a server that timed out is skipped this long */
@@ -54,6 +54,7 @@ union xb_up_addr {
 
 struct xb_up_server {
 	union xb_up_addr addr;
+	char ifname[IFNAMSIZ];	/* "": the set's bind_ifname; else SO_BINDTODEVICE to this */
 	uint64_t down_until_ns;	/* health, kept by the client */
 };
 
@@ -76,6 +77,9 @@ void xb_up_set_init(struct xb_up_set *s, const char *name);
 int xb_up_set_add(struct xb_up_set *s, const char *text);
 /* The source address, as an address without port; -1 on bad text. */
 int xb_up_set_source(struct xb_up_set *s, const char *text);
+/* Forget that the servers reached through ifname timed out (its tunnel is
+ * up again): the next query asks them in their turn. */
+void xb_up_set_revive(struct xb_up_set *s, const char *ifname);
 
 /* Query flags. RD is always set. */
 #define XB_UP_DO	0x1	/* DNSSEC OK in the OPT */
@@ -129,6 +133,17 @@ void xb_up_process(struct xb_up *u, uint64_t now_ns);
  * with. The callback runs exactly once unless the query is cancelled. */
 uint64_t xb_up_query(struct xb_up *u, struct xb_up_set *set, const struct dnsw_question *q,
 		     unsigned flags, xb_up_cb cb, void *ctx, uint64_t now_ns);
+/* The same, asking only the servers order[0..n) (indices into the set), in
+ * that order: the first not marked down first. order NULL: every server in
+ * configuration order (xb_up_query). EINVAL for an index outside the set. */
+uint64_t xb_up_query_order(struct xb_up *u, struct xb_up_set *set, const uint8_t *order,
+			   unsigned n, const struct dnsw_question *q, unsigned flags, xb_up_cb cb,
+			   void *ctx, uint64_t now_ns);
+/* The tunnel behind ifname is down: every try waiting on a server reached
+ * through it ends now as if it had timed out (its server marked down, the
+ * query on to its next server) at the next xb_up_process, which the fd
+ * becomes readable for at once. */
+void xb_up_give_up(struct xb_up *u, const char *ifname, uint64_t now_ns);
 /* Cancel without calling back; a handle that already finished is ignored. */
 void xb_up_cancel(struct xb_up *u, uint64_t handle);
 

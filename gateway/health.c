@@ -237,6 +237,13 @@ static void on_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb
 	log_info("tunnel %s: %s -> %s", tunnel, xb_pstate_name(from), xb_pstate_name(to));
 	snprintf(why, sizeof(why), "%s %s", tunnel, xb_pstate_name(to));
 	steer(h, why, now);	/* routes first, events after */
+	/* DNS follows: queries waiting on a dead tunnel's resolvers go on to
+	 * the next tunnel now; a live one's resolvers are asked again at
+	 * once, not after their down time. */
+	if (to == XB_PST_DOWN && ti >= 0 && h->d->dns)
+		xb_dnssvc_tunnel_down(h->d->dns, (size_t)ti);
+	if (to == XB_PST_UP && ti >= 0 && h->d->dns)
+		xb_dnssvc_tunnel_up(h->d->dns, (size_t)ti);
 	if (ti >= 0) {
 		json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:o}", "event", "state", "tunnel", tunnel,
 				       "from", xb_pstate_name(from), "to", xb_pstate_name(to),
@@ -486,6 +493,19 @@ size_t xb_health_active(const struct xb_health *h, const struct xb_path *pa)
 	if (h && h->active && pi < h->n_active)
 		return h->active[pi];
 	return pa->n_tunnels ? pa->tunnels[0] : XB_STEER_NONE;
+}
+
+size_t xb_health_order(const struct xb_health *h, const struct xb_path *pa, size_t *out)
+{
+	size_t pi = pa->id - 1;	/* a made-up path has id 0: no current tunnel */
+
+	if (!h || !h->st || !h->d->policy || h->n_tun != h->d->policy->n_tunnels) {
+		for (size_t i = 0; i < pa->n_tunnels; i++)
+			out[i] = pa->tunnels[i];
+		return pa->n_tunnels;
+	}
+	return xb_steer_order(pa, h->st, h->active && pi < h->n_active ? h->active[pi]
+								   : XB_STEER_NONE, out);
 }
 
 uint64_t xb_health_swaps(const struct xb_health *h)

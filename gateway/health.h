@@ -43,6 +43,11 @@ void xb_health_process(struct xb_health *h);
  * XB_STEER_NONE. h NULL: the first listed, as before any probe. */
 size_t xb_health_active(const struct xb_health *h, const struct xb_path *pa);
 
+/* The tunnels of pa (a path of the plan, or one made up with current
+ * unknown) in the order failover would use them now (xb_steer_order),
+ * into out (room for pa->n_tunnels); how many. h NULL: as listed. */
+size_t xb_health_order(const struct xb_health *h, const struct xb_path *pa, size_t *out);
+
 /* For xborderctl: the figures of tunnel ti (state, rank, RTT, loss,
  * jitter, score, availability, active_for); a new object or NULL. */
 json_t *xb_health_tunnel_json(const struct xb_health *h, size_t ti);

@@ -48,6 +48,39 @@ size_t xb_steer_pick(const struct xb_path *pa, const struct xb_steer_tunnel *t, 
 	return pick;
 }
 
+/* Does a come before b among the tunnels after the pick? */
+static bool before(const struct xb_path *pa, const struct xb_steer_tunnel *t, size_t a, size_t b)
+{
+	if (t[a].rank != t[b].rank)
+		return t[a].rank > t[b].rank;
+	return pa->best && t[a].score < t[b].score;
+}
+
+size_t xb_steer_order(const struct xb_path *pa, const struct xb_steer_tunnel *t, size_t current,
+		      size_t *out)
+{
+	size_t pick = xb_steer_pick(pa, t, current), n = 0;
+
+	if (pick != XB_STEER_NONE)
+		out[n++] = pick;
+	for (size_t i = 0; i < pa->n_tunnels; i++) {
+		size_t ti = pa->tunnels[i], k;
+
+		if (ti == pick)
+			continue;
+		/* Insertion: stable, so list order holds within a rank. */
+		for (k = n; k > (pick != XB_STEER_NONE) && before(pa, t, ti, out[k - 1]); k--)
+			out[k] = out[k - 1];
+		out[k] = ti;
+		n++;
+	}
+	if (pick == XB_STEER_NONE)
+		return n;	/* every tunnel down: all, in list order */
+	while (n > 1 && t[out[n - 1]].rank == XB_RANK_DOWN)
+		n--;
+	return n;
+}
+
 const char *xb_rank_name(enum xb_rank r)
 {
 	static const char *const names[] = { "down", "unproven", "degraded", "up" };

@@ -42,6 +42,16 @@ struct xb_steer_tunnel {
  * path has no tunnel. */
 size_t xb_steer_pick(const struct xb_path *pa, const struct xb_steer_tunnel *t, size_t current);
 
+/* The tunnels of pa in the order failover would use them: the pick
+ * (xb_steer_pick with current) first, then the rest by rank, best first,
+ * in list order within a rank (best: by score). Down tunnels are left out
+ * as the path leaves them, unless every tunnel is down: then all of them,
+ * in list order (something may still get through). The DNS service
+ * resolves a path's names through them in this order. Writes at most
+ * pa->n_tunnels indices to out and returns how many. */
+size_t xb_steer_order(const struct xb_path *pa, const struct xb_steer_tunnel *t, size_t current,
+		      size_t *out);
+
 const char *xb_rank_name(enum xb_rank r);
 
 #endif

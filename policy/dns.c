@@ -13,7 +13,7 @@
 
 static const char *const dns_keys[] = {
 	"upstreams", "timeout", "tries", "grace", "cache_size", "ttl_max", "negative_ttl_max",
-	"learn_max", "learn_answer_max",
+	"learn_max", "learn_answer_max", "ttl_min", "serve_stale", "doh_canary",
 	"query_log", "query_log_max", "rules", NULL
 };
 
@@ -280,6 +280,37 @@ static void misplaced(struct ld *l, const config_setting_t *s, const char *what,
 	}
 }
 
+/* One name (the path's tunnels, that one when the path has none) or a
+ * list (the rule's own tunnels, in order). */
+static void parse_tunnel(struct ld *l, const config_setting_t *s, const char *what,
+			 struct xb_dns_rule *r)
+{
+	const config_setting_t *m = config_setting_get_member(s, "tunnel");
+	const char *v;
+
+	if (!m)
+		return;
+	if (config_setting_type(m) == CONFIG_TYPE_STRING) {
+		if ((v = xbp_get_str(l, s, "tunnel", what, &r->tunnel.line)))
+			r->tunnel.name = xbp_strdup(l, v);
+		return;
+	}
+	if (config_setting_type(m) != CONFIG_TYPE_LIST && config_setting_type(m) != CONFIG_TYPE_ARRAY) {
+		xbp_err(l, m, "%s: tunnel must be a tunnel name or a list of them, not %s", what,
+			xbp_type_name(config_setting_type(m)));
+		return;
+	}
+	if (!xbp_get_refs(l, s, "tunnel", what, &r->tunnels, &r->n_tunnels))
+		return;
+	if (!r->n_tunnels)
+		xbp_err(l, m, "%s: tunnel: an empty list (leave tunnel out to follow the path)", what);
+	for (size_t i = 0; i < r->n_tunnels; i++)
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(r->tunnels[i].name, r->tunnels[k].name))
+				xbp_err(l, m, "%s: tunnel: `%s' is listed twice", what,
+					r->tunnels[i].name);
+}
+
 static void parse_action(struct ld *l, const config_setting_t *s, const char *what,
 			 struct xb_dns_rule *r)
 {
@@ -309,15 +340,12 @@ static void parse_action(struct ld *l, const config_setting_t *s, const char *wh
 	parse_answer(l, s, what, r);
 	parse_block(l, s, what, r);
 	parse_servers(l, s, "servers", what, &r->servers, &r->n_servers);
-	if ((v = xbp_get_str(l, s, "tunnel", what, &r->tunnel.line)))
-		r->tunnel.name = xbp_strdup(l, v);
+	parse_tunnel(l, s, what, r);
 	if (r->action == XB_DNS_OVERRIDE && !r->n_a && !r->n_aaaa && !r->cname &&
 	    !config_setting_get_member(s, "answer"))
 		xbp_err(l, m, "%s: action override needs answer (addresses) or cname", what);
 	if (r->action == XB_DNS_OVERRIDE && r->cname && (r->n_a || r->n_aaaa))
 		xbp_err(l, m, "%s: override has both answer and cname (one or the other)", what);
-	if (r->action == XB_DNS_TUNNEL && !config_setting_get_member(s, "tunnel"))
-		xbp_err(l, m, "%s: action tunnel needs tunnel (the tunnel to resolve through)", what);
 	if (r->action == XB_DNS_TUNNEL && !config_setting_get_member(s, "servers"))
 		xbp_err(l, m, "%s: action tunnel needs servers (resolvers behind the tunnel)", what);
 }
@@ -364,6 +392,10 @@ void xbp_parse_dns(struct ld *l, const config_setting_t *s)
 	get_uint(l, s, "learn_max", 16, 1048576, &d->learn_max, 65536);
 	get_uint(l, s, "learn_answer_max", 1, 256, &d->learn_answer_max, 32);
 	get_uint(l, s, "negative_ttl_max", 0, 86400, &d->negative_ttl_max, 3600);
+	get_uint(l, s, "ttl_min", 0, 3600, &d->ttl_min, 0);
+	get_uint(l, s, "serve_stale", 0, 604800, &d->serve_stale, 86400);
+	d->doh_canary = true;
+	xbp_get_bool(l, s, "doh_canary", "dns", &d->doh_canary);
 	d->query_log_max = 64ul << 20;
 	if (xbp_get_int(l, s, "query_log_max", "dns", 4096, 1l << 40, &n))
 		d->query_log_max = (unsigned long)n;
@@ -395,6 +427,7 @@ void xbp_dns_free(struct xb_dns *d)
 		free(r->aaaa);
 		free(r->cname);
 		free(r->tunnel.name);
+		xbp_refs_free(r->tunnels, r->n_tunnels);
 		free(r->servers);
 	}
 	free(d->rules);

@@ -329,9 +329,16 @@ struct xb_dns_rule {
 	size_t n_aaaa;
 	char *cname;			/* lower case, or NULL */
 	uint32_t ttl;			/* override and block answers; default 60 */
-	/* tunnel: resolved by `servers' reached through this tunnel only;
-	 * forward: by `servers' (default: the section's upstreams) */
+	/* tunnel: resolved by `servers' reached through tunnels. No list
+	 * (n_tunnels 0): through the tunnels of the path the names' access
+	 * rule uses, in the order failover uses them; `tunnel' written as one
+	 * name (tunnel.name) is then the tunnel for names whose path has none
+	 * (via = [ "internet" ]). A list (`tunnel = [ ... ]'): its own
+	 * tunnels, in order, the down ones last. forward: by `servers'
+	 * (default: the section's upstreams) */
 	struct xb_ref tunnel;
+	struct xb_ref *tunnels;
+	size_t n_tunnels;
 	union wg_sockaddr *servers;	/* port 53 unless written */
 	size_t n_servers;
 	/* block: how; also what a tunnel rule answers a device that may not
@@ -357,6 +364,12 @@ struct xb_dns {
 	unsigned learn_answer_max;	/* addresses one answer may teach one
 					 * rule, default 32 */
 	unsigned negative_ttl_max;	/* default 3600 */
+	unsigned ttl_min;		/* s an answer is cached at least, default 0 */
+	unsigned serve_stale;		/* s past expiry an answer may be served
+					 * when every upstream fails (RFC 8767),
+					 * default 86400; 0: never */
+	bool doh_canary;		/* answer use-application-dns.net
+					 * NXDOMAIN, default true */
 	char *query_log;		/* as written, or NULL */
 	char *query_log_path;		/* absolute */
 	unsigned long query_log_max;	/* bytes before rotation, default 64 MiB */

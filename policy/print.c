@@ -483,8 +483,9 @@ static void print_dns_rule(const struct xb_dns_rule *r, FILE *out)
 		dns_answer(r, out);
 	if (r->action == XB_DNS_OVERRIDE || r->action == XB_DNS_BLOCK)
 		fprintf(out, "%sttl = %u;\n", in, r->ttl);
-	if (r->action == XB_DNS_TUNNEL)
+	if (r->action == XB_DNS_TUNNEL && r->tunnel.name)
 		kv_str(out, in, "tunnel", r->tunnel.name, "\n");
+	refs(out, in, "tunnel", r->tunnels, r->n_tunnels, "\n");
 	servers(out, in, "servers", r->servers, r->n_servers);
 	if (r->action == XB_DNS_TUNNEL || r->action == XB_DNS_BLOCK)
 		dns_block(r, out);
@@ -501,8 +502,10 @@ static void print_dns(const struct xb_dns *d, FILE *out)
 	servers(out, in, "upstreams", d->upstreams, d->n_upstreams);
 	fprintf(out, "  timeout = %u;\n  tries = %u;\n  grace = %u;\n  cache_size = %u;\n"
 		"  ttl_max = %u;\n  negative_ttl_max = %u;\n  learn_max = %u;\n"
-		"  learn_answer_max = %u;\n", d->timeout_ms, d->tries, d->grace, d->cache_size,
-		d->ttl_max, d->negative_ttl_max, d->learn_max, d->learn_answer_max);
+		"  learn_answer_max = %u;\n  ttl_min = %u;\n  serve_stale = %u;\n"
+		"  doh_canary = %s;\n", d->timeout_ms, d->tries, d->grace, d->cache_size,
+		d->ttl_max, d->negative_ttl_max, d->learn_max, d->learn_answer_max, d->ttl_min,
+		d->serve_stale, d->doh_canary ? "true" : "false");
 	if (d->query_log)
 		kv_str(out, in, "query_log", d->query_log, "\n");
 	fprintf(out, "  query_log_max = %luL;\n", d->query_log_max);

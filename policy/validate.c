@@ -324,6 +324,7 @@ static void check_dns(struct ld *l, const struct table *tunnels)
 		what_of(w, sizeof(w), "dns rule", r->name);
 		if (r->tunnel.name)
 			resolve(l, r->src, w, "tunnel", tunnels, &r->tunnel, 1);
+		resolve(l, r->src, w, "tunnel", tunnels, r->tunnels, r->n_tunnels);
 	}
 }
 

@@ -145,10 +145,11 @@ impair wan2 set ab delay=60 jitter=5 loss=1 >/dev/null; impair wan2 set ba delay
 say "alice and bob are devices; hk is the gateway; wan1/wan2 carry the cross-border links"
 say "(xb-impair: cmi 35 ms ± 3, 0.5 % loss; ctg 60 ms ± 5, 1 % loss); cn is the mainland."
 
-# The mainland: a resolver and a web origin.
+# The mainland: a resolver (every *.acme.cn name is the origin) and a web
+# origin.
 bg cn dnsmasq dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --user=root --pid-file= \
 	--listen-address=203.0.113.53 --bind-interfaces --port=53 --local-ttl=300 \
-	--address=/erp.acme.cn/203.0.113.10 --address=/portal.acme.cn/203.0.113.99
+	--address=/acme.cn/203.0.113.10 --address=/portal.acme.cn/203.0.113.99
 mkdir -p "$RUN/www"
 echo "<h1>ACME ERP (Shanghai)</h1>" >"$RUN/www/index.html"
 head -c 40000000 /dev/zero >"$RUN/www/report.bin"
@@ -274,7 +275,9 @@ say "the erp rule's path uses table $ERPT:"
 show hk ip route show table "$ERPT"
 T0=$(date +%s%3N)
 impair wan1 set ab loss=100 >/dev/null; impair wan1 set ba loss=100 >/dev/null
-say "wan1 now drops everything (blackhole)."
+say "wan1 now drops everything (blackhole). At once, alice asks for a name nobody asked before:"
+NEWIP=$(nq alice dig +short +time=3 +tries=1 @198.51.100.1 intranet.acme.cn)
+say "intranet.acme.cn: ${NEWIP:-no answer} after $(( $(date +%s%3N) - T0 )) ms (the mainland rule resolves through the erp path's tunnels: cmi, and ctg when cmi does not answer)"
 if wait_for 15000 sh -c "ip -n xbdemo-hk route show table $ERPT | grep -q '^default dev xb-ctg'"; then
 	say "the erp path's route moved to xb-ctg after $(( $(date +%s%3N) - T0 )) ms"
 fi
@@ -283,6 +286,10 @@ expect "xborderctl rules: erp is active on ctg" \
 	sh -c "ip netns exec xbdemo-hk $CTL -j rules | jq -e '.[] | select(.name == \"erp\") | .active == \"ctg\"'"
 expect "alice still reaches the origin, through ctg" \
 	wait_for 5000 sh -c "ip netns exec xbdemo-alice curl -s --max-time 2 http://203.0.113.10/ | grep -q ACME"
+expect "a name nobody asked before (intranet.acme.cn) resolved right after the blackhole" test "$NEWIP" = 203.0.113.10
+show alice curl -s --max-time 5 http://intranet.acme.cn/ --resolve "intranet.acme.cn:80:${NEWIP:-0.0.0.0}"
+expect "alice loads intranet.acme.cn by its name, through ctg" \
+	sh -c "ip netns exec xbdemo-alice curl -s --max-time 5 --resolve intranet.acme.cn:80:${NEWIP:-0.0.0.0} http://intranet.acme.cn/ | grep -q ACME"
 show hk $CTL tunnels
 show hk ip route show table all type unicast
 impair wan1 set ab loss=0.5 >/dev/null; impair wan1 set ba loss=0.5 >/dev/null

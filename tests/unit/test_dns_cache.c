@@ -77,7 +77,7 @@ static void check_ttls(const uint8_t *msg, size_t len, const struct dnsw_questio
 
 static struct xb_dnsc *cache(size_t entries, size_t bytes, uint32_t min, uint32_t max)
 {
-	struct xb_dnsc_conf conf = { entries, bytes, min, max, 0 };
+	struct xb_dnsc_conf conf = { entries, bytes, min, max, 0, 0 };
 	struct xb_dnsc *c = xb_dnsc_new(&conf);
 
 	CHECK(c);
@@ -434,5 +434,49 @@ TEST(cost_100k)
 	       "lookup %.0f ns per hit, %.0f ns per miss\n", N, st.bytes / N,
 	       a_answer(msg, &qs[0], 300), 131072 * sizeof(void *) / N, hit, miss);
 	free(qs);
+	xb_dnsc_free(c);
+}
+
+/* Serve-stale (RFC 8767): an entry outlives its TTL by stale_s for
+ * xb_dnsc_lookup_stale, which gives it with every TTL 30; the normal
+ * lookup misses it all along; past the window it is gone. min_ttl holds
+ * a short answer at least that long. */
+TEST(stale)
+{
+	struct xb_dnsc_conf conf = { .stale_s = 3600, .min_ttl = 5 };
+	struct dnsw_question q = qn("www.example.com", DNSW_T_A);
+	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
+	struct xb_dnsc *c = xb_dnsc_new(&conf);
+	struct xb_dnsc_stats st;
+	size_t len = answer(msg, sizeof(msg), &q, DNSW_NOERROR, 3, 300, 0, 0), n;
+
+	CHECK(c);
+	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
+	n = xb_dnsc_lookup_stale(c, 0, &q, 9, T0 + 10 * S, out, sizeof(out));
+	CHECK_INT(n, ==, len);				/* a fresh one too */
+	check_ttls(out, n, &q, 9, XB_DNSC_STALE_TTL);
+	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 1, T0 + 300 * S, out, sizeof(out), NULL), ==, 0);
+	n = xb_dnsc_lookup_stale(c, 0, &q, 2, T0 + 300 * S, out, sizeof(out));
+	CHECK_INT(n, ==, len);				/* expired, still kept */
+	check_ttls(out, n, &q, 2, 30);
+	n = xb_dnsc_lookup_stale(c, 0, &q, 3, T0 + (300 + 3599) * S, out, sizeof(out));
+	CHECK_INT(n, ==, len);
+	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 1, T0 + (300 + 3599) * S, out, sizeof(out), NULL), ==, 0);
+	CHECK_INT(xb_dnsc_lookup_stale(c, 1, &q, 3, T0 + 400 * S, out, sizeof(out)), ==, 0);
+	CHECK_INT(xb_dnsc_lookup_stale(c, 0, &q, 3, T0 + (300 + 3600) * S, out, sizeof(out)), ==, 0);
+	xb_dnsc_stats(c, &st);
+	CHECK_INT(st.stale, ==, 3);
+	CHECK_INT(st.expired, ==, 1);
+	CHECK_INT(st.entries, ==, 0);			/* past the window: gone */
+	/* Without stale_s an expired entry is gone at its TTL. */
+	conf.stale_s = 0;
+	xb_dnsc_free(c);
+	CHECK((c = xb_dnsc_new(&conf)) != NULL);
+	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
+	CHECK_INT(xb_dnsc_lookup_stale(c, 0, &q, 3, T0 + 300 * S, out, sizeof(out)), ==, 0);
+	/* min_ttl: a 1 s answer is kept 5 s. */
+	len = a_answer(msg, &q, 1);
+	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
+	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 3, T0 + 4 * S, out, sizeof(out), NULL), ==, len);
 	xb_dnsc_free(c);
 }

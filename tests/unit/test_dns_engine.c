@@ -3,6 +3,7 @@
  * Regression tests for fuzz_dns_engine's findings. */
 #include "tests/lib/check.h"
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "gateway/dns_internal.h"
 
 #include <arpa/inet.h>
@@ -195,4 +196,198 @@ TEST(strip_opt_not_last)
 	answer(s, &qq, &up, out, sizeof(out), &res);
 	CHECK(!res.edns.present);
 	CHECK_INT(res.hdr.arcount, ==, 0);
+}
+
+/* ---- tunnel rules follow the path (issue #16) ---- */
+
+static const char conf2[] =
+	"gateway = { private_key_file = \"gw.key\"; pool4 = \"198.51.100.0/24\"; };\n"
+	"devices = ( { name = \"d1\"; public_key = \"4Y/dLaQvQZ4EuD2bQOcm0Z+vMIUIGI4MZqth6a/3/m0=\"; } );\n"
+	"tunnels = (\n"
+	"  { name = \"t1\"; endpoint = \"192.0.2.100:51820\"; private_key_file = \"gw.key\";\n"
+	"    public_key = \"POXphQcmyfAg7P3x/aROr/jk8i49tQ9kIcriAhvKPG0=\"; address4 = \"192.0.2.1/30\"; },\n"
+	"  { name = \"t2\"; endpoint = \"192.0.2.104:51820\"; private_key_file = \"gw.key\";\n"
+	"    public_key = \"POXphQcmyfAg7P3x/aROr/jk8i49tQ9kIcriAhvKPG0=\"; address4 = \"192.0.2.5/30\"; }\n"
+	");\n"
+	"rules = ( { name = \"erp\"; domains = [ \"*.acme.cn\", \"*.own.cn\" ]; action = \"allow\";\n"
+	"            via = [ \"t1\", \"t2\" ]; } );\n"
+	"dns = { upstreams = [ \"192.0.2.53\" ];\n"
+	"  rules = ( { name = \"cn\"; domains = [ \"*.acme.cn\" ]; action = \"tunnel\"; tunnel = \"t1\";\n"
+	"              servers = [ \"203.0.113.53\", \"203.0.113.54\" ]; },\n"
+	"            { name = \"own\"; domains = [ \"*.own.cn\" ]; action = \"tunnel\";\n"
+	"              tunnel = [ \"t2\", \"t1\" ]; servers = [ \"203.0.113.53\" ]; } ); };\n";
+
+static struct xb_dnssvc svc2;
+
+static struct xb_dnssvc *engine2(void)
+{
+	struct xb_errors errs = { 0 };
+	struct xb_policy *p;
+	char path[256];
+
+	if (svc2.cfg)
+		return &svc2;
+	snprintf(dir, sizeof(dir), "/tmp/xb-test-dns-engine.XXXXXX");	/* put() writes there */
+	CHECK(mkdtemp(dir) != NULL);
+	put("gw.key", "mF4d/96W8I2d2yeqxh2Xcw9/Vi5BdKS90bCB3puspFQ=\n", 0600);
+	put("xborder.conf", conf2, 0644);
+	snprintf(path, sizeof(path), "%s/xborder.conf", dir);
+	p = xb_policy_load(path, &errs);
+	if (!p)
+		xb_errors_print(&errs, stderr);
+	CHECK(p != NULL);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/gw.key", dir);
+	unlink(path);
+	rmdir(dir);
+	CHECK((svc2.cfg = xb_dnssvc_prepare(p, &errs)) != NULL);
+	xb_errors_free(&errs);
+	CHECK((svc2.pend = calloc(DNS_PEND_MAX, sizeof(*svc2.pend))) != NULL);
+	xb_dnsl_init(&svc2.learned);
+	return &svc2;
+}
+
+/* The interfaces and addresses qq would be asked through, in order:
+ * "xb-t2/203.0.113.53 xb-t1/203.0.113.53". */
+static const char *asked(const struct dns_query *qq)
+{
+	static char buf[512];
+	size_t k = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < qq->n_order; i++) {
+		const struct xb_up_server *sv = &qq->set->srv[qq->order[i]];
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &sv->addr.in.sin_addr, a, sizeof(a));
+		k += (size_t)snprintf(buf + k, sizeof(buf) - k, "%s%s/%s", i ? " " : "", sv->ifname, a);
+	}
+	return buf;
+}
+
+/* A fake of steering: the order it gives, and what it was asked. */
+static size_t fake_order[4], fake_n, fake_rule, fake_own_n;
+
+static size_t fake_route(void *ctx, size_t rule, const size_t *own, size_t n, size_t *out)
+{
+	(void)ctx;
+	(void)own;
+	fake_rule = rule;
+	fake_own_n = n;
+	memcpy(out, fake_order, fake_n * sizeof(*out));
+	return fake_n;
+}
+
+static void decide_ask(struct xb_dnssvc *s, struct dns_query *qq, const char *name)
+{
+	uint8_t out[1232];
+	size_t len;
+
+	query(qq, name);
+	CHECK_INT(dns_decide(s, qq, out, sizeof(out), &len), ==, DNS_ASK);
+}
+
+TEST(tunnel_rule_follows_the_path)
+{
+	struct xb_dnssvc *s = engine2();
+	struct dns_query qq;
+
+	/* tunnel = "t1" follows erp's path (t1, t2): every server through
+	 * t1, then through t2. */
+	decide_ask(s, &qq, "new.acme.cn");
+	CHECK_STR(asked(&qq), "xb-t1/203.0.113.53 xb-t1/203.0.113.54 xb-t2/203.0.113.53 xb-t2/203.0.113.54");
+	/* The path moved to t2 (t1 down): steering's order is used. */
+	xb_dnssvc_set_route(s, fake_route, NULL);
+	fake_order[0] = 1, fake_n = 1;
+	decide_ask(s, &qq, "new.acme.cn");
+	CHECK_INT(fake_rule, ==, 0);		/* asked for erp's path */
+	CHECK_STR(asked(&qq), "xb-t2/203.0.113.53 xb-t2/203.0.113.54");
+	fake_order[0] = 1, fake_order[1] = 0, fake_n = 2;	/* t1 back, behind t2 */
+	decide_ask(s, &qq, "other.acme.cn");
+	CHECK_STR(asked(&qq), "xb-t2/203.0.113.53 xb-t2/203.0.113.54 xb-t1/203.0.113.53 xb-t1/203.0.113.54");
+	xb_dnssvc_set_route(s, NULL, NULL);
+}
+
+TEST(tunnel_rule_own_list)
+{
+	struct xb_dnssvc *s = engine2();
+	struct dns_query qq;
+
+	decide_ask(s, &qq, "x.own.cn");		/* as listed: t2, then t1 */
+	CHECK_STR(asked(&qq), "xb-t2/203.0.113.53 xb-t1/203.0.113.53");
+	xb_dnssvc_set_route(s, fake_route, NULL);
+	fake_order[0] = 0, fake_order[1] = 1, fake_n = 2;	/* health ranks t1 first */
+	decide_ask(s, &qq, "x.own.cn");
+	CHECK_INT(fake_rule, ==, SIZE_MAX);	/* an own list, not a path */
+	CHECK_INT(fake_own_n, ==, 2);
+	CHECK_STR(asked(&qq), "xb-t1/203.0.113.53 xb-t2/203.0.113.53");
+	xb_dnssvc_set_route(s, NULL, NULL);
+}
+
+/* Browsers that find use-application-dns.net turn their own DoH off. */
+TEST(doh_canary)
+{
+	struct xb_dnssvc *s = engine();
+	struct xb_policy *p = (struct xb_policy *)s->cfg->p;
+	struct dns_query qq;
+	struct dnsw_msg res;
+	uint8_t out[1232];
+	size_t len = 0;
+
+	query(&qq, "use-application-dns.net");
+	CHECK_INT(dns_decide(s, &qq, out, sizeof(out), &len), ==, DNS_ANSWERED);
+	CHECK_INT(dnsw_parse_response(&res, out, len, qq.q.hdr.id, &qq.q.q), ==, DNSW_R_OK);
+	CHECK_INT(res.rcode, ==, DNSW_NXDOMAIN);
+	query(&qq, "USE-Application-DNS.net.");	/* any case */
+	CHECK_INT(dns_decide(s, &qq, out, sizeof(out), &len), ==, DNS_ANSWERED);
+	query(&qq, "x.use-application-dns.net");	/* the name only */
+	CHECK_INT(dns_decide(s, &qq, out, sizeof(out), &len), ==, DNS_ASK);
+	p->dns.doh_canary = false;
+	query(&qq, "use-application-dns.net");
+	CHECK_INT(dns_decide(s, &qq, out, sizeof(out), &len), ==, DNS_ASK);
+	p->dns.doh_canary = true;
+}
+
+/* Every upstream failed: an answer expired at most serve_stale ago is
+ * served with TTL 30 and its addresses are learned again. */
+TEST(serve_stale)
+{
+	struct xb_dnssvc *s = engine2();
+	struct xb_policy *p = (struct xb_policy *)s->cfg->p;
+	struct xb_dnsc_conf cc = { .stale_s = p->dns.serve_stale };
+	struct dns_query qq;
+	struct dnsw_msg res;
+	struct dnsw_iter it;
+	struct dnsw_rr rr;
+	struct msg up;
+	uint8_t out[1232];
+	size_t len;
+
+	CHECK((s->cache = xb_dnsc_new(&cc)) != NULL);
+	s->now_ns = 1000 * NSEC_PER_SEC;
+	decide_ask(s, &qq, "old.acme.cn");
+	header(&up, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA, 1, 0, "old.acme.cn");
+	add(&up, "\xc0\x0c", 2);
+	add_rr(&up, DNSW_T_A, DNSW_C_IN, a1, 4);	/* TTL 300 */
+	CHECK_INT(xb_dnsc_store(s->cache, qq.scope, &qq.q.q, up.b, up.n, s->now_ns), ==, XB_DNSC_STORED);
+	s->now_ns += 400 * NSEC_PER_SEC;		/* expired 100 s ago */
+	CHECK_INT(dns_from_cache(s, &qq, out, sizeof(out)), ==, 0);
+	s->n_pend = 0;
+	CHECK((len = dns_from_stale(s, &qq, out, sizeof(out))) > 0);
+	CHECK(qq.stale);
+	CHECK_INT(dnsw_parse_response(&res, out, len, qq.q.hdr.id, &qq.q.q), ==, DNSW_R_OK);
+	dnsw_iter_init(&it, &res, DNSW_AN);
+	CHECK(dnsw_iter_next(&it, &rr));
+	CHECK_INT(rr.ttl, ==, 30);
+	CHECK_INT(s->n_pend, ==, 1);			/* 203.0.113.7 into erp's set */
+	CHECK_INT(s->pend[0].ttl, ==, 30);
+	p->dns.serve_stale = 0;				/* off */
+	qq.stale = false;
+	CHECK_INT(dns_from_stale(s, &qq, out, sizeof(out)), ==, 0);
+	p->dns.serve_stale = 86400;
+	s->now_ns += (uint64_t)cc.stale_s * NSEC_PER_SEC;	/* past the window */
+	CHECK_INT(dns_from_stale(s, &qq, out, sizeof(out)), ==, 0);
+	s->n_pend = 0;
+	xb_dnsc_free(s->cache);
+	s->cache = NULL;
 }

@@ -583,3 +583,83 @@ TEST(bind_ifname)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	close(up[0]);
 }
+
+/* A query names its servers and their order (a tunnel rule: the path's
+ * tunnels as steering orders them): the first is asked first; when it does
+ * not answer (its tunnel died mid-flight) the next one is, within the
+ * query; xb_up_set_revive lets a tunnel's servers be asked at once again. */
+TEST(order_and_revive)
+{
+	static const uint8_t back[] = { 1, 0 }, one[] = { 1 }, out[] = { 2 };
+	struct rig r;
+	uint64_t t;
+
+	xb_test_private_netns();
+	rig_open(&r, 0, "127.0.0.1", ANSWER, "127.0.0.1", ANSWER, 100, 1);
+	snprintf(r.s.srv[1].ifname, sizeof(r.s.srv[1].ifname), "lo");
+	r.res = (struct result){ 0 };
+	t = clock_mono_ns();
+	CHECK(xb_up_query_order(r.u, &r.s, back, 2, &r.q, 0, done_cb, &r.res, t) != 0);
+	run(r.u, r.f, r.nf, &r.res.done, 3000);
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK_INT(r.res.r.server, ==, 1);		/* the order's first, not the set's */
+	CHECK_INT(r.f[0].got_udp, ==, 0);
+	CHECK_INT(r.f[1].got_udp, ==, 1);
+	/* Server 1 goes silent: asked first, it times out, server 0 answers. */
+	r.f[1].mode = SILENT;
+	r.res = (struct result){ 0 };
+	t = clock_mono_ns();
+	CHECK(xb_up_query_order(r.u, &r.s, back, 2, &r.q, 0, done_cb, &r.res, t) != 0);
+	run(r.u, r.f, r.nf, &r.res.done, 3000);
+	t = clock_mono_ns() - t;
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK_INT(r.res.r.server, ==, 0);
+	CHECK_INT(t, >=, 100 * NSEC_PER_MSEC);
+	CHECK_INT(r.f[1].got_udp, ==, 2);
+	CHECK(r.s.srv[1].down_until_ns > clock_mono_ns());
+	/* Its tunnel (lo) is up again: asked at once, not after down_ms. */
+	r.f[1].mode = ANSWER;
+	xb_up_set_revive(&r.s, "lo");
+	CHECK_INT(r.s.srv[1].down_until_ns, ==, 0);
+	r.res = (struct result){ 0 };
+	CHECK(xb_up_query_order(r.u, &r.s, one, 1, &r.q, 0, done_cb, &r.res, clock_mono_ns()) != 0);
+	run(r.u, r.f, r.nf, &r.res.done, 3000);
+	CHECK_INT(r.res.r.server, ==, 1);
+	CHECK_INT(r.f[1].got_udp, ==, 3);
+	/* An index outside the set is refused. */
+	CHECK(xb_up_query_order(r.u, &r.s, out, 1, &r.q, 0, done_cb, &r.res, clock_mono_ns()) == 0);
+	CHECK_INT(errno, ==, EINVAL);
+	rig_close(&r);
+}
+
+/* The tunnel a try waits on is judged down (xb_up_give_up): the query
+ * goes on to its next server at once, not after its 2 s try. */
+TEST(give_up_on_a_dead_tunnel)
+{
+	static const uint8_t back[] = { 1, 0 };
+	struct xb_up_stats st;
+	struct rig r;
+	uint64_t t;
+
+	xb_test_private_netns();
+	rig_open(&r, 0, "127.0.0.1", ANSWER, "127.0.0.1", SILENT, 2000, 1);
+	snprintf(r.s.srv[1].ifname, sizeof(r.s.srv[1].ifname), "lo");
+	t = clock_mono_ns();
+	CHECK(xb_up_query_order(r.u, &r.s, back, 2, &r.q, 0, done_cb, &r.res, t) != 0);
+	run(r.u, r.f, r.nf, NULL, 50);			/* server 1 got it, and is silent */
+	CHECK_INT(r.f[1].got_udp, ==, 1);
+	CHECK(!r.res.done);
+	xb_up_give_up(r.u, "eth9", clock_mono_ns());	/* another tunnel: nothing */
+	run(r.u, r.f, r.nf, NULL, 50);
+	CHECK(!r.res.done);
+	xb_up_give_up(r.u, "lo", clock_mono_ns());
+	run(r.u, r.f, r.nf, &r.res.done, 3000);
+	t = clock_mono_ns() - t;
+	CHECK_INT(r.res.r.status, ==, XB_UP_OK);
+	CHECK_INT(r.res.r.server, ==, 0);
+	CHECK_INT(t, <, 1500 * NSEC_PER_MSEC);		/* well before the 2 s try's end */
+	CHECK(r.s.srv[1].down_until_ns > clock_mono_ns());
+	xb_up_stats(r.u, &st);
+	CHECK_INT(st.tries, ==, 2);
+	rig_close(&r);
+}

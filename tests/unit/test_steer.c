@@ -102,3 +102,44 @@ TEST(random_against_reference)
 		CHECK_INT(xb_steer_pick(&pa, t, XB_STEER_NONE), ==, naive(&pa, t));
 	}
 }
+
+/* order[0..n) as text, "0 1 2", for one CHECK_STR per case. */
+static const char *order_text(const struct xb_path *pa, const struct xb_steer_tunnel *t,
+			      size_t current)
+{
+	static char buf[64];
+	size_t out[8], n = xb_steer_order(pa, t, current, out), k = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		k += (size_t)snprintf(buf + k, sizeof(buf) - k, i ? " %zu" : "%zu", out[i]);
+	return buf;
+}
+
+/* The order a path's names are resolved through (docs/dns.md): the pick
+ * first, then by rank in list order (best: by score), down ones only when
+ * all are down. */
+TEST(order_for_dns)
+{
+	size_t tun[] = { 0, 1, 2 };
+	struct xb_path pa = path(tun, 3, false);
+	struct xb_steer_tunnel t[3] = { { XB_RANK_UP, 10 }, { XB_RANK_UP, 5 }, { XB_RANK_UP, 1 } };
+
+	CHECK_STR(order_text(&pa, t, 0), "0 1 2");
+	t[0].rank = XB_RANK_DOWN;			/* blackholed: left out */
+	CHECK_STR(order_text(&pa, t, 1), "1 2");
+	t[1].rank = XB_RANK_DEGRADED;			/* up before degraded */
+	CHECK_STR(order_text(&pa, t, 1), "2 1");
+	t[2].rank = XB_RANK_UNPROVEN;			/* degraded before unproven */
+	CHECK_STR(order_text(&pa, t, 1), "1 2");
+	t[1].rank = t[2].rank = XB_RANK_DOWN;		/* all down: all, as listed */
+	CHECK_STR(order_text(&pa, t, XB_STEER_NONE), "0 1 2");
+	pa = path(tun, 3, true);			/* best: the kept one, then by score */
+	t[0] = t[1] = t[2] = (struct xb_steer_tunnel){ XB_RANK_UP, 0 };
+	t[0].score = 10, t[1].score = 9.5, t[2].score = 1;
+	CHECK_STR(order_text(&pa, t, XB_STEER_NONE), "2 1 0");
+	t[2].score = 9.8;				/* within the margin: 0 is kept */
+	CHECK_STR(order_text(&pa, t, 0), "0 1 2");
+	pa.n_tunnels = 0;
+	CHECK_STR(order_text(&pa, t, XB_STEER_NONE), "");
+}
