@@ -55,4 +55,10 @@ json_t *xb_health_results(const struct xb_health *h, const char *name, uint64_t 
  * that caused it to the route replaced (ns). For metrics and tests. */
 uint64_t xb_health_swaps(const struct xb_health *h);
 
+/* Devices with a session now, and the connect and disconnect anomalies
+ * (gateway/fleet.h): {"connected", "connects": {...}, "disconnects": {...}},
+ * each {judged, anomaly, z, last_5min, mean_5min, sd_5min, windows, total}.
+ * A new object, NULL when h is. */
+json_t *xb_health_devices_json(const struct xb_health *h);
+
 #endif

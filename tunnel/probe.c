@@ -188,6 +188,23 @@ static void report_lost(struct ptunnel *t, struct ptarget *g)
 		g->cursor = end - t->cfg.stats.window;	/* fell out unreported */
 }
 
+/* A miss that the tunnel's data plane confirms (cbs.silent: nothing
+ * received since the missed round left): down now. */
+static bool silent(struct ptunnel *t, uint64_t now)
+{
+	enum xb_pstate from = xb_pstats_state(t->ps);
+	uint64_t since = xb_pstats_miss_sent(t->ps);
+
+	if (from == XB_PST_DOWN || !since || !t->p->cbs.silent ||
+	    !t->p->cbs.silent(t->p->cbs.ctx, t->cfg.name, since))
+		return false;
+	xb_pstats_force_down(t->ps, now);
+	t->confirmed_run = 0;
+	if (t->p->cbs.state)
+		t->p->cbs.state(t->p->cbs.ctx, t->cfg.name, from, XB_PST_DOWN);
+	return true;
+}
+
 /* Re-evaluate; true when the tunnel's miss run grew and it is not down:
  * the next round is pulled forward to half an interval after the last one.
  * A miss is either noise or an outage's start; asking again sooner tells
@@ -215,6 +232,8 @@ static bool update(struct ptunnel *t, uint64_t now)
 	run = xb_pstats_miss_run(t->ps);
 	grew = run > t->confirmed_run;
 	t->confirmed_run = run;
+	if (grew && silent(t, now))
+		return false;
 	return grew && xb_pstats_state(t->ps) != XB_PST_DOWN;
 }
 

@@ -74,10 +74,17 @@ struct xb_probe_result {
 	const char *error;		/* when !ok: why (static string) */
 };
 
+/* silent: asked when a round of tunnel's goes unanswered (no target replied
+ * within the timeout) and the tunnel is not down: true when the tunnel's own
+ * data plane has received nothing since `since' (monotonic ns, when that
+ * round left) though it was given traffic to carry — then the tunnel goes
+ * down at this first miss instead of after `detect' of them. false when it
+ * received something (the monitors are dead, not the tunnel) or cannot tell. */
 struct xb_probe_cbs {
 	void (*result)(void *ctx, const struct xb_probe_result *r);
 	void (*state)(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to);
 	void *ctx;
+	bool (*silent)(void *ctx, const char *tunnel, uint64_t since);
 };
 
 struct xb_probe;
