@@ -9,6 +9,7 @@
  */
 #include "gateway/health.h"
 #include "gateway/alert.h"
+#include "gateway/avail.h"
 #include "gateway/conntrack.h"
 #include "gateway/daemon.h"
 #include "gateway/fleet.h"
@@ -44,6 +45,13 @@ struct result {
 	const char *error;	/* static string */
 };
 
+/* Per plan path, kept by name across reloads: how often it had a usable
+ * tunnel over the last hour (a rule's availability is its path's). */
+struct pathav {
+	char *name;
+	struct xb_avail av;
+};
+
 /* Per policy tunnel. */
 struct tun {
 	struct xb_probe_tunnel_cfg cfg;
@@ -75,6 +83,9 @@ struct xb_health {
 	uint8_t (*dev_keys)[XB_FLEET_KEY_LEN];
 	size_t n_dev;
 	bool dev_anomaly[2];
+	struct pathav *pav;		/* parallel to active */
+	bool *rule_below;		/* per policy rule: below its SLO, raised */
+	size_t n_rules;
 };
 
 /* ---- events ---- */
@@ -355,11 +366,22 @@ static void edge(struct xb_health *h, size_t ti, bool *flag, bool now_on, const 
 			  "active", now_on, "figures", figures(h, ti, now)));
 }
 
+/* The SLO that applies: the tunnel's or rule's own, else the gateway's. */
+static double slo_of(const struct xb_health *h, double own)
+{
+	return own >= 0 ? own : h->d->policy ? h->d->policy->gateway.slo : 0;
+}
+
+static bool below(double slo, double availability)
+{
+	return slo > 0 && availability >= 0 && availability * 100 < slo;
+}
+
 static void watch(struct xb_health *h, uint64_t now)
 {
-	double slo = h->d->policy ? h->d->policy->gateway.slo : 0;
+	for (size_t i = 0; h->d->policy && i < h->n_tun && i < h->d->policy->n_tunnels; i++) {
+		double slo = slo_of(h, h->d->policy->tunnels[i].slo);
 
-	for (size_t i = 0; i < h->n_tun; i++) {
 		struct tun *t = &h->tun[i];
 		struct xb_pstats_summary s;
 
@@ -367,9 +389,34 @@ static void watch(struct xb_health *h, uint64_t now)
 			continue;
 		edge(h, i, &t->rtt_anomaly, s.rtt_anomaly, "rtt_anomaly", now);
 		edge(h, i, &t->loss_anomaly, s.loss_anomaly, "loss_anomaly", now);
-		if (slo > 0)
-			edge(h, i, &t->below_slo, s.availability >= 0 && s.availability * 100 < slo,
-			     "slo", now);
+		edge(h, i, &t->below_slo, below(slo, s.availability), "slo", now);
+	}
+}
+
+/* Each path: usable this second when its route uses a tunnel not down.
+ * Each rule: its path's availability against its SLO. */
+static void paths(struct xb_health *h, uint64_t now)
+{
+	const struct xb_policy *p = h->d->policy;
+
+	for (size_t i = 0; i < h->n_active; i++)
+		xb_avail_add(&h->pav[i].av, now, h->active[i] != XB_STEER_NONE &&
+			     h->st[h->active[i]].rank != XB_RANK_DOWN);
+	for (size_t r = 0; p && h->d->plan.rule_path && r < h->n_rules && r < p->n_rules; r++) {
+		int pi = h->d->plan.rule_path[r];
+		double slo = slo_of(h, p->rules[r].slo), a;
+		bool now_below;
+
+		if (pi < 0 || (size_t)pi >= h->n_active)
+			continue;
+		a = xb_avail_get(&h->pav[pi].av, now);
+		now_below = below(slo, a);
+		if (now_below == h->rule_below[r] || !p->rules[r].name)
+			continue;
+		h->rule_below[r] = now_below;
+		emit(h, json_pack("{s:s, s:s, s:s, s:b, s:f, s:f}", "event", "slo", "rule",
+				  p->rules[r].name, "path", h->pav[pi].name, "active", now_below,
+				  "availability", a, "slo", slo));
 	}
 }
 
@@ -450,6 +497,7 @@ static void on_timer(struct xb_health *h)
 		return;
 	steer(h, "scores", now);
 	watch(h, now);
+	paths(h, now);
 	fleet(h, now);
 	if (h->alert)
 		xb_alert_tick(h->alert);
@@ -495,6 +543,13 @@ struct xb_health *xb_health_new(struct xb_daemon *d)
 	return h;
 }
 
+static void free_pav(struct pathav *pav, size_t n)
+{
+	for (size_t i = 0; pav && i < n; i++)
+		free(pav[i].name);
+	free(pav);
+}
+
 void xb_health_free(struct xb_health *h)
 {
 	if (!h)
@@ -512,6 +567,8 @@ void xb_health_free(struct xb_health *h)
 		close(h->epfd);
 	free(h->tun);
 	free(h->st);
+	free_pav(h->pav, h->n_active);
+	free(h->rule_below);
 	free(h->active);
 	free(h->dev_keys);
 	free(h);
@@ -611,20 +668,48 @@ fail:
 	return -1;
 }
 
+/* The paths' availability for plan: a path that stays (by name) keeps its
+ * hour. NULL on no memory. */
+static struct pathav *new_pav(const struct xb_health *h, const struct xb_plan *plan)
+{
+	struct pathav *pav = calloc(plan->n_paths + 1, sizeof(*pav));
+
+	for (size_t i = 0; pav && i < plan->n_paths; i++) {
+		xb_avail_init(&pav[i].av);
+		for (size_t j = 0; j < h->n_active; j++)
+			if (!strcmp(h->pav[j].name, plan->paths[i].name))
+				pav[i].av = h->pav[j].av;
+		if (!(pav[i].name = strdup(plan->paths[i].name))) {
+			free_pav(pav, i);
+			return NULL;
+		}
+	}
+	return pav;
+}
+
 int xb_health_set(struct xb_health *h, const struct xb_policy *p, const struct xb_plan *plan)
 {
 	size_t *active = calloc(plan->n_paths + 1, sizeof(*active));
+	struct pathav *pav = new_pav(h, plan);
+	bool *rule_below = calloc(p->n_rules + 1, sizeof(*rule_below));
 
-	if (!active || set_tunnels(h, p) < 0) {
+	if (!active || !pav || !rule_below || set_tunnels(h, p) < 0) {
 		free(active);
+		free_pav(pav, plan->n_paths);
+		free(rule_below);
 		return -1;
 	}
 	ranks(h, clock_mono_ns());
 	for (size_t i = 0; i < plan->n_paths; i++)
 		active[i] = xb_steer_pick(&plan->paths[i], h->st, XB_STEER_NONE);
 	free(h->active);
+	free_pav(h->pav, h->n_active);
+	free(h->rule_below);
 	h->active = active;
+	h->pav = pav;
 	h->n_active = plan->n_paths;
+	h->rule_below = rule_below;
+	h->n_rules = p->n_rules;
 	xb_alert_set(h->alert, (const char *const *)p->gateway.notify_command,
 		     p->gateway.n_notify_command, p->gateway.notify_webhook);
 	if (xb_metrics_set(&h->metrics, h->epfd, p, h->d) < 0)
@@ -695,6 +780,33 @@ static json_t *active_for(const struct xb_health *h, size_t ti)
 	return a;
 }
 
+/* The SLO that applies (per cent, 0: off) and whether the hour meets it
+ * (null while off or nothing is known). */
+static void slo_json(json_t *o, double slo, double availability)
+{
+	json_object_set_new(o, "slo", json_real(slo));
+	json_object_set_new(o, "slo_met", slo > 0 && availability >= 0 ?
+			    json_boolean(!below(slo, availability)) : json_null());
+}
+
+json_t *xb_health_rule_json(const struct xb_health *h, size_t ri)
+{
+	const struct xb_policy *p = h ? h->d->policy : NULL;
+	int pi;
+	json_t *o;
+
+	if (!p || ri >= p->n_rules || !h->d->plan.rule_path)
+		return NULL;
+	pi = h->d->plan.rule_path[ri];
+	if (pi < 0 || (size_t)pi >= h->n_active)
+		return NULL;
+	o = json_pack("{s:f}", "availability", xb_avail_get(&h->pav[pi].av, clock_mono_ns()));
+	if (o)
+		slo_json(o, slo_of(h, p->rules[ri].slo),
+			 json_real_value(json_object_get(o, "availability")));
+	return o;
+}
+
 /* Each monitor's own state: one dead monitor does not take the tunnel down. */
 static json_t *targets_json(const struct xb_health *h, size_t ti, uint64_t now)
 {
@@ -757,6 +869,7 @@ json_t *xb_health_tunnel_json(const struct xb_health *h, size_t ti)
 		json_object_set_new(o, "bg_loss", json_real(s.bg_loss));
 		json_object_set_new(o, "targets", targets_json(h, ti, now));
 		json_object_set_new(o, "passive", passive_json(&h->tun[ti], now));
+		slo_json(o, slo_of(h, h->d->policy->tunnels[ti].slo), s.availability);
 	}
 	return o;
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "gateway/avail.h"
 #include "gateway/fleet.h"
 #include "tests/lib/check.h"
 
@@ -198,4 +199,23 @@ TEST(key_set_difference)
 		CHECK_INT(conn, ==, want_conn);
 		CHECK_INT(disc, ==, want_disc);
 	}
+}
+
+/* A path's availability: one check a second, the last hour. */
+TEST(availability_over_the_last_hour)
+{
+	struct xb_avail a;
+	uint64_t t = 5000 * MIN, s = 1000000000ULL;
+
+	xb_avail_init(&a);
+	CHECK(xb_avail_get(&a, t) == -1);
+	for (int i = 0; i < 3600; i++)		/* an hour, down for 36 s of it */
+		xb_avail_add(&a, t + (uint64_t)i * s, i < 1000 || i >= 1036);
+	CHECK(fabs(xb_avail_get(&a, t + 3599 * s) - 0.99) < 1e-9);
+	/* Half an hour later the outage is still in; 40 minutes on it is out. */
+	for (int i = 3600; i < 3600 + 2400; i++)
+		xb_avail_add(&a, t + (uint64_t)i * s, true);
+	CHECK(fabs(xb_avail_get(&a, t + 5999 * s) - 1.0) < 1e-9);
+	/* Nothing counted for over an hour: unknown again. */
+	CHECK(xb_avail_get(&a, t + 6000 * s + 61 * MIN) == -1);
 }
