@@ -34,6 +34,13 @@ health() { ctl -j tunnels | jq -c --arg t "$1" '.[] | select(.name == $t) | .hea
 target_state() { health "$1" | jq -r --argjson i "$2" '.targets[$i].state'; }
 xb_check "both tunnels come up" xb_wait 20000 both_up
 xb_check "the path uses A" xb_wait 2000 on "$A"
+fo_device || { xb_fail "device bring-up"; xb_end; }
+xb_check "the device reaches the origin" xb_wait 5000 nq dev ping -c 1 -W 1 203.0.113.10
+xb_check "xborderctl status: one device connected (a WireGuard session)" \
+	xb_wait 3000 sh -c "[ \"\$(ip netns exec $XB_RUN-gw '$XB_BIN/xborderctl' -s '$CTL' -j status | jq '.device_signals.connected')\" = 1 ]"
+xb_check "... its connect counted, the anomaly not judged before an hour of baseline" \
+	sh -c "ip netns exec $XB_RUN-gw '$XB_BIN/xborderctl' -s '$CTL' -j status | jq -e '.device_signals.connects | .total == 1 and .judged == false and .anomaly == false' >/dev/null"
+ctl status | sed -n '/^devices/,$p' | sed 's/^/# /'
 
 # 1. One dead monitor.
 n pa nft add table ip mon
@@ -73,5 +80,20 @@ xb_within "blackhole to route change, 1 s probes (within one interval plus margi
 xb_check "A is down" test "$(tstate "$A")" = down
 xb_check "A's down was the data plane's (passive_downs counted)" \
 	test "$(health "$A" | jq -r '.passive.downs')" -ge 1
+
+# What an operator sees: metrics and xborderctl.
+metric() {	# metric NAME [LABELS] — the value of one sample
+	nq gw curl -s --max-time 2 "http://$METRICS/metrics" | awk -v k="$1${2:+{$2\}}" '$1 == k { print $2 }'
+}
+xb_check "metrics: A's data-plane down counted" \
+	test "$(metric xborder_tunnel_passive_downs_total "tunnel=\"$A\"")" -ge 1
+xb_check "metrics: the erp rule's availability (0..1)" \
+	awk -v v="$(metric xborder_rule_availability 'rule="erp"')" 'BEGIN { exit !(v != "" && v >= 0 && v <= 1) }'
+xb_check "metrics: one device connected" test "$(metric xborder_devices_connected)" = 1
+xb_check "metrics: no device anomaly" test "$(metric xborder_device_anomaly 'kind="disconnects"')" = 0
+ctl tunnels >"$XB_TMP/tunnels.txt"
+xb_check "xborderctl tunnels: availability, monitors and the data plane shown" \
+	sh -c "grep -q 'availability: .* over the last hour' '$XB_TMP/tunnels.txt' && grep -q 'monitors: .*icmp:203.0.113.21 down' '$XB_TMP/tunnels.txt' && grep -q 'data plane: silent; .*; 1 down at a first missed round' '$XB_TMP/tunnels.txt'"
+grep -E "availability|monitors|data plane" "$XB_TMP/tunnels.txt" | sed 's/^/# /'
 xb_check "the daemon logged no error" sh -c "! grep -Ei 'error|fatal' '$GWLOG'"
 xb_end
