@@ -16,7 +16,6 @@
 . "$(dirname "$0")/../lib/wg.sh"
 . "$(dirname "$0")/../lib/failover.sh"
 xb_begin
-CTL=$XB_TMP/ctl.sock	# failover.sh set it before xb_begin made XB_TMP
 FO_PROBE_A='probe_targets = [ "icmp:192.0.2.26", "icmp:203.0.113.21" ]; probe_interval = 1000;'
 FO_PROBE_B='peer4 = "192.0.2.30"; probe_interval = 1000;'
 fo_world || exit 1
