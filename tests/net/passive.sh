@@ -8,9 +8,9 @@
 #   1. one monitor dies (the partner drops echo requests to it): A stays up,
 #      that target is down, the data plane still receives;
 #   2. A is blackholed just after a round was answered (nothing received):
-#      A is down within one probe interval plus the timeout. The probes alone
+#      A is down within one probe interval plus the 200 ms hold. The probes alone
 #      need their detect run (3 misses: +1 s, +1.5 s, +2 s, then the 50 ms
-#      timeout); the first miss with nothing received since the round left
+#      timeout); the first miss with nothing received 200 ms after the round left
 #      is enough now.
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/wg.sh"
@@ -73,9 +73,9 @@ at=$(grep -m1 "default dev xb-$B table $TABLE" "$mlog" | sed -n 's/^\[\([^]]*\)\
 fo=$(( ($(date -d "${at:-now}" +%s%N) - t0) / 1000000 ))
 xb_log "blackhole A at 1 s probes → the rule's path on B: $fo ms (ip monitor), seen by polling after $poll ms"
 grep -E "tunnel $A: (up -> down|probe round)|route moved from $A" "$GWLOG" | sed 's/^/# xborderd: /'
-# One interval to the next round plus its 50 ms timeout is ~1000 ms here;
-# the probes' own detect run needs ~2000 ms. The bound sits between.
-xb_within "blackhole to route change, 1 s probes (within one interval plus margin)" "$fo" 1 1500 ms
+# One interval to the next round plus the 200 ms hold is ~1000-1250 ms here;
+# the probes' own detect run needs ~1800-2000 ms. The bound sits between.
+xb_within "blackhole to route change, 1 s probes (within one interval plus margin)" "$fo" 1 1600 ms
 xb_check "A is down" test "$(tstate "$A")" = down
 xb_check "A's down was the data plane's (passive_downs counted)" \
 	test "$(health "$A" | jq -r '.passive.downs')" -ge 1
