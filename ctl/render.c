@@ -289,6 +289,33 @@ static void status_reload(const struct xb_render *r, json_t *lr)
 	}
 }
 
+static char *fmt_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "3 in the last 5 min (mean 2.1, sd 1.0 over 48 windows): z 0.9" */
+static char *device_events(json_t *k)
+{
+	if (!json_is_true(get(k, "judged")))
+		return fmt_text("%.0f in the last 5 min (baseline: %lld of 12 windows needed)",
+				json_number_value(get(k, "last_5min")),
+				(long long)json_integer_value(get(k, "windows")));
+	return fmt_text("%.0f in the last 5 min (mean %.1f, sd %.1f over %lld windows): z %.1f%s",
+			json_number_value(get(k, "last_5min")), json_number_value(get(k, "mean_5min")),
+			json_number_value(get(k, "sd_5min")),
+			(long long)json_integer_value(get(k, "windows")),
+			json_number_value(get(k, "z")), json_is_true(get(k, "anomaly")) ? ", ANOMALY" : "");
+}
+
+static void device_signals(const struct xb_render *r, json_t *ds)
+{
+	if (!ds)
+		return;
+	head(r, "devices", text(get(ds, "connected")));
+	kv(r, "connects", device_events(get(ds, "connects")),
+	   json_is_true(get(get(ds, "connects"), "anomaly")) ? C_RED : NULL);
+	kv(r, "disconnects", device_events(get(ds, "disconnects")),
+	   json_is_true(get(get(ds, "disconnects"), "anomaly")) ? C_RED : NULL);
+}
+
 int xb_render_status(const struct xb_render *r, json_t *st)
 {
 	json_t *pol = get(st, "policy"), *ifc = get(st, "interface");
@@ -308,6 +335,7 @@ int xb_render_status(const struct xb_render *r, json_t *st)
 	kv(r, "listening port", text(get(ifc, "listen_port")), NULL);
 	kv(r, "public key", text(get(ifc, "public_key")), NULL);
 	status_reload(r, get(st, "last_reload"));
+	device_signals(r, get(st, "device_signals"));
 	return 0;
 }
 
@@ -406,7 +434,6 @@ static char *transfer(json_t *o)
 	return s;
 }
 
-static char *fmt_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *fmt_text(const char *fmt, ...)
 {
 	char *s = NULL;
@@ -421,9 +448,47 @@ static char *fmt_text(const char *fmt, ...)
 
 /* The prober's figures (absent before health was wired, or for an
  * unprobed tunnel's numbers). */
+/* "99.950 % over the last hour (SLO 99.9 %: met)" */
+static void availability(const struct xb_render *r, json_t *h)
+{
+	double a = json_number_value(get(h, "availability")), slo = json_number_value(get(h, "slo"));
+	json_t *met = get(h, "slo_met");
+
+	if (!get(h, "availability"))
+		return;
+	if (a < 0)
+		kv(r, "availability", strdup("- (nothing decided yet)"), NULL);
+	else if (slo > 0 && json_is_boolean(met))
+		kv(r, "availability", fmt_text("%.3f %% over the last hour (SLO %g %%: %s)", a * 100,
+			slo, json_is_true(met) ? "met" : "missed"), json_is_true(met) ? NULL : C_RED);
+	else
+		kv(r, "availability", fmt_text("%.3f %% over the last hour", a * 100), NULL);
+}
+
+/* "icmp:192.0.2.26 up, icmp:203.0.113.21 down" */
+static void monitors(const struct xb_render *r, json_t *targets)
+{
+	char *s = NULL, *n;
+	json_t *t;
+	size_t i;
+
+	if (json_array_size(targets) < 2)
+		return;
+	json_array_foreach(targets, i, t) {
+		if (asprintf(&n, "%s%s%s %s", s ? s : "", s ? ", " : "",
+			     json_string_value(get(t, "target")) ?: "-",
+			     json_string_value(get(t, "state")) ?: "-") < 0)
+			n = NULL;
+		free(s);
+		if (!(s = n))
+			return;
+	}
+	kv(r, "monitors", s, NULL);
+}
+
 static void health(const struct xb_render *r, json_t *h)
 {
-	json_t *a = get(h, "active_for");
+	json_t *a = get(h, "active_for"), *p;
 
 	if (!h)
 		return;
@@ -435,6 +500,13 @@ static void health(const struct xb_render *r, json_t *h)
 			json_number_value(get(h, "rtt_mean_ms")), json_number_value(get(h, "rtt_min_ms")),
 			json_number_value(get(h, "rtt_p95_ms")), json_number_value(get(h, "jitter_ms")),
 			json_number_value(get(h, "loss_pct")), json_number_value(get(h, "score"))), NULL);
+	availability(r, h);
+	monitors(r, get(h, "targets"));
+	if ((p = get(h, "passive")))
+		kv(r, "data plane", fmt_text("%s; last received %.0f ms ago; %lld down%s at a first "
+			"missed round", json_string_value(get(p, "verdict")) ?: "-",
+			json_number_value(get(p, "rx_age_ms")), (long long)json_integer_value(get(p, "downs")),
+			json_integer_value(get(p, "downs")) == 1 ? "" : "s"), NULL);
 	kv(r, "active for", json_array_size(a) ? text_list(a, ", ", "-") : strdup("-"), NULL);
 }
 
@@ -556,6 +628,22 @@ static char *rule_service(json_t *rule)
 	return s;
 }
 
+/* The tunnel in use, with its path's availability over the last hour when
+ * the daemon has one: "cmi (99.95 %)", a missed SLO flagged. */
+static char *rule_active(json_t *rule)
+{
+	json_t *h = get(rule, "health");
+	double a = json_number_value(get(h, "availability"));
+	char *act = text(get(rule, "active")), *s;
+
+	if (!h || a < 0 || !act)
+		return act;
+	s = fmt_text("%s (%.2f %%%s)", act, a * 100,
+		     json_is_false(get(h, "slo_met")) ? ", below SLO" : "");
+	free(act);
+	return s;
+}
+
 static void rule_row(const struct xb_render *r, struct table *t, json_t *rule)
 {
 	json_t *act = get(rule, "action");
@@ -573,7 +661,7 @@ static void rule_row(const struct xb_render *r, struct table *t, json_t *rule)
 	tab_put(t, NULL, rule_to(rule));
 	tab_put(t, NULL, rule_service(rule));
 	tab_put(t, NULL, text(get(rule, "via")));
-	tab_put(t, NULL, text(get(rule, "active")));
+	tab_put(t, NULL, rule_active(rule));
 	tab_put(t, NULL, pkts);
 	tab_put(t, NULL, bytes_at(rule, "bytes"));
 }

@@ -65,7 +65,7 @@ static int cmd_status(void *ctx, json_t *args, json_t **result, char **error, js
 {
 	struct xb_daemon *d = ctx;
 	const struct xb_policy *p = d->policy;
-	json_t *errs = json_array();
+	json_t *errs = json_array(), *h;
 
 	(void)args;
 	(void)errors;
@@ -83,6 +83,9 @@ static int cmd_status(void *ctx, json_t *args, json_t **result, char **error, js
 		"listen_port", p->gateway.listen_port, "public_key", jkey(p->gateway.key.public_key),
 		"last_reload", "ok", d->last_reload.ok, "at", (json_int_t)d->last_reload.at,
 		"errors", errs ? errs : json_array());
+	/* Devices connecting and disconnecting, and its anomaly (gateway/fleet.h). */
+	if (*result && (h = xb_health_devices_json(d->health)))
+		json_object_set_new(*result, "device_signals", h);
 	return *result ? 0 : oom(error);
 }
 
@@ -342,6 +345,7 @@ static json_t *rule_json(struct xb_daemon *d, size_t i, char *fallback, size_t l
 	int path = d->plan.rule_path ? d->plan.rule_path[i] : -1;
 	const struct xb_path *pa = path >= 0 ? &d->plan.paths[path] : NULL;
 	json_t *to = json_array(), *dom = json_array(), *via = json_array(), *active = json_null();
+	json_t *o, *h;
 	size_t ti = pa ? xb_health_active(d->health, pa) : XB_STEER_NONE;
 
 	for (size_t k = 0; to && k < r->n_to; k++)
@@ -358,7 +362,7 @@ static json_t *rule_json(struct xb_daemon *d, size_t i, char *fallback, size_t l
 	else if (r->action == XB_ACTION_ALLOW && (!pa || pa->internet_fallback))
 		active = json_string("internet");
 	snprintf(fallback, len, "rule%zu", i + 1);
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, "
+	o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, "
 			 "s:o, s:I}",
 		"name", r->name ? r->name : fallback,
 		"action", r->action == XB_ACTION_ALLOW ? "allow" : "deny",
@@ -368,6 +372,10 @@ static json_t *rule_json(struct xb_daemon *d, size_t i, char *fallback, size_t l
 		"protocols", jprotos(r->protocols), "ports", jports(r), "via", via, "active", active,
 		"packets", (json_int_t)0, "bytes", (json_int_t)0, "source", jsrc(&r->src),
 		"table", (json_int_t)(pa ? pa->table : 0));
+	/* Its path's availability and SLO (gateway/health.h). */
+	if (o && (h = xb_health_rule_json(d->health, i)))
+		json_object_set_new(o, "health", h);
+	return o;
 }
 
 static int cmd_rules(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)

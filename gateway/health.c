@@ -9,9 +9,12 @@
  */
 #include "gateway/health.h"
 #include "gateway/alert.h"
+#include "gateway/avail.h"
 #include "gateway/conntrack.h"
 #include "gateway/daemon.h"
+#include "gateway/fleet.h"
 #include "gateway/metrics.h"
+#include "gateway/passive.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "tunnel/probe.h"
@@ -27,6 +30,11 @@
 
 #define RING 1024		/* probe results kept for `xborderctl probe' */
 #define NO_TUNNEL SIZE_MAX	/* a kept result whose tunnel went away */
+/* How often the tunnels' counters are read for the passive signals: a
+ * change is placed at most this late (gateway/passive.h), so a tunnel
+ * that stopped receiving less than this before a round left is judged
+ * by the probes alone for that round. */
+#define SAMPLE_MS 100
 
 struct result {
 	uint64_t seq, at_ns;	/* at: wall clock */
@@ -37,17 +45,26 @@ struct result {
 	const char *error;	/* static string */
 };
 
+/* Per plan path, kept by name across reloads: how often it had a usable
+ * tunnel over the last hour (a rule's availability is its path's). */
+struct pathav {
+	char *name;
+	struct xb_avail av;
+};
+
 /* Per policy tunnel. */
 struct tun {
 	struct xb_probe_tunnel_cfg cfg;
 	bool probed;			/* has targets: in the prober */
 	bool rtt_anomaly, loss_anomaly, below_slo;	/* raised, not yet cleared */
+	struct xb_passive pv;		/* the data plane's counters */
+	uint64_t passive_downs;		/* downs the data plane confirmed at a first miss */
 };
 
 struct xb_health {
 	struct xb_daemon *d;
 	struct xb_probe *probe;
-	int epfd, timerfd;
+	int epfd, timerfd, samplefd;
 	struct tun *tun;
 	struct xb_steer_tunnel *st;	/* parallel to tun */
 	size_t n_tun;
@@ -60,6 +77,15 @@ struct xb_health {
 	uint64_t swaps;
 	struct xb_alert *alert;
 	struct xb_metrics *metrics;
+	/* Devices: who is connected now (sorted keys), connects and
+	 * disconnects per minute, the anomalies raised. */
+	struct xb_fleet fleet;
+	uint8_t (*dev_keys)[XB_FLEET_KEY_LEN];
+	size_t n_dev;
+	bool dev_anomaly[2];
+	struct pathav *pav;		/* parallel to active */
+	bool *rule_below;		/* per policy rule: below its SLO, raised */
+	size_t n_rules;
 };
 
 /* ---- events ---- */
@@ -211,6 +237,66 @@ static ssize_t tunnel_index(const struct xb_health *h, const char *name)
 	return -1;
 }
 
+/* ---- passive signals: the tunnels' own counters ---- */
+
+/* WireGuard: the partner peer's counters and last handshake (the kernel's
+ * through generic netlink, the userspace driver's directly); userspace GRE:
+ * its counters and keepalive state. A kernel GRE link has none here. */
+static void counters(struct xb_health *h, size_t ti, struct xb_passive_counters *c)
+{
+	struct xb_tunnel_rt *rt = &h->d->tunnels[ti];
+	struct wg_conf wc;
+
+	*c = (struct xb_passive_counters){ .wall_sec = (int64_t)time(NULL) };
+	if (h->d->policy->tunnels[ti].type == XB_TUNNEL_GRE) {
+		struct gre_stats gs;
+
+		if (!rt->gre.dev)
+			return;
+		xb_greif_stats(&rt->gre, &gs);
+		c->valid = true;
+		c->rx_bytes = gs.rx_bytes;
+		c->tx_bytes = gs.tx_bytes;
+		c->ka = gs.ka_state == GRE_KA_DOWN ? XB_PASSIVE_KA_DOWN :
+			gs.ka_state == GRE_KA_UP ? XB_PASSIVE_KA_UP : XB_PASSIVE_KA_NONE;
+		return;
+	}
+	if (xb_wgif_get(&rt->wg, &wc))
+		return;
+	if (wc.n_peers) {
+		c->valid = c->wireguard = true;
+		c->rx_bytes = wc.peers[0].rx_bytes;
+		c->tx_bytes = wc.peers[0].tx_bytes;
+		c->handshake_sec = wc.peers[0].last_handshake_sec;
+	}
+	wg_conf_free(&wc);
+}
+
+static bool can_sample(const struct xb_health *h)
+{
+	return h->d->policy && h->d->tunnels && h->n_tun == h->d->policy->n_tunnels;
+}
+
+static void sample(struct xb_health *h, size_t ti, uint64_t now)
+{
+	struct xb_passive_counters c;
+
+	if (!can_sample(h) || !h->tun[ti].probed)
+		return;
+	counters(h, ti, &c);
+	xb_passive_sample(&h->tun[ti].pv, &c, now);
+}
+
+static void on_sample(struct xb_health *h)
+{
+	uint64_t n;
+
+	if (read(h->samplefd, &n, sizeof(n)) < 0)
+		return;
+	for (size_t i = 0; i < h->n_tun; i++)
+		sample(h, i, clock_mono_ns());
+}
+
 /* ---- prober callbacks ---- */
 
 static void on_result(void *ctx, const struct xb_probe_result *r)
@@ -252,6 +338,29 @@ static void on_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb
 	}
 }
 
+/* A round of tunnel's went unanswered: down at once if its data plane has
+ * received nothing since the round left (gateway/passive.h). */
+static bool on_silent(void *ctx, const char *tunnel, uint64_t since)
+{
+	struct xb_health *h = ctx;
+	ssize_t ti = tunnel_index(h, tunnel);
+	uint64_t now = clock_mono_ns();
+	struct tun *t;
+
+	if (ti < 0)
+		return false;
+	t = &h->tun[ti];
+	sample(h, (size_t)ti, now);	/* judge on a reading taken after the miss */
+	if (xb_passive_judge(&t->pv, since) != XB_PASSIVE_SILENT)
+		return false;
+	t->passive_downs++;
+	log_info("tunnel %s: probe round missed and nothing received since it left %.0f ms ago%s: "
+		 "down without waiting for more misses", tunnel, (now - since) / 1e6,
+		 t->pv.no_session ? " (no WireGuard session)" :
+		 t->pv.ka_down ? " (GRE keepalives unanswered)" : "");
+	return true;
+}
+
 /* ---- the one-second timer: best paths by score, anomalies, the SLO ---- */
 
 static void edge(struct xb_health *h, size_t ti, bool *flag, bool now_on, const char *event,
@@ -264,11 +373,22 @@ static void edge(struct xb_health *h, size_t ti, bool *flag, bool now_on, const 
 			  "active", now_on, "figures", figures(h, ti, now)));
 }
 
+/* The SLO that applies: the tunnel's or rule's own, else the gateway's. */
+static double slo_of(const struct xb_health *h, double own)
+{
+	return own >= 0 ? own : h->d->policy ? h->d->policy->gateway.slo : 0;
+}
+
+static bool below(double slo, double availability)
+{
+	return slo > 0 && availability >= 0 && availability * 100 < slo;
+}
+
 static void watch(struct xb_health *h, uint64_t now)
 {
-	double slo = h->d->policy ? h->d->policy->gateway.slo : 0;
+	for (size_t i = 0; h->d->policy && i < h->n_tun && i < h->d->policy->n_tunnels; i++) {
+		double slo = slo_of(h, h->d->policy->tunnels[i].slo);
 
-	for (size_t i = 0; i < h->n_tun; i++) {
 		struct tun *t = &h->tun[i];
 		struct xb_pstats_summary s;
 
@@ -276,9 +396,103 @@ static void watch(struct xb_health *h, uint64_t now)
 			continue;
 		edge(h, i, &t->rtt_anomaly, s.rtt_anomaly, "rtt_anomaly", now);
 		edge(h, i, &t->loss_anomaly, s.loss_anomaly, "loss_anomaly", now);
-		if (slo > 0)
-			edge(h, i, &t->below_slo, s.availability >= 0 && s.availability * 100 < slo,
-			     "slo", now);
+		edge(h, i, &t->below_slo, below(slo, s.availability), "slo", now);
+	}
+}
+
+/* Each path: usable this second when its route uses a tunnel not down.
+ * Each rule: its path's availability against its SLO. */
+static void paths(struct xb_health *h, uint64_t now)
+{
+	const struct xb_policy *p = h->d->policy;
+
+	for (size_t i = 0; i < h->n_active; i++)
+		xb_avail_add(&h->pav[i].av, now, h->active[i] != XB_STEER_NONE &&
+			     h->st[h->active[i]].rank != XB_RANK_DOWN);
+	for (size_t r = 0; p && h->d->plan.rule_path && r < h->n_rules && r < p->n_rules; r++) {
+		int pi = h->d->plan.rule_path[r];
+		double slo = slo_of(h, p->rules[r].slo), a;
+		bool now_below;
+
+		if (pi < 0 || (size_t)pi >= h->n_active)
+			continue;
+		a = xb_avail_get(&h->pav[pi].av, now);
+		now_below = below(slo, a);
+		if (now_below == h->rule_below[r] || !p->rules[r].name)
+			continue;
+		h->rule_below[r] = now_below;
+		emit(h, json_pack("{s:s, s:s, s:s, s:b, s:f, s:f}", "event", "slo", "rule",
+				  p->rules[r].name, "path", h->pav[pi].name, "active", now_below,
+				  "availability", a, "slo", slo));
+	}
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return memcmp(a, b, XB_FLEET_KEY_LEN);
+}
+
+/* The device interface's peers with a session now, sorted; NULL when the
+ * interface cannot be read (*n then 0 and the fleet left as it is). */
+static uint8_t (*connected(struct xb_health *h, int64_t wall, size_t *n))[XB_FLEET_KEY_LEN]
+{
+	uint8_t (*k)[XB_FLEET_KEY_LEN];
+	struct wg_conf c;
+
+	*n = 0;
+	if (xb_wgif_get(&h->d->devif, &c))
+		return NULL;
+	if ((k = calloc(c.n_peers + 1, XB_FLEET_KEY_LEN))) {
+		for (size_t i = 0; i < c.n_peers; i++) {
+			int64_t hs = c.peers[i].last_handshake_sec;
+
+			if (hs && wall - hs <= XB_FLEET_CONNECTED_S)
+				memcpy(k[(*n)++], c.peers[i].public_key, XB_FLEET_KEY_LEN);
+		}
+		qsort(k, *n, XB_FLEET_KEY_LEN, cmp_key);
+	}
+	wg_conf_free(&c);
+	return k;
+}
+
+static json_t *fleet_json(const struct xb_health *h, enum xb_fleet_kind kind, uint64_t now)
+{
+	struct xb_fleet_anomaly a;
+
+	xb_fleet_judge(&h->fleet, now, kind, &a);
+	return json_pack("{s:b, s:b, s:f, s:f, s:f, s:f, s:I, s:I}", "judged", a.judged,
+			 "anomaly", a.anomaly, "z", a.z, "last_5min", a.recent, "mean_5min", a.mean,
+			 "sd_5min", a.sd, "windows", (json_int_t)a.windows,
+			 "total", (json_int_t)h->fleet.total[kind]);
+}
+
+/* Connects and disconnects since the last second; an event when either
+ * kind's anomaly is raised or cleared. */
+static void fleet(struct xb_health *h, uint64_t now)
+{
+	size_t n;
+	uint8_t (*k)[XB_FLEET_KEY_LEN] = connected(h, (int64_t)time(NULL), &n);
+	unsigned conn, disc;
+
+	if (!k)
+		return;
+	xb_fleet_diff((const uint8_t (*)[XB_FLEET_KEY_LEN])h->dev_keys, h->n_dev,
+		      (const uint8_t (*)[XB_FLEET_KEY_LEN])k, n, &conn, &disc);
+	xb_fleet_add(&h->fleet, now, XB_FLEET_CONNECTS, conn);
+	xb_fleet_add(&h->fleet, now, XB_FLEET_DISCONNECTS, disc);
+	free(h->dev_keys);
+	h->dev_keys = k;
+	h->n_dev = n;
+	for (int kind = XB_FLEET_CONNECTS; kind <= XB_FLEET_DISCONNECTS; kind++) {
+		struct xb_fleet_anomaly a;
+
+		xb_fleet_judge(&h->fleet, now, kind, &a);
+		if (a.anomaly == h->dev_anomaly[kind])
+			continue;
+		h->dev_anomaly[kind] = a.anomaly;
+		emit(h, json_pack("{s:s, s:s, s:b, s:I, s:o}", "event", "device_anomaly", "kind",
+				  xb_fleet_kind_name(kind), "active", a.anomaly,
+				  "connected", (json_int_t)n, "figures", fleet_json(h, kind, now)));
 	}
 }
 
@@ -290,6 +504,8 @@ static void on_timer(struct xb_health *h)
 		return;
 	steer(h, "scores", now);
 	watch(h, now);
+	paths(h, now);
+	fleet(h, now);
 	if (h->alert)
 		xb_alert_tick(h->alert);
 	if (h->metrics)
@@ -308,24 +524,37 @@ static int watch_fd(int epfd, int fd, void *tag)
 struct xb_health *xb_health_new(struct xb_daemon *d)
 {
 	struct xb_health *h = calloc(1, sizeof(*h));
-	struct xb_probe_cbs cbs = { .result = on_result, .state = on_state, .ctx = h };
+	struct xb_probe_cbs cbs = { .result = on_result, .state = on_state, .silent = on_silent,
+				    .ctx = h };
 	struct itimerspec one = { { 1, 0 }, { 1, 0 } };
+	struct itimerspec tick = { { 0, SAMPLE_MS * 1000000L }, { 0, SAMPLE_MS * 1000000L } };
 
 	if (!h)
 		return NULL;
 	h->d = d;
-	h->epfd = h->timerfd = -1;
+	h->epfd = h->timerfd = h->samplefd = -1;
+	xb_fleet_init(&h->fleet);
 	if (!(h->probe = xb_probe_new(&cbs)) || (h->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
 	    timerfd_settime(h->timerfd, 0, &one, NULL) < 0 ||
+	    (h->samplefd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+	    timerfd_settime(h->samplefd, 0, &tick, NULL) < 0 ||
 	    watch_fd(h->epfd, xb_probe_fd(h->probe), h->probe) < 0 ||
 	    watch_fd(h->epfd, h->timerfd, &h->timerfd) < 0 ||
+	    watch_fd(h->epfd, h->samplefd, &h->samplefd) < 0 ||
 	    !(h->alert = xb_alert_new(h->epfd))) {
 		log_warn("tunnel health: setting up");
 		xb_health_free(h);
 		return NULL;
 	}
 	return h;
+}
+
+static void free_pav(struct pathav *pav, size_t n)
+{
+	for (size_t i = 0; pav && i < n; i++)
+		free(pav[i].name);
+	free(pav);
 }
 
 void xb_health_free(struct xb_health *h)
@@ -339,11 +568,16 @@ void xb_health_free(struct xb_health *h)
 		xb_ct_close(&h->ct);
 	if (h->timerfd >= 0)
 		close(h->timerfd);
+	if (h->samplefd >= 0)
+		close(h->samplefd);
 	if (h->epfd >= 0)
 		close(h->epfd);
 	free(h->tun);
 	free(h->st);
+	free_pav(h->pav, h->n_active);
+	free(h->rule_below);
 	free(h->active);
+	free(h->dev_keys);
 	free(h);
 }
 
@@ -441,20 +675,48 @@ fail:
 	return -1;
 }
 
+/* The paths' availability for plan: a path that stays (by name) keeps its
+ * hour. NULL on no memory. */
+static struct pathav *new_pav(const struct xb_health *h, const struct xb_plan *plan)
+{
+	struct pathav *pav = calloc(plan->n_paths + 1, sizeof(*pav));
+
+	for (size_t i = 0; pav && i < plan->n_paths; i++) {
+		xb_avail_init(&pav[i].av);
+		for (size_t j = 0; j < h->n_active; j++)
+			if (!strcmp(h->pav[j].name, plan->paths[i].name))
+				pav[i].av = h->pav[j].av;
+		if (!(pav[i].name = strdup(plan->paths[i].name))) {
+			free_pav(pav, i);
+			return NULL;
+		}
+	}
+	return pav;
+}
+
 int xb_health_set(struct xb_health *h, const struct xb_policy *p, const struct xb_plan *plan)
 {
 	size_t *active = calloc(plan->n_paths + 1, sizeof(*active));
+	struct pathav *pav = new_pav(h, plan);
+	bool *rule_below = calloc(p->n_rules + 1, sizeof(*rule_below));
 
-	if (!active || set_tunnels(h, p) < 0) {
+	if (!active || !pav || !rule_below || set_tunnels(h, p) < 0) {
 		free(active);
+		free_pav(pav, plan->n_paths);
+		free(rule_below);
 		return -1;
 	}
 	ranks(h, clock_mono_ns());
 	for (size_t i = 0; i < plan->n_paths; i++)
 		active[i] = xb_steer_pick(&plan->paths[i], h->st, XB_STEER_NONE);
 	free(h->active);
+	free_pav(h->pav, h->n_active);
+	free(h->rule_below);
 	h->active = active;
+	h->pav = pav;
 	h->n_active = plan->n_paths;
+	h->rule_below = rule_below;
+	h->n_rules = p->n_rules;
 	xb_alert_set(h->alert, (const char *const *)p->gateway.notify_command,
 		     p->gateway.n_notify_command, p->gateway.notify_webhook);
 	if (xb_metrics_set(&h->metrics, h->epfd, p, h->d) < 0)
@@ -479,6 +741,8 @@ void xb_health_process(struct xb_health *h)
 			xb_probe_process(h->probe, clock_mono_ns());
 		else if (tag == &h->timerfd)
 			on_timer(h);
+		else if (tag == &h->samplefd)
+			on_sample(h);
 		else if (h->metrics && xb_metrics_owns(h->metrics, tag))
 			xb_metrics_process(h->metrics);
 		else
@@ -513,6 +777,17 @@ uint64_t xb_health_swaps(const struct xb_health *h)
 	return h ? h->swaps : 0;
 }
 
+json_t *xb_health_devices_json(const struct xb_health *h)
+{
+	uint64_t now = clock_mono_ns();
+
+	if (!h)
+		return NULL;
+	return json_pack("{s:I, s:o, s:o}", "connected", (json_int_t)h->n_dev, "connects",
+			 fleet_json(h, XB_FLEET_CONNECTS, now), "disconnects",
+			 fleet_json(h, XB_FLEET_DISCONNECTS, now));
+}
+
 /* ---- for xborderctl ---- */
 
 static json_t *active_for(const struct xb_health *h, size_t ti)
@@ -523,6 +798,68 @@ static json_t *active_for(const struct xb_health *h, size_t ti)
 		if (h->active[i] == ti)
 			json_array_append_new(a, json_string(h->d->plan.paths[i].name));
 	return a;
+}
+
+/* The SLO that applies (per cent, 0: off) and whether the hour meets it
+ * (null while off or nothing is known). */
+static void slo_json(json_t *o, double slo, double availability)
+{
+	json_object_set_new(o, "slo", json_real(slo));
+	json_object_set_new(o, "slo_met", slo > 0 && availability >= 0 ?
+			    json_boolean(!below(slo, availability)) : json_null());
+}
+
+json_t *xb_health_rule_json(const struct xb_health *h, size_t ri)
+{
+	const struct xb_policy *p = h ? h->d->policy : NULL;
+	int pi;
+	json_t *o;
+
+	if (!p || ri >= p->n_rules || !h->d->plan.rule_path)
+		return NULL;
+	pi = h->d->plan.rule_path[ri];
+	if (pi < 0 || (size_t)pi >= h->n_active)
+		return NULL;
+	o = json_pack("{s:f}", "availability", xb_avail_get(&h->pav[pi].av, clock_mono_ns()));
+	if (o)
+		slo_json(o, slo_of(h, p->rules[ri].slo),
+			 json_real_value(json_object_get(o, "availability")));
+	return o;
+}
+
+/* Each monitor's own state: one dead monitor does not take the tunnel down. */
+static json_t *targets_json(const struct xb_health *h, size_t ti, uint64_t now)
+{
+	const struct tun *t = &h->tun[ti];
+	json_t *a = json_array();
+	char spec[512];
+
+	for (unsigned i = 0; a && i < t->cfg.n_targets; i++) {
+		struct xb_pstats_summary s;
+
+		if (xb_probe_stats(h->probe, t->cfg.name, (int)i, now, &s) < 0)
+			continue;
+		json_array_append_new(a, json_pack("{s:s, s:s, s:f}", "target",
+			xb_probe_target_str(&t->cfg.targets[i], spec, sizeof(spec)),
+			"state", xb_pstate_name(s.state), "loss_pct", s.loss_pct));
+	}
+	return a;
+}
+
+/* What the data plane says now: received since the last probe round's
+ * interval began (verdict over the last interval), and the ages of the
+ * last counter changes (-1: no counters). */
+static json_t *passive_json(const struct tun *t, uint64_t now)
+{
+	const struct xb_passive *pv = &t->pv;
+	uint64_t since = now > t->cfg.interval_ns ? now - t->cfg.interval_ns : 0;
+
+	return json_pack("{s:s, s:f, s:f, s:b, s:b, s:I}", "verdict",
+		xb_passive_verdict_name(xb_passive_judge(pv, since)),
+		"rx_age_ms", pv->have ? (now - pv->rx_at) / 1e6 : -1.0,
+		"tx_age_ms", pv->have ? (now - pv->tx_at) / 1e6 : -1.0,
+		"no_session", pv->no_session, "keepalive_down", pv->ka_down,
+		"downs", (json_int_t)t->passive_downs);
 }
 
 json_t *xb_health_tunnel_json(const struct xb_health *h, size_t ti)
@@ -550,6 +887,9 @@ json_t *xb_health_tunnel_json(const struct xb_health *h, size_t ti)
 	if (o) {
 		json_object_set_new(o, "detect", json_integer(s.detect));
 		json_object_set_new(o, "bg_loss", json_real(s.bg_loss));
+		json_object_set_new(o, "targets", targets_json(h, ti, now));
+		json_object_set_new(o, "passive", passive_json(&h->tun[ti], now));
+		slo_json(o, slo_of(h, h->d->policy->tunnels[ti].slo), s.availability);
 	}
 	return o;
 }

@@ -51,6 +51,11 @@ size_t xb_health_order(const struct xb_health *h, const struct xb_path *pa, size
 /* For xborderctl: the figures of tunnel ti (state, rank, RTT, loss,
  * jitter, score, availability, active_for); a new object or NULL. */
 json_t *xb_health_tunnel_json(const struct xb_health *h, size_t ti);
+/* For xborderctl rules: the availability of rule ri's path over the last
+ * hour (0..1, -1 unknown: one check a second, usable when its route uses a
+ * tunnel that is not down), its SLO (per cent, 0 off) and slo_met; NULL for
+ * a rule without a path (deny, internet only). */
+json_t *xb_health_rule_json(const struct xb_health *h, size_t ri);
 /* Probe results of tunnel name with a sequence number >= since: {"next",
  * "interval_ms", "results": [...]}. NULL with *error when no such tunnel. */
 json_t *xb_health_results(const struct xb_health *h, const char *name, uint64_t since,
@@ -59,5 +64,11 @@ json_t *xb_health_results(const struct xb_health *h, const char *name, uint64_t 
 /* Route swaps since start, and the last one's time from the state change
  * that caused it to the route replaced (ns). For metrics and tests. */
 uint64_t xb_health_swaps(const struct xb_health *h);
+
+/* Devices with a session now, and the connect and disconnect anomalies
+ * (gateway/fleet.h): {"connected", "connects": {...}, "disconnects": {...}},
+ * each {judged, anomaly, z, last_5min, mean_5min, sd_5min, windows, total}.
+ * A new object, NULL when h is. */
+json_t *xb_health_devices_json(const struct xb_health *h);
 
 #endif

@@ -59,6 +59,86 @@ static void tunnel_states(FILE *f, struct xb_daemon *d)
 	}
 }
 
+/* 1 or 0 per tunnel for a boolean of its health; null (unknown) left out. */
+static void tunnel_flag(FILE *f, struct xb_daemon *d, const char *name, const char *k,
+			const char *help)
+{
+	family(f, name, "gauge", help);
+	for (size_t i = 0; i < d->policy->n_tunnels; i++) {
+		json_t *o = xb_health_tunnel_json(d->health, i), *v = json_object_get(o, k);
+
+		if (json_is_boolean(v))
+			fprintf(f, "%s{tunnel=\"%s\"} %d\n", name, d->policy->tunnels[i].name,
+				json_is_true(v));
+		json_decref(o);
+	}
+}
+
+static void passive_downs(FILE *f, struct xb_daemon *d)
+{
+	family(f, "xborder_tunnel_passive_downs_total", "counter",
+	       "downs at the first missed round: nothing received on the tunnel since it left");
+	for (size_t i = 0; i < d->policy->n_tunnels; i++) {
+		json_t *o = xb_health_tunnel_json(d->health, i);
+		json_t *v = json_object_get(json_object_get(o, "passive"), "downs");
+
+		if (json_is_integer(v))
+			fprintf(f, "xborder_tunnel_passive_downs_total{tunnel=\"%s\"} %lld\n",
+				d->policy->tunnels[i].name, (long long)json_integer_value(v));
+		json_decref(o);
+	}
+}
+
+/* Per named rule with a path: its availability and SLO. */
+static void rules(FILE *f, struct xb_daemon *d)
+{
+	static const char *const names[] = { "xborder_rule_availability",
+		"xborder_rule_slo_target_percent", "xborder_rule_slo_met" };
+	static const char *const help[] = {
+		"the rule's path had a usable tunnel, share of seconds over the last hour (-1: none yet)",
+		"availability target of the rule (its own slo, else gateway.slo; 0: off)",
+		"1 when the last hour's availability meets the rule's SLO" };
+	static const char *const keys[] = { "availability", "slo", "slo_met" };
+
+	for (size_t k = 0; k < 3; k++) {
+		family(f, names[k], "gauge", help[k]);
+		for (size_t i = 0; i < d->policy->n_rules; i++) {
+			json_t *o = xb_health_rule_json(d->health, i), *v = json_object_get(o, keys[k]);
+
+			if (d->policy->rules[i].name && (json_is_number(v) || json_is_boolean(v)))
+				fprintf(f, "%s{rule=\"%s\"} %.6g\n", names[k], d->policy->rules[i].name,
+					json_is_boolean(v) ? (double)json_is_true(v) : json_number_value(v));
+			json_decref(o);
+		}
+	}
+}
+
+/* Devices with a session, connects and disconnects, and their anomaly. */
+static void devices(FILE *f, struct xb_daemon *d)
+{
+	static const char *const kinds[] = { "connects", "disconnects" };
+	json_t *o = xb_health_devices_json(d->health);
+
+	if (!o)
+		return;
+	family(f, "xborder_devices_connected", "gauge", "devices with a WireGuard session");
+	fprintf(f, "xborder_devices_connected %.0f\n", num(o, "connected"));
+	family(f, "xborder_device_events_total", "counter", "devices connecting and disconnecting");
+	for (size_t k = 0; k < 2; k++)
+		fprintf(f, "xborder_device_events_total{kind=\"%s\"} %.0f\n", kinds[k],
+			num(json_object_get(o, kinds[k]), "total"));
+	family(f, "xborder_device_anomaly", "gauge",
+	       "1 when the last 5 minutes' count is beyond 3.5 standard deviations of the last 4 hours'");
+	for (size_t k = 0; k < 2; k++)
+		fprintf(f, "xborder_device_anomaly{kind=\"%s\"} %d\n", kinds[k],
+			json_is_true(json_object_get(json_object_get(o, kinds[k]), "anomaly")));
+	family(f, "xborder_device_anomaly_z", "gauge", "z-score of the last 5 minutes' count (0 until judged)");
+	for (size_t k = 0; k < 2; k++)
+		fprintf(f, "xborder_device_anomaly_z{kind=\"%s\"} %.6g\n", kinds[k],
+			num(json_object_get(o, kinds[k]), "z"));
+	json_decref(o);
+}
+
 static void tunnel_bytes(FILE *f, struct xb_daemon *d)
 {
 	family(f, "xborder_tunnel_bytes_total", "counter", "inner bytes by direction");
@@ -155,9 +235,16 @@ char *xb_metrics_render(struct xb_daemon *d)
 	tunnel_gauge(f, d, "xborder_tunnel_jitter_ms", "jitter_ms", "RFC 3550 jitter of probe RTTs");
 	tunnel_gauge(f, d, "xborder_tunnel_availability", "availability",
 		     "answered / decided probes over the last hour (-1: none decided)");
+	tunnel_gauge(f, d, "xborder_tunnel_slo_target_percent", "slo",
+		     "availability target of the tunnel (its own slo, else gateway.slo; 0: off)");
+	tunnel_flag(f, d, "xborder_tunnel_slo_met", "slo_met",
+		    "1 when the last hour's availability meets the tunnel's SLO");
 	tunnel_gauge(f, d, "xborder_tunnel_score", "score", "steering score, lower is better (-1: down)");
 	tunnel_gauge(f, d, "xborder_tunnel_probes_total", "probes_sent", "probe rounds sent");
 	tunnel_bytes(f, d);
+	passive_downs(f, d);
+	rules(f, d);
+	devices(f, d);
 	family(f, "xborder_route_swaps_total", "counter", "path route replacements by steering");
 	fprintf(f, "xborder_route_swaps_total %llu\n", (unsigned long long)xb_health_swaps(d->health));
 	dns(f, d);

@@ -56,6 +56,27 @@ void xbp_parse_probe(struct ld *l, const config_setting_t *s, const char *what, 
 	if (xbp_get_int(l, s, "probe_interval", what, PROBE_INTERVAL_MIN_MS, PROBE_INTERVAL_MAX_MS, &v))
 		t->probe_interval_ms = (unsigned)v;
 	probe_targets(l, s, what, t);
+	t->slo = -1;
+	xbp_parse_slo(l, s, what, &t->slo);
+}
+
+/* slo: availability over the last hour, in per cent, that an event is sent
+ * below; 0 is off. Left as it is when not written. */
+void xbp_parse_slo(struct ld *l, const config_setting_t *s, const char *what, double *slo)
+{
+	const config_setting_t *m = config_setting_get_member(s, "slo");
+
+	if (!m)
+		return;
+	if (config_setting_type(m) == CONFIG_TYPE_FLOAT)
+		*slo = config_setting_get_float(m);
+	else if (config_setting_type(m) == CONFIG_TYPE_INT)
+		*slo = config_setting_get_int(m);
+	else
+		*slo = -1;
+	if (!(*slo >= 0 && *slo < 100))
+		xbp_err(l, m, "%s: slo must be a number from 0 (off) to below 100 "
+			"(availability in per cent over the last hour)", what);
 }
 
 static void notify_command(struct ld *l, const config_setting_t *s, struct xb_gateway *g)
@@ -110,7 +131,6 @@ bool xb_webhook_parse(const char *url, union wg_sockaddr *sa, const char **path)
 
 void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway *g)
 {
-	const config_setting_t *m;
 	const char *v;
 	char qb[QUOTE_MAX + 4];
 	union wg_sockaddr sa;
@@ -129,22 +149,14 @@ void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway
 				"notify_webhook `%s' is not http://ADDR[:PORT]/PATH with a numeric "
 				"address (plain HTTP only)", xbp_quote(qb, v));
 	}
-	if ((m = config_setting_get_member(s, "slo"))) {
-		if (config_setting_type(m) == CONFIG_TYPE_FLOAT)
-			g->slo = config_setting_get_float(m);
-		else if (config_setting_type(m) == CONFIG_TYPE_INT)
-			g->slo = config_setting_get_int(m);
-		else
-			g->slo = -1;
-		if (!(g->slo >= 0 && g->slo < 100))
-			xbp_err(l, m, "gateway: slo must be a number from 0 (off) to below 100 "
-				"(availability in per cent over the last hour)");
-	}
+	xbp_parse_slo(l, s, "gateway", &g->slo);
 }
 
 void xbp_print_probe(const struct xb_tunnel *t, FILE *out)
 {
 	fprintf(out, "    probe_interval = %u;\n", t->probe_interval_ms);
+	if (t->slo >= 0)
+		fprintf(out, "    slo = %g;\n", t->slo);
 	if (!t->n_probe_targets)
 		return;
 	fputs("    probe_targets = [ ", out);

@@ -155,6 +155,7 @@ bool xbp_dns_name_ok(const char *s);
 void xbp_parse_probe(struct ld *l, const config_setting_t *s, const char *what, struct xb_tunnel *t);
 void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway *g);
 void xbp_print_probe(const struct xb_tunnel *t, FILE *out);
+void xbp_parse_slo(struct ld *l, const config_setting_t *s, const char *what, double *slo);
 void xbp_print_health(const struct xb_gateway *g, FILE *out);
 void xbp_health_free(struct xb_gateway *g, struct xb_tunnel *t);
 void xbp_put_str(FILE *out, const char *s);	/* print.c: quoted, escaped */

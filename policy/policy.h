@@ -168,6 +168,7 @@ struct xb_tunnel {
 	unsigned probe_interval_ms;
 	char **probe_targets;
 	size_t n_probe_targets;
+	double slo;			/* availability target, per cent; -1: gateway.slo */
 	unsigned address4_line, address6_line, listen_port_line;
 	/* type gre: the fields above that are WireGuard's (keys, endpoint,
 	 * listen_port, allowed_ips, keepalive, config) stay empty; mtu
@@ -298,6 +299,8 @@ struct xb_rule {
 	enum xb_action action;
 	struct xb_via *via;		/* allow only: preference order */
 	size_t n_via;
+	double slo;			/* availability target of its path, per cent;
+					 * -1: gateway.slo */
 };
 
 /* The DNS service (docs/dns.md): how each query name is answered. Rules

@@ -405,7 +405,10 @@ static void print_rule(const struct xb_rule *r, FILE *out)
 		fputs(i ? ", " : "    via = [ ", out);
 		put_str(out, r->via[i].kind == XB_VIA_TUNNEL ? r->via[i].tunnel.name : kind[r->via[i].kind]);
 	}
-	fputs(r->n_via ? " ];\n  }" : "  }", out);
+	fputs(r->n_via ? " ];\n" : "", out);
+	if (r->slo >= 0)
+		fprintf(out, "    slo = %g;\n", r->slo);
+	fputs("  }", out);
 }
 
 static void servers(FILE *out, const char *pre, const char *key, const union wg_sockaddr *v,

@@ -11,7 +11,7 @@
 
 static const char *const rule_keys[] = {
 	"name", "groups", "devices", "posture", "to", "to_lists", "domains", "learn_private",
-	"protocols", "ports", "action", "via", NULL
+	"protocols", "ports", "action", "via", "slo", NULL
 };
 
 static const struct {
@@ -247,6 +247,8 @@ static void parse_rule(struct ld *l, const config_setting_t *s, void *obj, int i
 	parse_protocols(l, s, what, r);
 	parse_ports(l, s, what, r);
 	parse_action(l, s, what, r);
+	r->slo = -1;
+	xbp_parse_slo(l, s, what, &r->slo);
 }
 
 void xbp_parse_rules(struct ld *l, const config_setting_t *s)

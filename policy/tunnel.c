@@ -24,7 +24,7 @@ static const char *const tunnel_keys[] = {
 	"preshared_key_file", "endpoint", "listen_port", "address4", "address6", "peer4",
 	"peer6", "allowed_ips", "keepalive", "mtu", "snat",
 	"local", "remote", "key", "sequence", "checksum", "keepalive_retries",
-	"probe_interval", "probe_targets", NULL
+	"probe_interval", "probe_targets", "slo", NULL
 };
 /* Settings of one type only (`keepalive' is both's, with its own meaning). */
 static const char *const wg_only_keys[] = {

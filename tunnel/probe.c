@@ -31,6 +31,7 @@ void xb_probe_tunnel_defaults(struct xb_probe_tunnel_cfg *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->interval_ns = XB_PROBE_DEFAULT_INTERVAL_NS;
+	c->silent_hold_ns = XB_PROBE_SILENT_HOLD_NS;
 	xb_pstats_defaults(&c->stats);
 }
 
@@ -188,6 +189,36 @@ static void report_lost(struct ptunnel *t, struct ptarget *g)
 		g->cursor = end - t->cfg.stats.window;	/* fell out unreported */
 }
 
+/* When to ask cbs.silent about the newest missed round; UINT64_MAX: not. */
+static uint64_t silent_due(const struct ptunnel *t)
+{
+	uint64_t since = xb_pstats_miss_sent(t->ps);
+
+	if (!t->p->cbs.silent || !since || since == t->silent_asked ||
+	    xb_pstats_state(t->ps) == XB_PST_DOWN)
+		return UINT64_MAX;
+	return since + t->cfg.silent_hold_ns;
+}
+
+/* A miss that the tunnel's data plane confirms (cbs.silent: nothing
+ * received since the missed round left): down now. */
+static bool silent(struct ptunnel *t, uint64_t now)
+{
+	enum xb_pstate from = xb_pstats_state(t->ps);
+	uint64_t since = xb_pstats_miss_sent(t->ps);
+
+	if (now < silent_due(t))
+		return false;
+	t->silent_asked = since;
+	if (!t->p->cbs.silent(t->p->cbs.ctx, t->cfg.name, since))
+		return false;
+	xb_pstats_force_down(t->ps, now);
+	t->confirmed_run = 0;
+	if (t->p->cbs.state)
+		t->p->cbs.state(t->p->cbs.ctx, t->cfg.name, from, XB_PST_DOWN);
+	return true;
+}
+
 /* Re-evaluate; true when the tunnel's miss run grew and it is not down:
  * the next round is pulled forward to half an interval after the last one.
  * A miss is either noise or an outage's start; asking again sooner tells
@@ -215,6 +246,8 @@ static bool update(struct ptunnel *t, uint64_t now)
 	run = xb_pstats_miss_run(t->ps);
 	grew = run > t->confirmed_run;
 	t->confirmed_run = run;
+	if (silent(t, now))
+		return false;
 	return grew && xb_pstats_state(t->ps) != XB_PST_DOWN;
 }
 
@@ -232,6 +265,7 @@ static void rearm(struct xb_probe *p, uint64_t now)
 		struct ptunnel *t = p->tun[i];
 
 		next = min64(next, min64(t->next_send, xb_pstats_deadline(t->ps)));
+		next = min64(next, silent_due(t));
 		for (unsigned j = 0; j < t->cfg.n_targets; j++)
 			next = min64(next, min64(xb_pstats_deadline(t->tg[j].ps),
 						 pt_conn_deadline(t, &t->tg[j])));

@@ -43,6 +43,7 @@
 #define XB_PROBE_MAX_TARGETS 8
 #define XB_PROBE_MIN_INTERVAL_NS (50 * 1000000ULL)	/* 50 ms */
 #define XB_PROBE_DEFAULT_INTERVAL_NS (1000 * 1000000ULL)
+#define XB_PROBE_SILENT_HOLD_NS (200 * 1000000ULL)
 
 enum xb_probe_kind { XB_PROBE_ICMP, XB_PROBE_TCP, XB_PROBE_HTTP, XB_PROBE_DNS };
 
@@ -58,6 +59,8 @@ struct xb_probe_tunnel_cfg {
 	char ifname[IFNAMSIZ];
 	uint64_t interval_ns;		/* between rounds; >= XB_PROBE_MIN_INTERVAL_NS */
 	uint32_t mark;			/* SO_MARK for the probes; 0: none */
+	uint64_t silent_hold_ns;	/* cbs.silent is asked this long after a missed
+					 * round left (at its miss, if later); 200 ms */
 	struct xb_pstats_cfg stats;	/* for the tunnel and each target */
 	unsigned n_targets;
 	struct xb_probe_target targets[XB_PROBE_MAX_TARGETS];
@@ -74,10 +77,20 @@ struct xb_probe_result {
 	const char *error;		/* when !ok: why (static string) */
 };
 
+/* silent: asked once per unanswered round (no target replied within the
+ * timeout), silent_hold_ns after it left, while the tunnel is not down and
+ * the round is still unanswered: true when the tunnel's own
+ * data plane has received nothing since `since' (monotonic ns, when that
+ * round left) though it was given traffic to carry — then the tunnel goes
+ * down at this first miss instead of after `detect' of them. The hold keeps
+ * one late answer (an RTT spike past the timeout) from being taken for
+ * silence. false when it
+ * received something (the monitors are dead, not the tunnel) or cannot tell. */
 struct xb_probe_cbs {
 	void (*result)(void *ctx, const struct xb_probe_result *r);
 	void (*state)(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to);
 	void *ctx;
+	bool (*silent)(void *ctx, const char *tunnel, uint64_t since);
 };
 
 struct xb_probe;

@@ -43,6 +43,7 @@ struct ptunnel {
 	uint64_t round, next_send;
 	uint64_t last_send;	/* the last round's time */
 	unsigned confirmed_run;	/* miss run the next round was pulled forward for */
+	uint64_t silent_asked;	/* the missed round cbs.silent was asked about (its send time) */
 };
 
 struct xb_probe {

@@ -159,7 +159,7 @@ static void parse(int argc, char **argv, uint64_t *rounds)
 int main(int argc, char **argv)
 {
 	uint64_t rounds = 0, end = 0;
-	struct xb_probe_cbs cbs = { on_result, on_state, NULL };
+	struct xb_probe_cbs cbs = { on_result, on_state, NULL, NULL };
 	struct xb_probe *p;
 	struct xb_pstats_summary s;
 	const char *err;

@@ -454,6 +454,7 @@ bool pt_same_cfg(const struct xb_probe_tunnel_cfg *a, const struct xb_probe_tunn
 {
 	if (strcmp(a->name, b->name) || strcmp(a->ifname, b->ifname) ||
 	    a->interval_ns != b->interval_ns || a->mark != b->mark ||
+	    a->silent_hold_ns != b->silent_hold_ns ||
 	    a->n_targets != b->n_targets || !same_stats(&a->stats, &b->stats))
 		return false;
 	for (unsigned i = 0; i < a->n_targets; i++)

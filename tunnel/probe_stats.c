@@ -59,6 +59,7 @@ struct xb_pstats {
 	uint64_t next_id;	/* id of the next probe; ring holds the last window */
 	uint64_t timeout;	/* current per-probe timeout, ns */
 	unsigned miss_run, good_run;
+	uint64_t miss_sent;	/* send time of the newest missed probe */
 	double bg;		/* background miss rate */
 	uint64_t bg_n;
 	double jitter;		/* ns */
@@ -231,6 +232,8 @@ static void learn_bg(struct xb_pstats *ps, bool missed)
 static void miss(struct xb_pstats *ps, struct slot *s)
 {
 	s->fl |= F_JUDGED | F_MISSED;
+	if (s->sent > ps->miss_sent)
+		ps->miss_sent = s->sent;
 	ps->miss_run++;
 	ps->good_run = 0;
 }
@@ -438,17 +441,9 @@ static enum xb_pstate next_state(const struct xb_pstats *ps, const struct view *
 		XB_PST_DEGRADED : XB_PST_UP;
 }
 
-bool xb_pstats_update(struct xb_pstats *ps, uint64_t now)
+/* A state change: the down and up-again bookkeeping. */
+static void enter(struct xb_pstats *ps, enum xb_pstate st, uint64_t now)
 {
-	struct view v;
-	enum xb_pstate st;
-
-	for (uint64_t id = first_id(ps); id < ps->next_id; id++)
-		expire(ps, slot_of(ps, id), now, false);
-	look(ps, &v);
-	st = next_state(ps, &v, now);
-	if (st == ps->state)
-		return false;
 	if (st == XB_PST_DOWN) {
 		ps->miss_run = 0;	/* the outage's misses are not learnt */
 		ps->down_at = now;
@@ -461,7 +456,34 @@ bool xb_pstats_update(struct xb_pstats *ps, uint64_t now)
 	ps->state = st;
 	ps->since = now;
 	ps->transitions++;
+}
+
+bool xb_pstats_update(struct xb_pstats *ps, uint64_t now)
+{
+	struct view v;
+	enum xb_pstate st;
+
+	for (uint64_t id = first_id(ps); id < ps->next_id; id++)
+		expire(ps, slot_of(ps, id), now, false);
+	look(ps, &v);
+	st = next_state(ps, &v, now);
+	if (st == ps->state)
+		return false;
+	enter(ps, st, now);
 	return true;
+}
+
+bool xb_pstats_force_down(struct xb_pstats *ps, uint64_t now)
+{
+	if (ps->state == XB_PST_DOWN)
+		return false;
+	enter(ps, XB_PST_DOWN, now);
+	return true;
+}
+
+uint64_t xb_pstats_miss_sent(const struct xb_pstats *ps)
+{
+	return ps->miss_run ? ps->miss_sent : 0;
 }
 
 enum xb_pfate xb_pstats_fate(const struct xb_pstats *ps, uint64_t id, uint64_t *sent_ns,

@@ -115,6 +115,12 @@ uint64_t xb_pstats_deadline(const struct xb_pstats *ps);
 enum xb_pstate xb_pstats_state(const struct xb_pstats *ps);
 /* Probes missed in a row now (the run toward fast down; 0 once down). */
 unsigned xb_pstats_miss_run(const struct xb_pstats *ps);
+/* When the newest probe of the current miss run was sent; 0 when no run. */
+uint64_t xb_pstats_miss_sent(const struct xb_pstats *ps);
+/* Down now, whatever the probes say: the caller has other evidence (the
+ * tunnel's own data plane, gateway/passive.h). Counts as a down like any
+ * other: the slow-up rule and hold-down apply. true if it changed. */
+bool xb_pstats_force_down(struct xb_pstats *ps, uint64_t now);
 
 enum xb_pfate { XB_PFATE_UNKNOWN = -1, XB_PFATE_PENDING, XB_PFATE_REPLIED, XB_PFATE_LOST };
 /* What became of probe id (UNKNOWN: never sent or out of the window);

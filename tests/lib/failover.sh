@@ -32,10 +32,13 @@
 
 ID=$$
 A=a$ID B=b$ID GWIF=xg$ID PIF=xp$ID DIF=xd$ID
-CTL=$XB_TMP/ctl.sock METRICS=127.0.0.1:9180 HOOKPORT=9181
+METRICS=127.0.0.1:9180 HOOKPORT=9181
 pub() { echo "$1" | wg pubkey; }
 
 fo_world() {
+	# Here, not at source time: XB_TMP exists only after xb_begin (the
+	# socket was "/ctl.sock", shared by every run on the machine).
+	CTL=$XB_TMP/ctl.sock
 	xb_ns dev gw ra rb pa pb org
 	xb_veth dev eth0 gw ed
 	xb_veth gw ea ra e0

@@ -310,7 +310,7 @@ TEST(every_kind_answers)
 					  "http:[::1]:7080/health", "dns:127.0.0.1:7053/example.com",
 					  "dns:[::1]:7053/example.org" };
 	struct tally t = { 0 };
-	struct xb_probe_cbs cbs = { on_result, on_state, &t };
+	struct xb_probe_cbs cbs = { on_result, on_state, &t, NULL };
 	struct xb_probe_tunnel_cfg c;
 	struct xb_probe *p;
 	struct servers s;
@@ -347,7 +347,7 @@ TEST(one_dead_target_does_not_condemn)
 	/* 198.51.100.99: nobody answers there (no route even). */
 	static const char *const tg[] = { "icmp:198.51.100.99", "icmp:127.0.0.1" };
 	struct tally t = { 0 };
-	struct xb_probe_cbs cbs = { on_result, on_state, &t };
+	struct xb_probe_cbs cbs = { on_result, on_state, &t, NULL };
 	struct xb_probe_tunnel_cfg c;
 	struct xb_probe *p;
 	struct xb_pstats_summary sum;
@@ -400,7 +400,7 @@ TEST(misses_probed_at_half_interval)
 {
 	static const char *const tg[] = { "dns:127.0.0.1:7053/example.com" };
 	struct tally t = { 0 };
-	struct xb_probe_cbs cbs = { on_result, on_state, &t };
+	struct xb_probe_cbs cbs = { on_result, on_state, &t, NULL };
 	struct xb_probe_tunnel_cfg c;
 	struct xb_pstats_summary a, b;
 	struct xb_probe *p;
@@ -441,12 +441,150 @@ TEST(misses_probed_at_half_interval)
 	servers_close(&s);
 }
 
+/* The data plane's word at a missed round (cbs.silent, gateway/passive.h):
+ * what the callback was asked, and what it answers. */
+struct quiet {
+	struct tally t;
+	bool answer;
+	unsigned asked;
+	uint64_t since;
+};
+
+static void q_result(void *ctx, const struct xb_probe_result *r)
+{
+	on_result(&((struct quiet *)ctx)->t, r);
+}
+
+static void q_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to)
+{
+	on_state(&((struct quiet *)ctx)->t, tunnel, from, to);
+}
+
+static bool q_silent(void *ctx, const char *tunnel, uint64_t since)
+{
+	struct quiet *q = ctx;
+
+	(void)tunnel;
+	q->asked++;
+	q->since = since;
+	return q->answer;
+}
+
+/* A prober of one DNS target (interval 400 ms, timeout 50 ms, hold
+ * 200 ms), up, returned just after a round was answered. */
+static struct xb_probe *answered(struct quiet *q, struct servers *s)
+{
+	static const char *const tg[] = { "dns:127.0.0.1:7053/example.com" };
+	struct xb_probe_cbs cbs = { q_result, q_state, q, q_silent };
+	struct xb_probe_tunnel_cfg c;
+	struct xb_pstats_summary a;
+	struct xb_probe *p;
+	unsigned ok;
+	const char *err;
+
+	servers_open(s);
+	tunnel_cfg(&c, "t", "lo", tg, 1);
+	c.interval_ns = 400 * MS;
+	c.stats.loss_ns = 400 * MS;
+	CHECK_INT(c.silent_hold_ns, ==, 200 * MS);	/* the default */
+	p = xb_probe_new(&cbs);
+	CHECK(p && xb_probe_set(p, &c, 1, &err) == 0);
+	pump(&p, 1, s, 1300);
+	xb_probe_stats(p, "t", -1, clock_mono_ns(), &a);
+	CHECK_INT(a.state, ==, XB_PST_UP);
+	CHECK_INT(q->asked, ==, 0);		/* nothing missed: never asked */
+	ok = q->t.ok[0];
+	for (int i = 0; i < 200 && q->t.ok[0] == ok; i++)
+		pump(&p, 1, s, 5);
+	CHECK_INT(q->t.ok[0], >, ok);
+	return p;
+}
+
+/* Blackhole onset just after an answered round, as in
+ * misses_probed_at_half_interval; ms from it to down. */
+static uint64_t onset_to_down(struct quiet *q, uint64_t *onset, uint64_t *rounds)
+{
+	struct xb_pstats_summary a, b;
+	struct servers s;
+	struct xb_probe *p = answered(q, &s);
+	uint64_t dt;
+
+	xb_probe_stats(p, "t", -1, clock_mono_ns(), &a);
+	*onset = clock_mono_ns();
+	for (int i = 0; i < 300 && !q->t.to_down; i++)
+		pump(&p, 1, NULL, 10);
+	dt = (clock_mono_ns() - *onset) / MS;
+	xb_probe_stats(p, "t", -1, clock_mono_ns(), &b);
+	*rounds = b.sent - a.sent;
+	CHECK_INT(q->t.to_down, ==, 1);
+	CHECK_INT(b.state, ==, XB_PST_DOWN);
+	xb_probe_free(p);
+	servers_close(&s);
+	return dt;
+}
+
+TEST(silent_tunnel_is_down_at_the_first_miss)
+{
+	struct quiet q = { .answer = true };
+	uint64_t onset, rounds, dt;
+
+	xb_test_private_netns();
+	dt = onset_to_down(&q, &onset, &rounds);
+	printf("# data plane silent: down %" PRIu64 " ms after the onset, %" PRIu64 " rounds\n",
+	       dt, rounds);
+	/* The next round at +400 ms, asked 200 ms after it left: down at ~+600.
+	 * The probes alone need three misses: ~+850 (misses_probed_at_half_interval). */
+	CHECK_INT(q.asked, ==, 1);
+	CHECK_INT(q.since, >, onset);		/* the missed round's own send time */
+	CHECK_INT(q.since, <, onset + 500 * MS);
+	CHECK_INT(rounds, <=, 2);		/* the half-interval one may have left */
+	CHECK_INT(dt, >=, 550);
+	CHECK_INT(dt, <, 800);
+}
+
+TEST(receiving_tunnel_waits_for_the_detect_run)
+{
+	struct quiet q = { .answer = false };
+	uint64_t onset, rounds, dt;
+
+	xb_test_private_netns();
+	dt = onset_to_down(&q, &onset, &rounds);
+	printf("# data plane receiving: down %" PRIu64 " ms after the onset\n", dt);
+	/* Asked about the first and second missed rounds; the third miss is
+	 * the detect run. */
+	CHECK_INT(q.asked, ==, 2);
+	CHECK_INT(rounds, ==, 3);
+	CHECK_INT(dt, >=, 750);
+	CHECK_INT(dt, <, 1050);
+}
+
+/* An answer past the 50 ms timeout but within the hold: the round was
+ * missed, the tunnel is not silent and is never asked about. */
+TEST(a_late_answer_within_the_hold_is_not_silence)
+{
+	struct quiet q = { .answer = true };
+	struct servers s;
+	struct xb_probe *p;
+	struct xb_pstats_summary b;
+
+	xb_test_private_netns();
+	p = answered(&q, &s);
+	pump(&p, 1, NULL, 480);		/* the next round (+400) misses at +450 */
+	pump(&p, 1, &s, 1000);		/* answered at ~+480: late, not lost */
+	xb_probe_stats(p, "t", -1, clock_mono_ns(), &b);
+	CHECK_INT(q.asked, ==, 0);
+	CHECK_INT(q.t.to_down, ==, 0);
+	CHECK_INT(b.state, ==, XB_PST_UP);
+	xb_probe_free(p);
+	servers_close(&s);
+}
+
 TEST(bound_to_down_or_missing_interface_fails)
 {
 	static const char *const tg[] = { "icmp:192.0.2.2", "tcp:192.0.2.2:80",
 					  "dns:192.0.2.2/example.com" };
 	struct tally t = { 0 };
-	struct xb_probe_cbs cbs = { on_result, on_state, &t };
+	struct xb_probe_cbs cbs = { on_result, on_state, &t, NULL };
 	struct xb_probe_tunnel_cfg c;
 	struct xb_probe *p;
 	const char *err;
@@ -509,7 +647,7 @@ TEST(interface_recreated_is_probed_again)
 {
 	static const char *const tg[] = { "icmp:192.0.2.2", "dns:192.0.2.2/example.com" };
 	struct tally t = { 0 };
-	struct xb_probe_cbs cbs = { on_result, on_state, &t };
+	struct xb_probe_cbs cbs = { on_result, on_state, &t, NULL };
 	struct xb_probe_tunnel_cfg c;
 	struct xb_probe *p;
 	const char *err;
@@ -568,7 +706,7 @@ TEST(two_probers_tell_their_echoes_apart)
 {
 	static const char *const tg[] = { "icmp:127.0.0.1" };
 	struct tally t1 = { 0 }, t2 = { 0 };
-	struct xb_probe_cbs c1 = { on_result, NULL, &t1 }, c2 = { on_result, NULL, &t2 };
+	struct xb_probe_cbs c1 = { on_result, NULL, &t1, NULL }, c2 = { on_result, NULL, &t2, NULL };
 	struct xb_probe_tunnel_cfg c;
 	struct xb_probe *p[2];
 	struct xb_pstats_summary s1, s2;
@@ -600,7 +738,7 @@ TEST(reload_keeps_stats)
 	static const char *const ta[] = { "icmp:127.0.0.1" };
 	static const char *const tb[] = { "icmp:127.0.0.1", "icmp:::1" };
 	struct tally t = { 0 };
-	struct xb_probe_cbs cbs = { on_result, on_state, &t };
+	struct xb_probe_cbs cbs = { on_result, on_state, &t, NULL };
 	struct xb_probe_tunnel_cfg c[2];
 	struct xb_probe *p;
 	struct xb_pstats_summary a0, b0, a1, b1, bt;
