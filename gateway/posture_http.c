@@ -9,9 +9,21 @@
  * libmicrohttpd calls handle() once when the headers are in (routes, size
  * and type are refused there, before any body is read), once per chunk of
  * body, and once more at the end, when the request is answered.
+ *
+ * Limits (docs/posture.md, "Limits"), so that one device cannot starve the
+ * others: a device over its request rate is refused 429 at its headers
+ * (posture_rate.c); a source address gets conns_per_source connections
+ * (the accept policy refuses more); and every connection is tracked
+ * (struct conn) with the deadline of the request it is reading — its
+ * headers header_timeout_s after the connection or the last answer, its
+ * body body_timeout_s after its headers. libmicrohttpd's own timeout
+ * measures only idleness, so a client sending a byte a second would hold
+ * its connection for ever; the sweep in xb_psvc_process() shuts a late
+ * connection's socket down, and libmicrohttpd closes it on the EOF.
  */
 #include "gateway/posture_http.h"
 #include "gateway/posture_nonce.h"
+#include "gateway/posture_rate.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -24,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -32,6 +45,16 @@
 #define PASSES 4		/* rounds per xb_psvc_process() */
 
 enum route { R_NONE, R_NONCE, R_REPORT, R_PUSH };
+
+/* An open connection (libmicrohttpd's socket context). */
+struct conn {
+	struct lsn *l;
+	int fd;
+	struct sockaddr_storage peer;
+	uint64_t deadline;	/* monotonic ns; 0: its request is read */
+	bool cut;		/* shut down by the sweep */
+	struct conn *prev, *next;
+};
 
 struct lsn {
 	struct xb_psvc *svc;
@@ -47,6 +70,9 @@ struct xb_psvc {
 	struct xb_pstore *store;
 	struct xb_jsonlog *audit;
 	struct xb_pnonce *nonces;
+	struct xb_prate *rate;
+	struct conn *conns;		/* every open connection, all listeners */
+	struct xb_psvc_stats stats;
 	int epfd, tfd;
 	/* The round: every report and push accepted in one xb_psvc_process()
 	 * call is written in one transaction (open while in_tx), and answered
@@ -77,6 +103,7 @@ struct req {
 };
 
 static struct log_rl rl_http = LOG_RL_INIT(1, 5);
+static struct log_rl rl_limit = LOG_RL_INIT(1, 5);	/* a limit tripped */
 
 /* --- answers ----------------------------------------------------------------- */
 
@@ -177,9 +204,10 @@ static enum MHD_Result nonce(struct lsn *l, struct MHD_Connection *c)
 		return refuse(s, c, "nonce", addr, NULL, -1, MHD_HTTP_FORBIDDEN,
 			      "not a device address");
 	if (xb_pnonce_issue(s->nonces, device, clock_mono_ns(), hex) < 0) {
+		s->stats.nonce_full++;
 		if (log_ratelimit(&rl_http))
-			log_warnx("posture %s: nonce table full (%zu issued in %u s)", l->name,
-				  xb_pnonce_count(s->nonces), s->cfg.nonce_ttl_s);
+			log_warnx("posture %s: nonce table full (%zu outstanding)", l->name,
+				  xb_pnonce_count(s->nonces));
 		return fail(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many outstanding nonces");
 	}
 	return answer(c, MHD_HTTP_OK, json_pack("{s:s, s:i}", "nonce", hex, "expires_in",
@@ -474,6 +502,36 @@ static bool is_json(const char *ct)
 	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* The connection's tracking, or NULL. */
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* The device's request budget (device listeners only): false, and the
+ * refusal counted and logged, when it is spent. */
+static bool within_rate(struct lsn *l, struct MHD_Connection *c)
+{
+	struct xb_psvc *s = l->svc;
+	char addr[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa;
+	const char *device;
+
+	if (l->admin || !(sa = peer(c, addr, sizeof(addr))) ||
+	    !(device = s->ops->device_for(s->ctx, sa)) ||
+	    xb_prate_take(s->rate, device, clock_mono_ns()))
+		return true;
+	s->stats.limited++;
+	if (log_ratelimit(&rl_limit))
+		log_warnx("posture %s: device %s (%s) over %u requests/s (burst %u): refused "
+			  "429 (%llu so far)", l->name, device, addr, s->cfg.rate, s->cfg.burst,
+			  (unsigned long long)s->stats.limited);
+	return false;
+}
+
 /* First call for a request: refuse what can be refused from the headers. */
 static enum MHD_Result start(struct lsn *l, struct MHD_Connection *c, const char *url,
 			     const char *method, void **con_cls)
@@ -481,8 +539,13 @@ static enum MHD_Result start(struct lsn *l, struct MHD_Connection *c, const char
 	const char *allow = NULL, *cl;
 	unsigned status;
 	enum route r = route(l, url, method, &status, &allow);
+	struct conn *k = conn_of(c);
 	struct req *q;
 
+	if (k)		/* the headers are in: now the body's deadline */
+		k->deadline = clock_mono_ns() + l->svc->cfg.body_timeout_s * NSEC_PER_SEC;
+	if (!within_rate(l, c))
+		return fail(c, MHD_HTTP_TOO_MANY_REQUESTS, "too many requests from this device");
 	if (r == R_NONE)
 		return answer(c, status, json_pack("{s:s}", "error", status == MHD_HTTP_NOT_FOUND ?
 						   "no such resource" : "method not allowed"), allow);
@@ -545,6 +608,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*size = 0;
 		return ret;
 	}
+	if (conn_of(c))		/* read whole: no deadline while it is answered */
+		conn_of(c)->deadline = 0;
 	if (q->discarded)
 		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_PSVC_MAX_BODY);
 	if (q->route == R_NONCE)
@@ -559,15 +624,124 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void done(void *cls, struct MHD_Connection *c, void **con_cls,
 		 enum MHD_RequestTerminationCode why)
 {
+	struct lsn *l = cls;
 	struct req *q = *con_cls;
+	struct conn *k = conn_of(c);
 
-	(void)cls, (void)c, (void)why;
+	(void)why;
+	if (k)		/* kept alive: the next request's headers are due */
+		k->deadline = clock_mono_ns() + l->svc->cfg.header_timeout_s * NSEC_PER_SEC;
 	if (q) {
 		free(q->body);
 		free(q->device);
 		json_decref(q->answer);
 		free(q);
 		*con_cls = NULL;
+	}
+}
+
+/* --- connections --------------------------------------------------------------- */
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+	return b->sa_family == AF_INET6 &&
+	       !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		       &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
+		       sizeof(struct in6_addr));
+}
+
+/* The accept policy: at most conns_per_source open connections from one
+ * address on one listener. The list is at most max_conns long a listener. */
+static enum MHD_Result admit(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct lsn *l = cls;
+	struct xb_psvc *s = l->svc;
+	char text[INET6_ADDRSTRLEN] = "?";
+	unsigned n = 0;
+
+	(void)len;
+	for (const struct conn *k = s->conns; k; k = k->next)
+		n += k->l == l && !k->cut && same_addr(&k->peer, addr);
+	if (n < s->cfg.conns_per_source)
+		return MHD_YES;
+	s->stats.conns_refused++;
+	if (log_ratelimit(&rl_limit)) {
+		if (addr->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)addr)->sin_addr,
+				  text, sizeof(text));
+		else if (addr->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+				  &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr,
+				  text, sizeof(text));
+		log_warnx("posture %s: %s has %u connections open: a new one refused (%llu so far)",
+			  l->name, text, n, (unsigned long long)s->stats.conns_refused);
+	}
+	return MHD_NO;
+}
+
+/* A connection opens (its headers due in header_timeout_s) or closes. */
+static void track(void *cls, struct MHD_Connection *c, void **ctx,
+		  enum MHD_ConnectionNotificationCode what)
+{
+	struct lsn *l = cls;
+	struct xb_psvc *s = l->svc;
+	struct conn *k = *ctx;
+	const union MHD_ConnectionInfo *fd, *sa;
+
+	if (what == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!k)
+			return;
+		*(k->prev ? &k->prev->next : &s->conns) = k->next;
+		if (k->next)
+			k->next->prev = k->prev;
+		free(k);
+		*ctx = NULL;
+		return;
+	}
+	fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	sa = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!fd || !sa || !(k = calloc(1, sizeof(*k))))
+		return;		/* untracked: libmicrohttpd's idle timeout still holds */
+	k->l = l;
+	k->fd = fd->connect_fd;
+	memcpy(&k->peer, sa->client_addr, sa->client_addr->sa_family == AF_INET6 ?
+	       sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	k->deadline = clock_mono_ns() + s->cfg.header_timeout_s * NSEC_PER_SEC;
+	k->next = s->conns;
+	if (s->conns)
+		s->conns->prev = k;
+	s->conns = k;
+	*ctx = k;
+}
+
+/* Shut down every connection whose request is late; libmicrohttpd reads
+ * the EOF in the run that follows and closes it. */
+static void sweep(struct xb_psvc *s)
+{
+	uint64_t now = clock_mono_ns();
+	char text[INET6_ADDRSTRLEN] = "?";
+
+	for (struct conn *k = s->conns; k; k = k->next) {
+		if (k->cut || !k->deadline || k->deadline > now)
+			continue;
+		shutdown(k->fd, SHUT_RDWR);
+		k->cut = true;
+		s->stats.deadline_closed++;
+		if (!log_ratelimit(&rl_limit))
+			continue;
+		inet_ntop(k->peer.ss_family, k->peer.ss_family == AF_INET ?
+			  (const void *)&((struct sockaddr_in *)&k->peer)->sin_addr :
+			  (const void *)&((struct sockaddr_in6 *)&k->peer)->sin6_addr,
+			  text, sizeof(text));
+		log_warnx("posture %s: %s: request not in by its deadline (headers %u s, body "
+			  "%u s): connection closed (%llu so far)", k->l->name, text,
+			  s->cfg.header_timeout_s, s->cfg.body_timeout_s,
+			  (unsigned long long)s->stats.deadline_closed);
 	}
 }
 
@@ -584,8 +758,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- listeners --------------------------------------------------------------- */
 
-/* A listening socket on addr:port; -1 with the reason logged. */
-static int listen_on(const char *addr, uint16_t port, bool *v6)
+/* A listening socket on addr:port, bound to interface ifname unless it is
+ * NULL (as the DNS service's: only what came through a device's WireGuard
+ * tunnel reaches it, so its source is one cryptokey routing vouched for);
+ * -1 with the reason logged. */
+static int listen_on(const char *addr, uint16_t port, const char *ifname, bool *v6)
 {
 	struct sockaddr_storage ss = { 0 };
 	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
@@ -608,9 +785,12 @@ static int listen_on(const char *addr, uint16_t port, bool *v6)
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0 ||
 	    (*v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    (ifname && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname,
+				  (socklen_t)strlen(ifname)) < 0) ||
 	    bind(fd, (struct sockaddr *)&ss, *v6 ? sizeof(*in6) : sizeof(*in)) < 0 ||
 	    listen(fd, 128) < 0) {
-		log_warn("posture: listen on %s port %u", addr, port);
+		log_warn("posture: listen on %s port %u%s%s", addr, port, ifname ? " on " : "",
+			 ifname ? ifname : "");
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -624,21 +804,24 @@ static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool
 	const union MHD_DaemonInfo *di;
 	struct epoll_event ev = { .events = EPOLLIN };
 	bool v6;
-	int fd = listen_on(addr, port, &v6);
+	int fd = listen_on(addr, port, admin ? NULL : s->cfg.ifname, &v6);
 
 	if (fd < 0)
 		return -1;
 	l->svc = s;
 	l->admin = admin;
 	snprintf(l->name, sizeof(l->name), v6 ? "[%s]:%u" : "%s:%u", addr, port);
+	/* The request deadlines are ours (struct conn): libmicrohttpd's
+	 * timeout is the idle one. */
 	l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
 				(v6 ? MHD_USE_IPv6 : 0), 0,
-				NULL, NULL, handle, l,
+				admit, l, handle, l,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,	/* first */
 				MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
 				MHD_OPTION_NOTIFY_COMPLETED, done, l,
+				MHD_OPTION_NOTIFY_CONNECTION, track, l,
 				MHD_OPTION_END);
 	if (!l->d) {
 		log_warnx("posture %s: libmicrohttpd would not start", l->name);
@@ -653,7 +836,8 @@ static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool
 		return -1;
 	}
 	s->n_lsn++;
-	log_info("posture: %s on %s", admin ? "attribute push" : "reports", l->name);
+	log_info("posture: %s on %s%s%s", admin ? "attribute push" : "reports", l->name,
+		 !admin && s->cfg.ifname ? ", " : "", !admin && s->cfg.ifname ? s->cfg.ifname : "");
 	return 0;
 }
 
@@ -667,6 +851,11 @@ static void defaults(struct xb_psvc_config *c)
 	c->nonces_per_device = c->nonces_per_device ? c->nonces_per_device :
 			       XB_PSVC_NONCES_PER_DEVICE;
 	c->nonces = c->nonces ? c->nonces : XB_PSVC_NONCES;
+	c->rate = c->rate ? c->rate : XB_PSVC_RATE;
+	c->burst = c->burst ? c->burst : XB_PSVC_BURST;
+	c->conns_per_source = c->conns_per_source ? c->conns_per_source : XB_PSVC_CONNS_PER_SOURCE;
+	c->header_timeout_s = c->header_timeout_s ? c->header_timeout_s : XB_PSVC_HEADER_TIMEOUT_S;
+	c->body_timeout_s = c->body_timeout_s ? c->body_timeout_s : XB_PSVC_BODY_TIMEOUT_S;
 }
 
 struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_psvc_ops *ops,
@@ -688,7 +877,8 @@ struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_p
 	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	s->nonces = xb_pnonce_new(s->cfg.nonce_ttl_s * NSEC_PER_SEC, s->cfg.nonces_per_device,
 				  s->cfg.nonces);
-	if (s->epfd < 0 || s->tfd < 0 || !s->nonces ||
+	s->rate = xb_prate_new(s->cfg.rate, s->cfg.burst);
+	if (s->epfd < 0 || s->tfd < 0 || !s->nonces || !s->rate ||
 	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->tfd, &ev) < 0) {
 		log_warn("posture: set-up");
 		goto fail;
@@ -709,17 +899,22 @@ int xb_psvc_fd(const struct xb_psvc *s)
 	return s->epfd;
 }
 
-/* The timer for the earliest libmicrohttpd timeout (connection idle), or
- * at once when connections were resumed: in external epoll mode
- * libmicrohttpd has no wake-up of its own for them, they wait for the
- * next MHD_run(). */
+/* The timer for the earliest libmicrohttpd timeout (connection idle) or
+ * request deadline, or at once when connections were resumed: in external
+ * epoll mode libmicrohttpd has no wake-up of its own for them, they wait
+ * for the next MHD_run(). */
 static void arm(struct xb_psvc *s, bool resumed)
 {
 	struct itimerspec its = { 0 };
 	MHD_UNSIGNED_LONG_LONG ms, min = UINT64_MAX;
+	uint64_t now = clock_mono_ns();
 
 	for (size_t i = 0; i < s->n_lsn; i++)
 		if (MHD_get_timeout(s->lsn[i].d, &ms) == MHD_YES && ms < min)
+			min = ms;
+	for (const struct conn *k = s->conns; k; k = k->next)
+		if (k->deadline && !k->cut &&
+		    (ms = k->deadline > now ? (k->deadline - now) / NSEC_PER_MSEC + 1 : 0) < min)
 			min = ms;
 	if (resumed) {
 		its.it_value.tv_nsec = 1;
@@ -741,6 +936,7 @@ void xb_psvc_process(struct xb_psvc *s)
 	for (int i = 0; i < n; i++)
 		if (evs[i].data.u64 == UINT64_MAX && read(s->tfd, &ticks, sizeof(ticks)) < 0)
 			continue;
+	sweep(s);
 	/* Cheap when idle: each daemon polls its own epoll set without waiting. */
 	/* Each pass is a round; the next pass sends the answers the last one
 	 * settled (and takes new requests). The last pass's wait for a timer. */
@@ -764,6 +960,11 @@ size_t xb_psvc_conns(const struct xb_psvc *s)
 	return n;
 }
 
+void xb_psvc_stats(const struct xb_psvc *s, struct xb_psvc_stats *out)
+{
+	*out = s->stats;
+}
+
 void xb_psvc_close(struct xb_psvc *s)
 {
 	if (!s)
@@ -772,6 +973,7 @@ void xb_psvc_close(struct xb_psvc *s)
 	for (size_t i = 0; i < s->n_lsn; i++)
 		MHD_stop_daemon(s->lsn[i].d);
 	xb_pnonce_free(s->nonces);
+	xb_prate_free(s->rate);
 	if (s->tfd >= 0)
 		close(s->tfd);
 	if (s->epfd >= 0)
