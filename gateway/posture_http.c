@@ -12,16 +12,13 @@
  *
  * Limits (docs/posture.md, "Limits"), so that one device cannot starve the
  * others: a device over its request rate is refused 429 at its headers
- * (posture_rate.c); a source address gets conns_per_source connections
- * (the accept policy refuses more); and every connection is tracked
- * (struct conn) with the deadline of the request it is reading — its
- * headers header_timeout_s after the connection or the last answer, its
- * body body_timeout_s after its headers. libmicrohttpd's own timeout
- * measures only idleness, so a client sending a byte a second would hold
- * its connection for ever; the sweep in xb_psvc_process() shuts a late
- * connection's socket down, and libmicrohttpd closes it on the EOF.
+ * (posture_rate.c); a source address gets conns_per_source connections,
+ * and a request must be in by its header and body deadlines
+ * (posture_conns.c: the accept policy, the connection notification, and
+ * a sweep at every xb_psvc_process()).
  */
 #include "gateway/posture_http.h"
+#include "gateway/posture_conns.h"
 #include "gateway/posture_nonce.h"
 #include "gateway/posture_rate.h"
 #include "common/clock.h"
@@ -36,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <net/if.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -46,21 +42,12 @@
 
 enum route { R_NONE, R_NONCE, R_REPORT, R_PUSH };
 
-/* An open connection (libmicrohttpd's socket context). */
-struct conn {
-	struct lsn *l;
-	int fd;
-	struct sockaddr_storage peer;
-	uint64_t deadline;	/* monotonic ns; 0: its request is read */
-	bool cut;		/* shut down by the sweep */
-	struct conn *prev, *next;
-};
-
 struct lsn {
 	struct xb_psvc *svc;
 	struct MHD_Daemon *d;
 	bool admin;
 	char name[64];		/* address:port, for log lines */
+	struct xb_pconns_lsn conns;	/* {svc->conns, name} */
 };
 
 struct xb_psvc {
@@ -71,8 +58,8 @@ struct xb_psvc {
 	struct xb_jsonlog *audit;
 	struct xb_pnonce *nonces;
 	struct xb_prate *rate;
-	struct conn *conns;		/* every open connection, all listeners */
-	struct xb_psvc_stats stats;
+	struct xb_pconns *conns;	/* every open connection, all listeners */
+	uint64_t limited, nonce_full;	/* for xb_psvc_stats() */
 	int epfd, tfd;
 	/* The round: every report and push accepted in one xb_psvc_process()
 	 * call is written in one transaction (open while in_tx), and answered
@@ -103,7 +90,7 @@ struct req {
 };
 
 static struct log_rl rl_http = LOG_RL_INIT(1, 5);
-static struct log_rl rl_limit = LOG_RL_INIT(1, 5);	/* a limit tripped */
+static struct log_rl rl_limit = LOG_RL_INIT(1, 5);	/* over a device's rate */
 
 /* --- answers ----------------------------------------------------------------- */
 
@@ -204,7 +191,7 @@ static enum MHD_Result nonce(struct lsn *l, struct MHD_Connection *c)
 		return refuse(s, c, "nonce", addr, NULL, -1, MHD_HTTP_FORBIDDEN,
 			      "not a device address");
 	if (xb_pnonce_issue(s->nonces, device, clock_mono_ns(), hex) < 0) {
-		s->stats.nonce_full++;
+		s->nonce_full++;
 		if (log_ratelimit(&rl_http))
 			log_warnx("posture %s: nonce table full (%zu outstanding)", l->name,
 				  xb_pnonce_count(s->nonces));
@@ -502,15 +489,6 @@ static bool is_json(const char *ct)
 	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* The connection's tracking, or NULL. */
-static struct conn *conn_of(struct MHD_Connection *c)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-	return ci ? ci->socket_context : NULL;
-}
-
 /* The device's request budget (device listeners only): false, and the
  * refusal counted and logged, when it is spent. */
 static bool within_rate(struct lsn *l, struct MHD_Connection *c)
@@ -524,11 +502,11 @@ static bool within_rate(struct lsn *l, struct MHD_Connection *c)
 	    !(device = s->ops->device_for(s->ctx, sa)) ||
 	    xb_prate_take(s->rate, device, clock_mono_ns()))
 		return true;
-	s->stats.limited++;
+	s->limited++;
 	if (log_ratelimit(&rl_limit))
 		log_warnx("posture %s: device %s (%s) over %u requests/s (burst %u): refused "
 			  "429 (%llu so far)", l->name, device, addr, s->cfg.rate, s->cfg.burst,
-			  (unsigned long long)s->stats.limited);
+			  (unsigned long long)s->limited);
 	return false;
 }
 
@@ -539,11 +517,9 @@ static enum MHD_Result start(struct lsn *l, struct MHD_Connection *c, const char
 	const char *allow = NULL, *cl;
 	unsigned status;
 	enum route r = route(l, url, method, &status, &allow);
-	struct conn *k = conn_of(c);
 	struct req *q;
 
-	if (k)		/* the headers are in: now the body's deadline */
-		k->deadline = clock_mono_ns() + l->svc->cfg.body_timeout_s * NSEC_PER_SEC;
+	xb_pconns_headers_in(c, clock_mono_ns());
 	if (!within_rate(l, c))
 		return fail(c, MHD_HTTP_TOO_MANY_REQUESTS, "too many requests from this device");
 	if (r == R_NONE)
@@ -608,8 +584,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*size = 0;
 		return ret;
 	}
-	if (conn_of(c))		/* read whole: no deadline while it is answered */
-		conn_of(c)->deadline = 0;
+	xb_pconns_request_in(c);
 	if (q->discarded)
 		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_PSVC_MAX_BODY);
 	if (q->route == R_NONCE)
@@ -624,124 +599,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void done(void *cls, struct MHD_Connection *c, void **con_cls,
 		 enum MHD_RequestTerminationCode why)
 {
-	struct lsn *l = cls;
 	struct req *q = *con_cls;
-	struct conn *k = conn_of(c);
 
-	(void)why;
-	if (k)		/* kept alive: the next request's headers are due */
-		k->deadline = clock_mono_ns() + l->svc->cfg.header_timeout_s * NSEC_PER_SEC;
+	(void)cls, (void)why;
+	xb_pconns_answered(c, clock_mono_ns());
 	if (q) {
 		free(q->body);
 		free(q->device);
 		json_decref(q->answer);
 		free(q);
 		*con_cls = NULL;
-	}
-}
-
-/* --- connections --------------------------------------------------------------- */
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
-{
-	if (a->ss_family != b->sa_family)
-		return false;
-	if (b->sa_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
-	return b->sa_family == AF_INET6 &&
-	       !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		       &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
-		       sizeof(struct in6_addr));
-}
-
-/* The accept policy: at most conns_per_source open connections from one
- * address on one listener. The list is at most max_conns long a listener. */
-static enum MHD_Result admit(void *cls, const struct sockaddr *addr, socklen_t len)
-{
-	struct lsn *l = cls;
-	struct xb_psvc *s = l->svc;
-	char text[INET6_ADDRSTRLEN] = "?";
-	unsigned n = 0;
-
-	(void)len;
-	for (const struct conn *k = s->conns; k; k = k->next)
-		n += k->l == l && !k->cut && same_addr(&k->peer, addr);
-	if (n < s->cfg.conns_per_source)
-		return MHD_YES;
-	s->stats.conns_refused++;
-	if (log_ratelimit(&rl_limit)) {
-		if (addr->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)addr)->sin_addr,
-				  text, sizeof(text));
-		else if (addr->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-				  &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr,
-				  text, sizeof(text));
-		log_warnx("posture %s: %s has %u connections open: a new one refused (%llu so far)",
-			  l->name, text, n, (unsigned long long)s->stats.conns_refused);
-	}
-	return MHD_NO;
-}
-
-/* A connection opens (its headers due in header_timeout_s) or closes. */
-static void track(void *cls, struct MHD_Connection *c, void **ctx,
-		  enum MHD_ConnectionNotificationCode what)
-{
-	struct lsn *l = cls;
-	struct xb_psvc *s = l->svc;
-	struct conn *k = *ctx;
-	const union MHD_ConnectionInfo *fd, *sa;
-
-	if (what == MHD_CONNECTION_NOTIFY_CLOSED) {
-		if (!k)
-			return;
-		*(k->prev ? &k->prev->next : &s->conns) = k->next;
-		if (k->next)
-			k->next->prev = k->prev;
-		free(k);
-		*ctx = NULL;
-		return;
-	}
-	fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	sa = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (!fd || !sa || !(k = calloc(1, sizeof(*k))))
-		return;		/* untracked: libmicrohttpd's idle timeout still holds */
-	k->l = l;
-	k->fd = fd->connect_fd;
-	memcpy(&k->peer, sa->client_addr, sa->client_addr->sa_family == AF_INET6 ?
-	       sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-	k->deadline = clock_mono_ns() + s->cfg.header_timeout_s * NSEC_PER_SEC;
-	k->next = s->conns;
-	if (s->conns)
-		s->conns->prev = k;
-	s->conns = k;
-	*ctx = k;
-}
-
-/* Shut down every connection whose request is late; libmicrohttpd reads
- * the EOF in the run that follows and closes it. */
-static void sweep(struct xb_psvc *s)
-{
-	uint64_t now = clock_mono_ns();
-	char text[INET6_ADDRSTRLEN] = "?";
-
-	for (struct conn *k = s->conns; k; k = k->next) {
-		if (k->cut || !k->deadline || k->deadline > now)
-			continue;
-		shutdown(k->fd, SHUT_RDWR);
-		k->cut = true;
-		s->stats.deadline_closed++;
-		if (!log_ratelimit(&rl_limit))
-			continue;
-		inet_ntop(k->peer.ss_family, k->peer.ss_family == AF_INET ?
-			  (const void *)&((struct sockaddr_in *)&k->peer)->sin_addr :
-			  (const void *)&((struct sockaddr_in6 *)&k->peer)->sin6_addr,
-			  text, sizeof(text));
-		log_warnx("posture %s: %s: request not in by its deadline (headers %u s, body "
-			  "%u s): connection closed (%llu so far)", k->l->name, text,
-			  s->cfg.header_timeout_s, s->cfg.body_timeout_s,
-			  (unsigned long long)s->stats.deadline_closed);
 	}
 }
 
@@ -811,17 +678,18 @@ static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool
 	l->svc = s;
 	l->admin = admin;
 	snprintf(l->name, sizeof(l->name), v6 ? "[%s]:%u" : "%s:%u", addr, port);
-	/* The request deadlines are ours (struct conn): libmicrohttpd's
+	l->conns = (struct xb_pconns_lsn){ s->conns, l->name };
+	/* The request deadlines are posture_conns.c's: libmicrohttpd's
 	 * timeout is the idle one. */
 	l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
 				(v6 ? MHD_USE_IPv6 : 0), 0,
-				admit, l, handle, l,
+				xb_pconns_admit, &l->conns, handle, l,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,	/* first */
 				MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
 				MHD_OPTION_NOTIFY_COMPLETED, done, l,
-				MHD_OPTION_NOTIFY_CONNECTION, track, l,
+				MHD_OPTION_NOTIFY_CONNECTION, xb_pconns_track, &l->conns,
 				MHD_OPTION_END);
 	if (!l->d) {
 		log_warnx("posture %s: libmicrohttpd would not start", l->name);
@@ -878,7 +746,9 @@ struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_p
 	s->nonces = xb_pnonce_new(s->cfg.nonce_ttl_s * NSEC_PER_SEC, s->cfg.nonces_per_device,
 				  s->cfg.nonces);
 	s->rate = xb_prate_new(s->cfg.rate, s->cfg.burst);
-	if (s->epfd < 0 || s->tfd < 0 || !s->nonces || !s->rate ||
+	s->conns = xb_pconns_new(s->cfg.conns_per_source, s->cfg.header_timeout_s,
+				 s->cfg.body_timeout_s);
+	if (s->epfd < 0 || s->tfd < 0 || !s->nonces || !s->rate || !s->conns ||
 	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->tfd, &ev) < 0) {
 		log_warn("posture: set-up");
 		goto fail;
@@ -907,15 +777,12 @@ static void arm(struct xb_psvc *s, bool resumed)
 {
 	struct itimerspec its = { 0 };
 	MHD_UNSIGNED_LONG_LONG ms, min = UINT64_MAX;
-	uint64_t now = clock_mono_ns();
 
 	for (size_t i = 0; i < s->n_lsn; i++)
 		if (MHD_get_timeout(s->lsn[i].d, &ms) == MHD_YES && ms < min)
 			min = ms;
-	for (const struct conn *k = s->conns; k; k = k->next)
-		if (k->deadline && !k->cut &&
-		    (ms = k->deadline > now ? (k->deadline - now) / NSEC_PER_MSEC + 1 : 0) < min)
-			min = ms;
+	if ((ms = xb_pconns_next_ms(s->conns, clock_mono_ns())) < min)
+		min = ms;
 	if (resumed) {
 		its.it_value.tv_nsec = 1;
 		timerfd_settime(s->tfd, 0, &its, NULL);
@@ -936,7 +803,7 @@ void xb_psvc_process(struct xb_psvc *s)
 	for (int i = 0; i < n; i++)
 		if (evs[i].data.u64 == UINT64_MAX && read(s->tfd, &ticks, sizeof(ticks)) < 0)
 			continue;
-	sweep(s);
+	xb_pconns_sweep(s->conns, clock_mono_ns());
 	/* Cheap when idle: each daemon polls its own epoll set without waiting. */
 	/* Each pass is a round; the next pass sends the answers the last one
 	 * settled (and takes new requests). The last pass's wait for a timer. */
@@ -962,7 +829,10 @@ size_t xb_psvc_conns(const struct xb_psvc *s)
 
 void xb_psvc_stats(const struct xb_psvc *s, struct xb_psvc_stats *out)
 {
-	*out = s->stats;
+	*out = (struct xb_psvc_stats){
+		.limited = s->limited, .conns_refused = xb_pconns_refused(s->conns),
+		.deadline_closed = xb_pconns_cut(s->conns), .nonce_full = s->nonce_full,
+	};
 }
 
 void xb_psvc_close(struct xb_psvc *s)
@@ -974,6 +844,7 @@ void xb_psvc_close(struct xb_psvc *s)
 		MHD_stop_daemon(s->lsn[i].d);
 	xb_pnonce_free(s->nonces);
 	xb_prate_free(s->rate);
+	xb_pconns_free(s->conns);
 	if (s->tfd >= 0)
 		close(s->tfd);
 	if (s->epfd >= 0)
