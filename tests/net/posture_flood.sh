@@ -8,6 +8,7 @@
 # 20 s would cut her) and her traffic must keep flowing. Her report time,
 # quiet and under the flood, is printed (p50/p99); only a generous bound
 # is asserted (p99 under flood < 2 x quiet p99 + 1 s): the machine is shared.
+# XB_FLOOD_S sets the flood's length (default 80 s; the test takes ~20 s more).
 #
 #   alice   198.51.100.10 ──WG── ea 192.0.2.2 ┐
 #                                             gw: xborderd ── eu 192.0.2.17/30 ── org 203.0.113.10
