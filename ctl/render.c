@@ -856,6 +856,12 @@ int xb_render_posture(const struct xb_render *r, json_t *st)
 			get(st, "set_errors"), get(st, "cuts"), get(st, "cut_entries")), NULL);
 		kv(r, "report to enforcement", json_sprintf_text("p99 below %s us, max %s us",
 			get(st, "enforce_p99_us"), get(st, "enforce_max_us")), NULL);
+		if ((a = get(st, "limits")))
+			kv(r, "refused", json_sprintf_text("%s requests over a device's rate (429), "
+				"%s connections over a source's limit, %s late requests cut, "
+				"%s nonces (table full)", get(a, "rate_limited"),
+				get(a, "connections_refused"), get(a, "deadline_closed"),
+				get(a, "nonce_table_full")), NULL);
 		return 0;
 	}
 	head(r, "device", text(get(st, "device")));

@@ -9,9 +9,18 @@
  * libmicrohttpd calls handle() once when the headers are in (routes, size
  * and type are refused there, before any body is read), once per chunk of
  * body, and once more at the end, when the request is answered.
+ *
+ * Limits (docs/posture.md, "Limits"), so that one device cannot starve the
+ * others: a device over its request rate is refused 429 at its headers
+ * (posture_rate.c); a source address gets conns_per_source connections,
+ * and a request must be in by its header and body deadlines
+ * (posture_conns.c: the accept policy, the connection notification, and
+ * a sweep at every xb_psvc_process()).
  */
 #include "gateway/posture_http.h"
+#include "gateway/posture_conns.h"
 #include "gateway/posture_nonce.h"
+#include "gateway/posture_rate.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -38,6 +47,7 @@ struct lsn {
 	struct MHD_Daemon *d;
 	bool admin;
 	char name[64];		/* address:port, for log lines */
+	struct xb_pconns_lsn conns;	/* {svc->conns, name} */
 };
 
 struct xb_psvc {
@@ -47,6 +57,9 @@ struct xb_psvc {
 	struct xb_pstore *store;
 	struct xb_jsonlog *audit;
 	struct xb_pnonce *nonces;
+	struct xb_prate *rate;
+	struct xb_pconns *conns;	/* every open connection, all listeners */
+	uint64_t limited, nonce_full;	/* for xb_psvc_stats() */
 	int epfd, tfd;
 	/* The round: every report and push accepted in one xb_psvc_process()
 	 * call is written in one transaction (open while in_tx), and answered
@@ -77,6 +90,7 @@ struct req {
 };
 
 static struct log_rl rl_http = LOG_RL_INIT(1, 5);
+static struct log_rl rl_limit = LOG_RL_INIT(1, 5);	/* over a device's rate */
 
 /* --- answers ----------------------------------------------------------------- */
 
@@ -177,9 +191,10 @@ static enum MHD_Result nonce(struct lsn *l, struct MHD_Connection *c)
 		return refuse(s, c, "nonce", addr, NULL, -1, MHD_HTTP_FORBIDDEN,
 			      "not a device address");
 	if (xb_pnonce_issue(s->nonces, device, clock_mono_ns(), hex) < 0) {
+		s->nonce_full++;
 		if (log_ratelimit(&rl_http))
-			log_warnx("posture %s: nonce table full (%zu issued in %u s)", l->name,
-				  xb_pnonce_count(s->nonces), s->cfg.nonce_ttl_s);
+			log_warnx("posture %s: nonce table full (%zu outstanding)", l->name,
+				  xb_pnonce_count(s->nonces));
 		return fail(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many outstanding nonces");
 	}
 	return answer(c, MHD_HTTP_OK, json_pack("{s:s, s:i}", "nonce", hex, "expires_in",
@@ -482,6 +497,27 @@ static bool is_json(const char *ct)
 	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* The device's request budget (device listeners only): false, and the
+ * refusal counted and logged, when it is spent. */
+static bool within_rate(struct lsn *l, struct MHD_Connection *c)
+{
+	struct xb_psvc *s = l->svc;
+	char addr[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa;
+	const char *device;
+
+	if (l->admin || !(sa = peer(c, addr, sizeof(addr))) ||
+	    !(device = s->ops->device_for(s->ctx, sa)) ||
+	    xb_prate_take(s->rate, device, clock_mono_ns()))
+		return true;
+	s->limited++;
+	if (log_ratelimit(&rl_limit))
+		log_warnx("posture %s: device %s (%s) over %u requests/s (burst %u): refused "
+			  "429 (%llu so far)", l->name, device, addr, s->cfg.rate, s->cfg.burst,
+			  (unsigned long long)s->limited);
+	return false;
+}
+
 /* First call for a request: refuse what can be refused from the headers. */
 static enum MHD_Result start(struct lsn *l, struct MHD_Connection *c, const char *url,
 			     const char *method, void **con_cls)
@@ -491,6 +527,9 @@ static enum MHD_Result start(struct lsn *l, struct MHD_Connection *c, const char
 	enum route r = route(l, url, method, &status, &allow);
 	struct req *q;
 
+	xb_pconns_headers_in(c, clock_mono_ns());
+	if (!within_rate(l, c))
+		return fail(c, MHD_HTTP_TOO_MANY_REQUESTS, "too many requests from this device");
 	if (r == R_NONE)
 		return answer(c, status, json_pack("{s:s}", "error", status == MHD_HTTP_NOT_FOUND ?
 						   "no such resource" : "method not allowed"), allow);
@@ -553,6 +592,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*size = 0;
 		return ret;
 	}
+	xb_pconns_request_in(c);
 	if (q->discarded)
 		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_PSVC_MAX_BODY);
 	if (q->route == R_NONCE)
@@ -569,7 +609,8 @@ static void done(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct req *q = *con_cls;
 
-	(void)cls, (void)c, (void)why;
+	(void)cls, (void)why;
+	xb_pconns_answered(c, clock_mono_ns());
 	if (q) {
 		free(q->body);
 		free(q->device);
@@ -592,8 +633,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- listeners --------------------------------------------------------------- */
 
-/* A listening socket on addr:port; -1 with the reason logged. */
-static int listen_on(const char *addr, uint16_t port, bool *v6)
+/* A listening socket on addr:port, bound to interface ifname unless it is
+ * NULL (as the DNS service's: only what came through a device's WireGuard
+ * tunnel reaches it, so its source is one cryptokey routing vouched for);
+ * -1 with the reason logged. */
+static int listen_on(const char *addr, uint16_t port, const char *ifname, bool *v6)
 {
 	struct sockaddr_storage ss = { 0 };
 	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
@@ -616,9 +660,12 @@ static int listen_on(const char *addr, uint16_t port, bool *v6)
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0 ||
 	    (*v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    (ifname && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname,
+				  (socklen_t)strlen(ifname)) < 0) ||
 	    bind(fd, (struct sockaddr *)&ss, *v6 ? sizeof(*in6) : sizeof(*in)) < 0 ||
 	    listen(fd, 128) < 0) {
-		log_warn("posture: listen on %s port %u", addr, port);
+		log_warn("posture: listen on %s port %u%s%s", addr, port, ifname ? " on " : "",
+			 ifname ? ifname : "");
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -632,21 +679,25 @@ static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool
 	const union MHD_DaemonInfo *di;
 	struct epoll_event ev = { .events = EPOLLIN };
 	bool v6;
-	int fd = listen_on(addr, port, &v6);
+	int fd = listen_on(addr, port, admin ? NULL : s->cfg.ifname, &v6);
 
 	if (fd < 0)
 		return -1;
 	l->svc = s;
 	l->admin = admin;
 	snprintf(l->name, sizeof(l->name), v6 ? "[%s]:%u" : "%s:%u", addr, port);
+	l->conns = (struct xb_pconns_lsn){ s->conns, l->name };
+	/* The request deadlines are posture_conns.c's: libmicrohttpd's
+	 * timeout is the idle one. */
 	l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
 				(v6 ? MHD_USE_IPv6 : 0), 0,
-				NULL, NULL, handle, l,
+				xb_pconns_admit, &l->conns, handle, l,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,	/* first */
 				MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
 				MHD_OPTION_NOTIFY_COMPLETED, done, l,
+				MHD_OPTION_NOTIFY_CONNECTION, xb_pconns_track, &l->conns,
 				MHD_OPTION_END);
 	if (!l->d) {
 		log_warnx("posture %s: libmicrohttpd would not start", l->name);
@@ -661,7 +712,8 @@ static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool
 		return -1;
 	}
 	s->n_lsn++;
-	log_info("posture: %s on %s", admin ? "attribute push" : "reports", l->name);
+	log_info("posture: %s on %s%s%s", admin ? "attribute push" : "reports", l->name,
+		 !admin && s->cfg.ifname ? ", " : "", !admin && s->cfg.ifname ? s->cfg.ifname : "");
 	return 0;
 }
 
@@ -675,6 +727,11 @@ static void defaults(struct xb_psvc_config *c)
 	c->nonces_per_device = c->nonces_per_device ? c->nonces_per_device :
 			       XB_PSVC_NONCES_PER_DEVICE;
 	c->nonces = c->nonces ? c->nonces : XB_PSVC_NONCES;
+	c->rate = c->rate ? c->rate : XB_PSVC_RATE;
+	c->burst = c->burst ? c->burst : XB_PSVC_BURST;
+	c->conns_per_source = c->conns_per_source ? c->conns_per_source : XB_PSVC_CONNS_PER_SOURCE;
+	c->header_timeout_s = c->header_timeout_s ? c->header_timeout_s : XB_PSVC_HEADER_TIMEOUT_S;
+	c->body_timeout_s = c->body_timeout_s ? c->body_timeout_s : XB_PSVC_BODY_TIMEOUT_S;
 }
 
 struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_psvc_ops *ops,
@@ -696,7 +753,10 @@ struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_p
 	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	s->nonces = xb_pnonce_new(s->cfg.nonce_ttl_s * NSEC_PER_SEC, s->cfg.nonces_per_device,
 				  s->cfg.nonces);
-	if (s->epfd < 0 || s->tfd < 0 || !s->nonces ||
+	s->rate = xb_prate_new(s->cfg.rate, s->cfg.burst);
+	s->conns = xb_pconns_new(s->cfg.conns_per_source, s->cfg.header_timeout_s,
+				 s->cfg.body_timeout_s);
+	if (s->epfd < 0 || s->tfd < 0 || !s->nonces || !s->rate || !s->conns ||
 	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->tfd, &ev) < 0) {
 		log_warn("posture: set-up");
 		goto fail;
@@ -717,10 +777,10 @@ int xb_psvc_fd(const struct xb_psvc *s)
 	return s->epfd;
 }
 
-/* The timer for the earliest libmicrohttpd timeout (connection idle), or
- * at once when connections were resumed: in external epoll mode
- * libmicrohttpd has no wake-up of its own for them, they wait for the
- * next MHD_run(). */
+/* The timer for the earliest libmicrohttpd timeout (connection idle) or
+ * request deadline, or at once when connections were resumed: in external
+ * epoll mode libmicrohttpd has no wake-up of its own for them, they wait
+ * for the next MHD_run(). */
 static void arm(struct xb_psvc *s, bool resumed)
 {
 	struct itimerspec its = { 0 };
@@ -729,6 +789,8 @@ static void arm(struct xb_psvc *s, bool resumed)
 	for (size_t i = 0; i < s->n_lsn; i++)
 		if (MHD_get_timeout(s->lsn[i].d, &ms) == MHD_YES && ms < min)
 			min = ms;
+	if ((ms = xb_pconns_next_ms(s->conns, clock_mono_ns())) < min)
+		min = ms;
 	if (resumed) {
 		its.it_value.tv_nsec = 1;
 		timerfd_settime(s->tfd, 0, &its, NULL);
@@ -749,6 +811,7 @@ void xb_psvc_process(struct xb_psvc *s)
 	for (int i = 0; i < n; i++)
 		if (evs[i].data.u64 == UINT64_MAX && read(s->tfd, &ticks, sizeof(ticks)) < 0)
 			continue;
+	xb_pconns_sweep(s->conns, clock_mono_ns());
 	/* Cheap when idle: each daemon polls its own epoll set without waiting. */
 	/* Each pass is a round; the next pass sends the answers the last one
 	 * settled (and takes new requests). The last pass's wait for a timer. */
@@ -772,6 +835,14 @@ size_t xb_psvc_conns(const struct xb_psvc *s)
 	return n;
 }
 
+void xb_psvc_stats(const struct xb_psvc *s, struct xb_psvc_stats *out)
+{
+	*out = (struct xb_psvc_stats){
+		.limited = s->limited, .conns_refused = xb_pconns_refused(s->conns),
+		.deadline_closed = xb_pconns_cut(s->conns), .nonce_full = s->nonce_full,
+	};
+}
+
 void xb_psvc_close(struct xb_psvc *s)
 {
 	if (!s)
@@ -780,6 +851,8 @@ void xb_psvc_close(struct xb_psvc *s)
 	for (size_t i = 0; i < s->n_lsn; i++)
 		MHD_stop_daemon(s->lsn[i].d);
 	xb_pnonce_free(s->nonces);
+	xb_prate_free(s->rate);
+	xb_pconns_free(s->conns);
 	if (s->tfd >= 0)
 		close(s->tfd);
 	if (s->epfd >= 0)

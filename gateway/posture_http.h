@@ -9,7 +9,18 @@
  * Every error is {"error":"one line"} with its status: 400 malformed, 401
  * stale or unknown nonce, 403 not a device address, 404, 405, 409 replayed
  * seq, 413 body over 64 KiB, 415 not application/json, 422 refused by the
- * daemon, 503 nonce table full or store failing.
+ * daemon, 429 the device over its request rate, 503 nonce table full or
+ * store failing.
+ *
+ * Limits, so that one device cannot starve the rest (issue #15): a device
+ * makes at most `rate' requests a second after a `burst' (429 beyond, at
+ * its headers, before anything else is looked at), holds at most
+ * nonces_per_device unused nonces (a new one evicts its oldest; a used one
+ * frees its slot), and opens at most conns_per_source connections; a
+ * request must have its headers in within header_timeout_s of its
+ * connection (or of the previous answer on it) and its body within
+ * body_timeout_s of its headers, or its connection is closed. The device
+ * listeners are bound to the device interface (ifname).
  *
  * A report is checked in this order, and nothing of it is stored unless all
  * pass: the peer address is a device's (device_for), the body is a JSON
@@ -53,8 +64,13 @@
 #define XB_PSVC_MAX_CONNS 256		/* per listening address */
 #define XB_PSVC_TIMEOUT_S 5		/* a connection idle this long is closed */
 #define XB_PSVC_NONCE_TTL_S 60
-#define XB_PSVC_NONCES_PER_DEVICE 4
-#define XB_PSVC_NONCES 65536		/* issued per ttl, all devices */
+#define XB_PSVC_NONCES_PER_DEVICE 4	/* live (unused) nonces a device holds */
+#define XB_PSVC_NONCES 65536		/* live nonces, all devices */
+#define XB_PSVC_RATE 5			/* requests a second per device ... */
+#define XB_PSVC_BURST 20		/* ... after a burst of this many */
+#define XB_PSVC_CONNS_PER_SOURCE 8	/* open connections per peer address */
+#define XB_PSVC_HEADER_TIMEOUT_S 5	/* from connection (or last answer) to headers */
+#define XB_PSVC_BODY_TIMEOUT_S 10	/* from headers to the whole body */
 #define XB_PSVC_MAX_LISTEN 4
 
 struct xb_psvc_ops {
@@ -95,6 +111,11 @@ struct xb_psvc_config {
 	unsigned nonce_ttl_s;
 	unsigned nonces_per_device;
 	unsigned nonces;
+	const char *ifname;			/* device listeners bound to it; NULL: not bound */
+	unsigned rate, burst;			/* requests a second per device, and a burst */
+	unsigned conns_per_source;		/* open connections per peer address */
+	unsigned header_timeout_s;		/* a request's headers must be in by then */
+	unsigned body_timeout_s;		/* and its body this long after its headers */
 };
 
 struct xb_psvc;
@@ -111,6 +132,15 @@ void xb_psvc_process(struct xb_psvc *s);
  * max_conns on an address, new connections wait in the kernel's listen
  * backlog until one closes. */
 size_t xb_psvc_conns(const struct xb_psvc *s);
+
+/* What the limits refused, since the service opened (docs/operations.md). */
+struct xb_psvc_stats {
+	uint64_t limited;		/* requests refused 429: a device over its rate */
+	uint64_t conns_refused;		/* connections over conns_per_source */
+	uint64_t deadline_closed;	/* connections cut: a request not in by its deadline */
+	uint64_t nonce_full;		/* nonce requests refused 503: the table full */
+};
+void xb_psvc_stats(const struct xb_psvc *s, struct xb_psvc_stats *out);
 void xb_psvc_close(struct xb_psvc *s);
 
 #endif

@@ -1,10 +1,13 @@
 /* Report nonces; see posture_nonce.h.
  *
- * Every issued nonce sits in a ring in issue order; with one ttl for all,
- * that is also expiry order, so expiry pops from the head. A nonce that is
- * used or evicted is only marked dead and leaves the ring when it reaches the
- * head. Lookup is by two search trees (tsearch): nonce bytes -> nonce, device
- * name -> the device's live (unused, unexpired) nonces, oldest first.
+ * Every live nonce (issued, not used, evicted or expired) is on a list in
+ * issue order; with one ttl for all, that is also expiry order, so expiry
+ * pops from the head. A nonce that is used or evicted leaves the list, and
+ * its slot of `total', at once: a slot is held only by a nonce a device can
+ * still use, and a device can hold at most per_device of them, so no device
+ * can take the slots of others. Lookup is by two search trees (tsearch):
+ * nonce bytes -> nonce, device name -> the device's live nonces, oldest
+ * first.
  */
 #include "gateway/posture_nonce.h"
 
@@ -18,7 +21,8 @@ struct dev;
 struct nonce {
 	uint8_t id[XB_PNONCE_BYTES];
 	uint64_t expires;
-	struct dev *dev;	/* NULL once dead (used, evicted) */
+	struct dev *dev;
+	struct nonce *prev, *next;	/* issue order */
 };
 
 struct dev {
@@ -29,8 +33,8 @@ struct dev {
 
 struct xb_pnonce {
 	void *by_id, *by_dev;
-	struct nonce **ring;
-	size_t cap, head, count;
+	struct nonce *head, *tail;
+	size_t cap, count;
 	unsigned per_dev;
 	uint64_t ttl;
 };
@@ -55,23 +59,23 @@ struct xb_pnonce *xb_pnonce_new(uint64_t ttl_ns, unsigned per_device, size_t tot
 	t->cap = total ? total : 1;
 	t->per_dev = per_device ? per_device : 1;
 	t->ttl = ttl_ns;
-	t->ring = calloc(t->cap, sizeof(*t->ring));
-	if (!t->ring) {
-		free(t);
-		return NULL;
-	}
 	return t;
 }
 
-/* Take n out of its device's live list (and the device out of the tree when
- * that empties) and out of the id tree: it is dead from now on. */
+static void drop_dev(struct xb_pnonce *t, struct dev *d)
+{
+	tdelete(d, &t->by_dev, cmp_dev);
+	free(d->name);
+	free(d);
+}
+
+/* Take n out of everything (its device too, when that was its last) and
+ * free it: its slot is free from now on. */
 static void kill_nonce(struct xb_pnonce *t, struct nonce *n)
 {
 	struct dev *d = n->dev;
 	unsigned i;
 
-	if (!d)
-		return;
 	tdelete(n, &t->by_id, cmp_id);
 	for (i = 0; i < d->n && d->live[i] != n; i++)
 		;
@@ -79,36 +83,31 @@ static void kill_nonce(struct xb_pnonce *t, struct nonce *n)
 		memmove(&d->live[i], &d->live[i + 1], (d->n - i - 1) * sizeof(d->live[0]));
 		d->n--;
 	}
-	n->dev = NULL;
-	if (d->n == 0) {
-		tdelete(d, &t->by_dev, cmp_dev);
-		free(d->name);
-		free(d);
-	}
+	if (d->n == 0)
+		drop_dev(t, d);
+	*(n->prev ? &n->prev->next : &t->head) = n->next;
+	*(n->next ? &n->next->prev : &t->tail) = n->prev;
+	t->count--;
+	free(n);
 }
 
 static void expire(struct xb_pnonce *t, uint64_t now)
 {
-	while (t->count) {
-		struct nonce *n = t->ring[t->head];
-
-		if (n->expires > now)
-			break;
-		kill_nonce(t, n);
-		free(n);
-		t->head = (t->head + 1) % t->cap;
-		t->count--;
-	}
+	while (t->head && t->head->expires <= now)
+		kill_nonce(t, t->head);
 }
 
-static struct dev *device(struct xb_pnonce *t, const char *name)
+static struct dev *find_dev(struct xb_pnonce *t, const char *name)
 {
-	struct dev key = { .name = (char *)name }, *d, **found;
+	struct dev key = { .name = (char *)name }, **found = tfind(&key, &t->by_dev, cmp_dev);
 
-	found = tfind(&key, &t->by_dev, cmp_dev);
-	if (found)
-		return *found;
-	d = calloc(1, sizeof(*d) + t->per_dev * sizeof(d->live[0]));
+	return found ? *found : NULL;
+}
+
+static struct dev *new_dev(struct xb_pnonce *t, const char *name)
+{
+	struct dev *d = calloc(1, sizeof(*d) + t->per_dev * sizeof(d->live[0]));
+
 	if (!d || !(d->name = strdup(name)) || !tsearch(d, &t->by_dev, cmp_dev)) {
 		if (d)
 			free(d->name);
@@ -120,28 +119,38 @@ static struct dev *device(struct xb_pnonce *t, const char *name)
 
 int xb_pnonce_issue(struct xb_pnonce *t, const char *name, uint64_t now, char *hex)
 {
-	struct nonce *n;
 	struct dev *d;
+	struct nonce *n;
 
 	expire(t, now);
+	/* A device at its budget gives up its oldest first (which may free
+	 * d): its own slot, whatever the others hold. */
+	if ((d = find_dev(t, name)) && d->n == t->per_dev) {
+		kill_nonce(t, d->live[0]);
+		d = find_dev(t, name);
+	}
 	if (t->count == t->cap || !(n = calloc(1, sizeof(*n))))
 		return -1;
 	do
 		randombytes_buf(n->id, sizeof(n->id));
 	while (tfind(n, &t->by_id, cmp_id));
-	d = device(t, name);
-	if (d && d->n == t->per_dev) {
-		kill_nonce(t, d->live[0]);	/* may free d (per_device 1) */
-		d = device(t, name);
+	if (!d && !(d = new_dev(t, name))) {
+		free(n);
+		return -1;
 	}
-	if (!d || !tsearch(n, &t->by_id, cmp_id)) {
-		free(n);	/* a device just created holds nothing: harmless */
+	if (!tsearch(n, &t->by_id, cmp_id)) {
+		if (d->n == 0)
+			drop_dev(t, d);
+		free(n);
 		return -1;
 	}
 	n->expires = now + t->ttl;
 	n->dev = d;
 	d->live[d->n++] = n;
-	t->ring[(t->head + t->count++) % t->cap] = n;
+	n->prev = t->tail;
+	*(t->tail ? &t->tail->next : &t->head) = n;
+	t->tail = n;
+	t->count++;
 	sodium_bin2hex(hex, XB_PNONCE_HEX + 1, n->id, sizeof(n->id));
 	return 0;
 }
@@ -168,29 +177,11 @@ size_t xb_pnonce_count(const struct xb_pnonce *t)
 	return t->count;
 }
 
-static void nothing(void *p)
-{
-	(void)p;
-}
-
-static void free_dev(void *p)
-{
-	struct dev *d = p;
-
-	free(d->name);
-	free(d);
-}
-
 void xb_pnonce_free(struct xb_pnonce *t)
 {
 	if (!t)
 		return;
-	tdestroy(t->by_id, nothing);
-	tdestroy(t->by_dev, free_dev);
-	for (; t->count; t->count--) {
-		free(t->ring[t->head]);
-		t->head = (t->head + 1) % t->cap;
-	}
-	free(t->ring);
+	while (t->head)
+		kill_nonce(t, t->head);
 	free(t);
 }

@@ -265,8 +265,14 @@ int xb_prt_listen(struct xb_prt *r)
 {
 	const struct xb_gateway *g = &r->p->gateway;
 	char a4[INET6_ADDRSTRLEN] = "", a6[INET6_ADDRSTRLEN] = "", adm[INET6_ADDRSTRLEN] = "";
+	const struct xb_posture_limits *pl = &g->posture_limits;
 	char key[sizeof(r->svc_key)];
-	struct xb_psvc_config c = { .port = g->posture_port };
+	struct xb_psvc_config c = {
+		.port = g->posture_port, .ifname = g->interface,
+		.rate = pl->rate, .burst = pl->burst, .nonces_per_device = pl->nonces_per_device,
+		.conns_per_source = pl->conns_per_source, .header_timeout_s = pl->header_timeout,
+		.body_timeout_s = pl->body_timeout,
+	};
 	size_t n = 0;
 
 	if (g->has_pool4 && inet_ntop(AF_INET, &g->address4, a4, sizeof(a4)))
@@ -278,7 +284,10 @@ int xb_prt_listen(struct xb_prt *r)
 		c.admin = adm;
 		c.admin_port = g->posture_admin_port;
 	}
-	snprintf(key, sizeof(key), "%s %s %u %s %u", a4, a6, c.port, adm, c.admin_port);
+	/* What the service is opened with: a change reopens it. */
+	snprintf(key, sizeof(key), "%s %s %u %s %u %s %u %u %u %u %u %u", a4, a6, c.port, adm,
+		 c.admin_port, c.ifname, c.rate, c.burst, c.nonces_per_device, c.conns_per_source,
+		 c.header_timeout_s, c.body_timeout_s);
 	if (r->svc && !strcmp(key, r->svc_key))
 		return 0;
 	/* The same ports may be asked for again: the old service goes first
@@ -299,8 +308,8 @@ int xb_prt_listen(struct xb_prt *r)
 		return -1;
 	}
 	memcpy(r->svc_key, key, sizeof(key));
-	log_info("posture: endpoint on %s%s%s port %u%s%s", a4, a4[0] && a6[0] ? " and " : "", a6,
-		 c.port, adm[0] ? ", admin on " : "", adm);
+	log_info("posture: endpoint on %s%s%s port %u (%s only)%s%s", a4, a4[0] && a6[0] ? " and " : "",
+		 a6, c.port, c.ifname, adm[0] ? ", admin on " : "", adm);
 	return 0;
 }
 
@@ -399,9 +408,23 @@ static uint64_t quantile(const struct xb_prt *r, double q)
 	return 0;
 }
 
+/* What the endpoint's limits refused (docs/operations.md). */
+static json_t *limits_json(const struct xb_prt *r)
+{
+	struct xb_psvc_stats st = { 0 };
+
+	if (r->svc)
+		xb_psvc_stats(r->svc, &st);
+	return json_pack("{s:I, s:I, s:I, s:I}", "rate_limited", (json_int_t)st.limited,
+			 "connections_refused", (json_int_t)st.conns_refused,
+			 "deadline_closed", (json_int_t)st.deadline_closed,
+			 "nonce_table_full", (json_int_t)st.nonce_full);
+}
+
 json_t *xb_prt_status(const struct xb_prt *r)
 {
 	size_t compliant = 0, reported = 0;
+	json_t *o;
 
 	for (size_t i = 0; i < r->n_dev; i++) {
 		reported += r->dev[i].st.report != NULL;
@@ -411,7 +434,7 @@ json_t *xb_prt_status(const struct xb_prt *r)
 				break;
 			}
 	}
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 		"devices", (json_int_t)r->n_dev, "reported", (json_int_t)reported,
 		"compliant", (json_int_t)compliant, "reports", (json_int_t)r->stat.reports,
 		"pushes", (json_int_t)r->stat.pushes, "transitions", (json_int_t)r->stat.transitions,
@@ -420,4 +443,7 @@ json_t *xb_prt_status(const struct xb_prt *r)
 		"set_errors", (json_int_t)r->stat.set_errors,
 		"enforce_p99_us", (json_int_t)quantile(r, 0.99),
 		"enforce_max_us", (json_int_t)r->stat.lat_max_us);
+	if (o)
+		json_object_set_new(o, "limits", limits_json(r));
+	return o;
 }

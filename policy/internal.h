@@ -134,6 +134,9 @@ void xbp_parse_groups(struct ld *l, const config_setting_t *s);
 void xbp_parse_devices(struct ld *l, const config_setting_t *s);
 void xbp_parse_profiles(struct ld *l, const config_setting_t *s);	/* posture.c */
 void xbp_parse_mdm_keys(struct ld *l, const config_setting_t *s);
+/* gateway.posture_limits (s: the gateway group). */
+void xbp_parse_posture_limits(struct ld *l, const config_setting_t *s, struct xb_gateway *g);
+void xbp_print_posture_limits(const struct xb_gateway *g, FILE *out);
 void xbp_profile_free(struct xb_profile *pr);
 void xbp_parse_tunnels(struct ld *l, const config_setting_t *s);
 void xbp_parse_rules(struct ld *l, const config_setting_t *s);

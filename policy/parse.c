@@ -16,7 +16,8 @@
 
 static const char *const gateway_keys[] = {
 	"interface", "listen_port", "private_key_file", "pool4", "pool6", "address4",
-	"address6", "dns_port", "posture_port", "posture_admin", "control_socket", "state_dir",
+	"address6", "dns_port", "posture_port", "posture_admin", "posture_limits",
+	"control_socket", "state_dir",
 	"metrics", "notify_command", "notify_webhook", "slo", NULL
 };
 static const char *const device_keys[] = {
@@ -202,6 +203,7 @@ void xbp_parse_gateway(struct ld *l, const config_setting_t *s)
 	g->dns_port = get_port(l, s, "dns_port", 53, &g->dns_port_line);
 	g->posture_port = get_port(l, s, "posture_port", 8443, &g->posture_port_line);
 	parse_admin(l, s, g);
+	xbp_parse_posture_limits(l, s, g);
 	g->control_socket = get_abs_path(l, s, "control_socket", "/run/xborder/control.sock",
 					 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	g->state_dir = get_abs_path(l, s, "state_dir", "/var/lib/xborder", 0);

@@ -75,6 +75,14 @@ struct xb_gateway {
 	int posture_admin_family;		/* AF_INET or AF_INET6 */
 	struct in6_addr posture_admin_addr;	/* AF_INET: the first 4 bytes */
 	uint16_t posture_admin_port;
+	/* posture_limits = { ... } (docs/posture.md, "Limits"): what one device
+	 * may ask of the posture endpoint. 0: the endpoint's default. */
+	struct xb_posture_limits {
+		unsigned rate, burst;		/* requests a second, after a burst */
+		unsigned nonces_per_device;	/* unused nonces it holds */
+		unsigned conns_per_source;	/* open connections */
+		unsigned header_timeout, body_timeout;	/* seconds */
+	} posture_limits;
 	char *control_socket;			/* absolute path */
 	char *state_dir;			/* absolute path */
 	/* Health (docs/probing.md, policy/health.c): Prometheus metrics on

@@ -48,6 +48,10 @@ static const char *const check_keys[] = {
 	"mode", "platforms", "source", NULL
 };
 static const char *const mdm_keys[] = { "name", "public_key", NULL };
+static const char *const limit_keys[] = {
+	"requests_per_second", "burst", "nonces_per_device", "connections_per_source",
+	"header_timeout", "body_timeout", NULL
+};
 
 int xb_platform_parse(const char *s)
 {
@@ -563,4 +567,49 @@ void xbp_profile_free(struct xb_profile *pr)
 	}
 	free(pr->checks);
 	free(pr->name);
+}
+
+/* gateway.posture_limits = { requests_per_second = 5; burst = 20; ... };
+ * each key optional (0 in the struct: the endpoint's default). */
+static unsigned *limit_field(struct xb_posture_limits *pl, int i)
+{
+	unsigned *f[] = { &pl->rate, &pl->burst, &pl->nonces_per_device, &pl->conns_per_source,
+			  &pl->header_timeout, &pl->body_timeout };
+
+	return f[i];
+}
+
+static const long limit_max[] = { 10000, 100000, 64, 256, 300, 300 };
+
+void xbp_parse_posture_limits(struct ld *l, const config_setting_t *s, struct xb_gateway *g)
+{
+	const config_setting_t *m = config_setting_get_member(s, "posture_limits");
+	long v;
+
+	if (!m)
+		return;
+	if (config_setting_type(m) != CONFIG_TYPE_GROUP) {
+		xbp_err(l, m, "gateway: posture_limits must be a group { requests_per_second = N; "
+			"... }");
+		return;
+	}
+	xbp_check_keys(l, m, "gateway: posture_limits", limit_keys);
+	for (int i = 0; limit_keys[i]; i++)
+		if (xbp_get_int(l, m, limit_keys[i], "gateway: posture_limits", 1, limit_max[i], &v))
+			*limit_field(&g->posture_limits, i) = (unsigned)v;
+}
+
+void xbp_print_posture_limits(const struct xb_gateway *g, FILE *out)
+{
+	struct xb_posture_limits pl = g->posture_limits;
+	bool any = false;
+
+	for (int i = 0; limit_keys[i]; i++)
+		if (*limit_field(&pl, i)) {
+			fprintf(out, "%s%s = %u;", any ? " " : "  posture_limits = { ", limit_keys[i],
+				*limit_field(&pl, i));
+			any = true;
+		}
+	if (any)
+		fputs(" };\n", out);
 }

@@ -150,6 +150,7 @@ static void print_gateway(const struct xb_gateway *g, FILE *out)
 		fprintf(out, "  posture_admin = \"%s%s%s:%u\";\n", v6 ? "[" : "", a, v6 ? "]" : "",
 			g->posture_admin_port);
 	}
+	xbp_print_posture_limits(g, out);
 	kv_str(out, in, "control_socket", g->control_socket, "\n");
 	kv_str(out, in, "state_dir", g->state_dir, "\n");
 	xbp_print_health(g, out);

@@ -110,10 +110,11 @@ static void start_cfg(struct xb_psvc_config *cfg)
 	CHECK(svc != NULL);
 }
 
+/* Most cases send many requests from alice in a burst: no rate limit. */
 static void start(void)
 {
 	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .admin = "203.0.113.1",
-				      .admin_port = 9443 };
+				      .admin_port = 9443, .rate = 1000000, .burst = 1000000 };
 	start_cfg(&cfg);
 }
 
@@ -559,7 +560,8 @@ TEST(attribute_push)
  * closed in turn within about 3 s, and the service answers again. */
 TEST(connections_bounded)
 {
-	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .max_conns = 4, .timeout_s = 1 };
+	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .max_conns = 4, .timeout_s = 1,
+				      .conns_per_source = 10 };
 	int fd[10], closed = 0;
 	size_t most = 0;
 	uint64_t t0;
@@ -588,6 +590,156 @@ TEST(connections_bounded)
 	for (int i = 0; i < 10; i++)
 		close(fd[i]);
 	CHECK_INT(get("192.0.2.2", "/v1/nonce"), ==, 200);
+	stop();
+}
+
+/* Issue #15: bob asks for nonces as fast as he can, alice reports. bob is
+ * refused 429 once past his budget (burst, then rate a second) and the
+ * nonce table (16 slots here) never fills: alice's nonce and report are
+ * accepted, every time. */
+TEST(flooding_device_refused_others_served)
+{
+	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .nonces = 16, .rate = 5,
+				      .burst = 10 };
+	int ok = 0, limited = 0, other = 0;
+	struct xb_psvc_stats st;
+	char n[33];
+
+	start_cfg(&cfg);
+	for (int i = 0; i < 100; i++) {
+		int status = get("192.0.2.3", "/v1/nonce");
+
+		ok += status == 200;
+		limited += status == 429;
+		other += status != 200 && status != 429;
+	}
+	printf("# bob's 100 nonce requests: %d answered, %d refused 429, %d other\n", ok, limited,
+	       other);
+	CHECK_INT(other, ==, 0);
+	CHECK_INT(ok, >=, 10);
+	CHECK_INT(ok, <, 30);		/* the burst and what 5/s refills meanwhile */
+	CHECK_STR(resp, "{\"error\":\"too many requests from this device\"}");
+	for (int i = 1; i <= 3; i++) {
+		nonce("192.0.2.2", n);
+		CHECK_INT(report("192.0.2.2", i, n, NULL), ==, 200);
+	}
+	xb_psvc_stats(svc, &st);
+	CHECK_INT(st.limited, ==, limited);
+	CHECK_INT(st.nonce_full, ==, 0);
+	stop();
+}
+
+/* A used nonce frees its slot: a table of 2 serves any number of reports. */
+TEST(used_nonce_frees_its_slot)
+{
+	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .nonces = 2,
+				      .rate = 1000, .burst = 1000 };
+	char n[33];
+
+	start_cfg(&cfg);
+	for (int i = 1; i <= 10; i++) {
+		nonce("192.0.2.2", n);
+		CHECK_INT(report("192.0.2.2", i, n, NULL), ==, 200);
+	}
+	CHECK_INT(last_seq("alice"), ==, 10);
+	stop();
+}
+
+/* Whether fd was closed by the server (EOF or reset), without reading. */
+static bool closed(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK);
+
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != ENOTCONN);
+}
+
+/* 6 connections from bob with 2 allowed per source: at most 2 held, the
+ * others closed at once; alice is still served. */
+TEST(connections_bounded_per_source)
+{
+	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .conns_per_source = 2 };
+	int fd[6], shut = 0;
+	size_t most = 0;
+	struct xb_psvc_stats st;
+
+	start_cfg(&cfg);
+	for (int i = 0; i < 6; i++)
+		fd[i] = dial("192.0.2.3", "192.0.2.1", 8443);
+	for (int round = 0; round < 100 && shut < 4; round++) {
+		pump(10);
+		if (xb_psvc_conns(svc) > most)
+			most = xb_psvc_conns(svc);
+		shut = 0;
+		for (int i = 0; i < 6; i++)
+			shut += closed(fd[i]);
+	}
+	CHECK_INT(most, ==, 2);
+	CHECK_INT(shut, ==, 4);
+	CHECK_INT(get("192.0.2.2", "/v1/nonce"), ==, 200);
+	xb_psvc_stats(svc, &st);
+	CHECK_INT(st.conns_refused, ==, 4);
+	for (int i = 0; i < 6; i++)
+		close(fd[i]);
+	stop();
+}
+
+/* Send `head', then one byte of `drip' every 200 ms (never idle for the
+ * 5 s timeout); the ms until the server closed the connection, or -1
+ * when it was still open after 6 s. */
+static int trickle(const char *head, const char *drip)
+{
+	int fd = dial("192.0.2.3", "192.0.2.1", 8443);
+	uint64_t t0 = clock_mono_ns(), next = t0;
+	size_t sent = 0, off = 0;
+
+	while (clock_mono_ns() - t0 < 6 * NSEC_PER_SEC) {
+		ssize_t n;
+
+		if (sent < strlen(head) &&
+		    (n = send(fd, head + sent, strlen(head) - sent, MSG_NOSIGNAL)) > 0)
+			sent += (size_t)n;
+		if (sent == strlen(head) && clock_mono_ns() >= next && drip[off]) {
+			if (send(fd, &drip[off], 1, MSG_NOSIGNAL) == 1)
+				off++;
+			next += 200 * NSEC_PER_MSEC;
+		}
+		pump(10);
+		if (closed(fd)) {
+			close(fd);
+			return (int)((clock_mono_ns() - t0) / NSEC_PER_MSEC);
+		}
+	}
+	close(fd);
+	return -1;
+}
+
+/* Issue #15: a client trickling a byte every 200 ms is never idle, but
+ * its request must be whole by its deadlines: headers within 1 s of the
+ * connection, the body within 1 s of the headers. */
+TEST(slow_requests_cut_at_their_deadlines)
+{
+	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .header_timeout_s = 1,
+				      .body_timeout_s = 1 };
+	struct xb_psvc_stats st;
+	char n[33];
+	int ms;
+
+	start_cfg(&cfg);
+	ms = trickle("GET /v1/nonce HTTP/1.1\r\nHost: x\r\n",
+		     "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+	printf("# headers trickled: closed after %d ms\n", ms);
+	CHECK_INT(ms, >=, 900);
+	CHECK_INT(ms, <, 3500);
+	ms = trickle("POST /v1/report HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+		     "Content-Length: 200\r\n\r\n", "{\"seq\":1,\"nonce\":\"aaaaaaaaaaaaaaaaaaaaaaaaaa");
+	printf("# body trickled: closed after %d ms\n", ms);
+	CHECK_INT(ms, >=, 900);
+	CHECK_INT(ms, <, 3500);
+	xb_psvc_stats(svc, &st);
+	CHECK_INT(st.deadline_closed, ==, 2);
+	nonce("192.0.2.2", n);		/* a prompt client is unaffected */
+	CHECK_INT(report("192.0.2.2", 1, n, NULL), ==, 200);
 	stop();
 }
 
