@@ -599,6 +599,22 @@ int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb
 	return e < 0 ? -EINVAL : 0;
 }
 
+int xb_apply_nft_check(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
+		       char **err)
+{
+	char *script = xb_compile_nft(p, plan, NULL);
+	int e;
+
+	*err = NULL;
+	if (!script) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	e = xb_nft_check(&d->nft, script, err);
+	free(script);
+	return e;
+}
+
 /* Routes and rules in our ranges: what a crashed run may have left. */
 void xb_apply_sweep(struct xb_daemon *d)
 {

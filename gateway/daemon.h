@@ -80,6 +80,22 @@ struct xb_daemon {
 	bool stopping;
 };
 
+/* A policy as the daemon runs it: loaded and validated, addresses
+ * allocated, the routing plan built and the DNS service's configuration
+ * prepared — everything that can fail on a bad file, with nothing changed.
+ * start, reload and --check all use xb_daemon_load(), so --check fails
+ * where start would. use_state: allocate with STATE_DIR/addresses (start,
+ * reload; nothing is written); --check allocates without it, since it may
+ * run as a user who cannot read it. 0, or -1 with every error in errs. */
+struct xb_loaded {
+	struct xb_policy *policy;
+	struct xb_plan plan;
+	struct xb_dnssvc_cfg *dns;
+};
+int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
+		   struct xb_errors *errs);
+void xb_loaded_free(struct xb_loaded *l);
+
 /* Build everything from the policy at path. Returns 0 after telling systemd
  * READY=1 (when started by it), or -1 after logging why and removing
  * whatever it had built. */
@@ -89,9 +105,15 @@ int xb_daemon_run(struct xb_daemon *d);
 /* Remove everything the daemon created. */
 void xb_daemon_stop(struct xb_daemon *d);
 
-/* Reload the policy file. An invalid file changes nothing: -1 with its
- * errors in errs. A valid one is applied as a difference (see apply.c);
- * summary says what changed. */
+/* Reload the policy file, all or nothing (docs/operations.md, "Reload"):
+ * the file is loaded and its table checked by the kernel before anything
+ * changes; then tunnels, posture, device peers, health, routes, the
+ * posture endpoint and the table are switched over, and if one of these
+ * fails the ones done are switched back to the running policy. Only then
+ * the DNS service, the address state file and the conntrack entries of
+ * removed or re-addressed devices follow. -1 with errors in errs (the
+ * failed step named) when the running policy stays; 0 with summary
+ * saying what changed. */
 int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len);
 
 /* apply.c: from a policy to the kernel. */
@@ -101,6 +123,12 @@ int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const str
 int xb_apply_routes(struct xb_daemon *d, const struct xb_plan *plan,
 		    const struct xb_plan *old);
 int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan);
+/* Whether the kernel would take p's table (nft's dry run: the whole
+ * transaction goes to the kernel, which checks it and throws it away).
+ * Posture as no device passing: the same sets and chains, which is what
+ * the kernel can refuse. 0, or -1 with nft's message in *err (malloc'ed). */
+int xb_apply_nft_check(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
+		       char **err);
 /* The live default route of path pa out of tunnel ti (SIZE_MAX: none). */
 int xb_apply_path_live(struct xb_daemon *d, const struct xb_path *pa, size_t ti);
 void xb_apply_resolve(struct xb_daemon *d, bool force);
