@@ -313,6 +313,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	dns = NULL;
 	watch_dns_udp(d);
 	save_addresses(d->policy);
+	xb_policy_wipe_keys(d->policy);	/* WireGuard has them */
 	log_info("%s: gateway up: %zu devices, %zu tunnels, %zu rules, %zu paths", path,
 		 d->policy->n_devices, d->policy->n_tunnels, d->policy->n_rules, d->plan.n_paths);
 	/* The control socket listens already: whoever waits for READY=1 can
@@ -499,9 +500,18 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 		xb_loaded_free(&n);
 		return reload_failed(d, errs);
 	}
-	if ((st = forward(d, old, &d->plan, &n, tsum, sizeof(tsum), &undo)) != S_DONE) {
+	/* Switching back needs the running policy's keys, which only the
+	 * interfaces hold: the tunnels' (few), and the device interface's
+	 * when the new policy replaces it. */
+	xb_apply_keys_back(d, old, strcmp(old->gateway.interface, n.policy->gateway.interface) ||
+				   memcmp(old->gateway.key.public_key, n.policy->gateway.key.public_key,
+					  WG_KEY_LEN));
+	st = forward(d, old, &d->plan, &n, tsum, sizeof(tsum), &undo);
+	xb_policy_wipe_keys(n.policy);
+	if (st != S_DONE) {
 		bool ok = back(d, old, &d->plan, &n, undo);
 
+		xb_policy_wipe_keys(old);
 		xb_errors_add(errs, d->policy_path, 0,
 			      "reload failed at step \"%s\" (see the daemon's log); %s", step_names[st],
 			      ok ? "the steps before it were switched back: the running policy stays"
@@ -518,6 +528,7 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 		xb_dnssvc_cfg_free(n.dns);
 	n.dns = NULL;
 	watch_dns_udp(d);
+	xb_policy_wipe_keys(old);
 	cut_moved(old, n.policy);
 	save_addresses(n.policy);
 	xb_plan_free(&d->plan);

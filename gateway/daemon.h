@@ -132,6 +132,10 @@ int xb_apply_nft_check(struct xb_daemon *d, const struct xb_policy *p, const str
 /* The live default route of path pa out of tunnel ti (SIZE_MAX: none). */
 int xb_apply_path_live(struct xb_daemon *d, const struct xb_path *pa, size_t ti);
 void xb_apply_resolve(struct xb_daemon *d, bool force);
+/* The wiped keys of p (the policy the running interfaces follow) read back
+ * from them: every WireGuard tunnel's, and with devif the device
+ * interface's. The caller wipes them again (xb_policy_wipe_keys). */
+void xb_apply_keys_back(struct xb_daemon *d, struct xb_policy *p, bool devif);
 void xb_apply_sweep(struct xb_daemon *d);
 void xb_apply_revive(struct xb_daemon *d);
 void xb_apply_teardown(struct xb_daemon *d);

@@ -55,7 +55,7 @@ struct xb_key_file {
 	char *resolved;		/* absolute: relative paths are taken from the
 				 * directory of the main policy file */
 	unsigned line;
-	uint8_t key[WG_KEY_LEN];	/* secret; wiped by xb_policy_free() */
+	uint8_t key[WG_KEY_LEN];	/* secret; wiped by xb_policy_wipe_keys() */
 	uint8_t public_key[WG_KEY_LEN];	/* derived from key (private keys only) */
 	bool loaded;
 };
@@ -414,6 +414,10 @@ void xb_errors_free(struct xb_errors *e);
  * error added to errs. */
 struct xb_policy *xb_policy_load(const char *path, struct xb_errors *errs);
 void xb_policy_free(struct xb_policy *p);
+/* Wipes every secret key of p (the gateway's and tunnels' private keys,
+ * preshared keys); public keys stay. The daemon calls it once WireGuard
+ * has them (docs/security.md). */
+void xb_policy_wipe_keys(struct xb_policy *p);
 
 /* Gives every device without a fixed address one from the pool of each
  * family the gateway has. Assignments are kept across restarts through

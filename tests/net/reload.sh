@@ -6,7 +6,7 @@
 #
 #   alice ──WG── gw: xborderd ── 192.0.2.9/30 ↔ .10 ── org 203.0.113.10
 #   198.51.100.x   192.0.2.2/30 ↔ alice .1
-#                  pool 198.51.100.0/24, tunnel xb-t1$ID (no partner needed:
+#                  pool 198.51.100.0/24, tunnel xb-a$ID (no partner needed:
 #                  its route is there whether or not it has a session)
 #
 # The failures are real ones, made in gw's kernel by the test:
@@ -34,10 +34,11 @@ GWIF=xg$ID T1=a$ID T2=b$ID AIF=xa$ID
 CTL=$XB_TMP/ctl.sock STATE=$XB_TMP/state/addresses
 kg=$(wg genkey) kt=$(wg genkey) kp=$(wg genkey) ka=$(wg genkey) kb=$(wg genkey) kc=$(wg genkey)
 pub() { echo "$1" | wg pubkey; }
-(umask 077; echo "$kg" >"$XB_TMP/gw.key"; echo "$kt" >"$XB_TMP/tun.key")
+kt2=$(wg genkey)
+(umask 077; echo "$kg" >"$XB_TMP/gw.key"; echo "$kt" >"$XB_TMP/tun.key"; echo "$kt2" >"$XB_TMP/tun2.key")
 
 dev() { echo "  { name = \"$1\"; public_key = \"$(pub "$2")\"; groups = [ \"staff\" ]; }"; }
-tun() { echo "  { name = \"$1\"; endpoint = \"192.0.2.10:$2\"; private_key_file = \"tun.key\"; listen_port = $2;
+tun() { echo "  { name = \"$1\"; endpoint = \"192.0.2.10:$2\"; private_key_file = \"${4:-tun.key}\"; listen_port = $2;
     public_key = \"$(pub "$kp")\"; address4 = \"$3/30\"; }"; }
 # policy DEVICES TUNNELS RULES — the gateway's policy (pool addresses only).
 policy() {
@@ -62,7 +63,9 @@ EOF
 OLD_DEVS="$(dev alice "$ka"),
 $(dev bob "$kb")"
 OLD_TUNS=$(tun "$T1" 51901 192.0.2.13)
-NEW_TUNS="$OLD_TUNS,
+# The new policy also gives t1 a new key: switching back must restore the
+# old one, which only the interface holds (the policy's copy is wiped).
+NEW_TUNS="$(tun "$T1" 51901 192.0.2.13 tun2.key),
 $(tun "$T2" 51902 192.0.2.17)"
 EXTRA=",
   { name = \"extra\"; groups = [ \"staff\" ]; to = [ \"203.0.113.20/32\" ]; action = \"allow\"; via = [ \"$T2\" ]; }"
@@ -84,6 +87,7 @@ snapshot() {
 	{
 		nq gw ip -o link show | awk -F': ' '{ print $2 }' | sed 's/@.*//' | sort
 		nq gw wg show "$GWIF" allowed-ips | sort
+		nq gw wg show "xb-$T1" | grep -E 'public key|listening port'
 		nq gw ip rule | grep -E '^108[0-9][0-9]:'
 		nq gw ip route show table all | grep -E 'table 518[0-9][0-9]'
 		nq gw ip -6 route show table all | grep -E 'table 518[0-9][0-9]'
