@@ -19,6 +19,7 @@
 . "$(dirname "$0")/../lib/xborderd.sh"
 . "$(dirname "$0")/../lib/wg.sh"
 xb_begin
+command -v conntrack >/dev/null || { echo "conntrack (conntrack-tools) is missing: the test reads gw's flow table with it"; exit 77; }
 xb_ns alice gw org
 xb_veth alice eth0 gw ea
 xb_veth gw eo org eth0
