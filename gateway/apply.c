@@ -7,6 +7,7 @@
 #include "gateway/daemon.h"
 #include "gateway/health.h"
 #include "common/log.h"
+#include "tunnel/blake2s.h"
 
 #include <linux/rtnetlink.h>
 
@@ -647,8 +648,18 @@ int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb
 	return e < 0 ? -EINVAL : 0;
 }
 
+void xb_apply_nft_remember(struct xb_daemon *d)
+{
+	char *script = xb_compile_nft(d->policy, &d->plan, NULL);
+
+	d->has_table_hash = script != NULL;
+	if (script)
+		blake2s(d->table_hash, XB_TABLE_HASH, (const uint8_t *)script, strlen(script), NULL, 0);
+	free(script);
+}
+
 int xb_apply_nft_check(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
-		       char **err)
+		       uint8_t hash[static XB_TABLE_HASH], char **err)
 {
 	char *script = xb_compile_nft(p, plan, NULL);
 	int e;
@@ -658,7 +669,11 @@ int xb_apply_nft_check(struct xb_daemon *d, const struct xb_policy *p, const str
 		*err = strdup("out of memory");
 		return -1;
 	}
-	e = xb_nft_check(&d->nft, script, err);
+	blake2s(hash, XB_TABLE_HASH, (const uint8_t *)script, strlen(script), NULL, 0);
+	if (d->has_table_hash && !memcmp(hash, d->table_hash, XB_TABLE_HASH))
+		e = 1;
+	else
+		e = xb_nft_check(&d->nft, script, err);
 	free(script);
 	return e;
 }

@@ -314,6 +314,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	watch_dns_udp(d);
 	save_addresses(d->policy);
 	xb_policy_wipe_keys(d->policy);	/* WireGuard has them */
+	xb_apply_nft_remember(d);
 	log_info("%s: gateway up: %zu devices, %zu tunnels, %zu rules, %zu paths", path,
 		 d->policy->n_devices, d->policy->n_tunnels, d->policy->n_rules, d->plan.n_paths);
 	/* The control socket listens already: whoever waits for READY=1 can
@@ -481,6 +482,7 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	struct xb_policy *old = d->policy;
 	struct xb_loaded n;
 	char tsum[128] = "", *err = NULL;
+	uint8_t hash[XB_TABLE_HASH];
 	enum step st;
 	int undo;
 
@@ -488,7 +490,7 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	 * the new table. */
 	if (xb_daemon_load(d->policy_path, true, &n, errs) < 0)
 		return reload_failed(d, errs);
-	if (xb_apply_nft_check(d, n.policy, &n.plan, &err) < 0) {
+	if (xb_apply_nft_check(d, n.policy, &n.plan, hash, &err) < 0) {
 		char *nl = err ? strchr(err, '\n') : NULL;
 
 		if (nl)
@@ -533,6 +535,8 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	save_addresses(n.policy);
 	xb_plan_free(&d->plan);
 	d->plan = n.plan;
+	memcpy(d->table_hash, hash, XB_TABLE_HASH);
+	d->has_table_hash = true;
 	xb_policy_free(old);
 	d->loaded_at = time(NULL);
 	snprintf(summary, len, "%s; %zu devices, %zu rules", tsum, n.policy->n_devices,

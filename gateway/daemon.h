@@ -29,6 +29,8 @@
 
 struct xb_ctl;
 
+#define XB_TABLE_HASH 32	/* bytes of a table script's BLAKE2s */
+
 /* A tunnel as it runs, parallel to policy->tunnels: wg for type
  * wireguard, gre for type gre (the other stays zero). */
 struct xb_tunnel_rt {
@@ -76,6 +78,9 @@ struct xb_daemon {
 		char **errors;		/* "FILE:LINE: message" of the last failure */
 		size_t n_errors;
 	} last_reload;
+	/* The running policy's table as xb_apply_nft_check() hashes it. */
+	uint8_t table_hash[XB_TABLE_HASH];
+	bool has_table_hash;
 	int saved_forward4, saved_forward6;	/* -1: not changed by us */
 	bool stopping;
 };
@@ -126,9 +131,16 @@ int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb
 /* Whether the kernel would take p's table (nft's dry run: the whole
  * transaction goes to the kernel, which checks it and throws it away).
  * Posture as no device passing: the same sets and chains, which is what
- * the kernel can refuse. 0, or -1 with nft's message in *err (malloc'ed). */
+ * the kernel can refuse. hash gets the checked script's BLAKE2s; when it
+ * is the running policy's (d->table_hash), the check is skipped: 1. An
+ * unchanged table (a SIGHUP for the logs) costs no second load, and should
+ * the kernel refuse it all the same, the reload's table step fails and is
+ * switched back like any other. 0, or -1 with nft's message in *err
+ * (malloc'ed). */
 int xb_apply_nft_check(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
-		       char **err);
+		       uint8_t hash[static XB_TABLE_HASH], char **err);
+/* d->table_hash for the running policy (after start). */
+void xb_apply_nft_remember(struct xb_daemon *d);
 /* The live default route of path pa out of tunnel ti (SIZE_MAX: none). */
 int xb_apply_path_live(struct xb_daemon *d, const struct xb_path *pa, size_t ti);
 void xb_apply_resolve(struct xb_daemon *d, bool force);

@@ -159,5 +159,19 @@ xb_check "... and her traffic no longer passes" \
 	sh -c "! ip netns exec $XB_RUN-alice ping -c 2 -i 0.3 -W 1 203.0.113.10"
 kill "$ppid" 2>/dev/null; wait "$ppid" 2>/dev/null
 
+# 4. The same file again (a SIGHUP for the logs): its table is the running
+# one's twin, so the kernel is not asked first — but when it refuses the
+# load all the same, the table step fails and the steps before are
+# switched back.
+n gw nft -f "$XB_TMP/fill.nft" || xb_fail "filling the forward hook"
+before=$(snapshot)
+out=$(ctl reload 2>&1); rc=$?
+echo "# $out"
+n gw nft delete table ip "xbfill$ID"
+xb_check "unchanged file, table refused at load: the reload fails and names the step" \
+	sh -c '[ "$1" = 1 ] && echo "$2" | grep -q "step \"table inet xborder\""' _ "$rc" "$out"
+xb_check "... everything unchanged" intact
+xb_check "... and a reload after it succeeds" ctl reload
+
 xb_check "SIGTERM: xborderd exits" xb_gw_stop
 xb_end
