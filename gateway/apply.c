@@ -7,6 +7,7 @@
 #include "gateway/daemon.h"
 #include "gateway/health.h"
 #include "common/log.h"
+#include "tunnel/blake2s.h"
 
 #include <linux/rtnetlink.h>
 
@@ -53,6 +54,55 @@ static int swap_addr(struct xb_daemon *d, unsigned ifindex, const struct wg_pref
 	return 0;
 }
 
+/* ---- keys ----
+ *
+ * Private and preshared keys live in WireGuard: the policy in force holds
+ * only public ones (xb_policy_wipe_keys, docs/security.md). An interface
+ * that keeps its key is not sent it again; what needs a wiped key back — a
+ * reload switching back to the running policy, an interface re-created
+ * after it died — takes it from the running interface first, and the copy
+ * is wiped again after. */
+
+/* A wiped (all-zero) key is never sent: to WireGuard it would mean
+ * "remove the key". */
+static void set_key(struct wg_conf *c, const uint8_t key[static WG_KEY_LEN], bool want)
+{
+	c->has_private_key = want && !wg_key_is_zero(key);
+	if (c->has_private_key)
+		memcpy(c->private_key, key, WG_KEY_LEN);
+}
+
+/* The private key of w and, with peer, that peer's preshared key. */
+static bool keys_of(struct xb_wgif *w, uint8_t key[static WG_KEY_LEN], const uint8_t *peer,
+		    uint8_t *psk)
+{
+	struct wg_conf c;
+	bool ok = xb_wgif_get(w, &c) == 0 && c.has_private_key;
+
+	if (ok)
+		memcpy(key, c.private_key, WG_KEY_LEN);
+	for (size_t i = 0; ok && peer && psk && i < c.n_peers; i++)
+		if (!memcmp(c.peers[i].public_key, peer, WG_KEY_LEN))
+			memcpy(psk, c.peers[i].preshared_key, WG_KEY_LEN);
+	wg_conf_free(&c);
+	return ok;
+}
+
+static void tunnel_keys_back(struct xb_tunnel_rt *rt, struct xb_tunnel *t)
+{
+	if (t->type == XB_TUNNEL_WIREGUARD && rt->wg.ifname[0] &&
+	    !keys_of(&rt->wg, t->key.key, t->peer_public_key, t->has_psk ? t->psk.key : NULL))
+		log_warnx("tunnel %s: cannot read its keys back from %s", t->name, rt->wg.ifname);
+}
+
+void xb_apply_keys_back(struct xb_daemon *d, struct xb_policy *p, bool devif)
+{
+	for (size_t i = 0; d->tunnels && i < p->n_tunnels; i++)
+		tunnel_keys_back(&d->tunnels[i], &p->tunnels[i]);
+	if (devif && d->devif.ifname[0] && !keys_of(&d->devif, p->gateway.key.key, NULL, NULL))
+		log_warnx("%s: cannot read its private key back", d->devif.ifname);
+}
+
 /* ---- the device interface ---- */
 
 /* fresh: the interface has no peer of this key yet, so it has no allowed
@@ -94,8 +144,8 @@ static bool same_addresses(const struct xb_device *a, const struct xb_device *b)
  * 10 000 devices took seconds (bench/gateway.sh). */
 static int devif_conf(struct wg_conf *c, const struct xb_policy *old, const struct xb_policy *p)
 {
-	memcpy(c->private_key, p->gateway.key.key, WG_KEY_LEN);
-	c->has_private_key = true;
+	set_key(c, p->gateway.key.key, !old || memcmp(old->gateway.key.public_key,
+						     p->gateway.key.public_key, WG_KEY_LEN));
 	c->listen_port = p->gateway.listen_port;
 	c->has_listen_port = true;
 	c->replace_peers = !old;
@@ -199,8 +249,7 @@ static int tunnel_conf(struct wg_conf *c, const struct xb_tunnel *t, const struc
 {
 	struct wg_peer_conf *pc;
 
-	memcpy(c->private_key, t->key.key, WG_KEY_LEN);
-	c->has_private_key = true;
+	set_key(c, t->key.key, !old || memcmp(old->key.public_key, t->key.public_key, WG_KEY_LEN));
 	c->listen_port = t->listen_port;
 	c->has_listen_port = !old || t->listen_port != old->listen_port;
 	c->replace_peers = !old || memcmp(old->peer_public_key, t->peer_public_key, WG_KEY_LEN);
@@ -599,6 +648,36 @@ int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb
 	return e < 0 ? -EINVAL : 0;
 }
 
+void xb_apply_nft_remember(struct xb_daemon *d)
+{
+	char *script = xb_compile_nft(d->policy, &d->plan, NULL);
+
+	d->has_table_hash = script != NULL;
+	if (script)
+		blake2s(d->table_hash, XB_TABLE_HASH, (const uint8_t *)script, strlen(script), NULL, 0);
+	free(script);
+}
+
+int xb_apply_nft_check(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
+		       uint8_t hash[static XB_TABLE_HASH], char **err)
+{
+	char *script = xb_compile_nft(p, plan, NULL);
+	int e;
+
+	*err = NULL;
+	if (!script) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	blake2s(hash, XB_TABLE_HASH, (const uint8_t *)script, strlen(script), NULL, 0);
+	if (d->has_table_hash && !memcmp(hash, d->table_hash, XB_TABLE_HASH))
+		e = 1;
+	else
+		e = xb_nft_check(&d->nft, script, err);
+	free(script);
+	return e;
+}
+
 /* Routes and rules in our ranges: what a crashed run may have left. */
 void xb_apply_sweep(struct xb_daemon *d)
 {
@@ -653,18 +732,24 @@ static bool gre_died(struct xb_greif *g)
 
 void xb_apply_revive(struct xb_daemon *d)
 {
-	bool routes = false;
+	bool routes = false, devif;
 
+	/* A stopped userspace device still answers get: its keys come back
+	 * from it before it goes. */
 	for (size_t i = 0; d->tunnels && i < d->policy->n_tunnels; i++)
 		if (died(&d->tunnels[i].wg) || gre_died(&d->tunnels[i].gre)) {
+			tunnel_keys_back(&d->tunnels[i], &d->policy->tunnels[i]);
 			rt_destroy(d, &d->tunnels[i]);
 			tunnel_up(d, &d->tunnels[i], NULL, &d->policy->tunnels[i]);
 			routes = true;
 		}
 	if (routes)
 		xb_apply_routes(d, &d->plan, NULL);
-	if (died(&d->devif)) {
+	if ((devif = died(&d->devif))) {
+		xb_apply_keys_back(d, d->policy, true);
 		xb_wgif_destroy(&d->devif, &d->rtnl);
 		xb_apply_devif(d, NULL, d->policy);
 	}
+	if (routes || devif)
+		xb_policy_wipe_keys(d->policy);
 }

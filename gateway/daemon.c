@@ -1,6 +1,7 @@
 /* xborderd's life: start, the event loop, reload, stop. See daemon.h. */
 #include "gateway/daemon.h"
 #include "gateway/control.h"
+#include "gateway/conntrack.h"
 #include "gateway/health.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -85,38 +86,54 @@ static char *state_file(const struct xb_policy *p)
 {
 	char *path;
 
-	if (mkdir(p->gateway.state_dir, 0750) < 0 && errno != EEXIST)
-		log_warn("creating %s", p->gateway.state_dir);
 	if (asprintf(&path, "%s/addresses", p->gateway.state_dir) < 0)
 		return NULL;
 	return path;
 }
 
-/* Load, allocate addresses and plan: everything that can fail on a bad
- * file, before anything is changed. */
-static struct xb_policy *load(const char *path, struct xb_plan *plan, struct xb_dnssvc_cfg **dns,
-			      struct xb_errors *errs)
+int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
+		   struct xb_errors *errs)
 {
-	struct xb_policy *p = xb_policy_load(path, errs);
-	char *state;
-	int e;
+	char *state = NULL;
+	int e = -1;
 
-	if (!p)
-		return NULL;
-	state = state_file(p);
-	e = state ? xb_policy_allocate(p, state, errs) : -1;
+	memset(out, 0, sizeof(*out));
+	if (!(out->policy = xb_policy_load(path, errs)))
+		return -1;
+	if (use_state && !(state = state_file(out->policy)))
+		errs->oom = true;
+	else if (xb_policy_allocate(out->policy, state, errs) == 0 &&
+		 xb_plan_build(out->policy, &out->plan, errs) == 0 &&
+		 (out->dns = xb_dnssvc_prepare(out->policy, errs)))
+		e = 0;
 	free(state);
-	if (e == 0)
-		e = xb_plan_build(p, plan, errs);
-	if (e == 0 && !(*dns = xb_dnssvc_prepare(p, errs))) {
-		xb_plan_free(plan);
-		e = -1;
-	}
-	if (e) {
-		xb_policy_free(p);
-		return NULL;
-	}
-	return p;
+	if (e)
+		xb_loaded_free(out);
+	return e;
+}
+
+void xb_loaded_free(struct xb_loaded *l)
+{
+	xb_dnssvc_cfg_free(l->dns);
+	xb_plan_free(&l->plan);
+	xb_policy_free(l->policy);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The addresses of the policy in force, for the next start and reload. A
+ * failure is logged: the policy runs, but a restart may move devices. */
+static void save_addresses(const struct xb_policy *p)
+{
+	struct xb_errors errs = { 0 };
+	char *state = state_file(p);
+
+	if (mkdir(p->gateway.state_dir, 0750) < 0 && errno != EEXIST)
+		log_warn("creating %s", p->gateway.state_dir);
+	if (!state || xb_policy_save_addresses(p, state, &errs) < 0)
+		log_warnx("%s: device addresses not saved: %s", state ? state : p->gateway.state_dir,
+			  errs.n ? errs.v[0].msg : "out of memory");
+	xb_errors_free(&errs);
+	free(state);
 }
 
 static void log_errors(struct xb_errors *errs)
@@ -251,6 +268,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 {
 	struct xb_errors errs = { 0 };
 	struct xb_dnssvc_cfg *dns = NULL;
+	struct xb_loaded l;
 	int e;
 
 	memset(d, 0, sizeof(*d));
@@ -260,13 +278,16 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	xb_notify_open(&d->notify);
 	if (!(d->policy_path = strdup(path)))
 		return -1;
-	if (!(d->policy = load(path, &d->plan, &dns, &errs))) {
+	if (xb_daemon_load(path, true, &l, &errs) < 0) {
 		log_errors(&errs);
 		xb_errors_free(&errs);
 		log_warnx("%s: not starting", path);
 		return -1;
 	}
 	xb_errors_free(&errs);
+	d->policy = l.policy;
+	d->plan = l.plan;
+	dns = l.dns;
 	d->loaded_at = time(NULL);
 	remember_reload(d, true, NULL);
 	if (open_loop(d) < 0)
@@ -308,6 +329,9 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	xb_dnssvc_commit(d->dns, dns);
 	dns = NULL;
 	watch_dns_udp(d);
+	save_addresses(d->policy);
+	xb_policy_wipe_keys(d->policy);	/* WireGuard has them */
+	xb_apply_nft_remember(d);
 	log_info("%s: gateway up: %zu devices, %zu tunnels, %zu rules, %zu paths", path,
 		 d->policy->n_devices, d->policy->n_tunnels, d->policy->n_rules, d->plan.n_paths);
 	/* The control socket listens already: whoever waits for READY=1 can
@@ -324,63 +348,219 @@ fail:
 	return -1;
 }
 
-static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len)
+/* A reload's steps after the point of no return, in order. Each one can
+ * fail; the ones done (the failed one included: it may have got half way)
+ * are switched back to the running policy, in reverse. The table comes
+ * last: it is one transaction the kernel has checked already, so that a
+ * failure anywhere leaves the running table — and the DNS service's and
+ * posture's entries in its sets — untouched. */
+enum step { S_TUNNELS, S_POSTURE, S_DEVICES, S_HEALTH, S_ROUTES, S_LISTEN, S_TABLE, S_DONE };
+
+static const char *const step_names[] = {
+	"tunnels", "posture", "device peers", "tunnel health", "routes and rules",
+	"posture endpoint", "table inet " XB_NFT_TABLE,
+};
+
+/* From old to n. Returns S_DONE, or the step that failed with *undo the
+ * number of steps to switch back. */
+static enum step forward(struct xb_daemon *d, const struct xb_policy *old, const struct xb_plan *oplan,
+			 const struct xb_loaded *n, char *tsum, size_t tlen, int *undo)
 {
-	struct xb_plan plan = { 0 };
-	struct xb_dnssvc_cfg *dns = NULL;
-	struct xb_policy *p = load(d->policy_path, &plan, &dns, errs), *old = d->policy;
-	struct xb_tunnel_rt *tunnels = NULL;
-	char tsum[128] = "";
+	struct xb_tunnel_rt *tunnels;
 	int e;
 
-	if (!p) {
-		log_errors(errs);
-		log_warnx("%s: reload failed; the running policy stays", d->policy_path);
-		remember_reload(d, false, errs);
-		return -1;
-	}
-	/* Tunnels first: out of memory there changes nothing. Then devices,
-	 * the table (new marks) and the routes behind the marks. */
-	if ((e = xb_apply_tunnels(d, old, p, &tunnels, tsum, sizeof(tsum))) == -ENOMEM) {
-		xb_plan_free(&plan);
-		xb_dnssvc_cfg_free(dns);
-		xb_policy_free(p);
-		xb_errors_add(errs, d->policy_path, 0, "out of memory; the running policy stays");
-		remember_reload(d, false, errs);
-		return -1;
-	}
+	*undo = 0;
+	/* -ENOMEM: refused before anything changed. */
+	if ((e = xb_apply_tunnels(d, old, n->policy, &tunnels, tsum, tlen)) == -ENOMEM)
+		return S_TUNNELS;
 	d->tunnels = tunnels;
-	d->policy = p;
-	/* Every device against the new profiles, before the table that
-	 * lists the passing ones is compiled (old is still valid here). */
-	if (d->prt && xb_prt_rebind(d->prt, p) < 0)
-		e = -1;
-	if (xb_apply_devif(d, old, p) < 0)
-		e = -1;
-	if (d->health && xb_health_set(d->health, p, &plan) < 0)
-		e = -1;
-	if (xb_apply_nft(d, p, &plan) < 0 || xb_apply_routes(d, &plan, &d->plan) < 0)
-		e = -1;
-	forwarding_on(d, p);
+	d->policy = n->policy;
+	*undo = S_TUNNELS + 1;
+	if (e < 0)
+		return S_TUNNELS;
+	/* Every device against the new profiles, before the table that lists
+	 * the passing ones is compiled. */
+	*undo = S_POSTURE + 1;
+	if (d->prt && xb_prt_rebind(d->prt, n->policy) < 0)
+		return S_POSTURE;
+	*undo = S_DEVICES + 1;
+	if (xb_apply_devif(d, old, n->policy) < 0)
+		return S_DEVICES;
+	*undo = S_HEALTH + 1;
+	if (d->health && xb_health_set(d->health, n->policy, &n->plan) < 0)
+		return S_HEALTH;
+	*undo = S_ROUTES + 1;
+	if (xb_apply_routes(d, &n->plan, oplan) < 0)
+		return S_ROUTES;
+	*undo = S_LISTEN + 1;
 	if (d->prt && xb_prt_listen(d->prt) < 0)
-		e = -1;
-	/* The new table's _dns sets are empty: commit refills them. */
-	if (d->dns && xb_dnssvc_commit(d->dns, dns) < 0)
-		e = -1;
+		return S_LISTEN;
+	*undo = S_TABLE;	/* one transaction: a failed one changed nothing */
+	if (xb_apply_nft(d, n->policy, &n->plan) < 0)
+		return S_TABLE;
+	return S_DONE;
+}
+
+/* Back from n to old, for the first undo steps. The order differs from
+ * forward()'s where one step reads another's result: routes name tunnel
+ * interfaces by index in the policy the tunnel array follows, so the
+ * tunnels go back before the routes. Returns false when a step failed. */
+static bool back(struct xb_daemon *d, struct xb_policy *old, const struct xb_plan *oplan,
+		 const struct xb_loaded *n, int undo)
+{
+	struct xb_tunnel_rt *tunnels;
+	bool ok = true;
+
+	if (undo > S_POSTURE && d->prt && xb_prt_rebind(d->prt, old) < 0)
+		ok = false;
+	if (undo > S_LISTEN && d->prt && xb_prt_listen(d->prt) < 0)
+		ok = false;
+	if (undo > S_DEVICES && xb_apply_devif(d, n->policy, old) < 0)
+		ok = false;
+	if (undo > S_TUNNELS) {
+		if (xb_apply_tunnels(d, n->policy, old, &tunnels, NULL, 0) == -ENOMEM)
+			return false;	/* d->tunnels still follows n */
+		d->tunnels = tunnels;
+		d->policy = old;
+	}
+	if (undo > S_HEALTH && d->health && xb_health_set(d->health, old, oplan) < 0)
+		ok = false;
+	if (undo > S_ROUTES && xb_apply_routes(d, oplan, &n->plan) < 0)
+		ok = false;
+	return ok;
+}
+
+/* A device's address that p no longer gives it (p: the new policy, dv: an
+ * old device). */
+static bool moved(const struct xb_policy *p, const struct xb_device *dv, int family)
+{
+	const struct xb_device *now = xb_policy_device_by_key(p, dv->public_key);
+
+	if (family == AF_INET)
+		return dv->has4 && !(now && now->has4 && now->address4.s_addr == dv->address4.s_addr);
+	return dv->has6 && !(now && now->has6 && !memcmp(&now->address6, &dv->address6, 16));
+}
+
+/* Flows of devices gone from the policy, or given another address: their
+ * conntrack entries go, so that no reply of theirs is delivered to
+ * whoever has the address next, and no flow the old ruleset let through
+ * goes on. */
+static void cut_moved(const struct xb_policy *old, const struct xb_policy *p)
+{
+	struct in6_addr *a = calloc(old->n_devices + 1, sizeof(*a));
+	long *cut = calloc(old->n_devices + 1, sizeof(*cut)), total = 0, r;
+	struct xb_ct ct;
+	int e;
+
+	if (!a || !cut) {
+		log_warnx("reload: out of memory: flows of removed devices are not cut");
+		free(a);
+		free(cut);
+		return;
+	}
+	if ((e = xb_ct_open(&ct)) < 0) {
+		log_warnx("reload: conntrack: %s: flows of removed devices are not cut", strerror(-e));
+		free(a);
+		free(cut);
+		return;
+	}
+	for (int f = 0; f < 2; f++) {
+		int family = f ? AF_INET6 : AF_INET;
+		size_t n = 0, alen = f ? 16 : 4;
+
+		for (size_t i = 0; i < old->n_devices; i++)
+			if (moved(p, &old->devices[i], family))
+				memcpy((uint8_t *)a + n++ * alen,
+				       f ? (const void *)&old->devices[i].address6
+					 : (const void *)&old->devices[i].address4, alen);
+		if (n && (r = xb_ct_cut_many(&ct, family, a, n, cut)) < 0)
+			log_warnx("reload: cutting flows of %zu removed or moved devices: %s", n,
+				  strerror((int)-r));
+		else if (n)
+			total += r;
+	}
+	if (total)
+		log_info("reload: %ld flows of removed or re-addressed devices cut", total);
+	xb_ct_close(&ct);
+	free(a);
+	free(cut);
+}
+
+static int reload_failed(struct xb_daemon *d, struct xb_errors *errs)
+{
+	log_errors(errs);
+	log_warnx("%s: reload failed; the running policy stays", d->policy_path);
+	remember_reload(d, false, errs);
+	return -1;
+}
+
+static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len)
+{
+	struct xb_policy *old = d->policy;
+	struct xb_loaded n;
+	char tsum[128] = "", *err = NULL;
+	uint8_t hash[XB_TABLE_HASH];
+	enum step st;
+	int undo;
+
+	/* Before the point of no return: the file, and the kernel's word on
+	 * the new table. */
+	if (xb_daemon_load(d->policy_path, true, &n, errs) < 0)
+		return reload_failed(d, errs);
+	if (xb_apply_nft_check(d, n.policy, &n.plan, hash, &err) < 0) {
+		char *nl = err ? strchr(err, '\n') : NULL;
+
+		if (nl)
+			*nl = '\0';
+		xb_errors_add(errs, d->policy_path, 0,
+			      "reload failed at step \"check table inet %s\": the kernel refuses the "
+			      "new table: %s; nothing was changed", XB_NFT_TABLE, err ? err : "?");
+		free(err);
+		xb_loaded_free(&n);
+		return reload_failed(d, errs);
+	}
+	/* Switching back needs the running policy's keys, which only the
+	 * interfaces hold: the tunnels' (few), and the device interface's
+	 * when the new policy replaces it. */
+	xb_apply_keys_back(d, old, strcmp(old->gateway.interface, n.policy->gateway.interface) ||
+				   memcmp(old->gateway.key.public_key, n.policy->gateway.key.public_key,
+					  WG_KEY_LEN));
+	st = forward(d, old, &d->plan, &n, tsum, sizeof(tsum), &undo);
+	xb_policy_wipe_keys(n.policy);
+	if (st != S_DONE) {
+		bool ok = back(d, old, &d->plan, &n, undo);
+
+		xb_policy_wipe_keys(old);
+		xb_errors_add(errs, d->policy_path, 0,
+			      "reload failed at step \"%s\" (see the daemon's log); %s", step_names[st],
+			      ok ? "the steps before it were switched back: the running policy stays"
+				 : "switching back failed too: the running policy is not whole, see the log");
+		xb_loaded_free(&n);
+		return reload_failed(d, errs);
+	}
+	forwarding_on(d, n.policy);
+	/* The new table's _dns sets are empty: commit refills them. Sockets
+	 * that cannot move stay where they were (logged). */
+	if (d->dns && xb_dnssvc_commit(d->dns, n.dns) < 0)
+		log_warnx("%s: reload: the DNS service keeps its old sockets", d->policy_path);
 	else if (!d->dns)
-		xb_dnssvc_cfg_free(dns);
+		xb_dnssvc_cfg_free(n.dns);
+	n.dns = NULL;
 	watch_dns_udp(d);
+	xb_policy_wipe_keys(old);
+	cut_moved(old, n.policy);
+	save_addresses(n.policy);
 	xb_plan_free(&d->plan);
-	d->plan = plan;
+	d->plan = n.plan;
+	memcpy(d->table_hash, hash, XB_TABLE_HASH);
+	d->has_table_hash = true;
 	xb_policy_free(old);
 	d->loaded_at = time(NULL);
-	snprintf(summary, len, "%s; %zu devices, %zu rules%s", tsum, p->n_devices, p->n_rules,
-		 e ? "; some changes failed (see the log)" : "");
+	snprintf(summary, len, "%s; %zu devices, %zu rules", tsum, n.policy->n_devices,
+		 n.policy->n_rules);
 	log_info("%s: reloaded: %s", d->policy_path, summary);
-	if (e)
-		xb_errors_add(errs, d->policy_path, 0, "applied with failures: see the daemon's log");
-	remember_reload(d, e == 0, e ? errs : NULL);
-	return e ? -1 : 0;
+	remember_reload(d, true, NULL);
+	return 0;
 }
 
 /* systemd's reload protocol: RELOADING=1 with the monotonic time it began,

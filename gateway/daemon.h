@@ -29,6 +29,8 @@
 
 struct xb_ctl;
 
+#define XB_TABLE_HASH 32	/* bytes of a table script's BLAKE2s */
+
 /* A tunnel as it runs, parallel to policy->tunnels: wg for type
  * wireguard, gre for type gre (the other stays zero). */
 struct xb_tunnel_rt {
@@ -76,9 +78,28 @@ struct xb_daemon {
 		char **errors;		/* "FILE:LINE: message" of the last failure */
 		size_t n_errors;
 	} last_reload;
+	/* The running policy's table as xb_apply_nft_check() hashes it. */
+	uint8_t table_hash[XB_TABLE_HASH];
+	bool has_table_hash;
 	int saved_forward4, saved_forward6;	/* -1: not changed by us */
 	bool stopping;
 };
+
+/* A policy as the daemon runs it: loaded and validated, addresses
+ * allocated, the routing plan built and the DNS service's configuration
+ * prepared — everything that can fail on a bad file, with nothing changed.
+ * start, reload and --check all use xb_daemon_load(), so --check fails
+ * where start would. use_state: allocate with STATE_DIR/addresses (start,
+ * reload; nothing is written); --check allocates without it, since it may
+ * run as a user who cannot read it. 0, or -1 with every error in errs. */
+struct xb_loaded {
+	struct xb_policy *policy;
+	struct xb_plan plan;
+	struct xb_dnssvc_cfg *dns;
+};
+int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
+		   struct xb_errors *errs);
+void xb_loaded_free(struct xb_loaded *l);
 
 /* Build everything from the policy at path. Returns 0 after telling systemd
  * READY=1 (when started by it), or -1 after logging why and removing
@@ -89,9 +110,15 @@ int xb_daemon_run(struct xb_daemon *d);
 /* Remove everything the daemon created. */
 void xb_daemon_stop(struct xb_daemon *d);
 
-/* Reload the policy file. An invalid file changes nothing: -1 with its
- * errors in errs. A valid one is applied as a difference (see apply.c);
- * summary says what changed. */
+/* Reload the policy file, all or nothing (docs/operations.md, "Reload"):
+ * the file is loaded and its table checked by the kernel before anything
+ * changes; then tunnels, posture, device peers, health, routes, the
+ * posture endpoint and the table are switched over, and if one of these
+ * fails the ones done are switched back to the running policy. Only then
+ * the DNS service, the address state file and the conntrack entries of
+ * removed or re-addressed devices follow. -1 with errors in errs (the
+ * failed step named) when the running policy stays; 0 with summary
+ * saying what changed. */
 int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, size_t len);
 
 /* apply.c: from a policy to the kernel. */
@@ -101,9 +128,26 @@ int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const str
 int xb_apply_routes(struct xb_daemon *d, const struct xb_plan *plan,
 		    const struct xb_plan *old);
 int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan);
+/* Whether the kernel would take p's table (nft's dry run: the whole
+ * transaction goes to the kernel, which checks it and throws it away).
+ * Posture as no device passing: the same sets and chains, which is what
+ * the kernel can refuse. hash gets the checked script's BLAKE2s; when it
+ * is the running policy's (d->table_hash), the check is skipped: 1. An
+ * unchanged table (a SIGHUP for the logs) costs no second load, and should
+ * the kernel refuse it all the same, the reload's table step fails and is
+ * switched back like any other. 0, or -1 with nft's message in *err
+ * (malloc'ed). */
+int xb_apply_nft_check(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan,
+		       uint8_t hash[static XB_TABLE_HASH], char **err);
+/* d->table_hash for the running policy (after start). */
+void xb_apply_nft_remember(struct xb_daemon *d);
 /* The live default route of path pa out of tunnel ti (SIZE_MAX: none). */
 int xb_apply_path_live(struct xb_daemon *d, const struct xb_path *pa, size_t ti);
 void xb_apply_resolve(struct xb_daemon *d, bool force);
+/* The wiped keys of p (the policy the running interfaces follow) read back
+ * from them: every WireGuard tunnel's, and with devif the device
+ * interface's. The caller wipes them again (xb_policy_wipe_keys). */
+void xb_apply_keys_back(struct xb_daemon *d, struct xb_policy *p, bool devif);
 void xb_apply_sweep(struct xb_daemon *d);
 void xb_apply_revive(struct xb_daemon *d);
 void xb_apply_teardown(struct xb_daemon *d);

@@ -410,8 +410,8 @@ static int cmd_reload(void *ctx, json_t *args, json_t **result, char **error, js
 			json_array_append_new(*errors, errs.v[i].line
 				? json_sprintf("%s:%u: %s", errs.v[i].file, errs.v[i].line, errs.v[i].msg)
 				: json_sprintf("%s: %s", errs.v[i].file, errs.v[i].msg));
-		*error = strdup(summary[0] ? "reload applied with failures" :
-				"the policy has errors; the running policy stays");
+		/* All or nothing (daemon.h): the errors say which step. */
+		*error = strdup("the running policy stays");
 	} else {
 		*result = json_pack("{s:b, s:s}", "changed", true, "summary", summary);
 	}

@@ -68,6 +68,18 @@ int xb_nft_run(struct xb_nft *n, const char *script, char **err)
 	return r;
 }
 
+int xb_nft_check(struct xb_nft *n, const char *script, char **err)
+{
+	int r;
+
+	if (!ready(n, err))
+		return -1;
+	nft_ctx_set_dry_run(n->ctx, true);
+	r = run(n, script, err);
+	renew(n);	/* a fresh context: dry run off again */
+	return r;
+}
+
 int xb_nft_query(struct xb_nft *n, const char *cmd, bool json, char **out, char **err)
 {
 	const char *o;

@@ -19,6 +19,9 @@ void xb_nft_close(struct xb_nft *n);
  * or nothing. Returns 0, or -1 with nft's error text in err (malloc'ed,
  * caller frees; may be NULL). */
 int xb_nft_run(struct xb_nft *n, const char *script, char **err);
+/* The same, as nft --check: the kernel validates the whole transaction
+ * (hooks, sets, limits) and discards it. Nothing changes. */
+int xb_nft_check(struct xb_nft *n, const char *script, char **err);
 /* A command whose output is wanted (a list), as text or as nft's JSON;
  * *out is malloc'ed. Returns 0 or -1 (err as for xb_nft_run). */
 int xb_nft_query(struct xb_nft *n, const char *cmd, bool json, char **out, char **err);

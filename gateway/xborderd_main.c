@@ -32,43 +32,32 @@ static void usage(FILE *f)
 		"  -d, --debug        debug logging\n");
 }
 
-/* --check and --print: exit status 0 when the policy is valid, else 1. */
+/* --check and --print: exit status 0 when the policy is valid, else 1.
+ * The daemon's own loader (xb_daemon_load): the file, the pools, the
+ * routing plan and the DNS lists, so that what passes here starts. Without
+ * the state file: only whether every device can have an address; the
+ * daemon allocates for real. */
 static int check(const char *path, bool print)
 {
 	struct xb_errors errs = { 0 };
-	struct xb_policy *p = xb_policy_load(path, &errs);
+	struct xb_loaded l;
 	int ret = 0;
 
-	/* Without the state file: only whether every device can have an
-	 * address; the daemon allocates for real. */
-	struct xb_dnssvc_cfg *dns = NULL;
-
-	if (p && xb_policy_allocate(p, NULL, &errs)) {
-		xb_policy_free(p);
-		p = NULL;
-	}
-	/* The DNS lists are read as the daemon reads them: their lines'
-	 * errors are the policy's. */
-	if (p && !(dns = xb_dnssvc_prepare(p, &errs))) {
-		xb_policy_free(p);
-		p = NULL;
-	}
-	xb_dnssvc_cfg_free(dns);
-	if (!p) {
+	if (xb_daemon_load(path, false, &l, &errs) < 0) {
 		xb_errors_print(&errs, stderr);
 		xb_errors_free(&errs);
 		return 1;
 	}
 	if (print)
-		xb_policy_print(p, stdout);
+		xb_policy_print(l.policy, stdout);
 	else
-		printf("%s: policy OK (%zu devices, %zu tunnels, %zu rules)\n", path, p->n_devices,
-		       p->n_tunnels, p->n_rules);
+		printf("%s: policy OK (%zu devices, %zu tunnels, %zu rules)\n", path,
+		       l.policy->n_devices, l.policy->n_tunnels, l.policy->n_rules);
 	if (fflush(stdout) || ferror(stdout)) {
 		perror("xborderd: stdout");
 		ret = 1;
 	}
-	xb_policy_free(p);
+	xb_loaded_free(&l);
 	xb_errors_free(&errs);
 	return ret;
 }

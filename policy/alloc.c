@@ -1,20 +1,32 @@
 /* Pool addresses for devices without a fixed one, stable across restarts.
  *
- * The state file (STATE_DIR/addresses) has one line per device address:
+ * The state file (STATE_DIR/addresses) has one line per device address,
+ * and one per address in quarantine:
  *
  *   # comment
  *   alice-laptop 198.51.100.10
  *   alice-laptop 2001:db8:100::a
+ *   - 198.51.100.11 1764930000      freed; given again from this UNIX time
  *
  * Allocation, per family, in three passes so that the result does not
  * depend on the order of the devices in the policy beyond what is new:
  *   1. fixed addresses (already indexed by validation) are taken;
  *   2. a device keeps the address the state file gives it, if that address
  *      is still in the pool, a host address, not the gateway's and free;
- *   3. every other device gets the lowest free address, in policy order.
- * Devices gone from the policy are not written back: their addresses are
- * free from then on. Fixed addresses are recorded too, so that a device
- * whose fixed address is removed from the policy keeps it.
+ *   3. every other device gets the lowest free address, in policy order,
+ *      that is not held: given to another name by the file (a device gone
+ *      from the policy, or re-addressed) or in quarantine.
+ *
+ * Quarantine: a flow of the device that had an address must not be
+ * delivered to the next device given it. The daemon deletes the old
+ * device's conntrack entries at the reload that frees the address; the
+ * quarantine (gateway.address_quarantine seconds, 0 = none) covers what
+ * that misses: replies in flight, peers that cached the address, and the
+ * old ruleset's sets until the new one loads. Fixed addresses ignore it:
+ * the operator chose them.
+ *
+ * The file is written only by xb_policy_save_addresses(), once the policy
+ * is in force: a reload that fails keeps the previous file.
  */
 #include "policy/internal.h"
 
@@ -24,17 +36,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct entry {
 	char *name;
+	int family;
 	uint8_t addr[16];
+};
+
+/* A freed address: no device gets it before until (UNIX time). */
+struct quar {
+	int family;
+	uint8_t addr[16];
+	int64_t until;
 };
 
 struct state {
 	struct entry *v;
 	size_t n;
 	struct xb_map by_name[2];	/* [0] IPv4, [1] IPv6: name -> entry */
+	struct quar *q;
+	size_t n_q;
 };
 
 static void state_free(struct state *st)
@@ -42,21 +65,54 @@ static void state_free(struct state *st)
 	for (size_t i = 0; i < st->n; i++)
 		free(st->v[i].name);
 	free(st->v);
+	free(st->q);
 	xbp_map_free(&st->by_name[0]);
 	xbp_map_free(&st->by_name[1]);
+}
+
+static int addr_family(const char *s)
+{
+	return strchr(s, ':') ? AF_INET6 : AF_INET;
+}
+
+/* "- ADDRESS UNTIL" (strtok has taken the "-"); false when it is not one. */
+static bool quar_line(struct state *st, bool *oom)
+{
+	char *addr = strtok(NULL, " \t"), *until = strtok(NULL, " \t"), *end;
+	struct quar q = { 0 }, *nv;
+	long long t;
+
+	if (!addr || !until || strtok(NULL, " \t"))
+		return false;
+	q.family = addr_family(addr);
+	errno = 0;
+	t = strtoll(until, &end, 10);
+	if (!xbp_addr_parse(q.family, addr, q.addr) || errno || *end || t < 0)
+		return false;
+	q.until = t;
+	if (!(nv = xb_grow(st->q, st->n_q, sizeof(*nv)))) {
+		*oom = true;
+		return true;
+	}
+	st->q = nv;
+	nv[st->n_q++] = q;
+	return true;
 }
 
 /* One line "NAME ADDRESS"; false when it is not one. */
 static bool state_line(struct state *st, char *line, bool *oom)
 {
-	char *name = strtok(line, " \t"), *addr = strtok(NULL, " \t");
+	char *name = strtok(line, " \t"), *addr;
 	struct entry e = { 0 }, *nv;
 	int fam;
 	uint32_t old;
 
+	if (name && !strcmp(name, "-"))
+		return quar_line(st, oom);
+	addr = strtok(NULL, " \t");
 	if (!name || !addr || strtok(NULL, " \t") || !xbp_name_ok(name, XB_NAME_MAX, false))
 		return false;
-	fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
+	e.family = fam = addr_family(addr);
 	if (!xbp_addr_parse(fam, addr, e.addr))
 		return false;
 	if (!(nv = xb_grow(st->v, st->n, sizeof(*nv))) || !(e.name = strdup(name))) {
@@ -97,7 +153,8 @@ static int state_read(struct state *st, const char *path, struct xb_errors *errs
 		if (!len || line[strspn(line, " \t")] == '#' || !line[strspn(line, " \t")])
 			continue;
 		if (!state_line(st, line, &oom)) {
-			xb_errors_add(errs, path, (unsigned)lineno, "not \"NAME ADDRESS\"");
+			xb_errors_add(errs, path, (unsigned)lineno,
+				      "not \"NAME ADDRESS\" or \"- ADDRESS UNTIL\"");
 			bad = -1;
 		}
 	}
@@ -115,6 +172,7 @@ struct fam {
 	struct xb_map *used;		/* the index: address -> device */
 	size_t alen;
 	uint64_t next;			/* pass 3: next offset to try */
+	struct xb_map held;		/* pass 3 skips these (file, quarantine) */
 };
 
 static uint8_t *dev_addr(struct xb_device *d, const struct fam *f)
@@ -152,11 +210,33 @@ static bool take_next(struct xb_device *d, uint32_t idx, struct fam *f)
 	unsigned host_bits = (unsigned)f->alen * 8 - f->pool->cidr;
 	uint64_t end = host_bits >= 64 ? UINT64_MAX : (uint64_t)1 << host_bits;
 	uint8_t a[16];
+	uint32_t held;
 
 	for (; f->next < end; f->next++)
-		if (xbp_pool_nth(f->pool, f->next, a) && take(d, idx, f, a))
+		if (xbp_pool_nth(f->pool, f->next, a) && !xbp_map_get(&f->held, a, f->alen, &held) &&
+		    take(d, idx, f, a))
 			return true;
 	return false;
+}
+
+/* What pass 3 must not give: every address the file names (a device that
+ * keeps its own has taken it in pass 2 already) and every quarantine not
+ * over at now. Nothing with a quarantine of 0. */
+static bool hold(const struct xb_policy *p, struct fam *f, const struct state *st, int64_t now)
+{
+	uint32_t old;
+
+	if (!p->gateway.address_quarantine)
+		return true;
+	for (size_t i = 0; i < st->n; i++)
+		if (st->v[i].family == f->family &&
+		    !xbp_map_put(&f->held, st->v[i].addr, f->alen, 0, &old) && old == UINT32_MAX)
+			return false;
+	for (size_t i = 0; i < st->n_q; i++)
+		if (st->q[i].family == f->family && st->q[i].until > now &&
+		    !xbp_map_put(&f->held, st->q[i].addr, f->alen, 0, &old) && old == UINT32_MAX)
+			return false;
+	return true;
 }
 
 static int allocate(struct xb_policy *p, struct fam *f, const struct state *st,
@@ -195,9 +275,10 @@ static int allocate(struct xb_policy *p, struct fam *f, const struct state *st,
 		return 0;
 	xbp_prefix_format(pb, sizeof(pb), f->pool);
 	xb_errors_add(errs, first->src.file, first->src.line,
-		      "device \"%s\": no free address left in %s %s (%zu device%s without one)",
+		      "device \"%s\": no free address left in %s %s (%zu device%s without one%s)",
 		      first->name, f->family == AF_INET ? "pool4" : "pool6", pb, failed,
-		      failed == 1 ? "" : "s");
+		      failed == 1 ? "" : "s",
+		      f->held.n ? "; freed addresses are in quarantine: see address_quarantine" : "");
 	return -1;
 }
 
@@ -209,7 +290,7 @@ static void write_addr(FILE *f, const char *name, int family, const void *a)
 	fprintf(f, "%s %s\n", name, ab);
 }
 
-static int write_lines(const struct xb_policy *p, int fd)
+static int write_lines(const struct xb_policy *p, const struct state *st, int fd)
 {
 	FILE *f = fdopen(fd, "w");
 
@@ -218,7 +299,8 @@ static int write_lines(const struct xb_policy *p, int fd)
 		return -1;
 	}
 	fprintf(f, "# Device addresses assigned by xborderd from the pools of %s.\n"
-		   "# Kept across restarts; a device removed from the policy frees its address.\n",
+		   "# Kept across restarts; a device removed from the policy frees its address,\n"
+		   "# which waits in quarantine (\"- ADDRESS UNTIL\") before it is given again.\n",
 		p->path);
 	for (size_t i = 0; i < p->n_devices; i++) {
 		const struct xb_device *d = &p->devices[i];
@@ -227,6 +309,12 @@ static int write_lines(const struct xb_policy *p, int fd)
 			write_addr(f, d->name, AF_INET, &d->address4);
 		if (d->has6)
 			write_addr(f, d->name, AF_INET6, &d->address6);
+	}
+	for (size_t i = 0; i < st->n_q; i++) {
+		char ab[64];
+
+		xbp_addr_format(ab, sizeof(ab), st->q[i].family, st->q[i].addr);
+		fprintf(f, "- %s %lld\n", ab, (long long)st->q[i].until);
 	}
 	if (fflush(f) || fsync(fileno(f))) {
 		fclose(f);
@@ -237,7 +325,8 @@ static int write_lines(const struct xb_policy *p, int fd)
 
 /* Written to PATH.tmp, synced, renamed over PATH, and the directory synced:
  * after a crash the file is the old one or the new one, never a mix. */
-static int state_write(const struct xb_policy *p, const char *path, struct xb_errors *errs)
+static int state_write(const struct xb_policy *p, const struct state *st, const char *path,
+		       struct xb_errors *errs)
 {
 	char *tmp = NULL, *dcopy = strdup(path), *dir;
 	int fd = -1, ret = -1;
@@ -250,7 +339,7 @@ static int state_write(const struct xb_policy *p, const char *path, struct xb_er
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		goto out;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write_lines(p, fd) || rename(tmp, path))
+	if (fd < 0 || write_lines(p, st, fd) || rename(tmp, path))
 		goto out;
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -269,24 +358,107 @@ out:
 	return ret;
 }
 
+static int allocate_fam(struct xb_policy *p, struct fam *f, const struct state *st,
+			struct xb_errors *errs)
+{
+	int e;
+
+	if (!hold(p, f, st, (int64_t)time(NULL))) {
+		xbp_map_free(&f->held);
+		errs->oom = true;
+		return -1;
+	}
+	e = allocate(p, f, st, errs);
+	xbp_map_free(&f->held);
+	return e;
+}
+
 int xb_policy_allocate(struct xb_policy *p, const char *state_path, struct xb_errors *errs)
 {
 	struct state st = { 0 };
 	struct xb_gateway *g = &p->gateway;
-	struct fam f4 = { AF_INET, &g->pool4, &g->address4, &p->index->addr4, 4, 0 };
-	struct fam f6 = { AF_INET6, &g->pool6, &g->address6, &p->index->addr6, 16, 0 };
+	struct fam f4 = { .family = AF_INET, .pool = &g->pool4, .gw = &g->address4,
+			  .used = &p->index->addr4, .alen = 4 };
+	struct fam f6 = { .family = AF_INET6, .pool = &g->pool6, .gw = &g->address6,
+			  .used = &p->index->addr6, .alen = 16 };
 	int ret = 0;
 
 	if (state_path && state_read(&st, state_path, errs)) {
 		state_free(&st);
 		return -1;
 	}
-	if (g->has_pool4 && allocate(p, &f4, &st, errs))
+	if (g->has_pool4 && allocate_fam(p, &f4, &st, errs))
 		ret = -1;
-	if (g->has_pool6 && allocate(p, &f6, &st, errs))
+	if (g->has_pool6 && allocate_fam(p, &f6, &st, errs))
 		ret = -1;
 	state_free(&st);
-	if (!ret && state_path)
-		ret = state_write(p, state_path, errs);
+	return ret;
+}
+
+/* Whether a device of p holds addr now. */
+static bool in_use(const struct xb_policy *p, int family, const uint8_t *addr)
+{
+	uint32_t v;
+
+	return xbp_map_get(family == AF_INET ? &p->index->addr4 : &p->index->addr6, addr,
+			   family == AF_INET ? 4 : 16, &v);
+}
+
+/* The quarantine lines to write: every address the file gave that no
+ * device of p holds now, from now on; every earlier one not over, with
+ * its own end (the later one when both apply). */
+static void quarantine(const struct xb_policy *p, struct state *st, int64_t now)
+{
+	int64_t until = now + p->gateway.address_quarantine;
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->n_q; i++)
+		if (st->q[i].until > now && !in_use(p, st->q[i].family, st->q[i].addr))
+			st->q[n++] = st->q[i];
+	st->n_q = n;
+	for (size_t i = 0; i < st->n; i++) {
+		struct entry *e = &st->v[i];
+		struct quar *nv;
+		size_t j;
+
+		if (in_use(p, e->family, e->addr))
+			continue;
+		for (j = 0; j < st->n_q; j++)
+			if (st->q[j].family == e->family && !memcmp(st->q[j].addr, e->addr, 16))
+				break;
+		if (j < st->n_q) {
+			st->q[j].until = st->q[j].until > until ? st->q[j].until : until;
+			continue;
+		}
+		if (!(nv = xb_grow(st->q, st->n_q, sizeof(*nv))))
+			return;		/* out of memory: this one is not held */
+		st->q = nv;
+		nv[st->n_q].family = e->family;
+		memcpy(nv[st->n_q].addr, e->addr, 16);
+		nv[st->n_q++].until = until;
+	}
+}
+
+int xb_policy_save_addresses(const struct xb_policy *p, const char *state_path,
+			     struct xb_errors *errs)
+{
+	struct state st = { 0 };
+	struct xb_errors ignored = { 0 };
+	int ret;
+
+	/* The allocation read the same file; should it have become
+	 * unreadable since, what it held cannot be quarantined, but the new
+	 * assignments are still worth keeping. */
+	if (state_read(&st, state_path, &ignored)) {
+		state_free(&st);
+		st = (struct state){ 0 };
+	}
+	xb_errors_free(&ignored);
+	if (p->gateway.address_quarantine)
+		quarantine(p, &st, (int64_t)time(NULL));
+	else
+		st.n_q = 0;
+	ret = state_write(p, &st, state_path, errs);
+	state_free(&st);
 	return ret;
 }

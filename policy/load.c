@@ -222,6 +222,15 @@ static void key_file_free(struct xb_key_file *kf)
 	sodium_memzero(kf, sizeof(*kf));
 }
 
+void xb_policy_wipe_keys(struct xb_policy *p)
+{
+	sodium_memzero(p->gateway.key.key, WG_KEY_LEN);
+	for (size_t i = 0; i < p->n_tunnels; i++) {
+		sodium_memzero(p->tunnels[i].key.key, WG_KEY_LEN);
+		sodium_memzero(p->tunnels[i].psk.key, WG_KEY_LEN);
+	}
+}
+
 static void tunnel_free(struct xb_tunnel *t)
 {
 	free(t->name);

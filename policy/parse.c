@@ -18,7 +18,7 @@ static const char *const gateway_keys[] = {
 	"interface", "listen_port", "private_key_file", "pool4", "pool6", "address4",
 	"address6", "dns_port", "posture_port", "posture_admin", "posture_limits",
 	"control_socket", "state_dir",
-	"metrics", "notify_command", "notify_webhook", "slo", NULL
+	"metrics", "notify_command", "notify_webhook", "slo", "address_quarantine", NULL
 };
 static const char *const device_keys[] = {
 	"name", "public_key", "groups", "address4", "address6", NULL
@@ -185,6 +185,7 @@ static void parse_interface(struct ld *l, const config_setting_t *s, struct xb_g
 void xbp_parse_gateway(struct ld *l, const config_setting_t *s)
 {
 	struct xb_gateway *g = &l->p->gateway;
+	long v;
 
 	g->src = xbp_src(l, s);
 	xbp_check_keys(l, s, "gateway", gateway_keys);
@@ -207,6 +208,9 @@ void xbp_parse_gateway(struct ld *l, const config_setting_t *s)
 	g->control_socket = get_abs_path(l, s, "control_socket", "/run/xborder/control.sock",
 					 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	g->state_dir = get_abs_path(l, s, "state_dir", "/var/lib/xborder", 0);
+	g->address_quarantine = XB_ADDRESS_QUARANTINE;
+	if (xbp_get_int(l, s, "address_quarantine", "gateway", 0, 30 * 86400, &v))
+		g->address_quarantine = (unsigned)v;
 	xbp_parse_health(l, s, g);
 }
 

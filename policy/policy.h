@@ -5,6 +5,7 @@
  *   struct xb_policy *p = xb_policy_load("/etc/xborder/xborder.conf", &errs);
  *   if (!p) { xb_errors_print(&errs, stderr); ... }      every error, sorted
  *   xb_policy_allocate(p, state_path, &errs);           pool addresses
+ *   xb_policy_save_addresses(p, state_path, &errs);     once p is in force
  *   ... use p, look objects up with xb_policy_*_by_*() ...
  *   xb_policy_free(p); xb_errors_free(&errs);
  *
@@ -30,6 +31,7 @@
 #include "tunnel/wgconf.h"
 
 #define XB_NAME_MAX		63	/* device, group, profile, rule names */
+#define XB_ADDRESS_QUARANTINE	600	/* seconds: gateway.address_quarantine */
 #define XB_TUNNEL_NAME_MAX	12	/* "xb-" + name fits IFNAMSIZ - 1 */
 #define XB_IFNAME_MAX		15	/* IFNAMSIZ - 1 */
 
@@ -53,7 +55,7 @@ struct xb_key_file {
 	char *resolved;		/* absolute: relative paths are taken from the
 				 * directory of the main policy file */
 	unsigned line;
-	uint8_t key[WG_KEY_LEN];	/* secret; wiped by xb_policy_free() */
+	uint8_t key[WG_KEY_LEN];	/* secret; wiped by xb_policy_wipe_keys() */
 	uint8_t public_key[WG_KEY_LEN];	/* derived from key (private keys only) */
 	bool loaded;
 };
@@ -85,6 +87,9 @@ struct xb_gateway {
 	} posture_limits;
 	char *control_socket;			/* absolute path */
 	char *state_dir;			/* absolute path */
+	/* Seconds a pool address freed by a removed or re-addressed device
+	 * waits before another device gets it (policy/alloc.c). */
+	unsigned address_quarantine;
 	/* Health (docs/probing.md, policy/health.c): Prometheus metrics on
 	 * metrics ("ADDR:PORT", numeric; NULL = off); events to a command
 	 * (argv, no shell; n = 0: none) and/or a webhook ("http://ADDR[:PORT]/
@@ -457,17 +462,29 @@ void xb_errors_free(struct xb_errors *e);
  * error added to errs. */
 struct xb_policy *xb_policy_load(const char *path, struct xb_errors *errs);
 void xb_policy_free(struct xb_policy *p);
+/* Wipes every secret key of p (the gateway's and tunnels' private keys,
+ * preshared keys); public keys stay. The daemon calls it once WireGuard
+ * has them (docs/security.md). */
+void xb_policy_wipe_keys(struct xb_policy *p);
 
 /* Gives every device without a fixed address one from the pool of each
  * family the gateway has. Assignments are kept across restarts through
- * state_path (lines "NAME ADDRESS"): a device keeps the address it had when
- * that address is still in the pool and free; a device no longer in the
- * policy frees its address. The file is replaced atomically. state_path
- * NULL: start from nothing and write nothing (what --check does).
+ * state_path (policy/alloc.c has its format): a device keeps the address it
+ * had when that address is still in the pool and free. An address the file
+ * gives a device no longer in the policy (or no longer holding it) is in
+ * quarantine: no other device gets it until gateway.address_quarantine
+ * seconds after xb_policy_save_addresses() recorded it freed. Nothing is
+ * written: a reload that fails later must leave the file as it was.
+ * state_path NULL: start from nothing (what --check does).
  * Returns 0, or -1 with errors added (pool exhausted, unreadable or
- * malformed state file, failed write); on -1 the device addresses are
- * unspecified. */
+ * malformed state file); on -1 the device addresses are unspecified. */
 int xb_policy_allocate(struct xb_policy *p, const char *state_path, struct xb_errors *errs);
+/* Records p's assignments in state_path, replacing it atomically, with
+ * the addresses freed since the file was written (and those still in
+ * quarantine) until the time each may be given again. Called once p is in
+ * force. 0, or -1 with the error added. */
+int xb_policy_save_addresses(const struct xb_policy *p, const char *state_path,
+			     struct xb_errors *errs);
 
 /* The normalised policy in libconfig syntax: every default written out,
  * included devices inline, objects in file order, addresses canonical.

@@ -153,6 +153,7 @@ static void print_gateway(const struct xb_gateway *g, FILE *out)
 	xbp_print_posture_limits(g, out);
 	kv_str(out, in, "control_socket", g->control_socket, "\n");
 	kv_str(out, in, "state_dir", g->state_dir, "\n");
+	fprintf(out, "  address_quarantine = %u;\n", g->address_quarantine);
 	xbp_print_health(g, out);
 	fputs("};\n", out);
 }

@@ -463,6 +463,23 @@ static int mkdir_p(const char *dir, mode_t mode)
 	return 0;
 }
 
+/* Whoever may write the directory may unlink a socket in it (or, with the
+ * sticky bit, put a file where the next one must go): the interface is
+ * torn down. Said once per process; the directory is the host's to fix
+ * (tmpfiles.d/xborder.conf makes it 0755, owned by the daemon's user). */
+static void check_dir(void)
+{
+	static bool said;
+	struct stat st;
+
+	if (said || stat(UAPI_DIR, &st) < 0 || !(st.st_mode & (S_IWGRP | S_IWOTH)))
+		return;
+	said = true;
+	log_warnx("uapi: %s is writable by %s (mode %04o): whoever can write it can delete an "
+		  "interface's socket and tear the interface down; make it 0755", UAPI_DIR,
+		  st.st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(st.st_mode & 07777));
+}
+
 /* An existing socket file is stale when nobody accepts on it (ECONNREFUSED,
  * as `wg` itself decides); a live one belongs to another daemon. */
 static int clear_stale(const struct sockaddr_un *sun)
@@ -503,6 +520,7 @@ int wg_uapi_listen(const char *ifname)
 	wg_uapi_path(sun.sun_path, sizeof(sun.sun_path), ifname);
 	if (mkdir_p(UAPI_DIR, 0755) < 0 || clear_stale(&sun) < 0)
 		return -1;
+	check_dir();
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;

@@ -91,6 +91,21 @@ xb_check "... its log names the node's mode and the command that mends it" \
 	grep -qF "mode 0600, owner 0:0, and this process runs as uid $RUN_UID gid $RUN_GID (CAP_NET_ADMIN does not open it); give the group access with \`setfacl -m g:$RUN_GROUP:rw /dev/net/tun'" "$GWLOG"
 xb_check "... and READY=1 never came" sh -c "! grep -q READY=1 '$NLOG'"
 
+# The shipped /run/wireguard line, for this test's uid and gid (numeric:
+# --root resolves names in the root's own /etc/passwd): the
+# daemon's user owns the directory and no group may write it — a member of
+# the control group who could would delete the UAPI sockets, and every
+# userspace interface would be torn down and rebuilt without its sessions.
+RUN_USER=$(getent passwd "$RUN_UID" | cut -d: -f1)
+sed -n 's|^d /run/wireguard \([0-7]*\) xborder xborder -$|d /run/wireguard \1 '"$RUN_UID $RUN_GID"' -|p' \
+	"$XB_ROOT/deploy/systemd/tmpfiles.conf.in" >"$XB_TMP/wgdir.conf"
+xb_check "tmpfiles.d/xborder.conf makes /run/wireguard the daemon user's" test -s "$XB_TMP/wgdir.conf"
+mkdir -p "$XB_TMP/wgroot/run"
+systemd-tmpfiles --root="$XB_TMP/wgroot" --create "$XB_TMP/wgdir.conf"
+xb_check "... owned by $RUN_USER, writable by no group or other" \
+	sh -c 'd=$1/run/wireguard; [ "$(stat -c %u "$d")" = "$2" ] && [ $((0$(stat -c %a "$d") & 022)) = 0 ]' \
+	_ "$XB_TMP/wgroot" "$RUN_UID"
+
 # The shipped tmpfiles.d line, for this test's group, applied to our node.
 sed -n 's|^\(a+ /dev/net/tun .*group:\)xborder\(:rw\)$|\1'"$RUN_GROUP"'\2|p' \
 	"$XB_ROOT/deploy/systemd/tmpfiles.conf.in" >"$XB_TMP/tmpfiles.conf"

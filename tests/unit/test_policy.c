@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define K11 "ERERERERERERERERERERERERERERERERERERERERERE="
@@ -16,6 +17,7 @@
 #define K33 "MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM="
 #define K44 "REREREREREREREREREREREREREREREREREREREREREQ="
 #define K55 "VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU="
+#define K66 "ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY="
 
 static char dir[64];
 
@@ -91,7 +93,8 @@ static const char *addr4(const struct xb_policy *p, const char *name)
 	return buf[n];
 }
 
-/* Loads the policy and allocates with the state file; 0 or -1. */
+/* Loads the policy and allocates with the state file, then saves it as
+ * the daemon does once the policy is in force; 0 or -1. */
 static int allocate(struct xb_policy **pp, char *err, size_t errlen)
 {
 	struct xb_errors errs = { 0 };
@@ -102,6 +105,8 @@ static int allocate(struct xb_policy **pp, char *err, size_t errlen)
 	snprintf(state, sizeof(state), "%s/state/addresses", dir);
 	*pp = load();
 	r = xb_policy_allocate(*pp, state, &errs);
+	if (r == 0)
+		r = xb_policy_save_addresses(*pp, state, &errs);
 	f = fmemopen(err, errlen, "w");
 	xb_errors_print(&errs, f);
 	fclose(f);
@@ -167,27 +172,115 @@ TEST(alloc_stable_across_restarts)
 	cleanup();
 }
 
-TEST(alloc_removed_device_frees_its_address)
+/* The state file's text, into text (len bytes). */
+static void state_text(char *text, size_t len)
+{
+	char path[128];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/state/addresses", dir);
+	CHECK((f = fopen(path, "r")) != NULL);
+	n = fread(text, 1, len - 1, f);
+	text[n] = '\0';
+	fclose(f);
+}
+
+TEST(alloc_removed_device_address_in_quarantine)
 {
 	struct xb_policy *p;
-	char err[1024], path[128], text[512] = "";
-	FILE *f;
+	char err[1024], text[1024], *q;
+	long long until;
+	time_t t0 = time(NULL);
 
 	setup(POOL4, DEV("a", K22) "," DEV("b", K33) "," DEV("c", K44));
 	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
 	xb_policy_free(p);
+	/* b goes, d comes: b's .3 is not given to d at once (d's traffic
+	 * would meet b's flows), d gets the next free one. */
 	set_devices(POOL4, DEV("a", K22) "," DEV("c", K44) "," DEV("d", K55));
 	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
 	CHECK_STR(addr4(p, "a"), "198.51.100.2");
 	CHECK_STR(addr4(p, "c"), "198.51.100.4");
-	CHECK_STR(addr4(p, "d"), "198.51.100.3");	/* b's, the lowest free */
+	CHECK_STR(addr4(p, "d"), "198.51.100.5");
+	CHECK_INT(p->gateway.address_quarantine, ==, XB_ADDRESS_QUARANTINE);
 	xb_policy_free(p);
-	snprintf(path, sizeof(path), "%s/state/addresses", dir);
-	CHECK((f = fopen(path, "r")) != NULL);
-	CHECK(fread(text, 1, sizeof(text) - 1, f) > 0);
-	fclose(f);
-	CHECK(strstr(text, "\na 198.51.100.2\nc 198.51.100.4\nd 198.51.100.3\n") != NULL);
+	state_text(text, sizeof(text));
+	CHECK(strstr(text, "\na 198.51.100.2\nc 198.51.100.4\nd 198.51.100.5\n") != NULL);
 	CHECK(strstr(text, "\nb ") == NULL);
+	CHECK((q = strstr(text, "\n- 198.51.100.3 ")) != NULL);
+	CHECK(sscanf(q, "\n- 198.51.100.3 %lld", &until) == 1);
+	CHECK(until >= t0 + XB_ADDRESS_QUARANTINE && until <= time(NULL) + XB_ADDRESS_QUARANTINE);
+	/* Still held at the next reload, with its end unchanged; e comes. */
+	set_devices(POOL4, DEV("a", K22) "," DEV("c", K44) "," DEV("d", K55) "," DEV("e", K66));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_STR(addr4(p, "e"), "198.51.100.6");
+	xb_policy_free(p);
+	state_text(text, sizeof(text));
+	snprintf(err, sizeof(err), "\n- 198.51.100.3 %lld\n", until);
+	CHECK(strstr(text, err) != NULL);
+	cleanup();
+}
+
+TEST(alloc_quarantine_over_or_off)
+{
+	struct xb_policy *p;
+	char err[1024], text[1024], line[96];
+
+	/* A quarantine over (its end in the past) frees the address; one not
+	 * over holds it. */
+	setup(POOL4, DEV("a", K22));
+	CHECK(mkdir(strcat(strcpy(err, dir), "/state"), 0755) == 0);
+	snprintf(text, sizeof(text), "- 198.51.100.2 %lld\n- 198.51.100.3 %lld\n",
+		 (long long)time(NULL) - 1, (long long)time(NULL) + 3600);
+	put_file("state/addresses", text, 0644);
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_STR(addr4(p, "a"), "198.51.100.2");
+	xb_policy_free(p);
+	state_text(text, sizeof(text));
+	CHECK(strstr(text, "\n- 198.51.100.2 ") == NULL);	/* over: gone */
+	CHECK(strstr(text, "\n- 198.51.100.3 ") != NULL);
+	/* address_quarantine = 0: a freed address goes to the next device. */
+	set_devices("address_quarantine = 0; " POOL4, DEV("b", K33));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_INT(p->gateway.address_quarantine, ==, 0);
+	CHECK_STR(addr4(p, "b"), "198.51.100.2");	/* a's, at once */
+	xb_policy_free(p);
+	state_text(text, sizeof(text));
+	CHECK(strstr(text, "\n- ") == NULL);
+	/* A full pool says the quarantine is why. */
+	set_devices("address_quarantine = 0; pool4 = \"198.51.100.0/30\";", DEV("c", K44));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	xb_policy_free(p);
+	set_devices("pool4 = \"198.51.100.0/30\";", DEV("d", K55));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, -1);
+	snprintf(line, sizeof(line), "see address_quarantine");
+	CHECK(strstr(err, line) != NULL);
+	xb_policy_free(p);
+	cleanup();
+}
+
+/* Allocation alone writes nothing: a reload that fails after it leaves
+ * the file as it was. */
+TEST(alloc_writes_only_when_saved)
+{
+	struct xb_errors errs = { 0 };
+	struct xb_policy *p;
+	char err[1024], text[1024], state[128];
+
+	setup(POOL4, DEV("a", K22));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	xb_policy_free(p);
+	set_devices(POOL4, DEV("b", K33));
+	p = load();
+	snprintf(state, sizeof(state), "%s/state/addresses", dir);
+	CHECK_INT(xb_policy_allocate(p, state, &errs), ==, 0);
+	CHECK_STR(addr4(p, "b"), "198.51.100.3");
+	xb_policy_free(p);
+	state_text(text, sizeof(text));
+	CHECK(strstr(text, "\na 198.51.100.2\n") != NULL);
+	CHECK(strstr(text, "\nb ") == NULL && strstr(text, "\n- ") == NULL);
+	xb_errors_free(&errs);
 	cleanup();
 }
 
@@ -251,8 +344,8 @@ TEST(alloc_bad_state_file)
 	CHECK(mkdir(strcat(strcpy(err, dir), "/state"), 0755) == 0);
 	put_file("state/addresses", "# comment\n\na 198.51.100.9\nb\nc 1.2.3.4.5\n", 0644);
 	CHECK_INT(allocate(&p, err, sizeof(err)), ==, -1);
-	CHECK(strstr(err, "/state/addresses:4: not \"NAME ADDRESS\"\n") != NULL);
-	CHECK(strstr(err, "/state/addresses:5: not \"NAME ADDRESS\"\n") != NULL);
+	CHECK(strstr(err, "/state/addresses:4: not \"NAME ADDRESS\" or \"- ADDRESS UNTIL\"\n") != NULL);
+	CHECK(strstr(err, "/state/addresses:5: not \"NAME ADDRESS\" or \"- ADDRESS UNTIL\"\n") != NULL);
 	xb_policy_free(p);
 	cleanup();
 }
