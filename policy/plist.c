@@ -18,9 +18,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define BAD_LINES_MAX 20	/* reported per file; then the rest is not read */
 
@@ -144,6 +146,7 @@ static size_t open_list(struct ld *l, const config_setting_t *e, const char *wha
 	char qb[QUOTE_MAX + 4], *shown;
 	struct stat st;
 	FILE *f;
+	int fd;
 
 	if (!nv) {
 		free(resolved);
@@ -161,12 +164,18 @@ static size_t open_list(struct ld *l, const config_setting_t *e, const char *wha
 	}
 	/* The file's errors sort after the policy's, in the order read. */
 	xb_errors_file(l->errs, shown);
-	if (!(f = fopen(resolved, "re"))) {
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	 * writer, before fstat could refuse it. It does not affect reading a
+	 * regular file. */
+	if ((fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
 		xbp_err(l, e, "%s: to_lists `%s': %s", what, xbp_quote(qb, v), strerror(errno));
-	} else if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+	} else if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		/* A directory, a FIFO or /dev/zero would never end or mean nothing. */
 		xbp_err(l, e, "%s: to_lists `%s' is not a regular file", what, xbp_quote(qb, v));
-		fclose(f);
+		close(fd);
+	} else if (!(f = fdopen(fd, "r"))) {
+		close(fd);
+		l->oom = true;
 	} else {
 		read_list(l, f, shown, nv);
 		fclose(f);

@@ -524,3 +524,25 @@ TEST(to_lists_limits)
 	CHECK_STR(err, want);
 	cleanup();
 }
+
+/* A FIFO named as a list is refused, not waited on: opening one for
+ * reading blocks until a writer comes, which would hang a load (and a
+ * reload of the running daemon) for good. SIGALRM fails the test if the
+ * load blocks. */
+TEST(to_lists_fifo_not_waited_on)
+{
+	char err[1024], want[512], fifo[128];
+
+	setup(POOL4, "");
+	snprintf(fifo, sizeof(fifo), "%s/pipe.txt", dir);
+	CHECK(mkfifo(fifo, 0644) == 0);
+	put_file("xb.conf", LISTS_GW "rules = ( { name = \"r\"; to_lists = [ \"pipe.txt\" ]; action = \"deny\"; } );\n",
+		 0644);
+	alarm(10);
+	load_errors(err, sizeof(err));
+	alarm(0);
+	snprintf(want, sizeof(want), "%s/xb.conf:2: rule \"r\": to_lists `pipe.txt' is not a regular file\n",
+		 dir);
+	CHECK_STR(err, want);
+	cleanup();
+}
