@@ -88,18 +88,37 @@ static bool line(struct ld *l, struct xb_prefix_list *pl, const char *shown, uns
 	return true;
 }
 
+/* The next line into buf (cap XB_PLIST_LINE_MAX + 1), without its newline:
+ * its length in the file, which is more than XB_PLIST_LINE_MAX when only
+ * its start was kept, or -1 at the end of the file. Memory stays bounded
+ * whatever the file holds (one line of a gigabyte, no newline at all). */
+static ssize_t get_line(FILE *f, char *buf)
+{
+	size_t len = 0;
+	int c;
+
+	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+		if (len < XB_PLIST_LINE_MAX)
+			buf[len] = (char)c;
+		if (len <= XB_PLIST_LINE_MAX)	/* saturates: only "too long" matters */
+			len++;
+	}
+	buf[len < XB_PLIST_LINE_MAX ? len : XB_PLIST_LINE_MAX] = '\0';
+	return c == EOF && !len ? -1 : (ssize_t)len;
+}
+
 static void read_list(struct ld *l, FILE *f, const char *shown, struct xb_prefix_list *pl)
 {
-	char *text = NULL;
-	size_t cap = 0;
+	char text[XB_PLIST_LINE_MAX + 1];
 	ssize_t len;
 	unsigned no = 0, bad = 0;
 
-	while (!l->oom && (len = getline(&text, &cap, f)) >= 0) {
+	while (!l->oom && (len = get_line(f, text)) >= 0) {
 		no++;
-		if (len && text[len - 1] == '\n')
-			text[--len] = '\0';
-		if (line(l, pl, shown, no, text, (size_t)len))
+		if ((size_t)len > XB_PLIST_LINE_MAX)
+			xb_errors_add(l->errs, shown, no, "a line longer than %u bytes",
+				      XB_PLIST_LINE_MAX);
+		else if (line(l, pl, shown, no, text, (size_t)len))
 			continue;
 		if (pl->n == XB_PLIST_MAX)	/* full: reported once */
 			break;
@@ -111,7 +130,6 @@ static void read_list(struct ld *l, FILE *f, const char *shown, struct xb_prefix
 	}
 	if (ferror(f))
 		xb_errors_add(l->errs, shown, no, "%s", strerror(errno));
-	free(text);
 }
 
 /* dir/v, without "." and ".." and symbolic links where it exists, so that
