@@ -66,7 +66,7 @@ struct xb_psvc {
 	 * after it commits. */
 	bool in_tx, tx_failed;
 	char why[160];			/* why the round's transaction failed */
-	struct req *held;
+	struct req *held, *held_last;	/* in the order accepted */
 	size_t n_lsn;
 	struct lsn lsn[XB_PSVC_MAX_LISTEN + 1];
 };
@@ -301,8 +301,12 @@ static enum MHD_Result hold(struct xb_psvc *s, struct MHD_Connection *c, struct 
 	q->device = device ? strdup(device) : NULL;
 	q->seq = seq;
 	q->held = true;
-	q->next = s->held;
-	s->held = q;
+	q->next = NULL;		/* answered and audited in the order accepted */
+	if (s->held)
+		s->held_last->next = q;
+	else
+		s->held = q;
+	s->held_last = q;
 	MHD_suspend_connection(c);
 	return MHD_YES;
 }

@@ -18,9 +18,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define BAD_LINES_MAX 20	/* reported per file; then the rest is not read */
 
@@ -86,18 +88,37 @@ static bool line(struct ld *l, struct xb_prefix_list *pl, const char *shown, uns
 	return true;
 }
 
+/* The next line into buf (cap XB_PLIST_LINE_MAX + 1), without its newline:
+ * its length in the file, which is more than XB_PLIST_LINE_MAX when only
+ * its start was kept, or -1 at the end of the file. Memory stays bounded
+ * whatever the file holds (one line of a gigabyte, no newline at all). */
+static ssize_t get_line(FILE *f, char *buf)
+{
+	size_t len = 0;
+	int c;
+
+	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+		if (len < XB_PLIST_LINE_MAX)
+			buf[len] = (char)c;
+		if (len <= XB_PLIST_LINE_MAX)	/* saturates: only "too long" matters */
+			len++;
+	}
+	buf[len < XB_PLIST_LINE_MAX ? len : XB_PLIST_LINE_MAX] = '\0';
+	return c == EOF && !len ? -1 : (ssize_t)len;
+}
+
 static void read_list(struct ld *l, FILE *f, const char *shown, struct xb_prefix_list *pl)
 {
-	char *text = NULL;
-	size_t cap = 0;
+	char text[XB_PLIST_LINE_MAX + 1];
 	ssize_t len;
 	unsigned no = 0, bad = 0;
 
-	while (!l->oom && (len = getline(&text, &cap, f)) >= 0) {
+	while (!l->oom && (len = get_line(f, text)) >= 0) {
 		no++;
-		if (len && text[len - 1] == '\n')
-			text[--len] = '\0';
-		if (line(l, pl, shown, no, text, (size_t)len))
+		if ((size_t)len > XB_PLIST_LINE_MAX)
+			xb_errors_add(l->errs, shown, no, "a line longer than %u bytes",
+				      XB_PLIST_LINE_MAX);
+		else if (line(l, pl, shown, no, text, (size_t)len))
 			continue;
 		if (pl->n == XB_PLIST_MAX)	/* full: reported once */
 			break;
@@ -109,7 +130,6 @@ static void read_list(struct ld *l, FILE *f, const char *shown, struct xb_prefix
 	}
 	if (ferror(f))
 		xb_errors_add(l->errs, shown, no, "%s", strerror(errno));
-	free(text);
 }
 
 /* dir/v, without "." and ".." and symbolic links where it exists, so that
@@ -144,6 +164,7 @@ static size_t open_list(struct ld *l, const config_setting_t *e, const char *wha
 	char qb[QUOTE_MAX + 4], *shown;
 	struct stat st;
 	FILE *f;
+	int fd;
 
 	if (!nv) {
 		free(resolved);
@@ -161,12 +182,18 @@ static size_t open_list(struct ld *l, const config_setting_t *e, const char *wha
 	}
 	/* The file's errors sort after the policy's, in the order read. */
 	xb_errors_file(l->errs, shown);
-	if (!(f = fopen(resolved, "re"))) {
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	 * writer, before fstat could refuse it. It does not affect reading a
+	 * regular file. */
+	if ((fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
 		xbp_err(l, e, "%s: to_lists `%s': %s", what, xbp_quote(qb, v), strerror(errno));
-	} else if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+	} else if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		/* A directory, a FIFO or /dev/zero would never end or mean nothing. */
 		xbp_err(l, e, "%s: to_lists `%s' is not a regular file", what, xbp_quote(qb, v));
-		fclose(f);
+		close(fd);
+	} else if (!(f = fdopen(fd, "r"))) {
+		close(fd);
+		l->oom = true;
 	} else {
 		read_list(l, f, shown, nv);
 		fclose(f);

@@ -398,6 +398,7 @@ struct xb_dns {
  * policy is loaded (so --check and every reload read it afresh), once
  * however many rules name it. */
 #define XB_PLIST_MAX	262144u		/* prefixes in one file */
+#define XB_PLIST_LINE_MAX 4096u		/* bytes in one line, its newline not counted */
 struct xb_prefix_list {
 	char *path;			/* as first written in the policy */
 	char *resolved;			/* absolute */

@@ -617,3 +617,51 @@ TEST(to_lists_limits)
 	CHECK_STR(err, want);
 	cleanup();
 }
+
+/* A FIFO named as a list is refused, not waited on: opening one for
+ * reading blocks until a writer comes, which would hang a load (and a
+ * reload of the running daemon) for good. SIGALRM fails the test if the
+ * load blocks. */
+TEST(to_lists_fifo_not_waited_on)
+{
+	char err[1024], want[512], fifo[128];
+
+	setup(POOL4, "");
+	snprintf(fifo, sizeof(fifo), "%s/pipe.txt", dir);
+	CHECK(mkfifo(fifo, 0644) == 0);
+	put_file("xb.conf", LISTS_GW "rules = ( { name = \"r\"; to_lists = [ \"pipe.txt\" ]; action = \"deny\"; } );\n",
+		 0644);
+	alarm(10);
+	load_errors(err, sizeof(err));
+	alarm(0);
+	snprintf(want, sizeof(want), "%s/xb.conf:2: rule \"r\": to_lists `pipe.txt' is not a regular file\n",
+		 dir);
+	CHECK_STR(err, want);
+	cleanup();
+}
+
+/* A line longer than XB_PLIST_LINE_MAX is an error of its own, and reading
+ * goes on after it: a list file is never read into memory a line at a
+ * time however long the line (a file without newlines would otherwise be
+ * held whole, in the running daemon on a reload). */
+TEST(to_lists_long_line)
+{
+	char err[1024], want[512], *text;
+	size_t n = 3 * XB_PLIST_LINE_MAX;
+
+	setup(POOL4, "");
+	CHECK((text = malloc(n + 64)) != NULL);
+	strcpy(text, "203.0.113.0/24\n# ");
+	memset(text + strlen(text), 'x', n);
+	strcpy(text + 17 + n, "\nnope\n198.51.100.0/24");	/* no newline at the end */
+	put_file("long.txt", text, 0644);
+	free(text);
+	put_file("xb.conf", LISTS_GW "rules = ( { name = \"r\"; to_lists = [ \"long.txt\" ]; action = \"deny\"; } );\n",
+		 0644);
+	load_errors(err, sizeof(err));
+	snprintf(want, sizeof(want), "%s/long.txt:2: a line longer than %u bytes\n"
+		 "%s/long.txt:3: `nope' is not an IPv4 or IPv6 address or prefix\n", dir,
+		 XB_PLIST_LINE_MAX, dir);
+	CHECK_STR(err, want);
+	cleanup();
+}

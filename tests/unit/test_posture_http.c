@@ -9,6 +9,7 @@
 #include "tests/lib/check.h"
 #include "common/clock.h"
 #include "gateway/posture_http.h"
+#include "common/jsonlog.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +27,8 @@ static struct xb_pstore *store;
 static struct xb_psvc *svc;
 static char resp[128 << 10];	/* the last response's body */
 static unsigned reports_seen;	/* on_report calls */
+static char accepted[16];	/* initials of the devices on_report accepted, in order */
+static struct xb_jsonlog *audit_log;	/* the service's audit log, when a test wants one */
 
 static const char *device_for(void *ctx, const struct sockaddr *sa)
 {
@@ -48,6 +51,8 @@ static int on_report(void *ctx, const char *device, json_t *report, json_t **rep
 		snprintf(err, errlen, "disk encryption: expected on, saw off");
 		return 1;
 	}
+	if (strlen(accepted) + 1 < sizeof(accepted))
+		strncat(accepted, device, 1);
 	*reply = json_pack("{s:s, s:b}", "posture", "pass", "accepted", 0);	/* cannot override */
 	return 0;
 }
@@ -106,7 +111,7 @@ static void start_cfg(struct xb_psvc_config *cfg)
 	snprintf(dbpath, sizeof(dbpath), "%s/posture.db", dir);
 	store = xb_pstore_open(dbpath, 0, err, sizeof(err));
 	CHECK(store != NULL);
-	svc = xb_psvc_open(cfg, &ops, NULL, store, NULL);
+	svc = xb_psvc_open(cfg, &ops, NULL, store, audit_log);
 	CHECK(svc != NULL);
 }
 
@@ -124,6 +129,8 @@ static void stop(void)
 
 	xb_psvc_close(svc);
 	xb_pstore_close(store);
+	xb_jsonlog_close(audit_log);
+	audit_log = NULL;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
 }
@@ -490,6 +497,48 @@ TEST(one_bad_row_fails_only_its_request)
 	CHECK_INT(rounds_kept, ==, 1);	/* alice's applied after the commit */
 	CHECK_INT(last_seq("alice"), ==, 7);
 	CHECK_INT(last_seq("bob"), ==, -1);
+	close(fa);
+	close(fb);
+	stop();
+}
+
+/* The answers held in one round are audited in the order their requests
+ * were accepted (the order on_report saw them and on_round applies them),
+ * not the reverse. */
+TEST(round_audited_in_order)
+{
+	char na[33], nb[33], ra[512], rb[512], path[160], line[1024], seen[16] = "";
+	FILE *f;
+	int fa, fb;
+
+	start();
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	xb_psvc_close(svc);	/* again, with an audit log */
+	CHECK((audit_log = xb_jsonlog_open(path, 0)) != NULL);
+	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" } };
+
+	CHECK((svc = xb_psvc_open(&cfg, &ops, NULL, store, audit_log)) != NULL);
+	nonce("192.0.2.2", na);
+	nonce("192.0.2.3", nb);
+	fa = dial("192.0.2.2", "192.0.2.1", 8443);
+	fb = dial("192.0.2.3", "192.0.2.1", 8443);
+	pump(20);
+	report_req(ra, sizeof(ra), 7, na);
+	report_req(rb, sizeof(rb), 7, nb);
+	CHECK(send(fa, ra, strlen(ra), MSG_NOSIGNAL) == (ssize_t)strlen(ra));
+	CHECK(send(fb, rb, strlen(rb), MSG_NOSIGNAL) == (ssize_t)strlen(rb));
+	usleep(20000);
+	accepted[0] = '\0';
+	xb_psvc_process(svc);		/* both in one round */
+	CHECK_INT(one_response(fa), ==, 200);
+	CHECK_INT(one_response(fb), ==, 200);
+	CHECK_INT(strlen(accepted), ==, 2);
+	CHECK((f = fopen(path, "r")) != NULL);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "\"event\":\"report\"") && strstr(line, "\"status\":200"))
+			strncat(seen, strstr(line, "\"device\":\"") + 10, 1);
+	fclose(f);
+	CHECK_STR(seen, accepted);
 	close(fa);
 	close(fb);
 	stop();

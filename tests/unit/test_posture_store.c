@@ -278,6 +278,61 @@ TEST(newer_schema_refused)
 	teardown();
 }
 
+static int nonce_line(void *ctx, const char *key, const char *nonce, int64_t until)
+{
+	size_t n = strlen(seen);
+
+	(void)ctx;
+	snprintf(seen + n, sizeof(seen) - n, "%s %s %lld\n", key, nonce, (long long)until);
+	return 0;
+}
+
+/* A store written by the schema-1 code (before the MDM replay cache):
+ * opened, it keeps its rows and gains the nonce table. */
+TEST(schema1_store_upgraded)
+{
+	char cmd[2048];
+
+	strcpy(dir, "/tmp/xb-test-pstore.XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/posture.db", dir);
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s \""
+		 "PRAGMA journal_mode=WAL;"
+		 "CREATE TABLE devices (device TEXT PRIMARY KEY, last_seq INTEGER NOT NULL,"
+		 " last_at INTEGER NOT NULL) WITHOUT ROWID;"
+		 "CREATE TABLE reports (device TEXT NOT NULL, seq INTEGER NOT NULL,"
+		 " received_at INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (device, seq)) WITHOUT ROWID;"
+		 "CREATE TABLE attributes (device TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+		 " expires_at INTEGER NOT NULL, source TEXT NOT NULL, PRIMARY KEY (device, key)) WITHOUT ROWID;"
+		 "CREATE INDEX attributes_expiry ON attributes (expires_at) WHERE expires_at > 0;"
+		 "CREATE TABLE transitions (id INTEGER PRIMARY KEY, device TEXT NOT NULL,"
+		 " profile TEXT NOT NULL, at INTEGER NOT NULL, from_state TEXT NOT NULL,"
+		 " to_state TEXT NOT NULL, reason TEXT NOT NULL);"
+		 "CREATE INDEX transitions_device ON transitions (device, id);"
+		 "INSERT INTO devices VALUES ('d', 7, 1000);"
+		 "INSERT INTO reports VALUES ('d', 7, 1000, '{}');"
+		 "PRAGMA user_version = 1;\" >/dev/null", path);
+	xb_test_run(cmd);
+	struct xb_pstore *s = xb_pstore_open(path, 0, err, sizeof(err));
+
+	if (!s)
+		xb_test_fail(__FILE__, __LINE__, "open: %s", err);
+	seen[0] = '\0';
+	CHECK_INT(xb_pstore_foreach_report(s, report_line, NULL), ==, 0);
+	CHECK_STR(seen, "d 7 1000 {}\n");
+	CHECK_INT(xb_pstore_put_nonce(s, "mdm1", "n1", 5000), ==, 0);
+	s = reopen(s);
+	seen[0] = '\0';
+	CHECK_INT(xb_pstore_foreach_nonce(s, 4000, nonce_line, NULL), ==, 0);
+	CHECK_STR(seen, "mdm1 n1 5000\n");
+	CHECK_INT(xb_pstore_prune(s, 6000), ==, 1);
+	seen[0] = '\0';
+	CHECK_INT(xb_pstore_foreach_nonce(s, 0, nonce_line, NULL), ==, 0);
+	CHECK_STR(seen, "");
+	xb_pstore_close(s);
+	teardown();
+}
+
 TEST(unreadable_directory_is_an_error)
 {
 	char e[256];
