@@ -240,8 +240,9 @@ static json_t *wg_json(struct xb_daemon *d, size_t i)
 		"address4", t->has_address4 ? jprefix(&t->address4) : json_null(),
 		"address6", t->has_address6 ? jprefix(&t->address6) : json_null(),
 		"mark", mark, "table", (json_int_t)(pa ? pa->table : 0),
-		/* Until the prober (tunnel health) lands: up means a handshake in
-		 * the last 3 minutes, the lifetime of a WireGuard session. */
+		/* Unprobed tunnels: up means a handshake in the last 3 minutes,
+		 * the lifetime of a WireGuard session; tunnel_json() puts the
+		 * probe state here for a probed one. */
 		"state", hs && time(NULL) - hs < 180 ? "up" : hs ? "stale" : "unknown",
 		"last_handshake", (json_int_t)hs,
 		"rx_bytes", (json_int_t)(pc ? pc->rx_bytes : 0),

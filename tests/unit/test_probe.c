@@ -276,7 +276,7 @@ static void on_result(void *ctx, const struct xb_probe_result *r)
 	}
 }
 
-static void on_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to)
+static void on_state(void *ctx, size_t tunnel, enum xb_pstate from, enum xb_pstate to)
 {
 	struct tally *t = ctx;
 
@@ -455,12 +455,12 @@ static void q_result(void *ctx, const struct xb_probe_result *r)
 	on_result(&((struct quiet *)ctx)->t, r);
 }
 
-static void q_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to)
+static void q_state(void *ctx, size_t tunnel, enum xb_pstate from, enum xb_pstate to)
 {
 	on_state(&((struct quiet *)ctx)->t, tunnel, from, to);
 }
 
-static bool q_silent(void *ctx, const char *tunnel, uint64_t since)
+static bool q_silent(void *ctx, size_t tunnel, uint64_t since)
 {
 	struct quiet *q = ctx;
 
