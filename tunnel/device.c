@@ -383,6 +383,7 @@ int wg_device_alloc(struct wg_device **out, const char *ifname, const struct wg_
 	dev->mtu = WG_DEFAULT_MTU;
 	dev->next_timer_ns = UINT64_MAX;
 	pthread_mutex_init(&dev->lock, NULL);
+	dev->rl_tx = (struct log_rl)LOG_RL_INIT(1, 5);
 	wg_cookie_checker_init(&dev->cookie_checker);
 	wg_allowedips_init(&dev->allowedips);
 	dev->peer_hash = calloc(WG_PEER_HASH, sizeof(*dev->peer_hash));

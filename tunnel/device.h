@@ -8,6 +8,7 @@
 #ifndef XB_DEVICE_H
 #define XB_DEVICE_H
 
+#include "common/log.h"
 #include "tunnel/allowedips.h"
 #include "tunnel/cookie.h"
 #include "tunnel/index.h"
@@ -97,6 +98,7 @@ struct wg_device {
 	uint64_t last_under_load_ns;
 	unsigned handshakes_this_batch;
 	struct wg_stats stats;
+	struct log_rl rl_tx;		/* the send path's warnings, this device's alone */
 	pthread_mutex_t lock;
 	pthread_t uapi_thread;
 	volatile int stopping;
