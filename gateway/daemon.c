@@ -140,11 +140,12 @@ static void save_addresses(const struct xb_policy *p)
 static void log_errors(struct xb_errors *errs)
 {
 	xb_errors_sort(errs);
-	for (size_t i = 0; i < errs->n; i++)
-		if (errs->v[i].line)
-			log_warnx("%s:%u: %s", errs->v[i].file, errs->v[i].line, errs->v[i].msg);
-		else
-			log_warnx("%s: %s", errs->v[i].file, errs->v[i].msg);
+	for (size_t i = 0; i < errs->n; i++) {
+		char *s = xb_error_str(&errs->v[i]);
+
+		log_warnx("%s", s ? s : errs->v[i].msg);
+		free(s);
+	}
 }
 
 static void remember_reload(struct xb_daemon *d, bool ok, struct xb_errors *errs)
@@ -159,11 +160,9 @@ static void remember_reload(struct xb_daemon *d, bool ok, struct xb_errors *errs
 	if (!errs || !errs->n || !(d->last_reload.errors = calloc(errs->n, sizeof(char *))))
 		return;
 	for (size_t i = 0; i < errs->n; i++) {
-		const struct xb_error *x = &errs->v[i];
-		char *s = NULL;
+		char *s = xb_error_str(&errs->v[i]);
 
-		if ((x->line ? asprintf(&s, "%s:%u: %s", x->file, x->line, x->msg)
-			     : asprintf(&s, "%s: %s", x->file, x->msg)) >= 0)
+		if (s)
 			d->last_reload.errors[d->last_reload.n_errors++] = s;
 	}
 }

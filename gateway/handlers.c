@@ -407,10 +407,12 @@ static int cmd_reload(void *ctx, json_t *args, json_t **result, char **error, js
 	e = xb_daemon_reload(d, &errs, summary, sizeof(summary));
 	if (e) {
 		*errors = json_array();
-		for (size_t i = 0; *errors && i < errs.n; i++)
-			json_array_append_new(*errors, errs.v[i].line
-				? json_sprintf("%s:%u: %s", errs.v[i].file, errs.v[i].line, errs.v[i].msg)
-				: json_sprintf("%s: %s", errs.v[i].file, errs.v[i].msg));
+		for (size_t i = 0; *errors && i < errs.n; i++) {
+			char *s = xb_error_str(&errs.v[i]);
+
+			json_array_append_new(*errors, s ? json_string(s) : NULL);
+			free(s);
+		}
 		/* All or nothing (daemon.h): the errors say which step. */
 		*error = strdup("the running policy stays");
 	} else {
