@@ -54,9 +54,8 @@ struct xb_ctl {
 	uint64_t idle_ns;
 	size_t n_conns;
 	struct conn conns[XB_CTL_MAX_CONNS];
+	struct log_rl rl_accept;
 };
-
-static struct log_rl rl_accept = LOG_RL_INIT(1, 5);
 
 /* --- requests -------------------------------------------------------------- */
 
@@ -347,7 +346,7 @@ static void accept_all(struct xb_ctl *c)
 		int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED &&
-			    log_ratelimit(&rl_accept))
+			    log_ratelimit(&c->rl_accept))
 				log_warn("control: accept on %s", c->path);
 			return;
 		}
@@ -498,6 +497,7 @@ struct xb_ctl *xb_ctl_open(const char *path, gid_t gid, const struct xb_ctl_comm
 	strcpy(sa.sun_path, path);
 	strcpy(c->path, path);
 	c->lfd = c->epfd = c->tfd = -1;
+	c->rl_accept = (struct log_rl)LOG_RL_INIT(1, 5);
 	c->cmds = cmds;
 	c->n_cmds = n_cmds;
 	c->ctx = ctx;

@@ -3,6 +3,7 @@
 #include "gateway/control.h"
 #include "gateway/conntrack.h"
 #include "gateway/health.h"
+#include "gateway/metrics.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/thread.h"
@@ -139,11 +140,12 @@ static void save_addresses(const struct xb_policy *p)
 static void log_errors(struct xb_errors *errs)
 {
 	xb_errors_sort(errs);
-	for (size_t i = 0; i < errs->n; i++)
-		if (errs->v[i].line)
-			log_warnx("%s:%u: %s", errs->v[i].file, errs->v[i].line, errs->v[i].msg);
-		else
-			log_warnx("%s: %s", errs->v[i].file, errs->v[i].msg);
+	for (size_t i = 0; i < errs->n; i++) {
+		char *s = xb_error_str(&errs->v[i]);
+
+		log_warnx("%s", s ? s : errs->v[i].msg);
+		free(s);
+	}
 }
 
 static void remember_reload(struct xb_daemon *d, bool ok, struct xb_errors *errs)
@@ -158,11 +160,9 @@ static void remember_reload(struct xb_daemon *d, bool ok, struct xb_errors *errs
 	if (!errs || !errs->n || !(d->last_reload.errors = calloc(errs->n, sizeof(char *))))
 		return;
 	for (size_t i = 0; i < errs->n; i++) {
-		const struct xb_error *x = &errs->v[i];
-		char *s = NULL;
+		char *s = xb_error_str(&errs->v[i]);
 
-		if ((x->line ? asprintf(&s, "%s:%u: %s", x->file, x->line, x->msg)
-			     : asprintf(&s, "%s: %s", x->file, x->msg)) >= 0)
+		if (s)
 			d->last_reload.errors[d->last_reload.n_errors++] = s;
 	}
 }
@@ -256,12 +256,81 @@ static size_t dns_route(void *ctx, size_t rule, const size_t *own, size_t n, siz
 	return xb_health_order(d->health, &pa, out);
 }
 
-/* Probes and steering (health.h): before the routes, which it chooses. */
+/* ---- what health asks of the daemon (health.h, struct xb_health_ops) ---- */
+
+static int health_path_live(void *ctx, const struct xb_path *pa, size_t ti)
+{
+	return xb_apply_path_live(ctx, pa, ti);
+}
+
+/* WireGuard: the partner peer's counters and last handshake (the kernel's
+ * through generic netlink, the userspace driver's directly); userspace GRE:
+ * its counters and keepalive state. A kernel GRE link has none here. */
+static void health_counters(void *ctx, size_t ti, struct xb_passive_counters *c)
+{
+	struct xb_daemon *d = ctx;
+	struct xb_tunnel_rt *rt;
+	struct wg_conf wc;
+
+	*c = (struct xb_passive_counters){ .wall_sec = (int64_t)time(NULL) };
+	if (!d->tunnels || !d->policy || ti >= d->policy->n_tunnels)
+		return;
+	rt = &d->tunnels[ti];
+	if (d->policy->tunnels[ti].type == XB_TUNNEL_GRE) {
+		struct gre_stats gs;
+
+		if (!rt->gre.dev)
+			return;
+		xb_greif_stats(&rt->gre, &gs);
+		c->valid = true;
+		c->rx_bytes = gs.rx_bytes;
+		c->tx_bytes = gs.tx_bytes;
+		c->ka = gs.ka_state == GRE_KA_DOWN ? XB_PASSIVE_KA_DOWN :
+			gs.ka_state == GRE_KA_UP ? XB_PASSIVE_KA_UP : XB_PASSIVE_KA_NONE;
+		return;
+	}
+	if (xb_wgif_get(&rt->wg, &wc))
+		return;
+	if (wc.n_peers) {
+		c->valid = c->wireguard = true;
+		c->rx_bytes = wc.peers[0].rx_bytes;
+		c->tx_bytes = wc.peers[0].tx_bytes;
+		c->handshake_sec = wc.peers[0].last_handshake_sec;
+	}
+	wg_conf_free(&wc);
+}
+
+static int health_devices(void *ctx, struct wg_conf *c)
+{
+	struct xb_daemon *d = ctx;
+
+	return xb_wgif_get(&d->devif, c) ? -1 : 0;
+}
+
+/* DNS follows the probes: see xb_dnssvc_tunnel_down(). */
+static void health_tunnel_state(void *ctx, size_t ti, bool up)
+{
+	struct xb_daemon *d = ctx;
+
+	if (d->dns && up)
+		xb_dnssvc_tunnel_up(d->dns, ti);
+	else if (d->dns)
+		xb_dnssvc_tunnel_down(d->dns, ti);
+}
+
+/* Probes and steering (health.h): before the routes, which it chooses.
+ * Then the metrics server, which reads health's figures. */
 static int start_health(struct xb_daemon *d)
 {
-	if (!(d->health = xb_health_new(d)) || add_watch(d, xb_health_fd(d->health)) < 0)
+	struct xb_health_ops ops = { .ctx = d, .path_live = health_path_live,
+				     .counters = health_counters, .devices = health_devices,
+				     .tunnel_state = health_tunnel_state };
+
+	if (!(d->health = xb_health_new(&ops)) || add_watch(d, xb_health_fd(d->health)) < 0)
 		return -1;
-	return xb_health_set(d->health, d->policy, &d->plan);
+	if (xb_health_set(d->health, d->policy, &d->plan) < 0)
+		return -1;
+	return xb_metrics_set(&d->metrics, d->epfd, d->policy, d);
 }
 
 int xb_daemon_start(struct xb_daemon *d, const char *path)
@@ -389,6 +458,8 @@ static enum step forward(struct xb_daemon *d, const struct xb_policy *old, const
 	*undo = S_HEALTH + 1;
 	if (d->health && xb_health_set(d->health, n->policy, &n->plan) < 0)
 		return S_HEALTH;
+	if (xb_metrics_set(&d->metrics, d->epfd, n->policy, d) < 0)
+		return S_HEALTH;
 	*undo = S_ROUTES + 1;
 	if (xb_apply_routes(d, &n->plan, oplan) < 0)
 		return S_ROUTES;
@@ -424,6 +495,8 @@ static bool back(struct xb_daemon *d, struct xb_policy *old, const struct xb_pla
 		d->policy = old;
 	}
 	if (undo > S_HEALTH && d->health && xb_health_set(d->health, old, oplan) < 0)
+		ok = false;
+	if (undo > S_HEALTH && xb_metrics_set(&d->metrics, d->epfd, old, d) < 0)
 		ok = false;
 	if (undo > S_ROUTES && xb_apply_routes(d, oplan, &n->plan) < 0)
 		ok = false;
@@ -617,6 +690,8 @@ static void on_tick(struct xb_daemon *d)
 	xb_apply_revive(d);
 	if (d->prt)
 		xb_prt_tick(d->prt);
+	if (d->metrics)
+		xb_metrics_process(d->metrics);	/* its connection timeouts */
 }
 
 static void stall_note(struct xb_daemon *d, uint64_t t0)
@@ -660,6 +735,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				;
 			else if (d->health && ev[i].data.fd == xb_health_fd(d->health))
 				xb_health_process(d->health);
+			else if (d->metrics && ev[i].data.fd == xb_metrics_fd(d->metrics))
+				xb_metrics_process(d->metrics);
 			else if (d->prt && ev[i].data.fd == xb_prt_fd(d->prt))
 				xb_prt_process(d->prt);
 		}
@@ -676,6 +753,8 @@ void xb_daemon_stop(struct xb_daemon *d)
 	d->ctl = NULL;
 	xb_dnssvc_free(d->dns);		/* saves the learned destinations */
 	d->dns = NULL;
+	xb_metrics_free(d->metrics);
+	d->metrics = NULL;
 	xb_health_free(d->health);
 	d->health = NULL;
 	xb_prt_close(d->prt);		/* everything acknowledged is in the store */

@@ -47,6 +47,7 @@ static inline unsigned xb_tunnel_rt_ifindex(const struct xb_tunnel_rt *rt)
 }
 
 struct xb_health;
+struct xb_metrics;
 
 struct xb_daemon {
 	char *policy_path;
@@ -59,7 +60,8 @@ struct xb_daemon {
 	struct xb_ctl *ctl;
 	struct xb_notify notify;	/* systemd: readiness, reload, watchdog */
 	struct xb_dnssvc *dns;		/* NULL until the gateway is up */
-	struct xb_health *health;	/* probes, steering, notifications, metrics */
+	struct xb_health *health;	/* probes, steering, notifications */
+	struct xb_metrics *metrics;	/* NULL unless gateway.metrics is set */
 	struct xb_prt *prt;		/* posture state and enforcement */
 	/* The main loop's stalls since start: the time from epoll_wait's
 	 * return to the next call, i.e. how long a ready event (a device's

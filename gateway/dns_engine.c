@@ -386,10 +386,6 @@ static size_t any_answer(const struct dnsw_query *q, uint8_t *out, size_t cap)
 
 /* ---- learning destinations ---- */
 
-/* Refusals and cuts are the answer's doing, not the operator's: a hostile
- * resolver must not flood the log either. */
-static struct log_rl learn_rl = LOG_RL_INIT(1, 5);
-
 /* Why addr must not enter a's sets (counted), or NULL when it may. */
 static const char *refusal(const struct xb_dnssvc_cfg *c, struct dns_acc *a, int family,
 			   const uint8_t *addr)
@@ -418,12 +414,13 @@ static const char *acc_name(const struct xb_dnssvc_cfg *c, const struct dns_acc 
 	return n ? n : "?";
 }
 
-static void refused_log(const struct xb_dnssvc_cfg *c, const struct dns_acc *a, const char *name,
+static void refused_log(struct xb_dnssvc *s, const struct dns_acc *a, const char *name,
 			int family, const uint8_t *addr, const char *why)
 {
+	const struct xb_dnssvc_cfg *c = s->cfg;
 	char text[INET6_ADDRSTRLEN];
 
-	if (!log_ratelimit(&learn_rl))
+	if (!log_ratelimit(&s->learn_rl))
 		return;
 	inet_ntop(family, addr, text, sizeof(text));
 	log_warnx("dns: rule \"%s\": %s answered for %s not learned: %s", acc_name(c, a), text,
@@ -472,7 +469,7 @@ static void learn(struct xb_dnssvc *s, const char *name, const struct dnsw_msg *
 			if (!(fam == AF_INET ? a->has4 : a->has6))
 				continue;
 			if ((why = refusal(c, a, fam, addr[k].addr))) {
-				refused_log(c, a, name, fam, addr[k].addr, why);
+				refused_log(s, a, name, fam, addr[k].addr, why);
 			} else if (took == most) {
 				cut++;
 			} else {
@@ -481,7 +478,7 @@ static void learn(struct xb_dnssvc *s, const char *name, const struct dnsw_msg *
 			}
 		}
 		a->refused.cut += cut;
-		if (cut && log_ratelimit(&learn_rl))
+		if (cut && log_ratelimit(&s->learn_rl))
 			log_warnx("dns: rule \"%s\": the answer for %s holds %u more addresses than "
 				  "learn_answer_max (%u): not learned", acc_name(c, a), name, cut, most);
 	}

@@ -6,6 +6,7 @@
 #define XB_GATEWAY_DNS_INTERNAL_H
 
 #include "common/jsonlog.h"
+#include "common/log.h"
 #include "gateway/dns_cache.h"
 #include "gateway/dns_learn.h"
 #include "gateway/dns_match.h"
@@ -131,6 +132,11 @@ struct xb_dnssvc {
 	uint16_t *free;			/* free flight slots, a stack */
 	size_t n_free;
 	uint64_t last_tick_ns;
+	unsigned ticks;			/* of the service's 1 s timer: saves every 30 */
+	struct dns_io *io;		/* dns_service.c's buffers */
+	/* Learning's refusals and cuts are the answer's doing, not the
+	 * operator's: a hostile resolver must not flood the log either. */
+	struct log_rl learn_rl;
 	/* CLOCK_MONOTONIC read once per batch of work (a recvmmsg, a TCP
 	 * read, an upstream event, a tick), not per query: what arrives in
 	 * one batch is stamped alike, answers in the batch take no time. */

@@ -74,8 +74,43 @@ struct udp_out {
 	uint8_t buf[UDP_BATCH][DNSW_EDNS_SIZE];
 };
 
-static struct log_rl rl = LOG_RL_INIT(1, 5);
-static struct udp_out batch = { .fd = -1 };
+/* Datagrams as they arrive; peer[i] and buf[i] belong to m[i]. */
+struct udp_in {
+	struct mmsghdr m[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	union wg_sockaddr peer[UDP_BATCH];
+	uint8_t buf[UDP_BATCH][UDP_QUERY_MAX];
+};
+
+/* The service's I/O buffers, one set per service (made with it): the
+ * datagrams of a recvmmsg, their answers for one sendmmsg, the answer
+ * being built for a query and for an upstream reply (distinct: an
+ * upstream may answer while a query is being decided). */
+struct dns_io {
+	struct udp_in in;		/* iov and msg_hdr point into it, set at start */
+	struct udp_out batch;		/* fd -1: not batching */
+	uint8_t answer[MSG_MAX];	/* on_query's */
+	uint8_t reply[MSG_MAX];		/* on_upstream's */
+	struct log_rl rl;		/* send errors */
+};
+
+static struct dns_io *io_new(void)
+{
+	struct dns_io *io = calloc(1, sizeof(*io));
+	struct udp_in *in;
+
+	if (!io)
+		return NULL;
+	in = &io->in;
+	for (int i = 0; i < UDP_BATCH; i++) {
+		in->iov[i] = (struct iovec){ in->buf[i], sizeof(in->buf[i]) };
+		in->m[i].msg_hdr = (struct msghdr){ .msg_name = &in->peer[i], .msg_iov = &in->iov[i],
+						    .msg_iovlen = 1 };
+	}
+	io->batch.fd = -1;
+	io->rl = (struct log_rl)LOG_RL_INIT(1, 5);
+	return io;
+}
 
 static int watch(struct xb_dnssvc *s, int op, int fd, uint32_t events, uint64_t tag)
 {
@@ -101,8 +136,10 @@ struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn post
 	s->flights = calloc(DNS_INFLIGHT_MAX, sizeof(*s->flights));
 	s->free = calloc(DNS_INFLIGHT_MAX, sizeof(*s->free));
 	s->pend = calloc(DNS_PEND_MAX, sizeof(*s->pend));
+	s->io = io_new();
+	s->learn_rl = (struct log_rl)LOG_RL_INIT(1, 5);
 	xb_dnsl_init(&s->learned);
-	if (!s->conns || !s->flights || !s->free || !s->pend)
+	if (!s->conns || !s->flights || !s->free || !s->pend || !s->io)
 		goto fail;
 	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
 		s->free[s->n_free++] = (uint16_t)(DNS_INFLIGHT_MAX - 1 - i);
@@ -217,6 +254,7 @@ static void udp_send(struct xb_dnssvc *s, int fd, const struct dnsw_query *q, ui
 		     size_t len, const union wg_sockaddr *peer, socklen_t plen)
 {
 	size_t limit = dnsw_udp_limit(q, DNSW_EDNS_SIZE);
+	struct udp_out *batch = &s->io->batch;
 
 	if (len > limit) {
 		len = dnsw_truncate(msg, len, limit);
@@ -224,18 +262,18 @@ static void udp_send(struct xb_dnssvc *s, int fd, const struct dnsw_query *q, ui
 	}
 	if (!len)
 		return;
-	if (batch.fd == fd && batch.n < UDP_BATCH && len <= sizeof(batch.buf[0])) {
-		unsigned i = batch.n++;
+	if (batch->fd == fd && batch->n < UDP_BATCH && len <= sizeof(batch->buf[0])) {
+		unsigned i = batch->n++;
 
-		memcpy(batch.buf[i], msg, len);
-		batch.peer[i] = *peer;
-		batch.iov[i] = (struct iovec){ batch.buf[i], len };
-		batch.m[i].msg_hdr = (struct msghdr){ .msg_name = &batch.peer[i], .msg_namelen = plen,
-						     .msg_iov = &batch.iov[i], .msg_iovlen = 1 };
+		memcpy(batch->buf[i], msg, len);
+		batch->peer[i] = *peer;
+		batch->iov[i] = (struct iovec){ batch->buf[i], len };
+		batch->m[i].msg_hdr = (struct msghdr){ .msg_name = &batch->peer[i], .msg_namelen = plen,
+						      .msg_iov = &batch->iov[i], .msg_iovlen = 1 };
 		return;
 	}
 	dns_learn_flush(s);	/* the sets before the answer */
-	if (sendto(fd, msg, len, MSG_DONTWAIT, &peer->sa, plen) < 0 && log_ratelimit(&rl))
+	if (sendto(fd, msg, len, MSG_DONTWAIT, &peer->sa, plen) < 0 && log_ratelimit(&s->io->rl))
 		log_warn("dns: sendto");
 }
 
@@ -288,24 +326,25 @@ static void on_upstream(void *ctx, const struct xb_up_result *r)
 	struct dns_flight *f = ctx;
 	struct xb_dnssvc *s = f->s;
 	const struct dnsw_query *ask = f->qq.chase ? &f->qq.qc : &f->qq.q;
-	static uint8_t out[MSG_MAX];
+	uint8_t *out = s->io->reply;
+	const size_t cap = sizeof(s->io->reply);
 	size_t len;
 
 	if (r->status != XB_UP_OK) {
 		/* RFC 8767: every server failed; an expired answer beats none. */
-		if ((len = dns_from_stale(s, &f->qq, out, sizeof(out)))) {
+		if ((len = dns_from_stale(s, &f->qq, out, cap))) {
 			finish(s, f, out, len, true);
 			return;
 		}
-		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
+		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, cap);
 		finish(s, f, out, len, false);
 		return;
 	}
 	if (s->cache)
 		xb_dnsc_store(s->cache, f->qq.scope, &ask->q, r->msg, r->len, s->now_ns);
-	len = dns_answer_from(s, &f->qq, r->m, out, sizeof(out));
+	len = dns_answer_from(s, &f->qq, r->m, out, cap);
 	if (!len)
-		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
+		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, cap);
 	finish(s, f, out, len, true);
 }
 
@@ -314,7 +353,8 @@ static void on_upstream(void *ctx, const struct xb_up_result *r)
 static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_fd,
 		     const union wg_sockaddr *peer, socklen_t plen, int conn)
 {
-	static uint8_t out[MSG_MAX];
+	uint8_t *out = s->io->answer;
+	const size_t cap = sizeof(s->io->answer);
 	struct dns_flight *f = flight_new(s);
 	const struct xb_device *dev;
 	enum dnsw_qverdict v;
@@ -352,14 +392,14 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 			s->c.formerr++;
 		else
 			s->c.refused++;	/* not a device's address */
-		len = dns_fail(&f->qq, v == DNSW_Q_OK ? DNSW_REFUSED : rc[v], out, sizeof(out));
+		len = dns_fail(&f->qq, v == DNSW_Q_OK ? DNSW_REFUSED : rc[v], out, cap);
 		deliver(s, f, out, len);
 		flight_free(s, f);
 		return;
 	}
 	f->qq.device = (size_t)(dev - s->cfg->p->devices);
-	if (dns_decide(s, &f->qq, out, sizeof(out), &len) == DNS_ANSWERED ||
-	    (len = dns_from_cache(s, &f->qq, out, sizeof(out)))) {
+	if (dns_decide(s, &f->qq, out, cap, &len) == DNS_ANSWERED ||
+	    (len = dns_from_cache(s, &f->qq, out, cap))) {
 		finish(s, f, out, len, len > 0);
 		return;
 	}
@@ -369,37 +409,31 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 				      f->qq.chase ? &f->qq.qc.q : &f->qq.q.q, flags, on_upstream, f,
 				      s->now_ns);
 	if (!f->handle) {	/* no try could be sent: no route, say */
-		if (!(len = dns_from_stale(s, &f->qq, out, sizeof(out))))
-			len = dns_fail(&f->qq, DNSW_SERVFAIL, out, sizeof(out));
+		if (!(len = dns_from_stale(s, &f->qq, out, cap)))
+			len = dns_fail(&f->qq, DNSW_SERVFAIL, out, cap);
 		finish(s, f, out, len, f->qq.stale);
 	}
 }
 
 /* ---- sockets ---- */
 
-/* Datagrams as they arrive; peer[i] and buf[i] belong to m[i]. */
-struct udp_in {
-	struct mmsghdr m[UDP_BATCH];
-	struct iovec iov[UDP_BATCH];
-	union wg_sockaddr peer[UDP_BATCH];
-	uint8_t buf[UDP_BATCH][UDP_QUERY_MAX];
-};
-
 /* The round's answers, after the round's set changes. */
 static void flush(struct xb_dnssvc *s, int fd)
 {
+	struct udp_out *batch = &s->io->batch;
+
 	dns_learn_flush(s);
-	for (unsigned sent = 0; sent < batch.n;) {
-		int k = sendmmsg(fd, batch.m + sent, batch.n - sent, MSG_DONTWAIT);
+	for (unsigned sent = 0; sent < batch->n;) {
+		int k = sendmmsg(fd, batch->m + sent, batch->n - sent, MSG_DONTWAIT);
 
 		if (k <= 0) {
-			if (log_ratelimit(&rl))
+			if (log_ratelimit(&s->io->rl))
 				log_warn("dns: sendmmsg");
 			break;
 		}
 		sent += (unsigned)k;
 	}
-	batch.n = 0;
+	batch->n = 0;
 }
 
 /* One recvmmsg of up to UDP_BATCH queries; the answers that are ready at
@@ -413,7 +447,7 @@ static int udp_batch(struct xb_dnssvc *s, int fd, struct udp_in *in)
 	if ((n = recvmmsg(fd, in->m, UDP_BATCH, MSG_DONTWAIT, NULL)) <= 0)
 		return 0;
 	s->now_ns = clock_mono_ns();
-	batch.fd = fd;
+	s->io->batch.fd = fd;
 	for (int i = 0; i < n; i++) {
 		if (in->m[i].msg_hdr.msg_flags & MSG_TRUNC) {
 			s->c.dropped++;
@@ -422,24 +456,13 @@ static int udp_batch(struct xb_dnssvc *s, int fd, struct udp_in *in)
 		on_query(s, in->buf[i], in->m[i].msg_len, fd, &in->peer[i], in->m[i].msg_hdr.msg_namelen, -1);
 	}
 	flush(s, fd);
-	batch.fd = -1;
+	s->io->batch.fd = -1;
 	return n;
 }
 
 static void on_udp(struct xb_dnssvc *s, int fd)
 {
-	static struct udp_in in;
-	static bool ready;
-
-	if (!ready) {
-		for (int i = 0; i < UDP_BATCH; i++) {
-			in.iov[i] = (struct iovec){ in.buf[i], sizeof(in.buf[i]) };
-			in.m[i].msg_hdr = (struct msghdr){ .msg_name = &in.peer[i], .msg_iov = &in.iov[i],
-							  .msg_iovlen = 1 };
-		}
-		ready = true;
-	}
-	for (int i = 0; i < UDP_DRAIN && udp_batch(s, fd, &in) == UDP_BATCH; i++)
+	for (int i = 0; i < UDP_DRAIN && udp_batch(s, fd, &s->io->in) == UDP_BATCH; i++)
 		;
 }
 
@@ -502,7 +525,6 @@ static void on_conn(struct xb_dnssvc *s, int slot, uint32_t events)
 static void on_timer(struct xb_dnssvc *s)
 {
 	uint64_t n, now = s->now_ns;
-	static unsigned ticks;
 
 	if (read(s->tfd, &n, sizeof(n)) < 0)
 		return;
@@ -510,7 +532,7 @@ static void on_timer(struct xb_dnssvc *s)
 		if (s->conns[i].fd >= 0 && !s->conns[i].pending && s->conns[i].deadline_ns <= now)
 			tcp_close(s, i);
 	dns_learned_prune(s);	/* the heaps' tops only: cheap */
-	if (++ticks % 30 == 0)
+	if (++s->ticks % 30 == 0)
 		dns_learned_save(s);
 }
 
@@ -543,11 +565,11 @@ static void upstream_round(struct xb_dnssvc *s)
 {
 	int fd = s->udp[0] >= 0 ? s->udp[0] : s->udp[1];
 
-	batch.fd = fd;
+	s->io->batch.fd = fd;
 	xb_up_process(s->up, s->now_ns);
 	if (fd >= 0)
 		flush(s, fd);
-	batch.fd = -1;
+	s->io->batch.fd = -1;
 }
 
 void xb_dnssvc_process(struct xb_dnssvc *s)
@@ -743,6 +765,7 @@ void xb_dnssvc_free(struct xb_dnssvc *s)
 	xb_jsonlog_close(s->log);
 	xb_dnsl_free(&s->learned);
 	free(s->pend);
+	free(s->io);
 	free(s->batch);
 	xb_dnssvc_cfg_free(s->cfg);
 	if (s->epfd >= 0)

@@ -64,9 +64,8 @@ struct xb_up {
 	uint64_t armed;		/* the timer's deadline; 0: disarmed */
 	struct xb_up_stats st;
 	uint8_t buf[65536];	/* UDP replies */
+	struct log_rl rl_down;	/* "server down" warnings */
 };
-
-static struct log_rl rl_down = LOG_RL_INIT(1, 5);
 
 /* ---- server sets ---- */
 
@@ -196,6 +195,7 @@ struct xb_up *xb_up_new(const struct xb_up_conf *conf)
 
 	if (sodium_init() < 0 || !(u = calloc(1, sizeof(*u))))
 		return NULL;
+	u->rl_down = (struct log_rl)LOG_RL_INIT(1, 5);
 	if (conf)
 		u->conf = *conf;
 	if (!u->conf.max_outstanding)
@@ -376,12 +376,12 @@ static void server_failed(struct xb_up *u, struct uq *q, int rcode, uint64_t now
 	advance(u, q, now);
 }
 
-static void server_down(struct uq *q, uint64_t now, const char *why)
+static void server_down(struct xb_up *u, struct uq *q, uint64_t now, const char *why)
 {
 	struct xb_up_server *s = &q->set->srv[q->srv];
 	char a[INET6_ADDRSTRLEN + 8];
 
-	if (s->down_until_ns <= now && log_ratelimit(&rl_down))
+	if (s->down_until_ns <= now && log_ratelimit(&u->rl_down))
 		log_warnx("dns upstream %s: server %s: %s; skipped for %u ms", q->set->name,
 			  addr_text(&s->addr, a, sizeof(a)), why, q->set->down_ms);
 	s->down_until_ns = now + (uint64_t)q->set->down_ms * NSEC_PER_MSEC;
@@ -448,7 +448,7 @@ static void on_udp(struct xb_up *u, struct uq *q, uint32_t seq, uint64_t now)
 			if (errno == EAGAIN || errno == EINTR)
 				return;
 			/* ICMP unreachable (ECONNREFUSED) and the like: nobody there. */
-			server_down(q, now, strerror(errno));
+			server_down(u, q, now, strerror(errno));
 			server_failed(u, q, -1, now);
 			return;
 		}
@@ -649,7 +649,7 @@ static void expire(struct xb_up *u, uint64_t now)
 		if (q->tcp) {
 			server_failed(u, q, -1, now);
 		} else {
-			server_down(q, now, "timed out");
+			server_down(u, q, now, "timed out");
 			advance(u, q, now);
 		}
 	}

@@ -240,8 +240,9 @@ static json_t *wg_json(struct xb_daemon *d, size_t i)
 		"address4", t->has_address4 ? jprefix(&t->address4) : json_null(),
 		"address6", t->has_address6 ? jprefix(&t->address6) : json_null(),
 		"mark", mark, "table", (json_int_t)(pa ? pa->table : 0),
-		/* Until the prober (tunnel health) lands: up means a handshake in
-		 * the last 3 minutes, the lifetime of a WireGuard session. */
+		/* Unprobed tunnels: up means a handshake in the last 3 minutes,
+		 * the lifetime of a WireGuard session; tunnel_json() puts the
+		 * probe state here for a probed one. */
 		"state", hs && time(NULL) - hs < 180 ? "up" : hs ? "stale" : "unknown",
 		"last_handshake", (json_int_t)hs,
 		"rx_bytes", (json_int_t)(pc ? pc->rx_bytes : 0),
@@ -406,10 +407,12 @@ static int cmd_reload(void *ctx, json_t *args, json_t **result, char **error, js
 	e = xb_daemon_reload(d, &errs, summary, sizeof(summary));
 	if (e) {
 		*errors = json_array();
-		for (size_t i = 0; *errors && i < errs.n; i++)
-			json_array_append_new(*errors, errs.v[i].line
-				? json_sprintf("%s:%u: %s", errs.v[i].file, errs.v[i].line, errs.v[i].msg)
-				: json_sprintf("%s: %s", errs.v[i].file, errs.v[i].msg));
+		for (size_t i = 0; *errors && i < errs.n; i++) {
+			char *s = xb_error_str(&errs.v[i]);
+
+			json_array_append_new(*errors, s ? json_string(s) : NULL);
+			free(s);
+		}
 		/* All or nothing (daemon.h): the errors say which step. */
 		*error = strdup("the running policy stays");
 	} else {

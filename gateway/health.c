@@ -1,4 +1,4 @@
-/* Tunnel health in xborderd: probes, steering, events, metrics. See
+/* Tunnel health in xborderd: probes, steering, events. See
  * health.h; docs/probing.md explains steering and failover.
  *
  * Failover timing: the prober calls on_state() from xb_probe_process() the
@@ -11,10 +11,7 @@
 #include "gateway/alert.h"
 #include "gateway/avail.h"
 #include "gateway/conntrack.h"
-#include "gateway/daemon.h"
 #include "gateway/fleet.h"
-#include "gateway/metrics.h"
-#include "gateway/passive.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "tunnel/probe.h"
@@ -62,7 +59,9 @@ struct tun {
 };
 
 struct xb_health {
-	struct xb_daemon *d;
+	struct xb_health_ops ops;
+	const struct xb_policy *p;	/* as last set; NULL before */
+	struct xb_plan plan;		/* shallow: the caller's arrays */
 	struct xb_probe *probe;
 	int epfd, timerfd, samplefd;
 	struct tun *tun;
@@ -76,7 +75,6 @@ struct xb_health {
 	uint64_t seq;
 	uint64_t swaps;
 	struct xb_alert *alert;
-	struct xb_metrics *metrics;
 	/* Devices: who is connected now (sorted keys), connects and
 	 * disconnects per minute, the anomalies raised. */
 	struct xb_fleet fleet;
@@ -146,7 +144,7 @@ static void ranks(struct xb_health *h, uint64_t now)
  * tunnel (docs/probing.md: what that means for open connections). */
 static void cut_nat(struct xb_health *h, size_t ti)
 {
-	const struct xb_tunnel *t = &h->d->policy->tunnels[ti];
+	const struct xb_tunnel *t = &h->p->tunnels[ti];
 	long n4 = 0, n6 = 0;
 
 	if (!t->snat)
@@ -166,7 +164,7 @@ static void cut_nat(struct xb_health *h, size_t ti)
 
 static const char *tname(const struct xb_health *h, size_t ti)
 {
-	return ti == XB_STEER_NONE ? "none" : h->d->policy->tunnels[ti].name;
+	return ti == XB_STEER_NONE ? "none" : h->p->tunnels[ti].name;
 }
 
 /* One route replacement of a steering pass, told after all of them. */
@@ -178,10 +176,10 @@ struct move {
 
 static void swap(struct xb_health *h, struct move *m, uint64_t since)
 {
-	const struct xb_path *pa = &h->d->plan.paths[m->pi];
+	const struct xb_path *pa = &h->plan.paths[m->pi];
 
 	m->from = h->active[m->pi];
-	m->err = xb_apply_path_live(h->d, pa, m->to);
+	m->err = h->ops.path_live(h->ops.ctx, pa, m->to);
 	m->took = clock_mono_ns() - since;
 	h->active[m->pi] = m->to;
 	h->swaps++;
@@ -189,7 +187,7 @@ static void swap(struct xb_health *h, struct move *m, uint64_t since)
 
 static void told(struct xb_health *h, const struct move *m, const char *why)
 {
-	const struct xb_path *pa = &h->d->plan.paths[m->pi];
+	const struct xb_path *pa = &h->plan.paths[m->pi];
 
 	if (m->err < 0)
 		log_warnx("path %s: moving the route from %s to %s: %s", pa->name,
@@ -211,11 +209,11 @@ static void steer(struct xb_health *h, const char *why, uint64_t since)
 	struct move moves[XB_PATHS_MAX];
 	size_t n = 0;
 
-	if (!h->d->policy || !h->active || h->n_tun != h->d->policy->n_tunnels)
+	if (!h->p || !h->active || h->n_tun != h->p->n_tunnels)
 		return;
 	ranks(h, clock_mono_ns());
-	for (size_t i = 0; i < h->n_active && i < h->d->plan.n_paths && n < XB_PATHS_MAX; i++) {
-		size_t to = xb_steer_pick(&h->d->plan.paths[i], h->st, h->active[i]);
+	for (size_t i = 0; i < h->n_active && i < h->plan.n_paths && n < XB_PATHS_MAX; i++) {
+		size_t to = xb_steer_pick(&h->plan.paths[i], h->st, h->active[i]);
 
 		if (to == h->active[i])
 			continue;
@@ -229,6 +227,7 @@ static void steer(struct xb_health *h, const char *why, uint64_t since)
 		told(h, &moves[k], why);
 }
 
+/* For `xborderctl probe NAME' only: the prober reports indices. */
 static ssize_t tunnel_index(const struct xb_health *h, const char *name)
 {
 	for (size_t i = 0; i < h->n_tun; i++)
@@ -239,42 +238,9 @@ static ssize_t tunnel_index(const struct xb_health *h, const char *name)
 
 /* ---- passive signals: the tunnels' own counters ---- */
 
-/* WireGuard: the partner peer's counters and last handshake (the kernel's
- * through generic netlink, the userspace driver's directly); userspace GRE:
- * its counters and keepalive state. A kernel GRE link has none here. */
-static void counters(struct xb_health *h, size_t ti, struct xb_passive_counters *c)
-{
-	struct xb_tunnel_rt *rt = &h->d->tunnels[ti];
-	struct wg_conf wc;
-
-	*c = (struct xb_passive_counters){ .wall_sec = (int64_t)time(NULL) };
-	if (h->d->policy->tunnels[ti].type == XB_TUNNEL_GRE) {
-		struct gre_stats gs;
-
-		if (!rt->gre.dev)
-			return;
-		xb_greif_stats(&rt->gre, &gs);
-		c->valid = true;
-		c->rx_bytes = gs.rx_bytes;
-		c->tx_bytes = gs.tx_bytes;
-		c->ka = gs.ka_state == GRE_KA_DOWN ? XB_PASSIVE_KA_DOWN :
-			gs.ka_state == GRE_KA_UP ? XB_PASSIVE_KA_UP : XB_PASSIVE_KA_NONE;
-		return;
-	}
-	if (xb_wgif_get(&rt->wg, &wc))
-		return;
-	if (wc.n_peers) {
-		c->valid = c->wireguard = true;
-		c->rx_bytes = wc.peers[0].rx_bytes;
-		c->tx_bytes = wc.peers[0].tx_bytes;
-		c->handshake_sec = wc.peers[0].last_handshake_sec;
-	}
-	wg_conf_free(&wc);
-}
-
 static bool can_sample(const struct xb_health *h)
 {
-	return h->d->policy && h->d->tunnels && h->n_tun == h->d->policy->n_tunnels;
+	return h->p && h->n_tun == h->p->n_tunnels;
 }
 
 static void sample(struct xb_health *h, size_t ti, uint64_t now)
@@ -283,7 +249,7 @@ static void sample(struct xb_health *h, size_t ti, uint64_t now)
 
 	if (!can_sample(h) || !h->tun[ti].probed)
 		return;
-	counters(h, ti, &c);
+	h->ops.counters(h->ops.ctx, ti, &c);
 	xb_passive_sample(&h->tun[ti].pv, &c, now);
 }
 
@@ -302,60 +268,56 @@ static void on_sample(struct xb_health *h)
 static void on_result(void *ctx, const struct xb_probe_result *r)
 {
 	struct xb_health *h = ctx;
-	ssize_t ti = tunnel_index(h, r->tunnel);
 	struct result *x;
 
-	if (ti < 0)
+	if (r->tunnel >= h->n_tun)
 		return;
 	x = &h->ring[h->seq % RING];
-	*x = (struct result){ .seq = h->seq++, .at_ns = clock_real_ns(), .tunnel = (size_t)ti,
+	*x = (struct result){ .seq = h->seq++, .at_ns = clock_real_ns(), .tunnel = r->tunnel,
 			      .target = r->target, .round = r->round, .rtt_ns = r->rtt_ns,
 			      .ok = r->ok, .late = r->late, .error = r->error };
 }
 
-static void on_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to)
+static void on_state(void *ctx, size_t ti, enum xb_pstate from, enum xb_pstate to)
 {
 	struct xb_health *h = ctx;
 	uint64_t now = clock_mono_ns();
-	ssize_t ti = tunnel_index(h, tunnel);
+	const char *tunnel;
 	char why[96];
 
+	if (ti >= h->n_tun)
+		return;
+	tunnel = h->tun[ti].cfg.name;
 	log_info("tunnel %s: %s -> %s", tunnel, xb_pstate_name(from), xb_pstate_name(to));
 	snprintf(why, sizeof(why), "%s %s", tunnel, xb_pstate_name(to));
 	steer(h, why, now);	/* routes first, events after */
 	/* DNS follows: queries waiting on a dead tunnel's resolvers go on to
 	 * the next tunnel now; a live one's resolvers are asked again at
 	 * once, not after their down time. */
-	if (to == XB_PST_DOWN && ti >= 0 && h->d->dns)
-		xb_dnssvc_tunnel_down(h->d->dns, (size_t)ti);
-	if (to == XB_PST_UP && ti >= 0 && h->d->dns)
-		xb_dnssvc_tunnel_up(h->d->dns, (size_t)ti);
-	if (ti >= 0) {
-		json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:o}", "event", "state", "tunnel", tunnel,
-				       "from", xb_pstate_name(from), "to", xb_pstate_name(to),
-				       "figures", figures(h, (size_t)ti, now));
-		emit(h, ev);
-	}
+	if ((to == XB_PST_DOWN || to == XB_PST_UP) && h->ops.tunnel_state)
+		h->ops.tunnel_state(h->ops.ctx, ti, to == XB_PST_UP);
+	emit(h, json_pack("{s:s, s:s, s:s, s:s, s:o}", "event", "state", "tunnel", tunnel,
+			  "from", xb_pstate_name(from), "to", xb_pstate_name(to),
+			  "figures", figures(h, ti, now)));
 }
 
 /* A round of tunnel's went unanswered: down at once if its data plane has
  * received nothing since the round left (gateway/passive.h). */
-static bool on_silent(void *ctx, const char *tunnel, uint64_t since)
+static bool on_silent(void *ctx, size_t ti, uint64_t since)
 {
 	struct xb_health *h = ctx;
-	ssize_t ti = tunnel_index(h, tunnel);
 	uint64_t now = clock_mono_ns();
 	struct tun *t;
 
-	if (ti < 0)
+	if (ti >= h->n_tun)
 		return false;
 	t = &h->tun[ti];
-	sample(h, (size_t)ti, now);	/* judge on a reading taken after the miss */
+	sample(h, ti, now);	/* judge on a reading taken after the miss */
 	if (xb_passive_judge(&t->pv, since) != XB_PASSIVE_SILENT)
 		return false;
 	t->passive_downs++;
 	log_info("tunnel %s: probe round missed and nothing received since it left %.0f ms ago%s: "
-		 "down without waiting for more misses", tunnel, (now - since) / 1e6,
+		 "down without waiting for more misses", t->cfg.name, (now - since) / 1e6,
 		 t->pv.no_session ? " (no WireGuard session)" :
 		 t->pv.ka_down ? " (GRE keepalives unanswered)" : "");
 	return true;
@@ -376,7 +338,7 @@ static void edge(struct xb_health *h, size_t ti, bool *flag, bool now_on, const 
 /* The SLO that applies: the tunnel's or rule's own, else the gateway's. */
 static double slo_of(const struct xb_health *h, double own)
 {
-	return own >= 0 ? own : h->d->policy ? h->d->policy->gateway.slo : 0;
+	return own >= 0 ? own : h->p ? h->p->gateway.slo : 0;
 }
 
 static bool below(double slo, double availability)
@@ -386,8 +348,8 @@ static bool below(double slo, double availability)
 
 static void watch(struct xb_health *h, uint64_t now)
 {
-	for (size_t i = 0; h->d->policy && i < h->n_tun && i < h->d->policy->n_tunnels; i++) {
-		double slo = slo_of(h, h->d->policy->tunnels[i].slo);
+	for (size_t i = 0; h->p && i < h->n_tun && i < h->p->n_tunnels; i++) {
+		double slo = slo_of(h, h->p->tunnels[i].slo);
 
 		struct tun *t = &h->tun[i];
 		struct xb_pstats_summary s;
@@ -404,13 +366,13 @@ static void watch(struct xb_health *h, uint64_t now)
  * Each rule: its path's availability against its SLO. */
 static void paths(struct xb_health *h, uint64_t now)
 {
-	const struct xb_policy *p = h->d->policy;
+	const struct xb_policy *p = h->p;
 
 	for (size_t i = 0; i < h->n_active; i++)
 		xb_avail_add(&h->pav[i].av, now, h->active[i] != XB_STEER_NONE &&
 			     h->st[h->active[i]].rank != XB_RANK_DOWN);
-	for (size_t r = 0; p && h->d->plan.rule_path && r < h->n_rules && r < p->n_rules; r++) {
-		int pi = h->d->plan.rule_path[r];
+	for (size_t r = 0; p && h->plan.rule_path && r < h->n_rules && r < p->n_rules; r++) {
+		int pi = h->plan.rule_path[r];
 		double slo = slo_of(h, p->rules[r].slo), a;
 		bool now_below;
 
@@ -440,7 +402,7 @@ static uint8_t (*connected(struct xb_health *h, int64_t wall, size_t *n))[XB_FLE
 	struct wg_conf c;
 
 	*n = 0;
-	if (xb_wgif_get(&h->d->devif, &c))
+	if (h->ops.devices(h->ops.ctx, &c))
 		return NULL;
 	if ((k = calloc(c.n_peers + 1, XB_FLEET_KEY_LEN))) {
 		for (size_t i = 0; i < c.n_peers; i++) {
@@ -508,8 +470,6 @@ static void on_timer(struct xb_health *h)
 	fleet(h, now);
 	if (h->alert)
 		xb_alert_tick(h->alert);
-	if (h->metrics)
-		xb_metrics_process(h->metrics);	/* its connection timeouts */
 }
 
 /* ---- life ---- */
@@ -521,7 +481,7 @@ static int watch_fd(int epfd, int fd, void *tag)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-struct xb_health *xb_health_new(struct xb_daemon *d)
+struct xb_health *xb_health_new(const struct xb_health_ops *ops)
 {
 	struct xb_health *h = calloc(1, sizeof(*h));
 	struct xb_probe_cbs cbs = { .result = on_result, .state = on_state, .silent = on_silent,
@@ -531,7 +491,7 @@ struct xb_health *xb_health_new(struct xb_daemon *d)
 
 	if (!h)
 		return NULL;
-	h->d = d;
+	h->ops = *ops;
 	h->epfd = h->timerfd = h->samplefd = -1;
 	xb_fleet_init(&h->fleet);
 	if (!(h->probe = xb_probe_new(&cbs)) || (h->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
@@ -561,7 +521,6 @@ void xb_health_free(struct xb_health *h)
 {
 	if (!h)
 		return;
-	xb_metrics_free(h->metrics);
 	xb_alert_free(h->alert);
 	xb_probe_free(h->probe);
 	if (h->ct_open)
@@ -581,13 +540,14 @@ void xb_health_free(struct xb_health *h)
 	free(h);
 }
 
-/* The prober's view of policy tunnel t: its targets, or ICMP to the
+/* The prober's view of policy tunnel t (index ti): its targets, or ICMP to the
  * partner's inner addresses. */
-static bool probe_cfg(const struct xb_tunnel *t, struct xb_probe_tunnel_cfg *c)
+static bool probe_cfg(const struct xb_tunnel *t, size_t ti, struct xb_probe_tunnel_cfg *c)
 {
 	const char *err;
 
 	xb_probe_tunnel_defaults(c);
+	c->id = ti;
 	snprintf(c->name, sizeof(c->name), "%s", t->name);
 	snprintf(c->ifname, sizeof(c->ifname), "%s", t->ifname);
 	c->interval_ns = (uint64_t)t->probe_interval_ms * 1000000ULL;
@@ -650,7 +610,7 @@ static int set_tunnels(struct xb_health *h, const struct xb_policy *p)
 		goto fail;
 	for (size_t i = 0; i < p->n_tunnels; i++) {
 		memset(&cfgs[n], 0, sizeof(cfgs[n]));
-		if ((tun[i].probed = probe_cfg(&p->tunnels[i], &tun[i].cfg)))
+		if ((tun[i].probed = probe_cfg(&p->tunnels[i], i, &tun[i].cfg)))
 			cfgs[n++] = tun[i].cfg;
 		else
 			log_info("tunnel %s: not probed (no probe_targets, no peer4/peer6): its "
@@ -717,10 +677,10 @@ int xb_health_set(struct xb_health *h, const struct xb_policy *p, const struct x
 	h->n_active = plan->n_paths;
 	h->rule_below = rule_below;
 	h->n_rules = p->n_rules;
+	h->p = p;
+	h->plan = *plan;
 	xb_alert_set(h->alert, (const char *const *)p->gateway.notify_command,
 		     p->gateway.n_notify_command, p->gateway.notify_webhook);
-	if (xb_metrics_set(&h->metrics, h->epfd, p, h->d) < 0)
-		return -1;
 	return 0;
 }
 
@@ -743,8 +703,6 @@ void xb_health_process(struct xb_health *h)
 			on_timer(h);
 		else if (tag == &h->samplefd)
 			on_sample(h);
-		else if (h->metrics && xb_metrics_owns(h->metrics, tag))
-			xb_metrics_process(h->metrics);
 		else
 			xb_alert_process(h->alert, tag);
 	}
@@ -763,7 +721,7 @@ size_t xb_health_order(const struct xb_health *h, const struct xb_path *pa, size
 {
 	size_t pi = pa->id - 1;	/* a made-up path has id 0: no current tunnel */
 
-	if (!h || !h->st || !h->d->policy || h->n_tun != h->d->policy->n_tunnels) {
+	if (!h || !h->st || !h->p || h->n_tun != h->p->n_tunnels) {
 		for (size_t i = 0; i < pa->n_tunnels; i++)
 			out[i] = pa->tunnels[i];
 		return pa->n_tunnels;
@@ -794,9 +752,9 @@ static json_t *active_for(const struct xb_health *h, size_t ti)
 {
 	json_t *a = json_array();
 
-	for (size_t i = 0; a && i < h->n_active && i < h->d->plan.n_paths; i++)
+	for (size_t i = 0; a && i < h->n_active && i < h->plan.n_paths; i++)
 		if (h->active[i] == ti)
-			json_array_append_new(a, json_string(h->d->plan.paths[i].name));
+			json_array_append_new(a, json_string(h->plan.paths[i].name));
 	return a;
 }
 
@@ -811,13 +769,13 @@ static void slo_json(json_t *o, double slo, double availability)
 
 json_t *xb_health_rule_json(const struct xb_health *h, size_t ri)
 {
-	const struct xb_policy *p = h ? h->d->policy : NULL;
+	const struct xb_policy *p = h ? h->p : NULL;
 	int pi;
 	json_t *o;
 
-	if (!p || ri >= p->n_rules || !h->d->plan.rule_path)
+	if (!p || ri >= p->n_rules || !h->plan.rule_path)
 		return NULL;
-	pi = h->d->plan.rule_path[ri];
+	pi = h->plan.rule_path[ri];
 	if (pi < 0 || (size_t)pi >= h->n_active)
 		return NULL;
 	o = json_pack("{s:f}", "availability", xb_avail_get(&h->pav[pi].av, clock_mono_ns()));
@@ -889,7 +847,7 @@ json_t *xb_health_tunnel_json(const struct xb_health *h, size_t ti)
 		json_object_set_new(o, "bg_loss", json_real(s.bg_loss));
 		json_object_set_new(o, "targets", targets_json(h, ti, now));
 		json_object_set_new(o, "passive", passive_json(&h->tun[ti], now));
-		slo_json(o, slo_of(h, h->d->policy->tunnels[ti].slo), s.availability);
+		slo_json(o, slo_of(h, h->p->tunnels[ti].slo), s.availability);
 	}
 	return o;
 }

@@ -1,15 +1,18 @@
 /* Tunnel health in xborderd: one prober (tunnel/probe.h) for every tunnel,
  * steering of every path onto its best usable tunnel (gateway/steer.h),
  * events for state changes, anomalies and availability below the SLO
- * (gateway/alert.h), and the Prometheus metrics (gateway/metrics.h).
+ * (gateway/alert.h). The Prometheus metrics (gateway/metrics.h) read its
+ * figures through the JSON below.
  *
  * Like the DNS service, it is event-loop agnostic: xb_health_fd() is one
  * epoll fd (the prober's, a one-second timer, the alerts' sockets and the
  * metrics server) that the daemon nests in its loop; when it is readable,
  * call xb_health_process(). Route swaps happen inside process(), in the
- * daemon's thread, through the daemon's rtnetlink socket.
+ * owner's thread, through its ops.path_live (the daemon's rtnetlink socket).
+ * Health knows nothing of the daemon: what it needs comes in as ops, and
+ * the policy and plan as xb_health_set() gives them.
  *
- *   h = xb_health_new(d);
+ *   h = xb_health_new(&ops);
  *   xb_health_set(h, policy, plan);      start and every reload, after the
  *                                        tunnels and before the routes
  *   xb_health_active(h, path)            the tunnel the path's route uses
@@ -18,22 +21,44 @@
 #ifndef XB_HEALTH_H
 #define XB_HEALTH_H
 
+#include "gateway/passive.h"
 #include "gateway/steer.h"
 #include "policy/compile.h"
+#include "tunnel/wgconf.h"
 
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct xb_daemon;
 struct xb_health;
 
-struct xb_health *xb_health_new(struct xb_daemon *d);
+/* What health asks of its owner, always from inside xb_health_process()
+ * or xb_health_set(). ti is an index into the policy last given to
+ * xb_health_set(). */
+struct xb_health_ops {
+	void *ctx;
+	/* Point path pa's live default route at tunnel ti (XB_STEER_NONE:
+	 * none). 0, or -errno. */
+	int (*path_live)(void *ctx, const struct xb_path *pa, size_t ti);
+	/* Tunnel ti's data-plane counters now (c->valid false: none). */
+	void (*counters)(void *ctx, size_t ti, struct xb_passive_counters *c);
+	/* The device interface's peers now, into c (wg_conf_free'd by
+	 * health). 0, or -1 when it cannot be read. */
+	int (*devices)(void *ctx, struct wg_conf *c);
+	/* Tunnel ti's probes say it went down (up false) or came up. May be
+	 * NULL. */
+	void (*tunnel_state)(void *ctx, size_t ti, bool up);
+};
+
+/* ops is copied. */
+struct xb_health *xb_health_new(const struct xb_health_ops *ops);
 void xb_health_free(struct xb_health *h);
 
 /* Probe the tunnels of p and steer the paths of plan. Picks each path's
  * tunnel from the health known now (tunnels that stay keep theirs) without
- * touching routes: xb_apply_routes() installs them. 0, or -1 logged. */
+ * touching routes: xb_apply_routes() installs them. Health reads p and
+ * plan's arrays (a shallow copy of *plan is kept) until the next set or
+ * free: the caller keeps them alive that long. 0, or -1 logged. */
 int xb_health_set(struct xb_health *h, const struct xb_policy *p, const struct xb_plan *plan);
 
 int xb_health_fd(const struct xb_health *h);

@@ -17,6 +17,7 @@ struct xb_metrics {
 	struct MHD_Daemon *mhd;
 	struct xb_daemon *d;
 	char *addr;		/* as in the policy */
+	int fd;			/* libmicrohttpd's epoll fd */
 };
 
 static void family(FILE *f, const char *name, const char *type, const char *help)
@@ -248,8 +249,6 @@ char *xb_metrics_render(struct xb_daemon *d)
 	family(f, "xborder_route_swaps_total", "counter", "path route replacements by steering");
 	fprintf(f, "xborder_route_swaps_total %llu\n", (unsigned long long)xb_health_swaps(d->health));
 	dns(f, d);
-	/* Devices by posture state: added by the posture wiring (gateway/posture.h)
-	 * when it lands in the daemon; nothing here knows the states yet. */
 	if (fclose(f))
 		return NULL;
 	return buf;
@@ -302,7 +301,7 @@ static struct xb_metrics *start(int epfd, const struct xb_policy *p, struct xb_d
 				  MHD_OPTION_END);
 	if (!m->mhd || !(di = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_EPOLL_FD)))
 		goto fail;
-	ev.data.ptr = m;
+	m->fd = ev.data.fd = di->epoll_fd;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, di->epoll_fd, &ev) < 0)
 		goto fail;
 	log_info("metrics: serving http://%s/metrics", m->addr);
@@ -325,9 +324,9 @@ int xb_metrics_set(struct xb_metrics **m, int epfd, const struct xb_policy *p,
 	return (*m = start(epfd, p, d)) ? 0 : -1;
 }
 
-bool xb_metrics_owns(const struct xb_metrics *m, const void *tag)
+int xb_metrics_fd(const struct xb_metrics *m)
 {
-	return m == tag;
+	return m->fd;
 }
 
 void xb_metrics_process(struct xb_metrics *m)

@@ -102,7 +102,7 @@ int xb_wgif_set(struct xb_wgif *w, const struct wg_conf *c)
 {
 	if (w->kernel)
 		return xb_wgk_set(w->ifname, c);
-	return w->dev ? wg_device_set(w->dev, c) : ENODEV;
+	return w->dev ? -wg_device_set(w->dev, c) : ENODEV;	/* positive, as xb_wgk_set */
 }
 
 int xb_wgif_get(struct xb_wgif *w, struct wg_conf *out)
@@ -110,7 +110,7 @@ int xb_wgif_get(struct xb_wgif *w, struct wg_conf *out)
 	memset(out, 0, sizeof(*out));
 	if (w->kernel)
 		return xb_wgk_get(w->ifname, out);
-	return w->dev ? wg_device_get(w->dev, out) : ENODEV;
+	return w->dev ? -wg_device_get(w->dev, out) : ENODEV;
 }
 
 void xb_wgif_destroy(struct xb_wgif *w, struct xb_rtnl *r)

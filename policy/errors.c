@@ -89,16 +89,24 @@ void xb_errors_sort(struct xb_errors *e)
 		qsort(e->v, e->n, sizeof(*e->v), cmp);
 }
 
+char *xb_error_str(const struct xb_error *x)
+{
+	char *s;
+
+	if ((x->line ? asprintf(&s, "%s:%u: %s", x->file, x->line, x->msg)
+		     : asprintf(&s, "%s: %s", x->file, x->msg)) < 0)
+		return NULL;
+	return s;
+}
+
 void xb_errors_print(struct xb_errors *e, FILE *out)
 {
 	xb_errors_sort(e);
 	for (size_t i = 0; i < e->n; i++) {
-		const struct xb_error *x = &e->v[i];
+		char *s = xb_error_str(&e->v[i]);
 
-		if (x->line)
-			fprintf(out, "%s:%u: %s\n", x->file, x->line, x->msg);
-		else
-			fprintf(out, "%s: %s\n", x->file, x->msg);
+		fprintf(out, "%s\n", s ? s : e->v[i].msg);
+		free(s);
 	}
 	if (e->oom)
 		fprintf(out, "out of memory: some errors are not shown\n");

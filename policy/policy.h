@@ -457,6 +457,10 @@ void xb_errors_file(struct xb_errors *e, const char *file);
 /* Sorted by file (in read order), then line, then the order found. */
 void xb_errors_sort(struct xb_errors *e);
 void xb_errors_print(struct xb_errors *e, FILE *out);
+/* The one formatter of an error, for every place that shows one (the
+ * loader's output, the daemon's log, `xborderctl reload'): "FILE:LINE:
+ * message", or "FILE: message" for line 0. malloc'ed; NULL on no memory. */
+char *xb_error_str(const struct xb_error *x);
 void xb_errors_free(struct xb_errors *e);
 
 /* Loads and validates path. Returns NULL when anything is wrong, with every

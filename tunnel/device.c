@@ -237,7 +237,7 @@ static int apply_peer(struct wg_device *dev, const struct wg_peer_conf *pc, uint
 		    !sodium_memcmp(pc->public_key, dev->identity.static_public, WG_KEY_LEN))
 			return 0;
 		if (!(peer = wg_peer_create(dev, pc->public_key)))
-			return ENOMEM;
+			return -ENOMEM;
 	}
 	if (pc->has_preshared_key)
 		noise_handshake_set_psk(&peer->handshake,
@@ -251,7 +251,7 @@ static int apply_peer(struct wg_device *dev, const struct wg_peer_conf *pc, uint
 		wg_allowedips_remove_peer(&dev->allowedips, peer);
 	for (size_t i = 0; i < pc->n_allowed_ips; i++)
 		if (wg_allowedips_insert(&dev->allowedips, &pc->allowed_ips[i], peer) < 0)
-			return ENOMEM;
+			return -ENOMEM;
 	was_keepalive = peer->persistent_keepalive != 0;
 	if (pc->has_persistent_keepalive)
 		peer->persistent_keepalive = pc->persistent_keepalive;
@@ -273,7 +273,7 @@ int wg_device_set(struct wg_device *dev, const struct wg_conf *c)
 		int r = bind_sockets(dev, c->listen_port);
 		if (r < 0) {
 			log_warnx("%s: cannot listen on port %u: %s", dev->ifname, c->listen_port, strerror(-r));
-			err = -r;
+			err = r;
 			goto out;
 		}
 	}
@@ -353,13 +353,13 @@ int wg_device_get(struct wg_device *dev, struct wg_conf *out)
 	out->has_fwmark = dev->fwmark != 0;
 	out->peers = calloc(dev->n_peers ? dev->n_peers : 1, sizeof(*out->peers));
 	if (!out->peers) {
-		err = ENOMEM;
+		err = -ENOMEM;
 		goto out;
 	}
 	for (struct wg_peer *p = dev->peers; p; p = p->next, i++) {
 		out->n_peers = i + 1;
 		if (!get_peer(dev, p, &out->peers[i])) {
-			err = ENOMEM;
+			err = -ENOMEM;
 			break;
 		}
 	}
@@ -383,6 +383,7 @@ int wg_device_alloc(struct wg_device **out, const char *ifname, const struct wg_
 	dev->mtu = WG_DEFAULT_MTU;
 	dev->next_timer_ns = UINT64_MAX;
 	pthread_mutex_init(&dev->lock, NULL);
+	dev->rl_tx = (struct log_rl)LOG_RL_INIT(1, 5);
 	wg_cookie_checker_init(&dev->cookie_checker);
 	wg_allowedips_init(&dev->allowedips);
 	dev->peer_hash = calloc(WG_PEER_HASH, sizeof(*dev->peer_hash));

@@ -8,6 +8,7 @@
 #ifndef XB_DEVICE_H
 #define XB_DEVICE_H
 
+#include "common/log.h"
 #include "tunnel/allowedips.h"
 #include "tunnel/cookie.h"
 #include "tunnel/index.h"
@@ -97,6 +98,7 @@ struct wg_device {
 	uint64_t last_under_load_ns;
 	unsigned handshakes_this_batch;
 	struct wg_stats stats;
+	struct log_rl rl_tx;		/* the send path's warnings, this device's alone */
 	pthread_mutex_t lock;
 	pthread_t uapi_thread;
 	volatile int stopping;
@@ -117,6 +119,9 @@ void wg_device_stop(struct wg_device *dev);
 void wg_device_request_stats(struct wg_device *dev);
 void wg_device_log_stats(struct wg_device *dev);
 void wg_device_close(struct wg_device *dev);
+/* Apply c (UAPI semantics, tunnel/wgconf.h) / read the configuration and
+ * counters back (out freed with wg_conf_free). 0 or -errno; the UAPI
+ * server's ops turn that into its positive errno (loop.c). */
 int wg_device_set(struct wg_device *dev, const struct wg_conf *c);
 int wg_device_get(struct wg_device *dev, struct wg_conf *out);
 void wg_timing_default(struct wg_timing *t);

@@ -38,8 +38,9 @@ struct rxbatch {
 	uint8_t *buf;
 };
 
-static int uapi_get(void *ctx, struct wg_conf *out) { return wg_device_get(ctx, out); }
-static int uapi_set(void *ctx, const struct wg_conf *in) { return wg_device_set(ctx, in); }
+/* The UAPI's ops speak positive errno (wgconf.h); the device, -errno. */
+static int uapi_get(void *ctx, struct wg_conf *out) { return -wg_device_get(ctx, out); }
+static int uapi_set(void *ctx, const struct wg_conf *in) { return -wg_device_set(ctx, in); }
 
 static void *uapi_thread(void *arg)
 {

@@ -130,7 +130,7 @@ void pt_result(struct ptunnel *t, struct ptarget *g, uint64_t round, int rc, uin
 	       const char *error)
 {
 	struct xb_probe_result r = {
-		.tunnel = t->cfg.name, .target = (unsigned)(g - t->tg), .round = round,
+		.tunnel = t->cfg.id, .target = (unsigned)(g - t->tg), .round = round,
 		.ok = rc == 0, .late = rc == 1, .rtt_ns = rtt, .error = error,
 	};
 
@@ -210,12 +210,12 @@ static bool silent(struct ptunnel *t, uint64_t now)
 	if (now < silent_due(t))
 		return false;
 	t->silent_asked = since;
-	if (!t->p->cbs.silent(t->p->cbs.ctx, t->cfg.name, since))
+	if (!t->p->cbs.silent(t->p->cbs.ctx, t->cfg.id, since))
 		return false;
 	xb_pstats_force_down(t->ps, now);
 	t->confirmed_run = 0;
 	if (t->p->cbs.state)
-		t->p->cbs.state(t->p->cbs.ctx, t->cfg.name, from, XB_PST_DOWN);
+		t->p->cbs.state(t->p->cbs.ctx, t->cfg.id, from, XB_PST_DOWN);
 	return true;
 }
 
@@ -242,7 +242,7 @@ static bool update(struct ptunnel *t, uint64_t now)
 		report_lost(t, g);
 	}
 	if (xb_pstats_update(t->ps, now) && t->p->cbs.state)
-		t->p->cbs.state(t->p->cbs.ctx, t->cfg.name, from, xb_pstats_state(t->ps));
+		t->p->cbs.state(t->p->cbs.ctx, t->cfg.id, from, xb_pstats_state(t->ps));
 	run = xb_pstats_miss_run(t->ps);
 	grew = run > t->confirmed_run;
 	t->confirmed_run = run;
@@ -406,6 +406,7 @@ int xb_probe_set(struct xb_probe *p, const struct xb_probe_tunnel_cfg *cfgs, siz
 
 		if (old && old != nt[i])
 			pt_adopt(nt[i], old);
+		nt[i]->cfg.id = cfgs[i].id;	/* a kept tunnel may have moved */
 	}
 	for (size_t i = 0; i < p->n; i++) {
 		bool kept = false;

@@ -56,6 +56,8 @@ struct xb_probe_target {
 
 struct xb_probe_tunnel_cfg {
 	char name[64];
+	size_t id;			/* the caller's handle for the tunnel (its index,
+					 * say): what results and callbacks report */
 	char ifname[IFNAMSIZ];
 	uint64_t interval_ns;		/* between rounds; >= XB_PROBE_MIN_INTERVAL_NS */
 	uint32_t mark;			/* SO_MARK for the probes; 0: none */
@@ -68,7 +70,7 @@ struct xb_probe_tunnel_cfg {
 
 /* One probe's outcome, for streaming (`xborderctl probe TUNNEL'). */
 struct xb_probe_result {
-	const char *tunnel;
+	size_t tunnel;			/* its cfg's id */
 	unsigned target;		/* index in the tunnel's targets */
 	uint64_t round;
 	bool ok;			/* answered within the loss interval */
@@ -77,7 +79,8 @@ struct xb_probe_result {
 	const char *error;		/* when !ok: why (static string) */
 };
 
-/* silent: asked once per unanswered round (no target replied within the
+/* Callbacks name the tunnel by its cfg's id.
+ * silent: asked once per unanswered round (no target replied within the
  * timeout), silent_hold_ns after it left, while the tunnel is not down and
  * the round is still unanswered: true when the tunnel's own
  * data plane has received nothing since `since' (monotonic ns, when that
@@ -88,9 +91,9 @@ struct xb_probe_result {
  * received something (the monitors are dead, not the tunnel) or cannot tell. */
 struct xb_probe_cbs {
 	void (*result)(void *ctx, const struct xb_probe_result *r);
-	void (*state)(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to);
+	void (*state)(void *ctx, size_t tunnel, enum xb_pstate from, enum xb_pstate to);
 	void *ctx;
-	bool (*silent)(void *ctx, const char *tunnel, uint64_t since);
+	bool (*silent)(void *ctx, size_t tunnel, uint64_t since);
 };
 
 struct xb_probe;

@@ -54,10 +54,11 @@ static void on_result(void *ctx, const struct xb_probe_result *r)
 	fflush(stdout);
 }
 
-static void on_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to)
+static void on_state(void *ctx, size_t tunnel, enum xb_pstate from, enum xb_pstate to)
 {
 	(void)ctx;
-	printf("state tunnel=%s from=%s to=%s mono_ns=%" PRIu64 "\n", tunnel, xb_pstate_name(from),
+	(void)tunnel;	/* the one tunnel, cfg */
+	printf("state tunnel=%s from=%s to=%s mono_ns=%" PRIu64 "\n", cfg.name, xb_pstate_name(from),
 	       xb_pstate_name(to), clock_mono_ns());
 	fflush(stdout);
 }

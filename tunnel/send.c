@@ -334,7 +334,6 @@ static uint16_t inner_dst(const uint8_t *pkt, size_t len, const uint8_t **addr)
 
 void wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uint64_t now)
 {
-	static struct log_rl rl = LOG_RL_INIT(1, 5);
 	const uint8_t *dst;
 	uint16_t family = inner_dst(pkt, len, &dst);
 	struct wg_peer *peer;
@@ -348,7 +347,7 @@ void wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uin
 	}
 	if (peer->endpoint.sa.sa_family == AF_UNSPEC) {
 		dev->stats.tx_no_endpoint++;
-		if (log_ratelimit(&rl))
+		if (log_ratelimit(&dev->rl_tx))
 			log_warnx("%s: no endpoint configured for the peer of a packet", dev->ifname);
 		return;
 	}

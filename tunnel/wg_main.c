@@ -128,7 +128,7 @@ int main(int argc, char **argv)
 		r = wg_device_set(the_dev, &conf);
 		wg_conf_free(&conf);
 		if (r) {
-			log_warnx("%s: %s", config, strerror(r));
+			log_warnx("%s: %s", config, strerror(-r));
 			wg_device_close(the_dev);
 			return 1;
 		}

@@ -58,9 +58,11 @@ static struct xb_dnssvc *engine(void)
 	rmdir(dir);
 	CHECK((svc.cfg = xb_dnssvc_prepare(p, &errs)) != NULL);
 	xb_errors_free(&errs);
-	/* What xb_dnssvc_new sets up for learning: the queue and the table. */
+	/* What xb_dnssvc_new sets up for learning: the queue, the table and
+	 * the log's limiter. */
 	CHECK((svc.pend = calloc(DNS_PEND_MAX, sizeof(*svc.pend))) != NULL);
 	xb_dnsl_init(&svc.learned);
+	svc.learn_rl = (struct log_rl)LOG_RL_INIT(1, 5);
 	return &svc;
 }
 

@@ -276,7 +276,7 @@ static void on_result(void *ctx, const struct xb_probe_result *r)
 	}
 }
 
-static void on_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to)
+static void on_state(void *ctx, size_t tunnel, enum xb_pstate from, enum xb_pstate to)
 {
 	struct tally *t = ctx;
 
@@ -455,12 +455,12 @@ static void q_result(void *ctx, const struct xb_probe_result *r)
 	on_result(&((struct quiet *)ctx)->t, r);
 }
 
-static void q_state(void *ctx, const char *tunnel, enum xb_pstate from, enum xb_pstate to)
+static void q_state(void *ctx, size_t tunnel, enum xb_pstate from, enum xb_pstate to)
 {
 	on_state(&((struct quiet *)ctx)->t, tunnel, from, to);
 }
 
-static bool q_silent(void *ctx, const char *tunnel, uint64_t since)
+static bool q_silent(void *ctx, size_t tunnel, uint64_t since)
 {
 	struct quiet *q = ctx;
 
@@ -780,5 +780,51 @@ TEST(reload_keeps_stats)
 	CHECK(xb_probe_stats(p, "b", -1, clock_mono_ns(), &b1) == -1);
 	xb_probe_stats(p, "a", -1, clock_mono_ns(), &a0);
 	CHECK_INT(a0.sent, >=, a1.sent);
+	xb_probe_free(p);
+}
+
+/* Results and callbacks name a tunnel by the id its cfg carries (the
+ * daemon's policy index), also for a tunnel kept running across a set
+ * that moved it. */
+struct ids {
+	unsigned seen[32];
+};
+
+static void id_result(void *ctx, const struct xb_probe_result *r)
+{
+	struct ids *x = ctx;
+
+	x->seen[r->tunnel < 31 ? r->tunnel : 31]++;
+}
+
+TEST(results_carry_the_callers_id)
+{
+	static const char *const tg[] = { "icmp:127.0.0.1" };
+	struct ids x = { { 0 } };
+	struct xb_probe_cbs cbs = { id_result, NULL, &x, NULL };
+	struct xb_probe_tunnel_cfg c[2];
+	struct xb_probe *p;
+	const char *err;
+
+	xb_test_private_netns();
+	tunnel_cfg(&c[0], "a", "lo", tg, 1);
+	tunnel_cfg(&c[1], "b", "lo", tg, 1);
+	c[0].id = 10;
+	c[1].id = 20;
+	p = xb_probe_new(&cbs);
+	CHECK(xb_probe_set(p, c, 2, &err) == 0);
+	pump(&p, 1, NULL, 300);
+	CHECK_INT(x.seen[10], >, 0);
+	CHECK_INT(x.seen[20], >, 0);
+	/* The same tunnels, swapped and renumbered: kept, reported anew. */
+	struct xb_probe_tunnel_cfg s[2] = { c[1], c[0] };
+	s[0].id = 1;
+	s[1].id = 2;
+	CHECK(xb_probe_set(p, s, 2, &err) == 0);
+	memset(&x, 0, sizeof(x));
+	pump(&p, 1, NULL, 300);
+	CHECK_INT(x.seen[1], >, 0);
+	CHECK_INT(x.seen[2], >, 0);
+	CHECK_INT(x.seen[10] + x.seen[20], ==, 0);
 	xb_probe_free(p);
 }

@@ -482,3 +482,64 @@ TEST(under_load_counts_handshakes_not_type_bytes)
 	buf[0] = MESSAGE_HANDSHAKE_COOKIE;
 	CHECK_INT(wg_handshakes_in(buf, sizeof(struct message_handshake_cookie), 0), ==, 0);
 }
+
+/* Lines of file f (from its start) that contain s. */
+static int lines_with(FILE *f, const char *s)
+{
+	char line[512];
+	int n = 0;
+
+	rewind(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, s) != NULL;
+	return n;
+}
+
+/* The send path's rate-limited warnings are per device: a flood of
+ * packets for a peer without endpoint on one device does not silence the
+ * same warning on another (each device runs its own thread: one shared
+ * limiter was also a data race between them). */
+TEST(send_warnings_limited_per_device)
+{
+	struct end a, b;
+	struct wg_conf c = { .has_private_key = true };
+	struct wg_peer_conf *pc;
+	struct wg_prefix p = { .family = AF_INET, .cidr = 32 };
+	uint8_t pkt[20] = { 0x45 }, pub[32];
+	FILE *f = tmpfile();
+	int saved = dup(STDERR_FILENO);
+
+	CHECK(f && saved >= 0);
+	end_open(&a, "xbt-ratelim-a", "198.51.100.1");
+	end_open(&b, "xbt-ratelim-b", "198.51.100.2");
+	randombytes_buf(c.private_key, 32);
+	randombytes_buf(pub, 32);
+	CHECK((pc = wg_conf_add_peer(&c)));
+	memcpy(pc->public_key, pub, 32);	/* no endpoint */
+	memcpy(p.addr, (uint8_t[]){ 203, 0, 113, 1 }, 4);
+	CHECK(wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p));
+	CHECK(wg_device_set(a.dev, &c) == 0);
+	CHECK(wg_device_set(b.dev, &c) == 0);
+	wg_conf_free(&c);
+	memcpy(pkt + 16, p.addr, 4);
+
+	log_init("test_receive", LOG_LVL_WARN, false);
+	fflush(stderr);
+	CHECK(dup2(fileno(f), STDERR_FILENO) >= 0);
+	for (int i = 0; i < 20; i++)
+		wg_send_from_tun(a.dev, pkt, sizeof(pkt), clock_mono_ns());
+	wg_send_from_tun(b.dev, pkt, sizeof(pkt), clock_mono_ns());
+	fflush(stderr);
+	CHECK(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	log_init("test_receive", LOG_LVL_ERR, false);
+
+	CHECK_INT(a.dev->stats.tx_no_endpoint, ==, 20);
+	CHECK_INT(lines_with(f, "xbt-ratelim-a: no endpoint"), <, 20);	/* limited */
+	CHECK_INT(lines_with(f, "xbt-ratelim-b: no endpoint"), ==, 1);
+	fclose(f);
+	close(a.tun);
+	close(b.tun);
+	wg_device_close(a.dev);
+	wg_device_close(b.dev);
+}
