@@ -6,6 +6,7 @@
  * Exit status: 0 done; 1 the daemon could not be asked or said no; 2 the
  * command line was wrong.
  */
+#include "ctl/device.h"
 #include "ctl/render.h"
 #include "gateway/control.h"
 
@@ -35,6 +36,7 @@ static const struct cmd {
 	{ "posture", "[DEVICE]", 0, 1, xb_render_posture },
 	{ "probe", "TUNNEL", 1, 1, NULL },		/* streams: see probe_stream() */
 	{ "reload", "", 0, 0, xb_render_reload },
+	{ "device", "add|remove|show NAME [OPTIONS]", 2, 64, NULL },	/* ctl/device.c */
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -329,6 +331,20 @@ static int probe_stream(const char *path, const struct cmd *cmd, char *tunnel, i
 	}
 }
 
+/* For ctl/device.c: a command by its protocol name, the result or NULL. */
+static json_t *ask_result(void *path, const char *command, char **args, int n)
+{
+	const struct cmd c = { .name = command };
+	json_t *resp = ask(path, &c, args, n), *res = NULL;
+
+	if (resp && json_is_true(json_object_get(resp, "ok")))
+		res = json_incref(json_object_get(resp, "result") ?: json_null());
+	else if (resp)
+		failed(&c, resp);
+	json_decref(resp);
+	return res;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = getenv("XBORDER_SOCKET");
@@ -358,6 +374,8 @@ int main(int argc, char **argv)
 			*cmd->args ? " " : "", cmd->args);
 		return 2;
 	}
+	if (!strcmp(cmd->name, "device"))
+		return xb_device_main(argc - optind, argv + optind, json, ask_result, (void *)path);
 	if (!cmd->render)
 		return probe_stream(path, cmd, argv[optind + 1], json);
 	if ((fd = dial(path)) < 0)
