@@ -60,6 +60,13 @@ static void valid_words(FILE *f)
 	fputc('\n', f);
 }
 
+/* `device' (ctl/device.c) is matched only written out, so that `dev' stays
+ * the prefix of devices. */
+static bool by_prefix(const struct cmd *c, const char *word, size_t len)
+{
+	return len && strcmp(c->name, "device") && !strncmp(c->name, word, len);
+}
+
 /* The command word, exactly or by a unique prefix; NULL after saying why. */
 static const struct cmd *lookup(const char *word)
 {
@@ -69,7 +76,7 @@ static const struct cmd *lookup(const char *word)
 	for (size_t i = 0; i < N_CMDS; i++) {
 		if (!strcmp(cmds[i].name, word))
 			return &cmds[i];
-		if (len && !strncmp(cmds[i].name, word, len)) {
+		if (by_prefix(&cmds[i], word, len)) {
 			found = &cmds[i];
 			n++;
 		}
@@ -83,7 +90,7 @@ static const struct cmd *lookup(const char *word)
 	}
 	fprintf(stderr, "xborderctl: ambiguous command `%s'; could be:", word);
 	for (size_t i = 0; i < N_CMDS; i++)
-		if (!strncmp(cmds[i].name, word, len))
+		if (by_prefix(&cmds[i], word, len))
 			fprintf(stderr, " %s", cmds[i].name);
 	fputc('\n', stderr);
 	return NULL;
