@@ -145,18 +145,24 @@ char *xb_enrol_text(const struct xb_policy *p, const char *skip, const struct xb
 	      "devices = (\n", f);
 	for (size_t i = 0; i < p->n_devices; i++) {
 		const struct xb_device *d = &p->devices[i];
-		const char *g[64];
+		const char **g = calloc(d->n_groups + 1, sizeof(*g));
 		struct xb_enrol_dev e = { d->name, { 0 }, g, 0, d->expires, d->fixed4, d->fixed6,
 					  d->address4, d->address6 };
 
-		if (!p->gateway.enrol_src || d->src.file != p->gateway.enrol_src ||
-		    (skip && !strcmp(skip, d->name)))
-			continue;
-		memcpy(e.public_key, d->public_key, WG_KEY_LEN);
-		for (size_t k = 0; k < d->n_groups && k < 64; k++)
-			g[e.n_groups++] = d->groups[k].name;
-		fputs(n++ ? ",\n" : "", f);
-		put_device(f, &e);
+		if (!g) {
+			fclose(f);
+			free(buf);
+			return NULL;
+		}
+		if (p->gateway.enrol_src && d->src.file == p->gateway.enrol_src &&
+		    !(skip && !strcmp(skip, d->name))) {
+			memcpy(e.public_key, d->public_key, WG_KEY_LEN);
+			for (size_t k = 0; k < d->n_groups; k++)
+				g[e.n_groups++] = d->groups[k].name;
+			fputs(n++ ? ",\n" : "", f);
+			put_device(f, &e);
+		}
+		free(g);
 	}
 	if (add) {
 		fputs(n++ ? ",\n" : "", f);

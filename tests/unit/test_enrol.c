@@ -191,7 +191,8 @@ TEST(enrol_text_round_trip)
 	CHECK_INT(xb_enrol_write(path, text), ==, 0);
 	free(text);
 	p = load(errs, sizeof(errs));
-	CHECK(p != NULL && p->n_devices == 1 && xb_policy_device_by_name(p, "b"));
+	CHECK(p != NULL && p->n_devices == 1 && (d = xb_policy_device_by_name(p, "b")));
+	CHECK(d->n_groups == 2 && d->expires == 1801353600);	/* rewritten as it was */
 	CHECK((text = xb_enrol_text(p, "b", NULL)) != NULL);	/* and the last one */
 	xb_policy_free(p);
 	CHECK_INT(xb_enrol_write(path, text), ==, 0);
