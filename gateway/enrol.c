@@ -85,8 +85,14 @@ void xb_enrol_tick(struct xb_daemon *d)
 		xb_time_format(tb, dv->expires);
 		log_info("device \"%s\" expired at %s: its peer is removed, its flows cut", dv->name, tb);
 	}
-	if (n && (e = xb_wgif_set(&d->devif, &c)))
-		log_warnx("%s: removing %zu expired devices' peers: %s", d->devif.ifname, n, strerror(e));
+	/* A failed removal is tried again at the next tick: the flag says
+	 * what the interface holds. The flows are cut either way. */
+	if (n && (e = xb_wgif_set(&d->devif, &c))) {
+		log_warnx("%s: removing %zu expired devices' peers: %s; trying again", d->devif.ifname,
+			  n, strerror(e));
+		for (size_t i = 0; i < n; i++)
+			((struct xb_device *)v[i])->expired = false;
+	}
 	wg_conf_free(&c);
 	if (n)
 		cut(v, n, "expiry");
