@@ -72,8 +72,10 @@ device_up() {
 reaches() { nq "$1" ping -c 1 -W 1 "$2" >/dev/null || nq "$1" ping -c 3 -i 0.3 -W 2 "$2" >/dev/null; }
 
 # --- enrol the phone ---
+t0=$(date +%s%3N)
 ctl device add phone --group finance --allowed-ips 203.0.113.0/24 -o "$XB_TMP/phone.png" \
 	>"$XB_TMP/phone.conf" 2>"$XB_TMP/add.err"
+echo "# device add (key pair, file written, reload, QR PNG) took $(( $(date +%s%3N) - t0 )) ms"
 xb_check "device add prints a wg-quick file with a private key" grep -qE '^PrivateKey = [A-Za-z0-9+/]{43}=$' "$XB_TMP/phone.conf"
 cat "$XB_TMP/phone.conf" | sed 's/^PrivateKey = .*/PrivateKey = (hidden)/'
 pk=$(sed -n 's/^PrivateKey = //p' "$XB_TMP/phone.conf")
@@ -110,7 +112,8 @@ xb_check "an add with a taken name fails" eval "! ctl device add phone --group f
 xb_check "the phone still reaches the origin" reaches phone 203.0.113.10
 
 # --- expiry: the tablet's flow is cut when its time comes ---
-exp=$(date -u -d "@$(( $(date +%s) + 8 ))" +%Y-%m-%dT%H:%M:%SZ)
+exp_s=$(( $(date +%s) + 8 ))
+exp=$(date -u -d "@$exp_s" +%Y-%m-%dT%H:%M:%SZ)
 ctl device add tab --group finance --expires "$exp" --allowed-ips 203.0.113.0/24 --endpoint 192.0.2.6:51820 --no-qr >"$XB_TMP/tab.conf"
 device_up tab xb$ID "$XB_TMP/tab.conf" || xb_fail "tab bring-up" "$(cat "$XB_LAST_LOG")"
 xb_check "the tablet reaches the origin before its expiry" reaches tab 203.0.113.10
@@ -124,6 +127,7 @@ flowing() { [ "$(flows)" -ge 1 ]; }
 xb_check "the tablet (expires $exp) streams to the origin: a conntrack entry" xb_wait 3000 flowing
 nq gw conntrack -L -s "$taddr" 2>&1 | head -3
 xb_check "its expiry comes while running: the daemon says so" xb_wait 12000 grep -q 'device "tab" expired' "$GWLOG"
+echo "# the expiry was acted on $(( $(date +%s%3N) - exp_s * 1000 )) ms after its second began (tick: 1 s)"
 xb_check "... its peer is gone from the device interface" eval "! nq gw wg show $GWIF peers | grep -q '$(pub "$(sed -n 's/^PrivateKey = //p' "$XB_TMP/tab.conf")")'"
 sleep 1
 xb_check "... its open flow is cut (no conntrack entry from $taddr)" test "$(flows)" = 0
