@@ -133,7 +133,9 @@ static bool dark(const QRcode *q, int x, int y)
 
 int xb_qr_print(FILE *f, const char *text)
 {
-	static const char *const cell[4] = { "\u2588", "\u2584", "\u2580", " " };
+	/* Light modules are lit characters (a dark terminal's background is
+	 * the code's dark): index dark(top) * 2 + dark(bottom). */
+	static const char *const cell[4] = { "\u2588", "\u2580", "\u2584", " " };
 	QRcode *q = encode(text);
 	int w;
 

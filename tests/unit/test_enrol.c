@@ -4,6 +4,7 @@
  * prints, and the key pair it makes. */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <qrencode.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +240,45 @@ TEST(wgquick_file)
 	j = show(NULL);
 	CHECK(xb_device_wgquick(j, NULL, "full", NULL, &err) == NULL && strstr(err, "enrol_endpoint"));
 	json_decref(j);
+}
+
+/* The terminal's QR code, read back cell by cell (two rows a character),
+ * is the encoder's matrix inside a 4-module quiet zone. */
+TEST(qr_terminal_is_the_matrix)
+{
+	static const char *const cell[4] = { "\u2588", "\u2580", "\u2584", " " };
+	const char *text = "[Interface]\nPrivateKey = " K22 "\n";
+	QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_L, QR_MODE_8, 1);
+	char *out = NULL, *s;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	int w, y = 0;
+
+	CHECK(q && f);
+	CHECK_INT(xb_qr_print(f, text), ==, 0);
+	fclose(f);
+	w = q->width + 8;
+	for (s = out; *s; y += 2, s++) {
+		for (int x = 0; x < w; x++) {
+			int c = 0;
+
+			while (c < 4 && strncmp(s, cell[c], strlen(cell[c])))
+				c++;
+			CHECK(c < 4);
+			s += strlen(cell[c]);
+			for (int h = 0; h < 2 && y + h < w; h++) {
+				int mx = x - 4, my = y + h - 4;
+				bool dark = mx >= 0 && my >= 0 && mx < q->width && my < q->width &&
+					    (q->data[my * q->width + mx] & 1);
+
+				CHECK_INT((c >> (1 - h)) & 1, ==, dark);
+			}
+		}
+		CHECK(*s == '\n');
+	}
+	CHECK_INT(y, ==, w + (w & 1));
+	free(out);
+	QRcode_free(q);
 }
 
 TEST(keypair_is_x25519)
