@@ -143,5 +143,7 @@ xb_check "... and it is out of the enrolment file" eval "! grep -q '\"phone\"' $
 xb_check "... and cannot reach the origin" eval "! nq phone ping -c 2 -i 0.2 -W 1 203.0.113.10"
 xb_check "removing a device of the operator's files is refused" eval "! ctl device remove nosuch 2>/dev/null"
 xb_check "the operator's main file is still untouched" test "$(sha256sum <"$XB_TMP/xborder.conf")" = "$main_sum"
-xb_gw_stop
+xb_check "xborderd stops" xb_gw_stop
+# Under `make test SAN=1' the daemon reports leaks and errors on its stderr at exit.
+xb_check "xborderd's log has no sanitizer report" eval "! grep -q 'Sanitizer' '$GWLOG'"
 xb_end
