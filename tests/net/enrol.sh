@@ -136,6 +136,29 @@ CTL_WANT='expired: refused' xb_check "device show says it is refused" ctl_has de
 xb_check "the phone still reaches the origin" reaches phone 203.0.113.10
 kill "$spid" 2>/dev/null
 
+# An expiry moved by an edit of the file and a reload: later lets the
+# tablet back in, earlier cuts it at the reload.
+tpub=$(pub "$(sed -n 's/^PrivateKey = //p' "$XB_TMP/tab.conf")")
+sed -i "s/expires = \"$exp\"/expires = \"2099-01-01T00:00:00Z\"/" "$XB_TMP/enrolled.conf"
+ctl reload >/dev/null
+xb_check "expiry moved later and reloaded: the tablet's peer is back" sh -c "ip netns exec $XB_RUN-gw wg show $GWIF peers | grep -q '$tpub'"
+# The tablet's client still holds the session the gateway dropped: it
+# handshakes again once its data goes unanswered (keepalive + rekey
+# timeout, about 15 s), as after a gateway restart.
+t0=$(date +%s%3N)
+xb_check "... and it reaches the origin again, by itself" xb_wait 30000 nq tab ping -c 1 -W 1 203.0.113.10
+echo "# the tablet was back after $(( $(date +%s%3N) - t0 )) ms"
+CTL_WANT='expires: 2099-01-01T00:00:00Z$' xb_check "device show gives the new expiry" ctl_has device show tab
+xb_bg tab ping -i 0.2 -c 100 203.0.113.10; ppid=$XB_LAST_PID
+pinging() { nq gw conntrack -L -s "$taddr" 2>/dev/null | grep -q icmp; }
+xb_wait 3000 pinging
+sed -i 's/expires = "2099-01-01T00:00:00Z"/expires = "2020-01-01T00:00:00Z"/' "$XB_TMP/enrolled.conf"
+ctl reload >/dev/null
+xb_check "expiry moved into the past and reloaded: the peer goes at the reload" eval "! nq gw wg show $GWIF peers | grep -q '$tpub'"
+xb_check "... and the reload cut its flows" grep -qE 'reload: [1-9][0-9]* flows of 1 expired devices cut' "$GWLOG"
+xb_check "... none is left from $taddr" eval "! nq gw conntrack -L -s $taddr 2>/dev/null | grep -q ."
+kill "$ppid" 2>/dev/null
+
 # --- remove ---
 xb_check "device remove phone" ctl device remove phone
 xb_check "... its peer is gone" eval "! nq gw wg show $GWIF peers | grep -q '$(pub "$pk")'"
