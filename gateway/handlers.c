@@ -1,6 +1,7 @@
 /* The control commands of xborderd (docs/control.md has the result
  * schemas; xborderctl renders them). Each handler reads the daemon's state
- * in the daemon's thread; nothing here changes it except `reload'. */
+ * in the daemon's thread; nothing here changes it except `reload' and the
+ * enrolment commands (gateway/enrol.c: the enrolment file, then a reload). */
 #include "gateway/control.h"
 #include "gateway/daemon.h"
 #include "gateway/enrol.h"
