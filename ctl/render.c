@@ -381,7 +381,15 @@ int xb_render_devices(const struct xb_render *r, json_t *list)
 		uint64_t hs = 0;
 		bool never = uint_at(d, "last_handshake", &hs) && hs == 0;
 
-		tab_put(&t, C_GREEN, text(get(d, "name")));
+		bool expired = json_is_true(get(d, "expired"));
+		char *name = text(get(d, "name")), *marked = NULL;
+
+		/* An expired device (docs/enrolment.md) is refused: say so by its name. */
+		if (expired && name && asprintf(&marked, "%s (expired)", name) >= 0) {
+			free(name);
+			name = marked;
+		}
+		tab_put(&t, expired ? C_RED : C_GREEN, name);
 		tab_put(&t, NULL, text(get(d, "groups")));
 		tab_put(&t, NULL, text(get(d, "address4")));
 		tab_put(&t, NULL, text(get(d, "address6")));

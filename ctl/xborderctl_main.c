@@ -6,6 +6,7 @@
  * Exit status: 0 done; 1 the daemon could not be asked or said no; 2 the
  * command line was wrong.
  */
+#include "ctl/device.h"
 #include "ctl/render.h"
 #include "gateway/control.h"
 
@@ -35,6 +36,7 @@ static const struct cmd {
 	{ "posture", "[DEVICE]", 0, 1, xb_render_posture },
 	{ "probe", "TUNNEL", 1, 1, NULL },		/* streams: see probe_stream() */
 	{ "reload", "", 0, 0, xb_render_reload },
+	{ "device", "add|remove|show NAME [OPTIONS]", 2, 64, NULL },	/* ctl/device.c */
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -58,6 +60,13 @@ static void valid_words(FILE *f)
 	fputc('\n', f);
 }
 
+/* `device' (ctl/device.c) is matched only written out, so that `dev' stays
+ * the prefix of devices. */
+static bool by_prefix(const struct cmd *c, const char *word, size_t len)
+{
+	return len && strcmp(c->name, "device") && !strncmp(c->name, word, len);
+}
+
 /* The command word, exactly or by a unique prefix; NULL after saying why. */
 static const struct cmd *lookup(const char *word)
 {
@@ -67,7 +76,7 @@ static const struct cmd *lookup(const char *word)
 	for (size_t i = 0; i < N_CMDS; i++) {
 		if (!strcmp(cmds[i].name, word))
 			return &cmds[i];
-		if (len && !strncmp(cmds[i].name, word, len)) {
+		if (by_prefix(&cmds[i], word, len)) {
 			found = &cmds[i];
 			n++;
 		}
@@ -81,7 +90,7 @@ static const struct cmd *lookup(const char *word)
 	}
 	fprintf(stderr, "xborderctl: ambiguous command `%s'; could be:", word);
 	for (size_t i = 0; i < N_CMDS; i++)
-		if (!strncmp(cmds[i].name, word, len))
+		if (by_prefix(&cmds[i], word, len))
 			fprintf(stderr, " %s", cmds[i].name);
 	fputc('\n', stderr);
 	return NULL;
@@ -329,6 +338,20 @@ static int probe_stream(const char *path, const struct cmd *cmd, char *tunnel, i
 	}
 }
 
+/* For ctl/device.c: a command by its protocol name, the result or NULL. */
+static json_t *ask_result(void *path, const char *command, char **args, int n)
+{
+	const struct cmd c = { .name = command };
+	json_t *resp = ask(path, &c, args, n), *res = NULL;
+
+	if (resp && json_is_true(json_object_get(resp, "ok")))
+		res = json_incref(json_object_get(resp, "result") ?: json_null());
+	else if (resp)
+		failed(&c, resp);
+	json_decref(resp);
+	return res;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = getenv("XBORDER_SOCKET");
@@ -358,6 +381,8 @@ int main(int argc, char **argv)
 			*cmd->args ? " " : "", cmd->args);
 		return 2;
 	}
+	if (!strcmp(cmd->name, "device"))
+		return xb_device_main(argc - optind, argv + optind, json, ask_result, (void *)path);
 	if (!cmd->render)
 		return probe_stream(path, cmd, argv[optind + 1], json);
 	if ((fd = dial(path)) < 0)

@@ -25,6 +25,9 @@ libjansson-dev:pc:jansson
 libsqlite3-dev:pc:sqlite3
 libmicrohttpd-dev:pc:libmicrohttpd
 libssl-dev:pc:libcrypto
+libqrencode-dev:pc:libqrencode
+libpng-dev:pc:libpng
+zbar-tools:cmd:zbarimg
 iproute2:cmd:ip
 iputils-ping:cmd:ping
 nftables:cmd:nft

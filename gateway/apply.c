@@ -152,8 +152,19 @@ static int devif_conf(struct wg_conf *c, const struct xb_policy *old, const stru
 	for (size_t i = 0; i < p->n_devices; i++) {
 		const struct xb_device *dv = &p->devices[i];
 		const struct xb_device *was = old ? xb_policy_device_by_key(old, dv->public_key) : NULL;
+		struct wg_peer_conf *pc;
 
-		if (was && same_addresses(was, dv))
+		/* An expired device has no peer (gateway/enrol.h): was && the
+		 * old one live is the only case with a peer to remove. */
+		if (was && was->expired)
+			was = NULL;
+		if (dv->expired && was) {
+			if (!(pc = wg_conf_add_peer(c)))
+				return ENOMEM;
+			memcpy(pc->public_key, dv->public_key, WG_KEY_LEN);
+			pc->remove = true;
+		}
+		if (dv->expired || (was && same_addresses(was, dv)))
 			continue;
 		if (!device_peer(c, dv, !was))
 			return ENOMEM;
@@ -161,7 +172,7 @@ static int devif_conf(struct wg_conf *c, const struct xb_policy *old, const stru
 	for (size_t i = 0; old && i < old->n_devices; i++) {
 		struct wg_peer_conf *pc;
 
-		if (xb_policy_device_by_key(p, old->devices[i].public_key))
+		if (old->devices[i].expired || xb_policy_device_by_key(p, old->devices[i].public_key))
 			continue;
 		if (!(pc = wg_conf_add_peer(c)))
 			return ENOMEM;

@@ -1,5 +1,6 @@
 /* xborderd's life: start, the event loop, reload, stop. See daemon.h. */
 #include "gateway/daemon.h"
+#include "gateway/enrol.h"
 #include "gateway/control.h"
 #include "gateway/conntrack.h"
 #include "gateway/health.h"
@@ -101,6 +102,7 @@ int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
 	memset(out, 0, sizeof(*out));
 	if (!(out->policy = xb_policy_load(path, errs)))
 		return -1;
+	xb_enrol_judge(out->policy, time(NULL));
 	if (use_state && !(state = state_file(out->policy)))
 		errs->oom = true;
 	else if (xb_policy_allocate(out->policy, state, errs) == 0 &&
@@ -622,6 +624,7 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	watch_dns_udp(d);
 	xb_policy_wipe_keys(old);
 	cut_moved(old, n.policy);
+	xb_enrol_cut_expired(old, n.policy);
 	save_addresses(n.policy);
 	xb_plan_free(&d->plan);
 	d->plan = n.plan;
@@ -692,6 +695,7 @@ static void on_tick(struct xb_daemon *d)
 		xb_prt_tick(d->prt);
 	if (d->metrics)
 		xb_metrics_process(d->metrics);	/* its connection timeouts */
+	xb_enrol_tick(d);
 }
 
 static void stall_note(struct xb_daemon *d, uint64_t t0)

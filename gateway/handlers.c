@@ -1,8 +1,10 @@
 /* The control commands of xborderd (docs/control.md has the result
  * schemas; xborderctl renders them). Each handler reads the daemon's state
- * in the daemon's thread; nothing here changes it except `reload'. */
+ * in the daemon's thread; nothing here changes it except `reload' and the
+ * enrolment commands (gateway/enrol.c: the enrolment file, then a reload). */
 #include "gateway/control.h"
 #include "gateway/daemon.h"
+#include "gateway/enrol.h"
 #include "gateway/health.h"
 
 #include <arpa/inet.h>
@@ -139,6 +141,18 @@ static json_t *device_json(const struct xb_device *dv, const struct wg_peer_conf
 		"source", jsrc(&dv->src));
 }
 
+/* Expiry (gateway/enrol.h): added only to devices that have one. */
+static void device_expiry(json_t *o, const struct xb_device *dv)
+{
+	char tb[21];
+
+	if (!o || !dv->expires)
+		return;
+	xb_time_format(tb, dv->expires);
+	json_object_set_new(o, "expires", json_string(tb));
+	json_object_set_new(o, "expired", json_boolean(dv->expired));
+}
+
 static int cmd_devices(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
 {
 	struct xb_daemon *d = ctx;
@@ -161,6 +175,7 @@ static int cmd_devices(void *ctx, json_t *args, json_t **result, char **error, j
 
 			if (o && d->prt)
 				json_object_set_new(o, "posture", xb_prt_summary(d->prt, i));
+			device_expiry(o, dv);
 			json_array_append_new(a, o);
 		}
 	}
@@ -503,6 +518,10 @@ static const struct xb_ctl_command commands[] = {
 	{ "dns", cmd_dns, "the DNS service: listeners, counters per rule, cache, upstreams" },
 	{ "probe", cmd_probe, "probe results of a tunnel since a sequence number: TUNNEL [SINCE]" },
 	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },
+	/* Enrolment (gateway/enrol.c, docs/enrolment.md). */
+	{ "device", xb_enrol_cmd_show, "one device and what its wg-quick file needs: NAME" },
+	{ "device-add", xb_enrol_cmd_add, "enrol a device: NAME PUBLIC_KEY GROUPS EXPIRES" },
+	{ "device-remove", xb_enrol_cmd_remove, "remove an enrolled device: NAME" },
 };
 const struct xb_ctl_command *const xb_daemon_commands = commands;
 const size_t xb_daemon_n_commands = sizeof(commands) / sizeof(commands[0]);

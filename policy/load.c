@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const top_keys[] = {
 	"gateway", "groups", "include", "devices", "tunnels", "profiles", "mdm_keys", "rules", "dns",
@@ -124,6 +125,29 @@ static void parse_includes(struct ld *l, const config_setting_t *list, const cha
 	}
 }
 
+/* gateway.enrol_file: read like an included file after the include list;
+ * until the first `xborderctl device add' it need not exist. */
+static void parse_enrol_file(struct ld *l, const config_setting_t *gw, const char *main_top)
+{
+	const config_setting_t *m = gw ? config_setting_get_member(gw, "enrol_file") : NULL;
+	char *full;
+
+	if (!l->p->gateway.enrol_file || !m)
+		return;
+	if (!(full = xbp_join(l->dir, l->p->gateway.enrol_file))) {
+		l->oom = true;
+		return;
+	}
+	if (access(full, F_OK) == 0 || errno != ENOENT)
+		include_file(l, m, full);
+	for (size_t i = 0; i < l->p->n_files; i++)
+		if (!strcmp(l->p->files[i], full))
+			l->p->gateway.enrol_src = l->p->files[i];
+	l->top = main_top;
+	l->raw = NULL;
+	free(full);
+}
+
 static config_setting_t *section(struct ld *l, const config_setting_t *root, const char *key,
 				 bool group)
 {
@@ -165,6 +189,7 @@ static void parse_main(struct ld *l, config_t *c)
 		xbp_parse_dns(l, s);
 	if ((inc = section(l, root, "include", false)))
 		parse_includes(l, inc, main_top);
+	parse_enrol_file(l, config_setting_get_member(root, "gateway"), main_top);
 }
 
 /* The directory relative paths are taken from: as given, for messages,
@@ -270,6 +295,9 @@ void xb_policy_free(struct xb_policy *p)
 	free(p->gateway.control_socket);
 	xbp_health_free(&p->gateway, NULL);
 	free(p->gateway.state_dir);
+	free(p->gateway.enrol_file);
+	free(p->gateway.enrol_file_resolved);
+	free(p->gateway.enrol_endpoint);
 	for (size_t i = 0; i < p->n_groups; i++)
 		free(p->groups[i].name);
 	for (size_t i = 0; i < p->n_devices; i++) {

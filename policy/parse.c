@@ -18,10 +18,11 @@ static const char *const gateway_keys[] = {
 	"interface", "listen_port", "private_key_file", "pool4", "pool6", "address4",
 	"address6", "dns_port", "posture_port", "posture_admin", "posture_limits",
 	"control_socket", "state_dir",
-	"metrics", "notify_command", "notify_webhook", "slo", "address_quarantine", NULL
+	"metrics", "notify_command", "notify_webhook", "slo", "address_quarantine",
+	"enrol_file", "enrol_endpoint", NULL
 };
 static const char *const device_keys[] = {
-	"name", "public_key", "groups", "address4", "address6", NULL
+	"name", "public_key", "groups", "address4", "address6", "expires", NULL
 };
 
 static const char *fam_name(int family)
@@ -182,6 +183,31 @@ static void parse_interface(struct ld *l, const config_setting_t *s, struct xb_g
 		strcpy(g->interface, v);
 }
 
+/* enrol_file: a relative or absolute file name (not a pattern: the daemon
+ * writes it); enrol_endpoint: HOST:PORT as a device's Endpoint. */
+static void parse_enrol(struct ld *l, const config_setting_t *s, struct xb_gateway *g)
+{
+	const char *f = xbp_get_str(l, s, "enrol_file", "gateway", NULL);
+	const char *e = xbp_get_str(l, s, "enrol_endpoint", "gateway", NULL);
+	char qb[QUOTE_MAX + 4];
+	struct xb_tunnel t = { 0 };
+
+	if (f && (!*f || strpbrk(f, "*?[") || f[strlen(f) - 1] == '/'))
+		xbp_err(l, config_setting_get_member(s, "enrol_file"),
+			"gateway: enrol_file `%s' is not a file name (no wildcards)", xbp_quote(qb, f));
+	else if (f) {
+		g->enrol_file = xbp_strdup(l, f);
+		g->enrol_file_resolved = xbp_join(l->p->dir, f);
+		l->oom |= !g->enrol_file_resolved;
+	}
+	if (e && !xbp_endpoint_parse(&t, e))
+		xbp_err(l, config_setting_get_member(s, "enrol_endpoint"),
+			"gateway: enrol_endpoint `%s' is not host:port", xbp_quote(qb, e));
+	else if (e)
+		g->enrol_endpoint = xbp_strdup(l, e);
+	free(t.endpoint_host);
+}
+
 void xbp_parse_gateway(struct ld *l, const config_setting_t *s)
 {
 	struct xb_gateway *g = &l->p->gateway;
@@ -212,6 +238,7 @@ void xbp_parse_gateway(struct ld *l, const config_setting_t *s)
 	if (xbp_get_int(l, s, "address_quarantine", "gateway", 0, 30 * 86400, &v))
 		g->address_quarantine = (unsigned)v;
 	xbp_parse_health(l, s, g);
+	parse_enrol(l, s, g);
 }
 
 void xbp_parse_groups(struct ld *l, const config_setting_t *s)
@@ -278,6 +305,11 @@ static void parse_device(struct ld *l, const config_setting_t *s, void *obj, int
 	parse_dev_addr(l, s, what, AF_INET6, &d->address6, &d->fixed6, &d->address6_line);
 	d->has4 = d->fixed4;
 	d->has6 = d->fixed6;
+	if ((key = xbp_get_str(l, s, "expires", what, &d->expires_line)) &&
+	    !xb_time_parse(key, &d->expires))
+		xbp_err(l, config_setting_get_member(s, "expires"),
+			"%s: expires `%s' is not a time like \"2027-01-31T00:00:00Z\" (RFC 3339, UTC "
+			"or with an offset)", what, xbp_quote(qb, key));
 }
 
 /* Devices are kept even when something in them is wrong, so that the

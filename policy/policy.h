@@ -101,6 +101,15 @@ struct xb_gateway {
 	size_t n_notify_command;
 	char *notify_webhook;
 	double slo;
+	/* Enrolment (docs/enrolment.md): enrol_file names the devices file
+	 * `xborderctl device add' writes (relative to the policy's directory;
+	 * NULL: enrolment off); read like an `include' file, a missing one is
+	 * empty. enrol_endpoint ("HOST:PORT") is what devices' wg-quick files
+	 * give as the gateway's Endpoint. */
+	char *enrol_file;
+	char *enrol_file_resolved;		/* absolute */
+	const char *enrol_src;			/* its xb_src.file when read, else NULL */
+	char *enrol_endpoint;
 	unsigned pool4_line, pool6_line, listen_port_line, dns_port_line, posture_port_line;
 	unsigned posture_admin_line;
 };
@@ -122,7 +131,13 @@ struct xb_device {
 	bool has4, has6, fixed4, fixed6;
 	struct in_addr address4;
 	struct in6_addr address6;
-	unsigned key_line, address4_line, address6_line;
+	/* expires: Unix seconds from which the device is refused (0: never),
+	 * written as an RFC 3339 time. expired: the daemon's judgement of it
+	 * as applied to the device interface (xb_device_expired at the last
+	 * apply or expiry tick); false in a freshly loaded policy. */
+	int64_t expires;
+	bool expired;
+	unsigned key_line, address4_line, address6_line, expires_line;
 };
 
 enum xb_tunnel_type { XB_TUNNEL_WIREGUARD, XB_TUNNEL_GRE };
@@ -431,6 +446,15 @@ struct xb_policy {
 	struct xb_dns dns;
 	struct xb_index *index;		/* name, key and address lookups */
 };
+
+/* Expiry (policy/expiry.c). An RFC 3339 time, "2027-01-31T00:00:00Z" or
+ * with an offset "+08:00", seconds only (no fractions), as Unix seconds;
+ * false when s is not one. */
+bool xb_time_parse(const char *s, int64_t *out);
+/* "YYYY-MM-DDTHH:MM:SSZ" (21 bytes with the NUL). */
+void xb_time_format(char buf[static 21], int64_t t);
+/* Whether dv is refused at now: it has an expiry and now is at or after it. */
+bool xb_device_expired(const struct xb_device *dv, int64_t now);
 
 /* Errors as "FILE:LINE: message". */
 struct xb_error {

@@ -154,6 +154,12 @@ static void print_gateway(const struct xb_gateway *g, FILE *out)
 	kv_str(out, in, "control_socket", g->control_socket, "\n");
 	kv_str(out, in, "state_dir", g->state_dir, "\n");
 	fprintf(out, "  address_quarantine = %u;\n", g->address_quarantine);
+	/* The enrolment file's devices are printed inline below: naming the
+	 * file as well would read them twice. */
+	if (g->enrol_file)
+		fprintf(out, "  # enrol_file = \"%s\";  (its devices are inline below)\n", g->enrol_file);
+	if (g->enrol_endpoint)
+		kv_str(out, in, "enrol_endpoint", g->enrol_endpoint, "\n");
 	xbp_print_health(g, out);
 	fputs("};\n", out);
 }
@@ -177,6 +183,12 @@ static void print_devices(const struct xb_policy *p, FILE *out)
 			kv_addr(out, " ", "address4", AF_INET, &d->address4, "");
 		if (d->fixed6)
 			kv_addr(out, " ", "address6", AF_INET6, &d->address6, "");
+		if (d->expires) {
+			char tb[21];
+
+			xb_time_format(tb, d->expires);
+			fprintf(out, " expires = \"%s\";", tb);
+		}
 		fputs(i + 1 < p->n_devices ? " },\n" : " }\n", out);
 	}
 	fputs(");\n", out);

@@ -20,7 +20,7 @@ BIN=${XB_BUILD:-$ROOT/build}/bin
 RUN=/run/xborder-demo
 POLICY=$ROOT/deploy/examples/demo.conf
 KEYS=$ROOT/deploy/demo/keys
-NSS="alice bob hk wan1 wan2 cmi ctg cn"
+NSS="alice bob carol hk wan1 wan2 cmi ctg cn"
 CHECK=0 FAILED=0 PASSED=0
 
 case ${1:-} in
@@ -79,7 +79,8 @@ clean() {
 		ip netns del "xbdemo-$ns" 2>/dev/null
 	done
 	rm -f /var/run/wireguard/xb-dev.sock /var/run/wireguard/xb-cmi.sock \
-		/var/run/wireguard/alice-wg.sock /var/run/wireguard/bob-wg.sock /var/run/wireguard/cmi-hk.sock
+		/var/run/wireguard/alice-wg.sock /var/run/wireguard/bob-wg.sock \
+		/var/run/wireguard/carol-wg.sock /var/run/wireguard/cmi-hk.sock
 	rm -rf "$RUN"
 }
 
@@ -121,6 +122,7 @@ step "Building the world: devices, the Hong Kong gateway, two partners, the main
 for ns in $NSS; do ip netns add "xbdemo-$ns" && nq "$ns" ip link set lo up; done
 veth alice eth0 hk ea;  addr alice eth0 192.0.2.1/30; addr hk ea 192.0.2.2/30
 veth bob eth0 hk eb;    addr bob eth0 192.0.2.5/30;   addr hk eb 192.0.2.6/30
+veth carol eth0 hk ec;  addr carol eth0 192.0.2.33/30; addr hk ec 192.0.2.34/30
 veth hk ew1 wan1 w-hk;  addr hk ew1 192.0.2.9/30;     addr wan1 w-hk 192.0.2.10/30
 veth wan1 w-cn cmi eh;  addr wan1 w-cn 192.0.2.13/30; addr cmi eh 192.0.2.14/30
 veth hk ew2 wan2 w-hk;  addr hk ew2 192.0.2.17/30;    addr wan2 w-hk 192.0.2.18/30
@@ -193,6 +195,24 @@ wait_for 5000 nq bob ping -c 1 -W 1 198.51.100.1
 
 step "Devices connect over WireGuard; the gateway knows them by their keys"
 show hk wg show xb-dev
+pause
+
+# ---------------------------------------------------------------- enrolment
+step "Enrolling a third device: carol's tablet, with one command"
+say "xborderctl makes the key pair, the daemon adds the device to its enrolment file and reloads;"
+say "the wg-quick file (and its QR code, for a phone's WireGuard app) is all the tablet needs:"
+printf '   [hk]$ xborderctl device add carol-tablet --group finance --allowed-ips pool --qr\n'
+(umask 077; nq hk $CTL device add carol-tablet --group finance --allowed-ips pool \
+	$([ "$CHECK" = 1 ] && echo --no-qr || echo --qr) >"$RUN/carol.conf")
+sed 's/^PrivateKey = .*/PrivateKey = (secret: shown once, never stored)/; s/^/     /' "$RUN/carol.conf"
+expect "device add printed carol's wg-quick file" grep -q '^PrivateKey = ' "$RUN/carol.conf"
+bg carol carol-wg "$BIN/xborder-wg" -f -c "$RUN/carol.conf" carol-wg
+wait_for 3000 test -S /var/run/wireguard/carol-wg.sock || { echo "carol's WireGuard did not start"; exit 1; }
+nq carol ip addr add "$(sed -n 's/^Address = \([0-9.]*\).*/\1/p' "$RUN/carol.conf")/32" dev carol-wg
+nq carol ip link set carol-wg up; nq carol ip route add 198.51.100.0/24 dev carol-wg
+expect "carol's tablet, from that file alone, reaches the gateway" \
+	wait_for 5000 nq carol ping -c 1 -W 1 198.51.100.1
+show hk $CTL device show carol-tablet
 pause
 
 # ---------------------------------------------------------------- posture
