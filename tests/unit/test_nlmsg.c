@@ -138,3 +138,37 @@ TEST(link_kind_without_nul)
 	run(&m, link_cb, kind);
 	CHECK_STR(kind, "wire");
 }
+
+/* A netlink socket takes unicasts from any process that knows its port id,
+ * and sequence numbers start at the time of day: a forged "success" ack
+ * queued before the kernel's answer must not be taken for it. Here the
+ * kernel answers ENODEV (no such link); another socket in this process
+ * first sends an ack claiming success with the very sequence number. */
+TEST(reply_from_a_process_is_ignored)
+{
+	struct xb_rtnl r;
+	struct mnl_socket *evil;
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+	char buf[256], kind[16];
+	struct nlmsghdr *h;
+	struct nlmsgerr *e;
+
+	xb_test_private_netns();
+	CHECK_INT(xb_rtnl_open(&r), ==, 0);
+	CHECK((evil = mnl_socket_open(NETLINK_ROUTE)) != NULL);
+	CHECK(mnl_socket_bind(evil, 0, MNL_SOCKET_AUTOPID) == 0);
+	memset(buf, 0, sizeof(buf));
+	h = mnl_nlmsg_put_header(buf);
+	h->nlmsg_type = NLMSG_ERROR;
+	h->nlmsg_seq = r.nl.seq + 1;	/* the next one */
+	e = mnl_nlmsg_put_extra_header(h, sizeof(*e));
+	e->error = 0;
+	e->msg.nlmsg_seq = h->nlmsg_seq;
+	to.nl_pid = r.nl.portid;
+	CHECK(sendto(mnl_socket_get_fd(evil), h, h->nlmsg_len, 0, (struct sockaddr *)&to,
+		     sizeof(to)) == (ssize_t)h->nlmsg_len);
+	CHECK_INT(xb_rtnl_link_kind(&r, 0x7ffffff0, kind), ==, -ENODEV);
+	CHECK_INT(r.nl.foreign, ==, 1);
+	mnl_socket_close(evil);
+	xb_rtnl_close(&r);
+}
