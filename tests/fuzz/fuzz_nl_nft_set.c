@@ -6,6 +6,7 @@
 #include "gateway/netlink.c"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
