@@ -694,7 +694,7 @@ void xb_apply_sweep(struct xb_daemon *d)
 {
 	int e;
 
-	if (d->rtnl.nl && (e = xb_rtnl_sweep(&d->rtnl, XB_RULE_PRIO, XB_RULE_PRIO + XB_PATHS_MAX,
+	if (xb_nl_is_open(&d->rtnl.nl) && (e = xb_rtnl_sweep(&d->rtnl, XB_RULE_PRIO, XB_RULE_PRIO + XB_PATHS_MAX,
 					     XB_TABLE_BASE, XB_TABLE_BASE + XB_PATHS_MAX)) < 0)
 		log_warnx("removing routes and rules: %s", strerror(-e));
 }

@@ -12,7 +12,6 @@
  * destination). Deletions never run while a dump is in flight.
  */
 #include "gateway/conntrack.h"
-#include "gateway/nlmsg.h"
 
 #include <errno.h>
 #include <libmnl/libmnl.h>
@@ -23,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #define TUPLE_MAX 256	/* bytes of a CTA_TUPLE_ORIG payload we copy */
 
@@ -57,29 +55,9 @@ struct dump {
 	bool more;		/* matches beyond XB_CT_BATCH */
 };
 
-int xb_ct_open(struct xb_ct *c)
-{
-	c->nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!c->nl)
-		return -errno;
-	if (mnl_socket_bind(c->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
+int xb_ct_open(struct xb_ct *c) { return xb_nl_open(&c->nl, NETLINK_NETFILTER, 0); }
 
-		mnl_socket_close(c->nl);
-		c->nl = NULL;
-		return -e;
-	}
-	c->portid = mnl_socket_get_portid(c->nl);
-	c->seq = (uint32_t)time(NULL);
-	return 0;
-}
-
-void xb_ct_close(struct xb_ct *c)
-{
-	if (c->nl)
-		mnl_socket_close(c->nl);
-	c->nl = NULL;
-}
+void xb_ct_close(struct xb_ct *c) { xb_nl_close(&c->nl); }
 
 static struct nlmsghdr *request(char *buf, int family, uint16_t type, uint16_t flags)
 {
@@ -93,27 +71,6 @@ static struct nlmsghdr *request(char *buf, int family, uint16_t type, uint16_t f
 	g->version = NFNETLINK_V0;
 	g->res_id = 0;
 	return nlh;
-}
-
-/* Sends nlh and reads until its ack or the dump's end. */
-static int talk(struct xb_ct *c, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
-{
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	uint32_t seq = nlh->nlmsg_seq = ++c->seq;
-	int ret;
-
-	if (mnl_socket_sendto(c->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	for (;;) {
-		ret = (int)mnl_socket_recvfrom(c->nl, buf, sizeof(buf));
-		if (ret < 0)
-			return -errno;
-		ret = xb_nlmsg_run(buf, (size_t)ret, seq, c->portid, cb, data);
-		if (ret < 0)
-			return -errno;
-		if (ret == MNL_CB_STOP)
-			return 0;
-	}
 }
 
 /* The nested attribute of type t directly inside a, or NULL. */
@@ -226,7 +183,7 @@ static int delete(struct xb_ct *c, int family, const struct victim *v)
 		mnl_attr_put(nlh, CTA_ZONE, 2, &v->zone);
 	if (v->has_id)
 		mnl_attr_put(nlh, CTA_ID, 4, &v->id);
-	ret = talk(c, nlh, NULL, NULL);
+	ret = xb_nl_request(&c->nl, nlh, NULL, NULL);
 	return ret == -ENOENT ? 0 : ret < 0 ? ret : 1;
 }
 
@@ -242,7 +199,7 @@ static int dump(struct xb_ct *c, int family, bool filter, char *buf, struct dump
 	/* IPv6: Linux 6.18 answers a filtered dump with nothing (seen in
 	 * test_conntrack), so IPv6 gets the whole table. */
 	if (filter && !no_filter && family == AF_INET) {
-		nlh = request(buf, family, IPCTNL_MSG_CT_GET, NLM_F_DUMP);
+		nlh = request(buf, family, IPCTNL_MSG_CT_GET, 0);
 		t = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
 		ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
 		mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, addr);
@@ -252,14 +209,14 @@ static int dump(struct xb_ct *c, int family, bool filter, char *buf, struct dump
 		mnl_attr_put_u32(nlh, CTA_FILTER_ORIG_FLAGS, CT_FILTER_IP_SRC);
 		mnl_attr_put_u32(nlh, CTA_FILTER_REPLY_FLAGS, 0);
 		mnl_attr_nest_end(nlh, f);
-		ret = talk(c, nlh, entry_cb, d);
+		ret = xb_nl_dump(&c->nl, nlh, entry_cb, d);
 		if (ret != -EOPNOTSUPP && ret != -EINVAL)
 			return ret;
 		no_filter = true;	/* an old kernel: filter ourselves */
 		d->n = 0;
 		d->more = false;
 	}
-	return talk(c, request(buf, family, IPCTNL_MSG_CT_GET, NLM_F_DUMP), entry_cb, d);
+	return xb_nl_dump(&c->nl, request(buf, family, IPCTNL_MSG_CT_GET, 0), entry_cb, d);
 }
 
 /* The number of entries in the table (this namespace's), or -1. */
@@ -268,7 +225,8 @@ static long count(struct xb_ct *c)
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	long n = -1;
 
-	if (talk(c, request(buf, AF_UNSPEC, IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK), stats_cb, &n) < 0)
+	if (xb_nl_request(&c->nl, request(buf, AF_UNSPEC, IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK), stats_cb,
+			  &n) < 0)
 		return -1;
 	return n;
 }

@@ -8,15 +8,13 @@
 #ifndef XB_CONNTRACK_H
 #define XB_CONNTRACK_H
 
+#include "gateway/netlink.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-struct mnl_socket;
-
 struct xb_ct {
-	struct mnl_socket *nl;
-	uint32_t portid;
-	uint32_t seq;
+	struct xb_nl nl;
 };
 
 /* Entries deleted per dump; more matching entries mean another dump

@@ -1,6 +1,5 @@
 /* Set elements through netfilter netlink; see nft_set.h. */
 #include "gateway/nft_set.h"
-#include "gateway/nlmsg.h"
 
 #include "common/log.h"
 #include "policy/compile.h"
@@ -13,9 +12,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <time.h>
 
 /* Newer than Debian 12's kernel headers (Linux 6.3): delete an element
  * that may be absent without failing the transaction. */
@@ -28,32 +24,30 @@
 
 int xb_nftset_open(struct xb_nftset *s)
 {
+	int e;
+
 	memset(s, 0, sizeof(*s));
 	if (!(s->buf = malloc(BATCH_MAX)))
 		return -ENOMEM;
-	s->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-	if (!s->nl || mnl_socket_bind(s->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
-
+	if ((e = xb_nl_open(&s->nl, NETLINK_NETFILTER, 0)) < 0) {
 		xb_nftset_close(s);
-		return -e;
+		return e;
 	}
-	struct timeval tv = { 1, 0 };
-
 	/* Bounded: an answer the kernel never sends fails the call after 1 s. */
-	setsockopt(mnl_socket_get_fd(s->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	s->portid = mnl_socket_get_portid(s->nl);
-	s->seq = (uint32_t)time(NULL);
+	(void)xb_nl_timeout(&s->nl, 1000);
 	return 0;
 }
 
 void xb_nftset_close(struct xb_nftset *s)
 {
-	if (s->nl)
-		mnl_socket_close(s->nl);
+	xb_nl_close(&s->nl);
 	free(s->buf);
-	s->nl = NULL;
 	s->buf = NULL;
+}
+
+static uint32_t next(struct xb_nftset *s)
+{
+	return xb_nl_next_seq(&s->nl);
 }
 
 static struct nlmsghdr *put_msg(struct mnl_nlmsg_batch *b, uint16_t type, uint16_t flags,
@@ -99,65 +93,16 @@ static bool put_elems(struct mnl_nlmsg_batch *b, uint16_t msg, uint16_t flags, u
 	return mnl_nlmsg_batch_next(b);
 }
 
-/* Answers left from an earlier call (one that timed out) must not be taken
- * for this one's. */
-static void drain(struct xb_nftset *s)
-{
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-
-	for (int i = 0; i < 64; i++)
-		if (recv(mnl_socket_get_fd(s->nl), buf, sizeof(buf), MSG_DONTWAIT) < 0)
-			break;
-}
-
-/* One read of answers, n octets: the first error among the answers to
- * [first, last] goes to *err (when it holds none yet); true once the answer
- * to `last' is among them. Other messages, and answers too short to hold
- * an error, are ignored. */
-static bool acks(const char *buf, int n, uint32_t first, uint32_t last, int *err)
-{
-	bool done = false;
-
-	if (!xb_nlmsg_lengths_ok(buf, (size_t)n))
-		return false;	/* unreadable: the timeout ends the wait */
-	for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(h, n);
-	     h = mnl_nlmsg_next(h, &n)) {
-		const struct nlmsgerr *e;
-
-		if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first || h->nlmsg_seq > last ||
-		    mnl_nlmsg_get_payload_len(h) < sizeof(*e))
-			continue;
-		e = mnl_nlmsg_get_payload(h);
-		if (e->error && !*err)
-			*err = e->error;
-		if (h->nlmsg_seq == last)
-			done = true;
-	}
-	return done;
-}
-
 /* Sends the batch and reads the answers: the kernel sends an ack or an
  * error for every acked message, failed batch or not. Returns 0 or the
  * first error, after the answer to `last' (bounded by the socket's 1 s
- * receive timeout). Answers outside [first, last] are ignored. */
+ * receive timeout). Answers left from an earlier call (one that timed out)
+ * are dropped first, so as not to be taken for this one's. */
 static int exchange(struct xb_nftset *s, struct mnl_nlmsg_batch *b, uint32_t first, uint32_t last)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	bool done = false;
-	int err = 0;
-
-	drain(s);
+	xb_nl_drain(&s->nl);
 	s->batches++;
-	if (mnl_socket_sendto(s->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0)
-		return -errno;
-	while (!done) {
-		ssize_t got = mnl_socket_recvfrom(s->nl, buf, sizeof(buf));
-
-		if (got < 0)
-			return err ? err : -errno;
-		done = acks(buf, (int)got, first, last, &err);
-	}
-	return err;
+	return xb_nl_batch(&s->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b), first, last);
 }
 
 static int run(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v, size_t n,
@@ -167,23 +112,23 @@ static int run(struct xb_nftset *s, const char *set, const struct xb_nftset_elem
 	uint32_t first, last;
 	int err;
 
-	if (!s->nl || n > ELEMS_MAX)
-		return s->nl ? -E2BIG : -EBADF;
+	if (!xb_nl_is_open(&s->nl) || n > ELEMS_MAX)
+		return xb_nl_is_open(&s->nl) ? -E2BIG : -EBADF;
 	if (!n)
 		return 0;
 	if (!(b = mnl_nlmsg_batch_start(s->buf, BATCH_MAX)))
 		return -ENOMEM;
-	put_msg(b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, s->seq++);
+	put_msg(b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, next(s));
 	mnl_nlmsg_batch_next(b);
-	first = s->seq;
-	if ((destroy && !put_elems(b, NFT_MSG_DESTROYSETELEM, NLM_F_ACK, s->seq++, set, v, n, false)) ||
-	    (add && !put_elems(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_ACK, s->seq++, set, v, n,
+	first = s->nl.seq + 1;
+	if ((destroy && !put_elems(b, NFT_MSG_DESTROYSETELEM, NLM_F_ACK, next(s), set, v, n, false)) ||
+	    (add && !put_elems(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_ACK, next(s), set, v, n,
 			       true))) {
 		mnl_nlmsg_batch_stop(b);
 		return -E2BIG;
 	}
-	last = s->seq - 1;
-	put_msg(b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, s->seq++);
+	last = s->nl.seq;
+	put_msg(b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, next(s));
 	mnl_nlmsg_batch_next(b);
 	err = exchange(s, b, first, last);
 	mnl_nlmsg_batch_stop(b);
@@ -236,15 +181,15 @@ static int apply_some(struct xb_nftset *s, const struct xb_nftset_op *ops, size_
 
 	if (!(b = mnl_nlmsg_batch_start(s->buf, BATCH_MAX)))
 		return -ENOMEM;
-	put_msg(b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, s->seq++);
+	put_msg(b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, next(s));
 	mnl_nlmsg_batch_next(b);
-	first = s->seq;
+	first = s->nl.seq + 1;
 	for (size_t i = 0; i < n && room; i++)
 		room = put_elems(b, ops[i].add ? NFT_MSG_NEWSETELEM : NFT_MSG_DESTROYSETELEM,
-				 (ops[i].add ? NLM_F_CREATE : 0) | NLM_F_ACK, s->seq++, ops[i].set,
+				 (ops[i].add ? NLM_F_CREATE : 0) | NLM_F_ACK, next(s), ops[i].set,
 				 &ops[i].e, 1, false);
-	last = s->seq - 1;
-	put_msg(b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, s->seq++);
+	last = s->nl.seq;
+	put_msg(b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, next(s));
 	if (!room || !mnl_nlmsg_batch_next(b)) {
 		mnl_nlmsg_batch_stop(b);
 		return -E2BIG;
@@ -258,7 +203,7 @@ static int apply_some(struct xb_nftset *s, const struct xb_nftset_op *ops, size_
 
 int xb_nftset_apply(struct xb_nftset *s, const struct xb_nftset_op *ops, size_t n)
 {
-	if (!s->nl)
+	if (!xb_nl_is_open(&s->nl))
 		return -EBADF;
 	for (size_t at = 0; at < n; at += XB_NFTSET_OPS) {
 		int err = apply_some(s, ops + at, n - at < XB_NFTSET_OPS ? n - at : XB_NFTSET_OPS);

@@ -18,15 +18,14 @@
 #ifndef XB_NFT_SET_H
 #define XB_NFT_SET_H
 
+#include "gateway/netlink.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct mnl_socket;
-
 struct xb_nftset {
-	struct mnl_socket *nl;
-	uint32_t seq, portid;
+	struct xb_nl nl;
 	char *buf;		/* one batch */
 	unsigned long batches, failures;
 };

@@ -3,9 +3,8 @@
  * libmnl's mnl_nlmsg_ok() compares (int)nlmsg_len with what is left, so a
  * message claiming 2^31 octets or more passes it; mnl_nlmsg_next() then
  * steps that far past the buffer and the next header read faults. The
- * kernel sends no such message, but a netlink socket also takes unicasts
- * from other processes that know its port id, and mnl_socket_recvfrom()
- * does not say who sent what it read. Every read is checked with
+ * kernel sends no such message, and the client (netlink.h) reads only
+ * the kernel's datagrams; still, every read is checked with
  * xb_nlmsg_lengths_ok() before libmnl walks it.
  */
 #ifndef XB_GATEWAY_NLMSG_H

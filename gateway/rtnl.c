@@ -1,6 +1,5 @@
 /* rtnetlink requests; see rtnl.h. */
 #include "gateway/rtnl.h"
-#include "gateway/nlmsg.h"
 
 #include <errno.h>
 #include <libmnl/libmnl.h>
@@ -10,56 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-int xb_rtnl_open(struct xb_rtnl *r)
-{
-	r->nl = mnl_socket_open(NETLINK_ROUTE);
-	if (!r->nl)
-		return -errno;
-	if (mnl_socket_bind(r->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
-		mnl_socket_close(r->nl);
-		r->nl = NULL;
-		return -e;
-	}
-	r->portid = mnl_socket_get_portid(r->nl);
-	r->seq = (uint32_t)time(NULL);
-	return 0;
-}
+int xb_rtnl_open(struct xb_rtnl *r) { return xb_nl_open(&r->nl, NETLINK_ROUTE, 0); }
 
-void xb_rtnl_close(struct xb_rtnl *r)
-{
-	if (r->nl)
-		mnl_socket_close(r->nl);
-	r->nl = NULL;
-}
+void xb_rtnl_close(struct xb_rtnl *r) { xb_nl_close(&r->nl); }
 
 unsigned xb_rtnl_ifindex(const char *ifname) { return if_nametoindex(ifname); }
 
-/* Send one request and wait for its acknowledgement (or its dump's end,
- * calling cb for each message). */
-static int talk(struct xb_rtnl *r, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+int xb_rtnl_send(struct xb_rtnl *r, struct nlmsghdr *nlh)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	uint32_t seq = nlh->nlmsg_seq = ++r->seq;
-	int ret;
-
-	if (mnl_socket_sendto(r->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	for (;;) {
-		ret = (int)mnl_socket_recvfrom(r->nl, buf, sizeof(buf));
-		if (ret < 0)
-			return -errno;
-		ret = xb_nlmsg_run(buf, (size_t)ret, seq, r->portid, cb, data);
-		if (ret < 0)
-			return -errno;
-		if (ret == MNL_CB_STOP)
-			return 0;
-	}
+	return xb_nl_request(&r->nl, nlh, NULL, NULL);
 }
-
-int xb_rtnl_send(struct xb_rtnl *r, struct nlmsghdr *nlh) { return talk(r, nlh, NULL, NULL); }
 
 static struct nlmsghdr *request(char *buf, uint16_t type, uint16_t flags)
 {
@@ -82,7 +42,7 @@ static int link_change(struct xb_rtnl *r, unsigned ifindex, unsigned flags, unsi
 	ifi->ifi_change = change;
 	if (mtu)
 		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
-	return talk(r, nlh, NULL, NULL);
+	return xb_nl_request(&r->nl, nlh, NULL, NULL);
 }
 
 int xb_rtnl_link_up(struct xb_rtnl *r, unsigned ifindex, bool up)
@@ -103,7 +63,7 @@ int xb_rtnl_link_del(struct xb_rtnl *r, unsigned ifindex)
 
 	ifi->ifi_family = AF_UNSPEC;
 	ifi->ifi_index = (int)ifindex;
-	return talk(r, nlh, NULL, NULL);
+	return xb_nl_request(&r->nl, nlh, NULL, NULL);
 }
 
 int xb_rtnl_link_add(struct xb_rtnl *r, const char *ifname, const char *kind)
@@ -118,7 +78,7 @@ int xb_rtnl_link_add(struct xb_rtnl *r, const char *ifname, const char *kind)
 	info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, kind);
 	mnl_attr_nest_end(nlh, info);
-	return talk(r, nlh, NULL, NULL);
+	return xb_nl_request(&r->nl, nlh, NULL, NULL);
 }
 
 static size_t addr_len(sa_family_t family) { return family == AF_INET ? 4 : 16; }
@@ -138,7 +98,7 @@ int xb_rtnl_addr(struct xb_rtnl *r, bool add, unsigned ifindex, const struct wg_
 	ifa->ifa_flags = p->family == AF_INET6 ? IFA_F_NODAD : 0;
 	mnl_attr_put(nlh, IFA_LOCAL, addr_len(p->family), p->addr);
 	mnl_attr_put(nlh, IFA_ADDRESS, addr_len(p->family), p->addr);
-	ret = talk(r, nlh, NULL, NULL);
+	ret = xb_nl_request(&r->nl, nlh, NULL, NULL);
 	if ((add && ret == -EEXIST) || (!add && ret == -EADDRNOTAVAIL))
 		return 0;
 	return ret;
@@ -167,7 +127,7 @@ int xb_rtnl_route(struct xb_rtnl *r, bool add, const struct xb_route *rt)
 		mnl_attr_put(nlh, RTA_GATEWAY, addr_len(rt->dst.family), rt->gw);
 	if (rt->metric)
 		mnl_attr_put_u32(nlh, RTA_PRIORITY, rt->metric);
-	ret = talk(r, nlh, NULL, NULL);
+	ret = xb_nl_request(&r->nl, nlh, NULL, NULL);
 	return !add && ret == -ESRCH ? 0 : ret;
 }
 
@@ -186,7 +146,7 @@ int xb_rtnl_rule(struct xb_rtnl *r, bool add, const struct xb_iprule *rule)
 	mnl_attr_put_u32(nlh, FRA_PRIORITY, rule->priority);
 	mnl_attr_put_u32(nlh, FRA_FWMARK, rule->fwmark);
 	mnl_attr_put_u32(nlh, FRA_FWMASK, rule->mask);
-	ret = talk(r, nlh, NULL, NULL);
+	ret = xb_nl_request(&r->nl, nlh, NULL, NULL);
 	if ((add && ret == -EEXIST) || (!add && ret == -ENOENT))
 		return 0;
 	return ret;
@@ -289,10 +249,10 @@ static int dump(struct xb_rtnl *r, uint16_t type, sa_family_t family, mnl_cb_t c
 	struct rtmsg *rtm;
 
 	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = family;
-	return talk(r, nlh, cb, s);
+	return xb_nl_dump(&r->nl, nlh, cb, s);
 }
 
 int xb_rtnl_sweep(struct xb_rtnl *r, uint32_t lo, uint32_t hi, uint32_t tlo, uint32_t thi)
@@ -349,5 +309,5 @@ int xb_rtnl_link_kind(struct xb_rtnl *r, unsigned ifindex, char kind[static 16])
 	kind[0] = '\0';
 	ifi->ifi_family = AF_UNSPEC;
 	ifi->ifi_index = (int)ifindex;
-	return talk(r, nlh, link_cb, kind);
+	return xb_nl_request(&r->nl, nlh, link_cb, kind);
 }

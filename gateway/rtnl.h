@@ -8,18 +8,16 @@
 #ifndef XB_RTNL_H
 #define XB_RTNL_H
 
+#include "gateway/netlink.h"
 #include "tunnel/wgconf.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-struct mnl_socket;
 struct nlmsghdr;
 
 struct xb_rtnl {
-	struct mnl_socket *nl;
-	uint32_t portid;
-	uint32_t seq;
+	struct xb_nl nl;
 };
 
 int xb_rtnl_open(struct xb_rtnl *r);

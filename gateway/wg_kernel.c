@@ -12,7 +12,7 @@
  * Not exercised on the development machines (their kernel has no
  * WireGuard); the backend tests skip there with the reason.
  */
-#include "gateway/nlmsg.h"
+#include "gateway/netlink.h"
 #include "gateway/wgif.h"
 
 #include <errno.h>
@@ -22,13 +22,11 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BUF_LEN MNL_SOCKET_BUFFER_SIZE
 
 struct genl {
-	struct mnl_socket *nl;
-	uint32_t portid, seq;
+	struct xb_nl nl;
 	uint16_t family;
 };
 
@@ -44,44 +42,26 @@ static int family_msg_cb(const struct nlmsghdr *nlh, void *data)
 	return mnl_attr_parse(nlh, sizeof(struct genlmsghdr), family_cb, data);
 }
 
-static struct nlmsghdr *genl_msg(struct genl *g, char *buf, uint16_t type, uint8_t cmd,
-				 uint8_t version, uint16_t flags)
+static struct nlmsghdr *genl_msg(char *buf, uint16_t type, uint8_t cmd, uint8_t version,
+				 uint16_t flags)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct genlmsghdr *gh;
 
 	nlh->nlmsg_type = type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
-	nlh->nlmsg_seq = ++g->seq;
 	gh = mnl_nlmsg_put_extra_header(nlh, sizeof(*gh));
 	gh->cmd = cmd;
 	gh->version = version;
 	return nlh;
 }
 
-/* Send and read replies until the ack or the dump's end. */
+/* Send and read replies until the ack or the dump's end: 0 or a positive
+ * errno, this file's convention (wgif.h). The client wipes what it read:
+ * replies to GET carry keys. */
 static int genl_talk(struct genl *g, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
-	char buf[BUF_LEN];
-	uint32_t seq = nlh->nlmsg_seq;
-	int ret;
-
-	if (mnl_socket_sendto(g->nl, nlh, nlh->nlmsg_len) < 0)
-		return errno;
-	for (;;) {
-		ret = (int)mnl_socket_recvfrom(g->nl, buf, sizeof(buf));
-		if (ret < 0) {
-			ret = errno;
-			break;
-		}
-		ret = xb_nlmsg_run(buf, (size_t)ret, seq, g->portid, cb, data);
-		if (ret < 0 || ret == MNL_CB_STOP) {
-			ret = ret < 0 ? (errno ? errno : EIO) : 0;
-			break;
-		}
-	}
-	sodium_memzero(buf, sizeof(buf));	/* replies to GET carry keys */
-	return ret;
+	return -xb_nl_request(&g->nl, nlh, cb, data);
 }
 
 static int genl_open(struct genl *g)
@@ -91,23 +71,15 @@ static int genl_open(struct genl *g)
 	int e;
 
 	memset(g, 0, sizeof(*g));
-	g->nl = mnl_socket_open(NETLINK_GENERIC);
-	if (!g->nl)
-		return errno;
-	if (mnl_socket_bind(g->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		e = errno;
-		mnl_socket_close(g->nl);
+	if ((e = -xb_nl_open(&g->nl, NETLINK_GENERIC, 0)))
 		return e;
-	}
-	g->portid = mnl_socket_get_portid(g->nl);
-	g->seq = (uint32_t)time(NULL);
-	nlh = genl_msg(g, buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1, NLM_F_ACK);
+	nlh = genl_msg(buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1, NLM_F_ACK);
 	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, WG_GENL_NAME);
 	e = genl_talk(g, nlh, family_msg_cb, &g->family);
 	if (!e && !g->family)
 		e = EPROTONOSUPPORT;
 	if (e)
-		mnl_socket_close(g->nl);
+		xb_nl_close(&g->nl);
 	return e;
 }
 
@@ -225,7 +197,7 @@ int xb_wgk_set(const char *ifname, const struct wg_conf *c)
 		return e;
 	}
 	do {
-		struct nlmsghdr *nlh = genl_msg(&g, buf, g.family, WG_CMD_SET_DEVICE, WG_GENL_VERSION,
+		struct nlmsghdr *nlh = genl_msg(buf, g.family, WG_CMD_SET_DEVICE, WG_GENL_VERSION,
 						NLM_F_ACK);
 		struct nlattr *peers;
 		size_t before = cur.peer, before_aip = cur.aip;
@@ -245,7 +217,7 @@ int xb_wgk_set(const char *ifname, const struct wg_conf *c)
 		}
 		e = genl_talk(&g, nlh, NULL, NULL);
 	} while (!e && cur.peer < c->n_peers);
-	mnl_socket_close(g.nl);
+	xb_nl_close(&g.nl);
 	sodium_memzero(buf, BUF_LEN);	/* keys */
 	free(buf);
 	return e;
@@ -405,10 +377,10 @@ int xb_wgk_get(const char *ifname, struct wg_conf *out)
 	memset(out, 0, sizeof(*out));
 	if ((e = genl_open(&g)))
 		return e;
-	nlh = genl_msg(&g, buf, g.family, WG_CMD_GET_DEVICE, WG_GENL_VERSION, NLM_F_ACK | NLM_F_DUMP);
+	nlh = genl_msg(buf, g.family, WG_CMD_GET_DEVICE, WG_GENL_VERSION, NLM_F_ACK);
 	mnl_attr_put_strz(nlh, WGDEVICE_A_IFNAME, ifname);
-	e = genl_talk(&g, nlh, device_msg_cb, out);
-	mnl_socket_close(g.nl);
+	e = -xb_nl_dump(&g.nl, nlh, device_msg_cb, out);
+	xb_nl_close(&g.nl);
 	if (e)
 		wg_conf_free(out);
 	return e;

@@ -1,11 +1,12 @@
-/* libFuzzer: nfnetlink answers to a batch of set updates into nft_set.c's
- * acks() (what exchange() does with each read). nft_set.c is #included for
- * its statics. Input: the answers, in a buffer of exactly their size; the
+/* libFuzzer: nfnetlink answers to a batch of set updates into netlink.c's
+ * acks() (what xb_nl_batch(), nft_set.c's exchange, does with each read).
+ * netlink.c is #included for its statics. Input: the answers, in a buffer of exactly their size; the
  * batch's sequence numbers are [100, 103]. Check: an error taken is the
  * error field of an answer in range. */
-#include "gateway/nft_set.c"
+#include "gateway/netlink.c"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

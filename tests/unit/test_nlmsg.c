@@ -1,7 +1,9 @@
 /* Netlink replies that lie: a message length past the read, messages
  * shorter than their fixed header, attributes shorter than their type, a
  * string without its NUL. Regression tests for what fuzz_nl_* found;
- * rtnl.c is #included for its parse callbacks. */
+ * rtnl.c is #included for its parse callbacks. Then the client
+ * (netlink.h) against the kernel, in a private network namespace: replies
+ * only from the kernel, error acks as -errno, a dump over several reads. */
 #include "tests/lib/check.h"
 #include "gateway/nlmsg.h"
 #include "gateway/rtnl.c"
@@ -137,4 +139,125 @@ TEST(link_kind_without_nul)
 	memset(kind, 0, sizeof(kind));
 	run(&m, link_cb, kind);
 	CHECK_STR(kind, "wire");
+}
+
+/* A netlink socket takes unicasts from any process that knows its port id,
+ * and sequence numbers start at the time of day: a forged "success" ack
+ * queued before the kernel's answer must not be taken for it. Here the
+ * kernel answers ENODEV (no such link); another socket in this process
+ * first sends an ack claiming success with the very sequence number. */
+TEST(reply_from_a_process_is_ignored)
+{
+	struct xb_rtnl r;
+	struct mnl_socket *evil;
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+	char buf[256], kind[16];
+	struct nlmsghdr *h;
+	struct nlmsgerr *e;
+
+	xb_test_private_netns();
+	CHECK_INT(xb_rtnl_open(&r), ==, 0);
+	CHECK((evil = mnl_socket_open(NETLINK_ROUTE)) != NULL);
+	CHECK(mnl_socket_bind(evil, 0, MNL_SOCKET_AUTOPID) == 0);
+	memset(buf, 0, sizeof(buf));
+	h = mnl_nlmsg_put_header(buf);
+	h->nlmsg_type = NLMSG_ERROR;
+	h->nlmsg_seq = r.nl.seq + 1;	/* the next one */
+	e = mnl_nlmsg_put_extra_header(h, sizeof(*e));
+	e->error = 0;
+	e->msg.nlmsg_seq = h->nlmsg_seq;
+	to.nl_pid = r.nl.portid;
+	CHECK(sendto(mnl_socket_get_fd(evil), h, h->nlmsg_len, 0, (struct sockaddr *)&to,
+		     sizeof(to)) == (ssize_t)h->nlmsg_len);
+	CHECK_INT(xb_rtnl_link_kind(&r, 0x7ffffff0, kind), ==, -ENODEV);
+	CHECK_INT(r.nl.foreign, ==, 1);
+	mnl_socket_close(evil);
+	xb_rtnl_close(&r);
+}
+
+/* An error ack comes back as its negative errno, from a request and from a
+ * dump; a closed client answers -EBADF. */
+TEST(error_ack_is_negative_errno)
+{
+	struct xb_nl nl = { .sock = NULL };
+	char buf[256];
+	struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifi;
+	struct ifaddrmsg *ifa;
+
+	h->nlmsg_type = RTM_GETLINK;
+	h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifi = mnl_nlmsg_put_extra_header(h, sizeof(*ifi));
+	ifi->ifi_index = 0x7ffffff0;
+	CHECK_INT(xb_nl_request(&nl, h, NULL, NULL), ==, -EBADF);
+	xb_test_private_netns();
+	CHECK_INT(xb_nl_open(&nl, NETLINK_ROUTE, 0), ==, 0);
+	CHECK(xb_nl_is_open(&nl));
+	CHECK_INT(xb_nl_request(&nl, h, NULL, NULL), ==, -ENODEV);
+	/* Deleting an address lo does not have. */
+	h = mnl_nlmsg_put_header(buf);
+	h->nlmsg_type = RTM_DELADDR;
+	h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifa = mnl_nlmsg_put_extra_header(h, sizeof(*ifa));
+	*ifa = (struct ifaddrmsg){ .ifa_family = AF_INET, .ifa_prefixlen = 32,
+				   .ifa_index = if_nametoindex("lo") };
+	mnl_attr_put(h, IFA_LOCAL, 4, "\xcb\x00\x71\x09");	/* 203.0.113.9 */
+	CHECK_INT(xb_nl_request(&nl, h, NULL, NULL), ==, -EADDRNOTAVAIL);
+	xb_nl_close(&nl);
+	CHECK(!xb_nl_is_open(&nl));
+	xb_nl_close(&nl);	/* twice is harmless */
+}
+
+struct tally {
+	unsigned ours;		/* 198.51.100.0/24 addresses seen */
+	size_t octets;
+};
+
+static int addr_tally_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct tally *t = data;
+	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *a;
+
+	t->octets += nlh->nlmsg_len;
+	if (nlh->nlmsg_type != RTM_NEWADDR || ifa->ifa_family != AF_INET)
+		return MNL_CB_OK;
+	mnl_attr_for_each(a, nlh, sizeof(*ifa))
+		if (mnl_attr_get_type(a) == IFA_LOCAL && mnl_attr_get_payload_len(a) == 4 &&
+		    memcmp(mnl_attr_get_payload(a), "\xc6\x33\x64", 3) == 0)
+			t->ours++;
+	return MNL_CB_OK;
+}
+
+/* 250 addresses on lo make a dump of some 20 000 octets: the kernel sends
+ * it in several datagrams of at most XB_NL_RECV_MAX, and every address
+ * reaches the callback once. */
+TEST(dump_over_several_reads)
+{
+	struct xb_rtnl r;
+	struct tally t = { 0, 0 };
+	char buf[256], a[32];
+	struct nlmsghdr *h;
+	struct ifaddrmsg *ifa;
+	struct wg_prefix p;
+	unsigned lo;
+
+	xb_test_private_netns();
+	CHECK_INT(xb_rtnl_open(&r), ==, 0);
+	CHECK((lo = xb_rtnl_ifindex("lo")) > 0);
+	for (int i = 1; i <= 250; i++) {
+		snprintf(a, sizeof(a), "198.51.100.%d/32", i);
+		CHECK(wg_prefix_parse(&p, a));
+		CHECK_INT(xb_rtnl_addr(&r, true, lo, &p), ==, 0);
+	}
+	h = mnl_nlmsg_put_header(buf);
+	h->nlmsg_type = RTM_GETADDR;
+	h->nlmsg_flags = NLM_F_REQUEST;
+	ifa = mnl_nlmsg_put_extra_header(h, sizeof(*ifa));
+	ifa->ifa_family = AF_INET;
+	CHECK_INT(xb_nl_dump(&r.nl, h, addr_tally_cb, &t), ==, 0);
+	CHECK_INT(t.ours, ==, 250);
+	CHECK(t.octets > 2 * XB_NL_RECV_MAX);
+	CHECK_INT(r.nl.foreign, ==, 0);
+	xb_rtnl_close(&r);
 }
