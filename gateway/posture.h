@@ -5,7 +5,7 @@
  *
  *   struct xb_report *r = xb_report_parse(body, len, err, sizeof(err));
  *   xb_posture_set_report(&state, r, now);          state owns r
- *   xb_mdm_verify(policy, &replay, body, len, sig, now.wall, &push, err, n);
+ *   why = xb_mdm_verify(policy, &replay, body, len, sig, now.wall, &push, err, n);
  *   xb_posture_push(&state, &push, now.wall);       merges the attributes
  *   n = xb_posture_eval(profile, &state, now, out, XB_POSTURE_OUT(profile), &ok);
  */
@@ -71,8 +71,12 @@ struct xb_report {
 };
 
 /* Parses a report body (JSON, at most XB_REPORT_BODY_MAX bytes). NULL with
- * a message in err ("os.version: expected a string") when it is not one. */
+ * a message in err ("os.version: expected a string") when it is not one.
+ * xb_report_from_json reads one already parsed (the endpoint parses each
+ * body once, checks its seq and nonce, then reads it into this). */
 struct xb_report *xb_report_parse(const char *body, size_t len, char *err, size_t errlen);
+struct json_t;
+struct xb_report *xb_report_from_json(const struct json_t *root, char *err, size_t errlen);
 void xb_report_free(struct xb_report *r);
 
 /* Now, on the two clocks evaluation reads, in seconds. wall (Unix time)
@@ -165,13 +169,24 @@ struct xb_mdm_push {
 	size_t n_attrs;
 };
 
+/* Why a push is refused: the step that failed. The endpoint maps each to
+ * its HTTP status (posture_rt_http.c). */
+enum xb_mdm_refusal {
+	XB_MDM_OK,
+	XB_MDM_MALFORMED,	/* not JSON, a field missing or mistyped, the cache full */
+	XB_MDM_FORBIDDEN,	/* key unknown, signature bad, time out of the window */
+	XB_MDM_REPLAYED,	/* nonce already used within the window */
+	XB_MDM_NO_DEVICE,	/* device missing or not in the policy */
+};
+
 /* Verifies and parses a push: JSON within limits, known key, valid
  * signature over the exact body bytes, time within XB_MDM_WINDOW of now,
- * nonce not seen, device in the policy. Expired attributes are dropped.
- * Returns 0, or -1 with err set (nothing recorded on failure). */
-int xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc, const char *body,
-		  size_t len, const char *sig_b64, int64_t now, struct xb_mdm_push *out,
-		  char *err, size_t errlen);
+ * nonce well-formed, device in the policy, attributes, nonce not seen.
+ * Expired attributes are dropped. Returns XB_MDM_OK, or the refusal with
+ * err set (nothing recorded on failure). */
+enum xb_mdm_refusal xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc,
+				  const char *body, size_t len, const char *sig_b64, int64_t now,
+				  struct xb_mdm_push *out, char *err, size_t errlen);
 void xb_mdm_push_free(struct xb_mdm_push *m);
 void xb_mdm_replay_free(struct xb_mdm_replay *rc);
 /* The replay cache outlives a restart through the store (posture_rt.c):

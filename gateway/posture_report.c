@@ -22,11 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parsing context: the first error wins. */
+/* Parsing context: the first error wins, and with it the refusal of
+ * the step that was being checked (stage; xb_mdm_verify sets it). */
 struct jp {
 	char *err;
 	size_t len;
 	bool failed;
+	enum xb_mdm_refusal stage, why;
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -37,6 +39,7 @@ static bool fail(struct jp *j, const char *fmt, ...)
 	if (j->failed)
 		return false;
 	j->failed = true;
+	j->why = j->stage ? j->stage : XB_MDM_MALFORMED;
 	va_start(ap, fmt);
 	vsnprintf(j->err, j->len, fmt, ap);
 	va_end(ap);
@@ -344,34 +347,51 @@ static json_t *load(struct jp *j, const char *body, size_t len)
 	return root;
 }
 
-struct xb_report *xb_report_parse(const char *body, size_t len, char *err, size_t errlen)
+/* The typed report in root (an object), or NULL (failed). */
+static struct xb_report *report(struct jp *j, const json_t *root)
 {
-	struct jp j = { err, errlen, false };
 	struct xb_report *r = calloc(1, sizeof(*r));
-	json_t *root = r ? load(&j, body, len) : NULL;
 	const json_t *agent;
 	int64_t seq;
 
 	if (!r)
-		fail(&j, "out of memory");
-	if (root && integer(&j, root, "seq", 0, &seq) && nonce(&j, root, 2, r->nonce) &&
-	    integer(&j, root, "time", 0, &r->time) && os(&j, root, r)) {
+		return fail(j, "out of memory"), NULL;
+	if (!json_is_object(root))
+		fail(j, "body: expected an object, not %s", jtype(root));
+	else if (integer(j, root, "seq", 0, &seq) && nonce(j, root, 2, r->nonce) &&
+		 integer(j, root, "time", 0, &r->time) && os(j, root, r)) {
 		r->seq = (uint64_t)seq;
-		if ((agent = object(&j, root, "agent")))
-			opt_str(&j, agent, "version", "agent.version", &r->agent_version);
+		if ((agent = object(j, root, "agent")))
+			opt_str(j, agent, "version", "agent.version", &r->agent_version);
 	}
 	/* Each step does nothing once one has failed. */
-	if (root && !j.failed && disk(&j, root, r))
-		opt_bool(&j, root, "firewall", "firewall", &r->firewall);
-	if (root && !j.failed && opt_bool(&j, root, "screen_lock", "screen_lock", &r->screen_lock))
-		opt_str(&j, root, "serial", "serial", &r->serial);
-	if (root && !j.failed && processes(&j, root, r) && files(&j, root, r))
-		attributes(&j, root, r);
-	json_decref(root);
-	if (!j.failed)
+	if (!j->failed && disk(j, root, r))
+		opt_bool(j, root, "firewall", "firewall", &r->firewall);
+	if (!j->failed && opt_bool(j, root, "screen_lock", "screen_lock", &r->screen_lock))
+		opt_str(j, root, "serial", "serial", &r->serial);
+	if (!j->failed && processes(j, root, r) && files(j, root, r))
+		attributes(j, root, r);
+	if (!j->failed)
 		return r;
 	xb_report_free(r);
 	return NULL;
+}
+
+struct xb_report *xb_report_from_json(const json_t *root, char *err, size_t errlen)
+{
+	struct jp j = { err, errlen, false, XB_MDM_OK, XB_MDM_OK };
+
+	return report(&j, root);
+}
+
+struct xb_report *xb_report_parse(const char *body, size_t len, char *err, size_t errlen)
+{
+	struct jp j = { err, errlen, false, XB_MDM_OK, XB_MDM_OK };
+	json_t *root = load(&j, body, len);
+	struct xb_report *r = root ? report(&j, root) : NULL;
+
+	json_decref(root);
+	return r;
 }
 
 void xb_report_free(struct xb_report *r)
@@ -503,6 +523,7 @@ static bool push_header(struct jp *j, const struct xb_policy *p, const json_t *r
 	const json_t *v = json_object_get(root, "key");
 	char *s;
 
+	j->stage = XB_MDM_FORBIDDEN;		/* who signed it, and when */
 	if (!v)
 		return fail(j, "key: missing");
 	if (!(s = str(j, v, "key")))
@@ -517,22 +538,27 @@ static bool push_header(struct jp *j, const struct xb_policy *p, const json_t *r
 		return fail(j, "time: %lld is %lld s from the gateway's clock (at most %d)",
 			    (long long)*t, (long long)(*t > now ? *t - now : now - *t),
 			    XB_MDM_WINDOW);
-	if (!nonce(j, root, 16, n) || !(v = json_object_get(root, "device")))
-		return j->failed ? false : fail(j, "device: missing");
+	j->stage = XB_MDM_MALFORMED;
+	if (!nonce(j, root, 16, n))
+		return false;
+	j->stage = XB_MDM_NO_DEVICE;
+	if (!(v = json_object_get(root, "device")))
+		return fail(j, "device: missing");
 	if (!(s = str(j, v, "device")))
 		return false;
 	snprintf(m->device, sizeof(m->device), "%s", s);
 	if (strlen(s) > XB_NAME_MAX || !xb_policy_device_by_name(p, s))
 		fail(j, "device: \"%.64s\" is not in the policy", s);
 	free(s);
+	j->stage = XB_MDM_MALFORMED;
 	return !j->failed;
 }
 
-int xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc, const char *body,
-		  size_t len, const char *sig_b64, int64_t now, struct xb_mdm_push *out,
-		  char *err, size_t errlen)
+enum xb_mdm_refusal xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc,
+				  const char *body, size_t len, const char *sig_b64, int64_t now,
+				  struct xb_mdm_push *out, char *err, size_t errlen)
 {
-	struct jp j = { err, errlen, false };
+	struct jp j = { err, errlen, false, XB_MDM_MALFORMED, XB_MDM_OK };
 	char n[XB_NONCE_MAX + 1];
 	json_t *root = load(&j, body, len);
 	int64_t t;
@@ -540,24 +566,25 @@ int xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc, const cha
 	memset(out, 0, sizeof(*out));
 	if (root && push_header(&j, p, root, body, len, sig_b64, now, out, &t, n) &&
 	    push_attrs(&j, json_object_get(root, "attributes"), now, out)) {
-		if (replayed(rc, out->key->name, n, now))
+		if (replayed(rc, out->key->name, n, now)) {
+			j.stage = XB_MDM_REPLAYED;
 			fail(&j, "nonce: already used within the last %d s", 2 * XB_MDM_WINDOW);
-		else if (remember(&j, rc, out->key->name, n, t + XB_MDM_WINDOW)) {
+		} else if (remember(&j, rc, out->key->name, n, t + XB_MDM_WINDOW)) {
 			snprintf(out->nonce, sizeof(out->nonce), "%s", n);
 			out->until = t + XB_MDM_WINDOW;
 		}
 	}
 	json_decref(root);
 	if (!j.failed)
-		return 0;
+		return XB_MDM_OK;
 	xb_mdm_push_free(out);
-	return -1;
+	return j.why;
 }
 
 int xb_mdm_replay_add(struct xb_mdm_replay *rc, const char *key, const char *nonce,
 		      int64_t until, int64_t now)
 {
-	struct jp j = { NULL, 0, false };
+	struct jp j = { NULL, 0, false, XB_MDM_OK, XB_MDM_OK };
 
 	if (until < now || replayed(rc, key, nonce, now))
 		return 0;

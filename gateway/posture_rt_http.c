@@ -111,11 +111,9 @@ static int on_report(void *ctx, const char *device, json_t *report, json_t **rep
 	struct xb_prt *r = ctx;
 	uint64_t t0 = clock_mono_ns();
 	size_t i = prt_find(r, device);
-	char *text = json_dumps(report, JSON_COMPACT);
-	struct xb_report *rep = text ? xb_report_parse(text, strlen(text), err, errlen) : NULL;
+	struct xb_report *rep = xb_report_from_json(report, err, errlen);
 	struct prt_pending *e;
 
-	free(text);
 	if (i == SIZE_MAX || !rep) {
 		if (i == SIZE_MAX)
 			snprintf(err, errlen, "not a device of the policy");
@@ -144,21 +142,15 @@ json_t *prt_value_json(const struct xb_value *v)
 	}
 }
 
-/* The status for a refused push: a forged or unknown signer, or a time
- * out of the window 403; a replayed nonce 409; the rest is malformed. */
-static int push_status(const char *sig, const char *err)
-{
-	if (!sig)
-		return 401;
-	if (!strncmp(err, "signature:", 10) || !strncmp(err, "key:", 4) ||
-	    !strncmp(err, "time:", 5))
-		return 403;
-	if (!strncmp(err, "nonce: already", 14))
-		return 409;
-	if (!strncmp(err, "device:", 7))
-		return 404;
-	return 400;
-}
+/* The status for each refusal of a push: a forged or unknown signer, or
+ * a time out of the window 403; a replayed nonce 409; a device not in the
+ * policy 404; the rest is malformed. */
+static const int push_status[] = {
+	[XB_MDM_MALFORMED] = 400,
+	[XB_MDM_FORBIDDEN] = 403,
+	[XB_MDM_REPLAYED] = 409,
+	[XB_MDM_NO_DEVICE] = 404,
+};
 
 static json_t *push_json(const struct xb_mdm_push *m)
 {
@@ -178,14 +170,16 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 	struct xb_prt *r = ctx;
 	struct xb_mdm_push m = { 0 };
 	int64_t now = prt_now().wall;
+	enum xb_mdm_refusal why;
 	size_t i;
 
 	if (!sig) {
 		snprintf(err, errlen, "no X-Xborder-Signature header");
 		return 401;
 	}
-	if (xb_mdm_verify(r->p, &r->replay, body, len, sig, now, &m, err, errlen) < 0)
-		return push_status(sig, err);
+	why = xb_mdm_verify(r->p, &r->replay, body, len, sig, now, &m, err, errlen);
+	if (why != XB_MDM_OK)
+		return push_status[why];
 	if ((i = prt_find(r, m.device)) == SIZE_MAX || !(*attrs = push_json(&m))) {
 		snprintf(err, errlen, i == SIZE_MAX ? "device: not in the policy" : "out of memory");
 		xb_mdm_push_free(&m);

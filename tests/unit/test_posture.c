@@ -393,10 +393,13 @@ TEST(age_ignores_wall_clock_steps)
 	xb_policy_free(p);
 }
 
+static enum xb_mdm_refusal why;	/* the last push's */
+
 static int push(const struct xb_policy *p, struct xb_mdm_replay *rc, const char *body,
 		const char *sig, struct xb_mdm_push *m, char *err)
 {
-	return xb_mdm_verify(p, rc, body, strlen(body), sig, NOW, m, err, 256);
+	why = xb_mdm_verify(p, rc, body, strlen(body), sig, NOW, m, err, 256);
+	return why == XB_MDM_OK ? 0 : -1;
 }
 
 #define N1 "00112233445566778899aabbccddeeff"
@@ -431,30 +434,38 @@ TEST(mdm_push)
 	/* The same push again: replay. */
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, -1);
 	CHECK_STR(err, "nonce: already used within the last 600 s");
+	CHECK_INT(why, ==, XB_MDM_REPLAYED);
 	/* A changed byte (90 -> 99): bad signature. */
 	strstr(body, "90")[1] = '9';
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, -1);
 	CHECK_STR(err, "signature: does not verify with key \"intune\"");
+	CHECK_INT(why, ==, XB_MDM_FORBIDDEN);
 	CHECK_INT(push(p, &rc, body, "AAAA", &m, err), ==, -1);
 	CHECK_STR(err, "signature: not a base64 Ed25519 signature (64 bytes)");
+	CHECK_INT(why, ==, XB_MDM_FORBIDDEN);
 	/* Unknown key, old time, unknown device, missing expiry. */
 	sign(body, sizeof(body), sig, "jamf", NOW, N2, "laptop", SCORE);
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, -1);
 	CHECK_STR(err, "key: \"jamf\" is not in the policy's mdm_keys");
+	CHECK_INT(why, ==, XB_MDM_FORBIDDEN);
 	sign(body, sizeof(body), sig, "intune", NOW - 301, N2, "laptop", SCORE);
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, -1);
 	CHECK_STR(err, "time: 1763799699 is 301 s from the gateway's clock (at most 300)");
+	CHECK_INT(why, ==, XB_MDM_FORBIDDEN);
 	sign(body, sizeof(body), sig, "intune", NOW + 301, N2, "laptop", SCORE);
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, -1);
 	sign(body, sizeof(body), sig, "intune", NOW, N2, "desktop", SCORE);
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, -1);
 	CHECK_STR(err, "device: \"desktop\" is not in the policy");
+	CHECK_INT(why, ==, XB_MDM_NO_DEVICE);
 	sign(body, sizeof(body), sig, "intune", NOW, "abcd", "laptop", SCORE);
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, -1);
 	CHECK_STR(err, "nonce: expected 16-64 hex digits");
+	CHECK_INT(why, ==, XB_MDM_MALFORMED);
 	sign(body, sizeof(body), sig, "intune", NOW, N2, "laptop", "\"a\": { \"value\": 1 }");
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, -1);
 	CHECK_STR(err, "expires: missing");
+	CHECK_INT(why, ==, XB_MDM_MALFORMED);
 	/* None of the failures used up N2. */
 	sign(body, sizeof(body), sig, "intune", NOW, N2, "laptop", SCORE);
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, 0);
