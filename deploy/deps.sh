@@ -25,6 +25,7 @@ libjansson-dev:pc:jansson
 libsqlite3-dev:pc:sqlite3
 libmicrohttpd-dev:pc:libmicrohttpd
 libssl-dev:pc:libcrypto
+libcurl4-openssl-dev:pc:libcurl
 iproute2:cmd:ip
 iputils-ping:cmd:ping
 nftables:cmd:nft
