@@ -18,13 +18,23 @@ static void pop(struct xb_alertq *q)
 	q->n--;
 	q->tries = 0;
 	q->next_ms = 0;
+	q->busy = false;
 }
 
 bool xb_alertq_push(struct xb_alertq *q, char *s)
 {
 	bool room = q->n < XB_ALERTQ_MAX;
 
-	if (!room) {
+	if (!room && q->busy) {
+		size_t next = (q->head + 1) % XB_ALERTQ_MAX;
+
+		free(q->v[next]);		/* the head moves up over it */
+		q->v[next] = q->v[q->head];
+		q->v[q->head] = NULL;
+		q->head = next;
+		q->n--;
+		q->dropped++;
+	} else if (!room) {
 		pop(q);
 		q->dropped++;
 	}
@@ -34,8 +44,9 @@ bool xb_alertq_push(struct xb_alertq *q, char *s)
 
 const char *xb_alertq_start(struct xb_alertq *q, uint64_t now)
 {
-	if (!q->n || (q->tries && now < q->next_ms))
+	if (!q->n || q->busy || (q->tries && now < q->next_ms))
 		return NULL;
+	q->busy = true;
 	if (!q->tries++)
 		q->first_ms = now;
 	return q->v[q->head];
@@ -56,6 +67,7 @@ enum xb_alertq_outcome xb_alertq_done(struct xb_alertq *q, bool ok, uint64_t now
 
 	if (!q->n)
 		return XB_ALERTQ_GAVE_UP;
+	q->busy = false;
 	if (ok) {
 		pop(q);
 		q->delivered++;

@@ -3,7 +3,8 @@
  * sent from here.
  *
  * At most XB_ALERTQ_MAX payloads wait, oldest first; a push onto a full
- * queue drops the oldest and counts it. Only the head is ever in flight.
+ * queue drops the oldest and counts it — the oldest not in flight: only the
+ * head is ever in flight (between start and done), and it stays.
  * A failed try of the head is retried after backoff_ms, doubling each time
  * (capped at XB_ALERTQ_BACKOFF_CAP_MS), until it has had tries tries or
  * give_up_ms have passed since its first try; then it is dropped as
@@ -30,6 +31,7 @@ struct xb_alertq {
 	char *v[XB_ALERTQ_MAX];	/* owned payloads */
 	size_t head, n;
 	unsigned tries;		/* of the head so far */
+	bool busy;		/* the head is in flight */
 	uint64_t first_ms;	/* the head's first try */
 	uint64_t next_ms;	/* the head's next try may start then */
 	uint64_t dropped, delivered, failed;

@@ -542,7 +542,7 @@ struct xb_health *xb_health_new(struct xb_daemon *d)
 	    watch_fd(h->epfd, xb_probe_fd(h->probe), h->probe) < 0 ||
 	    watch_fd(h->epfd, h->timerfd, &h->timerfd) < 0 ||
 	    watch_fd(h->epfd, h->samplefd, &h->samplefd) < 0 ||
-	    !(h->alert = xb_alert_new(h->epfd))) {
+	    !(h->alert = xb_alert_new(h->epfd, NULL))) {
 		log_warn("tunnel health: setting up");
 		xb_health_free(h);
 		return NULL;
@@ -718,7 +718,7 @@ int xb_health_set(struct xb_health *h, const struct xb_policy *p, const struct x
 	h->rule_below = rule_below;
 	h->n_rules = p->n_rules;
 	xb_alert_set(h->alert, (const char *const *)p->gateway.notify_command,
-		     p->gateway.n_notify_command, p->gateway.notify_webhook);
+		     p->gateway.n_notify_command, p->gateway.notify, p->gateway.n_notify);
 	if (xb_metrics_set(&h->metrics, h->epfd, p, h->d) < 0)
 		return -1;
 	return 0;

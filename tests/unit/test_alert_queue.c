@@ -86,6 +86,24 @@ TEST(full_queue_drops_the_oldest)
 	CHECK_INT(q.n, ==, 0);
 }
 
+TEST(the_head_in_flight_is_not_dropped)
+{
+	struct xb_alertq_rule r = { .tries = 2, .backoff_ms = 1, .give_up_ms = 100 };
+	struct xb_alertq q;
+
+	xb_alertq_init(&q, &r);
+	for (unsigned i = 0; i < XB_ALERTQ_MAX; i++)
+		xb_alertq_push(&q, num(i));
+	CHECK_STR(xb_alertq_start(&q, 0), "0");
+	CHECK(xb_alertq_start(&q, 0) == NULL);		/* one at a time */
+	CHECK(!xb_alertq_push(&q, num(XB_ALERTQ_MAX)));	/* drops "1", not "0" */
+	CHECK_INT(q.dropped, ==, 1);
+	CHECK_STR(q.v[q.head], "0");
+	CHECK_INT(xb_alertq_done(&q, true, 1), ==, XB_ALERTQ_DELIVERED);
+	CHECK_STR(xb_alertq_start(&q, 1), "2");
+	xb_alertq_clear(&q);
+}
+
 /* The reference: every payload ever pushed in order; lo is the oldest still
  * queued. */
 TEST(matches_a_naive_reference)
