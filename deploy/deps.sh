@@ -42,6 +42,7 @@ busybox:cmd:busybox
 time:cmd:/usr/bin/time
 sqlite3:cmd:sqlite3
 openssl:cmd:openssl
+python3:cmd:python3
 acl:cmd:setfacl
 "
 BENCH_PKGS="
