@@ -125,6 +125,7 @@ for _ in 1 2 3 4 5; do
 done
 xb_log "xborderctl status while the receiver stalls: worst of 5 took $worst ms"
 xb_within "xborderctl status answers while the receiver holds its answer" "$worst" 0 2000 ms
+xb_log "the daemon's loop so far (its longest round, a figure, not asserted): $(ctl -j dns | jq -c .loop)"
 
 # A reload that keeps the targets (one retry rule changed) and drops the
 # unverified one: the next event still reaches every kept target.
@@ -133,10 +134,12 @@ sed -i -e 's/tries = 4; backoff = 400;/tries = 3; backoff = 400;/' \
 	-e '/unverified/d' -e 's/token_file = "hook.token"; timeout = 10; },/token_file = "hook.token"; timeout = 10; }/' \
 	"$XB_TMP/xborder.conf"
 xb_check "a reload with the targets kept succeeds" sh -c "ip netns exec $XB_RUN-gw $XB_BIN/xborderctl -s $CTL reload"
+xb_check "the tunnel is up after the reload" xb_wait 10000 is up
 before=$(wc -l <"$LOG")
 n pb ip link set eth0 down
 xb_check "after the reload: the next down event reaches slack, pagerduty and json" \
 	xb_wait 15000 sh -c "tail -n +$((before + 1)) '$LOG' | jq -e -s '[.[] | select(.body.to == \"down\" or .body.event_action == \"trigger\" or (.body.text // \"\" | test(\"-> down\"))) | .path] | unique == [\"/json\", \"/pd\", \"/slack\"]'"
+[ "$XB_FAILED" = 0 ] || { xb_log "receiver saw:"; tail -n 8 "$LOG" | cut -c1-300; xb_log "daemon:"; grep -v "^xborderd: info: event" "$GWLOG" | tail -n 25; }
 xb_check "no secret in the daemon's log" sh -c "! grep -e '$TOKEN' -e '$RKEY' '$GWLOG'"
 xb_check "xborderd stops on SIGTERM" xb_gw_stop
 xb_check "no sanitizer report (a SAN build) in the daemon's log" sh -c "! grep -q Sanitizer '$GWLOG'"
