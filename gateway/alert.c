@@ -36,11 +36,19 @@ struct child {
  * epoll_wait for a socket removed since finds fd -1, not freed memory. */
 struct sock {
 	int fd;				/* -1: free */
+	struct target *t;		/* whose multi handle */
 };
 
 /* A notification target as it runs. Heap-allocated: libcurl's handle
  * points at it (CURLOPT_PRIVATE) across a reload that reorders targets. */
 struct target {
+	struct xb_alert *a;
+	/* A multi handle per target: libcurl keeps one parsed CA store per
+	 * multi handle, so targets with different CAs do not evict each
+	 * other's (a load costs ~20-30 ms in the loop); its connections are
+	 * kept for the next event. */
+	CURLM *multi;
+	int tfd;			/* its timer */
 	struct xb_notify_target cfg;	/* own copies of the strings */
 	char shown[160];		/* "TYPE HOST" for logs: no path, no secret */
 	struct xb_alertq q;
@@ -51,14 +59,12 @@ struct target {
 
 struct xb_alert {
 	int epfd;
-	int curl_tfd;			/* libcurl's timer */
 	int retry_tfd;			/* the earliest retry of any target */
 	char source[256];
 	char **argv;
 	size_t argc;
 	struct queue cmdq;
 	struct child kids[XB_ALERT_CHILDREN];
-	CURLM *multi;
 	struct sock socks[XB_ALERT_SOCKETS];
 	struct target **t;
 	size_t nt;
@@ -200,7 +206,8 @@ static struct sock *sock_slot(struct xb_alert *a)
 /* CURLMOPT_SOCKETFUNCTION: watch fd for what libcurl wants, in our set. */
 static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
 {
-	struct xb_alert *a = userp;
+	struct target *t = userp;
+	struct xb_alert *a = t->a;
 	struct sock *s = sockp;
 	struct epoll_event ev = { .events = 0 };
 
@@ -209,7 +216,8 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
 		if (s) {
 			epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL);
 			s->fd = -1;
-			curl_multi_assign(a->multi, fd, NULL);
+			s->t = NULL;
+			curl_multi_assign(t->multi, fd, NULL);
 		}
 		return 0;
 	}
@@ -221,7 +229,8 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
 			return -1;
 		}
 		s->fd = fd;
-		curl_multi_assign(a->multi, fd, s);
+		s->t = t;
+		curl_multi_assign(t->multi, fd, s);
 		ev.data.ptr = s;
 		if (!epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) || errno != EEXIST)
 			return 0;
@@ -234,10 +243,10 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
 /* CURLMOPT_TIMERFUNCTION: -1 stops the timer, else it fires in ms. */
 static int on_timer(CURLM *m, long ms, void *userp)
 {
-	struct xb_alert *a = userp;
+	struct target *t = userp;
 
 	(void)m;
-	arm(a->curl_tfd, ms < 0 ? 0 : (uint64_t)ms, ms >= 0);
+	arm(t->tfd, ms < 0 ? 0 : (uint64_t)ms, ms >= 0);
 	return 0;
 }
 
@@ -272,17 +281,17 @@ static struct curl_slist *headers(const struct xb_notify_target *c)
 	return h;
 }
 
-static void target_stop(struct xb_alert *a, struct target *t)
+static void target_stop(struct target *t)
 {
 	if (t->easy) {
-		curl_multi_remove_handle(a->multi, t->easy);
+		curl_multi_remove_handle(t->multi, t->easy);
 		curl_easy_cleanup(t->easy);
 		t->easy = NULL;
 	}
 }
 
 /* Starts the next try of t when one is due. */
-static void target_start(struct xb_alert *a, struct target *t, uint64_t now)
+static void target_start(struct target *t, uint64_t now)
 {
 	const char *body;
 	CURL *e;
@@ -316,7 +325,7 @@ static void target_start(struct xb_alert *a, struct target *t, uint64_t now)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-	if (curl_multi_add_handle(a->multi, e) != CURLM_OK) {
+	if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
 		curl_easy_cleanup(e);
 		xb_alertq_done(&t->q, false, now);
 		return;
@@ -333,7 +342,7 @@ static void kick(struct xb_alert *a)
 	for (size_t i = 0; i < a->nt; i++) {
 		struct target *t = a->t[i];
 
-		target_start(a, t, now);
+		target_start(t, now);
 		if (!t->easy && t->q.n && t->q.next_ms < next)
 			next = t->q.next_ms;
 	}
@@ -341,7 +350,7 @@ static void kick(struct xb_alert *a)
 	    next != UINT64_MAX);
 }
 
-static void finished(struct xb_alert *a, CURL *e, CURLcode rc)
+static void finished(CURL *e, CURLcode rc)
 {
 	struct target *t = NULL;
 	long status = 0;
@@ -355,7 +364,7 @@ static void finished(struct xb_alert *a, CURL *e, CURLcode rc)
 		snprintf(why, sizeof(why), "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
 	else
 		snprintf(why, sizeof(why), "HTTP status %ld", status);
-	target_stop(a, t);
+	target_stop(t);
 	o = xb_alertq_done(&t->q, rc == CURLE_OK && status >= 200 && status < 300, now);
 	if (o == XB_ALERTQ_RETRY)
 		log_info("notify %s: try %u failed (%s); again in %llu ms", t->shown, t->q.tries,
@@ -370,9 +379,10 @@ static void drain(struct xb_alert *a)
 	CURLMsg *m;
 	int left;
 
-	while ((m = curl_multi_info_read(a->multi, &left)))
-		if (m->msg == CURLMSG_DONE)
-			finished(a, m->easy_handle, m->data.result);
+	for (size_t i = 0; i < a->nt; i++)
+		while ((m = curl_multi_info_read(a->t[i]->multi, &left)))
+			if (m->msg == CURLMSG_DONE)
+				finished(m->easy_handle, m->data.result);
 	kick(a);
 }
 
@@ -380,18 +390,24 @@ static void target_free(struct xb_alert *a, struct target *t)
 {
 	if (!t)
 		return;
-	if (!a) {
-		xb_alertq_clear(&t->q);
-		curl_slist_free_all(t->hdrs);
-		goto strings;
+	target_stop(t);
+	if (a) {
+		a->gone_ok += t->q.delivered;
+		a->gone_failed += t->q.failed;
+		a->gone_dropped += t->q.dropped;
 	}
-	target_stop(a, t);
-	a->gone_ok += t->q.delivered;
-	a->gone_failed += t->q.failed;
-	a->gone_dropped += t->q.dropped;
+	if (t->multi)
+		curl_multi_cleanup(t->multi);	/* closes its connections */
+	for (int i = 0; i < XB_ALERT_SOCKETS; i++)
+		if (t->a->socks[i].t == t) {	/* not told: out of the set here */
+			epoll_ctl(t->a->epfd, EPOLL_CTL_DEL, t->a->socks[i].fd, NULL);
+			t->a->socks[i].fd = -1;
+			t->a->socks[i].t = NULL;
+		}
+	if (t->tfd >= 0)
+		close(t->tfd);
 	xb_alertq_clear(&t->q);
 	curl_slist_free_all(t->hdrs);	/* holds the token: freed, not kept */
-strings:
 	free(t->cfg.url);
 	free(t->cfg.ca_file);
 	if (t->cfg.secret) {
@@ -434,7 +450,22 @@ static void shown(struct target *t)
 	curl_url_cleanup(u);
 }
 
-static struct target *target_new(const struct xb_notify_target *c)
+/* Its own multi handle and timer, in a's epoll set. */
+static bool target_multi(struct xb_alert *a, struct target *t)
+{
+	if ((t->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+	    epoll_ctl(a->epfd, EPOLL_CTL_ADD, t->tfd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &t->tfd }) < 0 ||
+	    !(t->multi = curl_multi_init()))
+		return false;
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+	return true;
+}
+
+static struct target *target_new(struct xb_alert *a, const struct xb_notify_target *c)
 {
 	struct target *t = calloc(1, sizeof(*t));
 	struct xb_alertq_rule r = { c->tries, c->backoff_ms, (uint64_t)c->give_up_s * 1000 };
@@ -442,6 +473,8 @@ static struct target *target_new(const struct xb_notify_target *c)
 
 	if (!t)
 		return NULL;
+	t->a = a;
+	t->tfd = -1;
 	t->cfg = *c;
 	t->cfg.secret_file = t->cfg.secret_resolved = NULL;
 	t->cfg.url = strdup(c->url);
@@ -455,7 +488,7 @@ static struct target *target_new(const struct xb_notify_target *c)
 	xb_alertq_init(&t->q, &r);
 	if (ok)
 		shown(t);
-	if (!ok || !(t->hdrs = headers(&t->cfg))) {
+	if (!ok || !(t->hdrs = headers(&t->cfg)) || !target_multi(a, t)) {
 		t->cfg.n_headers = c->n_headers;
 		target_free(NULL, t);
 		return NULL;
@@ -472,7 +505,7 @@ struct xb_alert *xb_alert_new(int epfd, const char *source)
 	if (!a)
 		return NULL;
 	a->epfd = epfd;
-	a->curl_tfd = a->retry_tfd = -1;
+	a->retry_tfd = -1;
 	for (int i = 0; i < XB_ALERT_SOCKETS; i++)
 		a->socks[i].fd = -1;
 	if (source)
@@ -483,20 +516,12 @@ struct xb_alert *xb_alert_new(int epfd, const char *source)
 		free(a);
 		return NULL;
 	}
-	if ((a->curl_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
-	    (a->retry_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
-	    epoll_ctl(epfd, EPOLL_CTL_ADD, a->curl_tfd,
-		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &a->curl_tfd }) < 0 ||
+	if ((a->retry_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
 	    epoll_ctl(epfd, EPOLL_CTL_ADD, a->retry_tfd,
-		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &a->retry_tfd }) < 0 ||
-	    !(a->multi = curl_multi_init())) {
+		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &a->retry_tfd }) < 0) {
 		xb_alert_free(a);
 		return NULL;
 	}
-	curl_multi_setopt(a->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(a->multi, CURLMOPT_SOCKETDATA, a);
-	curl_multi_setopt(a->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-	curl_multi_setopt(a->multi, CURLMOPT_TIMERDATA, a);
 	return a;
 }
 
@@ -512,10 +537,6 @@ void xb_alert_free(struct xb_alert *a)
 	for (size_t i = 0; i < a->nt; i++)
 		target_free(a, a->t[i]);
 	free(a->t);
-	if (a->multi)
-		curl_multi_cleanup(a->multi);
-	if (a->curl_tfd >= 0)
-		close(a->curl_tfd);
 	if (a->retry_tfd >= 0)
 		close(a->retry_tfd);
 	free_argv(a);
@@ -547,7 +568,7 @@ static void set_targets(struct xb_alert *a, const struct xb_notify_target *c, si
 				nt[n]->cfg.give_up_s = c[i].give_up_s;
 				nt[n]->cfg.timeout_s = c[i].timeout_s;
 			}
-		if (!nt[n] && !(nt[n] = target_new(&c[i])))
+		if (!nt[n] && !(nt[n] = target_new(a, &c[i])))
 			log_warnx("notify: target %zu: out of memory; not used", i + 1);
 		if (nt[n])
 			n++;
@@ -577,18 +598,21 @@ void xb_alert_process(struct xb_alert *a, void *tag)
 	uint64_t n;
 	int running;
 
-	if (tag == &a->curl_tfd) {
-		if (read(a->curl_tfd, &n, sizeof(n)) == sizeof(n))
-			curl_multi_socket_action(a->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	} else if (tag == &a->retry_tfd) {
+	if (tag == &a->retry_tfd) {
 		if (read(a->retry_tfd, &n, sizeof(n)) < 0)
 			return;
 	} else if (s >= a->socks && s < a->socks + XB_ALERT_SOCKETS) {
-		if (s->fd < 0)
+		if (s->fd < 0 || !s->t)
 			return;		/* removed after epoll_wait returned it */
-		curl_multi_socket_action(a->multi, s->fd, 0, &running);
+		curl_multi_socket_action(s->t->multi, s->fd, 0, &running);
 	} else {
-		return;
+		size_t i;
+
+		for (i = 0; i < a->nt && tag != &a->t[i]->tfd; i++)
+			;
+		if (i == a->nt || read(a->t[i]->tfd, &n, sizeof(n)) != sizeof(n))
+			return;		/* not ours, or a removed target's */
+		curl_multi_socket_action(a->t[i]->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	}
 	drain(a);
 }
