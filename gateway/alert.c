@@ -315,10 +315,10 @@ static void target_start(struct target *t, uint64_t now)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	/* The CA bundle is read and parsed in this thread, inside the loop:
 	 * ~20-30 ms for Debian's 145 CAs here. libcurl keeps the parsed
-	 * store for the next connection (CURLOPT_CA_CACHE_TIMEOUT, 24 h) only
-	 * when no CA directory is set, and Debian's build sets one
-	 * (/etc/ssl/certs, the same CAs as the bundle): unset it, so only a
-	 * new connection after another CA file was loaded pays again. */
+	 * store in the multi handle for later connections
+	 * (CURLOPT_CA_CACHE_TIMEOUT, 24 h) only when no CA directory is set,
+	 * and Debian's build sets one (/etc/ssl/certs, the same CAs as the
+	 * bundle): unset it, so a target pays at its first connection only. */
 	curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
 	if (t->cfg.ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, t->cfg.ca_file);
