@@ -1,7 +1,18 @@
 /* A target's queue and retries; see alert_queue.h. */
 #include "gateway/alert_queue.h"
 
+#include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* A PagerDuty payload holds its routing key: wiped, not only freed. */
+static void wipe(char *s)
+{
+	if (s) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
 
 void xb_alertq_init(struct xb_alertq *q, const struct xb_alertq_rule *rule)
 {
@@ -12,7 +23,7 @@ void xb_alertq_init(struct xb_alertq *q, const struct xb_alertq_rule *rule)
 
 static void pop(struct xb_alertq *q)
 {
-	free(q->v[q->head]);
+	wipe(q->v[q->head]);
 	q->v[q->head] = NULL;
 	q->head = (q->head + 1) % XB_ALERTQ_MAX;
 	q->n--;
@@ -28,7 +39,7 @@ bool xb_alertq_push(struct xb_alertq *q, char *s)
 	if (!room && q->busy) {
 		size_t next = (q->head + 1) % XB_ALERTQ_MAX;
 
-		free(q->v[next]);		/* the head moves up over it */
+		wipe(q->v[next]);		/* the head moves up over it */
 		q->v[next] = q->v[q->head];
 		q->v[q->head] = NULL;
 		q->head = next;

@@ -8,7 +8,8 @@
  * A failed try of the head is retried after backoff_ms, doubling each time
  * (capped at XB_ALERTQ_BACKOFF_CAP_MS), until it has had tries tries or
  * give_up_ms have passed since its first try; then it is dropped as
- * failed and the next one starts.
+ * failed and the next one starts. Payloads are wiped when dropped (a
+ * PagerDuty one holds its routing key).
  */
 #ifndef XB_ALERT_QUEUE_H
 #define XB_ALERT_QUEUE_H
