@@ -22,7 +22,7 @@ endif
 
 CC       ?= cc
 PKGS     := libmnl libsodium libconfig libnftables jansson sqlite3 libmicrohttpd libcrypto \
-            libqrencode libpng
+            libqrencode libpng libcurl
 # Evaluated once, lazily: the deps check must run before pkg-config is asked.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)

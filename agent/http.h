@@ -1,7 +1,8 @@
-/* A minimal HTTP/1.1 client for the agent's two fixed exchanges with the
- * gateway (GET /v1/nonce, POST /v1/report): plain HTTP inside the WireGuard
- * tunnel, one request per connection ("Connection: close"), every size and
- * every wait bounded. Why not libcurl: docs/posture.md, "The Linux agent".
+/* The agent's HTTP client for its two fixed exchanges with the gateway
+ * (GET /v1/nonce, POST /v1/report): plain HTTP to an address literal
+ * inside the WireGuard tunnel, one request per call, every size and every
+ * wait bounded. libcurl, the project's one HTTP client (docs/architecture.md),
+ * held to that: http only, no proxy from the environment, no redirects.
  */
 #ifndef XB_AGENT_HTTP_H
 #define XB_AGENT_HTTP_H
@@ -10,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The whole response, headers included, may not exceed this. */
+/* The body of a response may not exceed this. */
 #define XBA_HTTP_MAX (96 * 1024)
 
 struct xba_http_resp {
@@ -25,12 +26,6 @@ struct xba_http_resp {
 int xba_http_request(const char *host, uint16_t port, unsigned timeout_ms,
 		     const char *method, const char *path, const char *body,
 		     size_t body_len, struct xba_http_resp *resp, char *err, size_t errlen);
-
-/* Parse the response bytes received so far: 0 complete (resp filled), 1
- * more are needed, -1 malformed (err says why). eof: the server has closed,
- * which ends a body that has neither length nor chunks. */
-int xba_http_parse(const char *buf, size_t len, bool eof, struct xba_http_resp *resp,
-		   char *err, size_t errlen);
 
 void xba_http_resp_free(struct xba_http_resp *resp);
 

@@ -28,6 +28,7 @@ libssl-dev:pc:libcrypto
 libqrencode-dev:pc:libqrencode
 libpng-dev:pc:libpng
 zbar-tools:cmd:zbarimg
+libcurl4-openssl-dev:pc:libcurl
 iproute2:cmd:ip
 iputils-ping:cmd:ping
 nftables:cmd:nft
@@ -44,6 +45,7 @@ busybox:cmd:busybox
 time:cmd:/usr/bin/time
 sqlite3:cmd:sqlite3
 openssl:cmd:openssl
+python3:cmd:python3
 acl:cmd:setfacl
 "
 BENCH_PKGS="

@@ -1,17 +1,22 @@
-/* Event delivery to a command and a webhook; see alert.h. */
+/* Event delivery to a command and the notification targets; see alert.h. */
 #include "gateway/alert.h"
+#include "common/clock.h"
 #include "common/log.h"
+#include "gateway/alert_payload.h"
+#include "gateway/alert_queue.h"
 #include "policy/policy.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,24 +31,45 @@ struct child {
 	time_t started;
 };
 
+/* A socket libcurl asked us to watch; data.ptr of its epoll entry. Slots
+ * are never freed while the alert lives, so an event already returned by
+ * epoll_wait for a socket removed since finds fd -1, not freed memory. */
+struct sock {
+	int fd;				/* -1: free */
+	struct target *t;		/* whose multi handle */
+};
+
+/* A notification target as it runs. Heap-allocated: libcurl's handle
+ * points at it (CURLOPT_PRIVATE) across a reload that reorders targets. */
+struct target {
+	struct xb_alert *a;
+	/* A multi handle per target: libcurl keeps one parsed CA store per
+	 * multi handle, so targets with different CAs do not evict each
+	 * other's (a load costs ~20-30 ms in the loop); its connections are
+	 * kept for the next event. */
+	CURLM *multi;
+	int tfd;			/* its timer */
+	struct xb_notify_target cfg;	/* own copies of the strings */
+	char shown[160];		/* "TYPE HOST" for logs: no path, no secret */
+	struct xb_alertq q;
+	CURL *easy;			/* the try in flight, or NULL */
+	struct curl_slist *hdrs;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
 struct xb_alert {
 	int epfd;
+	int retry_tfd;			/* the earliest retry of any target */
+	char source[256];
 	char **argv;
 	size_t argc;
-	struct queue cmdq, webq;
+	struct queue cmdq;
 	struct child kids[XB_ALERT_CHILDREN];
-	/* the webhook */
-	char *url;
-	union wg_sockaddr addr;
-	const char *path;
-	int fd;				/* -1: no request in flight */
-	char *req;			/* the request, and how much is sent */
-	size_t req_len, req_off;
-	char resp[64];
-	size_t resp_len;
-	time_t started, retry_at;
-	unsigned tries;
+	struct sock socks[XB_ALERT_SOCKETS];
+	struct target **t;
+	size_t nt;
 	struct xb_alert_stats st;
+	uint64_t gone_ok, gone_failed, gone_dropped;	/* of targets removed by reloads */
 };
 
 static void q_push(struct xb_alert *a, struct queue *q, char *s)
@@ -77,25 +103,6 @@ static void q_clear(struct queue *q)
 		free(s);
 }
 
-struct xb_alert *xb_alert_new(int epfd)
-{
-	struct xb_alert *a = calloc(1, sizeof(*a));
-
-	if (!a)
-		return NULL;
-	a->epfd = epfd;
-	a->fd = -1;
-	return a;
-}
-
-static void web_close(struct xb_alert *a)
-{
-	if (a->fd >= 0)
-		close(a->fd);	/* leaves the epoll set with it */
-	a->fd = -1;
-	a->resp_len = 0;
-}
-
 static void free_argv(struct xb_alert *a)
 {
 	for (size_t i = 0; i < a->argc; i++)
@@ -103,43 +110,6 @@ static void free_argv(struct xb_alert *a)
 	free(a->argv);
 	a->argv = NULL;
 	a->argc = 0;
-}
-
-void xb_alert_free(struct xb_alert *a)
-{
-	if (!a)
-		return;
-	for (int i = 0; i < XB_ALERT_CHILDREN; i++)
-		if (a->kids[i].pid > 0) {
-			kill(a->kids[i].pid, SIGKILL);
-			waitpid(a->kids[i].pid, NULL, 0);
-		}
-	web_close(a);
-	free(a->req);
-	free(a->url);
-	free_argv(a);
-	q_clear(&a->cmdq);
-	q_clear(&a->webq);
-	free(a);
-}
-
-void xb_alert_set(struct xb_alert *a, const char *const *argv, size_t n, const char *webhook)
-{
-	free_argv(a);
-	if (n && (a->argv = calloc(n + 1, sizeof(char *)))) {
-		for (size_t i = 0; i < n; i++)
-			a->argv[a->argc++] = strdup(argv[i]);
-	}
-	if (!webhook || !a->url || strcmp(webhook, a->url)) {
-		free(a->url);
-		a->url = NULL;
-		q_clear(&a->webq);
-		if (webhook && (a->url = strdup(webhook)) &&
-		    !xb_webhook_parse(a->url, &a->addr, &a->path)) {
-			free(a->url);
-			a->url = NULL;
-		}
-	}
 }
 
 /* ---- the command ---- */
@@ -209,89 +179,442 @@ static void run_commands(struct xb_alert *a)
 	}
 }
 
-/* ---- the webhook ---- */
+/* ---- the targets ---- */
 
-static void web_start(struct xb_alert *a)
+static uint64_t now_ms(void)
 {
-	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = &a->fd };
-	socklen_t len = a->addr.sa.sa_family == AF_INET ? sizeof(a->addr.in) : sizeof(a->addr.in6);
-	const char *body = a->webq.v[a->webq.head];
-	char host[64];
-
-	wg_endpoint_format(host, sizeof(host), &a->addr);
-	free(a->req);
-	a->req = NULL;
-	if (asprintf(&a->req, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: xborderd\r\n"
-		     "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-		     "Connection: close\r\n\r\n%s", a->path, host, strlen(body), body) < 0) {
-		a->req = NULL;
-		return;
-	}
-	a->req_len = strlen(a->req);
-	a->req_off = 0;
-	a->started = time(NULL);
-	a->fd = socket(a->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (a->fd < 0 || (connect(a->fd, &a->addr.sa, len) < 0 && errno != EINPROGRESS) ||
-	    epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->fd, &ev) < 0)
-		web_close(a);
+	return clock_mono_ns() / NSEC_PER_MSEC;
 }
 
-static void web_done(struct xb_alert *a, bool ok, const char *why)
+static void arm(int tfd, uint64_t ms, bool on)
 {
-	web_close(a);
-	if (ok || ++a->tries >= XB_ALERT_TRIES) {
-		if (ok)
-			a->st.posts_ok++;
-		else {
-			a->st.posts_failed++;
-			log_warnx("notify_webhook %s: giving up on an event after %u tries: %s", a->url,
-				  a->tries, why);
+	struct itimerspec it = { { 0, 0 }, { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L } };
+
+	if (on && !ms)
+		it.it_value.tv_nsec = 1;	/* 0 would disarm it */
+	timerfd_settime(tfd, 0, &it, NULL);
+}
+
+static struct sock *sock_slot(struct xb_alert *a)
+{
+	for (int i = 0; i < XB_ALERT_SOCKETS; i++)
+		if (a->socks[i].fd < 0)
+			return &a->socks[i];
+	return NULL;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch fd for what libcurl wants, in our set. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
+{
+	struct target *t = userp;
+	struct xb_alert *a = t->a;
+	struct sock *s = sockp;
+	struct epoll_event ev = { .events = 0 };
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL);
+			s->fd = -1;
+			s->t = NULL;
+			curl_multi_assign(t->multi, fd, NULL);
 		}
-		free(q_pop(&a->webq));
-		a->tries = 0;
-		a->retry_at = 0;
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (!s) {
+		if (!(s = sock_slot(a))) {
+			log_warnx("notify: more than %d sockets open at once; a try fails",
+				  XB_ALERT_SOCKETS);
+			return -1;
+		}
+		s->fd = fd;
+		s->t = t;
+		curl_multi_assign(t->multi, fd, s);
+		ev.data.ptr = s;
+		if (!epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) || errno != EEXIST)
+			return 0;
+	}
+	ev.data.ptr = s;
+	epoll_ctl(a->epfd, EPOLL_CTL_MOD, fd, &ev);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 stops the timer, else it fires in ms. */
+static int on_timer(CURLM *m, long ms, void *userp)
+{
+	struct target *t = userp;
+
+	(void)m;
+	arm(t->tfd, ms < 0 ? 0 : (uint64_t)ms, ms >= 0);
+	return 0;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	return size * n;
+}
+
+static struct curl_slist *headers(const struct xb_notify_target *c)
+{
+	struct curl_slist *h = NULL, *n;
+	char *auth = NULL;
+	bool ok = (h = curl_slist_append(h, "Content-Type: application/json")) &&
+		  (n = curl_slist_append(h, "Expect:")) && (h = n);
+
+	for (size_t i = 0; ok && i < c->n_headers; i++)
+		ok = (n = curl_slist_append(h, c->headers[i])) && (h = n);
+	if (ok && c->type == XB_NOTIFY_JSON && c->secret) {
+		ok = asprintf(&auth, "Authorization: Bearer %s", c->secret) >= 0 &&
+		     (n = curl_slist_append(h, auth)) && (h = n);
+		if (auth) {
+			sodium_memzero(auth, strlen(auth));
+			free(auth);
+		}
+	}
+	if (!ok) {
+		curl_slist_free_all(h);
+		return NULL;
+	}
+	return h;
+}
+
+static void target_stop(struct target *t)
+{
+	if (t->easy) {
+		curl_multi_remove_handle(t->multi, t->easy);
+		curl_easy_cleanup(t->easy);
+		t->easy = NULL;
+	}
+}
+
+/* Starts the next try of t when one is due. */
+static void target_start(struct target *t, uint64_t now)
+{
+	const char *body;
+	CURL *e;
+
+	if (t->easy || !(body = xb_alertq_start(&t->q, now)))
+		return;
+	if (!(e = curl_easy_init())) {
+		xb_alertq_done(&t->q, false, now);
 		return;
 	}
-	a->retry_at = time(NULL) + (1 << (a->tries - 1));
+	t->errbuf[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_URL, t->cfg.url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "xborderd");
+	curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->cfg.timeout_s * 1000L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* The CA bundle is read and parsed in this thread, inside the loop:
+	 * ~20-30 ms for Debian's 145 CAs here. libcurl keeps the parsed
+	 * store in the multi handle for later connections
+	 * (CURLOPT_CA_CACHE_TIMEOUT, 24 h) only when no CA directory is set,
+	 * and Debian's build sets one (/etc/ssl/certs, the same CAs as the
+	 * bundle): unset it, so a target pays at its first connection only. */
+	curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	if (t->cfg.ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, t->cfg.ca_file);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
+		curl_easy_cleanup(e);
+		xb_alertq_done(&t->q, false, now);
+		return;
+	}
+	t->easy = e;
+}
+
+/* Starts what is due on every target; arms the retry timer for the
+ * earliest retry still waiting. */
+static void kick(struct xb_alert *a)
+{
+	uint64_t now = now_ms(), next = UINT64_MAX;
+
+	for (size_t i = 0; i < a->nt; i++) {
+		struct target *t = a->t[i];
+
+		target_start(t, now);
+		if (!t->easy && t->q.n && t->q.next_ms < next)
+			next = t->q.next_ms;
+	}
+	arm(a->retry_tfd, next == UINT64_MAX ? 0 : next > now ? next - now : 0,
+	    next != UINT64_MAX);
+}
+
+static void finished(CURL *e, CURLcode rc)
+{
+	struct target *t = NULL;
+	long status = 0;
+	char why[CURL_ERROR_SIZE + 64];
+	enum xb_alertq_outcome o;
+	uint64_t now = now_ms();
+
+	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	if (rc != CURLE_OK)
+		snprintf(why, sizeof(why), "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+	else
+		snprintf(why, sizeof(why), "HTTP status %ld", status);
+	target_stop(t);
+	o = xb_alertq_done(&t->q, rc == CURLE_OK && status >= 200 && status < 300, now);
+	if (o == XB_ALERTQ_RETRY)
+		log_info("notify %s: try %u failed (%s); again in %llu ms", t->shown, t->q.tries,
+			 why, (unsigned long long)(t->q.next_ms - now));
+	else if (o == XB_ALERTQ_GAVE_UP)
+		log_warnx("notify %s: giving up on an event (%s); %llu given up so far", t->shown,
+			  why, (unsigned long long)t->q.failed);
+}
+
+static void drain(struct xb_alert *a)
+{
+	CURLMsg *m;
+	int left;
+
+	for (size_t i = 0; i < a->nt; i++)
+		while ((m = curl_multi_info_read(a->t[i]->multi, &left)))
+			if (m->msg == CURLMSG_DONE)
+				finished(m->easy_handle, m->data.result);
+	kick(a);
+}
+
+static void target_free(struct xb_alert *a, struct target *t)
+{
+	if (!t)
+		return;
+	target_stop(t);
+	if (a) {
+		a->gone_ok += t->q.delivered;
+		a->gone_failed += t->q.failed;
+		a->gone_dropped += t->q.dropped;
+	}
+	if (t->multi)
+		curl_multi_cleanup(t->multi);	/* closes its connections */
+	for (int i = 0; i < XB_ALERT_SOCKETS; i++)
+		if (t->a->socks[i].t == t) {	/* not told: out of the set here */
+			epoll_ctl(t->a->epfd, EPOLL_CTL_DEL, t->a->socks[i].fd, NULL);
+			t->a->socks[i].fd = -1;
+			t->a->socks[i].t = NULL;
+		}
+	if (t->tfd >= 0)
+		close(t->tfd);
+	xb_alertq_clear(&t->q);
+	curl_slist_free_all(t->hdrs);	/* holds the token: freed, not kept */
+	free(t->cfg.url);
+	free(t->cfg.ca_file);
+	if (t->cfg.secret) {
+		sodium_memzero(t->cfg.secret, strlen(t->cfg.secret));
+		free(t->cfg.secret);
+	}
+	for (size_t i = 0; i < t->cfg.n_headers; i++)
+		free(t->cfg.headers[i]);
+	free(t->cfg.headers);
+	free(t);
+}
+
+static bool same_str(const char *x, const char *y)
+{
+	return x == y || (x && y && !strcmp(x, y));
+}
+
+/* Same destination and content: a reload keeps its queue. */
+static bool same_target(const struct xb_notify_target *x, const struct xb_notify_target *y)
+{
+	if (x->type != y->type || !same_str(x->url, y->url) || !same_str(x->ca_file, y->ca_file) ||
+	    !same_str(x->secret, y->secret) || x->n_headers != y->n_headers)
+		return false;
+	for (size_t i = 0; i < x->n_headers; i++)
+		if (strcmp(x->headers[i], y->headers[i]))
+			return false;
+	return true;
+}
+
+static void shown(struct target *t)
+{
+	static const char *const names[] = { "json", "slack", "pagerduty" };
+	CURLU *u = curl_url();
+	char *host = NULL;
+
+	if (u && !curl_url_set(u, CURLUPART_URL, t->cfg.url, 0))
+		curl_url_get(u, CURLUPART_HOST, &host, 0);
+	snprintf(t->shown, sizeof(t->shown), "%s %s", names[t->cfg.type], host ? host : "?");
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
+/* Its own multi handle and timer, in a's epoll set. */
+static bool target_multi(struct xb_alert *a, struct target *t)
+{
+	if ((t->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+	    epoll_ctl(a->epfd, EPOLL_CTL_ADD, t->tfd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &t->tfd }) < 0 ||
+	    !(t->multi = curl_multi_init()))
+		return false;
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+	return true;
+}
+
+static struct target *target_new(struct xb_alert *a, const struct xb_notify_target *c)
+{
+	struct target *t = calloc(1, sizeof(*t));
+	struct xb_alertq_rule r = { c->tries, c->backoff_ms, (uint64_t)c->give_up_s * 1000 };
+	bool ok = t != NULL;
+
+	if (!t)
+		return NULL;
+	t->a = a;
+	t->tfd = -1;
+	t->cfg = *c;
+	t->cfg.secret_file = t->cfg.secret_resolved = NULL;
+	t->cfg.url = strdup(c->url);
+	t->cfg.ca_file = c->ca_file ? strdup(c->ca_file) : NULL;
+	t->cfg.secret = c->secret ? strdup(c->secret) : NULL;
+	t->cfg.headers = calloc(c->n_headers + 1, sizeof(char *));
+	ok = t->cfg.url && (!c->ca_file || t->cfg.ca_file) && (!c->secret || t->cfg.secret) &&
+	     t->cfg.headers;
+	for (size_t i = 0; ok && i < c->n_headers; i++)
+		ok = (t->cfg.headers[i] = strdup(c->headers[i])) != NULL;
+	xb_alertq_init(&t->q, &r);
+	if (ok)
+		shown(t);
+	if (!ok || !(t->hdrs = headers(&t->cfg)) || !target_multi(a, t)) {
+		t->cfg.n_headers = c->n_headers;
+		target_free(NULL, t);
+		return NULL;
+	}
+	return t;
+}
+
+/* ---- life ---- */
+
+struct xb_alert *xb_alert_new(int epfd, const char *source)
+{
+	struct xb_alert *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->epfd = epfd;
+	a->retry_tfd = -1;
+	for (int i = 0; i < XB_ALERT_SOCKETS; i++)
+		a->socks[i].fd = -1;
+	if (source)
+		snprintf(a->source, sizeof(a->source), "%s", source);
+	else if (gethostname(a->source, sizeof(a->source) - 1) < 0)
+		snprintf(a->source, sizeof(a->source), "xborderd");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		free(a);
+		return NULL;
+	}
+	if ((a->retry_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+	    epoll_ctl(epfd, EPOLL_CTL_ADD, a->retry_tfd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &a->retry_tfd }) < 0) {
+		xb_alert_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void xb_alert_free(struct xb_alert *a)
+{
+	if (!a)
+		return;
+	for (int i = 0; i < XB_ALERT_CHILDREN; i++)
+		if (a->kids[i].pid > 0) {
+			kill(a->kids[i].pid, SIGKILL);
+			waitpid(a->kids[i].pid, NULL, 0);
+		}
+	for (size_t i = 0; i < a->nt; i++)
+		target_free(a, a->t[i]);
+	free(a->t);
+	if (a->retry_tfd >= 0)
+		close(a->retry_tfd);
+	free_argv(a);
+	q_clear(&a->cmdq);
+	curl_global_cleanup();
+	free(a);
+}
+
+static void set_targets(struct xb_alert *a, const struct xb_notify_target *c, size_t nc)
+{
+	struct target **nt = calloc(nc + 1, sizeof(*nt));
+	size_t n = 0;
+
+	if (!nt) {
+		log_warnx("notify: out of memory; the targets stay as they were");
+		return;
+	}
+	for (size_t i = 0; i < nc; i++) {
+		struct xb_alertq_rule r = { c[i].tries, c[i].backoff_ms,
+					    (uint64_t)c[i].give_up_s * 1000 };
+
+		for (size_t j = 0; j < a->nt && !nt[n]; j++)
+			if (a->t[j] && same_target(&a->t[j]->cfg, &c[i])) {
+				nt[n] = a->t[j];
+				a->t[j] = NULL;
+				nt[n]->q.rule = r;
+				nt[n]->cfg.tries = c[i].tries;
+				nt[n]->cfg.backoff_ms = c[i].backoff_ms;
+				nt[n]->cfg.give_up_s = c[i].give_up_s;
+				nt[n]->cfg.timeout_s = c[i].timeout_s;
+			}
+		if (!nt[n] && !(nt[n] = target_new(a, &c[i])))
+			log_warnx("notify: target %zu: out of memory; not used", i + 1);
+		if (nt[n])
+			n++;
+	}
+	for (size_t j = 0; j < a->nt; j++)
+		target_free(a, a->t[j]);
+	free(a->t);
+	a->t = nt;
+	a->nt = n;
+}
+
+void xb_alert_set(struct xb_alert *a, const char *const *argv, size_t n,
+		  const struct xb_notify_target *t, size_t nt)
+{
+	free_argv(a);
+	if (n && (a->argv = calloc(n + 1, sizeof(char *)))) {
+		for (size_t i = 0; i < n; i++)
+			a->argv[a->argc++] = strdup(argv[i]);
+	}
+	set_targets(a, t, nt);
+	kick(a);
 }
 
 void xb_alert_process(struct xb_alert *a, void *tag)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &a->fd };
-	ssize_t n;
+	struct sock *s = tag;
+	uint64_t n;
+	int running;
 
-	if (tag != &a->fd || a->fd < 0)
-		return;
-	if (a->req_off < a->req_len) {
-		n = send(a->fd, a->req + a->req_off, a->req_len - a->req_off, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN) {
-			web_done(a, false, strerror(errno));
+	if (tag == &a->retry_tfd) {
+		if (read(a->retry_tfd, &n, sizeof(n)) < 0)
 			return;
-		}
-		if (n > 0 && (a->req_off += (size_t)n) == a->req_len)
-			epoll_ctl(a->epfd, EPOLL_CTL_MOD, a->fd, &ev);
-		return;
+	} else if (s >= a->socks && s < a->socks + XB_ALERT_SOCKETS) {
+		if (s->fd < 0 || !s->t)
+			return;		/* removed after epoll_wait returned it */
+		curl_multi_socket_action(s->t->multi, s->fd, 0, &running);
+	} else {
+		size_t i;
+
+		for (i = 0; i < a->nt && tag != &a->t[i]->tfd; i++)
+			;
+		if (i == a->nt || read(a->t[i]->tfd, &n, sizeof(n)) != sizeof(n))
+			return;		/* not ours, or a removed target's */
+		curl_multi_socket_action(a->t[i]->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	}
-	n = recv(a->fd, a->resp + a->resp_len, sizeof(a->resp) - 1 - a->resp_len, 0);
-	if (n < 0 && errno == EAGAIN)
-		return;
-	if (n > 0)
-		a->resp_len += (size_t)n;
-	a->resp[a->resp_len] = '\0';
-	/* "HTTP/1.x 2NN": delivered. */
-	if (a->resp_len >= 12 || n <= 0)
-		web_done(a, a->resp_len >= 12 && !strncmp(a->resp, "HTTP/1.", 7) && a->resp[9] == '2',
-			 n < 0 ? strerror(errno) : a->resp_len ? "not a 2xx status" : "no answer");
-}
-
-static void web_tick(struct xb_alert *a)
-{
-	time_t now = time(NULL);
-
-	if (a->fd >= 0 && now - a->started >= XB_ALERT_HTTP_TIMEOUT_S)
-		web_done(a, false, "timed out");
-	if (a->fd < 0 && a->url && a->webq.n && now >= a->retry_at)
-		web_start(a);
+	drain(a);
 }
 
 void xb_alert_event(struct xb_alert *a, json_t *ev)
@@ -303,21 +626,33 @@ void xb_alert_event(struct xb_alert *a, json_t *ev)
 			q_push(a, &a->cmdq, s);
 		run_commands(a);
 	}
-	if (a->url) {
-		char *s = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
-		if (s)
-			q_push(a, &a->webq, s);
-		web_tick(a);
+	for (size_t i = 0; i < a->nt; i++) {
+		struct target *t = a->t[i];
+		bool skip;
+		char *s = xb_alert_payload((enum xb_alert_kind)t->cfg.type, ev, a->source,
+					   t->cfg.secret, &skip);
+
+		if (s && !xb_alertq_push(&t->q, s))
+			log_warnx("notify %s: queue full (%d); the oldest event dropped (%llu so far)",
+				  t->shown, XB_ALERTQ_MAX, (unsigned long long)t->q.dropped);
 	}
+	kick(a);
 }
 
 void xb_alert_tick(struct xb_alert *a)
 {
 	run_commands(a);
-	web_tick(a);
 }
 
 void xb_alert_stats(const struct xb_alert *a, struct xb_alert_stats *out)
 {
 	*out = a->st;
+	out->posts_ok += a->gone_ok;
+	out->posts_failed += a->gone_failed;
+	out->dropped += a->gone_dropped;
+	for (size_t i = 0; i < a->nt; i++) {
+		out->posts_ok += a->t[i]->q.delivered;
+		out->posts_failed += a->t[i]->q.failed;
+		out->dropped += a->t[i]->q.dropped;
+	}
 }

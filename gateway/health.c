@@ -502,7 +502,7 @@ struct xb_health *xb_health_new(const struct xb_health_ops *ops)
 	    watch_fd(h->epfd, xb_probe_fd(h->probe), h->probe) < 0 ||
 	    watch_fd(h->epfd, h->timerfd, &h->timerfd) < 0 ||
 	    watch_fd(h->epfd, h->samplefd, &h->samplefd) < 0 ||
-	    !(h->alert = xb_alert_new(h->epfd))) {
+	    !(h->alert = xb_alert_new(h->epfd, NULL))) {
 		log_warn("tunnel health: setting up");
 		xb_health_free(h);
 		return NULL;
@@ -680,7 +680,7 @@ int xb_health_set(struct xb_health *h, const struct xb_policy *p, const struct x
 	h->p = p;
 	h->plan = *plan;
 	xb_alert_set(h->alert, (const char *const *)p->gateway.notify_command,
-		     p->gateway.n_notify_command, p->gateway.notify_webhook);
+		     p->gateway.n_notify_command, p->gateway.notify, p->gateway.n_notify);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Tunnel health settings: per tunnel, how it is probed (probe_interval,
  * probe_targets); in the gateway section, where metrics are served and
- * where events go (metrics, notify_command, notify_webhook, slo). The
+ * where events go (metrics, notify_command, notify_webhook, slo; the
+ * notification targets are policy/notify.c). The
  * daemon's side is gateway/health.c; docs/probing.md says what they do.
  *
  * Targets are checked with the prober's own parser (tunnel/probe.h) and
@@ -108,32 +109,10 @@ static void notify_command(struct ld *l, const config_setting_t *s, struct xb_ga
 	}
 }
 
-/* "http://ADDR[:PORT]/PATH" with a numeric address (IPv6 in brackets):
- * the daemon posts without resolving names, so a slow resolver never
- * stalls it. */
-bool xb_webhook_parse(const char *url, union wg_sockaddr *sa, const char **path)
-{
-	char host[128];
-	const char *h = url + 7, *slash;
-	size_t n;
-
-	if (strncmp(url, "http://", 7) || !(slash = strchr(h, '/')) || (n = (size_t)(slash - h)) == 0 ||
-	    n + 4 > sizeof(host))
-		return false;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	if (host[0] == '[' ? host[n - 1] == ']' : !strchr(host, ':'))
-		strcat(host, ":80");	/* no port */
-	if (path)
-		*path = slash;
-	return wg_endpoint_parse(sa, host);
-}
-
 void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway *g)
 {
 	const char *v;
 	char qb[QUOTE_MAX + 4];
-	union wg_sockaddr sa;
 
 	if ((v = xbp_get_str(l, s, "metrics", "gateway", NULL))) {
 		g->metrics = xbp_strdup(l, v);
@@ -142,13 +121,7 @@ void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway
 				"not ADDR:PORT (numeric, e.g. \"127.0.0.1:9180\")", xbp_quote(qb, v));
 	}
 	notify_command(l, s, g);
-	if ((v = xbp_get_str(l, s, "notify_webhook", "gateway", NULL))) {
-		g->notify_webhook = xbp_strdup(l, v);
-		if (!xb_webhook_parse(v, &sa, NULL))
-			xbp_err(l, config_setting_get_member(s, "notify_webhook"), "gateway: "
-				"notify_webhook `%s' is not http://ADDR[:PORT]/PATH with a numeric "
-				"address (plain HTTP only)", xbp_quote(qb, v));
-	}
+	xbp_parse_notify(l, s, g);
 	xbp_parse_slo(l, s, "gateway", &g->slo);
 }
 
@@ -187,6 +160,7 @@ void xbp_print_health(const struct xb_gateway *g, FILE *out)
 		xbp_put_str(out, g->notify_webhook);
 		fputs(";\n", out);
 	}
+	xbp_print_notify(g, out);
 	if (g->slo > 0)
 		fprintf(out, "  slo = %.17g%s;\n", g->slo, g->slo == (double)(long)g->slo ? ".0" : "");
 }
@@ -204,5 +178,6 @@ void xbp_health_free(struct xb_gateway *g, struct xb_tunnel *t)
 			free(g->notify_command[i]);
 		free(g->notify_command);
 		free(g->notify_webhook);
+		xbp_notify_free(g);
 	}
 }

@@ -128,6 +128,15 @@ bool xbp_key_file(struct ld *l, const config_setting_t *g, const char *what,
 bool xbp_secret_file_ok(struct ld *l, const config_setting_t *m, const char *what,
 			const char *shown, const char *path);
 
+/* A secret file's one line of text (a token, a routing key), malloc'ed;
+ * NULL after reporting why (mode, type, not one line). Never echoed. */
+char *xbp_secret_text(struct ld *l, const config_setting_t *m, const char *what,
+		      const char *shown, const char *path);
+/* notify.c: gateway.notify and the old notify_webhook. */
+void xbp_parse_notify(struct ld *l, const config_setting_t *s, struct xb_gateway *g);
+void xbp_print_notify(const struct xb_gateway *g, FILE *out);
+void xbp_notify_free(struct xb_gateway *g);
+
 /* parse.c, tunnel.c, rule.c: the sections */
 void xbp_parse_gateway(struct ld *l, const config_setting_t *s);
 void xbp_parse_groups(struct ld *l, const config_setting_t *s);

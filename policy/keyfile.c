@@ -54,6 +54,28 @@ bool xbp_secret_file_ok(struct ld *l, const config_setting_t *m, const char *wha
 	return true;
 }
 
+static bool read_small(int fd, char buf[static KEY_FILE_MAX + 1]);
+
+char *xbp_secret_text(struct ld *l, const config_setting_t *m, const char *what,
+		      const char *shown, const char *path)
+{
+	char qb[QUOTE_MAX + 4], buf[KEY_FILE_MAX + 1], *s = NULL;
+	int fd = open_secret(l, m, what, shown, path);
+	bool ok;
+
+	if (fd < 0)
+		return NULL;
+	ok = read_small(fd, buf);
+	close(fd);
+	if (!ok || !buf[0] || strpbrk(buf, "\r\n") || strlen(buf) != strcspn(buf, "\t"))
+		xbp_err(l, m, "%s: %s `%s' must hold one line of text (at most %d bytes)", what,
+			config_setting_name(m), xbp_quote(qb, shown), KEY_FILE_MAX);
+	else if (!(s = strdup(buf)))
+		l->oom = true;
+	sodium_memzero(buf, sizeof(buf));
+	return s;
+}
+
 /* Reads the whole (small) file into buf, NUL-terminated, trailing white
  * space removed. */
 static bool read_small(int fd, char buf[static KEY_FILE_MAX + 1])

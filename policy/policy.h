@@ -60,6 +60,27 @@ struct xb_key_file {
 	bool loaded;
 };
 
+/* A notification target (gateway.notify, docs/operations.md,
+ * "Notifications"): where events are POSTed and in which shape. */
+enum xb_notify_type { XB_NOTIFY_JSON, XB_NOTIFY_SLACK, XB_NOTIFY_PAGERDUTY };
+struct xb_notify_target {
+	enum xb_notify_type type;
+	char *url;			/* http(s)://HOST[:PORT]/PATH; names resolved */
+	char *ca_file;			/* trust anchors instead of the system's; NULL */
+	/* json: token_file (sent as "Authorization: Bearer TOKEN");
+	 * pagerduty: routing_key_file. As written, resolved, and the file's
+	 * content (trailing white space removed), wiped when freed. */
+	char *secret_file, *secret_resolved, *secret;
+	char **headers;			/* json: extra "Name: value" lines */
+	size_t n_headers;
+	unsigned tries;			/* per event, in all */
+	unsigned backoff_ms;		/* before the second try; doubles */
+	unsigned give_up_s;		/* an event is dropped this long after its first try */
+	unsigned timeout_s;		/* one try: connect, TLS, answer */
+	bool from_webhook;		/* made from notify_webhook (not printed in notify) */
+	unsigned line;
+};
+
 struct xb_gateway {
 	struct xb_src src;
 	char interface[XB_IFNAME_MAX + 1];	/* default "xb-dev" */
@@ -99,7 +120,9 @@ struct xb_gateway {
 	union wg_sockaddr metrics_addr;
 	char **notify_command;
 	size_t n_notify_command;
-	char *notify_webhook;
+	char *notify_webhook;		/* as written; also a json target in notify */
+	struct xb_notify_target *notify;	/* policy/notify.c */
+	size_t n_notify;
 	double slo;
 	/* Enrolment (docs/enrolment.md): enrol_file names the devices file
 	 * `xborderctl device add' writes (relative to the policy's directory;
@@ -534,10 +557,6 @@ const struct xb_group *xb_policy_group_by_name(const struct xb_policy *p, const 
 const struct xb_rule *xb_policy_rule_by_name(const struct xb_policy *p, const char *name);
 
 const char *xb_backend_name(enum xb_backend b);
-/* A notify_webhook URL, "http://ADDR[:PORT]/PATH" (numeric ADDR, IPv6 in
- * brackets, port 80 by default): its address and, when path is not NULL,
- * where its path begins in url. false when it is not of that form. */
-bool xb_webhook_parse(const char *url, union wg_sockaddr *sa, const char **path);
 /* "linux", "macos", "windows", "ios", "android"; -1/NULL when unknown. */
 int xb_platform_parse(const char *s);
 const char *xb_platform_name(enum xb_platform p);

@@ -11,7 +11,7 @@
 FUZZ_SECONDS ?= 10
 FBUILD   := build/fuzz
 FCC      := clang
-FPKGS    := libmnl libsodium libconfig libnftables jansson sqlite3 libmicrohttpd libcrypto
+FPKGS    := libmnl libsodium libconfig libnftables jansson sqlite3 libmicrohttpd libcrypto libcurl
 FSAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # Warnings are errors in the harnesses (and the .c files they #include);
 # the library itself is held to -Werror by the gcc build, not by clang's
