@@ -155,7 +155,7 @@ kill -TERM "$GWPID"; wait "$GWPID" 2>/dev/null
 
 # Reload: re-evaluation of RELOAD_DEVICES devices (no namespace needed
 # beyond the test's own).
-out=$(XB_PRT_DEVICES=$RELOAD_DEVICES "$XB_BIN/../tests/test_posture_rt" rebind_scale 2>/dev/null | grep -E '^#|ok')
+out=$(XB_POSTURE_RT_DEVICES=$RELOAD_DEVICES "$XB_BIN/../tests/test_posture_rt" rebind_scale 2>/dev/null | grep -E '^#|ok')
 echo "$out" | grep '^#'
 xb_check "re-evaluation of $RELOAD_DEVICES devices within the goal" grep -q '^ok' <<<"$out"
 xb_end

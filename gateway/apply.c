@@ -644,8 +644,8 @@ int xb_apply_routes(struct xb_daemon *d, const struct xb_plan *plan,
 
 int xb_apply_nft(struct xb_daemon *d, const struct xb_policy *p, const struct xb_plan *plan)
 {
-	/* Posture: the devices passing now (xb_prt_rebind came first). */
-	struct xb_compile_opts o = { .posture_ok = d->prt ? xb_prt_ok : NULL, .ctx = d->prt };
+	/* Posture: the devices passing now (xb_posture_rt_rebind came first). */
+	struct xb_compile_opts o = { .posture_ok = d->prt ? xb_posture_rt_ok : NULL, .ctx = d->prt };
 	char *script = xb_compile_nft(p, plan, &o), *err = NULL;
 	int e;
 

@@ -52,12 +52,12 @@ struct dump {
 	size_t n_keys;
 	struct victim *v;
 	size_t n;
-	bool more;		/* matches beyond XB_CT_BATCH */
+	bool more;		/* matches beyond XB_CONNTRACK_BATCH */
 };
 
-int xb_ct_open(struct xb_ct *c) { return xb_nl_open(&c->nl, NETLINK_NETFILTER, 0); }
+int xb_conntrack_open(struct xb_conntrack *c) { return xb_nl_open(&c->nl, NETLINK_NETFILTER, 0); }
 
-void xb_ct_close(struct xb_ct *c) { xb_nl_close(&c->nl); }
+void xb_conntrack_close(struct xb_conntrack *c) { xb_nl_close(&c->nl); }
 
 static struct nlmsghdr *request(char *buf, int family, uint16_t type, uint16_t flags)
 {
@@ -142,7 +142,7 @@ static int entry_cb(const struct nlmsghdr *nlh, void *data)
 	if (!(k = tuple_key(d, tb[CTA_TUPLE_ORIG], v4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC)) &&
 	    !(k = tuple_key(d, tb[CTA_TUPLE_REPLY], v4 ? CTA_IP_V4_DST : CTA_IP_V6_DST)))
 		return MNL_CB_OK;
-	if (d->n == XB_CT_BATCH) {
+	if (d->n == XB_CONNTRACK_BATCH) {
 		d->more = true;
 		return MNL_CB_OK;
 	}
@@ -172,7 +172,7 @@ static int stats_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /* 1 deleted, 0 already gone, or a negative errno. */
-static int delete(struct xb_ct *c, int family, const struct victim *v)
+static int delete(struct xb_conntrack *c, int family, const struct victim *v)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = request(buf, family, IPCTNL_MSG_CT_DELETE, NLM_F_ACK);
@@ -189,7 +189,7 @@ static int delete(struct xb_ct *c, int family, const struct victim *v)
 
 /* The dump request, filtered by original source where the kernel can
  * and when one address is asked for (filter: one key). */
-static int dump(struct xb_ct *c, int family, bool filter, char *buf, struct dump *d)
+static int dump(struct xb_conntrack *c, int family, bool filter, char *buf, struct dump *d)
 {
 	const void *addr = d->keys[0].a;
 	struct nlmsghdr *nlh;
@@ -220,7 +220,7 @@ static int dump(struct xb_ct *c, int family, bool filter, char *buf, struct dump
 }
 
 /* The number of entries in the table (this namespace's), or -1. */
-static long count(struct xb_ct *c)
+static long count(struct xb_conntrack *c)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	long n = -1;
@@ -238,15 +238,15 @@ static void tally(long *cut, size_t who, int r)
 		cut[who] = r < 0 ? r : cut[who] + r;
 }
 
-/* Cut the keys' entries: dumps (each at most XB_CT_BATCH matches), then
+/* Cut the keys' entries: dumps (each at most XB_CONNTRACK_BATCH matches), then
  * the deletes; per-key counts (or errors) into cut. A failed delete does
  * not stop the others; a failed dump marks every key of it. */
-static int passes(struct xb_ct *c, struct dump *d, bool filter, long *cut)
+static int passes(struct xb_conntrack *c, struct dump *d, bool filter, long *cut)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	int ret = 0;
 
-	for (int pass = 0; pass < XB_CT_PASSES; pass++) {
+	for (int pass = 0; pass < XB_CONNTRACK_PASSES; pass++) {
 		int r;
 
 		d->n = 0;
@@ -278,8 +278,8 @@ static int key_cmp(const void *a, const void *b)
  * machine, about 1 ms), so n of them cost n walks, while one unfiltered
  * dump costs one walk and every entry copied and parsed (about 1 us
  * each). Filtered per key when the table holds more than
- * XB_CT_WALK_ENTRIES entries per extra key. */
-static bool one_dump(struct xb_ct *c, int family, size_t n)
+ * XB_CONNTRACK_WALK_ENTRIES entries per extra key. */
+static bool one_dump(struct xb_conntrack *c, int family, size_t n)
 {
 	long entries;
 
@@ -288,10 +288,10 @@ static bool one_dump(struct xb_ct *c, int family, size_t n)
 	if (family == AF_INET6 || no_filter)
 		return true;	/* unfiltered either way */
 	entries = count(c);
-	return entries >= 0 && (unsigned long)entries <= (n - 1) * XB_CT_WALK_ENTRIES;
+	return entries >= 0 && (unsigned long)entries <= (n - 1) * XB_CONNTRACK_WALK_ENTRIES;
 }
 
-long xb_ct_cut_many(struct xb_ct *c, int family, const void *addrs, size_t n, long *cut)
+long xb_conntrack_cut_many(struct xb_conntrack *c, int family, const void *addrs, size_t n, long *cut)
 {
 	size_t len = family == AF_INET ? 4 : 16;
 	struct dump d = { .family = family, .n_keys = 1 };
@@ -304,7 +304,7 @@ long xb_ct_cut_many(struct xb_ct *c, int family, const void *addrs, size_t n, lo
 	if (!n)
 		return 0;
 	keys = calloc(n, sizeof(*keys));
-	d.v = malloc(XB_CT_BATCH * sizeof(*d.v));
+	d.v = malloc(XB_CONNTRACK_BATCH * sizeof(*d.v));
 	if (!keys || !d.v) {
 		free(keys);
 		free(d.v);
@@ -336,9 +336,9 @@ long xb_ct_cut_many(struct xb_ct *c, int family, const void *addrs, size_t n, lo
 	return ret < 0 ? ret : total;
 }
 
-long xb_ct_cut(struct xb_ct *c, int family, const void *addr)
+long xb_conntrack_cut(struct xb_conntrack *c, int family, const void *addr)
 {
 	long one;
 
-	return xb_ct_cut_many(c, family, addr, 1, &one);
+	return xb_conntrack_cut_many(c, family, addr, 1, &one);
 }

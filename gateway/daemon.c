@@ -107,7 +107,7 @@ int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
 		errs->oom = true;
 	else if (xb_policy_allocate(out->policy, state, errs) == 0 &&
 		 xb_plan_build(out->policy, &out->plan, errs) == 0 &&
-		 (out->dns = xb_dnssvc_prepare(out->policy, errs)))
+		 (out->dns = xb_dns_service_prepare(out->policy, errs)))
 		e = 0;
 	free(state);
 	if (e)
@@ -117,7 +117,7 @@ int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
 
 void xb_loaded_free(struct xb_loaded *l)
 {
-	xb_dnssvc_cfg_free(l->dns);
+	xb_dns_service_cfg_free(l->dns);
 	xb_plan_free(&l->plan);
 	xb_policy_free(l->policy);
 	memset(l, 0, sizeof(*l));
@@ -195,7 +195,7 @@ static struct itimerspec tick_interval(const struct xb_daemon *d)
  * may have opened new ones (a closed socket leaves the set by itself). */
 static void watch_dns_udp(struct xb_daemon *d)
 {
-	int fds[2], n = d->dns ? xb_dnssvc_udp_fds(d->dns, fds) : 0;
+	int fds[2], n = d->dns ? xb_dns_service_udp_fds(d->dns, fds) : 0;
 
 	for (int i = 0; i < n; i++)
 		if (add_watch(d, fds[i]) < 0 && errno != EEXIST)
@@ -309,15 +309,15 @@ static int health_devices(void *ctx, struct wg_conf *c)
 	return xb_wgif_get(&d->devif, c) ? -1 : 0;
 }
 
-/* DNS follows the probes: see xb_dnssvc_tunnel_down(). */
+/* DNS follows the probes: see xb_dns_service_tunnel_down(). */
 static void health_tunnel_state(void *ctx, size_t ti, bool up)
 {
 	struct xb_daemon *d = ctx;
 
 	if (d->dns && up)
-		xb_dnssvc_tunnel_up(d->dns, ti);
+		xb_dns_service_tunnel_up(d->dns, ti);
 	else if (d->dns)
-		xb_dnssvc_tunnel_down(d->dns, ti);
+		xb_dns_service_tunnel_down(d->dns, ti);
 }
 
 /* Probes and steering (health.h): before the routes, which it chooses.
@@ -338,7 +338,7 @@ static int start_health(struct xb_daemon *d)
 int xb_daemon_start(struct xb_daemon *d, const char *path)
 {
 	struct xb_errors errs = { 0 };
-	struct xb_dnssvc_cfg *dns = NULL;
+	struct xb_dns_service_cfg *dns = NULL;
 	struct xb_loaded l;
 	int e;
 
@@ -372,7 +372,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	if (open_control(d) < 0)
 		return -1;
 	/* Posture before the table: the compiler asks it who passes. */
-	if (!(d->prt = xb_prt_open(d->policy)))
+	if (!(d->prt = xb_posture_rt_open(d->policy)))
 		goto fail;
 	/* Order: the table (it replaces a crashed run's atomically and names
 	 * interfaces by name, so they need not exist yet) before anything can
@@ -388,16 +388,16 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 		goto fail;
 	forwarding_on(d, d->policy);
 	/* DNS last: its answers go into the table's sets. */
-	if (!(d->dns = xb_dnssvc_new(d->policy->gateway.state_dir, xb_prt_ok, d->prt)) ||
-	    add_watch(d, xb_dnssvc_fd(d->dns)) < 0) {
+	if (!(d->dns = xb_dns_service_new(d->policy->gateway.state_dir, xb_posture_rt_ok, d->prt)) ||
+	    add_watch(d, xb_dns_service_fd(d->dns)) < 0) {
 		goto fail;
 	}
-	xb_dnssvc_set_route(d->dns, dns_route, d);
+	xb_dns_service_set_route(d->dns, dns_route, d);
 	/* The posture endpoint listens (freebind) once the sets exist. */
-	if (add_watch(d, xb_prt_fd(d->prt)) < 0)
+	if (add_watch(d, xb_posture_rt_fd(d->prt)) < 0)
 		goto fail;
-	xb_prt_listen(d->prt);
-	xb_dnssvc_commit(d->dns, dns);
+	xb_posture_rt_listen(d->prt);
+	xb_dns_service_commit(d->dns, dns);
 	dns = NULL;
 	watch_dns_udp(d);
 	save_addresses(d->policy);
@@ -413,7 +413,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 		log_info("systemd watchdog: %llu ms", (unsigned long long)d->notify.watchdog_usec / 1000);
 	return 0;
 fail:
-	xb_dnssvc_cfg_free(dns);
+	xb_dns_service_cfg_free(dns);
 	log_warnx("%s: start failed; removing what was built", path);
 	xb_daemon_stop(d);
 	return -1;
@@ -452,7 +452,7 @@ static enum step forward(struct xb_daemon *d, const struct xb_policy *old, const
 	/* Every device against the new profiles, before the table that lists
 	 * the passing ones is compiled. */
 	*undo = S_POSTURE + 1;
-	if (d->prt && xb_prt_rebind(d->prt, n->policy) < 0)
+	if (d->prt && xb_posture_rt_rebind(d->prt, n->policy) < 0)
 		return S_POSTURE;
 	*undo = S_DEVICES + 1;
 	if (xb_apply_devif(d, old, n->policy) < 0)
@@ -466,7 +466,7 @@ static enum step forward(struct xb_daemon *d, const struct xb_policy *old, const
 	if (xb_apply_routes(d, &n->plan, oplan) < 0)
 		return S_ROUTES;
 	*undo = S_LISTEN + 1;
-	if (d->prt && xb_prt_listen(d->prt) < 0)
+	if (d->prt && xb_posture_rt_listen(d->prt) < 0)
 		return S_LISTEN;
 	*undo = S_TABLE;	/* one transaction: a failed one changed nothing */
 	if (xb_apply_nft(d, n->policy, &n->plan) < 0)
@@ -484,9 +484,9 @@ static bool back(struct xb_daemon *d, struct xb_policy *old, const struct xb_pla
 	struct xb_tunnel_rt *tunnels;
 	bool ok = true;
 
-	if (undo > S_POSTURE && d->prt && xb_prt_rebind(d->prt, old) < 0)
+	if (undo > S_POSTURE && d->prt && xb_posture_rt_rebind(d->prt, old) < 0)
 		ok = false;
-	if (undo > S_LISTEN && d->prt && xb_prt_listen(d->prt) < 0)
+	if (undo > S_LISTEN && d->prt && xb_posture_rt_listen(d->prt) < 0)
 		ok = false;
 	if (undo > S_DEVICES && xb_apply_devif(d, n->policy, old) < 0)
 		ok = false;
@@ -524,7 +524,7 @@ static void cut_moved(const struct xb_policy *old, const struct xb_policy *p)
 {
 	struct in6_addr *a = calloc(old->n_devices + 1, sizeof(*a));
 	long *cut = calloc(old->n_devices + 1, sizeof(*cut)), total = 0, r;
-	struct xb_ct ct;
+	struct xb_conntrack ct;
 	int e;
 
 	if (!a || !cut) {
@@ -533,7 +533,7 @@ static void cut_moved(const struct xb_policy *old, const struct xb_policy *p)
 		free(cut);
 		return;
 	}
-	if ((e = xb_ct_open(&ct)) < 0) {
+	if ((e = xb_conntrack_open(&ct)) < 0) {
 		log_warnx("reload: conntrack: %s: flows of removed devices are not cut", strerror(-e));
 		free(a);
 		free(cut);
@@ -548,7 +548,7 @@ static void cut_moved(const struct xb_policy *old, const struct xb_policy *p)
 				memcpy((uint8_t *)a + n++ * alen,
 				       f ? (const void *)&old->devices[i].address6
 					 : (const void *)&old->devices[i].address4, alen);
-		if (n && (r = xb_ct_cut_many(&ct, family, a, n, cut)) < 0)
+		if (n && (r = xb_conntrack_cut_many(&ct, family, a, n, cut)) < 0)
 			log_warnx("reload: cutting flows of %zu removed or moved devices: %s", n,
 				  strerror((int)-r));
 		else if (n)
@@ -556,7 +556,7 @@ static void cut_moved(const struct xb_policy *old, const struct xb_policy *p)
 	}
 	if (total)
 		log_info("reload: %ld flows of removed or re-addressed devices cut", total);
-	xb_ct_close(&ct);
+	xb_conntrack_close(&ct);
 	free(a);
 	free(cut);
 }
@@ -616,10 +616,10 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	forwarding_on(d, n.policy);
 	/* The new table's _dns sets are empty: commit refills them. Sockets
 	 * that cannot move stay where they were (logged). */
-	if (d->dns && xb_dnssvc_commit(d->dns, n.dns) < 0)
+	if (d->dns && xb_dns_service_commit(d->dns, n.dns) < 0)
 		log_warnx("%s: reload: the DNS service keeps its old sockets", d->policy_path);
 	else if (!d->dns)
-		xb_dnssvc_cfg_free(n.dns);
+		xb_dns_service_cfg_free(n.dns);
 	n.dns = NULL;
 	watch_dns_udp(d);
 	xb_policy_wipe_keys(old);
@@ -671,9 +671,9 @@ static void on_signal(struct xb_daemon *d)
 			xb_daemon_reload(d, &errs, summary, sizeof(summary));
 			xb_errors_free(&errs);
 			if (d->dns)
-				xb_dnssvc_reopen_log(d->dns);
+				xb_dns_service_reopen_log(d->dns);
 			if (d->prt)
-				xb_prt_reopen_log(d->prt);
+				xb_posture_rt_reopen_log(d->prt);
 		} else {
 			log_info("%s: stopping", strsignal((int)si.ssi_signo));
 			d->stopping = true;
@@ -692,7 +692,7 @@ static void on_tick(struct xb_daemon *d)
 	xb_apply_resolve(d, false);
 	xb_apply_revive(d);
 	if (d->prt)
-		xb_prt_tick(d->prt);
+		xb_posture_rt_tick(d->prt);
 	if (d->metrics)
 		xb_metrics_process(d->metrics);	/* its connection timeouts */
 	xb_enrol_tick(d);
@@ -733,16 +733,16 @@ int xb_daemon_run(struct xb_daemon *d)
 				on_tick(d);
 			else if (d->ctl && ev[i].data.fd == xb_ctl_fd(d->ctl))
 				xb_ctl_process(d->ctl);
-			else if (d->dns && ev[i].data.fd == xb_dnssvc_fd(d->dns))
-				xb_dnssvc_process(d->dns);
-			else if (d->dns && xb_dnssvc_udp_ready(d->dns, ev[i].data.fd))
+			else if (d->dns && ev[i].data.fd == xb_dns_service_fd(d->dns))
+				xb_dns_service_process(d->dns);
+			else if (d->dns && xb_dns_service_udp_ready(d->dns, ev[i].data.fd))
 				;
 			else if (d->health && ev[i].data.fd == xb_health_fd(d->health))
 				xb_health_process(d->health);
 			else if (d->metrics && ev[i].data.fd == xb_metrics_fd(d->metrics))
 				xb_metrics_process(d->metrics);
-			else if (d->prt && ev[i].data.fd == xb_prt_fd(d->prt))
-				xb_prt_process(d->prt);
+			else if (d->prt && ev[i].data.fd == xb_posture_rt_fd(d->prt))
+				xb_posture_rt_process(d->prt);
 		}
 		stall_note(d, t0);
 	}
@@ -755,13 +755,13 @@ void xb_daemon_stop(struct xb_daemon *d)
 	if (d->ctl)
 		xb_ctl_close(d->ctl);
 	d->ctl = NULL;
-	xb_dnssvc_free(d->dns);		/* saves the learned destinations */
+	xb_dns_service_free(d->dns);		/* saves the learned destinations */
 	d->dns = NULL;
 	xb_metrics_free(d->metrics);
 	d->metrics = NULL;
 	xb_health_free(d->health);
 	d->health = NULL;
-	xb_prt_close(d->prt);		/* everything acknowledged is in the store */
+	xb_posture_rt_close(d->prt);		/* everything acknowledged is in the store */
 	d->prt = NULL;
 	xb_apply_teardown(d);
 	forwarding_restore(d);

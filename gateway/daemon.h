@@ -59,10 +59,10 @@ struct xb_daemon {
 	struct xb_tunnel_rt *tunnels;
 	struct xb_ctl *ctl;
 	struct xb_notify notify;	/* systemd: readiness, reload, watchdog */
-	struct xb_dnssvc *dns;		/* NULL until the gateway is up */
+	struct xb_dns_service *dns;		/* NULL until the gateway is up */
 	struct xb_health *health;	/* probes, steering, notifications */
 	struct xb_metrics *metrics;	/* NULL unless gateway.metrics is set */
-	struct xb_prt *prt;		/* posture state and enforcement */
+	struct xb_posture_rt *prt;		/* posture state and enforcement */
 	/* The main loop's stalls since start: the time from epoll_wait's
 	 * return to the next call, i.e. how long a ready event (a device's
 	 * DNS query, say) may wait behind the work of one round. */
@@ -97,7 +97,7 @@ struct xb_daemon {
 struct xb_loaded {
 	struct xb_policy *policy;
 	struct xb_plan plan;
-	struct xb_dnssvc_cfg *dns;
+	struct xb_dns_service_cfg *dns;
 };
 int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
 		   struct xb_errors *errs);

@@ -29,18 +29,18 @@ struct ent {
 	uint8_t data[];			/* name, then message */
 };
 
-struct xb_dnsc {
-	struct xb_dnsc_conf conf;
+struct xb_dns_cache {
+	struct xb_dns_cache_conf conf;
 	struct ent **buckets;
 	size_t mask;
 	struct ent *head, *tail;
-	struct xb_dnsc_stats st;
+	struct xb_dns_cache_stats st;
 	uint8_t key[crypto_shorthash_KEYBYTES];
 };
 
 /* A lookup key: the name lower-cased and what sits beside it. */
 struct key {
-	uint8_t name[DNSW_NAME_MAX];
+	uint8_t name[XB_DNS_WIRE_NAME_MAX];
 	uint16_t name_len, qtype, qclass;
 	uint32_t scope;
 	uint64_t hash;
@@ -51,9 +51,9 @@ static size_t ent_size(size_t name_len, size_t len)
 	return sizeof(struct ent) + name_len + len;
 }
 
-struct xb_dnsc *xb_dnsc_new(const struct xb_dnsc_conf *conf)
+struct xb_dns_cache *xb_dns_cache_new(const struct xb_dns_cache_conf *conf)
 {
-	struct xb_dnsc *c;
+	struct xb_dns_cache *c;
 	size_t n = 16;
 
 	if (sodium_init() < 0)
@@ -64,13 +64,13 @@ struct xb_dnsc *xb_dnsc_new(const struct xb_dnsc_conf *conf)
 	if (conf)
 		c->conf = *conf;
 	if (!c->conf.max_entries)
-		c->conf.max_entries = XB_DNSC_MAX_ENTRIES;
+		c->conf.max_entries = XB_DNS_CACHE_MAX_ENTRIES;
 	if (!c->conf.max_bytes)
-		c->conf.max_bytes = XB_DNSC_MAX_BYTES;
+		c->conf.max_bytes = XB_DNS_CACHE_MAX_BYTES;
 	if (!c->conf.max_ttl)
-		c->conf.max_ttl = XB_DNSC_MAX_TTL;
+		c->conf.max_ttl = XB_DNS_CACHE_MAX_TTL;
 	if (!c->conf.neg_max_ttl)
-		c->conf.neg_max_ttl = XB_DNSC_NEG_MAX_TTL;
+		c->conf.neg_max_ttl = XB_DNS_CACHE_NEG_MAX_TTL;
 	while (n < c->conf.max_entries && n < ((size_t)1 << 30))
 		n <<= 1;
 	c->buckets = calloc(n, sizeof(*c->buckets));
@@ -83,24 +83,24 @@ struct xb_dnsc *xb_dnsc_new(const struct xb_dnsc_conf *conf)
 	return c;
 }
 
-void xb_dnsc_free(struct xb_dnsc *c)
+void xb_dns_cache_free(struct xb_dns_cache *c)
 {
 	if (!c)
 		return;
-	xb_dnsc_flush(c);
+	xb_dns_cache_flush(c);
 	free(c->buckets);
 	free(c);
 }
 
 /* ---- keys, lists, buckets ---- */
 
-static void key_make(const struct xb_dnsc *c, struct key *k, uint32_t scope,
-		     const struct dnsw_question *q)
+static void key_make(const struct xb_dns_cache *c, struct key *k, uint32_t scope,
+		     const struct xb_dns_wire_question *q)
 {
-	uint8_t in[DNSW_NAME_MAX + 8];
+	uint8_t in[XB_DNS_WIRE_NAME_MAX + 8];
 
 	memcpy(k->name, q->name, q->name_len);
-	dnsw_name_lower(k->name);
+	xb_dns_wire_name_lower(k->name);
 	k->name_len = q->name_len;
 	k->qtype = q->qtype;
 	k->qclass = q->qclass;
@@ -119,7 +119,7 @@ static bool key_is(const struct ent *e, const struct key *k)
 	       !memcmp(e->data, k->name, k->name_len);
 }
 
-static void lru_unlink(struct xb_dnsc *c, struct ent *e)
+static void lru_unlink(struct xb_dns_cache *c, struct ent *e)
 {
 	if (e->prev)
 		e->prev->next = e->next;
@@ -131,7 +131,7 @@ static void lru_unlink(struct xb_dnsc *c, struct ent *e)
 		c->tail = e->prev;
 }
 
-static void lru_push(struct xb_dnsc *c, struct ent *e)
+static void lru_push(struct xb_dns_cache *c, struct ent *e)
 {
 	e->prev = NULL;
 	e->next = c->head;
@@ -143,7 +143,7 @@ static void lru_push(struct xb_dnsc *c, struct ent *e)
 }
 
 /* The bucket slot that points at the entry for k (or the chain's end). */
-static struct ent **slot_of(struct xb_dnsc *c, const struct key *k)
+static struct ent **slot_of(struct xb_dns_cache *c, const struct key *k)
 {
 	struct ent **pp = &c->buckets[k->hash & c->mask];
 
@@ -152,7 +152,7 @@ static struct ent **slot_of(struct xb_dnsc *c, const struct key *k)
 	return pp;
 }
 
-static void drop(struct xb_dnsc *c, struct ent *e)
+static void drop(struct xb_dns_cache *c, struct ent *e)
 {
 	struct ent **pp = &c->buckets[e->hash & c->mask];
 
@@ -172,14 +172,14 @@ static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
-static uint32_t answer_min_ttl(const struct dnsw_msg *m)
+static uint32_t answer_min_ttl(const struct xb_dns_wire_msg *m)
 {
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
 	uint32_t least = UINT32_MAX;
 
-	dnsw_iter_init(&it, m, DNSW_AN);
-	while (dnsw_iter_next(&it, &rr))
+	xb_dns_wire_iter_init(&it, m, XB_DNS_WIRE_AN);
+	while (xb_dns_wire_iter_next(&it, &rr))
 		if (rr.ttl < least)
 			least = rr.ttl;
 	return least;
@@ -189,24 +189,24 @@ static uint32_t answer_min_ttl(const struct dnsw_msg *m)
  * Negative: NXDOMAIN, or NOERROR without answers (NODATA); the SOA is looked
  * up for the name the CNAME chain ends at, which is the name that does not
  * exist (RFC 2308 2.1). */
-static uint32_t keep_ttl(const struct xb_dnsc *c, const struct dnsw_msg *m)
+static uint32_t keep_ttl(const struct xb_dns_cache *c, const struct xb_dns_wire_msg *m)
 {
 	uint32_t ttl = answer_min_ttl(m), neg;
-	struct dnsw_chain ch;
+	struct xb_dns_wire_chain ch;
 	const uint8_t *name = m->q.name;
 
-	if (m->rcode == DNSW_NOERROR && m->hdr.ancount)
+	if (m->rcode == XB_DNS_WIRE_NOERROR && m->hdr.ancount)
 		return clamp(ttl, c->conf.min_ttl, c->conf.max_ttl);
-	if (dnsw_chain(m, &ch, NULL, 0) == 0)
+	if (xb_dns_wire_chain(m, &ch, NULL, 0) == 0)
 		name = ch.name;
-	if (dnsw_negative_ttl(m, name, &neg) < 0)
+	if (xb_dns_wire_negative_ttl(m, name, &neg) < 0)
 		return 0;	/* no SOA: RFC 2308 5 says do not cache */
 	if (neg < ttl)
 		ttl = neg;
 	return clamp(ttl, c->conf.min_ttl, c->conf.neg_max_ttl);
 }
 
-static void make_room(struct xb_dnsc *c, size_t need)
+static void make_room(struct xb_dns_cache *c, size_t need)
 {
 	while (c->tail && (c->st.entries + 1 > c->conf.max_entries ||
 			   c->st.bytes + need > c->conf.max_bytes)) {
@@ -215,26 +215,26 @@ static void make_room(struct xb_dnsc *c, size_t need)
 	}
 }
 
-enum xb_dnsc_verdict xb_dnsc_store(struct xb_dnsc *c, uint32_t scope,
-				   const struct dnsw_question *q, const uint8_t *msg,
+enum xb_dns_cache_verdict xb_dns_cache_store(struct xb_dns_cache *c, uint32_t scope,
+				   const struct xb_dns_wire_question *q, const uint8_t *msg,
 				   size_t len, uint64_t now_ns)
 {
-	struct dnsw_msg m;
+	struct xb_dns_wire_msg m;
 	struct key k;
 	struct ent *e, **pp;
 	uint32_t ttl;
 	size_t need;
 
-	if (len < DNSW_HDR_LEN || len > XB_DNSC_MSG_MAX || q->name_len > DNSW_NAME_MAX ||
-	    dnsw_parse_response(&m, msg, len, xb_get16(msg), q) != DNSW_R_OK) {
+	if (len < XB_DNS_WIRE_HDR_LEN || len > XB_DNS_CACHE_MSG_MAX || q->name_len > XB_DNS_WIRE_NAME_MAX ||
+	    xb_dns_wire_parse_response(&m, msg, len, xb_get16(msg), q) != XB_DNS_WIRE_R_OK) {
 		c->st.malformed++;
-		return XB_DNSC_MALFORMED;
+		return XB_DNS_CACHE_MALFORMED;
 	}
-	ttl = (m.hdr.flags & DNSW_F_TC) ||
-	      (m.rcode != DNSW_NOERROR && m.rcode != DNSW_NXDOMAIN) ? 0 : keep_ttl(c, &m);
+	ttl = (m.hdr.flags & XB_DNS_WIRE_F_TC) ||
+	      (m.rcode != XB_DNS_WIRE_NOERROR && m.rcode != XB_DNS_WIRE_NXDOMAIN) ? 0 : keep_ttl(c, &m);
 	if (!ttl) {
 		c->st.uncacheable++;
-		return XB_DNSC_UNCACHEABLE;
+		return XB_DNS_CACHE_UNCACHEABLE;
 	}
 	key_make(c, &k, scope, q);
 	pp = slot_of(c, &k);
@@ -242,7 +242,7 @@ enum xb_dnsc_verdict xb_dnsc_store(struct xb_dnsc *c, uint32_t scope,
 		drop(c, *pp);
 	need = ent_size(k.name_len, m.len);
 	if (need > c->conf.max_bytes || !(e = malloc(need)))
-		return XB_DNSC_NOMEM;
+		return XB_DNS_CACHE_NOMEM;
 	make_room(c, need);
 	*e = (struct ent){ .hash = k.hash, .born_ns = now_ns, .ttl = ttl, .scope = scope,
 			   .qtype = k.qtype, .qclass = k.qclass, .name_len = k.name_len,
@@ -256,19 +256,19 @@ enum xb_dnsc_verdict xb_dnsc_store(struct xb_dnsc *c, uint32_t scope,
 	c->st.entries++;
 	c->st.bytes += need;
 	c->st.stored++;
-	return XB_DNSC_STORED;
+	return XB_DNS_CACHE_STORED;
 }
 
 /* ---- lookup ---- */
 
 /* The entry for the key, or NULL; one expired past stale_s is dropped. */
-static struct ent *find(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
+static struct ent *find(struct xb_dns_cache *c, uint32_t scope, const struct xb_dns_wire_question *q,
 			size_t cap, uint64_t now_ns, uint64_t *age)
 {
 	struct key k;
 	struct ent *e;
 
-	if (q->name_len > DNSW_NAME_MAX)	/* not a name: nothing stored under it */
+	if (q->name_len > XB_DNS_WIRE_NAME_MAX)	/* not a name: nothing stored under it */
 		return NULL;
 	key_make(c, &k, scope, q);
 	e = *slot_of(c, &k);
@@ -286,22 +286,22 @@ static struct ent *find(struct xb_dnsc *c, uint32_t scope, const struct dnsw_que
 
 /* Copy e into buf, TTLs aged by age and raised to floor; 0 when the
  * stored bytes do not age (then e is gone). */
-static size_t copy_out(struct xb_dnsc *c, struct ent *e, uint32_t age, uint32_t floor,
+static size_t copy_out(struct xb_dns_cache *c, struct ent *e, uint32_t age, uint32_t floor,
 		       uint16_t id, uint8_t *buf)
 {
 	memcpy(buf, e->data + e->name_len, e->len);
-	if (dnsw_age_ttls(buf, e->len, age, floor) < 0) {
+	if (xb_dns_wire_age_ttls(buf, e->len, age, floor) < 0) {
 		drop(c, e);	/* see dns_wire.h: a hostile name pointing into a TTL */
 		c->st.malformed++;
 		return 0;
 	}
-	dnsw_set_id(buf, e->len, id);
+	xb_dns_wire_set_id(buf, e->len, id);
 	lru_unlink(c, e);
 	lru_push(c, e);
 	return e->len;
 }
 
-size_t xb_dnsc_lookup(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
+size_t xb_dns_cache_lookup(struct xb_dns_cache *c, uint32_t scope, const struct xb_dns_wire_question *q,
 		      uint16_t id, uint64_t now_ns, uint8_t *buf, size_t cap,
 		      uint32_t *ttl_left)
 {
@@ -319,7 +319,7 @@ size_t xb_dnsc_lookup(struct xb_dnsc *c, uint32_t scope, const struct dnsw_quest
 	return len;
 }
 
-size_t xb_dnsc_lookup_stale(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q,
+size_t xb_dns_cache_lookup_stale(struct xb_dns_cache *c, uint32_t scope, const struct xb_dns_wire_question *q,
 			    uint16_t id, uint64_t now_ns, uint8_t *buf, size_t cap)
 {
 	uint64_t age;
@@ -327,8 +327,8 @@ size_t xb_dnsc_lookup_stale(struct xb_dnsc *c, uint32_t scope, const struct dnsw
 	size_t len;
 
 	/* Every TTL aged to 0, then raised to the stale TTL. */
-	if (!e || !(len = copy_out(c, e, UINT32_MAX, XB_DNSC_STALE_TTL, id, buf)) ||
-	    dnsw_cap_ttls(buf, len, XB_DNSC_STALE_TTL) < 0)
+	if (!e || !(len = copy_out(c, e, UINT32_MAX, XB_DNS_CACHE_STALE_TTL, id, buf)) ||
+	    xb_dns_wire_cap_ttls(buf, len, XB_DNS_CACHE_STALE_TTL) < 0)
 		return 0;
 	c->st.stale++;
 	return len;
@@ -336,13 +336,13 @@ size_t xb_dnsc_lookup_stale(struct xb_dnsc *c, uint32_t scope, const struct dnsw
 
 /* ---- the rest ---- */
 
-void xb_dnsc_flush(struct xb_dnsc *c)
+void xb_dns_cache_flush(struct xb_dns_cache *c)
 {
 	while (c->head)
 		drop(c, c->head);
 }
 
-void xb_dnsc_flush_scope(struct xb_dnsc *c, uint32_t scope)
+void xb_dns_cache_flush_scope(struct xb_dns_cache *c, uint32_t scope)
 {
 	struct ent *e = c->head, *next;
 
@@ -353,7 +353,7 @@ void xb_dnsc_flush_scope(struct xb_dnsc *c, uint32_t scope)
 	}
 }
 
-void xb_dnsc_stats(const struct xb_dnsc *c, struct xb_dnsc_stats *st)
+void xb_dns_cache_stats(const struct xb_dns_cache *c, struct xb_dns_cache_stats *st)
 {
 	*st = c->st;
 }

@@ -38,7 +38,7 @@ static int add_patterns(struct xb_dns_match *m, const struct xb_dns_rule *r, uin
 		struct xb_dns_pattern pat;
 		const char *why;
 
-		if (xb_dns_pattern_parse(&pat, r->domains[i], strlen(r->domains[i]), XB_DNS_EXACT,
+		if (xb_dns_match_pattern_parse(&pat, r->domains[i], strlen(r->domains[i]), XB_DNS_EXACT,
 					 &why) < 0) {
 			xb_errors_add(errs, r->src.file, r->src.line, "dns rule \"%s\": %s: %s",
 				      r->name, r->domains[i], why);
@@ -53,17 +53,17 @@ static int add_patterns(struct xb_dns_match *m, const struct xb_dns_rule *r, uin
 	return rc;
 }
 
-static int server_set(struct xb_up_set *set, const char *name, const union wg_sockaddr *v,
+static int server_set(struct xb_dns_upstream_set *set, const char *name, const union wg_sockaddr *v,
 		      size_t n, const struct xb_dns *d, struct xb_errors *errs, struct xb_src src)
 {
 	char text[80];
 
-	xb_up_set_init(set, name);
+	xb_dns_upstream_set_init(set, name);
 	set->timeout_ms = d->timeout_ms;
 	set->tries = d->tries;
 	for (size_t i = 0; i < n; i++) {
 		wg_endpoint_format(text, sizeof(text), &v[i]);
-		if (xb_up_set_add(set, text) < 0) {
+		if (xb_dns_upstream_set_add(set, text) < 0) {
 			xb_errors_add(errs, src.file, src.line, "dns: %s: server %s: %s", name, text,
 				      errno == ENOSPC ? "more servers than a set holds" : "bad address");
 			return -1;
@@ -84,15 +84,15 @@ static bool any_internet(const struct xb_policy *p)
 	return false;
 }
 
-static int set_put(struct xb_dnssvc_cfg *c, size_t si, const union wg_sockaddr *v, size_t n,
+static int set_put(struct xb_dns_service_cfg *c, size_t si, const union wg_sockaddr *v, size_t n,
 		   uint32_t ti, const char *ifname)
 {
-	struct xb_up_set *set = &c->sets[si];
+	struct xb_dns_upstream_set *set = &c->sets[si];
 	char text[80];
 
 	for (size_t i = 0; i < n; i++) {
 		wg_endpoint_format(text, sizeof(text), &v[i]);
-		if (xb_up_set_add(set, text) < 0)
+		if (xb_dns_upstream_set_add(set, text) < 0)
 			return -1;
 		c->srv_tun[si][set->n - 1] = ti;
 		snprintf(set->srv[set->n - 1].ifname, sizeof(set->srv[0].ifname), "%s", ifname);
@@ -116,7 +116,7 @@ static bool on_a_path(const struct xb_policy *p, size_t ti)
  * through (its own list; or, following the path, every tunnel on a path
  * names take and the one it names, and the gateway's own route when a
  * path may end in the internet). */
-static int tunnel_set(struct xb_dnssvc_cfg *c, size_t ri, struct xb_errors *errs)
+static int tunnel_set(struct xb_dns_service_cfg *c, size_t ri, struct xb_errors *errs)
 {
 	const struct xb_policy *p = c->p;
 	const struct xb_dns_rule *r = &p->dns.rules[ri];
@@ -137,7 +137,7 @@ static int tunnel_set(struct xb_dnssvc_cfg *c, size_t ri, struct xb_errors *errs
 	if (rc < 0)
 		xb_errors_add(errs, r->src.file, r->src.line,
 			      "dns rule \"%s\": %zu servers through %zu tunnels: more than %d", r->name,
-			      r->n_servers, n, XB_UP_SERVERS_MAX);
+			      r->n_servers, n, XB_DNS_UPSTREAM_SERVERS_MAX);
 	return rc;
 }
 
@@ -158,7 +158,7 @@ static uint32_t domains_fp(const struct xb_rule *r)
 
 /* Access rules with domains (allow and deny): their patterns, set names
  * and fingerprints. */
-static int access_rules(struct xb_dnssvc_cfg *c, struct xb_errors *errs)
+static int access_rules(struct xb_dns_service_cfg *c, struct xb_errors *errs)
 {
 	const struct xb_policy *p = c->p;
 
@@ -184,7 +184,7 @@ static int access_rules(struct xb_dnssvc_cfg *c, struct xb_errors *errs)
 		for (size_t k = 0; k < r->n_domains; k++) {
 			const char *why;
 
-			if (xb_dns_pattern_parse(&a->pats[a->n_pats], r->domains[k],
+			if (xb_dns_match_pattern_parse(&a->pats[a->n_pats], r->domains[k],
 						 strlen(r->domains[k]), XB_DNS_EXACT, &why) < 0)
 				xb_errors_add(errs, r->src.file, r->src.line, "rule \"%s\": domains %s: %s",
 					      r->name ? r->name : "?", r->domains[k], why);
@@ -195,10 +195,10 @@ static int access_rules(struct xb_dnssvc_cfg *c, struct xb_errors *errs)
 	return 0;
 }
 
-struct xb_dnssvc_cfg *xb_dnssvc_prepare(const struct xb_policy *p, struct xb_errors *errs)
+struct xb_dns_service_cfg *xb_dns_service_prepare(const struct xb_policy *p, struct xb_errors *errs)
 {
 	const struct xb_dns *d = &p->dns;
-	struct xb_dnssvc_cfg *c = calloc(1, sizeof(*c));
+	struct xb_dns_service_cfg *c = calloc(1, sizeof(*c));
 	size_t n0 = errs->n;
 	bool oom = !c;
 
@@ -220,7 +220,7 @@ struct xb_dnssvc_cfg *xb_dnssvc_prepare(const struct xb_policy *p, struct xb_err
 			oom = true;
 		if (r->action != XB_DNS_TUNNEL) {
 			server_set(&c->sets[i], r->name, v, n, d, errs, r->src);
-			for (size_t k = 0; k < XB_UP_SERVERS_MAX; k++)
+			for (size_t k = 0; k < XB_DNS_UPSTREAM_SERVERS_MAX; k++)
 				c->srv_tun[i][k] = DNS_UNBOUND;
 			continue;
 		}
@@ -236,18 +236,18 @@ struct xb_dnssvc_cfg *xb_dnssvc_prepare(const struct xb_policy *p, struct xb_err
 	if (oom)
 		xb_errors_add(errs, p->path, 0, "dns: out of memory");
 	if (oom || errs->n > n0) {
-		xb_dnssvc_cfg_free(c);
+		xb_dns_service_cfg_free(c);
 		return NULL;
 	}
 	return c;
 }
 
-void xb_dnssvc_cfg_free(struct xb_dnssvc_cfg *c)
+void xb_dns_service_cfg_free(struct xb_dns_service_cfg *c)
 {
 	if (!c)
 		return;
 	xb_dns_match_free(c->names);
-	xb_dnsl_own_free(&c->own);
+	xb_dns_learn_own_free(&c->own);
 	for (size_t i = 0; i < c->n_acc; i++)
 		free(c->acc[i].pats);
 	free(c->acc);
@@ -289,7 +289,7 @@ static bool acc_matches(const struct dns_acc *a, const char *name)
 	return false;
 }
 
-static bool any_acc(const struct xb_dnssvc_cfg *c, const char *name)
+static bool any_acc(const struct xb_dns_service_cfg *c, const char *name)
 {
 	for (size_t i = 0; i < c->n_acc; i++)
 		if (acc_matches(&c->acc[i], name))
@@ -299,9 +299,9 @@ static bool any_acc(const struct xb_dnssvc_cfg *c, const char *name)
 
 /* The first access rule by which device d may reach name (group,
  * posture), or SIZE_MAX: its path is the one the name's traffic takes. */
-static size_t admitted(const struct xb_dnssvc *s, const char *name, size_t d)
+static size_t admitted(const struct xb_dns_service *s, const char *name, size_t d)
 {
-	const struct xb_dnssvc_cfg *c = s->cfg;
+	const struct xb_dns_service_cfg *c = s->cfg;
 
 	for (size_t i = 0; i < c->n_acc; i++) {
 		const struct xb_rule *r = &c->p->rules[c->acc[i].rule];
@@ -317,13 +317,13 @@ static size_t admitted(const struct xb_dnssvc *s, const char *name, size_t d)
 
 /* ---- local answers ---- */
 
-static size_t local_rcode(const struct dnsw_query *q, unsigned rcode, uint8_t *out, size_t cap)
+static size_t local_rcode(const struct xb_dns_wire_query *q, unsigned rcode, uint8_t *out, size_t cap)
 {
-	struct dnsw_builder b;
+	struct xb_dns_wire_builder b;
 
-	if (dnsw_answer_begin(&b, out, cap, q, rcode, 0, DNSW_EDNS_SIZE) < 0)
+	if (xb_dns_wire_answer_begin(&b, out, cap, q, rcode, 0, XB_DNS_WIRE_EDNS_SIZE) < 0)
 		return 0;
-	return dnsw_answer_finish(&b);
+	return xb_dns_wire_answer_finish(&b);
 }
 
 size_t dns_fail(const struct dns_query *qq, unsigned rcode, uint8_t *out, size_t cap)
@@ -333,91 +333,91 @@ size_t dns_fail(const struct dns_query *qq, unsigned rcode, uint8_t *out, size_t
 
 /* NXDOMAIN with an SOA of the name itself, so that the client caches the
  * denial for the rule's TTL (RFC 2308). */
-static size_t nxdomain(const struct dnsw_query *q, uint32_t ttl, uint8_t *out, size_t cap)
+static size_t nxdomain(const struct xb_dns_wire_query *q, uint32_t ttl, uint8_t *out, size_t cap)
 {
 	static const uint8_t host[] = "\7xborder\7invalid";
-	struct dnsw_soa soa = { q->q.name, host, host, ttl, 1, 3600, 600, 86400, ttl };
-	struct dnsw_builder b;
+	struct xb_dns_wire_soa soa = { q->q.name, host, host, ttl, 1, 3600, 600, 86400, ttl };
+	struct xb_dns_wire_builder b;
 
-	if (dnsw_answer_begin(&b, out, cap, q, DNSW_NXDOMAIN, DNSW_F_AA, DNSW_EDNS_SIZE) < 0)
+	if (xb_dns_wire_answer_begin(&b, out, cap, q, XB_DNS_WIRE_NXDOMAIN, XB_DNS_WIRE_F_AA, XB_DNS_WIRE_EDNS_SIZE) < 0)
 		return 0;
-	dnsw_answer_soa(&b, &soa);
-	return dnsw_answer_finish(&b);
+	xb_dns_wire_answer_soa(&b, &soa);
+	return xb_dns_wire_answer_finish(&b);
 }
 
-static void add_addrs(struct dnsw_builder *b, const struct dnsw_query *q, const uint8_t *owner,
+static void add_addrs(struct xb_dns_wire_builder *b, const struct xb_dns_wire_query *q, const uint8_t *owner,
 		      uint32_t ttl, const struct in_addr *a, size_t na, const struct in6_addr *a6,
 		      size_t na6)
 {
-	bool any = q->q.qtype == DNSW_T_ANY;
+	bool any = q->q.qtype == XB_DNS_WIRE_T_ANY;
 
-	for (size_t i = 0; (q->q.qtype == DNSW_T_A || any) && i < na; i++)
-		dnsw_answer_a(b, owner, ttl, (const uint8_t *)&a[i]);
-	for (size_t i = 0; (q->q.qtype == DNSW_T_AAAA || any) && i < na6; i++)
-		dnsw_answer_aaaa(b, owner, ttl, a6[i].s6_addr);
+	for (size_t i = 0; (q->q.qtype == XB_DNS_WIRE_T_A || any) && i < na; i++)
+		xb_dns_wire_answer_a(b, owner, ttl, (const uint8_t *)&a[i]);
+	for (size_t i = 0; (q->q.qtype == XB_DNS_WIRE_T_AAAA || any) && i < na6; i++)
+		xb_dns_wire_answer_aaaa(b, owner, ttl, a6[i].s6_addr);
 }
 
-static size_t block_answer(const struct xb_dns_rule *r, const struct dnsw_query *q, uint8_t *out,
+static size_t block_answer(const struct xb_dns_rule *r, const struct xb_dns_wire_query *q, uint8_t *out,
 			   size_t cap)
 {
-	struct dnsw_builder b;
+	struct xb_dns_wire_builder b;
 
 	if (r->block == XB_DNS_BLOCK_NXDOMAIN)
 		return nxdomain(q, r->ttl, out, cap);
 	if (r->block == XB_DNS_BLOCK_REFUSED)
-		return local_rcode(q, DNSW_REFUSED, out, cap);
-	if (dnsw_answer_begin(&b, out, cap, q, DNSW_NOERROR, DNSW_F_AA, DNSW_EDNS_SIZE) < 0)
+		return local_rcode(q, XB_DNS_WIRE_REFUSED, out, cap);
+	if (xb_dns_wire_answer_begin(&b, out, cap, q, XB_DNS_WIRE_NOERROR, XB_DNS_WIRE_F_AA, XB_DNS_WIRE_EDNS_SIZE) < 0)
 		return 0;
 	add_addrs(&b, q, NULL, r->ttl, &r->block4, r->has_block4, &r->block6, r->has_block6);
-	return dnsw_answer_finish(&b);
+	return xb_dns_wire_answer_finish(&b);
 }
 
 /* RFC 8482: ANY is answered with one synthesized HINFO, not everything. */
-static size_t any_answer(const struct dnsw_query *q, uint8_t *out, size_t cap)
+static size_t any_answer(const struct xb_dns_wire_query *q, uint8_t *out, size_t cap)
 {
 	static const uint8_t hinfo[] = "\7RFC8482\0";
-	struct dnsw_builder b;
+	struct xb_dns_wire_builder b;
 
-	if (dnsw_answer_begin(&b, out, cap, q, DNSW_NOERROR, 0, DNSW_EDNS_SIZE) < 0)
+	if (xb_dns_wire_answer_begin(&b, out, cap, q, XB_DNS_WIRE_NOERROR, 0, XB_DNS_WIRE_EDNS_SIZE) < 0)
 		return 0;
-	dnsw_answer_add(&b, DNSW_AN, NULL, 13 /* HINFO */, 3600, hinfo, sizeof(hinfo) - 1);
-	return dnsw_answer_finish(&b);
+	xb_dns_wire_answer_add(&b, XB_DNS_WIRE_AN, NULL, 13 /* HINFO */, 3600, hinfo, sizeof(hinfo) - 1);
+	return xb_dns_wire_answer_finish(&b);
 }
 
 /* ---- learning destinations ---- */
 
 /* Why addr must not enter a's sets (counted), or NULL when it may. */
-static const char *refusal(const struct xb_dnssvc_cfg *c, struct dns_acc *a, int family,
+static const char *refusal(const struct xb_dns_service_cfg *c, struct dns_acc *a, int family,
 			   const uint8_t *addr)
 {
-	enum xb_dnsl_class k = xb_dnsl_classify(family, addr);
+	enum xb_dns_learn_class k = xb_dns_learn_classify(family, addr);
 
-	if (k == XB_DNSL_SPECIAL) {
+	if (k == XB_DNS_LEARN_SPECIAL) {
 		a->refused.special++;
 		return "a special-purpose address";
 	}
-	if (xb_dnsl_own_has(&c->own, family, addr)) {
+	if (xb_dns_learn_own_has(&c->own, family, addr)) {
 		a->refused.own++;
 		return "one of the gateway's own addresses";
 	}
-	if (k == XB_DNSL_PRIVATE && !a->learn_private) {
+	if (k == XB_DNS_LEARN_PRIVATE && !a->learn_private) {
 		a->refused.private_++;
 		return "a private address, and the rule has no learn_private";
 	}
 	return NULL;
 }
 
-static const char *acc_name(const struct xb_dnssvc_cfg *c, const struct dns_acc *a)
+static const char *acc_name(const struct xb_dns_service_cfg *c, const struct dns_acc *a)
 {
 	const char *n = c->p->rules[a->rule].name;
 
 	return n ? n : "?";
 }
 
-static void refused_log(struct xb_dnssvc *s, const struct dns_acc *a, const char *name,
+static void refused_log(struct xb_dns_service *s, const struct dns_acc *a, const char *name,
 			int family, const uint8_t *addr, const char *why)
 {
-	const struct xb_dnssvc_cfg *c = s->cfg;
+	const struct xb_dns_service_cfg *c = s->cfg;
 	char text[INET6_ADDRSTRLEN];
 
 	if (!log_ratelimit(&s->learn_rl))
@@ -427,7 +427,7 @@ static void refused_log(struct xb_dnssvc *s, const struct dns_acc *a, const char
 		  name, why);
 }
 
-static void queue(struct xb_dnssvc *s, size_t acc, int family, const uint8_t *addr, uint32_t ttl)
+static void queue(struct xb_dns_service *s, size_t acc, int family, const uint8_t *addr, uint32_t ttl)
 {
 	struct dns_pend *p;
 
@@ -444,17 +444,17 @@ static void queue(struct xb_dnssvc *s, size_t acc, int family, const uint8_t *ad
  * access rule whose domains match name or the name the chain ends at —
  * those the filter lets through (dns_learn.h), at most learn_answer_max
  * per rule. */
-static void learn(struct xb_dnssvc *s, const char *name, const struct dnsw_msg *m)
+static void learn(struct xb_dns_service *s, const char *name, const struct xb_dns_wire_msg *m)
 {
-	struct dnsw_addr addr[DNS_ADDRS_MAX];
-	struct dnsw_chain ch;
-	char end[DNSW_TEXT_MAX];
-	struct xb_dnssvc_cfg *c = s->cfg;
+	struct xb_dns_wire_addr addr[DNS_ADDRS_MAX];
+	struct xb_dns_wire_chain ch;
+	char end[XB_DNS_WIRE_TEXT_MAX];
+	struct xb_dns_service_cfg *c = s->cfg;
 	unsigned most = c->p->dns.learn_answer_max ? c->p->dns.learn_answer_max : 32;
 
-	if (!c->n_acc || dnsw_chain(m, &ch, addr, DNS_ADDRS_MAX) < 0 || !ch.naddr)
+	if (!c->n_acc || xb_dns_wire_chain(m, &ch, addr, DNS_ADDRS_MAX) < 0 || !ch.naddr)
 		return;
-	if (dnsw_name_to_text(ch.name, end, sizeof(end), true) < 0)
+	if (xb_dns_wire_name_to_text(ch.name, end, sizeof(end), true) < 0)
 		end[0] = '\0';
 	for (size_t i = 0; i < c->n_acc; i++) {
 		struct dns_acc *a = &c->acc[i];
@@ -486,43 +486,43 @@ static void learn(struct xb_dnssvc *s, const char *name, const struct dnsw_msg *
 
 /* ---- deciding ---- */
 
-static const struct xb_dns_rule *rule_of(const struct xb_dnssvc *s, const struct dns_query *qq)
+static const struct xb_dns_rule *rule_of(const struct xb_dns_service *s, const struct dns_query *qq)
 {
 	return qq->rule == DNS_NO_RULE ? NULL : &s->cfg->p->dns.rules[qq->rule];
 }
 
-static size_t override_answer(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap)
+static size_t override_answer(struct xb_dns_service *s, struct dns_query *qq, uint8_t *out, size_t cap)
 {
 	const struct xb_dns_rule *r = rule_of(s, qq);
 	uint32_t ttl_max = s->cfg->p->dns.ttl_max;
-	struct dnsw_builder b;
-	struct dnsw_msg m;
+	struct xb_dns_wire_builder b;
+	struct xb_dns_wire_msg m;
 	size_t len;
 
-	if (dnsw_answer_begin(&b, out, cap, &qq->q, DNSW_NOERROR, DNSW_F_AA, DNSW_EDNS_SIZE) < 0)
+	if (xb_dns_wire_answer_begin(&b, out, cap, &qq->q, XB_DNS_WIRE_NOERROR, XB_DNS_WIRE_F_AA, XB_DNS_WIRE_EDNS_SIZE) < 0)
 		return 0;
 	/* Like any learned address: no device is told a longer TTL than the
 	 * set keeps it for (dns_answer_from). */
 	add_addrs(&b, &qq->q, NULL, ttl_max && r->ttl > ttl_max ? ttl_max : r->ttl, r->a, r->n_a,
 		  r->aaaa, r->n_aaaa);
-	len = dnsw_answer_finish(&b);
+	len = xb_dns_wire_answer_finish(&b);
 	/* Overrides teach the sets too: parse what we built, if any access
 	 * rule wants the name. */
 	if (any_acc(s->cfg, qq->q.text) &&
-	    dnsw_parse_response(&m, out, len, qq->q.hdr.id, &qq->q.q) == DNSW_R_OK)
+	    xb_dns_wire_parse_response(&m, out, len, qq->q.hdr.id, &qq->q.q) == XB_DNS_WIRE_R_OK)
 		learn(s, qq->q.text, &m);
 	return len;
 }
 
 /* The target's question for an override with cname. */
-static bool chase_setup(struct xb_dnssvc *s, struct dns_query *qq)
+static bool chase_setup(struct xb_dns_service *s, struct dns_query *qq)
 {
 	const struct xb_dns_rule *r = rule_of(s, qq);
 
 	qq->qc = qq->q;
-	if (dnsw_name_from_text(r->cname, qq->qc.q.name) < 0)
+	if (xb_dns_wire_name_from_text(r->cname, qq->qc.q.name) < 0)
 		return false;
-	qq->qc.q.name_len = (uint16_t)dnsw_name_len(qq->qc.q.name, DNSW_NAME_MAX);
+	qq->qc.q.name_len = (uint16_t)xb_dns_wire_name_len(qq->qc.q.name, XB_DNS_WIRE_NAME_MAX);
 	snprintf(qq->qc.text, sizeof(qq->qc.text), "%s", r->cname);
 	qq->chase = true;
 	qq->cname_ttl = r->ttl;
@@ -547,14 +547,14 @@ static size_t via_tunnels(const struct xb_policy *p, const struct xb_rule *a, si
 /* The tunnels a tunnel rule's query goes through, best first: the rule's
  * own list, or the path of access rule ar (the one that admitted the
  * device), as health ranks them now. *internet: the path may leave on the
- * gateway's own route. tun has room for XB_UP_SERVERS_MAX: tunnel_set
+ * gateway's own route. tun has room for XB_DNS_UPSTREAM_SERVERS_MAX: tunnel_set
  * admitted the rule only with at most that many tunnels of its own, or on
  * the paths of allow rules with domains (ar's among them). */
-static size_t route_tunnels(struct xb_dnssvc *s, const struct xb_dns_rule *r, size_t ar,
+static size_t route_tunnels(struct xb_dns_service *s, const struct xb_dns_rule *r, size_t ar,
 			    size_t *tun, bool *internet)
 {
 	const struct xb_policy *p = s->cfg->p;
-	size_t own[XB_UP_SERVERS_MAX], n = 0;
+	size_t own[XB_DNS_UPSTREAM_SERVERS_MAX], n = 0;
 
 	*internet = false;
 	if (r->n_tunnels) {
@@ -581,11 +581,11 @@ static size_t route_tunnels(struct xb_dnssvc *s, const struct xb_dns_rule *r, si
 /* qq->order: the servers of the rule's set, tunnel by tunnel in the order
  * route_tunnels gives, then those on the gateway's own route if the path
  * may end there. */
-static void route_order(struct xb_dnssvc *s, struct dns_query *qq, size_t ar)
+static void route_order(struct xb_dns_service *s, struct dns_query *qq, size_t ar)
 {
-	const struct xb_dnssvc_cfg *c = s->cfg;
+	const struct xb_dns_service_cfg *c = s->cfg;
 	const uint32_t *via = c->srv_tun[qq->rule];
-	size_t tun[XB_UP_SERVERS_MAX];
+	size_t tun[XB_DNS_UPSTREAM_SERVERS_MAX];
 	bool internet;
 	size_t n = route_tunnels(s, rule_of(s, qq), ar, tun, &internet);
 
@@ -596,20 +596,20 @@ static void route_order(struct xb_dnssvc *s, struct dns_query *qq, size_t ar)
 		if (k == n && !internet)
 			break;
 		for (unsigned i = 0; i < qq->set->n; i++)
-			if (via[i] == want && qq->n_order < XB_UP_SERVERS_MAX)
+			if (via[i] == want && qq->n_order < XB_DNS_UPSTREAM_SERVERS_MAX)
 				qq->order[qq->n_order++] = (uint8_t)i;
 	}
 }
 
 /* The rule for the name being resolved: the target's when chasing. */
-static size_t match_rule(const struct xb_dnssvc *s, const char *text)
+static size_t match_rule(const struct xb_dns_service *s, const char *text)
 {
 	const struct xb_dns_entry *e = xb_dns_match_lookup(s->cfg->names, text, strlen(text));
 
 	return e ? e->value : DNS_NO_RULE;
 }
 
-enum dns_verdict dns_decide(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap,
+enum dns_verdict dns_decide(struct xb_dns_service *s, struct dns_query *qq, uint8_t *out, size_t cap,
 			    size_t *len)
 {
 	const struct xb_dns *d = &s->cfg->p->dns;
@@ -661,13 +661,13 @@ enum dns_verdict dns_decide(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *
 		*len = block_answer(r, &qq->q, out, cap);
 		return DNS_ANSWERED;
 	}
-	if (qq->q.q.qtype == DNSW_T_ANY) {
+	if (qq->q.q.qtype == XB_DNS_WIRE_T_ANY) {
 		*len = any_answer(&qq->q, out, cap);
 		return DNS_ANSWERED;
 	}
 	qq->set = &s->cfg->sets[r ? qq->rule : d->n_rules];
 	if (!qq->set->n) {
-		*len = local_rcode(&qq->q, DNSW_REFUSED, out, cap);	/* nowhere to ask */
+		*len = local_rcode(&qq->q, XB_DNS_WIRE_REFUSED, out, cap);	/* nowhere to ask */
 		return DNS_ANSWERED;
 	}
 	qq->n_order = 0;
@@ -682,35 +682,35 @@ enum dns_verdict dns_decide(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *
 
 /* Copy the upstream answer section (re-encoded: names in rdata may point
  * into the upstream message) after our CNAME. */
-static size_t chased_answer(struct xb_dnssvc *s, struct dns_query *qq, const struct dnsw_msg *m,
+static size_t chased_answer(struct xb_dns_service *s, struct dns_query *qq, const struct xb_dns_wire_msg *m,
 			    uint8_t *out, size_t cap)
 {
 	const struct xb_dns_rule *r = rule_of(s, qq);
-	struct dnsw_builder b;
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
-	uint8_t target[DNSW_NAME_MAX];
-	unsigned rcode = m ? m->rcode : DNSW_NOERROR;
+	struct xb_dns_wire_builder b;
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
+	uint8_t target[XB_DNS_WIRE_NAME_MAX];
+	unsigned rcode = m ? m->rcode : XB_DNS_WIRE_NOERROR;
 
-	if (dnsw_answer_begin(&b, out, cap, &qq->q, rcode, 0, DNSW_EDNS_SIZE) < 0)
+	if (xb_dns_wire_answer_begin(&b, out, cap, &qq->q, rcode, 0, XB_DNS_WIRE_EDNS_SIZE) < 0)
 		return 0;
-	dnsw_answer_cname(&b, NULL, qq->cname_ttl, qq->qc.q.name);
+	xb_dns_wire_answer_cname(&b, NULL, qq->cname_ttl, qq->qc.q.name);
 	if (!m) {	/* the target is a local override */
 		add_addrs(&b, &qq->q, qq->qc.q.name, r->ttl, r->a, r->n_a, r->aaaa, r->n_aaaa);
-		return dnsw_answer_finish(&b);
+		return xb_dns_wire_answer_finish(&b);
 	}
-	dnsw_iter_init(&it, m, DNSW_AN);
-	while (dnsw_iter_next(&it, &rr)) {
+	xb_dns_wire_iter_init(&it, m, XB_DNS_WIRE_AN);
+	while (xb_dns_wire_iter_next(&it, &rr)) {
 		/* Only class IN rdata is validated (an A of another class may
 		 * hold any number of octets); ours is an IN answer. */
-		if (rr.rclass != DNSW_C_IN)
+		if (rr.rclass != XB_DNS_WIRE_C_IN)
 			continue;
-		if (rr.type == DNSW_T_CNAME && dnsw_rr_name(m, &rr, 0, target) >= 0)
-			dnsw_answer_cname(&b, rr.owner, rr.ttl, target);
-		else if (rr.type == DNSW_T_A || rr.type == DNSW_T_AAAA)
-			dnsw_answer_add(&b, DNSW_AN, rr.owner, rr.type, rr.ttl, rr.rdata, rr.rdlen);
+		if (rr.type == XB_DNS_WIRE_T_CNAME && xb_dns_wire_rr_name(m, &rr, 0, target) >= 0)
+			xb_dns_wire_answer_cname(&b, rr.owner, rr.ttl, target);
+		else if (rr.type == XB_DNS_WIRE_T_A || rr.type == XB_DNS_WIRE_T_AAAA)
+			xb_dns_wire_answer_add(&b, XB_DNS_WIRE_AN, rr.owner, rr.type, rr.ttl, rr.rdata, rr.rdlen);
 	}
-	return dnsw_answer_finish(&b);
+	return xb_dns_wire_answer_finish(&b);
 }
 
 /* RFC 6891 7: no OPT in the answer to a query without one. The upstream's
@@ -718,18 +718,18 @@ static size_t chased_answer(struct xb_dnssvc *s, struct dns_query *qq, const str
  * last: cut out[0..m->len) where the OPT starts — the records after it go
  * too, and the prefix keeps every compression pointer inside — and return
  * the new length. */
-static size_t strip_opt(const struct dnsw_msg *m, uint8_t *out)
+static size_t strip_opt(const struct xb_dns_wire_msg *m, uint8_t *out)
 {
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
-	size_t start = m->sec_off[DNSW_AR];
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
+	size_t start = m->sec_off[XB_DNS_WIRE_AR];
 	uint16_t kept = 0;
 
 	if (!m->edns.present)
 		return m->len;
-	dnsw_iter_init(&it, m, DNSW_AR);
-	while (dnsw_iter_next(&it, &rr)) {
-		if (rr.type == DNSW_T_OPT) {
+	xb_dns_wire_iter_init(&it, m, XB_DNS_WIRE_AR);
+	while (xb_dns_wire_iter_next(&it, &rr)) {
+		if (rr.type == XB_DNS_WIRE_T_OPT) {
 			out[10] = (uint8_t)(kept >> 8);
 			out[11] = (uint8_t)kept;
 			return start;
@@ -743,20 +743,20 @@ static size_t strip_opt(const struct dnsw_msg *m, uint8_t *out)
 /* Devices see no TTL above ttl_max: a learned address stays in the sets
  * for at most ttl_max + grace, and a device must ask again before it
  * leaves them. */
-size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct dnsw_msg *m,
+size_t dns_answer_from(struct xb_dns_service *s, struct dns_query *qq, const struct xb_dns_wire_msg *m,
 		       uint8_t *out, size_t cap)
 {
 	uint32_t ttl_max = s->cfg->p->dns.ttl_max;
 	size_t len;
 
 	if (qq->chase) {
-		struct dnsw_msg mine;
+		struct xb_dns_wire_msg mine;
 
 		len = chased_answer(s, qq, m, out, cap);
-		if (len && dnsw_parse_response(&mine, out, len, qq->q.hdr.id, &qq->q.q) == DNSW_R_OK)
+		if (len && xb_dns_wire_parse_response(&mine, out, len, qq->q.hdr.id, &qq->q.q) == XB_DNS_WIRE_R_OK)
 			learn(s, qq->q.text, &mine);
 		/* Fails closed: no device is told a TTL the set does not keep. */
-		if (len && ttl_max && dnsw_cap_ttls(out, len, ttl_max) < 0)
+		if (len && ttl_max && xb_dns_wire_cap_ttls(out, len, ttl_max) < 0)
 			return 0;
 		return len;
 	}
@@ -764,48 +764,48 @@ size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct d
 	if (m->len > cap)
 		return 0;
 	memcpy(out, m->msg, m->len);
-	dnsw_set_id(out, m->len, qq->q.hdr.id);
-	if (ttl_max && dnsw_cap_ttls(out, m->len, ttl_max) < 0)
+	xb_dns_wire_set_id(out, m->len, qq->q.hdr.id);
+	if (ttl_max && xb_dns_wire_cap_ttls(out, m->len, ttl_max) < 0)
 		return 0;	/* the caller answers SERVFAIL */
 	return qq->q.edns.present ? m->len : strip_opt(m, out);
 }
 
-size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap)
+size_t dns_from_cache(struct xb_dns_service *s, struct dns_query *qq, uint8_t *out, size_t cap)
 {
-	const struct dnsw_query *ask = qq->chase ? &qq->qc : &qq->q;
-	uint8_t buf[XB_DNSC_MSG_MAX];
-	struct dnsw_msg m;
+	const struct xb_dns_wire_query *ask = qq->chase ? &qq->qc : &qq->q;
+	uint8_t buf[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_wire_msg m;
 	uint32_t left;
 	size_t n;
 
 	if (!s->cache)
 		return 0;
-	n = xb_dnsc_lookup(s->cache, qq->scope, &ask->q, ask->hdr.id, s->now_ns, buf,
+	n = xb_dns_cache_lookup(s->cache, qq->scope, &ask->q, ask->hdr.id, s->now_ns, buf,
 			   sizeof(buf), &left);
-	if (!n || dnsw_parse_response(&m, buf, n, ask->hdr.id, &ask->q) != DNSW_R_OK)
+	if (!n || xb_dns_wire_parse_response(&m, buf, n, ask->hdr.id, &ask->q) != XB_DNS_WIRE_R_OK)
 		return 0;
 	qq->cached = true;
 	return dns_answer_from(s, qq, &m, out, cap);
 }
 
-size_t dns_from_stale(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap)
+size_t dns_from_stale(struct xb_dns_service *s, struct dns_query *qq, uint8_t *out, size_t cap)
 {
-	const struct dnsw_query *ask = qq->chase ? &qq->qc : &qq->q;
-	uint8_t buf[XB_DNSC_MSG_MAX];
-	struct dnsw_msg m;
+	const struct xb_dns_wire_query *ask = qq->chase ? &qq->qc : &qq->q;
+	uint8_t buf[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_wire_msg m;
 	size_t n;
 
 	if (!s->cache || !s->cfg->p->dns.serve_stale)
 		return 0;
-	n = xb_dnsc_lookup_stale(s->cache, qq->scope, &ask->q, ask->hdr.id, s->now_ns, buf,
+	n = xb_dns_cache_lookup_stale(s->cache, qq->scope, &ask->q, ask->hdr.id, s->now_ns, buf,
 				 sizeof(buf));
-	if (!n || dnsw_parse_response(&m, buf, n, ask->hdr.id, &ask->q) != DNSW_R_OK)
+	if (!n || xb_dns_wire_parse_response(&m, buf, n, ask->hdr.id, &ask->q) != XB_DNS_WIRE_R_OK)
 		return 0;
 	qq->cached = qq->stale = true;
 	return dns_answer_from(s, qq, &m, out, cap);
 }
 
-void dns_stats_done(struct xb_dnssvc *s, const struct dns_query *qq, bool ok)
+void dns_stats_done(struct xb_dns_service *s, const struct dns_query *qq, bool ok)
 {
 	struct dns_stats *st = &s->cfg->stats[qq->rule == DNS_NO_RULE ? s->cfg->n_sets - 1 : qq->rule];
 	uint64_t us = (s->now_ns - qq->t0_ns) / 1000;
@@ -833,14 +833,14 @@ static const char *rcode_name(unsigned rc)
 	return rc < 6 ? n[rc] : "OTHER";
 }
 
-void dns_log(struct xb_dnssvc *s, const struct dns_query *qq, const uint8_t *ans, size_t len)
+void dns_log(struct xb_dns_service *s, const struct dns_query *qq, const uint8_t *ans, size_t len)
 {
 	const struct xb_policy *p = s->cfg->p;
 	const struct xb_dns_rule *r = rule_of(s, qq);
 	json_t *o, *addrs;
-	struct dnsw_addr a[DNS_ADDRS_MAX];
-	struct dnsw_chain ch = { 0 };
-	struct dnsw_msg m;
+	struct xb_dns_wire_addr a[DNS_ADDRS_MAX];
+	struct xb_dns_wire_chain ch = { 0 };
+	struct xb_dns_wire_msg m;
 	char text[INET6_ADDRSTRLEN], ts[32];
 	struct timespec now;
 	struct tm tm;
@@ -852,8 +852,8 @@ void dns_log(struct xb_dnssvc *s, const struct dns_query *qq, const uint8_t *ans
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ldZ", now.tv_nsec / 1000000);
 	addrs = json_array();
-	if (len && dnsw_parse_response(&m, ans, len, qq->q.hdr.id, &qq->q.q) == DNSW_R_OK &&
-	    dnsw_chain(&m, &ch, a, DNS_ADDRS_MAX) == 0)
+	if (len && xb_dns_wire_parse_response(&m, ans, len, qq->q.hdr.id, &qq->q.q) == XB_DNS_WIRE_R_OK &&
+	    xb_dns_wire_chain(&m, &ch, a, DNS_ADDRS_MAX) == 0)
 		for (size_t i = 0; i < ch.naddr; i++) {
 			inet_ntop(a[i].family == 4 ? AF_INET : AF_INET6, a[i].addr, text, sizeof(text));
 			json_array_append_new(addrs, json_string(text));
@@ -861,7 +861,7 @@ void dns_log(struct xb_dnssvc *s, const struct dns_query *qq, const uint8_t *ans
 	o = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:s, s:s, s:o, s:f, s:b, s:b}",
 		      "time", ts, "device", p->devices[qq->device].name, "name", qq->q.text,
 		      "type", qq->q.q.qtype, "rule", r ? r->name : NULL, "action", qq->action,
-		      "rcode", len >= DNSW_HDR_LEN ? rcode_name(ans[3] & 0xf) : "SERVFAIL",
+		      "rcode", len >= XB_DNS_WIRE_HDR_LEN ? rcode_name(ans[3] & 0xf) : "SERVFAIL",
 		      "answer", addrs, "latency_ms",
 		      (double)(clock_mono_ns() - qq->t0_ns) / 1e6, "cached", qq->cached,
 		      "stale", qq->stale);

@@ -51,20 +51,20 @@ struct dns_stats {
 	uint64_t lat_hist[24];		/* by floor(log2(microseconds)) */
 };
 
-struct xb_dnssvc_cfg {
+struct xb_dns_service_cfg {
 	const struct xb_policy *p;
 	struct xb_dns_match *names;	/* dns rule patterns and lists; value: rule */
-	struct xb_up_set *sets;		/* per dns rule: its servers (n: the default) */
+	struct xb_dns_upstream_set *sets;		/* per dns rule: its servers (n: the default) */
 	size_t n_sets;
 	/* Per set and server: the tunnel it is reached through (the server's
 	 * ifname), or DNS_UNBOUND. A tunnel rule's set holds every server
 	 * once per tunnel it may resolve through. */
-	uint32_t (*srv_tun)[XB_UP_SERVERS_MAX];
+	uint32_t (*srv_tun)[XB_DNS_UPSTREAM_SERVERS_MAX];
 	struct dns_acc *acc;
 	size_t n_acc;
 	struct dns_stats *stats;	/* per dns rule, then the default */
 	size_t n_patterns;
-	struct xb_dnsl_own own;		/* the gateway's addresses: never learned */
+	struct xb_dns_learn_own own;		/* the gateway's addresses: never learned */
 };
 
 /* A set change waiting for the round's flush. */
@@ -83,15 +83,15 @@ enum dns_verdict {
 };
 
 struct dns_query {
-	struct dnsw_query q;
+	struct xb_dns_wire_query q;
 	size_t device;			/* into p->devices */
 	size_t rule;			/* dns rule, or DNS_NO_RULE */
-	struct xb_up_set *set;
+	struct xb_dns_upstream_set *set;
 	uint32_t scope;			/* the cache's: rule + 1, 0 for the default */
 	const char *action;		/* for the log */
 	/* A tunnel rule's: the servers of set to ask, in order (n_order 0:
 	 * all, in the set's order). */
-	uint8_t order[XB_UP_SERVERS_MAX];
+	uint8_t order[XB_DNS_UPSTREAM_SERVERS_MAX];
 	unsigned n_order;
 	bool cached;
 	bool stale;			/* answered from an expired entry (RFC 8767) */
@@ -99,22 +99,22 @@ struct dns_query {
 	/* An override with cname: the answer is the CNAME, then what the
 	 * target resolves to (qc is the target's question). */
 	bool chase;
-	struct dnsw_query qc;
+	struct xb_dns_wire_query qc;
 	uint32_t cname_ttl;
 };
 
-struct xb_dnssvc {
-	struct xb_dnssvc_cfg *cfg;
-	xb_dnssvc_posture_fn posture;
+struct xb_dns_service {
+	struct xb_dns_service_cfg *cfg;
+	xb_dns_service_posture_fn posture;
 	void *posture_ctx;
-	xb_dnssvc_route_fn route;
+	xb_dns_service_route_fn route;
 	void *route_ctx;
 	char *state_file;
-	struct xb_dnsc *cache;
-	struct xb_up *up;
-	struct xb_nftset nft;
+	struct xb_dns_cache *cache;
+	struct xb_dns_upstream *up;
+	struct xb_nft_set nft;
 	bool nft_ok;
-	struct xb_dnsl learned;
+	struct xb_dns_learn learned;
 	/* Set changes learned this round, applied in one netlink transaction
 	 * per set before any answer leaves (dns_learn_flush). */
 	struct dns_pend *pend;
@@ -152,33 +152,33 @@ struct xb_dnssvc {
 /* dns_engine.c */
 /* Decide a query from device `device': DNS_ANSWERED with the answer in
  * out (length *len, at most cap), or DNS_ASK with qq->set/scope filled. */
-enum dns_verdict dns_decide(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap,
+enum dns_verdict dns_decide(struct xb_dns_service *s, struct dns_query *qq, uint8_t *out, size_t cap,
 			    size_t *len);
 /* An upstream answer (m parsed against qq's question) or a cache hit:
  * learn its addresses, then write the client's answer to out. */
-size_t dns_answer_from(struct xb_dnssvc *s, struct dns_query *qq, const struct dnsw_msg *m,
+size_t dns_answer_from(struct xb_dns_service *s, struct dns_query *qq, const struct xb_dns_wire_msg *m,
 		       uint8_t *out, size_t cap);
 /* SERVFAIL to the client. */
 size_t dns_fail(const struct dns_query *qq, unsigned rcode, uint8_t *out, size_t cap);
 /* Cache lookup and, on a hit, the answer written to out. */
-size_t dns_from_cache(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap);
+size_t dns_from_cache(struct xb_dns_service *s, struct dns_query *qq, uint8_t *out, size_t cap);
 /* No upstream answered: an answer expired at most serve_stale ago, TTLs
- * XB_DNSC_STALE_TTL, its addresses learned again; 0 when there is none. */
-size_t dns_from_stale(struct xb_dnssvc *s, struct dns_query *qq, uint8_t *out, size_t cap);
-void dns_stats_done(struct xb_dnssvc *s, const struct dns_query *qq, bool ok);
-void dns_log(struct xb_dnssvc *s, const struct dns_query *qq, const uint8_t *ans, size_t len);
+ * XB_DNS_CACHE_STALE_TTL, its addresses learned again; 0 when there is none. */
+size_t dns_from_stale(struct xb_dns_service *s, struct dns_query *qq, uint8_t *out, size_t cap);
+void dns_stats_done(struct xb_dns_service *s, const struct dns_query *qq, bool ok);
+void dns_log(struct xb_dns_service *s, const struct dns_query *qq, const uint8_t *ans, size_t len);
 
 /* dns_learned.c */
 /* The gateway's own addresses by the policy (the filter refuses them). 0,
  * or -1 without memory. */
-int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p);
+int dns_own_addrs(struct xb_dns_learn_own *o, const struct xb_policy *p);
 /* learn_max, or its default. */
 size_t dns_learn_cap(const struct xb_dns *d);
-void dns_learned_load(struct xb_dnssvc *s);
-void dns_learned_save(struct xb_dnssvc *s);
-void dns_learned_prune(struct xb_dnssvc *s);
+void dns_learned_load(struct xb_dns_service *s);
+void dns_learned_save(struct xb_dns_service *s);
+void dns_learned_prune(struct xb_dns_service *s);
 /* Applies the queued set changes: per set, evictions then puts, one
  * transaction each. Called before any answer is sent. */
-void dns_learn_flush(struct xb_dnssvc *s);
+void dns_learn_flush(struct xb_dns_service *s);
 
 #endif

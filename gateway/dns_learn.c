@@ -85,23 +85,23 @@ static const uint8_t *wrapped4(const uint8_t *addr6)
 	return NULL;
 }
 
-enum xb_dnsl_class xb_dnsl_classify(int family, const uint8_t *addr)
+enum xb_dns_learn_class xb_dns_learn_classify(int family, const uint8_t *addr)
 {
 	const uint8_t *v4;
 
 	if (family == AF_INET) {
 		if (in_any(addr, special4, N(special4)))
-			return XB_DNSL_SPECIAL;
-		return in_any(addr, private4, N(private4)) ? XB_DNSL_PRIVATE : XB_DNSL_PUBLIC;
+			return XB_DNS_LEARN_SPECIAL;
+		return in_any(addr, private4, N(private4)) ? XB_DNS_LEARN_PRIVATE : XB_DNS_LEARN_PUBLIC;
 	}
 	if (family != AF_INET6 || in_any(addr, special6, N(special6)))
-		return XB_DNSL_SPECIAL;
+		return XB_DNS_LEARN_SPECIAL;
 	if ((v4 = wrapped4(addr)))
-		return xb_dnsl_classify(AF_INET, v4);
-	return in_any(addr, private6, N(private6)) ? XB_DNSL_PRIVATE : XB_DNSL_PUBLIC;
+		return xb_dns_learn_classify(AF_INET, v4);
+	return in_any(addr, private6, N(private6)) ? XB_DNS_LEARN_PRIVATE : XB_DNS_LEARN_PUBLIC;
 }
 
-int xb_dnsl_own_add(struct xb_dnsl_own *o, const struct wg_prefix *p)
+int xb_dns_learn_own_add(struct xb_dns_learn_own *o, const struct wg_prefix *p)
 {
 	struct wg_prefix *v = realloc(o->v, (o->n + 1) * sizeof(*v));
 
@@ -112,11 +112,11 @@ int xb_dnsl_own_add(struct xb_dnsl_own *o, const struct wg_prefix *p)
 	return 0;
 }
 
-bool xb_dnsl_own_has(const struct xb_dnsl_own *o, int family, const uint8_t *addr)
+bool xb_dns_learn_own_has(const struct xb_dns_learn_own *o, int family, const uint8_t *addr)
 {
 	const uint8_t *v4;
 
-	if (family == AF_INET6 && (v4 = wrapped4(addr)) && xb_dnsl_own_has(o, AF_INET, v4))
+	if (family == AF_INET6 && (v4 = wrapped4(addr)) && xb_dns_learn_own_has(o, AF_INET, v4))
 		return true;
 	for (size_t i = 0; i < o->n; i++)
 		if (o->v[i].family == family && in_prefix(addr, o->v[i].addr, o->v[i].cidr))
@@ -124,7 +124,7 @@ bool xb_dnsl_own_has(const struct xb_dnsl_own *o, int family, const uint8_t *add
 	return false;
 }
 
-void xb_dnsl_own_free(struct xb_dnsl_own *o)
+void xb_dns_learn_own_free(struct xb_dns_learn_own *o)
 {
 	free(o->v);
 	o->v = NULL;
@@ -148,12 +148,12 @@ static uint32_t hash(int set, int family, const uint8_t *addr)
 	return h;
 }
 
-void xb_dnsl_init(struct xb_dnsl *t)
+void xb_dns_learn_init(struct xb_dns_learn *t)
 {
 	memset(t, 0, sizeof(*t));
 }
 
-void xb_dnsl_free(struct xb_dnsl *t)
+void xb_dns_learn_free(struct xb_dns_learn *t)
 {
 	for (size_t i = 0; i < t->n_sets; i++)
 		free(t->sets[i].heap);
@@ -164,14 +164,14 @@ void xb_dnsl_free(struct xb_dnsl *t)
 	memset(t, 0, sizeof(*t));
 }
 
-int xb_dnsl_set_id(struct xb_dnsl *t, const char *name)
+int xb_dns_learn_set_id(struct xb_dns_learn *t, const char *name)
 {
-	struct xb_dnsl_set *v;
+	struct xb_dns_learn_set *v;
 
 	for (size_t i = 0; i < t->n_sets; i++)
 		if (!strcmp(t->sets[i].name, name))
 			return (int)i;
-	if (strlen(name) >= XB_DNSL_SET_MAX || t->n_sets >= UINT16_MAX ||
+	if (strlen(name) >= XB_DNS_LEARN_SET_MAX || t->n_sets >= UINT16_MAX ||
 	    !(v = realloc(t->sets, (t->n_sets + 1) * sizeof(*v))))
 		return -1;
 	t->sets = v;
@@ -182,18 +182,18 @@ int xb_dnsl_set_id(struct xb_dnsl *t, const char *name)
 
 /* ---- per-set heaps, by expiry ---- */
 
-static bool before(const struct xb_dnsl *t, uint32_t a, uint32_t b)
+static bool before(const struct xb_dns_learn *t, uint32_t a, uint32_t b)
 {
 	return t->v[a].expires < t->v[b].expires;
 }
 
-static void hset(struct xb_dnsl *t, struct xb_dnsl_set *s, size_t pos, uint32_t idx)
+static void hset(struct xb_dns_learn *t, struct xb_dns_learn_set *s, size_t pos, uint32_t idx)
 {
 	s->heap[pos] = idx;
 	t->v[idx].hpos = (uint32_t)pos;
 }
 
-static void sift_up(struct xb_dnsl *t, struct xb_dnsl_set *s, size_t pos)
+static void sift_up(struct xb_dns_learn *t, struct xb_dns_learn_set *s, size_t pos)
 {
 	uint32_t idx = s->heap[pos];
 
@@ -204,7 +204,7 @@ static void sift_up(struct xb_dnsl *t, struct xb_dnsl_set *s, size_t pos)
 	hset(t, s, pos, idx);
 }
 
-static void sift_down(struct xb_dnsl *t, struct xb_dnsl_set *s, size_t pos)
+static void sift_down(struct xb_dns_learn *t, struct xb_dns_learn_set *s, size_t pos)
 {
 	uint32_t idx = s->heap[pos];
 
@@ -223,7 +223,7 @@ static void sift_down(struct xb_dnsl *t, struct xb_dnsl_set *s, size_t pos)
 	hset(t, s, pos, idx);
 }
 
-static void heap_remove(struct xb_dnsl *t, struct xb_dnsl_set *s, size_t pos)
+static void heap_remove(struct xb_dns_learn *t, struct xb_dns_learn_set *s, size_t pos)
 {
 	uint32_t last = s->heap[--s->n];
 
@@ -236,7 +236,7 @@ static void heap_remove(struct xb_dnsl *t, struct xb_dnsl_set *s, size_t pos)
 
 /* ---- the index: open addressing, linear probing ---- */
 
-static bool rehash(struct xb_dnsl *t, size_t nslots)
+static bool rehash(struct xb_dns_learn *t, size_t nslots)
 {
 	uint32_t *slot = calloc(nslots, sizeof(*slot));
 
@@ -246,7 +246,7 @@ static bool rehash(struct xb_dnsl *t, size_t nslots)
 	t->slot = slot;
 	t->nslots = nslots;
 	for (size_t i = 0; i < t->used_top; i++) {
-		const struct xb_dnsl_entry *e = &t->v[i];
+		const struct xb_dns_learn_entry *e = &t->v[i];
 		size_t k;
 
 		if (!e->family)
@@ -259,12 +259,12 @@ static bool rehash(struct xb_dnsl *t, size_t nslots)
 }
 
 /* The slot holding (set, addr), or the empty one ending its probe. */
-static size_t probe(const struct xb_dnsl *t, int set, int family, const uint8_t *addr)
+static size_t probe(const struct xb_dns_learn *t, int set, int family, const uint8_t *addr)
 {
 	size_t k = hash(set, family, addr) & (t->nslots - 1);
 
 	for (; t->slot[k]; k = (k + 1) & (t->nslots - 1)) {
-		const struct xb_dnsl_entry *e = &t->v[t->slot[k] - 1];
+		const struct xb_dns_learn_entry *e = &t->v[t->slot[k] - 1];
 
 		if (e->set == set && e->family == family && !memcmp(e->addr, addr, alen(family)))
 			break;
@@ -273,13 +273,13 @@ static size_t probe(const struct xb_dnsl *t, int set, int family, const uint8_t 
 }
 
 /* Backward-shift deletion: no tombstones, probes stay short. */
-static void unindex(struct xb_dnsl *t, size_t k)
+static void unindex(struct xb_dns_learn *t, size_t k)
 {
 	size_t mask = t->nslots - 1;
 
 	t->slot[k] = 0;
 	for (size_t j = (k + 1) & mask; t->slot[j]; j = (j + 1) & mask) {
-		const struct xb_dnsl_entry *e = &t->v[t->slot[j] - 1];
+		const struct xb_dns_learn_entry *e = &t->v[t->slot[j] - 1];
 		size_t home = hash(e->set, e->family, e->addr) & mask;
 
 		/* Move j's entry into the hole unless its home lies
@@ -292,7 +292,7 @@ static void unindex(struct xb_dnsl *t, size_t k)
 	}
 }
 
-struct xb_dnsl_entry *xb_dnsl_find(struct xb_dnsl *t, int set, int family, const uint8_t *addr)
+struct xb_dns_learn_entry *xb_dns_learn_find(struct xb_dns_learn *t, int set, int family, const uint8_t *addr)
 {
 	size_t k;
 
@@ -302,9 +302,9 @@ struct xb_dnsl_entry *xb_dnsl_find(struct xb_dnsl *t, int set, int family, const
 	return t->slot[k] ? &t->v[t->slot[k] - 1] : NULL;
 }
 
-void xb_dnsl_update(struct xb_dnsl *t, struct xb_dnsl_entry *e, uint64_t expires)
+void xb_dns_learn_update(struct xb_dns_learn *t, struct xb_dns_learn_entry *e, uint64_t expires)
 {
-	struct xb_dnsl_set *s = &t->sets[e->set];
+	struct xb_dns_learn_set *s = &t->sets[e->set];
 	uint64_t old = e->expires;
 
 	e->expires = expires;
@@ -315,7 +315,7 @@ void xb_dnsl_update(struct xb_dnsl *t, struct xb_dnsl_entry *e, uint64_t expires
 	t->dirty = true;
 }
 
-void xb_dnsl_del(struct xb_dnsl *t, struct xb_dnsl_entry *e)
+void xb_dns_learn_del(struct xb_dns_learn *t, struct xb_dns_learn_entry *e)
 {
 	uint32_t idx = (uint32_t)(e - t->v);
 
@@ -328,7 +328,7 @@ void xb_dnsl_del(struct xb_dnsl *t, struct xb_dnsl_entry *e)
 }
 
 /* A pool slot, growing the pool (and the free stack beside it). */
-static bool take_slot(struct xb_dnsl *t, uint32_t *idx)
+static bool take_slot(struct xb_dns_learn *t, uint32_t *idx)
 {
 	if (t->n_free) {
 		*idx = t->free[--t->n_free];
@@ -336,7 +336,7 @@ static bool take_slot(struct xb_dnsl *t, uint32_t *idx)
 	}
 	if (t->used_top == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 256;
-		struct xb_dnsl_entry *v;
+		struct xb_dns_learn_entry *v;
 		uint32_t *f;
 
 		if (cap > UINT32_MAX / 2 || !(v = realloc(t->v, cap * sizeof(*v))))
@@ -351,7 +351,7 @@ static bool take_slot(struct xb_dnsl *t, uint32_t *idx)
 	return true;
 }
 
-static bool heap_room(struct xb_dnsl_set *s)
+static bool heap_room(struct xb_dns_learn_set *s)
 {
 	uint32_t *h;
 
@@ -364,12 +364,12 @@ static bool heap_room(struct xb_dnsl_set *s)
 	return true;
 }
 
-struct xb_dnsl_entry *xb_dnsl_add(struct xb_dnsl *t, int set, int family, const uint8_t *addr,
+struct xb_dns_learn_entry *xb_dns_learn_add(struct xb_dns_learn *t, int set, int family, const uint8_t *addr,
 				  uint64_t expires, uint32_t fp, size_t cap, uint64_t now,
-				  struct xb_dnsl_entry *evicted)
+				  struct xb_dns_learn_entry *evicted)
 {
-	struct xb_dnsl_set *s = &t->sets[set];
-	struct xb_dnsl_entry *e;
+	struct xb_dns_learn_set *s = &t->sets[set];
+	struct xb_dns_learn_entry *e;
 	uint32_t idx;
 	size_t k;
 
@@ -383,7 +383,7 @@ struct xb_dnsl_entry *xb_dnsl_add(struct xb_dnsl *t, int set, int family, const 
 		}
 		if (evicted)
 			*evicted = *e;
-		xb_dnsl_del(t, e);
+		xb_dns_learn_del(t, e);
 		s->evicted++;
 	}
 	if (((t->n_used + 1) * 2 > t->nslots && !rehash(t, t->nslots ? t->nslots * 2 : 1024)) ||
@@ -408,44 +408,44 @@ struct xb_dnsl_entry *xb_dnsl_add(struct xb_dnsl *t, int set, int family, const 
 	return e;
 }
 
-struct xb_dnsl_entry *xb_dnsl_first(struct xb_dnsl *t, int set)
+struct xb_dns_learn_entry *xb_dns_learn_first(struct xb_dns_learn *t, int set)
 {
-	const struct xb_dnsl_set *s = &t->sets[set];
+	const struct xb_dns_learn_set *s = &t->sets[set];
 
 	return s->n ? &t->v[s->heap[0]] : NULL;
 }
 
-size_t xb_dnsl_expire(struct xb_dnsl *t, uint64_t now)
+size_t xb_dns_learn_expire(struct xb_dns_learn *t, uint64_t now)
 {
 	size_t gone = 0;
-	struct xb_dnsl_entry *e;
+	struct xb_dns_learn_entry *e;
 
 	for (size_t i = 0; i < t->n_sets; i++)
-		while ((e = xb_dnsl_first(t, (int)i)) && e->expires <= now) {
-			xb_dnsl_del(t, e);
+		while ((e = xb_dns_learn_first(t, (int)i)) && e->expires <= now) {
+			xb_dns_learn_del(t, e);
 			gone++;
 		}
 	return gone;
 }
 
-size_t xb_dnsl_trim(struct xb_dnsl *t, int set, size_t cap)
+size_t xb_dns_learn_trim(struct xb_dns_learn *t, int set, size_t cap)
 {
 	size_t gone = 0;
 
 	while (t->sets[set].n > cap) {
-		xb_dnsl_del(t, xb_dnsl_first(t, set));
+		xb_dns_learn_del(t, xb_dns_learn_first(t, set));
 		t->sets[set].evicted++;
 		gone++;
 	}
 	return gone;
 }
 
-size_t xb_dnsl_count(const struct xb_dnsl *t, int set)
+size_t xb_dns_learn_count(const struct xb_dns_learn *t, int set)
 {
 	return set >= 0 && (size_t)set < t->n_sets ? t->sets[set].n : 0;
 }
 
-size_t xb_dnsl_total(const struct xb_dnsl *t)
+size_t xb_dns_learn_total(const struct xb_dns_learn *t)
 {
 	return t->n_used;
 }

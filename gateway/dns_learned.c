@@ -30,7 +30,7 @@ static uint64_t linger_end(void)
 {
 	uint64_t now = mono_s();
 
-	return now > XB_DNSL_LINGER ? now - XB_DNSL_LINGER : 0;
+	return now > XB_DNS_LEARN_LINGER ? now - XB_DNS_LEARN_LINGER : 0;
 }
 
 size_t dns_learn_cap(const struct xb_dns *d)
@@ -38,23 +38,23 @@ size_t dns_learn_cap(const struct xb_dns *d)
 	return d->learn_max ? d->learn_max : 65536;
 }
 
-static int own_addr(struct xb_dnsl_own *o, int family, const void *addr, unsigned cidr)
+static int own_addr(struct xb_dns_learn_own *o, int family, const void *addr, unsigned cidr)
 {
 	struct wg_prefix p = { .family = (sa_family_t)family, .cidr = (uint8_t)cidr };
 
 	memcpy(p.addr, addr, family == AF_INET ? 4 : 16);
-	return xb_dnsl_own_add(o, &p);
+	return xb_dns_learn_own_add(o, &p);
 }
 
-static int own_tunnel(struct xb_dnsl_own *o, const struct xb_tunnel *t)
+static int own_tunnel(struct xb_dns_learn_own *o, const struct xb_tunnel *t)
 {
 	struct in6_addr ep;
 	int rc = 0;
 
 	if (t->has_address4)
-		rc |= xb_dnsl_own_add(o, &t->address4);
+		rc |= xb_dns_learn_own_add(o, &t->address4);
 	if (t->has_address6)
-		rc |= xb_dnsl_own_add(o, &t->address6);
+		rc |= xb_dns_learn_own_add(o, &t->address6);
 	if (t->has_peer4)
 		rc |= own_addr(o, AF_INET, &t->peer4, 32);
 	if (t->has_peer6)
@@ -73,7 +73,7 @@ static int own_tunnel(struct xb_dnsl_own *o, const struct xb_tunnel *t)
 	return rc;
 }
 
-static int own_servers(struct xb_dnsl_own *o, const union wg_sockaddr *v, size_t n)
+static int own_servers(struct xb_dns_learn_own *o, const union wg_sockaddr *v, size_t n)
 {
 	int rc = 0;
 
@@ -92,14 +92,14 @@ static int own_servers(struct xb_dnsl_own *o, const union wg_sockaddr *v, size_t
  * A name resolving to one of them would steer the gateway's own traffic or
  * its devices' into a tunnel. Names (endpoints resolved at run time) are
  * not known here. */
-int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p)
+int dns_own_addrs(struct xb_dns_learn_own *o, const struct xb_policy *p)
 {
 	int rc = 0;
 
 	if (p->gateway.has_pool4)
-		rc |= xb_dnsl_own_add(o, &p->gateway.pool4);
+		rc |= xb_dns_learn_own_add(o, &p->gateway.pool4);
 	if (p->gateway.has_pool6)
-		rc |= xb_dnsl_own_add(o, &p->gateway.pool6);
+		rc |= xb_dns_learn_own_add(o, &p->gateway.pool6);
 	for (size_t i = 0; i < p->n_tunnels; i++)
 		rc |= own_tunnel(o, &p->tunnels[i]);
 	rc |= own_servers(o, p->dns.upstreams, p->dns.n_upstreams);
@@ -108,7 +108,7 @@ int dns_own_addrs(struct xb_dnsl_own *o, const struct xb_policy *p)
 	return rc;
 }
 
-static void put_hist(struct xb_dnssvc *s, uint64_t t0)
+static void put_hist(struct xb_dns_service *s, uint64_t t0)
 {
 	uint64_t us = (clock_mono_ns() - t0) / 1000;
 	unsigned b = 0;
@@ -125,33 +125,33 @@ struct dns_learn_batch {
 	int sid;
 	uint64_t now;
 	size_t n_put, n_del;
-	struct xb_nftset_elem put[XB_NFTSET_OPS], del[XB_NFTSET_OPS];
+	struct xb_nft_set_elem put[XB_NFT_SET_OPS], del[XB_NFT_SET_OPS];
 	/* Each put's entry's expiry before this round, 0 for a new entry:
 	 * what the table goes back to when the put fails. */
-	uint64_t prev[XB_NFTSET_OPS];
+	uint64_t prev[XB_NFT_SET_OPS];
 };
 
 /* Evictions first (they make the room), then the puts: one transaction
  * each. A put that failed changed nothing in the kernel: its new entries
  * are left expired in the table (the next answer tries again), refreshed
  * ones get back the expiry the kernel still has for them. */
-static void send_batch(struct xb_dnssvc *s, struct dns_learn_batch *b)
+static void send_batch(struct xb_dns_service *s, struct dns_learn_batch *b)
 {
 	uint64_t t0 = clock_mono_ns();
 	int err;
 
-	if (b->n_del && xb_nftset_remove(&s->nft, b->set, b->del, b->n_del) < 0)
+	if (b->n_del && xb_nft_set_remove(&s->nft, b->set, b->del, b->n_del) < 0)
 		s->c.set_failures += b->n_del;
 	if (b->n_put) {
-		err = s->nft_ok ? xb_nftset_put(&s->nft, b->set, b->put, b->n_put) : -EBADF;
+		err = s->nft_ok ? xb_nft_set_put(&s->nft, b->set, b->put, b->n_put) : -EBADF;
 		put_hist(s, t0);
 		for (size_t i = 0; err < 0 && i < b->n_put; i++) {
-			struct xb_dnsl_entry *l = xb_dnsl_find(&s->learned, b->sid, b->put[i].family,
+			struct xb_dns_learn_entry *l = xb_dns_learn_find(&s->learned, b->sid, b->put[i].family,
 								 b->put[i].addr);
 
 			s->c.set_failures++;
 			if (l)
-				xb_dnsl_update(&s->learned, l, b->prev[i]);
+				xb_dns_learn_update(&s->learned, l, b->prev[i]);
 		}
 	}
 	b->n_put = b->n_del = 0;
@@ -177,55 +177,55 @@ static void put_drop(struct dns_learn_batch *b, int family, const uint8_t *addr)
  * queued in this batch is dropped, and the delete is queued all the same:
  * the put may have been a refresh of an element the kernel already holds
  * (or an earlier batch of the round sent it). Deleting an absent element
- * is no error (xb_nftset_remove), and deletes go before puts. */
-static void evicted(struct dns_learn_batch *b, const struct xb_dnsl_entry *ev)
+ * is no error (xb_nft_set_remove), and deletes go before puts. */
+static void evicted(struct dns_learn_batch *b, const struct xb_dns_learn_entry *ev)
 {
 	size_t len = ev->family == AF_INET ? 4 : 16;
 
 	put_drop(b, ev->family, ev->addr);
-	b->del[b->n_del] = (struct xb_nftset_elem){ .family = ev->family };
+	b->del[b->n_del] = (struct xb_nft_set_elem){ .family = ev->family };
 	memcpy(b->del[b->n_del++].addr, ev->addr, len);
 }
 
 /* Put p into the batch for ttl (capped at ttl_max) plus grace, unless the
  * kernel's entry is fresh enough (there for at least half the new
  * timeout: a busy name costs no netlink round trip). */
-static void put_one(struct xb_dnssvc *s, struct dns_learn_batch *b, const struct dns_pend *p)
+static void put_one(struct xb_dns_service *s, struct dns_learn_batch *b, const struct dns_pend *p)
 {
 	const struct xb_dns *d = &s->cfg->p->dns;
 	struct dns_acc *a = &s->cfg->acc[p->acc];
 	uint64_t secs = (uint64_t)(p->ttl < d->ttl_max ? p->ttl : d->ttl_max) + d->grace;
-	struct xb_dnsl_entry *l, ev = { .family = 0 };
-	struct xb_nftset_elem *e;
+	struct xb_dns_learn_entry *l, ev = { .family = 0 };
+	struct xb_nft_set_elem *e;
 	uint64_t prev;
 
 	if (!secs)
 		secs = 1;
-	l = xb_dnsl_find(&s->learned, b->sid, p->family, p->addr);
+	l = xb_dns_learn_find(&s->learned, b->sid, p->family, p->addr);
 	prev = l ? l->expires : 0;
 	if (l && l->fp != a->fp) {	/* learned for another rule of that name */
 		l->fp = a->fp;
-		xb_dnsl_update(&s->learned, l, 0);
+		xb_dns_learn_update(&s->learned, l, 0);
 	}
 	if (l && l->expires >= b->now + secs / 2 + 1)
 		return;
-	if (b->n_put == XB_NFTSET_OPS || b->n_del == XB_NFTSET_OPS)
+	if (b->n_put == XB_NFT_SET_OPS || b->n_del == XB_NFT_SET_OPS)
 		send_batch(s, b);
 	s->c.set_puts++;
 	b->prev[b->n_put] = prev;
 	e = &b->put[b->n_put++];
-	*e = (struct xb_nftset_elem){ .family = p->family, .timeout_ms = secs * 1000 };
+	*e = (struct xb_nft_set_elem){ .family = p->family, .timeout_ms = secs * 1000 };
 	memcpy(e->addr, p->addr, p->family == AF_INET ? 4 : 16);
 	/* A kernel that cannot refresh (Linux < 6.3) keeps an element's first
 	 * timeout: then only an absent (expired) element's expiry moves. */
 	if (l) {
-		if (l->expires <= b->now || xb_nftset_refreshes())
-			xb_dnsl_update(&s->learned, l, b->now + secs);
+		if (l->expires <= b->now || xb_nft_set_refreshes())
+			xb_dns_learn_update(&s->learned, l, b->now + secs);
 		return;
 	}
 	/* Only what the table holds goes to the kernel: its set is never
 	 * fuller than the table (dns_learn.h). */
-	l = xb_dnsl_add(&s->learned, b->sid, p->family, p->addr, b->now + secs, a->fp,
+	l = xb_dns_learn_add(&s->learned, b->sid, p->family, p->addr, b->now + secs, a->fp,
 			dns_learn_cap(d), b->now, &ev);
 	/* What was evicted is gone from the table even when the add then
 	 * failed: it leaves the kernel's set either way. */
@@ -243,7 +243,7 @@ static void put_one(struct xb_dnssvc *s, struct dns_learn_batch *b, const struct
 	}
 }
 
-void dns_learn_flush(struct xb_dnssvc *s)
+void dns_learn_flush(struct xb_dns_service *s)
 {
 	struct dns_learn_batch *b = s->batch;
 
@@ -265,7 +265,7 @@ void dns_learn_flush(struct xb_dnssvc *s)
 		if (p->done)
 			continue;
 		b->set = p->family == AF_INET ? a->set4 : a->set6;
-		if ((b->sid = xb_dnsl_set_id(&s->learned, b->set)) < 0)
+		if ((b->sid = xb_dns_learn_set_id(&s->learned, b->set)) < 0)
 			break;
 		for (size_t k = i; k < s->n_pend; k++)
 			if (!s->pend[k].done && s->pend[k].acc == p->acc && s->pend[k].family == p->family) {
@@ -278,14 +278,14 @@ void dns_learn_flush(struct xb_dnssvc *s)
 }
 
 /* The kernel collects expired elements a little later (dns_learn.h). */
-void dns_learned_prune(struct xb_dnssvc *s)
+void dns_learned_prune(struct xb_dns_service *s)
 {
-	xb_dnsl_expire(&s->learned, linger_end());
+	xb_dns_learn_expire(&s->learned, linger_end());
 }
 
 /* The access rule owning set, if the policy still has it with the same
  * domains (fp). */
-static const struct dns_acc *acc_of(const struct xb_dnssvc_cfg *c, const char *set, uint32_t fp)
+static const struct dns_acc *acc_of(const struct xb_dns_service_cfg *c, const char *set, uint32_t fp)
 {
 	for (size_t i = 0; i < c->n_acc; i++)
 		if (c->acc[i].fp == fp && ((c->acc[i].has4 && !strcmp(c->acc[i].set4, set)) ||
@@ -298,9 +298,9 @@ static const struct dns_acc *acc_of(const struct xb_dnssvc_cfg *c, const char *s
  * new policy refuses (its own addresses, learn_private). The rule is
  * looked up once per fingerprint met (a set's entries nearly always share
  * one), not once per entry: a refill costs O(entries + sets x rules). */
-static size_t drop_set(struct xb_dnssvc *s, size_t k, uint32_t *idx)
+static size_t drop_set(struct xb_dns_service *s, size_t k, uint32_t *idx)
 {
-	struct xb_dnsl *t = &s->learned;
+	struct xb_dns_learn *t = &s->learned;
 	const struct dns_acc *a = NULL;
 	size_t n = t->sets[k].n, dropped = 0;
 	uint32_t fp = 0;
@@ -309,16 +309,16 @@ static size_t drop_set(struct xb_dnssvc *s, size_t k, uint32_t *idx)
 	/* A copy: deleting reorders the heap. */
 	memcpy(idx, t->sets[k].heap, n * sizeof(*idx));
 	for (size_t i = 0; i < n; i++) {
-		struct xb_dnsl_entry *e = &t->v[idx[i]];
+		struct xb_dns_learn_entry *e = &t->v[idx[i]];
 
 		if (!known || e->fp != fp) {
 			fp = e->fp;
 			a = acc_of(s->cfg, t->sets[k].name, fp);
 			known = true;
 		}
-		if (!a || xb_dnsl_own_has(&s->cfg->own, e->family, e->addr) ||
-		    (!a->learn_private && xb_dnsl_classify(e->family, e->addr) == XB_DNSL_PRIVATE)) {
-			xb_dnsl_del(t, e);
+		if (!a || xb_dns_learn_own_has(&s->cfg->own, e->family, e->addr) ||
+		    (!a->learn_private && xb_dns_learn_classify(e->family, e->addr) == XB_DNS_LEARN_PRIVATE)) {
+			xb_dns_learn_del(t, e);
 			dropped++;
 		}
 	}
@@ -328,9 +328,9 @@ static size_t drop_set(struct xb_dnssvc *s, size_t k, uint32_t *idx)
 /* What the new policy no longer wants (drop_set), what expired, and what
  * a lowered cap no longer holds (counted as evictions). Returns how many
  * went. */
-static size_t refill_drop(struct xb_dnssvc *s)
+static size_t refill_drop(struct xb_dns_service *s)
 {
-	struct xb_dnsl *t = &s->learned;
+	struct xb_dns_learn *t = &s->learned;
 	size_t dropped = 0, most = 0;
 	uint32_t *idx;
 
@@ -338,18 +338,18 @@ static size_t refill_drop(struct xb_dnssvc *s)
 		most = t->sets[k].n > most ? t->sets[k].n : most;
 	if (most && !(idx = malloc(most * sizeof(*idx)))) {
 		log_warnx("dns: no memory to check the learned destinations against the policy: "
-			  "all %zu forgotten", xb_dnsl_total(t));
-		dropped = xb_dnsl_total(t);
-		xb_dnsl_free(t);
+			  "all %zu forgotten", xb_dns_learn_total(t));
+		dropped = xb_dns_learn_total(t);
+		xb_dns_learn_free(t);
 		return dropped;
 	}
 	for (size_t k = 0; most && k < t->n_sets; k++)
 		dropped += drop_set(s, k, idx);
 	if (most)
 		free(idx);
-	xb_dnsl_expire(t, mono_s());
+	xb_dns_learn_expire(t, mono_s());
 	for (size_t k = 0; k < t->n_sets; k++) {
-		size_t n = xb_dnsl_trim(t, (int)k, dns_learn_cap(&s->cfg->p->dns));
+		size_t n = xb_dns_learn_trim(t, (int)k, dns_learn_cap(&s->cfg->p->dns));
 
 		dropped += n;
 		for (size_t i = 0; n && i < s->cfg->n_acc; i++) {
@@ -368,10 +368,10 @@ static size_t refill_drop(struct xb_dnssvc *s)
 /* Learned destinations back into the sets of the table now loaded, one
  * netlink batch per set and up to 256 elements; each set's entries are
  * its heap, so this is O(entries). */
-void xb_dnssvc_refill(struct xb_dnssvc *s)
+void xb_dns_service_refill(struct xb_dns_service *s)
 {
-	struct xb_nftset_elem batch[256];
-	struct xb_dnsl *t = &s->learned;
+	struct xb_nft_set_elem batch[256];
+	struct xb_dns_learn *t = &s->learned;
 	uint64_t now = mono_s();
 	size_t put = 0, dropped, failed = 0;
 
@@ -383,13 +383,13 @@ void xb_dnssvc_refill(struct xb_dnssvc *s)
 		size_t n = 0;
 
 		for (size_t i = 0; i < t->sets[k].n; i++) {
-			const struct xb_dnsl_entry *l = &t->v[t->sets[k].heap[i]];
+			const struct xb_dns_learn_entry *l = &t->v[t->sets[k].heap[i]];
 
-			batch[n] = (struct xb_nftset_elem){ .family = l->family,
+			batch[n] = (struct xb_nft_set_elem){ .family = l->family,
 							    .timeout_ms = (l->expires - now) * 1000 };
 			memcpy(batch[n++].addr, l->addr, 16);
 			if (n == 256 || i + 1 == t->sets[k].n) {
-				failed += xb_nftset_put(&s->nft, t->sets[k].name, batch, n) < 0 ? n : 0;
+				failed += xb_nft_set_put(&s->nft, t->sets[k].name, batch, n) < 0 ? n : 0;
 				put += n;
 				n = 0;
 			}
@@ -403,7 +403,7 @@ void xb_dnssvc_refill(struct xb_dnssvc *s)
 
 /* "SET ADDRESS EXPIRES FINGERPRINT" lines, EXPIRES in wall-clock
  * seconds; replaced atomically. */
-void dns_learned_save(struct xb_dnssvc *s)
+void dns_learned_save(struct xb_dns_service *s)
 {
 	char tmp[4096], a[INET6_ADDRSTRLEN];
 	uint64_t now = mono_s(), wall = (uint64_t)time(NULL);
@@ -417,7 +417,7 @@ void dns_learned_save(struct xb_dnssvc *s)
 		return;
 	}
 	for (size_t i = 0; i < s->learned.used_top; i++) {
-		const struct xb_dnsl_entry *l = &s->learned.v[i];
+		const struct xb_dns_learn_entry *l = &s->learned.v[i];
 
 		if (!l->family || l->expires <= now)
 			continue;
@@ -445,7 +445,7 @@ static bool learned_line_ok(const char *set, int fam)
 /* The file is ours, but the addresses in it came from answers: they pass
  * the same filter (special-purpose addresses; the rest is judged against
  * the rule at refill, whose learn_private may have changed — not here). */
-void dns_learned_load(struct xb_dnssvc *s)
+void dns_learned_load(struct xb_dns_service *s)
 {
 	char line[256], set[XB_SET_NAME_MAX], a[INET6_ADDRSTRLEN];	/* %70s: XB_SET_NAME_MAX - 1 */
 	unsigned long long exp;
@@ -458,7 +458,7 @@ void dns_learned_load(struct xb_dnssvc *s)
 	if (!s->state_file || !(f = fopen(s->state_file, "r")))
 		return;
 	while (fgets(line, sizeof(line), f) && lineno++ < 10000000) {
-		struct xb_dnsl_entry *l;
+		struct xb_dns_learn_entry *l;
 		uint8_t addr[16] = { 0 };
 		int fam, sid;
 
@@ -468,26 +468,26 @@ void dns_learned_load(struct xb_dnssvc *s)
 		}
 		fam = strchr(a, ':') ? AF_INET6 : AF_INET;
 		if (inet_pton(fam, a, addr) != 1 || !learned_line_ok(set, fam) ||
-		    xb_dnsl_classify(fam, addr) == XB_DNSL_SPECIAL) {
+		    xb_dns_learn_classify(fam, addr) == XB_DNS_LEARN_SPECIAL) {
 			bad++;
 			continue;
 		}
-		if (exp <= wall || (sid = xb_dnsl_set_id(&s->learned, set)) < 0)
+		if (exp <= wall || (sid = xb_dns_learn_set_id(&s->learned, set)) < 0)
 			continue;
 		exp = exp - wall < UINT32_MAX ? now + (exp - wall) : now + UINT32_MAX;
 		/* Never longer than the longest TTL the policy allows. */
 		if (s->cfg && exp > now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace)
 			exp = now + s->cfg->p->dns.ttl_max + s->cfg->p->dns.grace;
-		if ((l = xb_dnsl_find(&s->learned, sid, fam, addr))) {
+		if ((l = xb_dns_learn_find(&s->learned, sid, fam, addr))) {
 			l->fp = fp;
-			xb_dnsl_update(&s->learned, l, exp);
+			xb_dns_learn_update(&s->learned, l, exp);
 		} else {
-			xb_dnsl_add(&s->learned, sid, fam, addr, exp, fp, cap, now, NULL);
+			xb_dns_learn_add(&s->learned, sid, fam, addr, exp, fp, cap, now, NULL);
 		}
 	}
 	fclose(f);
 	if (bad)
 		log_warnx("dns: %s: %u malformed lines ignored", s->state_file, bad);
-	log_info("dns: %zu learned destinations restored from %s", xb_dnsl_total(&s->learned),
+	log_info("dns: %zu learned destinations restored from %s", xb_dns_learn_total(&s->learned),
 		 s->state_file);
 }

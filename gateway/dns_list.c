@@ -89,7 +89,7 @@ static void plain_line(struct ctx *c, const char *s, size_t len)
 			return;
 		}
 	}
-	if (xb_dns_pattern_parse(&p, s, len, bare, &why))
+	if (xb_dns_match_pattern_parse(&p, s, len, bare, &why))
 		report(c, "`%.*s': %s", quote_len(len), s, why);
 	else
 		add(c, &p, XB_DNS_RULE, NULL);
@@ -107,7 +107,7 @@ static void domain(struct ctx *c, const char *d, size_t len, enum xb_dns_kind ki
 	} else if (!len) {
 		report(c, "empty domain (dnsmasq's `//', unqualified names) is not supported");
 		return;
-	} else if (xb_dns_pattern_parse(&p, d, len, XB_DNS_SUFFIX, &why)) {
+	} else if (xb_dns_match_pattern_parse(&p, d, len, XB_DNS_SUFFIX, &why)) {
 		report(c, "domain `%.*s': %s", quote_len(len), d, why);
 		return;
 	}

@@ -229,7 +229,7 @@ static int parse_name(struct xb_dns_pattern *p, const char *s, size_t len, const
 	return 0;
 }
 
-int xb_dns_pattern_parse(struct xb_dns_pattern *p, const char *s, size_t len,
+int xb_dns_match_pattern_parse(struct xb_dns_pattern *p, const char *s, size_t len,
 			 enum xb_dns_mode bare, const char **why)
 {
 	p->mode = (uint8_t)bare;

@@ -73,7 +73,7 @@ void xb_dns_match_free(struct xb_dns_match *m);
  * is BELOW the root (every name) and "." alone the root. Labels are 1..63
  * characters of a-z, 0-9, '-' and '_' (upper case is folded), the name at
  * most 253. Returns 0, or -1 with *why saying what is wrong. */
-int xb_dns_pattern_parse(struct xb_dns_pattern *p, const char *s, size_t len,
+int xb_dns_match_pattern_parse(struct xb_dns_pattern *p, const char *s, size_t len,
 			 enum xb_dns_mode bare, const char **why);
 
 /* Add p with e's value, kind and arg (copied; e->mode is ignored). Returns

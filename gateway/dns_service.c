@@ -33,7 +33,7 @@
 #define UDP_DRAIN	8		/* full batches per socket per wakeup, at most */
 #define UDP_QUERY_MAX	4096		/* larger queries are dropped (counted) */
 #define MSG_MAX		65535
-_Static_assert(MSG_MAX + 2 == DNSW_TCP_FRAME_MAX, "a client's buffer holds one whole message");
+_Static_assert(MSG_MAX + 2 == XB_DNS_WIRE_TCP_FRAME_MAX, "a client's buffer holds one whole message");
 
 enum { TAG_TIMER = 1, TAG_UP, TAG_UDP, TAG_TCPL = TAG_UDP + DNS_LISTEN_MAX,
        TAG_CONN = TAG_TCPL + DNS_LISTEN_MAX };
@@ -51,7 +51,7 @@ struct dns_tcp {
 };
 
 struct dns_flight {
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 	bool used;
 	uint64_t handle;
 	struct dns_query qq;
@@ -63,7 +63,7 @@ struct dns_flight {
 };
 
 /* Answers to one batch of UDP queries, sent with one sendmmsg. Never
- * larger than DNSW_EDNS_SIZE: udp_send cuts them to the client's limit,
+ * larger than XB_DNS_WIRE_EDNS_SIZE: udp_send cuts them to the client's limit,
  * which is at most ours. */
 struct udp_out {
 	int fd;				/* -1: not batching, send at once */
@@ -71,7 +71,7 @@ struct udp_out {
 	struct mmsghdr m[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	union wg_sockaddr peer[UDP_BATCH];
-	uint8_t buf[UDP_BATCH][DNSW_EDNS_SIZE];
+	uint8_t buf[UDP_BATCH][XB_DNS_WIRE_EDNS_SIZE];
 };
 
 /* Datagrams as they arrive; peer[i] and buf[i] belong to m[i]. */
@@ -112,16 +112,16 @@ static struct dns_io *io_new(void)
 	return io;
 }
 
-static int watch(struct xb_dnssvc *s, int op, int fd, uint32_t events, uint64_t tag)
+static int watch(struct xb_dns_service *s, int op, int fd, uint32_t events, uint64_t tag)
 {
 	struct epoll_event ev = { .events = events, .data.u64 = tag };
 
 	return epoll_ctl(s->epfd, op, fd, &ev);
 }
 
-struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn posture, void *ctx)
+struct xb_dns_service *xb_dns_service_new(const char *state_dir, xb_dns_service_posture_fn posture, void *ctx)
 {
-	struct xb_dnssvc *s = calloc(1, sizeof(*s));
+	struct xb_dns_service *s = calloc(1, sizeof(*s));
 	struct itimerspec tick = { { 1, 0 }, { 1, 0 } };
 	int e;
 
@@ -138,7 +138,7 @@ struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn post
 	s->pend = calloc(DNS_PEND_MAX, sizeof(*s->pend));
 	s->io = io_new();
 	s->learn_rl = (struct log_rl)LOG_RL_INIT(1, 5);
-	xb_dnsl_init(&s->learned);
+	xb_dns_learn_init(&s->learned);
 	if (!s->conns || !s->flights || !s->free || !s->pend || !s->io)
 		goto fail;
 	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
@@ -147,55 +147,55 @@ struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn post
 		s->conns[i].fd = -1;
 	if (state_dir && asprintf(&s->state_file, "%s/dns-learned", state_dir) < 0)
 		goto fail;
-	if ((e = xb_nftset_open(&s->nft)) < 0)
+	if ((e = xb_nft_set_open(&s->nft)) < 0)
 		log_warnx("dns: netlink for nft sets: %s (answers will not open paths)", strerror(-e));
 	s->nft_ok = e == 0;
-	if (!(s->up = xb_up_new(NULL)) ||
+	if (!(s->up = xb_dns_upstream_new(NULL)) ||
 	    (s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
 	    timerfd_settime(s->tfd, 0, &tick, NULL) < 0 ||
 	    watch(s, EPOLL_CTL_ADD, s->tfd, EPOLLIN, TAG_TIMER) < 0 ||
-	    watch(s, EPOLL_CTL_ADD, xb_up_fd(s->up), EPOLLIN, TAG_UP) < 0)
+	    watch(s, EPOLL_CTL_ADD, xb_dns_upstream_fd(s->up), EPOLLIN, TAG_UP) < 0)
 		goto fail;
 	return s;
 fail:
 	log_warn("dns: starting");
-	xb_dnssvc_free(s);
+	xb_dns_service_free(s);
 	return NULL;
 }
 
-void xb_dnssvc_set_route(struct xb_dnssvc *s, xb_dnssvc_route_fn fn, void *ctx)
+void xb_dns_service_set_route(struct xb_dns_service *s, xb_dns_service_route_fn fn, void *ctx)
 {
 	s->route = fn;
 	s->route_ctx = ctx;
 }
 
-void xb_dnssvc_tunnel_up(struct xb_dnssvc *s, size_t ti)
+void xb_dns_service_tunnel_up(struct xb_dns_service *s, size_t ti)
 {
-	const struct xb_dnssvc_cfg *c = s->cfg;
+	const struct xb_dns_service_cfg *c = s->cfg;
 
 	if (!c || ti >= c->p->n_tunnels)
 		return;
 	for (size_t i = 0; i < c->n_sets; i++)
-		xb_up_set_revive(&c->sets[i], c->p->tunnels[ti].ifname);
+		xb_dns_upstream_set_revive(&c->sets[i], c->p->tunnels[ti].ifname);
 }
 
-void xb_dnssvc_tunnel_down(struct xb_dnssvc *s, size_t ti)
+void xb_dns_service_tunnel_down(struct xb_dns_service *s, size_t ti)
 {
-	const struct xb_dnssvc_cfg *c = s->cfg;
+	const struct xb_dns_service_cfg *c = s->cfg;
 
 	if (c && ti < c->p->n_tunnels)
-		xb_up_give_up(s->up, c->p->tunnels[ti].ifname, clock_mono_ns());
+		xb_dns_upstream_give_up(s->up, c->p->tunnels[ti].ifname, clock_mono_ns());
 }
 
-int xb_dnssvc_fd(const struct xb_dnssvc *s)
+int xb_dns_service_fd(const struct xb_dns_service *s)
 {
 	return s->epfd;
 }
 
 /* ---- answering ---- */
 
-static void tcp_close(struct xb_dnssvc *s, int slot)
+static void tcp_close(struct xb_dns_service *s, int slot)
 {
 	struct dns_tcp *k = &s->conns[slot];
 
@@ -210,7 +210,7 @@ static void tcp_close(struct xb_dnssvc *s, int slot)
 	k->gen++;
 }
 
-static void tcp_flush(struct xb_dnssvc *s, int slot)
+static void tcp_flush(struct xb_dns_service *s, int slot)
 {
 	struct dns_tcp *k = &s->conns[slot];
 
@@ -230,7 +230,7 @@ static void tcp_flush(struct xb_dnssvc *s, int slot)
 	watch(s, EPOLL_CTL_MOD, k->fd, EPOLLIN | (k->out_len ? EPOLLOUT : 0), TAG_CONN + (uint64_t)slot);
 }
 
-static void tcp_send(struct xb_dnssvc *s, int slot, const uint8_t *msg, size_t len)
+static void tcp_send(struct xb_dns_service *s, int slot, const uint8_t *msg, size_t len)
 {
 	struct dns_tcp *k = &s->conns[slot];
 	uint8_t *nv;
@@ -250,14 +250,14 @@ static void tcp_send(struct xb_dnssvc *s, int slot, const uint8_t *msg, size_t l
 	tcp_flush(s, slot);
 }
 
-static void udp_send(struct xb_dnssvc *s, int fd, const struct dnsw_query *q, uint8_t *msg,
+static void udp_send(struct xb_dns_service *s, int fd, const struct xb_dns_wire_query *q, uint8_t *msg,
 		     size_t len, const union wg_sockaddr *peer, socklen_t plen)
 {
-	size_t limit = dnsw_udp_limit(q, DNSW_EDNS_SIZE);
+	size_t limit = xb_dns_wire_udp_limit(q, XB_DNS_WIRE_EDNS_SIZE);
 	struct udp_out *batch = &s->io->batch;
 
 	if (len > limit) {
-		len = dnsw_truncate(msg, len, limit);
+		len = xb_dns_wire_truncate(msg, len, limit);
 		s->c.truncated++;
 	}
 	if (!len)
@@ -278,7 +278,7 @@ static void udp_send(struct xb_dnssvc *s, int fd, const struct dnsw_query *q, ui
 }
 
 /* Deliver an answer to wherever the query came from. */
-static void deliver(struct xb_dnssvc *s, struct dns_flight *f, uint8_t *msg, size_t len)
+static void deliver(struct xb_dns_service *s, struct dns_flight *f, uint8_t *msg, size_t len)
 {
 	if (f->udp_fd >= 0) {
 		udp_send(s, f->udp_fd, &f->qq.q, msg, len, &f->peer, f->peer_len);
@@ -292,7 +292,7 @@ static void deliver(struct xb_dnssvc *s, struct dns_flight *f, uint8_t *msg, siz
 }
 
 /* Flights come from a stack of free slots: O(1) both ways. */
-static struct dns_flight *flight_new(struct xb_dnssvc *s)
+static struct dns_flight *flight_new(struct xb_dns_service *s)
 {
 	struct dns_flight *f;
 
@@ -305,7 +305,7 @@ static struct dns_flight *flight_new(struct xb_dnssvc *s)
 	return f;
 }
 
-static void flight_free(struct xb_dnssvc *s, struct dns_flight *f)
+static void flight_free(struct xb_dns_service *s, struct dns_flight *f)
 {
 	if (!f->used)
 		return;
@@ -313,7 +313,7 @@ static void flight_free(struct xb_dnssvc *s, struct dns_flight *f)
 	s->free[s->n_free++] = (uint16_t)(f - s->flights);
 }
 
-static void finish(struct xb_dnssvc *s, struct dns_flight *f, uint8_t *msg, size_t len, bool ok)
+static void finish(struct xb_dns_service *s, struct dns_flight *f, uint8_t *msg, size_t len, bool ok)
 {
 	dns_stats_done(s, &f->qq, ok);
 	dns_log(s, &f->qq, msg, len);
@@ -321,43 +321,43 @@ static void finish(struct xb_dnssvc *s, struct dns_flight *f, uint8_t *msg, size
 	flight_free(s, f);
 }
 
-static void on_upstream(void *ctx, const struct xb_up_result *r)
+static void on_upstream(void *ctx, const struct xb_dns_upstream_result *r)
 {
 	struct dns_flight *f = ctx;
-	struct xb_dnssvc *s = f->s;
-	const struct dnsw_query *ask = f->qq.chase ? &f->qq.qc : &f->qq.q;
+	struct xb_dns_service *s = f->s;
+	const struct xb_dns_wire_query *ask = f->qq.chase ? &f->qq.qc : &f->qq.q;
 	uint8_t *out = s->io->reply;
 	const size_t cap = sizeof(s->io->reply);
 	size_t len;
 
-	if (r->status != XB_UP_OK) {
+	if (r->status != XB_DNS_UPSTREAM_OK) {
 		/* RFC 8767: every server failed; an expired answer beats none. */
 		if ((len = dns_from_stale(s, &f->qq, out, cap))) {
 			finish(s, f, out, len, true);
 			return;
 		}
-		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, cap);
+		len = dns_fail(&f->qq, XB_DNS_WIRE_SERVFAIL, out, cap);
 		finish(s, f, out, len, false);
 		return;
 	}
 	if (s->cache)
-		xb_dnsc_store(s->cache, f->qq.scope, &ask->q, r->msg, r->len, s->now_ns);
+		xb_dns_cache_store(s->cache, f->qq.scope, &ask->q, r->msg, r->len, s->now_ns);
 	len = dns_answer_from(s, &f->qq, r->m, out, cap);
 	if (!len)
-		len = dns_fail(&f->qq, DNSW_SERVFAIL, out, cap);
+		len = dns_fail(&f->qq, XB_DNS_WIRE_SERVFAIL, out, cap);
 	finish(s, f, out, len, true);
 }
 
 
 /* One query from a client: udp_fd >= 0 with peer, or TCP client `conn'. */
-static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_fd,
+static void on_query(struct xb_dns_service *s, const uint8_t *msg, size_t n, int udp_fd,
 		     const union wg_sockaddr *peer, socklen_t plen, int conn)
 {
 	uint8_t *out = s->io->answer;
 	const size_t cap = sizeof(s->io->answer);
 	struct dns_flight *f = flight_new(s);
 	const struct xb_device *dev;
-	enum dnsw_qverdict v;
+	enum xb_dns_wire_qverdict v;
 	size_t len = 0;
 	unsigned flags;
 
@@ -373,8 +373,8 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 	if (conn >= 0)
 		s->conns[conn].pending++;
 	f->qq.t0_ns = s->now_ns;
-	v = dnsw_parse_query(&f->qq.q, msg, n);
-	if (v == DNSW_Q_DROP) {
+	v = xb_dns_wire_parse_query(&f->qq.q, msg, n);
+	if (v == XB_DNS_WIRE_Q_DROP) {
 		s->c.dropped++;
 		deliver(s, f, out, 0);
 		flight_free(s, f);
@@ -383,16 +383,16 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 	dev = xb_policy_device_by_addr(s->cfg->p, peer->sa.sa_family,
 				       peer->sa.sa_family == AF_INET ? (const void *)&peer->in.sin_addr
 								     : (const void *)&peer->in6.sin6_addr);
-	if (v != DNSW_Q_OK || !dev) {
-		static const unsigned rc[] = { [DNSW_Q_FORMERR] = DNSW_FORMERR,
-					       [DNSW_Q_NOTIMP] = DNSW_NOTIMP,
-					       [DNSW_Q_BADVERS] = DNSW_BADVERS };
+	if (v != XB_DNS_WIRE_Q_OK || !dev) {
+		static const unsigned rc[] = { [XB_DNS_WIRE_Q_FORMERR] = XB_DNS_WIRE_FORMERR,
+					       [XB_DNS_WIRE_Q_NOTIMP] = XB_DNS_WIRE_NOTIMP,
+					       [XB_DNS_WIRE_Q_BADVERS] = XB_DNS_WIRE_BADVERS };
 
-		if (v != DNSW_Q_OK)
+		if (v != XB_DNS_WIRE_Q_OK)
 			s->c.formerr++;
 		else
 			s->c.refused++;	/* not a device's address */
-		len = dns_fail(&f->qq, v == DNSW_Q_OK ? DNSW_REFUSED : rc[v], out, cap);
+		len = dns_fail(&f->qq, v == XB_DNS_WIRE_Q_OK ? XB_DNS_WIRE_REFUSED : rc[v], out, cap);
 		deliver(s, f, out, len);
 		flight_free(s, f);
 		return;
@@ -403,14 +403,14 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 		finish(s, f, out, len, len > 0);
 		return;
 	}
-	flags = f->qq.q.edns.present && f->qq.q.edns.do_bit ? XB_UP_DO : 0;
-	f->handle = xb_up_query_order(s->up, f->qq.set, f->qq.n_order ? f->qq.order : NULL,
+	flags = f->qq.q.edns.present && f->qq.q.edns.do_bit ? XB_DNS_UPSTREAM_DO : 0;
+	f->handle = xb_dns_upstream_query_order(s->up, f->qq.set, f->qq.n_order ? f->qq.order : NULL,
 				      f->qq.n_order ? f->qq.n_order : f->qq.set->n,
 				      f->qq.chase ? &f->qq.qc.q : &f->qq.q.q, flags, on_upstream, f,
 				      s->now_ns);
 	if (!f->handle) {	/* no try could be sent: no route, say */
 		if (!(len = dns_from_stale(s, &f->qq, out, cap)))
-			len = dns_fail(&f->qq, DNSW_SERVFAIL, out, cap);
+			len = dns_fail(&f->qq, XB_DNS_WIRE_SERVFAIL, out, cap);
 		finish(s, f, out, len, f->qq.stale);
 	}
 }
@@ -418,7 +418,7 @@ static void on_query(struct xb_dnssvc *s, const uint8_t *msg, size_t n, int udp_
 /* ---- sockets ---- */
 
 /* The round's answers, after the round's set changes. */
-static void flush(struct xb_dnssvc *s, int fd)
+static void flush(struct xb_dns_service *s, int fd)
 {
 	struct udp_out *batch = &s->io->batch;
 
@@ -438,7 +438,7 @@ static void flush(struct xb_dnssvc *s, int fd)
 
 /* One recvmmsg of up to UDP_BATCH queries; the answers that are ready at
  * once leave in one sendmmsg. Returns how many datagrams came. */
-static int udp_batch(struct xb_dnssvc *s, int fd, struct udp_in *in)
+static int udp_batch(struct xb_dns_service *s, int fd, struct udp_in *in)
 {
 	int n;
 
@@ -460,13 +460,13 @@ static int udp_batch(struct xb_dnssvc *s, int fd, struct udp_in *in)
 	return n;
 }
 
-static void on_udp(struct xb_dnssvc *s, int fd)
+static void on_udp(struct xb_dns_service *s, int fd)
 {
 	for (int i = 0; i < UDP_DRAIN && udp_batch(s, fd, &s->io->in) == UDP_BATCH; i++)
 		;
 }
 
-static void on_accept(struct xb_dnssvc *s, int lfd)
+static void on_accept(struct xb_dns_service *s, int lfd)
 {
 	union wg_sockaddr peer;
 	socklen_t plen = sizeof(peer);
@@ -491,7 +491,7 @@ static void on_accept(struct xb_dnssvc *s, int lfd)
 
 /* Reads what is there; answers every complete message (RFC 7766:
  * pipelined queries, answers in completion order). */
-static void on_conn(struct xb_dnssvc *s, int slot, uint32_t events)
+static void on_conn(struct xb_dns_service *s, int slot, uint32_t events)
 {
 	struct dns_tcp *k = &s->conns[slot];
 	socklen_t plen = k->peer.sa.sa_family == AF_INET ? sizeof(k->peer.in) : sizeof(k->peer.in6);
@@ -512,9 +512,9 @@ static void on_conn(struct xb_dnssvc *s, int slot, uint32_t events)
 		return;
 	k->in_len += (size_t)n;
 	k->deadline_ns = s->now_ns + DNS_TCP_IDLE_MS * NSEC_PER_MSEC;
-	/* A full buffer holds a whole message (DNSW_TCP_FRAME_MAX): there
+	/* A full buffer holds a whole message (XB_DNS_WIRE_TCP_FRAME_MAX): there
 	 * is always room to read on. */
-	while (k->fd >= 0 && dnsw_tcp_next(k->in, k->in_len, &off, &msg, &m))
+	while (k->fd >= 0 && xb_dns_wire_tcp_next(k->in, k->in_len, &off, &msg, &m))
 		on_query(s, msg, m, -1, &k->peer, plen, slot);
 	if (k->fd >= 0 && off) {
 		memmove(k->in, k->in + off, k->in_len - off);
@@ -522,7 +522,7 @@ static void on_conn(struct xb_dnssvc *s, int slot, uint32_t events)
 	}
 }
 
-static void on_timer(struct xb_dnssvc *s)
+static void on_timer(struct xb_dns_service *s)
 {
 	uint64_t n, now = s->now_ns;
 
@@ -539,7 +539,7 @@ static void on_timer(struct xb_dnssvc *s)
 /* The UDP sockets are watched by the daemon's own epoll set, not this
  * one: a query then costs one epoll_wait per wakeup instead of two (the
  * profile of a busy service was mostly wakeups). */
-int xb_dnssvc_udp_fds(const struct xb_dnssvc *s, int fds[DNS_LISTEN_MAX])
+int xb_dns_service_udp_fds(const struct xb_dns_service *s, int fds[DNS_LISTEN_MAX])
 {
 	int n = 0;
 
@@ -549,7 +549,7 @@ int xb_dnssvc_udp_fds(const struct xb_dnssvc *s, int fds[DNS_LISTEN_MAX])
 	return n;
 }
 
-bool xb_dnssvc_udp_ready(struct xb_dnssvc *s, int fd)
+bool xb_dns_service_udp_ready(struct xb_dns_service *s, int fd)
 {
 	for (int i = 0; i < DNS_LISTEN_MAX; i++)
 		if (s->udp[i] >= 0 && s->udp[i] == fd) {
@@ -561,18 +561,18 @@ bool xb_dnssvc_udp_ready(struct xb_dnssvc *s, int fd)
 
 /* Upstream answers of one round: those to UDP clients on the first socket
  * leave in one sendmmsg, after one transaction per set. */
-static void upstream_round(struct xb_dnssvc *s)
+static void upstream_round(struct xb_dns_service *s)
 {
 	int fd = s->udp[0] >= 0 ? s->udp[0] : s->udp[1];
 
 	s->io->batch.fd = fd;
-	xb_up_process(s->up, s->now_ns);
+	xb_dns_upstream_process(s->up, s->now_ns);
 	if (fd >= 0)
 		flush(s, fd);
 	s->io->batch.fd = -1;
 }
 
-void xb_dnssvc_process(struct xb_dnssvc *s)
+void xb_dns_service_process(struct xb_dns_service *s)
 {
 	struct epoll_event ev[32];
 	int n = epoll_wait(s->epfd, ev, 32, 0);
@@ -630,7 +630,7 @@ static int open_sock(const union wg_sockaddr *addr, int type, const char *ifname
 	return fd;
 }
 
-static void close_listen(struct xb_dnssvc *s, int i)
+static void close_listen(struct xb_dns_service *s, int i)
 {
 	if (s->udp[i] >= 0)
 		close(s->udp[i]);
@@ -640,7 +640,7 @@ static void close_listen(struct xb_dnssvc *s, int i)
 	memset(&s->bound[i], 0, sizeof(s->bound[i]));
 }
 
-static int listen_on(struct xb_dnssvc *s, int i, const union wg_sockaddr *a, const char *ifname)
+static int listen_on(struct xb_dns_service *s, int i, const union wg_sockaddr *a, const char *ifname)
 {
 	char text[80];
 
@@ -682,18 +682,18 @@ static void gateway_addrs(const struct xb_policy *p, union wg_sockaddr a[DNS_LIS
 	}
 }
 
-static void cancel_flights(struct xb_dnssvc *s)
+static void cancel_flights(struct xb_dns_service *s)
 {
 	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
 		if (s->flights[i].used) {
-			xb_up_cancel(s->up, s->flights[i].handle);
+			xb_dns_upstream_cancel(s->up, s->flights[i].handle);
 			flight_free(s, &s->flights[i]);
 		}
 	for (int i = 0; i < DNS_TCP_MAX; i++)
 		s->conns[i].pending = 0;
 }
 
-static void open_log(struct xb_dnssvc *s, const struct xb_dns *d)
+static void open_log(struct xb_dns_service *s, const struct xb_dns *d)
 {
 	if (s->log && (!d->query_log_path || strcmp(s->log_path, d->query_log_path))) {
 		xb_jsonlog_close(s->log);
@@ -705,27 +705,27 @@ static void open_log(struct xb_dnssvc *s, const struct xb_dns *d)
 		s->log_path = strdup(d->query_log_path);
 }
 
-int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg)
+int xb_dns_service_commit(struct xb_dns_service *s, struct xb_dns_service_cfg *cfg)
 {
 	const struct xb_dns *d = &cfg->p->dns;
 	union wg_sockaddr a[DNS_LISTEN_MAX];
-	struct xb_dnsc_conf cc = { .max_entries = d->cache_size, .max_ttl = d->ttl_max,
+	struct xb_dns_cache_conf cc = { .max_entries = d->cache_size, .max_ttl = d->ttl_max,
 				   .neg_max_ttl = d->negative_ttl_max, .min_ttl = d->ttl_min,
 				   .stale_s = d->serve_stale };
 	int rc = 0;
 
 	cancel_flights(s);
-	/* Rounds flush what they learn (xb_dnssvc_process), so this is at
+	/* Rounds flush what they learn (xb_dns_service_process), so this is at
 	 * most what a caller outside a round queued. The new ruleset is
 	 * loaded already: a set of the same name may be another rule's now
 	 * (edited domains; r_ruleN by position), so it is dropped, not sent. */
 	s->n_pend = 0;
-	xb_dnssvc_cfg_free(s->cfg);
+	xb_dns_service_cfg_free(s->cfg);
 	s->cfg = cfg;
 	s->since = (uint64_t)time(NULL);
 	/* Scopes are rule numbers, which a reload may reassign: start afresh. */
-	xb_dnsc_free(s->cache);
-	s->cache = d->cache_size ? xb_dnsc_new(&cc) : NULL;
+	xb_dns_cache_free(s->cache);
+	s->cache = d->cache_size ? xb_dns_cache_new(&cc) : NULL;
 	open_log(s, d);
 	gateway_addrs(cfg->p, a);
 	for (int i = 0; i < DNS_LISTEN_MAX; i++)
@@ -735,17 +735,17 @@ int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg)
 		dns_learned_load(s);
 		s->loaded = true;
 	}
-	xb_dnssvc_refill(s);
+	xb_dns_service_refill(s);
 	return rc;
 }
 
-void xb_dnssvc_reopen_log(struct xb_dnssvc *s)
+void xb_dns_service_reopen_log(struct xb_dns_service *s)
 {
 	if (s->log && xb_jsonlog_reopen(s->log) < 0)
 		log_warn("dns: reopening %s", s->log_path);
 }
 
-void xb_dnssvc_free(struct xb_dnssvc *s)
+void xb_dns_service_free(struct xb_dns_service *s)
 {
 	if (!s)
 		return;
@@ -759,15 +759,15 @@ void xb_dnssvc_free(struct xb_dnssvc *s)
 		tcp_close(s, i);
 	for (int i = 0; i < DNS_LISTEN_MAX; i++)
 		close_listen(s, i);
-	xb_up_free(s->up);
-	xb_dnsc_free(s->cache);
-	xb_nftset_close(&s->nft);
+	xb_dns_upstream_free(s->up);
+	xb_dns_cache_free(s->cache);
+	xb_nft_set_close(&s->nft);
 	xb_jsonlog_close(s->log);
-	xb_dnsl_free(&s->learned);
+	xb_dns_learn_free(&s->learned);
 	free(s->pend);
 	free(s->io);
 	free(s->batch);
-	xb_dnssvc_cfg_free(s->cfg);
+	xb_dns_service_cfg_free(s->cfg);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	if (s->tfd >= 0)
@@ -813,9 +813,9 @@ static json_t *stats_json(const struct dns_stats *st)
 }
 
 /* Per access rule with domains: what it learned, and what it refused. */
-static json_t *learning_json(const struct xb_dnssvc *s)
+static json_t *learning_json(const struct xb_dns_service *s)
 {
-	const struct xb_dnssvc_cfg *c = s->cfg;
+	const struct xb_dns_service_cfg *c = s->cfg;
 	json_t *v = json_array();
 	size_t cap = dns_learn_cap(&c->p->dns);
 
@@ -842,12 +842,12 @@ static json_t *learning_json(const struct xb_dnssvc *s)
 	return v;
 }
 
-json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
+json_t *xb_dns_service_status(const struct xb_dns_service *s)
 {
 	static const char *const actions[] = { "forward", "override", "tunnel", "block" };
-	const struct xb_dnssvc_cfg *c = s->cfg;
-	struct xb_dnsc_stats cs = { 0 };
-	struct xb_up_stats us;
+	const struct xb_dns_service_cfg *c = s->cfg;
+	struct xb_dns_cache_stats cs = { 0 };
+	struct xb_dns_upstream_stats us;
 	json_t *rules = json_array(), *listen = json_array(), *o;
 	char text[80];
 
@@ -867,8 +867,8 @@ json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
 			json_array_append_new(listen, json_string(text));
 		}
 	if (s->cache)
-		xb_dnsc_stats(s->cache, &cs);
-	xb_up_stats(s->up, &us);
+		xb_dns_cache_stats(s->cache, &cs);
+	xb_dns_upstream_stats(s->up, &us);
 	o = json_pack("{s:b, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
 			 "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "enabled", c->p->dns.enabled, "listen", listen,
@@ -883,7 +883,7 @@ json_t *xb_dnssvc_status(const struct xb_dnssvc *s)
 			 "mismatched", (json_int_t)us.mismatched,
 			 "clients", "refused", (json_int_t)s->c.refused, "formerr", (json_int_t)s->c.formerr,
 			 "dropped", (json_int_t)s->c.dropped, "truncated", (json_int_t)s->c.truncated,
-			 "learned", (json_int_t)xb_dnsl_total(&s->learned), "set_puts", (json_int_t)s->c.set_puts,
+			 "learned", (json_int_t)xb_dns_learn_total(&s->learned), "set_puts", (json_int_t)s->c.set_puts,
 			 "set_failures", (json_int_t)s->c.set_failures,
 			 "set_update_p99_us_below", (json_int_t)p99_below(s->c.put_hist));
 	if (o)

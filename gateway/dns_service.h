@@ -13,11 +13,11 @@
  *
  * Event-loop agnostic like control.c: one epoll fd (sockets, TCP clients,
  * the upstream client, a timer) nested in the daemon's loop; readable →
- * xb_dnssvc_process().
+ * xb_dns_service_process().
  *
  * Reconfiguration is two-step so that a reload is all-or-nothing:
- * xb_dnssvc_prepare() builds everything from a policy (matchers, lists, server
- * sets) and reports every error; xb_dnssvc_commit() swaps it in.
+ * xb_dns_service_prepare() builds everything from a policy (matchers, lists, server
+ * sets) and reports every error; xb_dns_service_commit() swaps it in.
  */
 #ifndef XB_GATEWAY_DNS_SERVICE_H
 #define XB_GATEWAY_DNS_SERVICE_H
@@ -29,12 +29,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct xb_dnssvc;
-struct xb_dnssvc_cfg;
+struct xb_dns_service;
+struct xb_dns_service_cfg;
 
 /* Does access rule `rule' admit device `device' (its posture profiles)?
  * Asked only for rules with posture; NULL: nobody passes posture. */
-typedef bool (*xb_dnssvc_posture_fn)(void *ctx, size_t rule, size_t device);
+typedef bool (*xb_dns_service_posture_fn)(void *ctx, size_t rule, size_t device);
 
 /* The tunnels (indices into the policy's tunnels) to resolve a tunnel
  * rule's names through, best first, into out (room for every tunnel):
@@ -43,49 +43,49 @@ typedef bool (*xb_dnssvc_posture_fn)(void *ctx, size_t rule, size_t device);
  * the rule's own list own[0..n) ranked by health, in list order, the down
  * ones last (rule SIZE_MAX). Returns how many. docs/dns.md, "Tunnel rules
  * follow the path". */
-typedef size_t (*xb_dnssvc_route_fn)(void *ctx, size_t rule, const size_t *own, size_t n,
+typedef size_t (*xb_dns_service_route_fn)(void *ctx, size_t rule, const size_t *own, size_t n,
 				     size_t *out);
 
-/* What xb_dnssvc_prepare() builds from p (which must outlive it). Returns
+/* What xb_dns_service_prepare() builds from p (which must outlive it). Returns
  * NULL with errors added (a list's bad lines as FILE:LINE, out of memory). */
-struct xb_dnssvc_cfg *xb_dnssvc_prepare(const struct xb_policy *p, struct xb_errors *errs);
-void xb_dnssvc_cfg_free(struct xb_dnssvc_cfg *c);
+struct xb_dns_service_cfg *xb_dns_service_prepare(const struct xb_policy *p, struct xb_errors *errs);
+void xb_dns_service_cfg_free(struct xb_dns_service_cfg *c);
 
 /* A service with cfg (taken over), state in state_dir (learned
- * destinations; NULL: none kept). Sockets are opened by xb_dnssvc_commit(). */
-struct xb_dnssvc *xb_dnssvc_new(const char *state_dir, xb_dnssvc_posture_fn posture, void *ctx);
+ * destinations; NULL: none kept). Sockets are opened by xb_dns_service_commit(). */
+struct xb_dns_service *xb_dns_service_new(const char *state_dir, xb_dns_service_posture_fn posture, void *ctx);
 /* Swap in cfg (taken over; the old one is freed after queries in flight
  * are cancelled — their clients retry), open or move the listening
  * sockets to p's gateway addresses, and put every learned destination
  * still valid into the new table's sets. Returns 0, or -1 when the
  * sockets cannot be opened (logged; the service keeps running on the
  * sockets it has). */
-int xb_dnssvc_commit(struct xb_dnssvc *s, struct xb_dnssvc_cfg *cfg);
+int xb_dns_service_commit(struct xb_dns_service *s, struct xb_dns_service_cfg *cfg);
 /* The nft table was replaced (a reload): its _dns sets are empty; put the
  * learned destinations back. */
-void xb_dnssvc_refill(struct xb_dnssvc *s);
+void xb_dns_service_refill(struct xb_dns_service *s);
 /* How tunnel rules learn the paths and the tunnels' health; without it,
  * paths as written (via order; best: every tunnel) and own lists in order. */
-void xb_dnssvc_set_route(struct xb_dnssvc *s, xb_dnssvc_route_fn fn, void *ctx);
+void xb_dns_service_set_route(struct xb_dns_service *s, xb_dns_service_route_fn fn, void *ctx);
 /* Tunnel ti (of the committed policy) is up again: servers reached
  * through it that timed out are asked in their turn at once. */
-void xb_dnssvc_tunnel_up(struct xb_dnssvc *s, size_t ti);
+void xb_dns_service_tunnel_up(struct xb_dns_service *s, size_t ti);
 /* Tunnel ti is down: queries waiting on a server through it go on to
  * their next server now, not when their try times out. */
-void xb_dnssvc_tunnel_down(struct xb_dnssvc *s, size_t ti);
-int xb_dnssvc_fd(const struct xb_dnssvc *s);
-void xb_dnssvc_process(struct xb_dnssvc *s);
+void xb_dns_service_tunnel_down(struct xb_dns_service *s, size_t ti);
+int xb_dns_service_fd(const struct xb_dns_service *s);
+void xb_dns_service_process(struct xb_dns_service *s);
 /* The UDP listening sockets (at most 2) are the caller's to watch, in its
  * own epoll set (one wakeup, one epoll_wait per batch of queries): their
  * fds after every commit, and a readable one handed back. _ready returns
  * false for an fd that is not one of them. */
-int xb_dnssvc_udp_fds(const struct xb_dnssvc *s, int fds[2]);
-bool xb_dnssvc_udp_ready(struct xb_dnssvc *s, int fd);
+int xb_dns_service_udp_fds(const struct xb_dns_service *s, int fds[2]);
+bool xb_dns_service_udp_ready(struct xb_dns_service *s, int fd);
 /* Reopen the query log (SIGHUP). */
-void xb_dnssvc_reopen_log(struct xb_dnssvc *s);
+void xb_dns_service_reopen_log(struct xb_dns_service *s);
 /* Counters and settings for `xborderctl dns'. */
-json_t *xb_dnssvc_status(const struct xb_dnssvc *s);
+json_t *xb_dns_service_status(const struct xb_dns_service *s);
 /* Saves learned destinations, closes everything. NULL is ignored. */
-void xb_dnssvc_free(struct xb_dnssvc *s);
+void xb_dns_service_free(struct xb_dns_service *s);
 
 #endif

@@ -27,20 +27,20 @@
 #include <unistd.h>
 
 #define TAG_TIMER	0
-#define QUERY_MAX	(DNSW_HDR_LEN + DNSW_NAME_MAX + 4 + DNSW_OPT_LEN)
-#define TCP_MAX		DNSW_TCP_FRAME_MAX
+#define QUERY_MAX	(XB_DNS_WIRE_HDR_LEN + XB_DNS_WIRE_NAME_MAX + 4 + XB_DNS_WIRE_OPT_LEN)
+#define TCP_MAX		XB_DNS_WIRE_TCP_FRAME_MAX
 #define RECV_BURST	64	/* datagrams read per socket per process call */
 
 struct uq {
 	bool used;
 	uint32_t gen;		/* handle generation */
 	uint32_t seq;		/* the current socket's sequence number */
-	struct xb_up_set *set;
-	struct dnsw_question q;
+	struct xb_dns_upstream_set *set;
+	struct xb_dns_wire_question q;
 	unsigned flags;
-	xb_up_cb cb;
+	xb_dns_upstream_cb cb;
 	void *ctx;
-	uint8_t plan[XB_UP_SERVERS_MAX];
+	uint8_t plan[XB_DNS_UPSTREAM_SERVERS_MAX];
 	unsigned nplan, step, nsteps;
 	uint32_t failed;	/* servers that answered with a failure: not asked again */
 	int rcode;		/* the last failure's rcode, or -1 */
@@ -56,30 +56,30 @@ struct uq {
 	size_t in_got;
 };
 
-struct xb_up {
+struct xb_dns_upstream {
 	int epfd, tfd;
-	struct xb_up_conf conf;
+	struct xb_dns_upstream_conf conf;
 	struct uq *qs;
 	uint32_t seq;
 	uint64_t armed;		/* the timer's deadline; 0: disarmed */
-	struct xb_up_stats st;
+	struct xb_dns_upstream_stats st;
 	uint8_t buf[65536];	/* UDP replies */
 	struct log_rl rl_down;	/* "server down" warnings */
 };
 
 /* ---- server sets ---- */
 
-void xb_up_set_init(struct xb_up_set *s, const char *name)
+void xb_dns_upstream_set_init(struct xb_dns_upstream_set *s, const char *name)
 {
 	memset(s, 0, sizeof(*s));
 	snprintf(s->name, sizeof(s->name), "%s", name ? name : "upstream");
-	s->timeout_ms = XB_UP_TIMEOUT_MS;
-	s->tries = XB_UP_TRIES;
-	s->down_ms = XB_UP_DOWN_MS;
+	s->timeout_ms = XB_DNS_UPSTREAM_TIMEOUT_MS;
+	s->tries = XB_DNS_UPSTREAM_TRIES;
+	s->down_ms = XB_DNS_UPSTREAM_DOWN_MS;
 }
 
 /* text is an address with an optional port: "A", "A:P", "V6", "[V6]:P". */
-static int addr_parse(const char *text, union xb_up_addr *a, bool want_port)
+static int addr_parse(const char *text, union xb_dns_upstream_addr *a, bool want_port)
 {
 	char host[INET6_ADDRSTRLEN + 2];
 	const char *port = NULL, *colon = strrchr(text, ':');
@@ -126,9 +126,9 @@ static int addr_parse(const char *text, union xb_up_addr *a, bool want_port)
 	return 0;
 }
 
-int xb_up_set_add(struct xb_up_set *s, const char *text)
+int xb_dns_upstream_set_add(struct xb_dns_upstream_set *s, const char *text)
 {
-	if (s->n == XB_UP_SERVERS_MAX) {
+	if (s->n == XB_DNS_UPSTREAM_SERVERS_MAX) {
 		errno = ENOSPC;
 		return -1;
 	}
@@ -140,14 +140,14 @@ int xb_up_set_add(struct xb_up_set *s, const char *text)
 	return 0;
 }
 
-void xb_up_set_revive(struct xb_up_set *s, const char *ifname)
+void xb_dns_upstream_set_revive(struct xb_dns_upstream_set *s, const char *ifname)
 {
 	for (unsigned i = 0; i < s->n; i++)
 		if (!strcmp(s->srv[i].ifname, ifname))
 			s->srv[i].down_until_ns = 0;
 }
 
-int xb_up_set_source(struct xb_up_set *s, const char *text)
+int xb_dns_upstream_set_source(struct xb_dns_upstream_set *s, const char *text)
 {
 	if (addr_parse(text, &s->source, false) < 0) {
 		errno = EINVAL;
@@ -156,12 +156,12 @@ int xb_up_set_source(struct xb_up_set *s, const char *text)
 	return 0;
 }
 
-static socklen_t addr_len(const union xb_up_addr *a)
+static socklen_t addr_len(const union xb_dns_upstream_addr *a)
 {
 	return a->sa.sa_family == AF_INET ? sizeof(a->in) : sizeof(a->in6);
 }
 
-static bool addr_same(const union xb_up_addr *a, const struct sockaddr_storage *b)
+static bool addr_same(const union xb_dns_upstream_addr *a, const struct sockaddr_storage *b)
 {
 	const struct sockaddr_in *b4 = (const void *)b;
 	const struct sockaddr_in6 *b6 = (const void *)b;
@@ -174,7 +174,7 @@ static bool addr_same(const union xb_up_addr *a, const struct sockaddr_storage *
 	       !memcmp(&a->in6.sin6_addr, &b6->sin6_addr, sizeof(b6->sin6_addr));
 }
 
-static const char *addr_text(const union xb_up_addr *a, char *buf, size_t cap)
+static const char *addr_text(const union xb_dns_upstream_addr *a, char *buf, size_t cap)
 {
 	char host[INET6_ADDRSTRLEN];
 	const void *raw = a->sa.sa_family == AF_INET ? (const void *)&a->in.sin_addr
@@ -188,10 +188,10 @@ static const char *addr_text(const union xb_up_addr *a, char *buf, size_t cap)
 
 /* ---- the client ---- */
 
-struct xb_up *xb_up_new(const struct xb_up_conf *conf)
+struct xb_dns_upstream *xb_dns_upstream_new(const struct xb_dns_upstream_conf *conf)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_TIMER };
-	struct xb_up *u;
+	struct xb_dns_upstream *u;
 
 	if (sodium_init() < 0 || !(u = calloc(1, sizeof(*u))))
 		return NULL;
@@ -199,16 +199,16 @@ struct xb_up *xb_up_new(const struct xb_up_conf *conf)
 	if (conf)
 		u->conf = *conf;
 	if (!u->conf.max_outstanding)
-		u->conf.max_outstanding = XB_UP_MAX_OUTSTANDING;
+		u->conf.max_outstanding = XB_DNS_UPSTREAM_MAX_OUTSTANDING;
 	if (!u->conf.edns_size)
-		u->conf.edns_size = DNSW_EDNS_SIZE;
+		u->conf.edns_size = XB_DNS_WIRE_EDNS_SIZE;
 	u->epfd = epoll_create1(EPOLL_CLOEXEC);
 	u->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	u->qs = calloc(u->conf.max_outstanding, sizeof(*u->qs));
 	if (u->epfd < 0 || u->tfd < 0 || !u->qs ||
 	    epoll_ctl(u->epfd, EPOLL_CTL_ADD, u->tfd, &ev) < 0) {
 		log_warn("dns upstream: cannot set up its epoll and timer");
-		xb_up_free(u);
+		xb_dns_upstream_free(u);
 		return NULL;
 	}
 	for (unsigned i = 0; i < u->conf.max_outstanding; i++) {
@@ -230,7 +230,7 @@ static void try_close(struct uq *q)
 
 /* The slot is free again before any callback runs, so that the callback
  * may start queries and a cancel of this handle from it does nothing. */
-static void release(struct xb_up *u, struct uq *q)
+static void release(struct xb_dns_upstream *u, struct uq *q)
 {
 	try_close(q);
 	q->used = false;
@@ -238,7 +238,7 @@ static void release(struct xb_up *u, struct uq *q)
 	u->st.outstanding--;
 }
 
-void xb_up_free(struct xb_up *u)
+void xb_dns_upstream_free(struct xb_dns_upstream *u)
 {
 	if (!u)
 		return;
@@ -253,22 +253,22 @@ void xb_up_free(struct xb_up *u)
 	free(u);
 }
 
-int xb_up_fd(const struct xb_up *u)
+int xb_dns_upstream_fd(const struct xb_dns_upstream *u)
 {
 	return u->epfd;
 }
 
-void xb_up_stats(const struct xb_up *u, struct xb_up_stats *st)
+void xb_dns_upstream_stats(const struct xb_dns_upstream *u, struct xb_dns_upstream_stats *st)
 {
 	*st = u->st;
 }
 
 /* ---- tries ---- */
 
-static int sock_open(struct xb_up *u, struct uq *q, int type)
+static int sock_open(struct xb_dns_upstream *u, struct uq *q, int type)
 {
-	const struct xb_up_set *s = q->set;
-	const union xb_up_addr *to = &s->srv[q->srv].addr;
+	const struct xb_dns_upstream_set *s = q->set;
+	const union xb_dns_upstream_addr *to = &s->srv[q->srv].addr;
 	const char *ifname = s->srv[q->srv].ifname[0] ? s->srv[q->srv].ifname : s->bind_ifname;
 	struct epoll_event ev = { .events = type == SOCK_STREAM ? EPOLLOUT : EPOLLIN };
 	int fd = socket(to->sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err;
@@ -292,15 +292,15 @@ fail:
 	return -1;
 }
 
-static int query_build(struct xb_up *u, struct uq *q)
+static int query_build(struct xb_dns_upstream *u, struct uq *q)
 {
-	struct dnsw_edns edns = { .present = true, .udp_size = u->conf.edns_size,
-				  .do_bit = q->flags & XB_UP_DO };
+	struct xb_dns_wire_edns edns = { .present = true, .udp_size = u->conf.edns_size,
+				  .do_bit = q->flags & XB_DNS_UPSTREAM_DO };
 	int n;
 
 	randombytes_buf(&q->id, sizeof(q->id));
-	n = dnsw_build_query(q->out + 2, QUERY_MAX, q->id, q->flags & XB_UP_CD ? DNSW_F_CD : 0,
-			     &q->q, q->flags & XB_UP_NOEDNS ? NULL : &edns);
+	n = xb_dns_wire_build_query(q->out + 2, QUERY_MAX, q->id, q->flags & XB_DNS_UPSTREAM_CD ? XB_DNS_WIRE_F_CD : 0,
+			     &q->q, q->flags & XB_DNS_UPSTREAM_NOEDNS ? NULL : &edns);
 	if (n < 0)
 		return -1;
 	q->out_len = (size_t)n;
@@ -310,7 +310,7 @@ static int query_build(struct xb_up *u, struct uq *q)
 
 /* Start the next UDP try that can be sent. Returns -1 with errno from the
  * last failure when no step is left. */
-static int try_next(struct xb_up *u, struct uq *q, uint64_t now)
+static int try_next(struct xb_dns_upstream *u, struct uq *q, uint64_t now)
 {
 	int err = EHOSTUNREACH;
 
@@ -336,18 +336,18 @@ static int try_next(struct xb_up *u, struct uq *q, uint64_t now)
 	return -1;
 }
 
-static void deliver(struct xb_up *u, struct uq *q, struct xb_up_result *r)
+static void deliver(struct xb_dns_upstream *u, struct uq *q, struct xb_dns_upstream_result *r)
 {
-	xb_up_cb cb = q->cb;
+	xb_dns_upstream_cb cb = q->cb;
 	void *ctx = q->ctx;
 	uint8_t *keep = q->in;	/* a TCP reply lives here until the callback returns */
 
 	q->in = NULL;
 	release(u, q);
 	switch (r->status) {
-	case XB_UP_OK: u->st.answered++; break;
-	case XB_UP_FAILED: u->st.failed++; break;
-	case XB_UP_TIMEOUT: u->st.timeouts++; break;
+	case XB_DNS_UPSTREAM_OK: u->st.answered++; break;
+	case XB_DNS_UPSTREAM_FAILED: u->st.failed++; break;
+	case XB_DNS_UPSTREAM_TIMEOUT: u->st.timeouts++; break;
 	}
 	cb(ctx, r);
 	free(keep);
@@ -355,20 +355,20 @@ static void deliver(struct xb_up *u, struct uq *q, struct xb_up_result *r)
 
 /* The current try is over without an answer: the next one, or the end.
  * Tries that cannot be sent are skipped; the first one was sent (or
- * xb_up_query failed), so the end is a failure or a timeout. */
-static void advance(struct xb_up *u, struct uq *q, uint64_t now)
+ * xb_dns_upstream_query failed), so the end is a failure or a timeout. */
+static void advance(struct xb_dns_upstream *u, struct uq *q, uint64_t now)
 {
-	struct xb_up_result r = { .rcode = q->rcode, .server = -1 };
+	struct xb_dns_upstream_result r = { .rcode = q->rcode, .server = -1 };
 
 	if (try_next(u, q, now) == 0)
 		return;
-	r.status = q->refused ? XB_UP_FAILED : XB_UP_TIMEOUT;
+	r.status = q->refused ? XB_DNS_UPSTREAM_FAILED : XB_DNS_UPSTREAM_TIMEOUT;
 	deliver(u, q, &r);
 }
 
 /* The server answered with a failure (or broke the protocol): not asked
  * again by this query. */
-static void server_failed(struct xb_up *u, struct uq *q, int rcode, uint64_t now)
+static void server_failed(struct xb_dns_upstream *u, struct uq *q, int rcode, uint64_t now)
 {
 	q->failed |= 1u << q->srv;
 	q->refused = true;
@@ -376,9 +376,9 @@ static void server_failed(struct xb_up *u, struct uq *q, int rcode, uint64_t now
 	advance(u, q, now);
 }
 
-static void server_down(struct xb_up *u, struct uq *q, uint64_t now, const char *why)
+static void server_down(struct xb_dns_upstream *u, struct uq *q, uint64_t now, const char *why)
 {
-	struct xb_up_server *s = &q->set->srv[q->srv];
+	struct xb_dns_upstream_server *s = &q->set->srv[q->srv];
 	char a[INET6_ADDRSTRLEN + 8];
 
 	if (s->down_until_ns <= now && log_ratelimit(&u->rl_down))
@@ -387,7 +387,7 @@ static void server_down(struct xb_up *u, struct uq *q, uint64_t now, const char 
 	s->down_until_ns = now + (uint64_t)q->set->down_ms * NSEC_PER_MSEC;
 }
 
-static void tcp_start(struct xb_up *u, struct uq *q, uint64_t now)
+static void tcp_start(struct xb_dns_upstream *u, struct uq *q, uint64_t now)
 {
 	try_close(q);
 	q->in = malloc(TCP_MAX);
@@ -403,30 +403,30 @@ static void tcp_start(struct xb_up *u, struct uq *q, uint64_t now)
 }
 
 /* A reply read from the current try's socket. */
-static void reply(struct xb_up *u, struct uq *q, const uint8_t *msg, size_t len, uint64_t now)
+static void reply(struct xb_dns_upstream *u, struct uq *q, const uint8_t *msg, size_t len, uint64_t now)
 {
-	struct xb_up_result r = { .status = XB_UP_OK, .server = q->srv, .tcp = q->tcp };
-	struct dnsw_msg m;
+	struct xb_dns_upstream_result r = { .status = XB_DNS_UPSTREAM_OK, .server = q->srv, .tcp = q->tcp };
+	struct xb_dns_wire_msg m;
 
-	switch (dnsw_parse_response(&m, msg, len, q->id, &q->q)) {
-	case DNSW_R_MISMATCH:
+	switch (xb_dns_wire_parse_response(&m, msg, len, q->id, &q->q)) {
+	case XB_DNS_WIRE_R_MISMATCH:
 		u->st.mismatched++;
 		if (q->tcp)	/* a stream that says something else is useless */
 			server_failed(u, q, -1, now);
 		return;
-	case DNSW_R_MALFORMED:
+	case XB_DNS_WIRE_R_MALFORMED:
 		u->st.malformed++;
 		server_failed(u, q, -1, now);
 		return;
-	case DNSW_R_OK:
+	case XB_DNS_WIRE_R_OK:
 		break;
 	}
 	q->set->srv[q->srv].down_until_ns = 0;
-	if (!q->tcp && (m.hdr.flags & DNSW_F_TC)) {
+	if (!q->tcp && (m.hdr.flags & XB_DNS_WIRE_F_TC)) {
 		tcp_start(u, q, now);
 		return;
 	}
-	if (m.rcode != DNSW_NOERROR && m.rcode != DNSW_NXDOMAIN) {
+	if (m.rcode != XB_DNS_WIRE_NOERROR && m.rcode != XB_DNS_WIRE_NXDOMAIN) {
 		server_failed(u, q, (int)m.rcode, now);
 		return;
 	}
@@ -437,7 +437,7 @@ static void reply(struct xb_up *u, struct uq *q, const uint8_t *msg, size_t len,
 	deliver(u, q, &r);
 }
 
-static void on_udp(struct xb_up *u, struct uq *q, uint32_t seq, uint64_t now)
+static void on_udp(struct xb_dns_upstream *u, struct uq *q, uint32_t seq, uint64_t now)
 {
 	for (int i = 0; i < RECV_BURST && q->used && q->seq == seq && !q->tcp; i++) {
 		struct sockaddr_storage from;
@@ -460,7 +460,7 @@ static void on_udp(struct xb_up *u, struct uq *q, uint32_t seq, uint64_t now)
 	}
 }
 
-static void tcp_send(struct xb_up *u, struct uq *q, uint64_t now)
+static void tcp_send(struct xb_dns_upstream *u, struct uq *q, uint64_t now)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)q->seq << 32 |
 							       (uint64_t)(q - u->qs + 1) };
@@ -486,9 +486,9 @@ static void tcp_send(struct xb_up *u, struct uq *q, uint64_t now)
 		server_failed(u, q, -1, now);
 }
 
-static void tcp_recv(struct xb_up *u, struct uq *q, uint64_t now)
+static void tcp_recv(struct xb_dns_upstream *u, struct uq *q, uint64_t now)
 {
-	long need = dnsw_tcp_need(q->in, q->in_got);
+	long need = xb_dns_wire_tcp_need(q->in, q->in_got);
 	ssize_t n = need > 0 ? recv(q->fd, q->in + q->in_got, (size_t)need, 0) : 0;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -498,13 +498,13 @@ static void tcp_recv(struct xb_up *u, struct uq *q, uint64_t now)
 		return;
 	}
 	q->in_got += (size_t)n;
-	if ((need = dnsw_tcp_need(q->in, q->in_got)) < 0)	/* shorter than a header */
+	if ((need = xb_dns_wire_tcp_need(q->in, q->in_got)) < 0)	/* shorter than a header */
 		server_failed(u, q, -1, now);
 	else if (!need)
 		reply(u, q, q->in + 2, q->in_got - 2, now);
 }
 
-static void on_tcp(struct xb_up *u, struct uq *q, uint64_t now)
+static void on_tcp(struct xb_dns_upstream *u, struct uq *q, uint64_t now)
 {
 	if (q->tcp_off < q->out_len + 2)
 		tcp_send(u, q, now);
@@ -514,7 +514,7 @@ static void on_tcp(struct xb_up *u, struct uq *q, uint64_t now)
 
 /* ---- queries ---- */
 
-static struct uq *slot_get(struct xb_up *u)
+static struct uq *slot_get(struct xb_dns_upstream *u)
 {
 	for (unsigned i = 0; i < u->conf.max_outstanding; i++)
 		if (!u->qs[i].used)
@@ -526,7 +526,7 @@ static struct uq *slot_get(struct xb_up *u)
  * them when all are down. */
 static void plan(struct uq *q, const uint8_t *order, unsigned n, uint64_t now)
 {
-	const struct xb_up_set *s = q->set;
+	const struct xb_dns_upstream_set *s = q->set;
 
 	q->nplan = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -542,7 +542,7 @@ static void plan(struct uq *q, const uint8_t *order, unsigned n, uint64_t now)
 	q->nsteps = q->nplan * (s->tries ? s->tries : 1);
 }
 
-static void timer_arm(struct xb_up *u)
+static void timer_arm(struct xb_dns_upstream *u)
 {
 	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
 	uint64_t least = UINT64_MAX;
@@ -559,9 +559,9 @@ static void timer_arm(struct xb_up *u)
 	timerfd_settime(u->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-static bool order_ok(const struct xb_up_set *set, const uint8_t *order, unsigned n)
+static bool order_ok(const struct xb_dns_upstream_set *set, const uint8_t *order, unsigned n)
 {
-	if (!n || n > XB_UP_SERVERS_MAX)
+	if (!n || n > XB_DNS_UPSTREAM_SERVERS_MAX)
 		return false;
 	for (unsigned i = 0; order && i < n; i++)
 		if (order[i] >= set->n)
@@ -569,20 +569,20 @@ static bool order_ok(const struct xb_up_set *set, const uint8_t *order, unsigned
 	return true;
 }
 
-uint64_t xb_up_query(struct xb_up *u, struct xb_up_set *set, const struct dnsw_question *q,
-		     unsigned flags, xb_up_cb cb, void *ctx, uint64_t now_ns)
+uint64_t xb_dns_upstream_query(struct xb_dns_upstream *u, struct xb_dns_upstream_set *set, const struct xb_dns_wire_question *q,
+		     unsigned flags, xb_dns_upstream_cb cb, void *ctx, uint64_t now_ns)
 {
-	return xb_up_query_order(u, set, NULL, set->n, q, flags, cb, ctx, now_ns);
+	return xb_dns_upstream_query_order(u, set, NULL, set->n, q, flags, cb, ctx, now_ns);
 }
 
-uint64_t xb_up_query_order(struct xb_up *u, struct xb_up_set *set, const uint8_t *order,
-			   unsigned n, const struct dnsw_question *q, unsigned flags, xb_up_cb cb,
+uint64_t xb_dns_upstream_query_order(struct xb_dns_upstream *u, struct xb_dns_upstream_set *set, const uint8_t *order,
+			   unsigned n, const struct xb_dns_wire_question *q, unsigned flags, xb_dns_upstream_cb cb,
 			   void *ctx, uint64_t now_ns)
 {
 	struct uq *s;
 
-	if (!set->n || set->n > XB_UP_SERVERS_MAX || !order_ok(set, order, n) || !cb ||
-	    dnsw_name_len(q->name, DNSW_NAME_MAX) != q->name_len) {
+	if (!set->n || set->n > XB_DNS_UPSTREAM_SERVERS_MAX || !order_ok(set, order, n) || !cb ||
+	    xb_dns_wire_name_len(q->name, XB_DNS_WIRE_NAME_MAX) != q->name_len) {
 		errno = EINVAL;
 		return 0;
 	}
@@ -608,7 +608,7 @@ uint64_t xb_up_query_order(struct xb_up *u, struct xb_up_set *set, const uint8_t
 	return (uint64_t)s->gen << 32 | (uint64_t)(s - u->qs + 1);
 }
 
-void xb_up_cancel(struct xb_up *u, uint64_t handle)
+void xb_dns_upstream_cancel(struct xb_dns_upstream *u, uint64_t handle)
 {
 	uint64_t i = (handle & 0xffffffffu) - 1;
 
@@ -619,13 +619,13 @@ void xb_up_cancel(struct xb_up *u, uint64_t handle)
 	timer_arm(u);
 }
 
-void xb_up_give_up(struct xb_up *u, const char *ifname, uint64_t now_ns)
+void xb_dns_upstream_give_up(struct xb_dns_upstream *u, const char *ifname, uint64_t now_ns)
 {
 	bool any = false;
 
 	for (unsigned i = 0; i < u->conf.max_outstanding; i++) {
 		struct uq *q = &u->qs[i];
-		const struct xb_up_server *sv;
+		const struct xb_dns_upstream_server *sv;
 
 		if (!q->used || q->fd < 0)
 			continue;
@@ -639,7 +639,7 @@ void xb_up_give_up(struct xb_up *u, const char *ifname, uint64_t now_ns)
 		timer_arm(u);
 }
 
-static void expire(struct xb_up *u, uint64_t now)
+static void expire(struct xb_dns_upstream *u, uint64_t now)
 {
 	for (unsigned i = 0; i < u->conf.max_outstanding; i++) {
 		struct uq *q = &u->qs[i];
@@ -655,7 +655,7 @@ static void expire(struct xb_up *u, uint64_t now)
 	}
 }
 
-void xb_up_process(struct xb_up *u, uint64_t now_ns)
+void xb_dns_upstream_process(struct xb_dns_upstream *u, uint64_t now_ns)
 {
 	struct epoll_event evs[64];
 	uint64_t ticks;

@@ -21,7 +21,7 @@ static uint8_t low(uint8_t c)
 	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
 }
 
-static int fail(struct dnsw_err *err, const char *what, size_t off)
+static int fail(struct xb_dns_wire_err *err, const char *what, size_t off)
 {
 	err->what = what;
 	err->off = off;
@@ -30,12 +30,12 @@ static int fail(struct dnsw_err *err, const char *what, size_t off)
 
 /* ---- names ---- */
 
-size_t dnsw_name_len(const uint8_t *p, size_t max)
+size_t xb_dns_wire_name_len(const uint8_t *p, size_t max)
 {
 	size_t i = 0;
 
-	if (max > DNSW_NAME_MAX)
-		max = DNSW_NAME_MAX;
+	if (max > XB_DNS_WIRE_NAME_MAX)
+		max = XB_DNS_WIRE_NAME_MAX;
 	while (i < max) {
 		uint8_t c = p[i];
 
@@ -48,7 +48,7 @@ size_t dnsw_name_len(const uint8_t *p, size_t max)
 	return 0;
 }
 
-bool dnsw_name_equal(const uint8_t *a, const uint8_t *b)
+bool xb_dns_wire_name_equal(const uint8_t *a, const uint8_t *b)
 {
 	size_t i = 0;
 
@@ -74,7 +74,7 @@ static unsigned labels(const uint8_t *p)
 	return n;
 }
 
-bool dnsw_name_within(const uint8_t *name, const uint8_t *parent)
+bool xb_dns_wire_name_within(const uint8_t *name, const uint8_t *parent)
 {
 	unsigned ln = labels(name), lp = labels(parent);
 
@@ -82,17 +82,17 @@ bool dnsw_name_within(const uint8_t *name, const uint8_t *parent)
 		return false;
 	for (; ln > lp; ln--)
 		name += 1 + *name;
-	return dnsw_name_equal(name, parent);
+	return xb_dns_wire_name_equal(name, parent);
 }
 
-void dnsw_name_lower(uint8_t *name)
+void xb_dns_wire_name_lower(uint8_t *name)
 {
 	for (; *name; name += 1 + *name)
 		for (uint8_t i = 1; i <= *name; i++)
 			name[i] = low(name[i]);
 }
 
-int dnsw_name_to_text(const uint8_t *name, char *text, size_t cap, bool lower)
+int xb_dns_wire_name_to_text(const uint8_t *name, char *text, size_t cap, bool lower)
 {
 	size_t n = 0;
 
@@ -155,7 +155,7 @@ static int text_octet(const char **t)
 	return (uint8_t)s[1];
 }
 
-int dnsw_name_from_text(const char *t, uint8_t name[static DNSW_NAME_MAX])
+int xb_dns_wire_name_from_text(const char *t, uint8_t name[static XB_DNS_WIRE_NAME_MAX])
 {
 	size_t n = 1, lab = 0;	/* n: next octet; lab: the current length octet */
 
@@ -176,7 +176,7 @@ int dnsw_name_from_text(const char *t, uint8_t name[static DNSW_NAME_MAX])
 			continue;
 		}
 		c = text_octet(&t);
-		if (c < 0 || n - lab - 1 == DNSW_LABEL_MAX || n + 1 >= DNSW_NAME_MAX)
+		if (c < 0 || n - lab - 1 == XB_DNS_WIRE_LABEL_MAX || n + 1 >= XB_DNS_WIRE_NAME_MAX)
 			return -1;
 		name[n++] = (uint8_t)c;
 	}
@@ -190,8 +190,8 @@ int dnsw_name_from_text(const char *t, uint8_t name[static DNSW_NAME_MAX])
  * must end before that run began: no byte is read twice, so no loop exists
  * and the work is bounded by the message. A correct encoder only points at
  * names it wrote whole earlier, which always satisfies this. */
-int dnsw_name_decode(const uint8_t *msg, size_t len, size_t off, uint8_t *out,
-		     size_t *next, struct dnsw_err *err)
+int xb_dns_wire_name_decode(const uint8_t *msg, size_t len, size_t off, uint8_t *out,
+		     size_t *next, struct xb_dns_wire_err *err)
 {
 	size_t pos = off, start = off, end = len, n = 0, after = 0;
 	unsigned jumps = 0;
@@ -213,9 +213,9 @@ int dnsw_name_decode(const uint8_t *msg, size_t len, size_t off, uint8_t *out,
 				after = pos + 2;
 			if (to >= start)
 				return fail(err, "compression pointer not backwards", pos);
-			if (to < DNSW_HDR_LEN)
+			if (to < XB_DNS_WIRE_HDR_LEN)
 				return fail(err, "compression pointer into the header", pos);
-			if (++jumps > DNSW_JUMPS_MAX)
+			if (++jumps > XB_DNS_WIRE_JUMPS_MAX)
 				return fail(err, "too many compression pointers", pos);
 			end = start;
 			pos = start = to;
@@ -226,7 +226,7 @@ int dnsw_name_decode(const uint8_t *msg, size_t len, size_t off, uint8_t *out,
 		if (pos + 1 + c > end)
 			return fail(err, end == len ? "label runs past the end" :
 				    "compressed name overlaps the name pointing to it", pos);
-		if (n + 1 + c + (c ? 1 : 0) > DNSW_NAME_MAX)
+		if (n + 1 + c + (c ? 1 : 0) > XB_DNS_WIRE_NAME_MAX)
 			return fail(err, "name longer than 255 octets", pos);
 		if (out) {
 			out[n] = c;
@@ -251,10 +251,10 @@ struct rrpos {
 
 /* The record at off; owner (may be NULL) receives its owner name. */
 static int rr_at(const uint8_t *msg, size_t len, size_t off, uint8_t *owner,
-		 struct rrpos *r, struct dnsw_err *err)
+		 struct rrpos *r, struct xb_dns_wire_err *err)
 {
 	size_t p;
-	int n = dnsw_name_decode(msg, len, off, owner, &p, err);
+	int n = xb_dns_wire_name_decode(msg, len, off, owner, &p, err);
 
 	if (n < 0)
 		return -1;
@@ -275,30 +275,30 @@ static int rr_at(const uint8_t *msg, size_t len, size_t off, uint8_t *owner,
 
 /* A name in rdata must end inside it; returns the offset after it. */
 static int rdata_name(const uint8_t *msg, const struct rrpos *r, size_t off, size_t *next,
-		      struct dnsw_err *err)
+		      struct xb_dns_wire_err *err)
 {
-	if (dnsw_name_decode(msg, r->end, off, NULL, next, err) < 0)
+	if (xb_dns_wire_name_decode(msg, r->end, off, NULL, next, err) < 0)
 		return -1;
 	return 0;
 }
 
 /* The rdata layouts the resolver reads must be exact (class IN only). */
-static int rdata_check(const uint8_t *msg, const struct rrpos *r, struct dnsw_err *err)
+static int rdata_check(const uint8_t *msg, const struct rrpos *r, struct xb_dns_wire_err *err)
 {
 	size_t p = r->rdata_off;
 
-	if (r->rclass != DNSW_C_IN)
+	if (r->rclass != XB_DNS_WIRE_C_IN)
 		return 0;
 	switch (r->type) {
-	case DNSW_T_A:
+	case XB_DNS_WIRE_T_A:
 		return r->rdlen == 4 ? 0 : fail(err, "A rdata is not 4 octets", r->fixed_off + 8);
-	case DNSW_T_AAAA:
+	case XB_DNS_WIRE_T_AAAA:
 		return r->rdlen == 16 ? 0 : fail(err, "AAAA rdata is not 16 octets", r->fixed_off + 8);
-	case DNSW_T_CNAME:
+	case XB_DNS_WIRE_T_CNAME:
 		if (rdata_name(msg, r, p, &p, err))
 			return -1;
 		return p == r->end ? 0 : fail(err, "CNAME rdata longer than its name", p);
-	case DNSW_T_SOA:
+	case XB_DNS_WIRE_T_SOA:
 		if (rdata_name(msg, r, p, &p, err) || rdata_name(msg, r, p, &p, err))
 			return -1;
 		return r->end - p == 20 ? 0 : fail(err, "SOA rdata has the wrong length", p);
@@ -308,8 +308,8 @@ static int rdata_check(const uint8_t *msg, const struct rrpos *r, struct dnsw_er
 
 /* RFC 6891 6.1: root owner, payload size in the class, extended rcode,
  * version and DO in the TTL, options as code/length/value within rdata. */
-static int opt_read(const uint8_t *msg, const struct rrpos *r, struct dnsw_edns *e,
-		    struct dnsw_err *err)
+static int opt_read(const uint8_t *msg, const struct rrpos *r, struct xb_dns_wire_edns *e,
+		    struct xb_dns_wire_err *err)
 {
 	size_t p = r->rdata_off;
 
@@ -321,7 +321,7 @@ static int opt_read(const uint8_t *msg, const struct rrpos *r, struct dnsw_edns 
 		p += 4 + xb_get16(msg + p + 2);
 	}
 	e->present = true;
-	e->udp_size = r->rclass < DNSW_UDP_MIN ? DNSW_UDP_MIN : r->rclass;
+	e->udp_size = r->rclass < XB_DNS_WIRE_UDP_MIN ? XB_DNS_WIRE_UDP_MIN : r->rclass;
 	e->ext_rcode = (uint8_t)(r->ttl >> 24);
 	e->version = (uint8_t)(r->ttl >> 16);
 	e->do_bit = r->ttl & 0x8000;
@@ -330,15 +330,15 @@ static int opt_read(const uint8_t *msg, const struct rrpos *r, struct dnsw_edns 
 
 /* Walk count records of one section from *off, checking each. */
 static int sec_walk(const uint8_t *msg, size_t len, size_t *off, unsigned count,
-		    enum dnsw_section sec, struct dnsw_edns *e, struct dnsw_err *err)
+		    enum xb_dns_wire_section sec, struct xb_dns_wire_edns *e, struct xb_dns_wire_err *err)
 {
 	struct rrpos r;
 
 	for (; count; count--) {
 		if (rr_at(msg, len, *off, NULL, &r, err) < 0)
 			return -1;
-		if (r.type == DNSW_T_OPT) {
-			if (sec != DNSW_AR)
+		if (r.type == XB_DNS_WIRE_T_OPT) {
+			if (sec != XB_DNS_WIRE_AR)
 				return fail(err, "OPT outside the additional section", *off);
 			if (e->present)
 				return fail(err, "more than one OPT", *off);
@@ -352,7 +352,7 @@ static int sec_walk(const uint8_t *msg, size_t len, size_t *off, unsigned count,
 	return 0;
 }
 
-static void hdr_read(struct dnsw_hdr *h, const uint8_t *msg)
+static void hdr_read(struct xb_dns_wire_hdr *h, const uint8_t *msg)
 {
 	h->id = xb_get16(msg);
 	h->flags = xb_get16(msg + 2);
@@ -362,10 +362,10 @@ static void hdr_read(struct dnsw_hdr *h, const uint8_t *msg)
 	h->arcount = xb_get16(msg + 10);
 }
 
-static int question_read(const uint8_t *msg, size_t len, struct dnsw_question *q, size_t *off,
-			 struct dnsw_err *err)
+static int question_read(const uint8_t *msg, size_t len, struct xb_dns_wire_question *q, size_t *off,
+			 struct xb_dns_wire_err *err)
 {
-	int n = dnsw_name_decode(msg, len, DNSW_HDR_LEN, q->name, off, err);
+	int n = xb_dns_wire_name_decode(msg, len, XB_DNS_WIRE_HDR_LEN, q->name, off, err);
 
 	if (n < 0)
 		return -1;
@@ -379,13 +379,13 @@ static int question_read(const uint8_t *msg, size_t len, struct dnsw_question *q
 }
 
 /* All three record sections from off; *off ends after the last record. */
-static int sections(const uint8_t *msg, size_t len, size_t *off, const struct dnsw_hdr *h,
-		    struct dnsw_edns *e, size_t *sec_off, struct dnsw_err *err)
+static int sections(const uint8_t *msg, size_t len, size_t *off, const struct xb_dns_wire_hdr *h,
+		    struct xb_dns_wire_edns *e, size_t *sec_off, struct xb_dns_wire_err *err)
 {
 	const uint16_t count[4] = { 0, h->ancount, h->nscount, h->arcount };
 
 	memset(e, 0, sizeof(*e));
-	for (enum dnsw_section s = DNSW_AN; s <= DNSW_AR; s++) {
+	for (enum xb_dns_wire_section s = XB_DNS_WIRE_AN; s <= XB_DNS_WIRE_AR; s++) {
 		if (sec_off)
 			sec_off[s] = *off;
 		if (sec_walk(msg, len, off, count[s], s, e, err)) {
@@ -398,7 +398,7 @@ static int sections(const uint8_t *msg, size_t len, size_t *off, const struct dn
 
 /* ---- queries ---- */
 
-static enum dnsw_qverdict qfail(struct dnsw_query *q, enum dnsw_qverdict v, const char *what,
+static enum xb_dns_wire_qverdict qfail(struct xb_dns_wire_query *q, enum xb_dns_wire_qverdict v, const char *what,
 				size_t off)
 {
 	if (what)
@@ -407,52 +407,52 @@ static enum dnsw_qverdict qfail(struct dnsw_query *q, enum dnsw_qverdict v, cons
 	return v;
 }
 
-enum dnsw_qverdict dnsw_parse_query(struct dnsw_query *q, const uint8_t *msg, size_t len)
+enum xb_dns_wire_qverdict xb_dns_wire_parse_query(struct xb_dns_wire_query *q, const uint8_t *msg, size_t len)
 {
-	size_t off = DNSW_HDR_LEN;
+	size_t off = XB_DNS_WIRE_HDR_LEN;
 
 	q->has_question = false;
 	q->text[0] = '\0';
 	q->edns.present = false;
 	q->err.what = NULL;
 	q->err.off = 0;
-	if (len < DNSW_HDR_LEN)
-		return qfail(q, DNSW_Q_DROP, "shorter than a DNS header", len);
+	if (len < XB_DNS_WIRE_HDR_LEN)
+		return qfail(q, XB_DNS_WIRE_Q_DROP, "shorter than a DNS header", len);
 	hdr_read(&q->hdr, msg);
-	if (q->hdr.flags & DNSW_F_QR)
-		return qfail(q, DNSW_Q_DROP, "QR set: a response, not a query", 2);
+	if (q->hdr.flags & XB_DNS_WIRE_F_QR)
+		return qfail(q, XB_DNS_WIRE_Q_DROP, "QR set: a response, not a query", 2);
 	if (q->hdr.qdcount == 1)
 		q->has_question = !question_read(msg, len, &q->q, &off, &q->err);
-	if (dnsw_opcode(q->hdr.flags) != DNSW_OP_QUERY)
-		return qfail(q, DNSW_Q_NOTIMP, "opcode is not QUERY", 2);
+	if (xb_dns_wire_opcode(q->hdr.flags) != XB_DNS_WIRE_OP_QUERY)
+		return qfail(q, XB_DNS_WIRE_Q_NOTIMP, "opcode is not QUERY", 2);
 	if (q->hdr.qdcount != 1)
-		return qfail(q, DNSW_Q_FORMERR, "question count is not 1", 4);
+		return qfail(q, XB_DNS_WIRE_Q_FORMERR, "question count is not 1", 4);
 	if (!q->has_question)
-		return qfail(q, DNSW_Q_FORMERR, NULL, 0);
+		return qfail(q, XB_DNS_WIRE_Q_FORMERR, NULL, 0);
 	if (sections(msg, len, &off, &q->hdr, &q->edns, NULL, &q->err))
-		return qfail(q, DNSW_Q_FORMERR, NULL, 0);
+		return qfail(q, XB_DNS_WIRE_Q_FORMERR, NULL, 0);
 	if (off != len)
-		return qfail(q, DNSW_Q_FORMERR, "bytes after the last record", off);
+		return qfail(q, XB_DNS_WIRE_Q_FORMERR, "bytes after the last record", off);
 	if (q->edns.present && q->edns.version) {
 		fail(&q->err, "EDNS version is not 0", off);
-		return DNSW_Q_BADVERS;
+		return XB_DNS_WIRE_Q_BADVERS;
 	}
-	dnsw_name_to_text(q->q.name, q->text, sizeof(q->text), true);
-	return DNSW_Q_OK;
+	xb_dns_wire_name_to_text(q->q.name, q->text, sizeof(q->text), true);
+	return XB_DNS_WIRE_Q_OK;
 }
 
-size_t dnsw_udp_limit(const struct dnsw_query *q, uint16_t our_size)
+size_t xb_dns_wire_udp_limit(const struct xb_dns_wire_query *q, uint16_t our_size)
 {
-	size_t n = q->edns.present ? q->edns.udp_size : DNSW_UDP_MIN;
+	size_t n = q->edns.present ? q->edns.udp_size : XB_DNS_WIRE_UDP_MIN;
 
 	if (n > our_size)
 		n = our_size;
-	return n < DNSW_UDP_MIN ? DNSW_UDP_MIN : n;
+	return n < XB_DNS_WIRE_UDP_MIN ? XB_DNS_WIRE_UDP_MIN : n;
 }
 
 /* ---- upstream responses ---- */
 
-static enum dnsw_rverdict rfail(struct dnsw_msg *m, enum dnsw_rverdict v, const char *what,
+static enum xb_dns_wire_rverdict rfail(struct xb_dns_wire_msg *m, enum xb_dns_wire_rverdict v, const char *what,
 				size_t off)
 {
 	if (what)
@@ -460,43 +460,43 @@ static enum dnsw_rverdict rfail(struct dnsw_msg *m, enum dnsw_rverdict v, const 
 	return v;
 }
 
-enum dnsw_rverdict dnsw_parse_response(struct dnsw_msg *m, const uint8_t *msg, size_t len,
-				       uint16_t id, const struct dnsw_question *q)
+enum xb_dns_wire_rverdict xb_dns_wire_parse_response(struct xb_dns_wire_msg *m, const uint8_t *msg, size_t len,
+				       uint16_t id, const struct xb_dns_wire_question *q)
 {
-	size_t off = DNSW_HDR_LEN;
+	size_t off = XB_DNS_WIRE_HDR_LEN;
 
-	memset(m, 0, offsetof(struct dnsw_msg, q));
+	memset(m, 0, offsetof(struct xb_dns_wire_msg, q));
 	m->msg = msg;		/* m->len stays 0 until the message is valid */
 	m->edns.present = false;
 	m->err.what = NULL;
-	if (len < DNSW_HDR_LEN)
-		return rfail(m, DNSW_R_MISMATCH, "shorter than a DNS header", len);
+	if (len < XB_DNS_WIRE_HDR_LEN)
+		return rfail(m, XB_DNS_WIRE_R_MISMATCH, "shorter than a DNS header", len);
 	hdr_read(&m->hdr, msg);
-	if (!(m->hdr.flags & DNSW_F_QR) || dnsw_opcode(m->hdr.flags) != DNSW_OP_QUERY)
-		return rfail(m, DNSW_R_MISMATCH, "not a response to a QUERY", 2);
+	if (!(m->hdr.flags & XB_DNS_WIRE_F_QR) || xb_dns_wire_opcode(m->hdr.flags) != XB_DNS_WIRE_OP_QUERY)
+		return rfail(m, XB_DNS_WIRE_R_MISMATCH, "not a response to a QUERY", 2);
 	if (m->hdr.id != id)
-		return rfail(m, DNSW_R_MISMATCH, "id differs", 0);
+		return rfail(m, XB_DNS_WIRE_R_MISMATCH, "id differs", 0);
 	if (m->hdr.qdcount != 1)
-		return rfail(m, DNSW_R_MISMATCH, "question count is not 1", 4);
+		return rfail(m, XB_DNS_WIRE_R_MISMATCH, "question count is not 1", 4);
 	if (question_read(msg, len, &m->q, &off, &m->err))
-		return DNSW_R_MISMATCH;
+		return XB_DNS_WIRE_R_MISMATCH;
 	if (m->q.qtype != q->qtype || m->q.qclass != q->qclass ||
-	    !dnsw_name_equal(m->q.name, q->name))
-		return rfail(m, DNSW_R_MISMATCH, "question differs", DNSW_HDR_LEN);
-	m->sec_off[0] = DNSW_HDR_LEN;
+	    !xb_dns_wire_name_equal(m->q.name, q->name))
+		return rfail(m, XB_DNS_WIRE_R_MISMATCH, "question differs", XB_DNS_WIRE_HDR_LEN);
+	m->sec_off[0] = XB_DNS_WIRE_HDR_LEN;
 	if (sections(msg, len, &off, &m->hdr, &m->edns, m->sec_off, &m->err)) {
-		if (!(m->hdr.flags & DNSW_F_TC))
-			return DNSW_R_MALFORMED;
-		off = m->sec_off[DNSW_AN];
+		if (!(m->hdr.flags & XB_DNS_WIRE_F_TC))
+			return XB_DNS_WIRE_R_MALFORMED;
+		off = m->sec_off[XB_DNS_WIRE_AN];
 		m->hdr.ancount = m->hdr.nscount = m->hdr.arcount = 0;
-		m->sec_off[DNSW_NS] = m->sec_off[DNSW_AR] = off;
+		m->sec_off[XB_DNS_WIRE_NS] = m->sec_off[XB_DNS_WIRE_AR] = off;
 	}
 	m->len = off;
-	m->rcode = dnsw_hdr_rcode(m->hdr.flags) | (unsigned)m->edns.ext_rcode << 4;
-	return DNSW_R_OK;
+	m->rcode = xb_dns_wire_hdr_rcode(m->hdr.flags) | (unsigned)m->edns.ext_rcode << 4;
+	return XB_DNS_WIRE_R_OK;
 }
 
-void dnsw_iter_init(struct dnsw_iter *it, const struct dnsw_msg *m, enum dnsw_section sec)
+void xb_dns_wire_iter_init(struct xb_dns_wire_iter *it, const struct xb_dns_wire_msg *m, enum xb_dns_wire_section sec)
 {
 	const uint16_t count[4] = { 0, m->hdr.ancount, m->hdr.nscount, m->hdr.arcount };
 
@@ -505,9 +505,9 @@ void dnsw_iter_init(struct dnsw_iter *it, const struct dnsw_msg *m, enum dnsw_se
 	it->left = count[sec];
 }
 
-bool dnsw_iter_next(struct dnsw_iter *it, struct dnsw_rr *rr)
+bool xb_dns_wire_iter_next(struct xb_dns_wire_iter *it, struct xb_dns_wire_rr *rr)
 {
-	struct dnsw_err err;
+	struct xb_dns_wire_err err;
 	struct rrpos r;
 	int n;
 
@@ -530,14 +530,14 @@ bool dnsw_iter_next(struct dnsw_iter *it, struct dnsw_rr *rr)
 	return true;
 }
 
-int dnsw_rr_name(const struct dnsw_msg *m, const struct dnsw_rr *rr, size_t off, uint8_t *out)
+int xb_dns_wire_rr_name(const struct xb_dns_wire_msg *m, const struct xb_dns_wire_rr *rr, size_t off, uint8_t *out)
 {
-	struct dnsw_err err;
+	struct xb_dns_wire_err err;
 	size_t next;
 
 	if (off >= rr->rdlen)
 		return -1;
-	return dnsw_name_decode(m->msg, rr->rdata_off + rr->rdlen, rr->rdata_off + off, out,
+	return xb_dns_wire_name_decode(m->msg, rr->rdata_off + rr->rdlen, rr->rdata_off + off, out,
 				&next, &err);
 }
 
@@ -547,18 +547,18 @@ static uint32_t min32(uint32_t a, uint32_t b)
 }
 
 /* The target of the CNAME owned by name in the answer section, if any. */
-static bool cname_of(const struct dnsw_msg *m, const uint8_t *name, uint8_t *target,
+static bool cname_of(const struct xb_dns_wire_msg *m, const uint8_t *name, uint8_t *target,
 		     uint32_t *ttl)
 {
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
 
-	dnsw_iter_init(&it, m, DNSW_AN);
-	while (dnsw_iter_next(&it, &rr)) {
-		if (rr.type != DNSW_T_CNAME || rr.rclass != m->q.qclass ||
-		    !dnsw_name_equal(rr.owner, name))
+	xb_dns_wire_iter_init(&it, m, XB_DNS_WIRE_AN);
+	while (xb_dns_wire_iter_next(&it, &rr)) {
+		if (rr.type != XB_DNS_WIRE_T_CNAME || rr.rclass != m->q.qclass ||
+		    !xb_dns_wire_name_equal(rr.owner, name))
 			continue;
-		if (dnsw_rr_name(m, &rr, 0, target) < 0)
+		if (xb_dns_wire_rr_name(m, &rr, 0, target) < 0)
 			return false;
 		*ttl = min32(*ttl, rr.ttl);
 		return true;
@@ -566,7 +566,7 @@ static bool cname_of(const struct dnsw_msg *m, const uint8_t *name, uint8_t *tar
 	return false;
 }
 
-static void addr_take(const struct dnsw_rr *rr, struct dnsw_chain *c, struct dnsw_addr *addr,
+static void addr_take(const struct xb_dns_wire_rr *rr, struct xb_dns_wire_chain *c, struct xb_dns_wire_addr *addr,
 		      size_t cap)
 {
 	c->found++;
@@ -574,47 +574,47 @@ static void addr_take(const struct dnsw_rr *rr, struct dnsw_chain *c, struct dns
 	if (c->naddr == cap)
 		return;
 	addr += c->naddr++;
-	addr->family = rr->type == DNSW_T_A ? 4 : 6;
+	addr->family = rr->type == XB_DNS_WIRE_T_A ? 4 : 6;
 	memset(addr->addr, 0, sizeof(addr->addr));
 	memcpy(addr->addr, rr->rdata, rr->rdlen);
 	addr->ttl = rr->ttl;
 }
 
-int dnsw_chain(const struct dnsw_msg *m, struct dnsw_chain *c, struct dnsw_addr *addr, size_t cap)
+int xb_dns_wire_chain(const struct xb_dns_wire_msg *m, struct xb_dns_wire_chain *c, struct xb_dns_wire_addr *addr, size_t cap)
 {
-	uint8_t target[DNSW_NAME_MAX];
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
+	uint8_t target[XB_DNS_WIRE_NAME_MAX];
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
 
 	memcpy(c->name, m->q.name, m->q.name_len);
 	c->cnames = 0;
 	c->naddr = c->found = 0;
 	c->ttl = UINT32_MAX;
 	while (cname_of(m, c->name, target, &c->ttl)) {
-		if (c->cnames == DNSW_CHAIN_MAX)
+		if (c->cnames == XB_DNS_WIRE_CHAIN_MAX)
 			return -1;	/* a loop, or longer than any sane chain */
 		c->cnames++;
-		memcpy(c->name, target, dnsw_name_len(target, DNSW_NAME_MAX));
+		memcpy(c->name, target, xb_dns_wire_name_len(target, XB_DNS_WIRE_NAME_MAX));
 	}
-	dnsw_iter_init(&it, m, DNSW_AN);
-	while (dnsw_iter_next(&it, &rr)) {
-		if ((rr.type != DNSW_T_A && rr.type != DNSW_T_AAAA) || rr.rclass != DNSW_C_IN ||
-		    !dnsw_name_equal(rr.owner, c->name))
+	xb_dns_wire_iter_init(&it, m, XB_DNS_WIRE_AN);
+	while (xb_dns_wire_iter_next(&it, &rr)) {
+		if ((rr.type != XB_DNS_WIRE_T_A && rr.type != XB_DNS_WIRE_T_AAAA) || rr.rclass != XB_DNS_WIRE_C_IN ||
+		    !xb_dns_wire_name_equal(rr.owner, c->name))
 			continue;
 		addr_take(&rr, c, addr, cap);
 	}
 	return 0;
 }
 
-int dnsw_negative_ttl(const struct dnsw_msg *m, const uint8_t *name, uint32_t *ttl)
+int xb_dns_wire_negative_ttl(const struct xb_dns_wire_msg *m, const uint8_t *name, uint32_t *ttl)
 {
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
 
-	dnsw_iter_init(&it, m, DNSW_NS);
-	while (dnsw_iter_next(&it, &rr)) {
-		if (rr.type != DNSW_T_SOA || rr.rclass != DNSW_C_IN ||
-		    !dnsw_name_within(name, rr.owner))
+	xb_dns_wire_iter_init(&it, m, XB_DNS_WIRE_NS);
+	while (xb_dns_wire_iter_next(&it, &rr)) {
+		if (rr.type != XB_DNS_WIRE_T_SOA || rr.rclass != XB_DNS_WIRE_C_IN ||
+		    !xb_dns_wire_name_within(name, rr.owner))
 			continue;
 		/* rdata_check made the SOA end in its 20 octets of numbers. */
 		*ttl = min32(rr.ttl, xb_get32(rr.rdata + rr.rdlen - 4));
@@ -625,7 +625,7 @@ int dnsw_negative_ttl(const struct dnsw_msg *m, const uint8_t *name, uint32_t *t
 
 /* ---- rewriting ---- */
 
-void dnsw_set_id(uint8_t *msg, size_t len, uint16_t id)
+void xb_dns_wire_set_id(uint8_t *msg, size_t len, uint16_t id)
 {
 	if (len >= 2)
 		xb_put16(msg, id);
@@ -634,13 +634,13 @@ void dnsw_set_id(uint8_t *msg, size_t len, uint16_t id)
 /* Offset of the first record (after the questions), or 0. */
 static size_t skip_questions(const uint8_t *msg, size_t len, unsigned *nrr)
 {
-	struct dnsw_err err;
-	size_t off = DNSW_HDR_LEN;
+	struct xb_dns_wire_err err;
+	size_t off = XB_DNS_WIRE_HDR_LEN;
 
-	if (len < DNSW_HDR_LEN)
+	if (len < XB_DNS_WIRE_HDR_LEN)
 		return 0;
 	for (unsigned n = xb_get16(msg + 4); n; n--) {
-		if (dnsw_name_decode(msg, len, off, NULL, &off, &err) < 0 || len - off < 4)
+		if (xb_dns_wire_name_decode(msg, len, off, NULL, &off, &err) < 0 || len - off < 4)
 			return 0;
 		off += 4;
 	}
@@ -664,7 +664,7 @@ static int64_t rewrite_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t
 			    uint32_t cap)
 {
 	uint32_t least = UINT32_MAX;
-	struct dnsw_err err;
+	struct xb_dns_wire_err err;
 	struct rrpos r;
 	unsigned nrr, n;
 	size_t first = skip_questions(msg, len, &nrr), off;
@@ -679,7 +679,7 @@ static int64_t rewrite_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t
 		uint32_t ttl = xb_get32(msg + p + 4);
 
 		off = p + RR_FIXED + xb_get16(msg + p + 8);
-		if (xb_get16(msg + p) == DNSW_T_OPT)
+		if (xb_get16(msg + p) == XB_DNS_WIRE_T_OPT)
 			continue;	/* its TTL field holds flags */
 		ttl = ttl > TTL_MAX ? 0 : ttl;
 		ttl = ttl > elapsed ? ttl - elapsed : 0;
@@ -693,12 +693,12 @@ static int64_t rewrite_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t
 	return least;
 }
 
-int64_t dnsw_age_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t floor)
+int64_t xb_dns_wire_age_ttls(uint8_t *msg, size_t len, uint32_t elapsed, uint32_t floor)
 {
 	return rewrite_ttls(msg, len, elapsed, floor, UINT32_MAX);
 }
 
-int dnsw_cap_ttls(uint8_t *msg, size_t len, uint32_t max)
+int xb_dns_wire_cap_ttls(uint8_t *msg, size_t len, uint32_t max)
 {
 	return rewrite_ttls(msg, len, 0, 0, max) < 0 ? -1 : 0;
 }
@@ -707,10 +707,10 @@ int dnsw_cap_ttls(uint8_t *msg, size_t len, uint32_t max)
  * in it (pointing backwards) still lands inside. The OPT and whatever
  * follows it are dropped, and a bare OPT with the same class and flags is
  * appended. */
-size_t dnsw_truncate(uint8_t *msg, size_t len, size_t limit)
+size_t xb_dns_wire_truncate(uint8_t *msg, size_t len, size_t limit)
 {
 	unsigned nrr, count[3], kept[3] = { 0 }, i = 0;
-	struct dnsw_err err;
+	struct xb_dns_wire_err err;
 	struct rrpos r, opt = { .type = 0 };
 	size_t off = skip_questions(msg, len, &nrr), cut, optlen;
 
@@ -719,12 +719,12 @@ size_t dnsw_truncate(uint8_t *msg, size_t len, size_t limit)
 	for (size_t o = off, n = nrr; n; n--, o = r.end) {
 		if (rr_at(msg, len, o, NULL, &r, &err) < 0)
 			return 0;
-		if (r.type == DNSW_T_OPT && !opt.type)
+		if (r.type == XB_DNS_WIRE_T_OPT && !opt.type)
 			opt = r;
 	}
 	if (len <= limit)
 		return len;
-	optlen = opt.type ? DNSW_OPT_LEN : 0;
+	optlen = opt.type ? XB_DNS_WIRE_OPT_LEN : 0;
 	if (off + optlen > limit)
 		return 0;
 	for (unsigned s = 0; s < 3; s++)
@@ -733,17 +733,17 @@ size_t dnsw_truncate(uint8_t *msg, size_t len, size_t limit)
 		unsigned s = i < count[0] ? 0 : i < count[0] + count[1] ? 1 : 2;
 
 		rr_at(msg, len, cut, NULL, &r, &err);
-		if (r.type == DNSW_T_OPT || r.end + optlen > limit)
+		if (r.type == XB_DNS_WIRE_T_OPT || r.end + optlen > limit)
 			break;
 		kept[s]++;
 	}
 	if (kept[0] < count[0] || kept[1] < count[1])
-		msg[2] |= DNSW_F_TC >> 8;
+		msg[2] |= XB_DNS_WIRE_F_TC >> 8;
 	for (unsigned s = 0; s < 3; s++)
 		xb_put16(msg + 6 + 2 * s, (uint16_t)(kept[s] + (s == 2 && optlen)));
 	if (optlen) {
 		msg[cut] = 0;
-		xb_put16(msg + cut + 1, DNSW_T_OPT);
+		xb_put16(msg + cut + 1, XB_DNS_WIRE_T_OPT);
 		xb_put16(msg + cut + 3, opt.rclass);
 		xb_put32(msg + cut + 5, opt.ttl);
 		xb_put16(msg + cut + 9, 0);
@@ -753,7 +753,7 @@ size_t dnsw_truncate(uint8_t *msg, size_t len, size_t limit)
 
 /* ---- TCP framing ---- */
 
-bool dnsw_tcp_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg,
+bool xb_dns_wire_tcp_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg,
 		   size_t *msg_len)
 {
 	size_t n;
@@ -769,14 +769,14 @@ bool dnsw_tcp_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **
 	return true;
 }
 
-long dnsw_tcp_need(const uint8_t *buf, size_t got)
+long xb_dns_wire_tcp_need(const uint8_t *buf, size_t got)
 {
 	size_t want;
 
 	if (got < 2)
 		return (long)(2 - got);
 	want = 2 + (size_t)xb_get16(buf);
-	if (want < 2 + DNSW_HDR_LEN)
+	if (want < 2 + XB_DNS_WIRE_HDR_LEN)
 		return -1;
 	return got < want ? (long)(want - got) : 0;
 }

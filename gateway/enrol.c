@@ -30,10 +30,10 @@ static void cut(const struct xb_device *const *v, size_t n, const char *why)
 {
 	struct in6_addr *a = calloc(n + 1, sizeof(*a));
 	long *res = calloc(n + 1, sizeof(*res)), total = 0, r;
-	struct xb_ct ct;
+	struct xb_conntrack ct;
 	int e = -ENOMEM;
 
-	if (!a || !res || (e = xb_ct_open(&ct)) < 0) {
+	if (!a || !res || (e = xb_conntrack_open(&ct)) < 0) {
 		log_warnx("%s: conntrack: %s: flows of %zu devices are not cut", why, strerror(-e), n);
 		free(a);
 		free(res);
@@ -46,13 +46,13 @@ static void cut(const struct xb_device *const *v, size_t n, const char *why)
 			if (f ? v[i]->has6 : v[i]->has4)
 				memcpy((uint8_t *)a + k++ * alen,
 				       f ? (const void *)&v[i]->address6 : (const void *)&v[i]->address4, alen);
-		if (k && (r = xb_ct_cut_many(&ct, f ? AF_INET6 : AF_INET, a, k, res)) < 0)
+		if (k && (r = xb_conntrack_cut_many(&ct, f ? AF_INET6 : AF_INET, a, k, res)) < 0)
 			log_warnx("%s: cutting flows of %zu devices: %s", why, k, strerror((int)-r));
 		else if (k)
 			total += r;
 	}
 	log_info("%s: %ld flows of %zu expired devices cut", why, total, n);
-	xb_ct_close(&ct);
+	xb_conntrack_close(&ct);
 	free(a);
 	free(res);
 }

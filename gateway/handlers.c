@@ -174,7 +174,7 @@ static int cmd_devices(void *ctx, json_t *args, json_t **result, char **error, j
 			json_t *o = device_json(dv, find_peer(&c, dv->public_key));
 
 			if (o && d->prt)
-				json_object_set_new(o, "posture", xb_prt_summary(d->prt, i));
+				json_object_set_new(o, "posture", xb_posture_rt_summary(d->prt, i));
 			device_expiry(o, dv);
 			json_array_append_new(a, o);
 		}
@@ -447,7 +447,7 @@ static int cmd_dns(void *ctx, json_t *args, json_t **result, char **error, json_
 		*error = strdup("the DNS service is not running");
 		return -1;
 	}
-	*result = xb_dnssvc_status(d->dns);
+	*result = xb_dns_service_status(d->dns);
 	if (*result)
 		json_object_set_new(*result, "loop", json_pack("{s:f, s:I, s:I, s:I}",
 			"stall_max_ms", (double)(d->stall.max_ns / 100000) / 10.0,
@@ -496,12 +496,12 @@ static int cmd_posture(void *ctx, json_t *args, json_t **result, char **error, j
 		return -1;
 	}
 	if (!name) {
-		*result = xb_prt_status(d->prt);
+		*result = xb_posture_rt_status(d->prt);
 		return *result ? 0 : oom(error);
 	}
 	for (size_t i = 0; i < d->policy->n_devices; i++)
 		if (!strcmp(d->policy->devices[i].name, name)) {
-			*result = xb_prt_detail(d->prt, i);
+			*result = xb_posture_rt_detail(d->prt, i);
 			return *result ? 0 : oom(error);
 		}
 	if (asprintf(error, "no device \"%s\" in the policy", name) < 0)

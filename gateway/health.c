@@ -69,7 +69,7 @@ struct xb_health {
 	size_t n_tun;
 	size_t *active;			/* per plan path */
 	size_t n_active;
-	struct xb_ct ct;
+	struct xb_conntrack ct;
 	bool ct_open;
 	struct result ring[RING];
 	uint64_t seq;
@@ -149,14 +149,14 @@ static void cut_nat(struct xb_health *h, size_t ti)
 
 	if (!t->snat)
 		return;
-	if (!h->ct_open && xb_ct_open(&h->ct) == 0)
+	if (!h->ct_open && xb_conntrack_open(&h->ct) == 0)
 		h->ct_open = true;
 	if (!h->ct_open)
 		return;
 	if (t->has_address4)
-		n4 = xb_ct_cut(&h->ct, AF_INET, t->address4.addr);
+		n4 = xb_conntrack_cut(&h->ct, AF_INET, t->address4.addr);
 	if (t->has_address6)
-		n6 = xb_ct_cut(&h->ct, AF_INET6, t->address6.addr);
+		n6 = xb_conntrack_cut(&h->ct, AF_INET6, t->address6.addr);
 	if (n4 > 0 || n6 > 0)
 		log_info("tunnel %s: %ld conntrack entries NATed to its address deleted", t->name,
 			 (n4 > 0 ? n4 : 0) + (n6 > 0 ? n6 : 0));
@@ -524,7 +524,7 @@ void xb_health_free(struct xb_health *h)
 	xb_alert_free(h->alert);
 	xb_probe_free(h->probe);
 	if (h->ct_open)
-		xb_ct_close(&h->ct);
+		xb_conntrack_close(&h->ct);
 	if (h->timerfd >= 0)
 		close(h->timerfd);
 	if (h->samplefd >= 0)

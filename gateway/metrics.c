@@ -202,7 +202,7 @@ static void dns(FILE *f, struct xb_daemon *d)
 {
 	static const char *const actions[] = { "forward", "override", "tunnel", "block" };
 	double sum[4] = { 0 };
-	json_t *st = d->dns ? xb_dnssvc_status(d->dns) : NULL, *r;
+	json_t *st = d->dns ? xb_dns_service_status(d->dns) : NULL, *r;
 	size_t i;
 
 	json_array_foreach(json_object_get(st, "rules"), i, r) {

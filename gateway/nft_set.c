@@ -22,7 +22,7 @@
 #define BATCH_MAX	(64 * 1024)
 #define ELEMS_MAX	256	/* per call: a DNS answer has far fewer */
 
-int xb_nftset_open(struct xb_nftset *s)
+int xb_nft_set_open(struct xb_nft_set *s)
 {
 	int e;
 
@@ -30,7 +30,7 @@ int xb_nftset_open(struct xb_nftset *s)
 	if (!(s->buf = malloc(BATCH_MAX)))
 		return -ENOMEM;
 	if ((e = xb_nl_open(&s->nl, NETLINK_NETFILTER, 0)) < 0) {
-		xb_nftset_close(s);
+		xb_nft_set_close(s);
 		return e;
 	}
 	/* Bounded: an answer the kernel never sends fails the call after 1 s. */
@@ -38,14 +38,14 @@ int xb_nftset_open(struct xb_nftset *s)
 	return 0;
 }
 
-void xb_nftset_close(struct xb_nftset *s)
+void xb_nft_set_close(struct xb_nft_set *s)
 {
 	xb_nl_close(&s->nl);
 	free(s->buf);
 	s->buf = NULL;
 }
 
-static uint32_t next(struct xb_nftset *s)
+static uint32_t next(struct xb_nft_set *s)
 {
 	return xb_nl_next_seq(&s->nl);
 }
@@ -68,7 +68,7 @@ static struct nlmsghdr *put_msg(struct mnl_nlmsg_batch *b, uint16_t type, uint16
 
 /* One NEWSETELEM / DESTROYSETELEM message with every element. */
 static bool put_elems(struct mnl_nlmsg_batch *b, uint16_t msg, uint16_t flags, uint32_t seq,
-		      const char *set, const struct xb_nftset_elem *v, size_t n, bool timeouts)
+		      const char *set, const struct xb_nft_set_elem *v, size_t n, bool timeouts)
 {
 	struct nlmsghdr *nlh = put_msg(b, (NFNL_SUBSYS_NFTABLES << 8) | msg, flags,
 				       NFPROTO_INET, 0, seq);
@@ -98,14 +98,14 @@ static bool put_elems(struct mnl_nlmsg_batch *b, uint16_t msg, uint16_t flags, u
  * first error, after the answer to `last' (bounded by the socket's 1 s
  * receive timeout). Answers left from an earlier call (one that timed out)
  * are dropped first, so as not to be taken for this one's. */
-static int exchange(struct xb_nftset *s, struct mnl_nlmsg_batch *b, uint32_t first, uint32_t last)
+static int exchange(struct xb_nft_set *s, struct mnl_nlmsg_batch *b, uint32_t first, uint32_t last)
 {
 	xb_nl_drain(&s->nl);
 	s->batches++;
 	return xb_nl_batch(&s->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b), first, last);
 }
 
-static int run(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v, size_t n,
+static int run(struct xb_nft_set *s, const char *set, const struct xb_nft_set_elem *v, size_t n,
 	       bool destroy, bool add)
 {
 	struct mnl_nlmsg_batch *b;
@@ -142,7 +142,7 @@ static int run(struct xb_nftset *s, const char *set, const struct xb_nftset_elem
  * it again). Learned once. */
 static bool no_destroy;
 
-int xb_nftset_put(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v, size_t n)
+int xb_nft_set_put(struct xb_nft_set *s, const char *set, const struct xb_nft_set_elem *v, size_t n)
 {
 	int err;
 
@@ -160,19 +160,19 @@ int xb_nftset_put(struct xb_nftset *s, const char *set, const struct xb_nftset_e
 	return run(s, set, v, n, false, true);
 }
 
-bool xb_nftset_refreshes(void)
+bool xb_nft_set_refreshes(void)
 {
 	return !no_destroy;
 }
 
-int xb_nftset_remove(struct xb_nftset *s, const char *set, const struct xb_nftset_elem *v,
+int xb_nft_set_remove(struct xb_nft_set *s, const char *set, const struct xb_nft_set_elem *v,
 		     size_t n)
 {
 	return run(s, set, v, n, true, false);
 }
 
-/* One transaction of at most XB_NFTSET_OPS ops. */
-static int apply_some(struct xb_nftset *s, const struct xb_nftset_op *ops, size_t n)
+/* One transaction of at most XB_NFT_SET_OPS ops. */
+static int apply_some(struct xb_nft_set *s, const struct xb_nft_set_op *ops, size_t n)
 {
 	struct mnl_nlmsg_batch *b;
 	uint32_t first, last;
@@ -201,12 +201,12 @@ static int apply_some(struct xb_nftset *s, const struct xb_nftset_op *ops, size_
 	return err;
 }
 
-int xb_nftset_apply(struct xb_nftset *s, const struct xb_nftset_op *ops, size_t n)
+int xb_nft_set_apply(struct xb_nft_set *s, const struct xb_nft_set_op *ops, size_t n)
 {
 	if (!xb_nl_is_open(&s->nl))
 		return -EBADF;
-	for (size_t at = 0; at < n; at += XB_NFTSET_OPS) {
-		int err = apply_some(s, ops + at, n - at < XB_NFTSET_OPS ? n - at : XB_NFTSET_OPS);
+	for (size_t at = 0; at < n; at += XB_NFT_SET_OPS) {
+		int err = apply_some(s, ops + at, n - at < XB_NFT_SET_OPS ? n - at : XB_NFT_SET_OPS);
 
 		if (err)
 			return err;

@@ -336,7 +336,7 @@ bool xb_posture_any(const struct xb_policy *p, const struct xb_rule *r,
 
 void xb_posture_set_report(struct xb_posture_state *s, struct xb_report *r, struct xb_ptime now)
 {
-	xb_report_free(s->report);
+	xb_posture_report_free(s->report);
 	s->report = r;
 	s->received = now.boot;
 	s->received_wall = now.wall;
@@ -364,12 +364,12 @@ static void attrs_free(struct xb_attr *v, size_t n)
 
 void xb_posture_state_free(struct xb_posture_state *s)
 {
-	xb_report_free(s->report);
+	xb_posture_report_free(s->report);
 	attrs_free(s->mdm, s->n_mdm);
 	memset(s, 0, sizeof(*s));
 }
 
-void xb_mdm_push_free(struct xb_mdm_push *m)
+void xb_posture_mdm_push_free(struct xb_mdm_push *m)
 {
 	attrs_free(m->attrs, m->n_attrs);
 	m->attrs = NULL;
@@ -407,6 +407,6 @@ int xb_posture_push(struct xb_posture_state *s, struct xb_mdm_push *m, int64_t n
 		s->mdm[j] = *a;
 		*a = (struct xb_attr){ 0 };
 	}
-	xb_mdm_push_free(m);
+	xb_posture_mdm_push_free(m);
 	return 0;
 }

@@ -3,9 +3,9 @@
  * profile against both (docs/posture.md). Pure: no I/O, no clock — the
  * caller passes the time in (struct xb_ptime: both clocks it needs).
  *
- *   struct xb_report *r = xb_report_parse(body, len, err, sizeof(err));
+ *   struct xb_report *r = xb_posture_report_parse(body, len, err, sizeof(err));
  *   xb_posture_set_report(&state, r, now);          state owns r
- *   why = xb_mdm_verify(policy, &replay, body, len, sig, now.wall, &push, err, n);
+ *   why = xb_posture_mdm_verify(policy, &replay, body, len, sig, now.wall, &push, err, n);
  *   xb_posture_push(&state, &push, now.wall);       merges the attributes
  *   n = xb_posture_eval(profile, &state, now, out, XB_POSTURE_OUT(profile), &ok);
  */
@@ -72,12 +72,12 @@ struct xb_report {
 
 /* Parses a report body (JSON, at most XB_REPORT_BODY_MAX bytes). NULL with
  * a message in err ("os.version: expected a string") when it is not one.
- * xb_report_from_json reads one already parsed (the endpoint parses each
+ * xb_posture_report_from_json reads one already parsed (the endpoint parses each
  * body once, checks its seq and nonce, then reads it into this). */
-struct xb_report *xb_report_parse(const char *body, size_t len, char *err, size_t errlen);
+struct xb_report *xb_posture_report_parse(const char *body, size_t len, char *err, size_t errlen);
 struct json_t;
-struct xb_report *xb_report_from_json(const struct json_t *root, char *err, size_t errlen);
-void xb_report_free(struct xb_report *r);
+struct xb_report *xb_posture_report_from_json(const struct json_t *root, char *err, size_t errlen);
+void xb_posture_report_free(struct xb_report *r);
 
 /* Now, on the two clocks evaluation reads, in seconds. wall (Unix time)
  * is for what carries Unix times: an MDM attribute's expiry, a push's
@@ -184,18 +184,18 @@ enum xb_mdm_refusal {
  * nonce well-formed, device in the policy, attributes, nonce not seen.
  * Expired attributes are dropped. Returns XB_MDM_OK, or the refusal with
  * err set (nothing recorded on failure). */
-enum xb_mdm_refusal xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc,
+enum xb_mdm_refusal xb_posture_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc,
 				  const char *body, size_t len, const char *sig_b64, int64_t now,
 				  struct xb_mdm_push *out, char *err, size_t errlen);
-void xb_mdm_push_free(struct xb_mdm_push *m);
-void xb_mdm_replay_free(struct xb_mdm_replay *rc);
+void xb_posture_mdm_push_free(struct xb_mdm_push *m);
+void xb_posture_mdm_replay_free(struct xb_mdm_replay *rc);
 /* The replay cache outlives a restart through the store (posture_rt.c):
  * add puts back a nonce remembered until `until' (ignored once until < now;
  * -1 when the cache is full or out of memory); forget drops one whose push
  * was not kept after all (its transaction rolled back). */
-int xb_mdm_replay_add(struct xb_mdm_replay *rc, const char *key, const char *nonce,
+int xb_posture_mdm_replay_add(struct xb_mdm_replay *rc, const char *key, const char *nonce,
 		      int64_t until, int64_t now);
-void xb_mdm_replay_forget(struct xb_mdm_replay *rc, const char *key, const char *nonce);
+void xb_posture_mdm_replay_forget(struct xb_mdm_replay *rc, const char *key, const char *nonce);
 /* Merges a verified push into a device's state: each attribute replaces
  * the one of the same key; expired ones are dropped. */
 int xb_posture_push(struct xb_posture_state *s, struct xb_mdm_push *m, int64_t now);

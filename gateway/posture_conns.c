@@ -18,7 +18,7 @@
 #include <string.h>
 
 struct conn {
-	struct xb_pconns_lsn *l;
+	struct xb_posture_conns_lsn *l;
 	int fd;
 	struct sockaddr_storage peer;
 	uint64_t deadline;	/* ns; 0: its request is in, being answered */
@@ -26,7 +26,7 @@ struct conn {
 	struct conn *prev, *next;
 };
 
-struct xb_pconns {
+struct xb_posture_conns {
 	struct conn *head;
 	unsigned per_source;
 	uint64_t header_ns, body_ns;
@@ -36,9 +36,9 @@ struct xb_pconns {
 
 static struct log_rl rl_conns = LOG_RL_INIT(1, 5);
 
-struct xb_pconns *xb_pconns_new(unsigned per_source, unsigned header_s, unsigned body_s)
+struct xb_posture_conns *xb_posture_conns_new(unsigned per_source, unsigned header_s, unsigned body_s)
 {
-	struct xb_pconns *p = calloc(1, sizeof(*p));
+	struct xb_posture_conns *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return NULL;
@@ -50,7 +50,7 @@ struct xb_pconns *xb_pconns_new(unsigned per_source, unsigned header_s, unsigned
 	return p;
 }
 
-void xb_pconns_free(struct xb_pconns *p)
+void xb_posture_conns_free(struct xb_posture_conns *p)
 {
 	free(p);	/* the nodes went with their connections (CLOSED) */
 }
@@ -79,10 +79,10 @@ static const char *addr_text(const struct sockaddr *sa, char *buf, size_t len)
 	return buf;
 }
 
-enum MHD_Result xb_pconns_admit(void *cls, const struct sockaddr *addr, socklen_t len)
+enum MHD_Result xb_posture_conns_admit(void *cls, const struct sockaddr *addr, socklen_t len)
 {
-	struct xb_pconns_lsn *l = cls;
-	struct xb_pconns *p = l->set;
+	struct xb_posture_conns_lsn *l = cls;
+	struct xb_posture_conns *p = l->set;
 	char text[INET6_ADDRSTRLEN];
 	unsigned n = 0;
 
@@ -99,11 +99,11 @@ enum MHD_Result xb_pconns_admit(void *cls, const struct sockaddr *addr, socklen_
 	return MHD_NO;
 }
 
-void xb_pconns_track(void *cls, struct MHD_Connection *c, void **ctx,
+void xb_posture_conns_track(void *cls, struct MHD_Connection *c, void **ctx,
 		     enum MHD_ConnectionNotificationCode what)
 {
-	struct xb_pconns_lsn *l = cls;
-	struct xb_pconns *p = l->set;
+	struct xb_posture_conns_lsn *l = cls;
+	struct xb_posture_conns *p = l->set;
 	struct conn *k = *ctx;
 	const union MHD_ConnectionInfo *fd, *sa;
 
@@ -141,7 +141,7 @@ static struct conn *conn_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
-void xb_pconns_headers_in(struct MHD_Connection *c, uint64_t now)
+void xb_posture_conns_headers_in(struct MHD_Connection *c, uint64_t now)
 {
 	struct conn *k = conn_of(c);
 
@@ -149,7 +149,7 @@ void xb_pconns_headers_in(struct MHD_Connection *c, uint64_t now)
 		k->deadline = now + k->l->set->body_ns;
 }
 
-void xb_pconns_request_in(struct MHD_Connection *c)
+void xb_posture_conns_request_in(struct MHD_Connection *c)
 {
 	struct conn *k = conn_of(c);
 
@@ -157,7 +157,7 @@ void xb_pconns_request_in(struct MHD_Connection *c)
 		k->deadline = 0;
 }
 
-void xb_pconns_answered(struct MHD_Connection *c, uint64_t now)
+void xb_posture_conns_answered(struct MHD_Connection *c, uint64_t now)
 {
 	struct conn *k = conn_of(c);
 
@@ -165,7 +165,7 @@ void xb_pconns_answered(struct MHD_Connection *c, uint64_t now)
 		k->deadline = now + k->l->set->header_ns;
 }
 
-void xb_pconns_sweep(struct xb_pconns *p, uint64_t now)
+void xb_posture_conns_sweep(struct xb_posture_conns *p, uint64_t now)
 {
 	char text[INET6_ADDRSTRLEN];
 
@@ -183,7 +183,7 @@ void xb_pconns_sweep(struct xb_pconns *p, uint64_t now)
 	}
 }
 
-uint64_t xb_pconns_next_ms(const struct xb_pconns *p, uint64_t now)
+uint64_t xb_posture_conns_next_ms(const struct xb_posture_conns *p, uint64_t now)
 {
 	uint64_t min = UINT64_MAX;
 
@@ -199,12 +199,12 @@ uint64_t xb_pconns_next_ms(const struct xb_pconns *p, uint64_t now)
 	return min;
 }
 
-uint64_t xb_pconns_refused(const struct xb_pconns *p)
+uint64_t xb_posture_conns_refused(const struct xb_posture_conns *p)
 {
 	return p->refused;
 }
 
-uint64_t xb_pconns_cut(const struct xb_pconns *p)
+uint64_t xb_posture_conns_cut(const struct xb_posture_conns *p)
 {
 	return p->cut;
 }

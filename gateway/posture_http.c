@@ -15,7 +15,7 @@
  * (posture_rate.c); a source address gets conns_per_source connections,
  * and a request must be in by its header and body deadlines
  * (posture_conns.c: the accept policy, the connection notification, and
- * a sweep at every xb_psvc_process()).
+ * a sweep at every xb_posture_http_process()).
  */
 #include "gateway/posture_http.h"
 #include "gateway/posture_conns.h"
@@ -38,37 +38,37 @@
 #include <unistd.h>
 
 #define DISCARD_MAX (1u << 20)	/* body bytes thrown away after a 413 is due */
-#define PASSES 4		/* rounds per xb_psvc_process() */
+#define PASSES 4		/* rounds per xb_posture_http_process() */
 
 enum route { R_NONE, R_NONCE, R_REPORT, R_PUSH };
 
 struct lsn {
-	struct xb_psvc *svc;
+	struct xb_posture_http *svc;
 	struct MHD_Daemon *d;
 	bool admin;
 	char name[64];		/* address:port, for log lines */
-	struct xb_pconns_lsn conns;	/* {svc->conns, name} */
+	struct xb_posture_conns_lsn conns;	/* {svc->conns, name} */
 };
 
-struct xb_psvc {
-	struct xb_psvc_config cfg;	/* defaults filled in */
-	const struct xb_psvc_ops *ops;
+struct xb_posture_http {
+	struct xb_posture_http_config cfg;	/* defaults filled in */
+	const struct xb_posture_http_ops *ops;
 	void *ctx;
-	struct xb_pstore *store;
+	struct xb_posture_store *store;
 	struct xb_jsonlog *audit;
-	struct xb_pnonce *nonces;
-	struct xb_prate *rate;
-	struct xb_pconns *conns;	/* every open connection, all listeners */
-	uint64_t limited, nonce_full;	/* for xb_psvc_stats() */
+	struct xb_posture_nonce *nonces;
+	struct xb_posture_rate *rate;
+	struct xb_posture_conns *conns;	/* every open connection, all listeners */
+	uint64_t limited, nonce_full;	/* for xb_posture_http_stats() */
 	int epfd, tfd;
-	/* The round: every report and push accepted in one xb_psvc_process()
+	/* The round: every report and push accepted in one xb_posture_http_process()
 	 * call is written in one transaction (open while in_tx), and answered
 	 * after it commits. */
 	bool in_tx, tx_failed;
 	char why[160];			/* why the round's transaction failed */
 	struct req *held, *held_last;	/* in the order accepted */
 	size_t n_lsn;
-	struct lsn lsn[XB_PSVC_MAX_LISTEN + 1];
+	struct lsn lsn[XB_POSTURE_HTTP_MAX_LISTEN + 1];
 };
 
 /* A request with a body, between handle() calls. An accepted report or
@@ -80,7 +80,7 @@ struct req {
 	size_t len;
 	size_t discarded;	/* > 0: over the limit, answered 413 at the end */
 	struct MHD_Connection *conn;
-	struct req *next;	/* in xb_psvc.held */
+	struct req *next;	/* in xb_posture_http.held */
 	bool held, ready;	/* suspended; resumed with its answer */
 	unsigned status;
 	json_t *answer;
@@ -148,7 +148,7 @@ static const struct sockaddr *peer(struct MHD_Connection *c, char *buf, size_t l
 }
 
 /* One audit line: what was asked, by whom, and the answer. */
-static void audit(struct xb_psvc *s, const char *event, const char *addr, const char *device,
+static void audit(struct xb_posture_http *s, const char *event, const char *addr, const char *device,
 		  json_int_t seq, unsigned status, const char *error)
 {
 	json_t *o;
@@ -170,7 +170,7 @@ static void audit(struct xb_psvc *s, const char *event, const char *addr, const 
 }
 
 /* An error answer that is also audited. */
-static enum MHD_Result refuse(struct xb_psvc *s, struct MHD_Connection *c, const char *event,
+static enum MHD_Result refuse(struct xb_posture_http *s, struct MHD_Connection *c, const char *event,
 			      const char *addr, const char *device, json_int_t seq,
 			      unsigned status, const char *msg)
 {
@@ -182,19 +182,19 @@ static enum MHD_Result refuse(struct xb_psvc *s, struct MHD_Connection *c, const
 
 static enum MHD_Result nonce(struct lsn *l, struct MHD_Connection *c)
 {
-	struct xb_psvc *s = l->svc;
-	char addr[INET6_ADDRSTRLEN], hex[XB_PNONCE_HEX + 1];
+	struct xb_posture_http *s = l->svc;
+	char addr[INET6_ADDRSTRLEN], hex[XB_POSTURE_NONCE_HEX + 1];
 	const struct sockaddr *sa = peer(c, addr, sizeof(addr));
 	const char *device = sa ? s->ops->device_for(s->ctx, sa) : NULL;
 
 	if (!device)
 		return refuse(s, c, "nonce", addr, NULL, -1, MHD_HTTP_FORBIDDEN,
 			      "not a device address");
-	if (xb_pnonce_issue(s->nonces, device, clock_mono_ns(), hex) < 0) {
+	if (xb_posture_nonce_issue(s->nonces, device, clock_mono_ns(), hex) < 0) {
 		s->nonce_full++;
 		if (log_ratelimit(&rl_http))
 			log_warnx("posture %s: nonce table full (%zu outstanding)", l->name,
-				  xb_pnonce_count(s->nonces));
+				  xb_posture_nonce_count(s->nonces));
 		return fail(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many outstanding nonces");
 	}
 	return answer(c, MHD_HTTP_OK, json_pack("{s:s, s:i}", "nonce", hex, "expires_in",
@@ -222,7 +222,7 @@ static json_t *parse(const struct req *r, char *msg, size_t len)
 
 /* Checks up to and including the nonce; the status to refuse with and msg,
  * or 0. */
-static unsigned vet(struct xb_psvc *s, const char *device, json_t *rep, json_int_t seq,
+static unsigned vet(struct xb_posture_http *s, const char *device, json_t *rep, json_int_t seq,
 		    char *msg, size_t len)
 {
 	json_t *jn = json_object_get(rep, "nonce");
@@ -237,7 +237,7 @@ static unsigned vet(struct xb_psvc *s, const char *device, json_t *rep, json_int
 		snprintf(msg, len, "\"nonce\" is missing or not a string");
 		return MHD_HTTP_BAD_REQUEST;
 	}
-	rc = xb_pstore_last_seq(s->store, device, &last);
+	rc = xb_posture_store_last_seq(s->store, device, &last);
 	if (rc < 0) {
 		snprintf(msg, len, "storage error");
 		return MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -246,7 +246,7 @@ static unsigned vet(struct xb_psvc *s, const char *device, json_t *rep, json_int
 		snprintf(msg, len, "seq %lld is not above %lld", (long long)seq, (long long)last);
 		return MHD_HTTP_CONFLICT;
 	}
-	if (!xb_pnonce_take(s->nonces, device, json_string_value(jn), clock_mono_ns())) {
+	if (!xb_posture_nonce_take(s->nonces, device, json_string_value(jn), clock_mono_ns())) {
 		snprintf(msg, len, "stale or unknown nonce");
 		return MHD_HTTP_UNAUTHORIZED;
 	}
@@ -254,10 +254,10 @@ static unsigned vet(struct xb_psvc *s, const char *device, json_t *rep, json_int
 }
 
 /* The round's transaction is lost: every request held in it gets a 503. */
-static void round_failed(struct xb_psvc *s)
+static void round_failed(struct xb_posture_http *s)
 {
 	if (!s->tx_failed)
-		snprintf(s->why, sizeof(s->why), "%s", xb_pstore_error(s->store));
+		snprintf(s->why, sizeof(s->why), "%s", xb_posture_store_error(s->store));
 	s->tx_failed = true;
 }
 
@@ -265,17 +265,17 @@ static void round_failed(struct xb_psvc *s)
  * the round's first request. False (refuse with 503, before anything is
  * vetted, enforced or remembered) when it cannot be opened — the store
  * busy or failing — or the round is already lost. */
-static bool join(struct xb_psvc *s)
+static bool join(struct xb_posture_http *s)
 {
 	if (!s->in_tx && !s->tx_failed) {
-		if (xb_pstore_begin(s->store) == 0)
+		if (xb_posture_store_begin(s->store) == 0)
 			s->in_tx = true;
 		else
 			round_failed(s);	/* one busy wait a round, not one a request */
 	}
 	if (s->tx_failed)
 		return false;
-	if (xb_pstore_mark(s->store) == 0)
+	if (xb_posture_store_mark(s->store) == 0)
 		return true;
 	round_failed(s);
 	return false;
@@ -283,15 +283,15 @@ static bool join(struct xb_psvc *s)
 
 /* End one request's writes: kept, or undone alone when it failed, so one
  * bad row does not fail the round's other requests. */
-static void part(struct xb_psvc *s, bool keep)
+static void part(struct xb_posture_http *s, bool keep)
 {
-	if (xb_pstore_unmark(s->store, keep) < 0)
+	if (xb_posture_store_unmark(s->store, keep) < 0)
 		round_failed(s);
 }
 
 /* Keep an accepted request's answer (ok) until the round is enforced and
  * committed (settle()); its connection waits, suspended. */
-static enum MHD_Result hold(struct xb_psvc *s, struct MHD_Connection *c, struct req *q,
+static enum MHD_Result hold(struct xb_posture_http *s, struct MHD_Connection *c, struct req *q,
 			    const char *addr, const char *device, json_int_t seq, json_t *ok)
 {
 	q->conn = c;
@@ -313,7 +313,7 @@ static enum MHD_Result hold(struct xb_psvc *s, struct MHD_Connection *c, struct 
 
 static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct req *r)
 {
-	struct xb_psvc *s = l->svc;
+	struct xb_posture_http *s = l->svc;
 	char addr[INET6_ADDRSTRLEN], msg[512] = "";
 	const struct sockaddr *sa = peer(c, addr, sizeof(addr));
 	const char *device = sa ? s->ops->device_for(s->ctx, sa) : NULL;
@@ -339,7 +339,7 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 			snprintf(msg, sizeof(msg), "report refused");
 	}
 	json_decref(rep);
-	if (!status && xb_pstore_put_report(s->store, device, seq,
+	if (!status && xb_posture_store_put_report(s->store, device, seq,
 					    (int64_t)(clock_real_ns() / NSEC_PER_MSEC), r->body)) {
 		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		snprintf(msg, sizeof(msg), "storage error");
@@ -360,7 +360,7 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 
 /* Store the attributes on_push returned, in the round's transaction. The
  * number stored, or -1 with msg (the caller undoes what was written). */
-static int store_attrs(struct xb_psvc *s, json_t *attrs, char *msg, size_t len)
+static int store_attrs(struct xb_posture_http *s, json_t *attrs, char *msg, size_t len)
 {
 	size_t i;
 	json_t *a;
@@ -372,7 +372,7 @@ static int store_attrs(struct xb_psvc *s, json_t *attrs, char *msg, size_t len)
 	json_array_foreach(attrs, i, a) {
 		json_t *exp = json_object_get(a, "expires_at");
 		char *value = json_dumps(json_object_get(a, "value"), JSON_ENCODE_ANY | JSON_COMPACT);
-		struct xb_pattr pa = {
+		struct xb_posture_store_attr pa = {
 			.device = json_string_value(json_object_get(a, "device")),
 			.key = json_string_value(json_object_get(a, "key")),
 			.value = value,
@@ -380,7 +380,7 @@ static int store_attrs(struct xb_psvc *s, json_t *attrs, char *msg, size_t len)
 			.source = json_string_value(json_object_get(a, "source")),
 		};
 		int rc = !pa.device || !pa.key || !value || !pa.source ? -2 :
-			 xb_pstore_put_attr(s->store, &pa);
+			 xb_posture_store_put_attr(s->store, &pa);
 
 		free(value);
 		if (rc < 0) {
@@ -393,7 +393,7 @@ static int store_attrs(struct xb_psvc *s, json_t *attrs, char *msg, size_t len)
 
 static enum MHD_Result push(struct lsn *l, struct MHD_Connection *c, struct req *r)
 {
-	struct xb_psvc *s = l->svc;
+	struct xb_posture_http *s = l->svc;
 	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Xborder-Signature");
 	char addr[INET6_ADDRSTRLEN], msg[512] = "";
 	json_t *attrs = NULL;
@@ -432,18 +432,18 @@ static enum MHD_Result push(struct lsn *l, struct MHD_Connection *c, struct req 
  * request, 200 or 503, and resume its connection. True when
  * there were any: the answers leave in the next pass, together with the
  * next round's requests (arm() makes it come at once). */
-static bool settle(struct xb_psvc *s)
+static bool settle(struct xb_posture_http *s)
 {
 	struct req *q;
 	bool ok;
 
 	if (!s->in_tx && !s->held && !s->tx_failed)
 		return false;
-	if (!s->tx_failed && s->in_tx && xb_pstore_commit(s->store) < 0)
+	if (!s->tx_failed && s->in_tx && xb_posture_store_commit(s->store) < 0)
 		round_failed(s);
 	ok = !s->tx_failed;
 	if (!ok) {
-		xb_pstore_rollback(s->store);
+		xb_posture_store_rollback(s->store);
 		if (log_ratelimit(&rl_http))
 			log_warnx("posture: a round of reports and pushes is lost: %s", s->why);
 	}
@@ -505,14 +505,14 @@ static bool is_json(const char *ct)
  * refusal counted and logged, when it is spent. */
 static bool within_rate(struct lsn *l, struct MHD_Connection *c)
 {
-	struct xb_psvc *s = l->svc;
+	struct xb_posture_http *s = l->svc;
 	char addr[INET6_ADDRSTRLEN];
 	const struct sockaddr *sa;
 	const char *device;
 
 	if (l->admin || !(sa = peer(c, addr, sizeof(addr))) ||
 	    !(device = s->ops->device_for(s->ctx, sa)) ||
-	    xb_prate_take(s->rate, device, clock_mono_ns()))
+	    xb_posture_rate_take(s->rate, device, clock_mono_ns()))
 		return true;
 	s->limited++;
 	if (log_ratelimit(&rl_limit))
@@ -531,7 +531,7 @@ static enum MHD_Result start(struct lsn *l, struct MHD_Connection *c, const char
 	enum route r = route(l, url, method, &status, &allow);
 	struct req *q;
 
-	xb_pconns_headers_in(c, clock_mono_ns());
+	xb_posture_conns_headers_in(c, clock_mono_ns());
 	if (!within_rate(l, c))
 		return fail(c, MHD_HTTP_TOO_MANY_REQUESTS, "too many requests from this device");
 	if (r == R_NONE)
@@ -542,8 +542,8 @@ static enum MHD_Result start(struct lsn *l, struct MHD_Connection *c, const char
 				 * before it makes libmicrohttpd close the connection,
 				 * and the device posts its report on the same one */
 	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && strtoull(cl, NULL, 10) > XB_PSVC_MAX_BODY)
-		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_PSVC_MAX_BODY);
+	if (cl && strtoull(cl, NULL, 10) > XB_POSTURE_HTTP_MAX_BODY)
+		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_POSTURE_HTTP_MAX_BODY);
 	if (!is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						   MHD_HTTP_HEADER_CONTENT_TYPE)))
 		return fail(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
@@ -560,7 +560,7 @@ static enum MHD_Result take(struct req *q, const char *data, size_t n)
 {
 	char *b;
 
-	if (q->discarded || q->len + n > XB_PSVC_MAX_BODY) {
+	if (q->discarded || q->len + n > XB_POSTURE_HTTP_MAX_BODY) {
 		q->discarded += n;
 		return q->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
 	}
@@ -596,9 +596,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*size = 0;
 		return ret;
 	}
-	xb_pconns_request_in(c);
+	xb_posture_conns_request_in(c);
 	if (q->discarded)
-		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_PSVC_MAX_BODY);
+		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over %u bytes", XB_POSTURE_HTTP_MAX_BODY);
 	if (q->route == R_NONCE)
 		return nonce(l, c);
 	if (q->route == R_REPORT)
@@ -614,7 +614,7 @@ static void done(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct req *q = *con_cls;
 
 	(void)cls, (void)why;
-	xb_pconns_answered(c, clock_mono_ns());
+	xb_posture_conns_answered(c, clock_mono_ns());
 	if (q) {
 		free(q->body);
 		free(q->device);
@@ -677,7 +677,7 @@ static int listen_on(const char *addr, uint16_t port, const char *ifname, bool *
 	return fd;
 }
 
-static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool admin)
+static int add_listener(struct xb_posture_http *s, const char *addr, uint16_t port, bool admin)
 {
 	struct lsn *l = &s->lsn[s->n_lsn];
 	const union MHD_DaemonInfo *di;
@@ -690,18 +690,18 @@ static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool
 	l->svc = s;
 	l->admin = admin;
 	snprintf(l->name, sizeof(l->name), v6 ? "[%s]:%u" : "%s:%u", addr, port);
-	l->conns = (struct xb_pconns_lsn){ s->conns, l->name };
+	l->conns = (struct xb_posture_conns_lsn){ s->conns, l->name };
 	/* The request deadlines are posture_conns.c's: libmicrohttpd's
 	 * timeout is the idle one. */
 	l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
 				(v6 ? MHD_USE_IPv6 : 0), 0,
-				xb_pconns_admit, &l->conns, handle, l,
+				xb_posture_conns_admit, &l->conns, handle, l,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,	/* first */
 				MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
 				MHD_OPTION_NOTIFY_COMPLETED, done, l,
-				MHD_OPTION_NOTIFY_CONNECTION, xb_pconns_track, &l->conns,
+				MHD_OPTION_NOTIFY_CONNECTION, xb_posture_conns_track, &l->conns,
 				MHD_OPTION_END);
 	if (!l->d) {
 		log_warnx("posture %s: libmicrohttpd would not start", l->name);
@@ -721,27 +721,27 @@ static int add_listener(struct xb_psvc *s, const char *addr, uint16_t port, bool
 	return 0;
 }
 
-static void defaults(struct xb_psvc_config *c)
+static void defaults(struct xb_posture_http_config *c)
 {
-	c->port = c->port ? c->port : XB_PSVC_PORT;
-	c->admin_port = c->admin_port ? c->admin_port : XB_PSVC_PORT;
-	c->max_conns = c->max_conns ? c->max_conns : XB_PSVC_MAX_CONNS;
-	c->timeout_s = c->timeout_s ? c->timeout_s : XB_PSVC_TIMEOUT_S;
-	c->nonce_ttl_s = c->nonce_ttl_s ? c->nonce_ttl_s : XB_PSVC_NONCE_TTL_S;
+	c->port = c->port ? c->port : XB_POSTURE_HTTP_PORT;
+	c->admin_port = c->admin_port ? c->admin_port : XB_POSTURE_HTTP_PORT;
+	c->max_conns = c->max_conns ? c->max_conns : XB_POSTURE_HTTP_MAX_CONNS;
+	c->timeout_s = c->timeout_s ? c->timeout_s : XB_POSTURE_HTTP_TIMEOUT_S;
+	c->nonce_ttl_s = c->nonce_ttl_s ? c->nonce_ttl_s : XB_POSTURE_HTTP_NONCE_TTL_S;
 	c->nonces_per_device = c->nonces_per_device ? c->nonces_per_device :
-			       XB_PSVC_NONCES_PER_DEVICE;
-	c->nonces = c->nonces ? c->nonces : XB_PSVC_NONCES;
-	c->rate = c->rate ? c->rate : XB_PSVC_RATE;
-	c->burst = c->burst ? c->burst : XB_PSVC_BURST;
-	c->conns_per_source = c->conns_per_source ? c->conns_per_source : XB_PSVC_CONNS_PER_SOURCE;
-	c->header_timeout_s = c->header_timeout_s ? c->header_timeout_s : XB_PSVC_HEADER_TIMEOUT_S;
-	c->body_timeout_s = c->body_timeout_s ? c->body_timeout_s : XB_PSVC_BODY_TIMEOUT_S;
+			       XB_POSTURE_HTTP_NONCES_PER_DEVICE;
+	c->nonces = c->nonces ? c->nonces : XB_POSTURE_HTTP_NONCES;
+	c->rate = c->rate ? c->rate : XB_POSTURE_HTTP_RATE;
+	c->burst = c->burst ? c->burst : XB_POSTURE_HTTP_BURST;
+	c->conns_per_source = c->conns_per_source ? c->conns_per_source : XB_POSTURE_HTTP_CONNS_PER_SOURCE;
+	c->header_timeout_s = c->header_timeout_s ? c->header_timeout_s : XB_POSTURE_HTTP_HEADER_TIMEOUT_S;
+	c->body_timeout_s = c->body_timeout_s ? c->body_timeout_s : XB_POSTURE_HTTP_BODY_TIMEOUT_S;
 }
 
-struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_psvc_ops *ops,
-			     void *ctx, struct xb_pstore *store, struct xb_jsonlog *audit)
+struct xb_posture_http *xb_posture_http_open(const struct xb_posture_http_config *cfg, const struct xb_posture_http_ops *ops,
+			     void *ctx, struct xb_posture_store *store, struct xb_jsonlog *audit)
 {
-	struct xb_psvc *s = calloc(1, sizeof(*s));
+	struct xb_posture_http *s = calloc(1, sizeof(*s));
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UINT64_MAX };
 	int ok = 0;
 
@@ -755,28 +755,28 @@ struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_p
 	s->audit = audit;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	s->nonces = xb_pnonce_new(s->cfg.nonce_ttl_s * NSEC_PER_SEC, s->cfg.nonces_per_device,
+	s->nonces = xb_posture_nonce_new(s->cfg.nonce_ttl_s * NSEC_PER_SEC, s->cfg.nonces_per_device,
 				  s->cfg.nonces);
-	s->rate = xb_prate_new(s->cfg.rate, s->cfg.burst);
-	s->conns = xb_pconns_new(s->cfg.conns_per_source, s->cfg.header_timeout_s,
+	s->rate = xb_posture_rate_new(s->cfg.rate, s->cfg.burst);
+	s->conns = xb_posture_conns_new(s->cfg.conns_per_source, s->cfg.header_timeout_s,
 				 s->cfg.body_timeout_s);
 	if (s->epfd < 0 || s->tfd < 0 || !s->nonces || !s->rate || !s->conns ||
 	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->tfd, &ev) < 0) {
 		log_warn("posture: set-up");
 		goto fail;
 	}
-	for (size_t i = 0; i < XB_PSVC_MAX_LISTEN && cfg->listen[i]; i++)
+	for (size_t i = 0; i < XB_POSTURE_HTTP_MAX_LISTEN && cfg->listen[i]; i++)
 		ok |= add_listener(s, cfg->listen[i], s->cfg.port, false);
 	if (cfg->admin)
 		ok |= add_listener(s, cfg->admin, s->cfg.admin_port, true);
 	if (ok == 0 && s->n_lsn)
 		return s;
 fail:
-	xb_psvc_close(s);
+	xb_posture_http_close(s);
 	return NULL;
 }
 
-int xb_psvc_fd(const struct xb_psvc *s)
+int xb_posture_http_fd(const struct xb_posture_http *s)
 {
 	return s->epfd;
 }
@@ -785,7 +785,7 @@ int xb_psvc_fd(const struct xb_psvc *s)
  * request deadline, or at once when connections were resumed: in external
  * epoll mode libmicrohttpd has no wake-up of its own for them, they wait
  * for the next MHD_run(). */
-static void arm(struct xb_psvc *s, bool resumed)
+static void arm(struct xb_posture_http *s, bool resumed)
 {
 	struct itimerspec its = { 0 };
 	MHD_UNSIGNED_LONG_LONG ms, min = UINT64_MAX;
@@ -793,7 +793,7 @@ static void arm(struct xb_psvc *s, bool resumed)
 	for (size_t i = 0; i < s->n_lsn; i++)
 		if (MHD_get_timeout(s->lsn[i].d, &ms) == MHD_YES && ms < min)
 			min = ms;
-	if ((ms = xb_pconns_next_ms(s->conns, clock_mono_ns())) < min)
+	if ((ms = xb_posture_conns_next_ms(s->conns, clock_mono_ns())) < min)
 		min = ms;
 	if (resumed) {
 		its.it_value.tv_nsec = 1;
@@ -804,7 +804,7 @@ static void arm(struct xb_psvc *s, bool resumed)
 	}
 }
 
-void xb_psvc_process(struct xb_psvc *s)
+void xb_posture_http_process(struct xb_posture_http *s)
 {
 	struct epoll_event evs[8];
 	uint64_t ticks;
@@ -815,7 +815,7 @@ void xb_psvc_process(struct xb_psvc *s)
 	for (int i = 0; i < n; i++)
 		if (evs[i].data.u64 == UINT64_MAX && read(s->tfd, &ticks, sizeof(ticks)) < 0)
 			continue;
-	xb_pconns_sweep(s->conns, clock_mono_ns());
+	xb_posture_conns_sweep(s->conns, clock_mono_ns());
 	/* Cheap when idle: each daemon polls its own epoll set without waiting. */
 	/* Each pass is a round; the next pass sends the answers the last one
 	 * settled (and takes new requests). The last pass's wait for a timer. */
@@ -828,7 +828,7 @@ void xb_psvc_process(struct xb_psvc *s)
 	arm(s, resumed);
 }
 
-size_t xb_psvc_conns(const struct xb_psvc *s)
+size_t xb_posture_http_conns(const struct xb_posture_http *s)
 {
 	const union MHD_DaemonInfo *di;
 	size_t n = 0;
@@ -839,24 +839,24 @@ size_t xb_psvc_conns(const struct xb_psvc *s)
 	return n;
 }
 
-void xb_psvc_stats(const struct xb_psvc *s, struct xb_psvc_stats *out)
+void xb_posture_http_stats(const struct xb_posture_http *s, struct xb_posture_http_stats *out)
 {
-	*out = (struct xb_psvc_stats){
-		.limited = s->limited, .conns_refused = xb_pconns_refused(s->conns),
-		.deadline_closed = xb_pconns_cut(s->conns), .nonce_full = s->nonce_full,
+	*out = (struct xb_posture_http_stats){
+		.limited = s->limited, .conns_refused = xb_posture_conns_refused(s->conns),
+		.deadline_closed = xb_posture_conns_cut(s->conns), .nonce_full = s->nonce_full,
 	};
 }
 
-void xb_psvc_close(struct xb_psvc *s)
+void xb_posture_http_close(struct xb_posture_http *s)
 {
 	if (!s)
 		return;
 	settle(s);	/* nothing is held between rounds; in case */
 	for (size_t i = 0; i < s->n_lsn; i++)
 		MHD_stop_daemon(s->lsn[i].d);
-	xb_pnonce_free(s->nonces);
-	xb_prate_free(s->rate);
-	xb_pconns_free(s->conns);
+	xb_posture_nonce_free(s->nonces);
+	xb_posture_rate_free(s->rate);
+	xb_posture_conns_free(s->conns);
 	if (s->tfd >= 0)
 		close(s->tfd);
 	if (s->epfd >= 0)

@@ -30,7 +30,7 @@
  * and only after the commit is it applied (on_round) and acknowledged.
  *
  * Group commit: the reports and pushes accepted in one pass over the ready
- * connections (a round; up to 4 a xb_psvc_process() call) are written in
+ * connections (a round; up to 4 a xb_posture_http_process() call) are written in
  * one transaction, each inside a savepoint of its own, so that a write
  * that fails undoes only its request (503, and on_undo forgets what
  * on_report or on_push accepted for it). Their answers are held (the
@@ -44,8 +44,8 @@
  *
  * Plain HTTP/1.1 (libmicrohttpd): WireGuard already encrypts the device side
  * and binds the source address to the device's key. Everything runs in the
- * caller's thread: poll xb_psvc_fd() (an epoll fd, nests in the daemon's
- * epoll set) and call xb_psvc_process() when it is readable.
+ * caller's thread: poll xb_posture_http_fd() (an epoll fd, nests in the daemon's
+ * epoll set) and call xb_posture_http_process() when it is readable.
  */
 #ifndef XB_POSTURE_HTTP_H
 #define XB_POSTURE_HTTP_H
@@ -59,21 +59,21 @@
 #include "common/jsonlog.h"
 #include "gateway/posture_store.h"
 
-#define XB_PSVC_PORT 8443
-#define XB_PSVC_MAX_BODY (64u << 10)	/* bytes of a request body */
-#define XB_PSVC_MAX_CONNS 256		/* per listening address */
-#define XB_PSVC_TIMEOUT_S 5		/* a connection idle this long is closed */
-#define XB_PSVC_NONCE_TTL_S 60
-#define XB_PSVC_NONCES_PER_DEVICE 4	/* live (unused) nonces a device holds */
-#define XB_PSVC_NONCES 65536		/* live nonces, all devices */
-#define XB_PSVC_RATE 5			/* requests a second per device ... */
-#define XB_PSVC_BURST 20		/* ... after a burst of this many */
-#define XB_PSVC_CONNS_PER_SOURCE 8	/* open connections per peer address */
-#define XB_PSVC_HEADER_TIMEOUT_S 5	/* from connection (or last answer) to headers */
-#define XB_PSVC_BODY_TIMEOUT_S 10	/* from headers to the whole body */
-#define XB_PSVC_MAX_LISTEN 4
+#define XB_POSTURE_HTTP_PORT 8443
+#define XB_POSTURE_HTTP_MAX_BODY (64u << 10)	/* bytes of a request body */
+#define XB_POSTURE_HTTP_MAX_CONNS 256		/* per listening address */
+#define XB_POSTURE_HTTP_TIMEOUT_S 5		/* a connection idle this long is closed */
+#define XB_POSTURE_HTTP_NONCE_TTL_S 60
+#define XB_POSTURE_HTTP_NONCES_PER_DEVICE 4	/* live (unused) nonces a device holds */
+#define XB_POSTURE_HTTP_NONCES 65536		/* live nonces, all devices */
+#define XB_POSTURE_HTTP_RATE 5			/* requests a second per device ... */
+#define XB_POSTURE_HTTP_BURST 20		/* ... after a burst of this many */
+#define XB_POSTURE_HTTP_CONNS_PER_SOURCE 8	/* open connections per peer address */
+#define XB_POSTURE_HTTP_HEADER_TIMEOUT_S 5	/* from connection (or last answer) to headers */
+#define XB_POSTURE_HTTP_BODY_TIMEOUT_S 10	/* from headers to the whole body */
+#define XB_POSTURE_HTTP_MAX_LISTEN 4
 
-struct xb_psvc_ops {
+struct xb_posture_http_ops {
 	/* The device whose tunnel address peer is, or NULL. */
 	const char *(*device_for)(void *ctx, const struct sockaddr *peer);
 	/* Evaluate a report (borrowed) without applying it yet. 0 accepts:
@@ -101,11 +101,11 @@ struct xb_psvc_ops {
 	void (*on_undo)(void *ctx);
 };
 
-struct xb_psvc_config {
-	const char *listen[XB_PSVC_MAX_LISTEN];	/* device-side addresses, IPv4 or IPv6 */
-	uint16_t port;				/* 0: XB_PSVC_PORT */
+struct xb_posture_http_config {
+	const char *listen[XB_POSTURE_HTTP_MAX_LISTEN];	/* device-side addresses, IPv4 or IPv6 */
+	uint16_t port;				/* 0: XB_POSTURE_HTTP_PORT */
 	const char *admin;			/* admin address, NULL: off */
-	uint16_t admin_port;			/* 0: XB_PSVC_PORT */
+	uint16_t admin_port;			/* 0: XB_POSTURE_HTTP_PORT */
 	unsigned max_conns;			/* 0: the defaults above, here and below */
 	unsigned timeout_s;
 	unsigned nonce_ttl_s;
@@ -118,29 +118,29 @@ struct xb_psvc_config {
 	unsigned body_timeout_s;		/* and its body this long after its headers */
 };
 
-struct xb_psvc;
+struct xb_posture_http;
 
 /* Listen on every address (bound even before the address exists: freebind).
  * ops, ctx and store must outlive the service; audit (may be NULL) gets one
  * line per report and push, accepted or not. NULL with the reason logged. */
-struct xb_psvc *xb_psvc_open(const struct xb_psvc_config *cfg, const struct xb_psvc_ops *ops,
-			     void *ctx, struct xb_pstore *store, struct xb_jsonlog *audit);
-int xb_psvc_fd(const struct xb_psvc *s);
+struct xb_posture_http *xb_posture_http_open(const struct xb_posture_http_config *cfg, const struct xb_posture_http_ops *ops,
+			     void *ctx, struct xb_posture_store *store, struct xb_jsonlog *audit);
+int xb_posture_http_fd(const struct xb_posture_http *s);
 /* Non-blocking: accept, read, answer, time out. */
-void xb_psvc_process(struct xb_psvc *s);
+void xb_posture_http_process(struct xb_posture_http *s);
 /* Connections open now, all addresses (for status and tests). Beyond
  * max_conns on an address, new connections wait in the kernel's listen
  * backlog until one closes. */
-size_t xb_psvc_conns(const struct xb_psvc *s);
+size_t xb_posture_http_conns(const struct xb_posture_http *s);
 
 /* What the limits refused, since the service opened (docs/operations.md). */
-struct xb_psvc_stats {
+struct xb_posture_http_stats {
 	uint64_t limited;		/* requests refused 429: a device over its rate */
 	uint64_t conns_refused;		/* connections over conns_per_source */
 	uint64_t deadline_closed;	/* connections cut: a request not in by its deadline */
 	uint64_t nonce_full;		/* nonce requests refused 503: the table full */
 };
-void xb_psvc_stats(const struct xb_psvc *s, struct xb_psvc_stats *out);
-void xb_psvc_close(struct xb_psvc *s);
+void xb_posture_http_stats(const struct xb_posture_http *s, struct xb_posture_http_stats *out);
+void xb_posture_http_close(struct xb_posture_http *s);
 
 #endif

@@ -19,7 +19,7 @@
 struct dev;
 
 struct nonce {
-	uint8_t id[XB_PNONCE_BYTES];
+	uint8_t id[XB_POSTURE_NONCE_BYTES];
 	uint64_t expires;
 	struct dev *dev;
 	struct nonce *prev, *next;	/* issue order */
@@ -31,7 +31,7 @@ struct dev {
 	struct nonce *live[];	/* per_device slots, oldest first */
 };
 
-struct xb_pnonce {
+struct xb_posture_nonce {
 	void *by_id, *by_dev;
 	struct nonce *head, *tail;
 	size_t cap, count;
@@ -42,7 +42,7 @@ struct xb_pnonce {
 static int cmp_id(const void *a, const void *b)
 {
 	return memcmp(((const struct nonce *)a)->id, ((const struct nonce *)b)->id,
-		      XB_PNONCE_BYTES);
+		      XB_POSTURE_NONCE_BYTES);
 }
 
 static int cmp_dev(const void *a, const void *b)
@@ -50,9 +50,9 @@ static int cmp_dev(const void *a, const void *b)
 	return strcmp(((const struct dev *)a)->name, ((const struct dev *)b)->name);
 }
 
-struct xb_pnonce *xb_pnonce_new(uint64_t ttl_ns, unsigned per_device, size_t total)
+struct xb_posture_nonce *xb_posture_nonce_new(uint64_t ttl_ns, unsigned per_device, size_t total)
 {
-	struct xb_pnonce *t = calloc(1, sizeof(*t));
+	struct xb_posture_nonce *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
@@ -62,7 +62,7 @@ struct xb_pnonce *xb_pnonce_new(uint64_t ttl_ns, unsigned per_device, size_t tot
 	return t;
 }
 
-static void drop_dev(struct xb_pnonce *t, struct dev *d)
+static void drop_dev(struct xb_posture_nonce *t, struct dev *d)
 {
 	tdelete(d, &t->by_dev, cmp_dev);
 	free(d->name);
@@ -71,7 +71,7 @@ static void drop_dev(struct xb_pnonce *t, struct dev *d)
 
 /* Take n out of everything (its device too, when that was its last) and
  * free it: its slot is free from now on. */
-static void kill_nonce(struct xb_pnonce *t, struct nonce *n)
+static void kill_nonce(struct xb_posture_nonce *t, struct nonce *n)
 {
 	struct dev *d = n->dev;
 	unsigned i;
@@ -91,20 +91,20 @@ static void kill_nonce(struct xb_pnonce *t, struct nonce *n)
 	free(n);
 }
 
-static void expire(struct xb_pnonce *t, uint64_t now)
+static void expire(struct xb_posture_nonce *t, uint64_t now)
 {
 	while (t->head && t->head->expires <= now)
 		kill_nonce(t, t->head);
 }
 
-static struct dev *find_dev(struct xb_pnonce *t, const char *name)
+static struct dev *find_dev(struct xb_posture_nonce *t, const char *name)
 {
 	struct dev key = { .name = (char *)name }, **found = tfind(&key, &t->by_dev, cmp_dev);
 
 	return found ? *found : NULL;
 }
 
-static struct dev *new_dev(struct xb_pnonce *t, const char *name)
+static struct dev *new_dev(struct xb_posture_nonce *t, const char *name)
 {
 	struct dev *d = calloc(1, sizeof(*d) + t->per_dev * sizeof(d->live[0]));
 
@@ -117,7 +117,7 @@ static struct dev *new_dev(struct xb_pnonce *t, const char *name)
 	return d;
 }
 
-int xb_pnonce_issue(struct xb_pnonce *t, const char *name, uint64_t now, char *hex)
+int xb_posture_nonce_issue(struct xb_posture_nonce *t, const char *name, uint64_t now, char *hex)
 {
 	struct dev *d;
 	struct nonce *n;
@@ -151,17 +151,17 @@ int xb_pnonce_issue(struct xb_pnonce *t, const char *name, uint64_t now, char *h
 	*(t->tail ? &t->tail->next : &t->head) = n;
 	t->tail = n;
 	t->count++;
-	sodium_bin2hex(hex, XB_PNONCE_HEX + 1, n->id, sizeof(n->id));
+	sodium_bin2hex(hex, XB_POSTURE_NONCE_HEX + 1, n->id, sizeof(n->id));
 	return 0;
 }
 
-bool xb_pnonce_take(struct xb_pnonce *t, const char *name, const char *hex, uint64_t now)
+bool xb_posture_nonce_take(struct xb_posture_nonce *t, const char *name, const char *hex, uint64_t now)
 {
 	struct nonce key, **found;
 	size_t len;
 
-	if (strlen(hex) != XB_PNONCE_HEX ||
-	    sodium_hex2bin(key.id, sizeof(key.id), hex, XB_PNONCE_HEX, NULL, &len, NULL) ||
+	if (strlen(hex) != XB_POSTURE_NONCE_HEX ||
+	    sodium_hex2bin(key.id, sizeof(key.id), hex, XB_POSTURE_NONCE_HEX, NULL, &len, NULL) ||
 	    len != sizeof(key.id))
 		return false;
 	expire(t, now);
@@ -172,12 +172,12 @@ bool xb_pnonce_take(struct xb_pnonce *t, const char *name, const char *hex, uint
 	return true;
 }
 
-size_t xb_pnonce_count(const struct xb_pnonce *t)
+size_t xb_posture_nonce_count(const struct xb_posture_nonce *t)
 {
 	return t->count;
 }
 
-void xb_pnonce_free(struct xb_pnonce *t)
+void xb_posture_nonce_free(struct xb_posture_nonce *t)
 {
 	if (!t)
 		return;

@@ -16,21 +16,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define XB_PNONCE_BYTES 16
-#define XB_PNONCE_HEX (2 * XB_PNONCE_BYTES)
+#define XB_POSTURE_NONCE_BYTES 16
+#define XB_POSTURE_NONCE_HEX (2 * XB_POSTURE_NONCE_BYTES)
 
-struct xb_pnonce;
+struct xb_posture_nonce;
 
-struct xb_pnonce *xb_pnonce_new(uint64_t ttl_ns, unsigned per_device, size_t total);
-void xb_pnonce_free(struct xb_pnonce *t);
-/* A new nonce for device into hex (XB_PNONCE_HEX + 1 bytes, NUL-terminated),
+struct xb_posture_nonce *xb_posture_nonce_new(uint64_t ttl_ns, unsigned per_device, size_t total);
+void xb_posture_nonce_free(struct xb_posture_nonce *t);
+/* A new nonce for device into hex (XB_POSTURE_NONCE_HEX + 1 bytes, NUL-terminated),
  * evicting the device's oldest when it holds per_device. 0, or -1 when the
  * table is full (or out of memory). */
-int xb_pnonce_issue(struct xb_pnonce *t, const char *device, uint64_t now, char *hex);
+int xb_posture_nonce_issue(struct xb_posture_nonce *t, const char *device, uint64_t now, char *hex);
 /* True, and the nonce used up, when hex is a nonce issued to device, not
  * expired at now and not used. A nonce of another device is left alone. */
-bool xb_pnonce_take(struct xb_pnonce *t, const char *device, const char *hex, uint64_t now);
+bool xb_posture_nonce_take(struct xb_posture_nonce *t, const char *device, const char *hex, uint64_t now);
 /* Live nonces: issued and not yet used, evicted or expired. */
-size_t xb_pnonce_count(const struct xb_pnonce *t);
+size_t xb_posture_nonce_count(const struct xb_posture_nonce *t);
 
 #endif

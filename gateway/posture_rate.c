@@ -22,7 +22,7 @@ struct bucket {
 	char name[];
 };
 
-struct xb_prate {
+struct xb_posture_rate {
 	void *tree;
 	struct bucket *head;
 	size_t count;
@@ -35,9 +35,9 @@ static int cmp(const void *a, const void *b)
 	return strcmp(((const struct bucket *)a)->name, ((const struct bucket *)b)->name);
 }
 
-struct xb_prate *xb_prate_new(unsigned rate, unsigned burst)
+struct xb_posture_rate *xb_posture_rate_new(unsigned rate, unsigned burst)
 {
-	struct xb_prate *r = calloc(1, sizeof(*r));
+	struct xb_posture_rate *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
@@ -47,7 +47,7 @@ struct xb_prate *xb_prate_new(unsigned rate, unsigned burst)
 }
 
 /* b's tokens at now (time never runs back: a stale now refills nothing). */
-static uint64_t refill(const struct xb_prate *r, struct bucket *b, uint64_t now)
+static uint64_t refill(const struct xb_posture_rate *r, struct bucket *b, uint64_t now)
 {
 	uint64_t dt = now > b->at ? now - b->at : 0;
 	/* Past the time a full refill takes, the bucket is full: no overflow. */
@@ -60,7 +60,7 @@ static uint64_t refill(const struct xb_prate *r, struct bucket *b, uint64_t now)
 	return b->tokens;
 }
 
-static void drop(struct xb_prate *r, struct bucket *b)
+static void drop(struct xb_posture_rate *r, struct bucket *b)
 {
 	tdelete(b, &r->tree, cmp);
 	*(b->prev ? &b->prev->next : &r->head) = b->next;
@@ -70,7 +70,7 @@ static void drop(struct xb_prate *r, struct bucket *b)
 	free(b);
 }
 
-static void sweep(struct xb_prate *r, uint64_t now)
+static void sweep(struct xb_posture_rate *r, uint64_t now)
 {
 	struct bucket *b, *next;
 
@@ -84,7 +84,7 @@ static void sweep(struct xb_prate *r, uint64_t now)
 	}
 }
 
-static struct bucket *get(struct xb_prate *r, const char *name, uint64_t now)
+static struct bucket *get(struct xb_posture_rate *r, const char *name, uint64_t now)
 {
 	size_t len = strlen(name) + 1;
 	struct bucket *b = malloc(sizeof(*b) + len), **found;
@@ -112,7 +112,7 @@ static struct bucket *get(struct xb_prate *r, const char *name, uint64_t now)
 	return b;
 }
 
-bool xb_prate_take(struct xb_prate *r, const char *device, uint64_t now)
+bool xb_posture_rate_take(struct xb_posture_rate *r, const char *device, uint64_t now)
 {
 	struct bucket *b;
 
@@ -123,12 +123,12 @@ bool xb_prate_take(struct xb_prate *r, const char *device, uint64_t now)
 	return true;
 }
 
-size_t xb_prate_count(const struct xb_prate *r)
+size_t xb_posture_rate_count(const struct xb_posture_rate *r)
 {
 	return r->count;
 }
 
-void xb_prate_free(struct xb_prate *r)
+void xb_posture_rate_free(struct xb_posture_rate *r)
 {
 	if (!r)
 		return;

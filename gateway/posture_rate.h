@@ -16,16 +16,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct xb_prate;
+struct xb_posture_rate;
 
 /* rate: tokens a second (>= 1); burst: the bucket's depth (>= 1). NULL
  * when out of memory. */
-struct xb_prate *xb_prate_new(unsigned rate, unsigned burst);
-void xb_prate_free(struct xb_prate *r);
+struct xb_posture_rate *xb_posture_rate_new(unsigned rate, unsigned burst);
+void xb_posture_rate_free(struct xb_posture_rate *r);
 /* True, and a token spent, when device may make a request at now. False
  * when its bucket is empty (or out of memory: refuse rather than grow). */
-bool xb_prate_take(struct xb_prate *r, const char *device, uint64_t now);
+bool xb_posture_rate_take(struct xb_posture_rate *r, const char *device, uint64_t now);
 /* Devices with an entry now (for tests). */
-size_t xb_prate_count(const struct xb_prate *r);
+size_t xb_posture_rate_count(const struct xb_posture_rate *r);
 
 #endif

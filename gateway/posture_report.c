@@ -23,7 +23,7 @@
 #include <string.h>
 
 /* Parsing context: the first error wins, and with it the refusal of
- * the step that was being checked (stage; xb_mdm_verify sets it). */
+ * the step that was being checked (stage; xb_posture_mdm_verify sets it). */
 struct jp {
 	char *err;
 	size_t len;
@@ -223,7 +223,7 @@ static bool disk(struct jp *j, const json_t *root, struct xb_report *r)
 		if (!json_object_get(e, "mount") || !json_object_get(e, "encrypted"))
 			return fail(j, "%s: needs mount and encrypted", path);
 		/* Counted as soon as mount is ours, so that a bad "encrypted"
-		 * leaves it to xb_report_free(). */
+		 * leaves it to xb_posture_report_free(). */
 		if (!opt_str(j, e, "mount", path, &v->mount))
 			return false;
 		r->n_volumes++;
@@ -373,18 +373,18 @@ static struct xb_report *report(struct jp *j, const json_t *root)
 		attributes(j, root, r);
 	if (!j->failed)
 		return r;
-	xb_report_free(r);
+	xb_posture_report_free(r);
 	return NULL;
 }
 
-struct xb_report *xb_report_from_json(const json_t *root, char *err, size_t errlen)
+struct xb_report *xb_posture_report_from_json(const json_t *root, char *err, size_t errlen)
 {
 	struct jp j = { err, errlen, false, XB_MDM_OK, XB_MDM_OK };
 
 	return report(&j, root);
 }
 
-struct xb_report *xb_report_parse(const char *body, size_t len, char *err, size_t errlen)
+struct xb_report *xb_posture_report_parse(const char *body, size_t len, char *err, size_t errlen)
 {
 	struct jp j = { err, errlen, false, XB_MDM_OK, XB_MDM_OK };
 	json_t *root = load(&j, body, len);
@@ -394,7 +394,7 @@ struct xb_report *xb_report_parse(const char *body, size_t len, char *err, size_
 	return r;
 }
 
-void xb_report_free(struct xb_report *r)
+void xb_posture_report_free(struct xb_report *r)
 {
 	if (!r)
 		return;
@@ -554,7 +554,7 @@ static bool push_header(struct jp *j, const struct xb_policy *p, const json_t *r
 	return !j->failed;
 }
 
-enum xb_mdm_refusal xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc,
+enum xb_mdm_refusal xb_posture_mdm_verify(const struct xb_policy *p, struct xb_mdm_replay *rc,
 				  const char *body, size_t len, const char *sig_b64, int64_t now,
 				  struct xb_mdm_push *out, char *err, size_t errlen)
 {
@@ -577,11 +577,11 @@ enum xb_mdm_refusal xb_mdm_verify(const struct xb_policy *p, struct xb_mdm_repla
 	json_decref(root);
 	if (!j.failed)
 		return XB_MDM_OK;
-	xb_mdm_push_free(out);
+	xb_posture_mdm_push_free(out);
 	return j.why;
 }
 
-int xb_mdm_replay_add(struct xb_mdm_replay *rc, const char *key, const char *nonce,
+int xb_posture_mdm_replay_add(struct xb_mdm_replay *rc, const char *key, const char *nonce,
 		      int64_t until, int64_t now)
 {
 	struct jp j = { NULL, 0, false, XB_MDM_OK, XB_MDM_OK };
@@ -591,7 +591,7 @@ int xb_mdm_replay_add(struct xb_mdm_replay *rc, const char *key, const char *non
 	return remember(&j, rc, key, nonce, until) ? 0 : -1;
 }
 
-void xb_mdm_replay_forget(struct xb_mdm_replay *rc, const char *key, const char *nonce)
+void xb_posture_mdm_replay_forget(struct xb_mdm_replay *rc, const char *key, const char *nonce)
 {
 	for (size_t i = 0; i < rc->n; i++) {
 		if (!strcmp(rc->v[i].key, key) && !strcmp(rc->v[i].nonce, nonce)) {
@@ -601,7 +601,7 @@ void xb_mdm_replay_forget(struct xb_mdm_replay *rc, const char *key, const char 
 	}
 }
 
-void xb_mdm_replay_free(struct xb_mdm_replay *rc)
+void xb_posture_mdm_replay_free(struct xb_mdm_replay *rc)
 {
 	free(rc->v);
 	rc->v = NULL;

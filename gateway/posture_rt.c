@@ -17,38 +17,38 @@
 
 static struct log_rl rl_set = LOG_RL_INIT(5, 10);
 
-struct xb_ptime prt_now(void)
+struct xb_ptime posture_rt_now(void)
 {
 	return (struct xb_ptime){ .wall = (int64_t)(clock_real_ns() / NSEC_PER_SEC),
 				  .boot = (int64_t)(clock_boot_ns() / NSEC_PER_SEC) };
 }
 
-void prt_pending_drop(struct xb_prt *r, struct prt_pending *k)
+void posture_rt_pending_drop(struct xb_posture_rt *r, struct posture_rt_pending *k)
 {
 	if (k->rep)
-		xb_report_free(k->rep);
+		xb_posture_report_free(k->rep);
 	else if (k->push.key)
-		xb_mdm_replay_forget(&r->replay, k->push.key->name, k->push.nonce);
+		xb_posture_mdm_replay_forget(&r->replay, k->push.key->name, k->push.nonce);
 	k->rep = NULL;
 	k->push.key = NULL;
-	xb_mdm_push_free(&k->push);
+	xb_posture_mdm_push_free(&k->push);
 }
 
 /* --- lookups ------------------------------------------------------------------ */
 
 static int by_name_cmp(const void *a, const void *b, void *ctx)
 {
-	const struct prt_dev *d = ctx;
+	const struct posture_rt_dev *d = ctx;
 
 	return strcmp(d[*(const size_t *)a].name, d[*(const size_t *)b].name);
 }
 
 static int addr_cmp(const void *a, const void *b)
 {
-	return memcmp(((const struct prt_addr *)a)->a, ((const struct prt_addr *)b)->a, 16);
+	return memcmp(((const struct posture_rt_addr *)a)->a, ((const struct posture_rt_addr *)b)->a, 16);
 }
 
-size_t prt_find(const struct xb_prt *r, const char *name)
+size_t posture_rt_find(const struct xb_posture_rt *r, const char *name)
 {
 	size_t lo = 0, hi = r->n_dev;
 
@@ -68,8 +68,8 @@ size_t prt_find(const struct xb_prt *r, const char *name)
 
 /* --- sets of posture rules ------------------------------------------------------ */
 
-/* One prt_set per distinct device set of the rules with posture. */
-static int build_sets(struct xb_prt *r)
+/* One posture_rt_set per distinct device set of the rules with posture. */
+static int build_sets(struct xb_posture_rt *r)
 {
 	const struct xb_policy *p = r->p;
 
@@ -78,7 +78,7 @@ static int build_sets(struct xb_prt *r)
 	if (!r->rule_set || !r->sets)
 		return -1;
 	for (size_t ri = 0; ri < p->n_rules; ri++) {
-		struct prt_set *s = &r->sets[r->n_sets];
+		struct posture_rt_set *s = &r->sets[r->n_sets];
 		size_t k;
 
 		r->rule_set[ri] = SIZE_MAX;
@@ -97,7 +97,7 @@ static int build_sets(struct xb_prt *r)
 	return 0;
 }
 
-static int build_index(struct xb_prt *r)
+static int build_index(struct xb_posture_rt *r)
 {
 	const struct xb_policy *p = r->p;
 	size_t n = r->n_dev ? r->n_dev : 1;
@@ -131,7 +131,7 @@ static int build_index(struct xb_prt *r)
 /* When evaluation can next change without a report: a report passing a
  * profile's max_age (the age check is age > max_age; boot clock), a
  * pushed attribute expiring (ignored once now >= expires; Unix time). */
-static void deadline(const struct xb_prt *r, struct prt_dev *d, struct xb_ptime now)
+static void deadline(const struct xb_posture_rt *r, struct posture_rt_dev *d, struct xb_ptime now)
 {
 	d->next_boot = d->next_wall = 0;
 	for (size_t k = 0; d->st.report && k < r->p->n_profiles; k++) {
@@ -180,14 +180,14 @@ static void reason(char *buf, size_t len, const struct xb_check_result *res, siz
 		snprintf(buf, len, "all checks pass");
 }
 
-static void transition(struct xb_prt *r, size_t i, size_t k, bool to, struct xb_ptime now)
+static void transition(struct xb_posture_rt *r, size_t i, size_t k, bool to, struct xb_ptime now)
 {
 	const struct xb_profile *pr = &r->p->profiles[k];
 	const char *from_s = to ? "fail" : "pass", *to_s = to ? "pass" : "fail";
 	char why[1024];
 	bool ok;
 	size_t n = xb_posture_eval(pr, &r->dev[i].st, now, r->res, r->n_res, &ok);
-	struct xb_ptransition t = {
+	struct xb_posture_store_transition t = {
 		.device = r->dev[i].name, .profile = pr->name, .at = now.wall * 1000,
 		.from = from_s, .to = to_s, .reason = why,
 	};
@@ -196,9 +196,9 @@ static void transition(struct xb_prt *r, size_t i, size_t k, bool to, struct xb_
 	reason(why, sizeof(why), r->res, n);
 	log_info("posture: device %s: profile %s: %s -> %s (%s)", t.device, pr->name, from_s,
 		 to_s, why);
-	if (xb_pstore_put_transition(r->store, &t) < 0)
+	if (xb_posture_store_put_transition(r->store, &t) < 0)
 		log_warnx("posture: storing a transition of %s: %s", t.device,
-			  xb_pstore_error(r->store));
+			  xb_posture_store_error(r->store));
 	if (r->audit) {
 		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}",
 				      "at", (json_int_t)(clock_real_ns() / NSEC_PER_MSEC),
@@ -213,7 +213,7 @@ static void transition(struct xb_prt *r, size_t i, size_t k, bool to, struct xb_
 
 /* Does device i belong in set s: selected by its rule, passing one of
  * the rule's profiles (rules sharing the set have the same both). */
-static bool member(const struct xb_prt *r, size_t s, size_t i)
+static bool member(const struct xb_posture_rt *r, size_t s, size_t i)
 {
 	const struct xb_rule *ru = &r->p->rules[r->sets[s].rule];
 	const uint8_t *pok = r->pok + i * r->p->n_profiles;
@@ -221,7 +221,7 @@ static bool member(const struct xb_prt *r, size_t s, size_t i)
 	if (!xb_compile_selects(r->p, r->sets[s].rule, i))
 		return false;
 	for (size_t k = 0; k < ru->n_posture; k++)
-		if (pok[ru->posture[k].idx] == PRT_PASS)
+		if (pok[ru->posture[k].idx] == POSTURE_RT_PASS)
 			return true;
 	return false;
 }
@@ -244,7 +244,7 @@ static bool push(void **v, size_t *n, size_t *cap, size_t sz, const void *item)
 	return true;
 }
 
-static void set_failed(struct xb_prt *r, const struct prt_change *c, int err, bool again)
+static void set_failed(struct xb_posture_rt *r, const struct posture_rt_change *c, int err, bool again)
 {
 	r->stat.set_errors += !again;
 	if (log_ratelimit(&rl_set))
@@ -254,20 +254,20 @@ static void set_failed(struct xb_prt *r, const struct prt_change *c, int err, bo
 }
 
 /* The nft ops of change c (one per family the set and device have). */
-static size_t change_ops(const struct xb_prt *r, const struct prt_change *c,
-			 struct xb_nftset_op *op)
+static size_t change_ops(const struct xb_posture_rt *r, const struct posture_rt_change *c,
+			 struct xb_nft_set_op *op)
 {
 	const struct xb_device *d = &r->p->devices[c->dev];
-	const struct prt_set *set = &r->sets[c->set];
+	const struct posture_rt_set *set = &r->sets[c->set];
 	size_t n = 0;
 
 	if (set->has4 && d->has4) {
-		op[n] = (struct xb_nftset_op){ .set = set->name4, .add = c->add,
+		op[n] = (struct xb_nft_set_op){ .set = set->name4, .add = c->add,
 					       .e.family = AF_INET };
 		memcpy(op[n++].e.addr, &d->address4, 4);
 	}
 	if (set->has6 && d->has6) {
-		op[n] = (struct xb_nftset_op){ .set = set->name6, .add = c->add,
+		op[n] = (struct xb_nft_set_op){ .set = set->name6, .add = c->add,
 					       .e.family = AF_INET6 };
 		memcpy(op[n++].e.addr, &d->address6, 16);
 	}
@@ -278,36 +278,36 @@ static size_t change_ops(const struct xb_prt *r, const struct prt_change *c,
  * for one change's sake (a set or element missing), change by change so
  * that only the bad ones fail; any other error (no memory, a timeout) would
  * only repeat once per change, so all of them fail with it. A failed
- * change stays queued for the next flush, up to PRT_SET_TRIES attempts: a
+ * change stays queued for the next flush, up to POSTURE_RT_SET_TRIES attempts: a
  * device that left a set must not keep its access over a passing error. */
-static void apply_sets(struct xb_prt *r)
+static void apply_sets(struct xb_posture_rt *r)
 {
-	struct xb_nftset_op *ops = malloc(r->n_chg * 2 * sizeof(*ops)), one[2];
+	struct xb_nft_set_op *ops = malloc(r->n_chg * 2 * sizeof(*ops)), one[2];
 	size_t n = 0, kept = 0;
 	int err = -ENOMEM;
 
 	for (size_t k = 0; ops && k < r->n_chg; k++)
 		n += change_ops(r, &r->chg[k], ops + n);
 	if (ops)
-		err = xb_nftset_apply(&r->nft, ops, n);
+		err = xb_nft_set_apply(&r->nft, ops, n);
 	free(ops);
 	for (size_t k = 0; err && k < r->n_chg; k++) {
-		struct prt_change c = r->chg[k];
+		struct posture_rt_change c = r->chg[k];
 		bool one_by_one = err == -ENOENT || err == -EINVAL || err == -EEXIST;
-		int e = one_by_one ? xb_nftset_apply(&r->nft, one, change_ops(r, &c, one)) : err;
+		int e = one_by_one ? xb_nft_set_apply(&r->nft, one, change_ops(r, &c, one)) : err;
 
 		if (!e)
 			continue;
-		set_failed(r, &c, e, ++c.tries < PRT_SET_TRIES);
-		if (c.tries < PRT_SET_TRIES)
+		set_failed(r, &c, e, ++c.tries < POSTURE_RT_SET_TRIES);
+		if (c.tries < POSTURE_RT_SET_TRIES)
 			r->chg[kept++] = c;
 	}
 	r->stat.set_changes += r->n_chg - kept;
 	r->n_chg = kept;
 }
 
-/* The cuts of one family: one conntrack pass for all (xb_ct_cut_many). */
-static void cut_family(struct xb_prt *r, int family, long *total)
+/* The cuts of one family: one conntrack pass for all (xb_conntrack_cut_many). */
+static void cut_family(struct xb_posture_rt *r, int family, long *total)
 {
 	size_t len = family == AF_INET ? 4 : 16, n = 0;
 	uint8_t *a = calloc(r->n_cut, len);
@@ -328,7 +328,7 @@ static void cut_family(struct xb_prt *r, int family, long *total)
 		       (const void *)&d->address6, len);
 		who[n++] = k;
 	}
-	xb_ct_cut_many(&r->ct, family, a, n, cut);	/* errors: per address */
+	xb_conntrack_cut_many(&r->ct, family, a, n, cut);	/* errors: per address */
 	for (size_t k = 0; k < n; k++) {
 		if (cut[k] < 0)
 			log_warnx("posture: device %s: cutting its flows failed: %s",
@@ -342,7 +342,7 @@ out:
 	free(who);
 }
 
-static void apply_cuts(struct xb_prt *r)
+static void apply_cuts(struct xb_posture_rt *r)
 {
 	long *total = calloc(r->n_cut, sizeof(*total));
 
@@ -367,19 +367,19 @@ static void apply_cuts(struct xb_prt *r)
 }
 
 /* One report's enforcement latency into the log2 histogram. */
-static void latency(struct xb_prt *r, uint64_t ns)
+static void latency(struct xb_posture_rt *r, uint64_t ns)
 {
 	uint64_t us = ns / 1000;
 	unsigned b = 0;
 
-	while (b + 1 < PRT_LAT_BUCKETS && (us >> (b + 1)))
+	while (b + 1 < POSTURE_RT_LAT_BUCKETS && (us >> (b + 1)))
 		b++;
 	r->stat.lat[b]++;
 	if (us > r->stat.lat_max_us)
 		r->stat.lat_max_us = us;
 }
 
-void prt_flush(struct xb_prt *r)
+void posture_rt_flush(struct xb_posture_rt *r)
 {
 	uint64_t now;
 
@@ -393,13 +393,13 @@ void prt_flush(struct xb_prt *r)
 	r->n_t0 = 0;
 }
 
-void prt_arrived(struct xb_prt *r, uint64_t t0)
+void posture_rt_arrived(struct xb_posture_rt *r, uint64_t t0)
 {
 	if (!push((void **)&r->t0, &r->n_t0, &r->cap_t0, sizeof(t0), &t0))
 		latency(r, clock_mono_ns() - t0);	/* not counted: enforcement time */
 }
 
-void prt_judge(struct xb_prt *r, size_t i, struct xb_ptime now, unsigned flags)
+void posture_rt_judge(struct xb_posture_rt *r, size_t i, struct xb_ptime now, unsigned flags)
 {
 	const struct xb_policy *p = r->p;
 	uint8_t *pok = r->pok + i * p->n_profiles, *in = r->in + i * r->n_sets;
@@ -409,22 +409,22 @@ void prt_judge(struct xb_prt *r, size_t i, struct xb_ptime now, unsigned flags)
 		bool ok;
 
 		xb_posture_eval(&p->profiles[k], &r->dev[i].st, now, NULL, 0, &ok);
-		if (pok[k] != PRT_UNSEEN && pok[k] != ok && (flags & PRT_AUDIT))
+		if (pok[k] != POSTURE_RT_UNSEEN && pok[k] != ok && (flags & POSTURE_RT_AUDIT))
 			transition(r, i, k, ok, now);
-		pok[k] = ok ? PRT_PASS : PRT_FAIL;
+		pok[k] = ok ? POSTURE_RT_PASS : POSTURE_RT_FAIL;
 	}
 	deadline(r, &r->dev[i], now);
 	for (size_t s = 0; s < r->n_sets; s++) {
-		struct prt_change c = { .set = s, .dev = i, .add = member(r, s, i) };
+		struct posture_rt_change c = { .set = s, .dev = i, .add = member(r, s, i) };
 
 		if (c.add == (bool)in[s])
 			continue;
 		in[s] = c.add;
 		/* Out of memory: the one change goes on its own now. */
-		if ((flags & PRT_SETS) &&
+		if ((flags & POSTURE_RT_SETS) &&
 		    !push((void **)&r->chg, &r->n_chg, &r->cap_chg, sizeof(c), &c)) {
-			struct xb_nftset_op one[2];
-			int e = xb_nftset_apply(&r->nft, one, change_ops(r, &c, one));
+			struct xb_nft_set_op one[2];
+			int e = xb_nft_set_apply(&r->nft, one, change_ops(r, &c, one));
 
 			r->stat.set_changes++;
 			if (e)
@@ -433,7 +433,7 @@ void prt_judge(struct xb_prt *r, size_t i, struct xb_ptime now, unsigned flags)
 		left |= !c.add;
 	}
 	/* Once per device and flush, however often it was judged meanwhile. */
-	if (!left || !(flags & PRT_CUT) || r->dev[i].cut_queued)
+	if (!left || !(flags & POSTURE_RT_CUT) || r->dev[i].cut_queued)
 		return;
 	if (push((void **)&r->cut, &r->n_cut, &r->cap_cut, sizeof(i), &i))
 		r->dev[i].cut_queued = true;
@@ -441,9 +441,9 @@ void prt_judge(struct xb_prt *r, size_t i, struct xb_ptime now, unsigned flags)
 		log_warnx("posture: out of memory: device %s's flows not cut", r->dev[i].name);
 }
 
-bool xb_prt_ok(void *ctx, size_t rule, size_t device)
+bool xb_posture_rt_ok(void *ctx, size_t rule, size_t device)
 {
-	const struct xb_prt *r = ctx;
+	const struct xb_posture_rt *r = ctx;
 
 	if (!r || rule >= r->p->n_rules || device >= r->n_dev || r->rule_set[rule] == SIZE_MAX)
 		return false;
@@ -453,7 +453,7 @@ bool xb_prt_ok(void *ctx, size_t rule, size_t device)
 /* --- binding to a policy ------------------------------------------------------- */
 
 /* The bound part empty, without freeing it (it may live on elsewhere). */
-static void unbind(struct xb_prt *r)
+static void unbind(struct xb_posture_rt *r)
 {
 	r->dev = NULL;
 	r->by_name = NULL;
@@ -465,7 +465,7 @@ static void unbind(struct xb_prt *r)
 	r->n_dev = r->n4 = r->n6 = r->n_sets = r->n_res = 0;
 }
 
-static void bound_free(struct xb_prt *r)
+static void bound_free(struct xb_posture_rt *r)
 {
 	for (size_t i = 0; r->dev && i < r->n_dev; i++) {
 		free(r->dev[i].name);
@@ -484,7 +484,7 @@ static void bound_free(struct xb_prt *r)
 }
 
 /* Fill r (zeroed bound part) for p; devices start with nothing. */
-static int attach(struct xb_prt *r, const struct xb_policy *p)
+static int attach(struct xb_posture_rt *r, const struct xb_policy *p)
 {
 	size_t n_res = 1;
 
@@ -504,14 +504,14 @@ static int attach(struct xb_prt *r, const struct xb_policy *p)
 	    !(r->pok = malloc((r->n_dev * p->n_profiles) | 1)) ||
 	    !(r->in = calloc((r->n_dev * r->n_sets) | 1, 1)))
 		return -1;
-	memset(r->pok, PRT_UNSEEN, (r->n_dev * p->n_profiles) | 1);
+	memset(r->pok, POSTURE_RT_UNSEEN, (r->n_dev * p->n_profiles) | 1);
 	return 0;
 }
 
 /* Carry device j's state, profile results and set memberships over from
  * old device i: by profile name and by set name (a profile or set that is
  * new starts unseen / empty). */
-static void carry(struct xb_prt *r, size_t j, struct xb_prt *old, size_t i,
+static void carry(struct xb_posture_rt *r, size_t j, struct xb_posture_rt *old, size_t i,
 		  const size_t *prof_map, const size_t *set_map)
 {
 	r->dev[j].st = old->dev[i].st;
@@ -524,7 +524,7 @@ static void carry(struct xb_prt *r, size_t j, struct xb_prt *old, size_t i,
 			r->in[j * r->n_sets + s] = old->in[i * old->n_sets + set_map[s]];
 }
 
-static size_t *maps(const struct xb_prt *r, const struct xb_prt *old, bool sets)
+static size_t *maps(const struct xb_posture_rt *r, const struct xb_posture_rt *old, bool sets)
 {
 	size_t n = sets ? r->n_sets : r->p->n_profiles, *m = malloc((n ? n : 1) * sizeof(*m));
 
@@ -548,19 +548,19 @@ static size_t *maps(const struct xb_prt *r, const struct xb_prt *old, bool sets)
 /* What the endpoint accepted but has not applied yet (a round not over)
  * follows its device and key by name; what the new policy lacks is
  * dropped. */
-static void repend(struct xb_prt *r, const struct xb_prt *old)
+static void repend(struct xb_posture_rt *r, const struct xb_posture_rt *old)
 {
 	size_t k = 0;
 
 	for (size_t i = 0; i < r->n_pend; i++) {
-		struct prt_pending e = r->pend[i];
+		struct posture_rt_pending e = r->pend[i];
 
-		e.dev = prt_find(r, old->dev[e.dev].name);
+		e.dev = posture_rt_find(r, old->dev[e.dev].name);
 		if (!e.rep && e.push.key)
 			e.push.key = xb_policy_mdm_key_by_name(r->p, e.push.key->name);
 		if (e.dev == SIZE_MAX || (!e.rep && !e.push.key)) {
-			xb_report_free(e.rep);
-			xb_mdm_push_free(&e.push);
+			xb_posture_report_free(e.rep);
+			xb_posture_mdm_push_free(&e.push);
 			continue;
 		}
 		r->pend[k++] = e;
@@ -568,17 +568,17 @@ static void repend(struct xb_prt *r, const struct xb_prt *old)
 	r->n_pend = k;
 }
 
-int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
+int xb_posture_rt_rebind(struct xb_posture_rt *r, const struct xb_policy *p)
 {
-	struct xb_prt old;
+	struct xb_posture_rt old;
 	size_t *pm, *sm, kept = 0;
-	struct xb_ptime now = prt_now();
+	struct xb_ptime now = posture_rt_now();
 	uint64_t t0 = clock_mono_ns();
 
 	/* What is queued names the old binding's devices and sets. Changes
 	 * still failing are dropped: the new table is compiled from the
 	 * devices' results, whatever the old sets hold. */
-	prt_flush(r);
+	posture_rt_flush(r);
 	r->n_chg = 0;
 	old = *r;
 	unbind(r);
@@ -592,22 +592,22 @@ int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 	}
 	/* One transaction for the transitions a reload may cause en masse
 	 * (a tightened profile): single commits run at ~6 500/s. */
-	bool tx = xb_pstore_begin(r->store) == 0;
+	bool tx = xb_posture_store_begin(r->store) == 0;
 
 	if (!tx)
-		log_warnx("posture: %s; transitions committed one by one", xb_pstore_error(r->store));
+		log_warnx("posture: %s; transitions committed one by one", xb_posture_store_error(r->store));
 	for (size_t j = 0; j < r->n_dev; j++) {
-		size_t i = prt_find(&old, r->dev[j].name);
+		size_t i = posture_rt_find(&old, r->dev[j].name);
 
 		if (i != SIZE_MAX) {
 			carry(r, j, &old, i, pm, sm);
 			kept++;
 		}
-		prt_judge(r, j, now, PRT_AUDIT | PRT_CUT);
+		posture_rt_judge(r, j, now, POSTURE_RT_AUDIT | POSTURE_RT_CUT);
 	}
-	prt_flush(r);
-	if (tx && xb_pstore_commit(r->store) < 0)
-		log_warnx("posture: storing transitions: %s", xb_pstore_error(r->store));
+	posture_rt_flush(r);
+	if (tx && xb_posture_store_commit(r->store) < 0)
+		log_warnx("posture: storing transitions: %s", xb_posture_store_error(r->store));
 	repend(r, &old);
 	free(pm);
 	free(sm);
@@ -622,21 +622,21 @@ int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p)
 static int load_report(void *ctx, const char *device, int64_t seq, int64_t received_at,
 		       const char *body)
 {
-	struct xb_prt *r = ctx;
-	size_t i = prt_find(r, device);
+	struct xb_posture_rt *r = ctx;
+	size_t i = posture_rt_find(r, device);
 	struct xb_report *rep;
 	char err[256];
 
 	(void)seq;
 	if (i == SIZE_MAX)
 		return 0;	/* not in this policy: kept in the store */
-	if (!(rep = xb_report_parse(body, strlen(body), err, sizeof(err)))) {
+	if (!(rep = xb_posture_report_parse(body, strlen(body), err, sizeof(err)))) {
 		log_warnx("posture: device %s: stored report unreadable (%s); ignored", device, err);
 		return 0;
 	}
 	/* Its age survives the restart only on the wall clock; from here on
 	 * it ages on the boot clock (xb_posture_stored_age). */
-	struct xb_ptime now = prt_now();
+	struct xb_ptime now = posture_rt_now();
 
 	xb_posture_set_report(&r->dev[i].st, rep, now);
 	r->dev[i].st.received -= xb_posture_stored_age(received_at / 1000, now.wall);
@@ -664,17 +664,17 @@ static bool value_from(const char *text, struct xb_value *out)
 
 static int load_nonce(void *ctx, const char *key, const char *nonce, int64_t until)
 {
-	struct xb_prt *r = ctx;
+	struct xb_posture_rt *r = ctx;
 
-	if (xb_mdm_replay_add(&r->replay, key, nonce, until / 1000, prt_now().wall) < 0)
+	if (xb_posture_mdm_replay_add(&r->replay, key, nonce, until / 1000, posture_rt_now().wall) < 0)
 		log_warnx("posture: the MDM replay cache is full; a stored nonce is not loaded");
 	return 0;
 }
 
-static int load_attr(void *ctx, const struct xb_pattr *a)
+static int load_attr(void *ctx, const struct xb_posture_store_attr *a)
 {
-	struct xb_prt *r = ctx;
-	size_t i = prt_find(r, a->device);
+	struct xb_posture_rt *r = ctx;
+	size_t i = posture_rt_find(r, a->device);
 	struct xb_mdm_push m = { .n_attrs = 1 };
 
 	if (i == SIZE_MAX || !(m.attrs = calloc(1, sizeof(*m.attrs))))
@@ -683,19 +683,19 @@ static int load_attr(void *ctx, const struct xb_pattr *a)
 	if (!(m.attrs->key = strdup(a->key)) || !value_from(a->value, &m.attrs->value)) {
 		log_warnx("posture: device %s: stored attribute %s unreadable; ignored", a->device,
 			  a->key);
-		xb_mdm_push_free(&m);
+		xb_posture_mdm_push_free(&m);
 		return 0;
 	}
-	xb_posture_push(&r->dev[i].st, &m, prt_now().wall);
-	xb_mdm_push_free(&m);	/* emptied by a successful push */
+	xb_posture_push(&r->dev[i].st, &m, posture_rt_now().wall);
+	xb_posture_mdm_push_free(&m);	/* emptied by a successful push */
 	return 0;
 }
 
-struct xb_prt *xb_prt_open(const struct xb_policy *p)
+struct xb_posture_rt *xb_posture_rt_open(const struct xb_policy *p)
 {
-	struct xb_prt *r = calloc(1, sizeof(*r));
+	struct xb_posture_rt *r = calloc(1, sizeof(*r));
 	char path[4096], err[512];
-	struct xb_ptime now = prt_now();
+	struct xb_ptime now = posture_rt_now();
 	int e;
 
 	if (!r)
@@ -703,15 +703,15 @@ struct xb_prt *xb_prt_open(const struct xb_policy *p)
 	r->epfd = -1;
 	if (mkdir(p->gateway.state_dir, 0750) < 0 && errno != EEXIST)
 		log_warn("posture: creating %s", p->gateway.state_dir);
-	snprintf(path, sizeof(path), "%s/%s", p->gateway.state_dir, XB_PRT_DB);
-	if (!(r->store = xb_pstore_open(path, XB_PSTORE_MOVE_ASIDE, err, sizeof(err)))) {
+	snprintf(path, sizeof(path), "%s/%s", p->gateway.state_dir, XB_POSTURE_RT_DB);
+	if (!(r->store = xb_posture_store_open(path, XB_POSTURE_STORE_MOVE_ASIDE, err, sizeof(err)))) {
 		log_warnx("posture: %s", err);
 		goto fail;
 	}
-	snprintf(path, sizeof(path), "%s/%s", p->gateway.state_dir, XB_PRT_LOG);
-	if (!(r->audit = xb_jsonlog_open(path, XB_PRT_LOG_MAX)))
+	snprintf(path, sizeof(path), "%s/%s", p->gateway.state_dir, XB_POSTURE_RT_LOG);
+	if (!(r->audit = xb_jsonlog_open(path, XB_POSTURE_RT_LOG_MAX)))
 		log_warnx("posture: no audit log: transitions go to the daemon's log only");
-	if ((e = xb_nftset_open(&r->nft)) < 0 || (e = xb_ct_open(&r->ct)) < 0) {
+	if ((e = xb_nft_set_open(&r->nft)) < 0 || (e = xb_conntrack_open(&r->ct)) < 0) {
 		log_warnx("posture: netlink: %s", strerror(-e));
 		goto fail;
 	}
@@ -719,74 +719,74 @@ struct xb_prt *xb_prt_open(const struct xb_policy *p)
 		log_warn("posture: setting up");
 		goto fail;
 	}
-	if (xb_pstore_foreach_report(r->store, load_report, r) < 0 ||
-	    xb_pstore_foreach_attr(r->store, now.wall * 1000, load_attr, r) < 0)
+	if (xb_posture_store_foreach_report(r->store, load_report, r) < 0 ||
+	    xb_posture_store_foreach_attr(r->store, now.wall * 1000, load_attr, r) < 0)
 		log_warnx("posture: reading %s: %s; devices without a state must report again",
-			  XB_PRT_DB, xb_pstore_error(r->store));
+			  XB_POSTURE_RT_DB, xb_posture_store_error(r->store));
 	/* The replay cache as it was: a push captured before the restart is
 	 * still refused while its time is in the window. Unreadable, no push
 	 * is taken (the cache is refused wholesale rather than half-known). */
-	if (xb_pstore_foreach_nonce(r->store, now.wall * 1000, load_nonce, r) < 0) {
-		log_warnx("posture: reading the MDM nonces from %s: %s", XB_PRT_DB,
-			  xb_pstore_error(r->store));
+	if (xb_posture_store_foreach_nonce(r->store, now.wall * 1000, load_nonce, r) < 0) {
+		log_warnx("posture: reading the MDM nonces from %s: %s", XB_POSTURE_RT_DB,
+			  xb_posture_store_error(r->store));
 		goto fail;
 	}
 	for (size_t i = 0; i < r->n_dev; i++)
-		prt_judge(r, i, now, 0);
+		posture_rt_judge(r, i, now, 0);
 	r->pruned = now.boot;
 	return r;
 fail:
-	xb_prt_close(r);
+	xb_posture_rt_close(r);
 	return NULL;
 }
 
-void xb_prt_tick(struct xb_prt *r)
+void xb_posture_rt_tick(struct xb_posture_rt *r)
 {
-	struct xb_ptime now = prt_now();
+	struct xb_ptime now = posture_rt_now();
 
 	for (size_t i = 0; i < r->n_dev; i++)
 		if ((r->dev[i].next_boot && r->dev[i].next_boot <= now.boot) ||
 		    (r->dev[i].next_wall && r->dev[i].next_wall <= now.wall))
-			prt_judge(r, i, now, PRT_ALL);
-	prt_flush(r);
+			posture_rt_judge(r, i, now, POSTURE_RT_ALL);
+	posture_rt_flush(r);
 	if (now.boot - r->pruned >= PRUNE_S) {
-		if (xb_pstore_prune(r->store, now.wall * 1000) < 0)
-			log_warnx("posture: pruning expired attributes and MDM nonces: %s", xb_pstore_error(r->store));
+		if (xb_posture_store_prune(r->store, now.wall * 1000) < 0)
+			log_warnx("posture: pruning expired attributes and MDM nonces: %s", xb_posture_store_error(r->store));
 		r->pruned = now.boot;
 	}
 }
 
-int xb_prt_fd(const struct xb_prt *r)
+int xb_posture_rt_fd(const struct xb_posture_rt *r)
 {
 	return r->epfd;
 }
 
-void xb_prt_process(struct xb_prt *r)
+void xb_posture_rt_process(struct xb_posture_rt *r)
 {
 	if (r->svc)
-		xb_psvc_process(r->svc);
+		xb_posture_http_process(r->svc);
 }
 
-void xb_prt_reopen_log(struct xb_prt *r)
+void xb_posture_rt_reopen_log(struct xb_posture_rt *r)
 {
 	if (r->audit && xb_jsonlog_reopen(r->audit) < 0)
 		log_warn("posture: reopening the audit log");
 }
 
-void xb_prt_close(struct xb_prt *r)
+void xb_posture_rt_close(struct xb_posture_rt *r)
 {
 	if (!r)
 		return;
-	xb_psvc_close(r->svc);
+	xb_posture_http_close(r->svc);
 	for (size_t k = 0; k < r->n_pend; k++)
-		prt_pending_drop(r, &r->pend[k]);
+		posture_rt_pending_drop(r, &r->pend[k]);
 	free(r->pend);
 	bound_free(r);
-	xb_mdm_replay_free(&r->replay);
-	xb_nftset_close(&r->nft);
-	xb_ct_close(&r->ct);
+	xb_posture_mdm_replay_free(&r->replay);
+	xb_nft_set_close(&r->nft);
+	xb_conntrack_close(&r->ct);
 	xb_jsonlog_close(r->audit);
-	xb_pstore_close(r->store);
+	xb_posture_store_close(r->store);
 	if (r->epfd >= 0)
 		close(r->epfd);
 	free(r->chg);

@@ -4,7 +4,7 @@
  *   state      one xb_posture_state per device, kept by device name, so
  *              a reload keeps what each device reported
  *   store      STATE_DIR/posture.db: loaded at open and re-evaluated
- *   endpoint   xb_psvc on the gateway's pool addresses and posture_port,
+ *   endpoint   xb_posture_http on the gateway's pool addresses and posture_port,
  *              and on gateway.posture_admin when the policy sets it
  *   sets       a device is in the _dev4/_dev6 set of a posture rule
  *              while it passes one of the rule's profiles; rules sharing
@@ -15,7 +15,7 @@
  * A device is re-evaluated on every accepted report and push, once the
  * endpoint's round has committed and before the answer leaves (a 200
  * means "stored and enforced", a 503 "nothing changed"), on reload (all
- * of them), and by xb_prt_tick() when its report ages past a profile's
+ * of them), and by xb_posture_rt_tick() when its report ages past a profile's
  * max_age (on the boot clock) or a pushed attribute expires (on the wall
  * clock). One thread: the daemon's.
  */
@@ -29,50 +29,50 @@
 
 #include "policy/policy.h"
 
-#define XB_PRT_DB	"posture.db"	/* under the gateway's state_dir */
-#define XB_PRT_LOG	"posture.log"	/* the audit log, JSON lines */
-#define XB_PRT_LOG_MAX	(64u << 20)	/* bytes before it rotates to .1 */
+#define XB_POSTURE_RT_DB	"posture.db"	/* under the gateway's state_dir */
+#define XB_POSTURE_RT_LOG	"posture.log"	/* the audit log, JSON lines */
+#define XB_POSTURE_RT_LOG_MAX	(64u << 20)	/* bytes before it rotates to .1 */
 
-struct xb_prt;
+struct xb_posture_rt;
 
 /* Open the store under p's state_dir (a corrupt one is moved aside), load
  * every device's last report and pushed attributes, evaluate every device
  * against p (quietly: this is the state before the restart), and open
  * netlink for the sets and conntrack. The endpoint is not listening yet:
- * xb_prt_listen(). p must stay valid until the next xb_prt_rebind(). NULL
+ * xb_posture_rt_listen(). p must stay valid until the next xb_posture_rt_rebind(). NULL
  * with the reason logged. */
-struct xb_prt *xb_prt_open(const struct xb_policy *p);
+struct xb_posture_rt *xb_posture_rt_open(const struct xb_policy *p);
 /* Listen on p's addresses (again, when they changed since the last call).
  * 0, or -1 with the reason logged (the old endpoint, if any, stays). */
-int xb_prt_listen(struct xb_prt *r);
-/* An epoll fd: readable when xb_prt_process() has work. */
-int xb_prt_fd(const struct xb_prt *r);
-void xb_prt_process(struct xb_prt *r);
+int xb_posture_rt_listen(struct xb_posture_rt *r);
+/* An epoll fd: readable when xb_posture_rt_process() has work. */
+int xb_posture_rt_fd(const struct xb_posture_rt *r);
+void xb_posture_rt_process(struct xb_posture_rt *r);
 /* Every second: devices whose report aged past a max_age or whose pushed
  * attribute expired are re-evaluated and enforced; expired attributes are
  * pruned from the store now and then. */
-void xb_prt_tick(struct xb_prt *r);
+void xb_posture_rt_tick(struct xb_posture_rt *r);
 
 /* A new policy: carry each device's state over by name and evaluate every
  * device against p. The set memberships are then those the compiler must
- * write (xb_prt_ok); transitions are audited, and a device that left a set
+ * write (xb_posture_rt_ok); transitions are audited, and a device that left a set
  * has its flows cut. Call it before compiling p's table. */
-int xb_prt_rebind(struct xb_prt *r, const struct xb_policy *p);
+int xb_posture_rt_rebind(struct xb_posture_rt *r, const struct xb_policy *p);
 
 /* The posture callback of xb_compile_opts and of the DNS service: does
- * device pass rule's posture (one of its profiles)? ctx is the xb_prt. */
-bool xb_prt_ok(void *ctx, size_t rule, size_t device);
+ * device pass rule's posture (one of its profiles)? ctx is the xb_posture_rt. */
+bool xb_posture_rt_ok(void *ctx, size_t rule, size_t device);
 
 /* For the control commands: a device's summary (compliant profiles,
  * failing checks, report age) and its full evaluation. */
-json_t *xb_prt_summary(struct xb_prt *r, size_t device);
-json_t *xb_prt_detail(struct xb_prt *r, size_t device);
+json_t *xb_posture_rt_summary(struct xb_posture_rt *r, size_t device);
+json_t *xb_posture_rt_detail(struct xb_posture_rt *r, size_t device);
 /* Counters: reports, pushes, transitions, cuts, enforcement latency. */
-json_t *xb_prt_status(const struct xb_prt *r);
+json_t *xb_posture_rt_status(const struct xb_posture_rt *r);
 
 /* Reopen the audit log (SIGHUP). */
-void xb_prt_reopen_log(struct xb_prt *r);
+void xb_posture_rt_reopen_log(struct xb_posture_rt *r);
 /* Close everything. NULL is ignored. */
-void xb_prt_close(struct xb_prt *r);
+void xb_posture_rt_close(struct xb_posture_rt *r);
 
 #endif

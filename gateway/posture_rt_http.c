@@ -1,4 +1,4 @@
-/* The posture runtime's side of the HTTP endpoint (the xb_psvc callbacks)
+/* The posture runtime's side of the HTTP endpoint (the xb_posture_http callbacks)
  * and its views for the control commands. See posture_rt.h. */
 #include "gateway/posture_rt_int.h"
 #include "common/clock.h"
@@ -13,7 +13,7 @@
 
 /* --- the endpoint's callbacks ------------------------------------------------------- */
 
-static const struct prt_addr *find_addr(const struct prt_addr *v, size_t n, const uint8_t *a,
+static const struct posture_rt_addr *find_addr(const struct posture_rt_addr *v, size_t n, const uint8_t *a,
 					size_t len)
 {
 	size_t lo = 0, hi = n;
@@ -36,8 +36,8 @@ static const struct prt_addr *find_addr(const struct prt_addr *v, size_t n, cons
  * sending peer's own inner address, so the source names the device. */
 static const char *device_for(void *ctx, const struct sockaddr *peer)
 {
-	const struct xb_prt *r = ctx;
-	const struct prt_addr *hit = NULL;
+	const struct xb_posture_rt *r = ctx;
+	const struct posture_rt_addr *hit = NULL;
 	uint8_t a[16] = { 0 };
 
 	if (peer->sa_family == AF_INET) {
@@ -56,22 +56,22 @@ static const char *device_for(void *ctx, const struct sockaddr *peer)
 	return hit ? r->dev[hit->dev].name : NULL;
 }
 
-static json_t *compliant_json(const struct xb_prt *r, size_t i)
+static json_t *compliant_json(const struct xb_posture_rt *r, size_t i)
 {
 	json_t *a = json_array();
 
 	for (size_t k = 0; a && k < r->p->n_profiles; k++)
-		if (r->pok[i * r->p->n_profiles + k] == PRT_PASS)
+		if (r->pok[i * r->p->n_profiles + k] == POSTURE_RT_PASS)
 			json_array_append_new(a, json_string(r->p->profiles[k].name));
 	return a;
 }
 
 /* A new entry at the end of the pending list, zeroed; NULL: out of memory. */
-static struct prt_pending *pend_add(struct xb_prt *r)
+static struct posture_rt_pending *pend_add(struct xb_posture_rt *r)
 {
 	if (r->n_pend == r->cap_pend) {
 		size_t c = r->cap_pend ? r->cap_pend * 2 : 16;
-		struct prt_pending *v = realloc(r->pend, c * sizeof(*v));
+		struct posture_rt_pending *v = realloc(r->pend, c * sizeof(*v));
 
 		if (!v)
 			return NULL;
@@ -83,7 +83,7 @@ static struct prt_pending *pend_add(struct xb_prt *r)
 }
 
 /* The profiles device i would pass with rep as its report. */
-static json_t *would_comply(const struct xb_prt *r, size_t i, const struct xb_report *rep,
+static json_t *would_comply(const struct xb_posture_rt *r, size_t i, const struct xb_report *rep,
 			    struct xb_ptime now)
 {
 	struct xb_posture_state st = r->dev[i].st;	/* a shallow copy, read only */
@@ -108,29 +108,29 @@ static json_t *would_comply(const struct xb_prt *r, size_t i, const struct xb_re
 static int on_report(void *ctx, const char *device, json_t *report, json_t **reply, char *err,
 		     size_t errlen)
 {
-	struct xb_prt *r = ctx;
+	struct xb_posture_rt *r = ctx;
 	uint64_t t0 = clock_mono_ns();
-	size_t i = prt_find(r, device);
-	struct xb_report *rep = xb_report_from_json(report, err, errlen);
-	struct prt_pending *e;
+	size_t i = posture_rt_find(r, device);
+	struct xb_report *rep = xb_posture_report_from_json(report, err, errlen);
+	struct posture_rt_pending *e;
 
 	if (i == SIZE_MAX || !rep) {
 		if (i == SIZE_MAX)
 			snprintf(err, errlen, "not a device of the policy");
-		xb_report_free(rep);
+		xb_posture_report_free(rep);
 		return -1;
 	}
 	if (!(e = pend_add(r))) {
 		snprintf(err, errlen, "out of memory");
-		xb_report_free(rep);
+		xb_posture_report_free(rep);
 		return -1;
 	}
-	*e = (struct prt_pending){ .dev = i, .rep = rep, .t0 = t0 };
-	*reply = json_pack("{s:o}", "compliant", would_comply(r, i, rep, prt_now()));
+	*e = (struct posture_rt_pending){ .dev = i, .rep = rep, .t0 = t0 };
+	*reply = json_pack("{s:o}", "compliant", would_comply(r, i, rep, posture_rt_now()));
 	return 0;
 }
 
-json_t *prt_value_json(const struct xb_value *v)
+json_t *posture_rt_value_json(const struct xb_value *v)
 {
 	switch (v->type) {
 	case XB_VAL_STR:
@@ -159,7 +159,7 @@ static json_t *push_json(const struct xb_mdm_push *m)
 	for (size_t k = 0; a && k < m->n_attrs; k++)
 		json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:I, s:s}",
 			"device", m->device, "key", m->attrs[k].key,
-			"value", prt_value_json(&m->attrs[k].value),
+			"value", posture_rt_value_json(&m->attrs[k].value),
 			"expires_at", (json_int_t)m->attrs[k].expires * 1000, "source", m->key->name));
 	return a;
 }
@@ -167,9 +167,9 @@ static json_t *push_json(const struct xb_mdm_push *m)
 static int on_push(void *ctx, const char *body, size_t len, const char *sig, json_t **attrs,
 		   char *err, size_t errlen)
 {
-	struct xb_prt *r = ctx;
+	struct xb_posture_rt *r = ctx;
 	struct xb_mdm_push m = { 0 };
-	int64_t now = prt_now().wall;
+	int64_t now = posture_rt_now().wall;
 	enum xb_mdm_refusal why;
 	size_t i;
 
@@ -177,91 +177,91 @@ static int on_push(void *ctx, const char *body, size_t len, const char *sig, jso
 		snprintf(err, errlen, "no X-Xborder-Signature header");
 		return 401;
 	}
-	why = xb_mdm_verify(r->p, &r->replay, body, len, sig, now, &m, err, errlen);
+	why = xb_posture_mdm_verify(r->p, &r->replay, body, len, sig, now, &m, err, errlen);
 	if (why != XB_MDM_OK)
 		return push_status[why];
-	if ((i = prt_find(r, m.device)) == SIZE_MAX || !(*attrs = push_json(&m))) {
+	if ((i = posture_rt_find(r, m.device)) == SIZE_MAX || !(*attrs = push_json(&m))) {
 		snprintf(err, errlen, i == SIZE_MAX ? "device: not in the policy" : "out of memory");
-		xb_mdm_push_free(&m);
+		xb_posture_mdm_push_free(&m);
 		return i == SIZE_MAX ? 404 : 422;
 	}
 	/* The nonce goes into the request's savepoint with the attributes:
 	 * kept (and so refused after a restart) exactly when they are. */
-	struct prt_pending *e = NULL;
+	struct posture_rt_pending *e = NULL;
 	int64_t until = m.until * 1000;
-	int rc = xb_pstore_put_nonce(r->store, m.key->name, m.nonce, until) < 0 ? 503 :
+	int rc = xb_posture_store_put_nonce(r->store, m.key->name, m.nonce, until) < 0 ? 503 :
 		 !(e = pend_add(r)) ? 422 : 0;
 
 	if (rc) {
 		snprintf(err, errlen, rc == 503 ? "storage error" : "out of memory");
-		xb_mdm_replay_forget(&r->replay, m.key->name, m.nonce);
-		xb_mdm_push_free(&m);
+		xb_posture_mdm_replay_forget(&r->replay, m.key->name, m.nonce);
+		xb_posture_mdm_push_free(&m);
 		json_decref(*attrs);
 		*attrs = NULL;
 		return rc;
 	}
-	*e = (struct prt_pending){ .dev = i, .push = m };
+	*e = (struct posture_rt_pending){ .dev = i, .push = m };
 	return 0;
 }
 
 /* After the round's commit: apply its reports and pushes in order, judge
  * each device, then its set changes in one nft batch and its cuts in one
- * conntrack pass (xb_ct_cut_many), before the round's answers. The
+ * conntrack pass (xb_conntrack_cut_many), before the round's answers. The
  * transitions they cause share one transaction. When the commit failed,
  * everything pending is dropped (pushes' nonces forgotten with it). */
 static void on_round(void *ctx, bool committed)
 {
-	struct xb_prt *r = ctx;
-	struct xb_ptime now = prt_now();
-	bool tx = committed && r->n_pend && xb_pstore_begin(r->store) == 0;
+	struct xb_posture_rt *r = ctx;
+	struct xb_ptime now = posture_rt_now();
+	bool tx = committed && r->n_pend && xb_posture_store_begin(r->store) == 0;
 
 	for (size_t k = 0; k < r->n_pend; k++) {
-		struct prt_pending *e = &r->pend[k];
-		struct prt_dev *d = &r->dev[e->dev];
+		struct posture_rt_pending *e = &r->pend[k];
+		struct posture_rt_dev *d = &r->dev[e->dev];
 
 		if (!committed) {
-			prt_pending_drop(r, e);
+			posture_rt_pending_drop(r, e);
 			continue;
 		}
 		if (e->rep) {
 			xb_posture_set_report(&d->st, e->rep, now);
 			e->rep = NULL;
 			r->stat.reports++;
-			prt_arrived(r, e->t0);
+			posture_rt_arrived(r, e->t0);
 		} else {
 			if (xb_posture_push(&d->st, &e->push, now.wall) < 0)
 				log_warnx("posture: device %s: out of memory merging a push", d->name);
-			xb_mdm_push_free(&e->push);
+			xb_posture_mdm_push_free(&e->push);
 			r->stat.pushes++;
 		}
-		prt_judge(r, e->dev, now, PRT_ALL);
+		posture_rt_judge(r, e->dev, now, POSTURE_RT_ALL);
 	}
 	r->n_pend = 0;
-	prt_flush(r);
-	if (tx && xb_pstore_commit(r->store) < 0)
-		log_warnx("posture: storing transitions: %s", xb_pstore_error(r->store));
+	posture_rt_flush(r);
+	if (tx && xb_posture_store_commit(r->store) < 0)
+		log_warnx("posture: storing transitions: %s", xb_posture_store_error(r->store));
 }
 
 /* The last accepted request's writes were undone: it never happened. */
 static void on_undo(void *ctx)
 {
-	struct xb_prt *r = ctx;
+	struct xb_posture_rt *r = ctx;
 
 	if (r->n_pend)
-		prt_pending_drop(r, &r->pend[--r->n_pend]);
+		posture_rt_pending_drop(r, &r->pend[--r->n_pend]);
 }
 
-const struct xb_psvc_ops prt_ops = { device_for, on_report, on_push, on_round, on_undo };
+const struct xb_posture_http_ops posture_rt_ops = { device_for, on_report, on_push, on_round, on_undo };
 
 /* --- listening ------------------------------------------------------------------- */
 
-int xb_prt_listen(struct xb_prt *r)
+int xb_posture_rt_listen(struct xb_posture_rt *r)
 {
 	const struct xb_gateway *g = &r->p->gateway;
 	char a4[INET6_ADDRSTRLEN] = "", a6[INET6_ADDRSTRLEN] = "", adm[INET6_ADDRSTRLEN] = "";
 	const struct xb_posture_limits *pl = &g->posture_limits;
 	char key[sizeof(r->svc_key)];
-	struct xb_psvc_config c = {
+	struct xb_posture_http_config c = {
 		.port = g->posture_port, .ifname = g->interface,
 		.rate = pl->rate, .burst = pl->burst, .nonces_per_device = pl->nonces_per_device,
 		.conns_per_source = pl->conns_per_source, .header_timeout_s = pl->header_timeout,
@@ -287,17 +287,17 @@ int xb_prt_listen(struct xb_prt *r)
 	/* The same ports may be asked for again: the old service goes first
 	 * (its unused nonces with it; devices fetch new ones). */
 	if (r->svc) {
-		epoll_ctl(r->epfd, EPOLL_CTL_DEL, xb_psvc_fd(r->svc), NULL);
-		xb_psvc_close(r->svc);
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, xb_posture_http_fd(r->svc), NULL);
+		xb_posture_http_close(r->svc);
 		r->svc_key[0] = '\0';
 	}
-	if (!(r->svc = xb_psvc_open(&c, &prt_ops, r, r->store, r->audit)))
+	if (!(r->svc = xb_posture_http_open(&c, &posture_rt_ops, r, r->store, r->audit)))
 		return -1;
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = xb_psvc_fd(r->svc) };
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = xb_posture_http_fd(r->svc) };
 
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
 		log_warn("posture: epoll");
-		xb_psvc_close(r->svc);
+		xb_posture_http_close(r->svc);
 		r->svc = NULL;
 		return -1;
 	}
@@ -309,14 +309,14 @@ int xb_prt_listen(struct xb_prt *r)
 
 /* --- views ------------------------------------------------------------------------ */
 
-static json_t *age_json(const struct prt_dev *d, struct xb_ptime now)
+static json_t *age_json(const struct posture_rt_dev *d, struct xb_ptime now)
 {
 	return d->st.report ? json_integer(now.boot - d->st.received) : json_null();
 }
 
-json_t *xb_prt_summary(struct xb_prt *r, size_t i)
+json_t *xb_posture_rt_summary(struct xb_posture_rt *r, size_t i)
 {
-	struct xb_ptime now = prt_now();
+	struct xb_ptime now = posture_rt_now();
 	json_int_t failing = 0;
 
 	if (i >= r->n_dev)
@@ -354,15 +354,15 @@ static json_t *attrs_json(const struct xb_posture_state *st, int64_t now)
 	for (size_t k = 0; a && k < st->n_mdm; k++)
 		if (st->mdm[k].expires > now)
 			json_array_append_new(a, json_pack("{s:s, s:o, s:I}",
-				"key", st->mdm[k].key, "value", prt_value_json(&st->mdm[k].value),
+				"key", st->mdm[k].key, "value", posture_rt_value_json(&st->mdm[k].value),
 				"expires", (json_int_t)st->mdm[k].expires));
 	return a;
 }
 
-json_t *xb_prt_detail(struct xb_prt *r, size_t i)
+json_t *xb_posture_rt_detail(struct xb_posture_rt *r, size_t i)
 {
-	struct xb_ptime now = prt_now();
-	const struct prt_dev *d = &r->dev[i];
+	struct xb_ptime now = posture_rt_now();
+	const struct posture_rt_dev *d = &r->dev[i];
 	json_t *o, *profiles = json_array();
 
 	for (size_t k = 0; profiles && k < r->p->n_profiles; k++) {
@@ -388,13 +388,13 @@ json_t *xb_prt_detail(struct xb_prt *r, size_t i)
 
 /* The enforcement latency below which a share q of reports fell, from the
  * log2 histogram: an upper bound, in microseconds. */
-static uint64_t quantile(const struct xb_prt *r, double q)
+static uint64_t quantile(const struct xb_posture_rt *r, double q)
 {
 	uint64_t total = 0, seen = 0;
 
-	for (unsigned b = 0; b < PRT_LAT_BUCKETS; b++)
+	for (unsigned b = 0; b < POSTURE_RT_LAT_BUCKETS; b++)
 		total += r->stat.lat[b];
-	for (unsigned b = 0; b < PRT_LAT_BUCKETS && total; b++) {
+	for (unsigned b = 0; b < POSTURE_RT_LAT_BUCKETS && total; b++) {
 		seen += r->stat.lat[b];
 		if ((double)seen >= q * (double)total)
 			return (2ULL << b) < r->stat.lat_max_us ? (2ULL << b) : r->stat.lat_max_us;
@@ -403,19 +403,19 @@ static uint64_t quantile(const struct xb_prt *r, double q)
 }
 
 /* What the endpoint's limits refused (docs/operations.md). */
-static json_t *limits_json(const struct xb_prt *r)
+static json_t *limits_json(const struct xb_posture_rt *r)
 {
-	struct xb_psvc_stats st = { 0 };
+	struct xb_posture_http_stats st = { 0 };
 
 	if (r->svc)
-		xb_psvc_stats(r->svc, &st);
+		xb_posture_http_stats(r->svc, &st);
 	return json_pack("{s:I, s:I, s:I, s:I}", "rate_limited", (json_int_t)st.limited,
 			 "connections_refused", (json_int_t)st.conns_refused,
 			 "deadline_closed", (json_int_t)st.deadline_closed,
 			 "nonce_table_full", (json_int_t)st.nonce_full);
 }
 
-json_t *xb_prt_status(const struct xb_prt *r)
+json_t *xb_posture_rt_status(const struct xb_posture_rt *r)
 {
 	size_t compliant = 0, reported = 0;
 	json_t *o;
@@ -423,7 +423,7 @@ json_t *xb_prt_status(const struct xb_prt *r)
 	for (size_t i = 0; i < r->n_dev; i++) {
 		reported += r->dev[i].st.report != NULL;
 		for (size_t k = 0; k < r->p->n_profiles; k++)
-			if (r->pok[i * r->p->n_profiles + k] == PRT_PASS) {
+			if (r->pok[i * r->p->n_profiles + k] == POSTURE_RT_PASS) {
 				compliant++;
 				break;
 			}

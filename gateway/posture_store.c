@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const migrations[XB_PSTORE_SCHEMA] = {
+static const char *const migrations[XB_POSTURE_STORE_SCHEMA] = {
 	/* 0 -> 1 */
 	"CREATE TABLE devices ("
 	"  device TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, last_at INTEGER NOT NULL"
@@ -91,11 +91,11 @@ static const char *const sql[ST_N] = {
 	[ST_NONCE_PRUNE] = "DELETE FROM mdm_nonces WHERE until < ?1",
 };
 
-struct xb_pstore {
+struct xb_posture_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_N];
 	unsigned reports, transitions;	/* kept per device */
-	bool in_tx;			/* inside xb_pstore_begin() */
+	bool in_tx;			/* inside xb_posture_store_begin() */
 };
 
 static void say(char *err, size_t errlen, const char *fmt, ...)
@@ -148,12 +148,12 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 	if (rc != SQLITE_OK)
 		return rc;
 	ver = strtol(v, NULL, 10);
-	if (ver > XB_PSTORE_SCHEMA) {
+	if (ver > XB_POSTURE_STORE_SCHEMA) {
 		say(err, errlen, "%s: schema version %ld is from a newer xborder (this one knows %d)",
-		    path, ver, XB_PSTORE_SCHEMA);
+		    path, ver, XB_POSTURE_STORE_SCHEMA);
 		return SQLITE_ERROR;
 	}
-	for (; ver < XB_PSTORE_SCHEMA; ver++) {
+	for (; ver < XB_POSTURE_STORE_SCHEMA; ver++) {
 		snprintf(q, sizeof(q), "PRAGMA user_version = %ld", ver + 1);
 		if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK ||
 		    (rc = sqlite3_exec(db, migrations[ver], NULL, NULL, NULL)) != SQLITE_OK ||
@@ -175,7 +175,7 @@ static int setup(sqlite3 *db, const char *path, char *err, size_t errlen)
 	char v[256];
 	int rc;
 
-	sqlite3_busy_timeout(db, XB_PSTORE_BUSY_MS);
+	sqlite3_busy_timeout(db, XB_POSTURE_STORE_BUSY_MS);
 	/* quick_check first: on a file that is not a database even the journal
 	 * mode pragma fails, and the error should say "corrupt". */
 	rc = pragma(db, "PRAGMA quick_check", v, sizeof(v));
@@ -198,7 +198,7 @@ static int setup(sqlite3 *db, const char *path, char *err, size_t errlen)
 	return migrate(db, path, err, errlen);
 }
 
-static int prepare(struct xb_pstore *s, const char *path, char *err, size_t errlen)
+static int prepare(struct xb_posture_store *s, const char *path, char *err, size_t errlen)
 {
 	for (int i = 0; i < ST_N; i++) {
 		int rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -231,17 +231,17 @@ static int move_aside(const char *path, char *to, size_t tolen)
 	return 0;
 }
 
-static struct xb_pstore *try_open(const char *path, char *err, size_t errlen, int *rc)
+static struct xb_posture_store *try_open(const char *path, char *err, size_t errlen, int *rc)
 {
-	struct xb_pstore *s = calloc(1, sizeof(*s));
+	struct xb_posture_store *s = calloc(1, sizeof(*s));
 
 	if (!s) {
 		say(err, errlen, "%s: out of memory", path);
 		*rc = SQLITE_NOMEM;
 		return NULL;
 	}
-	s->reports = XB_PSTORE_REPORTS;
-	s->transitions = XB_PSTORE_TRANSITIONS;
+	s->reports = XB_POSTURE_STORE_REPORTS;
+	s->transitions = XB_POSTURE_STORE_TRANSITIONS;
 	*rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			      SQLITE_OPEN_NOMUTEX, NULL);
 	if (*rc != SQLITE_OK) {
@@ -250,18 +250,18 @@ static struct xb_pstore *try_open(const char *path, char *err, size_t errlen, in
 		   (*rc = prepare(s, path, err, errlen)) == SQLITE_OK) {
 		return s;
 	}
-	xb_pstore_close(s);
+	xb_posture_store_close(s);
 	return NULL;
 }
 
-struct xb_pstore *xb_pstore_open(const char *path, unsigned flags, char *err, size_t errlen)
+struct xb_posture_store *xb_posture_store_open(const char *path, unsigned flags, char *err, size_t errlen)
 {
 	char aside[PATH_MAX];
-	struct xb_pstore *s;
+	struct xb_posture_store *s;
 	int rc;
 
 	s = try_open(path, err, errlen, &rc);
-	if (s || !corrupt(rc) || !(flags & XB_PSTORE_MOVE_ASIDE))
+	if (s || !corrupt(rc) || !(flags & XB_POSTURE_STORE_MOVE_ASIDE))
 		return s;
 	log_warnx("posture store %s", err);
 	if (move_aside(path, aside, sizeof(aside)) < 0) {
@@ -274,13 +274,13 @@ struct xb_pstore *xb_pstore_open(const char *path, unsigned flags, char *err, si
 	return try_open(path, err, errlen, &rc);
 }
 
-void xb_pstore_set_limits(struct xb_pstore *s, unsigned reports, unsigned transitions)
+void xb_posture_store_set_limits(struct xb_posture_store *s, unsigned reports, unsigned transitions)
 {
 	s->reports = reports ? reports : 1;
 	s->transitions = transitions ? transitions : 1;
 }
 
-void xb_pstore_close(struct xb_pstore *s)
+void xb_posture_store_close(struct xb_posture_store *s)
 {
 	if (!s)
 		return;
@@ -290,7 +290,7 @@ void xb_pstore_close(struct xb_pstore *s)
 	free(s);
 }
 
-const char *xb_pstore_error(const struct xb_pstore *s)
+const char *xb_posture_store_error(const struct xb_posture_store *s)
 {
 	return sqlite3_errmsg(s->db);
 }
@@ -298,7 +298,7 @@ const char *xb_pstore_error(const struct xb_pstore *s)
 /* --- writes ------------------------------------------------------------------ */
 
 /* Run a bound statement to its end and reset it; 0 or -1 (logged). */
-static int run(struct xb_pstore *s, int i)
+static int run(struct xb_posture_store *s, int i)
 {
 	sqlite3_stmt *st = s->st[i];
 	int rc = sqlite3_step(st);
@@ -315,7 +315,7 @@ static void text(sqlite3_stmt *st, int col, const char *v)
 	sqlite3_bind_text(st, col, v ? v : "", -1, SQLITE_STATIC);
 }
 
-int xb_pstore_begin(struct xb_pstore *s)
+int xb_posture_store_begin(struct xb_posture_store *s)
 {
 	if (s->in_tx || run(s, ST_BEGIN) < 0)
 		return -1;
@@ -323,31 +323,31 @@ int xb_pstore_begin(struct xb_pstore *s)
 	return 0;
 }
 
-int xb_pstore_commit(struct xb_pstore *s)
+int xb_posture_store_commit(struct xb_posture_store *s)
 {
 	if (!s->in_tx)
 		return -1;
 	if (run(s, ST_COMMIT) < 0) {
-		xb_pstore_rollback(s);
+		xb_posture_store_rollback(s);
 		return -1;
 	}
 	s->in_tx = false;
 	return 0;
 }
 
-void xb_pstore_rollback(struct xb_pstore *s)
+void xb_posture_store_rollback(struct xb_posture_store *s)
 {
 	if (s->in_tx && sqlite3_get_autocommit(s->db) == 0)
 		run(s, ST_ROLLBACK);
 	s->in_tx = false;
 }
 
-int xb_pstore_mark(struct xb_pstore *s)
+int xb_posture_store_mark(struct xb_posture_store *s)
 {
 	return s->in_tx ? run(s, ST_MARK) : -1;
 }
 
-int xb_pstore_unmark(struct xb_pstore *s, bool keep)
+int xb_posture_store_unmark(struct xb_posture_store *s, bool keep)
 {
 	if (!keep && run(s, ST_UNDO) < 0)
 		return -1;
@@ -360,22 +360,22 @@ int xb_pstore_unmark(struct xb_pstore *s, bool keep)
 
 /* A write of several statements is atomic: inside the caller's transaction,
  * or in one of its own. */
-static bool own_begin(struct xb_pstore *s)
+static bool own_begin(struct xb_posture_store *s)
 {
-	return !s->in_tx && xb_pstore_begin(s) == 0;
+	return !s->in_tx && xb_posture_store_begin(s) == 0;
 }
 
-static int own_end(struct xb_pstore *s, bool own, int rc)
+static int own_end(struct xb_posture_store *s, bool own, int rc)
 {
 	if (!own)
 		return rc;
 	if (rc == 0)
-		return xb_pstore_commit(s);
-	xb_pstore_rollback(s);
+		return xb_posture_store_commit(s);
+	xb_posture_store_rollback(s);
 	return -1;
 }
 
-int xb_pstore_last_seq(struct xb_pstore *s, const char *device, int64_t *seq)
+int xb_posture_store_last_seq(struct xb_posture_store *s, const char *device, int64_t *seq)
 {
 	sqlite3_stmt *st = s->st[ST_SEQ];
 	int rc;
@@ -391,7 +391,7 @@ int xb_pstore_last_seq(struct xb_pstore *s, const char *device, int64_t *seq)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-int xb_pstore_put_report(struct xb_pstore *s, const char *device, int64_t seq,
+int xb_posture_store_put_report(struct xb_posture_store *s, const char *device, int64_t seq,
 			 int64_t received_at, const char *body)
 {
 	bool own = own_begin(s);
@@ -418,7 +418,7 @@ int xb_pstore_put_report(struct xb_pstore *s, const char *device, int64_t seq,
 	return own_end(s, own, rc);
 }
 
-int xb_pstore_put_attr(struct xb_pstore *s, const struct xb_pattr *a)
+int xb_posture_store_put_attr(struct xb_posture_store *s, const struct xb_posture_store_attr *a)
 {
 	sqlite3_stmt *st = s->st[ST_ATTR];
 
@@ -430,7 +430,7 @@ int xb_pstore_put_attr(struct xb_pstore *s, const struct xb_pattr *a)
 	return run(s, ST_ATTR);
 }
 
-int xb_pstore_put_transition(struct xb_pstore *s, const struct xb_ptransition *t)
+int xb_posture_store_put_transition(struct xb_posture_store *s, const struct xb_posture_store_transition *t)
 {
 	bool own = own_begin(s);
 	sqlite3_stmt *st = s->st[ST_TRANS];
@@ -452,7 +452,7 @@ int xb_pstore_put_transition(struct xb_pstore *s, const struct xb_ptransition *t
 	return own_end(s, own, rc);
 }
 
-int xb_pstore_put_nonce(struct xb_pstore *s, const char *key, const char *nonce,
+int xb_posture_store_put_nonce(struct xb_posture_store *s, const char *key, const char *nonce,
 			int64_t until)
 {
 	sqlite3_stmt *st = s->st[ST_NONCE];
@@ -463,7 +463,7 @@ int xb_pstore_put_nonce(struct xb_pstore *s, const char *key, const char *nonce,
 	return run(s, ST_NONCE);
 }
 
-int xb_pstore_prune(struct xb_pstore *s, int64_t now)
+int xb_posture_store_prune(struct xb_posture_store *s, int64_t now)
 {
 	int n;
 
@@ -487,7 +487,7 @@ static const char *col(sqlite3_stmt *st, int i)
 }
 
 /* Step st through its rows, calling row() for each; see foreach in the header. */
-static int walk(struct xb_pstore *s, sqlite3_stmt *st, int (*row)(sqlite3_stmt *, void *, void *),
+static int walk(struct xb_posture_store *s, sqlite3_stmt *st, int (*row)(sqlite3_stmt *, void *, void *),
 		void *fn, void *ctx)
 {
 	int rc, ret = 0;
@@ -506,36 +506,36 @@ static int walk(struct xb_pstore *s, sqlite3_stmt *st, int (*row)(sqlite3_stmt *
 
 static int report_row(sqlite3_stmt *st, void *fn, void *ctx)
 {
-	return ((xb_pstore_report_fn)fn)(ctx, col(st, 0), sqlite3_column_int64(st, 1),
+	return ((xb_posture_store_report_fn)fn)(ctx, col(st, 0), sqlite3_column_int64(st, 1),
 					 sqlite3_column_int64(st, 2), col(st, 3));
 }
 
 static int attr_row(sqlite3_stmt *st, void *fn, void *ctx)
 {
-	struct xb_pattr a = {
+	struct xb_posture_store_attr a = {
 		.device = col(st, 0), .key = col(st, 1), .value = col(st, 2),
 		.expires_at = sqlite3_column_int64(st, 3), .source = col(st, 4),
 	};
 
-	return ((xb_pstore_attr_fn)fn)(ctx, &a);
+	return ((xb_posture_store_attr_fn)fn)(ctx, &a);
 }
 
 static int transition_row(sqlite3_stmt *st, void *fn, void *ctx)
 {
-	struct xb_ptransition t = {
+	struct xb_posture_store_transition t = {
 		.device = col(st, 0), .profile = col(st, 1), .at = sqlite3_column_int64(st, 2),
 		.from = col(st, 3), .to = col(st, 4), .reason = col(st, 5),
 	};
 
-	return ((xb_pstore_transition_fn)fn)(ctx, &t);
+	return ((xb_posture_store_transition_fn)fn)(ctx, &t);
 }
 
-int xb_pstore_foreach_report(struct xb_pstore *s, xb_pstore_report_fn fn, void *ctx)
+int xb_posture_store_foreach_report(struct xb_posture_store *s, xb_posture_store_report_fn fn, void *ctx)
 {
 	return walk(s, s->st[ST_LAST_REPORTS], report_row, (void *)fn, ctx);
 }
 
-int xb_pstore_foreach_attr(struct xb_pstore *s, int64_t now, xb_pstore_attr_fn fn, void *ctx)
+int xb_posture_store_foreach_attr(struct xb_posture_store *s, int64_t now, xb_posture_store_attr_fn fn, void *ctx)
 {
 	sqlite3_bind_int64(s->st[ST_ATTRS], 1, now);
 	return walk(s, s->st[ST_ATTRS], attr_row, (void *)fn, ctx);
@@ -543,17 +543,17 @@ int xb_pstore_foreach_attr(struct xb_pstore *s, int64_t now, xb_pstore_attr_fn f
 
 static int nonce_row(sqlite3_stmt *st, void *fn, void *ctx)
 {
-	return ((xb_pstore_nonce_fn)fn)(ctx, col(st, 0), col(st, 1), sqlite3_column_int64(st, 2));
+	return ((xb_posture_store_nonce_fn)fn)(ctx, col(st, 0), col(st, 1), sqlite3_column_int64(st, 2));
 }
 
-int xb_pstore_foreach_nonce(struct xb_pstore *s, int64_t now, xb_pstore_nonce_fn fn, void *ctx)
+int xb_posture_store_foreach_nonce(struct xb_posture_store *s, int64_t now, xb_posture_store_nonce_fn fn, void *ctx)
 {
 	sqlite3_bind_int64(s->st[ST_NONCES], 1, now);
 	return walk(s, s->st[ST_NONCES], nonce_row, (void *)fn, ctx);
 }
 
-int xb_pstore_foreach_transition(struct xb_pstore *s, const char *device,
-				 xb_pstore_transition_fn fn, void *ctx)
+int xb_posture_store_foreach_transition(struct xb_posture_store *s, const char *device,
+				 xb_posture_store_transition_fn fn, void *ctx)
 {
 	sqlite3_stmt *st = s->st[device ? ST_TRANS_DEV : ST_TRANS_ALL];
 

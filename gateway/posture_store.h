@@ -15,7 +15,7 @@
  * the last transactions since the last checkpoint (devices then report
  * again, and the nonces make a replayed old report useless anyway).
  *
- * Writes outside xb_pstore_begin()/xb_pstore_commit() are each their own
+ * Writes outside xb_posture_store_begin()/xb_posture_store_commit() are each their own
  * transaction. The caller batches by wrapping one event-loop round's writes
  * in begin/commit, and acknowledges nothing before the commit returned 0.
  *
@@ -28,89 +28,89 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define XB_PSTORE_DEFAULT_PATH "/var/lib/xborder/posture.db"
-#define XB_PSTORE_SCHEMA 2		/* PRAGMA user_version this code writes */
-#define XB_PSTORE_BUSY_MS 2000		/* wait this long on a lock (an operator's sqlite3) */
-#define XB_PSTORE_REPORTS 1		/* reports kept per device, by default */
-#define XB_PSTORE_TRANSITIONS 100	/* transitions kept per device, by default */
+#define XB_POSTURE_STORE_DEFAULT_PATH "/var/lib/xborder/posture.db"
+#define XB_POSTURE_STORE_SCHEMA 2		/* PRAGMA user_version this code writes */
+#define XB_POSTURE_STORE_BUSY_MS 2000		/* wait this long on a lock (an operator's sqlite3) */
+#define XB_POSTURE_STORE_REPORTS 1		/* reports kept per device, by default */
+#define XB_POSTURE_STORE_TRANSITIONS 100	/* transitions kept per device, by default */
 
-/* xb_pstore_open() flags. */
-#define XB_PSTORE_MOVE_ASIDE 0x1	/* a corrupt file is renamed and a new one started */
+/* xb_posture_store_open() flags. */
+#define XB_POSTURE_STORE_MOVE_ASIDE 0x1	/* a corrupt file is renamed and a new one started */
 
-struct xb_pstore;
+struct xb_posture_store;
 
-struct xb_pattr {
+struct xb_posture_store_attr {
 	const char *device, *key;
 	const char *value;	/* JSON text */
 	int64_t expires_at;	/* 0: never */
 	const char *source;	/* the key that signed the push */
 };
 
-struct xb_ptransition {
+struct xb_posture_store_transition {
 	const char *device, *profile;
 	int64_t at;
 	const char *from, *to, *reason;
 };
 
 /* Open or create the database at path and bring its schema to
- * XB_PSTORE_SCHEMA. Fails (NULL, err filled with the path and the reason)
+ * XB_POSTURE_STORE_SCHEMA. Fails (NULL, err filled with the path and the reason)
  * when the file cannot be opened, is from a newer xborder, or is corrupt.
  * A corrupt file (not a database, or failing PRAGMA quick_check) with
- * XB_PSTORE_MOVE_ASIDE is renamed to PATH.corrupt-YYYYMMDDTHHMMSS (with its
+ * XB_POSTURE_STORE_MOVE_ASIDE is renamed to PATH.corrupt-YYYYMMDDTHHMMSS (with its
  * -wal and -shm), a warning naming it is logged, and a new empty store is
  * opened: nothing is ever deleted. An unreadable file is never moved. */
-struct xb_pstore *xb_pstore_open(const char *path, unsigned flags, char *err, size_t errlen);
+struct xb_posture_store *xb_posture_store_open(const char *path, unsigned flags, char *err, size_t errlen);
 /* How many reports and transitions to keep per device (each at least 1). */
-void xb_pstore_set_limits(struct xb_pstore *s, unsigned reports, unsigned transitions);
-void xb_pstore_close(struct xb_pstore *s);
+void xb_posture_store_set_limits(struct xb_posture_store *s, unsigned reports, unsigned transitions);
+void xb_posture_store_close(struct xb_posture_store *s);
 /* The last SQLite error, for messages. */
-const char *xb_pstore_error(const struct xb_pstore *s);
+const char *xb_posture_store_error(const struct xb_posture_store *s);
 
 /* One transaction around several writes; 0 or -1. After a failed write
- * inside it, call xb_pstore_rollback(): nothing of it is kept. */
-int xb_pstore_begin(struct xb_pstore *s);
-int xb_pstore_commit(struct xb_pstore *s);
-void xb_pstore_rollback(struct xb_pstore *s);
+ * inside it, call xb_posture_store_rollback(): nothing of it is kept. */
+int xb_posture_store_begin(struct xb_posture_store *s);
+int xb_posture_store_commit(struct xb_posture_store *s);
+void xb_posture_store_rollback(struct xb_posture_store *s);
 /* Inside a transaction, one request's writes: mark before them, then
  * unmark keeping them, or undoing them alone (the rest of the transaction
  * stays). 0, or -1 when the transaction is gone (roll it back). */
-int xb_pstore_mark(struct xb_pstore *s);
-int xb_pstore_unmark(struct xb_pstore *s, bool keep);
+int xb_posture_store_mark(struct xb_posture_store *s);
+int xb_posture_store_unmark(struct xb_posture_store *s, bool keep);
 
 /* 1 and *seq when the device has an accepted report, 0 when not, -1 on error. */
-int xb_pstore_last_seq(struct xb_pstore *s, const char *device, int64_t *seq);
+int xb_posture_store_last_seq(struct xb_posture_store *s, const char *device, int64_t *seq);
 /* Store a report (body: JSON text) and make seq the device's last; older
  * reports beyond the limit are dropped. 0 or -1. The caller has checked seq. */
-int xb_pstore_put_report(struct xb_pstore *s, const char *device, int64_t seq,
+int xb_posture_store_put_report(struct xb_posture_store *s, const char *device, int64_t seq,
 			 int64_t received_at, const char *body);
 /* Set (replace) one attribute. 0 or -1. */
-int xb_pstore_put_attr(struct xb_pstore *s, const struct xb_pattr *a);
+int xb_posture_store_put_attr(struct xb_posture_store *s, const struct xb_posture_store_attr *a);
 /* Append a transition; the device's oldest beyond the limit are dropped. */
-int xb_pstore_put_transition(struct xb_pstore *s, const struct xb_ptransition *t);
+int xb_posture_store_put_transition(struct xb_posture_store *s, const struct xb_posture_store_transition *t);
 /* Remember an MDM push's (key, nonce) until `until' (Unix ms). 0 or -1. */
-int xb_pstore_put_nonce(struct xb_pstore *s, const char *key, const char *nonce,
+int xb_posture_store_put_nonce(struct xb_posture_store *s, const char *key, const char *nonce,
 			int64_t until);
 /* Delete attributes expired at now, and nonces remembered until before
  * now. Returns how many rows, or -1. */
-int xb_pstore_prune(struct xb_pstore *s, int64_t now);
+int xb_posture_store_prune(struct xb_posture_store *s, int64_t now);
 
 /* Iteration for the daemon's start (it re-evaluates from these). A callback
  * returning non-zero stops the walk; that value is returned. -1 on error.
  * Strings are valid during the callback only. */
-typedef int (*xb_pstore_report_fn)(void *ctx, const char *device, int64_t seq,
+typedef int (*xb_posture_store_report_fn)(void *ctx, const char *device, int64_t seq,
 				   int64_t received_at, const char *body);
-typedef int (*xb_pstore_attr_fn)(void *ctx, const struct xb_pattr *a);
-typedef int (*xb_pstore_transition_fn)(void *ctx, const struct xb_ptransition *t);
-typedef int (*xb_pstore_nonce_fn)(void *ctx, const char *key, const char *nonce,
+typedef int (*xb_posture_store_attr_fn)(void *ctx, const struct xb_posture_store_attr *a);
+typedef int (*xb_posture_store_transition_fn)(void *ctx, const struct xb_posture_store_transition *t);
+typedef int (*xb_posture_store_nonce_fn)(void *ctx, const char *key, const char *nonce,
 				  int64_t until);
 /* Each device's last report, by device name. */
-int xb_pstore_foreach_report(struct xb_pstore *s, xb_pstore_report_fn fn, void *ctx);
+int xb_posture_store_foreach_report(struct xb_posture_store *s, xb_posture_store_report_fn fn, void *ctx);
 /* Attributes not expired at now, by device and key. */
-int xb_pstore_foreach_attr(struct xb_pstore *s, int64_t now, xb_pstore_attr_fn fn, void *ctx);
+int xb_posture_store_foreach_attr(struct xb_posture_store *s, int64_t now, xb_posture_store_attr_fn fn, void *ctx);
 /* MDM nonces remembered until now or later. */
-int xb_pstore_foreach_nonce(struct xb_pstore *s, int64_t now, xb_pstore_nonce_fn fn, void *ctx);
+int xb_posture_store_foreach_nonce(struct xb_posture_store *s, int64_t now, xb_posture_store_nonce_fn fn, void *ctx);
 /* A device's transitions, oldest first (device NULL: every device's). */
-int xb_pstore_foreach_transition(struct xb_pstore *s, const char *device,
-				 xb_pstore_transition_fn fn, void *ctx);
+int xb_posture_store_foreach_transition(struct xb_posture_store *s, const char *device,
+				 xb_posture_store_transition_fn fn, void *ctx);
 
 #endif

@@ -27,41 +27,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NS		1000000000ull
 
 /* The question at the start of msg (uncompressed name), if any. */
-static bool question_of(const uint8_t *msg, size_t len, struct dnsw_question *q)
+static bool question_of(const uint8_t *msg, size_t len, struct xb_dns_wire_question *q)
 {
 	size_t nl;
 
-	if (len < DNSW_HDR_LEN + 5 || !(nl = dnsw_name_len(msg + DNSW_HDR_LEN, len - DNSW_HDR_LEN - 4)))
+	if (len < XB_DNS_WIRE_HDR_LEN + 5 || !(nl = xb_dns_wire_name_len(msg + XB_DNS_WIRE_HDR_LEN, len - XB_DNS_WIRE_HDR_LEN - 4)))
 		return false;
-	memcpy(q->name, msg + DNSW_HDR_LEN, nl);
+	memcpy(q->name, msg + XB_DNS_WIRE_HDR_LEN, nl);
 	q->name_len = (uint16_t)nl;
-	q->qtype = xb_get16(msg + DNSW_HDR_LEN + nl);
-	q->qclass = xb_get16(msg + DNSW_HDR_LEN + nl + 2);
+	q->qtype = xb_get16(msg + XB_DNS_WIRE_HDR_LEN + nl);
+	q->qclass = xb_get16(msg + XB_DNS_WIRE_HDR_LEN + nl + 2);
 	return true;
 }
 
-static void lookup(struct xb_dnsc *c, uint32_t scope, const struct dnsw_question *q, uint16_t id,
+static void lookup(struct xb_dns_cache *c, uint32_t scope, const struct xb_dns_wire_question *q, uint16_t id,
 		   uint64_t now, bool must_hit)
 {
-	static uint8_t buf[XB_DNSC_MSG_MAX + 16];
-	struct dnsw_msg m;
+	static uint8_t buf[XB_DNS_CACHE_MSG_MAX + 16];
+	struct xb_dns_wire_msg m;
 	uint32_t left = 0;
-	size_t n = xb_dnsc_lookup(c, scope, q, id, now, buf, XB_DNSC_MSG_MAX, &left);
+	size_t n = xb_dns_cache_lookup(c, scope, q, id, now, buf, XB_DNS_CACHE_MSG_MAX, &left);
 
 	check(!must_hit || n > 0);
 	if (!n)
 		return;
-	check(n <= XB_DNSC_MSG_MAX && left >= 1);
-	check(dnsw_parse_response(&m, buf, n, id, q) == DNSW_R_OK);
+	check(n <= XB_DNS_CACHE_MSG_MAX && left >= 1);
+	check(xb_dns_wire_parse_response(&m, buf, n, id, q) == XB_DNS_WIRE_R_OK);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct xb_dnsc_conf conf = { .max_entries = MAX_ENTRIES, .max_bytes = MAX_BYTES,
+	struct xb_dns_cache_conf conf = { .max_entries = MAX_ENTRIES, .max_bytes = MAX_BYTES,
 				     .max_ttl = 600, .neg_max_ttl = 60 };
-	static struct dnsw_question qs[8];
-	struct xb_dnsc *c;
-	struct xb_dnsc_stats st;
+	static struct xb_dns_wire_question qs[8];
+	struct xb_dns_cache *c;
+	struct xb_dns_cache_stats st;
 	uint64_t now = 1000 * NS;
 	unsigned nq = 0;
 
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data++;
 		size--;
 	}
-	if (!(c = xb_dnsc_new(&conf)))
+	if (!(c = xb_dns_cache_new(&conf)))
 		abort();
 	while (size >= 3) {
 		unsigned op = data[0], scope = op >> 2 & 3;
@@ -83,11 +83,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= 3 + len;
 		switch (op & 3) {
 		case 0: {
-			struct dnsw_question q;
+			struct xb_dns_wire_question q;
 
 			if (!question_of(p, len, &q))
 				break;
-			if (xb_dnsc_store(c, scope, &q, p, len, now) == XB_DNSC_STORED) {
+			if (xb_dns_cache_store(c, scope, &q, p, len, now) == XB_DNS_CACHE_STORED) {
 				lookup(c, scope, &q, (uint16_t)(len * 7), now, true);
 				qs[nq++ % 8] = q;
 			}
@@ -103,15 +103,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 3:
 			if (op & 0x80)
-				xb_dnsc_flush(c);
+				xb_dns_cache_flush(c);
 			else
-				xb_dnsc_flush_scope(c, scope);
+				xb_dns_cache_flush_scope(c, scope);
 			break;
 		}
-		xb_dnsc_stats(c, &st);
+		xb_dns_cache_stats(c, &st);
 		check(st.entries <= MAX_ENTRIES && st.bytes <= MAX_BYTES);
 		check(st.entries > 0 || st.bytes == 0);
 	}
-	xb_dnsc_free(c);
+	xb_dns_cache_free(c);
 	return 0;
 }

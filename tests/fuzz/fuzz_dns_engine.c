@@ -43,22 +43,22 @@ static const char conf[] =
 
 #define check(c) do { if (!(c)) { fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #c); abort(); } } while (0)
 
-static struct xb_dnssvc *setup(void)
+static struct xb_dns_service *setup(void)
 {
-	static struct xb_dnssvc s;
+	static struct xb_dns_service s;
 	struct xb_errors errs = { 0 };
 
 	if (s.cfg)
 		return &s;
 	log_init("fuzz", LOG_LVL_ERR, false);
-	if (!(s.cfg = xb_dnssvc_prepare(fuzz_policy(conf), &errs)) || !(s.cache = xb_dnsc_new(NULL)))
+	if (!(s.cfg = xb_dns_service_prepare(fuzz_policy(conf), &errs)) || !(s.cache = xb_dns_cache_new(NULL)))
 		abort();
 	check(s.cfg->n_acc == 2 && s.cfg->acc[0].has4 && s.cfg->acc[0].has6);
 	s.nft_ok = false;	/* set updates fail (counted): no kernel here */
-	/* What xb_dnssvc_new sets up for learning: the queue and the table. */
+	/* What xb_dns_service_new sets up for learning: the queue and the table. */
 	if (!(s.pend = calloc(DNS_PEND_MAX, sizeof(*s.pend))))
 		abort();
-	xb_dnsl_init(&s.learned);
+	xb_dns_learn_init(&s.learned);
 	return &s;
 }
 
@@ -67,25 +67,25 @@ static struct xb_dnssvc *setup(void)
 static size_t client_query(const uint8_t *msg, size_t len, unsigned opt, uint8_t *q)
 {
 	static const char *const names[] = { NULL, "www.example.org", "x.example.org", "local.example.org" };
-	uint8_t name[DNSW_NAME_MAX];
+	uint8_t name[XB_DNS_WIRE_NAME_MAX];
 	size_t ml, nl, n;
 
-	if (len < DNSW_HDR_LEN + 5 || !(ml = dnsw_name_len(msg + DNSW_HDR_LEN, len - DNSW_HDR_LEN - 4)))
+	if (len < XB_DNS_WIRE_HDR_LEN + 5 || !(ml = xb_dns_wire_name_len(msg + XB_DNS_WIRE_HDR_LEN, len - XB_DNS_WIRE_HDR_LEN - 4)))
 		return 0;
 	if (names[opt >> 2 & 3]) {
-		nl = (size_t)dnsw_name_from_text(names[opt >> 2 & 3], name);
+		nl = (size_t)xb_dns_wire_name_from_text(names[opt >> 2 & 3], name);
 	} else {
 		nl = ml;
-		memcpy(name, msg + DNSW_HDR_LEN, ml);
+		memcpy(name, msg + XB_DNS_WIRE_HDR_LEN, ml);
 	}
 	memcpy(q, msg, 2);
 	memcpy(q + 2, "\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 10);
-	memcpy(q + DNSW_HDR_LEN, name, nl);
-	n = DNSW_HDR_LEN + nl;
-	memcpy(q + n, msg + DNSW_HDR_LEN + ml, 4);	/* the message's qtype and qclass */
+	memcpy(q + XB_DNS_WIRE_HDR_LEN, name, nl);
+	n = XB_DNS_WIRE_HDR_LEN + nl;
+	memcpy(q + n, msg + XB_DNS_WIRE_HDR_LEN + ml, 4);	/* the message's qtype and qclass */
 	n += 4;
 	if (opt & 1) {
-		static const uint8_t edns[DNSW_OPT_LEN] = { 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0 };
+		static const uint8_t edns[XB_DNS_WIRE_OPT_LEN] = { 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0 };
 
 		memcpy(q + n, edns, sizeof(edns));
 		if (opt & 2)
@@ -99,28 +99,28 @@ static size_t client_query(const uint8_t *msg, size_t len, unsigned opt, uint8_t
 /* An answer for the client: a response to its query, no OPT without its. */
 static void client_answer(const struct dns_query *qq, const uint8_t *out, size_t len)
 {
-	struct dnsw_msg m;
+	struct xb_dns_wire_msg m;
 
 	if (!len)
 		return;
-	check(len <= XB_DNSC_MSG_MAX);
-	check(dnsw_parse_response(&m, out, len, qq->q.hdr.id, &qq->q.q) == DNSW_R_OK);
+	check(len <= XB_DNS_CACHE_MSG_MAX);
+	check(xb_dns_wire_parse_response(&m, out, len, qq->q.hdr.id, &qq->q.q) == XB_DNS_WIRE_R_OK);
 	check(qq->q.edns.present || !m.edns.present);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t out[XB_DNSC_MSG_MAX];
-	struct xb_dnssvc *s = setup();
-	uint8_t qbuf[DNSW_HDR_LEN + DNSW_NAME_MAX + 4 + DNSW_OPT_LEN];
+	static uint8_t out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_service *s = setup();
+	uint8_t qbuf[XB_DNS_WIRE_HDR_LEN + XB_DNS_WIRE_NAME_MAX + 4 + XB_DNS_WIRE_OPT_LEN];
 	struct dns_query qq = { 0 }, qc;
-	const struct dnsw_query *ask;
-	struct dnsw_msg m;
+	const struct xb_dns_wire_query *ask;
+	struct xb_dns_wire_msg m;
 	size_t qlen, len = 0;
 
 	if (size < 1 || !(qlen = client_query(data + 1, size - 1, data[0], qbuf)))
 		return 0;
-	if (dnsw_parse_query(&qq.q, qbuf, qlen) != DNSW_Q_OK)
+	if (xb_dns_wire_parse_query(&qq.q, qbuf, qlen) != XB_DNS_WIRE_Q_OK)
 		return 0;
 	s->now_ns += 1000000000;
 	if (dns_decide(s, &qq, out, sizeof(out), &len) == DNS_ANSWERED) {
@@ -129,9 +129,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	ask = qq.chase ? &qq.qc : &qq.q;
 	qc = qq;
-	if (dnsw_parse_response(&m, data + 1, size - 1, xb_get16(data + 1), &ask->q) != DNSW_R_OK)
+	if (xb_dns_wire_parse_response(&m, data + 1, size - 1, xb_get16(data + 1), &ask->q) != XB_DNS_WIRE_R_OK)
 		return 0;
-	xb_dnsc_store(s->cache, qq.scope, &ask->q, data + 1, size - 1, s->now_ns);
+	xb_dns_cache_store(s->cache, qq.scope, &ask->q, data + 1, size - 1, s->now_ns);
 	len = dns_answer_from(s, &qq, &m, out, sizeof(out));
 	client_answer(&qq, out, len);
 	/* What the answer taught, applied as the service does each round: no
@@ -140,11 +140,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(s->n_pend == 0);
 	for (size_t i = 0; i < s->learned.used_top; i++)
 		if (s->learned.v[i].family)
-			check(xb_dnsl_classify(s->learned.v[i].family, s->learned.v[i].addr) != XB_DNSL_SPECIAL);
+			check(xb_dns_learn_classify(s->learned.v[i].family, s->learned.v[i].addr) != XB_DNS_LEARN_SPECIAL);
 	for (size_t k = 0; k < s->learned.n_sets; k++)
-		check(xb_dnsl_count(&s->learned, (int)k) <= dns_learn_cap(&s->cfg->p->dns));
+		check(xb_dns_learn_count(&s->learned, (int)k) <= dns_learn_cap(&s->cfg->p->dns));
 	len = dns_from_cache(s, &qc, out, sizeof(out));
 	client_answer(&qc, out, len);
-	xb_dnsc_flush(s->cache);
+	xb_dns_cache_flush(s->cache);
 	return 0;
 }

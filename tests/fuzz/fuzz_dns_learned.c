@@ -30,33 +30,33 @@ static uint64_t mono_now(void)
 
 /* Only our DNS sets, an address of the set's family and not special, none
  * expired, none kept past ttl_max + grace (monotonic seconds). */
-static bool entry_ok(const struct xb_dnsl *t, const struct xb_dnsl_entry *l, uint64_t now,
+static bool entry_ok(const struct xb_dns_learn *t, const struct xb_dns_learn_entry *l, uint64_t now,
 		     uint64_t longest)
 {
 	const char *set = t->sets[l->set].name;
-	size_t n = strnlen(set, XB_DNSL_SET_MAX);
+	size_t n = strnlen(set, XB_DNS_LEARN_SET_MAX);
 
-	return n < XB_DNSL_SET_MAX && n > 7 && !strncmp(set, "r_", 2) &&
+	return n < XB_DNS_LEARN_SET_MAX && n > 7 && !strncmp(set, "r_", 2) &&
 	       !strcmp(set + n - 5, l->family == AF_INET ? "_dns4" : "_dns6") &&
 	       (l->family == AF_INET || l->family == AF_INET6) &&
-	       xb_dnsl_classify(l->family, l->addr) != XB_DNSL_SPECIAL &&
+	       xb_dns_learn_classify(l->family, l->addr) != XB_DNS_LEARN_SPECIAL &&
 	       l->expires + 5 > now && l->expires <= now + longest + 5;
 }
 
 /* Every entry of a is in b with the same rule fingerprint and an expiry
  * within 2 s (saving and loading go through the wall clock), unless it
  * expires within 2 s (then the save or the load may skip it). */
-static bool kept(const struct xb_dnsl *a, struct xb_dnsl *b, uint64_t now)
+static bool kept(const struct xb_dns_learn *a, struct xb_dns_learn *b, uint64_t now)
 {
 	for (size_t i = 0; i < a->used_top; i++) {
-		const struct xb_dnsl_entry *e = &a->v[i];
-		struct xb_dnsl_entry *f;
+		const struct xb_dns_learn_entry *e = &a->v[i];
+		struct xb_dns_learn_entry *f;
 		int sid;
 
 		if (!e->family || e->expires <= now + 2)
 			continue;
-		if ((sid = xb_dnsl_set_id(b, a->sets[e->set].name)) < 0 ||
-		    !(f = xb_dnsl_find(b, sid, e->family, e->addr)) || f->fp != e->fp ||
+		if ((sid = xb_dns_learn_set_id(b, a->sets[e->set].name)) < 0 ||
+		    !(f = xb_dns_learn_find(b, sid, e->family, e->addr)) || f->fp != e->fp ||
 		    f->expires + 2 < e->expires || f->expires > e->expires + 2)
 			return false;
 	}
@@ -65,9 +65,9 @@ static bool kept(const struct xb_dnsl *a, struct xb_dnsl *b, uint64_t now)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct xb_dnssvc_cfg *cfg;
+	static struct xb_dns_service_cfg *cfg;
 	static char path[512];
-	struct xb_dnssvc s = { 0 }, s2 = { 0 };
+	struct xb_dns_service s = { 0 }, s2 = { 0 };
 	struct xb_errors errs = { 0 };
 	uint64_t now = mono_now(), longest;
 	size_t cap;
@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!cfg) {
 		log_init("fuzz", LOG_LVL_ERR, false);
-		if (!(cfg = xb_dnssvc_prepare(fuzz_policy(conf), &errs)))
+		if (!(cfg = xb_dns_service_prepare(fuzz_policy(conf), &errs)))
 			abort();
 		snprintf(path, sizeof(path), "%s/dns-learned", fuzz_dir);
 	}
@@ -89,20 +89,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(text);
 	s.cfg = s2.cfg = cfg;
 	s.state_file = s2.state_file = path;
-	xb_dnsl_init(&s.learned);
-	xb_dnsl_init(&s2.learned);
+	xb_dns_learn_init(&s.learned);
+	xb_dns_learn_init(&s2.learned);
 	dns_learned_load(&s);
 	for (size_t i = 0; i < s.learned.used_top; i++)
 		if (s.learned.v[i].family)
 			check(entry_ok(&s.learned, &s.learned.v[i], now, longest));
 	for (size_t k = 0; k < s.learned.n_sets; k++)
-		check(xb_dnsl_count(&s.learned, (int)k) <= cap);
+		check(xb_dns_learn_count(&s.learned, (int)k) <= cap);
 	s.learned.dirty = true;
 	dns_learned_save(&s);
 	dns_learned_load(&s2);
 	check(kept(&s.learned, &s2.learned, now));
-	check(xb_dnsl_total(&s2.learned) <= xb_dnsl_total(&s.learned));
-	xb_dnsl_free(&s.learned);
-	xb_dnsl_free(&s2.learned);
+	check(xb_dns_learn_total(&s2.learned) <= xb_dns_learn_total(&s.learned));
+	xb_dns_learn_free(&s.learned);
+	xb_dns_learn_free(&s2.learned);
 	return 0;
 }

@@ -1,8 +1,8 @@
 /* libFuzzer: a DNS-over-TCP byte stream (RFC 7766), read in chunks the way
  * the service reads a client (dns_service.c on_conn: pipelined messages in
- * a buffer of DNSW_TCP_FRAME_MAX, dnsw_tcp_next) and the way the upstream
+ * a buffer of XB_DNS_WIRE_TCP_FRAME_MAX, xb_dns_wire_tcp_next) and the way the upstream
  * client reads a server's reply (dns_upstream.c tcp_recv: one message,
- * never reading past it, dnsw_tcp_need). Both readers are checked against a
+ * never reading past it, xb_dns_wire_tcp_need). Both readers are checked against a
  * naive reference that splits the whole stream at once: the same messages,
  * in order, byte for byte; the service's buffer never fills without a whole
  * message in it. Input: two octets choosing the chunk sizes, then the
@@ -47,7 +47,7 @@ static size_t chunk(const uint8_t sizes[2], unsigned i)
 static void service(const uint8_t sizes[2], const uint8_t *s, size_t n)
 {
 	static size_t roff[65536], rlen[65536];
-	uint8_t *buf = malloc(DNSW_TCP_FRAME_MAX);
+	uint8_t *buf = malloc(XB_DNS_WIRE_TCP_FRAME_MAX);
 	size_t used, nref = ref_split(s, n, roff, rlen, 65536, &used), got = 0, in_len = 0;
 	unsigned i = 0;
 
@@ -56,15 +56,15 @@ static void service(const uint8_t sizes[2], const uint8_t *s, size_t n)
 		size_t c = chunk(sizes, i), off = 0, m;
 		const uint8_t *msg;
 
-		check(in_len < DNSW_TCP_FRAME_MAX);	/* room to read on */
-		if (c > DNSW_TCP_FRAME_MAX - in_len)
-			c = DNSW_TCP_FRAME_MAX - in_len;
+		check(in_len < XB_DNS_WIRE_TCP_FRAME_MAX);	/* room to read on */
+		if (c > XB_DNS_WIRE_TCP_FRAME_MAX - in_len)
+			c = XB_DNS_WIRE_TCP_FRAME_MAX - in_len;
 		if (c > n - p)
 			c = n - p;
 		memcpy(buf + in_len, s + p, c);
 		in_len += c;
 		p += c;
-		while (dnsw_tcp_next(buf, in_len, &off, &msg, &m)) {
+		while (xb_dns_wire_tcp_next(buf, in_len, &off, &msg, &m)) {
 			check(got < nref && m == rlen[got] && !memcmp(msg, s + roff[got], m));
 			check(msg >= buf && msg + m <= buf + in_len);
 			got++;
@@ -79,16 +79,16 @@ static void service(const uint8_t sizes[2], const uint8_t *s, size_t n)
 
 static void upstream(const uint8_t sizes[2], const uint8_t *s, size_t n)
 {
-	uint8_t *buf = malloc(DNSW_TCP_FRAME_MAX);
+	uint8_t *buf = malloc(XB_DNS_WIRE_TCP_FRAME_MAX);
 	size_t got = 0, p = 0, used, roff, rlen, nref = ref_split(s, n, &roff, &rlen, 1, &used);
 	unsigned i = 0;
 	long need;
 
 	check(buf != NULL);
-	while ((need = dnsw_tcp_need(buf, got)) > 0) {
+	while ((need = xb_dns_wire_tcp_need(buf, got)) > 0) {
 		size_t c = chunk(sizes, i++);
 
-		check((size_t)need <= DNSW_TCP_FRAME_MAX - got);
+		check((size_t)need <= XB_DNS_WIRE_TCP_FRAME_MAX - got);
 		if (c > (size_t)need)
 			c = (size_t)need;
 		if (c > n - p)
@@ -100,12 +100,12 @@ static void upstream(const uint8_t sizes[2], const uint8_t *s, size_t n)
 		p += c;
 	}
 	if (need < 0)
-		check(got == 2 && ((size_t)s[0] << 8 | s[1]) < DNSW_HDR_LEN);
+		check(got == 2 && ((size_t)s[0] << 8 | s[1]) < XB_DNS_WIRE_HDR_LEN);
 	else if (need == 0)
-		check(nref == 1 && got == 2 + rlen && rlen >= DNSW_HDR_LEN &&
+		check(nref == 1 && got == 2 + rlen && rlen >= XB_DNS_WIRE_HDR_LEN &&
 		      !memcmp(buf + 2, s + roff, rlen));
 	else
-		check(p == n && (nref == 0 || rlen < DNSW_HDR_LEN));
+		check(p == n && (nref == 0 || rlen < XB_DNS_WIRE_HDR_LEN));
 	free(buf);
 }
 

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	if (!v && !(v = calloc(XB_CT_BATCH, sizeof(*v))))
+	if (!v && !(v = calloc(XB_CONNTRACK_BATCH, sizeof(*v))))
 		abort();
 	d.family = data[0] & 1 ? AF_INET6 : AF_INET;
 	d.keys = data[0] & 1 ? k6 : k4;
@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		xb_nlmsg_run(buf, size - 1, 0, 0, entry_cb, &d);
 	free(buf);
-	check(d.n <= XB_CT_BATCH);
+	check(d.n <= XB_CONNTRACK_BATCH);
 	for (size_t i = 0; i < d.n; i++)
 		check(v[i].tuple_len <= TUPLE_MAX && v[i].who < d.n_keys);
 	return 0;

@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256] = "";
 	bool ok;
 
-	r = xb_report_parse((const char *)data, size, err, sizeof(err));
+	r = xb_posture_report_parse((const char *)data, size, err, sizeof(err));
 	if (!r != !!err[0])
 		abort();	/* a failure always says why, and only then */
 	if (!r)

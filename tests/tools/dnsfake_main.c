@@ -101,16 +101,16 @@ int main(int argc, char **argv)
 		static uint8_t in[4096], out[65000];
 		struct sockaddr_in from;
 		socklen_t fl = sizeof(from);
-		struct dnsw_query q;
-		struct dnsw_builder b;
+		struct xb_dns_wire_query q;
+		struct xb_dns_wire_builder b;
 		ssize_t got = recvfrom(fd, in, sizeof(in), 0, (struct sockaddr *)&from, &fl);
 		size_t len;
 
-		if (got <= 0 || dnsw_parse_query(&q, in, (size_t)got) != DNSW_Q_OK)
+		if (got <= 0 || xb_dns_wire_parse_query(&q, in, (size_t)got) != XB_DNS_WIRE_Q_OK)
 			continue;
-		if (dnsw_answer_begin(&b, out, sizeof(out), &q, DNSW_NOERROR, DNSW_F_AA, 4096) < 0)
+		if (xb_dns_wire_answer_begin(&b, out, sizeof(out), &q, XB_DNS_WIRE_NOERROR, XB_DNS_WIRE_F_AA, 4096) < 0)
 			continue;
-		if (q.q.qtype == DNSW_T_AAAA) {
+		if (q.q.qtype == XB_DNS_WIRE_T_AAAA) {
 			counter++;
 			for (unsigned i = 1; i <= n; i++) {
 				uint8_t a[16];
@@ -122,13 +122,13 @@ int main(int argc, char **argv)
 				} else {
 					fresh(a, counter, i);
 				}
-				dnsw_answer_aaaa(&b, NULL, t, a);
+				xb_dns_wire_answer_aaaa(&b, NULL, t, a);
 			}
-		} else if (q.q.qtype == DNSW_T_A && !strcmp(q.text, bad_name)) {
+		} else if (q.q.qtype == XB_DNS_WIRE_T_A && !strcmp(q.text, bad_name)) {
 			for (unsigned i = 0; i < n_bad; i++)
-				dnsw_answer_a(&b, NULL, ttl[0], (const uint8_t *)&bad[i]);
+				xb_dns_wire_answer_a(&b, NULL, ttl[0], (const uint8_t *)&bad[i]);
 		}
-		if ((len = dnsw_answer_finish(&b)))
+		if ((len = xb_dns_wire_answer_finish(&b)))
 			sendto(fd, out, len, 0, (struct sockaddr *)&from, fl);
 	}
 }

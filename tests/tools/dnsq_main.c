@@ -47,16 +47,16 @@ static int cmp(const void *a, const void *b)
 
 static int send_one(int fd, const char *pat, uint32_t i, uint16_t id, uint16_t type)
 {
-	struct dnsw_question q = { .qtype = type, .qclass = DNSW_C_IN };
+	struct xb_dns_wire_question q = { .qtype = type, .qclass = XB_DNS_WIRE_C_IN };
 	char name[256];
 	uint8_t buf[512];
 	int n, len;
 
 	snprintf(name, sizeof(name), pat, i);
-	if ((n = dnsw_name_from_text(name, q.name)) <= 0)
+	if ((n = xb_dns_wire_name_from_text(name, q.name)) <= 0)
 		return -1;
 	q.name_len = (uint16_t)n;
-	if ((len = dnsw_build_query(buf, sizeof(buf), id, 0x0100, &q, NULL)) < 0)
+	if ((len = xb_dns_wire_build_query(buf, sizeof(buf), id, 0x0100, &q, NULL)) < 0)
 		return -1;
 	return send(fd, buf, (size_t)len, 0) == len ? 0 : -1;
 }
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
 {
 	const char *server = NULL, *until = NULL, *pat;
 	unsigned port = 53, n = 1, window = 1, interval = 0, timeout = 1000;
-	uint16_t type = DNSW_T_A, id = 1;
+	uint16_t type = XB_DNS_WIRE_T_A, id = 1;
 	union { struct sockaddr sa; struct sockaddr_in in; struct sockaddr_in6 in6; } sa = { 0 };
 	uint32_t sent = 0, answered = 0, lost = 0, inflight = 0;
 	uint64_t next = 0, last_sent = 0;
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 's': server = optarg; break;
 		case 'p': port = (unsigned)atoi(optarg); break;
-		case 't': type = !strcmp(optarg, "AAAA") ? DNSW_T_AAAA : DNSW_T_A; break;
+		case 't': type = !strcmp(optarg, "AAAA") ? XB_DNS_WIRE_T_AAAA : XB_DNS_WIRE_T_A; break;
 		case 'n': n = (unsigned)atoi(optarg); break;
 		case 'w': window = (unsigned)atoi(optarg); break;
 		case 'i': interval = (unsigned)atoi(optarg); break;

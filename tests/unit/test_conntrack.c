@@ -89,7 +89,7 @@ static void setup(void)
 
 TEST(cut_by_address)
 {
-	struct xb_ct c;
+	struct xb_conntrack c;
 	struct in_addr dev4, other4;
 	struct in6_addr dev6;
 	int l4, l6;
@@ -107,22 +107,22 @@ TEST(cut_by_address)
 	CHECK_INT(count("-s 198.51.100.1"), ==, 3);
 	CHECK_INT(count("-f ipv6 -s 2001:db8::1"), ==, 2);
 
-	CHECK_INT(xb_ct_open(&c), ==, 0);
+	CHECK_INT(xb_conntrack_open(&c), ==, 0);
 	inet_pton(AF_INET, "192.0.2.1", &dev4);
 	inet_pton(AF_INET, "203.0.113.9", &other4);
-	CHECK_INT(xb_ct_cut(&c, AF_INET, &other4), ==, 0);
-	CHECK_INT(xb_ct_cut(&c, AF_INET, &dev4), ==, 5);
+	CHECK_INT(xb_conntrack_cut(&c, AF_INET, &other4), ==, 0);
+	CHECK_INT(xb_conntrack_cut(&c, AF_INET, &dev4), ==, 5);
 	CHECK_INT(count("-s 192.0.2.1"), ==, 0);
 	CHECK_INT(count("-s 198.51.100.1"), ==, 3);	/* others remain */
 	CHECK_INT(count("-f ipv6 -s 2001:db8::1"), ==, 2);
-	CHECK_INT(xb_ct_cut(&c, AF_INET, &dev4), ==, 0);	/* nothing left */
+	CHECK_INT(xb_conntrack_cut(&c, AF_INET, &dev4), ==, 0);	/* nothing left */
 
 	inet_pton(AF_INET6, "2001:db8::1", &dev6);
-	CHECK_INT(xb_ct_cut(&c, AF_INET6, &dev6), ==, 2);
+	CHECK_INT(xb_conntrack_cut(&c, AF_INET6, &dev6), ==, 2);
 	CHECK_INT(count("-f ipv6 -s 2001:db8::1"), ==, 0);
 	CHECK_INT(count("-s 198.51.100.1"), ==, 3);
-	CHECK_INT(xb_ct_cut(&c, AF_UNIX, &dev4), ==, -EAFNOSUPPORT);
-	xb_ct_close(&c);
+	CHECK_INT(xb_conntrack_cut(&c, AF_UNIX, &dev4), ==, -EAFNOSUPPORT);
+	xb_conntrack_close(&c);
 	close(l4);
 	close(l6);
 }
@@ -130,10 +130,10 @@ TEST(cut_by_address)
 /* Several addresses in one call: each one's entries are counted apart,
  * an address without flows counts 0, and the others' entries stay —
  * through one unfiltered dump (a small table) and, with more entries than
- * XB_CT_WALK_ENTRIES for one extra address, through one filtered dump each. */
+ * XB_CONNTRACK_WALK_ENTRIES for one extra address, through one filtered dump each. */
 TEST(cut_many_counts_each_address)
 {
-	struct xb_ct c;
+	struct xb_conntrack c;
 	uint8_t a[3][4];
 	long cut[3];
 	int l4;
@@ -148,24 +148,24 @@ TEST(cut_many_counts_each_address)
 	inet_pton(AF_INET, "198.51.100.1", a[0]);
 	inet_pton(AF_INET, "203.0.113.9", a[1]);
 	inet_pton(AF_INET, "192.0.2.1", a[2]);
-	CHECK_INT(xb_ct_open(&c), ==, 0);
-	CHECK_INT(xb_ct_cut_many(&c, AF_INET, a, 3, cut), ==, 6);
+	CHECK_INT(xb_conntrack_open(&c), ==, 0);
+	CHECK_INT(xb_conntrack_cut_many(&c, AF_INET, a, 3, cut), ==, 6);
 	CHECK_INT(cut[0], ==, 2);
 	CHECK_INT(cut[1], ==, 0);
 	CHECK_INT(cut[2], ==, 4);
 	CHECK_INT(count("-s 192.0.2.10"), ==, 1);	/* not asked for */
 
 	/* A table larger than one walk's worth: filtered dumps, same answer. */
-	for (unsigned p = 1000; p < 1000 + XB_CT_WALK_ENTRIES + 10; p++)
+	for (unsigned p = 1000; p < 1000 + XB_CONNTRACK_WALK_ENTRIES + 10; p++)
 		flow(AF_INET, "192.0.2.10", p, "192.0.2.10");
 	for (unsigned p = 40000; p < 40003; p++)
 		flow(AF_INET, "192.0.2.1", p, "192.0.2.10");
 	flow(AF_INET, "198.51.100.1", 40000, "192.0.2.10");
-	CHECK_INT(xb_ct_cut_many(&c, AF_INET, a, 2, cut), ==, 1);
+	CHECK_INT(xb_conntrack_cut_many(&c, AF_INET, a, 2, cut), ==, 1);
 	CHECK_INT(cut[0], ==, 1);
-	CHECK_INT(xb_ct_cut_many(&c, AF_INET, a + 2, 1, cut), ==, 3);
-	CHECK_INT(count("-s 192.0.2.10"), ==, XB_CT_WALK_ENTRIES + 11);
-	xb_ct_close(&c);
+	CHECK_INT(xb_conntrack_cut_many(&c, AF_INET, a + 2, 1, cut), ==, 3);
+	CHECK_INT(count("-s 192.0.2.10"), ==, XB_CONNTRACK_WALK_ENTRIES + 11);
+	xb_conntrack_close(&c);
 	close(l4);
 }
 
@@ -173,7 +173,7 @@ TEST(cut_many_counts_each_address)
  * elsewhere) is not the device's own: it stays; the one from it goes. */
 TEST(cut_is_by_source_only)
 {
-	struct xb_ct c;
+	struct xb_conntrack c;
 	struct in_addr dev4;
 	int l4;
 
@@ -181,11 +181,11 @@ TEST(cut_is_by_source_only)
 	l4 = listener(AF_INET);
 	flow(AF_INET, "198.51.100.1", 41000, "192.0.2.1");	/* towards the device */
 	flow(AF_INET, "192.0.2.1", 41001, "198.51.100.1");	/* from it */
-	CHECK_INT(xb_ct_open(&c), ==, 0);
+	CHECK_INT(xb_conntrack_open(&c), ==, 0);
 	inet_pton(AF_INET, "192.0.2.1", &dev4);
-	CHECK_INT(xb_ct_cut(&c, AF_INET, &dev4), ==, 1);
+	CHECK_INT(xb_conntrack_cut(&c, AF_INET, &dev4), ==, 1);
 	CHECK_INT(count("-s 198.51.100.1 -d 192.0.2.1"), ==, 1);
-	xb_ct_close(&c);
+	xb_conntrack_close(&c);
 	close(l4);
 }
 
@@ -194,7 +194,7 @@ TEST(cut_is_by_source_only)
 TEST(cut_many_within_a_second)
 {
 	struct timespec a, b;
-	struct xb_ct c;
+	struct xb_conntrack c;
 	struct in_addr dev4;
 	long n, ms;
 	int l4;
@@ -205,16 +205,16 @@ TEST(cut_many_within_a_second)
 		flow(AF_INET, "192.0.2.1", p, "192.0.2.10");
 		flow(AF_INET, "198.51.100.1", p, "192.0.2.10");
 	}
-	CHECK_INT(xb_ct_open(&c), ==, 0);
+	CHECK_INT(xb_conntrack_open(&c), ==, 0);
 	inet_pton(AF_INET, "192.0.2.1", &dev4);
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	n = xb_ct_cut(&c, AF_INET, &dev4);
+	n = xb_conntrack_cut(&c, AF_INET, &dev4);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
 	printf("# cut %ld of 10000 entries in %ld ms\n", n, ms);
 	CHECK_INT(n, ==, 5000);
 	CHECK_INT(ms, <, 1000);
 	CHECK_INT(count("-s 198.51.100.1"), ==, 5000);
-	xb_ct_close(&c);
+	xb_conntrack_close(&c);
 	close(l4);
 }

@@ -10,10 +10,10 @@
 #define S 1000000000ULL		/* a second of the fake clock */
 #define T0 (1000 * S)
 
-static struct dnsw_question qn(const char *text, uint16_t type)
+static struct xb_dns_wire_question qn(const char *text, uint16_t type)
 {
-	struct dnsw_question q = { .qtype = type, .qclass = DNSW_C_IN };
-	int n = dnsw_name_from_text(text, q.name);
+	struct xb_dns_wire_question q = { .qtype = type, .qclass = XB_DNS_WIRE_C_IN };
+	int n = xb_dns_wire_name_from_text(text, q.name);
 
 	CHECK(n > 0);
 	q.name_len = (uint16_t)n;
@@ -26,48 +26,48 @@ static const uint8_t host[] = "\10hostmast\7example\3com";
 
 /* An answer to q: rcode, n A records with TTL a_ttl, and an SOA with soa_ttl
  * and minimum soa_min when soa_ttl != 0. Returns its length. */
-static size_t answer(uint8_t *buf, size_t cap, const struct dnsw_question *q,
+static size_t answer(uint8_t *buf, size_t cap, const struct xb_dns_wire_question *q,
 		     unsigned rcode, unsigned n, uint32_t a_ttl, uint32_t soa_ttl,
 		     uint32_t soa_min)
 {
 	uint8_t qb[512];
-	struct dnsw_query pq;
-	struct dnsw_builder b;
-	struct dnsw_soa soa = { zone, ns1, host, soa_ttl, 1, 7200, 900, 86400, soa_min };
-	int qlen = dnsw_build_query(qb, sizeof(qb), 0x4242, 0, q, NULL);
+	struct xb_dns_wire_query pq;
+	struct xb_dns_wire_builder b;
+	struct xb_dns_wire_soa soa = { zone, ns1, host, soa_ttl, 1, 7200, 900, 86400, soa_min };
+	int qlen = xb_dns_wire_build_query(qb, sizeof(qb), 0x4242, 0, q, NULL);
 
 	CHECK(qlen > 0);
-	CHECK_INT(dnsw_parse_query(&pq, qb, (size_t)qlen), ==, DNSW_Q_OK);
-	CHECK_INT(dnsw_answer_begin(&b, buf, cap, &pq, rcode, 0, DNSW_EDNS_SIZE), ==, 0);
+	CHECK_INT(xb_dns_wire_parse_query(&pq, qb, (size_t)qlen), ==, XB_DNS_WIRE_Q_OK);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, cap, &pq, rcode, 0, XB_DNS_WIRE_EDNS_SIZE), ==, 0);
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t a[4] = { 192, 0, 2, (uint8_t)(i + 1) };
 
-		CHECK_INT(dnsw_answer_a(&b, NULL, a_ttl, a), ==, 0);
+		CHECK_INT(xb_dns_wire_answer_a(&b, NULL, a_ttl, a), ==, 0);
 	}
 	if (soa_ttl)
-		CHECK_INT(dnsw_answer_soa(&b, &soa), ==, 0);
-	return dnsw_answer_finish(&b);
+		CHECK_INT(xb_dns_wire_answer_soa(&b, &soa), ==, 0);
+	return xb_dns_wire_answer_finish(&b);
 }
 
-static size_t a_answer(uint8_t *buf, const struct dnsw_question *q, uint32_t ttl)
+static size_t a_answer(uint8_t *buf, const struct xb_dns_wire_question *q, uint32_t ttl)
 {
-	return answer(buf, 4096, q, DNSW_NOERROR, 1, ttl, 0, 0);
+	return answer(buf, 4096, q, XB_DNS_WIRE_NOERROR, 1, ttl, 0, 0);
 }
 
 /* The TTL of every record of a returned message must be want; checks its
  * id too. */
-static void check_ttls(const uint8_t *msg, size_t len, const struct dnsw_question *q,
+static void check_ttls(const uint8_t *msg, size_t len, const struct xb_dns_wire_question *q,
 		       uint16_t id, uint32_t want)
 {
-	struct dnsw_msg m;
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
+	struct xb_dns_wire_msg m;
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
 	unsigned n = 0;
 
-	CHECK_INT(dnsw_parse_response(&m, msg, len, id, q), ==, DNSW_R_OK);
-	for (int s = DNSW_AN; s <= DNSW_NS; s++) {
-		dnsw_iter_init(&it, &m, (enum dnsw_section)s);
-		while (dnsw_iter_next(&it, &rr)) {
+	CHECK_INT(xb_dns_wire_parse_response(&m, msg, len, id, q), ==, XB_DNS_WIRE_R_OK);
+	for (int s = XB_DNS_WIRE_AN; s <= XB_DNS_WIRE_NS; s++) {
+		xb_dns_wire_iter_init(&it, &m, (enum xb_dns_wire_section)s);
+		while (xb_dns_wire_iter_next(&it, &rr)) {
 			CHECK_INT(rr.ttl, ==, want);
 			n++;
 		}
@@ -75,10 +75,10 @@ static void check_ttls(const uint8_t *msg, size_t len, const struct dnsw_questio
 	CHECK_INT(n, >, 0);
 }
 
-static struct xb_dnsc *cache(size_t entries, size_t bytes, uint32_t min, uint32_t max)
+static struct xb_dns_cache *cache(size_t entries, size_t bytes, uint32_t min, uint32_t max)
 {
-	struct xb_dnsc_conf conf = { entries, bytes, min, max, 0, 0 };
-	struct xb_dnsc *c = xb_dnsc_new(&conf);
+	struct xb_dns_cache_conf conf = { entries, bytes, min, max, 0, 0 };
+	struct xb_dns_cache *c = xb_dns_cache_new(&conf);
 
 	CHECK(c);
 	return c;
@@ -86,183 +86,183 @@ static struct xb_dnsc *cache(size_t entries, size_t bytes, uint32_t min, uint32_
 
 TEST(aging_and_expiry)
 {
-	struct dnsw_question q = qn("WWW.Example.com", DNSW_T_A), lq = qn("www.example.COM", DNSW_T_A);
-	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
-	struct xb_dnsc *c = xb_dnsc_new(NULL);
-	struct xb_dnsc_stats st;
+	struct xb_dns_wire_question q = qn("WWW.Example.com", XB_DNS_WIRE_T_A), lq = qn("www.example.COM", XB_DNS_WIRE_T_A);
+	uint8_t msg[4096], out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_cache *c = xb_dns_cache_new(NULL);
+	struct xb_dns_cache_stats st;
 	uint32_t left = 0;
-	size_t len = answer(msg, sizeof(msg), &q, DNSW_NOERROR, 3, 300, 0, 0), n;
+	size_t len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_NOERROR, 3, 300, 0, 0), n;
 
-	CHECK_INT(xb_dnsc_lookup(c, 0, &lq, 7, T0, out, sizeof(out), &left), ==, 0);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	n = xb_dnsc_lookup(c, 0, &lq, 0xbeef, T0 + 100 * S + S / 2, out, sizeof(out), &left);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &lq, 7, T0, out, sizeof(out), &left), ==, 0);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	n = xb_dns_cache_lookup(c, 0, &lq, 0xbeef, T0 + 100 * S + S / 2, out, sizeof(out), &left);
 	CHECK_INT(n, ==, len);
 	CHECK_INT(left, ==, 200);
 	check_ttls(out, n, &q, 0xbeef, 200);
-	n = xb_dnsc_lookup(c, 0, &lq, 1, T0 + 299 * S, out, sizeof(out), &left);
+	n = xb_dns_cache_lookup(c, 0, &lq, 1, T0 + 299 * S, out, sizeof(out), &left);
 	CHECK_INT(n, ==, len);
 	CHECK_INT(left, ==, 1);
 	check_ttls(out, n, &q, 1, 1);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &lq, 1, T0 + 300 * S, out, sizeof(out), &left), ==, 0);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &lq, 1, T0 + 300 * S, out, sizeof(out), &left), ==, 0);
 	/* A clock that goes backwards reads as no time passed. */
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &lq, 1, T0 - 5 * S, out, sizeof(out), &left), ==, len);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &lq, 1, T0 - 5 * S, out, sizeof(out), &left), ==, len);
 	CHECK_INT(left, ==, 300);
 	/* Another type or class is another key. */
-	q.qtype = DNSW_T_AAAA;
-	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
+	q.qtype = XB_DNS_WIRE_T_AAAA;
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
 	/* A buffer too small for the entry is a miss, nothing written past it. */
-	CHECK_INT(xb_dnsc_lookup(c, 0, &lq, 1, T0, out, len - 1, NULL), ==, 0);
-	xb_dnsc_stats(c, &st);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &lq, 1, T0, out, len - 1, NULL), ==, 0);
+	xb_dns_cache_stats(c, &st);
 	CHECK_INT(st.hits, ==, 3);
 	CHECK_INT(st.misses, ==, 4);
 	CHECK_INT(st.expired, ==, 1);
 	CHECK_INT(st.entries, ==, 1);
 	CHECK_INT(st.stored, ==, 2);
-	xb_dnsc_free(c);
+	xb_dns_cache_free(c);
 }
 
 TEST(negative_from_soa)
 {
-	struct dnsw_question q = qn("nope.example.com", DNSW_T_A);
-	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
-	struct xb_dnsc *c = xb_dnsc_new(NULL);
+	struct xb_dns_wire_question q = qn("nope.example.com", XB_DNS_WIRE_T_A);
+	uint8_t msg[4096], out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_cache *c = xb_dns_cache_new(NULL);
 	uint32_t left;
 	size_t len;
 
 	/* NXDOMAIN: min(SOA TTL 900, MINIMUM 60). */
-	len = answer(msg, sizeof(msg), &q, DNSW_NXDOMAIN, 0, 0, 900, 60);
-	CHECK_INT(xb_dnsc_store(c, 1, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 1, &q, 9, T0 + 10 * S, out, sizeof(out), &left), ==, len);
+	len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_NXDOMAIN, 0, 0, 900, 60);
+	CHECK_INT(xb_dns_cache_store(c, 1, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 1, &q, 9, T0 + 10 * S, out, sizeof(out), &left), ==, len);
 	CHECK_INT(left, ==, 50);
-	CHECK_INT(out[3] & 0xf, ==, DNSW_NXDOMAIN);
-	CHECK_INT(xb_dnsc_lookup(c, 1, &q, 9, T0 + 60 * S, out, sizeof(out), &left), ==, 0);
+	CHECK_INT(out[3] & 0xf, ==, XB_DNS_WIRE_NXDOMAIN);
+	CHECK_INT(xb_dns_cache_lookup(c, 1, &q, 9, T0 + 60 * S, out, sizeof(out), &left), ==, 0);
 	/* NODATA: min(SOA TTL 30, MINIMUM 600). */
-	len = answer(msg, sizeof(msg), &q, DNSW_NOERROR, 0, 0, 30, 600);
-	CHECK_INT(xb_dnsc_store(c, 1, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 1, &q, 9, T0, out, sizeof(out), &left), ==, len);
+	len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_NOERROR, 0, 0, 30, 600);
+	CHECK_INT(xb_dns_cache_store(c, 1, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 1, &q, 9, T0, out, sizeof(out), &left), ==, len);
 	CHECK_INT(left, ==, 30);
 	/* Capped at the negative maximum (3600 by default). */
-	len = answer(msg, sizeof(msg), &q, DNSW_NXDOMAIN, 0, 0, 86400, 86400);
-	CHECK_INT(xb_dnsc_store(c, 1, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 1, &q, 9, T0, out, sizeof(out), &left), ==, len);
-	CHECK_INT(left, ==, XB_DNSC_NEG_MAX_TTL);
+	len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_NXDOMAIN, 0, 0, 86400, 86400);
+	CHECK_INT(xb_dns_cache_store(c, 1, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 1, &q, 9, T0, out, sizeof(out), &left), ==, len);
+	CHECK_INT(left, ==, XB_DNS_CACHE_NEG_MAX_TTL);
 	/* Without an SOA a negative answer is not cached (RFC 2308 5). */
-	xb_dnsc_flush(c);
-	len = answer(msg, sizeof(msg), &q, DNSW_NXDOMAIN, 0, 0, 0, 0);
-	CHECK_INT(xb_dnsc_store(c, 1, &q, msg, len, T0), ==, XB_DNSC_UNCACHEABLE);
-	len = answer(msg, sizeof(msg), &q, DNSW_NOERROR, 0, 0, 0, 0);
-	CHECK_INT(xb_dnsc_store(c, 1, &q, msg, len, T0), ==, XB_DNSC_UNCACHEABLE);
-	CHECK_INT(xb_dnsc_lookup(c, 1, &q, 9, T0, out, sizeof(out), NULL), ==, 0);
-	xb_dnsc_free(c);
+	xb_dns_cache_flush(c);
+	len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_NXDOMAIN, 0, 0, 0, 0);
+	CHECK_INT(xb_dns_cache_store(c, 1, &q, msg, len, T0), ==, XB_DNS_CACHE_UNCACHEABLE);
+	len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_NOERROR, 0, 0, 0, 0);
+	CHECK_INT(xb_dns_cache_store(c, 1, &q, msg, len, T0), ==, XB_DNS_CACHE_UNCACHEABLE);
+	CHECK_INT(xb_dns_cache_lookup(c, 1, &q, 9, T0, out, sizeof(out), NULL), ==, 0);
+	xb_dns_cache_free(c);
 }
 
 TEST(ttl_caps)
 {
-	struct dnsw_question q = qn("a.example.com", DNSW_T_A), r = qn("b.example.com", DNSW_T_A);
-	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
-	struct xb_dnsc *c = cache(0, 0, 60, 120);
+	struct xb_dns_wire_question q = qn("a.example.com", XB_DNS_WIRE_T_A), r = qn("b.example.com", XB_DNS_WIRE_T_A);
+	uint8_t msg[4096], out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_cache *c = cache(0, 0, 60, 120);
 	uint32_t left;
 	size_t len = a_answer(msg, &q, 5);
 
 	/* Raised to the minimum: the entry lives 60 s, its records read 0 by then. */
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 1, T0 + 59 * S, out, sizeof(out), &left), ==, len);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &q, 1, T0 + 59 * S, out, sizeof(out), &left), ==, len);
 	CHECK_INT(left, ==, 1);
 	check_ttls(out, len, &q, 1, 0);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 1, T0 + 60 * S, out, sizeof(out), &left), ==, 0);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &q, 1, T0 + 60 * S, out, sizeof(out), &left), ==, 0);
 	/* Lowered to the maximum. */
 	len = a_answer(msg, &r, 100000);
-	CHECK_INT(xb_dnsc_store(c, 0, &r, msg, len, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &r, 1, T0, out, sizeof(out), &left), ==, len);
+	CHECK_INT(xb_dns_cache_store(c, 0, &r, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &r, 1, T0, out, sizeof(out), &left), ==, len);
 	CHECK_INT(left, ==, 120);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &r, 1, T0 + 120 * S, out, sizeof(out), &left), ==, 0);
-	xb_dnsc_free(c);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &r, 1, T0 + 120 * S, out, sizeof(out), &left), ==, 0);
+	xb_dns_cache_free(c);
 
 	/* With the default minimum 0, a TTL of 0 is not stored. */
-	c = xb_dnsc_new(NULL);
+	c = xb_dns_cache_new(NULL);
 	len = a_answer(msg, &q, 0);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_UNCACHEABLE);
-	xb_dnsc_free(c);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_UNCACHEABLE);
+	xb_dns_cache_free(c);
 }
 
 TEST(refused)
 {
-	struct dnsw_question q = qn("www.example.com", DNSW_T_A), other = qn("www.example.net", DNSW_T_A);
-	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
-	struct xb_dnsc *c = xb_dnsc_new(NULL);
-	struct xb_dnsc_stats st;
+	struct xb_dns_wire_question q = qn("www.example.com", XB_DNS_WIRE_T_A), other = qn("www.example.net", XB_DNS_WIRE_T_A);
+	uint8_t msg[4096], out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_cache *c = xb_dns_cache_new(NULL);
+	struct xb_dns_cache_stats st;
 	size_t len;
 
-	len = answer(msg, sizeof(msg), &q, DNSW_SERVFAIL, 0, 0, 300, 300);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_UNCACHEABLE);
-	len = answer(msg, sizeof(msg), &q, DNSW_REFUSED, 1, 300, 0, 0);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_UNCACHEABLE);
+	len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_SERVFAIL, 0, 0, 300, 300);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_UNCACHEABLE);
+	len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_REFUSED, 1, 300, 0, 0);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_UNCACHEABLE);
 	len = a_answer(msg, &q, 300);
-	msg[2] |= DNSW_F_TC >> 8;
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_UNCACHEABLE);
-	msg[2] &= (uint8_t)~(DNSW_F_TC >> 8);
+	msg[2] |= XB_DNS_WIRE_F_TC >> 8;
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_UNCACHEABLE);
+	msg[2] &= (uint8_t)~(XB_DNS_WIRE_F_TC >> 8);
 	/* Cut inside the last record; an answer to another question; a query;
 	 * short and empty input. */
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len - 1, T0), ==, XB_DNSC_MALFORMED);
-	CHECK_INT(xb_dnsc_store(c, 0, &other, msg, len, T0), ==, XB_DNSC_MALFORMED);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len - 1, T0), ==, XB_DNS_CACHE_MALFORMED);
+	CHECK_INT(xb_dns_cache_store(c, 0, &other, msg, len, T0), ==, XB_DNS_CACHE_MALFORMED);
 	msg[2] &= 0x7f;
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_MALFORMED);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, 11, T0), ==, XB_DNSC_MALFORMED);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, 0, T0), ==, XB_DNSC_MALFORMED);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_MALFORMED);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, 11, T0), ==, XB_DNS_CACHE_MALFORMED);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, 0, T0), ==, XB_DNS_CACHE_MALFORMED);
 	memset(msg, 0xff, sizeof(msg));
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, sizeof(msg), T0), ==, XB_DNSC_MALFORMED);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
-	xb_dnsc_stats(c, &st);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, sizeof(msg), T0), ==, XB_DNS_CACHE_MALFORMED);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
+	xb_dns_cache_stats(c, &st);
 	CHECK_INT(st.uncacheable, ==, 3);
 	CHECK_INT(st.malformed, ==, 6);
 	CHECK_INT(st.entries, ==, 0);
 	CHECK_INT(st.bytes, ==, 0);
-	xb_dnsc_free(c);
+	xb_dns_cache_free(c);
 }
 
 TEST(trailing_bytes_not_stored)
 {
-	struct dnsw_question q = qn("www.example.com", DNSW_T_A);
-	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
-	struct xb_dnsc *c = xb_dnsc_new(NULL);
+	struct xb_dns_wire_question q = qn("www.example.com", XB_DNS_WIRE_T_A);
+	uint8_t msg[4096], out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_cache *c = xb_dns_cache_new(NULL);
 	size_t len = a_answer(msg, &q, 300);
 
 	memset(msg + len, 0xab, 40);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len + 40, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 1, T0, out, sizeof(out), NULL), ==, len);
-	xb_dnsc_free(c);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len + 40, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &q, 1, T0, out, sizeof(out), NULL), ==, len);
+	xb_dns_cache_free(c);
 }
 
-static struct dnsw_question numbered(unsigned i)
+static struct xb_dns_wire_question numbered(unsigned i)
 {
 	char text[64];
 
 	snprintf(text, sizeof(text), "host%u.example.com", i);
-	return qn(text, DNSW_T_A);
+	return qn(text, XB_DNS_WIRE_T_A);
 }
 
-static bool present(struct xb_dnsc *c, unsigned i)
+static bool present(struct xb_dns_cache *c, unsigned i)
 {
-	struct dnsw_question q = numbered(i);
-	uint8_t out[XB_DNSC_MSG_MAX];
+	struct xb_dns_wire_question q = numbered(i);
+	uint8_t out[XB_DNS_CACHE_MSG_MAX];
 
-	return xb_dnsc_lookup(c, 0, &q, 1, T0, out, sizeof(out), NULL) > 0;
+	return xb_dns_cache_lookup(c, 0, &q, 1, T0, out, sizeof(out), NULL) > 0;
 }
 
-static void put(struct xb_dnsc *c, unsigned i)
+static void put(struct xb_dns_cache *c, unsigned i)
 {
-	struct dnsw_question q = numbered(i);
+	struct xb_dns_wire_question q = numbered(i);
 	uint8_t msg[4096];
 	size_t len = a_answer(msg, &q, 300);
 
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
 }
 
 TEST(lru_entries)
 {
-	struct xb_dnsc *c = cache(3, 0, 0, 0);
-	struct xb_dnsc_stats st;
+	struct xb_dns_cache *c = cache(3, 0, 0, 0);
+	struct xb_dns_cache_stats st;
 
 	put(c, 1);
 	put(c, 2);
@@ -272,28 +272,28 @@ TEST(lru_entries)
 	CHECK(!present(c, 2));
 	CHECK(present(c, 1) && present(c, 3) && present(c, 4));
 	put(c, 3);		/* replacing keeps the count */
-	xb_dnsc_stats(c, &st);
+	xb_dns_cache_stats(c, &st);
 	CHECK_INT(st.entries, ==, 3);
 	CHECK_INT(st.evictions, ==, 1);
 	put(c, 5);		/* 1 is the least recent now */
 	CHECK(!present(c, 1));
 	CHECK(present(c, 3) && present(c, 4) && present(c, 5));
-	xb_dnsc_free(c);
+	xb_dns_cache_free(c);
 }
 
 TEST(lru_bytes)
 {
-	struct dnsw_question q = numbered(1);
+	struct xb_dns_wire_question q = numbered(1);
 	uint8_t msg[4096];
-	struct xb_dnsc *c = xb_dnsc_new(NULL);
-	struct xb_dnsc_stats st;
+	struct xb_dns_cache *c = xb_dns_cache_new(NULL);
+	struct xb_dns_cache_stats st;
 	size_t one, len;
 
 	put(c, 1);
-	xb_dnsc_stats(c, &st);
+	xb_dns_cache_stats(c, &st);
 	one = st.bytes;
 	CHECK_INT(one, >, a_answer(msg, &q, 1));
-	xb_dnsc_free(c);
+	xb_dns_cache_free(c);
 
 	/* Room for three entries of this size and a half. */
 	c = cache(0, one * 7 / 2, 0, 0);
@@ -304,41 +304,41 @@ TEST(lru_bytes)
 	put(c, 4);
 	CHECK(!present(c, 2));
 	CHECK(present(c, 1) && present(c, 3) && present(c, 4));
-	xb_dnsc_stats(c, &st);
+	xb_dns_cache_stats(c, &st);
 	CHECK_INT(st.bytes, ==, 3 * one);
 	CHECK_INT(st.evictions, ==, 1);
 	/* A message larger than the whole bound is refused; nothing evicted. */
-	len = answer(msg, sizeof(msg), &q, DNSW_NOERROR, 200, 300, 0, 0);
+	len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_NOERROR, 200, 300, 0, 0);
 	CHECK_INT(len, >, one * 7 / 2);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_NOMEM);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_NOMEM);
 	CHECK(present(c, 3) && present(c, 4));
-	xb_dnsc_free(c);
+	xb_dns_cache_free(c);
 }
 
 TEST(scopes)
 {
-	struct dnsw_question q = qn("erp.acme.cn", DNSW_T_A);
-	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
-	struct xb_dnsc *c = xb_dnsc_new(NULL);
-	struct xb_dnsc_stats st;
+	struct xb_dns_wire_question q = qn("erp.acme.cn", XB_DNS_WIRE_T_A);
+	uint8_t msg[4096], out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_cache *c = xb_dns_cache_new(NULL);
+	struct xb_dns_cache_stats st;
 	size_t len = a_answer(msg, &q, 300), len2;
 
-	CHECK_INT(xb_dnsc_store(c, 1, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 2, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
-	CHECK_INT(xb_dnsc_lookup(c, 1, &q, 1, T0, out, sizeof(out), NULL), ==, len);
-	len2 = answer(msg, sizeof(msg), &q, DNSW_NOERROR, 2, 300, 0, 0);
-	CHECK_INT(xb_dnsc_store(c, 2, &q, msg, len2, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 2, &q, 1, T0, out, sizeof(out), NULL), ==, len2);
-	CHECK_INT(xb_dnsc_lookup(c, 1, &q, 1, T0, out, sizeof(out), NULL), ==, len);
-	xb_dnsc_flush_scope(c, 1);
-	CHECK_INT(xb_dnsc_lookup(c, 1, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
-	CHECK_INT(xb_dnsc_lookup(c, 2, &q, 1, T0, out, sizeof(out), NULL), ==, len2);
-	xb_dnsc_flush(c);
-	xb_dnsc_stats(c, &st);
+	CHECK_INT(xb_dns_cache_store(c, 1, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 2, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
+	CHECK_INT(xb_dns_cache_lookup(c, 1, &q, 1, T0, out, sizeof(out), NULL), ==, len);
+	len2 = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_NOERROR, 2, 300, 0, 0);
+	CHECK_INT(xb_dns_cache_store(c, 2, &q, msg, len2, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 2, &q, 1, T0, out, sizeof(out), NULL), ==, len2);
+	CHECK_INT(xb_dns_cache_lookup(c, 1, &q, 1, T0, out, sizeof(out), NULL), ==, len);
+	xb_dns_cache_flush_scope(c, 1);
+	CHECK_INT(xb_dns_cache_lookup(c, 1, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
+	CHECK_INT(xb_dns_cache_lookup(c, 2, &q, 1, T0, out, sizeof(out), NULL), ==, len2);
+	xb_dns_cache_flush(c);
+	xb_dns_cache_stats(c, &st);
 	CHECK_INT(st.entries, ==, 0);
 	CHECK_INT(st.bytes, ==, 0);
-	CHECK_INT(xb_dnsc_lookup(c, 2, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
-	xb_dnsc_free(c);
+	CHECK_INT(xb_dns_cache_lookup(c, 2, &q, 1, T0, out, sizeof(out), NULL), ==, 0);
+	xb_dns_cache_free(c);
 }
 
 /* The cache against a naive model (an array searched linearly, LRU by a
@@ -349,19 +349,19 @@ TEST(model)
 	/* live: held by the cache, expired or not (only a lookup or eviction
 	 * removes an entry); used: the tick of its last store or hit. */
 	struct { bool live; uint64_t used; uint64_t born; } m[NAMES][SCOPES] = { 0 };
-	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
-	struct xb_dnsc *c = cache(CAP, 0, 0, 0);
+	uint8_t msg[4096], out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_cache *c = cache(CAP, 0, 0, 0);
 	uint64_t now = T0, tick = 0;
 	unsigned live = 0;
 
 	srand(7);
 	for (int r = 0; r < ROUNDS; r++, tick++) {
 		unsigned i = (unsigned)rand() % NAMES, s = (unsigned)rand() % SCOPES;
-		struct dnsw_question q = numbered(i);
+		struct xb_dns_wire_question q = numbered(i);
 
 		now += (uint64_t)(rand() % 3) * S;
 		if (rand() % 2) {
-			bool hit = xb_dnsc_lookup(c, s, &q, 1, now, out, sizeof(out), NULL) > 0;
+			bool hit = xb_dns_cache_lookup(c, s, &q, 1, now, out, sizeof(out), NULL) > 0;
 			bool want = m[i][s].live && now - m[i][s].born < 30 * S;
 
 			CHECK_INT(hit, ==, want);
@@ -373,7 +373,7 @@ TEST(model)
 				m[i][s].used = tick;	/* a miss leaves the order alone */
 			continue;
 		}
-		CHECK_INT(xb_dnsc_store(c, s, &q, msg, a_answer(msg, &q, 30), now), ==, XB_DNSC_STORED);
+		CHECK_INT(xb_dns_cache_store(c, s, &q, msg, a_answer(msg, &q, 30), now), ==, XB_DNS_CACHE_STORED);
 		if (!m[i][s].live && live == CAP) {
 			unsigned bi = 0, bs = 0;
 			uint64_t least = UINT64_MAX;
@@ -392,7 +392,7 @@ TEST(model)
 		m[i][s].used = tick;
 		m[i][s].born = now;
 	}
-	xb_dnsc_free(c);
+	xb_dns_cache_free(c);
 }
 
 static double mono(void)
@@ -406,77 +406,77 @@ static double mono(void)
 TEST(cost_100k)
 {
 	enum { N = 100000 };
-	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
-	struct xb_dnsc *c = cache(N, 0, 0, 0);
-	struct dnsw_question *qs = malloc(N * sizeof(*qs));
-	struct xb_dnsc_stats st;
+	uint8_t msg[4096], out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_cache *c = cache(N, 0, 0, 0);
+	struct xb_dns_wire_question *qs = malloc(N * sizeof(*qs));
+	struct xb_dns_cache_stats st;
 	double t, hit, miss;
 	size_t n = 0;
 
 	CHECK(qs);
 	for (unsigned i = 0; i < N; i++) {
 		qs[i] = numbered(i);
-		CHECK_INT(xb_dnsc_store(c, 0, &qs[i], msg, a_answer(msg, &qs[i], 300), T0), ==,
-			  XB_DNSC_STORED);
+		CHECK_INT(xb_dns_cache_store(c, 0, &qs[i], msg, a_answer(msg, &qs[i], 300), T0), ==,
+			  XB_DNS_CACHE_STORED);
 	}
 	t = mono();
 	for (unsigned i = 0; i < N; i++)
-		n += xb_dnsc_lookup(c, 0, &qs[(i * 7919u) % N], 1, T0 + S, out, sizeof(out), NULL) > 0;
+		n += xb_dns_cache_lookup(c, 0, &qs[(i * 7919u) % N], 1, T0 + S, out, sizeof(out), NULL) > 0;
 	hit = (mono() - t) / N;
 	CHECK_INT(n, ==, N);
 	t = mono();
 	for (unsigned i = 0; i < N; i++)
-		n += xb_dnsc_lookup(c, 1, &qs[i], 1, T0 + S, out, sizeof(out), NULL) > 0;
+		n += xb_dns_cache_lookup(c, 1, &qs[i], 1, T0 + S, out, sizeof(out), NULL) > 0;
 	miss = (mono() - t) / N;
 	CHECK_INT(n, ==, N);
-	xb_dnsc_stats(c, &st);
+	xb_dns_cache_stats(c, &st);
 	printf("# note: %d entries, %zu bytes each with a %zu-byte message (+%zu of buckets); "
 	       "lookup %.0f ns per hit, %.0f ns per miss\n", N, st.bytes / N,
 	       a_answer(msg, &qs[0], 300), 131072 * sizeof(void *) / N, hit, miss);
 	free(qs);
-	xb_dnsc_free(c);
+	xb_dns_cache_free(c);
 }
 
 /* Serve-stale (RFC 8767): an entry outlives its TTL by stale_s for
- * xb_dnsc_lookup_stale, which gives it with every TTL 30; the normal
+ * xb_dns_cache_lookup_stale, which gives it with every TTL 30; the normal
  * lookup misses it all along; past the window it is gone. min_ttl holds
  * a short answer at least that long. */
 TEST(stale)
 {
-	struct xb_dnsc_conf conf = { .stale_s = 3600, .min_ttl = 5 };
-	struct dnsw_question q = qn("www.example.com", DNSW_T_A);
-	uint8_t msg[4096], out[XB_DNSC_MSG_MAX];
-	struct xb_dnsc *c = xb_dnsc_new(&conf);
-	struct xb_dnsc_stats st;
-	size_t len = answer(msg, sizeof(msg), &q, DNSW_NOERROR, 3, 300, 0, 0), n;
+	struct xb_dns_cache_conf conf = { .stale_s = 3600, .min_ttl = 5 };
+	struct xb_dns_wire_question q = qn("www.example.com", XB_DNS_WIRE_T_A);
+	uint8_t msg[4096], out[XB_DNS_CACHE_MSG_MAX];
+	struct xb_dns_cache *c = xb_dns_cache_new(&conf);
+	struct xb_dns_cache_stats st;
+	size_t len = answer(msg, sizeof(msg), &q, XB_DNS_WIRE_NOERROR, 3, 300, 0, 0), n;
 
 	CHECK(c);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	n = xb_dnsc_lookup_stale(c, 0, &q, 9, T0 + 10 * S, out, sizeof(out));
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	n = xb_dns_cache_lookup_stale(c, 0, &q, 9, T0 + 10 * S, out, sizeof(out));
 	CHECK_INT(n, ==, len);				/* a fresh one too */
-	check_ttls(out, n, &q, 9, XB_DNSC_STALE_TTL);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 1, T0 + 300 * S, out, sizeof(out), NULL), ==, 0);
-	n = xb_dnsc_lookup_stale(c, 0, &q, 2, T0 + 300 * S, out, sizeof(out));
+	check_ttls(out, n, &q, 9, XB_DNS_CACHE_STALE_TTL);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &q, 1, T0 + 300 * S, out, sizeof(out), NULL), ==, 0);
+	n = xb_dns_cache_lookup_stale(c, 0, &q, 2, T0 + 300 * S, out, sizeof(out));
 	CHECK_INT(n, ==, len);				/* expired, still kept */
 	check_ttls(out, n, &q, 2, 30);
-	n = xb_dnsc_lookup_stale(c, 0, &q, 3, T0 + (300 + 3599) * S, out, sizeof(out));
+	n = xb_dns_cache_lookup_stale(c, 0, &q, 3, T0 + (300 + 3599) * S, out, sizeof(out));
 	CHECK_INT(n, ==, len);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 1, T0 + (300 + 3599) * S, out, sizeof(out), NULL), ==, 0);
-	CHECK_INT(xb_dnsc_lookup_stale(c, 1, &q, 3, T0 + 400 * S, out, sizeof(out)), ==, 0);
-	CHECK_INT(xb_dnsc_lookup_stale(c, 0, &q, 3, T0 + (300 + 3600) * S, out, sizeof(out)), ==, 0);
-	xb_dnsc_stats(c, &st);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &q, 1, T0 + (300 + 3599) * S, out, sizeof(out), NULL), ==, 0);
+	CHECK_INT(xb_dns_cache_lookup_stale(c, 1, &q, 3, T0 + 400 * S, out, sizeof(out)), ==, 0);
+	CHECK_INT(xb_dns_cache_lookup_stale(c, 0, &q, 3, T0 + (300 + 3600) * S, out, sizeof(out)), ==, 0);
+	xb_dns_cache_stats(c, &st);
 	CHECK_INT(st.stale, ==, 3);
 	CHECK_INT(st.expired, ==, 1);
 	CHECK_INT(st.entries, ==, 0);			/* past the window: gone */
 	/* Without stale_s an expired entry is gone at its TTL. */
 	conf.stale_s = 0;
-	xb_dnsc_free(c);
-	CHECK((c = xb_dnsc_new(&conf)) != NULL);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup_stale(c, 0, &q, 3, T0 + 300 * S, out, sizeof(out)), ==, 0);
+	xb_dns_cache_free(c);
+	CHECK((c = xb_dns_cache_new(&conf)) != NULL);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup_stale(c, 0, &q, 3, T0 + 300 * S, out, sizeof(out)), ==, 0);
 	/* min_ttl: a 1 s answer is kept 5 s. */
 	len = a_answer(msg, &q, 1);
-	CHECK_INT(xb_dnsc_store(c, 0, &q, msg, len, T0), ==, XB_DNSC_STORED);
-	CHECK_INT(xb_dnsc_lookup(c, 0, &q, 3, T0 + 4 * S, out, sizeof(out), NULL), ==, len);
-	xb_dnsc_free(c);
+	CHECK_INT(xb_dns_cache_store(c, 0, &q, msg, len, T0), ==, XB_DNS_CACHE_STORED);
+	CHECK_INT(xb_dns_cache_lookup(c, 0, &q, 3, T0 + 4 * S, out, sizeof(out), NULL), ==, len);
+	xb_dns_cache_free(c);
 }

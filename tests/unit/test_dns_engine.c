@@ -19,7 +19,7 @@ static const char conf[] =
 	"  rules = ( { name = \"ov\"; domains = [ \"www.example.org\" ]; action = \"override\";\n"
 	"              cname = \"a.example.com\"; } ); };\n";
 
-static struct xb_dnssvc svc;
+static struct xb_dns_service svc;
 static char dir[] = "/tmp/xb-test-dns-engine.XXXXXX";
 
 static void put(const char *name, const char *text, mode_t mode)
@@ -35,7 +35,7 @@ static void put(const char *name, const char *text, mode_t mode)
 
 /* The engine with the policy above (made once), sets off (no kernel), no
  * cache; what it learns is queued and dropped at the next flush. */
-static struct xb_dnssvc *engine(void)
+static struct xb_dns_service *engine(void)
 {
 	struct xb_errors errs = { 0 };
 	struct xb_policy *p;
@@ -56,12 +56,12 @@ static struct xb_dnssvc *engine(void)
 	snprintf(path, sizeof(path), "%s/xborder.conf", dir);
 	unlink(path);
 	rmdir(dir);
-	CHECK((svc.cfg = xb_dnssvc_prepare(p, &errs)) != NULL);
+	CHECK((svc.cfg = xb_dns_service_prepare(p, &errs)) != NULL);
 	xb_errors_free(&errs);
-	/* What xb_dnssvc_new sets up for learning: the queue, the table and
+	/* What xb_dns_service_new sets up for learning: the queue, the table and
 	 * the log's limiter. */
 	CHECK((svc.pend = calloc(DNS_PEND_MAX, sizeof(*svc.pend))) != NULL);
-	xb_dnsl_init(&svc.learned);
+	xb_dns_learn_init(&svc.learned);
 	svc.learn_rl = (struct log_rl)LOG_RL_INIT(1, 5);
 	return &svc;
 }
@@ -81,7 +81,7 @@ static void add(struct msg *m, const void *p, size_t n)
 
 static void add_name(struct msg *m, const char *text)
 {
-	m->n += (size_t)dnsw_name_from_text(text, m->b + m->n);
+	m->n += (size_t)xb_dns_wire_name_from_text(text, m->b + m->n);
 }
 
 /* type, class, ttl 300, rdlen and rdata, after an owner already added. */
@@ -106,27 +106,27 @@ static void header(struct msg *m, uint16_t flags, uint16_t an, uint16_t ar, cons
 	xb_put16(m->b + 6, an);
 	xb_put16(m->b + 8, 0);
 	xb_put16(m->b + 10, ar);
-	m->n = DNSW_HDR_LEN;
+	m->n = XB_DNS_WIRE_HDR_LEN;
 	add_name(m, qname);
 	add(m, "\0\1\0\1", 4);	/* A, IN */
 }
 
-static const uint8_t opt[DNSW_OPT_LEN] = { 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0 };
+static const uint8_t opt[XB_DNS_WIRE_OPT_LEN] = { 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0 };
 static const uint8_t a1[4] = { 203, 0, 113, 7 }, a2[4] = { 192, 0, 2, 9 };
 
 /* The client's answer to qq, from the upstream's message up. */
-static size_t answer(struct xb_dnssvc *s, struct dns_query *qq, const struct msg *up,
-		     uint8_t *out, size_t cap, struct dnsw_msg *res)
+static size_t answer(struct xb_dns_service *s, struct dns_query *qq, const struct msg *up,
+		     uint8_t *out, size_t cap, struct xb_dns_wire_msg *res)
 {
-	const struct dnsw_query *ask;
-	struct dnsw_msg m;
+	const struct xb_dns_wire_query *ask;
+	struct xb_dns_wire_msg m;
 	size_t len = 0;
 
 	CHECK_INT(dns_decide(s, qq, out, cap, &len), ==, DNS_ASK);
 	ask = qq->chase ? &qq->qc : &qq->q;
-	CHECK_INT(dnsw_parse_response(&m, up->b, up->n, 0x1234, &ask->q), ==, DNSW_R_OK);
+	CHECK_INT(xb_dns_wire_parse_response(&m, up->b, up->n, 0x1234, &ask->q), ==, XB_DNS_WIRE_R_OK);
 	CHECK((len = dns_answer_from(s, qq, &m, out, cap)) > 0);
-	CHECK_INT(dnsw_parse_response(res, out, len, qq->q.hdr.id, &qq->q.q), ==, DNSW_R_OK);
+	CHECK_INT(xb_dns_wire_parse_response(res, out, len, qq->q.hdr.id, &qq->q.q), ==, XB_DNS_WIRE_R_OK);
 	return len;
 }
 
@@ -135,8 +135,8 @@ static void query(struct dns_query *qq, const char *name)
 	struct msg q;
 
 	memset(qq, 0, sizeof(*qq));
-	header(&q, DNSW_F_RD, 0, 0, name);
-	CHECK_INT(dnsw_parse_query(&qq->q, q.b, q.n), ==, DNSW_Q_OK);
+	header(&q, XB_DNS_WIRE_F_RD, 0, 0, name);
+	CHECK_INT(xb_dns_wire_parse_query(&qq->q, q.b, q.n), ==, XB_DNS_WIRE_Q_OK);
 }
 
 /* An override's CNAME, then the target's upstream answer re-encoded: an A
@@ -144,24 +144,24 @@ static void query(struct dns_query *qq, const char *name)
  * as an IN A of 0 octets, and the client's answer did not parse. */
 TEST(chase_keeps_only_class_in)
 {
-	struct xb_dnssvc *s = engine();
+	struct xb_dns_service *s = engine();
 	struct dns_query qq;
-	struct dnsw_msg res;
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
+	struct xb_dns_wire_msg res;
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
 	struct msg up;
 	uint8_t out[1232];
 	unsigned n = 0;
 
 	query(&qq, "www.example.org");
-	header(&up, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA, 2, 0, "a.example.com");
+	header(&up, XB_DNS_WIRE_F_QR | XB_DNS_WIRE_F_RD | XB_DNS_WIRE_F_RA, 2, 0, "a.example.com");
 	add(&up, "\xc0\x0c", 2);
-	add_rr(&up, DNSW_T_A, DNSW_C_IN, a1, 4);
+	add_rr(&up, XB_DNS_WIRE_T_A, XB_DNS_WIRE_C_IN, a1, 4);
 	add(&up, "\xc0\x0c", 2);
-	add_rr(&up, DNSW_T_A, DNSW_C_ANY, NULL, 0);
+	add_rr(&up, XB_DNS_WIRE_T_A, XB_DNS_WIRE_C_ANY, NULL, 0);
 	answer(s, &qq, &up, out, sizeof(out), &res);
-	dnsw_iter_init(&it, &res, DNSW_AN);
-	while (dnsw_iter_next(&it, &rr))
+	xb_dns_wire_iter_init(&it, &res, XB_DNS_WIRE_AN);
+	while (xb_dns_wire_iter_next(&it, &rr))
 		n++;
 	CHECK_INT(n, ==, 2);	/* the CNAME and the IN A */
 }
@@ -170,30 +170,30 @@ TEST(chase_keeps_only_class_in)
  * OPT is not the last additional record: it was left in. */
 TEST(strip_opt_not_last)
 {
-	struct xb_dnssvc *s = engine();
+	struct xb_dns_service *s = engine();
 	struct dns_query qq;
-	struct dnsw_msg res;
+	struct xb_dns_wire_msg res;
 	struct msg up;
 	uint8_t out[1232];
 
 	query(&qq, "a.example.com");
-	header(&up, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA, 1, 3, "a.example.com");
+	header(&up, XB_DNS_WIRE_F_QR | XB_DNS_WIRE_F_RD | XB_DNS_WIRE_F_RA, 1, 3, "a.example.com");
 	add(&up, "\xc0\x0c", 2);
-	add_rr(&up, DNSW_T_A, DNSW_C_IN, a1, 4);
+	add_rr(&up, XB_DNS_WIRE_T_A, XB_DNS_WIRE_C_IN, a1, 4);
 	add_name(&up, "ns1.example.com");	/* a glue record before the OPT */
-	add_rr(&up, DNSW_T_A, DNSW_C_IN, a2, 4);
+	add_rr(&up, XB_DNS_WIRE_T_A, XB_DNS_WIRE_C_IN, a2, 4);
 	add(&up, opt, sizeof(opt));
 	add_name(&up, "ns2.example.com");	/* and one after it */
-	add_rr(&up, DNSW_T_A, DNSW_C_IN, a2, 4);
+	add_rr(&up, XB_DNS_WIRE_T_A, XB_DNS_WIRE_C_IN, a2, 4);
 	answer(s, &qq, &up, out, sizeof(out), &res);
 	CHECK(!res.edns.present);
 	CHECK_INT(res.hdr.ancount, ==, 1);
 	CHECK_INT(res.hdr.arcount, ==, 1);	/* the glue before the OPT stays */
 	/* ... and with the OPT last, as it usually is. */
 	query(&qq, "a.example.com");
-	header(&up, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA, 1, 1, "a.example.com");
+	header(&up, XB_DNS_WIRE_F_QR | XB_DNS_WIRE_F_RD | XB_DNS_WIRE_F_RA, 1, 1, "a.example.com");
 	add(&up, "\xc0\x0c", 2);
-	add_rr(&up, DNSW_T_A, DNSW_C_IN, a1, 4);
+	add_rr(&up, XB_DNS_WIRE_T_A, XB_DNS_WIRE_C_IN, a1, 4);
 	add(&up, opt, sizeof(opt));
 	answer(s, &qq, &up, out, sizeof(out), &res);
 	CHECK(!res.edns.present);
@@ -219,9 +219,9 @@ static const char conf2[] =
 	"            { name = \"own\"; domains = [ \"*.own.cn\" ]; action = \"tunnel\";\n"
 	"              tunnel = [ \"t2\", \"t1\" ]; servers = [ \"203.0.113.53\" ]; } ); };\n";
 
-static struct xb_dnssvc svc2;
+static struct xb_dns_service svc2;
 
-static struct xb_dnssvc *engine2(void)
+static struct xb_dns_service *engine2(void)
 {
 	struct xb_errors errs = { 0 };
 	struct xb_policy *p;
@@ -242,10 +242,10 @@ static struct xb_dnssvc *engine2(void)
 	snprintf(path, sizeof(path), "%s/gw.key", dir);
 	unlink(path);
 	rmdir(dir);
-	CHECK((svc2.cfg = xb_dnssvc_prepare(p, &errs)) != NULL);
+	CHECK((svc2.cfg = xb_dns_service_prepare(p, &errs)) != NULL);
 	xb_errors_free(&errs);
 	CHECK((svc2.pend = calloc(DNS_PEND_MAX, sizeof(*svc2.pend))) != NULL);
-	xb_dnsl_init(&svc2.learned);
+	xb_dns_learn_init(&svc2.learned);
 	return &svc2;
 }
 
@@ -258,7 +258,7 @@ static const char *asked(const struct dns_query *qq)
 
 	buf[0] = '\0';
 	for (unsigned i = 0; i < qq->n_order; i++) {
-		const struct xb_up_server *sv = &qq->set->srv[qq->order[i]];
+		const struct xb_dns_upstream_server *sv = &qq->set->srv[qq->order[i]];
 		char a[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &sv->addr.in.sin_addr, a, sizeof(a));
@@ -280,7 +280,7 @@ static size_t fake_route(void *ctx, size_t rule, const size_t *own, size_t n, si
 	return fake_n;
 }
 
-static void decide_ask(struct xb_dnssvc *s, struct dns_query *qq, const char *name)
+static void decide_ask(struct xb_dns_service *s, struct dns_query *qq, const char *name)
 {
 	uint8_t out[1232];
 	size_t len;
@@ -291,7 +291,7 @@ static void decide_ask(struct xb_dnssvc *s, struct dns_query *qq, const char *na
 
 TEST(tunnel_rule_follows_the_path)
 {
-	struct xb_dnssvc *s = engine2();
+	struct xb_dns_service *s = engine2();
 	struct dns_query qq;
 
 	/* tunnel = "t1" follows erp's path (t1, t2): every server through
@@ -299,7 +299,7 @@ TEST(tunnel_rule_follows_the_path)
 	decide_ask(s, &qq, "new.acme.cn");
 	CHECK_STR(asked(&qq), "xb-t1/203.0.113.53 xb-t1/203.0.113.54 xb-t2/203.0.113.53 xb-t2/203.0.113.54");
 	/* The path moved to t2 (t1 down): steering's order is used. */
-	xb_dnssvc_set_route(s, fake_route, NULL);
+	xb_dns_service_set_route(s, fake_route, NULL);
 	fake_order[0] = 1, fake_n = 1;
 	decide_ask(s, &qq, "new.acme.cn");
 	CHECK_INT(fake_rule, ==, 0);		/* asked for erp's path */
@@ -307,39 +307,39 @@ TEST(tunnel_rule_follows_the_path)
 	fake_order[0] = 1, fake_order[1] = 0, fake_n = 2;	/* t1 back, behind t2 */
 	decide_ask(s, &qq, "other.acme.cn");
 	CHECK_STR(asked(&qq), "xb-t2/203.0.113.53 xb-t2/203.0.113.54 xb-t1/203.0.113.53 xb-t1/203.0.113.54");
-	xb_dnssvc_set_route(s, NULL, NULL);
+	xb_dns_service_set_route(s, NULL, NULL);
 }
 
 TEST(tunnel_rule_own_list)
 {
-	struct xb_dnssvc *s = engine2();
+	struct xb_dns_service *s = engine2();
 	struct dns_query qq;
 
 	decide_ask(s, &qq, "x.own.cn");		/* as listed: t2, then t1 */
 	CHECK_STR(asked(&qq), "xb-t2/203.0.113.53 xb-t1/203.0.113.53");
-	xb_dnssvc_set_route(s, fake_route, NULL);
+	xb_dns_service_set_route(s, fake_route, NULL);
 	fake_order[0] = 0, fake_order[1] = 1, fake_n = 2;	/* health ranks t1 first */
 	decide_ask(s, &qq, "x.own.cn");
 	CHECK_INT(fake_rule, ==, SIZE_MAX);	/* an own list, not a path */
 	CHECK_INT(fake_own_n, ==, 2);
 	CHECK_STR(asked(&qq), "xb-t1/203.0.113.53 xb-t2/203.0.113.53");
-	xb_dnssvc_set_route(s, NULL, NULL);
+	xb_dns_service_set_route(s, NULL, NULL);
 }
 
 /* Browsers that find use-application-dns.net turn their own DoH off. */
 TEST(doh_canary)
 {
-	struct xb_dnssvc *s = engine();
+	struct xb_dns_service *s = engine();
 	struct xb_policy *p = (struct xb_policy *)s->cfg->p;
 	struct dns_query qq;
-	struct dnsw_msg res;
+	struct xb_dns_wire_msg res;
 	uint8_t out[1232];
 	size_t len = 0;
 
 	query(&qq, "use-application-dns.net");
 	CHECK_INT(dns_decide(s, &qq, out, sizeof(out), &len), ==, DNS_ANSWERED);
-	CHECK_INT(dnsw_parse_response(&res, out, len, qq.q.hdr.id, &qq.q.q), ==, DNSW_R_OK);
-	CHECK_INT(res.rcode, ==, DNSW_NXDOMAIN);
+	CHECK_INT(xb_dns_wire_parse_response(&res, out, len, qq.q.hdr.id, &qq.q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK_INT(res.rcode, ==, XB_DNS_WIRE_NXDOMAIN);
 	query(&qq, "USE-Application-DNS.net.");	/* any case */
 	CHECK_INT(dns_decide(s, &qq, out, sizeof(out), &len), ==, DNS_ANSWERED);
 	query(&qq, "x.use-application-dns.net");	/* the name only */
@@ -354,32 +354,32 @@ TEST(doh_canary)
  * served with TTL 30 and its addresses are learned again. */
 TEST(serve_stale)
 {
-	struct xb_dnssvc *s = engine2();
+	struct xb_dns_service *s = engine2();
 	struct xb_policy *p = (struct xb_policy *)s->cfg->p;
-	struct xb_dnsc_conf cc = { .stale_s = p->dns.serve_stale };
+	struct xb_dns_cache_conf cc = { .stale_s = p->dns.serve_stale };
 	struct dns_query qq;
-	struct dnsw_msg res;
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
+	struct xb_dns_wire_msg res;
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
 	struct msg up;
 	uint8_t out[1232];
 	size_t len;
 
-	CHECK((s->cache = xb_dnsc_new(&cc)) != NULL);
+	CHECK((s->cache = xb_dns_cache_new(&cc)) != NULL);
 	s->now_ns = 1000 * NSEC_PER_SEC;
 	decide_ask(s, &qq, "old.acme.cn");
-	header(&up, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA, 1, 0, "old.acme.cn");
+	header(&up, XB_DNS_WIRE_F_QR | XB_DNS_WIRE_F_RD | XB_DNS_WIRE_F_RA, 1, 0, "old.acme.cn");
 	add(&up, "\xc0\x0c", 2);
-	add_rr(&up, DNSW_T_A, DNSW_C_IN, a1, 4);	/* TTL 300 */
-	CHECK_INT(xb_dnsc_store(s->cache, qq.scope, &qq.q.q, up.b, up.n, s->now_ns), ==, XB_DNSC_STORED);
+	add_rr(&up, XB_DNS_WIRE_T_A, XB_DNS_WIRE_C_IN, a1, 4);	/* TTL 300 */
+	CHECK_INT(xb_dns_cache_store(s->cache, qq.scope, &qq.q.q, up.b, up.n, s->now_ns), ==, XB_DNS_CACHE_STORED);
 	s->now_ns += 400 * NSEC_PER_SEC;		/* expired 100 s ago */
 	CHECK_INT(dns_from_cache(s, &qq, out, sizeof(out)), ==, 0);
 	s->n_pend = 0;
 	CHECK((len = dns_from_stale(s, &qq, out, sizeof(out))) > 0);
 	CHECK(qq.stale);
-	CHECK_INT(dnsw_parse_response(&res, out, len, qq.q.hdr.id, &qq.q.q), ==, DNSW_R_OK);
-	dnsw_iter_init(&it, &res, DNSW_AN);
-	CHECK(dnsw_iter_next(&it, &rr));
+	CHECK_INT(xb_dns_wire_parse_response(&res, out, len, qq.q.hdr.id, &qq.q.q), ==, XB_DNS_WIRE_R_OK);
+	xb_dns_wire_iter_init(&it, &res, XB_DNS_WIRE_AN);
+	CHECK(xb_dns_wire_iter_next(&it, &rr));
 	CHECK_INT(rr.ttl, ==, 30);
 	CHECK_INT(s->n_pend, ==, 1);			/* 203.0.113.7 into erp's set */
 	CHECK_INT(s->pend[0].ttl, ==, 30);
@@ -390,6 +390,6 @@ TEST(serve_stale)
 	s->now_ns += (uint64_t)cc.stale_s * NSEC_PER_SEC;	/* past the window */
 	CHECK_INT(dns_from_stale(s, &qq, out, sizeof(out)), ==, 0);
 	s->n_pend = 0;
-	xb_dnsc_free(s->cache);
+	xb_dns_cache_free(s->cache);
 	s->cache = NULL;
 }

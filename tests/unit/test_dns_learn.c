@@ -28,13 +28,13 @@ static int fam_of(const char *a)
 	return strchr(a, ':') ? AF_INET6 : AF_INET;
 }
 
-static enum xb_dnsl_class cls(const char *a)
+static enum xb_dns_learn_class cls(const char *a)
 {
 	uint8_t b[16];
 
 	if (inet_pton(fam_of(a), a, b) != 1)
 		xb_test_fail(__FILE__, __LINE__, "bad address %s", a);
-	return xb_dnsl_classify(fam_of(a), b);
+	return xb_dns_learn_classify(fam_of(a), b);
 }
 
 TEST(special_purpose_refused)
@@ -52,7 +52,7 @@ TEST(special_purpose_refused)
 	};
 
 	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
-		if (cls(special[i]) != XB_DNSL_SPECIAL)
+		if (cls(special[i]) != XB_DNS_LEARN_SPECIAL)
 			xb_test_fail(__FILE__, __LINE__, "%s is not special", special[i]);
 }
 
@@ -76,39 +76,39 @@ TEST(private_and_public)
 	};
 
 	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
-		if (cls(priv[i]) != XB_DNSL_PRIVATE)
+		if (cls(priv[i]) != XB_DNS_LEARN_PRIVATE)
 			xb_test_fail(__FILE__, __LINE__, "%s is not private", priv[i]);
 	for (size_t i = 0; i < sizeof(pub) / sizeof(pub[0]); i++)
-		if (cls(pub[i]) != XB_DNSL_PUBLIC)
+		if (cls(pub[i]) != XB_DNS_LEARN_PUBLIC)
 			xb_test_fail(__FILE__, __LINE__, "%s is not public", pub[i]);
 }
 
 TEST(own_prefixes)
 {
-	struct xb_dnsl_own o = { 0 };
+	struct xb_dns_learn_own o = { 0 };
 	struct wg_prefix p = { .family = AF_INET, .cidr = 24 }, q = { .family = AF_INET6, .cidr = 128 };
 	uint8_t a[16];
 
 	inet_pton(AF_INET, "198.51.100.7", p.addr);	/* host bits are ignored */
 	inet_pton(AF_INET6, "2001:db8::1", q.addr);
-	CHECK_INT(xb_dnsl_own_add(&o, &p), ==, 0);
-	CHECK_INT(xb_dnsl_own_add(&o, &q), ==, 0);
+	CHECK_INT(xb_dns_learn_own_add(&o, &p), ==, 0);
+	CHECK_INT(xb_dns_learn_own_add(&o, &q), ==, 0);
 	inet_pton(AF_INET, "198.51.100.255", a);
-	CHECK(xb_dnsl_own_has(&o, AF_INET, a));
+	CHECK(xb_dns_learn_own_has(&o, AF_INET, a));
 	inet_pton(AF_INET, "198.51.101.0", a);
-	CHECK(!xb_dnsl_own_has(&o, AF_INET, a));
+	CHECK(!xb_dns_learn_own_has(&o, AF_INET, a));
 	inet_pton(AF_INET6, "2001:db8::1", a);
-	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
+	CHECK(xb_dns_learn_own_has(&o, AF_INET6, a));
 	inet_pton(AF_INET6, "2001:db8::2", a);
-	CHECK(!xb_dnsl_own_has(&o, AF_INET6, a));
+	CHECK(!xb_dns_learn_own_has(&o, AF_INET6, a));
 	/* An own IPv4 address in a NAT64 or 6to4 wrapper is still ours. */
 	inet_pton(AF_INET6, "64:ff9b::c633:6401", a);
-	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
+	CHECK(xb_dns_learn_own_has(&o, AF_INET6, a));
 	inet_pton(AF_INET6, "2002:c633:64ff::1", a);
-	CHECK(xb_dnsl_own_has(&o, AF_INET6, a));
+	CHECK(xb_dns_learn_own_has(&o, AF_INET6, a));
 	inet_pton(AF_INET6, "64:ff9b::c633:6501", a);
-	CHECK(!xb_dnsl_own_has(&o, AF_INET6, a));
-	xb_dnsl_own_free(&o);
+	CHECK(!xb_dns_learn_own_has(&o, AF_INET6, a));
+	xb_dns_learn_own_free(&o);
 }
 
 static void a4(uint8_t *b, unsigned i)
@@ -121,60 +121,60 @@ static void a4(uint8_t *b, unsigned i)
 
 TEST(cap_evicts_soonest_expiring)
 {
-	struct xb_dnsl t;
-	struct xb_dnsl_entry ev;
+	struct xb_dns_learn t;
+	struct xb_dns_learn_entry ev;
 	uint8_t b[16];
 	int s, o;
 
-	xb_dnsl_init(&t);
-	s = xb_dnsl_set_id(&t, "r_a_dns4");
-	o = xb_dnsl_set_id(&t, "r_b_dns4");
-	CHECK_INT(xb_dnsl_set_id(&t, "r_a_dns4"), ==, s);
+	xb_dns_learn_init(&t);
+	s = xb_dns_learn_set_id(&t, "r_a_dns4");
+	o = xb_dns_learn_set_id(&t, "r_b_dns4");
+	CHECK_INT(xb_dns_learn_set_id(&t, "r_a_dns4"), ==, s);
 	/* Expiries 100, 90, ..., 10 for addresses 0..9: cap 10. */
 	for (unsigned i = 0; i < 10; i++) {
 		a4(b, i);
-		CHECK(xb_dnsl_add(&t, s, AF_INET, b, 100 - 10 * i, 7, 10, 0, &ev) != NULL);
+		CHECK(xb_dns_learn_add(&t, s, AF_INET, b, 100 - 10 * i, 7, 10, 0, &ev) != NULL);
 		CHECK_INT(ev.family, ==, 0);
 	}
 	/* The other set is not touched by this one's cap. */
 	a4(b, 0);
-	CHECK(xb_dnsl_add(&t, o, AF_INET, b, 1, 7, 10, 0, &ev) != NULL);
+	CHECK(xb_dns_learn_add(&t, o, AF_INET, b, 1, 7, 10, 0, &ev) != NULL);
 	CHECK_INT(ev.family, ==, 0);
 	/* Full: each add evicts the soonest, 9 (10), then 8 (20). */
 	a4(b, 100);
-	CHECK(xb_dnsl_add(&t, s, AF_INET, b, 1000, 7, 10, 0, &ev) != NULL);
+	CHECK(xb_dns_learn_add(&t, s, AF_INET, b, 1000, 7, 10, 0, &ev) != NULL);
 	CHECK_INT(ev.family, ==, AF_INET);
 	CHECK_INT(ev.addr[3], ==, 9);
 	CHECK_INT(ev.expires, ==, 10);
 	a4(b, 101);
-	CHECK(xb_dnsl_add(&t, s, AF_INET, b, 1000, 7, 10, 0, &ev) != NULL);
+	CHECK(xb_dns_learn_add(&t, s, AF_INET, b, 1000, 7, 10, 0, &ev) != NULL);
 	CHECK_INT(ev.addr[3], ==, 8);
-	CHECK_INT(xb_dnsl_count(&t, s), ==, 10);
+	CHECK_INT(xb_dns_learn_count(&t, s), ==, 10);
 	CHECK_INT(t.sets[s].evicted, ==, 2);
 	a4(b, 9);
-	CHECK(xb_dnsl_find(&t, s, AF_INET, b) == NULL);
+	CHECK(xb_dns_learn_find(&t, s, AF_INET, b) == NULL);
 	/* A refresh moves an entry back: 7 (30) is no longer the soonest. */
 	a4(b, 7);
-	xb_dnsl_update(&t, xb_dnsl_find(&t, s, AF_INET, b), 500);
-	CHECK_INT(xb_dnsl_first(&t, s)->addr[3], ==, 6);
+	xb_dns_learn_update(&t, xb_dns_learn_find(&t, s, AF_INET, b), 500);
+	CHECK_INT(xb_dns_learn_first(&t, s)->addr[3], ==, 6);
 	/* Expiry drops what is due, in both sets; trim keeps the latest. */
-	CHECK_INT(xb_dnsl_expire(&t, 60), ==, 3 + 1);	/* 6, 5, 4 and the other set's */
-	CHECK_INT(xb_dnsl_count(&t, s), ==, 7);
-	CHECK_INT(xb_dnsl_trim(&t, s, 3), ==, 4);
-	CHECK_INT(xb_dnsl_first(&t, s)->addr[3], ==, 7);
-	CHECK_INT(xb_dnsl_total(&t), ==, 3);
+	CHECK_INT(xb_dns_learn_expire(&t, 60), ==, 3 + 1);	/* 6, 5, 4 and the other set's */
+	CHECK_INT(xb_dns_learn_count(&t, s), ==, 7);
+	CHECK_INT(xb_dns_learn_trim(&t, s, 3), ==, 4);
+	CHECK_INT(xb_dns_learn_first(&t, s)->addr[3], ==, 7);
+	CHECK_INT(xb_dns_learn_total(&t), ==, 3);
 	/* Full, and the soonest (7, 500) has expired by 600: the kernel may
 	 * still count it, so nothing new comes in until it is dropped. */
 	a4(b, 102);
 	errno = 0;
-	CHECK(xb_dnsl_add(&t, s, AF_INET, b, 2000, 7, 3, 600, &ev) == NULL);
+	CHECK(xb_dns_learn_add(&t, s, AF_INET, b, 2000, 7, 3, 600, &ev) == NULL);
 	CHECK_INT(errno, ==, ENOSPC);
 	CHECK_INT(ev.family, ==, 0);
-	CHECK_INT(xb_dnsl_count(&t, s), ==, 3);
-	CHECK_INT(xb_dnsl_expire(&t, 600 - XB_DNSL_LINGER), ==, 1);
-	CHECK(xb_dnsl_add(&t, s, AF_INET, b, 2000, 7, 3, 600, &ev) != NULL);
+	CHECK_INT(xb_dns_learn_count(&t, s), ==, 3);
+	CHECK_INT(xb_dns_learn_expire(&t, 600 - XB_DNS_LEARN_LINGER), ==, 1);
+	CHECK(xb_dns_learn_add(&t, s, AF_INET, b, 2000, 7, 3, 600, &ev) != NULL);
 	CHECK_INT(ev.family, ==, 0);
-	xb_dnsl_free(&t);
+	xb_dns_learn_free(&t);
 }
 
 /* The reference: a plain array per set, scanned. */
@@ -197,32 +197,32 @@ TEST(table_against_model)
 {
 	enum { KEYS = 600, CAP = 97, STEPS = 40000 };
 	static struct ref r[2][KEYS];
-	struct xb_dnsl t;
-	struct xb_dnsl_entry ev;
+	struct xb_dns_learn t;
+	struct xb_dns_learn_entry ev;
 	uint64_t now = 0;
 	uint8_t b[16];
 	unsigned seed = 14;
 
 	memset(r, 0, sizeof(r));
-	xb_dnsl_init(&t);
-	CHECK_INT(xb_dnsl_set_id(&t, "r_a_dns4"), ==, 0);
-	CHECK_INT(xb_dnsl_set_id(&t, "r_b_dns4"), ==, 1);
+	xb_dns_learn_init(&t);
+	CHECK_INT(xb_dns_learn_set_id(&t, "r_a_dns4"), ==, 0);
+	CHECK_INT(xb_dns_learn_set_id(&t, "r_b_dns4"), ==, 1);
 	for (unsigned step = 0; step < STEPS; step++) {
 		unsigned set = (unsigned)rand_r(&seed) % 2, key = (unsigned)rand_r(&seed) % KEYS;
 		/* Distinct expiries: eviction order is then exact. */
 		uint64_t exp = now + 1 + (uint64_t)(rand_r(&seed) % 5000) * 40000 + step % 40000;
-		struct xb_dnsl_entry *e;
+		struct xb_dns_learn_entry *e;
 
 		a4(b, key);
-		e = xb_dnsl_find(&t, (int)set, AF_INET, b);
+		e = xb_dns_learn_find(&t, (int)set, AF_INET, b);
 		CHECK((e != NULL) == r[set][key].used);
 		if (e) {
 			CHECK_INT(e->expires, ==, r[set][key].exp);
 			if (rand_r(&seed) % 4 == 0) {
-				xb_dnsl_del(&t, e);
+				xb_dns_learn_del(&t, e);
 				r[set][key].used = false;
 			} else {
-				xb_dnsl_update(&t, e, exp);
+				xb_dns_learn_update(&t, e, exp);
 				r[set][key].exp = exp;
 			}
 		} else {
@@ -233,7 +233,7 @@ TEST(table_against_model)
 					if (r[set][i].used &&
 					    (victim == KEYS || r[set][i].exp < r[set][victim].exp))
 						victim = i;
-			CHECK(xb_dnsl_add(&t, (int)set, AF_INET, b, exp, 1, CAP, now, &ev) != NULL);
+			CHECK(xb_dns_learn_add(&t, (int)set, AF_INET, b, exp, 1, CAP, now, &ev) != NULL);
 			if (victim < KEYS) {
 				CHECK_INT(ev.family, ==, AF_INET);
 				CHECK_INT((unsigned)ev.addr[1] << 16 | (unsigned)ev.addr[2] << 8 | ev.addr[3],
@@ -246,16 +246,16 @@ TEST(table_against_model)
 		}
 		if (step % 1000 == 999) {
 			now += 40000000;
-			xb_dnsl_expire(&t, now);
+			xb_dns_learn_expire(&t, now);
 			for (size_t s = 0; s < 2; s++)
 				for (size_t i = 0; i < KEYS; i++)
 					if (r[s][i].used && r[s][i].exp <= now)
 						r[s][i].used = false;
 		}
-		CHECK_INT(xb_dnsl_count(&t, (int)set), ==, ref_count(r[set], KEYS));
-		CHECK(xb_dnsl_count(&t, (int)set) <= CAP);
+		CHECK_INT(xb_dns_learn_count(&t, (int)set), ==, ref_count(r[set], KEYS));
+		CHECK(xb_dns_learn_count(&t, (int)set) <= CAP);
 	}
-	xb_dnsl_free(&t);
+	xb_dns_learn_free(&t);
 }
 
 /* ---- through the engine, into real sets ---- */
@@ -275,10 +275,10 @@ static const char table[] =
 
 /* The policy of `rules' and `dns' (text inside the sections) in dir, and
  * its DNS configuration. */
-static struct xb_dnssvc_cfg *prepare(struct xb_policy **pp, const char *rules, const char *dns)
+static struct xb_dns_service_cfg *prepare(struct xb_policy **pp, const char *rules, const char *dns)
 {
 	struct xb_errors errs = { 0 };
-	struct xb_dnssvc_cfg *cfg;
+	struct xb_dns_service_cfg *cfg;
 	char path[PATH_MAX];
 	FILE *f;
 
@@ -300,7 +300,7 @@ static struct xb_dnssvc_cfg *prepare(struct xb_policy **pp, const char *rules, c
 	if (!*pp)
 		xb_errors_print(&errs, stdout);
 	CHECK(*pp != NULL);
-	CHECK((cfg = xb_dnssvc_prepare(*pp, &errs)) != NULL);
+	CHECK((cfg = xb_dns_service_prepare(*pp, &errs)) != NULL);
 	xb_errors_free(&errs);
 	return cfg;
 }
@@ -320,10 +320,10 @@ static void fresh_table(void)
 
 /* A service over a policy of `rules' and `dns', its sets in a fresh
  * table. */
-static struct xb_dnssvc *service(struct xb_policy **pp, const char *rules, const char *dns)
+static struct xb_dns_service *service(struct xb_policy **pp, const char *rules, const char *dns)
 {
-	struct xb_dnssvc_cfg *cfg;
-	struct xb_dnssvc *s;
+	struct xb_dns_service_cfg *cfg;
+	struct xb_dns_service *s;
 	char path[PATH_MAX];
 	FILE *f;
 
@@ -337,16 +337,16 @@ static struct xb_dnssvc *service(struct xb_policy **pp, const char *rules, const
 	chmod(path, 0600);
 	cfg = prepare(pp, rules, dns);
 	fresh_table();
-	CHECK((s = xb_dnssvc_new(NULL, NULL, NULL)) != NULL);
-	xb_dnssvc_commit(s, cfg);	/* no device interface here: it cannot listen */
+	CHECK((s = xb_dns_service_new(NULL, NULL, NULL)) != NULL);
+	xb_dns_service_commit(s, cfg);	/* no device interface here: it cannot listen */
 	return s;
 }
 
-static void service_free(struct xb_dnssvc *s, struct xb_policy *p)
+static void service_free(struct xb_dns_service *s, struct xb_policy *p)
 {
 	char cmd[PATH_MAX];
 
-	xb_dnssvc_free(s);
+	xb_dns_service_free(s);
 	xb_policy_free(p);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	xb_test_run(cmd);
@@ -355,41 +355,41 @@ static void service_free(struct xb_dnssvc *s, struct xb_policy *p)
 /* The engine as an upstream answer to a device's query for name reaches
  * it: n addresses (A or AAAA by their form), TTL ttl; what it learned is
  * queued, not yet flushed. */
-static void answer_queued(struct xb_dnssvc *s, const char *name, const char *const *addrs, size_t n,
+static void answer_queued(struct xb_dns_service *s, const char *name, const char *const *addrs, size_t n,
 			  uint32_t ttl)
 {
 	static uint8_t qb[512], ab[8192];
-	struct dnsw_question q = { .qtype = fam_of(addrs[0]) == AF_INET ? DNSW_T_A : DNSW_T_AAAA,
-				   .qclass = DNSW_C_IN };
+	struct xb_dns_wire_question q = { .qtype = fam_of(addrs[0]) == AF_INET ? XB_DNS_WIRE_T_A : XB_DNS_WIRE_T_AAAA,
+				   .qclass = XB_DNS_WIRE_C_IN };
 	struct dns_query qq;
-	struct dnsw_builder b;
-	struct dnsw_msg m;
-	int qlen, nl = dnsw_name_from_text(name, q.name);
+	struct xb_dns_wire_builder b;
+	struct xb_dns_wire_msg m;
+	int qlen, nl = xb_dns_wire_name_from_text(name, q.name);
 
 	CHECK(nl > 0);
 	q.name_len = (uint16_t)nl;
-	CHECK((qlen = dnsw_build_query(qb, sizeof(qb), 0x1414, 0, &q, NULL)) > 0);
+	CHECK((qlen = xb_dns_wire_build_query(qb, sizeof(qb), 0x1414, 0, &q, NULL)) > 0);
 	memset(&qq, 0, sizeof(qq));
-	CHECK_INT(dnsw_parse_query(&qq.q, qb, (size_t)qlen), ==, DNSW_Q_OK);
+	CHECK_INT(xb_dns_wire_parse_query(&qq.q, qb, (size_t)qlen), ==, XB_DNS_WIRE_Q_OK);
 	qq.rule = DNS_NO_RULE;
-	CHECK_INT(dnsw_answer_begin(&b, ab, sizeof(ab), &qq.q, DNSW_NOERROR, 0, 4096), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, ab, sizeof(ab), &qq.q, XB_DNS_WIRE_NOERROR, 0, 4096), ==, 0);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t a[16];
 
 		CHECK(inet_pton(fam_of(addrs[i]), addrs[i], a) == 1);
 		if (fam_of(addrs[i]) == AF_INET)
-			dnsw_answer_a(&b, NULL, ttl, a);
+			xb_dns_wire_answer_a(&b, NULL, ttl, a);
 		else
-			dnsw_answer_aaaa(&b, NULL, ttl, a);
+			xb_dns_wire_answer_aaaa(&b, NULL, ttl, a);
 	}
-	size_t len = dnsw_answer_finish(&b);
+	size_t len = xb_dns_wire_answer_finish(&b);
 	CHECK(len > 0);
-	CHECK_INT(dnsw_parse_response(&m, ab, len, 0x1414, &qq.q.q), ==, DNSW_R_OK);
+	CHECK_INT(xb_dns_wire_parse_response(&m, ab, len, 0x1414, &qq.q.q), ==, XB_DNS_WIRE_R_OK);
 	CHECK((reply_len = dns_answer_from(s, &qq, &m, reply, sizeof(reply))) > 0);
 }
 
 /* The same, and the round ends: what it learned goes to the kernel. */
-static void answer(struct xb_dnssvc *s, const char *name, const char *const *addrs, size_t n,
+static void answer(struct xb_dns_service *s, const char *name, const char *const *addrs, size_t n,
 		   uint32_t ttl)
 {
 	answer_queued(s, name, addrs, n, ttl);
@@ -424,12 +424,12 @@ static size_t set_size(const char *set)
 }
 
 /* The status's learning row for rule. */
-static json_t *row(struct xb_dnssvc *s, const char *rule, json_t **st)
+static json_t *row(struct xb_dns_service *s, const char *rule, json_t **st)
 {
 	json_t *e;
 	size_t i;
 
-	*st = xb_dnssvc_status(s);
+	*st = xb_dns_service_status(s);
 	json_array_foreach(json_object_get(*st, "learning"), i, e)
 		if (!strcmp(json_string_value(json_object_get(e, "rule")), rule))
 			return e;
@@ -451,7 +451,7 @@ TEST(engine_filter)
 	static const char *const v6[] = { "::1", "fe80::1", "ff02::1", "::ffff:203.0.113.9",
 					  "2001:db8:100::1", "fd00::5", "2001:db8:cafe::10" };
 	struct xb_policy *p;
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 	json_t *st, *e;
 
 	log_init("test_dns_learn", LOG_LVL_WARN, false);
@@ -483,7 +483,7 @@ TEST(engine_learn_private)
 	static const char *const v4[] = { "10.1.2.3", "172.16.9.9", "192.168.0.7", "100.64.1.1",
 					  "127.0.0.1", "198.51.100.9" };
 	struct xb_policy *p;
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 
 	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; },"
 			"{ name = \"lan\"; domains = [ \"*.lan.example\" ]; learn_private = true;"
@@ -510,7 +510,7 @@ TEST(engine_caps_and_eviction)
 	char a[3][10][32];
 	const char *v[3][10];
 	struct xb_policy *p;
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 	json_t *st, *e;
 
 	for (int n = 0; n < 3; n++)
@@ -555,23 +555,23 @@ TEST(engine_ttl_capped)
 {
 	static const char *const v4[] = { "203.0.113.77" };
 	struct xb_policy *p;
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 
 	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
 		    "grace = 60;");
-	struct dnsw_question q = { .qtype = DNSW_T_A, .qclass = DNSW_C_IN };
-	struct dnsw_msg m;
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
+	struct xb_dns_wire_question q = { .qtype = XB_DNS_WIRE_T_A, .qclass = XB_DNS_WIRE_C_IN };
+	struct xb_dns_wire_msg m;
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
 
 	answer(s, "a.acme.example", v4, 1, 86400);
 	set_text("r_web_dns4");
 	/* 3600 (the default ttl_max) + 60. */
 	CHECK(strstr(out, "203.0.113.77 timeout 1h1m") != NULL);
-	q.name_len = (uint16_t)dnsw_name_from_text("a.acme.example", q.name);
-	CHECK_INT(dnsw_parse_response(&m, reply, reply_len, 0x1414, &q), ==, DNSW_R_OK);
-	dnsw_iter_init(&it, &m, DNSW_AN);
-	CHECK(dnsw_iter_next(&it, &rr));
+	q.name_len = (uint16_t)xb_dns_wire_name_from_text("a.acme.example", q.name);
+	CHECK_INT(xb_dns_wire_parse_response(&m, reply, reply_len, 0x1414, &q), ==, XB_DNS_WIRE_R_OK);
+	xb_dns_wire_iter_init(&it, &m, XB_DNS_WIRE_AN);
+	CHECK(xb_dns_wire_iter_next(&it, &rr));
 	CHECK_INT(rr.ttl, ==, 3600);
 	service_free(s, p);
 }
@@ -586,7 +586,7 @@ TEST(engine_refresh_then_evict)
 	const char *v[15];
 	static const char *const xy[] = { "198.18.0.1", "198.18.0.2" };
 	struct xb_policy *p;
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 	json_t *st, *e;
 
 	for (int i = 0; i < 15; i++) {
@@ -605,7 +605,7 @@ TEST(engine_refresh_then_evict)
 	CHECK(!in_set("r_web_dns4", xy[0]));
 	CHECK(in_set("r_web_dns4", xy[1]));
 	CHECK_INT(set_size("r_web_dns4"), ==, 16);
-	CHECK_INT(xb_dnsl_total(&s->learned), ==, 16);
+	CHECK_INT(xb_dns_learn_total(&s->learned), ==, 16);
 	e = row(s, "web", &st);
 	CHECK_INT(json_integer_value(json_object_get(e, "evicted")), ==, 1);
 	json_decref(st);
@@ -620,7 +620,7 @@ TEST(engine_failed_put_keeps_refreshed)
 	static const char *const mine[] = { "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4" };
 	static const char *const both[] = { "203.0.113.1", "203.0.113.99" };
 	struct xb_policy *p;
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 	char cmd[512];
 	int n = 0;
 
@@ -642,15 +642,15 @@ TEST(engine_failed_put_keeps_refreshed)
 	CHECK(in_set("r_web_dns4", "203.0.113.1"));
 	dns_learned_prune(s);
 	/* The four the kernel holds are still counted; the new one is not. */
-	CHECK_INT(xb_dnsl_total(&s->learned), ==, 4);
+	CHECK_INT(xb_dns_learn_total(&s->learned), ==, 4);
 	/* .1 keeps at least the expiry it had, like .2 learned beside it. */
 	uint8_t a1[4], a2[4];
-	int sid = xb_dnsl_set_id(&s->learned, "r_web_dns4");
+	int sid = xb_dns_learn_set_id(&s->learned, "r_web_dns4");
 
 	inet_pton(AF_INET, "203.0.113.1", a1);
 	inet_pton(AF_INET, "203.0.113.2", a2);
-	struct xb_dnsl_entry *l1 = xb_dnsl_find(&s->learned, sid, AF_INET, a1);
-	struct xb_dnsl_entry *l2 = xb_dnsl_find(&s->learned, sid, AF_INET, a2);
+	struct xb_dns_learn_entry *l1 = xb_dns_learn_find(&s->learned, sid, AF_INET, a1);
+	struct xb_dns_learn_entry *l2 = xb_dns_learn_find(&s->learned, sid, AF_INET, a2);
 	CHECK(l1 && l2);
 	CHECK_INT(l1->expires, >=, l2->expires);
 	service_free(s, p);
@@ -664,7 +664,7 @@ TEST(engine_reload_drops_queued)
 {
 	static const char *const v4[] = { "203.0.113.50" };
 	struct xb_policy *p, *p2;
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 
 	s = service(&p, "{ name = \"web\"; domains = [ \"*.a.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }", "");
 	answer_queued(s, "x.a.example", v4, 1, 300);
@@ -672,12 +672,12 @@ TEST(engine_reload_drops_queued)
 	/* The reload: the ruleset (empty sets) first, then the DNS service.
 	 * Rule web is about other names now. */
 	fresh_table();
-	xb_dnssvc_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.b.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }", ""));
+	xb_dns_service_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.b.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }", ""));
 	xb_policy_free(p);
 	CHECK(!in_set("r_web_dns4", v4[0]));
 	CHECK_INT(s->n_pend, ==, 0);
 	/* The table agrees with the kernel. */
-	CHECK_INT(xb_dnsl_total(&s->learned), ==, 0);
+	CHECK_INT(xb_dns_learn_total(&s->learned), ==, 0);
 	service_free(s, p2);
 }
 
@@ -689,7 +689,7 @@ TEST(engine_learn_refresh_evict_one_round)
 	const char *v[15];
 	static const char *const x[] = { "198.18.0.1" }, *const y[] = { "198.18.0.2" };
 	struct xb_policy *p;
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 
 	for (int i = 0; i < 15; i++) {
 		snprintf(a[i], sizeof(a[i]), "203.0.113.%d", i + 1);
@@ -708,7 +708,7 @@ TEST(engine_learn_refresh_evict_one_round)
 	CHECK(!in_set("r_web_dns4", x[0]));
 	CHECK(in_set("r_web_dns4", y[0]));
 	CHECK_INT(set_size("r_web_dns4"), ==, 16);
-	CHECK_INT(xb_dnsl_total(&s->learned), ==, 16);
+	CHECK_INT(xb_dns_learn_total(&s->learned), ==, 16);
 	service_free(s, p);
 }
 
@@ -720,8 +720,8 @@ TEST(engine_expiry_monotonic_file_wall)
 {
 	static const char *const v4[] = { "203.0.113.60" };
 	struct xb_policy *p, *p2;
-	struct xb_dnssvc *s;
-	struct xb_dnsl_entry *l;
+	struct xb_dns_service *s;
+	struct xb_dns_learn_entry *l;
 	char path[PATH_MAX], line[256];
 	unsigned long long exp = 0;
 	uint8_t a[4];
@@ -731,7 +731,7 @@ TEST(engine_expiry_monotonic_file_wall)
 		    "grace = 0; ttl_max = 3600;");
 	answer(s, "a.acme.example", v4, 1, 600);
 	inet_pton(AF_INET, v4[0], a);
-	l = xb_dnsl_find(&s->learned, xb_dnsl_set_id(&s->learned, "r_web_dns4"), AF_INET, a);
+	l = xb_dns_learn_find(&s->learned, xb_dns_learn_set_id(&s->learned, "r_web_dns4"), AF_INET, a);
 	CHECK(l != NULL);
 	uint64_t mono = clock_mono_ns() / 1000000000ull;
 
@@ -747,13 +747,13 @@ TEST(engine_expiry_monotonic_file_wall)
 	CHECK(sscanf(line, "r_web_dns4 203.0.113.60 %llu", &exp) == 1);
 	CHECK_INT(exp, >=, (unsigned long long)time(NULL) + 598);
 	CHECK_INT(exp, <=, (unsigned long long)time(NULL) + 601);
-	xb_dnssvc_free(s);
+	xb_dns_service_free(s);
 	xb_policy_free(p);
 	/* Loaded: monotonic again. */
-	CHECK((s = xb_dnssvc_new(dir, NULL, NULL)) != NULL);
-	xb_dnssvc_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+	CHECK((s = xb_dns_service_new(dir, NULL, NULL)) != NULL);
+	xb_dns_service_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
 				    "grace = 0; ttl_max = 3600;"));
-	l = xb_dnsl_find(&s->learned, xb_dnsl_set_id(&s->learned, "r_web_dns4"), AF_INET, a);
+	l = xb_dns_learn_find(&s->learned, xb_dns_learn_set_id(&s->learned, "r_web_dns4"), AF_INET, a);
 	CHECK(l != NULL);
 	mono = clock_mono_ns() / 1000000000ull;
 	CHECK_INT(l->expires, >=, mono + 597);
@@ -769,7 +769,7 @@ TEST(engine_reload_lower_cap_counted)
 	char a[20][32];
 	const char *v[20];
 	struct xb_policy *p, *p2;
-	struct xb_dnssvc *s;
+	struct xb_dns_service *s;
 	json_t *st, *e;
 
 	for (int i = 0; i < 20; i++) {
@@ -781,7 +781,7 @@ TEST(engine_reload_lower_cap_counted)
 	answer(s, "short.acme.example", v, 4, 100);
 	answer(s, "long.acme.example", v + 4, 16, 3000);
 	fresh_table();
-	xb_dnssvc_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
+	xb_dns_service_commit(s, prepare(&p2, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }",
 				    "learn_max = 16; learn_answer_max = 32; grace = 0;"));
 	xb_policy_free(p);
 	CHECK_INT(set_size("r_web_dns6"), ==, 16);

@@ -29,7 +29,7 @@ static int add(struct xb_dns_match *m, const char *s, uint32_t value)
 	struct xb_dns_pattern p;
 	const char *why;
 
-	if (xb_dns_pattern_parse(&p, s, strlen(s), XB_DNS_EXACT, &why))
+	if (xb_dns_match_pattern_parse(&p, s, strlen(s), XB_DNS_EXACT, &why))
 		xb_test_fail(__FILE__, __LINE__, "pattern `%s': %s", s, why);
 	return xb_dns_match_add(m, &p, &e);
 }
@@ -159,19 +159,19 @@ TEST(invalid_patterns)
 	CHECK_INT(strlen(name254), ==, 254);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		why = NULL;
-		if (!xb_dns_pattern_parse(&p, bad[i], strlen(bad[i]), XB_DNS_EXACT, &why))
+		if (!xb_dns_match_pattern_parse(&p, bad[i], strlen(bad[i]), XB_DNS_EXACT, &why))
 			xb_test_fail(__FILE__, __LINE__, "`%s' accepted", bad[i]);
 		CHECK(why != NULL);
 	}
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		if (xb_dns_pattern_parse(&p, good[i], strlen(good[i]), XB_DNS_EXACT, &why))
+		if (xb_dns_match_pattern_parse(&p, good[i], strlen(good[i]), XB_DNS_EXACT, &why))
 			xb_test_fail(__FILE__, __LINE__, "`%s' refused: %s", good[i], why);
-	CHECK(!xb_dns_pattern_parse(&p, "*.Acme.CN.", 10, XB_DNS_EXACT, &why));
+	CHECK(!xb_dns_match_pattern_parse(&p, "*.Acme.CN.", 10, XB_DNS_EXACT, &why));
 	CHECK_STR(p.name, "acme.cn");
 	CHECK_INT(p.mode, ==, XB_DNS_BELOW);
-	CHECK(!xb_dns_pattern_parse(&p, "acme.cn", 7, XB_DNS_SUFFIX, &why));
+	CHECK(!xb_dns_match_pattern_parse(&p, "acme.cn", 7, XB_DNS_SUFFIX, &why));
 	CHECK_INT(p.mode, ==, XB_DNS_SUFFIX);
-	CHECK(!xb_dns_pattern_parse(&p, "*", 1, XB_DNS_EXACT, &why));
+	CHECK(!xb_dns_match_pattern_parse(&p, "*", 1, XB_DNS_EXACT, &why));
 	CHECK_INT(p.len, ==, 0);
 	CHECK_INT(p.mode, ==, XB_DNS_BELOW);
 }
@@ -340,7 +340,7 @@ static void model_add(struct xb_dns_match *m, struct ref *v, size_t *n, const ch
 		snprintf(text, sizeof(text), "%s", mode == XB_DNS_BELOW ? "*" : ".");
 	else
 		snprintf(text, sizeof(text), "%s%s", prefix[mode], body);
-	if (xb_dns_pattern_parse(&p, text, strlen(text), *name ? XB_DNS_EXACT : (enum xb_dns_mode)mode,
+	if (xb_dns_match_pattern_parse(&p, text, strlen(text), *name ? XB_DNS_EXACT : (enum xb_dns_mode)mode,
 				 &why))
 		xb_test_fail(__FILE__, __LINE__, "`%s': %s", text, why);
 	CHECK_INT(p.mode, ==, mode);

@@ -66,33 +66,33 @@ static void opt(struct pkt *p, uint16_t size, uint32_t ttl)
 	uint8_t root = 0;
 
 	raw(p, &root, 1);
-	rrhead(p, DNSW_T_OPT, size, ttl, 0);
+	rrhead(p, XB_DNS_WIRE_T_OPT, size, ttl, 0);
 }
 
 /* A standard query for www.example.com A, with EDNS when size != 0. */
 static void query(struct pkt *p, uint16_t size, bool do_bit)
 {
-	hdr(p, 0x1234, DNSW_F_RD, 1, 0, 0, size ? 1 : 0);
+	hdr(p, 0x1234, XB_DNS_WIRE_F_RD, 1, 0, 0, size ? 1 : 0);
 	NAME(p, WWW);
-	u16(p, DNSW_T_A);
-	u16(p, DNSW_C_IN);
+	u16(p, XB_DNS_WIRE_T_A);
+	u16(p, XB_DNS_WIRE_C_IN);
 	if (size)
 		opt(p, size, do_bit ? 0x8000 : 0);
 }
 
-static enum dnsw_qverdict parse(struct dnsw_query *q, const struct pkt *p)
+static enum xb_dns_wire_qverdict parse(struct xb_dns_wire_query *q, const struct pkt *p)
 {
-	return dnsw_parse_query(q, p->b, p->n);
+	return xb_dns_wire_parse_query(q, p->b, p->n);
 }
 
 #define QV(p, want, why)                                                      \
 	do {                                                                  \
-		struct dnsw_query q_;                                         \
-		enum dnsw_qverdict v_ = parse(&q_, (p));                      \
+		struct xb_dns_wire_query q_;                                         \
+		enum xb_dns_wire_qverdict v_ = parse(&q_, (p));                      \
 		if (v_ != (want))                                             \
 			xb_test_fail(__FILE__, __LINE__, "verdict %d, want %d (%s)", \
 				     v_, (want), q_.err.what ? q_.err.what : "-"); \
-		if ((want) != DNSW_Q_OK && !strstr(q_.err.what ? q_.err.what : "", (why))) \
+		if ((want) != XB_DNS_WIRE_Q_OK && !strstr(q_.err.what ? q_.err.what : "", (why))) \
 			xb_test_fail(__FILE__, __LINE__, "error \"%s\", want \"%s\"", \
 				     q_.err.what ? q_.err.what : "(none)", (why)); \
 	} while (0)
@@ -101,88 +101,88 @@ static enum dnsw_qverdict parse(struct dnsw_query *q, const struct pkt *p)
 
 TEST(name_text_round_trip)
 {
-	uint8_t w[DNSW_NAME_MAX];
-	char t[DNSW_TEXT_MAX];
+	uint8_t w[XB_DNS_WIRE_NAME_MAX];
+	char t[XB_DNS_WIRE_TEXT_MAX];
 
-	CHECK_INT(dnsw_name_from_text("WWW.Example.com.", w), ==, 17);
+	CHECK_INT(xb_dns_wire_name_from_text("WWW.Example.com.", w), ==, 17);
 	CHECK_MEM(w, "\3WWW\7Example\3com", 17);
-	CHECK_INT(dnsw_name_from_text("WWW.Example.com", w), ==, 17);
-	CHECK_INT(dnsw_name_to_text(w, t, sizeof(t), true), ==, 15);
+	CHECK_INT(xb_dns_wire_name_from_text("WWW.Example.com", w), ==, 17);
+	CHECK_INT(xb_dns_wire_name_to_text(w, t, sizeof(t), true), ==, 15);
 	CHECK_STR(t, "www.example.com");
-	dnsw_name_to_text(w, t, sizeof(t), false);
+	xb_dns_wire_name_to_text(w, t, sizeof(t), false);
 	CHECK_STR(t, "WWW.Example.com");
-	CHECK_INT(dnsw_name_from_text(".", w), ==, 1);
+	CHECK_INT(xb_dns_wire_name_from_text(".", w), ==, 1);
 	CHECK_INT(w[0], ==, 0);
-	dnsw_name_to_text(w, t, sizeof(t), true);
+	xb_dns_wire_name_to_text(w, t, sizeof(t), true);
 	CHECK_STR(t, ".");
 
 	/* Escapes: a dot and a backslash inside a label, odd bytes as \DDD. */
-	CHECK_INT(dnsw_name_from_text("a\\.b\\\\c.\\000\\255x\\ .", w), ==, 12);
+	CHECK_INT(xb_dns_wire_name_from_text("a\\.b\\\\c.\\000\\255x\\ .", w), ==, 12);
 	CHECK_MEM(w, "\5a.b\\c\4\0\377x \0", 12);
-	CHECK_INT(dnsw_name_to_text(w, t, sizeof(t), true), >, 0);
+	CHECK_INT(xb_dns_wire_name_to_text(w, t, sizeof(t), true), >, 0);
 	CHECK_STR(t, "a\\.b\\\\c.\\000\\255x\\032");
-	CHECK_INT(dnsw_name_from_text(t, w), ==, 12);
+	CHECK_INT(xb_dns_wire_name_from_text(t, w), ==, 12);
 	CHECK_MEM(w, "\5a.b\\c\4\0\377x \0", 12);
 }
 
 TEST(name_text_limits)
 {
-	uint8_t w[DNSW_NAME_MAX];
-	char t[DNSW_TEXT_MAX], l63[64], big[400];
+	uint8_t w[XB_DNS_WIRE_NAME_MAX];
+	char t[XB_DNS_WIRE_TEXT_MAX], l63[64], big[400];
 
 	memset(l63, 'a', 63);
 	l63[63] = '\0';
-	CHECK_INT(dnsw_name_from_text(l63, w), ==, 65);
+	CHECK_INT(xb_dns_wire_name_from_text(l63, w), ==, 65);
 	snprintf(big, sizeof(big), "%sb", l63);		/* label of 64 */
-	CHECK_INT(dnsw_name_from_text(big, w), ==, -1);
+	CHECK_INT(xb_dns_wire_name_from_text(big, w), ==, -1);
 	/* 63+63+63+61 octets in four labels: 255 on the wire, the maximum. */
 	snprintf(big, sizeof(big), "%s.%s.%s.%.61s", l63, l63, l63, l63);
-	CHECK_INT(dnsw_name_from_text(big, w), ==, 255);
-	CHECK_INT(dnsw_name_len(w, 255), ==, 255);
+	CHECK_INT(xb_dns_wire_name_from_text(big, w), ==, 255);
+	CHECK_INT(xb_dns_wire_name_len(w, 255), ==, 255);
 	snprintf(big, sizeof(big), "%s.%s.%s.%.62s", l63, l63, l63, l63);
-	CHECK_INT(dnsw_name_from_text(big, w), ==, -1);	/* 256 */
-	CHECK_INT(dnsw_name_from_text("", w), ==, -1);
-	CHECK_INT(dnsw_name_from_text("a..b", w), ==, -1);
-	CHECK_INT(dnsw_name_from_text(".a", w), ==, -1);
-	CHECK_INT(dnsw_name_from_text("a.b..", w), ==, -1);
-	CHECK_INT(dnsw_name_from_text("a\\25", w), ==, -1);
-	CHECK_INT(dnsw_name_from_text("a\\256", w), ==, -1);
-	CHECK_INT(dnsw_name_from_text("a\\", w), ==, -1);
+	CHECK_INT(xb_dns_wire_name_from_text(big, w), ==, -1);	/* 256 */
+	CHECK_INT(xb_dns_wire_name_from_text("", w), ==, -1);
+	CHECK_INT(xb_dns_wire_name_from_text("a..b", w), ==, -1);
+	CHECK_INT(xb_dns_wire_name_from_text(".a", w), ==, -1);
+	CHECK_INT(xb_dns_wire_name_from_text("a.b..", w), ==, -1);
+	CHECK_INT(xb_dns_wire_name_from_text("a\\25", w), ==, -1);
+	CHECK_INT(xb_dns_wire_name_from_text("a\\256", w), ==, -1);
+	CHECK_INT(xb_dns_wire_name_from_text("a\\", w), ==, -1);
 
 	/* The largest text: every octet as \DDD, in the fewest labels. */
 	memset(w, 0, sizeof(w));
 	for (int i = 0; i < 3; i++)
 		w[i * 64] = 63;
 	w[192] = 61;
-	CHECK_INT(dnsw_name_len(w, 255), ==, 255);
-	CHECK_INT(dnsw_name_to_text(w, t, sizeof(t), true), ==, DNSW_TEXT_MAX - 1);
-	CHECK_INT(dnsw_name_to_text(w, t, DNSW_TEXT_MAX - 1, true), ==, -1);
-	CHECK_INT(dnsw_name_to_text((const uint8_t *)WWW, t, 16, true), ==, 15);
-	CHECK_INT(dnsw_name_to_text((const uint8_t *)WWW, t, 15, true), ==, -1);
+	CHECK_INT(xb_dns_wire_name_len(w, 255), ==, 255);
+	CHECK_INT(xb_dns_wire_name_to_text(w, t, sizeof(t), true), ==, XB_DNS_WIRE_TEXT_MAX - 1);
+	CHECK_INT(xb_dns_wire_name_to_text(w, t, XB_DNS_WIRE_TEXT_MAX - 1, true), ==, -1);
+	CHECK_INT(xb_dns_wire_name_to_text((const uint8_t *)WWW, t, 16, true), ==, 15);
+	CHECK_INT(xb_dns_wire_name_to_text((const uint8_t *)WWW, t, 15, true), ==, -1);
 }
 
 TEST(name_compare)
 {
 	const uint8_t *a = (const uint8_t *)"\3WwW\7exAMple\3COM", *b = (const uint8_t *)WWW;
 
-	CHECK(dnsw_name_equal(a, b));
-	CHECK(!dnsw_name_equal(a, (const uint8_t *)"\3www\7example\3co"));
-	CHECK(!dnsw_name_equal(a, (const uint8_t *)"\3www\7example"));
-	CHECK(dnsw_name_within(a, (const uint8_t *)"\7EXAMPLE\3com"));
-	CHECK(dnsw_name_within(a, (const uint8_t *)""));
-	CHECK(dnsw_name_within(a, b));
-	CHECK(!dnsw_name_within(a, (const uint8_t *)"\6xample\3com"));
-	CHECK(!dnsw_name_within((const uint8_t *)"\3com", a));
+	CHECK(xb_dns_wire_name_equal(a, b));
+	CHECK(!xb_dns_wire_name_equal(a, (const uint8_t *)"\3www\7example\3co"));
+	CHECK(!xb_dns_wire_name_equal(a, (const uint8_t *)"\3www\7example"));
+	CHECK(xb_dns_wire_name_within(a, (const uint8_t *)"\7EXAMPLE\3com"));
+	CHECK(xb_dns_wire_name_within(a, (const uint8_t *)""));
+	CHECK(xb_dns_wire_name_within(a, b));
+	CHECK(!xb_dns_wire_name_within(a, (const uint8_t *)"\6xample\3com"));
+	CHECK(!xb_dns_wire_name_within((const uint8_t *)"\3com", a));
 	/* Only ASCII folds: 0xC0 and 0xE0 differ. */
-	CHECK(!dnsw_name_equal((const uint8_t *)"\1\300", (const uint8_t *)"\1\340"));
+	CHECK(!xb_dns_wire_name_equal((const uint8_t *)"\1\300", (const uint8_t *)"\1\340"));
 }
 
 /* ---- name decoding: the malformed cases ---- */
 
 static int decode(const struct pkt *p, size_t off, uint8_t *out, size_t *next, const char **why)
 {
-	struct dnsw_err err = { NULL, 0 };
-	int n = dnsw_name_decode(p->b, p->n, off, out, next, &err);
+	struct xb_dns_wire_err err = { NULL, 0 };
+	int n = xb_dns_wire_name_decode(p->b, p->n, off, out, next, &err);
 
 	*why = err.what ? err.what : "";
 	return n;
@@ -191,7 +191,7 @@ static int decode(const struct pkt *p, size_t off, uint8_t *out, size_t *next, c
 TEST(decode_pointers)
 {
 	struct pkt p;
-	uint8_t out[DNSW_NAME_MAX];
+	uint8_t out[XB_DNS_WIRE_NAME_MAX];
 	size_t next;
 	const char *why;
 
@@ -227,7 +227,7 @@ TEST(decode_pointers)
 TEST(decode_labels)
 {
 	struct pkt p;
-	uint8_t out[DNSW_NAME_MAX], lab[64];
+	uint8_t out[XB_DNS_WIRE_NAME_MAX], lab[64];
 	size_t next;
 	const char *why;
 
@@ -292,7 +292,7 @@ static int naive_decode(const uint8_t *m, size_t len, size_t off, uint8_t *out)
 		if (m[off] >= 0xc0) {
 			size_t to = (size_t)(m[off] & 0x3f) * 256 + m[off + 1];
 
-			if (to >= off || to < 12 || ++jumps > DNSW_JUMPS_MAX)
+			if (to >= off || to < 12 || ++jumps > XB_DNS_WIRE_JUMPS_MAX)
 				return -1;
 			off = to;
 			continue;
@@ -309,9 +309,9 @@ static int naive_decode(const uint8_t *m, size_t len, size_t off, uint8_t *out)
 
 TEST(decode_against_naive)
 {
-	uint8_t m[300], a[DNSW_NAME_MAX], b[DNSW_NAME_MAX];
+	uint8_t m[300], a[XB_DNS_WIRE_NAME_MAX], b[XB_DNS_WIRE_NAME_MAX];
 	unsigned seed = 12345, ok = 0;
-	struct dnsw_err err;
+	struct xb_dns_wire_err err;
 	size_t next;
 
 	for (int iter = 0; iter < 20000; iter++) {
@@ -326,7 +326,7 @@ TEST(decode_against_naive)
 		}
 		for (int k = 0; k < 4; k++) {
 			size_t off = 12 + (size_t)rand_r(&seed) % (len - 12);
-			int x = dnsw_name_decode(m, len, off, a, &next, &err);
+			int x = xb_dns_wire_name_decode(m, len, off, a, &next, &err);
 			int y = naive_decode(m, len, off, b);
 
 			if (x != y)
@@ -334,7 +334,7 @@ TEST(decode_against_naive)
 					     iter, off, x, y);
 			if (x > 0) {
 				CHECK_MEM(a, b, (size_t)x);
-				CHECK_INT(dnsw_name_len(a, DNSW_NAME_MAX), ==, x);
+				CHECK_INT(xb_dns_wire_name_len(a, XB_DNS_WIRE_NAME_MAX), ==, x);
 				ok++;
 			}
 		}
@@ -347,34 +347,34 @@ TEST(decode_against_naive)
 
 TEST(query_good)
 {
-	struct dnsw_query q;
+	struct xb_dns_wire_query q;
 	struct pkt p;
 
 	query(&p, 1232, true);
 	p.b[12 + 1] = 'W';		/* case as sent, text lower-cased */
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
 	CHECK_INT(q.hdr.id, ==, 0x1234);
-	CHECK(q.hdr.flags & DNSW_F_RD);
+	CHECK(q.hdr.flags & XB_DNS_WIRE_F_RD);
 	CHECK_STR(q.text, "www.example.com");
 	CHECK_MEM(q.q.name, "\3Www\7example\3com", 17);
 	CHECK_INT(q.q.name_len, ==, 17);
-	CHECK_INT(q.q.qtype, ==, DNSW_T_A);
-	CHECK_INT(q.q.qclass, ==, DNSW_C_IN);
+	CHECK_INT(q.q.qtype, ==, XB_DNS_WIRE_T_A);
+	CHECK_INT(q.q.qclass, ==, XB_DNS_WIRE_C_IN);
 	CHECK(q.edns.present);
 	CHECK(q.edns.do_bit);
 	CHECK_INT(q.edns.udp_size, ==, 1232);
 	CHECK_INT(q.edns.version, ==, 0);
-	CHECK_INT(dnsw_udp_limit(&q, 1232), ==, 1232);
-	CHECK_INT(dnsw_udp_limit(&q, 4096), ==, 1232);
+	CHECK_INT(xb_dns_wire_udp_limit(&q, 1232), ==, 1232);
+	CHECK_INT(xb_dns_wire_udp_limit(&q, 4096), ==, 1232);
 
 	query(&p, 0, false);
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
 	CHECK(!q.edns.present);
-	CHECK_INT(dnsw_udp_limit(&q, 1232), ==, 512);
+	CHECK_INT(xb_dns_wire_udp_limit(&q, 1232), ==, 512);
 	query(&p, 100, false);		/* below 512 reads as 512 */
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
 	CHECK_INT(q.edns.udp_size, ==, 512);
-	CHECK_INT(dnsw_udp_limit(&q, 1232), ==, 512);
+	CHECK_INT(xb_dns_wire_udp_limit(&q, 1232), ==, 512);
 }
 
 TEST(query_header_cases)
@@ -382,26 +382,26 @@ TEST(query_header_cases)
 	struct pkt p;
 
 	p.n = 0;
-	QV(&p, DNSW_Q_DROP, "shorter than a DNS header");
+	QV(&p, XB_DNS_WIRE_Q_DROP, "shorter than a DNS header");
 	query(&p, 0, false);
 	p.n = 11;
-	QV(&p, DNSW_Q_DROP, "shorter than a DNS header");
+	QV(&p, XB_DNS_WIRE_Q_DROP, "shorter than a DNS header");
 	query(&p, 0, false);
 	p.b[2] |= 0x80;				/* QR */
-	QV(&p, DNSW_Q_DROP, "QR set");
+	QV(&p, XB_DNS_WIRE_Q_DROP, "QR set");
 	query(&p, 0, false);
 	p.b[2] |= 2 << 3;			/* opcode STATUS */
-	QV(&p, DNSW_Q_NOTIMP, "opcode");
+	QV(&p, XB_DNS_WIRE_Q_NOTIMP, "opcode");
 	query(&p, 0, false);
 	p.b[5] = 0;				/* qdcount 0 */
-	QV(&p, DNSW_Q_FORMERR, "question count");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "question count");
 	query(&p, 0, false);
 	p.b[5] = 2;				/* qdcount 2, one present */
-	QV(&p, DNSW_Q_FORMERR, "question count");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "question count");
 	NAME(&p, WWW);				/* and with both present */
 	u16(&p, 1);
 	u16(&p, 1);
-	QV(&p, DNSW_Q_FORMERR, "question count");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "question count");
 }
 
 TEST(query_question_cases)
@@ -413,16 +413,16 @@ TEST(query_question_cases)
 	raw(&p, "\1a", 2);
 	ptr(&p, 12);
 	u32(&p, 0x00010001);
-	QV(&p, DNSW_Q_FORMERR, "not backwards");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "not backwards");
 	hdr(&p, 1, 0, 1, 0, 0, 0);
 	ptr(&p, 30);			/* forwards */
 	u32(&p, 0x00010001);
 	raw(&p, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 14);
-	QV(&p, DNSW_Q_FORMERR, "not backwards");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "not backwards");
 	hdr(&p, 1, 0, 1, 0, 0, 0);
 	ptr(&p, 4);			/* into the header */
 	u32(&p, 0x00010001);
-	QV(&p, DNSW_Q_FORMERR, "into the header");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "into the header");
 
 	memset(lab, 'a', sizeof(lab));
 	lab[0] = 64;
@@ -430,7 +430,7 @@ TEST(query_question_cases)
 	raw(&p, lab, 64);
 	raw(&p, "", 1);
 	u32(&p, 0x00010001);
-	QV(&p, DNSW_Q_FORMERR, "longer than 63");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "longer than 63");
 
 	lab[0] = 63;			/* 4 x 64 + root = 257 */
 	hdr(&p, 1, 0, 1, 0, 0, 0);
@@ -438,13 +438,13 @@ TEST(query_question_cases)
 		raw(&p, lab, 64);
 	raw(&p, "", 1);
 	u32(&p, 0x00010001);
-	QV(&p, DNSW_Q_FORMERR, "longer than 255");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "longer than 255");
 
 	query(&p, 0, false);		/* type and class cut off */
 	p.n -= 2;
-	QV(&p, DNSW_Q_FORMERR, "cut off");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "cut off");
 	p.n = 12 + 10;			/* name cut off */
-	QV(&p, DNSW_Q_FORMERR, "past the end");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "past the end");
 }
 
 TEST(query_record_cases)
@@ -453,61 +453,61 @@ TEST(query_record_cases)
 
 	query(&p, 1232, false);
 	raw(&p, "junk", 4);
-	QV(&p, DNSW_Q_FORMERR, "bytes after the last record");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "bytes after the last record");
 
 	query(&p, 1232, false);		/* two OPT */
 	p.b[11] = 2;
 	opt(&p, 1232, 0);
-	QV(&p, DNSW_Q_FORMERR, "more than one OPT");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "more than one OPT");
 
 	query(&p, 0, false);		/* OPT in the answer section */
 	p.b[7] = 1;
 	opt(&p, 1232, 0);
-	QV(&p, DNSW_Q_FORMERR, "OPT outside");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "OPT outside");
 	query(&p, 0, false);		/* ... in the authority section */
 	p.b[9] = 1;
 	opt(&p, 1232, 0);
-	QV(&p, DNSW_Q_FORMERR, "OPT outside");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "OPT outside");
 
 	query(&p, 0, false);		/* OPT not owned by the root */
 	p.b[11] = 1;
 	NAME(&p, "\1x");
-	rrhead(&p, DNSW_T_OPT, 1232, 0, 0);
-	QV(&p, DNSW_Q_FORMERR, "not the root");
+	rrhead(&p, XB_DNS_WIRE_T_OPT, 1232, 0, 0);
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "not the root");
 
 	query(&p, 0, false);		/* an option longer than the record */
 	p.b[11] = 1;
 	raw(&p, "", 1);
-	rrhead(&p, DNSW_T_OPT, 1232, 0, 6);
+	rrhead(&p, XB_DNS_WIRE_T_OPT, 1232, 0, 6);
 	u16(&p, 10);			/* COOKIE */
 	u16(&p, 8);
 	u16(&p, 0);
-	QV(&p, DNSW_Q_FORMERR, "EDNS option");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "EDNS option");
 
 	query(&p, 0, false);		/* RDLENGTH past the end */
 	p.b[11] = 1;
 	raw(&p, "", 1);
-	rrhead(&p, DNSW_T_OPT, 1232, 0, 40);
+	rrhead(&p, XB_DNS_WIRE_T_OPT, 1232, 0, 40);
 	raw(&p, "\0\0\0\0", 4);
-	QV(&p, DNSW_Q_FORMERR, "RDLENGTH");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "RDLENGTH");
 
 	query(&p, 0, false);		/* ancount 100, one present */
 	p.b[7] = 100;
 	ptr(&p, 12);
-	rrhead(&p, DNSW_T_A, 1, 60, 4);
+	rrhead(&p, XB_DNS_WIRE_T_A, 1, 60, 4);
 	raw(&p, "\300\0\2\1", 4);
-	QV(&p, DNSW_Q_FORMERR, "past the end");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "past the end");
 	p.b[7] = 1;			/* counts right: answer records are ignored */
-	QV(&p, DNSW_Q_OK, "");
+	QV(&p, XB_DNS_WIRE_Q_OK, "");
 
 	query(&p, 0, false);		/* arcount 1, record header cut */
 	p.b[11] = 1;
 	raw(&p, "\0\0\51", 3);
-	QV(&p, DNSW_Q_FORMERR, "record header");
+	QV(&p, XB_DNS_WIRE_Q_FORMERR, "record header");
 
 	query(&p, 1232, false);		/* version 1: BADVERS, not FORMERR */
 	p.b[p.n - 5] = 1;
-	QV(&p, DNSW_Q_BADVERS, "version");
+	QV(&p, XB_DNS_WIRE_Q_BADVERS, "version");
 }
 
 /* ---- answers ---- */
@@ -515,61 +515,61 @@ TEST(query_record_cases)
 static const uint8_t A1[4] = { 192, 0, 2, 1 }, A2[4] = { 198, 51, 100, 9 };
 static const uint8_t A6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
 
-static size_t answer(uint8_t *buf, size_t size, const struct dnsw_query *q)
+static size_t answer(uint8_t *buf, size_t size, const struct xb_dns_wire_query *q)
 {
-	struct dnsw_builder b;
+	struct xb_dns_wire_builder b;
 
-	CHECK_INT(dnsw_answer_begin(&b, buf, size, q, DNSW_NOERROR, 0, 1232), ==, 0);
-	CHECK_INT(dnsw_answer_cname(&b, NULL, 300, (const uint8_t *)CDN), ==, 0);
-	CHECK_INT(dnsw_answer_a(&b, (const uint8_t *)CDN, 60, A1), ==, 0);
-	CHECK_INT(dnsw_answer_aaaa(&b, (const uint8_t *)CDN, 120, A6), ==, 0);
-	return dnsw_answer_finish(&b);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, size, q, XB_DNS_WIRE_NOERROR, 0, 1232), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_cname(&b, NULL, 300, (const uint8_t *)CDN), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_a(&b, (const uint8_t *)CDN, 60, A1), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_aaaa(&b, (const uint8_t *)CDN, 120, A6), ==, 0);
+	return xb_dns_wire_answer_finish(&b);
 }
 
 TEST(answer_round_trip)
 {
-	struct dnsw_query q;
-	struct dnsw_msg m;
-	struct dnsw_chain c;
-	struct dnsw_addr addr[4];
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
-	uint8_t buf[1232], name[DNSW_NAME_MAX];
+	struct xb_dns_wire_query q;
+	struct xb_dns_wire_msg m;
+	struct xb_dns_wire_chain c;
+	struct xb_dns_wire_addr addr[4];
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
+	uint8_t buf[1232], name[XB_DNS_WIRE_NAME_MAX];
 	struct pkt p;
 	size_t n;
 
 	query(&p, 4096, true);
-	p.b[2] |= DNSW_F_CD >> 8;
-	p.b[3] |= DNSW_F_CD;
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
-	n = answer(buf, dnsw_udp_limit(&q, 1232), &q);
+	p.b[2] |= XB_DNS_WIRE_F_CD >> 8;
+	p.b[3] |= XB_DNS_WIRE_F_CD;
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
+	n = answer(buf, xb_dns_wire_udp_limit(&q, 1232), &q);
 	/* hdr 12, question 21, CNAME 2+10+17, A 2+10+4, AAAA 2+10+16, OPT 11:
 	 * the A and AAAA owners point at the CNAME's target. */
 	CHECK_INT(n, ==, 12 + 21 + 29 + 16 + 28 + 11);
-	CHECK_INT(dnsw_parse_response(&m, buf, n, 0x1234, &q.q), ==, DNSW_R_OK);
-	CHECK_INT(m.hdr.flags & 0xfff0, ==, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA | DNSW_F_CD);
-	CHECK_INT(m.rcode, ==, DNSW_NOERROR);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, n, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK_INT(m.hdr.flags & 0xfff0, ==, XB_DNS_WIRE_F_QR | XB_DNS_WIRE_F_RD | XB_DNS_WIRE_F_RA | XB_DNS_WIRE_F_CD);
+	CHECK_INT(m.rcode, ==, XB_DNS_WIRE_NOERROR);
 	CHECK_INT(m.hdr.ancount, ==, 3);
 	CHECK_INT(m.hdr.arcount, ==, 1);
 	CHECK(m.edns.present && m.edns.do_bit);
 	CHECK_INT(m.edns.udp_size, ==, 1232);
 	CHECK_INT(m.len, ==, n);
 
-	dnsw_iter_init(&it, &m, DNSW_AN);
-	CHECK(dnsw_iter_next(&it, &rr));
-	CHECK_INT(rr.type, ==, DNSW_T_CNAME);
+	xb_dns_wire_iter_init(&it, &m, XB_DNS_WIRE_AN);
+	CHECK(xb_dns_wire_iter_next(&it, &rr));
+	CHECK_INT(rr.type, ==, XB_DNS_WIRE_T_CNAME);
 	CHECK_INT(rr.ttl, ==, 300);
 	CHECK_MEM(rr.owner, WWW, 17);
-	CHECK_INT(dnsw_rr_name(&m, &rr, 0, name), ==, 17);
+	CHECK_INT(xb_dns_wire_rr_name(&m, &rr, 0, name), ==, 17);
 	CHECK_MEM(name, CDN, 17);
-	CHECK(dnsw_iter_next(&it, &rr));
+	CHECK(xb_dns_wire_iter_next(&it, &rr));
 	CHECK_MEM(rr.owner, CDN, 17);
 	CHECK_INT(rr.rdlen, ==, 4);
 	CHECK_MEM(rr.rdata, A1, 4);
-	CHECK(dnsw_iter_next(&it, &rr));
-	CHECK(!dnsw_iter_next(&it, &rr));
+	CHECK(xb_dns_wire_iter_next(&it, &rr));
+	CHECK(!xb_dns_wire_iter_next(&it, &rr));
 
-	CHECK_INT(dnsw_chain(&m, &c, addr, 4), ==, 0);
+	CHECK_INT(xb_dns_wire_chain(&m, &c, addr, 4), ==, 0);
 	CHECK_INT(c.cnames, ==, 1);
 	CHECK_MEM(c.name, CDN, 17);
 	CHECK_INT(c.naddr, ==, 2);
@@ -578,159 +578,159 @@ TEST(answer_round_trip)
 	CHECK_INT(addr[1].family, ==, 6);
 	CHECK_MEM(addr[1].addr, A6, 16);
 	CHECK_INT(c.ttl, ==, 60);
-	CHECK_INT(dnsw_chain(&m, &c, addr, 1), ==, 0);	/* a short array */
+	CHECK_INT(xb_dns_wire_chain(&m, &c, addr, 1), ==, 0);	/* a short array */
 	CHECK_INT(c.naddr, ==, 1);
 	CHECK_INT(c.found, ==, 2);
 }
 
 TEST(answer_negative)
 {
-	struct dnsw_soa soa = {
+	struct xb_dns_wire_soa soa = {
 		(const uint8_t *)"\7example\3com", (const uint8_t *)"\2ns\7example\3com",
 		(const uint8_t *)"\4root\7example\3com", 3600, 1, 7200, 900, 86400, 300,
 	};
-	struct dnsw_builder b;
-	struct dnsw_query q;
-	struct dnsw_msg m;
-	struct dnsw_chain c;
+	struct xb_dns_wire_builder b;
+	struct xb_dns_wire_query q;
+	struct xb_dns_wire_msg m;
+	struct xb_dns_wire_chain c;
 	uint8_t buf[512];
 	struct pkt p;
 	uint32_t ttl;
 	size_t n;
 
 	query(&p, 0, false);
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
-	CHECK_INT(dnsw_answer_begin(&b, buf, sizeof(buf), &q, DNSW_NXDOMAIN, DNSW_F_AA, 1232), ==, 0);
-	CHECK_INT(dnsw_answer_soa(&b, &soa), ==, 0);
-	CHECK_INT(dnsw_answer_a(&b, NULL, 1, A1), ==, -1);	/* sections go forward only */
-	n = dnsw_answer_finish(&b);
-	CHECK_INT(dnsw_parse_response(&m, buf, n, 0x1234, &q.q), ==, DNSW_R_OK);
-	CHECK_INT(m.rcode, ==, DNSW_NXDOMAIN);
-	CHECK(m.hdr.flags & DNSW_F_AA);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, sizeof(buf), &q, XB_DNS_WIRE_NXDOMAIN, XB_DNS_WIRE_F_AA, 1232), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_soa(&b, &soa), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_a(&b, NULL, 1, A1), ==, -1);	/* sections go forward only */
+	n = xb_dns_wire_answer_finish(&b);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, n, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK_INT(m.rcode, ==, XB_DNS_WIRE_NXDOMAIN);
+	CHECK(m.hdr.flags & XB_DNS_WIRE_F_AA);
 	CHECK(!m.edns.present);
 	CHECK_INT(m.hdr.ancount, ==, 0);
 	CHECK_INT(m.hdr.nscount, ==, 1);
-	CHECK_INT(dnsw_negative_ttl(&m, q.q.name, &ttl), ==, 0);
+	CHECK_INT(xb_dns_wire_negative_ttl(&m, q.q.name, &ttl), ==, 0);
 	CHECK_INT(ttl, ==, 300);			/* min(3600, MINIMUM 300) */
-	CHECK_INT(dnsw_negative_ttl(&m, (const uint8_t *)"\3www\5other\3com", &ttl), ==, -1);
+	CHECK_INT(xb_dns_wire_negative_ttl(&m, (const uint8_t *)"\3www\5other\3com", &ttl), ==, -1);
 
 	soa.ttl = 30;				/* NODATA, TTL below MINIMUM */
-	CHECK_INT(dnsw_answer_begin(&b, buf, sizeof(buf), &q, DNSW_NOERROR, 0, 1232), ==, 0);
-	CHECK_INT(dnsw_answer_soa(&b, &soa), ==, 0);
-	n = dnsw_answer_finish(&b);
-	CHECK_INT(dnsw_parse_response(&m, buf, n, 0x1234, &q.q), ==, DNSW_R_OK);
-	CHECK_INT(dnsw_chain(&m, &c, NULL, 0), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, sizeof(buf), &q, XB_DNS_WIRE_NOERROR, 0, 1232), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_soa(&b, &soa), ==, 0);
+	n = xb_dns_wire_answer_finish(&b);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, n, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK_INT(xb_dns_wire_chain(&m, &c, NULL, 0), ==, 0);
 	CHECK_INT(c.found, ==, 0);
-	CHECK_INT(dnsw_negative_ttl(&m, c.name, &ttl), ==, 0);
+	CHECK_INT(xb_dns_wire_negative_ttl(&m, c.name, &ttl), ==, 0);
 	CHECK_INT(ttl, ==, 30);
 }
 
 TEST(answer_errors)
 {
-	struct dnsw_builder b;
-	struct dnsw_query q;
-	struct dnsw_msg m;
+	struct xb_dns_wire_builder b;
+	struct xb_dns_wire_query q;
+	struct xb_dns_wire_msg m;
 	uint8_t buf[512];
 	struct pkt p;
 	size_t n;
 
 	query(&p, 0, false);			/* qdcount 0: FORMERR without a question */
 	p.b[5] = 0;
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_FORMERR);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_FORMERR);
 	CHECK(!q.has_question);
-	CHECK_INT(dnsw_answer_begin(&b, buf, sizeof(buf), &q, DNSW_FORMERR, 0, 1232), ==, 0);
-	CHECK_INT(dnsw_answer_a(&b, NULL, 1, A1), ==, -1);	/* no question name */
-	CHECK_INT(dnsw_answer_finish(&b), ==, 12);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, sizeof(buf), &q, XB_DNS_WIRE_FORMERR, 0, 1232), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_a(&b, NULL, 1, A1), ==, -1);	/* no question name */
+	CHECK_INT(xb_dns_wire_answer_finish(&b), ==, 12);
 	CHECK_MEM(buf, "\x12\x34\x81\x81\0\0\0\0\0\0\0\0", 12);
 
 	query(&p, 1232, false);			/* NOTIMP echoes opcode and question */
 	p.b[2] |= 4 << 3;			/* NOTIFY */
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_NOTIMP);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_NOTIMP);
 	CHECK(q.has_question);
-	CHECK_INT(dnsw_answer_begin(&b, buf, sizeof(buf), &q, DNSW_NOTIMP, 0, 1232), ==, 0);
-	n = dnsw_answer_finish(&b);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, sizeof(buf), &q, XB_DNS_WIRE_NOTIMP, 0, 1232), ==, 0);
+	n = xb_dns_wire_answer_finish(&b);
 	CHECK_INT(n, ==, 12 + 21);		/* no OPT: the query was not parsed */
-	CHECK_INT(dnsw_opcode(buf[2] << 8), ==, 4);
-	CHECK_INT(buf[3] & 0xf, ==, DNSW_NOTIMP);
+	CHECK_INT(xb_dns_wire_opcode(buf[2] << 8), ==, 4);
+	CHECK_INT(buf[3] & 0xf, ==, XB_DNS_WIRE_NOTIMP);
 
 	query(&p, 1232, true);			/* BADVERS: extended rcode in the OPT */
 	p.b[p.n - 5] = 1;
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_BADVERS);
-	CHECK_INT(dnsw_answer_begin(&b, buf, sizeof(buf), &q, DNSW_BADVERS, 0, 1232), ==, 0);
-	n = dnsw_answer_finish(&b);
-	CHECK_INT(dnsw_parse_response(&m, buf, n, 0x1234, &q.q), ==, DNSW_R_OK);
-	CHECK_INT(m.rcode, ==, DNSW_BADVERS);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_BADVERS);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, sizeof(buf), &q, XB_DNS_WIRE_BADVERS, 0, 1232), ==, 0);
+	n = xb_dns_wire_answer_finish(&b);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, n, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK_INT(m.rcode, ==, XB_DNS_WIRE_BADVERS);
 	CHECK_INT(m.edns.version, ==, 0);
 
 	query(&p, 0, false);			/* extended rcode without EDNS */
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
-	CHECK_INT(dnsw_answer_begin(&b, buf, sizeof(buf), &q, DNSW_BADVERS, 0, 1232), ==, -1);
-	CHECK_INT(dnsw_answer_begin(&b, buf, 20, &q, DNSW_REFUSED, 0, 1232), ==, -1);
-	CHECK_INT(dnsw_answer_begin(&b, buf, sizeof(buf), &q, DNSW_REFUSED, 0, 1232), ==, 0);
-	CHECK_INT(dnsw_answer_add(&b, DNSW_AN, (const uint8_t *)"\300", 1, 1, A1, 4), ==, -1);
-	CHECK_INT(dnsw_answer_add(&b, DNSW_AR, NULL, DNSW_T_OPT, 0, NULL, 0), ==, -1);
-	CHECK_INT(dnsw_answer_finish(&b), ==, 33);
-	CHECK_INT(buf[3] & 0xf, ==, DNSW_REFUSED);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, sizeof(buf), &q, XB_DNS_WIRE_BADVERS, 0, 1232), ==, -1);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, 20, &q, XB_DNS_WIRE_REFUSED, 0, 1232), ==, -1);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, sizeof(buf), &q, XB_DNS_WIRE_REFUSED, 0, 1232), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_add(&b, XB_DNS_WIRE_AN, (const uint8_t *)"\300", 1, 1, A1, 4), ==, -1);
+	CHECK_INT(xb_dns_wire_answer_add(&b, XB_DNS_WIRE_AR, NULL, XB_DNS_WIRE_T_OPT, 0, NULL, 0), ==, -1);
+	CHECK_INT(xb_dns_wire_answer_finish(&b), ==, 33);
+	CHECK_INT(buf[3] & 0xf, ==, XB_DNS_WIRE_REFUSED);
 }
 
 /* Fill an answer with A records until it is full; returns how many went in. */
-static int fill(struct dnsw_builder *b, enum dnsw_section sec, int max)
+static int fill(struct xb_dns_wire_builder *b, enum xb_dns_wire_section sec, int max)
 {
 	uint8_t a[4] = { 203, 0, 113, 0 };
 	int i, r = 0;
 
 	for (i = 0; i < max; i++) {
 		a[3] = (uint8_t)i;
-		r = dnsw_answer_add(b, sec, NULL, DNSW_T_A, 60, a, 4);
+		r = xb_dns_wire_answer_add(b, sec, NULL, XB_DNS_WIRE_T_A, 60, a, 4);
 		if (r)
 			break;
 	}
 	CHECK_INT(r, ==, 1);
-	CHECK_INT(dnsw_answer_add(b, sec, NULL, DNSW_T_A, 60, a, 4), ==, 1);	/* stays full */
+	CHECK_INT(xb_dns_wire_answer_add(b, sec, NULL, XB_DNS_WIRE_T_A, 60, a, 4), ==, 1);	/* stays full */
 	return i;
 }
 
 TEST(answer_truncation)
 {
-	struct dnsw_builder b;
-	struct dnsw_query q;
-	struct dnsw_msg m;
+	struct xb_dns_wire_builder b;
+	struct xb_dns_wire_query q;
+	struct xb_dns_wire_msg m;
 	uint8_t buf[4096];
 	struct pkt p;
 	size_t n;
 	int k;
 
 	query(&p, 0, false);			/* no EDNS: 512 */
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
 	memset(buf, 0xee, sizeof(buf));
-	CHECK_INT(dnsw_answer_begin(&b, buf, dnsw_udp_limit(&q, 1232), &q, 0, 0, 1232), ==, 0);
-	k = fill(&b, DNSW_AN, 100);
-	n = dnsw_answer_finish(&b);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, xb_dns_wire_udp_limit(&q, 1232), &q, 0, 0, 1232), ==, 0);
+	k = fill(&b, XB_DNS_WIRE_AN, 100);
+	n = xb_dns_wire_answer_finish(&b);
 	CHECK_INT(k, ==, (512 - 33) / 16);	/* each record: pointer + 10 + 4 */
 	CHECK_INT(n, ==, 33 + 16 * (size_t)k);
 	CHECK_INT(buf[512], ==, 0xee);		/* nothing written past the limit */
-	CHECK_INT(dnsw_parse_response(&m, buf, n, 0x1234, &q.q), ==, DNSW_R_OK);
-	CHECK(m.hdr.flags & DNSW_F_TC);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, n, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK(m.hdr.flags & XB_DNS_WIRE_F_TC);
 	CHECK_INT(m.hdr.ancount, ==, k);
 
 	query(&p, 1232, true);			/* EDNS: the client's size, with OPT kept */
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
-	CHECK_INT(dnsw_answer_begin(&b, buf, dnsw_udp_limit(&q, 4096), &q, 0, 0, 4096), ==, 0);
-	k = fill(&b, DNSW_AN, 200);
-	n = dnsw_answer_finish(&b);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, xb_dns_wire_udp_limit(&q, 4096), &q, 0, 0, 4096), ==, 0);
+	k = fill(&b, XB_DNS_WIRE_AN, 200);
+	n = xb_dns_wire_answer_finish(&b);
 	CHECK_INT(k, ==, (1232 - 33 - 11) / 16);
-	CHECK_INT(dnsw_parse_response(&m, buf, n, 0x1234, &q.q), ==, DNSW_R_OK);
-	CHECK(m.hdr.flags & DNSW_F_TC);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, n, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK(m.hdr.flags & XB_DNS_WIRE_F_TC);
 	CHECK(m.edns.present && m.edns.do_bit);
 	CHECK_INT(m.edns.udp_size, ==, 4096);
 
 	/* Additional data that does not fit is left out without TC. */
-	CHECK_INT(dnsw_answer_begin(&b, buf, 512, &q, 0, 0, 1232), ==, 0);
-	CHECK_INT(dnsw_answer_a(&b, NULL, 60, A1), ==, 0);
-	fill(&b, DNSW_AR, 100);
-	n = dnsw_answer_finish(&b);
-	CHECK_INT(dnsw_parse_response(&m, buf, n, 0x1234, &q.q), ==, DNSW_R_OK);
-	CHECK(!(m.hdr.flags & DNSW_F_TC));
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, 512, &q, 0, 0, 1232), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_a(&b, NULL, 60, A1), ==, 0);
+	fill(&b, XB_DNS_WIRE_AR, 100);
+	n = xb_dns_wire_answer_finish(&b);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, n, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK(!(m.hdr.flags & XB_DNS_WIRE_F_TC));
 	CHECK(n <= 512);
 }
 
@@ -738,55 +738,55 @@ TEST(answer_truncation)
 
 TEST(upstream_query_do_passthrough)
 {
-	struct dnsw_edns e = { .present = true, .udp_size = 1232 };
-	struct dnsw_query client, up;
+	struct xb_dns_wire_edns e = { .present = true, .udp_size = 1232 };
+	struct xb_dns_wire_query client, up;
 	uint8_t buf[512];
 	struct pkt p;
 	int n;
 
 	query(&p, 4096, true);
-	CHECK_INT(parse(&client, &p), ==, DNSW_Q_OK);
+	CHECK_INT(parse(&client, &p), ==, XB_DNS_WIRE_Q_OK);
 	e.do_bit = client.edns.do_bit;
-	n = dnsw_build_query(buf, sizeof(buf), 0xbeef, DNSW_F_CD | DNSW_F_QR, &client.q, &e);
+	n = xb_dns_wire_build_query(buf, sizeof(buf), 0xbeef, XB_DNS_WIRE_F_CD | XB_DNS_WIRE_F_QR, &client.q, &e);
 	CHECK_INT(n, ==, 12 + 21 + 11);
-	CHECK_INT(dnsw_parse_query(&up, buf, (size_t)n), ==, DNSW_Q_OK);
+	CHECK_INT(xb_dns_wire_parse_query(&up, buf, (size_t)n), ==, XB_DNS_WIRE_Q_OK);
 	CHECK_INT(up.hdr.id, ==, 0xbeef);
-	CHECK_INT(up.hdr.flags, ==, DNSW_F_RD | DNSW_F_CD);	/* QR is not ours to set */
+	CHECK_INT(up.hdr.flags, ==, XB_DNS_WIRE_F_RD | XB_DNS_WIRE_F_CD);	/* QR is not ours to set */
 	CHECK(up.edns.present && up.edns.do_bit);
 	CHECK_INT(up.edns.udp_size, ==, 1232);
 	CHECK_STR(up.text, "www.example.com");
 
-	n = dnsw_build_query(buf, sizeof(buf), 7, 0, &client.q, NULL);
+	n = xb_dns_wire_build_query(buf, sizeof(buf), 7, 0, &client.q, NULL);
 	CHECK_INT(n, ==, 33);
-	CHECK_INT(dnsw_parse_query(&up, buf, (size_t)n), ==, DNSW_Q_OK);
+	CHECK_INT(xb_dns_wire_parse_query(&up, buf, (size_t)n), ==, XB_DNS_WIRE_Q_OK);
 	CHECK(!up.edns.present);
-	CHECK_INT(dnsw_build_query(buf, 32, 7, 0, &client.q, NULL), ==, -1);
+	CHECK_INT(xb_dns_wire_build_query(buf, 32, 7, 0, &client.q, NULL), ==, -1);
 	client.q.name_len = 5;			/* inconsistent with the name */
-	CHECK_INT(dnsw_build_query(buf, sizeof(buf), 7, 0, &client.q, NULL), ==, -1);
+	CHECK_INT(xb_dns_wire_build_query(buf, sizeof(buf), 7, 0, &client.q, NULL), ==, -1);
 }
 
 /* A response to query() from an upstream, crafted by hand. */
 static void response(struct pkt *p, uint16_t an)
 {
-	hdr(p, 0x1234, DNSW_F_QR | DNSW_F_RD | DNSW_F_RA, 1, an, 0, 0);
+	hdr(p, 0x1234, XB_DNS_WIRE_F_QR | XB_DNS_WIRE_F_RD | XB_DNS_WIRE_F_RA, 1, an, 0, 0);
 	NAME(p, WWW);
-	u16(p, DNSW_T_A);
-	u16(p, DNSW_C_IN);
+	u16(p, XB_DNS_WIRE_T_A);
+	u16(p, XB_DNS_WIRE_C_IN);
 }
 
-static struct dnsw_question www_a(void)
+static struct xb_dns_wire_question www_a(void)
 {
-	struct dnsw_question q = { .qtype = DNSW_T_A, .qclass = DNSW_C_IN };
+	struct xb_dns_wire_question q = { .qtype = XB_DNS_WIRE_T_A, .qclass = XB_DNS_WIRE_C_IN };
 
-	q.name_len = (uint16_t)dnsw_name_from_text("www.example.com", q.name);
+	q.name_len = (uint16_t)xb_dns_wire_name_from_text("www.example.com", q.name);
 	return q;
 }
 
 #define RV(p, want)                                                           \
 	do {                                                                  \
-		struct dnsw_question q_ = www_a();                            \
-		struct dnsw_msg m_;                                           \
-		enum dnsw_rverdict v_ = dnsw_parse_response(&m_, (p)->b, (p)->n, 0x1234, &q_); \
+		struct xb_dns_wire_question q_ = www_a();                            \
+		struct xb_dns_wire_msg m_;                                           \
+		enum xb_dns_wire_rverdict v_ = xb_dns_wire_parse_response(&m_, (p)->b, (p)->n, 0x1234, &q_); \
 		if (v_ != (want))                                             \
 			xb_test_fail(__FILE__, __LINE__, "verdict %d, want %d (%s)", \
 				     v_, (want), m_.err.what ? m_.err.what : "-"); \
@@ -794,110 +794,110 @@ static struct dnsw_question www_a(void)
 
 TEST(response_matching)
 {
-	struct dnsw_question q = www_a();
-	struct dnsw_msg m;
+	struct xb_dns_wire_question q = www_a();
+	struct xb_dns_wire_msg m;
 	struct pkt p;
 
 	response(&p, 0);
-	RV(&p, DNSW_R_OK);
-	CHECK_INT(dnsw_parse_response(&m, p.b, p.n, 0x1235, &q), ==, DNSW_R_MISMATCH);
+	RV(&p, XB_DNS_WIRE_R_OK);
+	CHECK_INT(xb_dns_wire_parse_response(&m, p.b, p.n, 0x1235, &q), ==, XB_DNS_WIRE_R_MISMATCH);
 	CHECK(strstr(m.err.what, "id"));
 	p.b[13] = 'W';				/* 0x20: case does not matter */
-	RV(&p, DNSW_R_OK);
+	RV(&p, XB_DNS_WIRE_R_OK);
 	p.b[14] = 'x';				/* another name */
-	RV(&p, DNSW_R_MISMATCH);
+	RV(&p, XB_DNS_WIRE_R_MISMATCH);
 	response(&p, 0);
-	p.b[30] = DNSW_T_AAAA;			/* another type */
-	RV(&p, DNSW_R_MISMATCH);
+	p.b[30] = XB_DNS_WIRE_T_AAAA;			/* another type */
+	RV(&p, XB_DNS_WIRE_R_MISMATCH);
 	response(&p, 0);
 	p.b[32] = 3;				/* another class */
-	RV(&p, DNSW_R_MISMATCH);
+	RV(&p, XB_DNS_WIRE_R_MISMATCH);
 	response(&p, 0);
 	p.b[2] &= 0x7f;				/* not a response */
-	RV(&p, DNSW_R_MISMATCH);
+	RV(&p, XB_DNS_WIRE_R_MISMATCH);
 	response(&p, 0);
 	p.b[5] = 0;				/* no question: cannot match */
-	RV(&p, DNSW_R_MISMATCH);
+	RV(&p, XB_DNS_WIRE_R_MISMATCH);
 	p.n = 11;
-	RV(&p, DNSW_R_MISMATCH);
+	RV(&p, XB_DNS_WIRE_R_MISMATCH);
 	q.name_len = 0;
 }
 
 TEST(response_malformed)
 {
-	struct dnsw_question q = www_a();
-	struct dnsw_msg m;
+	struct xb_dns_wire_question q = www_a();
+	struct xb_dns_wire_msg m;
 	struct pkt p;
 
 	response(&p, 100);			/* ancount 100, one present */
 	ptr(&p, 12);
-	rrhead(&p, DNSW_T_A, 1, 60, 4);
+	rrhead(&p, XB_DNS_WIRE_T_A, 1, 60, 4);
 	raw(&p, A1, 4);
-	RV(&p, DNSW_R_MALFORMED);
-	p.b[2] |= DNSW_F_TC >> 8;		/* with TC: records dropped, retry over TCP */
-	CHECK_INT(dnsw_parse_response(&m, p.b, p.n, 0x1234, &q), ==, DNSW_R_OK);
+	RV(&p, XB_DNS_WIRE_R_MALFORMED);
+	p.b[2] |= XB_DNS_WIRE_F_TC >> 8;		/* with TC: records dropped, retry over TCP */
+	CHECK_INT(xb_dns_wire_parse_response(&m, p.b, p.n, 0x1234, &q), ==, XB_DNS_WIRE_R_OK);
 	CHECK_INT(m.hdr.ancount, ==, 0);
 	CHECK_INT(m.len, ==, 33);
 
 	response(&p, 1);			/* A with 5 octets */
 	ptr(&p, 12);
-	rrhead(&p, DNSW_T_A, 1, 60, 5);
+	rrhead(&p, XB_DNS_WIRE_T_A, 1, 60, 5);
 	raw(&p, "\1\2\3\4\5", 5);
-	RV(&p, DNSW_R_MALFORMED);
+	RV(&p, XB_DNS_WIRE_R_MALFORMED);
 	response(&p, 1);			/* RDLENGTH past the end */
 	ptr(&p, 12);
-	rrhead(&p, DNSW_T_A, 1, 60, 4);
+	rrhead(&p, XB_DNS_WIRE_T_A, 1, 60, 4);
 	raw(&p, A1, 3);
-	RV(&p, DNSW_R_MALFORMED);
+	RV(&p, XB_DNS_WIRE_R_MALFORMED);
 	response(&p, 1);			/* owner pointer to itself */
 	ptr(&p, 33);
-	rrhead(&p, DNSW_T_A, 1, 60, 4);
+	rrhead(&p, XB_DNS_WIRE_T_A, 1, 60, 4);
 	raw(&p, A1, 4);
-	RV(&p, DNSW_R_MALFORMED);
+	RV(&p, XB_DNS_WIRE_R_MALFORMED);
 	response(&p, 1);			/* CNAME target runs out of its rdata */
 	ptr(&p, 12);
-	rrhead(&p, DNSW_T_CNAME, 1, 60, 3);
+	rrhead(&p, XB_DNS_WIRE_T_CNAME, 1, 60, 3);
 	raw(&p, "\3cdn", 4);
 	raw(&p, "", 1);
-	RV(&p, DNSW_R_MALFORMED);
+	RV(&p, XB_DNS_WIRE_R_MALFORMED);
 	response(&p, 1);			/* SOA too short */
 	ptr(&p, 12);
-	rrhead(&p, DNSW_T_SOA, 1, 60, 4 + 16);
+	rrhead(&p, XB_DNS_WIRE_T_SOA, 1, 60, 4 + 16);
 	ptr(&p, 12);
 	ptr(&p, 12);
 	raw(&p, "0123456789abcdef", 16);
-	RV(&p, DNSW_R_MALFORMED);
+	RV(&p, XB_DNS_WIRE_R_MALFORMED);
 	response(&p, 1);			/* OPT in the answer section */
 	opt(&p, 1232, 0);
-	RV(&p, DNSW_R_MALFORMED);
+	RV(&p, XB_DNS_WIRE_R_MALFORMED);
 	response(&p, 0);			/* two OPT */
 	p.b[11] = 2;
 	opt(&p, 1232, 0);
 	opt(&p, 1232, 0);
-	RV(&p, DNSW_R_MALFORMED);
+	RV(&p, XB_DNS_WIRE_R_MALFORMED);
 
 	response(&p, 1);			/* trailing bytes: ignored, not kept */
 	ptr(&p, 12);
-	rrhead(&p, DNSW_T_A, 1, 60, 4);
+	rrhead(&p, XB_DNS_WIRE_T_A, 1, 60, 4);
 	raw(&p, A1, 4);
 	raw(&p, "trailing", 8);
-	CHECK_INT(dnsw_parse_response(&m, p.b, p.n, 0x1234, &q), ==, DNSW_R_OK);
+	CHECK_INT(xb_dns_wire_parse_response(&m, p.b, p.n, 0x1234, &q), ==, XB_DNS_WIRE_R_OK);
 	CHECK_INT(m.len, ==, p.n - 8);
 }
 
 static void a_rr(struct pkt *p, uint32_t ttl, const uint8_t a[4])
 {
-	rrhead(p, DNSW_T_A, DNSW_C_IN, ttl, 4);
+	rrhead(p, XB_DNS_WIRE_T_A, XB_DNS_WIRE_C_IN, ttl, 4);
 	raw(p, a, 4);
 }
 
 TEST(chain_ignores_poison)
 {
 	static const uint8_t evil[4] = { 203, 0, 113, 66 };
-	struct dnsw_question q = www_a();
-	struct dnsw_addr addr[8];
-	struct dnsw_chain c;
-	struct dnsw_msg m;
+	struct xb_dns_wire_question q = www_a();
+	struct xb_dns_wire_addr addr[8];
+	struct xb_dns_wire_chain c;
+	struct xb_dns_wire_msg m;
 	struct pkt p;
 
 	/* The A for the target comes first, CNAMEs in reverse order, an
@@ -906,10 +906,10 @@ TEST(chain_ignores_poison)
 	NAME(&p, CDN);				/* 33 */
 	a_rr(&p, 50, A1);
 	NAME(&p, "\3mid\7example\3org");	/* 64 */
-	rrhead(&p, DNSW_T_CNAME, 1, 40, 2);
+	rrhead(&p, XB_DNS_WIRE_T_CNAME, 1, 40, 2);
 	ptr(&p, 33);
 	ptr(&p, 12);
-	rrhead(&p, DNSW_T_CNAME, 1, 3000, 2);
+	rrhead(&p, XB_DNS_WIRE_T_CNAME, 1, 3000, 2);
 	ptr(&p, 64);
 	NAME(&p, "\4evil\7example\3org");
 	a_rr(&p, 9999, evil);
@@ -917,9 +917,9 @@ TEST(chain_ignores_poison)
 	a_rr(&p, 9999, A2);
 	ptr(&p, 64);
 	a_rr(&p, 9999, evil);
-	if (dnsw_parse_response(&m, p.b, p.n, 0x1234, &q) != DNSW_R_OK)
+	if (xb_dns_wire_parse_response(&m, p.b, p.n, 0x1234, &q) != XB_DNS_WIRE_R_OK)
 		xb_test_fail(__FILE__, __LINE__, "%s at %zu", m.err.what, m.err.off);
-	CHECK_INT(dnsw_chain(&m, &c, addr, 8), ==, 0);
+	CHECK_INT(xb_dns_wire_chain(&m, &c, addr, 8), ==, 0);
 	CHECK_INT(c.cnames, ==, 2);
 	CHECK_MEM(c.name, CDN, 17);
 	CHECK_INT(c.found, ==, 1);
@@ -930,46 +930,46 @@ TEST(chain_ignores_poison)
 	/* A CNAME loop: www -> mid -> www. */
 	response(&p, 2);
 	ptr(&p, 12);
-	rrhead(&p, DNSW_T_CNAME, 1, 60, 17);
+	rrhead(&p, XB_DNS_WIRE_T_CNAME, 1, 60, 17);
 	NAME(&p, "\3mid\7example\3org");
 	ptr(&p, 45);
-	rrhead(&p, DNSW_T_CNAME, 1, 60, 2);
+	rrhead(&p, XB_DNS_WIRE_T_CNAME, 1, 60, 2);
 	ptr(&p, 12);
-	CHECK_INT(dnsw_parse_response(&m, p.b, p.n, 0x1234, &q), ==, DNSW_R_OK);
-	CHECK_INT(dnsw_chain(&m, &c, addr, 8), ==, -1);
+	CHECK_INT(xb_dns_wire_parse_response(&m, p.b, p.n, 0x1234, &q), ==, XB_DNS_WIRE_R_OK);
+	CHECK_INT(xb_dns_wire_chain(&m, &c, addr, 8), ==, -1);
 }
 
 TEST(ttl_aging)
 {
-	struct dnsw_query q;
-	struct dnsw_msg m;
-	struct dnsw_iter it;
-	struct dnsw_rr rr;
+	struct xb_dns_wire_query q;
+	struct xb_dns_wire_msg m;
+	struct xb_dns_wire_iter it;
+	struct xb_dns_wire_rr rr;
 	uint8_t buf[1232];
 	struct pkt p;
 	size_t n;
 
 	query(&p, 1232, true);
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
 	n = answer(buf, sizeof(buf), &q);	/* TTLs 300, 60, 120 */
-	CHECK_INT(dnsw_age_ttls(buf, n, 100, 0), ==, 0);
-	CHECK_INT(dnsw_parse_response(&m, buf, n, 0x1234, &q.q), ==, DNSW_R_OK);
+	CHECK_INT(xb_dns_wire_age_ttls(buf, n, 100, 0), ==, 0);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, n, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
 	CHECK(m.edns.do_bit);			/* the OPT's flags are not a TTL */
-	dnsw_iter_init(&it, &m, DNSW_AN);
-	CHECK(dnsw_iter_next(&it, &rr) && rr.ttl == 200);
-	CHECK(dnsw_iter_next(&it, &rr) && rr.ttl == 0);
-	CHECK(dnsw_iter_next(&it, &rr) && rr.ttl == 20);
-	CHECK_INT(dnsw_age_ttls(buf, n, 10, 5), ==, 5);	/* with a floor */
-	CHECK_INT(dnsw_age_ttls(buf, n, 0, 0), ==, 5);
-	dnsw_set_id(buf, n, 0x4321);
-	CHECK_INT(dnsw_parse_response(&m, buf, n, 0x4321, &q.q), ==, DNSW_R_OK);
-	CHECK_INT(dnsw_age_ttls(buf, n - 1, 0, 0), ==, -1);
-	CHECK_INT(dnsw_age_ttls(buf, 11, 0, 0), ==, -1);
+	xb_dns_wire_iter_init(&it, &m, XB_DNS_WIRE_AN);
+	CHECK(xb_dns_wire_iter_next(&it, &rr) && rr.ttl == 200);
+	CHECK(xb_dns_wire_iter_next(&it, &rr) && rr.ttl == 0);
+	CHECK(xb_dns_wire_iter_next(&it, &rr) && rr.ttl == 20);
+	CHECK_INT(xb_dns_wire_age_ttls(buf, n, 10, 5), ==, 5);	/* with a floor */
+	CHECK_INT(xb_dns_wire_age_ttls(buf, n, 0, 0), ==, 5);
+	xb_dns_wire_set_id(buf, n, 0x4321);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, n, 0x4321, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK_INT(xb_dns_wire_age_ttls(buf, n - 1, 0, 0), ==, -1);
+	CHECK_INT(xb_dns_wire_age_ttls(buf, 11, 0, 0), ==, -1);
 
 	response(&p, 1);			/* TTL with the top bit set reads as 0 */
 	ptr(&p, 12);
 	a_rr(&p, 0x80000000u, A1);
-	CHECK_INT(dnsw_age_ttls(p.b, p.n, 0, 0), ==, 0);
+	CHECK_INT(xb_dns_wire_age_ttls(p.b, p.n, 0, 0), ==, 0);
 
 	/* A hostile reply whose second owner points into the first record's
 	 * TTL ("\1a\0"): valid, and aging must not trip over its own writes. */
@@ -978,50 +978,50 @@ TEST(ttl_aging)
 	a_rr(&p, 0x01610000, A1);		/* TTL at 39 */
 	ptr(&p, 39);
 	a_rr(&p, 60, A2);
-	CHECK_INT(dnsw_parse_response(&m, p.b, p.n, 0x1234, &q.q), ==, DNSW_R_OK);
-	CHECK_INT(dnsw_age_ttls(p.b, p.n, 100, 0), ==, 0);
+	CHECK_INT(xb_dns_wire_parse_response(&m, p.b, p.n, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK_INT(xb_dns_wire_age_ttls(p.b, p.n, 100, 0), ==, 0);
 	CHECK_INT(p.b[p.n - 10 - 4 + 4 + 3], ==, 0);	/* the second TTL: 0 */
 }
 
 TEST(truncate_forwarded)
 {
-	struct dnsw_builder b;
-	struct dnsw_query q;
-	struct dnsw_msg m;
+	struct xb_dns_wire_builder b;
+	struct xb_dns_wire_query q;
+	struct xb_dns_wire_msg m;
 	uint8_t buf[4096];
 	struct pkt p;
 	size_t n, t;
 
 	query(&p, 4096, true);
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
-	CHECK_INT(dnsw_answer_begin(&b, buf, 4096, &q, 0, 0, 4096), ==, 0);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
+	CHECK_INT(xb_dns_wire_answer_begin(&b, buf, 4096, &q, 0, 0, 4096), ==, 0);
 	for (int i = 0; i < 100; i++)
-		CHECK_INT(dnsw_answer_a(&b, NULL, 60, A1), ==, 0);
-	CHECK_INT(dnsw_answer_add(&b, DNSW_AR, (const uint8_t *)CDN, DNSW_T_A, 60, A2, 4), ==, 0);
-	n = dnsw_answer_finish(&b);
+		CHECK_INT(xb_dns_wire_answer_a(&b, NULL, 60, A1), ==, 0);
+	CHECK_INT(xb_dns_wire_answer_add(&b, XB_DNS_WIRE_AR, (const uint8_t *)CDN, XB_DNS_WIRE_T_A, 60, A2, 4), ==, 0);
+	n = xb_dns_wire_answer_finish(&b);
 	CHECK_INT(n, ==, 33 + 1600 + 31 + 11);
-	CHECK_INT(dnsw_truncate(buf, n, 4096), ==, n);
+	CHECK_INT(xb_dns_wire_truncate(buf, n, 4096), ==, n);
 
-	t = dnsw_truncate(buf, n, 512);
+	t = xb_dns_wire_truncate(buf, n, 512);
 	CHECK_INT(t, ==, 33 + 16 * 29 + 11);
-	CHECK_INT(dnsw_parse_response(&m, buf, t, 0x1234, &q.q), ==, DNSW_R_OK);
-	CHECK(m.hdr.flags & DNSW_F_TC);
+	CHECK_INT(xb_dns_wire_parse_response(&m, buf, t, 0x1234, &q.q), ==, XB_DNS_WIRE_R_OK);
+	CHECK(m.hdr.flags & XB_DNS_WIRE_F_TC);
 	CHECK_INT(m.hdr.ancount, ==, 29);
 	CHECK_INT(m.hdr.arcount, ==, 1);
 	CHECK(m.edns.present && m.edns.do_bit);
 	CHECK_INT(m.edns.udp_size, ==, 4096);
-	CHECK_INT(dnsw_truncate(buf, t, 40), ==, 0);	/* not even the question */
-	CHECK_INT(dnsw_truncate(buf, t - 1, 100), ==, 0);	/* does not parse */
+	CHECK_INT(xb_dns_wire_truncate(buf, t, 40), ==, 0);	/* not even the question */
+	CHECK_INT(xb_dns_wire_truncate(buf, t - 1, 100), ==, 0);	/* does not parse */
 }
 
 /* Whatever the bytes, nothing reads out of bounds (ASan) or hangs. */
 TEST(mutations)
 {
-	struct dnsw_question qq = www_a();
-	struct dnsw_addr addr[4];
-	struct dnsw_chain c;
-	struct dnsw_query q;
-	struct dnsw_msg m;
+	struct xb_dns_wire_question qq = www_a();
+	struct xb_dns_wire_addr addr[4];
+	struct xb_dns_wire_chain c;
+	struct xb_dns_wire_query q;
+	struct xb_dns_wire_msg m;
 	uint8_t good[1232], buf[1232], out[1232];
 	unsigned seed = 7, accepted = 0;
 	struct pkt p;
@@ -1029,25 +1029,25 @@ TEST(mutations)
 	uint32_t ttl;
 
 	query(&p, 1232, true);
-	CHECK_INT(parse(&q, &p), ==, DNSW_Q_OK);
+	CHECK_INT(parse(&q, &p), ==, XB_DNS_WIRE_Q_OK);
 	n = answer(good, sizeof(good), &q);
 	for (int i = 0; i < 50000; i++) {
 		size_t len = n - (size_t)(rand_r(&seed) % 4 == 0 ? rand_r(&seed) % (int)n : 0);
-		struct dnsw_builder b;
+		struct xb_dns_wire_builder b;
 
 		memcpy(buf, good, n);
 		for (int k = rand_r(&seed) % 4 + 1; k; k--)
 			buf[rand_r(&seed) % (int)n] = (uint8_t)rand_r(&seed);
-		if (dnsw_parse_query(&q, buf, len) != DNSW_Q_DROP &&
-		    !dnsw_answer_begin(&b, out, 512, &q, q.has_question ? 0 : 1, 0, 1232))
-			dnsw_answer_finish(&b);
-		if (dnsw_parse_response(&m, buf, len, 0x1234, &qq) == DNSW_R_OK) {
+		if (xb_dns_wire_parse_query(&q, buf, len) != XB_DNS_WIRE_Q_DROP &&
+		    !xb_dns_wire_answer_begin(&b, out, 512, &q, q.has_question ? 0 : 1, 0, 1232))
+			xb_dns_wire_answer_finish(&b);
+		if (xb_dns_wire_parse_response(&m, buf, len, 0x1234, &qq) == XB_DNS_WIRE_R_OK) {
 			accepted++;
-			dnsw_chain(&m, &c, addr, 4);
-			dnsw_negative_ttl(&m, c.name, &ttl);
+			xb_dns_wire_chain(&m, &c, addr, 4);
+			xb_dns_wire_negative_ttl(&m, c.name, &ttl);
 		}
-		dnsw_age_ttls(buf, len, 5, 0);
-		dnsw_truncate(buf, len, 100);
+		xb_dns_wire_age_ttls(buf, len, 5, 0);
+		xb_dns_wire_truncate(buf, len, 100);
 	}
 	printf("# %u of 50000 mutated responses accepted\n", accepted);
 }
@@ -1061,20 +1061,20 @@ TEST(tcp_framing)
 	const uint8_t *msg;
 	size_t off = 0, m;
 
-	CHECK(dnsw_tcp_next(s, sizeof(s), &off, &msg, &m));
+	CHECK(xb_dns_wire_tcp_next(s, sizeof(s), &off, &msg, &m));
 	CHECK(msg == s + 2 && m == 3 && off == 5);
-	CHECK(dnsw_tcp_next(s, sizeof(s), &off, &msg, &m));
+	CHECK(xb_dns_wire_tcp_next(s, sizeof(s), &off, &msg, &m));
 	CHECK(m == 0 && off == 7);
-	CHECK(!dnsw_tcp_next(s, sizeof(s), &off, &msg, &m));	/* 12 announced, 2 there */
+	CHECK(!xb_dns_wire_tcp_next(s, sizeof(s), &off, &msg, &m));	/* 12 announced, 2 there */
 	CHECK_INT(off, ==, 7);
-	CHECK(!dnsw_tcp_next(s, 1, &off, &msg, &m));		/* off past len */
-	CHECK_INT(dnsw_tcp_need(r, 0), ==, 2);
-	CHECK_INT(dnsw_tcp_need(r, 1), ==, 1);
-	CHECK_INT(dnsw_tcp_need(r, 2), ==, 12);
-	CHECK_INT(dnsw_tcp_need(r, 9), ==, 5);
-	CHECK_INT(dnsw_tcp_need(r, 14), ==, 0);
+	CHECK(!xb_dns_wire_tcp_next(s, 1, &off, &msg, &m));		/* off past len */
+	CHECK_INT(xb_dns_wire_tcp_need(r, 0), ==, 2);
+	CHECK_INT(xb_dns_wire_tcp_need(r, 1), ==, 1);
+	CHECK_INT(xb_dns_wire_tcp_need(r, 2), ==, 12);
+	CHECK_INT(xb_dns_wire_tcp_need(r, 9), ==, 5);
+	CHECK_INT(xb_dns_wire_tcp_need(r, 14), ==, 0);
 	r[1] = 11;
-	CHECK_INT(dnsw_tcp_need(r, 2), ==, -1);
+	CHECK_INT(xb_dns_wire_tcp_need(r, 2), ==, -1);
 	r[0] = r[1] = 0xff;
-	CHECK_INT(dnsw_tcp_need(r, 2), ==, 65535);
+	CHECK_INT(xb_dns_wire_tcp_need(r, 2), ==, 65535);
 }

@@ -86,7 +86,7 @@ static const char *good_report =
 static struct xb_report *parse(const char *body)
 {
 	char err[256] = "";
-	struct xb_report *r = xb_report_parse(body, strlen(body), err, sizeof(err));
+	struct xb_report *r = xb_posture_report_parse(body, strlen(body), err, sizeof(err));
 
 	if (!r)
 		printf("# %s\n", err);
@@ -142,13 +142,13 @@ TEST(report_good)
 	CHECK_INT(r->n_files, ==, 2);
 	CHECK(r->files[0].has_sha256 && !r->files[1].has_sha256);
 	CHECK_INT(r->n_attrs, ==, 3);
-	xb_report_free(r);
+	xb_posture_report_free(r);
 }
 
 static void bad(const char *body, size_t len, const char *want)
 {
 	char err[256] = "";
-	struct xb_report *r = xb_report_parse(body, len, err, sizeof(err));
+	struct xb_report *r = xb_posture_report_parse(body, len, err, sizeof(err));
 
 	if (r || !strstr(err, want))
 		printf("# body %.60s: error \"%s\", wanted \"%s\"\n", body, err, want);
@@ -212,7 +212,7 @@ TEST(report_limits)
 			struct xb_report *r = parse(b);
 
 			CHECK_INT(r->n_processes, ==, 1024);
-			xb_report_free(r);
+			xb_posture_report_free(r);
 		} else {
 			bad(b, n, "processes: more than 1024 elements");
 		}
@@ -398,7 +398,7 @@ static enum xb_mdm_refusal why;	/* the last push's */
 static int push(const struct xb_policy *p, struct xb_mdm_replay *rc, const char *body,
 		const char *sig, struct xb_mdm_push *m, char *err)
 {
-	why = xb_mdm_verify(p, rc, body, strlen(body), sig, NOW, m, err, 256);
+	why = xb_posture_mdm_verify(p, rc, body, strlen(body), sig, NOW, m, err, 256);
 	return why == XB_MDM_OK ? 0 : -1;
 }
 
@@ -470,8 +470,8 @@ TEST(mdm_push)
 	sign(body, sizeof(body), sig, "intune", NOW, N2, "laptop", SCORE);
 	CHECK_INT(push(p, &rc, body, sig, &m, err), ==, 0);
 	CHECK_INT(rc.n, ==, 2);
-	xb_mdm_push_free(&m);
-	xb_mdm_replay_free(&rc);
+	xb_posture_mdm_push_free(&m);
+	xb_posture_mdm_replay_free(&rc);
 	xb_posture_state_free(&s);
 	xb_policy_free(p);
 }
@@ -507,7 +507,7 @@ TEST(mdm_only_attribute)
 	CHECK(!eval(p, 0, &s, AT(NOW + 600), r));	/* expired: no fallback to the report */
 	EXPECT(r[0], XB_FAIL, "attribute: expected edr.score >= 70 (from an MDM push), "
 	       "seen no MDM attribute");
-	xb_mdm_replay_free(&rc);
+	xb_posture_mdm_replay_free(&rc);
 	xb_posture_state_free(&s);
 	xb_policy_free(p);
 }
@@ -523,14 +523,14 @@ TEST(mdm_replay_bounded)
 		snprintf(n, sizeof(n), "%032x", i);
 		sign(body, sizeof(body), sig, "intune", NOW, n, "laptop", "");
 		CHECK_INT(push(p, &rc, body, sig, &m, err), ==, i < XB_MDM_REPLAY_MAX ? 0 : -1);
-		xb_mdm_push_free(&m);
+		xb_posture_mdm_push_free(&m);
 	}
 	CHECK(strstr(err, "refused until older ones expire") != NULL);
 	/* 301 s later the first pushes' nonces have left the window. */
 	sign(body, sizeof(body), sig, "intune", NOW + 301, N1, "laptop", "");
-	CHECK_INT(xb_mdm_verify(p, &rc, body, strlen(body), sig, NOW + 301, &m, err, sizeof(err)), ==, 0);
+	CHECK_INT(xb_posture_mdm_verify(p, &rc, body, strlen(body), sig, NOW + 301, &m, err, sizeof(err)), ==, 0);
 	CHECK_INT(rc.n, ==, 1);
-	xb_mdm_push_free(&m);
-	xb_mdm_replay_free(&rc);
+	xb_posture_mdm_push_free(&m);
+	xb_posture_mdm_replay_free(&rc);
 	xb_policy_free(p);
 }

@@ -1,6 +1,6 @@
 /* The posture endpoint in a private network namespace, driven from this
  * thread with raw HTTP/1.1 over TCP: the test writes a request, then runs
- * xb_psvc_process() until the server closes the connection (Connection:
+ * xb_posture_http_process() until the server closes the connection (Connection:
  * close), a bounded number of rounds.
  *
  *   lo:         192.0.2.1 (gateway, reports)   192.0.2.2 alice   192.0.2.3 bob
@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 static char dir[64], dbpath[128];
-static struct xb_pstore *store;
-static struct xb_psvc *svc;
+static struct xb_posture_store *store;
+static struct xb_posture_http *svc;
 static char resp[128 << 10];	/* the last response's body */
 static unsigned reports_seen;	/* on_report calls */
 static char accepted[16];	/* initials of the devices on_report accepted, in order */
@@ -85,7 +85,7 @@ static void on_undo(void *ctx)
 	undone++;
 }
 
-static const struct xb_psvc_ops ops = { device_for, on_report, on_push, on_round, on_undo };
+static const struct xb_posture_http_ops ops = { device_for, on_report, on_push, on_round, on_undo };
 
 static void netns(void)
 {
@@ -101,7 +101,7 @@ static void netns(void)
 	done = true;
 }
 
-static void start_cfg(struct xb_psvc_config *cfg)
+static void start_cfg(struct xb_posture_http_config *cfg)
 {
 	char err[256];
 
@@ -109,16 +109,16 @@ static void start_cfg(struct xb_psvc_config *cfg)
 	strcpy(dir, "/tmp/xb-test-psvc.XXXXXX");
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(dbpath, sizeof(dbpath), "%s/posture.db", dir);
-	store = xb_pstore_open(dbpath, 0, err, sizeof(err));
+	store = xb_posture_store_open(dbpath, 0, err, sizeof(err));
 	CHECK(store != NULL);
-	svc = xb_psvc_open(cfg, &ops, NULL, store, audit_log);
+	svc = xb_posture_http_open(cfg, &ops, NULL, store, audit_log);
 	CHECK(svc != NULL);
 }
 
 /* Most cases send many requests from alice in a burst: no rate limit. */
 static void start(void)
 {
-	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .admin = "203.0.113.1",
+	struct xb_posture_http_config cfg = { .listen = { "192.0.2.1" }, .admin = "203.0.113.1",
 				      .admin_port = 9443, .rate = 1000000, .burst = 1000000 };
 	start_cfg(&cfg);
 }
@@ -127,8 +127,8 @@ static void stop(void)
 {
 	char cmd[128];
 
-	xb_psvc_close(svc);
-	xb_pstore_close(store);
+	xb_posture_http_close(svc);
+	xb_posture_store_close(store);
 	xb_jsonlog_close(audit_log);
 	audit_log = NULL;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -137,10 +137,10 @@ static void stop(void)
 
 static void pump(int ms)
 {
-	struct pollfd p = { .fd = xb_psvc_fd(svc), .events = POLLIN };
+	struct pollfd p = { .fd = xb_posture_http_fd(svc), .events = POLLIN };
 
 	if (poll(&p, 1, ms) > 0)
-		xb_psvc_process(svc);
+		xb_posture_http_process(svc);
 }
 
 /* A non-blocking TCP connection from src to dst:port. */
@@ -241,7 +241,7 @@ static int64_t last_seq(const char *device)
 {
 	int64_t seq = -1;
 
-	return xb_pstore_last_seq(store, device, &seq) == 1 ? seq : -1;
+	return xb_posture_store_last_seq(store, device, &seq) == 1 ? seq : -1;
 }
 
 TEST(nonce_then_report_accepted)
@@ -351,7 +351,7 @@ TEST(nonce_single_use_and_bound_to_device)
 
 TEST(nonce_expires)
 {
-	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .nonce_ttl_s = 1 };
+	struct xb_posture_http_config cfg = { .listen = { "192.0.2.1" }, .nonce_ttl_s = 1 };
 	char n[33];
 
 	start_cfg(&cfg);
@@ -490,7 +490,7 @@ TEST(one_bad_row_fails_only_its_request)
 	CHECK(send(fb, rb, strlen(rb), MSG_NOSIGNAL) == (ssize_t)strlen(rb));
 	usleep(20000);
 	undone = rounds_kept = 0;
-	xb_psvc_process(svc);		/* both in one round */
+	xb_posture_http_process(svc);		/* both in one round */
 	CHECK_INT(one_response(fb), ==, 503);
 	CHECK_INT(one_response(fa), ==, 200);
 	CHECK_INT(undone, ==, 1);	/* bob's accepted report forgotten */
@@ -513,11 +513,11 @@ TEST(round_audited_in_order)
 
 	start();
 	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	xb_psvc_close(svc);	/* again, with an audit log */
+	xb_posture_http_close(svc);	/* again, with an audit log */
 	CHECK((audit_log = xb_jsonlog_open(path, 0)) != NULL);
-	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" } };
+	struct xb_posture_http_config cfg = { .listen = { "192.0.2.1" } };
 
-	CHECK((svc = xb_psvc_open(&cfg, &ops, NULL, store, audit_log)) != NULL);
+	CHECK((svc = xb_posture_http_open(&cfg, &ops, NULL, store, audit_log)) != NULL);
 	nonce("192.0.2.2", na);
 	nonce("192.0.2.3", nb);
 	fa = dial("192.0.2.2", "192.0.2.1", 8443);
@@ -529,7 +529,7 @@ TEST(round_audited_in_order)
 	CHECK(send(fb, rb, strlen(rb), MSG_NOSIGNAL) == (ssize_t)strlen(rb));
 	usleep(20000);
 	accepted[0] = '\0';
-	xb_psvc_process(svc);		/* both in one round */
+	xb_posture_http_process(svc);		/* both in one round */
 	CHECK_INT(one_response(fa), ==, 200);
 	CHECK_INT(one_response(fb), ==, 200);
 	CHECK_INT(strlen(accepted), ==, 2);
@@ -580,7 +580,7 @@ TEST(refused_report_not_stored)
 	stop();
 }
 
-static int attr_seen(void *ctx, const struct xb_pattr *a)
+static int attr_seen(void *ctx, const struct xb_posture_store_attr *a)
 {
 	snprintf(ctx, 256, "%s %s=%s %s", a->device, a->key, a->value, a->source);
 	return 0;
@@ -594,12 +594,12 @@ TEST(attribute_push)
 	CHECK_INT(http("203.0.113.1", "203.0.113.1", 9443, "POST", "/v1/attributes",
 		       "X-Xborder-Signature: YmFk\r\n", "{\"any\":1}"), ==, 401);
 	CHECK_STR(resp, "{\"error\":\"bad signature\"}");
-	xb_pstore_foreach_attr(store, 0, attr_seen, seen);
+	xb_posture_store_foreach_attr(store, 0, attr_seen, seen);
 	CHECK_STR(seen, "");
 	CHECK_INT(http("203.0.113.1", "203.0.113.1", 9443, "POST", "/v1/attributes",
 		       "X-Xborder-Signature: Z29vZA==\r\n", "{\"any\":1}"), ==, 200);
 	CHECK_STR(resp, "{\"accepted\":true,\"stored\":1}");
-	xb_pstore_foreach_attr(store, 0, attr_seen, seen);
+	xb_posture_store_foreach_attr(store, 0, attr_seen, seen);
 	CHECK_STR(seen, "alice edr=\"healthy\" mdm-key-1");
 	stop();
 }
@@ -609,7 +609,7 @@ TEST(attribute_push)
  * closed in turn within about 3 s, and the service answers again. */
 TEST(connections_bounded)
 {
-	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .max_conns = 4, .timeout_s = 1,
+	struct xb_posture_http_config cfg = { .listen = { "192.0.2.1" }, .max_conns = 4, .timeout_s = 1,
 				      .conns_per_source = 10 };
 	int fd[10], closed = 0;
 	size_t most = 0;
@@ -622,8 +622,8 @@ TEST(connections_bounded)
 	t0 = clock_mono_ns();
 	for (int round = 0; round < 600 && closed < 10; round++) {
 		pump(10);
-		if (xb_psvc_conns(svc) > most)
-			most = xb_psvc_conns(svc);
+		if (xb_posture_http_conns(svc) > most)
+			most = xb_posture_http_conns(svc);
 		closed = 0;
 		for (int i = 0; i < 10; i++) {
 			ssize_t n = recv(fd[i], &c, 1, MSG_PEEK);
@@ -648,10 +648,10 @@ TEST(connections_bounded)
  * accepted, every time. */
 TEST(flooding_device_refused_others_served)
 {
-	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .nonces = 16, .rate = 5,
+	struct xb_posture_http_config cfg = { .listen = { "192.0.2.1" }, .nonces = 16, .rate = 5,
 				      .burst = 10 };
 	int ok = 0, limited = 0, other = 0;
-	struct xb_psvc_stats st;
+	struct xb_posture_http_stats st;
 	char n[33];
 
 	start_cfg(&cfg);
@@ -672,7 +672,7 @@ TEST(flooding_device_refused_others_served)
 		nonce("192.0.2.2", n);
 		CHECK_INT(report("192.0.2.2", i, n, NULL), ==, 200);
 	}
-	xb_psvc_stats(svc, &st);
+	xb_posture_http_stats(svc, &st);
 	CHECK_INT(st.limited, ==, limited);
 	CHECK_INT(st.nonce_full, ==, 0);
 	stop();
@@ -681,7 +681,7 @@ TEST(flooding_device_refused_others_served)
 /* A used nonce frees its slot: a table of 2 serves any number of reports. */
 TEST(used_nonce_frees_its_slot)
 {
-	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .nonces = 2,
+	struct xb_posture_http_config cfg = { .listen = { "192.0.2.1" }, .nonces = 2,
 				      .rate = 1000, .burst = 1000 };
 	char n[33];
 
@@ -707,18 +707,18 @@ static bool closed(int fd)
  * others closed at once; alice is still served. */
 TEST(connections_bounded_per_source)
 {
-	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .conns_per_source = 2 };
+	struct xb_posture_http_config cfg = { .listen = { "192.0.2.1" }, .conns_per_source = 2 };
 	int fd[6], shut = 0;
 	size_t most = 0;
-	struct xb_psvc_stats st;
+	struct xb_posture_http_stats st;
 
 	start_cfg(&cfg);
 	for (int i = 0; i < 6; i++)
 		fd[i] = dial("192.0.2.3", "192.0.2.1", 8443);
 	for (int round = 0; round < 100 && shut < 4; round++) {
 		pump(10);
-		if (xb_psvc_conns(svc) > most)
-			most = xb_psvc_conns(svc);
+		if (xb_posture_http_conns(svc) > most)
+			most = xb_posture_http_conns(svc);
 		shut = 0;
 		for (int i = 0; i < 6; i++)
 			shut += closed(fd[i]);
@@ -726,7 +726,7 @@ TEST(connections_bounded_per_source)
 	CHECK_INT(most, ==, 2);
 	CHECK_INT(shut, ==, 4);
 	CHECK_INT(get("192.0.2.2", "/v1/nonce"), ==, 200);
-	xb_psvc_stats(svc, &st);
+	xb_posture_http_stats(svc, &st);
 	CHECK_INT(st.conns_refused, ==, 4);
 	for (int i = 0; i < 6; i++)
 		close(fd[i]);
@@ -768,9 +768,9 @@ static int trickle(const char *head, const char *drip)
  * connection, the body within 1 s of the headers. */
 TEST(slow_requests_cut_at_their_deadlines)
 {
-	struct xb_psvc_config cfg = { .listen = { "192.0.2.1" }, .header_timeout_s = 1,
+	struct xb_posture_http_config cfg = { .listen = { "192.0.2.1" }, .header_timeout_s = 1,
 				      .body_timeout_s = 1 };
-	struct xb_psvc_stats st;
+	struct xb_posture_http_stats st;
 	char n[33];
 	int ms;
 
@@ -785,7 +785,7 @@ TEST(slow_requests_cut_at_their_deadlines)
 	printf("# body trickled: closed after %d ms\n", ms);
 	CHECK_INT(ms, >=, 900);
 	CHECK_INT(ms, <, 3500);
-	xb_psvc_stats(svc, &st);
+	xb_posture_http_stats(svc, &st);
 	CHECK_INT(st.deadline_closed, ==, 2);
 	nonce("192.0.2.2", n);		/* a prompt client is unaffected */
 	CHECK_INT(report("192.0.2.2", 1, n, NULL), ==, 200);

@@ -10,58 +10,58 @@
 
 TEST(used_nonce_frees_its_slot)
 {
-	struct xb_pnonce *t = xb_pnonce_new(60 * S, 4, 8);
-	char hex[XB_PNONCE_HEX + 1];
+	struct xb_posture_nonce *t = xb_posture_nonce_new(60 * S, 4, 8);
+	char hex[XB_POSTURE_NONCE_HEX + 1];
 
 	CHECK(t != NULL);
 	/* Far more reports than slots, within one ttl: each nonce is used at
 	 * once, so none may still hold a slot. */
 	for (int i = 0; i < 100; i++) {
-		CHECK_INT(xb_pnonce_issue(t, "alice", S + (uint64_t)i, hex), ==, 0);
-		CHECK(xb_pnonce_take(t, "alice", hex, S + (uint64_t)i));
-		CHECK_INT(xb_pnonce_count(t), ==, 0);
+		CHECK_INT(xb_posture_nonce_issue(t, "alice", S + (uint64_t)i, hex), ==, 0);
+		CHECK(xb_posture_nonce_take(t, "alice", hex, S + (uint64_t)i));
+		CHECK_INT(xb_posture_nonce_count(t), ==, 0);
 	}
-	xb_pnonce_free(t);
+	xb_posture_nonce_free(t);
 }
 
 TEST(one_device_cannot_exhaust_the_table)
 {
-	struct xb_pnonce *t = xb_pnonce_new(60 * S, 4, 16);
-	char hex[XB_PNONCE_HEX + 1], mine[XB_PNONCE_HEX + 1];
+	struct xb_posture_nonce *t = xb_posture_nonce_new(60 * S, 4, 16);
+	char hex[XB_POSTURE_NONCE_HEX + 1], mine[XB_POSTURE_NONCE_HEX + 1];
 
 	CHECK(t != NULL);
 	for (int i = 0; i < 1000; i++)
-		CHECK_INT(xb_pnonce_issue(t, "mallory", S + (uint64_t)i, hex), ==, 0);
-	CHECK_INT(xb_pnonce_count(t), ==, 4);	/* its own budget, no more */
-	CHECK(xb_pnonce_take(t, "mallory", hex, 2 * S));	/* the newest is good */
-	CHECK_INT(xb_pnonce_issue(t, "alice", 2 * S, mine), ==, 0);
-	CHECK(xb_pnonce_take(t, "alice", mine, 3 * S));
-	xb_pnonce_free(t);
+		CHECK_INT(xb_posture_nonce_issue(t, "mallory", S + (uint64_t)i, hex), ==, 0);
+	CHECK_INT(xb_posture_nonce_count(t), ==, 4);	/* its own budget, no more */
+	CHECK(xb_posture_nonce_take(t, "mallory", hex, 2 * S));	/* the newest is good */
+	CHECK_INT(xb_posture_nonce_issue(t, "alice", 2 * S, mine), ==, 0);
+	CHECK(xb_posture_nonce_take(t, "alice", mine, 3 * S));
+	xb_posture_nonce_free(t);
 }
 
 TEST(full_table_refuses_until_a_slot_frees)
 {
-	struct xb_pnonce *t = xb_pnonce_new(10 * S, 1, 3);
-	char a[XB_PNONCE_HEX + 1], hex[XB_PNONCE_HEX + 1];
+	struct xb_posture_nonce *t = xb_posture_nonce_new(10 * S, 1, 3);
+	char a[XB_POSTURE_NONCE_HEX + 1], hex[XB_POSTURE_NONCE_HEX + 1];
 
 	CHECK(t != NULL);
-	CHECK_INT(xb_pnonce_issue(t, "a", S, a), ==, 0);
-	CHECK_INT(xb_pnonce_issue(t, "b", S, hex), ==, 0);
-	CHECK_INT(xb_pnonce_issue(t, "c", S, hex), ==, 0);
-	CHECK_INT(xb_pnonce_issue(t, "d", S, hex), ==, -1);
-	CHECK_INT(xb_pnonce_issue(t, "c", S, hex), ==, 0);	/* replaces c's own */
-	CHECK(xb_pnonce_take(t, "a", a, 2 * S));
-	CHECK_INT(xb_pnonce_issue(t, "d", 2 * S, hex), ==, 0);
-	CHECK_INT(xb_pnonce_issue(t, "e", 2 * S, hex), ==, -1);
-	CHECK_INT(xb_pnonce_issue(t, "e", 11 * S, hex), ==, 0);	/* b and c expired */
-	CHECK_INT(xb_pnonce_count(t), ==, 2);
-	xb_pnonce_free(t);
+	CHECK_INT(xb_posture_nonce_issue(t, "a", S, a), ==, 0);
+	CHECK_INT(xb_posture_nonce_issue(t, "b", S, hex), ==, 0);
+	CHECK_INT(xb_posture_nonce_issue(t, "c", S, hex), ==, 0);
+	CHECK_INT(xb_posture_nonce_issue(t, "d", S, hex), ==, -1);
+	CHECK_INT(xb_posture_nonce_issue(t, "c", S, hex), ==, 0);	/* replaces c's own */
+	CHECK(xb_posture_nonce_take(t, "a", a, 2 * S));
+	CHECK_INT(xb_posture_nonce_issue(t, "d", 2 * S, hex), ==, 0);
+	CHECK_INT(xb_posture_nonce_issue(t, "e", 2 * S, hex), ==, -1);
+	CHECK_INT(xb_posture_nonce_issue(t, "e", 11 * S, hex), ==, 0);	/* b and c expired */
+	CHECK_INT(xb_posture_nonce_count(t), ==, 2);
+	xb_posture_nonce_free(t);
 }
 
 /* The naive model: every nonce ever issued, with its device, expiry and
  * whether it is still live (not used, evicted or expired). */
 #define M_MAX 4096
-static struct { char hex[XB_PNONCE_HEX + 1]; int dev; uint64_t exp; bool live; } m[M_MAX];
+static struct { char hex[XB_POSTURE_NONCE_HEX + 1]; int dev; uint64_t exp; bool live; } m[M_MAX];
 static size_t m_n;
 
 static void m_expire(uint64_t now)
@@ -85,8 +85,8 @@ TEST(against_a_naive_model)
 	static const char *const devs[] = { "d0", "d1", "d2", "d3" };
 	const unsigned per = 3, cap = 7;
 	const uint64_t ttl = 10 * S;
-	struct xb_pnonce *t = xb_pnonce_new(ttl, per, cap);
-	char hex[XB_PNONCE_HEX + 1];
+	struct xb_posture_nonce *t = xb_posture_nonce_new(ttl, per, cap);
+	char hex[XB_POSTURE_NONCE_HEX + 1];
 	uint64_t now = S;
 
 	CHECK(t != NULL);
@@ -107,7 +107,7 @@ TEST(against_a_naive_model)
 					}
 			}
 			want = m_live(-1) < cap;
-			CHECK_INT(xb_pnonce_issue(t, devs[dev], now, hex) == 0, ==, want);
+			CHECK_INT(xb_posture_nonce_issue(t, devs[dev], now, hex) == 0, ==, want);
 			if (want) {
 				snprintf(m[m_n].hex, sizeof(m[m_n].hex), "%s", hex);
 				m[m_n].dev = dev;
@@ -118,27 +118,27 @@ TEST(against_a_naive_model)
 			size_t i = (size_t)rand() % m_n;
 			bool want = m[i].live && m[i].dev == dev;
 
-			CHECK_INT(xb_pnonce_take(t, devs[dev], m[i].hex, now), ==, want);
+			CHECK_INT(xb_posture_nonce_take(t, devs[dev], m[i].hex, now), ==, want);
 			if (want)
 				m[i].live = false;
 		}
-		CHECK_INT(xb_pnonce_count(t), ==, m_live(-1));
+		CHECK_INT(xb_posture_nonce_count(t), ==, m_live(-1));
 	}
 	CHECK_INT(m_n, >, 1000);
-	xb_pnonce_free(t);
+	xb_posture_nonce_free(t);
 }
 
 TEST(bad_hex_is_refused)
 {
-	struct xb_pnonce *t = xb_pnonce_new(60 * S, 4, 16);
-	char hex[XB_PNONCE_HEX + 1];
+	struct xb_posture_nonce *t = xb_posture_nonce_new(60 * S, 4, 16);
+	char hex[XB_POSTURE_NONCE_HEX + 1];
 
 	CHECK(t != NULL);
-	CHECK_INT(xb_pnonce_issue(t, "alice", S, hex), ==, 0);
-	CHECK(!xb_pnonce_take(t, "alice", "", S));
-	CHECK(!xb_pnonce_take(t, "alice", "zz", S));
+	CHECK_INT(xb_posture_nonce_issue(t, "alice", S, hex), ==, 0);
+	CHECK(!xb_posture_nonce_take(t, "alice", "", S));
+	CHECK(!xb_posture_nonce_take(t, "alice", "zz", S));
 	hex[5] = 'g';
-	CHECK(!xb_pnonce_take(t, "alice", hex, S));
-	CHECK_INT(xb_pnonce_count(t), ==, 1);
-	xb_pnonce_free(t);
+	CHECK(!xb_posture_nonce_take(t, "alice", hex, S));
+	CHECK_INT(xb_posture_nonce_count(t), ==, 1);
+	xb_posture_nonce_free(t);
 }

@@ -95,11 +95,11 @@ static bool nobody(void *ctx, size_t rule, size_t device)
 
 /* The table as the daemon compiles it, asking r who passes (r NULL: every
  * device set empty). */
-static void compile(const struct xb_policy *p, struct xb_prt *r)
+static void compile(const struct xb_policy *p, struct xb_posture_rt *r)
 {
 	struct xb_errors errs = { 0 };
 	struct xb_plan plan;
-	struct xb_compile_opts o = { .posture_ok = r ? xb_prt_ok : nobody, .ctx = r };
+	struct xb_compile_opts o = { .posture_ok = r ? xb_posture_rt_ok : nobody, .ctx = r };
 	struct xb_nft n;
 	char *script, *err = NULL;
 
@@ -132,7 +132,7 @@ static void cleanup(void)
 	CHECK(system(cmd) == 0);
 }
 
-static int report(struct xb_prt *r, const char *device, unsigned seq, const char *os,
+static int report(struct xb_posture_rt *r, const char *device, unsigned seq, const char *os,
 		  const char *firewall)
 {
 	char body[512], err[256] = "";
@@ -143,13 +143,13 @@ static int report(struct xb_prt *r, const char *device, unsigned seq, const char
 		 "\"os\":{\"family\":\"linux\",\"version\":\"%s\"},\"firewall\":%s}",
 		 seq, os, firewall);
 	CHECK((j = json_loads(body, 0, NULL)) != NULL);
-	rc = prt_ops.on_report(r, device, j, &reply, err, sizeof(err));
+	rc = posture_rt_ops.on_report(r, device, j, &reply, err, sizeof(err));
 	/* What the endpoint does after on_report accepted (posture_http.c),
 	 * and at the end of its round. */
 	if (!rc)
-		CHECK_INT(xb_pstore_put_report(r->store, device, seq,
+		CHECK_INT(xb_posture_store_put_report(r->store, device, seq,
 					       (int64_t)(clock_real_ns() / NSEC_PER_MSEC), body), ==, 0);
-	prt_ops.on_round(r, true);
+	posture_rt_ops.on_round(r, true);
 	json_decref(j);
 	json_decref(reply);
 	return rc;
@@ -188,13 +188,13 @@ static int flows(const char *src)
 
 /* A fresh namespace, the policy with max_age, its runtime and the table
  * compiled from it: where most cases start. */
-static struct xb_prt *bound(struct xb_policy **p, unsigned max_age)
+static struct xb_posture_rt *bound(struct xb_policy **p, unsigned max_age)
 {
-	struct xb_prt *r;
+	struct xb_posture_rt *r;
 
 	setup();
 	*p = policy(max_age, "");
-	CHECK((r = xb_prt_open(*p)) != NULL);
+	CHECK((r = xb_posture_rt_open(*p)) != NULL);
 	compile(*p, r);
 	return r;
 }
@@ -202,16 +202,16 @@ static struct xb_prt *bound(struct xb_policy **p, unsigned max_age)
 TEST(report_enforces_and_cuts)
 {
 	struct xb_policy *p;
-	struct xb_prt *r;
+	struct xb_posture_rt *r;
 
 	r = bound(&p, 600);
 	/* The source address names the device; others are nobody. */
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 
 	CHECK(inet_pton(AF_INET, "198.51.100.11", &sa.sin_addr) == 1);
-	CHECK_STR(prt_ops.device_for(r, (struct sockaddr *)&sa), "phone");
+	CHECK_STR(posture_rt_ops.device_for(r, (struct sockaddr *)&sa), "phone");
 	CHECK(inet_pton(AF_INET, "198.51.100.12", &sa.sin_addr) == 1);
-	CHECK(prt_ops.device_for(r, (struct sockaddr *)&sa) == NULL);
+	CHECK(posture_rt_ops.device_for(r, (struct sockaddr *)&sa) == NULL);
 	/* Nobody has reported: default deny; a and b share one set. */
 	CHECK(!in_set("r_a_dev4", "198.51.100.10"));
 	run("nft list sets table inet xborder");
@@ -223,7 +223,7 @@ TEST(report_enforces_and_cuts)
 	CHECK(in_set("r_a_dev4", "198.51.100.10"));
 	CHECK(!in_set("r_a_dev4", "198.51.100.11"));
 	CHECK(!in_set("r_c_dev4", "198.51.100.10"));
-	CHECK(xb_prt_ok(r, 0, 0) && xb_prt_ok(r, 1, 0) && !xb_prt_ok(r, 2, 0));
+	CHECK(xb_posture_rt_ok(r, 0, 0) && xb_posture_rt_ok(r, 1, 0) && !xb_posture_rt_ok(r, 2, 0));
 
 	CHECK_INT(report(r, "laptop", 2, "12.7", "true"), ==, 0);
 	CHECK(in_set("r_c_dev4", "198.51.100.10"));
@@ -244,7 +244,7 @@ TEST(report_enforces_and_cuts)
 	CHECK(!in_set("r_a_dev4", "198.51.100.10"));
 	CHECK_INT(report(r, "laptop", 5, "12.7", "true"), ==, 0);
 	CHECK(in_set("r_a_dev4", "198.51.100.10"));
-	xb_prt_close(r);
+	xb_posture_rt_close(r);
 	xb_policy_free(p);
 	cleanup();
 }
@@ -252,31 +252,31 @@ TEST(report_enforces_and_cuts)
 TEST(age_restart_reload)
 {
 	struct xb_policy *p, *q;
-	struct xb_prt *r;
+	struct xb_posture_rt *r;
 	json_t *d;
 
 	r = bound(&p, 2);
 	CHECK_INT(report(r, "phone", 1, "13", "true"), ==, 0);
 	CHECK(in_set("r_a_dev4", "198.51.100.11"));
 	/* The report stays valid for max_age seconds, then the tick drops it. */
-	xb_prt_tick(r);
+	xb_posture_rt_tick(r);
 	CHECK(in_set("r_a_dev4", "198.51.100.11"));
 	r->dev[1].st.received -= 3;	/* the boot clock, 3 s on */
 	r->dev[1].next_boot -= 3;
-	xb_prt_tick(r);
+	xb_posture_rt_tick(r);
 	CHECK(!in_set("r_a_dev4", "198.51.100.11"));
-	CHECK(!xb_prt_ok(r, 0, 1));
-	xb_prt_close(r);
+	CHECK(!xb_posture_rt_ok(r, 0, 1));
+	xb_posture_rt_close(r);
 	xb_policy_free(p);
 
 	/* A restart: the stored report (not a new one) makes the phone pass. */
 	p = policy(600, "");
-	CHECK((r = xb_prt_open(p)) != NULL);
-	CHECK(xb_prt_ok(r, 0, 1));
-	CHECK(!xb_prt_ok(r, 0, 0));
+	CHECK((r = xb_posture_rt_open(p)) != NULL);
+	CHECK(xb_posture_rt_ok(r, 0, 1));
+	CHECK(!xb_posture_rt_ok(r, 0, 0));
 	compile(p, r);
 	CHECK(in_set("r_a_dev4", "198.51.100.11"));
-	d = xb_prt_detail(r, 1);
+	d = xb_posture_rt_detail(r, 1);
 	CHECK(json_integer_value(json_object_get(d, "seq")) == 1);
 	CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(d, "profiles"), 0),
 						    "name")), "corp");
@@ -286,13 +286,13 @@ TEST(age_restart_reload)
 	 * its state (by name), and the new rule's set is compiled with it. */
 	q = policy(600, ", { name = \"d\"; devices = [ \"phone\" ]; posture = [ \"corp\" ];"
 		   " action = \"allow\"; via = [ \"internet\" ]; }");
-	CHECK_INT(xb_prt_rebind(r, q), ==, 0);
+	CHECK_INT(xb_posture_rt_rebind(r, q), ==, 0);
 	xb_policy_free(p);
 	compile(q, r);
-	CHECK(xb_prt_ok(r, 3, 1));
+	CHECK(xb_posture_rt_ok(r, 3, 1));
 	CHECK(in_set("r_d_dev4", "198.51.100.11"));
 	CHECK(in_set("r_a_dev4", "198.51.100.11"));
-	xb_prt_close(r);
+	xb_posture_rt_close(r);
 	xb_policy_free(q);
 	cleanup();
 }
@@ -304,7 +304,7 @@ TEST(age_restart_reload)
 TEST(queued_enforcement_flushed_before_rebind)
 {
 	struct xb_policy *p, *q;
-	struct xb_prt *r;
+	struct xb_posture_rt *r;
 	struct xb_report *rep;
 	char text[1024], err[256] = "";
 	const char *fails = "{\"seq\":2,\"nonce\":\"00\",\"time\":0,\"os\":{\"family\":"
@@ -316,12 +316,12 @@ TEST(queued_enforcement_flushed_before_rebind)
 	CHECK(in_set("r_c_dev4", "198.51.100.10"));
 	flow("198.51.100.10");
 	/* laptop fails: leaves sets a, b and c and is queued for a cut */
-	CHECK((rep = xb_report_parse(fails, strlen(fails), err, sizeof(err))) != NULL);
-	xb_posture_set_report(&r->dev[0].st, rep, prt_now());
-	prt_judge(r, 0, prt_now(), PRT_ALL);
+	CHECK((rep = xb_posture_report_parse(fails, strlen(fails), err, sizeof(err))) != NULL);
+	xb_posture_set_report(&r->dev[0].st, rep, posture_rt_now());
+	posture_rt_judge(r, 0, posture_rt_now(), POSTURE_RT_ALL);
 	/* and a report of its accepted, its round not over */
 	CHECK((j = json_loads(fails, 0, NULL)) != NULL);
-	CHECK_INT(prt_ops.on_report(r, "laptop", j, &reply, err, sizeof(err)), ==, 0);
+	CHECK_INT(posture_rt_ops.on_report(r, "laptop", j, &reply, err, sizeof(err)), ==, 0);
 	CHECK_INT(r->n_pend, ==, 1);
 	json_decref(j);
 	json_decref(reply);
@@ -333,12 +333,12 @@ TEST(queued_enforcement_flushed_before_rebind)
 		 "rules = ( { name = \"a\"; posture = [ \"corp\" ]; to = [ \"203.0.113.0/25\" ];\n"
 		 "    action = \"allow\"; via = [ \"internet\" ]; } );\n", dir);
 	q = load(text);
-	CHECK_INT(xb_prt_rebind(r, q), ==, 0);
+	CHECK_INT(xb_posture_rt_rebind(r, q), ==, 0);
 	CHECK(!in_set("r_c_dev4", "198.51.100.10"));	/* flushed with the old sets */
 	CHECK_INT(flows("198.51.100.10"), ==, 0);	/* laptop's flow cut */
 	CHECK_INT(r->n_pend, ==, 0);			/* laptop is gone */
-	prt_ops.on_round(r, true);
-	xb_prt_close(r);
+	posture_rt_ops.on_round(r, true);
+	xb_posture_rt_close(r);
 	xb_policy_free(p);
 	xb_policy_free(q);
 	cleanup();
@@ -349,17 +349,17 @@ TEST(queued_enforcement_flushed_before_rebind)
 TEST(failed_set_change_tried_again)
 {
 	struct xb_policy *p;
-	struct xb_prt *r;
+	struct xb_posture_rt *r;
 
 	r = bound(&p, 600);
 	CHECK(system("nft delete table inet xborder") == 0);
 	CHECK_INT(report(r, "laptop", 1, "12.7", "true"), ==, 0);	/* add: fails */
 	compile(p, NULL);		/* the table back, its sets empty */
 	CHECK(!in_set("r_a_dev4", "198.51.100.10"));
-	xb_prt_tick(r);			/* the queued add again */
+	xb_posture_rt_tick(r);			/* the queued add again */
 	CHECK(in_set("r_a_dev4", "198.51.100.10"));
 	CHECK(in_set("r_c_dev4", "198.51.100.10"));
-	xb_prt_close(r);
+	xb_posture_rt_close(r);
 	xb_policy_free(p);
 	cleanup();
 }
@@ -411,7 +411,7 @@ static int device_client(void)
 TEST(http_report_end_to_end)
 {
 	struct xb_policy *p;
-	struct xb_prt *r;
+	struct xb_posture_rt *r;
 	uint64_t t0, t1;
 	pid_t pid;
 	int status = -1;
@@ -424,26 +424,26 @@ TEST(http_report_end_to_end)
 	 * input the table would judge, the gateway's own answers included. */
 	CHECK(system("nft flush chain inet xborder postrouting && "
 		     "nft flush chain inet xborder input") == 0);
-	CHECK_INT(xb_prt_listen(r), ==, 0);
+	CHECK_INT(xb_posture_rt_listen(r), ==, 0);
 	t0 = clock_mono_ns();
 	if ((pid = fork()) == 0)
 		_exit(device_client());
 	for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) == 0; i++) {
 		struct epoll_event ev;
 
-		if (epoll_wait(xb_prt_fd(r), &ev, 1, 10) > 0)
-			xb_prt_process(r);
+		if (epoll_wait(xb_posture_rt_fd(r), &ev, 1, 10) > 0)
+			xb_posture_rt_process(r);
 	}
 	t1 = clock_mono_ns();
 	CHECK(WIFEXITED(status));
 	CHECK_INT(WEXITSTATUS(status), ==, 0);
 	CHECK(in_set("r_a_dev4", "198.51.100.10"));
-	st = xb_prt_status(r);
+	st = xb_posture_rt_status(r);
 	printf("# nonce + report over HTTP: %.1f ms; enforcement %lld us\n",
 	       (double)(t1 - t0) / 1e6, (long long)json_integer_value(json_object_get(st, "enforce_max_us")));
 	CHECK(json_integer_value(json_object_get(st, "reports")) == 1);
 	json_decref(st);
-	xb_prt_close(r);
+	xb_posture_rt_close(r);
 	xb_policy_free(p);
 	cleanup();
 }
@@ -474,7 +474,7 @@ static int laptop_report(unsigned seq, const char *os)
 }
 
 /* One report over HTTP, the daemon's side here (at most 5 s); its status. */
-static int exchange(struct xb_prt *r, unsigned seq, const char *os)
+static int exchange(struct xb_posture_rt *r, unsigned seq, const char *os)
 {
 	pid_t pid;
 	int status = -1;
@@ -484,8 +484,8 @@ static int exchange(struct xb_prt *r, unsigned seq, const char *os)
 	for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) == 0; i++) {
 		struct epoll_event ev;
 
-		if (epoll_wait(xb_prt_fd(r), &ev, 1, 10) > 0)
-			xb_prt_process(r);
+		if (epoll_wait(xb_posture_rt_fd(r), &ev, 1, 10) > 0)
+			xb_posture_rt_process(r);
 	}
 	CHECK(WIFEXITED(status));
 	return WEXITSTATUS(status) == 0 ? 200 : WEXITSTATUS(status) == 5 ? 503 : -1;
@@ -507,9 +507,9 @@ static int audit_lines(const char *needle, char *last, size_t len)
 	return n;
 }
 
-static json_int_t stored_seq(struct xb_prt *r, size_t dev)
+static json_int_t stored_seq(struct xb_posture_rt *r, size_t dev)
 {
-	json_t *d = xb_prt_detail(r, dev);
+	json_t *d = xb_posture_rt_detail(r, dev);
 	json_int_t seq = json_integer_value(json_object_get(d, "seq"));
 
 	json_decref(d);
@@ -523,7 +523,7 @@ static json_int_t stored_seq(struct xb_prt *r, size_t dev)
 TEST(report_refused_by_the_store_changes_nothing)
 {
 	struct xb_policy *p;
-	struct xb_prt *r;
+	struct xb_posture_rt *r;
 	struct rlimit was, lim;
 	struct stat wal;
 	char path[160], last[4096];
@@ -534,7 +534,7 @@ TEST(report_refused_by_the_store_changes_nothing)
 	r = bound(&p, 600);
 	CHECK(system("nft flush chain inet xborder postrouting && "
 		     "nft flush chain inet xborder input") == 0);	/* as http_report_end_to_end */
-	CHECK_INT(xb_prt_listen(r), ==, 0);
+	CHECK_INT(xb_posture_rt_listen(r), ==, 0);
 	CHECK_INT(exchange(r, 1, "12"), ==, 200);
 	CHECK(in_set("r_a_dev4", "198.51.100.10"));
 	trans = audit_lines("\"event\":\"transition\"", last, sizeof(last));
@@ -546,7 +546,7 @@ TEST(report_refused_by_the_store_changes_nothing)
 	sqlite3_close(db);
 	CHECK_INT(exchange(r, 2, "11"), ==, 503);
 	CHECK(in_set("r_a_dev4", "198.51.100.10"));
-	CHECK(xb_prt_ok(r, 0, 0));
+	CHECK(xb_posture_rt_ok(r, 0, 0));
 	CHECK_INT(stored_seq(r, 0), ==, 1);
 	audit_lines("\"event\":\"report\"", last, sizeof(last));
 	CHECK(strstr(last, "\"seq\":2") && strstr(last, "\"status\":503"));
@@ -563,12 +563,12 @@ TEST(report_refused_by_the_store_changes_nothing)
 	CHECK(setrlimit(RLIMIT_FSIZE, &was) == 0);
 	CHECK_INT(code, ==, 503);
 	CHECK(in_set("r_a_dev4", "198.51.100.10"));
-	CHECK(xb_prt_ok(r, 0, 0));
+	CHECK(xb_posture_rt_ok(r, 0, 0));
 	CHECK_INT(stored_seq(r, 0), ==, 1);
 	audit_lines("\"event\":\"report\"", last, sizeof(last));
 	CHECK(strstr(last, "\"seq\":3") && strstr(last, "\"status\":503"));
 	CHECK_INT(audit_lines("\"event\":\"transition\"", last, sizeof(last)), ==, trans);
-	st = xb_prt_status(r);
+	st = xb_posture_rt_status(r);
 	CHECK(json_integer_value(json_object_get(st, "reports")) == 1);
 	json_decref(st);
 
@@ -577,7 +577,7 @@ TEST(report_refused_by_the_store_changes_nothing)
 	CHECK(!in_set("r_a_dev4", "198.51.100.10"));
 	CHECK_INT(stored_seq(r, 0), ==, 4);
 	CHECK_INT(audit_lines("\"event\":\"transition\"", last, sizeof(last)), ==, trans + 1);
-	xb_prt_close(r);
+	xb_posture_rt_close(r);
 	xb_policy_free(p);
 	cleanup();
 }
@@ -590,7 +590,7 @@ TEST(mdm_nonce_kept_across_restart)
 	uint8_t pk[32], sk[64], seed[32], sig[64];
 	char text[4096], pk64[64], sig64[100], body[512], err[256];
 	struct xb_policy *p;
-	struct xb_prt *r;
+	struct xb_posture_rt *r;
 	json_t *attrs = NULL;
 
 	setup();
@@ -607,31 +607,31 @@ TEST(mdm_nonce_kept_across_restart)
 	snprintf(body, sizeof(body), "{\"key\":\"intune\",\"time\":%lld,\"nonce\":"
 		 "\"00112233445566778899aabbccddeeff\",\"device\":\"laptop\",\"attributes\":"
 		 "{\"edr.score\":{\"value\":90,\"expires\":%lld}}}",
-		 (long long)prt_now().wall, (long long)prt_now().wall + 3600);
+		 (long long)posture_rt_now().wall, (long long)posture_rt_now().wall + 3600);
 	crypto_sign_detached(sig, NULL, (const uint8_t *)body, strlen(body), sk);
 	sodium_bin2base64(sig64, sizeof(sig64), sig, 64, sodium_base64_VARIANT_ORIGINAL);
 
-	CHECK((r = xb_prt_open(p)) != NULL);
-	CHECK_INT(xb_pstore_begin(r->store), ==, 0);	/* as the endpoint's round */
-	CHECK_INT(prt_ops.on_push(r, body, strlen(body), sig64, &attrs, err, sizeof(err)), ==, 0);
-	CHECK_INT(xb_pstore_commit(r->store), ==, 0);
-	prt_ops.on_round(r, true);
+	CHECK((r = xb_posture_rt_open(p)) != NULL);
+	CHECK_INT(xb_posture_store_begin(r->store), ==, 0);	/* as the endpoint's round */
+	CHECK_INT(posture_rt_ops.on_push(r, body, strlen(body), sig64, &attrs, err, sizeof(err)), ==, 0);
+	CHECK_INT(xb_posture_store_commit(r->store), ==, 0);
+	posture_rt_ops.on_round(r, true);
 	json_decref(attrs);
 	attrs = NULL;
-	xb_prt_close(r);
+	xb_posture_rt_close(r);
 
-	CHECK((r = xb_prt_open(p)) != NULL);
-	CHECK_INT(prt_ops.on_push(r, body, strlen(body), sig64, &attrs, err, sizeof(err)), ==, 409);
+	CHECK((r = xb_posture_rt_open(p)) != NULL);
+	CHECK_INT(posture_rt_ops.on_push(r, body, strlen(body), sig64, &attrs, err, sizeof(err)), ==, 409);
 	CHECK(strstr(err, "nonce: already used") != NULL);
 	CHECK(attrs == NULL);
-	xb_prt_close(r);
+	xb_posture_rt_close(r);
 	xb_policy_free(p);
 	cleanup();
 }
 
-static json_int_t report_age(struct xb_prt *r, size_t dev)
+static json_int_t report_age(struct xb_posture_rt *r, size_t dev)
 {
-	json_t *d = xb_prt_detail(r, dev);
+	json_t *d = xb_posture_rt_detail(r, dev);
 	json_int_t age = json_integer_value(json_object_get(d, "report_age"));
 
 	json_decref(d);
@@ -645,8 +645,8 @@ static json_int_t report_age(struct xb_prt *r, size_t dev)
 TEST(stored_report_age_at_start)
 {
 	struct xb_policy *p;
-	struct xb_prt *r;
-	struct xb_pstore *s;
+	struct xb_posture_rt *r;
+	struct xb_posture_store *s;
 	char path[160], err[256];
 	const char *body = "{\"seq\":1,\"nonce\":\"00\",\"time\":0,"
 			   "\"os\":{\"family\":\"linux\",\"version\":\"12\"}}";
@@ -657,39 +657,39 @@ TEST(stored_report_age_at_start)
 	snprintf(path, sizeof(path), "%s/state", dir);
 	CHECK(mkdir(path, 0750) == 0);
 	snprintf(path, sizeof(path), "%s/state/posture.db", dir);
-	CHECK((s = xb_pstore_open(path, 0, err, sizeof(err))) != NULL);
-	CHECK_INT(xb_pstore_put_report(s, "laptop", 1, now_ms + 3600 * 1000, body), ==, 0);
-	CHECK_INT(xb_pstore_put_report(s, "phone", 1, now_ms - 30 * 1000, body), ==, 0);
-	xb_pstore_close(s);
-	CHECK((r = xb_prt_open(p)) != NULL);
+	CHECK((s = xb_posture_store_open(path, 0, err, sizeof(err))) != NULL);
+	CHECK_INT(xb_posture_store_put_report(s, "laptop", 1, now_ms + 3600 * 1000, body), ==, 0);
+	CHECK_INT(xb_posture_store_put_report(s, "phone", 1, now_ms - 30 * 1000, body), ==, 0);
+	xb_posture_store_close(s);
+	CHECK((r = xb_posture_rt_open(p)) != NULL);
 	CHECK_INT(report_age(r, 0), ==, 0);
 	CHECK_INT(report_age(r, 1), >=, 30);
 	CHECK_INT(report_age(r, 1), <=, 32);
-	CHECK(xb_prt_ok(r, 0, 0) && xb_prt_ok(r, 0, 1));
-	xb_prt_close(r);
+	CHECK(xb_posture_rt_ok(r, 0, 0) && xb_posture_rt_ok(r, 0, 1));
+	xb_posture_rt_close(r);
 	xb_policy_free(p);
 	cleanup();
 }
 
-/* N devices (XB_PRT_DEVICES, default 20 000; bench/posture.sh asks for
- * 100 000), each with a report, re-evaluated by a reload (xb_prt_rebind)
+/* N devices (XB_POSTURE_RT_DEVICES, default 20 000; bench/posture.sh asks for
+ * 100 000), each with a report, re-evaluated by a reload (xb_posture_rt_rebind)
  * and the table compiled from the answers: the goal is 100 000 in 1 s,
  * so at most 10 us a device for the re-evaluation. */
 TEST(rebind_scale)
 {
-	const char *env = getenv("XB_PRT_DEVICES");
+	const char *env = getenv("XB_POSTURE_RT_DEVICES");
 	size_t n = env ? strtoul(env, NULL, 10) : 20000;
 	struct xb_errors errs = { 0 };
 	struct xb_policy *p, *q;
-	struct xb_prt *r;
+	struct xb_posture_rt *r;
 	struct xb_plan plan;
-	struct xb_compile_opts o = { .posture_ok = xb_prt_ok };
+	struct xb_compile_opts o = { .posture_ok = xb_posture_rt_ok };
 	FILE *f;
 	char path[160], *script;
 	uint64_t t0, t1, t2;
 
 	if (n < 1 || n > 130000)
-		SKIP("XB_PRT_DEVICES must be 1..130000 (the pool holds 131 070)");
+		SKIP("XB_POSTURE_RT_DEVICES must be 1..130000 (the pool holds 131 070)");
 	setup();
 	snprintf(path, sizeof(path), "%s/xb.conf", dir);
 	put_file("gw.key", GWKEY "\n");
@@ -717,7 +717,7 @@ TEST(rebind_scale)
 	if (!q)
 		xb_errors_print(&errs, stdout);
 	CHECK(q != NULL);
-	CHECK((r = xb_prt_open(p)) != NULL);
+	CHECK((r = xb_posture_rt_open(p)) != NULL);
 	for (size_t i = 0; i < n; i++) {
 		char body[160];
 		struct xb_report *rep;
@@ -725,18 +725,18 @@ TEST(rebind_scale)
 		snprintf(body, sizeof(body), "{\"seq\":1,\"nonce\":\"00\",\"time\":0,\"os\":"
 			 "{\"family\":\"linux\",\"version\":\"%s\"},\"firewall\":true}",
 			 i % 2 ? "11" : "12.1");
-		CHECK((rep = xb_report_parse(body, strlen(body), NULL, 0)) != NULL);
-		xb_posture_set_report(&r->dev[i].st, rep, prt_now());
-		prt_judge(r, i, prt_now(), 0);	/* as if reported before */
+		CHECK((rep = xb_posture_report_parse(body, strlen(body), NULL, 0)) != NULL);
+		xb_posture_set_report(&r->dev[i].st, rep, posture_rt_now());
+		posture_rt_judge(r, i, posture_rt_now(), 0);	/* as if reported before */
 	}
 	t0 = clock_mono_ns();
-	CHECK_INT(xb_prt_rebind(r, q), ==, 0);
+	CHECK_INT(xb_posture_rt_rebind(r, q), ==, 0);
 	t1 = clock_mono_ns();
 	o.ctx = r;
 	CHECK_INT(xb_plan_build(q, &plan, &errs), ==, 0);
 	CHECK((script = xb_compile_nft(q, &plan, &o)) != NULL);
 	t2 = clock_mono_ns();
-	CHECK(xb_prt_ok(r, 0, 0) && !xb_prt_ok(r, 0, 1) && xb_prt_ok(r, 0, n - 1 - (n - 1) % 2));
+	CHECK(xb_posture_rt_ok(r, 0, 0) && !xb_posture_rt_ok(r, 0, 1) && xb_posture_rt_ok(r, 0, n - 1 - (n - 1) % 2));
 	printf("# %zu devices: re-evaluation %.1f ms (%.2f us a device; goal 100 000 in 1 s: "
 	       "%.2f of it), compile %.1f ms\n", n, (double)(t1 - t0) / 1e6,
 	       (double)(t1 - t0) / 1e3 / (double)n, (double)(t1 - t0) / 1e4 / (double)n,
@@ -746,7 +746,7 @@ TEST(rebind_scale)
 	CHECK((double)(t1 - t0) / 1e3 / (double)n <= 100.0);
 	free(script);
 	xb_plan_free(&plan);
-	xb_prt_close(r);
+	xb_posture_rt_close(r);
 	xb_policy_free(p);
 	xb_policy_free(q);
 	xb_errors_free(&errs);
