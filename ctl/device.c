@@ -50,10 +50,10 @@ static bool allowed_ips(FILE *f, json_t *gw, const char *allowed, const char **e
 		return false;
 	}
 	for (char *t = strtok_r(list, ",", &save); ok && t; t = strtok_r(NULL, ",", &save)) {
-		struct wg_prefix pf;
+		struct xb_prefix pf;
 
 		t += strspn(t, " ");
-		if (!wg_prefix_parse(&pf, t)) {
+		if (!xb_prefix_parse(&pf, t)) {
 			*err = "--allowed-ips: not full, pool or a comma-separated list of prefixes";
 			ok = false;
 		} else {

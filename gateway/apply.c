@@ -22,22 +22,22 @@
 #define UNREACHABLE_METRIC 0x7fffffffu	/* behind every live route */
 #define DEVIF_MTU 1420			/* devices reach us over the internet */
 
-static struct wg_prefix host_prefix(int family, const void *addr, unsigned cidr)
+static struct xb_prefix host_prefix(int family, const void *addr, unsigned cidr)
 {
-	struct wg_prefix pf = { .family = (sa_family_t)family, .cidr = (uint8_t)cidr };
+	struct xb_prefix pf = { .family = (sa_family_t)family, .cidr = (uint8_t)cidr };
 
 	memcpy(pf.addr, addr, family == AF_INET ? 4 : 16);
 	return pf;
 }
 
-static bool same_prefix(const struct wg_prefix *a, const struct wg_prefix *b)
+static bool same_prefix(const struct xb_prefix *a, const struct xb_prefix *b)
 {
 	return a->family == b->family && a->cidr == b->cidr && !memcmp(a->addr, b->addr, 16);
 }
 
 /* Replace address old (may be NULL) by new (may be NULL) on ifindex. */
-static int swap_addr(struct xb_daemon *d, unsigned ifindex, const struct wg_prefix *old,
-		     const struct wg_prefix *new, const char *ifname)
+static int swap_addr(struct xb_daemon *d, unsigned ifindex, const struct xb_prefix *old,
+		     const struct xb_prefix *new, const char *ifname)
 {
 	int e;
 
@@ -110,7 +110,7 @@ void xb_apply_keys_back(struct xb_daemon *d, struct xb_policy *p, bool devif)
 static bool device_peer(struct wg_conf *c, const struct xb_device *dv, bool fresh)
 {
 	struct wg_peer_conf *pc = wg_conf_add_peer(c);
-	struct wg_prefix pf;
+	struct xb_prefix pf;
 
 	if (!pc)
 		return false;
@@ -118,12 +118,12 @@ static bool device_peer(struct wg_conf *c, const struct xb_device *dv, bool fres
 	pc->replace_allowed_ips = !fresh;
 	if (dv->has4) {
 		pf = host_prefix(AF_INET, &dv->address4, 32);
-		if (!wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &pf))
+		if (!xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &pf))
 			return false;
 	}
 	if (dv->has6) {
 		pf = host_prefix(AF_INET6, &dv->address6, 128);
-		if (!wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &pf))
+		if (!xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &pf))
 			return false;
 	}
 	return true;
@@ -182,7 +182,7 @@ static int devif_conf(struct wg_conf *c, const struct xb_policy *old, const stru
 	return 0;
 }
 
-static void devif_addrs(const struct xb_policy *p, struct wg_prefix v[2], bool has[2])
+static void devif_addrs(const struct xb_policy *p, struct xb_prefix v[2], bool has[2])
 {
 	has[0] = p->gateway.has_pool4;
 	has[1] = p->gateway.has_pool6;
@@ -195,7 +195,7 @@ static void devif_addrs(const struct xb_policy *p, struct wg_prefix v[2], bool h
 int xb_apply_devif(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p)
 {
 	struct wg_conf c = { 0 };
-	struct wg_prefix na[2], oa[2];
+	struct xb_prefix na[2], oa[2];
 	bool nh[2], oh[2] = { false, false };
 	const char *ifname = p->gateway.interface;
 	int e;
@@ -232,7 +232,7 @@ int xb_apply_devif(struct xb_daemon *d, const struct xb_policy *old, const struc
 
 /* The endpoint as an address: literals directly, names through the
  * resolver (the first address it gives). */
-static bool resolve(const struct xb_tunnel *t, union wg_sockaddr *out)
+static bool resolve(const struct xb_tunnel *t, union xb_sockaddr *out)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *res;
 	char port[8];
@@ -256,7 +256,7 @@ static bool resolve(const struct xb_tunnel *t, union wg_sockaddr *out)
 }
 
 static int tunnel_conf(struct wg_conf *c, const struct xb_tunnel *t, const struct xb_tunnel *old,
-		       const union wg_sockaddr *ep)
+		       const union xb_sockaddr *ep)
 {
 	struct wg_peer_conf *pc;
 
@@ -276,7 +276,7 @@ static int tunnel_conf(struct wg_conf *c, const struct xb_tunnel *t, const struc
 	pc->has_persistent_keepalive = true;
 	pc->replace_allowed_ips = true;
 	for (size_t i = 0; i < t->n_allowed_ips; i++)
-		if (!wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &t->allowed_ips[i]))
+		if (!xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &t->allowed_ips[i]))
 			return ENOMEM;
 	return 0;
 }
@@ -328,7 +328,7 @@ static int tunnel_addrs(struct xb_daemon *d, unsigned ifindex, const char *ifnam
 
 /* The GRE remote as an address of the tunnel's outer family: the literal,
  * or the first address the resolver gives for the name. */
-static bool resolve_gre(const struct xb_tunnel *t, union wg_sockaddr *out)
+static bool resolve_gre(const struct xb_tunnel *t, union xb_sockaddr *out)
 {
 	struct addrinfo hints = { .ai_family = t->gre.family, .ai_socktype = SOCK_DGRAM }, *res;
 	int e;
@@ -353,7 +353,7 @@ static bool resolve_gre(const struct xb_tunnel *t, union wg_sockaddr *out)
 	return out->sa.sa_family == t->gre.family;
 }
 
-static struct in6_addr gre_remote(const union wg_sockaddr *sa)
+static struct in6_addr gre_remote(const union xb_sockaddr *sa)
 {
 	struct in6_addr a = { 0 };
 
@@ -501,7 +501,7 @@ static void resolve_gre_again(struct xb_daemon *d, size_t i, time_t now, bool fo
 {
 	const struct xb_tunnel *t = &d->policy->tunnels[i];
 	struct xb_tunnel_rt *rt = &d->tunnels[i];
-	union wg_sockaddr sa;
+	union xb_sockaddr sa;
 
 	if (!t->gre.remote_is_name || (!force && now - rt->resolved_at < 60))
 		return;
@@ -524,7 +524,7 @@ void xb_apply_resolve(struct xb_daemon *d, bool force)
 	for (size_t i = 0; i < d->policy->n_tunnels; i++) {
 		const struct xb_tunnel *t = &d->policy->tunnels[i];
 		struct xb_tunnel_rt *rt = &d->tunnels[i];
-		union wg_sockaddr sa;
+		union xb_sockaddr sa;
 		struct wg_conf c = { 0 };
 		struct wg_peer_conf *pc;
 		char buf[64];
@@ -544,7 +544,7 @@ void xb_apply_resolve(struct xb_daemon *d, bool force)
 		memcpy(pc->public_key, t->peer_public_key, WG_KEY_LEN);
 		pc->update_only = true;
 		pc->endpoint = sa;
-		wg_endpoint_format(buf, sizeof(buf), &sa);
+		xb_endpoint_format(buf, sizeof(buf), &sa);
 		if (xb_wgif_set(&rt->wg, &c) == 0)
 			log_info("tunnel %s: endpoint %s now resolves to %s", t->name, t->endpoint_host, buf);
 		wg_conf_free(&c);

@@ -36,7 +36,7 @@ struct xb_ctl;
 struct xb_tunnel_rt {
 	struct xb_wgif wg;
 	struct xb_greif gre;
-	union wg_sockaddr resolved;	/* the endpoint (GRE: the remote) as last resolved */
+	union xb_sockaddr resolved;	/* the endpoint (GRE: the remote) as last resolved */
 	time_t resolved_at;
 };
 

@@ -53,7 +53,7 @@ static int add_patterns(struct xb_dns_match *m, const struct xb_dns_rule *r, uin
 	return rc;
 }
 
-static int server_set(struct xb_dns_upstream_set *set, const char *name, const union wg_sockaddr *v,
+static int server_set(struct xb_dns_upstream_set *set, const char *name, const union xb_sockaddr *v,
 		      size_t n, const struct xb_dns *d, struct xb_errors *errs, struct xb_src src)
 {
 	char text[80];
@@ -62,7 +62,7 @@ static int server_set(struct xb_dns_upstream_set *set, const char *name, const u
 	set->timeout_ms = d->timeout_ms;
 	set->tries = d->tries;
 	for (size_t i = 0; i < n; i++) {
-		wg_endpoint_format(text, sizeof(text), &v[i]);
+		xb_endpoint_format(text, sizeof(text), &v[i]);
 		if (xb_dns_upstream_set_add(set, text) < 0) {
 			xb_errors_add(errs, src.file, src.line, "dns: %s: server %s: %s", name, text,
 				      errno == ENOSPC ? "more servers than a set holds" : "bad address");
@@ -84,14 +84,14 @@ static bool any_internet(const struct xb_policy *p)
 	return false;
 }
 
-static int set_put(struct xb_dns_service_cfg *c, size_t si, const union wg_sockaddr *v, size_t n,
+static int set_put(struct xb_dns_service_cfg *c, size_t si, const union xb_sockaddr *v, size_t n,
 		   uint32_t ti, const char *ifname)
 {
 	struct xb_dns_upstream_set *set = &c->sets[si];
 	char text[80];
 
 	for (size_t i = 0; i < n; i++) {
-		wg_endpoint_format(text, sizeof(text), &v[i]);
+		xb_endpoint_format(text, sizeof(text), &v[i]);
 		if (xb_dns_upstream_set_add(set, text) < 0)
 			return -1;
 		c->srv_tun[si][set->n - 1] = ti;
@@ -213,7 +213,7 @@ struct xb_dns_service_cfg *xb_dns_service_prepare(const struct xb_policy *p, str
 	}
 	for (size_t i = 0; !oom && i < d->n_rules; i++) {
 		const struct xb_dns_rule *r = &d->rules[i];
-		const union wg_sockaddr *v = r->n_servers ? r->servers : d->upstreams;
+		const union xb_sockaddr *v = r->n_servers ? r->servers : d->upstreams;
 		size_t n = r->n_servers ? r->n_servers : d->n_upstreams;
 
 		if (add_patterns(c->names, r, (uint32_t)i, errs) < 0 && errs->n == n0)

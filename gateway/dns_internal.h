@@ -125,7 +125,7 @@ struct xb_dns_service {
 	char *log_path;
 	int epfd, tfd;
 	int udp[DNS_LISTEN_MAX], tcp[DNS_LISTEN_MAX];
-	union wg_sockaddr bound[DNS_LISTEN_MAX];
+	union xb_sockaddr bound[DNS_LISTEN_MAX];
 	char bound_if[16];		/* the device interface they are bound to */
 	struct dns_tcp *conns;		/* DNS_TCP_MAX */
 	struct dns_flight *flights;	/* DNS_INFLIGHT_MAX */

@@ -101,9 +101,9 @@ enum xb_dns_learn_class xb_dns_learn_classify(int family, const uint8_t *addr)
 	return in_any(addr, private6, N(private6)) ? XB_DNS_LEARN_PRIVATE : XB_DNS_LEARN_PUBLIC;
 }
 
-int xb_dns_learn_own_add(struct xb_dns_learn_own *o, const struct wg_prefix *p)
+int xb_dns_learn_own_add(struct xb_dns_learn_own *o, const struct xb_prefix *p)
 {
-	struct wg_prefix *v = realloc(o->v, (o->n + 1) * sizeof(*v));
+	struct xb_prefix *v = realloc(o->v, (o->n + 1) * sizeof(*v));
 
 	if (!v)
 		return -1;

@@ -37,7 +37,7 @@
 #ifndef XB_GATEWAY_DNS_LEARN_H
 #define XB_GATEWAY_DNS_LEARN_H
 
-#include "tunnel/wgconf.h"
+#include "common/prefix.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,12 +55,12 @@ enum xb_dns_learn_class xb_dns_learn_classify(int family, const uint8_t *addr);
 
 /* The gateway's own addresses, as prefixes. */
 struct xb_dns_learn_own {
-	struct wg_prefix *v;
+	struct xb_prefix *v;
 	size_t n;
 };
 
 /* 0, or -1 without memory. Host bits of p beyond cidr are ignored. */
-int xb_dns_learn_own_add(struct xb_dns_learn_own *o, const struct wg_prefix *p);
+int xb_dns_learn_own_add(struct xb_dns_learn_own *o, const struct xb_prefix *p);
 bool xb_dns_learn_own_has(const struct xb_dns_learn_own *o, int family, const uint8_t *addr);
 void xb_dns_learn_own_free(struct xb_dns_learn_own *o);
 

@@ -40,7 +40,7 @@ size_t dns_learn_cap(const struct xb_dns *d)
 
 static int own_addr(struct xb_dns_learn_own *o, int family, const void *addr, unsigned cidr)
 {
-	struct wg_prefix p = { .family = (sa_family_t)family, .cidr = (uint8_t)cidr };
+	struct xb_prefix p = { .family = (sa_family_t)family, .cidr = (uint8_t)cidr };
 
 	memcpy(p.addr, addr, family == AF_INET ? 4 : 16);
 	return xb_dns_learn_own_add(o, &p);
@@ -73,7 +73,7 @@ static int own_tunnel(struct xb_dns_learn_own *o, const struct xb_tunnel *t)
 	return rc;
 }
 
-static int own_servers(struct xb_dns_learn_own *o, const union wg_sockaddr *v, size_t n)
+static int own_servers(struct xb_dns_learn_own *o, const union xb_sockaddr *v, size_t n)
 {
 	int rc = 0;
 

@@ -41,7 +41,7 @@ enum { TAG_TIMER = 1, TAG_UP, TAG_UDP, TAG_TCPL = TAG_UDP + DNS_LISTEN_MAX,
 struct dns_tcp {
 	int fd;				/* -1: free */
 	uint32_t gen;			/* bumped on close: late answers are dropped */
-	union wg_sockaddr peer;
+	union xb_sockaddr peer;
 	uint8_t *in;			/* 2 + MSG_MAX */
 	size_t in_len;
 	uint8_t *out;
@@ -56,7 +56,7 @@ struct dns_flight {
 	uint64_t handle;
 	struct dns_query qq;
 	int udp_fd;			/* -1: a TCP client */
-	union wg_sockaddr peer;
+	union xb_sockaddr peer;
 	socklen_t peer_len;
 	int conn;
 	uint32_t conn_gen;
@@ -70,7 +70,7 @@ struct udp_out {
 	unsigned n;
 	struct mmsghdr m[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
-	union wg_sockaddr peer[UDP_BATCH];
+	union xb_sockaddr peer[UDP_BATCH];
 	uint8_t buf[UDP_BATCH][XB_DNS_WIRE_EDNS_SIZE];
 };
 
@@ -78,7 +78,7 @@ struct udp_out {
 struct udp_in {
 	struct mmsghdr m[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
-	union wg_sockaddr peer[UDP_BATCH];
+	union xb_sockaddr peer[UDP_BATCH];
 	uint8_t buf[UDP_BATCH][UDP_QUERY_MAX];
 };
 
@@ -251,7 +251,7 @@ static void tcp_send(struct xb_dns_service *s, int slot, const uint8_t *msg, siz
 }
 
 static void udp_send(struct xb_dns_service *s, int fd, const struct xb_dns_wire_query *q, uint8_t *msg,
-		     size_t len, const union wg_sockaddr *peer, socklen_t plen)
+		     size_t len, const union xb_sockaddr *peer, socklen_t plen)
 {
 	size_t limit = xb_dns_wire_udp_limit(q, XB_DNS_WIRE_EDNS_SIZE);
 	struct udp_out *batch = &s->io->batch;
@@ -351,7 +351,7 @@ static void on_upstream(void *ctx, const struct xb_dns_upstream_result *r)
 
 /* One query from a client: udp_fd >= 0 with peer, or TCP client `conn'. */
 static void on_query(struct xb_dns_service *s, const uint8_t *msg, size_t n, int udp_fd,
-		     const union wg_sockaddr *peer, socklen_t plen, int conn)
+		     const union xb_sockaddr *peer, socklen_t plen, int conn)
 {
 	uint8_t *out = s->io->answer;
 	const size_t cap = sizeof(s->io->answer);
@@ -468,7 +468,7 @@ static void on_udp(struct xb_dns_service *s, int fd)
 
 static void on_accept(struct xb_dns_service *s, int lfd)
 {
-	union wg_sockaddr peer;
+	union xb_sockaddr peer;
 	socklen_t plen = sizeof(peer);
 	int fd = accept4(lfd, &peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC), slot;
 
@@ -599,7 +599,7 @@ void xb_dns_service_process(struct xb_dns_service *s)
  * device interface: only what arrives through a device's WireGuard tunnel
  * reaches it, so the source address is one cryptokey routing vouched for
  * — not a neighbour on another link sending from a device's address. */
-static int open_sock(const union wg_sockaddr *addr, int type, const char *ifname)
+static int open_sock(const union xb_sockaddr *addr, int type, const char *ifname)
 {
 	int one = 1, fd = socket(addr->sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	socklen_t len = addr->sa.sa_family == AF_INET ? sizeof(addr->in) : sizeof(addr->in6);
@@ -640,7 +640,7 @@ static void close_listen(struct xb_dns_service *s, int i)
 	memset(&s->bound[i], 0, sizeof(s->bound[i]));
 }
 
-static int listen_on(struct xb_dns_service *s, int i, const union wg_sockaddr *a, const char *ifname)
+static int listen_on(struct xb_dns_service *s, int i, const union xb_sockaddr *a, const char *ifname)
 {
 	char text[80];
 
@@ -651,7 +651,7 @@ static int listen_on(struct xb_dns_service *s, int i, const union wg_sockaddr *a
 	if (!memcmp(&s->bound[i], a, sizeof(*a)) && s->udp[i] >= 0 && !strcmp(s->bound_if, ifname))
 		return 0;
 	close_listen(s, i);
-	wg_endpoint_format(text, sizeof(text), a);
+	xb_endpoint_format(text, sizeof(text), a);
 	if ((s->udp[i] = open_sock(a, SOCK_DGRAM, ifname)) < 0 ||
 	    (s->tcp[i] = open_sock(a, SOCK_STREAM, ifname)) < 0 ||
 	    watch(s, EPOLL_CTL_ADD, s->tcp[i], EPOLLIN, TAG_TCPL + (uint64_t)i) < 0) {
@@ -665,7 +665,7 @@ static int listen_on(struct xb_dns_service *s, int i, const union wg_sockaddr *a
 	return 0;
 }
 
-static void gateway_addrs(const struct xb_policy *p, union wg_sockaddr a[DNS_LISTEN_MAX])
+static void gateway_addrs(const struct xb_policy *p, union xb_sockaddr a[DNS_LISTEN_MAX])
 {
 	memset(a, 0, sizeof(*a) * DNS_LISTEN_MAX);
 	if (!p->dns.enabled)
@@ -708,7 +708,7 @@ static void open_log(struct xb_dns_service *s, const struct xb_dns *d)
 int xb_dns_service_commit(struct xb_dns_service *s, struct xb_dns_service_cfg *cfg)
 {
 	const struct xb_dns *d = &cfg->p->dns;
-	union wg_sockaddr a[DNS_LISTEN_MAX];
+	union xb_sockaddr a[DNS_LISTEN_MAX];
 	struct xb_dns_cache_conf cc = { .max_entries = d->cache_size, .max_ttl = d->ttl_max,
 				   .neg_max_ttl = d->negative_ttl_max, .min_ttl = d->ttl_min,
 				   .stale_s = d->serve_stale };
@@ -863,7 +863,7 @@ json_t *xb_dns_service_status(const struct xb_dns_service *s)
 	}
 	for (int i = 0; i < DNS_LISTEN_MAX; i++)
 		if (s->udp[i] >= 0) {
-			wg_endpoint_format(text, sizeof(text), &s->bound[i]);
+			xb_endpoint_format(text, sizeof(text), &s->bound[i]);
 			json_array_append_new(listen, json_string(text));
 		}
 	if (s->cache)

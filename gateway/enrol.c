@@ -283,7 +283,7 @@ static json_t *jkey(const uint8_t key[static WG_KEY_LEN])
 	return json_string(b64);
 }
 
-static json_t *jprefix(const struct wg_prefix *pf)
+static json_t *jprefix(const struct xb_prefix *pf)
 {
 	char buf[INET6_ADDRSTRLEN];
 

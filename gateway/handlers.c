@@ -30,7 +30,7 @@ static json_t *jaddr(int family, const void *a)
 	return inet_ntop(family, a, buf, sizeof(buf)) ? json_string(buf) : json_null();
 }
 
-static json_t *jprefix(const struct wg_prefix *p)
+static json_t *jprefix(const struct xb_prefix *p)
 {
 	char buf[INET6_ADDRSTRLEN + 4];
 
@@ -47,13 +47,13 @@ static json_t *jsrc(const struct xb_src *s)
 	return json_sprintf("%s:%u", base ? base + 1 : s->file ? s->file : "-", s->line);
 }
 
-static json_t *jendpoint(const union wg_sockaddr *sa)
+static json_t *jendpoint(const union xb_sockaddr *sa)
 {
 	char buf[64];
 
 	if (sa->sa.sa_family == AF_UNSPEC)
 		return json_null();
-	wg_endpoint_format(buf, sizeof(buf), sa);
+	xb_endpoint_format(buf, sizeof(buf), sa);
 	return json_string(buf);
 }
 
@@ -127,7 +127,7 @@ static json_t *jlists(const struct xb_policy *p, const struct xb_rule *r)
 
 static json_t *device_json(const struct xb_device *dv, const struct wg_peer_conf *pc)
 {
-	static const union wg_sockaddr none;
+	static const union xb_sockaddr none;
 
 	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:o}",
 		"name", dv->name, "public_key", jkey(dv->public_key),

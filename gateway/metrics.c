@@ -289,7 +289,7 @@ static struct xb_metrics *start(int epfd, const struct xb_policy *p, struct xb_d
 {
 	struct xb_metrics *m = calloc(1, sizeof(*m));
 	const union MHD_DaemonInfo *di;
-	const union wg_sockaddr *a = &p->gateway.metrics_addr;
+	const union xb_sockaddr *a = &p->gateway.metrics_addr;
 	struct epoll_event ev = { .events = EPOLLIN };
 
 	if (!m || !(m->addr = strdup(p->gateway.metrics)))

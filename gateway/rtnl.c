@@ -83,7 +83,7 @@ int xb_rtnl_link_add(struct xb_rtnl *r, const char *ifname, const char *kind)
 
 static size_t addr_len(sa_family_t family) { return family == AF_INET ? 4 : 16; }
 
-int xb_rtnl_addr(struct xb_rtnl *r, bool add, unsigned ifindex, const struct wg_prefix *p)
+int xb_rtnl_addr(struct xb_rtnl *r, bool add, unsigned ifindex, const struct xb_prefix *p)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = request(buf, add ? RTM_NEWADDR : RTM_DELADDR,

@@ -9,7 +9,7 @@
 #define XB_RTNL_H
 
 #include "gateway/netlink.h"
-#include "tunnel/wgconf.h"
+#include "common/prefix.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,12 +39,12 @@ int xb_rtnl_link_add(struct xb_rtnl *r, const char *ifname, const char *kind);
 int xb_rtnl_link_kind(struct xb_rtnl *r, unsigned ifindex, char kind[static 16]);
 
 /* Add (replacing nothing: EEXIST is success) or delete an address. */
-int xb_rtnl_addr(struct xb_rtnl *r, bool add, unsigned ifindex, const struct wg_prefix *p);
+int xb_rtnl_addr(struct xb_rtnl *r, bool add, unsigned ifindex, const struct xb_prefix *p);
 
 /* A route to dst in table (0 = main) out of ifindex, optionally via gw
  * (family of dst; NULL = on-link). add replaces an existing route. */
 struct xb_route {
-	struct wg_prefix dst;
+	struct xb_prefix dst;
 	uint32_t table;
 	unsigned ifindex;
 	const uint8_t *gw;

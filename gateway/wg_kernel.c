@@ -90,7 +90,7 @@ struct cursor {
 	bool first;
 };
 
-static bool put_aip(struct nlmsghdr *nlh, const struct wg_prefix *p)
+static bool put_aip(struct nlmsghdr *nlh, const struct xb_prefix *p)
 {
 	struct nlattr *n = mnl_attr_nest_start_check(nlh, BUF_LEN, 0);
 
@@ -227,7 +227,7 @@ int xb_wgk_set(const char *ifname, const struct wg_conf *c)
 
 static int parse_aip(const struct nlattr *a, void *data)
 {
-	struct wg_prefix *p = data;
+	struct xb_prefix *p = data;
 
 	switch (mnl_attr_get_type(a)) {
 	case WGALLOWEDIP_A_FAMILY:
@@ -249,12 +249,12 @@ static int parse_aip(const struct nlattr *a, void *data)
 static int parse_aips(const struct nlattr *a, void *data)
 {
 	struct wg_peer_conf *pc = data;
-	struct wg_prefix p = { 0 };
+	struct xb_prefix p = { 0 };
 
 	if (mnl_attr_parse_nested(a, parse_aip, &p) < 0)
 		return MNL_CB_ERROR;
 	if ((p.family == AF_INET && p.cidr <= 32) || (p.family == AF_INET6 && p.cidr <= 128))
-		if (!wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p))
+		if (!xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p))
 			return MNL_CB_ERROR;
 	return MNL_CB_OK;
 }

@@ -1,4 +1,4 @@
-/* Prefix and pool arithmetic on struct wg_prefix (network byte order). */
+/* Prefix and pool arithmetic on struct xb_prefix (network byte order). */
 #include "policy/internal.h"
 
 #include <arpa/inet.h>
@@ -22,18 +22,18 @@ static bool same_bits(const uint8_t *a, const uint8_t *b, unsigned bits)
 	return !((a[full] ^ b[full]) & (uint8_t)(0xff << (8 - rest)));
 }
 
-bool xbp_prefix_in(const struct wg_prefix *outer, const struct wg_prefix *inner)
+bool xbp_prefix_in(const struct xb_prefix *outer, const struct xb_prefix *inner)
 {
 	return outer->family == inner->family && inner->cidr >= outer->cidr &&
 	       same_bits(outer->addr, inner->addr, outer->cidr);
 }
 
-bool xbp_prefix_overlap(const struct wg_prefix *a, const struct wg_prefix *b)
+bool xbp_prefix_overlap(const struct xb_prefix *a, const struct xb_prefix *b)
 {
 	return xbp_prefix_in(a, b) || xbp_prefix_in(b, a);
 }
 
-void xbp_prefix_mask(struct wg_prefix *p)
+void xbp_prefix_mask(struct xb_prefix *p)
 {
 	size_t n = alen(p->family);
 
@@ -45,9 +45,9 @@ void xbp_prefix_mask(struct wg_prefix *p)
 	}
 }
 
-bool xbp_prefix_host_bits(const struct wg_prefix *p)
+bool xbp_prefix_host_bits(const struct xb_prefix *p)
 {
-	struct wg_prefix m = *p;
+	struct xb_prefix m = *p;
 
 	xbp_prefix_mask(&m);
 	return memcmp(m.addr, p->addr, alen(p->family)) != 0;
@@ -59,7 +59,7 @@ void xbp_addr_format(char *buf, size_t len, int family, const void *addr)
 		buf[0] = '\0';
 }
 
-void xbp_prefix_format(char *buf, size_t len, const struct wg_prefix *p)
+void xbp_prefix_format(char *buf, size_t len, const struct xb_prefix *p)
 {
 	char a[INET6_ADDRSTRLEN];
 
@@ -69,24 +69,24 @@ void xbp_prefix_format(char *buf, size_t len, const struct wg_prefix *p)
 
 bool xbp_addr_parse(int family, const char *s, void *addr)
 {
-	struct wg_prefix p;
+	struct xb_prefix p;
 
-	if (!wg_prefix_parse(&p, s) || p.family != family || p.cidr != alen(p.family) * 8)
+	if (!xb_prefix_parse(&p, s) || p.family != family || p.cidr != alen(p.family) * 8)
 		return false;
 	memcpy(addr, p.addr, alen(p.family));
 	return true;
 }
 
-bool xbp_addr_in(const struct wg_prefix *pool, const void *addr)
+bool xbp_addr_in(const struct xb_prefix *pool, const void *addr)
 {
 	return same_bits(pool->addr, addr, pool->cidr);
 }
 
 /* The network address (IPv6: the subnet-router anycast address) and the
  * IPv4 broadcast address cannot be given to a host. */
-bool xbp_addr_reserved(const struct wg_prefix *pool, const void *addr)
+bool xbp_addr_reserved(const struct xb_prefix *pool, const void *addr)
 {
-	struct wg_prefix host = *pool, bcast = *pool;
+	struct xb_prefix host = *pool, bcast = *pool;
 	size_t n = alen(pool->family);
 
 	memcpy(host.addr, addr, n);
@@ -106,7 +106,7 @@ bool xbp_addr_reserved(const struct wg_prefix *pool, const void *addr)
 
 /* Adds off to the low 64 bits of the address; false when the result leaves
  * the pool (or is the IPv4 broadcast address). */
-bool xbp_pool_nth(const struct wg_prefix *pool, uint64_t off, void *addr)
+bool xbp_pool_nth(const struct xb_prefix *pool, uint64_t off, void *addr)
 {
 	uint8_t a[16];
 	size_t n = alen(pool->family);

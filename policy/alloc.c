@@ -167,7 +167,7 @@ static int state_read(struct state *st, const char *path, struct xb_errors *errs
 
 struct fam {
 	int family;
-	const struct wg_prefix *pool;
+	const struct xb_prefix *pool;
 	const void *gw;			/* the gateway's address */
 	struct xb_map *used;		/* the index: address -> device */
 	size_t alen;

@@ -231,7 +231,7 @@ static bool in_set(const struct out *o, size_t ri, size_t di)
 	return o->o && o->o->posture_ok && o->o->posture_ok(o->o->ctx, ri, di);
 }
 
-static void put_prefix(FILE *f, const struct wg_prefix *x)
+static void put_prefix(FILE *f, const struct xb_prefix *x)
 {
 	char a[INET6_ADDRSTRLEN];
 	unsigned host = x->family == AF_INET ? 32 : 128;
@@ -277,7 +277,7 @@ static void dev_set(const struct out *o, size_t ri, bool v6)
 	fprintf(o->f, "%s\t}\n", n ? " }\n" : "");
 }
 
-static void put_prefixes(FILE *f, const struct wg_prefix *v, size_t nv, int family, size_t *n)
+static void put_prefixes(FILE *f, const struct xb_prefix *v, size_t nv, int family, size_t *n)
 {
 	for (size_t i = 0; i < nv; i++) {
 		if (v[i].family != family)

@@ -29,7 +29,7 @@ static const char *const rule_keys[] = {
 			    (v = xbp_elem_str(l, e, key, what)))
 
 /* "192.0.2.53", "192.0.2.53:5353", "2001:db8::53", "[2001:db8::53]:5353". */
-static bool server_parse(union wg_sockaddr *sa, const char *s)
+static bool server_parse(union xb_sockaddr *sa, const char *s)
 {
 	char host[INET6_ADDRSTRLEN + 2];
 	const char *colon = strrchr(s, ':'), *port = NULL;
@@ -82,14 +82,14 @@ static bool server_parse(union wg_sockaddr *sa, const char *s)
 }
 
 static void parse_servers(struct ld *l, const config_setting_t *s, const char *key,
-			  const char *what, union wg_sockaddr **v, size_t *n)
+			  const char *what, union xb_sockaddr **v, size_t *n)
 {
 	const config_setting_t *e;
 	const char *str;
 	char qb[QUOTE_MAX + 4];
 
 	for_each_str(l, s, key, what, e, str) {
-		union wg_sockaddr sa, *nv;
+		union xb_sockaddr sa, *nv;
 
 		if (!server_parse(&sa, str)) {
 			xbp_err(l, e, "%s: %s `%s' is not an address with an optional port "

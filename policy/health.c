@@ -116,7 +116,7 @@ void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway
 
 	if ((v = xbp_get_str(l, s, "metrics", "gateway", NULL))) {
 		g->metrics = xbp_strdup(l, v);
-		if (!wg_endpoint_parse(&g->metrics_addr, v) || !g->metrics_addr.in.sin_port)
+		if (!xb_endpoint_parse(&g->metrics_addr, v) || !g->metrics_addr.in.sin_port)
 			xbp_err(l, config_setting_get_member(s, "metrics"), "gateway: metrics `%s' is "
 				"not ADDR:PORT (numeric, e.g. \"127.0.0.1:9180\")", xbp_quote(qb, v));
 	}

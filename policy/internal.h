@@ -105,19 +105,19 @@ char *xbp_join(const char *dir, const char *path);
 const char *xbp_suggest(const char *s, const char *const *names, size_t n);
 
 /* addr.c */
-bool xbp_prefix_in(const struct wg_prefix *outer, const struct wg_prefix *inner);
-bool xbp_prefix_overlap(const struct wg_prefix *a, const struct wg_prefix *b);
-bool xbp_prefix_host_bits(const struct wg_prefix *p);
-void xbp_prefix_mask(struct wg_prefix *p);
-void xbp_prefix_format(char *buf, size_t len, const struct wg_prefix *p);
+bool xbp_prefix_in(const struct xb_prefix *outer, const struct xb_prefix *inner);
+bool xbp_prefix_overlap(const struct xb_prefix *a, const struct xb_prefix *b);
+bool xbp_prefix_host_bits(const struct xb_prefix *p);
+void xbp_prefix_mask(struct xb_prefix *p);
+void xbp_prefix_format(char *buf, size_t len, const struct xb_prefix *p);
 void xbp_addr_format(char *buf, size_t len, int family, const void *addr);
 /* A host address "192.0.2.1" (no /len, or /32 and /128) of the family. */
 bool xbp_addr_parse(int family, const char *s, void *addr);
 /* A host address compared with a pool. */
-bool xbp_addr_in(const struct wg_prefix *pool, const void *addr);
-bool xbp_addr_reserved(const struct wg_prefix *pool, const void *addr);
+bool xbp_addr_in(const struct xb_prefix *pool, const void *addr);
+bool xbp_addr_reserved(const struct xb_prefix *pool, const void *addr);
 /* The address `off' hosts after the pool's network address, if in the pool. */
-bool xbp_pool_nth(const struct wg_prefix *pool, uint64_t off, void *addr);
+bool xbp_pool_nth(const struct xb_prefix *pool, uint64_t off, void *addr);
 
 /* keyfile.c: reads a key file, refusing one accessible by group or others.
  * Secret: the file's content is never echoed. */

@@ -38,18 +38,18 @@ static void missing(struct ld *l, const config_setting_t *s, const char *what, c
 
 /* pool4/pool6: a network prefix of the family (no host bits). */
 static void parse_pool(struct ld *l, const config_setting_t *s, const char *key, int family,
-		       struct wg_prefix *pool, bool *has, unsigned *line)
+		       struct xb_prefix *pool, bool *has, unsigned *line)
 {
 	const char *v = xbp_get_str(l, s, key, "gateway", line);
 	const config_setting_t *m = config_setting_get_member(s, key);
 	unsigned lo = family == AF_INET ? POOL4_MIN : POOL6_MIN;
 	unsigned hi = family == AF_INET ? POOL4_MAX : POOL6_MAX;
 	char qb[QUOTE_MAX + 4], fixed[64];
-	struct wg_prefix p;
+	struct xb_prefix p;
 
 	if (!v)
 		return;
-	if (!wg_prefix_parse(&p, v) || p.family != family || !strchr(v, '/')) {
+	if (!xb_prefix_parse(&p, v) || p.family != family || !strchr(v, '/')) {
 		xbp_err(l, m, "gateway: %s `%s' is not an %s prefix", key, xbp_quote(qb, v),
 			fam_name(family));
 	} else if (p.cidr < lo || p.cidr > hi) {
@@ -68,7 +68,7 @@ static void parse_pool(struct ld *l, const config_setting_t *s, const char *key,
 
 /* The gateway's own address in a pool; default: the first host. */
 static void parse_gw_addr(struct ld *l, const config_setting_t *s, const char *key,
-			  const struct wg_prefix *pool, bool has_pool, void *addr)
+			  const struct xb_prefix *pool, bool has_pool, void *addr)
 {
 	const config_setting_t *m = config_setting_get_member(s, key);
 	const char *v = xbp_get_str(l, s, key, "gateway", NULL);

@@ -26,9 +26,9 @@
 
 #define BAD_LINES_MAX 20	/* reported per file; then the rest is not read */
 
-static bool add(struct xb_prefix_list *pl, const struct wg_prefix *p)
+static bool add(struct xb_prefix_list *pl, const struct xb_prefix *p)
 {
-	if (!wg_prefix_append(&pl->v, &pl->n, p))
+	if (!xb_prefix_append(&pl->v, &pl->n, p))
 		return false;
 	if (p->family == AF_INET)
 		pl->n4++;
@@ -59,7 +59,7 @@ static bool line(struct ld *l, struct xb_prefix_list *pl, const char *shown, uns
 {
 	char qb[QUOTE_MAX + 4], fixed[64];
 	const char *s;
-	struct wg_prefix p;
+	struct xb_prefix p;
 
 	if (strlen(text) != len) {
 		xb_errors_add(l->errs, shown, no, "a NUL byte: not a text file of prefixes");
@@ -67,7 +67,7 @@ static bool line(struct ld *l, struct xb_prefix_list *pl, const char *shown, uns
 	}
 	if (!*(s = trim(text)))
 		return true;
-	if (!wg_prefix_parse(&p, s)) {
+	if (!xb_prefix_parse(&p, s)) {
 		xb_errors_add(l->errs, shown, no, "`%s' is not an IPv4 or IPv6 address or prefix",
 			      xbp_quote(qb, s));
 		return false;

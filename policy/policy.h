@@ -87,7 +87,7 @@ struct xb_gateway {
 	uint16_t listen_port;			/* UDP, default 51820 */
 	struct xb_key_file key;			/* private_key_file */
 	bool has_pool4, has_pool6;		/* at least one is true */
-	struct wg_prefix pool4, pool6;		/* host bits are zero */
+	struct xb_prefix pool4, pool6;		/* host bits are zero */
 	struct in_addr address4;		/* the gateway's address in each */
 	struct in6_addr address6;		/* pool, default: the first host */
 	uint16_t dns_port;			/* default 53 */
@@ -117,7 +117,7 @@ struct xb_gateway {
 	 * PATH", numeric address; NULL: none); availability below slo (per
 	 * cent over the last hour; 0 = off) is an event. */
 	char *metrics;
-	union wg_sockaddr metrics_addr;
+	union xb_sockaddr metrics_addr;
 	char **notify_command;
 	size_t n_notify_command;
 	char *notify_webhook;		/* as written; also a json target in notify */
@@ -203,11 +203,11 @@ struct xb_tunnel {
 	bool endpoint_is_name;
 	uint16_t listen_port;			/* 0 = any (default) */
 	bool has_address4, has_address6;	/* inner addresses, with prefix */
-	struct wg_prefix address4, address6;	/* length; host bits kept */
+	struct xb_prefix address4, address6;	/* length; host bits kept */
 	bool has_peer4, has_peer6;		/* the partner's inner addresses */
 	struct in_addr peer4;
 	struct in6_addr peer6;
-	struct wg_prefix *allowed_ips;		/* default 0.0.0.0/0, ::/0 */
+	struct xb_prefix *allowed_ips;		/* default 0.0.0.0/0, ::/0 */
 	size_t n_allowed_ips;
 	uint16_t keepalive;			/* seconds, 0 = off; default 25 */
 	unsigned mtu;				/* default 1420 */
@@ -330,7 +330,7 @@ struct xb_rule {
 	size_t n_devices;
 	struct xb_ref *posture;		/* idx into xb_policy.profiles */
 	size_t n_posture;
-	struct wg_prefix *to;		/* host bits are zero */
+	struct xb_prefix *to;		/* host bits are zero */
 	size_t n_to;
 	/* to_lists: prefix-list files, each ref's name as written and its idx
 	 * into xb_policy.lists. A destination in `to' or in any list matches;
@@ -393,7 +393,7 @@ struct xb_dns_rule {
 	struct xb_ref tunnel;
 	struct xb_ref *tunnels;
 	size_t n_tunnels;
-	union wg_sockaddr *servers;	/* port 53 unless written */
+	union xb_sockaddr *servers;	/* port 53 unless written */
 	size_t n_servers;
 	/* block: how; also what a tunnel rule answers a device that may not
 	 * reach the name (no access rule for it, or failing posture) */
@@ -405,7 +405,7 @@ struct xb_dns_rule {
 
 struct xb_dns {
 	bool enabled;			/* the section is present */
-	union wg_sockaddr *upstreams;
+	union xb_sockaddr *upstreams;
 	size_t n_upstreams;
 	unsigned timeout_ms;		/* per try, default 1000 */
 	unsigned tries;			/* per server, default 2 */
@@ -440,7 +440,7 @@ struct xb_dns {
 struct xb_prefix_list {
 	char *path;			/* as first written in the policy */
 	char *resolved;			/* absolute */
-	struct wg_prefix *v;		/* host bits zero, in file order */
+	struct xb_prefix *v;		/* host bits zero, in file order */
 	size_t n, n4, n6;		/* n4 + n6 = n */
 };
 

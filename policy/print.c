@@ -61,7 +61,7 @@ static void kv_addr(FILE *out, const char *pre, const char *key, int family, con
 	fprintf(out, "%s%s = \"%s\";%s", pre, key, ab, end);
 }
 
-static void kv_prefix(FILE *out, const char *pre, const char *key, const struct wg_prefix *p,
+static void kv_prefix(FILE *out, const char *pre, const char *key, const struct xb_prefix *p,
 		      const char *end)
 {
 	char pb[64];
@@ -111,7 +111,7 @@ static void strs(FILE *out, const char *pre, const char *key, char *const *v, si
 		fputs(" ];\n", out);
 }
 
-static void prefixes(FILE *out, const char *pre, const char *key, const struct wg_prefix *v,
+static void prefixes(FILE *out, const char *pre, const char *key, const struct xb_prefix *v,
 		     size_t n)
 {
 	char pb[64];
@@ -425,14 +425,14 @@ static void print_rule(const struct xb_rule *r, FILE *out)
 	fputs("  }", out);
 }
 
-static void servers(FILE *out, const char *pre, const char *key, const union wg_sockaddr *v,
+static void servers(FILE *out, const char *pre, const char *key, const union xb_sockaddr *v,
 		    size_t n)
 {
 	char sb[80];
 
 	for (size_t i = 0; i < n; i++) {
 		list_item(out, pre, key, i);
-		wg_endpoint_format(sb, sizeof(sb), &v[i]);
+		xb_endpoint_format(sb, sizeof(sb), &v[i]);
 		fprintf(out, "\"%s\"", sb);
 	}
 	if (n)

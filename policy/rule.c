@@ -34,17 +34,17 @@ static void parse_to(struct ld *l, const config_setting_t *s, const char *what, 
 	const config_setting_t *e;
 	const char *v;
 	char qb[QUOTE_MAX + 4], fixed[64];
-	struct wg_prefix p;
+	struct xb_prefix p;
 
 	for_each_str(l, s, "to", what, e, v) {
-		if (!wg_prefix_parse(&p, v)) {
+		if (!xb_prefix_parse(&p, v)) {
 			xbp_err(l, e, "%s: to `%s' is not an address or prefix", what, xbp_quote(qb, v));
 		} else if (xbp_prefix_host_bits(&p)) {
 			xbp_prefix_mask(&p);
 			xbp_prefix_format(fixed, sizeof(fixed), &p);
 			xbp_err(l, e, "%s: to `%s' has host bits set (did you mean %s?)", what,
 				xbp_quote(qb, v), fixed);
-		} else if (!wg_prefix_append(&r->to, &r->n_to, &p)) {
+		} else if (!xb_prefix_append(&r->to, &r->n_to, &p)) {
 			l->oom = true;
 		}
 	}

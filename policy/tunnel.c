@@ -152,7 +152,7 @@ static void import_peer(struct ld *l, const config_setting_t *m, const char *wha
 		t->has_psk = t->psk.loaded = true;
 	}
 	if (pc->endpoint.sa.sa_family != AF_UNSPEC) {
-		wg_endpoint_format(ep, sizeof(ep), &pc->endpoint);
+		xb_endpoint_format(ep, sizeof(ep), &pc->endpoint);
 		set_endpoint(l, m, what, t, from, ep);
 	} else if (pc->endpoint_host) {
 		set_endpoint(l, m, what, t, from, pc->endpoint_host);
@@ -160,10 +160,10 @@ static void import_peer(struct ld *l, const config_setting_t *m, const char *wha
 	if (pc->has_persistent_keepalive)
 		t->keepalive = pc->persistent_keepalive;
 	for (size_t i = 0; i < pc->n_allowed_ips; i++) {
-		struct wg_prefix a = pc->allowed_ips[i];
+		struct xb_prefix a = pc->allowed_ips[i];
 
 		xbp_prefix_mask(&a);
-		if (!wg_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &a))
+		if (!xb_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &a))
 			l->oom = true;
 	}
 }
@@ -260,17 +260,17 @@ static void inline_keys(struct ld *l, const config_setting_t *s, const char *wha
 /* address4/address6: the tunnel's inner address with its prefix length
  * ("192.0.2.1/30"; no length: a host route). */
 static void inner_address(struct ld *l, const config_setting_t *s, const char *what,
-			  int family, struct wg_prefix *a, bool *has, unsigned *line)
+			  int family, struct xb_prefix *a, bool *has, unsigned *line)
 {
 	const char *key = family == AF_INET ? "address4" : "address6";
 	const config_setting_t *m = config_setting_get_member(s, key);
 	const char *v = xbp_get_str(l, s, key, what, line);
 	char qb[QUOTE_MAX + 4];
-	struct wg_prefix p, net;
+	struct xb_prefix p, net;
 
 	if (!v)
 		return;
-	if (!wg_prefix_parse(&p, v) || p.family != family) {
+	if (!xb_prefix_parse(&p, v) || p.family != family) {
 		xbp_err(l, m, "%s: %s `%s' is not an %s address/prefix", what, key,
 			xbp_quote(qb, v), family == AF_INET ? "IPv4" : "IPv6");
 		return;
@@ -314,14 +314,14 @@ static void allowed_ips(struct ld *l, const config_setting_t *s, const char *wha
 	for (int i = 0; i < config_setting_length(list); i++) {
 		const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
 		const char *v = xbp_elem_str(l, e, "allowed_ips", what);
-		struct wg_prefix p;
+		struct xb_prefix p;
 
 		if (!v)
 			continue;
-		if (!wg_prefix_parse(&p, v) || xbp_prefix_host_bits(&p))
+		if (!xb_prefix_parse(&p, v) || xbp_prefix_host_bits(&p))
 			xbp_err(l, e, "%s: allowed_ips `%s' is not a network prefix", what,
 				xbp_quote(qb, v));
-		else if (!wg_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &p))
+		else if (!xb_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &p))
 			l->oom = true;
 	}
 }
@@ -406,7 +406,7 @@ static void foreign_keys(struct ld *l, const config_setting_t *s, const char *wh
 static void check_tunnel(struct ld *l, const config_setting_t *s, const char *what,
 			 struct xb_tunnel *t)
 {
-	static const struct wg_prefix any4 = { .family = AF_INET }, any6 = { .family = AF_INET6 };
+	static const struct xb_prefix any4 = { .family = AF_INET }, any6 = { .family = AF_INET6 };
 
 	if (t->config && (t->mtu < MTU_MIN || t->mtu > MTU_MAX))
 		xbp_err(l, s, "%s: MTU %u of %s is out of range (%u-%u)", what, t->mtu, t->config,
@@ -420,8 +420,8 @@ static void check_tunnel(struct ld *l, const config_setting_t *s, const char *wh
 	if ((t->has_peer4 && t->has_address4 && !memcmp(&t->peer4, t->address4.addr, 4)) ||
 	    (t->has_peer6 && t->has_address6 && !memcmp(&t->peer6, t->address6.addr, 16)))
 		xbp_err(l, s, "%s: a peer address is the tunnel's own address", what);
-	if (t->type == XB_TUNNEL_WIREGUARD && !t->n_allowed_ips && (!wg_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &any4) ||
-				  !wg_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &any6)))
+	if (t->type == XB_TUNNEL_WIREGUARD && !t->n_allowed_ips && (!xb_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &any4) ||
+				  !xb_prefix_append(&t->allowed_ips, &t->n_allowed_ips, &any6)))
 		l->oom = true;
 }
 

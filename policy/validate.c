@@ -124,7 +124,7 @@ static void device_addr(struct ld *l, struct xb_device *d, uint32_t idx, int fam
 {
 	const struct xb_gateway *g = &l->p->gateway;
 	bool v4 = family == AF_INET;
-	const struct wg_prefix *pool = v4 ? &g->pool4 : &g->pool6;
+	const struct xb_prefix *pool = v4 ? &g->pool4 : &g->pool6;
 	const char *key = v4 ? "address4" : "address6", *pkey = v4 ? "pool4" : "pool6";
 	const void *a = v4 ? (const void *)&d->address4 : (const void *)&d->address6;
 	struct xb_map *m = v4 ? &l->p->index->addr4 : &l->p->index->addr6;
@@ -200,11 +200,11 @@ static void tunnel_prefix(struct ld *l, size_t ti, bool v4)
 {
 	const struct xb_policy *p = l->p;
 	const struct xb_tunnel *t = &p->tunnels[ti];
-	const struct wg_prefix *a = v4 ? &t->address4 : &t->address6;
+	const struct xb_prefix *a = v4 ? &t->address4 : &t->address6;
 	const char *key = v4 ? "address4" : "address6";
 	struct xb_src at = { t->src.file, v4 ? t->address4_line : t->address6_line };
 	char w[WHAT_MAX], ow[WHAT_MAX], ab[64], pb[64];
-	struct wg_prefix net = *a;
+	struct xb_prefix net = *a;
 
 	if (!(v4 ? t->has_address4 : t->has_address6))
 		return;
@@ -212,7 +212,7 @@ static void tunnel_prefix(struct ld *l, size_t ti, bool v4)
 	tunnel_what(w, sizeof(w), t);
 	xbp_prefix_format(ab, sizeof(ab), a);
 	if (v4 ? p->gateway.has_pool4 : p->gateway.has_pool6) {
-		const struct wg_prefix *pool = v4 ? &p->gateway.pool4 : &p->gateway.pool6;
+		const struct xb_prefix *pool = v4 ? &p->gateway.pool4 : &p->gateway.pool6;
 
 		xbp_prefix_format(pb, sizeof(pb), pool);
 		if (xbp_prefix_overlap(&net, pool))
@@ -220,7 +220,7 @@ static void tunnel_prefix(struct ld *l, size_t ti, bool v4)
 	}
 	for (size_t j = 0; j < ti; j++) {
 		const struct xb_tunnel *o = &p->tunnels[j];
-		struct wg_prefix onet = v4 ? o->address4 : o->address6;
+		struct xb_prefix onet = v4 ? o->address4 : o->address6;
 
 		xbp_prefix_mask(&onet);
 		if ((v4 ? o->has_address4 : o->has_address6) && xbp_prefix_overlap(&net, &onet)) {

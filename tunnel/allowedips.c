@@ -43,7 +43,7 @@ static void addr_to_key(uint64_t k[2], sa_family_t family, const uint8_t *addr)
 	}
 }
 
-static void key_to_prefix(struct wg_prefix *p, const struct wg_aip_node *n, sa_family_t family)
+static void key_to_prefix(struct xb_prefix *p, const struct wg_aip_node *n, sa_family_t family)
 {
 	uint64_t be[2] = { htobe64(n->key[0]), htobe64(n->key[1]) };
 
@@ -172,7 +172,7 @@ static int splice(struct wg_aip_node **slot, const uint64_t key[2], unsigned cid
 	return 0;
 }
 
-int wg_allowedips_insert(struct wg_allowedips *t, const struct wg_prefix *p, void *peer)
+int wg_allowedips_insert(struct wg_allowedips *t, const struct xb_prefix *p, void *peer)
 {
 	unsigned cidr = p->cidr, common = 0, maxc = max_cidr(p->family);
 	struct wg_aip_node **slot, *n;
@@ -199,7 +199,7 @@ int wg_allowedips_insert(struct wg_allowedips *t, const struct wg_prefix *p, voi
 	return ret;
 }
 
-bool wg_allowedips_remove(struct wg_allowedips *t, const struct wg_prefix *p, void *peer)
+bool wg_allowedips_remove(struct wg_allowedips *t, const struct xb_prefix *p, void *peer)
 {
 	unsigned cidr = p->cidr, maxc = max_cidr(p->family);
 	struct wg_aip_node **slot, **parent = NULL, *n;
@@ -272,9 +272,9 @@ void *wg_allowedips_lookup(const struct wg_allowedips *t, sa_family_t family, co
 
 /* Pre-order with child[0] first: address order, shorter prefixes first. */
 static void walk(const struct wg_aip_node *n, sa_family_t family, void *peer,
-		 void (*fn)(void *ctx, const struct wg_prefix *p, void *owner), void *ctx)
+		 void (*fn)(void *ctx, const struct xb_prefix *p, void *owner), void *ctx)
 {
-	struct wg_prefix p;
+	struct xb_prefix p;
 
 	for (; n; n = n->child[1]) {
 		if (n->peer && (!peer || n->peer == peer)) {
@@ -286,7 +286,7 @@ static void walk(const struct wg_aip_node *n, sa_family_t family, void *peer,
 }
 
 void wg_allowedips_walk(const struct wg_allowedips *t, void *peer,
-			void (*fn)(void *ctx, const struct wg_prefix *p, void *owner), void *ctx)
+			void (*fn)(void *ctx, const struct xb_prefix *p, void *owner), void *ctx)
 {
 	walk(t->root4, AF_INET, peer, fn, ctx);
 	walk(t->root6, AF_INET6, peer, fn, ctx);

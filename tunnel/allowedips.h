@@ -31,10 +31,10 @@ void wg_allowedips_free(struct wg_allowedips *t);
  * Returns 0, -ENOMEM, or -EINVAL for a NULL peer, an unknown family or a
  * cidr beyond 32/128. Inserting an existing prefix for another peer moves it
  * to that peer. */
-int wg_allowedips_insert(struct wg_allowedips *t, const struct wg_prefix *p, void *peer);
+int wg_allowedips_insert(struct wg_allowedips *t, const struct xb_prefix *p, void *peer);
 /* Remove exactly this prefix (host bits masked) if owned by peer; returns
  * true if removed. */
-bool wg_allowedips_remove(struct wg_allowedips *t, const struct wg_prefix *p, void *peer);
+bool wg_allowedips_remove(struct wg_allowedips *t, const struct xb_prefix *p, void *peer);
 void wg_allowedips_remove_peer(struct wg_allowedips *t, void *peer);
 
 /* Longest-prefix match; addr is 4 or 16 bytes in network order. NULL if none. */
@@ -44,6 +44,6 @@ void *wg_allowedips_lookup(const struct wg_allowedips *t, sa_family_t family, co
  * before IPv6, each family in address order with shorter prefixes first.
  * fn must not modify the table. */
 void wg_allowedips_walk(const struct wg_allowedips *t, void *peer,
-			void (*fn)(void *ctx, const struct wg_prefix *p, void *owner), void *ctx);
+			void (*fn)(void *ctx, const struct xb_prefix *p, void *owner), void *ctx);
 
 #endif

@@ -69,7 +69,7 @@ static void compute_mac2(uint8_t mac[COOKIE_LEN], const uint8_t *msg, size_t len
 }
 
 static void make_cookie(uint8_t cookie[COOKIE_LEN], struct cookie_checker *c,
-			const union wg_sockaddr *src, uint64_t now)
+			const union xb_sockaddr *src, uint64_t now)
 {
 	struct blake2s_state s;
 
@@ -91,7 +91,7 @@ static void make_cookie(uint8_t cookie[COOKIE_LEN], struct cookie_checker *c,
 }
 
 enum cookie_mac_state wg_cookie_validate(struct cookie_checker *c, const void *msg, size_t len,
-					 const union wg_sockaddr *src, bool check_cookie,
+					 const union xb_sockaddr *src, bool check_cookie,
 					 uint64_t now)
 {
 	const uint8_t *m = msg, *mac1 = m + len - 2 * COOKIE_LEN, *mac2 = m + len - COOKIE_LEN;
@@ -132,7 +132,7 @@ void wg_cookie_add_macs(struct cookie *c, void *msg, size_t len, uint64_t now)
 
 void wg_cookie_reply_create(struct message_handshake_cookie *dst, struct cookie_checker *c,
 			    const void *msg, size_t len, uint32_t receiver_index,
-			    const union wg_sockaddr *src, uint64_t now)
+			    const union xb_sockaddr *src, uint64_t now)
 {
 	const uint8_t *mac1 = (const uint8_t *)msg + len - 2 * COOKIE_LEN;
 	uint8_t cookie[COOKIE_LEN];

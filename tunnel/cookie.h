@@ -58,13 +58,13 @@ void wg_cookie_init(struct cookie *c, const uint8_t peer_public[NOISE_PUBLIC_KEY
 /* msg is a whole handshake message of len bytes, ending with its macs. With
  * check_cookie (under load) mac2 and the source's rate are checked too. */
 enum cookie_mac_state wg_cookie_validate(struct cookie_checker *c, const void *msg, size_t len,
-					 const union wg_sockaddr *src, bool check_cookie,
+					 const union xb_sockaddr *src, bool check_cookie,
 					 uint64_t now_ns);
 /* Fill mac1 and (with a fresh cookie) mac2 of an outgoing message. */
 void wg_cookie_add_macs(struct cookie *c, void *msg, size_t len, uint64_t now_ns);
 void wg_cookie_reply_create(struct message_handshake_cookie *dst, struct cookie_checker *c,
 			    const void *msg, size_t len, uint32_t receiver_index,
-			    const union wg_sockaddr *src, uint64_t now_ns);
+			    const union xb_sockaddr *src, uint64_t now_ns);
 bool wg_cookie_reply_consume(struct cookie *c, const struct message_handshake_cookie *src,
 			     uint64_t now_ns);
 

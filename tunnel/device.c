@@ -91,7 +91,7 @@ bad:
 
 static int udp_socket(int family, uint16_t port, uint32_t fwmark, uint16_t *bound)
 {
-	union wg_sockaddr sa = { 0 };
+	union xb_sockaddr sa = { 0 };
 	socklen_t len;
 	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1, saved;
 
@@ -299,14 +299,14 @@ struct walk_ctx {
 	bool failed;
 };
 
-static void collect_prefix(void *ctx, const struct wg_prefix *p, void *owner)
+static void collect_prefix(void *ctx, const struct xb_prefix *p, void *owner)
 {
 	struct walk_ctx *w = ctx;
 
 	(void)owner;
 	if (w->pc->n_allowed_ips == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 8;
-		struct wg_prefix *n = realloc(w->pc->allowed_ips, cap * sizeof(*n));
+		struct xb_prefix *n = realloc(w->pc->allowed_ips, cap * sizeof(*n));
 		if (!n) {
 			w->failed = true;
 			return;

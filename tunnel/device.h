@@ -53,8 +53,8 @@ struct wg_peer {
 	struct noise_handshake handshake;
 	struct cookie cookie;
 	struct noise_keypair *current, *previous, *next_kp;
-	union wg_sockaddr endpoint;
-	union wg_sockaddr src;			/* our address the peer last reached */
+	union xb_sockaddr endpoint;
+	union xb_sockaddr src;			/* our address the peer last reached */
 	int src_ifindex;
 	uint16_t persistent_keepalive;
 	uint64_t rx_bytes, tx_bytes;
@@ -148,7 +148,7 @@ void wg_send_keepalive(struct wg_peer *peer, uint64_t now);
 void wg_send_handshake_initiation(struct wg_peer *peer, bool is_retry, uint64_t now);
 void wg_send_handshake_response(struct wg_peer *peer, uint64_t now);
 void wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uint64_t now);
-void wg_send_raw(struct wg_device *dev, const union wg_sockaddr *to, const union wg_sockaddr *from,
+void wg_send_raw(struct wg_device *dev, const union xb_sockaddr *to, const union xb_sockaddr *from,
 		 int ifindex, const void *buf, size_t len);
 bool wg_txq_init(struct wg_device *dev);
 void wg_txq_free(struct wg_device *dev);
@@ -161,8 +161,8 @@ void wg_tun_flush(struct wg_device *dev);
  * "under load". Every segment counts, so a flood that the kernel coalesces
  * weighs as much as one that it does not. */
 unsigned wg_handshakes_in(const uint8_t *buf, size_t len, size_t seg);
-void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,
-		const union wg_sockaddr *to, int ifindex, uint64_t now);
+void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union xb_sockaddr *from,
+		const union xb_sockaddr *to, int ifindex, uint64_t now);
 
 /* timers.c */
 void wg_timer_mod(struct wg_peer *peer, enum wg_timer t, uint64_t deadline);

@@ -31,7 +31,7 @@ struct rxbatch {
 	size_t seg_off[WG_MAX_SEGS], seg_len[WG_MAX_SEGS];
 	struct mmsghdr mm[WG_BATCH];
 	struct iovec iov[WG_BATCH];
-	union wg_sockaddr from[WG_BATCH], to[WG_BATCH];
+	union xb_sockaddr from[WG_BATCH], to[WG_BATCH];
 	int ifindex[WG_BATCH];
 	size_t gro[WG_BATCH];		/* UDP_GRO segment size, 0 = one datagram */
 	uint8_t cmsg[WG_BATCH][CMSG_SPACE(sizeof(struct in6_pktinfo)) + 64];
@@ -62,7 +62,7 @@ static void *uapi_thread(void *arg)
 
 /* Our address and interface the packet came in on, from IP(V6)_PKTINFO, and
  * the size of the datagrams the kernel coalesced into it (UDP_GRO), or 0. */
-static void packet_dest(struct msghdr *msg, union wg_sockaddr *to, int *ifindex, size_t *gro)
+static void packet_dest(struct msghdr *msg, union xb_sockaddr *to, int *ifindex, size_t *gro)
 {
 	to->sa.sa_family = AF_UNSPEC;
 	*ifindex = 0;

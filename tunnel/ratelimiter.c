@@ -29,7 +29,7 @@ void wg_ratelimiter_free(struct wg_ratelimiter *r)
 	pthread_mutex_destroy(&r->lock);
 }
 
-static void make_key(uint8_t key[9], const union wg_sockaddr *src)
+static void make_key(uint8_t key[9], const union xb_sockaddr *src)
 {
 	memset(key, 0, 9);
 	if (src->sa.sa_family == AF_INET) {
@@ -87,7 +87,7 @@ static void gc(struct wg_ratelimiter *r, uint64_t now)
 	free(old);
 }
 
-bool wg_ratelimiter_allow(struct wg_ratelimiter *r, const union wg_sockaddr *src, uint64_t now)
+bool wg_ratelimiter_allow(struct wg_ratelimiter *r, const union xb_sockaddr *src, uint64_t now)
 {
 	struct wg_ratelimiter_entry *e;
 	uint8_t key[9];

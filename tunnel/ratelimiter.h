@@ -30,6 +30,6 @@ struct wg_ratelimiter {
 
 bool wg_ratelimiter_init(struct wg_ratelimiter *r);
 void wg_ratelimiter_free(struct wg_ratelimiter *r);
-bool wg_ratelimiter_allow(struct wg_ratelimiter *r, const union wg_sockaddr *src, uint64_t now_ns);
+bool wg_ratelimiter_allow(struct wg_ratelimiter *r, const union xb_sockaddr *src, uint64_t now_ns);
 
 #endif

@@ -36,8 +36,8 @@
 /* Handshakes in one receive batch above which we are "under load". */
 #define UNDER_LOAD_HANDSHAKES (WG_BATCH / 8)
 
-static void set_endpoint(struct wg_peer *peer, const union wg_sockaddr *from,
-			 const union wg_sockaddr *to, int ifindex)
+static void set_endpoint(struct wg_peer *peer, const union xb_sockaddr *from,
+			 const union xb_sockaddr *to, int ifindex)
 {
 	peer->endpoint = *from;
 	if (to)
@@ -56,7 +56,7 @@ static bool under_load(struct wg_device *dev, uint64_t now)
 
 /* mac1 always; under load mac2 (else a cookie reply) and the rate limit. */
 static bool handshake_allowed(struct wg_device *dev, const void *msg, size_t len, uint32_t sender,
-			      const union wg_sockaddr *from, const union wg_sockaddr *to,
+			      const union xb_sockaddr *from, const union xb_sockaddr *to,
 			      int ifindex, uint64_t now)
 {
 	bool load = under_load(dev, now);
@@ -79,7 +79,7 @@ static bool handshake_allowed(struct wg_device *dev, const void *msg, size_t len
 }
 
 static void rx_initiation(struct wg_device *dev, const struct message_handshake_initiation *m,
-			  const union wg_sockaddr *from, const union wg_sockaddr *to, int ifindex,
+			  const union xb_sockaddr *from, const union xb_sockaddr *to, int ifindex,
 			  uint64_t now)
 {
 	struct noise_initiation st;
@@ -110,7 +110,7 @@ static void rx_initiation(struct wg_device *dev, const struct message_handshake_
 }
 
 static void rx_response(struct wg_device *dev, const struct message_handshake_response *m,
-			const union wg_sockaddr *from, const union wg_sockaddr *to, int ifindex,
+			const union xb_sockaddr *from, const union xb_sockaddr *to, int ifindex,
 			uint64_t now)
 {
 	struct wg_index_entry *e;
@@ -227,8 +227,8 @@ static void keep_key_fresh(struct wg_peer *peer, uint64_t now)
 	}
 }
 
-static void rx_data(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,
-		    const union wg_sockaddr *to, int ifindex, uint64_t now)
+static void rx_data(struct wg_device *dev, uint8_t *buf, size_t len, const union xb_sockaddr *from,
+		    const union xb_sockaddr *to, int ifindex, uint64_t now)
 {
 	struct message_data *m = (struct message_data *)buf;
 	struct wg_index_entry *e = wg_index_find(&dev->index, m->key_idx);
@@ -308,8 +308,8 @@ unsigned wg_handshakes_in(const uint8_t *buf, size_t len, size_t seg)
 	return n;
 }
 
-void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union wg_sockaddr *from,
-		const union wg_sockaddr *to, int ifindex, uint64_t now)
+void wg_receive(struct wg_device *dev, uint8_t *buf, size_t len, const union xb_sockaddr *from,
+		const union xb_sockaddr *to, int ifindex, uint64_t now)
 {
 	struct message_header *h = (struct message_header *)buf;
 

@@ -19,7 +19,7 @@
 #define TXSLOT_SIZE (WG_MAX_PACKET + 64)
 
 struct wg_txslot {
-	union wg_sockaddr to, from;
+	union xb_sockaddr to, from;
 	int ifindex;
 	size_t len;
 	uint8_t *buf;
@@ -42,7 +42,7 @@ union tx_cmsg {
 
 /* Fill msg's control data: send from `from' (if known) and, with gso_size,
  * let the kernel cut the buffer into datagrams of that size. */
-static void set_control(struct msghdr *msg, union tx_cmsg *c, const union wg_sockaddr *from,
+static void set_control(struct msghdr *msg, union tx_cmsg *c, const union xb_sockaddr *from,
 			int ifindex, uint16_t gso_size)
 {
 	struct cmsghdr *cm = (struct cmsghdr *)c->buf;
@@ -76,17 +76,17 @@ static void set_control(struct msghdr *msg, union tx_cmsg *c, const union wg_soc
 	msg->msg_controllen = len;
 }
 
-static int sock_for(const struct wg_device *dev, const union wg_sockaddr *to)
+static int sock_for(const struct wg_device *dev, const union xb_sockaddr *to)
 {
 	return to->sa.sa_family == AF_INET ? dev->sock4 : to->sa.sa_family == AF_INET6 ? dev->sock6 : -1;
 }
 
-static socklen_t sa_len(const union wg_sockaddr *sa)
+static socklen_t sa_len(const union xb_sockaddr *sa)
 {
 	return sa->sa.sa_family == AF_INET ? sizeof(sa->in) : sizeof(sa->in6);
 }
 
-void wg_send_raw(struct wg_device *dev, const union wg_sockaddr *to, const union wg_sockaddr *from,
+void wg_send_raw(struct wg_device *dev, const union xb_sockaddr *to, const union xb_sockaddr *from,
 		 int ifindex, const void *buf, size_t len)
 {
 	struct iovec iov = { (void *)buf, len };
@@ -157,7 +157,7 @@ static void group_add(struct wg_device *dev, struct txgroup *g, struct wg_txslot
 static void send_alone(struct wg_device *dev, struct msghdr *h)
 {
 	for (size_t i = 0; i < h->msg_iovlen; i++)
-		wg_send_raw(dev, (union wg_sockaddr *)h->msg_name, &(union wg_sockaddr){ 0 }, 0,
+		wg_send_raw(dev, (union xb_sockaddr *)h->msg_name, &(union xb_sockaddr){ 0 }, 0,
 			    h->msg_iov[i].iov_base, h->msg_iov[i].iov_len);
 }
 

@@ -157,7 +157,7 @@ static int p_preshared_key(struct wg_conf *c, struct wg_peer_conf *p, const char
 static int p_endpoint(struct wg_conf *c, struct wg_peer_conf *p, const char *v)
 {
 	(void)c;
-	return wg_endpoint_parse(&p->endpoint, v) ? 0 : EINVAL;
+	return xb_endpoint_parse(&p->endpoint, v) ? 0 : EINVAL;
 }
 
 static int p_keepalive(struct wg_conf *c, struct wg_peer_conf *p, const char *v)
@@ -175,12 +175,12 @@ static int p_keepalive(struct wg_conf *c, struct wg_peer_conf *p, const char *v)
 /* The UAPI always spells out the prefix length. */
 static int p_allowed_ip(struct wg_conf *c, struct wg_peer_conf *p, const char *v)
 {
-	struct wg_prefix pfx;
+	struct xb_prefix pfx;
 
 	(void)c;
-	if (!strchr(v, '/') || !wg_prefix_parse(&pfx, v))
+	if (!strchr(v, '/') || !xb_prefix_parse(&pfx, v))
 		return EINVAL;
-	return wg_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &pfx) ? 0 : ENOMEM;
+	return xb_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &pfx) ? 0 : ENOMEM;
 }
 
 /* Version 1 is the only protocol there is; wireguard-go answers EINVAL to others. */
@@ -375,7 +375,7 @@ static void sb_key(struct sbuf *b, const char *name, const uint8_t key[static WG
 	sodium_memzero(hex, sizeof(hex));
 }
 
-static void sb_prefix(struct sbuf *b, const struct wg_prefix *p)
+static void sb_prefix(struct sbuf *b, const struct xb_prefix *p)
 {
 	char addr[INET6_ADDRSTRLEN];
 
@@ -395,7 +395,7 @@ static void sb_peer(struct sbuf *b, const struct wg_peer_conf *p)
 		sb_key(b, "preshared_key", p->preshared_key);
 	sb_printf(b, "protocol_version=1\n");
 	if (p->endpoint.sa.sa_family == AF_INET || p->endpoint.sa.sa_family == AF_INET6) {
-		wg_endpoint_format(ep, sizeof(ep), &p->endpoint);
+		xb_endpoint_format(ep, sizeof(ep), &p->endpoint);
 		sb_printf(b, "endpoint=%s\n", ep);
 	}
 	sb_printf(b, "last_handshake_time_sec=%lld\n",

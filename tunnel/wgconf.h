@@ -12,21 +12,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/prefix.h"
+
 #define WG_KEY_LEN 32
 #define WG_KEY_HEX_LEN 64
 #define WG_KEY_B64_LEN 44
-
-struct wg_prefix {
-	sa_family_t family;	/* AF_INET or AF_INET6 */
-	uint8_t cidr;
-	uint8_t addr[16];	/* network order; 4 bytes used for AF_INET */
-};
-
-union wg_sockaddr {
-	struct sockaddr sa;
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-};
 
 struct wg_peer_conf {
 	uint8_t public_key[WG_KEY_LEN];
@@ -35,11 +25,11 @@ struct wg_peer_conf {
 	bool remove;
 	bool update_only;
 	bool replace_allowed_ips;
-	union wg_sockaddr endpoint;	/* family AF_UNSPEC when not given */
+	union xb_sockaddr endpoint;	/* family AF_UNSPEC when not given */
 	char *endpoint_host;		/* wg-quick only: "host:port" still to resolve */
 	uint16_t persistent_keepalive;	/* seconds, 0 = off */
 	bool has_persistent_keepalive;
-	struct wg_prefix *allowed_ips;
+	struct xb_prefix *allowed_ips;
 	size_t n_allowed_ips;
 	unsigned protocol_version;	/* 0 = not given */
 	/* get only */
@@ -58,17 +48,16 @@ struct wg_conf {
 	struct wg_peer_conf *peers;
 	size_t n_peers;
 	/* wg-quick [Interface] extras (not part of the UAPI) */
-	struct wg_prefix *addresses;
+	struct xb_prefix *addresses;
 	size_t n_addresses;
 	unsigned mtu;			/* 0 = not given */
 };
 
 /* Frees everything the structure owns and wipes the keys; leaves it zeroed. */
 void wg_conf_free(struct wg_conf *c);
-/* Builders for parsers and for a device answering "get": append a zeroed
- * peer (NULL on ENOMEM; earlier peer pointers are invalidated) or a prefix. */
+/* Builder for parsers and for a device answering "get": append a zeroed
+ * peer (NULL on ENOMEM; earlier peer pointers are invalidated). */
 struct wg_peer_conf *wg_conf_add_peer(struct wg_conf *c);
-bool wg_prefix_append(struct wg_prefix **v, size_t *n, const struct wg_prefix *p);
 
 /* Key encodings. Decoders return false on anything but exactly one key. */
 bool wg_key_from_hex(uint8_t key[static WG_KEY_LEN], const char *hex);
@@ -77,13 +66,6 @@ bool wg_key_from_base64(uint8_t key[static WG_KEY_LEN], const char *b64);
 void wg_key_to_base64(char b64[static WG_KEY_B64_LEN + 1], const uint8_t key[static WG_KEY_LEN]);
 bool wg_key_is_zero(const uint8_t key[static WG_KEY_LEN]);
 
-/* "192.0.2.0/24", "2001:db8::/32"; a missing /cidr means a host prefix. Host
- * bits below the prefix are allowed and kept (the trie masks them). */
-bool wg_prefix_parse(struct wg_prefix *p, const char *s);
-/* "192.0.2.1:51820", "[2001:db8::1]:51820" — numeric only. */
-bool wg_endpoint_parse(union wg_sockaddr *sa, const char *s);
-/* Formats as the UAPI and `wg` show them: a.b.c.d:port, [v6]:port. */
-void wg_endpoint_format(char *buf, size_t len, const union wg_sockaddr *sa);
 
 /* UAPI, the cross-platform userspace API that `wg` speaks
  * (https://www.wireguard.com/xplatform/):

@@ -196,20 +196,20 @@ static bool k_mtu(struct fctx *f, char *v)
 }
 
 /* Comma-separated prefixes; empty items are skipped, as wg-quick does. */
-static bool parse_list(struct fctx *f, const char *key, char *v, struct wg_prefix **arr, size_t *n)
+static bool parse_list(struct fctx *f, const char *key, char *v, struct xb_prefix **arr, size_t *n)
 {
 	char qb[QUOTE_MAX + 4], *item;
-	struct wg_prefix p;
+	struct xb_prefix p;
 	bool ok = true;
 
 	while ((item = strsep(&v, ","))) {
 		item = trim(item);
 		if (!*item)
 			continue;
-		if (!wg_prefix_parse(&p, item)) {
+		if (!xb_prefix_parse(&p, item)) {
 			ferr(f, "%s: bad prefix `%s'", key, quote(qb, item));
 			ok = false;
-		} else if (!wg_prefix_append(arr, n, &p)) {
+		} else if (!xb_prefix_append(arr, n, &p)) {
 			f->oom = true;
 			return false;
 		}
@@ -301,7 +301,7 @@ static bool k_endpoint(struct fctx *f, char *v)
 	struct wg_peer_conf *p = peer(f);
 	char qb[QUOTE_MAX + 4];
 
-	if (wg_endpoint_parse(&p->endpoint, v))
+	if (xb_endpoint_parse(&p->endpoint, v))
 		return true;
 	if (!host_port(v)) {
 		ferr(f, "Endpoint: bad endpoint `%s' (want host:port)", quote(qb, v));

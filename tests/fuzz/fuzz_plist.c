@@ -94,9 +94,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		check(!nul && p->n_lists == 1 && pl->n == n && pl->n4 + pl->n6 == n);
 		for (size_t i = 0; i < n; i++) {
-			struct wg_prefix q;
+			struct xb_prefix q;
 
-			check(wg_prefix_parse(&q, want[i]));
+			check(xb_prefix_parse(&q, want[i]));
 			check(q.family == pl->v[i].family && q.cidr == pl->v[i].cidr &&
 			      !memcmp(q.addr, pl->v[i].addr, 16));
 			check(!xbp_prefix_host_bits(&pl->v[i]));

@@ -36,9 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t key_b[32], key_a[32], pub_a[32];
 
-static union wg_sockaddr addr(const char *ip, uint16_t port)
+static union xb_sockaddr addr(const char *ip, uint16_t port)
 {
-	union wg_sockaddr sa = { .in = { .sin_family = AF_INET, .sin_port = htons(port) } };
+	union xb_sockaddr sa = { .in = { .sin_family = AF_INET, .sin_port = htons(port) } };
 
 	inet_pton(AF_INET, ip, &sa.in.sin_addr);
 	return sa;
@@ -52,12 +52,12 @@ static struct wg_device *setup(void)
 	struct wg_timing t;
 	struct wg_conf c = { .replace_peers = true };
 	struct wg_peer_conf *pc;
-	struct wg_prefix all = { .family = AF_INET, .cidr = 0 };
+	struct xb_prefix all = { .family = AF_INET, .cidr = 0 };
 	struct noise_identity ida;
 	struct noise_handshake hs;
 	struct cookie ck;
 	struct message_handshake_initiation init;
-	union wg_sockaddr from = addr("192.0.2.1", 51820), to = addr("192.0.2.2", 51821);
+	union xb_sockaddr from = addr("192.0.2.1", 51820), to = addr("192.0.2.2", 51821);
 
 	wg_timing_default(&t);
 	if (!dev) {
@@ -69,7 +69,7 @@ static struct wg_device *setup(void)
 	c.has_private_key = true;
 	pc = wg_conf_add_peer(&c);
 	memcpy(pc->public_key, pub_a, 32);
-	wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &all);
+	xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &all);
 	if (wg_device_set(dev, &c))
 		abort();
 	wg_conf_free(&c);
@@ -93,7 +93,7 @@ static struct wg_device *setup(void)
 }
 
 static void send_data(struct wg_device *dev, const uint8_t *pt, size_t len, uint64_t counter,
-		      const union wg_sockaddr *from, const union wg_sockaddr *to)
+		      const union xb_sockaddr *from, const union xb_sockaddr *to)
 {
 	static uint8_t buf[2048];
 	struct message_data *m = (struct message_data *)buf;
@@ -153,7 +153,7 @@ struct state {
 	struct noise_keypair kp[3];
 	struct noise_handshake hs;
 	struct cookie cookie;
-	union wg_sockaddr endpoint, src;
+	union xb_sockaddr endpoint, src;
 	uint64_t timers[TIMER_COUNT];
 	uint64_t rx_bytes;
 	int64_t last_handshake_sec;
@@ -194,8 +194,8 @@ static void same_state(const struct wg_peer *p, const struct state *before, uint
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool init;
-	union wg_sockaddr from = addr("192.0.2.1", 51820), to = addr("192.0.2.2", 51821);
-	union wg_sockaddr forger = addr("203.0.113.9", 40000);	/* so a moved endpoint shows */
+	union xb_sockaddr from = addr("192.0.2.1", 51820), to = addr("192.0.2.2", 51821);
+	union xb_sockaddr forger = addr("203.0.113.9", 40000);	/* so a moved endpoint shows */
 	static uint8_t buf[65536];
 	struct wg_device *dev;
 	struct state before;

@@ -10,7 +10,7 @@ void wgtest_fill(uint8_t key[WG_KEY_LEN], uint8_t b)
 	memset(key, b, WG_KEY_LEN);
 }
 
-const char *wgtest_prefix_str(const struct wg_prefix *p)
+const char *wgtest_prefix_str(const struct xb_prefix *p)
 {
 	static char buf[INET6_ADDRSTRLEN + 8];
 	char a[INET6_ADDRSTRLEN];
@@ -20,10 +20,10 @@ const char *wgtest_prefix_str(const struct wg_prefix *p)
 	return buf;
 }
 
-const char *wgtest_endpoint_str(const union wg_sockaddr *sa)
+const char *wgtest_endpoint_str(const union xb_sockaddr *sa)
 {
 	static char buf[128];
 
-	wg_endpoint_format(buf, sizeof(buf), sa);
+	xb_endpoint_format(buf, sizeof(buf), sa);
 	return buf;
 }

@@ -13,9 +13,9 @@ static char peer_objs[8];
 #define D ((void *)&peer_objs[3])
 
 /* "10.0.0.0/8", "2001:db8::/32"; no "/n" means a host prefix. */
-static struct wg_prefix pfx(const char *s)
+static struct xb_prefix pfx(const char *s)
 {
-	struct wg_prefix p = { 0 };
+	struct xb_prefix p = { 0 };
 	char buf[64];
 	char *slash;
 
@@ -32,14 +32,14 @@ static struct wg_prefix pfx(const char *s)
 
 static void *look(const struct wg_allowedips *t, const char *addr)
 {
-	struct wg_prefix p = pfx(addr);
+	struct xb_prefix p = pfx(addr);
 
 	return wg_allowedips_lookup(t, p.family, p.addr);
 }
 
 static void add(struct wg_allowedips *t, const char *s, void *peer)
 {
-	struct wg_prefix p = pfx(s);
+	struct xb_prefix p = pfx(s);
 
 	if (wg_allowedips_insert(t, &p, peer))
 		xb_test_fail(__FILE__, __LINE__, "insert %s failed", s);
@@ -47,7 +47,7 @@ static void add(struct wg_allowedips *t, const char *s, void *peer)
 
 static bool del(struct wg_allowedips *t, const char *s, void *peer)
 {
-	struct wg_prefix p = pfx(s);
+	struct xb_prefix p = pfx(s);
 
 	return wg_allowedips_remove(t, &p, peer);
 }
@@ -58,7 +58,7 @@ struct text {
 	size_t len;
 };
 
-static void to_text(void *ctx, const struct wg_prefix *p, void *owner)
+static void to_text(void *ctx, const struct xb_prefix *p, void *owner)
 {
 	struct text *x = ctx;
 	char a[INET6_ADDRSTRLEN];
@@ -274,7 +274,7 @@ TEST(walk_order_and_filter)
 TEST(bad_arguments)
 {
 	struct wg_allowedips t;
-	struct wg_prefix p = pfx("10.0.0.0/8");
+	struct xb_prefix p = pfx("10.0.0.0/8");
 
 	wg_allowedips_init(&t);
 	CHECK_INT(wg_allowedips_insert(&t, &p, NULL), ==, -EINVAL);
@@ -296,7 +296,7 @@ TEST(bad_arguments)
 /* ---- the naive model ---------------------------------------------------- */
 
 struct ent {
-	struct wg_prefix p;	/* host bits cleared */
+	struct xb_prefix p;	/* host bits cleared */
 	void *peer;
 };
 
@@ -305,7 +305,7 @@ struct naive {
 	size_t n;
 };
 
-static void mask_prefix(struct wg_prefix *p)
+static void mask_prefix(struct xb_prefix *p)
 {
 	size_t len = p->family == AF_INET ? 4 : 16;
 
@@ -319,9 +319,9 @@ static void mask_prefix(struct wg_prefix *p)
 	}
 }
 
-static bool covers(const struct wg_prefix *p, sa_family_t family, const uint8_t *addr)
+static bool covers(const struct xb_prefix *p, sa_family_t family, const uint8_t *addr)
 {
-	struct wg_prefix a = { .family = family, .cidr = p->cidr };
+	struct xb_prefix a = { .family = family, .cidr = p->cidr };
 
 	if (p->family != family)
 		return false;
@@ -330,7 +330,7 @@ static bool covers(const struct wg_prefix *p, sa_family_t family, const uint8_t 
 	return !memcmp(a.addr, p->addr, 16);
 }
 
-static struct ent *naive_find(struct naive *m, const struct wg_prefix *p)
+static struct ent *naive_find(struct naive *m, const struct xb_prefix *p)
 {
 	for (size_t i = 0; i < m->n; i++)
 		if (m->e[i].p.family == p->family && m->e[i].p.cidr == p->cidr &&
@@ -339,7 +339,7 @@ static struct ent *naive_find(struct naive *m, const struct wg_prefix *p)
 	return NULL;
 }
 
-static void naive_insert(struct naive *m, struct wg_prefix p, void *peer)
+static void naive_insert(struct naive *m, struct xb_prefix p, void *peer)
 {
 	struct ent *e;
 
@@ -353,7 +353,7 @@ static void naive_insert(struct naive *m, struct wg_prefix p, void *peer)
 	e->peer = peer;
 }
 
-static bool naive_remove(struct naive *m, struct wg_prefix p, void *peer)
+static bool naive_remove(struct naive *m, struct xb_prefix p, void *peer)
 {
 	struct ent *e;
 
@@ -401,7 +401,7 @@ struct collect {
 	size_t n;
 };
 
-static void collect_fn(void *ctx, const struct wg_prefix *p, void *owner)
+static void collect_fn(void *ctx, const struct xb_prefix *p, void *owner)
 {
 	struct collect *c = ctx;
 
@@ -447,9 +447,9 @@ static void random_addr(uint8_t addr[16], int fam6)
 	memset(addr + len, 0, 16 - len);
 }
 
-static struct wg_prefix random_prefix(int fam6)
+static struct xb_prefix random_prefix(int fam6)
 {
-	struct wg_prefix p = { .family = fam6 ? AF_INET6 : AF_INET };
+	struct xb_prefix p = { .family = fam6 ? AF_INET6 : AF_INET };
 	unsigned max = fam6 ? 128 : 32;
 
 	random_addr(p.addr, fam6);
@@ -511,7 +511,7 @@ static void random_op(struct wg_allowedips *t, struct naive *m)
 {
 	unsigned k = (unsigned)(rnd() % 1000);
 	void *peer = &peer_objs[rnd() % 8];
-	struct wg_prefix p;
+	struct xb_prefix p;
 
 	if (k < 600) {
 		p = random_prefix((int)(rnd() % 2));
@@ -576,7 +576,7 @@ TEST(random_fill_then_drain)
 	wg_allowedips_init(&t);
 	m.n = 0;
 	for (int i = 0; i < 8000; i++) {
-		struct wg_prefix p = random_prefix((int)(rnd() % 2));
+		struct xb_prefix p = random_prefix((int)(rnd() % 2));
 		void *peer = &peer_objs[rnd() % 8];
 
 		CHECK_INT(wg_allowedips_insert(&t, &p, peer), ==, 0);

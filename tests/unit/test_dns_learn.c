@@ -86,7 +86,7 @@ TEST(private_and_public)
 TEST(own_prefixes)
 {
 	struct xb_dns_learn_own o = { 0 };
-	struct wg_prefix p = { .family = AF_INET, .cidr = 24 }, q = { .family = AF_INET6, .cidr = 128 };
+	struct xb_prefix p = { .family = AF_INET, .cidr = 24 }, q = { .family = AF_INET6, .cidr = 128 };
 	uint8_t a[16];
 
 	inet_pton(AF_INET, "198.51.100.7", p.addr);	/* host bits are ignored */

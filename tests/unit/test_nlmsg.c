@@ -239,7 +239,7 @@ TEST(dump_over_several_reads)
 	char buf[256], a[32];
 	struct nlmsghdr *h;
 	struct ifaddrmsg *ifa;
-	struct wg_prefix p;
+	struct xb_prefix p;
 	unsigned lo;
 
 	xb_test_private_netns();
@@ -247,7 +247,7 @@ TEST(dump_over_several_reads)
 	CHECK((lo = xb_rtnl_ifindex("lo")) > 0);
 	for (int i = 1; i <= 250; i++) {
 		snprintf(a, sizeof(a), "198.51.100.%d/32", i);
-		CHECK(wg_prefix_parse(&p, a));
+		CHECK(xb_prefix_parse(&p, a));
 		CHECK_INT(xb_rtnl_addr(&r, true, lo, &p), ==, 0);
 	}
 	h = mnl_nlmsg_put_header(buf);

@@ -170,9 +170,9 @@ TEST(tai64n_increases)
 	CHECK_INT(t1[11] & 0xff, ==, 0);	/* nanoseconds rounded down to 2^24 */
 }
 
-static union wg_sockaddr src4(const char *ip, uint16_t port)
+static union xb_sockaddr src4(const char *ip, uint16_t port)
 {
-	union wg_sockaddr sa = { .in = { .sin_family = AF_INET, .sin_port = htons(port) } };
+	union xb_sockaddr sa = { .in = { .sin_family = AF_INET, .sin_port = htons(port) } };
 
 	inet_pton(AF_INET, ip, &sa.in.sin_addr);
 	return sa;
@@ -185,7 +185,7 @@ TEST(cookie_macs_and_reply)
 	struct cookie ck;
 	struct message_handshake_initiation init;
 	struct message_handshake_cookie reply;
-	union wg_sockaddr from = src4("192.0.2.1", 51820), other = src4("192.0.2.2", 51820);
+	union xb_sockaddr from = src4("192.0.2.1", 51820), other = src4("192.0.2.2", 51820);
 	uint64_t now = 1000 * 1000000000ULL;
 
 	keys(&a, &b, NULL, NULL);
@@ -231,7 +231,7 @@ TEST(cookie_macs_and_reply)
 TEST(ratelimit_per_source)
 {
 	struct wg_ratelimiter r;
-	union wg_sockaddr s1 = src4("192.0.2.1", 1), s2 = src4("192.0.2.2", 1);
+	union xb_sockaddr s1 = src4("192.0.2.1", 1), s2 = src4("192.0.2.2", 1);
 	uint64_t now = 5 * 1000000000ULL;
 	int allowed = 0;
 

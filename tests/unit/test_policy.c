@@ -386,19 +386,19 @@ TEST(map_matches_naive_reference)
 	xbp_map_free(&m);
 }
 
-static struct wg_prefix pfx(const char *s)
+static struct xb_prefix pfx(const char *s)
 {
-	struct wg_prefix p;
+	struct xb_prefix p;
 
-	CHECK(wg_prefix_parse(&p, s));
+	CHECK(xb_prefix_parse(&p, s));
 	return p;
 }
 
 TEST(prefix_arithmetic)
 {
-	struct wg_prefix a = pfx("198.51.100.0/24"), b = pfx("198.51.100.200/30");
-	struct wg_prefix c = pfx("198.51.101.0/24"), h = pfx("198.51.100.7/24");
-	struct wg_prefix six = pfx("2001:db8::/126");
+	struct xb_prefix a = pfx("198.51.100.0/24"), b = pfx("198.51.100.200/30");
+	struct xb_prefix c = pfx("198.51.101.0/24"), h = pfx("198.51.100.7/24");
+	struct xb_prefix six = pfx("2001:db8::/126");
 	uint8_t addr[16];
 	char buf[64];
 

@@ -25,24 +25,24 @@
 struct end {
 	struct wg_device *dev;
 	int tun;			/* our side of the device's TUN socketpair */
-	union wg_sockaddr addr;		/* its UDP socket's address */
+	union xb_sockaddr addr;		/* its UDP socket's address */
 	uint8_t inner[4];		/* its tunnel address */
 };
 
 struct rig {
 	struct end a, b;
 	int forger;
-	union wg_sockaddr forger_addr;
+	union xb_sockaddr forger_addr;
 	unsigned handshakes;		/* initiations and responses a or b sent */
 };
 
-static int udp_socket(union wg_sockaddr *addr)
+static int udp_socket(union xb_sockaddr *addr)
 {
 	socklen_t len = sizeof(addr->in);
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	CHECK(fd >= 0);
-	*addr = (union wg_sockaddr){ .in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
+	*addr = (union xb_sockaddr){ .in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
 	CHECK(bind(fd, &addr->sa, sizeof(addr->in)) == 0);
 	CHECK(getsockname(fd, &addr->sa, &len) == 0);
 	return fd;
@@ -68,14 +68,14 @@ static void end_config(struct end *self, const uint8_t key[32], const struct end
 {
 	struct wg_conf c = { .has_private_key = true };
 	struct wg_peer_conf *pc;
-	struct wg_prefix p = { .family = AF_INET, .cidr = 32 };
+	struct xb_prefix p = { .family = AF_INET, .cidr = 32 };
 
 	memcpy(c.private_key, key, 32);
 	CHECK((pc = wg_conf_add_peer(&c)));
 	memcpy(pc->public_key, other_pub, 32);
 	pc->endpoint = other->addr;
 	memcpy(p.addr, other->inner, 4);
-	CHECK(wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p));
+	CHECK(xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p));
 	CHECK(wg_device_set(self->dev, &c) == 0);
 	wg_conf_free(&c);
 }
@@ -85,7 +85,7 @@ static void end_config(struct end *self, const uint8_t key[32], const struct end
 static bool pump_one(struct rig *r, struct end *e)
 {
 	static uint8_t buf[WG_MAX_PACKET];
-	union wg_sockaddr from;
+	union xb_sockaddr from;
 	socklen_t flen = sizeof(from);
 	ssize_t n = recvfrom(e->dev->sock4, buf, sizeof(buf), 0, &from.sa, &flen);
 
@@ -181,7 +181,7 @@ static void establish(struct rig *r)
 /* What a forged message must leave alone. */
 struct snapshot {
 	struct noise_keypair *current[2], *previous[2], *next[2];
-	union wg_sockaddr endpoint[2];
+	union xb_sockaddr endpoint[2];
 	int64_t last_handshake[2];
 	enum noise_handshake_state hs_state[2];
 	bool cookie_valid[2];
@@ -504,7 +504,7 @@ TEST(send_warnings_limited_per_device)
 	struct end a, b;
 	struct wg_conf c = { .has_private_key = true };
 	struct wg_peer_conf *pc;
-	struct wg_prefix p = { .family = AF_INET, .cidr = 32 };
+	struct xb_prefix p = { .family = AF_INET, .cidr = 32 };
 	uint8_t pkt[20] = { 0x45 }, pub[32];
 	FILE *f = tmpfile();
 	int saved = dup(STDERR_FILENO);
@@ -517,7 +517,7 @@ TEST(send_warnings_limited_per_device)
 	CHECK((pc = wg_conf_add_peer(&c)));
 	memcpy(pc->public_key, pub, 32);	/* no endpoint */
 	memcpy(p.addr, (uint8_t[]){ 203, 0, 113, 1 }, 4);
-	CHECK(wg_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p));
+	CHECK(xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p));
 	CHECK(wg_device_set(a.dev, &c) == 0);
 	CHECK(wg_device_set(b.dev, &c) == 0);
 	wg_conf_free(&c);

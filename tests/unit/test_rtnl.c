@@ -15,11 +15,11 @@
 static char *out;
 #define run(cmd) (out = xb_test_run(cmd))
 
-static struct wg_prefix pfx(const char *s)
+static struct xb_prefix pfx(const char *s)
 {
-	struct wg_prefix p;
+	struct xb_prefix p;
 
-	if (!wg_prefix_parse(&p, s))
+	if (!xb_prefix_parse(&p, s))
 		xb_test_fail(__FILE__, __LINE__, "bad prefix %s", s);
 	return p;
 }
@@ -38,7 +38,7 @@ TEST(links_addresses_routes_rules)
 	idx = xb_rtnl_ifindex("xbt0");
 	CHECK(idx > 0);
 
-	struct wg_prefix a4 = pfx("192.0.2.1/24"), a6 = pfx("2001:db8:1::1/64");
+	struct xb_prefix a4 = pfx("192.0.2.1/24"), a6 = pfx("2001:db8:1::1/64");
 	CHECK_INT(xb_rtnl_addr(&r, true, idx, &a4), ==, 0);
 	CHECK_INT(xb_rtnl_addr(&r, true, idx, &a4), ==, 0);	/* idempotent */
 	CHECK_INT(xb_rtnl_addr(&r, true, idx, &a6), ==, 0);

@@ -243,7 +243,7 @@ TEST(set_error_details)
 static void sample_conf(struct wg_conf *c)
 {
 	struct wg_peer_conf *p;
-	struct wg_prefix pfx;
+	struct xb_prefix pfx;
 
 	memset(c, 0, sizeof(*c));
 	wgtest_fill(c->private_key, 0x01);
@@ -257,22 +257,22 @@ static void sample_conf(struct wg_conf *c)
 	wgtest_fill(p->public_key, 0x11);
 	wgtest_fill(p->preshared_key, 0x22);
 	p->has_preshared_key = true;
-	CHECK(wg_endpoint_parse(&p->endpoint, "192.0.2.1:51820"));
+	CHECK(xb_endpoint_parse(&p->endpoint, "192.0.2.1:51820"));
 	p->persistent_keepalive = 25;
 	p->has_persistent_keepalive = true;
 	p->last_handshake_sec = 1700000000;
 	p->last_handshake_nsec = 500000000;
 	p->tx_bytes = 1000;
 	p->rx_bytes = UINT64_MAX;
-	CHECK(wg_prefix_parse(&pfx, "10.0.0.0/8"));
-	CHECK(wg_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &pfx));
-	CHECK(wg_prefix_parse(&pfx, "2001:db8::/32"));
-	CHECK(wg_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &pfx));
+	CHECK(xb_prefix_parse(&pfx, "10.0.0.0/8"));
+	CHECK(xb_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &pfx));
+	CHECK(xb_prefix_parse(&pfx, "2001:db8::/32"));
+	CHECK(xb_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &pfx));
 
 	p = wg_conf_add_peer(c);
 	wgtest_fill(p->public_key, 0x33);
 	p->has_preshared_key = true;	/* zero: no key, not shown */
-	CHECK(wg_endpoint_parse(&p->endpoint, "[fe80::1%lo]:1"));
+	CHECK(xb_endpoint_parse(&p->endpoint, "[fe80::1%lo]:1"));
 	p->last_handshake_sec = -5;	/* nonsense clamps to "never" */
 }
 
@@ -374,7 +374,7 @@ TEST(get_set_round_trip)
 		CHECK_INT(y->protocol_version, ==, 1);
 		CHECK_INT(x->n_allowed_ips, ==, y->n_allowed_ips);
 		CHECK(!x->n_allowed_ips ||
-		      !memcmp(x->allowed_ips, y->allowed_ips, x->n_allowed_ips * sizeof(struct wg_prefix)));
+		      !memcmp(x->allowed_ips, y->allowed_ips, x->n_allowed_ips * sizeof(struct xb_prefix)));
 	}
 	wg_conf_free(&a);
 	wg_conf_free(&b);
@@ -399,7 +399,7 @@ static bool copy_peer(struct wg_conf *out, const struct wg_peer_conf *src)
 	p->allowed_ips = NULL;
 	p->n_allowed_ips = 0;
 	for (size_t i = 0; i < src->n_allowed_ips; i++)
-		if (!wg_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &src->allowed_ips[i]))
+		if (!xb_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &src->allowed_ips[i]))
 			return false;
 	return true;
 }
@@ -462,7 +462,7 @@ static int merge_peer(struct wg_conf *c, const struct wg_peer_conf *in)
 	if (in->replace_allowed_ips)
 		p->n_allowed_ips = 0;
 	for (size_t i = 0; i < in->n_allowed_ips; i++)
-		if (!wg_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &in->allowed_ips[i]))
+		if (!xb_prefix_append(&p->allowed_ips, &p->n_allowed_ips, &in->allowed_ips[i]))
 			return ENOMEM;
 	return 0;
 }

@@ -102,18 +102,18 @@ TEST(prefix_parse)
 		"example.com/24", "192.0.2.0/0x8", "192.0.2.0/4294967304",
 		"1111:2222:3333:4444:5555:6666:7777:8888:9999/128",
 	};
-	struct wg_prefix p;
+	struct xb_prefix p;
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		if (!wg_prefix_parse(&p, good[i].in))
+		if (!xb_prefix_parse(&p, good[i].in))
 			xb_test_fail(__FILE__, __LINE__, "rejected `%s'", good[i].in);
 		CHECK_STR(wgtest_prefix_str(&p), good[i].out);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (wg_prefix_parse(&p, bad[i]))
+		if (xb_prefix_parse(&p, bad[i]))
 			xb_test_fail(__FILE__, __LINE__, "accepted `%s'", bad[i]);
-	CHECK(wg_prefix_parse(&p, "2001:db8::/32") && p.family == AF_INET6 && p.cidr == 32);
-	CHECK(wg_prefix_parse(&p, "10.0.0.0/8") && p.family == AF_INET && p.cidr == 8);
+	CHECK(xb_prefix_parse(&p, "2001:db8::/32") && p.family == AF_INET6 && p.cidr == 32);
+	CHECK(xb_prefix_parse(&p, "10.0.0.0/8") && p.family == AF_INET && p.cidr == 8);
 }
 
 TEST(endpoint_parse_and_format)
@@ -138,22 +138,22 @@ TEST(endpoint_parse_and_format)
 		"[fe80::1%]:1", "[fe80::1%nosuchif0]:1", "[fe80::1%0]:1", "example.com:51820",
 		"[example.com]:51820", "[[::1]]:1", "[::1]:1:1",
 	};
-	union wg_sockaddr sa;
+	union xb_sockaddr sa;
 	char small[8];
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		if (!wg_endpoint_parse(&sa, good[i].in))
+		if (!xb_endpoint_parse(&sa, good[i].in))
 			xb_test_fail(__FILE__, __LINE__, "rejected `%s'", good[i].in);
 		CHECK_STR(wgtest_endpoint_str(&sa), good[i].out);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (wg_endpoint_parse(&sa, bad[i]))
+		if (xb_endpoint_parse(&sa, bad[i]))
 			xb_test_fail(__FILE__, __LINE__, "accepted `%s'", bad[i]);
-	CHECK(wg_endpoint_parse(&sa, "[fe80::1%lo]:7"));
+	CHECK(xb_endpoint_parse(&sa, "[fe80::1%lo]:7"));
 	CHECK_INT(sa.in6.sin6_scope_id, ==, if_nametoindex("lo"));
 	CHECK_INT(ntohs(sa.in6.sin6_port), ==, 7);
-	CHECK(wg_endpoint_parse(&sa, "192.0.2.1:51820"));
-	wg_endpoint_format(small, sizeof(small), &sa);
+	CHECK(xb_endpoint_parse(&sa, "192.0.2.1:51820"));
+	xb_endpoint_format(small, sizeof(small), &sa);
 	CHECK_STR(small, "192.0.2");
 	memset(&sa, 0, sizeof(sa));
 	CHECK_STR(wgtest_endpoint_str(&sa), "");
