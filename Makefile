@@ -45,7 +45,7 @@ say = @printf '  %-6s %s\n'
 endif
 
 # Library objects: every module except the files that hold a main().
-LIB_SRCS := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c gateway/*.c ctl/*.c))
+LIB_SRCS := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c gateway/*.c gateway/*/*.c probe/*.c ctl/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libxborder.a
 # The device agent (xborder-posture): its own archive, kept out of the
@@ -72,7 +72,7 @@ SRC_xb-ctlfake := tests/tools/ctlfake_main.c
 SRC_xborder-posture := agent/xborder-posture_main.c $(AGENT_SRCS)
 SRC_xb-gwfake := tests/tools/gwfake_main.c
 SRC_xb-sdnotify := tests/tools/sdnotify_main.c
-SRC_xb-probe  := tunnel/probe_main.c
+SRC_xb-probe  := probe/probe_main.c
 SRC_xb-preport := tests/tools/preport_main.c
 SRC_xb-aeadbench := tests/tools/aeadbench_main.c
 SRC_xb-dnsq   := tests/tools/dnsq_main.c

@@ -5,7 +5,7 @@
  * keeps its peer, its session and its open connections.
  */
 #include "gateway/daemon.h"
-#include "gateway/health.h"
+#include "gateway/health/health.h"
 #include "common/log.h"
 #include "tunnel/blake2s.h"
 

@@ -5,7 +5,7 @@
  * their own threads (tunnel/device.h) and are only configured from here.
  *
  * What the daemon builds from a policy, in order: the device interface and
- * one interface per tunnel (gateway/wgif.h), their addresses, one routing
+ * one interface per tunnel (gateway/links/wgif.h), their addresses, one routing
  * table and fwmark rule per path (policy/compile.h), and the table inet
  * xborder (one nftables transaction). Everything it creates carries a name
  * (xb-*), a table number or a rule priority from its own ranges, so that a
@@ -15,12 +15,12 @@
 #define XB_DAEMON_H
 
 #include "common/notify.h"
-#include "gateway/dns_service.h"
-#include "gateway/greif.h"
-#include "gateway/nft.h"
-#include "gateway/posture_rt.h"
-#include "gateway/rtnl.h"
-#include "gateway/wgif.h"
+#include "gateway/dns/dns_service.h"
+#include "gateway/links/greif.h"
+#include "gateway/kernel/nft.h"
+#include "gateway/posture/posture_rt.h"
+#include "gateway/kernel/rtnl.h"
+#include "gateway/links/wgif.h"
 #include "policy/compile.h"
 #include "policy/policy.h"
 

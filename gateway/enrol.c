@@ -1,7 +1,7 @@
 /* Enrolment and expiry in xborderd: see enrol.h for the rules. */
 #include "gateway/enrol.h"
 #include "common/log.h"
-#include "gateway/conntrack.h"
+#include "gateway/kernel/conntrack.h"
 #include "gateway/daemon.h"
 
 #include <arpa/inet.h>

@@ -5,7 +5,7 @@
 #include "gateway/control.h"
 #include "gateway/daemon.h"
 #include "gateway/enrol.h"
-#include "gateway/health.h"
+#include "gateway/health/health.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -85,7 +85,7 @@ static int cmd_status(void *ctx, json_t *args, json_t **result, char **error, js
 		"listen_port", p->gateway.listen_port, "public_key", jkey(p->gateway.key.public_key),
 		"last_reload", "ok", d->last_reload.ok, "at", (json_int_t)d->last_reload.at,
 		"errors", errs ? errs : json_array());
-	/* Devices connecting and disconnecting, and its anomaly (gateway/fleet.h). */
+	/* Devices connecting and disconnecting, and its anomaly (gateway/health/fleet.h). */
 	if (*result && (h = xb_health_devices_json(d->health)))
 		json_object_set_new(*result, "device_signals", h);
 	return *result ? 0 : oom(error);
@@ -388,7 +388,7 @@ static json_t *rule_json(struct xb_daemon *d, size_t i, char *fallback, size_t l
 		"protocols", jprotos(r->protocols), "ports", jports(r), "via", via, "active", active,
 		"packets", (json_int_t)0, "bytes", (json_int_t)0, "source", jsrc(&r->src),
 		"table", (json_int_t)(pa ? pa->table : 0));
-	/* Its path's availability and SLO (gateway/health.h). */
+	/* Its path's availability and SLO (gateway/health/health.h). */
 	if (o && (h = xb_health_rule_json(d->health, i)))
 		json_object_set_new(o, "health", h);
 	return o;

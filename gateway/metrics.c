@@ -2,7 +2,7 @@
  * that `xborderctl' shows (health.c, dns_service.c), so both agree. */
 #include "gateway/metrics.h"
 #include "gateway/daemon.h"
-#include "gateway/health.h"
+#include "gateway/health/health.h"
 #include "common/log.h"
 
 #include <microhttpd.h>

@@ -5,7 +5,7 @@
  *   xborderd [-c FILE] --print     the normalised policy (implies --check)
  */
 #include "gateway/daemon.h"
-#include "gateway/dns_service.h"
+#include "gateway/dns/dns_service.h"
 #include "common/daemonize.h"
 #include "common/log.h"
 #include "policy/policy.h"

@@ -1,6 +1,6 @@
 /* The policy compiler: a validated policy (policy.h) becomes a routing plan
  * (firewall marks and routing tables) and one nftables script, table inet
- * xborder, that the daemon loads atomically (gateway/nft.h). Pure functions
+ * xborder, that the daemon loads atomically (gateway/kernel/nft.h). Pure functions
  * of the policy: nothing here touches the kernel. docs/nftables.md
  * describes the ruleset and why it is laid out this way.
  *

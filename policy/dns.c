@@ -1,7 +1,7 @@
 /* The dns section: upstreams, limits, the query log, and the name rules
  * (override, tunnel, block, forward). Tunnel references are resolved by
  * validate.c; list files are checked readable here and parsed by the DNS
- * service (gateway/dns_list.h), which reports their lines' errors.
+ * service (gateway/dns/dns_list.h), which reports their lines' errors.
  */
 #include "policy/internal.h"
 

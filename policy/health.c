@@ -2,13 +2,13 @@
  * probe_targets); in the gateway section, where metrics are served and
  * where events go (metrics, notify_command, notify_webhook, slo; the
  * notification targets are policy/notify.c). The
- * daemon's side is gateway/health.c; docs/probing.md says what they do.
+ * daemon's side is gateway/health/health.c; docs/probing.md says what they do.
  *
- * Targets are checked with the prober's own parser (tunnel/probe.h) and
+ * Targets are checked with the prober's own parser (probe/probe.h) and
  * kept in its canonical form, so that --print writes what loads back equal.
  */
 #include "policy/internal.h"
-#include "tunnel/probe.h"
+#include "probe/probe.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* gateway.notify: the notification targets (docs/operations.md,
- * "Notifications"; the daemon's side is gateway/alert.c).
+ * "Notifications"; the daemon's side is gateway/health/alert.c).
  *
  *   notify = ( { type = "slack"; url = "https://hooks.slack.com/..."; },
  *              { type = "pagerduty"; routing_key_file = "pd.key"; },

@@ -212,7 +212,7 @@ struct xb_tunnel {
 	uint16_t keepalive;			/* seconds, 0 = off; default 25 */
 	unsigned mtu;				/* default 1420 */
 	bool snat;				/* default true */
-	/* Probing (tunnel/probe.h): a round every probe_interval ms (default
+	/* Probing (probe/probe.h): a round every probe_interval ms (default
 	 * 1000, at least 50) to each target, in the prober's spec form
 	 * ("icmp:ADDR", "tcp:ADDR:PORT", ...; canonical); none written: ICMP to
 	 * peer4 and peer6. */

@@ -19,7 +19,7 @@ FSAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FCFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -MMD -MP -Wall -Wextra \
             -Wno-unused-function -Wno-bitwise-instead-of-logical $(FSAN) $(shell pkg-config --cflags $(FPKGS))
 FLIBS    := $(shell pkg-config --libs $(FPKGS)) -lpthread -lm
-LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c gateway/*.c agent/*.c))
+LIBSRC   := $(filter-out %_main.c,$(wildcard common/*.c tunnel/*.c policy/*.c gateway/*.c gateway/*/*.c probe/*.c agent/*.c))
 LIBOBJ   := $(LIBSRC:%.c=$(FBUILD)/obj/%.o)
 FLIB     := $(FBUILD)/libxborder.a
 ALLT     := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))

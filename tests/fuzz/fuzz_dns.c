@@ -3,7 +3,7 @@
  * its own round trips: an answer built for a parsed query parses back as a
  * response to it, a validated response can be walked, aged and truncated,
  * and the result still validates. Seeds: tests/fuzz/corpus/fuzz_dns. */
-#include "gateway/dns_wire.h"
+#include "gateway/dns/dns_wire.h"
 
 #include <stdlib.h>
 #include <string.h>

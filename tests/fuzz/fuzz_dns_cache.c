@@ -11,7 +11,7 @@
  * looked up, with the id asked for, within the buffer; an answer stored
  * can be looked up at once. Seeds: tests/fuzz/corpus/fuzz_dns_cache (one
  * store record each). */
-#include "gateway/dns_cache.h"
+#include "gateway/dns/dns_cache.h"
 #include "common/bytes.h"
 
 #include <stdio.h>

@@ -15,7 +15,7 @@
  * what it taught, flushed as each service round does, holds no special-
  * purpose address and no set over learn_max. */
 #include "fuzz_policy.h"
-#include "gateway/dns_internal.h"
+#include "gateway/dns/dns_internal.h"
 #include "common/bytes.h"
 #include "common/log.h"
 

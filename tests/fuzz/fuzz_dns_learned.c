@@ -5,7 +5,7 @@
  * none kept past the policy's ttl_max + grace, no set over learn_max; what
  * was taken, saved (dns_learned_save) and loaded again is the same table. */
 #include "fuzz_policy.h"
-#include "gateway/dns_internal.h"
+#include "gateway/dns/dns_internal.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>

@@ -1,6 +1,6 @@
 /* libFuzzer: domain list text (dnsmasq and plain) into a matcher, then the
  * same bytes as query names, text and wire. The first byte picks the format. */
-#include "gateway/dns_list.h"
+#include "gateway/dns/dns_list.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
  * in order, byte for byte; the service's buffer never fills without a whole
  * message in it. Input: two octets choosing the chunk sizes, then the
  * stream. */
-#include "gateway/dns_wire.h"
+#include "gateway/dns/dns_wire.h"
 
 #include <stdlib.h>
 #include <string.h>

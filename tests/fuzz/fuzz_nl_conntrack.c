@@ -4,8 +4,8 @@
  * Input: one octet (bit 0: IPv6 dump; bit 1: the statistics callback), then
  * the reply, in a buffer of its size rounded up to 4 octets. Checks: a victim's tuple is
  * within its buffer and it names a key that was asked for. */
-#include "gateway/nlmsg.h"
-#include "gateway/conntrack.c"
+#include "gateway/kernel/nlmsg.h"
+#include "gateway/kernel/conntrack.c"
 
 #include <stdio.h>
 

@@ -3,7 +3,7 @@
  * netlink.c is #included for its statics. Input: the answers, in a buffer of exactly their size; the
  * batch's sequence numbers are [100, 103]. Check: an error taken is the
  * error field of an answer in range. */
-#include "gateway/netlink.c"
+#include "gateway/kernel/netlink.c"
 
 #include <stdio.h>
 #include <stdlib.h>

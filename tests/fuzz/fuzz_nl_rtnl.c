@@ -3,8 +3,8 @@
  * runs them on what the socket read. rtnl.c is #included for its statics.
  * Input: one octet choosing the callback, then the reply (one or more
  * netlink messages), in a buffer of its size rounded up to 4 octets. */
-#include "gateway/nlmsg.h"
-#include "gateway/rtnl.c"
+#include "gateway/kernel/nlmsg.h"
+#include "gateway/kernel/rtnl.c"
 
 #include <stdio.h>
 

@@ -3,8 +3,8 @@
  * family id lookup), run by xb_nlmsg_run as genl_talk() runs them.
  * wg_kernel.c is #included for its statics. Input: one octet choosing the
  * callback, then the reply, in a buffer of its size rounded up to 4 octets. */
-#include "gateway/nlmsg.h"
-#include "gateway/wg_kernel.c"
+#include "gateway/kernel/nlmsg.h"
+#include "gateway/links/wg_kernel.c"
 
 #include <stdio.h>
 

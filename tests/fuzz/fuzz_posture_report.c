@@ -1,7 +1,7 @@
 /* libFuzzer: posture report bodies (untrusted, from devices) through the
  * parser, then every accepted report through a profile with one check of
  * each kind, so that the evaluation's text formatting sees odd values. */
-#include "gateway/posture.h"
+#include "gateway/posture/posture.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tunnel/probe.h"
-#include "tunnel/probe_wire.h"
+#include "probe/probe.h"
+#include "probe/probe_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

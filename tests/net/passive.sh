@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Passive signals (gateway/passive.h): the tunnel's own data plane next to
+# Passive signals (gateway/health/passive.h): the tunnel's own data plane next to
 # its probes, at 1 s probes, through xborderd.
 #
 #   Tunnel A (WireGuard) has two monitors: the partner's inner address and

@@ -12,7 +12,7 @@
  * said: a hostile resolver does not mind the rules, and the gateway reads
  * UDP answers up to 64 KiB. Runs until killed.
  */
-#include "gateway/dns_wire.h"
+#include "gateway/dns/dns_wire.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

@@ -17,7 +17,7 @@
  * -T ms after the last query at the latest.
  */
 #include "common/clock.h"
-#include "gateway/dns_wire.h"
+#include "gateway/dns/dns_wire.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -6,7 +6,7 @@
  * milliseconds of each phase (the replace as median and maximum) and the
  * script's size. Changes table inet xborder of the current network
  * namespace: run it in a namespace of its own (bench/plist.sh does). */
-#include "gateway/nft.h"
+#include "gateway/kernel/nft.h"
 #include "policy/compile.h"
 
 #include <stdio.h>

@@ -1,8 +1,8 @@
-/* Notification payloads (gateway/alert_payload.h) against golden JSON for
+/* Notification payloads (gateway/health/alert_payload.h) against golden JSON for
  * each kind, and PagerDuty's trigger/resolve pairing by dedup_key. */
 #include <stdlib.h>
 
-#include "gateway/alert_payload.h"
+#include "gateway/health/alert_payload.h"
 #include "tests/lib/check.h"
 
 static char *body(enum xb_alert_kind kind, const char *ev_json, bool *skip)

@@ -1,11 +1,11 @@
-/* A notification target's queue and retries (gateway/alert_queue.h): the
+/* A notification target's queue and retries (gateway/health/alert_queue.h): the
  * backoff doubles and is capped, a try count and a total time both end
  * the retries, a full queue drops its oldest and counts it; and the queue
  * against a naive reference (a growing array trimmed from the front) on
  * random pushes and outcomes. */
 #include <stdlib.h>
 
-#include "gateway/alert_queue.h"
+#include "gateway/health/alert_queue.h"
 #include "tests/lib/check.h"
 
 static char *num(unsigned i)

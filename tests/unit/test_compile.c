@@ -17,7 +17,7 @@
  * is.
  */
 #include "tests/lib/check.h"
-#include "gateway/nft.h"
+#include "gateway/kernel/nft.h"
 #include "policy/compile.h"
 #include "tunnel/tun.h"
 

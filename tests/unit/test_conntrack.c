@@ -8,7 +8,7 @@
  * by the count returned), and leaves the others.
  */
 #include "tests/lib/check.h"
-#include "gateway/conntrack.h"
+#include "gateway/kernel/conntrack.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

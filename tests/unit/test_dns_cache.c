@@ -2,7 +2,7 @@
  * from the SOA, the min/max caps, LRU eviction at the entry and byte bounds,
  * scopes, refusal of malformed and uncacheable messages, stats; and, as
  * notes, lookup cost and memory per entry with 100k entries. */
-#include "gateway/dns_cache.h"
+#include "gateway/dns/dns_cache.h"
 #include "tests/lib/check.h"
 
 #include <time.h>

@@ -4,7 +4,7 @@
 #include "tests/lib/check.h"
 #include "common/bytes.h"
 #include "common/clock.h"
-#include "gateway/dns_internal.h"
+#include "gateway/dns/dns_internal.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* What the DNS service learns from answers (gateway/dns_learn.h,
+/* What the DNS service learns from answers (gateway/dns/dns_learn.h,
  * docs/security.md):
  *
  *   filter   each special-purpose class refused, private only for a rule
@@ -11,10 +11,10 @@
  *            round, ttl_max in the answer, the counters in the status
  */
 #include "tests/lib/check.h"
-#include "gateway/dns_internal.h"
+#include "gateway/dns/dns_internal.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "gateway/nft.h"
+#include "gateway/kernel/nft.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

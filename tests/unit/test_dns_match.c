@@ -2,8 +2,8 @@
  * and their errors, the matcher against a deliberately naive model (every
  * pattern checked in turn) on random input, and the real 110k-name list. */
 #include "tests/lib/check.h"
-#include "gateway/dns_list.h"
-#include "gateway/dns_match.h"
+#include "gateway/dns/dns_list.h"
+#include "gateway/dns/dns_match.h"
 
 #include <ctype.h>
 #include <errno.h>

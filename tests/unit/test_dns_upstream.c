@@ -4,7 +4,7 @@
  * TCP retry, a server reachable only through bind_ifname (a veth into a
  * child's namespace), cancellation, the outstanding limit. Every wait has a
  * deadline. */
-#include "gateway/dns_upstream.h"
+#include "gateway/dns/dns_upstream.h"
 #include "common/clock.h"
 #include "tests/lib/check.h"
 

@@ -1,7 +1,7 @@
 /* The DNS wire codec: every malformed input of RFC 9267's list and ours,
  * round trips through the builder, the CNAME chain against off-chain data,
  * truncation, TTL aging, EDNS, and name decoding against a naive model. */
-#include "gateway/dns_wire.h"
+#include "gateway/dns/dns_wire.h"
 #include "tests/lib/check.h"
 
 /* ---- crafting packets by hand ---- */

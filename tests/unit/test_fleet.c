@@ -1,11 +1,11 @@
-/* Fleet signals (gateway/fleet.h): the z-score anomaly on device connects
+/* Fleet signals (gateway/health/fleet.h): the z-score anomaly on device connects
  * and disconnects, case by case and against a naive reference that keeps
  * every event; the key-set difference against a quadratic one. */
 #include <math.h>
 #include <stdlib.h>
 
-#include "gateway/avail.h"
-#include "gateway/fleet.h"
+#include "gateway/health/avail.h"
+#include "gateway/health/fleet.h"
 #include "tests/lib/check.h"
 
 #define MIN (60 * 1000000000ULL)

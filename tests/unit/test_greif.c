@@ -1,8 +1,8 @@
-/* GRE interfaces of either backend (gateway/greif.c): the kernel's gre /
+/* GRE interfaces of either backend (gateway/links/greif.c): the kernel's gre /
  * ip6gre links checked with `ip -d link', which skip with the reason where
  * the kernel has no GRE; the backend choice and its stated reason. */
 #include "tests/lib/check.h"
-#include "gateway/greif.h"
+#include "gateway/links/greif.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
-/* Set elements through netlink (gateway/nft_set.h), checked with `nft` in a
+/* Set elements through netlink (gateway/kernel/nft_set.h), checked with `nft` in a
  * private network namespace of this test process. */
 #include "tests/lib/check.h"
 #include "common/clock.h"
-#include "gateway/nft.h"
-#include "gateway/nft_set.h"
+#include "gateway/kernel/nft.h"
+#include "gateway/kernel/nft_set.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

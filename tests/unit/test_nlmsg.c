@@ -5,8 +5,8 @@
  * (netlink.h) against the kernel, in a private network namespace: replies
  * only from the kernel, error acks as -errno, a dump over several reads. */
 #include "tests/lib/check.h"
-#include "gateway/nlmsg.h"
-#include "gateway/rtnl.c"
+#include "gateway/kernel/nlmsg.h"
+#include "gateway/kernel/rtnl.c"
 
 /* A message builder over an exactly sized copy (so ASan sees over-reads). */
 struct nlbuf {

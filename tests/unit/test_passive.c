@@ -1,8 +1,8 @@
-/* Passive tunnel signals (gateway/passive.h): case by case, and against a
+/* Passive tunnel signals (gateway/health/passive.h): case by case, and against a
  * naive reference that keeps every reading on random sequences. */
 #include <stdlib.h>
 
-#include "gateway/passive.h"
+#include "gateway/health/passive.h"
 #include "tests/lib/check.h"
 
 #define MS 1000000ULL

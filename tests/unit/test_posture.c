@@ -5,7 +5,7 @@
  * replayed nonce, expired attribute).
  */
 #include "tests/lib/check.h"
-#include "gateway/posture.h"
+#include "gateway/posture/posture.h"
 
 #include <fcntl.h>
 #include <sodium.h>

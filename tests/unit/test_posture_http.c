@@ -8,7 +8,7 @@
  */
 #include "tests/lib/check.h"
 #include "common/clock.h"
-#include "gateway/posture_http.h"
+#include "gateway/posture/posture_http.h"
 #include "common/jsonlog.h"
 
 #include <arpa/inet.h>

@@ -1,8 +1,8 @@
-/* The report nonce table (gateway/posture_nonce.c): a used or evicted nonce
+/* The report nonce table (gateway/posture/posture_nonce.c): a used or evicted nonce
  * gives its slot back at once, one device cannot fill the table for the
  * others, and the table against a naive model on random operations. */
 #include "tests/lib/check.h"
-#include "gateway/posture_nonce.h"
+#include "gateway/posture/posture_nonce.h"
 
 #include <stdlib.h>
 

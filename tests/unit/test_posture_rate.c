@@ -1,8 +1,8 @@
-/* Per-device request budgets (gateway/posture_rate.c): a burst, then the
+/* Per-device request budgets (gateway/posture/posture_rate.c): a burst, then the
  * rate; one device's spending never touches another's; refilled entries
  * are dropped. */
 #include "tests/lib/check.h"
-#include "gateway/posture_rate.h"
+#include "gateway/posture/posture_rate.h"
 
 #define MS 1000000ULL	/* ns */
 

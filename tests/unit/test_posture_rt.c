@@ -1,4 +1,4 @@
-/* Posture enforcement (gateway/posture_rt.h) in a private network
+/* Posture enforcement (gateway/posture/posture_rt.h) in a private network
  * namespace, with the compiled table loaded:
  *
  *   lo: 198.51.100.1 (the gateway's pool address), .10 "laptop", .11 "phone"
@@ -13,8 +13,8 @@
  */
 #include "tests/lib/check.h"
 #include "common/clock.h"
-#include "gateway/nft.h"
-#include "gateway/posture_rt_int.h"
+#include "gateway/kernel/nft.h"
+#include "gateway/posture/posture_rt_int.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

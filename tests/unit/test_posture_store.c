@@ -3,7 +3,7 @@
  * corrupt and newer files, and the commit rate (printed). */
 #include "tests/lib/check.h"
 #include "common/clock.h"
-#include "gateway/posture_store.h"
+#include "gateway/posture/posture_store.h"
 
 #include <glob.h>
 #include <signal.h>

@@ -14,8 +14,8 @@
 #include "common/bytes.h"
 #include "common/clock.h"
 #include "tests/lib/check.h"
-#include "tunnel/probe.h"
-#include "tunnel/probe_wire.h"
+#include "probe/probe.h"
+#include "probe/probe_wire.h"
 
 #define MS ((uint64_t)NSEC_PER_MSEC)
 
@@ -441,7 +441,7 @@ TEST(misses_probed_at_half_interval)
 	servers_close(&s);
 }
 
-/* The data plane's word at a missed round (cbs.silent, gateway/passive.h):
+/* The data plane's word at a missed round (cbs.silent, gateway/health/passive.h):
  * what the callback was asked, and what it answers. */
 struct quiet {
 	struct tally t;

@@ -4,7 +4,7 @@
 
 #include "common/clock.h"
 #include "tests/lib/check.h"
-#include "tunnel/probe_stats.h"
+#include "probe/probe_stats.h"
 
 #define MS ((uint64_t)NSEC_PER_MSEC)
 #define SEC ((uint64_t)NSEC_PER_SEC)

@@ -1,8 +1,8 @@
 /* rtnetlink and nftables wrappers, checked with `ip` and `nft` inside a
  * private network namespace of this test process (nothing can leak out). */
 #include "tests/lib/check.h"
-#include "gateway/nft.h"
-#include "gateway/rtnl.h"
+#include "gateway/kernel/nft.h"
+#include "gateway/kernel/rtnl.h"
 #include "tunnel/tun.h"
 
 #include <arpa/inet.h>

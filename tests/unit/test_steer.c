@@ -1,10 +1,10 @@
 /* Steering: which tunnel a path uses from the tunnels' ranks and scores
- * (gateway/steer.h), checked case by case and against a naive reference
+ * (gateway/health/steer.h), checked case by case and against a naive reference
  * on random input. */
 #include <math.h>
 #include <stdlib.h>
 
-#include "gateway/steer.h"
+#include "gateway/health/steer.h"
 #include "tests/lib/check.h"
 
 static struct xb_path path(size_t *tun, size_t n, bool best)
