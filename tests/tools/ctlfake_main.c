@@ -75,6 +75,7 @@ CANNED(tunnels)
 CANNED(rules)
 CANNED(reload)
 CANNED(dns)
+CANNED(explain)
 
 static const struct xb_ctl_command cmds[] = {
 	{ "status", h_status, NULL },
@@ -83,6 +84,7 @@ static const struct xb_ctl_command cmds[] = {
 	{ "rules", h_rules, NULL },
 	{ "reload", h_reload, NULL },
 	{ "dns", h_dns, NULL },
+	{ "explain", h_explain, NULL },
 };
 
 static int serve(const char *sock)
