@@ -1029,3 +1029,65 @@ int xb_render_explain(const struct xb_render *r, json_t *e)
 	}
 	return 0;
 }
+
+/* --- drops ------------------------------------------------------------------ */
+
+static char *drop_posture(json_t *list)
+{
+	char *out = NULL;
+	size_t len = 0, i;
+	json_t *x;
+	FILE *f;
+
+	if (!json_array_size(list))
+		return strdup("-");
+	if (!(f = open_memstream(&out, &len)))
+		return NULL;
+	json_array_foreach(list, i, x) {
+		char *s = json_sprintf_text("%s: %s (%s)", get(x, "rule"), get(x, "profile"),
+					    get(x, "failing"));
+
+		fprintf(f, "%s%s", i ? "; " : "", s ? s : "-");
+		free(s);
+	}
+	fclose(f);
+	return out;
+}
+
+/* `drops [DEVICE]': the refused packets, newest first. */
+int xb_render_drops(const struct xb_render *r, json_t *st)
+{
+	static const char *const cols[] = { "WHEN", "DEVICE", "SOURCE", "DESTINATION", "PROTO",
+					    "PORT", "REFUSED BY", "FAILING POSTURE" };
+	json_t *list = get(st, "drops"), *x;
+	struct table t;
+	size_t i;
+
+	if (!json_is_object(st) || !json_is_array(list))
+		return -1;
+	if (!json_is_true(get(st, "logging")))
+		fprintf(r->out, "%sdrop log off%s: the daemon could not bind nfnetlink_log (see its log)\n",
+			paint(r, C_YELLOW), paint(r, C_RESET));
+	head(r, "drops", json_sprintf_text("%s logged since start, %s lost, at most %s a second "
+		"per rule line", get(st, "total"), get(st, "lost"), get(st, "rate_per_line")));
+	if (!json_array_size(list) || !tab_init(&t, 8, json_array_size(list) + 1))
+		return 0;
+	tab_head(&t, cols);
+	json_array_foreach(list, i, x) {
+		json_t *rule = get(x, "rule");
+
+		tab_put(&t, NULL, ago_at(r, x, "at"));
+		tab_put(&t, NULL, text(get(x, "device")));
+		tab_put(&t, NULL, text(get(x, "source")));
+		tab_put(&t, NULL, text(get(x, "destination")));
+		tab_put(&t, NULL, text(get(x, "protocol")));
+		tab_put(&t, NULL, text(get(x, "port")));
+		tab_put(&t, C_RED, json_is_string(rule)
+			? json_sprintf_text("rule %s (%s)", rule, get(x, "rule_source"))
+			: strdup("default deny"));
+		tab_put(&t, NULL, drop_posture(get(x, "posture")));
+	}
+	tab_print(r, &t);
+	tab_free(&t);
+	return 0;
+}

@@ -322,6 +322,9 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 		goto fail;
 	}
 	xb_dnssvc_set_route(d->dns, dns_route, d);
+	/* The drop log: without it the gateway runs, `drops' stays empty. */
+	if (!xb_drops_open(&d->drops, XB_DROPS_GROUP) && add_watch(d, xb_drops_fd(&d->drops)) < 0)
+		xb_drops_close(&d->drops);
 	/* The posture endpoint listens (freebind) once the sets exist. */
 	if (add_watch(d, xb_prt_fd(d->prt)) < 0)
 		goto fail;
@@ -662,6 +665,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				xb_health_process(d->health);
 			else if (d->prt && ev[i].data.fd == xb_prt_fd(d->prt))
 				xb_prt_process(d->prt);
+			else if (d->drops.nl && ev[i].data.fd == xb_drops_fd(&d->drops))
+				xb_drops_process(&d->drops);
 		}
 		stall_note(d, t0);
 	}
@@ -676,6 +681,7 @@ void xb_daemon_stop(struct xb_daemon *d)
 	d->ctl = NULL;
 	xb_dnssvc_free(d->dns);		/* saves the learned destinations */
 	d->dns = NULL;
+	xb_drops_close(&d->drops);
 	xb_health_free(d->health);
 	d->health = NULL;
 	xb_prt_close(d->prt);		/* everything acknowledged is in the store */

@@ -16,6 +16,7 @@
 
 #include "common/notify.h"
 #include "gateway/dns_service.h"
+#include "gateway/drops.h"
 #include "gateway/greif.h"
 #include "gateway/nft.h"
 #include "gateway/posture_rt.h"
@@ -61,6 +62,7 @@ struct xb_daemon {
 	struct xb_dnssvc *dns;		/* NULL until the gateway is up */
 	struct xb_health *health;	/* probes, steering, notifications, metrics */
 	struct xb_prt *prt;		/* posture state and enforcement */
+	struct xb_drops drops;		/* refused packets (nl NULL: not bound) */
 	/* The main loop's stalls since start: the time from epoll_wait's
 	 * return to the next call, i.e. how long a ready event (a device's
 	 * DNS query, say) may wait behind the work of one round. */

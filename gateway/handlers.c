@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -783,6 +784,104 @@ static int cmd_explain(void *ctx, json_t *args, json_t **result, char **error, j
 	return *result ? 0 : oom(error);
 }
 
+/* drops [DEVICE]: the drop log, newest first. For each packet the device
+ * (by source address), the rule that refused it (null: the default deny)
+ * and, for rules the device was named by but whose posture it failed at
+ * that moment's walk, the failing checks: what to fix. */
+static size_t dr_device(const struct xb_policy *p, const struct xb_drop *x)
+{
+	for (size_t i = 0; i < p->n_devices; i++) {
+		const struct xb_device *dv = &p->devices[i];
+
+		if (x->family == AF_INET ? dv->has4 && !memcmp(&dv->address4, x->src, 4)
+					 : dv->has6 && !memcmp(&dv->address6, x->src, 16))
+			return i;
+	}
+	return SIZE_MAX;
+}
+
+/* The rules whose posture the device fails now, with each failing check. */
+static json_t *dr_posture(struct xb_daemon *d, const struct xb_drop *x, size_t dev)
+{
+	struct ex_ctx c = { d };
+	struct xb_explain_in in = { d->policy, &d->plan, ex_posture, ex_learned, &c };
+	struct xb_explain_q q = { .device = dev, .family = x->family, .port = x->dport };
+	struct xb_explain e;
+	json_t *a, *out = json_array(), *pr, *ch;
+	size_t i, k;
+
+	memcpy(q.addr, x->dst, 16);
+	q.proto = x->proto == IPPROTO_TCP ? XB_PROTO_TCP : x->proto == IPPROTO_UDP ? XB_PROTO_UDP :
+		  x->proto == IPPROTO_ICMP ? XB_PROTO_ICMP : x->proto == IPPROTO_ICMPV6 ? XB_PROTO_ICMPV6 : 0;
+	if (!out || xb_explain(&in, &q, &e))
+		return out;
+	a = ex_posture_json(d, &e, dev);
+	json_array_foreach(a, i, pr) {
+		json_t *failing = json_array();
+
+		if (json_is_true(json_object_get(pr, "compliant")))
+			continue;
+		json_array_foreach(json_object_get(pr, "checks"), k, ch)
+			if (strcmp(json_string_value(json_object_get(ch, "outcome")) ?: "", "pass") &&
+			    strcmp(json_string_value(json_object_get(ch, "mode")) ?: "", "report"))
+				json_array_append(failing, json_object_get(ch, "check"));
+		json_array_append_new(out, json_pack("{s:O, s:O, s:o}", "rule", json_object_get(pr, "rule"),
+			"profile", json_object_get(pr, "name"), "failing", failing));
+	}
+	json_decref(a);
+	xb_explain_free(&e);
+	return out;
+}
+
+static json_t *dr_json(struct xb_daemon *d, const struct xb_drop *x, size_t dev)
+{
+	static const char *const pn[256] = { [IPPROTO_TCP] = "tcp", [IPPROTO_UDP] = "udp",
+					     [IPPROTO_ICMP] = "icmp", [IPPROTO_ICMPV6] = "icmpv6" };
+	const struct xb_rule *r = NULL;
+
+	for (size_t i = 0; x->rule[0] && i < d->policy->n_rules; i++)
+		if (d->policy->rules[i].name && !strcmp(d->policy->rules[i].name, x->rule))
+			r = &d->policy->rules[i];
+	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "at", (json_int_t)x->at,
+		"device", dev != SIZE_MAX ? json_string(d->policy->devices[dev].name) : json_null(),
+		"source", jaddr(x->family, x->src), "destination", jaddr(x->family, x->dst),
+		"protocol", pn[x->proto] ? json_string(pn[x->proto]) : json_integer(x->proto),
+		"port", x->dport ? json_integer(x->dport) : json_null(),
+		"rule", x->rule[0] ? json_string(x->rule) : json_null(),
+		"rule_source", r ? jsrc(&r->src) : json_null(),
+		"posture", dev != SIZE_MAX ? dr_posture(d, x, dev) : json_array());
+}
+
+static int cmd_drops(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+	const char *want = json_string_value(json_array_get(args, 0));
+	json_t *a = json_array();
+	const struct xb_drop *x;
+
+	(void)errors;
+	if (json_array_size(args) > 1)
+		return ex_fail(error, "usage: drops [DEVICE]");
+	if (want) {
+		size_t i = 0;
+
+		while (i < d->policy->n_devices && strcmp(d->policy->devices[i].name, want))
+			i++;
+		if (i == d->policy->n_devices)
+			return ex_fail(error, "no device \"%s\" in the policy", want);
+	}
+	for (size_t i = 0; a && (x = xb_drops_get(&d->drops, i)); i++) {
+		size_t dev = dr_device(d->policy, x);
+
+		if (!want || (dev != SIZE_MAX && !strcmp(d->policy->devices[dev].name, want)))
+			json_array_append_new(a, dr_json(d, x, dev));
+	}
+	*result = json_pack("{s:b, s:I, s:I, s:i, s:o}", "logging", d->drops.nl != NULL,
+			    "total", (json_int_t)d->drops.total, "lost", (json_int_t)d->drops.lost,
+			    "rate_per_line", (int)XB_DROPS_RATE, "drops", a ? a : json_array());
+	return *result ? 0 : oom(error);
+}
+
 static const struct xb_ctl_command commands[] = {
 	{ "status", cmd_status, "the daemon, its policy and the device interface" },
 	{ "devices", cmd_devices, "devices: addresses, endpoint, handshake, bytes [NAME...]" },
@@ -792,6 +891,7 @@ static const struct xb_ctl_command commands[] = {
 	{ "dns", cmd_dns, "the DNS service: listeners, counters per rule, cache, upstreams" },
 	{ "probe", cmd_probe, "probe results of a tunnel since a sequence number: TUNNEL [SINCE]" },
 	{ "explain", cmd_explain, "why DEVICE may or may not reach DEST [PROTO/PORT]: rules, posture, DNS, path" },
+	{ "drops", cmd_drops, "recent refused packets and the rule or check that refused them [DEVICE]" },
 	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },
 };
 const struct xb_ctl_command *const xb_daemon_commands = commands;

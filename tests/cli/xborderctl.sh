@@ -108,7 +108,7 @@ run devices
 if cmp -s "$tmp/dev.txt" "$tmp/out.1"; then ok "\`dev' is devices"; else fail "\`dev' is devices"; fi
 run devs
 expect "unknown command: valid words listed, exit 2" 2 \
-	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns posture explain probe reload"
+	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns posture explain drops probe reload"
 run r
 expect "ambiguous prefix: exit 2" 2 "xborderctl: ambiguous command \`r'; could be: rules reload"
 run status extra
@@ -121,6 +121,9 @@ run explain bob-desktop 203.0.113.5 tcp/443
 expect "explain: exit 0" 0 ""
 has "explain: the verdict first" '^verdict: refused by rule rest \(small\.conf:52\)$'
 has "explain: the failing check, expected and seen" '^disk_encryption +fail +enforce +true +false$'
+run drops
+expect "drops: exit 0" 0 ""
+has "drops: the refused packet and the failing checks" '^[0-9dhms]+ ago +bob-desktop +198\.51\.100\.11 +203\.0\.113\.5 +tcp +443 +default deny +erp: managed \(disk_encryption\)$'
 run -h
 has "-h: usage on stdout" '^usage: xborderctl \[-s SOCKET\] \[-j\] \[-p\] COMMAND \[ARGS\]$'
 
@@ -129,7 +132,7 @@ run -j reload
 expect "-j reload: exit 0" 0 ""
 same "-j reload: the result as received" "$golden/reload.json"
 if command -v jq >/dev/null; then
-	for c in status devices tunnels rules dns "explain bob-desktop 203.0.113.5 tcp/443"; do
+	for c in status devices tunnels rules dns "explain bob-desktop 203.0.113.5 tcp/443" drops; do
 		# shellcheck disable=SC2086
 		run -j $c
 		c=${c%% *}

@@ -76,6 +76,7 @@ CANNED(rules)
 CANNED(reload)
 CANNED(dns)
 CANNED(explain)
+CANNED(drops)
 
 static const struct xb_ctl_command cmds[] = {
 	{ "status", h_status, NULL },
@@ -85,6 +86,7 @@ static const struct xb_ctl_command cmds[] = {
 	{ "reload", h_reload, NULL },
 	{ "dns", h_dns, NULL },
 	{ "explain", h_explain, NULL },
+	{ "drops", h_drops, NULL },
 };
 
 static int serve(const char *sock)
