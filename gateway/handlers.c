@@ -800,6 +800,12 @@ static size_t dr_device(const struct xb_policy *p, const struct xb_drop *x)
 	return SIZE_MAX;
 }
 
+/* Fails the profile: fail, or unknown (not reported); skip and pass do not. */
+static bool dr_failing(const char *outcome)
+{
+	return outcome && (!strcmp(outcome, "fail") || !strcmp(outcome, "unknown"));
+}
+
 /* The rules whose posture the device fails now, with each failing check. */
 static json_t *dr_posture(struct xb_daemon *d, const struct xb_drop *x, size_t dev)
 {
@@ -822,7 +828,7 @@ static json_t *dr_posture(struct xb_daemon *d, const struct xb_drop *x, size_t d
 		if (json_is_true(json_object_get(pr, "compliant")))
 			continue;
 		json_array_foreach(json_object_get(pr, "checks"), k, ch)
-			if (strcmp(json_string_value(json_object_get(ch, "outcome")) ?: "", "pass") &&
+			if (dr_failing(json_string_value(json_object_get(ch, "outcome"))) &&
 			    strcmp(json_string_value(json_object_get(ch, "mode")) ?: "", "report"))
 				json_array_append(failing, json_object_get(ch, "check"));
 		json_array_append_new(out, json_pack("{s:O, s:O, s:o}", "rule", json_object_get(pr, "rule"),

@@ -35,8 +35,8 @@
 #define XB_DROPS_GROUP		7800u
 #define XB_DROPS_RATE		10u
 #define XB_DROPS_BURST		20u
-#define XB_DROPS_PREFIX_RULE	"xb deny rule "
-#define XB_DROPS_PREFIX_DEFAULT	"xb default deny"
+#define XB_DROPS_PREFIX_RULE	"xb drop by "
+#define XB_DROPS_PREFIX_DEFAULT	"xb drop default"
 
 /* One way out of the gateway: a routing table, selected by one mark. The
  * daemon keeps a default route in the table out of the path's active

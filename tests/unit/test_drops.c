@@ -64,21 +64,21 @@ TEST(parse)
 	char a[INET6_ADDRSTRLEN];
 	size_t n = ip4(p, "198.51.100.11", "203.0.113.5", IPPROTO_TCP, 443);
 
-	CHECK(xb_drops_parse(logmsg("xb default deny", 16, p, n), &x));
+	CHECK(xb_drops_parse(logmsg("xb drop default", 16, p, n), &x));
 	CHECK_STR(x.rule, "");
 	CHECK_INT(x.family, ==, AF_INET);
 	CHECK_INT(x.proto, ==, IPPROTO_TCP);
 	CHECK_INT(x.dport, ==, 443);
 	CHECK_STR(inet_ntop(AF_INET, x.src, a, sizeof(a)), "198.51.100.11");
 	CHECK_STR(inet_ntop(AF_INET, x.dst, a, sizeof(a)), "203.0.113.5");
-	CHECK(xb_drops_parse(logmsg("xb deny rule rest", 18, p, n), &x));
+	CHECK(xb_drops_parse(logmsg("xb drop by rest", 16, p, n), &x));
 	CHECK_STR(x.rule, "rest");
 	/* no NUL from the kernel: still bounded */
-	CHECK(xb_drops_parse(logmsg("xb deny rule rest", 17, p, n), &x));
+	CHECK(xb_drops_parse(logmsg("xb drop by rest", 15, p, n), &x));
 	CHECK_STR(x.rule, "rest");
 	/* icmp: no port */
 	n = ip4(p, "198.51.100.11", "203.0.113.5", IPPROTO_ICMP, 0x0800);
-	CHECK(xb_drops_parse(logmsg("xb default deny", 16, p, n), &x));
+	CHECK(xb_drops_parse(logmsg("xb drop default", 16, p, n), &x));
 	CHECK_INT(x.dport, ==, 0);
 	/* IPv6 */
 	memset(p, 0, 48);
@@ -88,16 +88,16 @@ TEST(parse)
 	inet_pton(AF_INET6, "2001:db8:cafe::1", p + 24);
 	p[42] = 0;
 	p[43] = 53;
-	CHECK(xb_drops_parse(logmsg("xb default deny", 16, p, 48), &x));
+	CHECK(xb_drops_parse(logmsg("xb drop default", 16, p, 48), &x));
 	CHECK_INT(x.family, ==, AF_INET6);
 	CHECK_INT(x.dport, ==, 53);
 	CHECK_STR(inet_ntop(AF_INET6, x.dst, a, sizeof(a)), "2001:db8:cafe::1");
 	/* refused: someone else's prefix, none, no payload, a short one, an empty rule */
 	CHECK(!xb_drops_parse(logmsg("ssh brute force", 16, p, 48), &x));
 	CHECK(!xb_drops_parse(logmsg(NULL, 0, p, 48), &x));
-	CHECK(!xb_drops_parse(logmsg("xb default deny", 16, NULL, 0), &x));
-	CHECK(!xb_drops_parse(logmsg("xb default deny", 16, p, 39), &x));
-	CHECK(!xb_drops_parse(logmsg("xb deny rule ", 14, p, 48), &x));
+	CHECK(!xb_drops_parse(logmsg("xb drop default", 16, NULL, 0), &x));
+	CHECK(!xb_drops_parse(logmsg("xb drop default", 16, p, 39), &x));
+	CHECK(!xb_drops_parse(logmsg("xb drop by ", 12, p, 48), &x));
 }
 
 TEST(ring_newest_first_and_wraps)
