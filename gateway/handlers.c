@@ -665,7 +665,8 @@ static json_t *ex_posture_json(struct xb_daemon *d, const struct xb_explain *e, 
 					    r->posture[j].name)) {
 					json_t *o = json_deep_copy(pr);
 
-					json_object_set_new(o, "rule", json_string(r->name ? r->name : "-"));
+					json_object_set_new(o, "rule", r->name ? json_string(r->name)
+							    : json_sprintf("rule%zu", e->v[i].rule + 1));
 					json_array_append_new(a, o);
 				}
 	}
@@ -777,7 +778,8 @@ static int cmd_explain(void *ctx, json_t *args, json_t **result, char **error, j
 		"protocol", q.proto ? json_string(ex_proto[__builtin_ctz(q.proto)]) : json_null(),
 		"port", q.port ? json_integer(q.port) : json_null(),
 		"verdict", xb_explain_verdict_name(e.verdict),
-		"rule", r ? json_string(r->name ? r->name : "-") : json_null(),
+		"rule", r ? r->name ? json_string(r->name) : json_sprintf("rule%zu", e.decided + 1)
+			  : json_null(),
 		"rules", ex_rules(d, &e, &q, dest), "posture", ex_posture_json(d, &e, q.device),
 		"dns", ex_dns(d, &q), "path", ex_path(d, &e));
 	xb_explain_free(&e);
@@ -845,9 +847,13 @@ static json_t *dr_json(struct xb_daemon *d, const struct xb_drop *x, size_t dev)
 					     [IPPROTO_ICMP] = "icmp", [IPPROTO_ICMPV6] = "icmpv6" };
 	const struct xb_rule *r = NULL;
 
-	for (size_t i = 0; x->rule[0] && i < d->policy->n_rules; i++)
-		if (d->policy->rules[i].name && !strcmp(d->policy->rules[i].name, x->rule))
+	/* the log prefix names the rule, "#N" one without a name (compile.h) */
+	for (size_t i = 0; x->rule[0] && i < d->policy->n_rules; i++) {
+		const char *n = d->policy->rules[i].name;
+
+		if (n ? !strcmp(n, x->rule) : x->rule[0] == '#' && strtoul(x->rule + 1, NULL, 10) == i + 1)
 			r = &d->policy->rules[i];
+	}
 	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "at", (json_int_t)x->at,
 		"device", dev != SIZE_MAX ? json_string(d->policy->devices[dev].name) : json_null(),
 		"source", jaddr(x->family, x->src), "destination", jaddr(x->family, x->dst),
