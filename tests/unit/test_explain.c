@@ -297,6 +297,33 @@ static size_t ip4(uint8_t *b, const uint8_t *src, const uint8_t *dst, unsigned p
 	return len;
 }
 
+/* IPv6 with an empty UDP datagram or a TCP SYN (checksums are not looked
+ * at before prerouting). */
+static size_t ip6(uint8_t *b, const uint8_t *src, const uint8_t *dst, unsigned proto,
+		  uint16_t dport)
+{
+	size_t l4 = proto == XB_PROTO_TCP ? 20 : 8;
+
+	memset(b, 0, 40 + l4);
+	b[0] = 0x60;
+	b[5] = (uint8_t)l4;
+	b[6] = proto == XB_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+	b[7] = 64;
+	memcpy(b + 8, src, 16);
+	memcpy(b + 24, dst, 16);
+	b[40] = 0x9c;
+	b[41] = 0x40;
+	b[42] = (uint8_t)(dport >> 8);
+	b[43] = (uint8_t)dport;
+	if (proto == XB_PROTO_TCP) {
+		b[52] = 0x50;
+		b[53] = 0x02;
+	} else {
+		b[45] = 8;
+	}
+	return 40 + l4;
+}
+
 /* The packets counted so far by rule NAME's lines ("default deny" for the
  * chain's last line), from `nft list chain'. */
 static long counted(const char *name)
@@ -327,13 +354,15 @@ static const char *kernel_says(struct world *w, int fd, const char *dev, const c
 	const struct xb_device *d = &w->p->devices[device(w->p, dev)];
 	long before[5];
 	struct xb_explain_q q;
-	uint8_t b[64], a[4];
+	uint8_t b[80], a[16];
+	bool v6 = strchr(dest, ':');
 
 	CHECK(xb_explain_parse_proto(proto, &q));
-	CHECK(inet_pton(AF_INET, dest, a) == 1);
+	CHECK(inet_pton(v6 ? AF_INET6 : AF_INET, dest, a) == 1);
 	for (size_t i = 0; i < 5; i++)
 		before[i] = i < w->p->n_rules || i == 4 ? counted(names[i]) : 0;
-	CHECK(write(fd, b, ip4(b, (const uint8_t *)&d->address4, a, q.proto, q.port)) > 0);
+	CHECK(write(fd, b, v6 ? ip6(b, (const uint8_t *)&d->address6, a, q.proto, q.port)
+			  : ip4(b, (const uint8_t *)&d->address4, a, q.proto, q.port)) > 0);
 	for (int k = 0; k < 100; k++) {
 		for (size_t i = 0; i < 5; i++)
 			if ((i < w->p->n_rules || i == 4) && counted(names[i]) > before[i])
@@ -347,12 +376,13 @@ static const char *explain_says(struct world *w, const char *dev, const char *de
 				const char *proto)
 {
 	struct xb_explain_in in = { w->p, &w->plan, posture_ok, learned, w };
-	struct xb_explain_q q = { .device = device(w->p, dev), .family = AF_INET };
+	struct xb_explain_q q = { .device = device(w->p, dev) };
 	struct xb_explain e;
 	const char *name;
 
+	q.family = strchr(dest, ':') ? AF_INET6 : AF_INET;
 	CHECK(xb_explain_parse_proto(proto, &q));
-	CHECK(inet_pton(AF_INET, dest, q.addr) == 1);
+	CHECK(inet_pton(q.family, dest, q.addr) == 1);
 	CHECK_INT(xb_explain(&in, &q, &e), ==, 0);
 	name = e.decided == SIZE_MAX ? "default deny" : w->p->rules[e.decided].name;
 	xb_explain_free(&e);
@@ -394,6 +424,14 @@ TEST(kernel_agrees)
 		{ "bob-desktop", "203.0.113.127", "udp/53" },
 		{ "bob-desktop", "192.0.2.77", "tcp/80" },
 		{ "bob-desktop", "192.0.2.77", "tcp/81" },
+		{ "bob-desktop", "2001:db8:cafe::1", "udp/53" },
+		{ "bob-desktop", "2001:db8:cafd::1", "tcp/443" },
+		{ "bob-desktop", "2001:db8:cafd::1", "udp/443" },
+		{ "alice-laptop", "2001:db8:cafe::1", "tcp/8000" },
+		/* learned by DNS into erp's _dns4 set (below) */
+		{ "alice-laptop", "192.0.2.50", "tcp/8000" },
+		{ "alice-laptop", "192.0.2.50", "tcp/7999" },
+		{ "bob-desktop", "192.0.2.50", "tcp/8000" },
 	};
 	struct world w = { 0 };
 	struct xb_nft n;
@@ -405,11 +443,14 @@ TEST(kernel_agrees)
 	load(&w);
 	rules = w.p->n_rules;
 	CHECK((fd = tun_open(dev, 1420)) >= 0);
-	CHECK(system("ip addr add 198.51.100.1/24 dev xb-dev && sysctl -qw net.ipv4.ip_forward=1") == 0);
+	CHECK(system("ip addr add 198.51.100.1/24 dev xb-dev && ip addr add 2001:db8:100::1/64 dev xb-dev"
+		     " nodad && sysctl -qw net.ipv4.ip_forward=1") == 0);
 	CHECK_INT(xb_nft_open(&n), ==, 0);
 	for (int round = 0; round < 4; round++) {
 		w.posture = round & 1;
 		load_table(&w, &n, round >= 2);
+		CHECK(system("nft add element inet xborder r_erp_dns4 '{ 192.0.2.50 timeout 1h }'") == 0);
+		w.learned = "192.0.2.50";
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			const char *k = kernel_says(&w, fd, cases[i].dev, cases[i].dest, cases[i].proto);
 			const char *e = explain_says(&w, cases[i].dev, cases[i].dest, cases[i].proto);
