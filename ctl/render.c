@@ -905,3 +905,197 @@ int xb_render_reload(const struct xb_render *r, json_t *res)
 	free(sum);
 	return 0;
 }
+
+/* --- explain --------------------------------------------------------------- */
+
+static char *explain_verdict(json_t *e)
+{
+	const char *v = json_string_value(get(e, "verdict"));
+	json_t *rule = get(e, "rule"), *rules = get(e, "rules");
+	json_t *last = json_array_get(rules, json_array_size(rules) - 1);
+
+	if (!v)
+		return NULL;
+	if (!strcmp(v, "local"))
+		return strdup("to the gateway itself (chain input: DNS, posture reports, ping)");
+	if (!strcmp(v, "default_deny"))
+		return strdup("refused: no rule matches (default deny)");
+	return json_sprintf_text(!strcmp(v, "allow") ? "allowed by rule %s (%s)" :
+				 "refused by rule %s (%s)", rule, get(last, "source"));
+}
+
+static void explain_rules(const struct xb_render *r, json_t *rules)
+{
+	static const char *const cols[] = { "RULE", "ACTION", "RESULT", "WHY" };
+	struct table t;
+	json_t *x;
+	size_t i;
+
+	if (!json_array_size(rules) || !tab_init(&t, 4, json_array_size(rules) + 1))
+		return;
+	fputc('\n', r->out);
+	tab_head(&t, cols);
+	json_array_foreach(rules, i, x) {
+		const char *res = json_string_value(get(x, "result"));
+		bool match = res && !strcmp(res, "match");
+
+		tab_put(&t, NULL, text(get(x, "name")));
+		tab_put(&t, NULL, text(get(x, "action")));
+		tab_put(&t, match ? C_GREEN : res && !strcmp(res, "posture") ? C_RED : NULL,
+			text(get(x, "result")));
+		tab_put(&t, NULL, text(get(x, "reason")));
+	}
+	tab_print(r, &t);
+	tab_free(&t);
+}
+
+static char *explain_dns(const struct xb_render *r, json_t *dns)
+{
+	char *out = NULL, when[48];
+	size_t len = 0, i;
+	json_t *x;
+	uint64_t exp;
+	FILE *f;
+
+	if (!json_array_size(dns))
+		return strdup("not learned");
+	if (!(f = open_memstream(&out, &len)))
+		return NULL;
+	json_array_foreach(dns, i, x) {
+		char *s = json_sprintf_text("learned for rule %s (%s, domains %s)", get(x, "rule"),
+					    get(x, "set"), get(x, "domains"));
+
+		if (!uint_at(x, "expires", &exp))
+			snprintf(when, sizeof(when), "-");
+		else
+			xb_fmt_duration(when, sizeof(when),
+					(int64_t)exp > (int64_t)r->now ? exp - (uint64_t)r->now : 0);
+		fprintf(f, "%s%s, expires in %s", i ? "; " : "", s ? s : "-", when);
+		free(s);
+	}
+	fclose(f);
+	return out;
+}
+
+static char *explain_path(json_t *pa)
+{
+	char *out = NULL, *s;
+	size_t len = 0, i;
+	json_t *t;
+	FILE *f;
+
+	if (!json_is_object(pa))
+		return strdup("-");
+	if (!(f = open_memstream(&out, &len)))
+		return NULL;
+	s = json_sprintf_text("%s, table %s, now %s", get(pa, "name"), get(pa, "table"),
+			      get(pa, "active"));
+	fprintf(f, "%s", s ? s : "-");
+	free(s);
+	json_array_foreach(get(pa, "tunnels"), i, t) {
+		s = json_sprintf_text("%s %s", get(t, "name"), get(t, "state"));
+		fprintf(f, "%s%s", i ? ", " : " (", s ? s : "-");
+		free(s);
+	}
+	fprintf(f, "%s", json_array_size(get(pa, "tunnels")) ? ")" : "");
+	fclose(f);
+	return out;
+}
+
+/* `explain DEVICE DEST [PROTO/PORT]': the verdict, then why. */
+int xb_render_explain(const struct xb_render *r, json_t *e)
+{
+	json_t *pr, *port = get(e, "port");
+	const char *v;
+	size_t i;
+	char *s;
+
+	if (!json_is_object(e) || !(v = json_string_value(get(e, "verdict"))))
+		return -1;
+	fprintf(r->out, "%sverdict%s: %s", paint(r, C_BOLD), paint(r, C_RESET),
+		paint(r, strcmp(v, "allow") && strcmp(v, "local") ? C_RED : C_GREEN));
+	s = explain_verdict(e);
+	fprintf(r->out, "%s%s\n", s ? s : "-", paint(r, C_RESET));
+	free(s);
+	kv(r, "device", text(get(e, "device")), NULL);
+	kv(r, "destination", json_is_integer(port)
+		? json_sprintf_text("%s %s/%s", get(e, "destination"), get(e, "protocol"), port)
+		: json_is_string(get(e, "protocol"))
+		? json_sprintf_text("%s %s", get(e, "destination"), get(e, "protocol"))
+		: json_sprintf_text("%s (any protocol)", get(e, "destination")), NULL);
+	kv(r, "dns", explain_dns(r, get(e, "dns")), NULL);
+	kv(r, "path", explain_path(get(e, "path")), NULL);
+	explain_rules(r, get(e, "rules"));
+	/* each profile once, however many rules ask for it */
+	json_array_foreach(get(e, "posture"), i, pr) {
+		bool seen = false;
+
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = json_equal(get(json_array_get(get(e, "posture"), k), "name"), get(pr, "name"));
+		if (!seen)
+			posture_profile(r, pr);
+	}
+	return 0;
+}
+
+/* --- drops ------------------------------------------------------------------ */
+
+static char *drop_posture(json_t *list)
+{
+	char *out = NULL;
+	size_t len = 0, i;
+	json_t *x;
+	FILE *f;
+
+	if (!json_array_size(list))
+		return strdup("-");
+	if (!(f = open_memstream(&out, &len)))
+		return NULL;
+	json_array_foreach(list, i, x) {
+		char *s = json_sprintf_text("%s: %s (%s)", get(x, "rule"), get(x, "profile"),
+					    get(x, "failing"));
+
+		fprintf(f, "%s%s", i ? "; " : "", s ? s : "-");
+		free(s);
+	}
+	fclose(f);
+	return out;
+}
+
+/* `drops [DEVICE]': the refused packets, newest first. */
+int xb_render_drops(const struct xb_render *r, json_t *st)
+{
+	static const char *const cols[] = { "WHEN", "DEVICE", "SOURCE", "DESTINATION", "PROTO",
+					    "PORT", "REFUSED BY", "FAILING POSTURE" };
+	json_t *list = get(st, "drops"), *x;
+	struct table t;
+	size_t i;
+
+	if (!json_is_object(st) || !json_is_array(list))
+		return -1;
+	if (!json_is_true(get(st, "logging")))
+		fprintf(r->out, "%sdrop log off%s: the daemon could not bind nfnetlink_log (see its log)\n",
+			paint(r, C_YELLOW), paint(r, C_RESET));
+	head(r, "drops", json_sprintf_text("%s logged since start, %s lost, at most %s a second "
+		"per rule line", get(st, "total"), get(st, "lost"), get(st, "rate_per_line")));
+	if (!json_array_size(list) || !tab_init(&t, 8, json_array_size(list) + 1))
+		return 0;
+	tab_head(&t, cols);
+	json_array_foreach(list, i, x) {
+		json_t *rule = get(x, "rule");
+
+		tab_put(&t, NULL, ago_at(r, x, "at"));
+		tab_put(&t, NULL, text(get(x, "device")));
+		tab_put(&t, NULL, text(get(x, "source")));
+		tab_put(&t, NULL, text(get(x, "destination")));
+		tab_put(&t, NULL, text(get(x, "protocol")));
+		tab_put(&t, NULL, text(get(x, "port")));
+		tab_put(&t, C_RED, json_is_string(rule)
+			? json_sprintf_text("rule %s (%s)", rule, get(x, "rule_source"))
+			: strdup("default deny"));
+		tab_put(&t, NULL, drop_posture(get(x, "posture")));
+	}
+	tab_print(r, &t);
+	tab_free(&t);
+	return 0;
+}

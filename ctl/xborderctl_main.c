@@ -34,6 +34,8 @@ static const struct cmd {
 	{ "rules", "", 0, 0, xb_render_rules },
 	{ "dns", "", 0, 0, xb_render_dns },
 	{ "posture", "[DEVICE]", 0, 1, xb_render_posture },
+	{ "explain", "DEVICE DEST [PROTO[/PORT]]", 2, 3, xb_render_explain },
+	{ "drops", "[DEVICE]", 0, 1, xb_render_drops },
 	{ "probe", "TUNNEL", 1, 1, NULL },		/* streams: see probe_stream() */
 	{ "reload", "", 0, 0, xb_render_reload },
 	{ "device", "add|remove|show NAME [OPTIONS]", 2, 64, NULL },	/* ctl/device.c */

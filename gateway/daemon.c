@@ -393,6 +393,9 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 		goto fail;
 	}
 	xb_dns_service_set_route(d->dns, dns_route, d);
+	/* The drop log: without it the gateway runs, `drops' stays empty. */
+	if (!xb_drops_open(&d->drops, XB_DROPS_GROUP) && add_watch(d, xb_drops_fd(&d->drops)) < 0)
+		xb_drops_close(&d->drops);
 	/* The posture endpoint listens (freebind) once the sets exist. */
 	if (add_watch(d, xb_posture_rt_fd(d->prt)) < 0)
 		goto fail;
@@ -743,6 +746,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				xb_metrics_process(d->metrics);
 			else if (d->prt && ev[i].data.fd == xb_posture_rt_fd(d->prt))
 				xb_posture_rt_process(d->prt);
+			else if (xb_nl_is_open(&d->drops.nl) && ev[i].data.fd == xb_drops_fd(&d->drops))
+				xb_drops_process(&d->drops);
 		}
 		stall_note(d, t0);
 	}
@@ -759,6 +764,7 @@ void xb_daemon_stop(struct xb_daemon *d)
 	d->dns = NULL;
 	xb_metrics_free(d->metrics);
 	d->metrics = NULL;
+	xb_drops_close(&d->drops);
 	xb_health_free(d->health);
 	d->health = NULL;
 	xb_posture_rt_close(d->prt);		/* everything acknowledged is in the store */

@@ -16,6 +16,7 @@
 
 #include "common/notify.h"
 #include "gateway/dns/dns_service.h"
+#include "gateway/kernel/drops.h"
 #include "gateway/links/greif.h"
 #include "gateway/kernel/nft.h"
 #include "gateway/posture/posture_rt.h"
@@ -63,6 +64,7 @@ struct xb_daemon {
 	struct xb_health *health;	/* probes, steering, notifications */
 	struct xb_metrics *metrics;	/* NULL unless gateway.metrics is set */
 	struct xb_posture_rt *prt;		/* posture state and enforcement */
+	struct xb_drops drops;		/* refused packets (nl NULL: not bound) */
 	/* The main loop's stalls since start: the time from epoll_wait's
 	 * return to the next call, i.e. how long a ready event (a device's
 	 * DNS query, say) may wait behind the work of one round. */

@@ -5,6 +5,7 @@
 #include "gateway/control.h"
 #include "gateway/daemon.h"
 #include "gateway/enrol.h"
+#include "gateway/handlers.h"
 #include "gateway/health/health.h"
 
 #include <arpa/inet.h>
@@ -509,6 +510,22 @@ static int cmd_posture(void *ctx, json_t *args, json_t **result, char **error, j
 	return -1;
 }
 
+/* For the handlers of other files (gateway/handlers.h). */
+json_t *xb_hj_addr(int family, const void *a)
+{
+	return jaddr(family, a);
+}
+
+json_t *xb_hj_src(const struct xb_src *s)
+{
+	return jsrc(s);
+}
+
+json_t *xb_hj_tunnel(struct xb_daemon *d, size_t i)
+{
+	return tunnel_json(d, i);
+}
+
 static const struct xb_ctl_command commands[] = {
 	{ "status", cmd_status, "the daemon, its policy and the device interface" },
 	{ "devices", cmd_devices, "devices: addresses, endpoint, handshake, bytes [NAME...]" },
@@ -517,6 +534,8 @@ static const struct xb_ctl_command commands[] = {
 	{ "posture", cmd_posture, "posture: counters; with DEVICE each profile's checks, expected and seen" },
 	{ "dns", cmd_dns, "the DNS service: listeners, counters per rule, cache, upstreams" },
 	{ "probe", cmd_probe, "probe results of a tunnel since a sequence number: TUNNEL [SINCE]" },
+	{ "explain", xb_cmd_explain, "why DEVICE may or may not reach DEST [PROTO/PORT]: rules, posture, DNS, path" },
+	{ "drops", xb_cmd_drops, "recent refused packets and the rule or check that refused them [DEVICE]" },
 	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },
 	/* Enrolment (gateway/enrol.c, docs/enrolment.md). */
 	{ "device", xb_enrol_cmd_show, "one device and what its wg-quick file needs: NAME" },

@@ -386,15 +386,26 @@ static void verdict(const struct out *o, size_t ri)
 			~XB_MARK_MASK, o->pl->paths[k].mark);
 }
 
-/* One line of rule ri: for family 4 or 6, or 0 for both (a line with
- * nothing specific to a family), and one destination set (dst NULL: any
- * destination). */
-static void rule_line(const struct out *o, size_t ri, int fam, const char *proto,
-		      const enum xb_set_kind *dst)
+/* What the daemon's drop log (gateway/kernel/drops.h) reads: the refused packets
+ * of a deny rule and of the default deny, through nfnetlink_log group
+ * XB_DROPS_GROUP, at most XB_DROPS_RATE a second per line (more are not
+ * logged, and never let through: the log is a line of its own, before the
+ * line that drops). The prefix names the rule. */
+static void log_tail(const struct out *o, const char *who)
+{
+	char prefix[COMMENT_MAX];
+
+	clean(prefix, sizeof(prefix), who);
+	fprintf(o->f, "limit rate %u/second burst %u packets log prefix \"%s\" group %u\n",
+		XB_DROPS_RATE, XB_DROPS_BURST, prefix, XB_DROPS_GROUP);
+}
+
+static void rule_match(const struct out *o, size_t ri, int fam, const char *proto,
+		       const enum xb_set_kind *dst)
 {
 	const struct xb_rule *r = &o->p->rules[ri];
 	const char *ip = fam == 6 ? "ip6" : "ip";
-	char name[XB_SET_NAME_MAX], label[COMMENT_MAX];
+	char name[XB_SET_NAME_MAX];
 
 	fprintf(o->f, "\t\t");
 	if (by_device(r)) {
@@ -409,6 +420,26 @@ static void rule_line(const struct out *o, size_t ri, int fam, const char *proto
 		fprintf(o->f, "meta nfproto %s ", fam == 6 ? "ipv6" : "ipv4");
 	fprintf(o->f, "%s", proto);
 	put_ports(o->f, r);
+}
+
+/* One line of rule ri: for family 4 or 6, or 0 for both (a line with
+ * nothing specific to a family), and one destination set (dst NULL: any
+ * destination). A deny rule's line is preceded by its log line. */
+static void rule_line(const struct out *o, size_t ri, int fam, const char *proto,
+		      const enum xb_set_kind *dst)
+{
+	const struct xb_rule *r = &o->p->rules[ri];
+	char label[COMMENT_MAX], who[XB_NAME_MAX + 16];
+
+	if (r->action == XB_ACTION_DENY) {
+		rule_match(o, ri, fam, proto, dst);
+		if (r->name)
+			snprintf(who, sizeof(who), XB_DROPS_PREFIX_RULE "%s", r->name);
+		else
+			snprintf(who, sizeof(who), XB_DROPS_PREFIX_RULE "#%zu", ri + 1);
+		log_tail(o, who);
+	}
+	rule_match(o, ri, fam, proto, dst);
 	fprintf(o->f, "counter ");
 	verdict(o, ri);
 	rule_label(label, o->p, ri);
@@ -509,6 +540,8 @@ static void chain_from_devices(const struct out *o)
 		"\t\tfib daddr type local return comment \"to the gateway: chain input\"\n");
 	for (size_t i = 0; i < o->p->n_rules; i++)
 		rule_lines(o, i);
+	fprintf(o->f, "\t\t");
+	log_tail(o, XB_DROPS_PREFIX_DEFAULT);
 	fprintf(o->f, "\t\tcounter drop comment \"default deny\"\n\t}\n");
 }
 

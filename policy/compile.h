@@ -27,6 +27,17 @@
 #define XB_TABLE_BASE	51800u		/* routing table = base + path id */
 #define XB_RULE_PRIO	10800u		/* ip rule priority = base + path id */
 
+/* The drop log: deny rules and the default deny log what they refuse to
+ * nfnetlink_log group XB_DROPS_GROUP (gateway/kernel/drops.h reads it), at most
+ * XB_DROPS_RATE packets a second (burst XB_DROPS_BURST) per line, each
+ * with the prefix XB_DROPS_PREFIX_RULE NAME (a rule without a name: "#N")
+ * or XB_DROPS_PREFIX_DEFAULT. */
+#define XB_DROPS_GROUP		7800u
+#define XB_DROPS_RATE		10u
+#define XB_DROPS_BURST		20u
+#define XB_DROPS_PREFIX_RULE	"xb drop by "
+#define XB_DROPS_PREFIX_DEFAULT	"xb drop default"
+
 /* One way out of the gateway: a routing table, selected by one mark. The
  * daemon keeps a default route in the table out of the path's active
  * tunnel (the first listed that is up; for "best" the one the prober

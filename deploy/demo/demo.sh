@@ -256,6 +256,18 @@ expect "alice reaches the origin" \
 show bob curl -s --max-time 3 -o /dev/null -w '%{http_code}\n' http://203.0.113.10/
 expect "bob is refused" \
 	sh -c "! ip netns exec xbdemo-bob curl -s --max-time 3 http://203.0.113.10/"
+say "Why is bob refused? explain walks the rules as the table does and names the check:"
+show hk $CTL explain bob-phone 203.0.113.10 tcp/80
+expect "explain: bob's refusal is erp's posture, no report seen" \
+	bash -o pipefail -c "ip netns exec xbdemo-hk $CTL -j explain bob-phone 203.0.113.10 tcp/80 | jq -e '.verdict == \"default_deny\" and .rules[0].result == \"posture\" and ([.posture[0].checks[] | select(.outcome != \"pass\")] | length > 0)'"
+say "The gateway logged his refused packets (rate-limited), with the checks he fails:"
+show hk $CTL drops bob-phone
+expect "drops: bob's refused packet to the origin, the default deny, erp's failing checks" \
+	bash -o pipefail -c "ip netns exec xbdemo-hk $CTL -j drops bob-phone | jq -e '[.drops[] | select(.destination == \"203.0.113.10\" and .port == 80 and .rule == null and .posture[0].rule == \"erp\" and (.posture[0].failing | length > 0))] | length > 0'"
+say "and for alice, the rule, the name DNS learned the address for, and the path:"
+show hk $CTL explain alice-laptop 203.0.113.10 tcp/80
+expect "explain: alice is allowed by erp through a learned address" \
+	bash -o pipefail -c "ip netns exec xbdemo-hk $CTL -j explain alice-laptop 203.0.113.10 tcp/80 | jq -e '.verdict == \"allow\" and .rule == \"erp\" and .dns[0].set == \"r_erp_dns4\" and .path.table == 51803 and (.path.active | type == \"string\")'"
 say "The rule's counters, and the default deny:"
 show hk $CTL rules
 show hk sh -c "nft list table inet xborder | grep -E 'rule erp|default deny'"

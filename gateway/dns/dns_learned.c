@@ -491,3 +491,21 @@ void dns_learned_load(struct xb_dns_service *s)
 	log_info("dns: %zu learned destinations restored from %s", xb_dns_learn_total(&s->learned),
 		 s->state_file);
 }
+
+/* For `xborderctl explain': the learned entry of (set, addr), if any. The
+ * table follows the kernel's set (every put and delete goes through it),
+ * so asking it costs no netlink round trip. */
+bool xb_dns_service_learned(struct xb_dns_service *s, const char *set, int family, const uint8_t *addr,
+		       int64_t *expires_wall)
+{
+	const struct xb_dns_learn_entry *e = NULL;
+	uint64_t now = mono_s();
+
+	for (size_t i = 0; !e && i < s->learned.n_sets; i++)
+		if (!strcmp(s->learned.sets[i].name, set))
+			e = xb_dns_learn_find(&s->learned, (int)i, family, addr);
+	if (!e || e->expires <= now)
+		return false;
+	*expires_wall = (int64_t)time(NULL) + (int64_t)(e->expires - now);
+	return true;
+}

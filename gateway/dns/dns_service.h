@@ -85,6 +85,11 @@ bool xb_dns_service_udp_ready(struct xb_dns_service *s, int fd);
 void xb_dns_service_reopen_log(struct xb_dns_service *s);
 /* Counters and settings for `xborderctl dns'. */
 json_t *xb_dns_service_status(const struct xb_dns_service *s);
+/* Does the learned set `set' (an access rule's _dns4/_dns6, named as
+ * xb_compile_set_name() names it) hold addr (4 or 16 bytes) now? Then
+ * *expires_wall gets when it times out (wall-clock seconds). */
+bool xb_dns_service_learned(struct xb_dns_service *s, const char *set, int family, const uint8_t *addr,
+			    int64_t *expires_wall);
 /* Saves learned destinations, closes everything. NULL is ignored. */
 void xb_dns_service_free(struct xb_dns_service *s);
 

@@ -56,14 +56,14 @@ uint32_t xb_nl_next_seq(struct xb_nl *nl)
 
 /* One datagram from the kernel into buf[0..XB_NL_RECV_MAX): its length or
  * -errno. Datagrams from any other sender are dropped. */
-static ssize_t recv_kernel(struct xb_nl *nl, void *buf)
+static ssize_t recv_kernel(struct xb_nl *nl, void *buf, int flags)
 {
 	for (;;) {
 		struct sockaddr_nl from;
 		struct iovec iov = { .iov_base = buf, .iov_len = XB_NL_RECV_MAX };
 		struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof(from),
 				    .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n = recvmsg(mnl_socket_get_fd(nl->sock), &m, 0);
+		ssize_t n = recvmsg(mnl_socket_get_fd(nl->sock), &m, flags);
 
 		if (n < 0)
 			return -errno;
@@ -91,7 +91,7 @@ int xb_nl_request(struct xb_nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *dat
 	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	do {
-		ssize_t n = recv_kernel(nl, buf);
+		ssize_t n = recv_kernel(nl, buf, 0);
 
 		if (n < 0) {
 			ret = (int)n;
@@ -148,13 +148,32 @@ int xb_nl_batch(struct xb_nl *nl, const void *buf, size_t len, uint32_t first, u
 	if (mnl_socket_sendto(nl->sock, buf, len) < 0)
 		return -errno;
 	while (!done) {
-		ssize_t n = recv_kernel(nl, rbuf);
+		ssize_t n = recv_kernel(nl, rbuf, 0);
 
 		if (n < 0)
 			return err ? err : (int)n;
 		done = acks(rbuf, (int)n, first, last, &err);
 	}
 	return err;
+}
+
+int xb_nl_recv(struct xb_nl *nl, mnl_cb_t cb, void *data)
+{
+	uint8_t buf[XB_NL_RECV_MAX];
+	ssize_t n;
+	int len;
+
+	if (!nl->sock)
+		return -EBADF;
+	if ((n = recv_kernel(nl, buf, MSG_DONTWAIT)) < 0)
+		return (int)n;
+	len = (int)n;
+	if (!xb_nlmsg_lengths_ok(buf, (size_t)n))
+		return -EBADMSG;
+	for (const struct nlmsghdr *h = (void *)buf; mnl_nlmsg_ok(h, len); h = mnl_nlmsg_next(h, &len))
+		if (cb && cb(h, data) < MNL_CB_OK)
+			break;
+	return 1;
 }
 
 void xb_nl_drain(struct xb_nl *nl)

@@ -1,7 +1,7 @@
 /* The one netlink client: a libmnl socket on one bus (NETLINK_ROUTE,
  * NETLINK_NETFILTER, NETLINK_GENERIC), one request at a time. rtnl.c,
- * conntrack.c, nft_set.c, wg_kernel.c and gre_kernel.c (through rtnl.c)
- * all speak through it; no other file opens, sends on or reads a netlink
+ * conntrack.c, nft_set.c, drops.c, wg_kernel.c and gre_kernel.c (through
+ * rtnl.c) all speak through it; no other file opens, sends on or reads a netlink
  * socket.
  *
  * Rules:
@@ -13,7 +13,7 @@
  *   0 is dropped unread and counted in `foreign' (a netlink socket takes
  *   unicasts from any process that knows its port id, and sequence numbers
  *   are guessable).
- * - Calls block until the answer is complete: the ack, or a dump's
+ * - Calls block (but xb_nl_recv) until the answer is complete: the ack, or a dump's
  *   NLMSG_DONE. With xb_nl_timeout() set, a read that waits longer fails the
  *   call with -EAGAIN. Callbacks run during the call, in reply order.
  * - Replies are read into a buffer of XB_NL_RECV_MAX octets on the stack,
@@ -65,6 +65,11 @@ int xb_nl_dump(struct xb_nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data);
  * an ack (NLM_F_ACK). Other answers are skipped, as is a read that overruns
  * itself (with a timeout set, that one then ends the wait). */
 int xb_nl_batch(struct xb_nl *nl, const void *buf, size_t len, uint32_t first, uint32_t last);
+/* Without blocking, one datagram the kernel sent unasked (multicast, or a
+ * subsystem's messages such as nfnetlink_log's): cb for each message in it.
+ * 1 when one was read, -EAGAIN when none is queued, -ENOBUFS when the kernel
+ * dropped messages for want of socket buffer (the socket stays usable). */
+int xb_nl_recv(struct xb_nl *nl, mnl_cb_t cb, void *data);
 /* Drops whatever is queued unread (answers to a call that timed out), at
  * most 64 reads, without blocking. */
 void xb_nl_drain(struct xb_nl *nl);

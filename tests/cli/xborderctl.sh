@@ -108,13 +108,22 @@ run devices
 if cmp -s "$tmp/dev.txt" "$tmp/out.1"; then ok "\`dev' is devices"; else fail "\`dev' is devices"; fi
 run devs
 expect "unknown command: valid words listed, exit 2" 2 \
-	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns posture probe reload device"
+	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns posture explain drops probe reload device"
 run r
 expect "ambiguous prefix: exit 2" 2 "xborderctl: ambiguous command \`r'; could be: rules reload"
 run status extra
 expect "extra argument: exit 2" 2 "xborderctl: usage: xborderctl status"
 run
 expect "no command: usage, exit 2" 2 "$("$ctl" -h)"
+run explain bob-desktop
+expect "explain without DEST: usage, exit 2" 2 "xborderctl: usage: xborderctl explain DEVICE DEST [PROTO[/PORT]]"
+run explain bob-desktop 203.0.113.5 tcp/443
+expect "explain: exit 0" 0 ""
+has "explain: the verdict first" '^verdict: refused by rule rest \(small\.conf:52\)$'
+has "explain: the failing check, expected and seen" '^disk_encryption +fail +enforce +true +false$'
+run drops
+expect "drops: exit 0" 0 ""
+has "drops: the refused packet and the failing checks" '^[0-9dhms]+ ago +bob-desktop +198\.51\.100\.11 +203\.0\.113\.5 +tcp +443 +default deny +erp: managed \(disk_encryption\)$'
 run -h
 has "-h: usage on stdout" '^usage: xborderctl \[-s SOCKET\] \[-j\] \[-p\] COMMAND \[ARGS\]$'
 
@@ -123,8 +132,10 @@ run -j reload
 expect "-j reload: exit 0" 0 ""
 same "-j reload: the result as received" "$golden/reload.json"
 if command -v jq >/dev/null; then
-	for c in status devices tunnels rules dns; do
-		run -j "$c"
+	for c in status devices tunnels rules dns "explain bob-desktop 203.0.113.5 tcp/443" drops; do
+		# shellcheck disable=SC2086
+		run -j $c
+		c=${c%% *}
 		lines=$(wc -l <"$tmp/out.1")
 		if [ "$lines" = 1 ] && [ "$(jq -cS . "$tmp/out.1")" = "$(jq -cS . "$golden/$c.json")" ]; then
 			ok "-j $c: one line, the same JSON"

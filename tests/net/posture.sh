@@ -144,6 +144,25 @@ else
 	nq gw nft list set inet xborder r_web_dev4 | sed 's/^/# /'
 fi
 xb_check "new connections are refused" unreachable
+# Why: explain walks the rules as the table does and names the failing
+# check with its expected and seen values; the drop log has the packet.
+explains() {
+	(set -o pipefail; ctl -j explain alice 203.0.113.10 tcp/80 | jq -e '.verdict == "default_deny" and
+		.rules[0].name == "web" and .rules[0].result == "posture" and
+		any(.posture[0].checks[]; .check == "os_version" and .outcome == "fail" and
+		    .expected == ">= 12" and (.seen | test("^11")))' >/dev/null)
+}
+dropped() {
+	(set -o pipefail; ctl -j drops alice | jq -e 'any(.drops[]; .destination == "203.0.113.10" and
+		.port == 80 and .rule == null and .posture[0].rule == "web" and
+		(.posture[0].failing | index("os_version")))' >/dev/null)
+}
+if command -v jq >/dev/null; then
+	xb_check "explain: refused by the default deny, web's posture, os_version >= 12 seen 11" explains
+	xb_check "drops: alice's refused packet, the default deny, web's failing os_version" dropped
+else
+	xb_skip "explain and drops" "jq is not installed (deploy/deps.sh)"
+fi
 
 next 13
 xb_check "a good report restores access" test "$(post "$LAST")" = 200

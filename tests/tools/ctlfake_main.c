@@ -75,6 +75,8 @@ CANNED(tunnels)
 CANNED(rules)
 CANNED(reload)
 CANNED(dns)
+CANNED(explain)
+CANNED(drops)
 
 static const struct xb_ctl_command cmds[] = {
 	{ "status", h_status, NULL },
@@ -83,6 +85,8 @@ static const struct xb_ctl_command cmds[] = {
 	{ "rules", h_rules, NULL },
 	{ "reload", h_reload, NULL },
 	{ "dns", h_dns, NULL },
+	{ "explain", h_explain, NULL },
+	{ "drops", h_drops, NULL },
 };
 
 static int serve(const char *sock)

@@ -23,6 +23,8 @@ static const struct {
 	{ "reload", xb_render_reload },
 	{ "posture", xb_render_posture },
 	{ "dns", xb_render_dns },
+	{ "explain", xb_render_explain },
+	{ "drops", xb_render_drops },
 };
 #define N_RENDERERS (sizeof(renderers) / sizeof(renderers[0]))
 
