@@ -3,6 +3,7 @@
 #include "gateway/metrics.h"
 #include "gateway/daemon.h"
 #include "gateway/health.h"
+#include "gateway/metrics_devices.h"
 #include "common/log.h"
 
 #include <microhttpd.h>
@@ -171,6 +172,76 @@ static void tunnel_bytes(FILE *f, struct xb_daemon *d)
 	}
 }
 
+/* Each device's posture state from its summary (posture_rt.h). */
+static enum xb_mdev_posture posture_of(struct xb_daemon *d, size_t i)
+{
+	json_t *o = d->prt ? xb_prt_summary(d->prt, i) : NULL;
+	enum xb_mdev_posture st = XB_MDEV_NO_REPORT;
+
+	if (json_array_size(json_object_get(o, "compliant")))
+		st = XB_MDEV_COMPLIANT;
+	else if (json_is_number(json_object_get(o, "report_age")))
+		st = XB_MDEV_NONCOMPLIANT;
+	json_decref(o);
+	return st;
+}
+
+/* The table's acct sets into bytes (metrics_devices.h); a set the policy
+ * has not (no pool of that family) is skipped. */
+static void acct_read(struct xb_daemon *d, uint64_t *bytes)
+{
+	static const char *const sets[] = { "acct_tx4", "acct_rx4", "acct_tx6", "acct_rx6" };
+
+	for (size_t k = 0; d->policy->n_tunnels && k < 4; k++) {
+		char cmd[64], *out = NULL, *err = NULL;
+
+		snprintf(cmd, sizeof(cmd), "list set inet " XB_NFT_TABLE " %s", sets[k]);
+		if (!xb_nft_query(&d->nft, cmd, true, &out, &err))
+			xb_mdev_acct_add(out, k & 1, d->policy, bytes);
+		free(out);
+		free(err);
+	}
+}
+
+static int by_peer_key(const void *a, const void *b)
+{
+	return memcmp(((const struct wg_peer_conf *)a)->public_key,
+		      ((const struct wg_peer_conf *)b)->public_key, WG_KEY_LEN);
+}
+
+static void device_series(FILE *f, struct xb_daemon *d)
+{
+	const struct xb_policy *p = d->policy;
+	struct xb_mdev *dv = calloc(p->n_devices + 1, sizeof(*dv));
+	uint64_t *bytes = calloc(p->n_devices * p->n_tunnels * 2 + 1, sizeof(*bytes));
+	struct xb_mdev_page pg = { .p = p, .dev = dv, .n_dev = p->n_devices, .bytes = bytes,
+				   .posture = p->n_profiles > 0, .now = time(NULL),
+				   .max = p->gateway.metrics_devices_max };
+	struct wg_conf c;
+
+	if (!dv || !bytes)
+		goto out;
+	if (xb_wgif_get(&d->devif, &c))
+		memset(&c, 0, sizeof(c));
+	if (c.n_peers)
+		qsort(c.peers, c.n_peers, sizeof(*c.peers), by_peer_key);
+	for (size_t i = 0; i < p->n_devices; i++) {
+		struct wg_peer_conf k, *pc;
+
+		memcpy(k.public_key, p->devices[i].public_key, WG_KEY_LEN);
+		pc = c.n_peers ? bsearch(&k, c.peers, c.n_peers, sizeof(k), by_peer_key) : NULL;
+		dv[i].name = p->devices[i].name;
+		dv[i].handshake = pc ? (int64_t)pc->last_handshake_sec : 0;
+		dv[i].posture = posture_of(d, i);
+	}
+	wg_conf_free(&c);
+	acct_read(d, bytes);
+	xb_mdev_render(f, &pg);
+out:
+	free(dv);
+	free(bytes);
+}
+
 /* Per access rule: destinations learned from DNS, and those refused. */
 static void dns_learning(FILE *f, json_t *v)
 {
@@ -246,6 +317,7 @@ char *xb_metrics_render(struct xb_daemon *d)
 	passive_downs(f, d);
 	rules(f, d);
 	devices(f, d);
+	device_series(f, d);
 	family(f, "xborder_route_swaps_total", "counter", "path route replacements by steering");
 	fprintf(f, "xborder_route_swaps_total %llu\n", (unsigned long long)xb_health_swaps(d->health));
 	dns(f, d);

@@ -134,6 +134,7 @@ void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway
 	const char *v;
 	char qb[QUOTE_MAX + 4];
 	union wg_sockaddr sa;
+	long n;
 
 	if ((v = xbp_get_str(l, s, "metrics", "gateway", NULL))) {
 		g->metrics = xbp_strdup(l, v);
@@ -141,6 +142,9 @@ void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway
 			xbp_err(l, config_setting_get_member(s, "metrics"), "gateway: metrics `%s' is "
 				"not ADDR:PORT (numeric, e.g. \"127.0.0.1:9180\")", xbp_quote(qb, v));
 	}
+	g->metrics_devices_max = XB_METRICS_DEVICES_MAX;
+	if (xbp_get_int(l, s, "metrics_devices_max", "gateway", 0, 100000, &n))
+		g->metrics_devices_max = (unsigned)n;
 	notify_command(l, s, g);
 	if ((v = xbp_get_str(l, s, "notify_webhook", "gateway", NULL))) {
 		g->notify_webhook = xbp_strdup(l, v);
@@ -173,6 +177,7 @@ void xbp_print_health(const struct xb_gateway *g, FILE *out)
 		fputs("  metrics = ", out);
 		xbp_put_str(out, g->metrics);
 		fputs(";\n", out);
+		fprintf(out, "  metrics_devices_max = %u;\n", g->metrics_devices_max);
 	}
 	if (g->n_notify_command) {
 		fputs("  notify_command = [ ", out);

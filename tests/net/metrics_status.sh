@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# What an operator watches, through xborderd (topology: tests/lib/failover.sh):
+#
+#   1. per-device metrics: the device pings the origin over tunnel A with
+#      known sizes; xborder_device_tunnel_bytes_total{device, tunnel A} counts
+#      at least those bytes each way, tunnel B none; the handshake age is a
+#      fresh one's;
+#   2. every metric name the shipped dashboard and alerting rules use
+#      (deploy/grafana, deploy/prometheus) is in the live exposition.
+. "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/wg.sh"
+. "$(dirname "$0")/../lib/failover.sh"
+xb_begin
+fo_world || exit 1
+fo_policy
+fo_partners || { xb_fail "partners start"; xb_end; }
+if ! xb_gw_start; then
+	xb_fail "xborderd starts" "$(tail -n 20 "$GWLOG")"
+	xb_end
+fi
+xb_ok "xborderd starts with metrics on $METRICS"
+fo_tables
+xb_check "both tunnels come up" xb_wait 20000 both_up
+xb_check "the path uses A" xb_wait 3000 on "$A"
+fo_device || { xb_fail "device bring-up"; xb_end; }
+xb_check "the device reaches the origin" xb_wait 5000 nq dev ping -c 1 -W 1 203.0.113.10
+
+metric() {	# metric NAME LABELS — the value of one sample
+	nq gw curl -s --max-time 2 "http://$METRICS/metrics" | awk -v k="$1{$2}" '$1 == k { print $2 }'
+}
+# 20 echo requests of 1000 bytes of payload: 1028 IP bytes each, each way.
+before_tx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$A\",direction=\"tx\"")
+before_rx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$A\",direction=\"rx\"")
+xb_check "20 pings of 1000 bytes over A" nq dev ping -q -c 20 -i 0.05 -W 2 -s 1000 203.0.113.10
+tx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$A\",direction=\"tx\"")
+rx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$A\",direction=\"rx\"")
+btx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$B\",direction=\"tx\"")
+xb_log "device dev over A: tx ${before_tx:-?} -> ${tx:-?}, rx ${before_rx:-?} -> ${rx:-?}; over B tx ${btx:-?}"
+xb_check "metrics: the device's bytes to A grew by at least 20 x 1028" \
+	test "$(( ${tx:-0} - ${before_tx:-0} ))" -ge 20560
+xb_check "metrics: the device's bytes from A grew by at least 20 x 1028" \
+	test "$(( ${rx:-0} - ${before_rx:-0} ))" -ge 20560
+xb_check "metrics: ... and by at most 30 x 1028 (only this traffic and a few probes)" \
+	test "$(( ${tx:-0} - ${before_tx:-0} ))" -le 30840
+xb_check "metrics: nothing of the device's went over B" test "${btx:-x}" = 0
+age=$(metric xborder_device_handshake_age_seconds 'device="dev"')
+xb_within "metrics: the device's handshake age is a fresh one's" "${age:--1}" 0 180 s
+
+nq gw curl -s --max-time 2 "http://$METRICS/metrics" >"$XB_TMP/metrics.txt"
+xb_check "metrics: every sample line parses (name{labels} number)" \
+	sh -c "! grep -v '^#' '$XB_TMP/metrics.txt' | grep -Evq '^[a-z_][a-z0-9_]*(\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\})? -?[0-9.e+-]+$'"
+xb_check "the daemon logged no error" sh -c "! grep -Ei 'error|fatal' '$GWLOG'"
+xb_end
