@@ -13,6 +13,8 @@
 xb_begin
 fo_world || exit 1
 fo_policy
+# A posture profile no rule needs: the device's posture state is shown.
+echo 'profiles = ( { name = "managed"; } );' >>"$XB_TMP/xborder.conf"
 fo_partners || { xb_fail "partners start"; xb_end; }
 if ! xb_gw_start; then
 	xb_fail "xborderd starts" "$(tail -n 20 "$GWLOG")"
@@ -45,9 +47,18 @@ xb_check "metrics: ... and by at most 30 x 1028 (only this traffic and a few pro
 xb_check "metrics: nothing of the device's went over B" test "${btx:-x}" = 0
 age=$(metric xborder_device_handshake_age_seconds 'device="dev"')
 xb_within "metrics: the device's handshake age is a fresh one's" "${age:--1}" 0 180 s
+xb_check "metrics: the device has sent no posture report" \
+	test "$(metric xborder_device_posture 'device="dev",state="no_report"')" = 1
 
 nq gw curl -s --max-time 2 "http://$METRICS/metrics" >"$XB_TMP/metrics.txt"
 xb_check "metrics: every sample line parses (name{labels} number)" \
 	sh -c "! grep -v '^#' '$XB_TMP/metrics.txt' | grep -Evq '^[a-z_][a-z0-9_]*(\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\})? -?[0-9.e+-]+$'"
+# The names the shipped dashboard and rules use, against this page.
+awk '$1 == "#" && $2 == "TYPE" { print $3 }' "$XB_TMP/metrics.txt" | sort -u >"$XB_TMP/live"
+grep -ho 'xborder_[a-z0-9_]*' "$XB_ROOT/deploy/grafana/xborder.json" "$XB_ROOT/deploy/prometheus/xborder-rules.yml" |
+	sort -u >"$XB_TMP/used"
+missing=$(comm -23 "$XB_TMP/used" "$XB_TMP/live" | tr '\n' ' ')
+xb_check "dashboard and rules: their $(wc -l <"$XB_TMP/used") metric names are on the live page${missing:+ (missing: $missing)}" \
+	test -z "$missing"
 xb_check "the daemon logged no error" sh -c "! grep -Ei 'error|fatal' '$GWLOG'"
 xb_end
