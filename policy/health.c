@@ -145,6 +145,9 @@ void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway
 	g->metrics_devices_max = XB_METRICS_DEVICES_MAX;
 	if (xbp_get_int(l, s, "metrics_devices_max", "gateway", 0, 100000, &n))
 		g->metrics_devices_max = (unsigned)n;
+	g->status_interval = XB_STATUS_INTERVAL;
+	if (xbp_get_int(l, s, "status_interval", "gateway", 1, 3600, &n))
+		g->status_interval = (unsigned)n;
 	notify_command(l, s, g);
 	if ((v = xbp_get_str(l, s, "notify_webhook", "gateway", NULL))) {
 		g->notify_webhook = xbp_strdup(l, v);
@@ -177,7 +180,8 @@ void xbp_print_health(const struct xb_gateway *g, FILE *out)
 		fputs("  metrics = ", out);
 		xbp_put_str(out, g->metrics);
 		fputs(";\n", out);
-		fprintf(out, "  metrics_devices_max = %u;\n", g->metrics_devices_max);
+		fprintf(out, "  metrics_devices_max = %u;\n  status_interval = %u;\n",
+			g->metrics_devices_max, g->status_interval);
 	}
 	if (g->n_notify_command) {
 		fputs("  notify_command = [ ", out);

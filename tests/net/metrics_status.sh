@@ -6,7 +6,11 @@
 #      at least those bytes each way, tunnel B none; the handshake age is a
 #      fresh one's;
 #   2. every metric name the shipped dashboard and alerting rules use
-#      (deploy/grafana, deploy/prometheus) is in the live exposition.
+#      (deploy/grafana, deploy/prometheus) is in the live exposition;
+#   3. GET /status (samples every second here: gateway.status_interval)
+#      shows both tunnels, a plot with points, the device and its posture
+#      state, as served and as headless Chromium renders it (skipped, saying
+#      so, without chromium).
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/wg.sh"
 . "$(dirname "$0")/../lib/failover.sh"
@@ -15,6 +19,7 @@ fo_world || exit 1
 fo_policy
 # A posture profile no rule needs: the device's posture state is shown.
 echo 'profiles = ( { name = "managed"; } );' >>"$XB_TMP/xborder.conf"
+sed -i "s|metrics = \"$METRICS\";|& status_interval = 1;|" "$XB_TMP/xborder.conf"
 fo_partners || { xb_fail "partners start"; xb_end; }
 if ! xb_gw_start; then
 	xb_fail "xborderd starts" "$(tail -n 20 "$GWLOG")"
@@ -60,5 +65,34 @@ grep -ho 'xborder_[a-z0-9_]*' "$XB_ROOT/deploy/grafana/xborder.json" "$XB_ROOT/d
 missing=$(comm -23 "$XB_TMP/used" "$XB_TMP/live" | tr '\n' ' ')
 xb_check "dashboard and rules: their $(wc -l <"$XB_TMP/used") metric names are on the live page${missing:+ (missing: $missing)}" \
 	test -z "$missing"
+# 3. The status page.
+page() { nq gw curl -s --max-time 2 "http://$METRICS/status"; }
+# points="X,Y X,Y" — a line, not a lone point
+plotted() { page | grep -Eq "<polyline [^>]*points=\"[0-9.]+,[0-9.]+ [0-9.]+,[0-9.]+"; }
+xb_check "status: a plot has a line within a few samples" xb_wait 10000 plotted
+page >"$XB_TMP/status.html"
+xb_check "status: served as HTML with both tunnels" \
+	sh -c "grep -Eq '<h3>$A <span class=\"state\">(up|degraded|down|unprobed)</span>' '$XB_TMP/status.html' && grep -q '<h3>$B ' '$XB_TMP/status.html'"
+xb_check "status: the device and its posture state" \
+	grep -q '<td class="device">dev</td><td class="posture">no_report</td>' "$XB_TMP/status.html"
+xb_check "status: nothing but GET /metrics and /status" \
+	test "$(nq gw curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$METRICS/status/x")" = 404
+if command -v chromium >/dev/null; then
+	# As a browser draws it: the DOM after parsing (a broken page would lose
+	# its SVG or table). Root needs --no-sandbox; the profile is per run.
+	timeout 60 ip netns exec "$XB_RUN-gw" chromium --headless --no-sandbox --disable-gpu \
+		--user-data-dir="$XB_TMP/chromium" --dump-dom "http://$METRICS/status" \
+		>"$XB_TMP/dom.html" 2>"$XB_TMP/chromium.log"
+	grep -o '<h3>[^/]*</span></h3>' "$XB_TMP/dom.html" | sed 's/^/# chromium: /'
+	xb_check "chromium: the page's tunnels" \
+		sh -c "grep -Eq '<h3>$A <span class=\"state\">(up|degraded|down|unprobed)</span></h3>' '$XB_TMP/dom.html' && grep -q '<h3>$B ' '$XB_TMP/dom.html'"
+	n=$(grep -Eo '<polyline [^>]*points="[0-9.]+,[0-9.]+ [0-9.]+,[0-9.]+' "$XB_TMP/dom.html" | wc -l)
+	xb_check "chromium: an <svg> with a polyline with points ($n lines)" \
+		sh -c "[ $n -ge 1 ] && grep -q '<svg ' '$XB_TMP/dom.html'"
+	xb_check "chromium: the device and its posture state" \
+		grep -q '<td class="device">dev</td><td class="posture">no_report</td>' "$XB_TMP/dom.html"
+else
+	xb_skip "chromium renders /status" "chromium is not installed (Debian package chromium; deploy/deps.sh installs it)"
+fi
 xb_check "the daemon logged no error" sh -c "! grep -Ei 'error|fatal' '$GWLOG'"
 xb_end
