@@ -36,20 +36,29 @@ metric() {	# metric NAME LABELS — the value of one sample
 	nq gw curl -s --max-time 2 "http://$METRICS/metrics" | awk -v k="$1{$2}" '$1 == k { print $2 }'
 }
 # 20 echo requests of 1000 bytes of payload: 1028 IP bytes each, each way.
-before_tx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$A\",direction=\"tx\"")
-before_rx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$A\",direction=\"rx\"")
-xb_check "20 pings of 1000 bytes over A" nq dev ping -q -c 20 -i 0.05 -W 2 -s 1000 203.0.113.10
-tx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$A\",direction=\"tx\"")
-rx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$A\",direction=\"rx\"")
-btx=$(metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$B\",direction=\"tx\"")
-xb_log "device dev over A: tx ${before_tx:-?} -> ${tx:-?}, rx ${before_rx:-?} -> ${rx:-?}; over B tx ${btx:-?}"
-xb_check "metrics: the device's bytes to A grew by at least 20 x 1028" \
-	test "$(( ${tx:-0} - ${before_tx:-0} ))" -ge 20560
-xb_check "metrics: the device's bytes from A grew by at least 20 x 1028" \
-	test "$(( ${rx:-0} - ${before_rx:-0} ))" -ge 20560
-xb_check "metrics: ... and by at most 30 x 1028 (only this traffic and a few probes)" \
-	test "$(( ${tx:-0} - ${before_tx:-0} ))" -le 30840
-xb_check "metrics: nothing of the device's went over B" test "${btx:-x}" = 0
+# On a loaded machine the path may move between A and B meanwhile: the two
+# tunnels' counts add up to the traffic; which one carried it is checked
+# when the route stayed on A throughout.
+bytes() {	# bytes TUNNEL DIRECTION
+	metric xborder_device_tunnel_bytes_total "device=\"dev\",tunnel=\"$1\",direction=\"$2\""
+}
+counts() { echo "$(bytes "$A" tx) $(bytes "$A" rx) $(bytes "$B" tx) $(bytes "$B" rx)"; }
+on "$A" && stayed=1 || stayed=0
+read -r atx0 arx0 btx0 brx0 <<<"$(counts)"
+xb_check "20 pings of 1000 bytes" nq dev ping -q -c 20 -i 0.05 -W 2 -s 1000 203.0.113.10
+on "$A" || stayed=0
+read -r atx arx btx brx <<<"$(counts)"
+tx=$(( ${atx:-0} - ${atx0:-0} + ${btx:-0} - ${btx0:-0} ))
+rx=$(( ${arx:-0} - ${arx0:-0} + ${brx:-0} - ${brx0:-0} ))
+xb_log "device dev: A tx ${atx0:-?} -> ${atx:-?}, rx ${arx0:-?} -> ${arx:-?}; B tx ${btx0:-?} -> ${btx:-?}, rx ${brx0:-?} -> ${brx:-?}"
+xb_within "metrics: the device's bytes into the tunnels grew by 20 x 1028 (and a few probes)" "$tx" 20560 30840 bytes
+xb_within "metrics: the device's bytes from the tunnels grew by 20 x 1028" "$rx" 20560 30840 bytes
+if [ "$stayed" = 1 ]; then
+	xb_check "metrics: the route stayed on A, and so did the device's bytes" \
+		test "$(( ${btx:-1} - ${btx0:-0} + ${brx:-1} - ${brx0:-0} ))" = 0
+else
+	xb_skip "metrics: all of it on A" "the path left A during the pings (a loaded machine)"
+fi
 age=$(metric xborder_device_handshake_age_seconds 'device="dev"')
 xb_within "metrics: the device's handshake age is a fresh one's" "${age:--1}" 0 180 s
 xb_check "metrics: the device has sent no posture report" \
