@@ -44,6 +44,8 @@ struct xb_alert {
 	time_t started, retry_at;
 	unsigned tries;
 	struct xb_alert_stats st;
+	json_t *recent[XB_ALERT_RECENT];	/* a ring; next at n_recent % size */
+	size_t n_recent;
 };
 
 static void q_push(struct xb_alert *a, struct queue *q, char *s)
@@ -115,6 +117,8 @@ void xb_alert_free(struct xb_alert *a)
 			waitpid(a->kids[i].pid, NULL, 0);
 		}
 	web_close(a);
+	for (size_t i = 0; i < XB_ALERT_RECENT; i++)
+		json_decref(a->recent[i]);
 	free(a->req);
 	free(a->url);
 	free_argv(a);
@@ -296,6 +300,10 @@ static void web_tick(struct xb_alert *a)
 
 void xb_alert_event(struct xb_alert *a, json_t *ev)
 {
+	json_t **slot = &a->recent[a->n_recent++ % XB_ALERT_RECENT];
+
+	json_decref(*slot);
+	*slot = json_incref(ev);
 	a->st.events++;
 	if (a->argc) {
 		char *s = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
@@ -315,6 +323,16 @@ void xb_alert_tick(struct xb_alert *a)
 {
 	run_commands(a);
 	web_tick(a);
+}
+
+json_t *xb_alert_recent(const struct xb_alert *a)
+{
+	json_t *v = json_array();
+	size_t n = a->n_recent < XB_ALERT_RECENT ? a->n_recent : XB_ALERT_RECENT;
+
+	for (size_t i = 1; v && i <= n; i++)
+		json_array_append(v, a->recent[(a->n_recent - i) % XB_ALERT_RECENT]);
+	return v;
 }
 
 void xb_alert_stats(const struct xb_alert *a, struct xb_alert_stats *out)

@@ -436,23 +436,30 @@ static char *status_render(struct xb_metrics *m)
 	json_t **keep = calloc(p->n_tunnels + 1, sizeof(*keep));
 	struct xb_status_device *sd = calloc(nd + 1, sizeof(*sd));
 	struct xb_mdev *dv = calloc(p->n_devices + 1, sizeof(*dv));
+	json_t *evj = xb_health_events(m->d->health), *e;
+	size_t n_ev = json_array_size(evj);
+	char **ev = calloc(n_ev + 1, sizeof(*ev));
 	char *buf = NULL, when[32];
 	size_t len = 0;
 	time_t now = time(NULL);
 	FILE *f = NULL;
+	size_t i;
 
-	if (!t || !keep || !sd || !dv || !(f = open_memstream(&buf, &len)))
+	if (!t || !keep || !sd || !dv || !ev || !(f = open_memstream(&buf, &len)))
 		goto out;
+	json_array_foreach(evj, i, e)
+		ev[i] = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
 	sample(m);
 	status_tunnels(m, t, keep);
 	gather_devices(m->d, dv);
-	for (size_t i = 0; i < nd; i++) {
+	for (i = 0; i < nd; i++) {
 		sd[i].name = dv[i].name;
 		sd[i].posture = p->n_profiles ? posture_names[dv[i].posture] : NULL;
 		sd[i].handshake_age = dv[i].handshake > 0 ? (int64_t)now - dv[i].handshake : -1;
 	}
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
 	xb_status_render(f, &(struct xb_status_view){ t, p->n_tunnels, sd, nd, p->n_devices - nd,
+						      (const char *const *)ev, n_ev,
 						      p->gateway.status_interval, when });
 out:
 	if (f && fclose(f)) {
@@ -462,6 +469,10 @@ out:
 	for (size_t i = 0; keep && i < p->n_tunnels; i++)
 		json_decref(keep[i]);
 	free(keep);
+	for (size_t i = 0; ev && i < n_ev; i++)
+		free(ev[i]);
+	free(ev);
+	json_decref(evj);
 	free(t);
 	free(sd);
 	free(dv);

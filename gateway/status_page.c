@@ -109,6 +109,22 @@ static void devices(FILE *f, const struct xb_status_view *v)
 		fprintf(f, "<p>%zu more devices (gateway.metrics_devices_max).</p>\n", v->n_d_more);
 }
 
+static void events(FILE *f, const struct xb_status_view *v)
+{
+	fputs("<h2>Recent events</h2>\n", f);
+	if (!v->n_events) {
+		fputs("<p>None since start.</p>\n", f);
+		return;
+	}
+	fputs("<ol class=\"events\">\n", f);
+	for (size_t i = 0; i < v->n_events; i++) {
+		fputs("<li><code>", f);
+		xb_status_html(f, v->events[i]);
+		fputs("</code></li>\n", f);
+	}
+	fputs("</ol>\n", f);
+}
+
 void xb_status_render(FILE *f, const struct xb_status_view *v)
 {
 	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -120,5 +136,6 @@ void xb_status_render(FILE *f, const struct xb_status_view *v)
 	fputs("</p>\n", f);
 	tunnels(f, v);
 	devices(f, v);
+	events(f, v);
 	fputs("</body></html>\n", f);
 }

@@ -1,7 +1,8 @@
 /* The read-only status page on the metrics listener (GET /status): each
  * tunnel's state with its last XB_STATUS_SAMPLES samples of RTT, loss and
- * jitter drawn as SVG by the daemon (no script), and the devices with their
- * posture state and handshake age. Every string from the policy goes out
+ * jitter drawn as SVG by the daemon (no script), the devices with their
+ * posture state and handshake age, and the recent events (gateway/alert.h)
+ * as their JSON. Every string from the policy goes out
  * HTML-escaped (xb_status_html).
  *
  * Samples: the metrics server takes one per tunnel every
@@ -43,6 +44,8 @@ struct xb_status_view {
 	size_t n_t;
 	const struct xb_status_device *d;
 	size_t n_d, n_d_more;		/* devices shown, and left out */
+	const char *const *events;	/* newest first: time, then the event */
+	size_t n_events;
 	unsigned interval;		/* seconds between samples */
 	const char *generated;		/* when, as text */
 };

@@ -9,7 +9,7 @@
 #      (deploy/grafana, deploy/prometheus) is in the live exposition;
 #   3. GET /status (samples every second here: gateway.status_interval)
 #      shows both tunnels, a plot with points, the device and its posture
-#      state, as served and as headless Chromium renders it (skipped, saying
+#      state, the tunnels' recent events, as served and as headless Chromium renders it (skipped, saying
 #      so, without chromium).
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/wg.sh"
@@ -84,6 +84,8 @@ xb_check "status: served as HTML with both tunnels" \
 	sh -c "grep -Eq '<h3>$A <span class=\"state\">(up|degraded|down|unprobed)</span>' '$XB_TMP/status.html' && grep -q '<h3>$B ' '$XB_TMP/status.html'"
 xb_check "status: the device and its posture state" \
 	grep -q '<td class="device">dev</td><td class="posture">no_report</td>' "$XB_TMP/status.html"
+xb_check "status: recent events, among them a tunnel's state change" \
+	grep -Eq "<li><code>\\{&quot;event&quot;:&quot;state&quot;.*&quot;tunnel&quot;:&quot;($A|$B)&quot;" "$XB_TMP/status.html"
 xb_check "status: nothing but GET /metrics and /status" \
 	test "$(nq gw curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$METRICS/status/x")" = 404
 if command -v chromium >/dev/null; then

@@ -1,6 +1,7 @@
 /* The status page (gateway/status_page.h):
- *   golden   two tunnels (one with a gap in its samples, one never sampled)
- *            and devices with hostile names, equal to tests/metrics/status.html
+ *   golden   two tunnels (one with a gap in its samples, one never sampled),
+ *            devices with hostile names and a hostile event, equal to
+ *            tests/metrics/status.html
  *   escape   no name's markup survives: no `<script', no raw quote closes
  *            an attribute; every character HTML gives meaning is escaped
  *   ring     the ring keeps the last XB_STATUS_SAMPLES in order, and the
@@ -33,7 +34,8 @@ static char *page(void)
 	static struct xb_status_series a = { .tunnel = "cmi" };
 	struct xb_status_tunnel t[] = { { "cmi", "up", &a }, { "hkt<b>", "unprobed", NULL } };
 	struct xb_status_device d[] = { { "alice", "compliant", 12 }, { evil, "no_report", -1 } };
-	struct xb_status_view v = { t, 2, d, 2, 3, 60, "2026-12-05T10:00:00Z" };
+	const char *ev[] = { "{\"event\":\"state\",\"tunnel\":\"cmi\",\"why\":\"</code><img src=x>\"}" };
+	struct xb_status_view v = { t, 2, d, 2, 3, ev, 1, 60, "2026-12-05T10:00:00Z" };
 
 	memset(&a, 0, sizeof(a));
 	for (int i = 0; i < 5; i++) {
@@ -59,10 +61,11 @@ TEST(escape)
 	CHECK(!strstr(s, "<script"));
 	CHECK(!strstr(s, "hkt<b>"));
 	CHECK(!strstr(s, "' onload"));
+	CHECK(!strstr(s, "<img"));
 	CHECK(strstr(s, "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#39; onload=&#39;x&#39;&amp;amp;"));
 	/* Every '<' opens a tag of ours. */
 	for (q = s; (q = strchr(q, '<')); q++)
-		CHECK(strchr("!/hmtbpsfrcdy", q[1]) && strncmp(q, "<script", 7) && strncmp(q, "<b>", 3));
+		CHECK(strchr("!/hmtbpsfrcdylo", q[1]) && strncmp(q, "<script", 7) && strncmp(q, "<b>", 3));
 	free(s);
 }
 
@@ -70,7 +73,7 @@ TEST(ring)
 {
 	struct xb_status_series s = { 0 };
 	struct xb_status_tunnel t = { "t", "up", &s };
-	struct xb_status_view v = { &t, 1, NULL, 0, 0, 1, "" };
+	struct xb_status_view v = { &t, 1, NULL, 0, 0, NULL, 0, 1, "" };
 	char *p, *pts, want[64];
 
 	for (int i = 0; i < XB_STATUS_SAMPLES + 7; i++) {
