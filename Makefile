@@ -54,7 +54,7 @@ AGENT_SRCS := $(filter-out %_main.c,$(wildcard agent/*.c))
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o)
 AGENT_LIB  := $(BUILD)/libxbagent.a
 # Test tools' engines, linked into the unit tests that check them.
-TLIB_SRCS := tests/lib/check.c tests/lib/wgtest.c tests/tools/impair.c
+TLIB_SRCS := tests/lib/check.c tests/lib/golden.c tests/lib/wgtest.c tests/tools/impair.c
 TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 TLIB      := $(BUILD)/libxbtest.a
 

@@ -11,6 +11,14 @@
 #
 # Idempotent: installed packages are left alone. Recommends are not pulled in
 # (wireguard-tools would otherwise bring a kernel image and an initramfs run).
+#
+# prometheus is here for promtool (tests/cli/deploy.sh checks the alerting
+# rules); its server must not run on a build or test machine (it would
+# listen on :9090 and keep a database). While installing, a policy-rc.d
+# that refuses every start (exit 101, invoke-rc.d's "action forbidden")
+# keeps its postinst from starting it, with or without systemd; under
+# systemd, postinst still enables the unit for the next boot, so it is
+# then disabled. chromium renders the status page headless (no service).
 set -eu
 
 # package:probe — the probe is a pkg-config module (pc:NAME) or a command.
@@ -47,6 +55,8 @@ sqlite3:cmd:sqlite3
 openssl:cmd:openssl
 python3:cmd:python3
 acl:cmd:setfacl
+prometheus:cmd:promtool
+chromium:cmd:chromium
 "
 BENCH_PKGS="
 dnsperf:cmd:dnsperf
@@ -111,11 +121,25 @@ export DEBIAN_FRONTEND=noninteractive
 if [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial)" ]; then
 	apt-get update -q
 fi
+# No service of what is installed starts now (see the top); an existing
+# policy-rc.d is the administrator's and is left alone.
+rcd=/usr/sbin/policy-rc.d
+if [ ! -e "$rcd" ]; then
+	printf '#!/bin/sh\n# deploy/deps.sh: no service starts during this install\nexit 101\n' >"$rcd"
+	chmod 755 "$rcd"
+	trap 'rm -f "$rcd"' EXIT
+fi
 # shellcheck disable=SC2086
 if ! apt-get install -y -q --no-install-recommends $need; then
 	apt-get update -q
 	apt-get install -y -q --no-install-recommends $need
 fi
+case " $need " in
+*" prometheus "*)
+	if [ -d /run/systemd/system ]; then
+		systemctl disable --now prometheus.service || true
+	fi ;;
+esac
 left=$(missing | tr '\n' ' ')
 if [ -n "$left" ]; then
 	echo "deps: still missing after install: $left" >&2

@@ -20,6 +20,12 @@
  *   a missing route.
  * - A TCP SYN or SYN-ACK crossing a tunnel carries at most the MSS that
  *   fits the tunnel (mss_clamp).
+ * - Forwarded bytes between each device address and each tunnel are
+ *   counted in the dynamic sets acct_{tx,rx}{4,6} (address . tunnel
+ *   interface, one counter per element; gateway/metrics_devices.h): inner
+ *   IP bytes, before SNAT out and after it in, so the address is the
+ *   device's. WireGuard's allowed IPs keep a device's source to its own
+ *   addresses, so devices x tunnels elements are enough.
  * - A device packet of a family that a tunnel with snat has no inner
  *   address of is refused at that tunnel (snat_gaps): it would leave with
  *   the device's own address.
@@ -545,6 +551,36 @@ static void chain_from_devices(const struct out *o)
 	fprintf(o->f, "\t\tcounter drop comment \"default deny\"\n\t}\n");
 }
 
+/* Per device and tunnel byte counters: see the header. */
+static void acct_sets(const struct out *o)
+{
+	size_t size = (o->p->n_devices ? o->p->n_devices : 1) * o->p->n_tunnels;
+
+	for (int v6 = 0; o->p->n_tunnels && v6 < 2; v6++)
+		for (int rx = 0; rx < 2 && has_pool(o->p, v6); rx++)
+			fprintf(o->f, "\tset acct_%s%d {\n\t\ttype %s . ifname\n\t\tsize %zu\n"
+				"\t\tflags dynamic\n\t\tcounter\n\t}\n", rx ? "rx" : "tx", v6 ? 6 : 4,
+				v6 ? "ipv6_addr" : "ipv4_addr", size);
+}
+
+static void acct_rules(const struct out *o)
+{
+	const char *dev = o->p->gateway.interface;
+
+	for (int v6 = 0; o->p->n_tunnels && v6 < 2; v6++) {
+		const char *ip = v6 ? "ip6" : "ip";
+
+		if (!has_pool(o->p, v6))
+			continue;
+		fprintf(o->f, "\t\tiifname \"%s\" oifname ", dev);
+		ifnames(o, false);
+		fprintf(o->f, " update @acct_tx%d { %s saddr . oifname }\n\t\tiifname ", v6 ? 6 : 4, ip);
+		ifnames(o, false);
+		fprintf(o->f, " oifname \"%s\" ct state established,related update @acct_rx%d "
+			"{ %s daddr . iifname }\n", dev, v6 ? 6 : 4, ip);
+	}
+}
+
 /* The marks of paths that must leave by a tunnel, or be dropped. */
 static void leak_guard(const struct out *o)
 {
@@ -630,6 +666,7 @@ static void chain_forward(const struct out *o)
 	snat_gaps(o);
 	mss_clamp(o);
 	leak_guard(o);
+	acct_rules(o);
 	fprintf(o->f, "\t\tiifname \"%s\" accept comment \"judged in prerouting\"\n"
 		"\t\toifname \"%s\" ct state established,related accept\n"
 		"\t\toifname \"%s\" counter drop comment \"no connections into devices\"\n",
@@ -730,6 +767,7 @@ char *xb_compile_nft(const struct xb_policy *p, const struct xb_plan *plan,
 		"\tcomment \"xborder policy %s\"\n", file);
 	for (size_t i = 0; i < p->n_rules; i++)
 		rule_sets(&o, i);
+	acct_sets(&o);
 	chain_notrack(&o);
 	chain_prerouting(&o);
 	chain_from_devices(&o);

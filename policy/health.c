@@ -113,6 +113,7 @@ void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway
 {
 	const char *v;
 	char qb[QUOTE_MAX + 4];
+	long n;
 
 	if ((v = xbp_get_str(l, s, "metrics", "gateway", NULL))) {
 		g->metrics = xbp_strdup(l, v);
@@ -120,6 +121,12 @@ void xbp_parse_health(struct ld *l, const config_setting_t *s, struct xb_gateway
 			xbp_err(l, config_setting_get_member(s, "metrics"), "gateway: metrics `%s' is "
 				"not ADDR:PORT (numeric, e.g. \"127.0.0.1:9180\")", xbp_quote(qb, v));
 	}
+	g->metrics_devices_max = XB_METRICS_DEVICES_MAX;
+	if (xbp_get_int(l, s, "metrics_devices_max", "gateway", 0, 100000, &n))
+		g->metrics_devices_max = (unsigned)n;
+	g->status_interval = XB_STATUS_INTERVAL;
+	if (xbp_get_int(l, s, "status_interval", "gateway", 1, 3600, &n))
+		g->status_interval = (unsigned)n;
 	notify_command(l, s, g);
 	xbp_parse_notify(l, s, g);
 	xbp_parse_slo(l, s, "gateway", &g->slo);
@@ -146,6 +153,8 @@ void xbp_print_health(const struct xb_gateway *g, FILE *out)
 		fputs("  metrics = ", out);
 		xbp_put_str(out, g->metrics);
 		fputs(";\n", out);
+		fprintf(out, "  metrics_devices_max = %u;\n  status_interval = %u;\n",
+			g->metrics_devices_max, g->status_interval);
 	}
 	if (g->n_notify_command) {
 		fputs("  notify_command = [ ", out);

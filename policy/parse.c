@@ -18,7 +18,8 @@ static const char *const gateway_keys[] = {
 	"interface", "listen_port", "private_key_file", "pool4", "pool6", "address4",
 	"address6", "dns_port", "posture_port", "posture_admin", "posture_limits",
 	"control_socket", "state_dir",
-	"metrics", "notify_command", "notify_webhook", "notify", "slo", "address_quarantine",
+	"metrics", "metrics_devices_max", "status_interval", "notify_command", "notify_webhook",
+	"notify", "slo", "address_quarantine",
 	"enrol_file", "enrol_endpoint", NULL
 };
 static const char *const device_keys[] = {

@@ -32,6 +32,8 @@
 
 #define XB_NAME_MAX		63	/* device, group, profile, rule names */
 #define XB_ADDRESS_QUARANTINE	600	/* seconds: gateway.address_quarantine */
+#define XB_METRICS_DEVICES_MAX	200	/* gateway.metrics_devices_max */
+#define XB_STATUS_INTERVAL	60	/* seconds: gateway.status_interval */
 #define XB_TUNNEL_NAME_MAX	12	/* "xb-" + name fits IFNAMSIZ - 1 */
 #define XB_IFNAME_MAX		15	/* IFNAMSIZ - 1 */
 
@@ -118,6 +120,12 @@ struct xb_gateway {
 	 * cent over the last hour; 0 = off) is an event. */
 	char *metrics;
 	union xb_sockaddr metrics_addr;
+	/* Devices with series of their own on /metrics, in policy order; the
+	 * rest add up in device="_other" (docs/operations.md, "Metrics"). */
+	unsigned metrics_devices_max;
+	/* Seconds between the samples of the /status page's plots
+	 * (gateway/status_page.h); 60 of them are kept. */
+	unsigned status_interval;
 	char **notify_command;
 	size_t n_notify_command;
 	char *notify_webhook;		/* as written; also a json target in notify */

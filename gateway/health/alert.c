@@ -70,6 +70,8 @@ struct xb_alert {
 	size_t nt;
 	struct xb_alert_stats st;
 	uint64_t gone_ok, gone_failed, gone_dropped;	/* of targets removed by reloads */
+	json_t *recent[XB_ALERT_RECENT];	/* a ring; next at n_recent % size */
+	size_t n_recent;
 };
 
 static void q_push(struct xb_alert *a, struct queue *q, char *s)
@@ -541,6 +543,8 @@ void xb_alert_free(struct xb_alert *a)
 		close(a->retry_tfd);
 	free_argv(a);
 	q_clear(&a->cmdq);
+	for (size_t i = 0; i < XB_ALERT_RECENT; i++)
+		json_decref(a->recent[i]);
 	curl_global_cleanup();
 	free(a);
 }
@@ -619,6 +623,10 @@ void xb_alert_process(struct xb_alert *a, void *tag)
 
 void xb_alert_event(struct xb_alert *a, json_t *ev)
 {
+	json_t **slot = &a->recent[a->n_recent++ % XB_ALERT_RECENT];
+
+	json_decref(*slot);
+	*slot = json_incref(ev);
 	a->st.events++;
 	if (a->argc) {
 		char *s = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
@@ -642,6 +650,16 @@ void xb_alert_event(struct xb_alert *a, json_t *ev)
 void xb_alert_tick(struct xb_alert *a)
 {
 	run_commands(a);
+}
+
+json_t *xb_alert_recent(const struct xb_alert *a)
+{
+	json_t *v = json_array();
+	size_t n = a->n_recent < XB_ALERT_RECENT ? a->n_recent : XB_ALERT_RECENT;
+
+	for (size_t i = 1; v && i <= n; i++)
+		json_array_append(v, a->recent[(a->n_recent - i) % XB_ALERT_RECENT]);
+	return v;
 }
 
 void xb_alert_stats(const struct xb_alert *a, struct xb_alert_stats *out)

@@ -30,6 +30,7 @@
 #define XB_ALERT_CHILDREN 4
 #define XB_ALERT_CHILD_TIMEOUT_S 10
 #define XB_ALERT_SOCKETS 32	/* libcurl's sockets open at once, all targets */
+#define XB_ALERT_RECENT 20	/* events kept for the status page */
 
 struct xb_alert;
 
@@ -56,5 +57,7 @@ struct xb_alert_stats {
 	uint64_t events, commands_run, commands_failed, posts_ok, posts_failed, dropped;
 };
 void xb_alert_stats(const struct xb_alert *a, struct xb_alert_stats *out);
+/* The last XB_ALERT_RECENT events, newest first: a new array. */
+json_t *xb_alert_recent(const struct xb_alert *a);
 
 #endif

@@ -889,3 +889,8 @@ json_t *xb_health_results(const struct xb_health *h, const char *name, uint64_t 
 	return json_pack("{s:I, s:I, s:o}", "next", (json_int_t)h->seq, "interval_ms",
 			 (json_int_t)(h->tun[ti].cfg.interval_ns / 1000000), "results", a);
 }
+
+json_t *xb_health_events(const struct xb_health *h)
+{
+	return h && h->alert ? xb_alert_recent(h->alert) : json_array();
+}

@@ -96,4 +96,8 @@ uint64_t xb_health_swaps(const struct xb_health *h);
  * A new object, NULL when h is. */
 json_t *xb_health_devices_json(const struct xb_health *h);
 
+/* The last events (gateway/health/alert.h), newest first: a new array (empty
+ * when h is NULL). */
+json_t *xb_health_events(const struct xb_health *h);
+
 #endif
