@@ -60,13 +60,13 @@ xb_check "... the path stays on A" on "$A"
 # the partner's interface counts each round's two echo requests. The device
 # carries a stream through A meanwhile (bounded: 20 s at most): WireGuard
 # sending with nothing received since is what the data plane judges silent.
-xb_bg dev ping -q -i 0.02 -s 1000 -w 20 203.0.113.10; spid=$XB_LAST_PID
-sleep 0.5
 rx() { ip -n "$XB_RUN-pa" -s -j link show "$PIF" | jq '.[0].stats64.rx.packets'; }
 xb_bg gw ip -ts monitor route; mpid=$XB_LAST_PID mlog=$XB_LAST_LOG
 xb_wait 2000 test -e "$mlog"
 r0=$(rx)
 for _ in $(seq 300); do [ "$(rx)" != "$r0" ] && break; sleep 0.01; done
+# The stream starts after the sync (its packets would count on the partner).
+xb_bg dev ping -q -i 0.02 -s 1000 -w 20 203.0.113.10; spid=$XB_LAST_PID
 sleep 0.05		# its answers are back through the tunnel
 t0=$(date +%s%N)
 xb_impair ra set both loss=100 >/dev/null
@@ -97,6 +97,7 @@ xb_check "metrics: the erp rule's availability (0..1)" \
 xb_check "metrics: one device connected" test "$(metric xborder_devices_connected)" = 1
 xb_check "metrics: no device anomaly" test "$(metric xborder_device_anomaly 'kind="disconnects"')" = 0
 ctl tunnels >"$XB_TMP/tunnels.txt"
+xb_log "A's data plane now: $(health "$A" | jq -c .passive)"
 xb_check "xborderctl tunnels: availability, monitors and the data plane shown" \
 	sh -c "grep -q 'availability: .* over the last hour' '$XB_TMP/tunnels.txt' && grep -q 'monitors: .*icmp:203.0.113.21 down' '$XB_TMP/tunnels.txt' && grep -Eq 'data plane: (silent|unknown); .*; 1 down at a first missed round' '$XB_TMP/tunnels.txt'"
 grep -E "availability|monitors|data plane" "$XB_TMP/tunnels.txt" | sed 's/^/# /'
