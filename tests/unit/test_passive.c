@@ -25,9 +25,14 @@ TEST(receiving_silent_unknown)
 	xb_passive_sample(&p, &c, 200 * MS);
 	/* A round leaves at 250 ms; no reading after it yet. */
 	CHECK_INT(xb_passive_judge(&p, 250 * MS), ==, XB_PASSIVE_UNKNOWN);
-	/* Its probe went out (tx grew), nothing came back. */
+	/* Its probe went out (tx grew), nothing came back: a probe is no
+	 * traffic to carry. */
 	c.tx_bytes += 128;
 	xb_passive_sample(&p, &c, 300 * MS);
+	CHECK_INT(xb_passive_judge(&p, 250 * MS), ==, XB_PASSIVE_UNKNOWN);
+	/* The tunnel also carried a stream, nothing came back. */
+	c.tx_bytes += XB_PASSIVE_TX_MIN;
+	xb_passive_sample(&p, &c, 350 * MS);
 	CHECK_INT(xb_passive_judge(&p, 250 * MS), ==, XB_PASSIVE_SILENT);
 	/* Something came back: the tunnel carries, whatever the probes say. */
 	c.rx_bytes += 64;
@@ -37,6 +42,47 @@ TEST(receiving_silent_unknown)
 	xb_passive_sample(&p, &c, 500 * MS);
 	CHECK_INT(xb_passive_judge(&p, 450 * MS), ==, XB_PASSIVE_UNKNOWN);
 	CHECK_STR(xb_passive_verdict_name(XB_PASSIVE_SILENT), "silent");
+}
+
+/* The regression: an idle tunnel whose only tx is its probe rounds, one
+ * round's reply lost on a lossy path. Not silent — the probes' detect run
+ * decides. A stream sent with nothing received since is silent. */
+TEST(idle_tunnel_lost_probe_is_not_silence)
+{
+	struct xb_passive p;
+	struct xb_passive_counters c = wg(1000, 2000, 1000, 1010);
+	uint64_t t = 0;
+
+	xb_passive_init(&p);
+	/* 5 s of 1 s rounds, 4 ICMP monitors each (96 octets apiece through
+	 * WireGuard), all answered; readings every 100 ms. */
+	for (int i = 0; i < 50; i++) {
+		t += 100 * MS;
+		if (i % 10 == 5)
+			c.tx_bytes += 4 * 96;
+		if (i % 10 == 6)
+			c.rx_bytes += 4 * 96;
+		xb_passive_sample(&p, &c, t);
+	}
+	/* The next round leaves at t + 50 ms; its replies are lost. */
+	c.tx_bytes += 4 * 96;
+	xb_passive_sample(&p, &c, t + 100 * MS);
+	xb_passive_sample(&p, &c, t + 200 * MS);
+	xb_passive_sample(&p, &c, t + 250 * MS);	/* the hold's end */
+	CHECK_INT(xb_passive_judge(&p, t + 50 * MS), ==, XB_PASSIVE_UNKNOWN);
+	/* A handshake and a keepalive on top: still only the tunnel's own. */
+	c.tx_bytes += 148 + 32;
+	xb_passive_sample(&p, &c, t + 260 * MS);
+	CHECK_INT(xb_passive_judge(&p, t + 50 * MS), ==, XB_PASSIVE_UNKNOWN);
+
+	/* A stream (a ping every 50 ms of 1 KB) with nothing received since
+	 * the round left: silent. */
+	t += 1000 * MS;
+	for (int i = 0; i < 10; i++) {
+		c.tx_bytes += 2 * 1060;
+		xb_passive_sample(&p, &c, t + (uint64_t)i * 100 * MS);
+	}
+	CHECK_INT(xb_passive_judge(&p, t + 50 * MS), ==, XB_PASSIVE_SILENT);
 }
 
 TEST(sampling_errs_toward_receiving)
@@ -111,13 +157,18 @@ TEST(no_counters_and_new_interface)
 	xb_passive_sample(&p, &c, 500 * MS);
 	c.tx_bytes += 100;
 	xb_passive_sample(&p, &c, 600 * MS);
+	CHECK_INT(xb_passive_judge(&p, 450 * MS), ==, XB_PASSIVE_UNKNOWN);
+	c.tx_bytes += XB_PASSIVE_TX_MIN;
+	xb_passive_sample(&p, &c, 700 * MS);
 	CHECK_INT(xb_passive_judge(&p, 450 * MS), ==, XB_PASSIVE_SILENT);
 }
 
 /* The reference keeps every valid reading and answers from them directly:
  * within the last history (since the last reading whose counters went
  * backwards), received after `since' when a reading after it is the
- * history's first or shows rx changed from the reading before it. */
+ * history's first or shows rx changed from the reading before it; sent
+ * when tx grew by XB_PASSIVE_TX_MIN from the newest of the history's last
+ * XB_PASSIVE_RING readings at or before `since' (the oldest of them if none). */
 struct reading {
 	uint64_t at;
 	struct xb_passive_counters c;
@@ -125,8 +176,8 @@ struct reading {
 
 static enum xb_passive_verdict naive(const struct reading *r, size_t n, uint64_t since)
 {
-	size_t start = 0;
-	bool rx = false, tx = false;
+	size_t start = 0, lo, base;
+	bool rx = false, tx;
 	const struct xb_passive_counters *last;
 
 	if (!n || r[n - 1].at <= since)
@@ -138,9 +189,14 @@ static enum xb_passive_verdict naive(const struct reading *r, size_t n, uint64_t
 		if (r[i].at <= since)
 			continue;
 		rx |= i == start || r[i].c.rx_bytes != r[i - 1].c.rx_bytes;
-		tx |= i == start || r[i].c.tx_bytes != r[i - 1].c.tx_bytes;
 	}
 	last = &r[n - 1].c;
+	lo = n - start > XB_PASSIVE_RING ? n - XB_PASSIVE_RING : start;
+	base = lo;
+	for (size_t i = lo; i < n; i++)
+		if (r[i].at <= since)
+			base = i;
+	tx = last->tx_bytes - r[base].c.tx_bytes >= XB_PASSIVE_TX_MIN;
 	if (rx)
 		return XB_PASSIVE_RECEIVING;
 	if ((last->wireguard && (!last->handshake_sec ||
@@ -167,7 +223,7 @@ TEST(random_against_reference)
 
 			at += (uint64_t)(1 + rand() % 150) * MS;
 			rx += k < 4 ? (uint64_t)(rand() % 100) : 0;
-			tx += k < 7 ? (uint64_t)(rand() % 100) : 0;
+			tx += k < 7 ? (uint64_t)(rand() % (k < 2 ? 3000 : 200)) : 0;
 			if (rand() % 25 == 0)
 				rx = tx = (uint64_t)(rand() % 50);	/* re-created */
 			c.rx_bytes = rx;
