@@ -554,7 +554,10 @@ TEST(receiving_tunnel_waits_for_the_detect_run)
 	 * the detect run. */
 	CHECK_INT(q.asked, ==, 2);
 	CHECK_INT(rounds, ==, 3);
-	CHECK_INT(dt, >=, 750);
+	/* Well past the ~600 ms of a first-miss down; not tighter (748 ms seen
+	 * on a loaded box: the rounds' timer and the onset are each a few ms
+	 * off). */
+	CHECK_INT(dt, >=, 700);
 	CHECK_INT(dt, <, 1050);
 }
 
