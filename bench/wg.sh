@@ -3,7 +3,10 @@
 # for ours <-> ours, wireguard-go <-> wireguard-go (the reference) and
 # ours -> wireguard-go, on the same topology in the same run. Prints the
 # median of RUNS runs of SECONDS each, CPU seconds of both tunnel processes
-# per GB moved, their peak RSS, and ours / wireguard-go.
+# per GB moved, their peak RSS, and ours / wireguard-go. Also the plain
+# veth pair under the tunnels (iperf3 between the eth0 addresses, no
+# tunnel), in the same run: ours <-> ours as a share of the wire (issue #18:
+# 0.16, goal >= 0.33; CPU per GB 4.2 s, goal <= 2.1).
 #
 #   a ── eth0 192.0.2.1 ─────── 192.0.2.2 eth0 ── b
 #   wA 198.51.100.1  ═══ WG ═══  198.51.100.2 wB      iperf3 -c (a) → -s (b)
@@ -50,6 +53,19 @@ measure() {	# measure IMPL_A IMPL_B -> "gbps cpu_s_per_gb rss_a_kb rss_b_kb"
 	xb_wg_down a "$ifa"; xb_wg_down b "$ifb"
 }
 
+plain() {	# the veth pair alone -> "gbps"
+	local rates=() r out
+	for r in $(seq "$RUNS"); do
+		xb_bg b iperf3 -s -1 -B 192.0.2.2
+		xb_wait 3000 sh -c "ip netns exec $XB_RUN-b ss -Htln | grep -q ':5201 '"
+		out=$(nq a iperf3 -c 192.0.2.2 -t "$SECONDS_PER_RUN" -J 2>/dev/null)
+		rates+=("$(echo "$out" | grep -A12 '"sum_received"' | sed -n 's/.*"bits_per_second":\s*\([0-9.e+]*\).*/\1/p' | head -n1)")
+		wait "$XB_LAST_PID" 2>/dev/null
+	done
+	awk -v r="$(printf '%s\n' "${rates[@]}" | xb_median)" 'BEGIN { printf "%.3f", r / 1e9 }'
+}
+
+echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 declare -A res
 for combo in "ours ours" "wireguard-go wireguard-go" "ours wireguard-go"; do
 	set -- $combo
@@ -57,8 +73,13 @@ for combo in "ours ours" "wireguard-go wireguard-go" "ours wireguard-go"; do
 	read -r g c ra rb <<<"${res[$1-$2]}"
 	printf '%-28s %7s Gbit/s  %6s CPU-s/GB  peak RSS %6s / %6s KiB\n' "$1 <-> $2" "$g" "$c" "$ra" "$rb"
 done
+veth=$(plain)
+printf '%-28s %7s Gbit/s  (no tunnel: the wire under the tunnels)\n' "plain veth" "$veth"
 read -r go _ <<<"${res[ours-ours]}"
 read -r ref refc _ <<<"${res[wireguard-go-wireguard-go]}"
 read -r _ oc _ <<<"${res[ours-ours]}"
 printf 'throughput ratio ours / wireguard-go: %s (goal >= 3)\n' "$(awk -v a="$go" -v b="$ref" 'BEGIN{printf "%.2f", a / b}')"
 printf 'CPU per GB ratio ours / wireguard-go: %s (lower is better)\n' "$(awk -v a="$oc" -v b="$refc" 'BEGIN{printf "%.2f", a / b}')"
+printf 'share of the wire ours <-> ours / plain veth: %s (issue #18: 0.16, goal >= 0.33); wireguard-go: %s\n' \
+	"$(awk -v a="$go" -v b="$veth" 'BEGIN{printf "%.3f", a / b}')" "$(awk -v a="$ref" -v b="$veth" 'BEGIN{printf "%.3f", a / b}')"
+printf 'CPU per GB ours <-> ours: %s s (issue #18: 4.2 s, goal <= 2.1 s)\n' "$oc"
