@@ -26,6 +26,10 @@
 #                  oifname GT masquerade } }
 #            The gateway has no route to the origin of its own in either
 #            case: the origin counts what arrives from 192.0.2.13 (SNAT).
+# plain:     the wire under both: no tunnel, no daemon, no nft, the same
+#            namespaces and hops routed plainly (dev → gw → par → org by
+#            static routes, the device's own address 192.0.2.1); ours and
+#            the reference are printed as a share of it.
 #
 # Prints the median of RUNS runs of SECONDS_PER_RUN seconds each (device →
 # origin, and origin → device with iperf3 -R unless REVERSE=0), CPU seconds
@@ -170,6 +174,19 @@ ref_down() {
 	xb_wg_down dev "$DIF"; xb_wg_down gw "$GD"; xb_wg_down gw "$GT"; xb_wg_down par "$PIF"
 }
 
+plain_up() {
+	xb_router gw
+	nq dev ip route add 203.0.113.0/24 via 192.0.2.2 || return 1
+	nq gw ip route add 203.0.113.0/24 via 192.0.2.10 || return 1
+	nq par ip route add 192.0.2.0/30 via 192.0.2.9 || return 1
+	GW_PIDS=	# kernel forwarding: no process to charge
+}
+plain_down() {
+	nq dev ip route del 203.0.113.0/24 via 192.0.2.2
+	nq gw ip route del 203.0.113.0/24 via 192.0.2.10
+	nq par ip route del 192.0.2.0/30 via 192.0.2.9
+}
+
 gw_ticks() { local p t=0; for p in $GW_PIDS; do t=$((t + $(cpu_ticks "$p"))); done; echo $t; }
 gw_hwm() { local p s=; for p in $GW_PIDS; do s+="${s:+ + }$(hwm_kb "$p")"; done; echo "$s"; }
 
@@ -200,28 +217,39 @@ measure() {	# measure ours|ref
 	before=$(from_tunnel)
 	res[$1]=$(streams) || die "$1: iperf3 failed"
 	[ "$REVERSE" = 1 ] && { res[$1-R]=$(streams -R) || die "$1: iperf3 -R failed"; }
-	[ "$(from_tunnel)" -gt "${before:-0}" ] || die "$1: the origin saw nothing from the tunnel"
+	[ "$1" = plain ] || [ "$(from_tunnel)" -gt "${before:-0}" ] || die "$1: the origin saw nothing from the tunnel"
 	res[$1-rss]=$(gw_hwm)
 	"$1_down"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+share() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 throughput() {
 	say "gateway throughput: median of $RUNS x ${SECONDS_PER_RUN}s iperf3 (TCP), device -> origin"
 	measure ours
 	measure ref
-	for m in ours ref; do
+	measure plain
+	for m in ours ref plain; do
 		read -r g c <<<"${res[$m]}"
+		[ $m = plain ] && c=-
 		line=$(printf '%-38s %7s Gbit/s  gateway %6s CPU-s/GB' \
-			"$([ $m = ours ] && echo "ours (xborderd)" || echo "reference (wireguard-go + nft)")" "$g" "$c")
+			"$(case $m in ours) echo "ours (xborderd)";; ref) echo "reference (wireguard-go + nft)";;
+				plain) echo "plain routing (no tunnels, no daemon)";; esac)" "$g" "$c")
 		if [ "$REVERSE" = 1 ]; then
 			read -r g c <<<"${res[$m-R]}"
+			[ $m = plain ] && c=-
 			line+=$(printf '   -R %7s Gbit/s %6s CPU-s/GB' "$g" "$c")
 		fi
 		say "$line"
 	done
 	say "gateway peak RSS: xborderd ${res[ours-rss]} KiB; wireguard-go ${res[ref-rss]} KiB"
+	read -r gp _ <<<"${res[plain]}"
+	say "share of the wire (plain routing): ours $(share "${res[ours]% *}" "$gp"), reference $(share "${res[ref]% *}" "$gp")"
+	if [ "$REVERSE" = 1 ]; then
+		read -r gp _ <<<"${res[plain-R]}"
+		say "share of the wire, origin -> device (-R): ours $(share "${res[ours-R]% *}" "$gp"), reference $(share "${res[ref-R]% *}" "$gp")"
+	fi
 	read -r go oc <<<"${res[ours]}"
 	read -r gr rc <<<"${res[ref]}"
 	say "ratio ours/reference = $(ratio "$go" "$gr")x (goal >= 2x)"
