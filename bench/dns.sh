@@ -14,7 +14,10 @@
 # the server's own work (xborderd's main thread, where DNS runs).
 #
 # Printed: maximum QPS of each (dnsperf, 100 queries outstanding) and
-# xborder / unbound (goal ≥ 1.5) — on two cores dnsperf itself may cap all
+# xborder / unbound (goal ≥ 1.5), with where CPU 0's time a query went in
+# those runs (the server's thread, xborderd's WireGuard thread, its wakeups;
+# the device's WireGuard on CPU 1; both cores' busy share, other jobs'
+# work included) and the bound that WireGuard's share puts on the ratio — on two cores dnsperf itself may cap all
 # three near the same figure, so also each server's CPU time per query at a
 # rate all sustain (QPS_CPU), whose inverse is its capacity on one core; latency p50/p99 of each at a fixed
 # moderate rate (QPS_FIXED, from dnsperf -v); the cost of opening paths —
@@ -238,6 +241,7 @@ part_budget() {
 start_xb "$XB_TMP/xborder.conf"
 # The device: its WireGuard on CPU 1 with dnsperf.
 xb_bg c taskset -c 1 "$XB_BIN/xborder-wg" -f "$DIF"
+DEVPID=$XB_LAST_PID
 xb_wait 3000 test -S "/var/run/wireguard/$DIF.sock" || die "the device's WireGuard did not start"
 nq c wg set "$DIF" private-key "$XB_TMP/dev.key" peer "$(echo "$kg" | wg pubkey)" \
 	endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24
@@ -255,17 +259,79 @@ answers 198.51.100.3
 part_qps() {
 	say "1 000 names, A records; servers on CPU 0, dnsperf on CPU 1; median of $RUNS runs of ${SECONDS_PER_RUN} s"
 	# Interleaved runs, the median of each: a shared machine's noise hits all three.
-	: >"$XB_TMP/x" >"$XB_TMP/u" >"$XB_TMP/m"
+	: >"$XB_TMP/x" >"$XB_TMP/u" >"$XB_TMP/m" >"$XB_TMP/cpu0"
+	local q
 	for _ in $(seq "$RUNS"); do
-		max_qps 198.51.100.1 "$XB_TMP/q.bench" >>"$XB_TMP/x"
-		max_qps 198.51.100.2 "$XB_TMP/q.bench" >>"$XB_TMP/u"
-		max_qps 198.51.100.3 "$XB_TMP/q.bench" >>"$XB_TMP/m"
+		for srv in x:198.51.100.1 u:198.51.100.2 m:198.51.100.3; do
+			cpu0_mark
+			q=$(max_qps "${srv#*:}" "$XB_TMP/q.bench")
+			echo "$q" >>"$XB_TMP/${srv%%:*}"
+			echo "${srv%%:*} $(cpu0_split "$q")" >>"$XB_TMP/cpu0"
+		done
 	done
 	xq=$(xb_median <"$XB_TMP/x") uq=$(xb_median <"$XB_TMP/u") dq=$(xb_median <"$XB_TMP/m")
 	say "  runs (QPS): xborder $(paste -sd' ' "$XB_TMP/x"); unbound $(paste -sd' ' "$XB_TMP/u"); dnsmasq $(paste -sd' ' "$XB_TMP/m")"
 	say "$(printf '  %-10s %8s QPS' xborder "$xq")   xborder / unbound = $(ratio "$xq" "$uq") (goal >= 1.5)"
 	say "$(printf '  %-10s %8s QPS' unbound "$uq")"
 	say "$(printf '  %-10s %8s QPS' dnsmasq "$dq")   xborder / dnsmasq = $(ratio "$xq" "$dq")"
+	cpu0_report
+}
+# Where CPU 0's time per query goes in the QPS runs: the server's serving
+# thread(s) against xborderd's other threads (its WireGuard data thread,
+# which carries every server's queries; its UAPI thread is idle). The
+# through-the-tunnel ratio is (w + s_unbound) / (w + s_xborder): with w
+# the WireGuard thread's microseconds a query, it cannot pass
+# (w + s_unbound) / w however cheap our own DNS gets.
+task_ticks() {	# task_ticks PID -> "tid ticks voluntary_switches" per thread
+	local t
+	for t in /proc/"$1"/task/*; do
+		echo "${t##*/} $(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null) $(awk '/^voluntary/ { print $2 }' "$t/status" 2>/dev/null)"
+	done
+}
+cpu_busy() { awk '/^cpu[01] / { printf "%s %d %d ", $1, $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+cpu0_mark() {
+	cpu_busy >"$XB_TMP/c0"
+	task_ticks "$DEVPID" >"$XB_TMP/t.dev0"
+	task_ticks "$XBPID" >"$XB_TMP/t.xb0"
+	task_ticks "$UBPID" >"$XB_TMP/t.ub0"
+	task_ticks "$DMPID" >"$XB_TMP/t.dm0"
+}
+# cpu0_split SERVER_QPS -> "server_us wg_us wg_wakeups device_wg_us cpu0_busy% cpu1_busy%"
+# for the run just done (busy: all work on that core, other jobs' included).
+cpu0_split() {
+	local dv
+	dv=$(paste -d' ' <(task_ticks "$DEVPID") "$XB_TMP/t.dev0" | awk '{ d += $2 - $5 } END { print d }')
+	read -r _ b0 t0 _ b1 t1 <"$XB_TMP/c0"
+	read -r _ c0 u0 _ c1 u1 <<<"$(cpu_busy)"
+	task_ticks "$XBPID" >"$XB_TMP/t.xb1"
+	task_ticks "$UBPID" >"$XB_TMP/t.ub1"
+	task_ticks "$DMPID" >"$XB_TMP/t.dm1"
+	awk -v dv="$dv" -v b0=$((c0 - b0)) -v tt0=$((u0 - t0)) -v b1=$((c1 - b1)) -v tt1=$((u1 - t1)) \
+		-v main="$XBPID" -v q="$1" -v s="$SECONDS_PER_RUN" -v hz="$(getconf CLK_TCK)" -v srv="$srv" '
+		FILENAME ~ /0$/ { t0[FILENAME "/" $1] = $2; v0[FILENAME "/" $1] = $3; next }
+		{ f = FILENAME; sub(/1$/, "0", f); d = $2 - t0[f "/" $1] }
+		FILENAME ~ /xb1$/ { if ($1 == main) xmain += d; else { xwg += d; xv += $3 - v0[f "/" $1] } }
+		FILENAME ~ /ub1$/ { ub += d } FILENAME ~ /dm1$/ { dm += d }
+		END {
+			n = q * s; if (n <= 0) { print "- -"; exit }
+			own = (srv ~ /^x/ ? xmain : srv ~ /^u/ ? ub : dm)
+			printf "%.2f %.2f %.3f %.2f %.0f %.0f\n", own / hz * 1e6 / n, xwg / hz * 1e6 / n, xv / n,
+				dv / hz * 1e6 / n, 100 * b0 / tt0, 100 * b1 / tt1 }' \
+		"$XB_TMP/t.xb0" "$XB_TMP/t.ub0" "$XB_TMP/t.dm0" "$XB_TMP/t.xb1" "$XB_TMP/t.ub1" "$XB_TMP/t.dm1"
+}
+cpu0_report() {
+	local xs xw us uw
+	xs=$(awk '$1 == "x" { print $2 }' "$XB_TMP/cpu0" | xb_median) xw=$(awk '$1 == "x" { print $3 }' "$XB_TMP/cpu0" | xb_median)
+	us=$(awk '$1 == "u" { print $2 }' "$XB_TMP/cpu0" | xb_median) uw=$(awk '$1 == "u" { print $3 }' "$XB_TMP/cpu0" | xb_median)
+	say "  CPU 0 a query in these runs (medians): xborder: its DNS thread $xs us + its WireGuard thread $xw us" \
+		"($(awk '$1 == "x" { print $4 }' "$XB_TMP/cpu0" | xb_median) WireGuard wakeups a query);" \
+		"unbound: $us us + xborderd's WireGuard thread $uw us ($(awk '$1 == "u" { print $4 }' "$XB_TMP/cpu0" | xb_median))"
+	say "  the device's WireGuard (CPU 1) $(awk '$1 == "x" { print $5 }' "$XB_TMP/cpu0" | xb_median) us a query;" \
+		"cores busy (any work, other jobs' too) CPU 0 / CPU 1: xborder runs" \
+		"$(awk '$1 == "x" { printf "%s%s/%s %%", (n++ ? ", " : ""), $6, $7 }' "$XB_TMP/cpu0")," \
+		"unbound runs $(awk '$1 == "u" { printf "%s%s/%s %%", (n++ ? ", " : ""), $6, $7 }' "$XB_TMP/cpu0")"
+	say "  bound of the ratio through the tunnel with our DNS at 0 us: ($us + $uw) / $xw =" \
+		"$(awk -v a="$us" -v b="$uw" -v w="$xw" 'BEGIN { if (w > 0) printf "%.2f", (a + b) / w; else print "-" }')"
 }
 # What a query costs the server: its CPU time (utime + stime) over a run at
 # a fixed rate both can sustain — its capacity on one core is the inverse.
