@@ -44,7 +44,7 @@
 # 10000), QPS_CPU (default 30000), BUDGETS (default "2 4"), CG_PERIOD_US (default 50000),
 # BUDGET_OUTSTANDING (dnsperf -q in the budget runs, default 40), PARTS (default "qps cpu latency
 # budget paths list": which of them to run, in that order), PERF (a file: perf record -g of
-# xborderd's main thread during its QPS_CPU run).
+# xborderd's main thread during its QPS_CPU run; PERF_ALL=1: all its threads).
 . "$(dirname "$0")/../tests/lib/netns.sh"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 RUNS=${RUNS:-3}
@@ -341,7 +341,7 @@ cpu0_report() {
 cpu_us() {	# cpu_us SERVER PID — CPU microseconds per answered query at QPS_CPU
 	local t0 t1 v0 v1 n st=/proc/$2/task/$2
 	[ -n "$PERF" ] && [ "$2" = "$XBPID" ] &&
-		perf record -q -g -t "$XBPID" -o "$PERF" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
+		perf record -q -g $([ "${PERF_ALL:-0}" = 1 ] && echo -p || echo -t) "$XBPID" -o "$PERF" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
 	t0=$(awk '{ print $14 + $15 }' "$st/stat") v0=$(awk '/^voluntary/ { print $2 }' "$st/status")
 	n=$(nq c taskset -c 1 dnsperf -s "$1" -a 198.51.100.10 -d "$XB_TMP/q.bench" -l "$SECONDS_PER_RUN" \
 		-Q "$QPS_CPU" -c 4 2>&1 | awk '/Queries completed/ { print $3 }')
