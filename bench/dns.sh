@@ -44,7 +44,8 @@
 # 10000), QPS_CPU (default 30000), BUDGETS (default "2 4"), CG_PERIOD_US (default 50000),
 # BUDGET_OUTSTANDING (dnsperf -q in the budget runs, default 40), PARTS (default "qps cpu latency
 # budget paths list": which of them to run, in that order), PERF (a file: perf record -g of
-# xborderd's main thread during its QPS_CPU run; PERF_ALL=1: all its threads).
+# xborderd's main thread during its QPS_CPU run; PERF_ALL=1: all its threads), WG_CPU (a CPU:
+# xborderd's threads but its main one moved there, a placement experiment).
 . "$(dirname "$0")/../tests/lib/netns.sh"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 RUNS=${RUNS:-3}
@@ -161,6 +162,15 @@ start_xb() {	# start_xb CONF — pid in XBPID
 	XBPID=$XB_LAST_PID
 	XBLOG=$XB_LAST_LOG
 	xb_wait 30000 grep -q "gateway up" "$XB_LAST_LOG" || die "xborderd did not start: $(tail -3 "$XB_LAST_LOG")"
+	# WG_CPU: an experiment in placement — xborderd's other threads (its
+	# WireGuard thread) moved to that CPU, its DNS thread left on CPU 0.
+	if [ -n "${WG_CPU:-}" ]; then
+		local t
+		for t in /proc/"$XBPID"/task/*; do
+			[ "${t##*/}" = "$XBPID" ] || taskset -p -c "$WG_CPU" "${t##*/}" >/dev/null ||
+				die "WG_CPU: cannot move thread ${t##*/}"
+		done
+	fi
 }
 answers() {
 	xb_wait 5000 nq c sh -c "dig +short +time=1 +tries=1 @$1 n0001.bench.example | grep -q ." ||
