@@ -61,12 +61,14 @@
 
 #define BATCH		64		/* datagrams per recvmmsg(), TUN reads per round */
 #define BUF_SIZE	(9216 + 64)	/* MTU up to 9000 plus outer headers */
-#define TX_MSGS		256		/* packets per sendmmsg() */
-#define MAX_SEGS	128		/* packets one TUN read may be cut into */
+/* Packets per sendmmsg() (UIO_MAXIOV), and so the most one TUN read may be
+ * cut into: a 64 KB segment at an MSS down to 64 bytes (a peer may announce
+ * one that small). Smaller ones are refused, counted as tx errors. */
+#define TX_MSGS		1024
 #define READ_SIZE	(OFFLOAD_VNET_HDR_LEN + OFFLOAD_MAX_IP_LEN)
-/* One read's segments: the payload once, the headers once per segment. */
-#define SEG_BYTES	(2 * READ_SIZE)
-#define TX_ARENA	(4 * SEG_BYTES)
+/* Room for every read's segments until a send: the payload once, the IP
+ * and TCP headers (at most 120 bytes) once per segment. */
+#define TX_ARENA	(4 * READ_SIZE + TX_MSGS * 120)
 
 /* Packets cut from TUN reads, each behind its GRE header in iov[i][0]. */
 struct txq {
@@ -75,7 +77,7 @@ struct txq {
 	uint8_t hdr[TX_MSGS][GRE_HDR_MAX];
 	unsigned n;
 	size_t used;			/* of arena */
-	size_t seg_off[MAX_SEGS], seg_len[MAX_SEGS];
+	size_t seg_off[TX_MSGS], seg_len[TX_MSGS];
 	uint8_t rd[READ_SIZE];		/* one TUN read */
 	uint8_t arena[TX_ARENA];
 };
@@ -375,9 +377,17 @@ static void tx_queue(struct gre_tunnel *t, uint8_t *p, size_t n)
 	q->n++;
 }
 
+/* Cut what one TUN read returned into the queue's free space; -1 when it
+ * does not fit (the queue is sent and the cut tried again) or is malformed. */
+static int cut(struct txq *q, size_t len)
+{
+	return offload_segment(q->rd, len, q->arena + q->used, TX_ARENA - q->used, q->seg_off,
+			       q->seg_len, (int)(TX_MSGS - q->n));
+}
+
 /* Up to BATCH TUN reads, each cut into packets (a TSO segment into many)
- * and queued; sent whenever the queue could not take another read, and at
- * the end. Returns -1 when the TUN or the socket is gone. */
+ * and queued; sent when the queue has no room for the next read's packets,
+ * and at the end. Returns -1 when the TUN or the socket is gone. */
 static int from_tun(struct gre_tunnel *t)
 {
 	struct txq *q = t->tx;
@@ -386,15 +396,16 @@ static int from_tun(struct gre_tunnel *t)
 		ssize_t r;
 		int n;
 
-		if ((q->n + MAX_SEGS > TX_MSGS || TX_ARENA - q->used < SEG_BYTES) && tx_flush(t) < 0)
-			return -1;
 		if ((r = read(t->tun_fd, q->rd, sizeof(q->rd))) < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			return -1;
 		}
-		n = offload_segment(q->rd, (size_t)r, q->arena + q->used, SEG_BYTES, q->seg_off,
-				    q->seg_len, MAX_SEGS);
+		if ((n = cut(q, (size_t)r)) < 0 && q->n > 0) {
+			if (tx_flush(t) < 0)
+				return -1;
+			n = cut(q, (size_t)r);
+		}
 		if (n < 0) {	/* not a packet or super-packet we can cut */
 			t->st.tx_errors++;
 			continue;

@@ -32,7 +32,7 @@ static void setup(void)
 	if (bufs)
 		return;
 	log_init("fuzz", LOG_LVL_ERR, false);
-	if (!(bufs = malloc(BATCH * sizeof(*bufs))) || !(segs = malloc(SEG_BYTES)) ||
+	if (!(bufs = malloc(BATCH * sizeof(*bufs))) || !(segs = malloc(TX_ARENA)) ||
 	    !(gro = offload_gro_new(BATCH * (BUF_SIZE + OFFLOAD_VNET_HDR_LEN))) ||
 	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sock) < 0 ||
 	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, tun) < 0)
@@ -43,12 +43,12 @@ static void setup(void)
 static uint64_t drain_tun(void)
 {
 	static uint8_t p[READ_SIZE];
-	size_t off[MAX_SEGS], len[MAX_SEGS];
+	static size_t off[TX_MSGS], len[TX_MSGS];
 	uint64_t n = 0;
 	ssize_t r;
 
 	while ((r = recv(tun[1], p, sizeof(p), 0)) >= 0) {
-		int k = offload_segment(p, (size_t)r, segs, SEG_BYTES, off, len, MAX_SEGS);
+		int k = offload_segment(p, (size_t)r, segs, TX_ARENA, off, len, TX_MSGS);
 
 		check(k >= 1);
 		for (int i = 0; i < k; i++) {

@@ -9,11 +9,11 @@
  *    flow in order (seen by a packet socket on the TUN, coalesced writes cut
  *    back into packets), and counts every drop by reason; the three
  *    in-sequence segments of one TCP flow reach the kernel as one write.
- *  - send: a 10 000-byte TCP super-packet handed to the TUN (a packet socket
- *    with a vnet header) leaves as ten GRE packets with consecutive
- *    sequence numbers, valid GRE, IP and TCP checksums, the segment fields
- *    the kernel's segmentation would give, and the payload intact; the TUN
- *    offers TSO, so the kernel did not cut it.
+ *  - send: a TCP super-packet handed to the TUN (a packet socket with a
+ *    vnet header) leaves as GRE packets, one per MSS (700 of them for a
+ *    90-byte MSS), with consecutive sequence numbers, valid GRE, IP and TCP
+ *    checksums, the segment fields the kernel's segmentation would give, and
+ *    the payload intact; the TUN offers TSO, so the kernel did not cut it.
  */
 #include "tests/lib/check.h"
 #include "tunnel/gre.h"
@@ -315,17 +315,17 @@ TEST(batch_delivers_the_right_packets_in_order_ipv6)
 	batch_receive(true);
 }
 
-/* Hand the TUN a TCP super-packet as the kernel's stack would (GSO, the
- * pseudo-header sum in the checksum field) and check what the remote gets. */
-static void tso_send(bool v6)
+/* Hand the TUN a TCP super-packet of payload bytes as the kernel's stack
+ * would (GSO at mss, the pseudo-header sum in the checksum field) and check
+ * what the remote gets. */
+static void tso_send(bool v6, size_t mss, size_t payload)
 {
-	enum { PAYLOAD = 10 * MSS };
-	static uint8_t super[OFFLOAD_VNET_HDR_LEN + 60 + PAYLOAD], d[4096];
-	size_t ip = v6 ? 40 : 20, n, seen = 0;
+	static uint8_t super[OFFLOAD_VNET_HDR_LEN + OFFLOAD_MAX_IP_LEN], d[4096];
+	size_t ip = v6 ? 40 : 20, n, seen = 0, segs = (payload + mss - 1) / mss;
 	struct virtio_net_hdr vh = {
 		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
 		.gso_type = v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4,
-		.hdr_len = (uint16_t)(ip + 20), .gso_size = MSS,
+		.hdr_len = (uint16_t)(ip + 20), .gso_size = (uint16_t)mss,
 		.csum_start = (uint16_t)ip, .csum_offset = 16,
 	};
 	struct sockaddr_ll ll = { .sll_family = AF_PACKET,
@@ -340,7 +340,7 @@ static void tso_send(bool v6)
 	CHECK_INT(gre_tunnel_start(s.t), ==, 0);
 	CHECK(strstr(xb_test_run("ethtool -k " IFN), "tcp-segmentation-offload: on"));
 	memcpy(super, &vh, sizeof(vh));
-	n = tcp(&s, pkt, 5000, 300, PAYLOAD, 9, 0x18, -1);	/* ACK PSH */
+	n = tcp(&s, pkt, 5000, 300, payload, 9, 0x18, -1);	/* ACK PSH */
 	tx = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	CHECK(tx >= 0);
 	CHECK(setsockopt(tx, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0);
@@ -349,7 +349,7 @@ static void tso_send(bool v6)
 	      (ssize_t)(OFFLOAD_VNET_HDR_LEN + n));
 
 	end = now_ms() + 3000;
-	while (seen < 10 && now_ms() < end) {
+	while (seen < segs && now_ms() < end) {
 		struct pollfd pfd = { .fd = s.peer, .events = POLLIN };
 		ssize_t r;
 		size_t o = 0, l4;
@@ -369,9 +369,9 @@ static void tso_send(bool v6)
 		CHECK_INT(h.seq, ==, seen);		/* the tunnel's first packets */
 		CHECK_INT(h.proto, ==, v6 ? GRE_PROTO_IPV6 : GRE_PROTO_IPV4);
 		in = d + o + h.len;
-		CHECK_INT((size_t)r - o - h.len, ==, ip + 20 + MSS);
+		l4 = 20 + (seen + 1 < segs ? mss : payload - seen * mss);
+		CHECK_INT((size_t)r - o - h.len, ==, ip + l4);
 		t = in + ip;
-		l4 = 20 + MSS;
 		if (!v6) {
 			CHECK_INT(xb_get16(in + 2), ==, ip + l4);
 			CHECK_INT(xb_get16(in + 4), ==, 300 + seen);
@@ -379,15 +379,15 @@ static void tso_send(bool v6)
 		} else {
 			CHECK_INT(xb_get16(in + 4), ==, l4);
 		}
-		CHECK_INT(xb_get32(t + 4), ==, 5000 + seen * MSS);
-		CHECK_INT(t[13], ==, seen == 9 ? 0x18 : 0x10);	/* PSH on the last only */
+		CHECK_INT(xb_get32(t + 4), ==, 5000 + seen * mss);
+		CHECK_INT(t[13], ==, seen + 1 == segs ? 0x18 : 0x10);	/* PSH on the last only */
 		CHECK_INT(offload_csum(t, l4, pseudo(&s, IPPROTO_TCP, l4)), ==, 0xffff);
-		CHECK_MEM(t + 20, pkt + ip + 20 + seen * MSS, MSS);
+		CHECK_MEM(t + 20, pkt + ip + 20 + seen * mss, l4 - 20);
 		seen++;
 	}
-	CHECK_INT(seen, ==, 10);
+	CHECK_INT(seen, ==, segs);
 	gre_tunnel_stats(s.t, &st);
-	CHECK_INT(st.tx_packets, ==, 10);
+	CHECK_INT(st.tx_packets, ==, segs);
 	CHECK_INT(st.tx_errors, ==, 0);
 	close(tx);
 	close(s.peer);
@@ -396,10 +396,17 @@ static void tso_send(bool v6)
 
 TEST(tso_super_packet_leaves_as_gre_segments_ipv4)
 {
-	tso_send(false);
+	tso_send(false, MSS, 10 * MSS + 333);
 }
 
 TEST(tso_super_packet_leaves_as_gre_segments_ipv6)
 {
-	tso_send(true);
+	tso_send(true, MSS, 10 * MSS + 333);
+}
+
+/* A peer that announced a tiny MSS: a 64 KB segment cut into 700 packets,
+ * more than one sendmmsg() of the first version took. */
+TEST(tso_small_mss_leaves_whole)
+{
+	tso_send(false, 90, 700 * 90);
 }
