@@ -10,8 +10,10 @@
 #
 # ROUNDS times each, interleaved so that both see the same load. Prints
 # every run, then per path the median and the spread (min-max), and the
-# ratio of the medians; load average at the start and the end. Both are
-# bounded by xb-impair, a userspace forwarder on rb (docs/performance.md).
+# ratio of the medians; load average at the start and the end; CPU seconds
+# per GB of xborderd (gw), xb-impair (rb) and xb-gre (pb) over each path.
+# Both paths are bounded by xb-impair, a userspace forwarder on rb
+# (docs/performance.md).
 #
 #   sudo bench/gre.sh        ROUNDS=3 SECS=5 to change; XB_BUILD=DIR runs
 #                            another build's binaries (an old one, to compare)
@@ -38,13 +40,33 @@ xb_bg org iperf3 -s -B 203.0.113.10
 xb_wait 3000 nq org ss -ltn sport = :5201
 xb_wait 5000 nq gw ping -c 1 -W 1 -I "xb-$B" 203.0.113.10 >/dev/null || echo "warning: no ping through xb-$B yet"
 
-gbps() { nq gw iperf3 -c 203.0.113.10 -t "$SECS" -J "$@" | jq -r 'if .error then ("iperf3: " + .error | halt_error) else .end.sum_received.bits_per_second / 1e9 end'; }
+pid_in() {	# pid_in NS COMM — the process COMM in namespace NS
+	local p
+	for p in $(ip netns pids "$XB_RUN-$1"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] && { echo "$p"; return; }
+	done
+}
+PIDS="$GWPID $(pid_in rb xb-impair) $(pid_in pb xb-gre)"
+ticks() { for p in $PIDS; do awk '{ printf "%d ", $14 + $15 }' "/proc/$p/stat"; done; }
+# gbps ARGS — one iperf3 run: GB, Gbit/s; CPU, "gw rb pb" CPU s per GB
+gbps() {
+	local t0 t1 r
+	t0=$(ticks)
+	r=$(nq gw iperf3 -c 203.0.113.10 -t "$SECS" -J "$@" | jq -r 'if .error then ("iperf3: " + .error | halt_error) else "\(.end.sum_received.bits_per_second / 1e9) \(.end.sum_sent.retransmits)" end') || return 1
+	read -r r RETR <<<"$r"
+	t1=$(ticks)
+	CPU=$(awk -v a="$t0" -v b="$t1" -v g="$r" -v s="$SECS" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		split(a, x); split(b, y); gb = g * s / 8
+		for (i = 1; i <= 3; i++) printf "%s%.1f", (i > 1) ? "/" : "", (y[i] - x[i]) / hz / gb }')
+	GB=$r
+}
 : >"$XB_TMP/plain" && : >"$XB_TMP/gre"
 for r in $(seq "$ROUNDS"); do
-	p=$(gbps -B 192.0.2.17) || exit 1
-	g=$(gbps --bind-dev "xb-$B" -B 192.0.2.29) || exit 1
+	gbps -B 192.0.2.17 && p=$GB pc=$CPU pr=$RETR || exit 1
+	gbps --bind-dev "xb-$B" -B 192.0.2.29 && g=$GB gc=$CPU gr=$RETR || exit 1
 	echo "$p" >>"$XB_TMP/plain" && echo "$g" >>"$XB_TMP/gre"
-	printf '  round %d: plain %.2f Gbit/s, GRE %.2f Gbit/s\n' "$r" "$p" "$g"
+	printf '  round %d: plain %.2f Gbit/s (%s retransmits), GRE %.2f Gbit/s (%s); CPU s/GB xborderd/xb-impair/xb-gre: plain %s, GRE %s\n' \
+		"$r" "$p" "$pr" "$g" "$gr" "$pc" "$gc"
 done
 med() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f", v[int((NR + 1) / 2)], v[1], v[NR] }'; }
 read -r pm plo phi <<<"$(med "$XB_TMP/plain")"
@@ -53,5 +75,13 @@ echo "GRE throughput, gateway → origin (iperf3, 1 stream, $SECS s, $ROUNDS rou
 echo "  plain routing $pm Gbit/s ($plo-$phi); through xb-$B (userspace GRE) $gm Gbit/s ($glo-$ghi)"
 awk -v g="$gm" -v p="$pm" 'BEGIN { printf "  ratio GRE / plain %.2f (goal 0.90: %s)\n", g / p, (g / p >= 0.9) ? "met" : "NOT met" }'
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+# xb-gre's counters (SIGUSR1 logs them): drops by reason, errors.
+kill -USR1 "$(pid_in pb xb-gre)" && sleep 0.3
+echo "xb-gre (pb): $(grep -ho "$B: rx [0-9]* packets.*" "$XB_TMP"/bg.*.log | tail -n 1)"
+# Datagrams the raw GRE sockets lost to a full receive buffer (last column).
+echo "xb-impair's TUNs (rb), packets dropped for a full queue: $(nq rb ip -j -s link show imp-ab | jq '.[0].stats64.tx.dropped') a→b, $(nq rb ip -j -s link show imp-ba | jq '.[0].stats64.tx.dropped') b→a; xb-$B (gw): $(nq gw ip -j -s link show "xb-$B" | jq '.[0].stats64.tx.dropped')"
+for ns in gw pb; do
+	echo "raw socket drops in $ns: $(nq "$ns" awk 'NR > 1 && $10 != "" { d += $NF } END { print d + 0 }' /proc/net/raw /proc/net/raw6)"
+done
 kill "$GWPID" 2>/dev/null
 xb_end
