@@ -193,7 +193,8 @@ static void peer_send(const struct side *s, const struct gre_opts *o, uint16_t p
 	uint8_t d[GRE_HDR_MAX + 2048];
 	size_t h = gre_hdr_size(o);
 
-	memcpy(d + h, inner, n);
+	if (n)
+		memcpy(d + h, inner, n);
 	gre_encap(d, o, proto, seq, n);
 	if (bad_csum)
 		d[5] ^= 1;
