@@ -6,8 +6,8 @@
  * Batching, as the WireGuard path (docs/wireguard.md "Speed"): the TUN has
  * vnet headers and TSO (tunnel/offload.h), so one read may be a 64 KB TCP
  * segment, which offload_segment() cuts into MTU-sized packets; each gets
- * its GRE header in a separate iovec and up to TX_MSGS go out in one
- * sendmmsg(). Received datagrams come BATCH to a recvmmsg(); each is checked
+ * its GRE header in a separate iovec, and about TX_BURST at a time go out
+ * in one sendmmsg(). Received datagrams come BATCH to a recvmmsg(); each is checked
  * and passes the sequence rule one by one, in arrival order, exactly as
  * when they came singly; the accepted ones are coalesced (offload_gro: TCP
  * segments of one flow become one TUN write, every flow's order kept) and
@@ -65,10 +65,11 @@
  * cut into: a 64 KB segment at an MSS down to 64 bytes (a peer may announce
  * one that small). Smaller ones are refused, counted as tx errors. */
 #define TX_MSGS		1024
-/* Queued packets that are sent at once rather than after the next read:
- * a TCP sender paces its segments, and a burst of many of them at once
- * overflows the next hop's queue (1 024 at once lost 6 % of a stream's
- * packets at a 500-packet queue in bench/gre.sh). */
+/* Queued packets that are sent at once rather than after the next read.
+ * A thread catching up after a wait for a core would otherwise hand the
+ * next hop a thousand packets at once (bench/gre.sh's router queues 500);
+ * 64 keeps the syscall per TSO read or two. Retransmissions in the bench
+ * did not change clearly either way: drops at that queue remain. */
 #define TX_BURST	64
 #define READ_SIZE	(OFFLOAD_VNET_HDR_LEN + OFFLOAD_MAX_IP_LEN)
 /* Room for every read's segments until a send: the payload once, the IP
