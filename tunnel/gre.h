@@ -81,6 +81,10 @@ size_t gre_hdr_size(const struct gre_opts *o);
  * written only with o->seq. Returns the header size. */
 size_t gre_encap(uint8_t *buf, const struct gre_opts *o, uint16_t proto, uint32_t seq,
 		 size_t plen);
+/* The same header written at hdr for a payload elsewhere (a gather send:
+ * header and packet as two iovecs). */
+size_t gre_encap_hdr(uint8_t *hdr, const struct gre_opts *o, uint16_t proto, uint32_t seq,
+		     const uint8_t *payload, size_t plen);
 /* Decode and check the header of pkt (the GRE header and what follows):
  * version, flags, length, checksum, key against o. The sequence rule and
  * the protocol type are the caller's (gre_seq_accept, gre_inner_ok). */

@@ -3,6 +3,17 @@
  * kernel hands us only GRE from that remote. One loop moves packets both
  * ways in batches and sends keepalives; see gre.h for the API.
  *
+ * Batching, as the WireGuard path (docs/wireguard.md "Speed"): the TUN has
+ * vnet headers and TSO (tunnel/offload.h), so one read may be a 64 KB TCP
+ * segment, which offload_segment() cuts into MTU-sized packets; each gets
+ * its GRE header in a separate iovec, and about TX_BURST at a time go out
+ * in one sendmmsg(). Received datagrams come BATCH to a recvmmsg(); each is checked
+ * and passes the sequence rule one by one, in arrival order, exactly as
+ * when they came singly; the accepted ones are coalesced (offload_gro: TCP
+ * segments of one flow become one TUN write, every flow's order kept) and
+ * written after the batch. Sequence numbers go out in the order the packets
+ * are sent: segments in order, a keepalive only after the batch before it.
+ *
  * Outer IPv4 raw sockets receive the outer IP header, IPv6 ones do not
  * (RFC 3542 §3): the receive path strips it for IPv4 only.
  *
@@ -29,6 +40,7 @@
  * batch; gre_tunnel_stats() copies them under the same lock.
  */
 #include "tunnel/gre.h"
+#include "tunnel/offload.h"
 #include "tunnel/tun.h"
 #include "common/bytes.h"
 #include "common/clock.h"
@@ -47,9 +59,34 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BATCH		32
+#define BATCH		64		/* datagrams per recvmmsg(), TUN reads per round */
 #define BUF_SIZE	(9216 + 64)	/* MTU up to 9000 plus outer headers */
-#define HEADROOM	GRE_HDR_MAX
+/* Packets per sendmmsg() (UIO_MAXIOV), and so the most one TUN read may be
+ * cut into: a 64 KB segment at an MSS down to 64 bytes (a peer may announce
+ * one that small). Smaller ones are refused, counted as tx errors. */
+#define TX_MSGS		1024
+/* Queued packets that are sent at once rather than after the next read.
+ * A thread catching up after a wait for a core would otherwise hand the
+ * next hop a thousand packets at once (bench/gre.sh's router queues 500);
+ * 64 keeps the syscall per TSO read or two. Retransmissions in the bench
+ * did not change clearly either way: drops at that queue remain. */
+#define TX_BURST	64
+#define READ_SIZE	(OFFLOAD_VNET_HDR_LEN + OFFLOAD_MAX_IP_LEN)
+/* Room for every read's segments until a send: the payload once, the IP
+ * and TCP headers (at most 120 bytes) once per segment. */
+#define TX_ARENA	(4 * READ_SIZE + TX_MSGS * 120)
+
+/* Packets cut from TUN reads, each behind its GRE header in iov[i][0]. */
+struct txq {
+	struct mmsghdr m[TX_MSGS];
+	struct iovec iov[TX_MSGS][2];
+	uint8_t hdr[TX_MSGS][GRE_HDR_MAX];
+	unsigned n;
+	size_t used;			/* of arena */
+	size_t seg_off[TX_MSGS], seg_len[TX_MSGS];
+	uint8_t rd[READ_SIZE];		/* one TUN read */
+	uint8_t arena[TX_ARENA];
+};
 
 struct gre_tunnel {
 	struct gre_config c;
@@ -66,7 +103,10 @@ struct gre_tunnel {
 	unsigned missed;		/* keepalive intervals without a reply */
 	volatile int want_stats;	/* set from a signal handler */
 	struct log_rl rl;
-	uint8_t (*buf)[BUF_SIZE];	/* BATCH buffers, reused both ways */
+	uint8_t (*buf)[BUF_SIZE];	/* BATCH receive buffers */
+	struct txq *tx;
+	struct offload_gro *gro;	/* accepted packets waiting for the TUN */
+	bool tso;			/* the kernel took TUNSETOFFLOAD */
 };
 
 const char *gre_tunnel_ifname(const struct gre_tunnel *t) { return t->c.ifname; }
@@ -110,6 +150,24 @@ static socklen_t fill_sa(struct sockaddr_storage *ss, int family, const struct i
 	return sizeof(*s6);
 }
 
+/* Socket buffers for bursts: a batch of up to TX_MSGS packets leaves at
+ * once, and a remote's batch arrives while this thread may wait for a core.
+ * The default (about 200 KB, some 70 packets as the kernel charges them)
+ * overflowed under load and TCP through the tunnel lost 15 % of its
+ * segments; SO_*BUFFORCE needs CAP_NET_ADMIN, which making the TUN takes,
+ * and without it the system's maximum (net.core.[rw]mem_max) caps it. */
+#define SOCK_BUF	(4 << 20)
+
+static void set_buffers(int fd)
+{
+	int b = SOCK_BUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &b, sizeof(b)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &b, sizeof(b)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof(b));
+}
+
 static int open_socket(const struct gre_config *c)
 {
 	struct sockaddr_storage ss;
@@ -118,6 +176,7 @@ static int open_socket(const struct gre_config *c)
 
 	if (fd < 0)
 		return -errno;
+	set_buffers(fd);
 	if (c->bind_dev[0] &&
 	    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, c->bind_dev, (socklen_t)strlen(c->bind_dev)) < 0)
 		goto fail;
@@ -144,6 +203,8 @@ static void tunnel_free(struct gre_tunnel *t)
 	if (t->stop_fd >= 0)
 		close(t->stop_fd);
 	pthread_mutex_destroy(&t->lock);
+	offload_gro_free(t->gro);
+	free(t->tx);
 	free(t->buf);
 	free(t);
 }
@@ -168,7 +229,8 @@ int gre_tunnel_open(struct gre_tunnel **out, const struct gre_config *c)
 		e = -EINVAL;
 		goto fail;
 	}
-	if (!(t->buf = malloc(BATCH * sizeof(*t->buf)))) {
+	if (!(t->buf = malloc(BATCH * sizeof(*t->buf))) || !(t->tx = malloc(sizeof(*t->tx))) ||
+	    !(t->gro = offload_gro_new(BATCH * (BUF_SIZE + OFFLOAD_VNET_HDR_LEN)))) {
 		e = -ENOMEM;
 		goto fail;
 	}
@@ -181,11 +243,15 @@ int gre_tunnel_open(struct gre_tunnel **out, const struct gre_config *c)
 		log_warnx("%s: raw GRE socket to %s: %s", c->ifname, t->peer, strerror(-e));
 		goto fail;
 	}
-	if ((t->tun_fd = tun_open(t->c.ifname, t->c.mtu)) < 0) {
+	if ((t->tun_fd = tun_open_offload(t->c.ifname, t->c.mtu, &t->tso)) < 0) {
 		e = -errno;
 		log_warnx("%s: creating the TUN interface: %s", c->ifname, strerror(-e));
 		goto fail;
 	}
+	t->tx->n = 0;
+	t->tx->used = 0;
+	log_info("%s: TUN offloads %s", t->c.ifname, t->tso ? "on (TSO in, coalescing out)" :
+		 "refused by the kernel: one packet per read, coalescing out");
 	t->st.ka_state = c->keepalive_ms ? GRE_KA_UP : GRE_KA_OFF;
 	t->next_ka_ns = clock_mono_ns() + (uint64_t)c->keepalive_ms * NSEC_PER_MSEC;
 	*out = t;
@@ -289,53 +355,93 @@ static void keepalive_reply(struct gre_tunnel *t, uint64_t now)
 
 /* --- TUN → socket ------------------------------------------------------ */
 
-/* Read up to BATCH packets from the TUN, encapsulate, send them in one call.
- * Returns -1 when the TUN is gone. */
-static int from_tun(struct gre_tunnel *t)
+/* Send what is queued, in order. A packet the socket refuses (an ICMP
+ * error reported, a full buffer) is lost and the rest go on. -1 when the
+ * socket is unusable. */
+static int tx_flush(struct gre_tunnel *t)
 {
-	struct mmsghdr m[BATCH];
-	struct iovec iov[BATCH];
-	size_t h = gre_hdr_size(&t->c.opts);
-	unsigned n = 0, sent = 0;
+	struct txq *q = t->tx;
+	unsigned sent = 0;
 
-	for (unsigned tries = 0; tries < BATCH && n < BATCH; tries++) {
-		uint8_t *p = t->buf[n] + HEADROOM;
-		ssize_t r = read(t->tun_fd, p, BUF_SIZE - HEADROOM);
-		uint16_t proto;
-
-		if (r < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			return -1;
-		}
-		proto = r > 0 && p[0] >> 4 == 6 ? GRE_PROTO_IPV6 : GRE_PROTO_IPV4;
-		if (gre_inner_ok(proto, p, (size_t)r) != GRE_OK) {
-			t->st.tx_errors++;
-			continue;
-		}
-		iov[n].iov_base = p - h;
-		iov[n].iov_len = h + (size_t)r;
-		gre_encap(p - h, &t->c.opts, proto, t->tx_seq++, (size_t)r);
-		m[n] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[n], .msg_iovlen = 1 } };
-		t->st.tx_bytes += (uint64_t)r;
-		n++;
-	}
-	while (sent < n) {
-		int r = sendmmsg(t->sock, m + sent, n - sent, 0);
+	while (sent < q->n) {
+		int r = sendmmsg(t->sock, q->m + sent, q->n - sent, 0);
 
 		if (r < 0 && !soft_error(errno))
 			return -1;
 		if (r < 0) {	/* this one is lost; send the rest */
 			t->st.tx_errors++;
 			t->st.icmp_errors += errno != EAGAIN && errno != ENOBUFS;
-			t->st.tx_bytes -= iov[sent].iov_len - h;
+			t->st.tx_bytes -= q->iov[sent][1].iov_len;
 			r = 1;
 		} else {
 			t->st.tx_packets += (unsigned)r;
 		}
 		sent += (unsigned)r;
 	}
+	q->n = 0;
+	q->used = 0;
 	return 0;
+}
+
+/* Queue one inner packet behind its GRE header (the next sequence number). */
+static void tx_queue(struct gre_tunnel *t, uint8_t *p, size_t n)
+{
+	struct txq *q = t->tx;
+	uint16_t proto = n > 0 && p[0] >> 4 == 6 ? GRE_PROTO_IPV6 : GRE_PROTO_IPV4;
+	size_t h;
+
+	if (gre_inner_ok(proto, p, n) != GRE_OK) {
+		t->st.tx_errors++;
+		return;
+	}
+	h = gre_encap_hdr(q->hdr[q->n], &t->c.opts, proto, t->tx_seq++, p, n);
+	q->iov[q->n][0] = (struct iovec){ q->hdr[q->n], h };
+	q->iov[q->n][1] = (struct iovec){ p, n };
+	q->m[q->n] = (struct mmsghdr){ .msg_hdr = { .msg_iov = q->iov[q->n], .msg_iovlen = 2 } };
+	t->st.tx_bytes += n;
+	q->n++;
+}
+
+/* Cut what one TUN read returned into the queue's free space; -1 when it
+ * does not fit (the queue is sent and the cut tried again) or is malformed. */
+static int cut(struct txq *q, size_t len)
+{
+	return offload_segment(q->rd, len, q->arena + q->used, TX_ARENA - q->used, q->seg_off,
+			       q->seg_len, (int)(TX_MSGS - q->n));
+}
+
+/* Up to BATCH TUN reads, each cut into packets (a TSO segment into many)
+ * and queued; sent once TX_BURST are queued, when the queue has no room for
+ * the next read's packets, and at the end. Returns -1 when the TUN or the socket is gone. */
+static int from_tun(struct gre_tunnel *t)
+{
+	struct txq *q = t->tx;
+
+	for (unsigned i = 0; i < BATCH; i++) {
+		ssize_t r;
+		int n;
+
+		if ((r = read(t->tun_fd, q->rd, sizeof(q->rd))) < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			return -1;
+		}
+		if ((n = cut(q, (size_t)r)) < 0 && q->n > 0) {
+			if (tx_flush(t) < 0)
+				return -1;
+			n = cut(q, (size_t)r);
+		}
+		if (n < 0) {	/* not a packet or super-packet we can cut */
+			t->st.tx_errors++;
+			continue;
+		}
+		for (int s = 0; s < n; s++)
+			tx_queue(t, q->arena + q->used + q->seg_off[s], q->seg_len[s]);
+		q->used += q->seg_off[n - 1] + q->seg_len[n - 1];
+		if (q->n >= TX_BURST && tx_flush(t) < 0)
+			return -1;
+	}
+	return tx_flush(t);
 }
 
 /* --- socket → TUN ------------------------------------------------------ */
@@ -354,6 +460,58 @@ static enum gre_drop strip_outer4(const struct gre_tunnel *t, uint8_t **p, size_
 	*p += ihl;
 	*n -= ihl;
 	return GRE_OK;
+}
+
+/* The inner packets a TUN write w (vnet header and packet) carries, and
+ * their bytes: a coalesced one stands for segments of gso_size payload each
+ * behind a copy of the headers (offload.h). */
+static void write_counts(const uint8_t *w, size_t len, uint64_t *pkts, uint64_t *bytes)
+{
+	struct virtio_net_hdr vh;
+	size_t ip = len - OFFLOAD_VNET_HDR_LEN, payload;
+
+	memcpy(&vh, w, sizeof(vh));
+	*pkts = 1;
+	*bytes = ip;
+	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE || !vh.gso_size || vh.hdr_len >= ip)
+		return;
+	payload = ip - vh.hdr_len;
+	*pkts = (payload + vh.gso_size - 1) / vh.gso_size;
+	*bytes = ip + (*pkts - 1) * vh.hdr_len;
+}
+
+/* Write the accepted packets of a batch to the TUN. Packets in a write the
+ * TUN refuses move from rx_packets to rx_errors. */
+static void tun_flush(struct gre_tunnel *t)
+{
+	size_t n = offload_gro_finish(t->gro), len;
+
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *w = offload_gro_get(t->gro, i, &len);
+		uint64_t pkts, bytes;
+
+		if (write(t->tun_fd, w, len) >= 0)
+			continue;
+		write_counts(w, len, &pkts, &bytes);
+		t->st.rx_packets -= pkts;
+		t->st.rx_bytes -= bytes;
+		t->st.rx_errors += pkts;
+	}
+	offload_gro_reset(t->gro);
+}
+
+/* An accepted inner packet joins the batch for the TUN (counted now). */
+static void deliver(struct gre_tunnel *t, const uint8_t *p, size_t n)
+{
+	if (!offload_gro_add(t->gro, p, n)) {
+		tun_flush(t);
+		if (!offload_gro_add(t->gro, p, n)) {	/* cannot happen: n <= BUF_SIZE */
+			t->st.rx_errors++;
+			return;
+		}
+	}
+	t->st.rx_packets++;
+	t->st.rx_bytes += n;
 }
 
 /* One received datagram; GRE_OK when it was delivered or was a keepalive
@@ -379,12 +537,7 @@ static enum gre_drop receive_one(struct gre_tunnel *t, uint8_t *p, size_t n, uin
 		return GRE_DROP_NO_SEQ;
 	if (t->c.opts.seq && !gre_seq_accept(&t->rx_seq, h.seq))
 		return GRE_DROP_SEQ;
-	if (write(t->tun_fd, p + h.len, n - h.len) < 0) {
-		t->st.rx_errors++;
-		return GRE_OK;
-	}
-	t->st.rx_packets++;
-	t->st.rx_bytes += n - h.len;
+	deliver(t, p + h.len, n - h.len);
 	return GRE_OK;
 }
 
@@ -414,6 +567,7 @@ static int from_socket(struct gre_tunnel *t, uint64_t now)
 		if (d != GRE_OK)
 			drop(t, d);
 	}
+	tun_flush(t);
 	return 0;
 }
 

@@ -10,7 +10,8 @@
  * key, bit 3 sequence numbers, bit 4 checksums, bit 5 keepalives), then
  * records [len u16 LE][datagram]. Checks: every datagram is delivered,
  * dropped for a reason or counted as a keepalive reply; what reaches the
- * TUN is one whole inner packet per delivery, passing gre_inner_ok. */
+ * TUN (vnet header and packet, TCP segments coalesced) cuts back into one
+ * whole inner packet per delivery, each passing gre_inner_ok. */
 #include "tunnel/gre_dev.c"
 
 #include <fcntl.h>
@@ -22,6 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FEED	8	/* datagrams queued per from_socket call (a unix dgram queue holds 10) */
 
 static uint8_t (*bufs)[BUF_SIZE];
+static struct offload_gro *gro;
+static uint8_t *segs;
 static int sock[2], tun[2];
 
 static void setup(void)
@@ -29,7 +32,8 @@ static void setup(void)
 	if (bufs)
 		return;
 	log_init("fuzz", LOG_LVL_ERR, false);
-	if (!(bufs = malloc(BATCH * sizeof(*bufs))) ||
+	if (!(bufs = malloc(BATCH * sizeof(*bufs))) || !(segs = malloc(TX_ARENA)) ||
+	    !(gro = offload_gro_new(BATCH * (BUF_SIZE + OFFLOAD_VNET_HDR_LEN))) ||
 	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sock) < 0 ||
 	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, tun) < 0)
 		abort();
@@ -38,13 +42,21 @@ static void setup(void)
 /* What went to the TUN since the last call: whole inner packets. */
 static uint64_t drain_tun(void)
 {
-	static uint8_t p[BUF_SIZE];
+	static uint8_t p[READ_SIZE];
+	static size_t off[TX_MSGS], len[TX_MSGS];
 	uint64_t n = 0;
 	ssize_t r;
 
 	while ((r = recv(tun[1], p, sizeof(p), 0)) >= 0) {
-		check(gre_inner_ok(p[0] >> 4 == 6 ? GRE_PROTO_IPV6 : GRE_PROTO_IPV4, p, (size_t)r) == GRE_OK);
-		n++;
+		int k = offload_segment(p, (size_t)r, segs, TX_ARENA, off, len, TX_MSGS);
+
+		check(k >= 1);
+		for (int i = 0; i < k; i++) {
+			const uint8_t *s = segs + off[i];
+
+			check(gre_inner_ok(s[0] >> 4 == 6 ? GRE_PROTO_IPV6 : GRE_PROTO_IPV4, s, len[i]) == GRE_OK);
+		}
+		n += (uint64_t)k;
 	}
 	while (recv(sock[1], p, sizeof(p), 0) >= 0)	/* our keepalives */
 		;
@@ -84,6 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	t.rl = (struct log_rl)LOG_RL_INIT(5, 10);
 	t.st.ka_state = t.c.keepalive_ms ? GRE_KA_UP : GRE_KA_OFF;
 	t.buf = bufs;
+	t.gro = gro;
 	t.sock = sock[0];
 	t.tun_fd = tun[0];
 	data++;

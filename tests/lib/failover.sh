@@ -27,7 +27,7 @@
 #   xb_gw_start, ctl      xborderd in gw and xborderctl on it (tests/lib/xborderd.sh)
 #   fo_device             the device's WireGuard
 #   fo_tables             TABLE (the rule's), TA, TB
-#   tstate T, both_up, on T, via_a, via_b
+#   tstate T, both_up, on T, via_a, via_b, via_b_bytes
 . "$(dirname "${BASH_SOURCE[0]}")/xborderd.sh"
 
 ID=$$
@@ -182,6 +182,9 @@ fo_tables() {
 # Packets from the device that reached the origin through each partner.
 via_a() { nq org nft list chain ip ret pre | awk '/"e1"/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }'; }
 via_b() { nq org nft list chain ip ret pre | awk '/"e2"/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }'; }
+# Bytes rather than packets for bulk data: the userspace GRE partner (xb-gre)
+# coalesces TCP segments into one TUN write, forwarded to the origin whole.
+via_b_bytes() { nq org nft list chain ip ret pre | awk '/"e2"/ { for (i = 1; i < NF; i++) if ($i == "bytes") print $(i + 1) }'; }
 tstate() { ctl -j tunnels | jq -r --arg t "$1" '.[] | select(.name == $t) | .health.probe_state'; }
 both_up() { [ "$(tstate "$A")" = up ] && [ "$(tstate "$B")" = up ]; }
 # on TUNNEL — the rule's table routes out of xb-TUNNEL. One exec, no pipe:

@@ -239,12 +239,14 @@ TEST(tunnel_pair_on_loopback)
 	b.local = a.remote, b.remote = a.local, b.keepalive_ms = 0;
 	CHECK_INT(gre_tunnel_open(&ta, &a), ==, 0);
 	CHECK_INT(gre_tunnel_open(&tb, &b), ==, 0);
+	/* The keepalive comes back through b's TUN, from b's own address. Set
+	 * before the loops start: a slow shell (a loaded machine, a SAN build)
+	 * took longer than three 50 ms intervals and a went down at once. */
+	xb_test_run("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 "
+		    "net.ipv4.conf.xbgb.rp_filter=0 net.ipv4.conf.xbgb.accept_local=1");
 	CHECK_INT(gre_tunnel_start(ta), ==, 0);
 	CHECK_INT(gre_tunnel_start(tb), ==, 0);
 	CHECK(strstr(xb_test_run("ip -o link show xbga"), "mtu 1476"));
-	/* The keepalive comes back through b's TUN, from b's own address. */
-	xb_test_run("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 "
-		    "net.ipv4.conf.xbgb.rp_filter=0 net.ipv4.conf.xbgb.accept_local=1");
 	usleep(300 * 1000);
 	gre_tunnel_stats(ta, &sa);
 	gre_tunnel_stats(tb, &sb);
