@@ -97,8 +97,15 @@ static int open_tun(char ifname[16], unsigned mtu, bool *offload)
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
 		goto fail;
-	if (offload)
-		*offload = ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0;
+	if (offload && !(*offload = ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0)) {
+		/* The queue still carries a virtio_net_hdr before every
+		 * packet, which the caller, told "no offloads", would not
+		 * expect: start again without it (closing the only queue of
+		 * a non-persistent TUN removes the interface, so the name is
+		 * free again). */
+		close(fd);
+		return open_tun(ifname, mtu, NULL);
+	}
 	snprintf(ifname, IFNAMSIZ, "%s", ifr.ifr_name);
 	if (mtu && tun_set_mtu(ifname, mtu) < 0)
 		goto fail;

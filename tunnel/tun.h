@@ -11,7 +11,8 @@ int tun_open(char ifname[16], unsigned mtu);
 /* The same with offloads: every read and write then carries a 10-byte
  * virtio_net_hdr (tunnel/offload.h), reads may return 64 KB TCP segments to
  * cut up, writes may hand the kernel coalesced ones. *offload tells whether
- * the kernel took them (TUNSETOFFLOAD with CSUM, TSO4, TSO6). */
+ * the kernel took them (TUNSETOFFLOAD with CSUM, TSO4, TSO6); when it did
+ * not, the TUN is opened again without IFF_VNET_HDR: plain packets. */
 int tun_open_offload(char ifname[16], unsigned mtu, bool *offload);
 int tun_set_mtu(const char *ifname, unsigned mtu);
 int tun_get_mtu(const char *ifname);
