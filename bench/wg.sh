@@ -3,13 +3,16 @@
 # for ours <-> ours, wireguard-go <-> wireguard-go (the reference) and
 # ours -> wireguard-go, on the same topology in the same run. Prints the
 # median of RUNS runs of SECONDS each, CPU seconds of both tunnel processes
-# per GB moved, their peak RSS, and ours / wireguard-go.
+# per GB moved, their peak RSS, and ours / wireguard-go. Then ours <-> ours
+# with one crypto worker against two (xborder-wg --workers), interleaved
+# WORKER_ROUNDS times, with the spread and the load average.
 #
 #   a ── eth0 192.0.2.1 ─────── 192.0.2.2 eth0 ── b
 #   wA 198.51.100.1  ═══ WG ═══  198.51.100.2 wB      iperf3 -c (a) → -s (b)
 . "$(dirname "$0")/../tests/lib/netns.sh"
 . "$(dirname "$0")/../tests/lib/wg.sh"
 RUNS=${RUNS:-3}
+WORKER_ROUNDS=${WORKER_ROUNDS:-2}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 XB_QUIET=1
 xb_begin
@@ -62,3 +65,23 @@ read -r ref refc _ <<<"${res[wireguard-go-wireguard-go]}"
 read -r _ oc _ <<<"${res[ours-ours]}"
 printf 'throughput ratio ours / wireguard-go: %s (goal >= 3)\n' "$(awk -v a="$go" -v b="$ref" 'BEGIN{printf "%.2f", a / b}')"
 printf 'CPU per GB ratio ours / wireguard-go: %s (lower is better)\n' "$(awk -v a="$oc" -v b="$refc" 'BEGIN{printf "%.2f", a / b}')"
+
+# One worker against two on the same topology: rounds interleaved (1, 2, 1,
+# 2, ...) so that load from elsewhere falls on both alike.
+declare -A wres
+for round in $(seq "$WORKER_ROUNDS"); do
+	for w in 1 2; do
+		r=$(XB_WG_ARGS="--workers $w" measure ours ours) || { echo "measurement with $w workers failed"; exit 1; }
+		wres[$w]+="$r"$'\n'
+	done
+done
+col() { printf '%s' "${wres[$1]}" | awk -v k="$2" '{print $k}' | sort -g; }	# col WORKERS FIELD
+for w in 1 2; do
+	g=$(col "$w" 1 | xb_median); c=$(col "$w" 2 | xb_median)
+	wmed[$w]=$g
+	printf 'ours <-> ours, %d worker%s: %7.3f Gbit/s (%s..%s)  %6.2f CPU-s/GB (%s..%s)  over %d rounds\n' \
+		"$w" "$([ "$w" = 1 ] && echo ' ' || echo s)" "$g" "$(col "$w" 1 | head -n1)" "$(col "$w" 1 | tail -n1)" \
+		"$c" "$(col "$w" 2 | head -n1)" "$(col "$w" 2 | tail -n1)" "$WORKER_ROUNDS"
+done
+printf 'throughput ratio 2 workers / 1 worker: %s (load average %s)\n' \
+	"$(awk -v a="${wmed[2]}" -v b="${wmed[1]}" 'BEGIN{printf "%.2f", a / b}')" "$(cut -d' ' -f1-3 /proc/loadavg)"
