@@ -392,10 +392,13 @@ static void finish_job(struct wg_device *dev, struct wg_rxjob *j)
 void wg_receive_flush(struct wg_device *dev)
 {
 	struct wg_rxq *q = dev->rxq;
+	size_t bytes = 0;
 
 	if (!q || !q->n)
 		return;
-	wg_workers_run(dev->workers, open_job, q, q->n);
+	for (unsigned i = 0; i < q->n; i++)
+		bytes += q->job[i].kp ? q->job[i].len : 0;
+	wg_workers_run(dev->workers, open_job, q, q->n, bytes);
 	for (unsigned i = 0; i < q->n; i++)
 		finish_job(dev, &q->job[i]);
 	q->n = 0;

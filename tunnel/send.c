@@ -257,8 +257,12 @@ void wg_txq_flush(struct wg_device *dev)
 {
 	if (!dev->txq->n)
 		return;
-	if (dev->workers)
-		wg_workers_run(dev->workers, seal_slot, dev->txq, dev->txq->n);
+	if (dev->workers) {
+		size_t bytes = 0;
+		for (unsigned i = 0; i < dev->txq->n; i++)
+			bytes += dev->txq->slot[i].len;
+		wg_workers_run(dev->workers, seal_slot, dev->txq, dev->txq->n, bytes);
+	}
 	flush_family(dev, dev->txq->group, AF_INET);
 	flush_family(dev, dev->txq->group, AF_INET6);
 	dev->txq->n = 0;

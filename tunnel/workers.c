@@ -114,9 +114,10 @@ unsigned wg_workers_count(const struct wg_workers *w)
 	return w ? w->n : 1;
 }
 
-void wg_workers_run(struct wg_workers *w, void (*fn)(void *ctx, size_t i), void *ctx, size_t n_items)
+void wg_workers_run(struct wg_workers *w, void (*fn)(void *ctx, size_t i), void *ctx, size_t n_items,
+		    size_t bytes)
 {
-	if (!w || n_items < 2) {
+	if (!w || n_items < 2 || bytes < WG_WORKERS_MIN_BYTES) {
 		for (size_t i = 0; i < n_items; i++)
 			fn(ctx, i);
 		return;
