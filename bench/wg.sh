@@ -7,13 +7,16 @@
 # veth pair under the tunnels (iperf3 between the eth0 addresses, no
 # tunnel), one run after each ours <-> ours run: ours <-> ours as a share
 # of the wire (issue #18: 0.16, goal >= 0.33; CPU per GB 4.2 s, goal
-# <= 2.1). About 2.5 min with the defaults.
+# <= 2.1). Then ours <-> ours with one crypto worker against two
+# (xborder-wg --workers), interleaved WORKER_ROUNDS times, with the spread
+# and the load average.
 #
 #   a ── eth0 192.0.2.1 ─────── 192.0.2.2 eth0 ── b
 #   wA 198.51.100.1  ═══ WG ═══  198.51.100.2 wB      iperf3 -c (a) → -s (b)
 . "$(dirname "$0")/../tests/lib/netns.sh"
 . "$(dirname "$0")/../tests/lib/wg.sh"
 RUNS=${RUNS:-3}
+WORKER_ROUNDS=${WORKER_ROUNDS:-2}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 XB_QUIET=1
 xb_begin
@@ -84,3 +87,23 @@ printf 'CPU per GB ratio ours / wireguard-go: %s (lower is better)\n' "$(awk -v 
 printf 'share of the wire ours <-> ours / plain veth: %s (issue #18: 0.16, goal >= 0.33); wireguard-go: %s\n' \
 	"$(awk -v a="$go" -v b="$veth" 'BEGIN{printf "%.3f", a / b}')" "$(awk -v a="$ref" -v b="$veth" 'BEGIN{printf "%.3f", a / b}')"
 printf 'CPU per GB ours <-> ours: %s s (issue #18: 4.2 s, goal <= 2.1 s)\n' "$oc"
+
+# One worker against two on the same topology: rounds interleaved (1, 2, 1,
+# 2, ...) so that load from elsewhere falls on both alike.
+declare -A wres
+for round in $(seq "$WORKER_ROUNDS"); do
+	for w in 1 2; do
+		r=$(XB_WG_ARGS="--workers $w" measure ours ours) || { echo "measurement with $w workers failed"; exit 1; }
+		wres[$w]+="$r"$'\n'
+	done
+done
+col() { printf '%s' "${wres[$1]}" | awk -v k="$2" '{print $k}' | sort -g; }	# col WORKERS FIELD
+for w in 1 2; do
+	g=$(col "$w" 1 | xb_median); c=$(col "$w" 2 | xb_median)
+	wmed[$w]=$g
+	printf 'ours <-> ours, %d worker%s: %7.3f Gbit/s (%s..%s)  %6.2f CPU-s/GB (%s..%s)  over %d rounds\n' \
+		"$w" "$([ "$w" = 1 ] && echo ' ' || echo s)" "$g" "$(col "$w" 1 | head -n1)" "$(col "$w" 1 | tail -n1)" \
+		"$c" "$(col "$w" 2 | head -n1)" "$(col "$w" 2 | tail -n1)" "$WORKER_ROUNDS"
+done
+printf 'throughput ratio 2 workers / 1 worker: %s (load average %s)\n' \
+	"$(awk -v a="${wmed[2]}" -v b="${wmed[1]}" 'BEGIN{printf "%.2f", a / b}')" "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,6 +1,7 @@
 /* The userspace WireGuard device: sockets, the event loop, configuration.
  * See device.h for the threading rule (one lock, taken per batch). */
 #include "tunnel/device.h"
+#include "tunnel/workers.h"
 #include "tunnel/aead.h"
 #include "tunnel/offload.h"
 #include "tunnel/tun.h"
@@ -430,6 +431,24 @@ fail:
 	return r;
 }
 
+int wg_device_set_workers(struct wg_device *dev, unsigned n)
+{
+	int r;
+
+	if (dev->workers || dev->rxq)
+		return -EBUSY;
+	if ((r = wg_workers_start(&dev->workers, n)))
+		return -r;
+	if (dev->workers && !wg_rxq_init(dev)) {
+		wg_workers_stop(dev->workers);
+		dev->workers = NULL;
+		return -ENOMEM;
+	}
+	log_info("%s: transport data sealed and opened by %u worker%s%s", dev->ifname, n, n == 1 ? "" : "s",
+		 n == 1 ? " (the data thread)" : " (the data thread and helpers)");
+	return 0;
+}
+
 void wg_device_stop(struct wg_device *dev)
 {
 	uint64_t one = 1;
@@ -484,6 +503,8 @@ void wg_device_close(struct wg_device *dev)
 		close(dev->wake_fd);
 	if (dev->epfd >= 0)
 		close(dev->epfd);
+	wg_workers_stop(dev->workers);
+	wg_rxq_free(dev);
 	wg_txq_free(dev);
 	offload_gro_free(dev->gro);
 	wg_index_free(&dev->index);

@@ -3,7 +3,10 @@
  * Threads: one data thread runs the event loop (TUN, UDP, timers); one
  * control thread serves the UAPI socket. Both take dev->lock around what
  * they touch, the data thread once per batch of packets, so peers, keypairs
- * and tables need no finer locking and no reference counts.
+ * and tables need no finer locking and no reference counts. With more than
+ * one worker (wg_device_set_workers), the data thread hands each batch's
+ * ChaCha20-Poly1305 work to crypto helpers and waits for them, still
+ * holding the lock (tunnel/workers.h); the helpers touch only the batch.
  */
 #ifndef XB_DEVICE_H
 #define XB_DEVICE_H
@@ -105,6 +108,10 @@ struct wg_device {
 	volatile int want_stats;	/* set from a signal handler: log counters */
 	/* Per-batch scratch for outgoing UDP. */
 	struct wg_txq *txq;
+	/* Crypto workers (NULL: one, the data thread) and, with them, the data
+	 * messages of a receive batch waiting to be opened together. */
+	struct wg_workers *workers;
+	struct wg_rxq *rxq;
 };
 
 #define WG_PEER_HASH 4096
@@ -119,6 +126,10 @@ void wg_device_stop(struct wg_device *dev);
 void wg_device_request_stats(struct wg_device *dev);
 void wg_device_log_stats(struct wg_device *dev);
 void wg_device_close(struct wg_device *dev);
+/* Spread transport data's AEAD over n workers, the data thread included
+ * (1 = the data thread alone; wg_workers_default() picks by CPUs). Before
+ * wg_device_run. 0 or -errno. */
+int wg_device_set_workers(struct wg_device *dev, unsigned n);
 /* Apply c (UAPI semantics, tunnel/wgconf.h) / read the configuration and
  * counters back (out freed with wg_conf_free). 0 or -errno; the UAPI
  * server's ops turn that into its positive errno (loop.c). */
@@ -155,6 +166,13 @@ void wg_txq_free(struct wg_device *dev);
 void wg_txq_flush(struct wg_device *dev);
 
 /* receive.c */
+/* With workers, wg_receive() queues data messages (their buffers must stay
+ * until then) and wg_receive_flush() opens them together and handles them
+ * in arrival order; any other message flushes the queue first. Without
+ * workers both act at once. wg_tun_flush() flushes the queue first. */
+void wg_receive_flush(struct wg_device *dev);
+bool wg_rxq_init(struct wg_device *dev);
+void wg_rxq_free(struct wg_device *dev);
 void wg_tun_flush(struct wg_device *dev);
 /* Well-framed initiations and responses in a received datagram made of
  * segments of seg bytes (UDP_GRO; 0 = one datagram): what counts towards

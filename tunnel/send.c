@@ -6,12 +6,14 @@
  * so replies leave from the address the peer expects on multi-homed hosts.
  */
 #include "tunnel/device.h"
+#include "tunnel/workers.h"
 #include "common/clock.h"
 #include "common/log.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,6 +25,10 @@ struct wg_txslot {
 	int ifindex;
 	size_t len;
 	uint8_t *buf;
+	/* With workers: sealed at the flush, with a copy of the key it had
+	 * when queued (the keypair may be gone by then); wiped after. */
+	bool unsealed;
+	uint8_t key[NOISE_SYMMETRIC_KEY_LEN];
 };
 
 struct txgroup;
@@ -226,16 +232,37 @@ void wg_txq_free(struct wg_device *dev)
 {
 	if (!dev->txq)
 		return;
+	for (unsigned i = 0; i < WG_BATCH; i++)
+		sodium_memzero(dev->txq->slot[i].key, sizeof(dev->txq->slot[i].key));
 	free(dev->txq->group);
 	free(dev->txq->mem);
 	free(dev->txq);
 	dev->txq = NULL;
 }
 
+static void seal_slot(void *ctx, size_t i)
+{
+	struct wg_txslot *s = &((struct wg_txq *)ctx)->slot[i];
+	struct message_data *m = (struct message_data *)s->buf;
+
+	if (!s->unsealed)
+		return;
+	noise_encrypt(m->encrypted_data, m->encrypted_data, s->len - sizeof(*m) - NOISE_AUTHTAG_LEN,
+		      m->counter, s->key);
+	sodium_memzero(s->key, sizeof(s->key));
+	s->unsealed = false;
+}
+
 void wg_txq_flush(struct wg_device *dev)
 {
 	if (!dev->txq->n)
 		return;
+	if (dev->workers) {
+		size_t bytes = 0;
+		for (unsigned i = 0; i < dev->txq->n; i++)
+			bytes += dev->txq->slot[i].len;
+		wg_workers_run(dev->workers, seal_slot, dev->txq, dev->txq->n, bytes);
+	}
 	flush_family(dev, dev->txq->group, AF_INET);
 	flush_family(dev, dev->txq->group, AF_INET6);
 	dev->txq->n = 0;
@@ -269,8 +296,13 @@ static void send_data(struct wg_peer *peer, struct noise_keypair *kp, const uint
 	m->counter = atomic_fetch_add(&kp->send_counter, 1);
 	memcpy(m->encrypted_data, pkt, len);
 	memset(m->encrypted_data + len, 0, plen - len);
-	noise_encrypt(m->encrypted_data, m->encrypted_data, plen, m->counter, kp->send_key);
 	s->len = message_data_len(plen);
+	if (dev->workers) {
+		memcpy(s->key, kp->send_key, sizeof(s->key));
+		s->unsealed = true;
+	} else {
+		noise_encrypt(m->encrypted_data, m->encrypted_data, plen, m->counter, kp->send_key);
+	}
 	s->to = peer->endpoint;
 	s->from = peer->src;
 	s->ifindex = peer->src_ifindex;

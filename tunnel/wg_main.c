@@ -5,6 +5,7 @@
 #include "common/daemonize.h"
 #include "tunnel/device.h"
 #include "tunnel/tun.h"
+#include "tunnel/workers.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -36,12 +37,14 @@ static void on_usr1(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: xborder-wg [-f|--foreground] [-c FILE] [--mtu N] [--timers SPEC] [-v] IFNAME\n"
+		"usage: xborder-wg [-f|--foreground] [-c FILE] [--mtu N] [--timers SPEC] [--workers N] [-v] IFNAME\n"
 		"  -f, --foreground   stay in the foreground, log to stderr\n"
 		"  -c, --config FILE  apply a wg-quick style file ([Interface]/[Peer]) at start\n"
 		"  --mtu N            interface MTU (default 1420)\n"
 		"  --timers SPEC      protocol times in seconds, e.g. rekey_after_time=10,reject_after_time=15\n"
-		"  -v, --verbose      debug logging\n");
+		"  --workers N        threads that encrypt and decrypt, the data thread included\n"
+		"                     (1..64; default: half the online CPUs, 1..%u; 1 = the data thread alone)\n"
+		"  -v, --verbose      debug logging\n", WG_WORKERS_MAX);
 }
 
 /* Read a wg-quick style file before anything is created, so that a bad
@@ -70,13 +73,15 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "mtu", required_argument, NULL, 'm' },
 		{ "timers", required_argument, NULL, 't' },
+		{ "workers", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL;
 	bool foreground = false, verbose = false;
-	unsigned long mtu = 0;
+	unsigned long mtu = 0, workers = wg_workers_default();
+	char *end;
 	struct wg_timing timing;
 	struct wg_conf conf = { 0 };
 	char err[512];
@@ -92,6 +97,14 @@ int main(int argc, char **argv)
 			mtu = strtoul(optarg, NULL, 10);
 			if (mtu < 576 || mtu > 65535) {
 				fprintf(stderr, "xborder-wg: bad MTU `%s' (576..65535)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'w':
+			errno = 0;
+			workers = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || workers < 1 || workers > 64) {
+				fprintf(stderr, "xborder-wg: bad number of workers `%s' (1..64)\n", optarg);
 				return 2;
 			}
 			break;
@@ -117,6 +130,9 @@ int main(int argc, char **argv)
 	r = wg_device_open(&the_dev, argv[optind], &timing);
 	if (r < 0)
 		fatalx("%s: %s", argv[optind], strerror(-r));
+	r = wg_device_set_workers(the_dev, (unsigned)workers);
+	if (r < 0)
+		fatalx("%s: starting %lu workers: %s", argv[optind], workers, strerror(-r));
 	if (mtu) {
 		the_dev->mtu = (unsigned)mtu;
 		if (tun_set_mtu(the_dev->ifname, (unsigned)mtu) < 0)

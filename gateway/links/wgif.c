@@ -2,6 +2,7 @@
 #include "gateway/links/wgif.h"
 #include "tunnel/device.h"
 #include "tunnel/tun.h"
+#include "tunnel/workers.h"
 #include "common/log.h"
 #include "common/thread.h"
 
@@ -33,6 +34,10 @@ static int create_userspace(struct xb_wgif *w, unsigned mtu)
 		return r;
 	}
 	w->dev->mtu = mtu;
+	/* Crypto workers: one per online CPU, capped (docs/wireguard.md). */
+	if ((r = wg_device_set_workers(w->dev, wg_workers_default())) < 0)
+		log_warnx("%s: no crypto workers (%s): the data thread does it alone", w->ifname,
+			  strerror(-r));
 	if (tun_set_mtu(w->ifname, mtu) < 0)
 		log_warn("%s: setting MTU %u", w->ifname, mtu);
 	r = xb_thread_start(&w->thread, run, w->dev);

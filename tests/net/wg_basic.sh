@@ -38,4 +38,17 @@ for combo in "ours ours" "ours wireguard-go" "wireguard-go ours"; do
 		unpair
 	done
 done
+# The same with two crypto workers (the default on a 2-core machine is one):
+# TCP through the parallel path, and interop both ways.
+for combo in "ours ours" "ours wireguard-go" "wireguard-go ours"; do
+	set -- $combo
+	name="$1 → $2, xborder-wg --workers 2"
+	XB_WG_ARGS="--workers 2"
+	if ! pair "$1" "$2" 192.0.2.2; then xb_fail "$name: bring-up"; unpair; continue; fi
+	xb_check "$name: ping" nq a ping -c 3 -i 0.2 -W 2 198.51.100.2
+	xb_check "$name: TCP transfer A → B, bytes equal" xb_tcp_compare a b 198.51.100.2 4000000
+	xb_check "$name: TCP transfer B → A, bytes equal" xb_tcp_compare b a 198.51.100.1 4000000
+	unpair
+done
+unset XB_WG_ARGS
 xb_end

@@ -18,7 +18,7 @@ ka=$(wg genkey); kb=$(wg genkey); pa=$(echo "$ka" | wg pubkey); pb=$(echo "$kb" 
 psk=$(wg genpsk)
 ifa=xw$$a ifb=xw$$b
 # Shortened protocol times (xborder-wg --timers), so rekey and expiry are seen in seconds.
-export XB_WG_ARGS="--timers keepalive_timeout=1,rekey_timeout=1,rekey_after_time=3,reject_after_time=5,rekey_attempt_time=3"
+export XB_WG_ARGS="${XB_WG_ARGS:-} --timers keepalive_timeout=1,rekey_timeout=1,rekey_after_time=3,reject_after_time=5,rekey_attempt_time=3"
 xb_wg_up a "$ifa" ours "$ka" 51820 198.51.100.1/24 || exit 1
 xb_wg_up b "$ifb" ours "$kb" 51821 198.51.100.2/24 || exit 1
 printf '%s\n' "$psk" >"$XB_TMP/psk"
