@@ -3,6 +3,7 @@
  * applied here as at start from the store. */
 #include "gateway/posture/posture_rt_int.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -27,7 +28,7 @@ static void audit_remote(struct xb_posture_rt *r, const char *device, int64_t se
 
 	if (!r->audit)
 		return;
-	o = json_pack("{s:I, s:s, s:s, s:I}", "at", (json_int_t)(posture_rt_now().wall * 1000),
+	o = json_pack("{s:I, s:s, s:s, s:I}", "at", (json_int_t)(clock_real_ns() / NSEC_PER_MSEC),
 		      "event", "cluster report", "device", device, "seq", (json_int_t)seq);
 	if (o)
 		xb_jsonlog_write(r->audit, o);
@@ -66,8 +67,8 @@ int xb_posture_rt_remote(struct xb_posture_rt *r, const char *device, int64_t se
 	r->dev[i].st.received -= xb_posture_stored_age(received_ms / 1000, now.wall);
 	r->dev[i].st.received_wall = received_ms / 1000;
 	r->stat.remote++;
-	audit_remote(r, device, seq);
 	posture_rt_judge(r, i, now, POSTURE_RT_ALL);
 	posture_rt_flush(r);
+	audit_remote(r, device, seq);	/* after the sets: its time is the enforcement's */
 	return 0;
 }
