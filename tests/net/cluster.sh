@@ -200,5 +200,8 @@ xb_check "the endpoint A saw for alice is in the shared state" sh -c \
 nq eh etcdctl --endpoints="$(etcd_endpoints)" put "/xborder/t$ID/posture/alice" '{"seq":"x"}' >/dev/null
 xb_check "a bad value in the store is logged by A" xb_wait 3000 grep -q "posture/alice: .*seq" "$LOG_gwa"
 xb_check "... and changes nothing: alice still out of A's set" enforced gwa no
+SEQ=$((SEQ + 1))
+xb_check "the next report to B replaces the bad value by CAS (200)" test "$(post $SEQ 13)" = 200
+xb_check "... and A enforces it" xb_wait 3000 enforced gwa yes
 xb_check "both gateways still run" kill -0 "$PID_gwa" "$PID_gwb"
 xb_end
