@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "gateway/cluster/cluster.h"
+#include "gateway/posture/posture.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -60,12 +61,42 @@ static int endpoints(void *ctx, void (*fn)(void *arg, const char *device, const 
 	return 0;
 }
 
-static const struct xb_cluster_ops cluster_ops = { posture_remote, gate_done, learned_remote, endpoints };
+static int mdm_remote(void *ctx, const char *device, const char *key, const char *nonce, int64_t until,
+		      json_t *attrs, char *err, size_t errlen)
+{
+	struct xb_daemon *d = ctx;
+
+	return xb_posture_rt_remote_push(d->prt, device, key, nonce, until, attrs, err, errlen);
+}
+
+/* A push this gateway took, to the cluster: its attributes as JSON. */
+static void push_out(void *ctx, const struct xb_mdm_push *m)
+{
+	struct xb_daemon *d = ctx;
+	json_t *a = json_array();
+
+	for (size_t k = 0; a && k < m->n_attrs; k++) {
+		const struct xb_value *v = &m->attrs[k].value;
+		json_t *jv = v->type == XB_VAL_STR ? json_string(v->str ? v->str : "") :
+			     v->type == XB_VAL_BOOL ? json_boolean(v->b) : json_real(v->num);
+
+		json_array_append_new(a, json_pack("{s:s, s:o, s:I}", "key", m->attrs[k].key,
+						   "value", jv, "expires", (json_int_t)m->attrs[k].expires));
+	}
+	if (a && json_array_size(a) && d->cluster && m->key)
+		xb_cluster_mdm(d->cluster, m->device, m->key->name, m->nonce, m->until, a);
+	json_decref(a);
+}
+
+static const struct xb_cluster_ops cluster_ops = { posture_remote, gate_done, learned_remote,
+						   mdm_remote, endpoints };
 
 static void hooks(struct xb_daemon *d, struct xb_cluster *c)
 {
-	if (d->prt)
+	if (d->prt) {
 		xb_posture_rt_set_gate(d->prt, c ? xb_cluster_gate : NULL, c);
+		xb_posture_rt_on_push(d->prt, c ? push_out : NULL, d);
+	}
 	if (d->dns)
 		xb_dns_service_on_learn(d->dns, c ? xb_cluster_learned : NULL, c);
 }

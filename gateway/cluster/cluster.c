@@ -71,7 +71,7 @@ struct xb_cluster {
 	size_t n_bk;
 	struct log_rl rl;
 	struct {
-		uint64_t applied, learned, bad, cas_lost, refused, accepted_down, published;
+		uint64_t applied, learned, pushes, bad, cas_lost, refused, accepted_down, published;
 	} stat;
 };
 
@@ -196,6 +196,28 @@ static void put_learned(struct xb_cluster *c, struct entry *e, const struct xb_e
 		bad(c, kv->key, kv->klen, err);
 }
 
+/* Another gateway's MDM push (ours were applied when we took them). */
+static void put_mdm(struct xb_cluster *c, struct entry *e, const struct xb_etcd_kv *kv)
+{
+	struct xb_cluster_kv_mdm v;
+	char err[256];
+
+	if (xb_cluster_kv_mdm_decode(kv->val, kv->vlen, &v, err, sizeof(err)) < 0) {
+		bad(c, kv->key, kv->klen, err);
+		return;
+	}
+	e->valid = true;
+	strcpy(e->node, v.node);
+	if (!mine(c, v.node) && c->ops->mdm_remote) {
+		if (c->ops->mdm_remote(c->ctx, v.device, e->k.set, e->k.nonce, v.until, v.attrs, err,
+				       sizeof(err)) < 0)
+			bad(c, kv->key, kv->klen, err);
+		else
+			c->stat.pushes++;
+	}
+	json_decref(v.attrs);
+}
+
 /* A key's new value into the copy, and what it changes applied. A bad
  * key or value is logged and skipped: the local state stays as it was,
  * and the entry keeps only its mod_revision (a CAS may overwrite it). */
@@ -223,10 +245,19 @@ static void put(struct xb_cluster *c, const struct xb_etcd_kv *kv, bool resync)
 		put_posture(c, e, kv, resync);
 	else if (k.kind == XB_CLUSTER_KV_LEARNED)
 		put_learned(c, e, kv, resync);
+	else if (k.kind == XB_CLUSTER_KV_MDM)
+		put_mdm(c, e, kv);
 	else if (xb_cluster_kv_endpoint_decode(kv->val, kv->vlen, &e->ep, err, sizeof(err)) < 0)
 		bad(c, kv->key, kv->klen, err);
 	else
 		e->valid = true, strcpy(e->node, e->ep.node);
+}
+
+static bool is_mdm(const struct xb_cluster *c, const struct xb_etcd_kv *kv)
+{
+	size_t pl = strlen(c->cfg->prefix);
+
+	return kv->klen > pl + 4 && !memcmp(kv->key + pl, "mdm/", 4) && !memcmp(kv->key, c->cfg->prefix, pl);
 }
 
 /* The whole prefix as the store has it now: the copy replaced. Keys gone
@@ -237,8 +268,23 @@ static void resync(struct xb_cluster *c, const struct xb_etcd_kv *kvs, size_t n)
 	for (size_t b = 0; b < BUCKETS; b++)
 		for (struct entry *e = c->tab[b]; e; e = e->next)
 			e->mark = false;
+	/* Pushes last, oldest first: a later push's attribute wins, as when
+	 * they came one by one. */
 	for (size_t i = 0; i < n; i++)
-		put(c, &kvs[i], true);
+		if (!is_mdm(c, &kvs[i]))
+			put(c, &kvs[i], true);
+	for (int64_t last = -1;;) {
+		const struct xb_etcd_kv *next = NULL;
+
+		for (size_t i = 0; i < n; i++)
+			if (is_mdm(c, &kvs[i]) && kvs[i].mod_rev > last &&
+			    (!next || kvs[i].mod_rev < next->mod_rev))
+				next = &kvs[i];
+		if (!next)
+			break;
+		put(c, next, true);
+		last = next->mod_rev;
+	}
 	for (size_t b = 0; b < BUCKETS; b++)
 		for (struct entry **pp = &c->tab[b]; *pp;) {
 			struct entry *e = *pp;
@@ -556,6 +602,8 @@ static void on_lease(void *ctx, const struct xb_etcd_result *r)
 	}
 }
 
+static void leased_put(struct xb_cluster *c, const char *key, char *val, int64_t expires);
+
 void xb_cluster_learned(void *ctx, const char *set, int family, const uint8_t *addr, uint32_t fp,
 			int64_t expires)
 {
@@ -564,9 +612,6 @@ void xb_cluster_learned(void *ctx, const char *set, int family, const uint8_t *a
 	struct xb_cluster_kv_learned v = { .expires = expires, .fp = fp };
 	char key[KEY_MAX];
 	struct entry *e;
-	struct bucket *b;
-	struct put *p;
-	struct op *o;
 
 	if (!c->up || !c->synced)
 		return;		/* the others learn it from their own answers */
@@ -582,9 +627,23 @@ void xb_cluster_learned(void *ctx, const char *set, int family, const uint8_t *a
 	e->learned = v;
 	e->valid = true;
 	strcpy(e->node, v.node);
-	if (!(b = bucket(c, xb_cluster_kv_bucket(expires))) || !(p = calloc(1, sizeof(*p))))
+	leased_put(c, key, xb_cluster_kv_learned_encode(&v), expires);
+}
+
+/* Put key=val (taken over) with the lease of the bucket `expires' is in,
+ * granted first when the bucket has none yet. */
+static void leased_put(struct xb_cluster *c, const char *key, char *val, int64_t expires)
+{
+	struct bucket *b;
+	struct put *p;
+	struct op *o;
+
+	if (!val || !(b = bucket(c, xb_cluster_kv_bucket(expires))) || !(p = calloc(1, sizeof(*p)))) {
+		free(val);
 		return;
-	if (!(p->key = strdup(key)) || !(p->val = xb_cluster_kv_learned_encode(&v))) {
+	}
+	p->val = val;
+	if (!(p->key = strdup(key))) {
 		put_free(p);
 		return;
 	}
@@ -604,6 +663,23 @@ void xb_cluster_learned(void *ctx, const char *set, int family, const uint8_t *a
 					  XB_CLUSTER_KV_BUCKET_S, false, on_lease, o) == 0;
 	if (!b->granting)
 		op_free(o);
+}
+
+void xb_cluster_mdm(struct xb_cluster *c, const char *device, const char *key, const char *nonce,
+		    int64_t until, json_t *attrs)
+{
+	struct xb_cluster_kv_key k = { .kind = XB_CLUSTER_KV_MDM };
+	struct xb_cluster_kv_mdm v = { .until = until, .attrs = attrs };
+	char kb[KEY_MAX];
+
+	if (!c->up || !c->synced)
+		return;		/* documented: a push during an outage stays on this gateway */
+	snprintf(k.set, sizeof(k.set), "%s", key);
+	snprintf(k.nonce, sizeof(k.nonce), "%s", nonce);
+	snprintf(v.device, sizeof(v.device), "%s", device);
+	snprintf(v.node, sizeof(v.node), "%s", c->cfg->node);
+	if (xb_cluster_kv_key_make(kb, sizeof(kb), c->cfg->prefix, &k))
+		leased_put(c, kb, xb_cluster_kv_mdm_encode(&v), until);
 }
 
 /* Buckets whose leases have run out in etcd. */
@@ -769,13 +845,14 @@ json_t *xb_cluster_status(const struct xb_cluster *c)
 
 	for (const struct op *o = c->ops_list.next; o != &c->ops_list; o = o->next)
 		waiting += o->type == OP_PUBLISH;
-	return json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "state", c->up ? "up" : "down", "name", c->cfg->name, "node", c->cfg->node,
 			 "members", (json_int_t)c->cfg->n_endpoints,
 			 "member", m >= 0 ? c->cfg->endpoints[m] : NULL,
 			 "revision", (json_int_t)c->revision, "keys", (json_int_t)c->n_keys,
 			 "counters", "applied", (json_int_t)c->stat.applied,
-			 "learned", (json_int_t)c->stat.learned, "bad_values", (json_int_t)c->stat.bad,
+			 "learned", (json_int_t)c->stat.learned, "pushes", (json_int_t)c->stat.pushes,
+			 "bad_values", (json_int_t)c->stat.bad,
 			 "cas_lost", (json_int_t)c->stat.cas_lost, "refused", (json_int_t)c->stat.refused,
 			 "accepted_down", (json_int_t)c->stat.accepted_down,
 			 "published", (json_int_t)c->stat.published, "waiting", (json_int_t)waiting);

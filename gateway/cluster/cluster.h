@@ -13,6 +13,9 @@
  *   learned    destinations DNS answers taught this gateway are published
  *              with a lease per expiry bucket (cluster_kv.h); others' are
  *              put into this gateway's sets through ops->learned_remote
+ *   mdm        MDM pushes a gateway accepted (attributes, replay id),
+ *              leased to the replay window's end; others' applied through
+ *              ops->mdm_remote
  *   endpoints  each device's last endpoint, read from the device
  *              interface every tick, published on change; the takeover
  *              reads them with xb_cluster_foreach_endpoint()
@@ -47,6 +50,9 @@ struct xb_cluster_ops {
 	/* xb_dns_service_learn_remote(): 0 put, 1 expired, < 0 refused. */
 	int (*learned_remote)(void *ctx, const char *set, int family, const uint8_t *addr,
 			      uint32_t fp, int64_t expires_wall, char *err, size_t errlen);
+	/* xb_posture_rt_remote_push(): an MDM push another gateway accepted. */
+	int (*mdm_remote)(void *ctx, const char *device, const char *key, const char *nonce,
+			  int64_t until, json_t *attrs, char *err, size_t errlen);
 	/* Each device's endpoint on the device interface now: fn for every
 	 * one that has one. < 0 when the interface cannot be read. */
 	int (*endpoints)(void *ctx, void (*fn)(void *arg, const char *device,
@@ -74,6 +80,12 @@ int xb_cluster_gate(void *ctx, const char *device, int64_t seq, const char *body
 /* xb_dns_service_learn_fn (ctx the cluster): publish a learned destination. */
 void xb_cluster_learned(void *ctx, const char *set, int family, const uint8_t *addr, uint32_t fp,
 			int64_t expires_wall);
+
+/* Publish an MDM push this gateway accepted (key: the signing key's name,
+ * nonce its replay id, until the replay window's end, Unix s; attrs
+ * [{"key","value","expires"}]), leased to until's bucket. */
+void xb_cluster_mdm(struct xb_cluster *c, const char *device, const char *key, const char *nonce,
+		    int64_t until, json_t *attrs);
 
 /* Every device's last endpoint in the copy (seen_ms: Unix ms its gateway
  * saw it). fn returning non-zero stops the walk and is returned. */

@@ -13,7 +13,7 @@
 
 static const char *const kinds[] = {
 	[XB_CLUSTER_KV_POSTURE] = "posture/", [XB_CLUSTER_KV_LEARNED] = "learned/",
-	[XB_CLUSTER_KV_ENDPOINT] = "endpoint/",
+	[XB_CLUSTER_KV_ENDPOINT] = "endpoint/", [XB_CLUSTER_KV_MDM] = "mdm/",
 };
 
 /* Names as the policy allows them (policy/cfg.c): no '/', nothing to escape. */
@@ -36,6 +36,8 @@ size_t xb_cluster_kv_key_make(char *buf, size_t len, const char *prefix,
 
 	if (k->kind == XB_CLUSTER_KV_POSTURE || k->kind == XB_CLUSTER_KV_ENDPOINT)
 		n = snprintf(buf, len, "%s%s%s", prefix, kinds[k->kind], k->device);
+	else if (k->kind == XB_CLUSTER_KV_MDM)
+		n = snprintf(buf, len, "%s%s%s/%s", prefix, kinds[k->kind], k->set, k->nonce);
 	else if (k->kind == XB_CLUSTER_KV_LEARNED && inet_ntop(k->family, k->addr, a, sizeof(a)))
 		n = snprintf(buf, len, "%s%s%s/%s", prefix, kinds[k->kind], k->set, a);
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
@@ -72,6 +74,21 @@ static int parse_learned(const char *rest, size_t n, struct xb_cluster_kv_key *o
 	return 0;
 }
 
+static int parse_mdm(const char *rest, size_t n, struct xb_cluster_kv_key *out, char *err,
+		     size_t errlen)
+{
+	const char *slash = memchr(rest, '/', n);
+	size_t kl = slash ? (size_t)(slash - rest) : 0, nl = slash ? n - kl - 1 : 0;
+
+	if (!slash || !name_ok(rest, kl, sizeof(out->set)) || !name_ok(slash + 1, nl, sizeof(out->nonce)))
+		return bad(err, errlen, "mdm key: not KEY/NONCE%s", "");
+	memcpy(out->set, rest, kl);
+	out->set[kl] = '\0';
+	memcpy(out->nonce, slash + 1, nl);
+	out->nonce[nl] = '\0';
+	return 0;
+}
+
 int xb_cluster_kv_key_parse(const char *prefix, const char *key, size_t klen,
 			    struct xb_cluster_kv_key *out, char *err, size_t errlen)
 {
@@ -82,7 +99,7 @@ int xb_cluster_kv_key_parse(const char *prefix, const char *key, size_t klen,
 		return bad(err, errlen, "a key outside the prefix%s", "");
 	key += pl;
 	klen -= pl;
-	for (int k = XB_CLUSTER_KV_POSTURE; k <= XB_CLUSTER_KV_ENDPOINT; k++) {
+	for (int k = XB_CLUSTER_KV_POSTURE; k <= XB_CLUSTER_KV_MDM; k++) {
 		size_t kl = strlen(kinds[k]);
 
 		if (klen < kl || memcmp(key, kinds[k], kl))
@@ -90,6 +107,8 @@ int xb_cluster_kv_key_parse(const char *prefix, const char *key, size_t klen,
 		out->kind = (enum xb_cluster_kv_kind)k;
 		if (k == XB_CLUSTER_KV_LEARNED)
 			return parse_learned(key + kl, klen - kl, out, err, errlen);
+		if (k == XB_CLUSTER_KV_MDM)
+			return parse_mdm(key + kl, klen - kl, out, err, errlen);
 		if (!name_ok(key + kl, klen - kl, sizeof(out->device)))
 			return bad(err, errlen, "%s key: not a device name", kinds[k]);
 		memcpy(out->device, key + kl, klen - kl);
@@ -258,6 +277,61 @@ int xb_cluster_kv_endpoint_decode(const char *val, size_t len, struct xb_cluster
 			snprintf(err, errlen, "\"endpoint\" is missing or not ADDRESS:PORT");
 		else
 			rc = 0;
+	}
+	json_decref(j);
+	return rc;
+}
+
+char *xb_cluster_kv_mdm_encode(const struct xb_cluster_kv_mdm *v)
+{
+	return dump(json_pack("{s:s, s:I, s:s, s:O}", "device", v->device, "until", (json_int_t)v->until,
+			      "node", v->node, "attrs", v->attrs));
+}
+
+/* Each attribute {"key": a name, "value": string, bool or number, "expires": >= 0}. */
+static bool attrs_ok(json_t *a, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_array(a) || !json_array_size(a) || json_array_size(a) > XB_CLUSTER_KV_ATTRS_MAX) {
+		snprintf(err, errlen, "\"attrs\" is not an array of 1 to %d", XB_CLUSTER_KV_ATTRS_MAX);
+		return false;
+	}
+	json_array_foreach(a, i, e) {
+		const char *k = json_string_value(json_object_get(e, "key"));
+		json_t *v = json_object_get(e, "value"), *x = json_object_get(e, "expires");
+
+		if (!k || !*k || strlen(k) >= XB_CLUSTER_KV_NAME_MAX || strchr(k, '\n') ||
+		    !(json_is_string(v) || json_is_boolean(v) || json_is_number(v)) ||
+		    (json_is_string(v) && json_string_length(v) > 1024) ||
+		    !json_is_integer(x) || json_integer_value(x) < 0) {
+			snprintf(err, errlen, "attribute %zu is not {key, value, expires}", i);
+			return false;
+		}
+	}
+	return true;
+}
+
+int xb_cluster_kv_mdm_decode(const char *val, size_t len, struct xb_cluster_kv_mdm *out, char *err,
+			     size_t errlen)
+{
+	json_t *j = load(val, len, err, errlen);
+	const char *dv;
+	int rc = -EINVAL;
+
+	memset(out, 0, sizeof(*out));
+	if (!j)
+		return rc;
+	dv = json_string_value(json_object_get(j, "device"));
+	if (get_int(j, "until", 1, &out->until, err, errlen) && get_node(j, out->node, err, errlen)) {
+		if (!dv || !name_ok(dv, strlen(dv), sizeof(out->device)))
+			snprintf(err, errlen, "\"device\" is missing or not a name");
+		else if (attrs_ok(json_object_get(j, "attrs"), err, errlen)) {
+			strcpy(out->device, dv);
+			out->attrs = json_incref(json_object_get(j, "attrs"));
+			rc = 0;
+		}
 	}
 	json_decref(j);
 	return rc;

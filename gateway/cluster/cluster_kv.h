@@ -11,6 +11,10 @@
  *   P learned/SET/ADDRESS    {"expires":UNIX_S,"fp":"8 hex","node":S}
  *                            a DNS-learned destination of an access rule's
  *                            set; its lease is the expiry's bucket's
+ *   P mdm/KEY/NONCE          {"device":S,"until":UNIX_S,"node":S,"attrs":[{"key":S,
+ *                            "value":V,"expires":UNIX_S}]}: an MDM push a gateway
+ *                            accepted (KEY the signing key's name, NONCE its
+ *                            replay id), leased to its replay window's end
  *   P endpoint/DEVICE        {"endpoint":"ADDR:PORT","seen":MS,"node":S}
  *                            where the device's WireGuard packets last
  *                            came from, as the gateway holding it saw it
@@ -23,6 +27,8 @@
 #define XB_CLUSTER_KV_H
 
 #include "common/prefix.h"
+
+#include <jansson.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,12 +43,15 @@
 #define XB_CLUSTER_KV_BUCKET_S	60
 
 enum xb_cluster_kv_kind { XB_CLUSTER_KV_OTHER, XB_CLUSTER_KV_POSTURE, XB_CLUSTER_KV_LEARNED,
-			  XB_CLUSTER_KV_ENDPOINT };
+			  XB_CLUSTER_KV_ENDPOINT, XB_CLUSTER_KV_MDM };
+#define XB_CLUSTER_KV_NONCE_MAX	65	/* an MDM push's nonce, with the NUL */
+#define XB_CLUSTER_KV_ATTRS_MAX	64	/* attributes in one push */
 
 struct xb_cluster_kv_key {
 	enum xb_cluster_kv_kind kind;
 	char device[XB_CLUSTER_KV_NAME_MAX];	/* posture, endpoint */
-	char set[XB_CLUSTER_KV_SET_MAX];	/* learned */
+	char set[XB_CLUSTER_KV_SET_MAX];	/* learned; mdm: the key's name */
+	char nonce[XB_CLUSTER_KV_NONCE_MAX];	/* mdm */
 	int family;				/* learned: AF_INET, AF_INET6 */
 	uint8_t addr[16];
 };
@@ -75,10 +84,18 @@ struct xb_cluster_kv_endpoint {
 	char node[XB_CLUSTER_KV_NAME_MAX];
 };
 
+struct xb_cluster_kv_mdm {
+	char device[XB_CLUSTER_KV_NAME_MAX];
+	int64_t until;				/* Unix s: the replay window's end */
+	char node[XB_CLUSTER_KV_NAME_MAX];
+	json_t *attrs;				/* [{"key","value","expires"}], checked; owned */
+};
+
 /* Encoders: a malloc'ed NUL-terminated JSON text, NULL without memory. */
 char *xb_cluster_kv_posture_encode(const struct xb_cluster_kv_posture *v);
 char *xb_cluster_kv_learned_encode(const struct xb_cluster_kv_learned *v);
 char *xb_cluster_kv_endpoint_encode(const struct xb_cluster_kv_endpoint *v);
+char *xb_cluster_kv_mdm_encode(const struct xb_cluster_kv_mdm *v);
 /* Decoders: 0, or -EINVAL with err. posture: out->body is the caller's
  * to free (xb_cluster_kv_posture_clear). */
 int xb_cluster_kv_posture_decode(const char *val, size_t len, struct xb_cluster_kv_posture *out,
@@ -88,6 +105,9 @@ int xb_cluster_kv_learned_decode(const char *val, size_t len, struct xb_cluster_
 				 char *err, size_t errlen);
 int xb_cluster_kv_endpoint_decode(const char *val, size_t len, struct xb_cluster_kv_endpoint *out,
 				  char *err, size_t errlen);
+/* out->attrs is the caller's (json_decref). */
+int xb_cluster_kv_mdm_decode(const char *val, size_t len, struct xb_cluster_kv_mdm *out, char *err,
+			     size_t errlen);
 
 /* What a gateway does with a device's report seq when the store and its
  * copy meet (a watch event, a CAS answer, a resync after a reconnect):

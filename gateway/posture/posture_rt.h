@@ -91,6 +91,19 @@ int xb_posture_rt_remote(struct xb_posture_rt *r, const char *device, int64_t se
 			 int64_t received_ms, const char *body, size_t len, char *err,
 			 size_t errlen);
 
+/* MDM pushes (docs/ha.md, "Shared state"): fn hears of every push this
+ * gateway stored and applied (after its round's commit); a push another
+ * gateway accepted is applied here with xb_posture_rt_remote_push(): its
+ * nonce into the replay cache and the store, its attributes (attrs:
+ * [{"key","value","expires" (Unix s)}]) stored and merged, the device
+ * evaluated and enforced. 0 applied, or -errno with err. */
+struct xb_mdm_push;
+typedef void (*xb_posture_rt_push_fn)(void *ctx, const struct xb_mdm_push *m);
+void xb_posture_rt_on_push(struct xb_posture_rt *r, xb_posture_rt_push_fn fn, void *ctx);
+int xb_posture_rt_remote_push(struct xb_posture_rt *r, const char *device, const char *key,
+			      const char *nonce, int64_t until, json_t *attrs, char *err,
+			      size_t errlen);
+
 /* Reopen the audit log (SIGHUP). */
 void xb_posture_rt_reopen_log(struct xb_posture_rt *r);
 /* Close everything. NULL is ignored. */

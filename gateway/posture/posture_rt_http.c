@@ -229,6 +229,8 @@ static void on_round(void *ctx, bool committed)
 			r->stat.reports++;
 			posture_rt_arrived(r, e->t0);
 		} else {
+			if (r->push_fn)
+				r->push_fn(r->push_ctx, &e->push);
 			if (xb_posture_push(&d->st, &e->push, now.wall) < 0)
 				log_warnx("posture: device %s: out of memory merging a push", d->name);
 			xb_posture_mdm_push_free(&e->push);

@@ -85,6 +85,8 @@ struct xb_posture_rt {
 	struct xb_mdm_replay replay;
 	xb_posture_rt_gate_fn gate;	/* the cluster's, or NULL */
 	void *gate_ctx;
+	xb_posture_rt_push_fn push_fn;	/* the cluster's, or NULL */
+	void *push_ctx;
 	int epfd;
 	int64_t pruned;			/* boot clock s of the last store prune */
 

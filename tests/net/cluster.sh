@@ -17,7 +17,7 @@
 . "$(dirname "$0")/../lib/wg.sh"
 . "$(dirname "$0")/../lib/etcd.sh"
 xb_begin
-for t in etcd etcdctl curl jq dnsmasq dig busybox; do
+for t in etcd etcdctl curl jq dnsmasq dig busybox openssl; do
 	command -v "$t" >/dev/null || { xb_skip "cluster" "$t is not installed (deploy/deps.sh)"; exit 77; }
 done
 etcd_start_cluster || { xb_fail "three etcd members start"; xb_end; }
@@ -40,6 +40,9 @@ ID=$$
 GWIF=xc$ID AIF=xd$ID
 kg=$(wg genkey) ka=$(wg genkey)
 pub() { echo "$1" | wg pubkey; }
+# The MDM's Ed25519 key; the policy lists its raw 32-byte public key.
+openssl genpkey -algorithm ed25519 -out "$XB_TMP/mdm.pem" 2>/dev/null
+MDMPUB=$(openssl pkey -in "$XB_TMP/mdm.pem" -pubout -outform DER | tail -c 32 | base64 -w0)
 
 # The same policy on both gateways but for the node's name and the device
 # interface's (userspace WireGuard's UAPI socket is per host, not per netns).
@@ -49,14 +52,17 @@ conf() {	# conf NODE
 	cat >"$XB_TMP/$1/xborder.conf" <<EOF
 gateway = {
   interface = "${GWIF}${1#gw}"; listen_port = 51820; private_key_file = "gw.key";
-  pool4 = "203.0.113.0/25";
+  pool4 = "203.0.113.0/25"; posture_admin = "127.0.0.1:8444";
   control_socket = "$XB_TMP/$1/ctl.sock"; state_dir = "$XB_TMP/$1/state";
 };
 devices = ( { name = "alice"; public_key = "$(pub "$ka")"; address4 = "203.0.113.10"; } );
-profiles = ( { name = "corp"; checks = ( { os_version = ">= 12"; } ); } );
+profiles = ( { name = "corp"; checks = ( { os_version = ">= 12"; } ); },
+  { name = "edr"; checks = ( { attribute = "edr.score"; op = ">="; value = 50; } ); } );
+mdm_keys = ( { name = "intune"; public_key = "$MDMPUB"; } );
 rules = ( { name = "web"; posture = [ "corp" ]; to = [ "192.0.2.100/32" ];
   action = "allow"; via = [ "internet" ]; },
-  { name = "erp"; domains = [ "*.acme.test" ]; action = "allow"; via = [ "internet" ]; } );
+  { name = "erp"; domains = [ "*.acme.test" ]; action = "allow"; via = [ "internet" ]; },
+  { name = "edr"; posture = [ "edr" ]; to = [ "192.0.2.101/32" ]; action = "allow"; via = [ "internet" ]; } );
 dns = { upstreams = [ "192.0.2.18" ]; timeout = 500; tries = 1; };
 cluster = { name = "t$ID"; node = "$1"; endpoints = [ $(etcd_endpoints | sed 's/[^,]*/"&"/g; s/,/, /g') ];
   request_timeout_ms = 500; };
@@ -124,7 +130,12 @@ for i in $(seq 24); do
 	st=$(post_with "$nc" $SEQ $v)
 	[ "$st" = 200 ] && xb_wait 2000 enforced gwb $want && ok=$((ok + 1))
 done
-xb_check "24 reports accepted by A are each enforced on B within 2 s ($ok)" test "$ok" = 24
+if [ "$ok" = 24 ]; then
+	xb_ok "24 reports accepted by A are each enforced on B within 2 s"
+else
+	xb_fail "24 reports accepted by A are each enforced on B within 2 s ($ok)" \
+		"$(grep -h 'cluster' "$LOG_gwa" "$LOG_gwb" | tail -n 12 | tr '\n' '|')"
+fi
 delays() {	# the delay of each seq from alice's sending it to B's application, ms
 	sort -k1,1 "$XB_TMP/sent.at" >"$XB_TMP/a.at"
 	jq -r 'select(.event == "cluster report" and .device == "alice") | "\(.seq) \(.at)"' \
@@ -149,6 +160,25 @@ xb_check "A learned it" in_set gwa r_erp_dns4 203.0.113.200
 xb_check "... and it is in B's set within 2 s" xb_wait 2000 in_set gwb r_erp_dns4 203.0.113.200
 xb_check "B's element times out (a lease's remaining time, not forever)" \
 	sh -c "ip netns exec $XB_RUN-gwb nft list set inet xborder r_erp_dns4 | grep 203.0.113.200 | grep -q expires"
+
+# 2b. An MDM push accepted by A: its attribute admits alice on B too; the
+# same push (its replay id) sent to B is refused there.
+mdm_sign() {	# mdm_sign SCORE — a signed push in push.json / push.sig, expiring in 600 s
+	local now; now=$(date +%s)
+	printf '{"key":"intune","time":%s,"nonce":"%s","device":"alice","attributes":{"edr.score":{"value":%s,"expires":%s}}}' \
+		"$now" "$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" "$1" $((now + 600)) >"$XB_TMP/push.json"
+	openssl pkeyutl -sign -rawin -inkey "$XB_TMP/mdm.pem" -in "$XB_TMP/push.json" -out "$XB_TMP/push.sig"
+}
+mdm_send() {	# mdm_send NS — the HTTP status of push.json sent to that gateway's admin address
+	nq "$1" curl -s -m 3 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+		-H "X-Xborder-Signature: $(base64 -w0 "$XB_TMP/push.sig")" \
+		--data-binary "@$XB_TMP/push.json" http://127.0.0.1:8444/v1/attributes
+}
+mdm_sign 80
+xb_check "an MDM push to A is accepted (200)" test "$(mdm_send gwa)" = 200
+xb_check "... A admits alice to the edr rule" xb_wait 2000 in_set gwa r_edr_dev4 203.0.113.10
+xb_check "... and so does B, from the shared state" xb_wait 2000 in_set gwb r_edr_dev4 203.0.113.10
+xb_check "the same push replayed to B is refused (409)" test "$(mdm_send gwb)" = 409
 
 # 3. One member of three killed: nothing changes.
 etcd_kill 1

@@ -166,3 +166,46 @@ TEST(buckets)
 		CHECK(b > t && b - t <= XB_CLUSTER_KV_BUCKET_S && b % XB_CLUSTER_KV_BUCKET_S == 0);
 	}
 }
+
+TEST(mdm_key_and_value)
+{
+	struct xb_cluster_kv_key k = { .kind = XB_CLUSTER_KV_MDM }, o;
+	struct xb_cluster_kv_mdm v = { .until = 1800000300 }, mo;
+	char buf[256], *s;
+	size_t n;
+
+	strcpy(k.set, "intune");
+	strcpy(k.nonce, "00112233445566778899aabbccddeeff");
+	CHECK((n = xb_cluster_kv_key_make(buf, sizeof(buf), P, &k)) > 0);
+	CHECK_STR(buf, P "mdm/intune/00112233445566778899aabbccddeeff");
+	CHECK_INT(xb_cluster_kv_key_parse(P, buf, n, &o, err, sizeof(err)), ==, 0);
+	CHECK_INT(o.kind, ==, XB_CLUSTER_KV_MDM);
+	CHECK_STR(o.set, "intune");
+	CHECK_STR(o.nonce, k.nonce);
+	CHECK_INT(xb_cluster_kv_key_parse(P, P "mdm/intune", strlen(P "mdm/intune"), &o, err, sizeof(err)), ==, -EINVAL);
+
+	strcpy(v.device, "alice");
+	strcpy(v.node, "gw-a");
+	v.attrs = json_pack("[{s:s, s:f, s:I}]", "key", "edr.score", "value", 80.0, "expires",
+			    (json_int_t)1800000600);
+	CHECK((s = xb_cluster_kv_mdm_encode(&v)));
+	CHECK_INT(xb_cluster_kv_mdm_decode(s, strlen(s), &mo, err, sizeof(err)), ==, 0);
+	CHECK_STR(mo.device, "alice");
+	CHECK_INT(mo.until, ==, 1800000300);
+	CHECK(json_equal(mo.attrs, v.attrs));
+	json_decref(mo.attrs);
+	json_decref(v.attrs);
+	free(s);
+
+	static const char *const bad[] = {
+		"{\"device\":\"alice\",\"until\":1,\"node\":\"a\",\"attrs\":[]}",
+		"{\"device\":\"alice\",\"until\":1,\"node\":\"a\",\"attrs\":[{\"key\":\"k\",\"value\":{},\"expires\":1}]}",
+		"{\"device\":\"alice\",\"until\":1,\"node\":\"a\",\"attrs\":[{\"key\":\"k\",\"value\":1,\"expires\":-1}]}",
+		"{\"device\":\"a/b\",\"until\":1,\"node\":\"a\",\"attrs\":[{\"key\":\"k\",\"value\":1,\"expires\":1}]}",
+		"{\"device\":\"alice\",\"until\":0,\"node\":\"a\",\"attrs\":[{\"key\":\"k\",\"value\":1,\"expires\":1}]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK_INT(xb_cluster_kv_mdm_decode(bad[i], strlen(bad[i]), &mo, err, sizeof(err)), ==, -EINVAL);
+		CHECK(!mo.attrs);
+	}
+}
