@@ -65,7 +65,7 @@ rules = ( { name = "web"; posture = [ "corp" ]; to = [ "192.0.2.100/32" ];
   { name = "edr"; posture = [ "edr" ]; to = [ "192.0.2.101/32" ]; action = "allow"; via = [ "internet" ]; } );
 dns = { upstreams = [ "192.0.2.18" ]; timeout = 500; tries = 1; };
 cluster = { name = "t$ID"; node = "$1"; endpoints = [ $(etcd_endpoints | sed 's/[^,]*/"&"/g; s/,/, /g') ];
-  request_timeout_ms = 500; };
+  request_timeout_ms = 1000; };
 EOF
 }
 conf gwa
