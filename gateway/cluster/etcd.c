@@ -379,7 +379,8 @@ static void keepalive_one(struct xb_etcd *e, CURL *h, int64_t id)
 	for (p = &e->leases; (l = *p); p = &l->next) {
 		if (l->id != id)
 			continue;
-		if (!rc && a.ttl <= 0) {	/* expired or revoked elsewhere: nothing to keep */
+		/* Expired or revoked elsewhere: nothing to keep. */
+		if ((!rc && a.ttl <= 0) || rc == -ENOENT) {
 			*p = l->next;
 			free(l);
 		}
@@ -847,7 +848,7 @@ static void *watcher(void *arg)
 	struct xb_etcd *e = w->e;
 	struct curl_slist *hdrs = json_headers(true), *uhdrs = json_headers(false);
 	CURL *h = curl_easy_init(), *u = curl_easy_init();
-	unsigned backoff = BACKOFF_MIN_MS, fails = 0;
+	unsigned backoff = BACKOFF_MIN_MS, fails = 0, nocreate = 0;
 	int ep = atomic_load(&e->ep);
 	struct timespec ts;
 	uint64_t until;
@@ -858,11 +859,19 @@ static void *watcher(void *arg)
 	easy_common(u, uhdrs);
 	ep = ep < 0 ? 0 : ep;
 	while (!stopping(e)) {
-		if (stream(w, h, ep)) {
+		uint64_t t0 = now_ms();
+
+		/* A stream that was created and lasted resets the backoff; one
+		 * that ended within a second counts as a failure, so a member
+		 * that accepts and drops watches is not hammered. */
+		bool created = stream(w, h, ep);
+
+		if (created && now_ms() - t0 >= 1000) {
 			backoff = BACKOFF_MIN_MS;
-			fails = 0;
+			fails = nocreate = 0;
 		} else {
 			fails++;
+			nocreate = created ? 0 : nocreate + 1;
 		}
 		if (w->resync) {
 			resync(w, u);
@@ -874,7 +883,8 @@ static void *watcher(void *arg)
 		ep = (ep + 1) % (int)e->n_eps;
 		if (fails < e->n_eps)
 			continue;	/* try every member before waiting */
-		set_state(e, false, w->msg);
+		if (nocreate >= e->n_eps)	/* no member would take it */
+			set_state(e, false, w->msg);
 		until = now_ms() + backoff;
 		ts.tv_sec = (time_t)(until / 1000);
 		ts.tv_nsec = (long)(until % 1000) * 1000000;
@@ -883,7 +893,7 @@ static void *watcher(void *arg)
 			pthread_cond_timedwait(&e->cond, &e->mu, &ts);
 		pthread_mutex_unlock(&e->mu);
 		backoff = backoff * 2 > e->backoff_max_ms ? e->backoff_max_ms : backoff * 2;
-		fails = 0;
+		fails = nocreate = 0;
 	}
 out:
 	curl_easy_cleanup(h);
