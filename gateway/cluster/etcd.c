@@ -1,4 +1,5 @@
-/* The etcd v3 client: threads, members, leases, watches (etcd.h). */
+/* The etcd v3 client: the queue to the loop, the worker, requests, leases
+ * (etcd.h); watches are in etcd_watch.c. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -12,88 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/cluster/etcd.h"
-#include "gateway/cluster/etcd_wire.h"
+#include "gateway/cluster/etcd_int.h"
 
 #define MAX_REQ_VAL	(1536u << 10)	/* etcd's --max-request-bytes default */
-#define BACKOFF_MIN_MS	50
 #define PROBE_DOWN_MS	500	/* while down (or not known yet): a probe this often */
 
-/* A result or a watch batch or a state change on its way to the loop. */
-struct item {
-	struct item *next;
-	enum { I_RESULT, I_WATCH, I_STATE } kind;
-	xb_etcd_fn cb;
-	xb_etcd_watch_fn wfn;
-	void *ctx;
-	int err;
-	bool up, resync;
-	struct xbe_answer a;
-	char msg[256];
-};
-
-struct req {
-	struct req *next;
-	const char *path;
-	enum xbe_kind kind;
-	char *body;
-	bool resend_ok;		/* a read: may go to the next member after a timeout */
-	bool keepalive;		/* grant: keep the lease alive */
-	xb_etcd_fn cb;
-	void *ctx;
-};
-
-struct lease {
-	struct lease *next;
-	int64_t id, ttl;
-	uint64_t due_ms;
-};
-
-struct buf {
-	char *p;
-	size_t len, max;
-	bool over;
-};
-
-struct watch {
-	struct xb_etcd *e;
-	char *body_key, *body_end;	/* base64 */
-	char *prefix;
-	size_t plen;
-	int64_t next_rev;
-	xb_etcd_watch_fn fn;
-	void *ctx;
-	pthread_t th;
-	CURLM *multi;
-	struct xbe_stream st;
-	atomic_int ep;
-	bool created, resync, failed;
-	char msg[256];
-};
-
-struct xb_etcd {
-	char **eps;
-	size_t n_eps;
-	unsigned req_ms, dial_ms, backoff_max_ms;
-	xb_etcd_state_fn state;
-	void *state_ctx;
-	int efd;
-	pthread_mutex_t mu;
-	pthread_cond_t cond;	/* CLOCK_MONOTONIC */
-	bool stop;
-	int up;			/* -1 unknown, 0 down, 1 up */
-	struct req *rq_head, **rq_tail;
-	struct item *q_head, **q_tail;
-	struct lease *leases;
-	atomic_int ep;
-	_Atomic uint64_t last_ok_ms;	/* a unary request last succeeded */
-	unsigned probe_ms;
-	pthread_t worker;
-	struct watch *watches[XB_ETCD_MAX_WATCHES];
-	size_t n_watches;
-};
-
-static uint64_t now_ms(void)
+uint64_t xbe_now_ms(void)
 {
 	struct timespec ts;
 
@@ -103,7 +28,7 @@ static uint64_t now_ms(void)
 
 /* ---- the queue to the loop ---- */
 
-static void post(struct xb_etcd *e, struct item *it)
+void xbe_post(struct xb_etcd *e, struct item *it)
 {
 	uint64_t one = 1;
 
@@ -116,7 +41,7 @@ static void post(struct xb_etcd *e, struct item *it)
 		abort();	/* an eventfd write fails only on overflow (EAGAIN) */
 }
 
-static void set_state(struct xb_etcd *e, bool up, const char *why)
+void xbe_set_state(struct xb_etcd *e, bool up, const char *why)
 {
 	struct item *it;
 
@@ -132,7 +57,7 @@ static void set_state(struct xb_etcd *e, bool up, const char *why)
 	it->kind = I_STATE;
 	it->up = up;
 	snprintf(it->msg, sizeof(it->msg), "%s", why);
-	post(e, it);
+	xbe_post(e, it);
 }
 
 int xb_etcd_fd(const struct xb_etcd *e)
@@ -219,7 +144,7 @@ static size_t collect(char *p, size_t sz, size_t n, void *u)
 	return n;
 }
 
-static struct curl_slist *json_headers(bool hasleader)
+struct curl_slist *xbe_json_headers(bool hasleader)
 {
 	struct curl_slist *h = NULL, *n;
 
@@ -241,7 +166,7 @@ fail:
 	return NULL;
 }
 
-static void easy_common(CURL *h, struct curl_slist *hdrs)
+void xbe_easy_common(CURL *h, struct curl_slist *hdrs)
 {
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
@@ -269,10 +194,10 @@ static int grpc_err(int code)
 
 /* POSTs body to path, on the members in turn from e->ep (etcd.h has the
  * rule); parses the answer into a. Returns 0 or -errno, msg filled. */
-static int call(struct xb_etcd *e, CURL *h, const char *path, const char *body,
+int xbe_call(struct xb_etcd *e, CURL *h, const char *path, const char *body,
 		enum xbe_kind kind, bool resend_ok, struct xbe_answer *a, char *msg, size_t msglen)
 {
-	uint64_t start = now_ms();
+	uint64_t start = xbe_now_ms();
 	int first = atomic_load(&e->ep), rc = -ECONNREFUSED;
 	char url[512], errbuf[CURL_ERROR_SIZE];
 	size_t i;
@@ -281,7 +206,7 @@ static int call(struct xb_etcd *e, CURL *h, const char *path, const char *body,
 	snprintf(msg, msglen, "no member answered");
 	for (i = 0; i < e->n_eps; i++) {
 		int ep = (int)(((first < 0 ? 0 : (size_t)first) + i) % e->n_eps);
-		uint64_t spent = now_ms() - start;
+		uint64_t spent = xbe_now_ms() - start;
 		struct buf b = { .max = XBE_MAX_BODY };
 		long sent = 0;
 		long status = 0;
@@ -331,7 +256,7 @@ static int call(struct xb_etcd *e, CURL *h, const char *path, const char *body,
 		}
 		if (!rc) {
 			atomic_store(&e->ep, ep);
-			atomic_store(&e->last_ok_ms, now_ms());
+			atomic_store(&e->last_ok_ms, xbe_now_ms());
 		}
 		return rc;
 	}
@@ -347,13 +272,13 @@ static void probe(struct xb_etcd *e, CURL *h)
 	char msg[256];
 	int rc;
 
-	rc = call(e, h, "/v3/kv/range", "{\"key\":\"AA==\",\"count_only\":true}", XBE_RANGE,
+	rc = xbe_call(e, h, "/v3/kv/range", "{\"key\":\"AA==\",\"count_only\":true}", XBE_RANGE,
 		  true, &a, msg, sizeof(msg));
 	xbe_answer_free(&a);
 	if (rc == -ETIMEDOUT || rc == -ECONNREFUSED)
-		set_state(e, false, msg);
+		xbe_set_state(e, false, msg);
 	else if (!rc)
-		set_state(e, true, "a member answered");
+		xbe_set_state(e, true, "a member answered");
 }
 
 /* With e->mu held. */
@@ -374,12 +299,13 @@ static void keepalive_one(struct xb_etcd *e, CURL *h, int64_t id)
 	int rc;
 
 	snprintf(body, sizeof(body), "{\"ID\":\"%" PRId64 "\"}", id);
-	rc = call(e, h, "/v3/lease/keepalive", body, XBE_KEEPALIVE, true, &a, msg, sizeof(msg));
+	rc = xbe_call(e, h, "/v3/lease/keepalive", body, XBE_KEEPALIVE, true, &a, msg, sizeof(msg));
 	pthread_mutex_lock(&e->mu);
 	for (p = &e->leases; (l = *p); p = &l->next) {
 		if (l->id != id)
 			continue;
-		if (!rc && a.ttl <= 0) {	/* expired or revoked elsewhere: nothing to keep */
+		/* Expired or revoked elsewhere: nothing to keep. */
+		if ((!rc && a.ttl <= 0) || rc == -ENOENT) {
 			*p = l->next;
 			free(l);
 		}
@@ -388,9 +314,9 @@ static void keepalive_one(struct xb_etcd *e, CURL *h, int64_t id)
 	pthread_mutex_unlock(&e->mu);
 	xbe_answer_free(&a);
 	if (rc == -ETIMEDOUT || rc == -ECONNREFUSED)
-		set_state(e, false, msg);
+		xbe_set_state(e, false, msg);
 	else if (!rc)
-		set_state(e, true, "lease keepalive answered");
+		xbe_set_state(e, true, "lease keepalive answered");
 }
 
 /* With e->mu held: the first lease due now, its id (0: none), and when the
@@ -421,7 +347,7 @@ static void add_lease(struct xb_etcd *e, int64_t id, int64_t ttl)
 	l->id = id;
 	l->ttl = ttl;
 	pthread_mutex_lock(&e->mu);
-	l->due_ms = now_ms() + (uint64_t)(ttl * 1000 / 3);
+	l->due_ms = xbe_now_ms() + (uint64_t)(ttl * 1000 / 3);
 	l->next = e->leases;
 	e->leases = l;
 	pthread_cond_broadcast(&e->cond);
@@ -435,11 +361,11 @@ static void do_req(struct xb_etcd *e, CURL *h, struct req *r)
 	char msg[256];
 	int rc;
 
-	rc = call(e, h, r->path, r->body, r->kind, r->resend_ok, &a, msg, sizeof(msg));
+	rc = xbe_call(e, h, r->path, r->body, r->kind, r->resend_ok, &a, msg, sizeof(msg));
 	if (rc == -ETIMEDOUT || rc == -ECONNREFUSED)
-		set_state(e, false, msg);
+		xbe_set_state(e, false, msg);
 	else if (!rc)
-		set_state(e, true, "a member answered");
+		xbe_set_state(e, true, "a member answered");
 	if (!rc && r->kind == XBE_GRANT && r->keepalive)
 		add_lease(e, a.lease_id, a.ttl);
 	if (!it) {
@@ -452,13 +378,13 @@ static void do_req(struct xb_etcd *e, CURL *h, struct req *r)
 	it->err = rc;
 	it->a = a;
 	snprintf(it->msg, sizeof(it->msg), "%s", rc ? msg : "");
-	post(e, it);
+	xbe_post(e, it);
 }
 
 static void *worker(void *arg)
 {
 	struct xb_etcd *e = arg;
-	struct curl_slist *hdrs = json_headers(false);
+	struct curl_slist *hdrs = xbe_json_headers(false);
 	CURL *h = curl_easy_init();
 	uint64_t next, last_probe = 0, t;
 	struct timespec ts;
@@ -466,14 +392,14 @@ static void *worker(void *arg)
 	int64_t id;
 
 	if (h)
-		easy_common(h, hdrs);
+		xbe_easy_common(h, hdrs);
 	pthread_mutex_lock(&e->mu);
 	while (!e->stop) {
-		t = now_ms();
+		t = xbe_now_ms();
 		if (!e->rq_head && h && probe_due(e, last_probe) <= t) {
 			pthread_mutex_unlock(&e->mu);
 			probe(e, h);
-			last_probe = now_ms();
+			last_probe = xbe_now_ms();
 			pthread_mutex_lock(&e->mu);
 			continue;
 		}
@@ -539,7 +465,7 @@ static int enqueue(struct xb_etcd *e, const char *path, enum xbe_kind kind, json
 
 /* ---- requests ---- */
 
-static char *b64(const char *p, size_t n)
+char *xbe_b64(const char *p, size_t n)
 {
 	char *s = malloc(4 * ((n + 2) / 3) + 1);
 
@@ -551,7 +477,7 @@ static char *b64(const char *p, size_t n)
 /* json_t string of base64(p[0..n)), or NULL. */
 static json_t *jb64(const char *p, size_t n)
 {
-	char *s = b64(p, n);
+	char *s = xbe_b64(p, n);
 	json_t *j = s ? json_string(s) : NULL;
 
 	free(s);
@@ -566,7 +492,7 @@ static json_t *jint(int64_t v)
 	return json_string(s);
 }
 
-static bool key_ok(const char *key, size_t klen)
+bool xbe_key_ok(const char *key, size_t klen)
 {
 	return key && klen && klen <= XBE_MAX_KEY;
 }
@@ -585,7 +511,7 @@ static json_t *put_body(const char *key, size_t klen, const char *val, size_t vl
 int xb_etcd_put(struct xb_etcd *e, const char *key, size_t klen, const char *val, size_t vlen,
 		int64_t lease, xb_etcd_fn cb, void *ctx)
 {
-	if (!key_ok(key, klen) || vlen > MAX_REQ_VAL || (vlen && !val))
+	if (!xbe_key_ok(key, klen) || vlen > MAX_REQ_VAL || (vlen && !val))
 		return -EINVAL;
 	return enqueue(e, "/v3/kv/put", XBE_PUT, put_body(key, klen, val ? val : "", vlen, lease),
 		       false, false, cb, ctx);
@@ -593,13 +519,13 @@ int xb_etcd_put(struct xb_etcd *e, const char *key, size_t klen, const char *val
 
 int xb_etcd_delete(struct xb_etcd *e, const char *key, size_t klen, xb_etcd_fn cb, void *ctx)
 {
-	if (!key_ok(key, klen))
+	if (!xbe_key_ok(key, klen))
 		return -EINVAL;
 	return enqueue(e, "/v3/kv/deleterange", XBE_DELETE,
 		       json_pack("{s:o}", "key", jb64(key, klen)), false, false, cb, ctx);
 }
 
-static json_t *range_body(const char *key, size_t klen, bool prefix)
+json_t *xbe_range_body(const char *key, size_t klen, bool prefix)
 {
 	char end[XBE_MAX_KEY];
 	size_t n;
@@ -617,9 +543,9 @@ static json_t *range_body(const char *key, size_t klen, bool prefix)
 
 int xb_etcd_range(struct xb_etcd *e, const char *key, size_t klen, bool prefix, xb_etcd_fn cb, void *ctx)
 {
-	if (!key_ok(key, klen))
+	if (!xbe_key_ok(key, klen))
 		return -EINVAL;
-	return enqueue(e, "/v3/kv/range", XBE_RANGE, range_body(key, klen, prefix), true, false,
+	return enqueue(e, "/v3/kv/range", XBE_RANGE, xbe_range_body(key, klen, prefix), true, false,
 		       cb, ctx);
 }
 
@@ -630,7 +556,7 @@ int xb_etcd_cas(struct xb_etcd *e, const char *key, size_t klen, int64_t mod_rev
 {
 	json_t *cmp;
 
-	if (!key_ok(key, klen) || vlen > MAX_REQ_VAL || (vlen && !val) || mod_rev < 0)
+	if (!xbe_key_ok(key, klen) || vlen > MAX_REQ_VAL || (vlen && !val) || mod_rev < 0)
 		return -EINVAL;
 	if (mod_rev)
 		cmp = json_pack("{s:o, s:s, s:s, s:o}", "key", jb64(key, klen), "target", "MOD",
@@ -641,7 +567,7 @@ int xb_etcd_cas(struct xb_etcd *e, const char *key, size_t klen, int64_t mod_rev
 	return enqueue(e, "/v3/kv/txn", XBE_TXN,
 		       json_pack("{s:[o], s:[{s:o}], s:[{s:o}]}", "compare", cmp,
 				 "success", "request_put", put_body(key, klen, val ? val : "", vlen, lease),
-				 "failure", "request_range", range_body(key, klen, false)),
+				 "failure", "request_range", xbe_range_body(key, klen, false)),
 		       false, false, cb, ctx);
 }
 
@@ -667,271 +593,6 @@ int xb_etcd_lease_revoke(struct xb_etcd *e, int64_t lease, xb_etcd_fn cb, void *
 	pthread_mutex_unlock(&e->mu);
 	return enqueue(e, "/v3/lease/revoke", XBE_REVOKE, json_pack("{s:o}", "ID", jint(lease)),
 		       false, false, cb, ctx);
-}
-
-/* ---- watches ---- */
-
-static void post_watch(struct watch *w, struct xbe_answer *a, bool resync)
-{
-	struct item *it = calloc(1, sizeof(*it));
-
-	if (!it) {
-		xbe_answer_free(a);
-		return;
-	}
-	it->kind = I_WATCH;
-	it->wfn = w->fn;
-	it->ctx = w->ctx;
-	it->resync = resync;
-	it->a = *a;
-	memset(a, 0, sizeof(*a));
-	post(w->e, it);
-}
-
-/* One watch response. Non-zero ends the stream. */
-static int on_msg(void *arg, const char *obj, size_t len)
-{
-	struct watch *w = arg;
-	struct xbe_answer a;
-	size_t i;
-	int rc;
-
-	rc = xbe_parse(obj, len, XBE_WATCH, &a, w->msg, sizeof(w->msg));
-	if (rc) {
-		xbe_answer_free(&a);
-		w->failed = true;
-		return 1;
-	}
-	if (a.compact_rev) {
-		snprintf(w->msg, sizeof(w->msg), "revision %" PRId64 " compacted (at %" PRId64 ")",
-			 w->next_rev, a.compact_rev);
-		w->resync = true;
-		xbe_answer_free(&a);
-		return 1;
-	}
-	if (a.created) {
-		w->created = true;
-		if (!w->next_rev)
-			w->next_rev = a.revision + 1;
-		set_state(w->e, true, "watch created");
-	}
-	if (a.canceled) {
-		snprintf(w->msg, sizeof(w->msg), "watch canceled by etcd");
-		xbe_answer_free(&a);
-		return 1;
-	}
-	for (i = 0; i < a.n_evs; i++)
-		if (a.evs[i].kv.mod_rev >= w->next_rev)
-			w->next_rev = a.evs[i].kv.mod_rev + 1;
-	if (a.n_evs)
-		post_watch(w, &a, false);
-	xbe_answer_free(&a);
-	return 0;
-}
-
-static size_t on_data(char *p, size_t sz, size_t n, void *arg)
-{
-	struct watch *w = arg;
-	int rc;
-
-	rc = xbe_stream_feed(&w->st, p, sz * n, on_msg, w, w->msg, sizeof(w->msg));
-	if (rc < 0)
-		w->failed = true;
-	return rc ? 0 : sz * n;
-}
-
-static bool stopping(struct xb_etcd *e)
-{
-	bool s;
-
-	pthread_mutex_lock(&e->mu);
-	s = e->stop;
-	pthread_mutex_unlock(&e->mu);
-	return s;
-}
-
-/* One stream on member ep until it ends; true when it was created. */
-static bool stream(struct watch *w, CURL *h, int ep)
-{
-	struct xb_etcd *e = w->e;
-	char url[512], *body, start[48] = "";
-	uint64_t t0 = now_ms();
-	CURLMsg *m;
-	int running = 1, left;
-
-	if (w->next_rev)
-		snprintf(start, sizeof(start), ",\"start_revision\":\"%" PRId64 "\"", w->next_rev);
-	if (asprintf(&body, "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\"%s}}",
-		     w->body_key, w->body_end, start) < 0) {
-		snprintf(w->msg, sizeof(w->msg), "out of memory");
-		return false;
-	}
-	snprintf(url, sizeof(url), "%s/v3/watch", e->eps[ep]);
-	atomic_store(&w->ep, ep);
-	xbe_stream_reset(&w->st);
-	w->created = w->failed = false;
-	snprintf(w->msg, sizeof(w->msg), "%s: stream ended", e->eps[ep]);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
-	free(body);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, w);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)e->dial_ms);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
-	curl_multi_add_handle(w->multi, h);
-	while (running && !stopping(e)) {
-		if (curl_multi_perform(w->multi, &running) != CURLM_OK)
-			break;
-		while ((m = curl_multi_info_read(w->multi, &left)))
-			if (m->msg == CURLMSG_DONE && m->data.result != CURLE_OK && !w->failed &&
-			    !w->resync)
-				snprintf(w->msg, sizeof(w->msg), "%s: %s", e->eps[ep],
-					 curl_easy_strerror(m->data.result));
-		if (!running)
-			break;
-		/* Created within the request timeout, or the member is no use. */
-		if (!w->created && now_ms() - t0 > e->req_ms) {
-			snprintf(w->msg, sizeof(w->msg), "%s: watch not created in %u ms",
-				 e->eps[ep], e->req_ms);
-			break;
-		}
-		curl_multi_poll(w->multi, NULL, 0, 200, NULL);
-	}
-	curl_multi_remove_handle(w->multi, h);
-	return w->created;
-}
-
-/* The revision to resume from is gone: read the whole prefix, hand it over as
- * a resync, go on from its revision. */
-static void resync(struct watch *w, CURL *h)
-{
-	struct xb_etcd *e = w->e;
-	struct xbe_answer a;
-	char msg[256], *body;
-	json_t *j = range_body(w->prefix, w->plen, true);
-	size_t i;
-	int rc;
-
-	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!body)
-		return;
-	rc = call(e, h, "/v3/kv/range", body, XBE_RANGE, true, &a, msg, sizeof(msg));
-	free(body);
-	if (rc) {
-		xbe_answer_free(&a);
-		snprintf(w->msg, sizeof(w->msg), "resync: %.200s", msg);
-		return;
-	}
-	/* Deliver the kvs as PUT events. */
-	if (a.n_kvs && !(a.evs = calloc(a.n_kvs, sizeof(*a.evs)))) {
-		xbe_answer_free(&a);
-		return;
-	}
-	for (i = 0; i < a.n_kvs; i++) {
-		a.evs[i].type = XB_ETCD_PUT;
-		a.evs[i].kv = a.kvs[i];
-	}
-	a.n_evs = a.n_kvs;
-	free(a.kvs);
-	a.kvs = NULL;
-	a.n_kvs = 0;
-	w->next_rev = a.revision + 1;
-	w->resync = false;
-	post_watch(w, &a, true);
-}
-
-static void *watcher(void *arg)
-{
-	struct watch *w = arg;
-	struct xb_etcd *e = w->e;
-	struct curl_slist *hdrs = json_headers(true), *uhdrs = json_headers(false);
-	CURL *h = curl_easy_init(), *u = curl_easy_init();
-	unsigned backoff = BACKOFF_MIN_MS, fails = 0;
-	int ep = atomic_load(&e->ep);
-	struct timespec ts;
-	uint64_t until;
-
-	if (!h || !u || !hdrs || !uhdrs)
-		goto out;
-	easy_common(h, hdrs);
-	easy_common(u, uhdrs);
-	ep = ep < 0 ? 0 : ep;
-	while (!stopping(e)) {
-		if (stream(w, h, ep)) {
-			backoff = BACKOFF_MIN_MS;
-			fails = 0;
-		} else {
-			fails++;
-		}
-		if (w->resync) {
-			resync(w, u);
-			if (!w->resync)
-				continue;
-		}
-		if (stopping(e))
-			break;
-		ep = (ep + 1) % (int)e->n_eps;
-		if (fails < e->n_eps)
-			continue;	/* try every member before waiting */
-		set_state(e, false, w->msg);
-		until = now_ms() + backoff;
-		ts.tv_sec = (time_t)(until / 1000);
-		ts.tv_nsec = (long)(until % 1000) * 1000000;
-		pthread_mutex_lock(&e->mu);
-		if (!e->stop)
-			pthread_cond_timedwait(&e->cond, &e->mu, &ts);
-		pthread_mutex_unlock(&e->mu);
-		backoff = backoff * 2 > e->backoff_max_ms ? e->backoff_max_ms : backoff * 2;
-		fails = 0;
-	}
-out:
-	curl_easy_cleanup(h);
-	curl_easy_cleanup(u);
-	curl_slist_free_all(hdrs);
-	curl_slist_free_all(uhdrs);
-	return NULL;
-}
-
-int xb_etcd_watch(struct xb_etcd *e, const char *prefix, size_t plen, int64_t start,
-		  xb_etcd_watch_fn fn, void *ctx)
-{
-	char end[XBE_MAX_KEY];
-	struct watch *w;
-	size_t n;
-
-	if (!key_ok(prefix, plen) || start < 0 || !fn)
-		return -EINVAL;
-	if (e->n_watches == XB_ETCD_MAX_WATCHES)
-		return -ENOSPC;
-	if (!(w = calloc(1, sizeof(*w))))
-		return -ENOMEM;
-	n = xbe_prefix_end(prefix, plen, end);
-	w->e = e;
-	w->prefix = malloc(plen);
-	w->body_key = b64(prefix, plen);
-	w->body_end = b64(end, n);
-	w->multi = curl_multi_init();
-	if (!w->prefix || !w->body_key || !w->body_end || !w->multi)
-		goto fail;
-	memcpy(w->prefix, prefix, plen);
-	w->plen = plen;
-	w->next_rev = start;
-	w->fn = fn;
-	w->ctx = ctx;
-	atomic_init(&w->ep, -1);
-	xbe_stream_init(&w->st, XBE_MAX_MSG);
-	if (pthread_create(&w->th, NULL, watcher, w))
-		goto fail;
-	e->watches[e->n_watches++] = w;
-	return 0;
-fail:
-	curl_multi_cleanup(w->multi);
-	free(w->prefix);
-	free(w->body_key);
-	free(w->body_end);
-	free(w);
-	return -ENOMEM;
 }
 
 /* ---- open, close ---- */
@@ -1034,15 +695,8 @@ void xb_etcd_close(struct xb_etcd *e)
 		curl_multi_wakeup(e->watches[i]->multi);
 	pthread_join(e->worker, NULL);
 	for (i = 0; i < e->n_watches; i++) {
-		struct watch *w = e->watches[i];
-
-		pthread_join(w->th, NULL);
-		curl_multi_cleanup(w->multi);
-		xbe_stream_free(&w->st);
-		free(w->prefix);
-		free(w->body_key);
-		free(w->body_end);
-		free(w);
+		pthread_join(e->watches[i]->th, NULL);
+		xbe_watch_free(e->watches[i]);
 	}
 	while ((r = e->rq_head)) {
 		e->rq_head = r->next;
