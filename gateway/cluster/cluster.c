@@ -1,85 +1,18 @@
 /* The gateways' shared state on etcd (cluster.h; docs/ha.md "Shared
  * state"). Keys and values: cluster_kv.h. */
-#include "gateway/cluster/cluster.h"
+#include "gateway/cluster/cluster_int.h"
 
 #include "common/clock.h"
-#include "common/log.h"
-#include "gateway/cluster/cluster_kv.h"
-#include "gateway/cluster/etcd.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define BUCKETS		(1u << 16)	/* hash chains of the copy */
-#define KEY_MAX		512
-#define CAS_TRIES	3		/* a report's CAS lost to a stale copy, retried */
-#define STATUS_CONFLICT	409
-#define STATUS_BUSY	503
-
-/* One key of the copy, decoded. */
-struct entry {
-	struct entry *next;
-	char *key;
-	int64_t mod_rev;
-	struct xb_cluster_kv_key k;
-	bool valid;			/* the value decoded; else skipped */
-	bool mark;			/* a resync saw it */
-	char node[XB_CLUSTER_KV_NAME_MAX];
-	int64_t seq;			/* posture */
-	struct xb_cluster_kv_learned learned;
-	struct xb_cluster_kv_endpoint ep;
-};
-
-/* A request in flight (its callback's context), or a report accepted
- * while etcd was away, waiting to be published. */
-enum op_type { OP_GATE, OP_PUBLISH, OP_LEASE };
-struct op {
-	struct op *prev, *next;
-	struct xb_cluster *c;
-	enum op_type type;
-	bool in_flight;
-	uint64_t id;			/* the gate's */
-	char device[XB_CLUSTER_KV_NAME_MAX];
-	int64_t seq;
-	char *val;			/* the encoded value */
-	unsigned tries;
-	int64_t bucket;			/* OP_LEASE: the bucket's end */
-};
-
-/* Learned destinations' leases, one per expiry bucket. */
-struct put { struct put *next; char *key, *val; };
-struct bucket {
-	int64_t end;			/* Unix s */
-	int64_t lease;			/* 0: not granted yet */
-	bool granting;
-	struct put *q;			/* waiting for the lease */
-};
-
-struct xb_cluster {
-	const struct xb_cluster_cfg *cfg;
-	const struct xb_cluster_ops *ops;
-	void *ctx;
-	struct xb_etcd *etcd;
-	bool up, synced, ranging, watching;
-	int64_t revision;
-	struct entry **tab;
-	size_t n_keys;
-	struct op ops_list;		/* every op: in flight, or unpublished */
-	struct bucket *bk;
-	size_t n_bk;
-	struct log_rl rl;
-	struct {
-		uint64_t applied, learned, pushes, bad, cas_lost, refused, accepted_down, published;
-	} stat;
-};
-
-static int64_t now_ms(void)
+int64_t cluster_now_ms(void)
 {
 	return (int64_t)(clock_real_ns() / NSEC_PER_MSEC);
 }
-
 /* --- the copy -------------------------------------------------------------------- */
 
 static uint32_t hash(const char *k, size_t n)
@@ -108,7 +41,7 @@ static struct entry *find(struct xb_cluster *c, const struct xb_cluster_kv_key *
 	return n ? *slot(c, key, n) : NULL;
 }
 
-static struct entry *find_or_add(struct xb_cluster *c, const char *key, size_t n)
+struct entry *cluster_find_or_add(struct xb_cluster *c, const char *key, size_t n)
 {
 	struct entry **pp = slot(c, key, n), *e;
 
@@ -233,7 +166,7 @@ static void put(struct xb_cluster *c, const struct xb_etcd_kv *kv, bool resync)
 	}
 	if (k.kind == XB_CLUSTER_KV_OTHER)
 		return;		/* a kind a newer gateway writes */
-	if (!(e = find_or_add(c, kv->key, kv->klen))) {
+	if (!(e = cluster_find_or_add(c, kv->key, kv->klen))) {
 		bad(c, kv->key, kv->klen, "out of memory");
 		return;
 	}
@@ -346,7 +279,7 @@ static void on_range(void *ctx, const struct xb_etcd_result *r)
 
 /* --- ops ------------------------------------------------------------------------- */
 
-static struct op *op_new(struct xb_cluster *c, enum op_type t)
+struct op *cluster_op_new(struct xb_cluster *c, enum op_type t)
 {
 	struct op *o = calloc(1, sizeof(*o));
 
@@ -361,7 +294,7 @@ static struct op *op_new(struct xb_cluster *c, enum op_type t)
 	return o;
 }
 
-static void op_free(struct op *o)
+void cluster_op_free(struct op *o)
 {
 	o->prev->next = o->next;
 	o->next->prev = o->prev;
@@ -386,7 +319,7 @@ static void cas_won(struct xb_cluster *c, struct op *o, int64_t rev)
 	struct entry *e;
 
 	posture_key(c, o->device, key, sizeof(key));
-	if (!key[0] || !(e = find_or_add(c, key, strlen(key))))
+	if (!key[0] || !(e = cluster_find_or_add(c, key, strlen(key))))
 		return;
 	e->k = (struct xb_cluster_kv_key){ .kind = XB_CLUSTER_KV_POSTURE };
 	strcpy(e->k.device, o->device);
@@ -438,7 +371,7 @@ static void accept_down(struct xb_cluster *c, struct op *o)
 		if (p != o && p->type == OP_PUBLISH && !p->in_flight && !strcmp(p->device, o->device)) {
 			if (p->seq < o->seq) {
 				p = p->prev;
-				op_free(p->next);
+				cluster_op_free(p->next);
 			}
 		}
 	if (id)
@@ -464,7 +397,7 @@ static void on_cas(void *ctx, const struct xb_etcd_result *r)
 		c->stat.published += o->type == OP_PUBLISH;
 		if (o->type == OP_GATE)
 			c->ops->gate_done(c->ctx, o->id, 0, NULL);
-		op_free(o);
+		cluster_op_free(o);
 		return;
 	}
 	/* Lost: the copy was stale. Learn what the store has (applied like a
@@ -486,14 +419,14 @@ static void on_cas(void *ctx, const struct xb_etcd_result *r)
 				 (long long)o->seq, (long long)have, e->node);
 			c->ops->gate_done(c->ctx, o->id, STATUS_CONFLICT, msg);
 		}
-		op_free(o);
+		cluster_op_free(o);
 		return;
 	}
 	if (++o->tries < CAS_TRIES && cas(c, o) == 0)
 		return;
 	if (o->type == OP_GATE) {
 		c->ops->gate_done(c->ctx, o->id, STATUS_BUSY, "the cluster's store is busy");
-		op_free(o);
+		cluster_op_free(o);
 	}
 }
 
@@ -501,7 +434,7 @@ int xb_cluster_gate(void *ctx, const char *device, int64_t seq, const char *body
 		    uint64_t id, char *err, size_t errlen)
 {
 	struct xb_cluster *c = ctx;
-	struct xb_cluster_kv_posture v = { .seq = seq, .received_ms = now_ms(), .body = (char *)body,
+	struct xb_cluster_kv_posture v = { .seq = seq, .received_ms = cluster_now_ms(), .body = (char *)body,
 					   .body_len = len };
 	struct entry *e;
 	int64_t have = copy_seq(c, device, &e);
@@ -514,9 +447,9 @@ int xb_cluster_gate(void *ctx, const char *device, int64_t seq, const char *body
 		return STATUS_CONFLICT;
 	}
 	snprintf(v.node, sizeof(v.node), "%s", c->cfg->node);
-	if (!(o = op_new(c, OP_GATE)) || !(o->val = xb_cluster_kv_posture_encode(&v))) {
+	if (!(o = cluster_op_new(c, OP_GATE)) || !(o->val = xb_cluster_kv_posture_encode(&v))) {
 		if (o)
-			op_free(o);
+			cluster_op_free(o);
 		snprintf(err, errlen, "out of memory");
 		return STATUS_BUSY;
 	}
@@ -550,205 +483,9 @@ static void publish_waiting(struct xb_cluster *c)
 			cas(c, o);
 			break;
 		default:
-			op_free(o);	/* the store's is as new or newer: applied from the copy */
+			cluster_op_free(o);	/* the store's is as new or newer: applied from the copy */
 		}
 	}
-}
-
-/* --- learned destinations ------------------------------------------------------ */
-
-static struct bucket *bucket(struct xb_cluster *c, int64_t end)
-{
-	struct bucket *v;
-
-	for (size_t i = 0; i < c->n_bk; i++)
-		if (c->bk[i].end == end)
-			return &c->bk[i];
-	if (!(v = realloc(c->bk, (c->n_bk + 1) * sizeof(*v))))
-		return NULL;
-	c->bk = v;
-	v[c->n_bk] = (struct bucket){ .end = end };
-	return &v[c->n_bk++];
-}
-
-static void put_free(struct put *p)
-{
-	free(p->key);
-	free(p->val);
-	free(p);
-}
-
-static void on_lease(void *ctx, const struct xb_etcd_result *r)
-{
-	struct op *o = ctx;
-	struct xb_cluster *c = o->c;
-	struct bucket *b = bucket(c, o->bucket);
-	struct put *p;
-
-	op_free(o);
-	if (!b)
-		return;
-	b->granting = false;
-	if (!r->err)
-		b->lease = r->lease_id;
-	else if (log_ratelimit(&c->rl))
-		log_warnx("cluster: a lease for learned destinations: %s", r->msg);
-	while ((p = b->q)) {
-		b->q = p->next;
-		if (b->lease)
-			xb_etcd_put(c->etcd, p->key, strlen(p->key), p->val, strlen(p->val), b->lease,
-				    NULL, NULL);
-		put_free(p);
-	}
-}
-
-static void leased_put(struct xb_cluster *c, const char *key, char *val, int64_t expires);
-
-void xb_cluster_learned(void *ctx, const char *set, int family, const uint8_t *addr, uint32_t fp,
-			int64_t expires)
-{
-	struct xb_cluster *c = ctx;
-	struct xb_cluster_kv_key k = { .kind = XB_CLUSTER_KV_LEARNED, .family = family };
-	struct xb_cluster_kv_learned v = { .expires = expires, .fp = fp };
-	char key[KEY_MAX];
-	struct entry *e;
-
-	if (!c->up || !c->synced)
-		return;		/* the others learn it from their own answers */
-	snprintf(k.set, sizeof(k.set), "%s", set);
-	memcpy(k.addr, addr, family == AF_INET ? 4 : 16);
-	if (!xb_cluster_kv_key_make(key, sizeof(key), c->cfg->prefix, &k))
-		return;
-	e = find_or_add(c, key, strlen(key));
-	if (!e || (e->valid && e->learned.expires >= expires && e->learned.fp == fp))
-		return;
-	snprintf(v.node, sizeof(v.node), "%s", c->cfg->node);
-	e->k = k;
-	e->learned = v;
-	e->valid = true;
-	strcpy(e->node, v.node);
-	leased_put(c, key, xb_cluster_kv_learned_encode(&v), expires);
-}
-
-/* Put key=val (taken over) with the lease of the bucket `expires' is in,
- * granted first when the bucket has none yet. */
-static void leased_put(struct xb_cluster *c, const char *key, char *val, int64_t expires)
-{
-	struct bucket *b;
-	struct put *p;
-	struct op *o;
-
-	if (!val || !(b = bucket(c, xb_cluster_kv_bucket(expires))) || !(p = calloc(1, sizeof(*p)))) {
-		free(val);
-		return;
-	}
-	p->val = val;
-	if (!(p->key = strdup(key))) {
-		put_free(p);
-		return;
-	}
-	if (b->lease) {
-		xb_etcd_put(c->etcd, p->key, strlen(p->key), p->val, strlen(p->val), b->lease, NULL, NULL);
-		put_free(p);
-		return;
-	}
-	p->next = b->q;
-	b->q = p;
-	if (b->granting || !(o = op_new(c, OP_LEASE)))
-		return;
-	o->bucket = b->end;
-	/* To the bucket's end, and one bucket more: the value's own expiry is
-	 * what counts; the lease only clears the store. */
-	b->granting = xb_etcd_lease_grant(c->etcd, b->end - (int64_t)(now_ms() / 1000) +
-					  XB_CLUSTER_KV_BUCKET_S, false, on_lease, o) == 0;
-	if (!b->granting)
-		op_free(o);
-}
-
-void xb_cluster_mdm(struct xb_cluster *c, const char *device, const char *key, const char *nonce,
-		    int64_t until, json_t *attrs)
-{
-	struct xb_cluster_kv_key k = { .kind = XB_CLUSTER_KV_MDM };
-	struct xb_cluster_kv_mdm v = { .until = until, .attrs = attrs };
-	char kb[KEY_MAX];
-
-	if (!c->up || !c->synced)
-		return;		/* documented: a push during an outage stays on this gateway */
-	snprintf(k.set, sizeof(k.set), "%s", key);
-	snprintf(k.nonce, sizeof(k.nonce), "%s", nonce);
-	snprintf(v.device, sizeof(v.device), "%s", device);
-	snprintf(v.node, sizeof(v.node), "%s", c->cfg->node);
-	if (xb_cluster_kv_key_make(kb, sizeof(kb), c->cfg->prefix, &k))
-		leased_put(c, kb, xb_cluster_kv_mdm_encode(&v), until);
-}
-
-/* Buckets whose leases have run out in etcd. */
-static void buckets_prune(struct xb_cluster *c)
-{
-	int64_t now = now_ms() / 1000;
-
-	for (size_t i = 0; i < c->n_bk;)
-		if (c->bk[i].end + XB_CLUSTER_KV_BUCKET_S < now && !c->bk[i].granting) {
-			while (c->bk[i].q) {
-				struct put *p = c->bk[i].q;
-
-				c->bk[i].q = p->next;
-				put_free(p);
-			}
-			c->bk[i] = c->bk[--c->n_bk];
-		} else {
-			i++;
-		}
-}
-
-/* --- endpoints ------------------------------------------------------------------- */
-
-static bool same_ep(const union xb_sockaddr *a, const union xb_sockaddr *b)
-{
-	if (a->sa.sa_family != b->sa.sa_family)
-		return false;
-	if (a->sa.sa_family == AF_INET)
-		return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
-	return a->in6.sin6_port == b->in6.sin6_port &&
-	       !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16);
-}
-
-static void endpoint_seen(void *arg, const char *device, const union xb_sockaddr *ep)
-{
-	struct xb_cluster *c = arg;
-	struct xb_cluster_kv_key k = { .kind = XB_CLUSTER_KV_ENDPOINT };
-	struct xb_cluster_kv_endpoint v = { .ep = *ep, .seen_ms = now_ms() };
-	char key[KEY_MAX], *val;
-	struct entry *e;
-
-	snprintf(k.device, sizeof(k.device), "%s", device);
-	if (!xb_cluster_kv_key_make(key, sizeof(key), c->cfg->prefix, &k) ||
-	    !(e = find_or_add(c, key, strlen(key))) || (e->valid && same_ep(&e->ep.ep, ep)))
-		return;
-	snprintf(v.node, sizeof(v.node), "%s", c->cfg->node);
-	if (!(val = xb_cluster_kv_endpoint_encode(&v)))
-		return;
-	e->k = k;
-	e->ep = v;
-	e->valid = true;
-	strcpy(e->node, v.node);
-	xb_etcd_put(c->etcd, key, strlen(key), val, strlen(val), 0, NULL, NULL);
-	free(val);
-}
-
-int xb_cluster_foreach_endpoint(struct xb_cluster *c,
-				int (*fn)(void *ctx, const char *device, const union xb_sockaddr *ep,
-					  int64_t seen_ms),
-				void *ctx)
-{
-	int rc;
-
-	for (size_t b = 0; b < BUCKETS; b++)
-		for (struct entry *e = c->tab[b]; e; e = e->next)
-			if (e->valid && e->k.kind == XB_CLUSTER_KV_ENDPOINT &&
-			    (rc = fn(ctx, e->k.device, &e->ep.ep, e->ep.seen_ms)))
-				return rc;
-	return 0;
 }
 
 /* --- life ------------------------------------------------------------------------ */
@@ -833,9 +570,9 @@ void xb_cluster_tick(struct xb_cluster *c)
 	if (c->up && c->synced) {
 		publish_waiting(c);
 		if (c->ops->endpoints)
-			c->ops->endpoints(c->ctx, endpoint_seen, c);
+			c->ops->endpoints(c->ctx, cluster_endpoint_seen, c);
 	}
-	buckets_prune(c);
+	cluster_buckets_prune(c);
 }
 
 json_t *xb_cluster_status(const struct xb_cluster *c)
@@ -864,15 +601,8 @@ void xb_cluster_close(struct xb_cluster *c)
 		return;
 	xb_etcd_close(c->etcd);		/* its pending callbacks are dropped */
 	while (c->ops_list.next && c->ops_list.next != &c->ops_list)
-		op_free(c->ops_list.next);
-	for (size_t i = 0; i < c->n_bk; i++)
-		while (c->bk[i].q) {
-			struct put *p = c->bk[i].q;
-
-			c->bk[i].q = p->next;
-			put_free(p);
-		}
-	free(c->bk);
+		cluster_op_free(c->ops_list.next);
+	cluster_buckets_free(c);
 	for (size_t b = 0; c->tab && b < BUCKETS; b++)
 		while (c->tab[b]) {
 			struct entry *e = c->tab[b];
