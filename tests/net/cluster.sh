@@ -231,6 +231,15 @@ xb_check "... and enforced on A" xb_wait 3000 enforced gwa no
 xb_check "the endpoint A saw for alice is in the shared state" sh -c \
 	"ETCDCTL_API=3 ip netns exec $XB_RUN-eh etcdctl --endpoints=$(etcd_endpoints) get /xborder/t$ID/endpoint/alice --print-value-only | grep -q 192.0.2."
 
+# A reload keeps the connection (the cluster section is unchanged).
+xb_check "B reloads" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+SEQ=$((SEQ + 1))
+xb_check "after B's reload a report to B is accepted (200)" test "$(post $SEQ 13)" = 200
+xb_check "... and enforced on A" xb_wait 3000 enforced gwa yes
+SEQ=$((SEQ + 1))
+xb_check "... and the next one too (200)" test "$(post $SEQ 11)" = 200
+xb_check "... enforced on A" xb_wait 3000 enforced gwa no
+
 # A bad value in the store is logged and skipped: B keeps alice's state.
 nq eh etcdctl --endpoints="$(etcd_endpoints)" put "/xborder/t$ID/posture/alice" '{"seq":"x"}' >/dev/null
 xb_check "a bad value in the store is logged by A" xb_wait 3000 grep -q "posture/alice: .*seq" "$LOG_gwa"
