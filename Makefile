@@ -61,7 +61,7 @@ TLIB      := $(BUILD)/libxbtest.a
 # Programs: name := main source file.
 PROGS    := xborder-wg xb-gre xb-probe xb-impair xb-pkt xborderd xborderctl xb-ctlfake \
             xborder-posture xb-gwfake xb-sdnotify xb-preport xb-aeadbench xb-dnsq \
-            xb-dnsfake xb-nftbench xb-pflood xb-udpflood xb-noioctl
+            xb-dnsfake xb-nftbench xb-pflood xb-udpflood xb-noioctl xb-etcdtest
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-gre   := tunnel/gre_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
@@ -81,6 +81,7 @@ SRC_xb-nftbench := tests/tools/nftbench_main.c
 SRC_xb-pflood := tests/tools/pflood_main.c
 SRC_xb-udpflood := tests/tools/udpflood_main.c
 SRC_xb-noioctl := tests/tools/noioctl_main.c
+SRC_xb-etcdtest := tests/tools/etcdtest_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
