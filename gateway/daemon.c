@@ -1,5 +1,6 @@
 /* xborderd's life: start, the event loop, reload, stop. See daemon.h. */
 #include "gateway/daemon.h"
+#include "gateway/cluster/ha.h"
 #include "gateway/enrol.h"
 #include "gateway/control.h"
 #include "gateway/kernel/conntrack.h"
@@ -748,6 +749,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				xb_posture_rt_process(d->prt);
 			else if (xb_nl_is_open(&d->drops.nl) && ev[i].data.fd == xb_drops_fd(&d->drops))
 				xb_drops_process(&d->drops);
+			else if (d->ha && ev[i].data.fd == xb_ha_fd(d->ha))
+				xb_ha_process(d->ha);
 		}
 		stall_note(d, t0);
 	}
@@ -765,6 +768,8 @@ void xb_daemon_stop(struct xb_daemon *d)
 	xb_metrics_free(d->metrics);
 	d->metrics = NULL;
 	xb_drops_close(&d->drops);
+	xb_ha_close(d->ha);
+	d->ha = NULL;
 	xb_health_free(d->health);
 	d->health = NULL;
 	xb_posture_rt_close(d->prt);		/* everything acknowledged is in the store */

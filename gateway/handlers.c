@@ -2,6 +2,7 @@
  * schemas; xborderctl renders them). Each handler reads the daemon's state
  * in the daemon's thread; nothing here changes it except `reload' and the
  * enrolment commands (gateway/enrol.c: the enrolment file, then a reload). */
+#include "gateway/cluster/ha_daemon.h"
 #include "gateway/control.h"
 #include "gateway/daemon.h"
 #include "gateway/enrol.h"
@@ -537,6 +538,7 @@ static const struct xb_ctl_command commands[] = {
 	{ "explain", xb_cmd_explain, "why DEVICE may or may not reach DEST [PROTO/PORT]: rules, posture, DNS, path" },
 	{ "drops", xb_cmd_drops, "recent refused packets and the rule or check that refused them [DEVICE]" },
 	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },
+	{ "takeover", xb_ha_cmd_takeover, "initiate the handshakes with the devices now, as on becoming active (docs/ha.md)" },
 	/* Enrolment (gateway/enrol.c, docs/enrolment.md). */
 	{ "device", xb_enrol_cmd_show, "one device and what its wg-quick file needs: NAME" },
 	{ "device-add", xb_enrol_cmd_add, "enrol a device: NAME PUBLIC_KEY GROUPS EXPIRES" },
