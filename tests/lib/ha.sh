@@ -2,11 +2,14 @@
 # (sourced after netns.sh and wg.sh).
 #
 #   dev ─┐                                     ┌─ pt: partner (xborder-wg) ── org
-#  .200  │  lan: bridge          wan: bridge   │  192.0.2.100      198.51.100.129/30 ↔ .130
-#        ├── ga: xborderd A + keepalived ──────┤  inner 192.0.2.250/30      origin 198.51.100.200
+#  .200  │  lan: bridge          wan: bridge   │  192.0.2.100/25    192.0.2.245/30 ↔ .246
+#        ├── ga: xborderd A + keepalived ──────┤  inner 192.0.2.250/30      origin 192.0.2.200
 #        │   lan0 203.0.113.1   wan0 192.0.2.1 │
 #        └── gb: xborderd B + keepalived ──────┘
 #            lan0 203.0.113.2   wan0 192.0.2.2
+#
+#   Device pool 192.0.2.128/26 (the device: 192.0.2.130). 198.51.100.0/24
+#   is left to tests/lib/etcd.sh (members, and etcd0 in the gateways).
 #
 #   One VRRP instance (v3, unicast between 203.0.113.1 and .2, nopreempt,
 #   both BACKUP) holds two addresses: 203.0.113.10, the devices' endpoint,
@@ -44,6 +47,13 @@
 #   ha_holder                 a, b or none
 #   hctl X ARGS               xborderctl on X
 #   ha_device                 the device's WireGuard (endpoint the VIP)
+#   ha_ping SECS              the device pings the origin every 10 ms for SECS,
+#                             with receive times (ping -D), in the background
+#   ha_gap T0_NS              after ha_ping ended: HA_GAP_MS, the longest time
+#                             without a reply from T0 on (to the run's end if
+#                             none came), and HA_REPLIES
+#   ha_failover X             kill -9 X's xborderd while pinging; HA_GAP_MS,
+#                             HA_VIP_MS (the VIP on the other, polled)
 # HA_ADVERT: VRRP advert interval in seconds (default 0.1; docs/ha.md).
 
 ID=$$
@@ -73,22 +83,22 @@ ha_world() {
 	xb_addr dev eth0 203.0.113.200/24
 	for x in a b; do
 		xb_addr "g$x" lan0 "${HA_IP[$x]}/24"
-		xb_addr "g$x" wan0 "${HA_WAN[$x]}/24"
+		xb_addr "g$x" wan0 "${HA_WAN[$x]}/25"
 	done
-	xb_addr pt eth0 192.0.2.100/24
-	xb_addr pt eo 198.51.100.129/30
-	xb_addr org eth0 198.51.100.130/30
-	xb_addr org lo 198.51.100.200/32
-	n org ip route add default via 198.51.100.129
+	xb_addr pt eth0 192.0.2.100/25
+	xb_addr pt eo 192.0.2.245/30
+	xb_addr org eth0 192.0.2.246/30
+	xb_addr org lo 192.0.2.200/32
+	n org ip route add default via 192.0.2.245
 	xb_router pt
 	kg=$(wg genkey) kt=$(wg genkey) kp=$(wg genkey) kd=$(wg genkey)
 	(umask 077; echo "$kg" >"$XB_TMP/gw.key"; echo "$kt" >"$XB_TMP/tun.key")
 	# The partner: the pool back into its tunnel (snat = false).
 	xb_wg_up pt "$PIF" ours "$kp" "$HA_PORT_P" 192.0.2.250/30 || return 1
-	n pt wg set "$PIF" peer "$(pub "$kt")" allowed-ips 192.0.2.249/32,198.51.100.0/25 \
+	n pt wg set "$PIF" peer "$(pub "$kt")" allowed-ips 192.0.2.249/32,192.0.2.128/26 \
 		endpoint "$HA_VIP_WAN:$HA_PORT_P"
-	n pt ip route add 198.51.100.0/25 dev "$PIF"
-	n pt ip route add 198.51.100.200/32 via 198.51.100.130
+	n pt ip route add 192.0.2.128/26 dev "$PIF"
+	n pt ip route add 192.0.2.200/32 via 192.0.2.246
 }
 
 ha_policy() {	# X [SNIPPET]
@@ -97,13 +107,13 @@ ha_policy() {	# X [SNIPPET]
 	cat >"$XB_TMP/$x.conf" <<EOF
 	gateway = {
 	  interface = "xd$x$ID"; listen_port = 51820; private_key_file = "gw.key";
-	  pool4 = "198.51.100.0/25";
+	  pool4 = "192.0.2.128/26";
 	  control_socket = "$XB_TMP/$x.sock"; state_dir = "$XB_TMP/state-$x";
 	};
 	${2:-}
 	groups = [ "staff" ];
 	devices = (
-	  { name = "dev"; public_key = "$(pub "$kd")"; groups = [ "staff" ]; address4 = "198.51.100.10"; }
+	  { name = "dev"; public_key = "$(pub "$kd")"; groups = [ "staff" ]; address4 = "192.0.2.130"; }
 	);
 	tunnels = (
 	  { name = "t$x$ID"; endpoint = "192.0.2.100:$HA_PORT_P"; private_key_file = "tun.key";
@@ -111,7 +121,7 @@ ha_policy() {	# X [SNIPPET]
 	    keepalive = 0; }
 	);
 	rules = (
-	  { name = "origin"; groups = [ "staff" ]; to = [ "198.51.100.200/32" ]; protocols = [ "tcp", "icmp" ];
+	  { name = "origin"; groups = [ "staff" ]; to = [ "192.0.2.200/32" ]; protocols = [ "tcp", "icmp" ];
 	    action = "allow"; via = [ "t$x$ID" ]; }
 	);
 EOF
@@ -182,7 +192,34 @@ ha_kill() { kill -9 "${HA_PID[$1]}"; }
 hctl() { local x=$1; shift; nq "g$x" "$XB_BIN/xborderctl" -s "$XB_TMP/$x.sock" "$@"; }
 
 ha_device() {
-	xb_wg_up dev "$DIF" ours "$kd" 0 198.51.100.10/25 || return 1
-	n dev wg set "$DIF" peer "$(pub "$kg")" endpoint "$HA_VIP:51820" allowed-ips 198.51.100.0/24
-	n dev ip route add 198.51.100.200/32 dev "$DIF"
+	xb_wg_up dev "$DIF" ours "$kd" 0 192.0.2.130/26 || return 1
+	n dev wg set "$DIF" peer "$(pub "$kg")" endpoint "$HA_VIP:51820" allowed-ips 192.0.2.128/26,192.0.2.200/32
+	n dev ip route add 192.0.2.200/32 dev "$DIF"
+}
+
+ha_ping() {
+	xb_bg dev ping -D -n -i 0.01 -W 1 -w "$1" 192.0.2.200
+	HA_PING_PID=$XB_LAST_PID HA_PING_LOG=$XB_LAST_LOG
+}
+
+ha_gap() {
+	local end
+	wait "$HA_PING_PID" 2>/dev/null
+	end=$(date +%s.%N)
+	HA_GAP_MS=$(awk -F'[][]' -v k="$(( $1 / 1000000 ))" -v e="$end" '
+		/bytes from/ { t = $2 + 0; if (t * 1000 < k) { p = t; next } if (t - p > m) m = t - p; p = t }
+		END { if (!p) p = k / 1000; if (e - p > m) m = e - p; printf "%d", m * 1000 }' "$HA_PING_LOG")
+	HA_REPLIES=$(grep -c "bytes from" "$HA_PING_LOG")
+}
+
+ha_failover() {	# X [PING_SECONDS]
+	local x=$1 o=b t0
+	[ "$x" = b ] && o=a
+	ha_ping "${2:-6}"
+	sleep 1.5
+	t0=$(date +%s%N)
+	ha_kill "$x"
+	ha_wait_vip "$o" 3000
+	HA_VIP_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+	ha_gap "$t0"
 }
