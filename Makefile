@@ -61,7 +61,7 @@ TLIB      := $(BUILD)/libxbtest.a
 # Programs: name := main source file.
 PROGS    := xborder-wg xb-gre xb-probe xb-impair xb-pkt xborderd xborderctl xb-ctlfake \
             xborder-posture xb-gwfake xb-sdnotify xb-preport xb-aeadbench xb-dnsq \
-            xb-dnsfake xb-nftbench xb-pflood xb-hsbench
+            xb-dnsfake xb-nftbench xb-pflood xb-hsbench xb-etcdtest
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-gre   := tunnel/gre_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
@@ -80,6 +80,7 @@ SRC_xb-dnsfake := tests/tools/dnsfake_main.c
 SRC_xb-nftbench := tests/tools/nftbench_main.c
 SRC_xb-pflood := tests/tools/pflood_main.c
 SRC_xb-hsbench := tests/tools/hsbench_main.c
+SRC_xb-etcdtest := tests/tools/etcdtest_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

@@ -316,6 +316,26 @@ static void device_signals(const struct xb_render *r, json_t *ds)
 	   json_is_true(get(get(ds, "disconnects"), "anomaly")) ? C_RED : NULL);
 }
 
+/* "cluster: up" and the few facts an operator checks first (docs/ha.md). */
+static void status_cluster(const struct xb_render *r, json_t *c)
+{
+	bool up = json_is_string(get(c, "state")) && !strcmp(json_string_value(get(c, "state")), "up");
+	char *member = text(get(c, "member"));
+
+	if (!c)
+		return;
+	fprintf(r->out, "%scluster%s: %s%s%s\n", paint(r, C_BOLD), paint(r, C_RESET),
+		paint(r, up ? C_GREEN : C_RED), up ? "up" : "down", paint(r, C_RESET));
+	kv(r, "node", fmt_text("%s in %s", json_string_value(get(c, "node")) ?: "-",
+			       json_string_value(get(c, "name")) ?: "-"), NULL);
+	kv(r, "members", fmt_text("%lld (last answered: %s)",
+				  (long long)json_integer_value(get(c, "members")), member ? member : "-"),
+	   NULL);
+	kv(r, "revision", text(get(c, "revision")), NULL);
+	kv(r, "keys", text(get(c, "keys")), NULL);
+	free(member);
+}
+
 int xb_render_status(const struct xb_render *r, json_t *st)
 {
 	json_t *pol = get(st, "policy"), *ifc = get(st, "interface");
@@ -336,6 +356,7 @@ int xb_render_status(const struct xb_render *r, json_t *st)
 	kv(r, "public key", text(get(ifc, "public_key")), NULL);
 	status_reload(r, get(st, "last_reload"));
 	device_signals(r, get(st, "device_signals"));
+	status_cluster(r, get(st, "cluster"));
 	return 0;
 }
 

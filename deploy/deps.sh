@@ -19,6 +19,9 @@
 # keeps its postinst from starting it, with or without systemd; under
 # systemd, postinst still enables the unit for the next boot, so it is
 # then disabled. chromium renders the status page headless (no service).
+# etcd-server and keepalived are the cluster's engines (docs/ha.md); the
+# tests start their own members in network namespaces, so the packaged
+# services are treated as prometheus is: not started, disabled.
 set -eu
 
 # package:probe — the probe is a pkg-config module (pc:NAME) or a command.
@@ -57,6 +60,9 @@ python3:cmd:python3
 acl:cmd:setfacl
 prometheus:cmd:promtool
 chromium:cmd:chromium
+etcd-server:cmd:etcd
+etcd-client:cmd:etcdctl
+keepalived:cmd:keepalived
 "
 BENCH_PKGS="
 dnsperf:cmd:dnsperf
@@ -134,12 +140,14 @@ if ! apt-get install -y -q --no-install-recommends $need; then
 	apt-get update -q
 	apt-get install -y -q --no-install-recommends $need
 fi
-case " $need " in
-*" prometheus "*)
-	if [ -d /run/systemd/system ]; then
-		systemctl disable --now prometheus.service || true
-	fi ;;
-esac
+for pair in prometheus:prometheus etcd-server:etcd keepalived:keepalived; do
+	case " $need " in
+	*" ${pair%%:*} "*)
+		if [ -d /run/systemd/system ]; then
+			systemctl disable --now "${pair#*:}.service" || true
+		fi ;;
+	esac
+done
 left=$(missing | tr '\n' ' ')
 if [ -n "$left" ]; then
 	echo "deps: still missing after install: $left" >&2

@@ -1,5 +1,6 @@
 /* xborderd's life: start, the event loop, reload, stop. See daemon.h. */
 #include "gateway/daemon.h"
+#include "gateway/cluster/cluster.h"
 #include "gateway/cluster/ha.h"
 #include "gateway/enrol.h"
 #include "gateway/control.h"
@@ -394,6 +395,10 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 		goto fail;
 	}
 	xb_dns_service_set_route(d->dns, dns_route, d);
+	/* The cluster before the posture endpoint listens: its gate is set
+	 * before the first report. */
+	if (xb_daemon_cluster_start(d, d->policy) < 0)
+		goto fail;
 	/* The drop log: without it the gateway runs, `drops' stays empty. */
 	if (!xb_drops_open(&d->drops, XB_DROPS_GROUP) && add_watch(d, xb_drops_fd(&d->drops)) < 0)
 		xb_drops_close(&d->drops);
@@ -634,6 +639,7 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	d->plan = n.plan;
 	memcpy(d->table_hash, hash, XB_TABLE_HASH);
 	d->has_table_hash = true;
+	xb_daemon_cluster_reload(d, n.policy);	/* before old, which its settings point into */
 	xb_policy_free(old);
 	d->loaded_at = time(NULL);
 	snprintf(summary, len, "%s; %zu devices, %zu rules", tsum, n.policy->n_devices,
@@ -697,6 +703,8 @@ static void on_tick(struct xb_daemon *d)
 	xb_apply_revive(d);
 	if (d->prt)
 		xb_posture_rt_tick(d->prt);
+	if (d->cluster)
+		xb_cluster_tick(d->cluster);
 	if (d->metrics)
 		xb_metrics_process(d->metrics);	/* its connection timeouts */
 	xb_enrol_tick(d);
@@ -747,6 +755,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				xb_metrics_process(d->metrics);
 			else if (d->prt && ev[i].data.fd == xb_posture_rt_fd(d->prt))
 				xb_posture_rt_process(d->prt);
+			else if (d->cluster && ev[i].data.fd == xb_cluster_fd(d->cluster))
+				xb_cluster_dispatch(d->cluster);
 			else if (xb_nl_is_open(&d->drops.nl) && ev[i].data.fd == xb_drops_fd(&d->drops))
 				xb_drops_process(&d->drops);
 			else if (d->ha && ev[i].data.fd == xb_ha_fd(d->ha))
@@ -763,13 +773,12 @@ void xb_daemon_stop(struct xb_daemon *d)
 	if (d->ctl)
 		xb_ctl_close(d->ctl);
 	d->ctl = NULL;
+	xb_daemon_cluster_stop(d);		/* reports waiting on it are answered 503 */
 	xb_dns_service_free(d->dns);		/* saves the learned destinations */
 	d->dns = NULL;
 	xb_metrics_free(d->metrics);
 	d->metrics = NULL;
 	xb_drops_close(&d->drops);
-	xb_ha_close(d->ha);
-	d->ha = NULL;
 	xb_health_free(d->health);
 	d->health = NULL;
 	xb_posture_rt_close(d->prt);		/* everything acknowledged is in the store */

@@ -49,6 +49,7 @@ static inline unsigned xb_tunnel_rt_ifindex(const struct xb_tunnel_rt *rt)
 
 struct xb_health;
 struct xb_metrics;
+struct xb_cluster;
 struct xb_ha;
 
 struct xb_daemon {
@@ -65,6 +66,7 @@ struct xb_daemon {
 	struct xb_health *health;	/* probes, steering, notifications */
 	struct xb_metrics *metrics;	/* NULL unless gateway.metrics is set */
 	struct xb_posture_rt *prt;		/* posture state and enforcement */
+	struct xb_cluster *cluster;	/* shared state on etcd; NULL: one gateway */
 	struct xb_drops drops;		/* refused packets (nl NULL: not bound) */
 	struct xb_ha *ha;		/* active/standby (cluster/ha.h); NULL without a cluster */
 	/* The main loop's stalls since start: the time from epoll_wait's
@@ -157,6 +159,14 @@ void xb_apply_keys_back(struct xb_daemon *d, struct xb_policy *p, bool devif);
 void xb_apply_sweep(struct xb_daemon *d);
 void xb_apply_revive(struct xb_daemon *d);
 void xb_apply_teardown(struct xb_daemon *d);
+
+/* cluster_ops.c: the policy's cluster section (none: nothing runs). start
+ * -1 with the reason logged; reload keeps the connection when the section's
+ * connection settings are unchanged, else reopens it (p: the policy that
+ * runs from now on). */
+int xb_daemon_cluster_start(struct xb_daemon *d, const struct xb_policy *p);
+void xb_daemon_cluster_reload(struct xb_daemon *d, const struct xb_policy *p);
+void xb_daemon_cluster_stop(struct xb_daemon *d);
 
 /* handlers.c: the control commands. */
 extern const struct xb_ctl_command *const xb_daemon_commands;

@@ -2,6 +2,7 @@
  * schemas; xborderctl renders them). Each handler reads the daemon's state
  * in the daemon's thread; nothing here changes it except `reload' and the
  * enrolment commands (gateway/enrol.c: the enrolment file, then a reload). */
+#include "gateway/cluster/cluster.h"
 #include "gateway/cluster/ha_daemon.h"
 #include "gateway/control.h"
 #include "gateway/daemon.h"
@@ -90,6 +91,9 @@ static int cmd_status(void *ctx, json_t *args, json_t **result, char **error, js
 	/* Devices connecting and disconnecting, and its anomaly (gateway/health/fleet.h). */
 	if (*result && (h = xb_health_devices_json(d->health)))
 		json_object_set_new(*result, "device_signals", h);
+	/* Shared state on etcd (docs/ha.md); absent for one gateway. */
+	if (*result && d->cluster && (h = xb_cluster_status(d->cluster)))
+		json_object_set_new(*result, "cluster", h);
 	return *result ? 0 : oom(error);
 }
 

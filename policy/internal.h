@@ -173,6 +173,11 @@ void xbp_health_free(struct xb_gateway *g, struct xb_tunnel *t);
 void xbp_put_str(FILE *out, const char *s);	/* print.c: quoted, escaped */
 void xbp_parse_gre(struct ld *l, const config_setting_t *s, const char *what, struct xb_tunnel *t);
 
+/* cluster.c: the cluster section. */
+void xbp_parse_cluster(struct ld *l, const config_setting_t *s);
+void xbp_print_cluster(const struct xb_cluster_cfg *c, FILE *out);
+void xbp_cluster_free(struct xb_cluster_cfg *c);
+
 /* validate.c */
 void xbp_validate(struct ld *l);
 void xbp_index_free(struct xb_index *x);

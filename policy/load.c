@@ -20,7 +20,7 @@
 
 static const char *const top_keys[] = {
 	"gateway", "groups", "include", "devices", "tunnels", "profiles", "mdm_keys", "rules", "dns",
-	NULL
+	"cluster", NULL
 };
 
 /* Reads one document; false (reported) when it cannot be read or parsed. */
@@ -187,6 +187,8 @@ static void parse_main(struct ld *l, config_t *c)
 		xbp_parse_rules(l, s);
 	if ((s = section(l, root, "dns", true)))
 		xbp_parse_dns(l, s);
+	if ((s = section(l, root, "cluster", true)))
+		xbp_parse_cluster(l, s);
 	if ((inc = section(l, root, "include", false)))
 		parse_includes(l, inc, main_top);
 	parse_enrol_file(l, config_setting_get_member(root, "gateway"), main_top);
@@ -322,6 +324,7 @@ void xb_policy_free(struct xb_policy *p)
 	free(p->profiles);
 	free(p->rules);
 	xbp_dns_free(&p->dns);
+	xbp_cluster_free(&p->cluster);
 	free(p->files);
 	free(p->path);
 	free(p->dir);

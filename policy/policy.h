@@ -454,6 +454,28 @@ struct xb_prefix_list {
 
 struct xb_index;
 
+/* cluster { } (policy/cluster.c, docs/ha.md "Shared state"): the gateways
+ * sharing posture, learned destinations and endpoints through etcd. Absent
+ * (enabled false): one gateway, SQLite only, as without it. */
+#define XB_CLUSTER_ENDPOINTS_MAX	16
+#define XB_CLUSTER_TIMEOUT_MS		1000	/* request_timeout_ms */
+#define XB_CLUSTER_TAKEOVER_RATE	500	/* takeover_rate: handshakes a second */
+#define XB_CLUSTER_PREFIX_MAX		128	/* bytes of prefix */
+struct xb_cluster_cfg {
+	bool enabled;
+	struct xb_src src;
+	char *name;			/* the cluster's name */
+	char *node;			/* this gateway's name; default: the host name */
+	char **endpoints;		/* etcd's client URLs, "http://HOST:PORT" */
+	size_t n_endpoints;
+	char *prefix;			/* every key under it; default "/xborder/NAME/" */
+	unsigned request_timeout_ms;
+	bool has_vip;			/* vip: the address devices connect to */
+	int vip_family;
+	uint8_t vip[16];
+	unsigned takeover_rate;
+};
+
 struct xb_policy {
 	char *path;			/* the main file, as given */
 	char *dir;			/* its directory, absolute */
@@ -475,6 +497,7 @@ struct xb_policy {
 	struct xb_prefix_list *lists;	/* rules' to_lists, each file once */
 	size_t n_lists;
 	struct xb_dns dns;
+	struct xb_cluster_cfg cluster;
 	struct xb_index *index;		/* name, key and address lookups */
 };
 

@@ -567,4 +567,6 @@ void xb_policy_print(const struct xb_policy *p, FILE *out)
 	SECTION(out, "mdm_keys", p->mdm_keys, p->n_mdm_keys, print_mdm_key);
 	SECTION(out, "rules", p->rules, p->n_rules, print_rule);
 	print_dns(&p->dns, out);
+	if (p->cluster.enabled)
+		xbp_print_cluster(&p->cluster, out);
 }

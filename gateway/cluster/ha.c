@@ -281,6 +281,8 @@ void xb_ha_close(struct xb_ha *h)
 }
 
 int xb_ha_fd(const struct xb_ha *h) { return h->epfd; }
+const char *xb_ha_vip(const struct xb_ha *h) { return h->vip_text; }
+unsigned xb_ha_rate(const struct xb_ha *h) { return h->rate; }
 bool xb_ha_holds_vip(const struct xb_ha *h) { return h->holds; }
 
 json_t *xb_ha_json(const struct xb_ha *h)

@@ -44,6 +44,9 @@ void xb_ha_process(struct xb_ha *h);
 /* Start a takeover now (why: for the log). How many devices are queued, or a
  * negative errno. */
 long xb_ha_takeover(struct xb_ha *h, const char *why);
+/* What it was opened with: the vip as text ("" for none), the rate. */
+const char *xb_ha_vip(const struct xb_ha *h);
+unsigned xb_ha_rate(const struct xb_ha *h);
 /* Whether the vip is on an interface here. */
 bool xb_ha_holds_vip(const struct xb_ha *h);
 /* {"vip", "holds_vip", "rate", "active", "offered", "live", "unknown", "queued",

@@ -121,6 +121,9 @@ struct xb_dns_service {
 	size_t n_pend, pend_cap;
 	struct dns_learn_batch *batch;	/* dns_learn_flush's, made at its first call */
 	bool loaded;			/* the learned state file was read */
+	xb_dns_service_learn_fn on_learn;	/* the cluster's, or NULL */
+	void *on_learn_ctx;
+	bool remote;			/* putting another gateway's: not told */
 	struct xb_jsonlog *log;
 	char *log_path;
 	int epfd, tfd;

@@ -187,6 +187,16 @@ static void evicted(struct dns_learn_batch *b, const struct xb_dns_learn_entry *
 	memcpy(b->del[b->n_del++].addr, ev->addr, len);
 }
 
+/* Tell the cluster (xb_dns_service_on_learn) of an entry now in the table
+ * until secs from now. */
+static void told(struct xb_dns_service *s, const struct dns_learn_batch *b, const struct dns_pend *p,
+		 uint32_t fp, uint64_t secs)
+{
+	if (s->on_learn && !s->remote)
+		s->on_learn(s->on_learn_ctx, b->set, p->family, p->addr, fp,
+			    (int64_t)time(NULL) + (int64_t)secs);
+}
+
 /* Put p into the batch for ttl (capped at ttl_max) plus grace, unless the
  * kernel's entry is fresh enough (there for at least half the new
  * timeout: a busy name costs no netlink round trip). */
@@ -219,8 +229,10 @@ static void put_one(struct xb_dns_service *s, struct dns_learn_batch *b, const s
 	/* A kernel that cannot refresh (Linux < 6.3) keeps an element's first
 	 * timeout: then only an absent (expired) element's expiry moves. */
 	if (l) {
-		if (l->expires <= b->now || xb_nft_set_refreshes())
+		if (l->expires <= b->now || xb_nft_set_refreshes()) {
 			xb_dns_learn_update(&s->learned, l, b->now + secs);
+			told(s, b, p, a->fp, secs);
+		}
 		return;
 	}
 	/* Only what the table holds goes to the kernel: its set is never
@@ -233,6 +245,8 @@ static void put_one(struct xb_dns_service *s, struct dns_learn_batch *b, const s
 		a->refused.evicted++;
 		evicted(b, &ev);
 	}
+	if (l)
+		told(s, b, p, a->fp, secs);
 	if (!l) {
 		put_drop(b, p->family, p->addr);
 		s->c.set_puts--;
@@ -508,4 +522,47 @@ bool xb_dns_service_learned(struct xb_dns_service *s, const char *set, int famil
 		return false;
 	*expires_wall = (int64_t)time(NULL) + (int64_t)(e->expires - now);
 	return true;
+}
+
+void xb_dns_service_on_learn(struct xb_dns_service *s, xb_dns_service_learn_fn fn, void *ctx)
+{
+	s->on_learn = fn;
+	s->on_learn_ctx = ctx;
+}
+
+int xb_dns_service_learn_remote(struct xb_dns_service *s, const char *set, int family,
+				const uint8_t *addr, uint32_t fp, int64_t expires_wall, char *err,
+				size_t errlen)
+{
+	const struct dns_acc *a = s->cfg ? acc_of(s->cfg, set, fp) : NULL;
+	int64_t left = expires_wall - (int64_t)time(NULL);
+	enum xb_dns_learn_class cls;
+	struct dns_pend *p;
+
+	if (!a || strcmp(family == AF_INET ? a->set4 : a->set6, set)) {
+		snprintf(err, errlen, "no access rule here with set %s and those domains", set);
+		return -ENOENT;
+	}
+	cls = xb_dns_learn_classify(family, addr);
+	if (cls == XB_DNS_LEARN_SPECIAL || (cls == XB_DNS_LEARN_PRIVATE && !a->learn_private) ||
+	    xb_dns_learn_own_has(&s->cfg->own, family, addr)) {
+		snprintf(err, errlen, "refused by the filter (%s)", cls == XB_DNS_LEARN_SPECIAL ?
+			 "special-purpose" : cls == XB_DNS_LEARN_PRIVATE ? "private" : "own address");
+		return -EPERM;
+	}
+	if (left <= 0)
+		return 1;
+	/* As an answer's, with the time left as its TTL (put_one adds the
+	 * grace back and caps it at ttl_max). */
+	if (s->n_pend == DNS_PEND_MAX)
+		dns_learn_flush(s);
+	p = &s->pend[s->n_pend++];
+	*p = (struct dns_pend){ .acc = (uint32_t)(a - s->cfg->acc), .family = (uint8_t)family };
+	memcpy(p->addr, addr, family == AF_INET ? 4 : 16);
+	left -= s->cfg->p->dns.grace;
+	p->ttl = left > 0 ? (uint32_t)(left < UINT32_MAX ? left : UINT32_MAX) : 0;
+	s->remote = true;
+	dns_learn_flush(s);
+	s->remote = false;
+	return 0;
 }

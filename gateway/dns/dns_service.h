@@ -90,6 +90,22 @@ json_t *xb_dns_service_status(const struct xb_dns_service *s);
  * *expires_wall gets when it times out (wall-clock seconds). */
 bool xb_dns_service_learned(struct xb_dns_service *s, const char *set, int family, const uint8_t *addr,
 			    int64_t *expires_wall);
+/* The cluster (docs/ha.md, "Shared state"): fn hears of every destination
+ * this gateway learns from an answer (new, or its expiry moved), with its
+ * set, the rule's domains' fingerprint and its expiry (wall-clock s). NULL:
+ * nobody. */
+typedef void (*xb_dns_service_learn_fn)(void *ctx, const char *set, int family,
+					const uint8_t *addr, uint32_t fp, int64_t expires_wall);
+void xb_dns_service_on_learn(struct xb_dns_service *s, xb_dns_service_learn_fn fn, void *ctx);
+/* A destination another gateway learned: into this gateway's table and
+ * set until expires_wall (at most the policy's ttl_max + grace from now),
+ * when the running policy has an access rule with that set and the same
+ * domains (fp), and the address passes the same filter as an answer's
+ * (dns_learn.h). Not told to fn. 0 put, 1 nothing to do (expired), or
+ * -errno with err: -ENOENT no such rule here, -EPERM refused by the filter. */
+int xb_dns_service_learn_remote(struct xb_dns_service *s, const char *set, int family,
+				const uint8_t *addr, uint32_t fp, int64_t expires_wall, char *err,
+				size_t errlen);
 /* Saves learned destinations, closes everything. NULL is ignored. */
 void xb_dns_service_free(struct xb_dns_service *s);
 

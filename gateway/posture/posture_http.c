@@ -67,6 +67,8 @@ struct xb_posture_http {
 	bool in_tx, tx_failed;
 	char why[160];			/* why the round's transaction failed */
 	struct req *held, *held_last;	/* in the order accepted */
+	struct req *gating;		/* reports waiting on the gate, suspended */
+	uint64_t gate_id;		/* the last id given; starts at the clock */
 	size_t n_lsn;
 	struct lsn lsn[XB_POSTURE_HTTP_MAX_LISTEN + 1];
 };
@@ -87,6 +89,13 @@ struct req {
 	char addr[INET6_ADDRSTRLEN];
 	char *device;		/* for the audit line; NULL for a push */
 	json_int_t seq;
+	/* The gate (ops->gate): waiting on it (in xb_posture_http.gating),
+	 * passed, or refused with gate_status and gate_msg. */
+	bool gating, gated;
+	unsigned gate_status;
+	char *gate_msg;
+	uint64_t gate_id;
+	struct req *gnext;
 };
 
 static struct log_rl rl_http = LOG_RL_INIT(1, 5);
@@ -223,7 +232,7 @@ static json_t *parse(const struct req *r, char *msg, size_t len)
 /* Checks up to and including the nonce; the status to refuse with and msg,
  * or 0. */
 static unsigned vet(struct xb_posture_http *s, const char *device, json_t *rep, json_int_t seq,
-		    char *msg, size_t len)
+		    bool take, char *msg, size_t len)
 {
 	json_t *jn = json_object_get(rep, "nonce");
 	int64_t last;
@@ -246,7 +255,7 @@ static unsigned vet(struct xb_posture_http *s, const char *device, json_t *rep, 
 		snprintf(msg, len, "seq %lld is not above %lld", (long long)seq, (long long)last);
 		return MHD_HTTP_CONFLICT;
 	}
-	if (!xb_posture_nonce_take(s->nonces, device, json_string_value(jn), clock_mono_ns())) {
+	if (take && !xb_posture_nonce_take(s->nonces, device, json_string_value(jn), clock_mono_ns())) {
 		snprintf(msg, len, "stale or unknown nonce");
 		return MHD_HTTP_UNAUTHORIZED;
 	}
@@ -311,6 +320,64 @@ static enum MHD_Result hold(struct xb_posture_http *s, struct MHD_Connection *c,
 	return MHD_YES;
 }
 
+static void arm(struct xb_posture_http *s, bool resumed);
+
+/* Ask the gate about a report that passed the local checks (its nonce
+ * spent here: a refusal is final for it too). True when it passed at once;
+ * false when it is refused or held, *ret the answer's result. */
+static bool gate(struct lsn *l, struct MHD_Connection *c, struct req *r, const char *addr,
+		 const char *device, json_t *rep, json_int_t seq, enum MHD_Result *ret)
+{
+	struct xb_posture_http *s = l->svc;
+	char msg[512] = "";
+	unsigned status = vet(s, device, rep, seq, true, msg, sizeof(msg));
+	int rc;
+
+	if (status) {
+		*ret = refuse(s, c, "report", addr, device, seq, status, msg);
+		return false;
+	}
+	r->gate_id = ++s->gate_id;
+	rc = s->ops->gate(s->ctx, device, seq, r->body ? r->body : "", r->len, r->gate_id, msg,
+			  sizeof(msg));
+	if (rc == 0)
+		return r->gated = true;
+	if (rc != XB_POSTURE_HTTP_GATE_WAIT) {
+		*ret = refuse(s, c, "report", addr, device, seq, rc >= 400 && rc <= 599 ?
+			      (unsigned)rc : MHD_HTTP_SERVICE_UNAVAILABLE, msg[0] ? msg : "refused");
+		return false;
+	}
+	r->gating = true;
+	r->gnext = s->gating;
+	s->gating = r;
+	r->conn = c;
+	MHD_suspend_connection(c);
+	*ret = MHD_YES;
+	return false;
+}
+
+void xb_posture_http_gate_done(struct xb_posture_http *s, uint64_t id, unsigned status,
+			       const char *msg)
+{
+	for (struct req **pp = &s->gating; *pp; pp = &(*pp)->gnext) {
+		struct req *q = *pp;
+
+		if (q->gate_id != id)
+			continue;
+		*pp = q->gnext;
+		q->gating = false;
+		if (status) {
+			q->gate_status = status;
+			q->gate_msg = strdup(msg ? msg : "refused");
+		} else {
+			q->gated = true;
+		}
+		MHD_resume_connection(q->conn);
+		arm(s, true);
+		return;
+	}
+}
+
 static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct req *r)
 {
 	struct xb_posture_http *s = l->svc;
@@ -320,6 +387,7 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 	json_t *rep, *reply = NULL, *ok;
 	json_int_t seq;
 	unsigned status;
+	enum MHD_Result ret;
 
 	if (!device)
 		return refuse(s, c, "report", addr, NULL, -1, MHD_HTTP_FORBIDDEN,
@@ -327,12 +395,21 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 	if (!(rep = parse(r, msg, sizeof(msg))))
 		return refuse(s, c, "report", addr, device, -1, MHD_HTTP_BAD_REQUEST, msg);
 	seq = json_integer_value(json_object_get(rep, "seq"));
+	if (r->gate_status) {
+		json_decref(rep);
+		return refuse(s, c, "report", addr, device, seq, r->gate_status,
+			      r->gate_msg ? r->gate_msg : "refused");
+	}
+	if (s->ops->gate && !r->gated && !gate(l, c, r, addr, device, rep, seq, &ret)) {
+		json_decref(rep);
+		return ret;
+	}
 	if (!join(s)) {
 		json_decref(rep);
 		return refuse(s, c, "report", addr, device, seq, MHD_HTTP_SERVICE_UNAVAILABLE,
 			      "storage unavailable");
 	}
-	status = vet(s, device, rep, seq, msg, sizeof(msg));
+	status = vet(s, device, rep, seq, !r->gated, msg, sizeof(msg));
 	if (!status && s->ops->on_report(s->ctx, device, rep, &reply, msg, sizeof(msg))) {
 		status = MHD_HTTP_UNPROCESSABLE_CONTENT;
 		if (!msg[0])
@@ -611,11 +688,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void done(void *cls, struct MHD_Connection *c, void **con_cls,
 		 enum MHD_RequestTerminationCode why)
 {
+	struct lsn *l = cls;
 	struct req *q = *con_cls;
 
-	(void)cls, (void)why;
+	(void)why;
 	xb_posture_conns_answered(c, clock_mono_ns());
 	if (q) {
+		/* Closed while the gate had it: its verdict finds nothing. */
+		for (struct req **pp = &l->svc->gating; q->gating && *pp; pp = &(*pp)->gnext)
+			if (*pp == q) {
+				*pp = q->gnext;
+				break;
+			}
+		free(q->gate_msg);
 		free(q->body);
 		free(q->device);
 		json_decref(q->answer);
@@ -753,6 +838,7 @@ struct xb_posture_http *xb_posture_http_open(const struct xb_posture_http_config
 	s->ctx = ctx;
 	s->store = store;
 	s->audit = audit;
+	s->gate_id = clock_mono_ns();	/* ids of a reopened service are new ones */
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	s->nonces = xb_posture_nonce_new(s->cfg.nonce_ttl_s * NSEC_PER_SEC, s->cfg.nonces_per_device,
@@ -852,6 +938,9 @@ void xb_posture_http_close(struct xb_posture_http *s)
 	if (!s)
 		return;
 	settle(s);	/* nothing is held between rounds; in case */
+	while (s->gating)	/* resumed to be closed with the daemons */
+		xb_posture_http_gate_done(s, s->gating->gate_id, MHD_HTTP_SERVICE_UNAVAILABLE,
+					  "shutting down");
 	for (size_t i = 0; i < s->n_lsn; i++)
 		MHD_stop_daemon(s->lsn[i].d);
 	xb_posture_nonce_free(s->nonces);

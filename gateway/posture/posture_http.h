@@ -99,7 +99,17 @@ struct xb_posture_http_ops {
 	/* The last report or push accepted by on_report / on_push had its
 	 * writes undone (it is answered 503): forget it. May be NULL. */
 	void (*on_undo)(void *ctx);
+	/* A cluster's say on a report (docs/ha.md, "Shared state"), asked once
+	 * it passed the local checks (device, seq above the store's, nonce —
+	 * spent now) and before on_report and the store: 0 goes on at once;
+	 * XB_POSTURE_HTTP_GATE_WAIT holds the request, its connection
+	 * suspended, until xb_posture_http_gate_done(id) brings the verdict;
+	 * an HTTP status (400-599) refuses it with err. May be NULL: no gate. */
+	int (*gate)(void *ctx, const char *device, int64_t seq, const char *body, size_t len,
+		    uint64_t id, char *err, size_t errlen);
 };
+
+#define XB_POSTURE_HTTP_GATE_WAIT 1
 
 struct xb_posture_http_config {
 	const char *listen[XB_POSTURE_HTTP_MAX_LISTEN];	/* device-side addresses, IPv4 or IPv6 */
@@ -141,6 +151,12 @@ struct xb_posture_http_stats {
 	uint64_t nonce_full;		/* nonce requests refused 503: the table full */
 };
 void xb_posture_http_stats(const struct xb_posture_http *s, struct xb_posture_http_stats *out);
+/* The gate's verdict on the report it held as id: status 0 lets it go on
+ * (evaluated, stored, enforced, answered 200 as any other), else it is
+ * refused with that status and msg. An id no longer held (its connection
+ * closed, the service reopened) is ignored. */
+void xb_posture_http_gate_done(struct xb_posture_http *s, uint64_t id, unsigned status,
+			       const char *msg);
 void xb_posture_http_close(struct xb_posture_http *s);
 
 #endif

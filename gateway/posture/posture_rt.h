@@ -70,6 +70,27 @@ json_t *xb_posture_rt_detail(struct xb_posture_rt *r, size_t device);
 /* Counters: reports, pushes, transitions, cuts, enforcement latency. */
 json_t *xb_posture_rt_status(const struct xb_posture_rt *r);
 
+/* The cluster (gateway/cluster/cluster.h, docs/ha.md "Shared state"),
+ * posture_rt_cluster.c. A gate asked about every report that passed the
+ * endpoint's local checks and parses, before it is stored: see
+ * xb_posture_http_ops.gate (0 go on, XB_POSTURE_HTTP_GATE_WAIT, or a
+ * status); its verdict on a held one comes back through
+ * xb_posture_rt_gate_done(). fn NULL: no gate (one gateway). */
+typedef int (*xb_posture_rt_gate_fn)(void *ctx, const char *device, int64_t seq,
+				     const char *body, size_t len, uint64_t id, char *err,
+				     size_t errlen);
+void xb_posture_rt_set_gate(struct xb_posture_rt *r, xb_posture_rt_gate_fn fn, void *ctx);
+void xb_posture_rt_gate_done(struct xb_posture_rt *r, uint64_t id, unsigned status,
+			     const char *msg);
+/* A report another gateway accepted (received_ms: when, Unix ms): when
+ * its seq is above the store's, it is stored, the device evaluated as at
+ * start from the store and enforced (sets, cuts), and audited. 0 applied,
+ * 1 not newer (nothing done), or -errno with err: -ENOENT not a device of
+ * the policy, -EINVAL an unreadable report, -EIO the store failing. */
+int xb_posture_rt_remote(struct xb_posture_rt *r, const char *device, int64_t seq,
+			 int64_t received_ms, const char *body, size_t len, char *err,
+			 size_t errlen);
+
 /* Reopen the audit log (SIGHUP). */
 void xb_posture_rt_reopen_log(struct xb_posture_rt *r);
 /* Close everything. NULL is ignored. */

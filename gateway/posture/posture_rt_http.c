@@ -251,7 +251,24 @@ static void on_undo(void *ctx)
 		posture_rt_pending_drop(r, &r->pend[--r->n_pend]);
 }
 
-const struct xb_posture_http_ops posture_rt_ops = { device_for, on_report, on_push, on_round, on_undo };
+/* The cluster's say (docs/ha.md): a report no gateway could apply is
+ * refused here, before it can move the cluster's seq high-water. */
+static int gate(void *ctx, const char *device, int64_t seq, const char *body, size_t len,
+		uint64_t id, char *err, size_t errlen)
+{
+	struct xb_posture_rt *r = ctx;
+	struct xb_report *rep;
+
+	if (!r->gate)
+		return 0;
+	if (!(rep = xb_posture_report_parse(body, len, err, errlen)))
+		return 422;
+	xb_posture_report_free(rep);
+	return r->gate(r->gate_ctx, device, seq, body, len, id, err, errlen);
+}
+
+const struct xb_posture_http_ops posture_rt_ops = { device_for, on_report, on_push, on_round, on_undo,
+						    gate };
 
 /* --- listening ------------------------------------------------------------------- */
 

@@ -83,6 +83,8 @@ struct xb_posture_rt {
 	struct xb_nft_set nft;
 	struct xb_conntrack ct;
 	struct xb_mdm_replay replay;
+	xb_posture_rt_gate_fn gate;	/* the cluster's, or NULL */
+	void *gate_ctx;
 	int epfd;
 	int64_t pruned;			/* boot clock s of the last store prune */
 
@@ -100,6 +102,7 @@ struct xb_posture_rt {
 
 	struct {
 		uint64_t reports, pushes, transitions, cuts, cut_entries;
+		uint64_t remote;		/* reports applied from the cluster */
 		uint64_t set_changes, set_errors;
 		uint64_t lat[POSTURE_RT_LAT_BUCKETS];	/* enforcement, per report */
 		uint64_t lat_max_us;

@@ -11,6 +11,7 @@ failed=0
 # Layer of each folder; side-by-side folders share a layer.
 declare -A LAYER=([common]=0 [tunnel]=1 [probe]=1 [policy]=2 [gateway/kernel]=3
 	[gateway/links]=4 [gateway/dns]=4 [gateway/posture]=4 [gateway/health]=4
+	[gateway/cluster]=4
 	[gateway]=5 [ctl]=6 [agent]=7)
 
 # May a file in folder $1 include header $2 (a path from the root)?

@@ -85,7 +85,7 @@ static void on_undo(void *ctx)
 	undone++;
 }
 
-static const struct xb_posture_http_ops ops = { device_for, on_report, on_push, on_round, on_undo };
+static const struct xb_posture_http_ops ops = { device_for, on_report, on_push, on_round, on_undo, NULL };
 
 static void netns(void)
 {

@@ -1,0 +1,89 @@
+/* The gateways' shared state on etcd (docs/ha.md, "Shared state").
+ *
+ *   copy       every key under the cluster's prefix, decoded, fed by one
+ *              watch (a full resync when its revision was compacted); the
+ *              data path, DNS answers and posture checks read the daemon's
+ *              own state, never etcd
+ *   posture    a report is accepted once across the cluster: after the
+ *              endpoint's local checks the gate writes it by compare-and-
+ *              swap on the device's key (the copy's mod_revision); the
+ *              device's answer waits for the CAS. Lost to a newer one: 409.
+ *              A report another gateway accepted is applied here through
+ *              ops->posture_remote (stored, evaluated, enforced)
+ *   learned    destinations DNS answers taught this gateway are published
+ *              with a lease per expiry bucket (cluster_kv.h); others' are
+ *              put into this gateway's sets through ops->learned_remote
+ *   endpoints  each device's last endpoint, read from the device
+ *              interface every tick, published on change; the takeover
+ *              reads them with xb_cluster_foreach_endpoint()
+ *
+ * Fail-static: without etcd the gateway forwards and enforces from its
+ * own state; a report whose seq is above both the store's and the copy's
+ * high-water is accepted, kept and published by CAS when etcd answers
+ * again (the higher seq wins: cluster_kv.h); the copy is refreshed by the
+ * watch's resync. Values from the store are hostile: a bad one is logged
+ * and skipped, never applied. One thread: the daemon's.
+ */
+#ifndef XB_CLUSTER_H
+#define XB_CLUSTER_H
+
+#include "common/prefix.h"
+#include "policy/policy.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct xb_cluster;
+
+/* What the cluster asks of the daemon (posture, DNS, the device
+ * interface); err gets one line when a call returns < 0. */
+struct xb_cluster_ops {
+	/* xb_posture_rt_remote(): 0 applied, 1 not newer, < 0 refused. */
+	int (*posture_remote)(void *ctx, const char *device, int64_t seq, int64_t received_ms,
+			      const char *body, size_t len, char *err, size_t errlen);
+	/* xb_posture_rt_gate_done(): the verdict on a held report. */
+	void (*gate_done)(void *ctx, uint64_t id, unsigned status, const char *msg);
+	/* xb_dns_service_learn_remote(): 0 put, 1 expired, < 0 refused. */
+	int (*learned_remote)(void *ctx, const char *set, int family, const uint8_t *addr,
+			      uint32_t fp, int64_t expires_wall, char *err, size_t errlen);
+	/* Each device's endpoint on the device interface now: fn for every
+	 * one that has one. < 0 when the interface cannot be read. */
+	int (*endpoints)(void *ctx, void (*fn)(void *arg, const char *device,
+					       const union xb_sockaddr *ep), void *arg);
+};
+
+/* Connect to cfg's endpoints (cfg must outlive the cluster, or until
+ * xb_cluster_rebind) and start the watch. The gateway runs whether or not
+ * etcd answers. NULL with the reason logged. */
+struct xb_cluster *xb_cluster_open(const struct xb_cluster_cfg *cfg, const struct xb_cluster_ops *ops,
+				   void *ctx);
+/* A reload: the same connection when the endpoints, prefix, node and
+ * timeout are unchanged (0), else -1: the caller closes and reopens. */
+int xb_cluster_rebind(struct xb_cluster *c, const struct xb_cluster_cfg *cfg);
+/* The etcd client's fd for the daemon's epoll set; dispatch when readable. */
+int xb_cluster_fd(const struct xb_cluster *c);
+void xb_cluster_dispatch(struct xb_cluster *c);
+/* Every second: endpoints read and published on change; reports accepted
+ * while etcd was away published. */
+void xb_cluster_tick(struct xb_cluster *c);
+
+/* The posture gate (xb_posture_rt_gate_fn, ctx the cluster). */
+int xb_cluster_gate(void *ctx, const char *device, int64_t seq, const char *body, size_t len,
+		    uint64_t id, char *err, size_t errlen);
+/* xb_dns_service_learn_fn (ctx the cluster): publish a learned destination. */
+void xb_cluster_learned(void *ctx, const char *set, int family, const uint8_t *addr, uint32_t fp,
+			int64_t expires_wall);
+
+/* Every device's last endpoint in the copy (seen_ms: Unix ms its gateway
+ * saw it). fn returning non-zero stops the walk and is returned. */
+int xb_cluster_foreach_endpoint(struct xb_cluster *c,
+				int (*fn)(void *ctx, const char *device, const union xb_sockaddr *ep,
+					  int64_t seen_ms),
+				void *ctx);
+
+/* For `xborderctl status': up, members, revision, keys, counters. */
+json_t *xb_cluster_status(const struct xb_cluster *c);
+void xb_cluster_close(struct xb_cluster *c);
+
+#endif

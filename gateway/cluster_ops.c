@@ -1,0 +1,113 @@
+/* The cluster in the daemon (docs/ha.md, "Shared state"): what
+ * gateway/cluster/cluster.h asks of posture, DNS and the device interface,
+ * and its start, reload and stop. Without a cluster section none of this
+ * runs: the gateway is one, with SQLite only. */
+#include "gateway/daemon.h"
+
+#include "common/log.h"
+#include "gateway/cluster/cluster.h"
+#include "gateway/cluster/ha_daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+
+static int posture_remote(void *ctx, const char *device, int64_t seq, int64_t received_ms,
+			  const char *body, size_t len, char *err, size_t errlen)
+{
+	struct xb_daemon *d = ctx;
+
+	return xb_posture_rt_remote(d->prt, device, seq, received_ms, body, len, err, errlen);
+}
+
+static void gate_done(void *ctx, uint64_t id, unsigned status, const char *msg)
+{
+	struct xb_daemon *d = ctx;
+
+	xb_posture_rt_gate_done(d->prt, id, status, msg);
+}
+
+static int learned_remote(void *ctx, const char *set, int family, const uint8_t *addr, uint32_t fp,
+			  int64_t expires, char *err, size_t errlen)
+{
+	struct xb_daemon *d = ctx;
+
+	if (!d->dns) {
+		snprintf(err, errlen, "the DNS service is not running");
+		return -ENOENT;
+	}
+	return xb_dns_service_learn_remote(d->dns, set, family, addr, fp, expires, err, errlen);
+}
+
+/* The device interface's peers: each one's endpoint, by device name. */
+static int endpoints(void *ctx, void (*fn)(void *arg, const char *device, const union xb_sockaddr *ep),
+		     void *arg)
+{
+	struct xb_daemon *d = ctx;
+	struct wg_conf wc = { 0 };
+
+	if (xb_wgif_get(&d->devif, &wc))
+		return -1;
+	for (size_t i = 0; i < wc.n_peers; i++) {
+		const struct wg_peer_conf *pc = &wc.peers[i];
+		const struct xb_device *dv;
+
+		if (pc->endpoint.sa.sa_family != AF_INET && pc->endpoint.sa.sa_family != AF_INET6)
+			continue;
+		if ((dv = xb_policy_device_by_key(d->policy, pc->public_key)) && dv->name)
+			fn(arg, dv->name, &pc->endpoint);
+	}
+	wg_conf_free(&wc);
+	return 0;
+}
+
+static const struct xb_cluster_ops cluster_ops = { posture_remote, gate_done, learned_remote, endpoints };
+
+static void hooks(struct xb_daemon *d, struct xb_cluster *c)
+{
+	if (d->prt)
+		xb_posture_rt_set_gate(d->prt, c ? xb_cluster_gate : NULL, c);
+	if (d->dns)
+		xb_dns_service_on_learn(d->dns, c ? xb_cluster_learned : NULL, c);
+}
+
+int xb_daemon_cluster_start(struct xb_daemon *d, const struct xb_policy *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (!p->cluster.enabled)
+		return 0;
+	if (!(d->cluster = xb_cluster_open(&p->cluster, &cluster_ops, d)))
+		return -1;
+	ev.data.fd = xb_cluster_fd(d->cluster);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
+		log_warn("cluster: epoll");
+		xb_daemon_cluster_stop(d);
+		return -1;
+	}
+	hooks(d, d->cluster);
+	if (xb_ha_daemon_start(d, p) < 0) {
+		xb_daemon_cluster_stop(d);
+		return -1;
+	}
+	return 0;
+}
+
+void xb_daemon_cluster_stop(struct xb_daemon *d)
+{
+	xb_ha_daemon_stop(d);
+	hooks(d, NULL);
+	xb_cluster_close(d->cluster);	/* its fd leaves the epoll set as it closes */
+	d->cluster = NULL;
+}
+
+void xb_daemon_cluster_reload(struct xb_daemon *d, const struct xb_policy *p)
+{
+	if (d->cluster && p->cluster.enabled && xb_cluster_rebind(d->cluster, &p->cluster) == 0) {
+		xb_ha_daemon_reload(d, p);
+		return;
+	}
+	xb_daemon_cluster_stop(d);
+	if (xb_daemon_cluster_start(d, p) < 0)
+		log_warnx("cluster: not running after the reload (see above): this gateway runs alone");
+}

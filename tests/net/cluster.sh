@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Shared state on etcd (docs/ha.md, "Shared state"): two gateways with the
+# same policy and device-side key, three etcd members. A report accepted by
+# A is enforced on B (the delay measured over 24 reports, p50/p99 printed);
+# a destination A learned from DNS is in B's set; one member killed changes
+# nothing; with the quorum lost both gateways keep forwarding and enforcing
+# from their own state, A accepts a report above its copy's high-water, and
+# B follows once the members are back; a replayed report sent to B, the
+# device now connected to B, is refused.
+#
+#   e1 e2 e3 ─ eh (bridge 198.51.100.50/24) ─┬─ gwa etcd0 198.51.100.61
+#                                            └─ gwb etcd0 198.51.100.62
+#   alice eth0 192.0.2.1/30 ── gwa ea 192.0.2.2    gwa eu 192.0.2.17/30 ── org 192.0.2.18
+#   alice eth1 192.0.2.5/30 ── gwb eb 192.0.2.6        (DNS for *.acme.test; 192.0.2.100 http)
+#   alice's WireGuard: 203.0.113.10 → gateway 203.0.113.1 (A's or B's: the same key)
+. "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/wg.sh"
+. "$(dirname "$0")/../lib/etcd.sh"
+xb_begin
+for t in etcd etcdctl curl jq dnsmasq dig busybox; do
+	command -v "$t" >/dev/null || { xb_skip "cluster" "$t is not installed (deploy/deps.sh)"; exit 77; }
+done
+etcd_start_cluster || { xb_fail "three etcd members start"; xb_end; }
+xb_ok "three etcd members start"
+xb_ns alice gwa gwb org
+xb_veth alice eth0 gwa ea
+xb_veth alice eth1 gwb eb
+xb_veth gwa eu org eth0
+xb_addr alice eth0 192.0.2.1/30
+xb_addr alice eth1 192.0.2.5/30
+xb_addr gwa ea 192.0.2.2/30
+xb_addr gwb eb 192.0.2.6/30
+xb_addr gwa eu 192.0.2.17/30
+xb_addr org eth0 192.0.2.18/30 192.0.2.100/32
+nq org ip route add 203.0.113.0/24 via 192.0.2.17
+nq gwa ip route add 192.0.2.100/32 via 192.0.2.18
+for g in gwa gwb; do nq "$g" ip link set lo up; etcd_attach "$g" >/dev/null || { xb_fail "attach $g"; xb_end; }; done
+
+ID=$$
+GWIF=xc$ID AIF=xd$ID
+kg=$(wg genkey) ka=$(wg genkey)
+pub() { echo "$1" | wg pubkey; }
+
+# The same policy on both gateways but for the node's name and the device
+# interface's (userspace WireGuard's UAPI socket is per host, not per netns).
+conf() {	# conf NODE
+	mkdir -p "$XB_TMP/$1"
+	(umask 077; echo "$kg" >"$XB_TMP/$1/gw.key")
+	cat >"$XB_TMP/$1/xborder.conf" <<EOF
+gateway = {
+  interface = "${GWIF}${1#gw}"; listen_port = 51820; private_key_file = "gw.key";
+  pool4 = "203.0.113.0/25";
+  control_socket = "$XB_TMP/$1/ctl.sock"; state_dir = "$XB_TMP/$1/state";
+};
+devices = ( { name = "alice"; public_key = "$(pub "$ka")"; address4 = "203.0.113.10"; } );
+profiles = ( { name = "corp"; checks = ( { os_version = ">= 12"; } ); } );
+rules = ( { name = "web"; posture = [ "corp" ]; to = [ "192.0.2.100/32" ];
+  action = "allow"; via = [ "internet" ]; },
+  { name = "erp"; domains = [ "*.acme.test" ]; action = "allow"; via = [ "internet" ]; } );
+dns = { upstreams = [ "192.0.2.18" ]; timeout = 500; tries = 1; };
+cluster = { name = "t$ID"; node = "$1"; endpoints = [ $(etcd_endpoints | sed 's/[^,]*/"&"/g; s/,/, /g') ];
+  request_timeout_ms = 500; };
+EOF
+}
+conf gwa
+conf gwb
+ctl() { local g=$1; shift; nq "$g" "$XB_BIN/xborderctl" -s "$XB_TMP/$g/ctl.sock" "$@"; }
+start_gw() {	# start_gw NS
+	xb_bg "$1" "$XB_BIN/xborderd" -f -c "$XB_TMP/$1/xborder.conf"
+	printf -v "LOG_$1" '%s' "$XB_LAST_LOG"
+	printf -v "PID_$1" '%s' "$XB_LAST_PID"
+	xb_wait 5000 test -S "$XB_TMP/$1/ctl.sock" && xb_wait 3000 grep -q "gateway up" "$XB_LAST_LOG"
+}
+for g in gwa gwb; do
+	start_gw "$g" || { xb_fail "xborderd $g starts with a cluster section" "$(tail -n 20 "$XB_LAST_LOG")"; xb_end; }
+done
+xb_ok "both gateways start with a cluster section"
+cluster_up() { ctl "$1" -j status | jq -e '.cluster.state == "up"' >/dev/null; }
+xb_check "xborderctl status: A's cluster is up" xb_wait 5000 cluster_up gwa
+xb_check "xborderctl status: B's cluster is up" xb_wait 5000 cluster_up gwb
+xb_check "xborderctl status shows the cluster" sh -c "ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock status | grep -q '^cluster: up'"
+
+xb_bg org dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --user=root --pid-file= \
+	--local-ttl=300 --listen-address=192.0.2.18 --bind-interfaces --port=53 --address=/www.acme.test/203.0.113.200
+mkdir -p "$XB_TMP/www" && echo "origin" >"$XB_TMP/www/index.html"
+xb_bg org busybox httpd -f -p 192.0.2.100:80 -h "$XB_TMP/www"
+
+xb_wg_up alice "$AIF" ours "$ka" 0 203.0.113.10/25 || { xb_fail "device bring-up"; xb_end; }
+to_gw() {	# to_gw A|B — alice's WireGuard peer is that gateway
+	local ep=192.0.2.2
+	[ "$1" = B ] && ep=192.0.2.6
+	nq alice wg set "$AIF" peer "$(pub "$kg")" remove
+	nq alice wg set "$AIF" peer "$(pub "$kg")" endpoint "$ep:51820" allowed-ips 203.0.113.0/25,192.0.2.100/32
+	xb_wait 5000 nq alice ping -c 1 -W 1 203.0.113.1 >/dev/null
+}
+nq alice ip route add 192.0.2.100/32 dev "$AIF"
+to_gw A || xb_fail "alice reaches gateway A through her tunnel"
+
+GW=http://203.0.113.1:8443
+SEQ=0
+nonce() { nq alice curl -s -m 2 "$GW/v1/nonce" | sed 's/.*"nonce":"\([0-9a-f]*\)".*/\1/'; }
+post_with() {	# post_with NONCE SEQ OSVERSION — the HTTP status
+	nq alice curl -s -m 3 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+		-d "{\"seq\":$2,\"nonce\":\"$1\",\"time\":0,\"os\":{\"family\":\"linux\",\"version\":\"$3\"}}" \
+		"$GW/v1/report"
+}
+post() { post_with "$(nonce)" "$@"; }	# post SEQ OSVERSION, with a fresh nonce
+in_set() { nq "$1" nft list set inet xborder "$2" 2>/dev/null | grep -q "$3"; }
+enforced() {	# enforced NS yes|no — alice in (out of) rule web's device set
+	if [ "$2" = yes ]; then in_set "$1" r_web_dev4 203.0.113.10; else ! in_set "$1" r_web_dev4 203.0.113.10; fi
+}
+reach() { nq alice curl -s -m 2 -o /dev/null http://192.0.2.100/index.html; }
+
+# 1. A report accepted by A is enforced on B; the delay from the moment
+# alice sends it (its nonce already fetched) to B's audit line (written once
+# B's sets say it), over 24 reports alternating compliant and failing.
+ok=0
+: >"$XB_TMP/sent.at"
+for i in $(seq 24); do
+	SEQ=$((SEQ + 1))
+	if [ $((i % 2)) = 1 ]; then v=13 want=yes; else v=11 want=no; fi
+	nc=$(nonce)
+	echo "$SEQ $(date +%s%3N)" >>"$XB_TMP/sent.at"
+	st=$(post_with "$nc" $SEQ $v)
+	[ "$st" = 200 ] && xb_wait 2000 enforced gwb $want && ok=$((ok + 1))
+done
+xb_check "24 reports accepted by A are each enforced on B within 2 s ($ok)" test "$ok" = 24
+delays() {	# the delay of each seq from alice's sending it to B's application, ms
+	sort -k1,1 "$XB_TMP/sent.at" >"$XB_TMP/a.at"
+	jq -r 'select(.event == "cluster report" and .device == "alice") | "\(.seq) \(.at)"' \
+		"$XB_TMP/gwb/state/posture.log" | sort -k1,1 >"$XB_TMP/b.at"
+	join "$XB_TMP/a.at" "$XB_TMP/b.at" | awk '{ print $3 - $2 }' | sort -n
+}
+d=$(delays)
+n=$(echo "$d" | grep -c .)
+p50=$(echo "$d" | awk -v n="$n" 'NR == int((n + 1) / 2)')
+p99=$(echo "$d" | awk -v n="$n" 'NR == (n * 99 + 99) / 100 || NR == n' | head -n 1)
+xb_log "report sent to A -> enforced on B: n=$n p50=${p50} ms p99=${p99} ms max=$(echo "$d" | tail -n 1) ms"
+xb_check "B's audit log has each of A's 24 reports ($n)" test "$n" -ge 24
+xb_check "report -> enforcement on B under 2 s (p99 ${p99} ms)" test "${p99:-99999}" -lt 2000
+xb_check "the last report (failing) keeps alice from 192.0.2.100 through A" sh -c "! ip netns exec $XB_RUN-alice curl -s -m 1 -o /dev/null http://192.0.2.100/index.html"
+
+# 2. A destination learned on A (an answer for *.acme.test) is in B's set.
+xb_check "A answers www.acme.test" test "$(nq alice dig +time=2 +tries=1 +short @203.0.113.1 www.acme.test)" = 203.0.113.200
+xb_check "A learned it" in_set gwa r_erp_dns4 203.0.113.200
+xb_check "... and it is in B's set within 2 s" xb_wait 2000 in_set gwb r_erp_dns4 203.0.113.200
+xb_check "B's element times out (a lease's remaining time, not forever)" \
+	sh -c "ip netns exec $XB_RUN-gwb nft list set inet xborder r_erp_dns4 | grep 203.0.113.200 | grep -q expires"
+
+# 3. One member of three killed: nothing changes.
+etcd_kill 1
+SEQ=$((SEQ + 1))
+xb_check "one etcd member down: a report to A is accepted (200)" test "$(post $SEQ 11)" = 200
+xb_check "... and enforced on B" xb_wait 3000 enforced gwb no
+SEQ=$((SEQ + 1))
+xb_check "one etcd member down: the next report to A is accepted (200)" test "$(post $SEQ 13)" = 200
+xb_check "... and enforced on B" xb_wait 3000 enforced gwb yes
+
+# 4. Quorum lost: both gateways forward and enforce from their own state;
+# A accepts a report above its copy's high-water (within its request
+# timeout), enforces it, and publishes it when etcd is back.
+etcd_kill 2
+xb_check "quorum lost: alice still reaches 192.0.2.100 through A" xb_wait 2000 reach
+xb_check "quorum lost: B still holds alice in its set" enforced gwb yes
+SEQ=$((SEQ + 1))
+t0=$(date +%s%N)
+st=$(post $SEQ 11)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+xb_log "a report to A without quorum: $st in $ms ms"
+xb_check "quorum lost: a report above the copy's high-water is accepted by A (200, $ms ms)" test "$st" = 200
+xb_check "... and enforced on A at once" enforced gwa no
+xb_check "... B keeps enforcing what it had" enforced gwb yes
+xb_check "quorum lost: A's status says the cluster is down" xb_wait 5000 sh -c \
+	"ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock -j status | jq -e '.cluster.state == \"down\"' >/dev/null"
+etcd_restart 1
+etcd_restart 2
+etcd_wait_healthy 30000 || xb_log "etcd: not healthy again within 30 s"
+xb_check "members back: A's report reaches B (reconciled)" xb_wait 15000 enforced gwb no
+xb_check "members back: both clusters up" xb_wait 10000 cluster_up gwa
+SEQ=$((SEQ + 1))
+xb_check "members back: a report to A is accepted (200)" test "$(post $SEQ 13)" = 200
+xb_check "... and enforced on B" xb_wait 3000 enforced gwb yes
+
+# 5. alice moves to B (the same gateway key). A replay of an old seq, with
+# a fresh nonce from B, is refused; a new one is accepted and A follows.
+to_gw B || xb_fail "alice reaches gateway B through her tunnel"
+xb_check "a replayed report (old seq, fresh nonce from B) is refused by B (409)" \
+	test "$(post $((SEQ - 3)) 13)" = 409
+xb_check "... a report with B's last seq too (409)" test "$(post $SEQ 13)" = 409
+SEQ=$((SEQ + 1))
+xb_check "a new report to B is accepted (200)" test "$(post $SEQ 11)" = 200
+xb_check "... and enforced on A" xb_wait 3000 enforced gwa no
+xb_check "the endpoint A saw for alice is in the shared state" sh -c \
+	"ETCDCTL_API=3 ip netns exec $XB_RUN-eh etcdctl --endpoints=$(etcd_endpoints) get /xborder/t$ID/endpoint/alice --print-value-only | grep -q 192.0.2."
+
+# A bad value in the store is logged and skipped: B keeps alice's state.
+nq eh etcdctl --endpoints="$(etcd_endpoints)" put "/xborder/t$ID/posture/alice" '{"seq":"x"}' >/dev/null
+xb_check "a bad value in the store is logged by A" xb_wait 3000 grep -q "posture/alice: .*seq" "$LOG_gwa"
+xb_check "... and changes nothing: alice still out of A's set" enforced gwa no
+xb_check "both gateways still run" kill -0 "$PID_gwa" "$PID_gwb"
+xb_end
