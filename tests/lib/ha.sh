@@ -39,7 +39,15 @@
 #
 #   ha_world                  namespaces, bridges, addresses, partner, origin
 #   ha_policy X [SNIPPET]     $XB_TMP/X.conf for gateway X (a|b); SNIPPET is
-#                             added at the top level (e.g. the cluster section)
+#                             added at the top level (ha_cluster_snippet X).
+#                             Rule origin (192.0.2.200) needs posture corp
+#                             (os_version >= 12); rule erp is *.acme.test
+#                             (dnsmasq on pt answers www.acme.test 192.0.2.201)
+#   ha_cluster_up             three etcd members (tests/lib/etcd.sh), both
+#                             gateways attached
+#   ha_cluster_snippet X      the cluster section: vip 203.0.113.10
+#   ha_report SEQ OSVERSION   the device's posture report to the active gateway
+#                             (192.0.2.129:8443); prints the HTTP status
 #   ha_gw_start X             xborderd for X under its watcher; HA_PID[X], HA_LOG[X]
 #   ha_keepalived X           keepalived for X (config, pid files, log in $XB_TMP)
 #   ha_kill X                 kill -9 X's xborderd
@@ -80,6 +88,7 @@ ha_world() {
 	ha_port lan dev eth0 && ha_port lan ga lan0 && ha_port lan gb lan0 &&
 	ha_port wan ga wan0 && ha_port wan gb wan0 && ha_port wan pt eth0 || return 1
 	xb_veth pt eo org eth0
+	command -v dnsmasq >/dev/null || { echo "dnsmasq is not installed (deploy/deps.sh)"; return 1; }
 	xb_addr dev eth0 203.0.113.200/24
 	for x in a b; do
 		xb_addr "g$x" lan0 "${HA_IP[$x]}/24"
@@ -88,7 +97,7 @@ ha_world() {
 	xb_addr pt eth0 192.0.2.100/25
 	xb_addr pt eo 192.0.2.245/30
 	xb_addr org eth0 192.0.2.246/30
-	xb_addr org lo 192.0.2.200/32
+	xb_addr org lo 192.0.2.200/32 192.0.2.201/32
 	n org ip route add default via 192.0.2.245
 	xb_router pt
 	kg=$(wg genkey) kt=$(wg genkey) kp=$(wg genkey) kd=$(wg genkey)
@@ -98,7 +107,10 @@ ha_world() {
 	n pt wg set "$PIF" peer "$(pub "$kt")" allowed-ips 192.0.2.249/32,192.0.2.128/26 \
 		endpoint "$HA_VIP_WAN:$HA_PORT_P"
 	n pt ip route add 192.0.2.128/26 dev "$PIF"
-	n pt ip route add 192.0.2.200/32 via 192.0.2.246
+	n pt ip route add 192.0.2.200/31 via 192.0.2.246
+	xb_bg pt dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --user=root --pid-file= \
+		--local-ttl=300 --listen-address=192.0.2.100 --bind-interfaces --port=53 \
+		--address=/www.acme.test/192.0.2.201
 }
 
 ha_policy() {	# X [SNIPPET]
@@ -120,10 +132,13 @@ ha_policy() {	# X [SNIPPET]
 	    public_key = "$(pub "$kp")"; address4 = "192.0.2.249/30"; snat = false; listen_port = $HA_PORT_P;
 	    keepalive = 0; }
 	);
+	profiles = ( { name = "corp"; checks = ( { os_version = ">= 12"; } ); } );
 	rules = (
-	  { name = "origin"; groups = [ "staff" ]; to = [ "192.0.2.200/32" ]; protocols = [ "tcp", "icmp" ];
-	    action = "allow"; via = [ "t$x$ID" ]; }
+	  { name = "origin"; groups = [ "staff" ]; posture = [ "corp" ]; to = [ "192.0.2.200/32" ];
+	    protocols = [ "tcp", "icmp" ]; action = "allow"; via = [ "t$x$ID" ]; },
+	  { name = "erp"; groups = [ "staff" ]; domains = [ "*.acme.test" ]; action = "allow"; via = [ "t$x$ID" ]; }
 	);
+	dns = { upstreams = [ "192.0.2.100" ]; timeout = 500; tries = 1; };
 EOF
 }
 
@@ -193,8 +208,8 @@ hctl() { local x=$1; shift; nq "g$x" "$XB_BIN/xborderctl" -s "$XB_TMP/$x.sock" "
 
 ha_device() {
 	xb_wg_up dev "$DIF" ours "$kd" 0 192.0.2.130/26 || return 1
-	n dev wg set "$DIF" peer "$(pub "$kg")" endpoint "$HA_VIP:51820" allowed-ips 192.0.2.128/26,192.0.2.200/32
-	n dev ip route add 192.0.2.200/32 dev "$DIF"
+	n dev wg set "$DIF" peer "$(pub "$kg")" endpoint "$HA_VIP:51820" allowed-ips 192.0.2.128/26,192.0.2.200/31
+	n dev ip route add 192.0.2.200/31 dev "$DIF"
 }
 
 ha_ping() {
@@ -223,3 +238,25 @@ ha_failover() {	# X [PING_SECONDS]
 	HA_VIP_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 	ha_gap "$t0"
 }
+
+ha_cluster_up() {
+	. "$(dirname "${BASH_SOURCE[0]}")/etcd.sh"
+	etcd_start_cluster || return 1
+	etcd_attach ga >/dev/null && etcd_attach gb >/dev/null
+}
+
+ha_cluster_snippet() {
+	echo "cluster = { name = \"ha$ID\"; node = \"g$1\";
+	  endpoints = [ $(etcd_endpoints | sed 's/[^,]*/"&"/g; s/,/, /g') ];
+	  request_timeout_ms = 500; vip = \"$HA_VIP\"; };"
+}
+
+HA_GW=http://192.0.2.129:8443
+ha_report() {	# SEQ OSVERSION
+	local nonce
+	nonce=$(nq dev curl -s -m 2 "$HA_GW/v1/nonce" | sed 's/.*"nonce":"\([0-9a-f]*\)".*/\1/')
+	nq dev curl -s -m 3 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+		-d "{\"seq\":$1,\"nonce\":\"$nonce\",\"time\":0,\"os\":{\"family\":\"linux\",\"version\":\"$2\"}}" \
+		"$HA_GW/v1/report"
+}
+ha_in_set() { nq "g$1" nft list set inet xborder "$2" 2>/dev/null | grep -q "$3"; }
