@@ -7,6 +7,7 @@
 #   make deps         install the Debian packages (deploy/deps.sh)
 #   make fuzz         libFuzzer targets (clang)
 #   make bench        benchmarks, printed as ratios against a reference
+#   make demo HA=1    the active/standby story (deploy/demo/ha.sh)
 #   make clean        remove build/
 #   make install      binaries, man pages, systemd unit, examples (PREFIX=/usr/local,
 #                     DESTDIR; docs/operations.md); make uninstall removes them
@@ -149,10 +150,11 @@ bench: all
 	$(Q)deploy/deps.sh --auto bench
 	$(Q)XB_BUILD=$(abspath $(BUILD)) bench/run.sh
 
-# The story of docs/demo: sudo make demo (CHECK=1: no pauses, assertions).
+# The story of docs/demo: sudo make demo (CHECK=1: no pauses, assertions;
+# HA=1: two gateways as one service, deploy/demo/ha.sh).
 demo: deps-auto all
 	$(Q)[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces): sudo make demo"; exit 1; }
-	$(Q)XB_BUILD=$(abspath $(BUILD)) deploy/demo/demo.sh $(if $(filter 1,$(CHECK)),--check)
+	$(Q)XB_BUILD=$(abspath $(BUILD)) deploy/demo/$(if $(filter 1,$(HA)),ha.sh,demo.sh) $(if $(filter 1,$(CHECK)),--check)
 
 demo-clean:
 	$(Q)deploy/demo/demo.sh --clean

@@ -19,14 +19,19 @@
 ROUNDS=${ROUNDS:-10}
 xb_begin
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-command -v keepalived >/dev/null || { echo "keepalived missing (make deps)"; exit 77; }
-[ -n "$(type -t ha_cluster_up)" ] && { ha_cluster_up || { echo "etcd did not start"; exit 1; }; }
+for t in keepalived etcd dnsmasq curl; do
+	command -v "$t" >/dev/null || { echo "$t missing (make deps)"; exit 77; }
+done
 ha_world || exit 1
-for x in a b; do ha_policy "$x" "$(ha_cluster_snippet "$x" 2>/dev/null)"; done
+ha_cluster_up || { echo "etcd did not start"; exit 1; }
+for x in a b; do ha_policy "$x" "$(ha_cluster_snippet "$x")"; done
 ha_gw_start a && ha_keepalived a && ha_wait_vip a 5000 || { echo "A did not start"; exit 1; }
 ha_gw_start b && ha_keepalived b || { echo "B did not start"; exit 1; }
 ha_device || exit 1
+xb_wait 5000 nq dev ping -c 1 -W 1 192.0.2.129 && [ "$(ha_report 1 13)" = 200 ] ||
+	{ echo "no compliant report through A"; exit 1; }
 xb_wait 5000 nq dev ping -c 1 -W 1 192.0.2.200 || { echo "no path through A"; exit 1; }
+sleep 2	# the device's endpoint in etcd (published on the next tick)
 
 gaps=() vips=()
 for r in $(seq "$ROUNDS"); do
