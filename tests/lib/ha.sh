@@ -62,10 +62,11 @@
 #                             none came), and HA_REPLIES
 #   ha_failover X             kill -9 X's xborderd while pinging; HA_GAP_MS,
 #                             HA_VIP_MS (the VIP on the other, polled)
-# HA_ADVERT: VRRP advert interval in seconds (default 0.1; docs/ha.md).
+# HA_ADVERT: VRRP advert interval in seconds (default 0.2: 0.1 gave spurious
+# transitions on the loaded test box; docs/ha.md).
 
 ID=$$
-HA_ADVERT=${HA_ADVERT:-0.1}
+HA_ADVERT=${HA_ADVERT:-0.2}
 HA_VIP=203.0.113.10 HA_VIP_WAN=192.0.2.10
 HA_PORT_P=51900
 declare -A HA_PID HA_LOG HA_KA HA_IP=([a]=203.0.113.1 [b]=203.0.113.2) HA_WAN=([a]=192.0.2.1 [b]=192.0.2.2)
