@@ -68,7 +68,7 @@
 ID=$$
 HA_ADVERT=${HA_ADVERT:-0.2}
 HA_VIP=203.0.113.10 HA_VIP_WAN=192.0.2.10
-HA_PORT_P=51900
+HA_PORT_P=51900 HA_PORTS=
 declare -A HA_PID HA_LOG HA_KA HA_IP=([a]=203.0.113.1 [b]=203.0.113.2) HA_WAN=([a]=192.0.2.1 [b]=192.0.2.2)
 DIF=hd$ID PIF=hp$ID
 pub() { echo "$1" | wg pubkey; }
