@@ -115,6 +115,10 @@ static size_t filter(struct xb_takeover *t, struct wg_conf *c, int64_t wall_sec)
 {
 	size_t kept = 0;
 
+	if (!t->n || !c->n_peers) {	/* qsort and bsearch want arrays, not NULL */
+		t->unknown += t->n;
+		return 0;
+	}
 	qsort(c->peers, c->n_peers, sizeof(*c->peers), by_key);
 	qsort(t->q, t->n, sizeof(*t->q), cand_by_key);
 	for (size_t i = 0; i < t->n; i++) {
@@ -156,7 +160,8 @@ long xb_takeover_begin(struct xb_takeover *t, unsigned rate, uint64_t now, int64
 	}
 	t->n = filter(t, &c, wall_sec);
 	wg_conf_free(&c);
-	qsort(t->q, t->n, sizeof(*t->q), by_seen);
+	if (t->n)
+		qsort(t->q, t->n, sizeof(*t->q), by_seen);
 	xb_pacer_init(&t->pacer, rate ? rate : XB_TAKEOVER_RATE_DEFAULT, 0, now);
 	t->active = t->n > 0;
 	t->started_ns = now;

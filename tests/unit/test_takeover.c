@@ -264,4 +264,9 @@ TEST(stop_and_errors)
 	CHECK_INT(xb_takeover_begin(&t, 10, now, 1700000000), ==, 0);
 	CHECK(!t.active);
 	xb_takeover_free(&t);
+	/* never offered anything (no queue at all; UBSan: qsort(NULL, 0)) */
+	xb_takeover_init(&t, &ops, NULL);
+	CHECK_INT(xb_takeover_begin(&t, 10, now, 1700000000), ==, 0);
+	CHECK(!t.active);
+	xb_takeover_free(&t);
 }
