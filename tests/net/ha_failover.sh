@@ -73,6 +73,8 @@ xb_check "on B, the destination learned through A opens (no report, no DNS query
 	sh -c "ip netns exec $XB_RUN-dev ping -c 1 -W 2 192.0.2.201 >/dev/null"
 xb_check "B's log: the takeover began when the VIP appeared, with one device" \
 	grep -q "takeover (the vip appeared): 1 device" "${HA_LOG[b]}"
+xb_check "xborderctl takeover on B: the device has a live session there, nothing to initiate" \
+	sh -c "ip netns exec $XB_RUN-gb '$XB_BIN/xborderctl' -s '$XB_TMP/b.sock' -j takeover | jq -e '.live == 1 and .queued == 0 and .holds_vip'"
 xb_log "stream: sent $(grep -o 'sha256=[0-9a-f]\{12\}.*' "$slog" | head -1), received $(grep -o 'sha256=[0-9a-f]\{12\}.*' "$rlog" | head -1)"
 xb_log "B's log:"; grep -i "vip\|takeover" "${HA_LOG[b]}" | sed 's/^/#   /'
 [ "${HA_DEBUG:-}" ] && { echo "debug: $XB_RUN $XB_TMP"; sleep "$HA_DEBUG"; }
