@@ -322,38 +322,32 @@ static enum MHD_Result hold(struct xb_posture_http *s, struct MHD_Connection *c,
 
 static void arm(struct xb_posture_http *s, bool resumed);
 
-/* Ask the gate about a report that passed the local checks (its nonce
- * spent here: a refusal is final for it too). True when it passed at once;
- * false when it is refused or held, *ret the answer's result. */
-static bool gate(struct lsn *l, struct MHD_Connection *c, struct req *r, const char *addr,
-		 const char *device, json_t *rep, json_int_t seq, enum MHD_Result *ret)
+/* Ask the gate about a report that passed the local checks, its nonce
+ * spent (a refusal is final for it too). 0: it passed at once; else the
+ * status to refuse with (msg), or XB_POSTURE_HTTP_GATE_WAIT: held, the
+ * connection suspended until xb_posture_http_gate_done(). */
+static unsigned gate(struct xb_posture_http *s, struct MHD_Connection *c, struct req *r,
+		     const char *device, json_int_t seq, char *msg, size_t len)
 {
-	struct xb_posture_http *s = l->svc;
-	char msg[512] = "";
-	unsigned status = vet(s, device, rep, seq, true, msg, sizeof(msg));
 	int rc;
 
-	if (status) {
-		*ret = refuse(s, c, "report", addr, device, seq, status, msg);
-		return false;
-	}
 	r->gate_id = ++s->gate_id;
-	rc = s->ops->gate(s->ctx, device, seq, r->body ? r->body : "", r->len, r->gate_id, msg,
-			  sizeof(msg));
-	if (rc == 0)
-		return r->gated = true;
+	rc = s->ops->gate(s->ctx, device, seq, r->body ? r->body : "", r->len, r->gate_id, msg, len);
+	if (rc == 0) {
+		r->gated = true;
+		return 0;
+	}
 	if (rc != XB_POSTURE_HTTP_GATE_WAIT) {
-		*ret = refuse(s, c, "report", addr, device, seq, rc >= 400 && rc <= 599 ?
-			      (unsigned)rc : MHD_HTTP_SERVICE_UNAVAILABLE, msg[0] ? msg : "refused");
-		return false;
+		if (!msg[0])
+			snprintf(msg, len, "refused");
+		return rc >= 400 && rc <= 599 ? (unsigned)rc : MHD_HTTP_SERVICE_UNAVAILABLE;
 	}
 	r->gating = true;
 	r->gnext = s->gating;
 	s->gating = r;
 	r->conn = c;
 	MHD_suspend_connection(c);
-	*ret = MHD_YES;
-	return false;
+	return XB_POSTURE_HTTP_GATE_WAIT;
 }
 
 void xb_posture_http_gate_done(struct xb_posture_http *s, uint64_t id, unsigned status,
@@ -387,7 +381,6 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 	json_t *rep, *reply = NULL, *ok;
 	json_int_t seq;
 	unsigned status;
-	enum MHD_Result ret;
 
 	if (!device)
 		return refuse(s, c, "report", addr, NULL, -1, MHD_HTTP_FORBIDDEN,
@@ -400,16 +393,19 @@ static enum MHD_Result report(struct lsn *l, struct MHD_Connection *c, struct re
 		return refuse(s, c, "report", addr, device, seq, r->gate_status,
 			      r->gate_msg ? r->gate_msg : "refused");
 	}
-	if (s->ops->gate && !r->gated && !gate(l, c, r, addr, device, rep, seq, &ret)) {
-		json_decref(rep);
-		return ret;
-	}
 	if (!join(s)) {
 		json_decref(rep);
 		return refuse(s, c, "report", addr, device, seq, MHD_HTTP_SERVICE_UNAVAILABLE,
 			      "storage unavailable");
 	}
 	status = vet(s, device, rep, seq, !r->gated, msg, sizeof(msg));
+	/* Held for the gate: nothing of it written; it comes back here. */
+	if (!status && s->ops->gate && !r->gated &&
+	    (status = gate(s, c, r, device, seq, msg, sizeof(msg))) == XB_POSTURE_HTTP_GATE_WAIT) {
+		json_decref(rep);
+		part(s, false);
+		return MHD_YES;
+	}
 	if (!status && s->ops->on_report(s->ctx, device, rep, &reply, msg, sizeof(msg))) {
 		status = MHD_HTTP_UNPROCESSABLE_CONTENT;
 		if (!msg[0])

@@ -87,6 +87,33 @@ static void on_undo(void *ctx)
 
 static const struct xb_posture_http_ops ops = { device_for, on_report, on_push, on_round, on_undo, NULL };
 
+/* A cluster's gate (xb_posture_http_ops.gate), played here: it holds a
+ * report (WAIT) and gives its verdict a few pumps later, or refuses at once. */
+static struct {
+	int answer;		/* what gate() returns */
+	unsigned verdict;	/* given to a held one */
+	uint64_t id;		/* held, 0: none */
+	int pumps;		/* pumps until the verdict */
+	int64_t stored_meanwhile;	/* the store's seq while it was held */
+	unsigned asked;
+} g;
+
+static int gate(void *ctx, const char *device, int64_t seq, const char *body, size_t len,
+		uint64_t id, char *err, size_t errlen)
+{
+	(void)ctx, (void)device, (void)body, (void)len;
+	g.asked++;
+	if (g.answer == XB_POSTURE_HTTP_GATE_WAIT)
+		g.id = id, g.pumps = 5;
+	else if (g.answer)
+		snprintf(err, errlen, "seq %lld is not above 40 (accepted by gateway gw-b)", (long long)seq);
+	return g.answer;
+}
+
+static const struct xb_posture_http_ops gated_ops = { device_for, on_report, on_push, on_round, on_undo,
+						      gate };
+static int64_t last_seq(const char *device);
+
 static void netns(void)
 {
 	static bool done;
@@ -141,6 +168,13 @@ static void pump(int ms)
 
 	if (poll(&p, 1, ms) > 0)
 		xb_posture_http_process(svc);
+	if (g.id && --g.pumps == 0) {
+		uint64_t id = g.id;
+
+		g.id = 0;
+		g.stored_meanwhile = last_seq("alice");
+		xb_posture_http_gate_done(svc, id, g.verdict, "seq 7 is not above 40 (accepted by gateway gw-b)");
+	}
 }
 
 /* A non-blocking TCP connection from src to dst:port. */
@@ -242,6 +276,51 @@ static int64_t last_seq(const char *device)
 	int64_t seq = -1;
 
 	return xb_posture_store_last_seq(store, device, &seq) == 1 ? seq : -1;
+}
+
+/* The gate holds a report: nothing is stored or evaluated until its
+ * verdict; then it goes on (200) or is refused with the gate's status, its
+ * nonce spent either way. */
+TEST(gate_holds_then_accepts_or_refuses)
+{
+	struct xb_posture_http_config cfg = { .listen = { "192.0.2.1" }, .rate = 1000000,
+					      .burst = 1000000 };
+	char n[33];
+	unsigned seen;
+
+	netns();
+	strcpy(dir, "/tmp/xb-test-psvc.XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(dbpath, sizeof(dbpath), "%s/posture.db", dir);
+	CHECK((store = xb_posture_store_open(dbpath, 0, resp, sizeof(resp))) != NULL);
+	CHECK((svc = xb_posture_http_open(&cfg, &gated_ops, NULL, store, NULL)) != NULL);
+	memset(&g, 0, sizeof(g));
+	g.answer = XB_POSTURE_HTTP_GATE_WAIT;
+	seen = reports_seen;
+	nonce("192.0.2.2", n);
+	CHECK_INT(report("192.0.2.2", 5, n, NULL), ==, 200);
+	CHECK_INT(g.asked, ==, 1);
+	CHECK_INT(g.stored_meanwhile, ==, -1);		/* held: nothing stored */
+	CHECK_INT(reports_seen, ==, seen + 1);		/* evaluated once, after */
+	CHECK_INT(last_seq("alice"), ==, 5);
+
+	g.verdict = 409;
+	nonce("192.0.2.2", n);
+	CHECK_INT(report("192.0.2.2", 7, n, NULL), ==, 409);
+	CHECK(strstr(resp, "accepted by gateway gw-b"));
+	CHECK_INT(last_seq("alice"), ==, 5);
+	CHECK_INT(report("192.0.2.2", 8, n, NULL), ==, 401);	/* its nonce is spent */
+
+	g.answer = 409;				/* refused at once */
+	nonce("192.0.2.2", n);
+	CHECK_INT(report("192.0.2.2", 9, n, NULL), ==, 409);
+	CHECK_INT(last_seq("alice"), ==, 5);
+	g.answer = 0;				/* passed at once */
+	nonce("192.0.2.2", n);
+	CHECK_INT(report("192.0.2.2", 10, n, NULL), ==, 200);
+	CHECK_INT(last_seq("alice"), ==, 10);
+	CHECK_INT(g.asked, ==, 4);			/* the 401 never reached it */
+	stop();
 }
 
 TEST(nonce_then_report_accepted)
