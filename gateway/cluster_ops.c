@@ -3,10 +3,10 @@
  * and its start, reload and stop. Without a cluster section none of this
  * runs: the gateway is one, with SQLite only. */
 #include "gateway/daemon.h"
+#include "gateway/ha_ops.h"
 
 #include "common/log.h"
 #include "gateway/cluster/cluster.h"
-#include "gateway/cluster/ha_daemon.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,10 +3,10 @@
  * in the daemon's thread; nothing here changes it except `reload' and the
  * enrolment commands (gateway/enrol.c: the enrolment file, then a reload). */
 #include "gateway/cluster/cluster.h"
-#include "gateway/cluster/ha_daemon.h"
 #include "gateway/control.h"
 #include "gateway/daemon.h"
 #include "gateway/enrol.h"
+#include "gateway/ha_ops.h"
 #include "gateway/handlers.h"
 #include "gateway/health/health.h"
 

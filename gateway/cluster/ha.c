@@ -22,7 +22,7 @@ struct xb_ha {
 	uint8_t vip[16];
 	bool holds;
 	unsigned rate;
-	struct xb_wgif *wg;
+	char ifname[16];
 	xb_ha_source_fn source;
 	void *ctx;
 	struct xb_nl nl;		/* address notifications */
@@ -30,9 +30,6 @@ struct xb_ha {
 	struct xb_takeover t;
 	bool reported;			/* the end of the last run was logged */
 };
-
-static int wg_get(void *ctx, struct wg_conf *out) { return xb_wgif_get(ctx, out); }
-static int wg_set(void *ctx, const struct wg_conf *in) { return xb_wgif_set(ctx, in); }
 
 static bool parse_vip(struct xb_ha *h, const char *s)
 {
@@ -147,7 +144,7 @@ long xb_ha_takeover(struct xb_ha *h, const char *why)
 	}
 	n = xb_takeover_begin(&h->t, h->rate, clock_mono_ns(), time(NULL));
 	if (n < 0) {
-		log_warnx("takeover (%s): reading %s: %s", why, h->wg->ifname, strerror((int)-n));
+		log_warnx("takeover (%s): reading %s: %s", why, h->ifname, strerror((int)-n));
 		return n;
 	}
 	log_info("takeover (%s): %ld device(s) to initiate at %u/s (%zu known, %zu with a live "
@@ -223,7 +220,6 @@ static int watch(struct xb_ha *h, int fd)
 struct xb_ha *xb_ha_open(const struct xb_ha_opts *o, char *err, size_t errlen)
 {
 	struct xb_ha *h = calloc(1, sizeof(*h));
-	static const struct xb_takeover_ops ops = { wg_get, wg_set };
 	bool holds = false;
 	int e;
 
@@ -233,10 +229,10 @@ struct xb_ha *xb_ha_open(const struct xb_ha_opts *o, char *err, size_t errlen)
 	}
 	h->epfd = h->timerfd = -1;
 	h->rate = o->rate ? o->rate : XB_TAKEOVER_RATE_DEFAULT;
-	h->wg = o->wg;
+	snprintf(h->ifname, sizeof(h->ifname), "%s", o->ifname ? o->ifname : "");
 	h->source = o->source;
 	h->ctx = o->ctx;
-	xb_takeover_init(&h->t, &ops, o->wg);
+	xb_takeover_init(&h->t, o->ops, o->wg);
 	if (o->vip && *o->vip && !parse_vip(h, o->vip)) {
 		snprintf(err, errlen, "vip `%s' is not an IPv4 or IPv6 address", o->vip);
 		goto fail;

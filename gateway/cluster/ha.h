@@ -17,7 +17,6 @@
 #define XB_HA_H
 
 #include "gateway/cluster/takeover.h"
-#include "gateway/links/wgif.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -30,7 +29,9 @@ typedef int (*xb_ha_source_fn)(void *ctx, struct xb_takeover *t);
 struct xb_ha_opts {
 	const char *vip;	/* "203.0.113.10"; NULL or "": no watch, manual takeover only */
 	unsigned rate;		/* initiations a second; 0: XB_TAKEOVER_RATE_DEFAULT */
-	struct xb_wgif *wg;	/* the device interface; must outlive the xb_ha */
+	const struct xb_takeover_ops *ops;	/* the device interface, */
+	void *wg;				/* its ops' context: both outlive the xb_ha */
+	const char *ifname;			/* for the log */
 	xb_ha_source_fn source;
 	void *ctx;
 };

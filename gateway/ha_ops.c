@@ -1,5 +1,5 @@
-/* The daemon's side of active/standby; see ha_daemon.h. */
-#include "gateway/cluster/ha_daemon.h"
+/* The daemon's side of active/standby; see ha_ops.h. */
+#include "gateway/ha_ops.h"
 #include "gateway/cluster/cluster.h"
 #include "gateway/daemon.h"
 #include "common/log.h"
@@ -10,10 +10,17 @@
 #include <arpa/inet.h>
 #include <sys/epoll.h>
 
+/* The device interface as the takeover sees it (d->devif stays where it
+ * is when the interface is made again). */
+static int wg_get(void *ctx, struct wg_conf *out) { return xb_wgif_get(ctx, out); }
+static int wg_set(void *ctx, const struct wg_conf *in) { return xb_wgif_set(ctx, in); }
+
 int xb_ha_daemon_open(struct xb_daemon *d, const char *vip, unsigned rate, xb_ha_source_fn source,
 		      void *ctx)
 {
-	struct xb_ha_opts o = { .vip = vip, .rate = rate, .wg = &d->devif, .source = source, .ctx = ctx };
+	static const struct xb_takeover_ops ops = { wg_get, wg_set };
+	struct xb_ha_opts o = { .vip = vip, .rate = rate, .ops = &ops, .wg = &d->devif,
+				.ifname = d->devif.ifname, .source = source, .ctx = ctx };
 	struct epoll_event ev = { .events = EPOLLIN };
 	char err[160];
 

@@ -1,7 +1,7 @@
-/* The daemon's side of active/standby (ha.h): opening it from the
+/* The daemon's side of active/standby (gateway/cluster/ha.h): opening it from the
  * policy's cluster section, and the `takeover' control command. */
-#ifndef XB_HA_DAEMON_H
-#define XB_HA_DAEMON_H
+#ifndef XB_HA_OPS_H
+#define XB_HA_OPS_H
 
 #include "gateway/cluster/ha.h"
 
