@@ -7,6 +7,7 @@
 #   make deps         install the Debian packages (deploy/deps.sh)
 #   make fuzz         libFuzzer targets (clang)
 #   make bench        benchmarks, printed as ratios against a reference
+#   make demo HA=1    the active/standby story (deploy/demo/ha.sh)
 #   make clean        remove build/
 #   make install      binaries, man pages, systemd unit, examples (PREFIX=/usr/local,
 #                     DESTDIR; docs/operations.md); make uninstall removes them
@@ -61,7 +62,7 @@ TLIB      := $(BUILD)/libxbtest.a
 # Programs: name := main source file.
 PROGS    := xborder-wg xb-gre xb-probe xb-impair xb-pkt xborderd xborderctl xb-ctlfake \
             xborder-posture xb-gwfake xb-sdnotify xb-preport xb-aeadbench xb-dnsq \
-            xb-dnsfake xb-nftbench xb-pflood xb-udpflood xb-noioctl xb-etcdtest
+            xb-dnsfake xb-nftbench xb-pflood xb-udpflood xb-noioctl xb-etcdtest xb-hsbench
 SRC_xborder-wg := tunnel/wg_main.c
 SRC_xb-gre   := tunnel/gre_main.c
 SRC_xb-impair := tests/tools/impair_main.c tests/tools/impair.c
@@ -81,6 +82,7 @@ SRC_xb-nftbench := tests/tools/nftbench_main.c
 SRC_xb-pflood := tests/tools/pflood_main.c
 SRC_xb-udpflood := tests/tools/udpflood_main.c
 SRC_xb-noioctl := tests/tools/noioctl_main.c
+SRC_xb-hsbench := tests/tools/hsbench_main.c
 SRC_xb-etcdtest := tests/tools/etcdtest_main.c
 PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
 
@@ -150,10 +152,11 @@ bench: all
 	$(Q)deploy/deps.sh --auto bench
 	$(Q)XB_BUILD=$(abspath $(BUILD)) bench/run.sh
 
-# The story of docs/demo: sudo make demo (CHECK=1: no pauses, assertions).
+# The story of docs/demo: sudo make demo (CHECK=1: no pauses, assertions;
+# HA=1: two gateways as one service, deploy/demo/ha.sh).
 demo: deps-auto all
 	$(Q)[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces): sudo make demo"; exit 1; }
-	$(Q)XB_BUILD=$(abspath $(BUILD)) deploy/demo/demo.sh $(if $(filter 1,$(CHECK)),--check)
+	$(Q)XB_BUILD=$(abspath $(BUILD)) deploy/demo/$(if $(filter 1,$(HA)),ha.sh,demo.sh) $(if $(filter 1,$(CHECK)),--check)
 
 demo-clean:
 	$(Q)deploy/demo/demo.sh --clean

@@ -38,6 +38,7 @@ static const struct cmd {
 	{ "drops", "[DEVICE]", 0, 1, xb_render_drops },
 	{ "probe", "TUNNEL", 1, 1, NULL },		/* streams: see probe_stream() */
 	{ "reload", "", 0, 0, xb_render_reload },
+	{ "takeover", "", 0, 0, xb_render_takeover },
 	{ "device", "add|remove|show NAME [OPTIONS]", 2, 64, NULL },	/* ctl/device.c */
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))

@@ -3,6 +3,7 @@
  * and its start, reload and stop. Without a cluster section none of this
  * runs: the gateway is one, with SQLite only. */
 #include "gateway/daemon.h"
+#include "gateway/ha_ops.h"
 
 #include "common/log.h"
 #include "gateway/cluster/cluster.h"
@@ -116,11 +117,16 @@ int xb_daemon_cluster_start(struct xb_daemon *d, const struct xb_policy *p)
 		return -1;
 	}
 	hooks(d, d->cluster);
+	if (xb_ha_daemon_start(d, p) < 0) {
+		xb_daemon_cluster_stop(d);
+		return -1;
+	}
 	return 0;
 }
 
 void xb_daemon_cluster_stop(struct xb_daemon *d)
 {
+	xb_ha_daemon_stop(d);
 	hooks(d, NULL);
 	xb_cluster_close(d->cluster);	/* its fd leaves the epoll set as it closes */
 	d->cluster = NULL;
@@ -128,8 +134,10 @@ void xb_daemon_cluster_stop(struct xb_daemon *d)
 
 void xb_daemon_cluster_reload(struct xb_daemon *d, const struct xb_policy *p)
 {
-	if (d->cluster && p->cluster.enabled && xb_cluster_rebind(d->cluster, &p->cluster) == 0)
+	if (d->cluster && p->cluster.enabled && xb_cluster_rebind(d->cluster, &p->cluster) == 0) {
+		xb_ha_daemon_reload(d, p);
 		return;
+	}
 	xb_daemon_cluster_stop(d);
 	if (xb_daemon_cluster_start(d, p) < 0)
 		log_warnx("cluster: not running after the reload (see above): this gateway runs alone");

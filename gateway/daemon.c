@@ -1,6 +1,7 @@
 /* xborderd's life: start, the event loop, reload, stop. See daemon.h. */
 #include "gateway/daemon.h"
 #include "gateway/cluster/cluster.h"
+#include "gateway/cluster/ha.h"
 #include "gateway/enrol.h"
 #include "gateway/control.h"
 #include "gateway/kernel/conntrack.h"
@@ -758,6 +759,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				xb_cluster_dispatch(d->cluster);
 			else if (xb_nl_is_open(&d->drops.nl) && ev[i].data.fd == xb_drops_fd(&d->drops))
 				xb_drops_process(&d->drops);
+			else if (d->ha && ev[i].data.fd == xb_ha_fd(d->ha))
+				xb_ha_process(d->ha);
 		}
 		stall_note(d, t0);
 	}

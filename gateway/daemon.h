@@ -50,6 +50,7 @@ static inline unsigned xb_tunnel_rt_ifindex(const struct xb_tunnel_rt *rt)
 struct xb_health;
 struct xb_metrics;
 struct xb_cluster;
+struct xb_ha;
 
 struct xb_daemon {
 	char *policy_path;
@@ -67,6 +68,7 @@ struct xb_daemon {
 	struct xb_posture_rt *prt;		/* posture state and enforcement */
 	struct xb_cluster *cluster;	/* shared state on etcd; NULL: one gateway */
 	struct xb_drops drops;		/* refused packets (nl NULL: not bound) */
+	struct xb_ha *ha;		/* active/standby (cluster/ha.h); NULL without a cluster */
 	/* The main loop's stalls since start: the time from epoll_wait's
 	 * return to the next call, i.e. how long a ready event (a device's
 	 * DNS query, say) may wait behind the work of one round. */

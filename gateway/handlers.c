@@ -6,6 +6,7 @@
 #include "gateway/control.h"
 #include "gateway/daemon.h"
 #include "gateway/enrol.h"
+#include "gateway/ha_ops.h"
 #include "gateway/handlers.h"
 #include "gateway/health/health.h"
 
@@ -541,6 +542,7 @@ static const struct xb_ctl_command commands[] = {
 	{ "explain", xb_cmd_explain, "why DEVICE may or may not reach DEST [PROTO/PORT]: rules, posture, DNS, path" },
 	{ "drops", xb_cmd_drops, "recent refused packets and the rule or check that refused them [DEVICE]" },
 	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },
+	{ "takeover", xb_ha_cmd_takeover, "initiate the handshakes with the devices now, as on becoming active (docs/ha.md)" },
 	/* Enrolment (gateway/enrol.c, docs/enrolment.md). */
 	{ "device", xb_enrol_cmd_show, "one device and what its wg-quick file needs: NAME" },
 	{ "device-add", xb_enrol_cmd_add, "enrol a device: NAME PUBLIC_KEY GROUPS EXPIRES" },

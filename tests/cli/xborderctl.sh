@@ -108,7 +108,7 @@ run devices
 if cmp -s "$tmp/dev.txt" "$tmp/out.1"; then ok "\`dev' is devices"; else fail "\`dev' is devices"; fi
 run devs
 expect "unknown command: valid words listed, exit 2" 2 \
-	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns posture explain drops probe reload device"
+	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns posture explain drops probe reload takeover device"
 run r
 expect "ambiguous prefix: exit 2" 2 "xborderctl: ambiguous command \`r'; could be: rules reload"
 run status extra
