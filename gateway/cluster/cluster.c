@@ -33,7 +33,7 @@ static struct entry **slot(struct xb_cluster *c, const char *key, size_t n)
 	return pp;
 }
 
-static struct entry *find(struct xb_cluster *c, const struct xb_cluster_kv_key *k)
+struct entry *cluster_find(struct xb_cluster *c, const struct xb_cluster_kv_key *k)
 {
 	char key[KEY_MAX];
 	size_t n = xb_cluster_kv_key_make(key, sizeof(key), c->cfg->prefix, k);
@@ -180,10 +180,17 @@ static void put(struct xb_cluster *c, const struct xb_etcd_kv *kv, bool resync)
 		put_learned(c, e, kv, resync);
 	else if (k.kind == XB_CLUSTER_KV_MDM)
 		put_mdm(c, e, kv);
+	else if (k.kind == XB_CLUSTER_KV_ALLOC)
+		cluster_alloc_put(c, e, kv);
 	else if (xb_cluster_kv_endpoint_decode(kv->val, kv->vlen, &e->ep, err, sizeof(err)) < 0)
 		bad(c, kv->key, kv->klen, err);
 	else
 		e->valid = true, strcpy(e->node, e->ep.node);
+}
+
+void cluster_put(struct xb_cluster *c, const struct xb_etcd_kv *kv)
+{
+	put(c, kv, false);
 }
 
 static bool is_mdm(const struct xb_cluster *c, const struct xb_etcd_kv *kv)
@@ -336,7 +343,7 @@ static int64_t copy_seq(struct xb_cluster *c, const char *device, struct entry *
 	struct entry *e;
 
 	snprintf(k.device, sizeof(k.device), "%s", device);
-	e = find(c, &k);
+	e = cluster_find(c, &k);
 	if (out)
 		*out = e;
 	return e && e->valid ? e->seq : -1;
@@ -569,6 +576,7 @@ void xb_cluster_tick(struct xb_cluster *c)
 		c->ranging = xb_etcd_range(c->etcd, p, strlen(p), true, on_range, c) == 0;
 	if (c->up && c->synced) {
 		publish_waiting(c);
+		cluster_alloc_publish(c);
 		if (c->ops->endpoints)
 			c->ops->endpoints(c->ctx, cluster_endpoint_seen, c);
 	}
@@ -603,6 +611,7 @@ void xb_cluster_close(struct xb_cluster *c)
 	while (c->ops_list.next && c->ops_list.next != &c->ops_list)
 		cluster_op_free(c->ops_list.next);
 	cluster_buckets_free(c);
+	free(c->want);
 	for (size_t b = 0; c->tab && b < BUCKETS; b++)
 		while (c->tab[b]) {
 			struct entry *e = c->tab[b];

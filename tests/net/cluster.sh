@@ -247,5 +247,29 @@ xb_check "... and changes nothing: alice still out of A's set" enforced gwa no
 SEQ=$((SEQ + 1))
 xb_check "the next report to B replaces the bad value by CAS (200)" test "$(post $SEQ 13)" = 200
 xb_check "... and A enforces it" xb_wait 3000 enforced gwa yes
+# 6. Pool allocations (docs/ha.md, "Pool allocations"): bob, new, without
+# a fixed address. B's own file already gives bob another address (a stale
+# copy): alone, B would keep it. A allocates first and wins the address in
+# the store; B's reload takes the store's. A hostile alloc/ value is skipped.
+kb=$(wg genkey)
+for g in gwa gwb; do
+	sed -i "s|^devices = ( \(.*\) );|devices = ( \1, { name = \"bob\"; public_key = \"$(pub "$kb")\"; } );|" \
+		"$XB_TMP/$g/xborder.conf"
+done
+echo "bob 203.0.113.40" >>"$XB_TMP/gwb/state/addresses"
+nq eh etcdctl --endpoints="$(etcd_endpoints)" put "/xborder/t$ID/alloc/4/203.0.113.77" '{"device":"../x","node":"gwz"}' >/dev/null
+alloc_of() { nq eh etcdctl --endpoints="$(etcd_endpoints)" get --prefix "/xborder/t$ID/alloc/4/" | paste - - | awk -v d="$1" 'index($2, "\"device\":\"" d "\"") { sub(".*/", "", $1); print $1 }'; }
+xb_check "A reloads with bob" sh -c "ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock reload >/dev/null"
+BOB=$(awk '$1 == "bob" { print $2 }' "$XB_TMP/gwa/state/addresses")
+xb_check "A gives bob a pool address ($BOB)" test -n "$BOB"
+bob_in_store() { [ "$(alloc_of bob)" = "$BOB" ]; }
+xb_check "... and wins it in the store" xb_wait 3000 bob_in_store
+xb_check "a hostile alloc/ value is logged and skipped" xb_wait 3000 grep -q "alloc/4/203.0.113.77: .*device" "$LOG_gwa"
+xb_check "B reloads with bob" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+xb_check "B gives bob A's address, not its own file's (B: $(awk '$1 == "bob" { print $2 }' "$XB_TMP/gwb/state/addresses"))" \
+	test "$(awk '$1 == "bob" { print $2 }' "$XB_TMP/gwb/state/addresses")" = "$BOB"
+xb_check "the store names one address for bob" test "$(alloc_of bob | wc -l)" = 1
+xb_check "B logged no allocation conflict" sh -c "! grep -q 'gave it to device' '$LOG_gwb'"
+
 xb_check "both gateways still run" kill -0 "$PID_gwa" "$PID_gwb"
 xb_end
