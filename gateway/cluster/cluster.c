@@ -306,6 +306,7 @@ void cluster_op_free(struct op *o)
 	o->prev->next = o->next;
 	o->next->prev = o->prev;
 	free(o->val);
+	free(o->key);
 	free(o);
 }
 
@@ -576,6 +577,7 @@ void xb_cluster_tick(struct xb_cluster *c)
 		c->ranging = xb_etcd_range(c->etcd, p, strlen(p), true, on_range, c) == 0;
 	if (c->up && c->synced) {
 		publish_waiting(c);
+		cluster_mdm_publish_waiting(c);
 		cluster_alloc_publish(c);
 		if (c->ops->endpoints)
 			c->ops->endpoints(c->ctx, cluster_endpoint_seen, c);

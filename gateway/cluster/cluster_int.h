@@ -33,7 +33,7 @@ struct entry {
 
 /* A request in flight (its callback's context), or a report accepted
  * while etcd was away, waiting to be published. */
-enum op_type { OP_GATE, OP_PUBLISH, OP_LEASE, OP_ALLOC };
+enum op_type { OP_GATE, OP_PUBLISH, OP_LEASE, OP_ALLOC, OP_MDM };
 struct op {
 	struct op *prev, *next;
 	struct xb_cluster *c;
@@ -44,11 +44,13 @@ struct op {
 	int64_t seq;
 	char *val;			/* the encoded value */
 	unsigned tries;
-	int64_t bucket;			/* OP_LEASE: the bucket's end */
+	int64_t bucket;			/* OP_LEASE: the bucket's end; OP_MDM: until */
+	char *key;			/* OP_MDM */
 };
 
 /* Learned destinations' leases, one per expiry bucket. */
-struct put { struct put *next; char *key, *val; };
+struct put { struct put *next; char *key, *val; int64_t until; bool mdm; };
+#define MDM_WAITING_MAX	4096	/* pushes kept while etcd is away; more are not published */
 struct bucket {
 	int64_t end;			/* Unix s */
 	int64_t lease;			/* 0: not granted yet */
@@ -68,12 +70,14 @@ struct xb_cluster {
 	struct op ops_list;		/* every op: in flight, or unpublished */
 	struct bucket *bk;
 	size_t n_bk;
+	struct put *mdm_wait;		/* pushes accepted while etcd was away */
+	size_t n_mdm_wait;
 	struct want *want;		/* this gateway's pool addresses (cluster_alloc.c) */
 	size_t n_want;
 	struct log_rl rl;
 	struct {
 		uint64_t applied, learned, pushes, bad, cas_lost, refused, accepted_down, published;
-		uint64_t alloc_conflicts;
+		uint64_t alloc_conflicts, mdm_published;
 	} stat;
 };
 
@@ -101,6 +105,8 @@ void cluster_op_free(struct op *o);
 /* cluster_share.c */
 void cluster_buckets_prune(struct xb_cluster *c);
 void cluster_buckets_free(struct xb_cluster *c);
+/* MDM pushes accepted while etcd was away, published once it answers. */
+void cluster_mdm_publish_waiting(struct xb_cluster *c);
 /* ops->endpoints' callback: publish device's endpoint when it changed. */
 void cluster_endpoint_seen(void *arg, const char *device, const union xb_sockaddr *ep);
 

@@ -4,8 +4,9 @@
 # A is enforced on B (the delay measured over 24 reports, p50/p99 printed);
 # a destination A learned from DNS is in B's set; one member killed changes
 # nothing; with the quorum lost both gateways keep forwarding and enforcing
-# from their own state, A accepts a report above its copy's high-water, and
-# B follows once the members are back; a replayed report sent to B, the
+# from their own state, A accepts a report above its copy's high-water and
+# an MDM push, and B follows both once the members are back; pool
+# allocations agree across the gateways; a replayed report sent to B, the
 # device now connected to B, is refused.
 #
 #   e1 e2 e3 ─ eh (bridge 198.51.100.50/24) ─┬─ gwa etcd0 198.51.100.61
@@ -210,10 +211,16 @@ xb_check "... and enforced on A at once" enforced gwa no
 xb_check "... B keeps enforcing what it had" enforced gwb yes
 xb_check "quorum lost: A's status says the cluster is down" xb_wait 5000 sh -c \
 	"ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock -j status | jq -e '.cluster.state == \"down\"' >/dev/null"
+mdm_sign 30
+xb_check "quorum lost: an MDM push (edr.score 30) to A is accepted (200)" test "$(mdm_send gwa)" = 200
+xb_check "... A drops alice from the edr rule" xb_wait 2000 sh -c "! ip netns exec $XB_RUN-gwa nft list set inet xborder r_edr_dev4 | grep -q 203.0.113.10"
+xb_check "... B keeps her in it (it has not heard)" in_set gwb r_edr_dev4 203.0.113.10
 etcd_restart 1
 etcd_restart 2
 etcd_wait_healthy 30000 || xb_log "etcd: not healthy again within 30 s"
 xb_check "members back: A's report reaches B (reconciled)" xb_wait 15000 enforced gwb no
+xb_check "members back: the push A took without quorum reaches B (alice out of edr)" \
+	xb_wait 10000 sh -c "! ip netns exec $XB_RUN-gwb nft list set inet xborder r_edr_dev4 | grep -q 203.0.113.10"
 xb_check "members back: both clusters up" xb_wait 10000 cluster_up gwa
 SEQ=$((SEQ + 1))
 xb_check "members back: a report to A is accepted (200)" test "$(post $SEQ 13)" = 200
