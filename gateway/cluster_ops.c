@@ -91,8 +91,17 @@ static void push_out(void *ctx, const struct xb_mdm_push *m)
 	json_decref(a);
 }
 
+/* A takeover the vip started before the copy was filled runs now. */
+static void synced(void *ctx)
+{
+	struct xb_daemon *d = ctx;
+
+	if (d->ha)
+		xb_ha_source_ready(d->ha);
+}
+
 static const struct xb_cluster_ops cluster_ops = { posture_remote, gate_done, learned_remote,
-						   mdm_remote, endpoints };
+						   mdm_remote, endpoints, synced };
 
 static void hooks(struct xb_daemon *d, struct xb_cluster *c)
 {

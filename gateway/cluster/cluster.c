@@ -282,6 +282,8 @@ static void on_range(void *ctx, const struct xb_etcd_result *r)
 	if (!c->watching &&
 	    xb_etcd_watch(c->etcd, p, strlen(p), r->revision + 1, on_watch, c) == 0)
 		c->watching = true;
+	if (c->ops->synced)
+		c->ops->synced(c->ctx);
 }
 
 /* --- ops ------------------------------------------------------------------------- */
@@ -583,6 +585,11 @@ void xb_cluster_tick(struct xb_cluster *c)
 			c->ops->endpoints(c->ctx, cluster_endpoint_seen, c);
 	}
 	cluster_buckets_prune(c);
+}
+
+bool xb_cluster_synced(const struct xb_cluster *c)
+{
+	return c->synced;
 }
 
 json_t *xb_cluster_status(const struct xb_cluster *c)

@@ -57,6 +57,8 @@ struct xb_cluster_ops {
 	 * one that has one. < 0 when the interface cannot be read. */
 	int (*endpoints)(void *ctx, void (*fn)(void *arg, const char *device,
 					       const union xb_sockaddr *ep), void *arg);
+	/* The copy has been filled for the first time (NULL: not told). */
+	void (*synced)(void *ctx);
 };
 
 /* Connect to cfg's endpoints (cfg must outlive the cluster, or until
@@ -106,6 +108,9 @@ int xb_cluster_foreach_alloc(struct xb_cluster *c,
  * store gives another device is a conflict: logged, counted, and kept
  * until the next reload gives the device another address. */
 void xb_cluster_set_allocations(struct xb_cluster *c, const struct xb_policy *p);
+
+/* Whether the copy has been filled from the store (its first range). */
+bool xb_cluster_synced(const struct xb_cluster *c);
 
 /* For `xborderctl status': up, members, revision, keys, counters. */
 json_t *xb_cluster_status(const struct xb_cluster *c);
