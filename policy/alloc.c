@@ -400,8 +400,10 @@ static int allocate_fam(struct xb_policy *p, struct fam *f, const struct state *
 	return e;
 }
 
-/* The store's allocations as a state (names copied; the first per name and
- * family counts, like the file's lines). */
+/* The store's allocations as a state (names copied). A name the store
+ * gives two addresses of a family (two gateways each won one before they
+ * saw the other's) takes the lower, whatever the order: every gateway
+ * picks the same; the other stays held. */
 static bool shared_state(struct state *sh, const struct xb_alloc_shared *v, size_t n)
 {
 	uint32_t old;
@@ -418,6 +420,11 @@ static bool shared_state(struct state *sh, const struct xb_alloc_shared *v, size
 		e->family = v[i].family;
 		memcpy(e->addr, v[i].addr, 16);
 		sh->n++;
+		if (xbp_map_get(&sh->by_name[e->family == AF_INET6], e->name, strlen(e->name), &old)) {
+			if (memcmp(sh->v[old].addr, e->addr, 16) < 0)
+				continue;
+			xbp_map_del(&sh->by_name[e->family == AF_INET6], e->name, strlen(e->name));
+		}
 		if (!xbp_map_put(&sh->by_name[e->family == AF_INET6], e->name, strlen(e->name),
 				 (uint32_t)(sh->n - 1), &old) && old == UINT32_MAX)
 			return false;

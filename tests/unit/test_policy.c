@@ -311,6 +311,17 @@ TEST(alloc_shared_store_wins_over_file)
 		p = load();
 		CHECK_INT(xb_policy_allocate_shared(p, state, v, 2, &errs), ==, 0);
 		CHECK_STR(addr4(p, "b"), "198.51.100.4");
+		xb_policy_free(p);
+		/* b given two addresses by the store (two gateways each won one):
+		 * the lower, in either order. */
+		struct xb_alloc_shared w[3] = { v[0], v[1], { .name = "b", .family = AF_INET } };
+
+		inet_pton(AF_INET, "198.51.100.9", w[2].addr);
+		if (round)
+			w[0] = w[2], w[2] = v[0];
+		p = load();
+		CHECK_INT(xb_policy_allocate_shared(p, state, w, 3, &errs), ==, 0);
+		CHECK_STR(addr4(p, "b"), "198.51.100.4");
 		CHECK(strcmp(addr4(p, "a"), "198.51.100.2") && strcmp(addr4(p, "c"), "198.51.100.2"));
 		CHECK(strcmp(addr4(p, "a"), addr4(p, "c")) && strcmp(addr4(p, "c"), "198.51.100.4"));
 		if (!round) {
