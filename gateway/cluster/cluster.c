@@ -599,7 +599,7 @@ json_t *xb_cluster_status(const struct xb_cluster *c)
 
 	for (const struct op *o = c->ops_list.next; o != &c->ops_list; o = o->next)
 		waiting += o->type == OP_PUBLISH;
-	return json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "state", c->up ? "up" : "down", "name", c->cfg->name, "node", c->cfg->node,
 			 "members", (json_int_t)c->cfg->n_endpoints,
 			 "member", m >= 0 ? c->cfg->endpoints[m] : NULL,
@@ -609,7 +609,10 @@ json_t *xb_cluster_status(const struct xb_cluster *c)
 			 "bad_values", (json_int_t)c->stat.bad,
 			 "cas_lost", (json_int_t)c->stat.cas_lost, "refused", (json_int_t)c->stat.refused,
 			 "accepted_down", (json_int_t)c->stat.accepted_down,
-			 "published", (json_int_t)c->stat.published, "waiting", (json_int_t)waiting);
+			 "published", (json_int_t)c->stat.published, "waiting", (json_int_t)waiting,
+			 "pushes_waiting", (json_int_t)c->n_mdm_wait,
+			 "pushes_published", (json_int_t)c->stat.mdm_published,
+			 "alloc_conflicts", (json_int_t)c->stat.alloc_conflicts);
 }
 
 void xb_cluster_close(struct xb_cluster *c)

@@ -221,6 +221,7 @@ etcd_wait_healthy 30000 || xb_log "etcd: not healthy again within 30 s"
 xb_check "members back: A's report reaches B (reconciled)" xb_wait 15000 enforced gwb no
 xb_check "members back: the push A took without quorum reaches B (alice out of edr)" \
 	xb_wait 10000 sh -c "! ip netns exec $XB_RUN-gwb nft list set inet xborder r_edr_dev4 | grep -q 203.0.113.10"
+xb_check "... A's status counts it published" sh -c "ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock -j status | jq -e '.cluster.counters.pushes_published >= 1 and .cluster.counters.pushes_waiting == 0' >/dev/null"
 xb_check "members back: both clusters up" xb_wait 10000 cluster_up gwa
 SEQ=$((SEQ + 1))
 xb_check "members back: a report to A is accepted (200)" test "$(post $SEQ 13)" = 200
@@ -277,6 +278,7 @@ xb_check "B gives bob A's address, not its own file's (B: $(awk '$1 == "bob" { p
 	test "$(awk '$1 == "bob" { print $2 }' "$XB_TMP/gwb/state/addresses")" = "$BOB"
 xb_check "the store names one address for bob" test "$(alloc_of bob | wc -l)" = 1
 xb_check "B logged no allocation conflict" sh -c "! grep -q 'gave it to device' '$LOG_gwb'"
+xb_check "... and counts none" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock -j status | jq -e '.cluster.counters.alloc_conflicts == 0' >/dev/null"
 
 xb_check "both gateways still run" kill -0 "$PID_gwa" "$PID_gwb"
 xb_end
