@@ -10,6 +10,8 @@
 #include "gateway/posture/posture.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 
@@ -89,8 +91,17 @@ static void push_out(void *ctx, const struct xb_mdm_push *m)
 	json_decref(a);
 }
 
+/* A takeover the vip started before the copy was filled runs now. */
+static void synced(void *ctx)
+{
+	struct xb_daemon *d = ctx;
+
+	if (d->ha)
+		xb_ha_source_ready(d->ha);
+}
+
 static const struct xb_cluster_ops cluster_ops = { posture_remote, gate_done, learned_remote,
-						   mdm_remote, endpoints };
+						   mdm_remote, endpoints, synced };
 
 static void hooks(struct xb_daemon *d, struct xb_cluster *c)
 {
@@ -117,6 +128,7 @@ int xb_daemon_cluster_start(struct xb_daemon *d, const struct xb_policy *p)
 		return -1;
 	}
 	hooks(d, d->cluster);
+	xb_cluster_set_allocations(d->cluster, p);
 	if (xb_ha_daemon_start(d, p) < 0) {
 		xb_daemon_cluster_stop(d);
 		return -1;
@@ -135,10 +147,44 @@ void xb_daemon_cluster_stop(struct xb_daemon *d)
 void xb_daemon_cluster_reload(struct xb_daemon *d, const struct xb_policy *p)
 {
 	if (d->cluster && p->cluster.enabled && xb_cluster_rebind(d->cluster, &p->cluster) == 0) {
+		xb_cluster_set_allocations(d->cluster, p);
 		xb_ha_daemon_reload(d, p);
 		return;
 	}
 	xb_daemon_cluster_stop(d);
 	if (xb_daemon_cluster_start(d, p) < 0)
 		log_warnx("cluster: not running after the reload (see above): this gateway runs alone");
+}
+
+struct allocs { struct xb_alloc_shared *v; size_t n, cap; };
+
+static int alloc_one(void *ctx, const char *device, int family, const uint8_t *addr)
+{
+	struct allocs *a = ctx;
+
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 64;
+		struct xb_alloc_shared *v = realloc(a->v, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n] = (struct xb_alloc_shared){ .name = device, .family = family };
+	memcpy(a->v[a->n++].addr, addr, family == AF_INET ? 4 : 16);
+	return 0;
+}
+
+int xb_daemon_cluster_allocs(struct xb_cluster *c, struct xb_alloc_shared **v, size_t *n)
+{
+	struct allocs a = { 0 };
+
+	if (xb_cluster_foreach_alloc(c, alloc_one, &a) < 0) {
+		free(a.v);
+		return -1;
+	}
+	*v = a.v;
+	*n = a.n;
+	return 0;
 }

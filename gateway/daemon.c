@@ -95,9 +95,11 @@ static char *state_file(const struct xb_policy *p)
 	return path;
 }
 
-int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
-		   struct xb_errors *errs)
+int xb_daemon_load(const char *path, bool use_state, struct xb_cluster *cluster,
+		   struct xb_loaded *out, struct xb_errors *errs)
 {
+	struct xb_alloc_shared *shared = NULL;
+	size_t n_shared = 0;
 	char *state = NULL;
 	int e = -1;
 
@@ -105,12 +107,14 @@ int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
 	if (!(out->policy = xb_policy_load(path, errs)))
 		return -1;
 	xb_enrol_judge(out->policy, time(NULL));
-	if (use_state && !(state = state_file(out->policy)))
+	if ((use_state && !(state = state_file(out->policy))) ||
+	    (cluster && xb_daemon_cluster_allocs(cluster, &shared, &n_shared) < 0))
 		errs->oom = true;
-	else if (xb_policy_allocate(out->policy, state, errs) == 0 &&
+	else if (xb_policy_allocate_shared(out->policy, state, shared, n_shared, errs) == 0 &&
 		 xb_plan_build(out->policy, &out->plan, errs) == 0 &&
 		 (out->dns = xb_dns_service_prepare(out->policy, errs)))
 		e = 0;
+	free(shared);
 	free(state);
 	if (e)
 		xb_loaded_free(out);
@@ -351,7 +355,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	xb_notify_open(&d->notify);
 	if (!(d->policy_path = strdup(path)))
 		return -1;
-	if (xb_daemon_load(path, true, &l, &errs) < 0) {
+	if (xb_daemon_load(path, true, NULL, &l, &errs) < 0) {
 		log_errors(&errs);
 		xb_errors_free(&errs);
 		log_warnx("%s: not starting", path);
@@ -589,7 +593,7 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 
 	/* Before the point of no return: the file, and the kernel's word on
 	 * the new table. */
-	if (xb_daemon_load(d->policy_path, true, &n, errs) < 0)
+	if (xb_daemon_load(d->policy_path, true, d->cluster, &n, errs) < 0)
 		return reload_failed(d, errs);
 	if (xb_apply_nft_check(d, n.policy, &n.plan, hash, &err) < 0) {
 		char *nl = err ? strchr(err, '\n') : NULL;

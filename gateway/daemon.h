@@ -99,14 +99,16 @@ struct xb_daemon {
  * start, reload and --check all use xb_daemon_load(), so --check fails
  * where start would. use_state: allocate with STATE_DIR/addresses (start,
  * reload; nothing is written); --check allocates without it, since it may
- * run as a user who cannot read it. 0, or -1 with every error in errs. */
+ * run as a user who cannot read it. cluster (NULL: none): its store's pool
+ * allocations are the arbiter (docs/ha.md, "Pool allocations"). 0, or -1
+ * with every error in errs. */
 struct xb_loaded {
 	struct xb_policy *policy;
 	struct xb_plan plan;
 	struct xb_dns_service_cfg *dns;
 };
-int xb_daemon_load(const char *path, bool use_state, struct xb_loaded *out,
-		   struct xb_errors *errs);
+int xb_daemon_load(const char *path, bool use_state, struct xb_cluster *cluster,
+		   struct xb_loaded *out, struct xb_errors *errs);
 void xb_loaded_free(struct xb_loaded *l);
 
 /* Build everything from the policy at path. Returns 0 after telling systemd
@@ -167,6 +169,9 @@ void xb_apply_teardown(struct xb_daemon *d);
 int xb_daemon_cluster_start(struct xb_daemon *d, const struct xb_policy *p);
 void xb_daemon_cluster_reload(struct xb_daemon *d, const struct xb_policy *p);
 void xb_daemon_cluster_stop(struct xb_daemon *d);
+/* The store's pool allocations as the policy takes them (*v malloc'ed; its
+ * names point into the cluster's copy: use before the next dispatch). */
+int xb_daemon_cluster_allocs(struct xb_cluster *c, struct xb_alloc_shared **v, size_t *n);
 
 /* handlers.c: the control commands. */
 extern const struct xb_ctl_command *const xb_daemon_commands;

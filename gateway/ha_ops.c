@@ -61,6 +61,8 @@ static int from_cluster(void *ctx, struct xb_takeover *t)
 
 	if (!d->cluster)
 		return -ENOENT;
+	if (!xb_cluster_synced(d->cluster))
+		return -EAGAIN;		/* the copy is empty yet: xb_ha_source_ready() later */
 	return xb_cluster_foreach_endpoint(d->cluster, offer, &o);
 }
 

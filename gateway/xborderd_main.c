@@ -43,7 +43,7 @@ static int check(const char *path, bool print)
 	struct xb_loaded l;
 	int ret = 0;
 
-	if (xb_daemon_load(path, false, &l, &errs) < 0) {
+	if (xb_daemon_load(path, false, NULL, &l, &errs) < 0) {
 		xb_errors_print(&errs, stderr);
 		xb_errors_free(&errs);
 		return 1;

@@ -11,11 +11,15 @@
  * Allocation, per family, in three passes so that the result does not
  * depend on the order of the devices in the policy beyond what is new:
  *   1. fixed addresses (already indexed by validation) are taken;
- *   2. a device keeps the address the state file gives it, if that address
- *      is still in the pool, a host address, not the gateway's and free;
+ *   2. with a cluster, a device takes the address the store gives it
+ *      (the store is the arbiter between gateways: docs/ha.md); then a
+ *      device keeps the address the state file gives it, if that address
+ *      is still in the pool, a host address, not the gateway's, free and
+ *      not the store's for another device;
  *   3. every other device gets the lowest free address, in policy order,
- *      that is not held: given to another name by the file (a device gone
- *      from the policy, or re-addressed) or in quarantine.
+ *      that is not held: the store's for another device, given to another
+ *      name by the file (a device gone from the policy, or re-addressed)
+ *      or in quarantine.
  *
  * Quarantine: a flow of the device that had an address must not be
  * delivered to the next device given it. The daemon deletes the old
@@ -173,6 +177,7 @@ struct fam {
 	size_t alen;
 	uint64_t next;			/* pass 3: next offset to try */
 	struct xb_map held;		/* pass 3 skips these (file, quarantine) */
+	struct xb_map store;		/* the cluster's: address -> 0 */
 };
 
 static uint8_t *dev_addr(struct xb_device *d, const struct fam *f)
@@ -222,10 +227,16 @@ static bool take_next(struct xb_device *d, uint32_t idx, struct fam *f)
 /* What pass 3 must not give: every address the file names (a device that
  * keeps its own has taken it in pass 2 already) and every quarantine not
  * over at now. Nothing with a quarantine of 0. */
-static bool hold(const struct xb_policy *p, struct fam *f, const struct state *st, int64_t now)
+static bool hold(const struct xb_policy *p, struct fam *f, const struct state *st,
+		 const struct state *sh, int64_t now)
 {
 	uint32_t old;
 
+	for (size_t i = 0; i < sh->n; i++)
+		if (sh->v[i].family == f->family &&
+		    ((!xbp_map_put(&f->held, sh->v[i].addr, f->alen, 0, &old) && old == UINT32_MAX) ||
+		     (!xbp_map_put(&f->store, sh->v[i].addr, f->alen, 0, &old) && old == UINT32_MAX)))
+			return false;
 	if (!p->gateway.address_quarantine)
 		return true;
 	for (size_t i = 0; i < st->n; i++)
@@ -239,12 +250,35 @@ static bool hold(const struct xb_policy *p, struct fam *f, const struct state *s
 	return true;
 }
 
+/* Pass 2: the store's address of each device it names, then the file's
+ * unless the store gives that address to another device. */
+static void keep(struct xb_policy *p, struct fam *f, const struct state *st, const struct state *sh)
+{
+	const struct xb_map *sn = &sh->by_name[f->family == AF_INET6];
+	const struct xb_map *fn = &st->by_name[f->family == AF_INET6];
+	uint32_t e, any;
+
+	for (size_t i = 0; i < p->n_devices; i++) {
+		struct xb_device *d = &p->devices[i];
+
+		if (!dev_fixed(d, f) && xbp_map_get(sn, d->name, strlen(d->name), &e))
+			take(d, (uint32_t)i, f, sh->v[e].addr);
+	}
+	for (size_t i = 0; i < p->n_devices; i++) {
+		struct xb_device *d = &p->devices[i];
+
+		if (!dev_fixed(d, f) && !*dev_has(d, f) &&
+		    xbp_map_get(fn, d->name, strlen(d->name), &e) &&
+		    !xbp_map_get(&f->store, st->v[e].addr, f->alen, &any))
+			take(d, (uint32_t)i, f, st->v[e].addr);
+	}
+}
+
 static int allocate(struct xb_policy *p, struct fam *f, const struct state *st,
-		    struct xb_errors *errs)
+		    const struct state *sh, struct xb_errors *errs)
 {
 	const struct xb_device *first = NULL;
 	size_t failed = 0;
-	uint32_t e;
 	char pb[64];
 
 	for (size_t i = 0; i < p->n_devices; i++) {
@@ -255,13 +289,7 @@ static int allocate(struct xb_policy *p, struct fam *f, const struct state *st,
 			*dev_has(d, f) = false;
 		}
 	}
-	for (size_t i = 0; i < p->n_devices; i++) {
-		struct xb_device *d = &p->devices[i];
-
-		if (!dev_fixed(d, f) &&
-		    xbp_map_get(&st->by_name[f->family == AF_INET6], d->name, strlen(d->name), &e))
-			take(d, (uint32_t)i, f, st->v[e].addr);
-	}
+	keep(p, f, st, sh);
 	f->next = 1;
 	for (size_t i = 0; i < p->n_devices; i++) {
 		struct xb_device *d = &p->devices[i];
@@ -359,23 +387,61 @@ out:
 }
 
 static int allocate_fam(struct xb_policy *p, struct fam *f, const struct state *st,
-			struct xb_errors *errs)
+			const struct state *sh, struct xb_errors *errs)
 {
-	int e;
+	int e = -1;
 
-	if (!hold(p, f, st, (int64_t)time(NULL))) {
-		xbp_map_free(&f->held);
+	if (hold(p, f, st, sh, (int64_t)time(NULL)))
+		e = allocate(p, f, st, sh, errs);
+	else
 		errs->oom = true;
-		return -1;
-	}
-	e = allocate(p, f, st, errs);
 	xbp_map_free(&f->held);
+	xbp_map_free(&f->store);
 	return e;
+}
+
+/* The store's allocations as a state (names copied). A name the store
+ * gives two addresses of a family (two gateways each won one before they
+ * saw the other's) takes the lower, whatever the order: every gateway
+ * picks the same; the other stays held. */
+static bool shared_state(struct state *sh, const struct xb_alloc_shared *v, size_t n)
+{
+	uint32_t old;
+
+	if (n && !(sh->v = calloc(n, sizeof(*sh->v))))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = &sh->v[sh->n];
+
+		if (v[i].family != AF_INET && v[i].family != AF_INET6)
+			continue;
+		if (!(e->name = strdup(v[i].name)))
+			return false;
+		e->family = v[i].family;
+		memcpy(e->addr, v[i].addr, 16);
+		sh->n++;
+		if (xbp_map_get(&sh->by_name[e->family == AF_INET6], e->name, strlen(e->name), &old)) {
+			if (memcmp(sh->v[old].addr, e->addr, 16) < 0)
+				continue;
+			xbp_map_del(&sh->by_name[e->family == AF_INET6], e->name, strlen(e->name));
+		}
+		if (!xbp_map_put(&sh->by_name[e->family == AF_INET6], e->name, strlen(e->name),
+				 (uint32_t)(sh->n - 1), &old) && old == UINT32_MAX)
+			return false;
+	}
+	return true;
 }
 
 int xb_policy_allocate(struct xb_policy *p, const char *state_path, struct xb_errors *errs)
 {
-	struct state st = { 0 };
+	return xb_policy_allocate_shared(p, state_path, NULL, 0, errs);
+}
+
+int xb_policy_allocate_shared(struct xb_policy *p, const char *state_path,
+			      const struct xb_alloc_shared *shared, size_t n,
+			      struct xb_errors *errs)
+{
+	struct state st = { 0 }, sh = { 0 };
 	struct xb_gateway *g = &p->gateway;
 	struct fam f4 = { .family = AF_INET, .pool = &g->pool4, .gw = &g->address4,
 			  .used = &p->index->addr4, .alen = 4 };
@@ -383,15 +449,19 @@ int xb_policy_allocate(struct xb_policy *p, const char *state_path, struct xb_er
 			  .used = &p->index->addr6, .alen = 16 };
 	int ret = 0;
 
-	if (state_path && state_read(&st, state_path, errs)) {
-		state_free(&st);
-		return -1;
+	if (!shared_state(&sh, shared, n)) {
+		errs->oom = true;
+		ret = -1;
+	} else if (state_path && state_read(&st, state_path, errs)) {
+		ret = -1;
+	} else {
+		if (g->has_pool4 && allocate_fam(p, &f4, &st, &sh, errs))
+			ret = -1;
+		if (g->has_pool6 && allocate_fam(p, &f6, &st, &sh, errs))
+			ret = -1;
 	}
-	if (g->has_pool4 && allocate_fam(p, &f4, &st, errs))
-		ret = -1;
-	if (g->has_pool6 && allocate_fam(p, &f6, &st, errs))
-		ret = -1;
 	state_free(&st);
+	state_free(&sh);
 	return ret;
 }
 

@@ -562,6 +562,21 @@ void xb_policy_wipe_keys(struct xb_policy *p);
  * Returns 0, or -1 with errors added (pool exhausted, unreadable or
  * malformed state file); on -1 the device addresses are unspecified. */
 int xb_policy_allocate(struct xb_policy *p, const char *state_path, struct xb_errors *errs);
+/* An address the cluster's store gives a device (docs/ha.md, "Pool
+ * allocations"): the first gateway to write it won it. */
+struct xb_alloc_shared {
+	const char *name;
+	int family;			/* AF_INET, AF_INET6 */
+	uint8_t addr[16];
+};
+/* xb_policy_allocate() with the store's allocations (n of them, any order,
+ * unchecked: an address outside the pool is ignored) as the arbiter: a
+ * device the store names takes the store's address before the file's; an
+ * address the store gives another device is given to none of p's (the
+ * file's claim on it lost). With n 0 it is xb_policy_allocate(). */
+int xb_policy_allocate_shared(struct xb_policy *p, const char *state_path,
+			      const struct xb_alloc_shared *shared, size_t n,
+			      struct xb_errors *errs);
 /* Records p's assignments in state_path, replacing it atomically, with
  * the addresses freed since the file was written (and those still in
  * quarantine) until the time each may be given again. Called once p is in

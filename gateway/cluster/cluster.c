@@ -33,7 +33,7 @@ static struct entry **slot(struct xb_cluster *c, const char *key, size_t n)
 	return pp;
 }
 
-static struct entry *find(struct xb_cluster *c, const struct xb_cluster_kv_key *k)
+struct entry *cluster_find(struct xb_cluster *c, const struct xb_cluster_kv_key *k)
 {
 	char key[KEY_MAX];
 	size_t n = xb_cluster_kv_key_make(key, sizeof(key), c->cfg->prefix, k);
@@ -180,10 +180,17 @@ static void put(struct xb_cluster *c, const struct xb_etcd_kv *kv, bool resync)
 		put_learned(c, e, kv, resync);
 	else if (k.kind == XB_CLUSTER_KV_MDM)
 		put_mdm(c, e, kv);
+	else if (k.kind == XB_CLUSTER_KV_ALLOC)
+		cluster_alloc_put(c, e, kv);
 	else if (xb_cluster_kv_endpoint_decode(kv->val, kv->vlen, &e->ep, err, sizeof(err)) < 0)
 		bad(c, kv->key, kv->klen, err);
 	else
 		e->valid = true, strcpy(e->node, e->ep.node);
+}
+
+void cluster_put(struct xb_cluster *c, const struct xb_etcd_kv *kv)
+{
+	put(c, kv, false);
 }
 
 static bool is_mdm(const struct xb_cluster *c, const struct xb_etcd_kv *kv)
@@ -275,6 +282,8 @@ static void on_range(void *ctx, const struct xb_etcd_result *r)
 	if (!c->watching &&
 	    xb_etcd_watch(c->etcd, p, strlen(p), r->revision + 1, on_watch, c) == 0)
 		c->watching = true;
+	if (c->ops->synced)
+		c->ops->synced(c->ctx);
 }
 
 /* --- ops ------------------------------------------------------------------------- */
@@ -299,6 +308,7 @@ void cluster_op_free(struct op *o)
 	o->prev->next = o->next;
 	o->next->prev = o->prev;
 	free(o->val);
+	free(o->key);
 	free(o);
 }
 
@@ -336,7 +346,7 @@ static int64_t copy_seq(struct xb_cluster *c, const char *device, struct entry *
 	struct entry *e;
 
 	snprintf(k.device, sizeof(k.device), "%s", device);
-	e = find(c, &k);
+	e = cluster_find(c, &k);
 	if (out)
 		*out = e;
 	return e && e->valid ? e->seq : -1;
@@ -569,10 +579,17 @@ void xb_cluster_tick(struct xb_cluster *c)
 		c->ranging = xb_etcd_range(c->etcd, p, strlen(p), true, on_range, c) == 0;
 	if (c->up && c->synced) {
 		publish_waiting(c);
+		cluster_mdm_publish_waiting(c);
+		cluster_alloc_publish(c);
 		if (c->ops->endpoints)
 			c->ops->endpoints(c->ctx, cluster_endpoint_seen, c);
 	}
 	cluster_buckets_prune(c);
+}
+
+bool xb_cluster_synced(const struct xb_cluster *c)
+{
+	return c->synced;
 }
 
 json_t *xb_cluster_status(const struct xb_cluster *c)
@@ -582,7 +599,7 @@ json_t *xb_cluster_status(const struct xb_cluster *c)
 
 	for (const struct op *o = c->ops_list.next; o != &c->ops_list; o = o->next)
 		waiting += o->type == OP_PUBLISH;
-	return json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "state", c->up ? "up" : "down", "name", c->cfg->name, "node", c->cfg->node,
 			 "members", (json_int_t)c->cfg->n_endpoints,
 			 "member", m >= 0 ? c->cfg->endpoints[m] : NULL,
@@ -592,7 +609,10 @@ json_t *xb_cluster_status(const struct xb_cluster *c)
 			 "bad_values", (json_int_t)c->stat.bad,
 			 "cas_lost", (json_int_t)c->stat.cas_lost, "refused", (json_int_t)c->stat.refused,
 			 "accepted_down", (json_int_t)c->stat.accepted_down,
-			 "published", (json_int_t)c->stat.published, "waiting", (json_int_t)waiting);
+			 "published", (json_int_t)c->stat.published, "waiting", (json_int_t)waiting,
+			 "pushes_waiting", (json_int_t)c->n_mdm_wait,
+			 "pushes_published", (json_int_t)c->stat.mdm_published,
+			 "alloc_conflicts", (json_int_t)c->stat.alloc_conflicts);
 }
 
 void xb_cluster_close(struct xb_cluster *c)
@@ -603,6 +623,7 @@ void xb_cluster_close(struct xb_cluster *c)
 	while (c->ops_list.next && c->ops_list.next != &c->ops_list)
 		cluster_op_free(c->ops_list.next);
 	cluster_buckets_free(c);
+	free(c->want);
 	for (size_t b = 0; c->tab && b < BUCKETS; b++)
 		while (c->tab[b]) {
 			struct entry *e = c->tab[b];

@@ -57,6 +57,8 @@ struct xb_cluster_ops {
 	 * one that has one. < 0 when the interface cannot be read. */
 	int (*endpoints)(void *ctx, void (*fn)(void *arg, const char *device,
 					       const union xb_sockaddr *ep), void *arg);
+	/* The copy has been filled for the first time (NULL: not told). */
+	void (*synced)(void *ctx);
 };
 
 /* Connect to cfg's endpoints (cfg must outlive the cluster, or until
@@ -93,6 +95,22 @@ int xb_cluster_foreach_endpoint(struct xb_cluster *c,
 				int (*fn)(void *ctx, const char *device, const union xb_sockaddr *ep,
 					  int64_t seen_ms),
 				void *ctx);
+
+/* Pool allocations (docs/ha.md, "Pool allocations"). Every alloc/ key of
+ * the copy whose value decoded: the store's address of each device (fn
+ * non-zero stops the walk and is returned). */
+int xb_cluster_foreach_alloc(struct xb_cluster *c,
+			     int (*fn)(void *ctx, const char *device, int family, const uint8_t *addr),
+			     void *ctx);
+/* The pool addresses of p now in force (fixed ones are the operator's, not
+ * shared): each written create-if-absent (CAS at mod_revision 0) while the
+ * store has none for its address, now and whenever etcd answers. One the
+ * store gives another device is a conflict: logged, counted, and kept
+ * until the next reload gives the device another address. */
+void xb_cluster_set_allocations(struct xb_cluster *c, const struct xb_policy *p);
+
+/* Whether the copy has been filled from the store (its first range). */
+bool xb_cluster_synced(const struct xb_cluster *c);
 
 /* For `xborderctl status': up, members, revision, keys, counters. */
 json_t *xb_cluster_status(const struct xb_cluster *c);

@@ -14,6 +14,7 @@
 static const char *const kinds[] = {
 	[XB_CLUSTER_KV_POSTURE] = "posture/", [XB_CLUSTER_KV_LEARNED] = "learned/",
 	[XB_CLUSTER_KV_ENDPOINT] = "endpoint/", [XB_CLUSTER_KV_MDM] = "mdm/",
+	[XB_CLUSTER_KV_ALLOC] = "alloc/",
 };
 
 /* Names as the policy allows them (policy/cfg.c): no '/', nothing to escape. */
@@ -40,6 +41,9 @@ size_t xb_cluster_kv_key_make(char *buf, size_t len, const char *prefix,
 		n = snprintf(buf, len, "%s%s%s/%s", prefix, kinds[k->kind], k->set, k->nonce);
 	else if (k->kind == XB_CLUSTER_KV_LEARNED && inet_ntop(k->family, k->addr, a, sizeof(a)))
 		n = snprintf(buf, len, "%s%s%s/%s", prefix, kinds[k->kind], k->set, a);
+	else if (k->kind == XB_CLUSTER_KV_ALLOC && inet_ntop(k->family, k->addr, a, sizeof(a)))
+		n = snprintf(buf, len, "%s%s%c/%s", prefix, kinds[k->kind],
+			     k->family == AF_INET ? '4' : '6', a);
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
@@ -89,6 +93,18 @@ static int parse_mdm(const char *rest, size_t n, struct xb_cluster_kv_key *out, 
 	return 0;
 }
 
+/* "4/ADDRESS" or "6/ADDRESS", the family the address's. */
+static int parse_alloc(const char *rest, size_t n, struct xb_cluster_kv_key *out, char *err,
+		       size_t errlen)
+{
+	if (n < 3 || (rest[0] != '4' && rest[0] != '6') || rest[1] != '/' ||
+	    parse_learned(rest, n, out, err, errlen) < 0 ||
+	    out->family != (rest[0] == '4' ? AF_INET : AF_INET6))
+		return bad(err, errlen, "alloc key: not 4/IPv4 or 6/IPv6 address%s", "");
+	out->set[0] = '\0';
+	return 0;
+}
+
 int xb_cluster_kv_key_parse(const char *prefix, const char *key, size_t klen,
 			    struct xb_cluster_kv_key *out, char *err, size_t errlen)
 {
@@ -99,7 +115,7 @@ int xb_cluster_kv_key_parse(const char *prefix, const char *key, size_t klen,
 		return bad(err, errlen, "a key outside the prefix%s", "");
 	key += pl;
 	klen -= pl;
-	for (int k = XB_CLUSTER_KV_POSTURE; k <= XB_CLUSTER_KV_MDM; k++) {
+	for (int k = XB_CLUSTER_KV_POSTURE; k <= XB_CLUSTER_KV_ALLOC; k++) {
 		size_t kl = strlen(kinds[k]);
 
 		if (klen < kl || memcmp(key, kinds[k], kl))
@@ -109,6 +125,8 @@ int xb_cluster_kv_key_parse(const char *prefix, const char *key, size_t klen,
 			return parse_learned(key + kl, klen - kl, out, err, errlen);
 		if (k == XB_CLUSTER_KV_MDM)
 			return parse_mdm(key + kl, klen - kl, out, err, errlen);
+		if (k == XB_CLUSTER_KV_ALLOC)
+			return parse_alloc(key + kl, klen - kl, out, err, errlen);
 		if (!name_ok(key + kl, klen - kl, sizeof(out->device)))
 			return bad(err, errlen, "%s key: not a device name", kinds[k]);
 		memcpy(out->device, key + kl, klen - kl);
@@ -277,6 +295,32 @@ int xb_cluster_kv_endpoint_decode(const char *val, size_t len, struct xb_cluster
 			snprintf(err, errlen, "\"endpoint\" is missing or not ADDRESS:PORT");
 		else
 			rc = 0;
+	}
+	json_decref(j);
+	return rc;
+}
+
+char *xb_cluster_kv_alloc_encode(const struct xb_cluster_kv_alloc *v)
+{
+	return dump(json_pack("{s:s, s:s}", "device", v->device, "node", v->node));
+}
+
+int xb_cluster_kv_alloc_decode(const char *val, size_t len, struct xb_cluster_kv_alloc *out,
+			       char *err, size_t errlen)
+{
+	json_t *j = load(val, len, err, errlen);
+	const char *dev;
+	int rc = -EINVAL;
+
+	memset(out, 0, sizeof(*out));
+	if (!j)
+		return rc;
+	dev = json_string_value(json_object_get(j, "device"));
+	if (get_node(j, out->node, err, errlen)) {
+		if (!dev || !name_ok(dev, strlen(dev), sizeof(out->device)))
+			snprintf(err, errlen, "\"device\" is missing or not a name");
+		else
+			rc = 0, strcpy(out->device, dev);
 	}
 	json_decref(j);
 	return rc;

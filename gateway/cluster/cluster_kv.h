@@ -18,6 +18,9 @@
  *   P endpoint/DEVICE        {"endpoint":"ADDR:PORT","seen":MS,"node":S}
  *                            where the device's WireGuard packets last
  *                            came from, as the gateway holding it saw it
+ *   P alloc/4/ADDRESS        {"device":S,"node":S}: a pool address given
+ *   P alloc/6/ADDRESS        to a device, written create-if-absent (CAS at
+ *                            mod_revision 0): the first gateway wins it
  *
  * Values come from other gateways and from whoever can write to etcd:
  * hostile input. Every decoder checks types, ranges and sizes and says what
@@ -43,7 +46,7 @@
 #define XB_CLUSTER_KV_BUCKET_S	60
 
 enum xb_cluster_kv_kind { XB_CLUSTER_KV_OTHER, XB_CLUSTER_KV_POSTURE, XB_CLUSTER_KV_LEARNED,
-			  XB_CLUSTER_KV_ENDPOINT, XB_CLUSTER_KV_MDM };
+			  XB_CLUSTER_KV_ENDPOINT, XB_CLUSTER_KV_MDM, XB_CLUSTER_KV_ALLOC };
 #define XB_CLUSTER_KV_NONCE_MAX	65	/* an MDM push's nonce, with the NUL */
 #define XB_CLUSTER_KV_ATTRS_MAX	64	/* attributes in one push */
 
@@ -52,7 +55,7 @@ struct xb_cluster_kv_key {
 	char device[XB_CLUSTER_KV_NAME_MAX];	/* posture, endpoint */
 	char set[XB_CLUSTER_KV_SET_MAX];	/* learned; mdm: the key's name */
 	char nonce[XB_CLUSTER_KV_NONCE_MAX];	/* mdm */
-	int family;				/* learned: AF_INET, AF_INET6 */
+	int family;				/* learned, alloc: AF_INET, AF_INET6 */
 	uint8_t addr[16];
 };
 
@@ -91,6 +94,11 @@ struct xb_cluster_kv_mdm {
 	json_t *attrs;				/* [{"key","value","expires"}], checked; owned */
 };
 
+struct xb_cluster_kv_alloc {
+	char device[XB_CLUSTER_KV_NAME_MAX];
+	char node[XB_CLUSTER_KV_NAME_MAX];
+};
+
 /* Encoders: a malloc'ed NUL-terminated JSON text, NULL without memory. */
 char *xb_cluster_kv_posture_encode(const struct xb_cluster_kv_posture *v);
 char *xb_cluster_kv_learned_encode(const struct xb_cluster_kv_learned *v);
@@ -105,6 +113,9 @@ int xb_cluster_kv_learned_decode(const char *val, size_t len, struct xb_cluster_
 				 char *err, size_t errlen);
 int xb_cluster_kv_endpoint_decode(const char *val, size_t len, struct xb_cluster_kv_endpoint *out,
 				  char *err, size_t errlen);
+char *xb_cluster_kv_alloc_encode(const struct xb_cluster_kv_alloc *v);
+int xb_cluster_kv_alloc_decode(const char *val, size_t len, struct xb_cluster_kv_alloc *out,
+			       char *err, size_t errlen);
 /* out->attrs is the caller's (json_decref). */
 int xb_cluster_kv_mdm_decode(const char *val, size_t len, struct xb_cluster_kv_mdm *out, char *err,
 			     size_t errlen);

@@ -1,6 +1,9 @@
 /* What the gateways share besides reports (cluster.h): learned
  * destinations and MDM pushes under leases per expiry bucket, and device
- * endpoints. */
+ * endpoints. A push accepted while etcd is away (or whose write fails) is
+ * kept and published when etcd answers again, if its replay window is not
+ * over; learned destinations and endpoints are not kept (the next answer,
+ * the next tick, publish them again). */
 #include "gateway/cluster/cluster_int.h"
 
 #include <stdlib.h>
@@ -29,6 +32,9 @@ static void put_free(struct put *p)
 	free(p);
 }
 
+static void mdm_wait(struct xb_cluster *c, struct put *p);
+static void put_now(struct xb_cluster *c, struct put *p, int64_t lease);
+
 static void on_lease(void *ctx, const struct xb_etcd_result *r)
 {
 	struct op *o = ctx;
@@ -47,13 +53,51 @@ static void on_lease(void *ctx, const struct xb_etcd_result *r)
 	while ((p = b->q)) {
 		b->q = p->next;
 		if (b->lease)
-			xb_etcd_put(c->etcd, p->key, strlen(p->key), p->val, strlen(p->val), b->lease,
-				    NULL, NULL);
-		put_free(p);
+			put_now(c, p, b->lease);
+		else if (p->mdm)
+			mdm_wait(c, p);
+		else
+			put_free(p);
 	}
 }
 
-static void leased_put(struct xb_cluster *c, const char *key, char *val, int64_t expires);
+static void on_mdm_put(void *ctx, const struct xb_etcd_result *r)
+{
+	struct op *o = ctx;
+	struct put *p;
+
+	if (r->err && (p = calloc(1, sizeof(*p)))) {
+		p->key = o->key;
+		p->val = o->val;
+		p->until = o->bucket;
+		p->mdm = true;
+		o->key = o->val = NULL;
+		mdm_wait(o->c, p);
+	}
+	cluster_op_free(o);
+}
+
+/* p written now under lease, and freed; a push's write that fails is kept. */
+static void put_now(struct xb_cluster *c, struct put *p, int64_t lease)
+{
+	struct op *o;
+
+	if (!p->mdm || !(o = cluster_op_new(c, OP_MDM))) {
+		xb_etcd_put(c->etcd, p->key, strlen(p->key), p->val, strlen(p->val), lease, NULL, NULL);
+		put_free(p);
+		return;
+	}
+	o->key = p->key;
+	o->val = p->val;
+	o->bucket = p->until;
+	free(p);
+	if (xb_etcd_put(c->etcd, o->key, strlen(o->key), o->val, strlen(o->val), lease, on_mdm_put,
+			o) < 0)
+		cluster_op_free(o);
+}
+
+static void leased_put(struct xb_cluster *c, const char *key, char *val, int64_t expires,
+		       bool mdm);
 
 void xb_cluster_learned(void *ctx, const char *set, int family, const uint8_t *addr, uint32_t fp,
 			int64_t expires)
@@ -78,12 +122,13 @@ void xb_cluster_learned(void *ctx, const char *set, int family, const uint8_t *a
 	e->learned = v;
 	e->valid = true;
 	strcpy(e->node, v.node);
-	leased_put(c, key, xb_cluster_kv_learned_encode(&v), expires);
+	leased_put(c, key, xb_cluster_kv_learned_encode(&v), expires, false);
 }
 
 /* Put key=val (taken over) with the lease of the bucket `expires' is in,
  * granted first when the bucket has none yet. */
-static void leased_put(struct xb_cluster *c, const char *key, char *val, int64_t expires)
+static void leased_put(struct xb_cluster *c, const char *key, char *val, int64_t expires,
+		       bool mdm)
 {
 	struct bucket *b;
 	struct put *p;
@@ -94,13 +139,14 @@ static void leased_put(struct xb_cluster *c, const char *key, char *val, int64_t
 		return;
 	}
 	p->val = val;
+	p->until = expires;
+	p->mdm = mdm;
 	if (!(p->key = strdup(key))) {
 		put_free(p);
 		return;
 	}
 	if (b->lease) {
-		xb_etcd_put(c->etcd, p->key, strlen(p->key), p->val, strlen(p->val), b->lease, NULL, NULL);
-		put_free(p);
+		put_now(c, p, b->lease);
 		return;
 	}
 	p->next = b->q;
@@ -122,15 +168,64 @@ void xb_cluster_mdm(struct xb_cluster *c, const char *device, const char *key, c
 	struct xb_cluster_kv_key k = { .kind = XB_CLUSTER_KV_MDM };
 	struct xb_cluster_kv_mdm v = { .until = until, .attrs = attrs };
 	char kb[KEY_MAX];
+	struct put *p;
 
-	if (!c->up || !c->synced)
-		return;		/* documented: a push during an outage stays on this gateway */
 	snprintf(k.set, sizeof(k.set), "%s", key);
 	snprintf(k.nonce, sizeof(k.nonce), "%s", nonce);
 	snprintf(v.device, sizeof(v.device), "%s", device);
 	snprintf(v.node, sizeof(v.node), "%s", c->cfg->node);
-	if (xb_cluster_kv_key_make(kb, sizeof(kb), c->cfg->prefix, &k))
-		leased_put(c, kb, xb_cluster_kv_mdm_encode(&v), until);
+	if (!xb_cluster_kv_key_make(kb, sizeof(kb), c->cfg->prefix, &k))
+		return;
+	if (c->up && c->synced) {
+		leased_put(c, kb, xb_cluster_kv_mdm_encode(&v), until, true);
+		return;
+	}
+	if (!(p = calloc(1, sizeof(*p))) || !(p->key = strdup(kb)) ||
+	    !(p->val = xb_cluster_kv_mdm_encode(&v))) {
+		if (p)
+			put_free(p);
+		return;
+	}
+	p->until = until;
+	p->mdm = true;
+	mdm_wait(c, p);
+}
+
+static void mdm_wait(struct xb_cluster *c, struct put *p)
+{
+	if (c->n_mdm_wait >= MDM_WAITING_MAX) {
+		if (log_ratelimit(&c->rl))
+			log_warnx("cluster: %d MDM pushes wait for etcd: this one is not published",
+				  MDM_WAITING_MAX);
+		put_free(p);
+		return;
+	}
+	p->next = c->mdm_wait;
+	c->mdm_wait = p;
+	c->n_mdm_wait++;
+}
+
+/* The pushes kept while etcd was away, each under its bucket's lease; one
+ * whose replay window is over is dropped (its nonce is refused nowhere
+ * any more, and its attributes' expiry is not later). */
+void cluster_mdm_publish_waiting(struct xb_cluster *c)
+{
+	int64_t now = cluster_now_ms() / 1000;
+	struct put *p, *list = c->mdm_wait;
+
+	c->mdm_wait = NULL;
+	c->n_mdm_wait = 0;
+	while ((p = list)) {
+		list = p->next;
+		if (p->until <= now) {
+			put_free(p);
+			continue;
+		}
+		c->stat.mdm_published++;
+		leased_put(c, p->key, p->val, p->until, true);
+		p->val = NULL;
+		put_free(p);
+	}
 }
 
 /* Buckets whose leases have run out in etcd. */
@@ -204,6 +299,10 @@ int xb_cluster_foreach_endpoint(struct xb_cluster *c,
 
 void cluster_buckets_free(struct xb_cluster *c)
 {
+	for (struct put *p; (p = c->mdm_wait);) {
+		c->mdm_wait = p->next;
+		put_free(p);
+	}
 	for (size_t i = 0; i < c->n_bk; i++)
 		while (c->bk[i].q) {
 			struct put *p = c->bk[i].q;

@@ -29,6 +29,7 @@ struct xb_ha {
 	int epfd, timerfd;
 	struct xb_takeover t;
 	bool reported;			/* the end of the last run was logged */
+	bool deferred;			/* a takeover waits for the source (-EAGAIN) */
 };
 
 static bool parse_vip(struct xb_ha *h, const char *s)
@@ -138,7 +139,12 @@ long xb_ha_takeover(struct xb_ha *h, const char *why)
 		log_warnx("takeover (%s): no shared state to take the devices' endpoints from", why);
 		return -ENOENT;
 	}
-	if ((e = h->source(h->ctx, &h->t)) < 0) {
+	if ((e = h->source(h->ctx, &h->t)) == -EAGAIN) {
+		log_info("takeover (%s): waiting for the shared state to be read", why);
+		h->deferred = true;
+		return 0;
+	}
+	if (e < 0) {
 		log_warnx("takeover (%s): reading the devices' endpoints: %s", why, strerror(-e));
 		return e;
 	}
@@ -160,6 +166,7 @@ static void changed(struct xb_ha *h, bool holds)
 	if (holds == h->holds)
 		return;
 	h->holds = holds;
+	h->deferred = false;
 	if (holds) {
 		xb_ha_takeover(h, "the vip appeared");
 	} else {
@@ -274,6 +281,15 @@ void xb_ha_close(struct xb_ha *h)
 		close(h->epfd);
 	xb_takeover_free(&h->t);
 	free(h);
+}
+
+void xb_ha_source_ready(struct xb_ha *h)
+{
+	if (!h->deferred)
+		return;
+	h->deferred = false;
+	if (h->holds)
+		xb_ha_takeover(h, "the vip is here, the shared state read");
 }
 
 int xb_ha_fd(const struct xb_ha *h) { return h->epfd; }

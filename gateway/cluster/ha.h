@@ -23,7 +23,9 @@
 
 struct xb_ha;
 
-/* Offers every known device to t (xb_takeover_add); 0 or a negative errno. */
+/* Offers every known device to t (xb_takeover_add); 0 or a negative errno;
+ * -EAGAIN: the devices are not known yet (the shared state has not been
+ * read): the takeover waits for xb_ha_source_ready(). */
 typedef int (*xb_ha_source_fn)(void *ctx, struct xb_takeover *t);
 
 struct xb_ha_opts {
@@ -45,6 +47,9 @@ void xb_ha_process(struct xb_ha *h);
 /* Start a takeover now (why: for the log). How many devices are queued, or a
  * negative errno. */
 long xb_ha_takeover(struct xb_ha *h, const char *why);
+/* The source can answer now: a takeover it deferred starts, if the vip is
+ * still here (a gateway that starts holding the vip). */
+void xb_ha_source_ready(struct xb_ha *h);
 /* What it was opened with: the vip as text ("" for none), the rate. */
 const char *xb_ha_vip(const struct xb_ha *h);
 unsigned xb_ha_rate(const struct xb_ha *h);

@@ -26,11 +26,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct xb_cluster_kv_learned l;
 	struct xb_cluster_kv_endpoint e;
 	struct xb_cluster_kv_mdm m;
+	struct xb_cluster_kv_alloc a;
 	char *s = NULL;
 
 	if (!size)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		if (xb_cluster_kv_key_parse("/x/", in, n, &k, err, sizeof(err)) == 0 &&
 		    k.kind != XB_CLUSTER_KV_OTHER) {
@@ -56,6 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 		if (xb_cluster_kv_endpoint_decode(in, n, &e, err, sizeof(err)) == 0)
 			check(e.ep.sa.sa_family == AF_INET || e.ep.sa.sa_family == AF_INET6);
+		break;
+	case 4:
+		if (xb_cluster_kv_alloc_decode(in, n, &a, err, sizeof(err)) == 0)
+			check(a.device[0] && a.node[0]);
 		break;
 	default:
 		if (xb_cluster_kv_mdm_decode(in, n, &m, err, sizeof(err)) == 0) {

@@ -62,6 +62,7 @@
 #                             none came), and HA_REPLIES
 #   ha_failover X             kill -9 X's xborderd while pinging; HA_GAP_MS,
 #                             HA_VIP_MS (the VIP on the other, polled)
+# HA_GW_EXTRA: settings added to both gateways' gateway section (bench/cluster.sh).
 # HA_ADVERT: VRRP advert interval in seconds (default 0.2: 0.1 gave spurious
 # transitions on the loaded test box; docs/ha.md).
 
@@ -122,6 +123,7 @@ ha_policy() {	# X [SNIPPET]
 	  interface = "xd$x$ID"; listen_port = 51820; private_key_file = "gw.key";
 	  pool4 = "192.0.2.128/26";
 	  control_socket = "$XB_TMP/$x.sock"; state_dir = "$XB_TMP/state-$x";
+	  ${HA_GW_EXTRA:-}
 	};
 	${2:-}
 	groups = [ "staff" ];

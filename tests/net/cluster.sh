@@ -4,8 +4,9 @@
 # A is enforced on B (the delay measured over 24 reports, p50/p99 printed);
 # a destination A learned from DNS is in B's set; one member killed changes
 # nothing; with the quorum lost both gateways keep forwarding and enforcing
-# from their own state, A accepts a report above its copy's high-water, and
-# B follows once the members are back; a replayed report sent to B, the
+# from their own state, A accepts a report above its copy's high-water and
+# an MDM push, and B follows both once the members are back; pool
+# allocations agree across the gateways; a replayed report sent to B, the
 # device now connected to B, is refused.
 #
 #   e1 e2 e3 ─ eh (bridge 198.51.100.50/24) ─┬─ gwa etcd0 198.51.100.61
@@ -210,10 +211,17 @@ xb_check "... and enforced on A at once" enforced gwa no
 xb_check "... B keeps enforcing what it had" enforced gwb yes
 xb_check "quorum lost: A's status says the cluster is down" xb_wait 5000 sh -c \
 	"ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock -j status | jq -e '.cluster.state == \"down\"' >/dev/null"
+mdm_sign 30
+xb_check "quorum lost: an MDM push (edr.score 30) to A is accepted (200)" test "$(mdm_send gwa)" = 200
+xb_check "... A drops alice from the edr rule" xb_wait 2000 sh -c "! ip netns exec $XB_RUN-gwa nft list set inet xborder r_edr_dev4 | grep -q 203.0.113.10"
+xb_check "... B keeps her in it (it has not heard)" in_set gwb r_edr_dev4 203.0.113.10
 etcd_restart 1
 etcd_restart 2
 etcd_wait_healthy 30000 || xb_log "etcd: not healthy again within 30 s"
 xb_check "members back: A's report reaches B (reconciled)" xb_wait 15000 enforced gwb no
+xb_check "members back: the push A took without quorum reaches B (alice out of edr)" \
+	xb_wait 10000 sh -c "! ip netns exec $XB_RUN-gwb nft list set inet xborder r_edr_dev4 | grep -q 203.0.113.10"
+xb_check "... A's status counts it published" sh -c "ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock -j status | jq -e '.cluster.counters.pushes_published >= 1 and .cluster.counters.pushes_waiting == 0' >/dev/null"
 xb_check "members back: both clusters up" xb_wait 10000 cluster_up gwa
 SEQ=$((SEQ + 1))
 xb_check "members back: a report to A is accepted (200)" test "$(post $SEQ 13)" = 200
@@ -247,5 +255,30 @@ xb_check "... and changes nothing: alice still out of A's set" enforced gwa no
 SEQ=$((SEQ + 1))
 xb_check "the next report to B replaces the bad value by CAS (200)" test "$(post $SEQ 13)" = 200
 xb_check "... and A enforces it" xb_wait 3000 enforced gwa yes
+# 6. Pool allocations (docs/ha.md, "Pool allocations"): bob, new, without
+# a fixed address. B's own file already gives bob another address (a stale
+# copy): alone, B would keep it. A allocates first and wins the address in
+# the store; B's reload takes the store's. A hostile alloc/ value is skipped.
+kb=$(wg genkey)
+for g in gwa gwb; do
+	sed -i "s|^devices = ( \(.*\) );|devices = ( \1, { name = \"bob\"; public_key = \"$(pub "$kb")\"; } );|" \
+		"$XB_TMP/$g/xborder.conf"
+done
+echo "bob 203.0.113.40" >>"$XB_TMP/gwb/state/addresses"
+nq eh etcdctl --endpoints="$(etcd_endpoints)" put "/xborder/t$ID/alloc/4/203.0.113.77" '{"device":"../x","node":"gwz"}' >/dev/null
+alloc_of() { nq eh etcdctl --endpoints="$(etcd_endpoints)" get --prefix "/xborder/t$ID/alloc/4/" | paste - - | awk -v d="$1" 'index($2, "\"device\":\"" d "\"") { sub(".*/", "", $1); print $1 }'; }
+xb_check "A reloads with bob" sh -c "ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock reload >/dev/null"
+BOB=$(awk '$1 == "bob" { print $2 }' "$XB_TMP/gwa/state/addresses")
+xb_check "A gives bob a pool address ($BOB)" test -n "$BOB"
+bob_in_store() { [ "$(alloc_of bob)" = "$BOB" ]; }
+xb_check "... and wins it in the store" xb_wait 3000 bob_in_store
+xb_check "a hostile alloc/ value is logged and skipped" xb_wait 3000 grep -q "alloc/4/203.0.113.77: .*device" "$LOG_gwa"
+xb_check "B reloads with bob" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+xb_check "B gives bob A's address, not its own file's (B: $(awk '$1 == "bob" { print $2 }' "$XB_TMP/gwb/state/addresses"))" \
+	test "$(awk '$1 == "bob" { print $2 }' "$XB_TMP/gwb/state/addresses")" = "$BOB"
+xb_check "the store names one address for bob" test "$(alloc_of bob | wc -l)" = 1
+xb_check "B logged no allocation conflict" sh -c "! grep -q 'gave it to device' '$LOG_gwb'"
+xb_check "... and counts none" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock -j status | jq -e '.cluster.counters.alloc_conflicts == 0' >/dev/null"
+
 xb_check "both gateways still run" kill -0 "$PID_gwa" "$PID_gwb"
 xb_end

@@ -5,6 +5,7 @@
 # them), none of which has a session here. Adding the vip to an interface
 # starts the takeover (logged with the count); at 10 a second the 20
 # initiations take about 1.9 s; removing the vip in the middle stops it. Without the vip on an interface nothing is initiated.
+# Restarted with the vip already held, it takes over once the shared state is read.
 #
 #   g: xborderd, eth0 203.0.113.1/24 (+ the vip) ── x: nothing (the devices' endpoints lead nowhere)
 #   g: etcd0 ── three etcd members (tests/lib/etcd.sh)
@@ -76,4 +77,16 @@ xb_check "removed mid-run: the takeover stops with part of it done" \
 xb_check "xborderctl takeover works without the vip: all $N queued" \
 	sh -c "ip netns exec $XB_RUN-g '$XB_BIN/xborderctl' -s '$XB_TMP/ctl.sock' -j takeover | jq -e '.offered == $N and .queued == $N and (.holds_vip | not) and .rate == 10'"
 
+# A gateway that starts already holding the vip (a restart on the active
+# one) takes over once its copy of the shared state is read, not before
+# (it would find no devices).
+pid=$XB_LAST_PID
+kill -TERM "$pid" 2>/dev/null
+xb_wait 5000 sh -c "! kill -0 $pid 2>/dev/null" || xb_fail "xborderd stops"
+n g ip addr add 203.0.113.10/32 dev eth0
+xb_bg g "$XB_BIN/xborderd" -f -c "$XB_TMP/x.conf"; log2=$XB_LAST_LOG
+xb_check "restarted with the vip held: it says so" xb_wait 8000 grep -q "vip 203.0.113.10: held here (active)" "$log2"
+xb_check "... and takes over all $N devices once the shared state is read" \
+	xb_wait 5000 grep -q "takeover (.*): $N device(s) to initiate" "$log2"
+xb_check "... never with none" sh -c "! grep -q 'takeover (.*): 0 device(s) to initiate' '$log2'"
 xb_end

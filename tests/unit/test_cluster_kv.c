@@ -167,6 +167,37 @@ TEST(buckets)
 	}
 }
 
+/* alloc/FAMILY/ADDRESS: the family must be the address's; values hostile. */
+TEST(alloc_key_and_value)
+{
+	struct xb_cluster_kv_key k = { .kind = XB_CLUSTER_KV_ALLOC, .family = AF_INET6 }, o;
+	struct xb_cluster_kv_alloc v = { .device = "bob", .node = "gw-a" }, ao;
+	char buf[256], *s;
+	size_t n;
+
+	inet_pton(AF_INET6, "2001:db8::2", k.addr);
+	CHECK((n = xb_cluster_kv_key_make(buf, sizeof(buf), P, &k)) > 0);
+	CHECK_STR(buf, P "alloc/6/2001:db8::2");
+	CHECK_INT(xb_cluster_kv_key_parse(P, buf, n, &o, err, sizeof(err)), ==, 0);
+	CHECK_INT(o.kind, ==, XB_CLUSTER_KV_ALLOC);
+	CHECK_INT(o.family, ==, AF_INET6);
+	CHECK(!memcmp(o.addr, k.addr, 16));
+	static const char *const badk[] = { P "alloc/4/2001:db8::2", P "alloc/6/192.0.2.1",
+					    P "alloc/192.0.2.1", P "alloc/4/", P "alloc/4/x" };
+	for (size_t i = 0; i < sizeof(badk) / sizeof(badk[0]); i++)
+		CHECK_INT(xb_cluster_kv_key_parse(P, badk[i], strlen(badk[i]), &o, err, sizeof(err)), ==, -EINVAL);
+
+	CHECK((s = xb_cluster_kv_alloc_encode(&v)));
+	CHECK_INT(xb_cluster_kv_alloc_decode(s, strlen(s), &ao, err, sizeof(err)), ==, 0);
+	CHECK_STR(ao.device, "bob");
+	CHECK_STR(ao.node, "gw-a");
+	free(s);
+	static const char *const bad[] = { "{\"device\":\"../x\",\"node\":\"a\"}", "{\"node\":\"a\"}",
+					   "{\"device\":\"bob\"}", "{\"device\":1,\"node\":\"a\"}", "[]", "" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(xb_cluster_kv_alloc_decode(bad[i], strlen(bad[i]), &ao, err, sizeof(err)), ==, -EINVAL);
+}
+
 TEST(mdm_key_and_value)
 {
 	struct xb_cluster_kv_key k = { .kind = XB_CLUSTER_KV_MDM }, o;

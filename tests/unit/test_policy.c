@@ -284,6 +284,59 @@ TEST(alloc_writes_only_when_saved)
 	cleanup();
 }
 
+/* With a cluster the store is the arbiter (docs/ha.md, "Pool
+ * allocations"): a device the store names takes the store's address over
+ * its file's; an address the store gives another device (here x, of
+ * another gateway's policy) is given to none of ours; the order of the
+ * store's entries does not matter. */
+TEST(alloc_shared_store_wins_over_file)
+{
+	struct xb_alloc_shared sh[2] = { { .name = "b", .family = AF_INET },
+					 { .name = "x", .family = AF_INET } };
+	struct xb_errors errs = { 0 };
+	struct xb_policy *p;
+	char err[1024], state[128], a1[16], c1[16];
+
+	inet_pton(AF_INET, "198.51.100.4", sh[0].addr);
+	inet_pton(AF_INET, "198.51.100.2", sh[1].addr);
+	setup(POOL4, DEV("a", K22) "," DEV("b", K33) "," DEV("c", K44));
+	CHECK_INT(allocate(&p, err, sizeof(err)), ==, 0);
+	CHECK_STR(addr4(p, "a"), "198.51.100.2");
+	CHECK_STR(addr4(p, "c"), "198.51.100.4");
+	xb_policy_free(p);
+	snprintf(state, sizeof(state), "%s/state/addresses", dir);
+	for (int round = 0; round < 2; round++) {
+		struct xb_alloc_shared v[2] = { sh[round], sh[1 - round] };
+
+		p = load();
+		CHECK_INT(xb_policy_allocate_shared(p, state, v, 2, &errs), ==, 0);
+		CHECK_STR(addr4(p, "b"), "198.51.100.4");
+		xb_policy_free(p);
+		/* b given two addresses by the store (two gateways each won one):
+		 * the lower, in either order. */
+		struct xb_alloc_shared w[3] = { v[0], v[1], { .name = "b", .family = AF_INET } };
+
+		inet_pton(AF_INET, "198.51.100.9", w[2].addr);
+		if (round)
+			w[0] = w[2], w[2] = v[0];
+		p = load();
+		CHECK_INT(xb_policy_allocate_shared(p, state, w, 3, &errs), ==, 0);
+		CHECK_STR(addr4(p, "b"), "198.51.100.4");
+		CHECK(strcmp(addr4(p, "a"), "198.51.100.2") && strcmp(addr4(p, "c"), "198.51.100.2"));
+		CHECK(strcmp(addr4(p, "a"), addr4(p, "c")) && strcmp(addr4(p, "c"), "198.51.100.4"));
+		if (!round) {
+			snprintf(a1, sizeof(a1), "%s", addr4(p, "a"));
+			snprintf(c1, sizeof(c1), "%s", addr4(p, "c"));
+		} else {
+			CHECK_STR(addr4(p, "a"), a1);
+			CHECK_STR(addr4(p, "c"), c1);
+		}
+		xb_policy_free(p);
+	}
+	xb_errors_free(&errs);
+	cleanup();
+}
+
 TEST(alloc_fixed_address_wins_over_state)
 {
 	struct xb_policy *p;
