@@ -320,10 +320,11 @@ static void device_signals(const struct xb_render *r, json_t *ds)
 static void status_cluster(const struct xb_render *r, json_t *c)
 {
 	bool up = json_is_string(get(c, "state")) && !strcmp(json_string_value(get(c, "state")), "up");
-	char *member = text(get(c, "member"));
+	char *member;
 
 	if (!c)
 		return;
+	member = text(get(c, "member"));
 	fprintf(r->out, "%scluster%s: %s%s%s\n", paint(r, C_BOLD), paint(r, C_RESET),
 		paint(r, up ? C_GREEN : C_RED), up ? "up" : "down", paint(r, C_RESET));
 	kv(r, "node", fmt_text("%s in %s", json_string_value(get(c, "node")) ?: "-",
