@@ -95,14 +95,7 @@ stop
 start || exit 1
 
 # ---- 3. GRE throughput
-nq org ip route add 192.0.2.16/30 via 203.0.113.5
-nq org ip route add 192.0.2.28/30 via 203.0.113.5
-nq org ip route add 192.0.2.16/30 via 203.0.113.5 table 2
-nq org ip route add 192.0.2.28/30 via 203.0.113.5 table 2
-nq rb ip route add 203.0.113.10 via 192.0.2.22
-nq gw ip route add 203.0.113.10 via 192.0.2.18
-xb_bg org iperf3 -s -B 203.0.113.10
-xb_wait 3000 nq org ss -ltn sport = :5201
+fo_gre_iperf
 gbps() { nq gw iperf3 -c 203.0.113.10 -t 5 -J "$@" | jq -r 'if .error then ("iperf3: " + .error | halt_error) else .end.sum_received.bits_per_second / 1e9 end'; }
 plain=$(gbps -B 192.0.2.17)
 gre=$(gbps --bind-dev "xb-$B" -B 192.0.2.29)

@@ -31,14 +31,7 @@ fo_partners || exit 1
 fo_policy
 xb_gw_start || { echo "xborderd did not start"; tail "$GWLOG"; exit 1; }
 
-nq org ip route add 192.0.2.16/30 via 203.0.113.5
-nq org ip route add 192.0.2.28/30 via 203.0.113.5
-nq org ip route add 192.0.2.16/30 via 203.0.113.5 table 2
-nq org ip route add 192.0.2.28/30 via 203.0.113.5 table 2
-nq rb ip route add 203.0.113.10 via 192.0.2.22
-nq gw ip route add 203.0.113.10 via 192.0.2.18
-xb_bg org iperf3 -s -B 203.0.113.10
-xb_wait 3000 nq org ss -ltn sport = :5201
+fo_gre_iperf
 xb_wait 5000 nq gw ping -c 1 -W 1 -I "xb-$B" 203.0.113.10 >/dev/null || echo "warning: no ping through xb-$B yet"
 
 pid_in() {	# pid_in NS COMM — the process COMM in namespace NS

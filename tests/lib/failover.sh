@@ -190,3 +190,18 @@ both_up() { [ "$(tstate "$A")" = up ] && [ "$(tstate "$B")" = up ]; }
 # on TUNNEL — the rule's table routes out of xb-TUNNEL. One exec, no pipe:
 # it is what the failover time is polled with.
 on() { [[ $(ip -n "$XB_RUN-gw" route show table "$TABLE") == "default dev xb-$1 "* ]]; }
+
+# fo_gre_iperf — for the GRE throughput benches (bench/failover.sh,
+# bench/gre.sh): routes so the gateway reaches the origin either plainly
+# (from 192.0.2.17) or through xb-B (from 192.0.2.29) over the same hops, and
+# an iperf3 server on the origin.
+fo_gre_iperf() {
+	nq org ip route add 192.0.2.16/30 via 203.0.113.5
+	nq org ip route add 192.0.2.28/30 via 203.0.113.5
+	nq org ip route add 192.0.2.16/30 via 203.0.113.5 table 2
+	nq org ip route add 192.0.2.28/30 via 203.0.113.5 table 2
+	nq rb ip route add 203.0.113.10 via 192.0.2.22
+	nq gw ip route add 203.0.113.10 via 192.0.2.18
+	xb_bg org iperf3 -s -B 203.0.113.10
+	xb_wait 3000 nq org ss -ltn sport = :5201
+}
