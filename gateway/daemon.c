@@ -442,7 +442,7 @@ enum step { S_TUNNELS, S_POSTURE, S_DEVICES, S_HEALTH, S_ROUTES, S_LISTEN, S_TAB
 
 static const char *const step_names[] = {
 	"tunnels", "posture", "device peers", "tunnel health", "routes and rules",
-	"posture endpoint", "table inet " XB_NFT_TABLE,
+	"posture endpoint", ("table inet " XB_NFT_TABLE),
 };
 
 /* From old to n. Returns S_DONE, or the step that failed with *undo the
