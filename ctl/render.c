@@ -12,7 +12,7 @@
 /* "backend (reason)", or just the backend. */
 static char *backend(json_t *o)
 {
-	char *b = rd_text(get(o, "backend")), *why = rd_text(get(o, "backend_reason")), *s = NULL;
+	char *b = render_text(get(o, "backend")), *why = render_text(get(o, "backend_reason")), *s = NULL;
 
 	if (b && why && strcmp(why, "-") && strcmp(why, ""))
 		if (asprintf(&s, "%s (%s)", b, why) < 0)
@@ -31,7 +31,7 @@ static char *uptime(json_t *o)
 	char buf[32];
 	uint64_t s;
 
-	if (!rd_uint_at(o, "uptime_s", &s))
+	if (!render_uint_at(o, "uptime_s", &s))
 		return strdup("-");
 	xb_fmt_duration(buf, sizeof(buf), s);
 	return strdup(buf);
@@ -40,18 +40,18 @@ static char *uptime(json_t *o)
 static void status_reload(const struct xb_render *r, json_t *lr)
 {
 	json_t *ok = get(lr, "ok"), *e;
-	char *when = rd_ago_at(r, lr, "at"), *s = NULL;
+	char *when = render_ago_at(r, lr, "at"), *s = NULL;
 	size_t i;
 
 	if (asprintf(&s, "%s, %s", json_is_true(ok) ? "ok" : json_is_false(ok) ? "failed" : "-",
 		     when ? when : "-") < 0)
 		s = NULL;
 	free(when);
-	fprintf(r->out, "%slast reload%s: %s%s%s\n", rd_paint(r, C_BOLD), rd_paint(r, C_RESET),
-		rd_paint(r, json_is_false(ok) ? C_RED : C_GREEN), s ? s : "-", rd_paint(r, C_RESET));
+	fprintf(r->out, "%slast reload%s: %s%s%s\n", render_paint(r, C_BOLD), render_paint(r, C_RESET),
+		render_paint(r, json_is_false(ok) ? C_RED : C_GREEN), s ? s : "-", render_paint(r, C_RESET));
 	free(s);
 	json_array_foreach(get(lr, "errors"), i, e) {
-		char *t = rd_text(e);
+		char *t = render_text(e);
 		fprintf(r->out, "  %s\n", t ? t : "-");
 		free(t);
 	}
@@ -61,10 +61,10 @@ static void status_reload(const struct xb_render *r, json_t *lr)
 static char *device_events(json_t *k)
 {
 	if (!json_is_true(get(k, "judged")))
-		return rd_fmt("%.0f in the last 5 min (baseline: %lld of 12 windows needed)",
+		return render_fmt("%.0f in the last 5 min (baseline: %lld of 12 windows needed)",
 				json_number_value(get(k, "last_5min")),
 				(long long)json_integer_value(get(k, "windows")));
-	return rd_fmt("%.0f in the last 5 min (mean %.1f, sd %.1f over %lld windows): z %.1f%s",
+	return render_fmt("%.0f in the last 5 min (mean %.1f, sd %.1f over %lld windows): z %.1f%s",
 			json_number_value(get(k, "last_5min")), json_number_value(get(k, "mean_5min")),
 			json_number_value(get(k, "sd_5min")),
 			(long long)json_integer_value(get(k, "windows")),
@@ -75,10 +75,10 @@ static void device_signals(const struct xb_render *r, json_t *ds)
 {
 	if (!ds)
 		return;
-	rd_head(r, "devices", rd_text(get(ds, "connected")));
-	rd_kv(r, "connects", device_events(get(ds, "connects")),
+	render_head(r, "devices", render_text(get(ds, "connected")));
+	render_kv(r, "connects", device_events(get(ds, "connects")),
 	   json_is_true(get(get(ds, "connects"), "anomaly")) ? C_RED : NULL);
-	rd_kv(r, "disconnects", device_events(get(ds, "disconnects")),
+	render_kv(r, "disconnects", device_events(get(ds, "disconnects")),
 	   json_is_true(get(get(ds, "disconnects"), "anomaly")) ? C_RED : NULL);
 }
 
@@ -90,16 +90,16 @@ static void status_cluster(const struct xb_render *r, json_t *c)
 
 	if (!c)
 		return;
-	member = rd_text(get(c, "member"));
-	fprintf(r->out, "%scluster%s: %s%s%s\n", rd_paint(r, C_BOLD), rd_paint(r, C_RESET),
-		rd_paint(r, up ? C_GREEN : C_RED), up ? "up" : "down", rd_paint(r, C_RESET));
-	rd_kv(r, "node", rd_fmt("%s in %s", json_string_value(get(c, "node")) ?: "-",
+	member = render_text(get(c, "member"));
+	fprintf(r->out, "%scluster%s: %s%s%s\n", render_paint(r, C_BOLD), render_paint(r, C_RESET),
+		render_paint(r, up ? C_GREEN : C_RED), up ? "up" : "down", render_paint(r, C_RESET));
+	render_kv(r, "node", render_fmt("%s in %s", json_string_value(get(c, "node")) ?: "-",
 			       json_string_value(get(c, "name")) ?: "-"), NULL);
-	rd_kv(r, "members", rd_fmt("%lld (last answered: %s)",
+	render_kv(r, "members", render_fmt("%lld (last answered: %s)",
 				  (long long)json_integer_value(get(c, "members")), member ? member : "-"),
 	   NULL);
-	rd_kv(r, "revision", rd_text(get(c, "revision")), NULL);
-	rd_kv(r, "keys", rd_text(get(c, "keys")), NULL);
+	render_kv(r, "revision", render_text(get(c, "revision")), NULL);
+	render_kv(r, "keys", render_text(get(c, "keys")), NULL);
 	free(member);
 }
 
@@ -109,18 +109,18 @@ int xb_render_status(const struct xb_render *r, json_t *st)
 
 	if (!json_is_object(st))
 		return -1;
-	rd_head(r, "xborderd", rd_text(get(st, "version")));
-	rd_kv(r, "pid", rd_text(get(st, "pid")), NULL);
-	rd_kv(r, "uptime", uptime(st), NULL);
-	rd_head(r, "policy", rd_text(get(pol, "path")));
-	rd_kv(r, "loaded", rd_ago_at(r, pol, "loaded_at"), NULL);
-	rd_kv(r, "devices", rd_text(get(pol, "devices")), NULL);
-	rd_kv(r, "tunnels", rd_text(get(pol, "tunnels")), NULL);
-	rd_kv(r, "rules", rd_text(get(pol, "rules")), NULL);
-	rd_head(r, "interface", rd_text(get(ifc, "ifname")));
-	rd_kv(r, "backend", backend(ifc), NULL);
-	rd_kv(r, "listening port", rd_text(get(ifc, "listen_port")), NULL);
-	rd_kv(r, "public key", rd_text(get(ifc, "public_key")), NULL);
+	render_head(r, "xborderd", render_text(get(st, "version")));
+	render_kv(r, "pid", render_text(get(st, "pid")), NULL);
+	render_kv(r, "uptime", uptime(st), NULL);
+	render_head(r, "policy", render_text(get(pol, "path")));
+	render_kv(r, "loaded", render_ago_at(r, pol, "loaded_at"), NULL);
+	render_kv(r, "devices", render_text(get(pol, "devices")), NULL);
+	render_kv(r, "tunnels", render_text(get(pol, "tunnels")), NULL);
+	render_kv(r, "rules", render_text(get(pol, "rules")), NULL);
+	render_head(r, "interface", render_text(get(ifc, "ifname")));
+	render_kv(r, "backend", backend(ifc), NULL);
+	render_kv(r, "listening port", render_text(get(ifc, "listen_port")), NULL);
+	render_kv(r, "public key", render_text(get(ifc, "public_key")), NULL);
 	status_reload(r, get(st, "last_reload"));
 	device_signals(r, get(st, "device_signals"));
 	status_cluster(r, get(st, "cluster"));
@@ -137,11 +137,11 @@ static char *posture_cell(json_t *p)
 
 	if (!json_is_object(p))
 		return strdup("-");
-	if (rd_uint_at(p, "report_age", &a)) {
+	if (render_uint_at(p, "report_age", &a)) {
 		xb_fmt_duration(age, sizeof(age) - 4, a);
 		strcat(age, " old");
 	}
-	if (!(names = rd_text(get(p, "compliant"))))
+	if (!(names = render_text(get(p, "compliant"))))
 		return NULL;
 	if (asprintf(&s, "%s (%" JSON_INTEGER_FORMAT " failing, %s)", names,
 		     json_integer_value(get(p, "failing_checks")), age) < 0)
@@ -154,41 +154,41 @@ int xb_render_devices(const struct xb_render *r, json_t *list)
 {
 	static const char *const cols[] = { "NAME", "GROUPS", "ADDRESS4", "ADDRESS6",
 					    "ENDPOINT", "HANDSHAKE", "RX", "TX", "POSTURE" };
-	struct rd_table t;
+	struct render_table t;
 	json_t *d;
 	size_t i;
 
 	if (!json_is_array(list))
 		return -1;
-	if (!rd_tab_init(&t, 9, json_array_size(list) + 1)) {
-		rd_tab_free(&t);
+	if (!render_tab_init(&t, 9, json_array_size(list) + 1)) {
+		render_tab_free(&t);
 		return -1;
 	}
-	rd_tab_head(&t, cols);
+	render_tab_head(&t, cols);
 	json_array_foreach(list, i, d) {
 		uint64_t hs = 0;
-		bool never = rd_uint_at(d, "last_handshake", &hs) && hs == 0;
+		bool never = render_uint_at(d, "last_handshake", &hs) && hs == 0;
 
 		bool expired = json_is_true(get(d, "expired"));
-		char *name = rd_text(get(d, "name")), *marked = NULL;
+		char *name = render_text(get(d, "name")), *marked = NULL;
 
 		/* An expired device (docs/enrolment.md) is refused: say so by its name. */
 		if (expired && name && asprintf(&marked, "%s (expired)", name) >= 0) {
 			free(name);
 			name = marked;
 		}
-		rd_tab_put(&t, expired ? C_RED : C_GREEN, name);
-		rd_tab_put(&t, NULL, rd_text(get(d, "groups")));
-		rd_tab_put(&t, NULL, rd_text(get(d, "address4")));
-		rd_tab_put(&t, NULL, rd_text(get(d, "address6")));
-		rd_tab_put(&t, NULL, rd_text(get(d, "endpoint")));
-		rd_tab_put(&t, never ? C_YELLOW : NULL, rd_ago_at(r, d, "last_handshake"));
-		rd_tab_put(&t, NULL, rd_bytes_at(d, "rx_bytes"));
-		rd_tab_put(&t, NULL, rd_bytes_at(d, "tx_bytes"));
-		rd_tab_put(&t, NULL, posture_cell(get(d, "posture")));
+		render_tab_put(&t, expired ? C_RED : C_GREEN, name);
+		render_tab_put(&t, NULL, render_text(get(d, "groups")));
+		render_tab_put(&t, NULL, render_text(get(d, "address4")));
+		render_tab_put(&t, NULL, render_text(get(d, "address6")));
+		render_tab_put(&t, NULL, render_text(get(d, "endpoint")));
+		render_tab_put(&t, never ? C_YELLOW : NULL, render_ago_at(r, d, "last_handshake"));
+		render_tab_put(&t, NULL, render_bytes_at(d, "rx_bytes"));
+		render_tab_put(&t, NULL, render_bytes_at(d, "tx_bytes"));
+		render_tab_put(&t, NULL, posture_cell(get(d, "posture")));
 	}
-	rd_tab_print(r, &t);
-	rd_tab_free(&t);
+	render_tab_print(r, &t);
+	render_tab_free(&t);
 	return 0;
 }
 
@@ -196,7 +196,7 @@ int xb_render_devices(const struct xb_render *r, json_t *list)
 
 static char *addresses(json_t *o)
 {
-	char *a4 = rd_text(get(o, "address4")), *a6 = rd_text(get(o, "address6")), *s = NULL;
+	char *a4 = render_text(get(o, "address4")), *a6 = render_text(get(o, "address6")), *s = NULL;
 	bool h4 = a4 && strcmp(a4, "-"), h6 = a6 && strcmp(a6, "-");
 
 	if (h4 && h6 && asprintf(&s, "%s, %s", a4, a6) < 0)
@@ -210,7 +210,7 @@ static char *addresses(json_t *o)
 
 static char *routing(json_t *o)
 {
-	char *mark = rd_text(get(o, "mark")), *table = rd_text(get(o, "table")), *s = NULL;
+	char *mark = render_text(get(o, "mark")), *table = render_text(get(o, "table")), *s = NULL;
 
 	if (asprintf(&s, "fwmark %s, table %s", mark ? mark : "-", table ? table : "-") < 0)
 		s = NULL;
@@ -221,7 +221,7 @@ static char *routing(json_t *o)
 
 static char *transfer(json_t *o)
 {
-	char *rx = rd_bytes_at(o, "rx_bytes"), *tx = rd_bytes_at(o, "tx_bytes"), *s = NULL;
+	char *rx = render_bytes_at(o, "rx_bytes"), *tx = render_bytes_at(o, "tx_bytes"), *s = NULL;
 
 	if (asprintf(&s, "%s received, %s sent", rx ? rx : "-", tx ? tx : "-") < 0)
 		s = NULL;
@@ -241,12 +241,12 @@ static void availability(const struct xb_render *r, json_t *h)
 	if (!get(h, "availability"))
 		return;
 	if (a < 0)
-		rd_kv(r, "availability", strdup("- (nothing decided yet)"), NULL);
+		render_kv(r, "availability", strdup("- (nothing decided yet)"), NULL);
 	else if (slo > 0 && json_is_boolean(met))
-		rd_kv(r, "availability", rd_fmt("%.3f %% over the last hour (SLO %g %%: %s)", a * 100,
+		render_kv(r, "availability", render_fmt("%.3f %% over the last hour (SLO %g %%: %s)", a * 100,
 			slo, json_is_true(met) ? "met" : "missed"), json_is_true(met) ? NULL : C_RED);
 	else
-		rd_kv(r, "availability", rd_fmt("%.3f %% over the last hour", a * 100), NULL);
+		render_kv(r, "availability", render_fmt("%.3f %% over the last hour", a * 100), NULL);
 }
 
 /* "icmp:192.0.2.26 up, icmp:203.0.113.21 down" */
@@ -267,7 +267,7 @@ static void monitors(const struct xb_render *r, json_t *targets)
 		if (!(s = n))
 			return;
 	}
-	rd_kv(r, "monitors", s, NULL);
+	render_kv(r, "monitors", s, NULL);
 }
 
 static void health(const struct xb_render *r, json_t *h)
@@ -276,9 +276,9 @@ static void health(const struct xb_render *r, json_t *h)
 
 	if (!h)
 		return;
-	rd_kv(r, "rank", rd_text(get(h, "rank")), NULL);
+	render_kv(r, "rank", render_text(get(h, "rank")), NULL);
 	if (get(h, "rtt_mean_ms"))
-		rd_kv(r, "probes", rd_fmt("every %lld ms; RTT %.3f ms (min %.3f, p95 %.3f), "
+		render_kv(r, "probes", render_fmt("every %lld ms; RTT %.3f ms (min %.3f, p95 %.3f), "
 			"jitter %.3f ms, loss %.1f %%, score %.1f",
 			(long long)json_integer_value(get(h, "interval_ms")),
 			json_number_value(get(h, "rtt_mean_ms")), json_number_value(get(h, "rtt_min_ms")),
@@ -287,11 +287,11 @@ static void health(const struct xb_render *r, json_t *h)
 	availability(r, h);
 	monitors(r, get(h, "targets"));
 	if ((p = get(h, "passive")))
-		rd_kv(r, "data plane", rd_fmt("%s; last received %.0f ms ago; %lld down%s at a first "
+		render_kv(r, "data plane", render_fmt("%s; last received %.0f ms ago; %lld down%s at a first "
 			"missed round", json_string_value(get(p, "verdict")) ?: "-",
 			json_number_value(get(p, "rx_age_ms")), (long long)json_integer_value(get(p, "downs")),
 			json_integer_value(get(p, "downs")) == 1 ? "" : "s"), NULL);
-	rd_kv(r, "active for", json_array_size(a) ? rd_list(a, ", ", "-") : strdup("-"), NULL);
+	render_kv(r, "active for", json_array_size(a) ? render_list(a, ", ", "-") : strdup("-"), NULL);
 }
 
 static void tunnel(const struct xb_render *r, json_t *t)
@@ -301,29 +301,29 @@ static void tunnel(const struct xb_render *r, json_t *t)
 	json_t *type = get(t, "type");
 	bool gre = json_is_string(type) && !strcmp(json_string_value(type), "gre");
 
-	rd_head(r, "tunnel", rd_text(get(t, "name")));
-	rd_kv(r, "state", rd_text(state), up ? C_GREEN : C_RED);
-	rd_kv(r, "interface", rd_text(get(t, "ifname")), NULL);
-	rd_kv(r, "type", rd_text(get(t, "type")), NULL);
-	rd_kv(r, "backend", backend(t), NULL);
+	render_head(r, "tunnel", render_text(get(t, "name")));
+	render_kv(r, "state", render_text(state), up ? C_GREEN : C_RED);
+	render_kv(r, "interface", render_text(get(t, "ifname")), NULL);
+	render_kv(r, "type", render_text(get(t, "type")), NULL);
+	render_kv(r, "backend", backend(t), NULL);
 	if (!gre) {
-		rd_kv(r, "endpoint", rd_text(get(t, "endpoint")), NULL);
-		rd_kv(r, "peer public key", rd_text(get(t, "peer_public_key")), NULL);
+		render_kv(r, "endpoint", render_text(get(t, "endpoint")), NULL);
+		render_kv(r, "peer public key", render_text(get(t, "peer_public_key")), NULL);
 	}
-	rd_kv(r, "addresses", addresses(t), NULL);
-	rd_kv(r, "routing", routing(t), NULL);
+	render_kv(r, "addresses", addresses(t), NULL);
+	render_kv(r, "routing", routing(t), NULL);
 	if (gre) {
-		rd_kv(r, "local", rd_text(get(t, "local")), NULL);
-		rd_kv(r, "remote", rd_text(get(t, "remote")), NULL);
-		rd_kv(r, "key", rd_text(get(t, "key")), NULL);
-		rd_kv(r, "keepalive", rd_fmt("%s (%lld sent, %lld replies)",
+		render_kv(r, "local", render_text(get(t, "local")), NULL);
+		render_kv(r, "remote", render_text(get(t, "remote")), NULL);
+		render_kv(r, "key", render_text(get(t, "key")), NULL);
+		render_kv(r, "keepalive", render_fmt("%s (%lld sent, %lld replies)",
 			json_string_value(get(t, "keepalive")) ?: "-",
 			(long long)json_integer_value(get(t, "keepalives_sent")),
 			(long long)json_integer_value(get(t, "keepalive_replies"))), NULL);
 	} else {
-		rd_kv(r, "latest handshake", rd_ago_at(r, t, "last_handshake"), NULL);
+		render_kv(r, "latest handshake", render_ago_at(r, t, "last_handshake"), NULL);
 	}
-	rd_kv(r, "transfer", transfer(t), NULL);
+	render_kv(r, "transfer", transfer(t), NULL);
 	health(r, get(t, "health"));
 }
 
@@ -362,7 +362,7 @@ static char *rule_from(json_t *rule)
 		at = json_is_string(d) ? json_sprintf("@%s", json_string_value(d)) : NULL;
 		json_array_append_new(all, at ? at : json_incref(d));
 	}
-	s = rd_list(all, ",", "any");
+	s = render_list(all, ",", "any");
 	json_decref(all);
 	return s;
 }
@@ -387,7 +387,7 @@ static char *rule_to(json_t *rule)
 							json_string_value(get(l, "path")) : "?",
 							json_integer_value(get(l, "prefixes"))));
 	json_array_extend(all, get(rule, "domains"));
-	s = rd_list(all, ",", "any");
+	s = render_list(all, ",", "any");
 	json_decref(all);
 	return s;
 }
@@ -401,8 +401,8 @@ static char *rule_service(json_t *rule)
 
 	if (!pr && !po)
 		return strdup("-");
-	p = rd_list(pr, ",", "any");
-	q = po ? rd_list(po, ",", "") : strdup("");
+	p = render_list(pr, ",", "any");
+	q = po ? render_list(po, ",", "") : strdup("");
 	if (p && q && *q && asprintf(&s, "%s/%s", p, q) < 0)
 		s = NULL;
 	else if (p && q && !*q)
@@ -418,17 +418,17 @@ static char *rule_active(json_t *rule)
 {
 	json_t *h = get(rule, "health");
 	double a = json_number_value(get(h, "availability"));
-	char *act = rd_text(get(rule, "active")), *s;
+	char *act = render_text(get(rule, "active")), *s;
 
 	if (!h || a < 0 || !act)
 		return act;
-	s = rd_fmt("%s (%.2f %%%s)", act, a * 100,
+	s = render_fmt("%s (%.2f %%%s)", act, a * 100,
 		     json_is_false(get(h, "slo_met")) ? ", below SLO" : "");
 	free(act);
 	return s;
 }
 
-static void rule_row(const struct xb_render *r, struct rd_table *t, json_t *rule)
+static void rule_row(const struct xb_render *r, struct render_table *t, json_t *rule)
 {
 	json_t *act = get(rule, "action");
 	bool allow = json_is_string(act) && !strcmp(json_string_value(act), "allow");
@@ -436,38 +436,38 @@ static void rule_row(const struct xb_render *r, struct rd_table *t, json_t *rule
 	char *pkts = NULL;
 
 	(void)r;
-	if (!rd_uint_at(rule, "packets", &pk) || asprintf(&pkts, "%" PRIu64, pk) < 0)
+	if (!render_uint_at(rule, "packets", &pk) || asprintf(&pkts, "%" PRIu64, pk) < 0)
 		pkts = strdup("-");
-	rd_tab_put(t, C_GREEN, rd_text(get(rule, "name")));
-	rd_tab_put(t, allow ? C_GREEN : C_RED, rd_text(act));
-	rd_tab_put(t, NULL, rule_from(rule));
-	rd_tab_put(t, NULL, rd_list(get(rule, "posture"), ",", "any"));
-	rd_tab_put(t, NULL, rule_to(rule));
-	rd_tab_put(t, NULL, rule_service(rule));
-	rd_tab_put(t, NULL, rd_text(get(rule, "via")));
-	rd_tab_put(t, NULL, rule_active(rule));
-	rd_tab_put(t, NULL, pkts);
-	rd_tab_put(t, NULL, rd_bytes_at(rule, "bytes"));
+	render_tab_put(t, C_GREEN, render_text(get(rule, "name")));
+	render_tab_put(t, allow ? C_GREEN : C_RED, render_text(act));
+	render_tab_put(t, NULL, rule_from(rule));
+	render_tab_put(t, NULL, render_list(get(rule, "posture"), ",", "any"));
+	render_tab_put(t, NULL, rule_to(rule));
+	render_tab_put(t, NULL, rule_service(rule));
+	render_tab_put(t, NULL, render_text(get(rule, "via")));
+	render_tab_put(t, NULL, rule_active(rule));
+	render_tab_put(t, NULL, pkts);
+	render_tab_put(t, NULL, render_bytes_at(rule, "bytes"));
 }
 
 int xb_render_rules(const struct xb_render *r, json_t *list)
 {
 	static const char *const cols[] = { "NAME", "ACTION", "FROM", "POSTURE", "TO",
 					    "SERVICE", "VIA", "ACTIVE", "PACKETS", "BYTES" };
-	struct rd_table t;
+	struct render_table t;
 	json_t *rule;
 	size_t i;
 
 	if (!json_is_array(list))
 		return -1;
-	if (!rd_tab_init(&t, 10, json_array_size(list) + 1)) {
-		rd_tab_free(&t);
+	if (!render_tab_init(&t, 10, json_array_size(list) + 1)) {
+		render_tab_free(&t);
 		return -1;
 	}
-	rd_tab_head(&t, cols);
+	render_tab_head(&t, cols);
 	json_array_foreach(list, i, rule)
 		rule_row(r, &t, rule);
-	rd_tab_print(r, &t);
-	rd_tab_free(&t);
+	render_tab_print(r, &t);
+	render_tab_free(&t);
 	return 0;
 }

@@ -19,37 +19,37 @@ static inline json_t *get(json_t *o, const char *key)
 }
 
 /* Values as text, malloc'ed; "-" for what is missing or null. */
-char *rd_text(json_t *v);
-/* A list joined by sep (empty_list when empty); a scalar as rd_text(). */
-char *rd_list(json_t *v, const char *sep, const char *empty_list);
+char *render_text(json_t *v);
+/* A list joined by sep (empty_list when empty); a scalar as render_text(). */
+char *render_list(json_t *v, const char *sep, const char *empty_list);
 /* Unsigned integer at key, or false when missing or of another type. */
-bool rd_uint_at(json_t *o, const char *key, uint64_t *out);
-char *rd_bytes_at(json_t *o, const char *key);
+bool render_uint_at(json_t *o, const char *key, uint64_t *out);
+char *render_bytes_at(json_t *o, const char *key);
 /* A wall-clock time at key as "1m40s ago"; 0 is "never". */
-char *rd_ago_at(const struct xb_render *r, json_t *o, const char *key);
+char *render_ago_at(const struct xb_render *r, json_t *o, const char *key);
 /* code, or "" when colours are off. */
-const char *rd_paint(const struct xb_render *r, const char *code);
+const char *render_paint(const struct xb_render *r, const char *code);
 /* vasprintf's result, or NULL. */
-char *rd_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *render_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Cells row by row, each with its colour (or NULL); printed with every column
  * as wide as its widest cell, two spaces apart, the last one unpadded. */
-struct rd_table {
+struct render_table {
 	size_t cols, n, cap;
 	char **cell;
 	const char **colour;
 };
 
-bool rd_tab_init(struct rd_table *t, size_t cols, size_t rows);
+bool render_tab_init(struct render_table *t, size_t cols, size_t rows);
 /* Adds s (malloc'ed, taken over; NULL prints as "-"). */
-void rd_tab_put(struct rd_table *t, const char *colour, char *s);
-void rd_tab_head(struct rd_table *t, const char *const *names);
-void rd_tab_print(const struct xb_render *r, struct rd_table *t);
-void rd_tab_free(struct rd_table *t);
+void render_tab_put(struct render_table *t, const char *colour, char *s);
+void render_tab_head(struct render_table *t, const char *const *names);
+void render_tab_print(const struct xb_render *r, struct render_table *t);
+void render_tab_free(struct render_table *t);
 
 /* "  key: value" with the key in bold; value malloc'ed and freed here. */
-void rd_kv(const struct xb_render *r, const char *key, char *value, const char *colour);
+void render_kv(const struct xb_render *r, const char *key, char *value, const char *colour);
 /* "title: value" starting a block; value freed here. */
-void rd_head(const struct xb_render *r, const char *title, char *value);
+void render_head(const struct xb_render *r, const char *title, char *value);
 
 #endif

@@ -60,7 +60,7 @@ static void scalar(FILE *f, json_t *v)
 
 /* v as text, malloc'ed: "-" when missing or null; a list joined by sep,
  * empty_list when empty; control characters as '?'. NULL when out of memory. */
-char *rd_list(json_t *v, const char *sep, const char *empty_list)
+char *render_list(json_t *v, const char *sep, const char *empty_list)
 {
 	char *s = NULL;
 	size_t n = 0, i;
@@ -87,13 +87,13 @@ char *rd_list(json_t *v, const char *sep, const char *empty_list)
 	return s;
 }
 
-char *rd_text(json_t *v)
+char *render_text(json_t *v)
 {
-	return rd_list(v, ",", "-");
+	return render_list(v, ",", "-");
 }
 
 /* Unsigned integer at key, or false when missing or of another type. */
-bool rd_uint_at(json_t *o, const char *key, uint64_t *out)
+bool render_uint_at(json_t *o, const char *key, uint64_t *out)
 {
 	json_t *v = get(o, key);
 
@@ -103,12 +103,12 @@ bool rd_uint_at(json_t *o, const char *key, uint64_t *out)
 	return true;
 }
 
-char *rd_bytes_at(json_t *o, const char *key)
+char *render_bytes_at(json_t *o, const char *key)
 {
 	char buf[32];
 	uint64_t b;
 
-	if (!rd_uint_at(o, key, &b))
+	if (!render_uint_at(o, key, &b))
 		return strdup("-");
 	xb_fmt_bytes(buf, sizeof(buf), b);
 	return strdup(buf);
@@ -116,12 +116,12 @@ char *rd_bytes_at(json_t *o, const char *key)
 
 /* A wall-clock time at key as "1m40s ago"; 0 is "never". A time ahead of
  * ours (clock skew) counts as now. */
-char *rd_ago_at(const struct xb_render *r, json_t *o, const char *key)
+char *render_ago_at(const struct xb_render *r, json_t *o, const char *key)
 {
 	char buf[48];
 	uint64_t t;
 
-	if (!rd_uint_at(o, key, &t))
+	if (!render_uint_at(o, key, &t))
 		return strdup("-");
 	if (t == 0)
 		return strdup("never");
@@ -131,14 +131,14 @@ char *rd_ago_at(const struct xb_render *r, json_t *o, const char *key)
 	return strdup(buf);
 }
 
-const char *rd_paint(const struct xb_render *r, const char *code)
+const char *render_paint(const struct xb_render *r, const char *code)
 {
 	return r->colour ? code : "";
 }
 
 /* --- tables -------------------------------------------------------------- */
 
-bool rd_tab_init(struct rd_table *t, size_t cols, size_t rows)
+bool render_tab_init(struct render_table *t, size_t cols, size_t rows)
 {
 	t->cols = cols;
 	t->n = 0;
@@ -149,7 +149,7 @@ bool rd_tab_init(struct rd_table *t, size_t cols, size_t rows)
 }
 
 /* Adds s (malloc'ed, taken over; NULL prints as "-"). */
-void rd_tab_put(struct rd_table *t, const char *colour, char *s)
+void render_tab_put(struct render_table *t, const char *colour, char *s)
 {
 	if (t->n < t->cap) {
 		t->colour[t->n] = colour;
@@ -159,10 +159,10 @@ void rd_tab_put(struct rd_table *t, const char *colour, char *s)
 	}
 }
 
-void rd_tab_head(struct rd_table *t, const char *const *names)
+void render_tab_head(struct render_table *t, const char *const *names)
 {
 	for (size_t i = 0; i < t->cols; i++)
-		rd_tab_put(t, C_BOLD, strdup(names[i]));
+		render_tab_put(t, C_BOLD, strdup(names[i]));
 }
 
 /* Display width: UTF-8 characters, not bytes. */
@@ -175,7 +175,7 @@ static size_t width(const char *s)
 	return w;
 }
 
-void rd_tab_print(const struct xb_render *r, struct rd_table *t)
+void render_tab_print(const struct xb_render *r, struct render_table *t)
 {
 	size_t *w = calloc(t->cols, sizeof(*w)), i;
 
@@ -187,8 +187,8 @@ void rd_tab_print(const struct xb_render *r, struct rd_table *t)
 	for (i = 0; w && i < t->n; i++) {
 		const char *s = t->cell[i] ? t->cell[i] : "-";
 		bool last = i % t->cols == t->cols - 1;
-		fprintf(r->out, "%s%s%s", t->colour[i] ? rd_paint(r, t->colour[i]) : "", s,
-			t->colour[i] ? rd_paint(r, C_RESET) : "");
+		fprintf(r->out, "%s%s%s", t->colour[i] ? render_paint(r, t->colour[i]) : "", s,
+			t->colour[i] ? render_paint(r, C_RESET) : "");
 		if (last)
 			fputc('\n', r->out);
 		else
@@ -197,7 +197,7 @@ void rd_tab_print(const struct xb_render *r, struct rd_table *t)
 	free(w);
 }
 
-void rd_tab_free(struct rd_table *t)
+void render_tab_free(struct render_table *t)
 {
 	for (size_t i = 0; i < t->n; i++)
 		free(t->cell[i]);
@@ -207,22 +207,23 @@ void rd_tab_free(struct rd_table *t)
 
 
 /* "  key: value" with the key in bold; value malloc'ed and freed here. */
-void rd_kv(const struct xb_render *r, const char *key, char *value, const char *colour)
+void render_kv(const struct xb_render *r, const char *key, char *value, const char *colour)
 {
-	fprintf(r->out, "  %s%s%s: %s%s%s\n", rd_paint(r, C_BOLD), key, rd_paint(r, C_RESET),
-		colour ? rd_paint(r, colour) : "", value ? value : "-", colour ? rd_paint(r, C_RESET) : "");
+	fprintf(r->out, "  %s%s%s: %s%s%s\n", render_paint(r, C_BOLD), key, render_paint(r, C_RESET),
+		colour ? render_paint(r, colour) : "", value ? value : "-",
+		colour ? render_paint(r, C_RESET) : "");
 	free(value);
 }
 
 /* "title: value" starting a block. */
-void rd_head(const struct xb_render *r, const char *title, char *value)
+void render_head(const struct xb_render *r, const char *title, char *value)
 {
-	fprintf(r->out, "%s%s%s: %s%s%s\n", rd_paint(r, C_BOLD), title, rd_paint(r, C_RESET),
-		rd_paint(r, C_GREEN), value ? value : "-", rd_paint(r, C_RESET));
+	fprintf(r->out, "%s%s%s: %s%s%s\n", render_paint(r, C_BOLD), title, render_paint(r, C_RESET),
+		render_paint(r, C_GREEN), value ? value : "-", render_paint(r, C_RESET));
 	free(value);
 }
 
-char *rd_fmt(const char *fmt, ...)
+char *render_fmt(const char *fmt, ...)
 {
 	char *s = NULL;
 	va_list ap;
