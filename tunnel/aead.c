@@ -1,7 +1,6 @@
 /* Transport-data AEAD; see aead.h. */
 #include "tunnel/aead.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
