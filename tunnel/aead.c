@@ -98,7 +98,8 @@ static bool stream(struct aead_thread *t, const uint8_t *src, size_t len,
 
 	memcpy(iv + 4, nonce, 12);
 	memset(t->scratch, 0, 64);
-	memcpy(t->scratch + 64, src, len);
+	if (len)	/* a keepalive's src may be NULL */
+		memcpy(t->scratch + 64, src, len);
 	memset(t->scratch + 64 + len, 0, total - 64 - len);
 	if (EVP_CipherInit_ex2(t->ctx, NULL, rekey ? key : NULL, iv, 1, NULL) != 1) {
 		t->keyed = false;
@@ -121,7 +122,8 @@ static bool tag_of(struct aead_thread *t, uint8_t tag[XB_AEAD_TAG_LEN], const ui
 	uint64_t n = len;	/* little-endian host */
 	size_t tl = (rest ? 16 : 0) + 16;
 
-	memcpy(tail, ct + whole, rest);
+	if (rest)
+		memcpy(tail, ct + whole, rest);
 	memcpy(tail + tl - 8, &n, 8);
 	return EVP_MAC_init(t->mctx, t->scratch, 32, NULL) == 1 &&
 	       (!whole || EVP_MAC_update(t->mctx, ct, whole) == 1) &&
@@ -137,7 +139,8 @@ static bool evp_seal(struct aead_thread *t, uint8_t *dst, const uint8_t *src, si
 	bool ok = stream(t, src, len, nonce, key) && tag_of(t, tag, t->scratch + 64, len);
 
 	if (ok) {
-		memcpy(dst, t->scratch + 64, len);
+		if (len)
+			memcpy(dst, t->scratch + 64, len);
 		memcpy(dst + len, tag, XB_AEAD_TAG_LEN);
 	}
 	sodium_memzero(t->scratch, 64 + len + 64);
@@ -156,7 +159,7 @@ static int evp_open(struct aead_thread *t, uint8_t *dst, const uint8_t *src, siz
 
 	if (stream(t, src, len, nonce, key) && tag_of(t, tag, src, len))
 		r = CRYPTO_memcmp(tag, src + len, XB_AEAD_TAG_LEN) ? EVP_BAD_TAG : EVP_OK;
-	if (r == EVP_OK)
+	if (r == EVP_OK && len)
 		memcpy(dst, t->scratch + 64, len);
 	sodium_memzero(t->scratch, 64 + len + 64);
 	return r;
