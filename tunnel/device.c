@@ -433,7 +433,7 @@ int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_t
 	log_info("%s: TUN offloads (TSO in, coalescing out) %s", dev->ifname,
 		 dev->tun_offload ? "on" : "not available: one packet per read and write");
 	log_info("%s: transport data: %s", dev->ifname, !strcmp(xb_aead_impl(), "openssl") ?
-		 "OpenSSL's ChaCha20-Poly1305 from 768 bytes, libsodium's below" :
+		 "OpenSSL's ChaCha20 and Poly1305 (one wide ChaCha20 call a packet)" :
 		 "libsodium's ChaCha20-Poly1305 (libcrypto gave no cipher context)");
 	if ((r = bind_sockets(dev, 0)) < 0)
 		goto fail;
