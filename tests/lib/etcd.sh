@@ -83,6 +83,14 @@ etcd_tls_make() {
 	etcd_tls_cert "$d" ca client
 }
 
+# The policy's cluster options for TLS, with the client certificate (none
+# without TLS).
+etcd_policy_tls() {
+	[ "$ETCD_TLS" = 1 ] || return 0
+	echo " ca_file = \"$ETCD_DIR/tls/ca.pem\"; cert_file = \"$ETCD_DIR/tls/client.pem\";" \
+		"key_file = \"$ETCD_DIR/tls/client.key\";"
+}
+
 # etcdctl's TLS flags (none without TLS).
 etcd_ctl_tls() {
 	[ "$ETCD_TLS" = 1 ] || return 0
