@@ -285,5 +285,22 @@ xb_check "the store names one address for bob" test "$(alloc_of bob | wc -l)" = 
 xb_check "B logged no allocation conflict" sh -c "! grep -q 'gave it to device' '$LOG_gwb'"
 xb_check "... and counts none" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock -j status | jq -e '.cluster.counters.alloc_conflicts == 0' >/dev/null"
 
+# TLS and a reload: the CA's path changed is a new connection (the files
+# are part of the cluster's identity, docs/ha.md "TLS"): a CA that did not
+# sign the members takes B off etcd with libcurl's reason; the right one
+# brings it back.
+if [ "$ETCD_TLS" = 1 ]; then
+	etcd_tls_ca "$ETCD_DIR/tls" other
+	cp "$XB_TMP/gwb/xborder.conf" "$XB_TMP/gwb/good.conf"
+	sed -i "s|tls/ca.pem|tls/other.pem|" "$XB_TMP/gwb/xborder.conf"
+	xb_check "B reloads with another CA" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+	xb_check "... and logs why etcd does not answer" \
+		xb_wait 5000 grep -q "etcd does not answer (.*SSL certificate problem" "$LOG_gwb"
+	cluster_down() { ! cluster_up "$1"; }
+	xb_check "... its cluster is down" xb_wait 5000 cluster_down gwb
+	cp "$XB_TMP/gwb/good.conf" "$XB_TMP/gwb/xborder.conf"
+	xb_check "B reloads with the members' CA" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+	xb_check "... and its cluster is up again" xb_wait 5000 cluster_up gwb
+fi
 xb_check "both gateways still run" kill -0 "$PID_gwa" "$PID_gwb"
 xb_end
