@@ -466,8 +466,16 @@ struct xb_cluster_cfg {
 	struct xb_src src;
 	char *name;			/* the cluster's name */
 	char *node;			/* this gateway's name; default: the host name */
-	char **endpoints;		/* etcd's client URLs, "http://HOST:PORT" */
+	char **endpoints;		/* etcd's client URLs, "http(s)://HOST:PORT" */
 	size_t n_endpoints;
+	bool tls;			/* the endpoints are https:// (all or none) */
+	/* TLS files as written and resolved against the policy's directory:
+	 * the CA that signed the members' certificates (required with https),
+	 * the client's certificate and its key (both or neither; the key
+	 * 0600, never read here beyond a check). NULL when not set. */
+	char *ca_file, *ca_resolved;
+	char *cert_file, *cert_resolved;
+	char *key_file, *key_resolved;
 	char *prefix;			/* every key under it; default "/xborder/NAME/" */
 	unsigned request_timeout_ms;
 	bool has_vip;			/* vip: the address devices connect to */

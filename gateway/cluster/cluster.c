@@ -518,6 +518,8 @@ struct xb_cluster *xb_cluster_open(const struct xb_cluster_cfg *cfg, const struc
 	struct xb_etcd_opts o = {
 		.endpoints = (const char *const *)cfg->endpoints, .n_endpoints = cfg->n_endpoints,
 		.request_timeout_ms = cfg->request_timeout_ms,
+		.ca_file = cfg->ca_resolved, .cert_file = cfg->cert_resolved,
+		.key_file = cfg->key_resolved,
 	};
 	char err[256];
 
@@ -536,16 +538,26 @@ struct xb_cluster *xb_cluster_open(const struct xb_cluster_cfg *cfg, const struc
 		xb_cluster_close(c);
 		return NULL;
 	}
-	log_info("cluster \"%s\": node %s, %zu etcd endpoints, keys under %s", cfg->name, cfg->node,
-		 cfg->n_endpoints, cfg->prefix);
+	log_info("cluster \"%s\": node %s, %zu etcd endpoints%s, keys under %s", cfg->name, cfg->node,
+		 cfg->n_endpoints, !cfg->tls ? "" : cfg->cert_resolved ? " (TLS, client certificate)" :
+		 " (TLS)", cfg->prefix);
 	xb_cluster_tick(c);
 	return c;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* A change of the TLS files' paths reconnects (a new client); a file
+ * replaced under the same path is read at the client's next connection. */
 static bool same_cfg(const struct xb_cluster_cfg *a, const struct xb_cluster_cfg *b)
 {
 	if (a->n_endpoints != b->n_endpoints || strcmp(a->prefix, b->prefix) ||
-	    strcmp(a->node, b->node) || a->request_timeout_ms != b->request_timeout_ms)
+	    strcmp(a->node, b->node) || a->request_timeout_ms != b->request_timeout_ms ||
+	    !same_str(a->ca_resolved, b->ca_resolved) || !same_str(a->cert_resolved, b->cert_resolved) ||
+	    !same_str(a->key_resolved, b->key_resolved))
 		return false;
 	for (size_t i = 0; i < a->n_endpoints; i++)
 		if (strcmp(a->endpoints[i], b->endpoints[i]))

@@ -166,7 +166,49 @@ fail:
 	return NULL;
 }
 
-void xbe_easy_common(CURL *h, struct curl_slist *hdrs)
+/* TLS on a handle: verify the member's certificate against ca_file alone
+ * (CAPATH cleared: libcurl's built-in default would add the system's store)
+ * and its name or address; present the client's certificate when given.
+ * The CA is read at each new connection (no cache), so a file replaced in
+ * place is used from the next connection on. HTTP/1.1 as over http://
+ * (ALPN would pick HTTP/2): one protocol, so what a request that failed
+ * was sent (CURLINFO_REQUEST_SIZE, xbe_call's resend rule) means the same. */
+static void easy_tls(const struct xb_etcd *e, CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
+	curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (e->cert_file) {
+		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert_file);
+		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+		curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_file);
+	}
+}
+
+/* With TLS 1.3 a member checks the client's certificate after the
+ * handshake: one it refuses shows here as a reset or an alert while
+ * sending or reading, not as a handshake failure. Said so in the message. */
+const char *xbe_tls_hint(const struct xb_etcd *e, CURLcode cc)
+{
+	if (!e->ca_file)
+		return "";
+	switch (cc) {
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_SSL_CONNECT_ERROR:
+		return e->cert_file ? " (TLS: the member may have refused our client certificate)" :
+			" (TLS: the member may require a client certificate: cert_file, key_file)";
+	default:
+		return "";
+	}
+}
+
+void xbe_easy_common(const struct xb_etcd *e, CURL *h, struct curl_slist *hdrs)
 {
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
@@ -177,6 +219,8 @@ void xbe_easy_common(CURL *h, struct curl_slist *hdrs)
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 2L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 1L);
+	if (e->ca_file)
+		easy_tls(e, h);
 }
 
 static int grpc_err(int code)
@@ -229,8 +273,8 @@ int xbe_call(struct xb_etcd *e, CURL *h, const char *path, const char *body,
 		curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
 		if (cc != CURLE_OK) {
 			free(b.p);
-			snprintf(msg, msglen, "%s: %s", e->eps[ep], b.over ? "answer too large" :
-				 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+			snprintf(msg, msglen, "%s: %.150s%s", e->eps[ep], b.over ? "answer too large" :
+				 errbuf[0] ? errbuf : curl_easy_strerror(cc), xbe_tls_hint(e, cc));
 			if (b.over)
 				return -EPROTO;
 			if (sent > 0 && !resend_ok)
@@ -392,7 +436,7 @@ static void *worker(void *arg)
 	int64_t id;
 
 	if (h)
-		xbe_easy_common(h, hdrs);
+		xbe_easy_common(e, h, hdrs);
 	pthread_mutex_lock(&e->mu);
 	while (!e->stop) {
 		t = xbe_now_ms();
@@ -610,11 +654,36 @@ static void free_client(struct xb_etcd *e)
 	for (i = 0; i < e->n_eps; i++)
 		free(e->eps[i]);
 	free(e->eps);
+	free(e->ca_file);
+	free(e->cert_file);
+	free(e->key_file);
 	if (e->efd >= 0)
 		close(e->efd);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->cond);
 	free(e);
+}
+
+/* https endpoints all or none; with https a CA, and the client's
+ * certificate with its key or neither; with http no TLS files (they would
+ * look like protection that is not there). */
+static int tls_check(const struct xb_etcd_opts *o, char *err, size_t errlen)
+{
+	size_t i, n_tls = 0;
+
+	for (i = 0; i < o->n_endpoints; i++)
+		n_tls += !strncmp(o->endpoints[i], "https://", 8);
+	if (n_tls && n_tls != o->n_endpoints)
+		snprintf(err, errlen, "etcd: endpoints mix http:// and https://");
+	else if (n_tls && !o->ca_file)
+		snprintf(err, errlen, "etcd: https endpoints need a CA file");
+	else if (!n_tls && (o->ca_file || o->cert_file || o->key_file))
+		snprintf(err, errlen, "etcd: TLS files given for http endpoints");
+	else if (!o->cert_file != !o->key_file)
+		snprintf(err, errlen, "etcd: a client certificate needs its key, and a key its certificate");
+	else
+		return 0;
+	return -1;
 }
 
 struct xb_etcd *xb_etcd_open(const struct xb_etcd_opts *o, xb_etcd_state_fn state, void *ctx,
@@ -636,6 +705,8 @@ struct xb_etcd *xb_etcd_open(const struct xb_etcd_opts *o, xb_etcd_state_fn stat
 				 o->endpoints[i] ? o->endpoints[i] : "(null)");
 			return NULL;
 		}
+	if (tls_check(o, err, errlen) < 0)
+		return NULL;
 	pthread_once(&curl_once, curl_init);
 	if (!(e = calloc(1, sizeof(*e)))) {
 		snprintf(err, errlen, "etcd: out of memory");
@@ -653,6 +724,10 @@ struct xb_etcd *xb_etcd_open(const struct xb_etcd_opts *o, xb_etcd_state_fn stat
 	for (i = 0; i < o->n_endpoints; i++, e->n_eps++)
 		if (!(e->eps[i] = strdup(o->endpoints[i])))
 			goto fail;
+	if (o->ca_file && (!(e->ca_file = strdup(o->ca_file)) ||
+			   (o->cert_file && !(e->cert_file = strdup(o->cert_file))) ||
+			   (o->key_file && !(e->key_file = strdup(o->key_file)))))
+		goto fail;
 	/* No trailing slash: paths are appended. */
 	for (i = 0; i < e->n_eps; i++)
 		while (strlen(e->eps[i]) > 8 && e->eps[i][strlen(e->eps[i]) - 1] == '/')

@@ -16,7 +16,8 @@
  * tried, takes at most request_timeout_ms.
  *
  * err in a result: 0; -ETIMEDOUT (sent, no answer in time, or etcd timed
- * out); -ECONNREFUSED (no member answered); -EPROTO (an answer that is not
+ * out); -ECONNREFUSED (no member answered, or none passed the TLS checks:
+ * msg has libcurl's reason, e.g. "SSL certificate problem: ..."); -EPROTO (an answer that is not
  * what etcd sends; msg says what); -ENOENT (etcd: not found, e.g. an unknown
  * lease); -EIO (any other error etcd answered; msg has its message).
  */
@@ -39,6 +40,13 @@ struct xb_etcd_opts {
 	 * one key (a quorum read) to see the cluster still answers (default
 	 * 3000); while down it does so every 500 ms, and once at open. */
 	unsigned probe_interval_ms;
+	/* TLS, for https:// endpoints (all or none): the CA file (PEM) the
+	 * members' certificates must chain to — the only one trusted, the
+	 * system's store is not used — and, for etcd's --client-cert-auth, the
+	 * client's certificate and key (PEM, both or neither). The peer's
+	 * certificate and host (its subjectAltName: the endpoint's IP or name)
+	 * are always verified. Files are read at each new connection. */
+	const char *ca_file, *cert_file, *key_file;
 };
 /* Results handed to callbacks (valid during the callback only). key and val
  * are NUL-terminated (klen, vlen do not count it). */

@@ -63,11 +63,13 @@ struct watch {
 	atomic_int ep;
 	bool created, resync, failed;
 	char msg[256];
+	char errbuf[CURL_ERROR_SIZE];	/* libcurl's detail (a TLS failure's reason) */
 };
 
 struct xb_etcd {
 	char **eps;
 	size_t n_eps;
+	char *ca_file, *cert_file, *key_file;	/* https: see etcd.h; NULL for http */
 	unsigned req_ms, dial_ms, backoff_max_ms;
 	xb_etcd_state_fn state;
 	void *state_ctx;
@@ -94,7 +96,8 @@ bool xbe_key_ok(const char *key, size_t klen);
 char *xbe_b64(const char *p, size_t n);
 json_t *xbe_range_body(const char *key, size_t klen, bool prefix);
 struct curl_slist *xbe_json_headers(bool hasleader);
-void xbe_easy_common(CURL *h, struct curl_slist *hdrs);
+const char *xbe_tls_hint(const struct xb_etcd *e, CURLcode cc);
+void xbe_easy_common(const struct xb_etcd *e, CURL *h, struct curl_slist *hdrs);
 int xbe_call(struct xb_etcd *e, CURL *h, const char *path, const char *body,
 	     enum xbe_kind kind, bool resend_ok, struct xbe_answer *a, char *msg, size_t msglen);
 void xbe_watch_free(struct watch *w);

@@ -114,6 +114,8 @@ static bool stream(struct watch *w, CURL *h, int ep)
 	free(body);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, w);
+	w->errbuf[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->errbuf);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)e->dial_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
 	curl_multi_add_handle(w->multi, h);
@@ -123,8 +125,9 @@ static bool stream(struct watch *w, CURL *h, int ep)
 		while ((m = curl_multi_info_read(w->multi, &left)))
 			if (m->msg == CURLMSG_DONE && m->data.result != CURLE_OK && !w->failed &&
 			    !w->resync)
-				snprintf(w->msg, sizeof(w->msg), "%s: %s", e->eps[ep],
-					 curl_easy_strerror(m->data.result));
+				snprintf(w->msg, sizeof(w->msg), "%s: %.150s%s", e->eps[ep],
+					 w->errbuf[0] ? w->errbuf : curl_easy_strerror(m->data.result),
+					 xbe_tls_hint(e, m->data.result));
 		if (!running)
 			break;
 		/* Created within the request timeout, or the member is no use. */
@@ -192,8 +195,8 @@ static void *watcher(void *arg)
 
 	if (!h || !u || !hdrs || !uhdrs)
 		goto out;
-	xbe_easy_common(h, hdrs);
-	xbe_easy_common(u, uhdrs);
+	xbe_easy_common(e, h, hdrs);
+	xbe_easy_common(e, u, uhdrs);
 	ep = ep < 0 ? 0 : ep;
 	while (!stopping(e)) {
 		uint64_t t0 = xbe_now_ms();

@@ -12,6 +12,14 @@
 #   etcd_leader                   # the number (1..3) of the member that leads
 #   "$ETCD_CTL" kill 2            # the same actions from a program (a script of its own)
 #
+# TLS: ETCD_TLS=1 before etcd_start_cluster makes a CA and certificates with
+# the openssl CLI in $ETCD_DIR/tls (etcd_tls_ca, etcd_tls_cert): ca.pem, a
+# server certificate per member (mN.pem/.key, the member's IP in
+# subjectAltName), a client certificate (client.pem/.key, its key 0600);
+# members serve clients https only with --client-cert-auth (peers stay
+# http), etcd_endpoints prints https:// URLs and etcdctl here presents the
+# client certificate.
+#
 #        e1 198.51.100.51    e2 198.51.100.52    e3 198.51.100.53     (eth0 each)
 #              \                    |                   /
 #               +---------- eh: bridge br0 198.51.100.50 -----------+
@@ -33,18 +41,70 @@ ETCD_DIR=
 ETCD_CTL=
 ETCD_HEARTBEAT_MS=${ETCD_HEARTBEAT_MS:-100}
 ETCD_ELECTION_MS=${ETCD_ELECTION_MS:-1000}
+ETCD_TLS=${ETCD_TLS:-0}
 
 etcd_ip() { echo "198.51.100.$((50 + $1))"; }
+etcd_scheme() { if [ "$ETCD_TLS" = 1 ]; then echo https; else echo http; fi; }
 
 etcd_endpoints() {
-	echo "http://$(etcd_ip 1):2379,http://$(etcd_ip 2):2379,http://$(etcd_ip 3):2379"
+	local s
+	s=$(etcd_scheme)
+	echo "$s://$(etcd_ip 1):2379,$s://$(etcd_ip 2):2379,$s://$(etcd_ip 3):2379"
+}
+
+# etcd_tls_ca DIR NAME — a self-signed CA, DIR/NAME.pem and DIR/NAME.key
+# (EC P-256, valid a day).
+etcd_tls_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+		-subj "/CN=xborder test $2" -keyout "$1/$2.key" -out "$1/$2.pem" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+		2>/dev/null && chmod 600 "$1/$2.key"
+}
+
+# etcd_tls_cert DIR CA NAME [SAN] — DIR/NAME.pem/.key signed by DIR/CA,
+# for server and client use (etcd's gateway presents its server
+# certificate to its own gRPC server), SAN e.g. "IP:198.51.100.51".
+etcd_tls_cert() {
+	local d=$1 ca=$2 name=$3 san=${4:-}
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$name" \
+		-keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null || return 1
+	chmod 600 "$d/$name.key"
+	{ echo "extendedKeyUsage=serverAuth,clientAuth"; [ -z "$san" ] || echo "subjectAltName=$san"; } \
+		>"$d/$name.ext"
+	openssl x509 -req -in "$d/$name.csr" -CA "$d/$ca.pem" -CAkey "$d/$ca.key" -CAcreateserial \
+		-days 1 -extfile "$d/$name.ext" -out "$d/$name.pem" 2>/dev/null
+}
+
+etcd_tls_make() {
+	local d=$ETCD_DIR/tls i
+	mkdir -p "$d"
+	etcd_tls_ca "$d" ca || return 1
+	for i in 1 2 3; do etcd_tls_cert "$d" ca "m$i" "IP:$(etcd_ip "$i")" || return 1; done
+	etcd_tls_cert "$d" ca client
+}
+
+# The policy's cluster options for TLS, with the client certificate (none
+# without TLS).
+etcd_policy_tls() {
+	[ "$ETCD_TLS" = 1 ] || return 0
+	echo " ca_file = \"$ETCD_DIR/tls/ca.pem\"; cert_file = \"$ETCD_DIR/tls/client.pem\";" \
+		"key_file = \"$ETCD_DIR/tls/client.key\";"
+}
+
+# etcdctl's TLS flags (none without TLS).
+etcd_ctl_tls() {
+	[ "$ETCD_TLS" = 1 ] || return 0
+	echo "--cacert=$ETCD_DIR/tls/ca.pem --cert=$ETCD_DIR/tls/client.pem --key=$ETCD_DIR/tls/client.key"
 }
 
 # Writes $ETCD_DIR/ctl: "ctl kill N", "ctl restart N", "ctl pid N" — usable
 # by a test program, which has none of this shell's functions.
 etcd_write_ctl() {
-	local i cluster=
+	local i cluster= s tls=
+	s=$(etcd_scheme)
 	for i in 1 2 3; do cluster+="${cluster:+,}m$i=http://$(etcd_ip "$i"):2380"; done
+	[ "$ETCD_TLS" = 1 ] && tls="--client-cert-auth --trusted-ca-file $ETCD_DIR/tls/ca.pem \\
+		--cert-file $ETCD_DIR/tls/m\$n.pem --key-file $ETCD_DIR/tls/m\$n.key"
 	cat >"$ETCD_CTL" <<EOF
 #!/bin/sh
 # Written by tests/lib/etcd.sh for run $XB_RUN.
@@ -60,7 +120,7 @@ kill)
 start|restart)
 	[ -s "\$dir/m\$n.pid" ] && kill -0 "\$(cat "\$dir/m\$n.pid")" 2>/dev/null && exit 0
 	setsid ip netns exec $XB_RUN-e\$n etcd --name m\$n --data-dir "\$dir/m\$n.data" \\
-		--listen-client-urls http://\$ip:2379 --advertise-client-urls http://\$ip:2379 \\
+		--listen-client-urls $s://\$ip:2379 --advertise-client-urls $s://\$ip:2379 $tls \\
 		--listen-peer-urls http://\$ip:2380 --initial-advertise-peer-urls http://\$ip:2380 \\
 		--initial-cluster $cluster --initial-cluster-state new \\
 		--initial-cluster-token $XB_RUN --heartbeat-interval $ETCD_HEARTBEAT_MS \\
@@ -90,6 +150,7 @@ etcd_start_cluster() {
 		nq eh ip link set "m$i" master br0
 		xb_addr "e$i" eth0 "$(etcd_ip "$i")/24" || return 1
 	done
+	[ "$ETCD_TLS" != 1 ] || etcd_tls_make || { xb_log "etcd: could not make the TLS certificates"; return 1; }
 	etcd_write_ctl
 	for i in 1 2 3; do "$ETCD_CTL" start "$i" || return 1; done
 	etcd_wait_healthy 30000 || { xb_log "etcd: cluster not healthy; logs in $ETCD_DIR"; tail -n 5 "$ETCD_DIR"/m*.log; return 1; }
@@ -103,7 +164,7 @@ etcd_running() {
 	local i eps=
 	for i in 1 2 3; do
 		[ -s "$ETCD_DIR/m$i.pid" ] && kill -0 "$(cat "$ETCD_DIR/m$i.pid")" 2>/dev/null &&
-			eps+="${eps:+,}http://$(etcd_ip "$i"):2379"
+			eps+="${eps:+,}$(etcd_scheme)://$(etcd_ip "$i"):2379"
 	done
 	echo "$eps"
 }
@@ -112,7 +173,8 @@ etcd_healthy_now() {
 	local eps
 	eps=$(etcd_running)
 	[ -n "$eps" ] || return 1
-	nq eh etcdctl --endpoints="$eps" --dial-timeout=500ms --command-timeout=1s \
+	# shellcheck disable=SC2046 # etcd_ctl_tls: words, no spaces in paths
+	nq eh etcdctl --endpoints="$eps" $(etcd_ctl_tls) --dial-timeout=500ms --command-timeout=1s \
 		endpoint health >/dev/null 2>&1
 }
 
@@ -123,7 +185,8 @@ etcd_wait_healthy() { xb_wait "${1:-20000}" etcd_healthy_now; }
 etcd_leader() {
 	local i
 	for i in 1 2 3; do
-		nq eh etcdctl --endpoints="http://$(etcd_ip "$i"):2379" --dial-timeout=500ms \
+		# shellcheck disable=SC2046
+		nq eh etcdctl --endpoints="$(etcd_scheme)://$(etcd_ip "$i"):2379" $(etcd_ctl_tls) --dial-timeout=500ms \
 			--command-timeout=1s endpoint status -w json 2>/dev/null |
 			jq -e '.[0].Status.leader == .[0].Status.header.member_id' >/dev/null 2>&1 &&
 			{ echo "$i"; return 0; }

@@ -14,6 +14,9 @@
 #   alice eth0 192.0.2.1/30 ── gwa ea 192.0.2.2    gwa eu 192.0.2.17/30 ── org 192.0.2.18
 #   alice eth1 192.0.2.5/30 ── gwb eb 192.0.2.6        (DNS for *.acme.test; 192.0.2.100 http)
 #   alice's WireGuard: 203.0.113.10 → gateway 203.0.113.1 (A's or B's: the same key)
+#
+# ETCD_TLS=1 runs it all over TLS: members with --client-cert-auth, the
+# gateways with ca_file, cert_file, key_file (tests/lib/etcd.sh).
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/wg.sh"
 . "$(dirname "$0")/../lib/etcd.sh"
@@ -67,7 +70,7 @@ rules = ( { name = "web"; posture = [ "corp" ]; to = [ "192.0.2.100/32" ];
   { name = "edr"; posture = [ "edr" ]; to = [ "192.0.2.101/32" ]; action = "allow"; via = [ "internet" ]; } );
 dns = { upstreams = [ "192.0.2.18" ]; timeout = 500; tries = 1; };
 cluster = { name = "t$ID"; node = "$1"; endpoints = [ $(etcd_endpoints | sed 's/[^,]*/"&"/g; s/,/, /g') ];
-  request_timeout_ms = 1000; };
+  request_timeout_ms = 1000;$(etcd_policy_tls) };
 EOF
 }
 conf gwa
@@ -83,6 +86,8 @@ for g in gwa gwb; do
 	start_gw "$g" || { xb_fail "xborderd $g starts with a cluster section" "$(tail -n 20 "$XB_LAST_LOG")"; xb_end; }
 done
 xb_ok "both gateways start with a cluster section"
+[ "$ETCD_TLS" != 1 ] || xb_check "both talk to etcd over TLS with the client certificate" \
+	sh -c 'grep -q "etcd endpoints (TLS, client certificate)" "$1" && grep -q "etcd endpoints (TLS, client certificate)" "$2"' _ "$LOG_gwa" "$LOG_gwb"
 cluster_up() { ctl "$1" -j status | jq -e '.cluster.state == "up"' >/dev/null; }
 xb_check "xborderctl status: A's cluster is up" xb_wait 5000 cluster_up gwa
 xb_check "xborderctl status: B's cluster is up" xb_wait 5000 cluster_up gwb
@@ -237,7 +242,7 @@ SEQ=$((SEQ + 1))
 xb_check "a new report to B is accepted (200)" test "$(post $SEQ 11)" = 200
 xb_check "... and enforced on A" xb_wait 3000 enforced gwa no
 xb_check "the endpoint A saw for alice is in the shared state" sh -c \
-	"ETCDCTL_API=3 ip netns exec $XB_RUN-eh etcdctl --endpoints=$(etcd_endpoints) get /xborder/t$ID/endpoint/alice --print-value-only | grep -q 192.0.2."
+	"ETCDCTL_API=3 ip netns exec $XB_RUN-eh etcdctl --endpoints=$(etcd_endpoints) $(etcd_ctl_tls) get /xborder/t$ID/endpoint/alice --print-value-only | grep -q 192.0.2."
 
 # A reload keeps the connection (the cluster section is unchanged).
 xb_check "B reloads" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
@@ -249,7 +254,7 @@ xb_check "... and the next one too (200)" test "$(post $SEQ 11)" = 200
 xb_check "... enforced on A" xb_wait 3000 enforced gwa no
 
 # A bad value in the store is logged and skipped: B keeps alice's state.
-nq eh etcdctl --endpoints="$(etcd_endpoints)" put "/xborder/t$ID/posture/alice" '{"seq":"x"}' >/dev/null
+nq eh etcdctl --endpoints="$(etcd_endpoints)" $(etcd_ctl_tls) put "/xborder/t$ID/posture/alice" '{"seq":"x"}' >/dev/null
 xb_check "a bad value in the store is logged by A" xb_wait 3000 grep -q "posture/alice: .*seq" "$LOG_gwa"
 xb_check "... and changes nothing: alice still out of A's set" enforced gwa no
 SEQ=$((SEQ + 1))
@@ -265,8 +270,8 @@ for g in gwa gwb; do
 		"$XB_TMP/$g/xborder.conf"
 done
 echo "bob 203.0.113.40" >>"$XB_TMP/gwb/state/addresses"
-nq eh etcdctl --endpoints="$(etcd_endpoints)" put "/xborder/t$ID/alloc/4/203.0.113.77" '{"device":"../x","node":"gwz"}' >/dev/null
-alloc_of() { nq eh etcdctl --endpoints="$(etcd_endpoints)" get --prefix "/xborder/t$ID/alloc/4/" | paste - - | awk -v d="$1" 'index($2, "\"device\":\"" d "\"") { sub(".*/", "", $1); print $1 }'; }
+nq eh etcdctl --endpoints="$(etcd_endpoints)" $(etcd_ctl_tls) put "/xborder/t$ID/alloc/4/203.0.113.77" '{"device":"../x","node":"gwz"}' >/dev/null
+alloc_of() { nq eh etcdctl --endpoints="$(etcd_endpoints)" $(etcd_ctl_tls) get --prefix "/xborder/t$ID/alloc/4/" | paste - - | awk -v d="$1" 'index($2, "\"device\":\"" d "\"") { sub(".*/", "", $1); print $1 }'; }
 xb_check "A reloads with bob" sh -c "ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock reload >/dev/null"
 BOB=$(awk '$1 == "bob" { print $2 }' "$XB_TMP/gwa/state/addresses")
 xb_check "A gives bob a pool address ($BOB)" test -n "$BOB"
@@ -280,5 +285,22 @@ xb_check "the store names one address for bob" test "$(alloc_of bob | wc -l)" = 
 xb_check "B logged no allocation conflict" sh -c "! grep -q 'gave it to device' '$LOG_gwb'"
 xb_check "... and counts none" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock -j status | jq -e '.cluster.counters.alloc_conflicts == 0' >/dev/null"
 
+# TLS and a reload: the CA's path changed is a new connection (the files
+# are part of the cluster's identity, docs/ha.md "TLS"): a CA that did not
+# sign the members takes B off etcd with libcurl's reason; the right one
+# brings it back.
+if [ "$ETCD_TLS" = 1 ]; then
+	etcd_tls_ca "$ETCD_DIR/tls" other
+	cp "$XB_TMP/gwb/xborder.conf" "$XB_TMP/gwb/good.conf"
+	sed -i "s|tls/ca.pem|tls/other.pem|" "$XB_TMP/gwb/xborder.conf"
+	xb_check "B reloads with another CA" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+	xb_check "... and logs why etcd does not answer" \
+		xb_wait 5000 grep -q "etcd does not answer (.*SSL certificate problem" "$LOG_gwb"
+	cluster_down() { ! cluster_up "$1"; }
+	xb_check "... its cluster is down" xb_wait 5000 cluster_down gwb
+	cp "$XB_TMP/gwb/good.conf" "$XB_TMP/gwb/xborder.conf"
+	xb_check "B reloads with the members' CA" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+	xb_check "... and its cluster is up again" xb_wait 5000 cluster_up gwb
+fi
 xb_check "both gateways still run" kill -0 "$PID_gwa" "$PID_gwb"
 xb_end

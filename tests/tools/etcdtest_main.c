@@ -1,9 +1,13 @@
 /* xb-etcdtest: drives gateway/cluster/etcd.c against a real etcd cluster;
  * for tests/net/etcd.sh.
  *
- *   xb-etcdtest -e http://198.51.100.51:2379,... -c CTL CASE...
+ *   xb-etcdtest -e http://198.51.100.51:2379,... -c CTL [-C CA -E CERT -K KEY] CASE...
  *
- * CASE is kv, cas, lease, watch, resync, failover, quorum. CTL is the
+ * CASE is kv, cas, lease, watch, resync, failover, quorum, refused. -C, -E
+ * and -K: TLS for https:// endpoints (etcd.h, xb_etcd_opts). refused: the
+ * members must turn this client away (tests/net/etcd_tls.sh gives it a
+ * wrong CA or certificate): a put fails, the state never goes up, and
+ * "# refused: MSG" prints libcurl's reason for the caller to check. CTL is the
  * script tests/lib/etcd.sh writes ("CTL kill N", "CTL restart N");
  * failover and quorum kill and restart members through it, resync runs
  * etcdctl to compact. Each case prints "ok - etcd/CASE: what" or
@@ -27,6 +31,7 @@
 #define REQ_MS 1000
 
 static const char *ctl;
+static const char *ca_file, *cert_file, *key_file;
 static char *eps_str;
 static const char *eps[MAX_EPS];
 static size_t n_eps;
@@ -183,7 +188,8 @@ static struct xb_etcd *open_client(struct state *st)
 {
 	struct xb_etcd_opts o = { .endpoints = eps, .n_endpoints = n_eps,
 				  .request_timeout_ms = REQ_MS, .dial_timeout_ms = 500,
-				  .backoff_max_ms = 500 };
+				  .backoff_max_ms = 500, .ca_file = ca_file,
+				  .cert_file = cert_file, .key_file = key_file };
 	char err[256];
 	struct xb_etcd *e = xb_etcd_open(&o, on_state, st, err, sizeof(err));
 
@@ -570,6 +576,18 @@ static void t_quorum(struct xb_etcd *e, struct state *st)
 	EXPECT(same_as_replay(e, "qu/", r0.rev, &l), "and lost or doubled nothing");
 }
 
+/* A client the members refuse: nothing it asks is done, and it says why. */
+static void t_refused(struct xb_etcd *e, struct state *st)
+{
+	struct res r = put(e, "refused/k", "x", 0);
+
+	printf("# refused: %s\n", r.msg);
+	EXPECT(r.done && r.err, "a put is refused (%d)", r.err);
+	pump(e, 1500, NULL);
+	EXPECT(st->ups == 0 && st->downs >= 1, "the client reports etcd down, never up (%d ups, %d downs)",
+	       st->ups, st->downs);
+}
+
 int main(int argc, char **argv)
 {
 	struct state st = { 0 };
@@ -578,10 +596,13 @@ int main(int argc, char **argv)
 	int c, i;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((c = getopt(argc, argv, "e:c:")) != -1) {
+	while ((c = getopt(argc, argv, "e:c:C:E:K:")) != -1) {
 		switch (c) {
 		case 'e': eps_str = optarg; break;
 		case 'c': ctl = optarg; break;
+		case 'C': ca_file = optarg; break;
+		case 'E': cert_file = optarg; break;
+		case 'K': key_file = optarg; break;
 		default: goto usage;
 		}
 	}
@@ -601,11 +622,13 @@ int main(int argc, char **argv)
 		else if (!strcmp(cur, "resync")) t_resync(e);
 		else if (!strcmp(cur, "failover")) t_failover(e, &st);
 		else if (!strcmp(cur, "quorum")) t_quorum(e, &st);
+		else if (!strcmp(cur, "refused")) t_refused(e, &st);
 		else nok("no such case");
 		xb_etcd_close(e);
 	}
 	return failed;
 usage:
-	fprintf(stderr, "usage: xb-etcdtest -e URL,URL,... -c CTL kv|cas|lease|watch|resync|failover|quorum...\n");
+	fprintf(stderr, "usage: xb-etcdtest -e URL,URL,... -c CTL [-C CA -E CERT -K KEY] "
+		"kv|cas|lease|watch|resync|failover|quorum|refused...\n");
 	return 2;
 }

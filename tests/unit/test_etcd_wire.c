@@ -4,6 +4,7 @@
  * octets arrive. */
 #include <errno.h>
 
+#include "gateway/cluster/etcd.h"
 #include "gateway/cluster/etcd_wire.h"
 #include "tests/lib/check.h"
 
@@ -215,4 +216,33 @@ TEST(stream_bounds)
 	CHECK_INT(xbe_stream_feed(&st, "{}]", 3, take, &o, msg, sizeof(msg)), ==, -EPROTO);
 	CHECK_INT(o.n, ==, 1);
 	xbe_stream_free(&st);
+}
+
+/* xb_etcd_open's TLS rules (etcd.h): https endpoints all or none, a CA with
+ * https, no TLS files with http, a certificate and its key together. Each
+ * refused at open with a message, before any thread starts. */
+TEST(open_tls_rules)
+{
+	static const char *const mixed[] = { "https://192.0.2.1:2379", "http://192.0.2.2:2379" };
+	static const char *const tls[] = { "https://192.0.2.1:2379", "https://192.0.2.2:2379" };
+	static const char *const plain[] = { "http://192.0.2.1:2379" };
+	struct { const char *const *eps; size_t n; const char *ca, *cert, *key, *want; } c[] = {
+		{ mixed, 2, "ca.pem", NULL, NULL, "etcd: endpoints mix http:// and https://" },
+		{ tls, 2, NULL, NULL, NULL, "etcd: https endpoints need a CA file" },
+		{ tls, 2, NULL, "c.pem", "c.key", "etcd: https endpoints need a CA file" },
+		{ plain, 1, "ca.pem", NULL, NULL, "etcd: TLS files given for http endpoints" },
+		{ plain, 1, NULL, "c.pem", "c.key", "etcd: TLS files given for http endpoints" },
+		{ tls, 2, "ca.pem", "c.pem", NULL, "etcd: a client certificate needs its key, and a key its certificate" },
+		{ tls, 2, "ca.pem", NULL, "c.key", "etcd: a client certificate needs its key, and a key its certificate" },
+	};
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct xb_etcd_opts o = { .endpoints = c[i].eps, .n_endpoints = c[i].n,
+					  .ca_file = c[i].ca, .cert_file = c[i].cert, .key_file = c[i].key };
+
+		err[0] = '\0';
+		CHECK(xb_etcd_open(&o, NULL, NULL, err, sizeof(err)) == NULL);
+		CHECK_STR(err, c[i].want);
+	}
 }

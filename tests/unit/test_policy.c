@@ -718,3 +718,90 @@ TEST(to_lists_long_line)
 	CHECK_STR(err, want);
 	cleanup();
 }
+
+#define CA_PEM "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+#define KEY_PEM "-----BEGIN PRIVATE KEY-----\nSECRETKEYBYTES\n-----END PRIVATE KEY-----\n"
+#define CLUSTER_TLS(eps, files) \
+	LISTS_GW "cluster = { name = \"eu\"; node = \"gw-a\"; endpoints = [ " eps " ]; " files " };\n"
+
+/* The cluster's TLS files (docs/ha.md, "TLS"): resolved against the
+ * policy's directory, not the working directory; https:// sets tls; with
+ * http:// there are none. */
+TEST(cluster_tls_files)
+{
+	char cwd[256], want[128];
+	struct xb_policy *p;
+
+	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+	setup(POOL4, "");
+	put_file("ca.pem", CA_PEM, 0644);
+	put_file("client.pem", "subject=gw-a\n" CA_PEM, 0644);
+	put_file("client.key", KEY_PEM, 0600);
+	put_file("xb.conf", CLUSTER_TLS("\"https://192.0.2.1:2379\", \"https://192.0.2.2:2379/\"",
+					"ca_file = \"ca.pem\"; cert_file = \"client.pem\"; "
+					"key_file = \"client.key\";"), 0644);
+	CHECK(chdir("/") == 0);
+	p = load();
+	CHECK(p->cluster.tls);
+	CHECK_INT(p->cluster.n_endpoints, ==, 2);
+	CHECK_STR(p->cluster.ca_file, "ca.pem");
+	snprintf(want, sizeof(want), "%s/ca.pem", dir);
+	CHECK_STR(p->cluster.ca_resolved, want);
+	snprintf(want, sizeof(want), "%s/client.pem", dir);
+	CHECK_STR(p->cluster.cert_resolved, want);
+	snprintf(want, sizeof(want), "%s/client.key", dir);
+	CHECK_STR(p->cluster.key_resolved, want);
+	xb_policy_free(p);
+	/* A CA alone (members that do not ask for a client certificate). */
+	put_file("xb.conf", CLUSTER_TLS("\"https://192.0.2.1:2379\"", "ca_file = \"ca.pem\";"), 0644);
+	p = load();
+	CHECK(p->cluster.tls && p->cluster.ca_resolved && !p->cluster.cert_resolved &&
+	      !p->cluster.key_resolved);
+	xb_policy_free(p);
+	put_file("xb.conf", CLUSTER_TLS("\"http://192.0.2.1:2379\"", ""), 0644);
+	p = load();
+	CHECK(!p->cluster.tls && !p->cluster.ca_file && !p->cluster.ca_resolved);
+	xb_policy_free(p);
+	CHECK(chdir(cwd) == 0);
+	cleanup();
+}
+
+/* Every TLS mistake is reported, each naming its option and file, and a
+ * key file's content never appears in a message (here: readable by
+ * others, and not a PEM key). A directory where a file belongs is an
+ * error, not a crash. */
+TEST(cluster_tls_errors)
+{
+	char err[2048], want[1024], sub[128];
+
+	setup(POOL4, "");
+	put_file("ca.pem", CA_PEM, 0644);
+	put_file("open.key", KEY_PEM, 0644);
+	put_file("plain.key", "SECRETKEYBYTES\n", 0600);
+	CHECK(mkdir(strcat(strcpy(sub, dir), "/d"), 0755) == 0);
+	put_file("xb.conf", CLUSTER_TLS("\"https://192.0.2.1:2379\"", "cert_file = \"d\"; key_file = \"open.key\";"),
+		 0644);
+	load_errors(err, sizeof(err));
+	snprintf(want, sizeof(want),
+		 "%s/xb.conf:2: cluster: cert_file `d': Is a directory\n"
+		 "%s/xb.conf:2: cluster: key_file `open.key' is accessible by group or others (mode 0644); chmod 600 it\n"
+		 "%s/xb.conf:2: cluster: https:// endpoints need ca_file (the CA that signed the members' certificates)\n",
+		 dir, dir, dir);
+	CHECK_STR(err, want);
+	put_file("xb.conf", CLUSTER_TLS("\"https://192.0.2.1:2379\", \"http://192.0.2.2:2379\"",
+					"ca_file = \"ca.pem\"; cert_file = \"ca.pem\"; key_file = \"plain.key\";"),
+		 0644);
+	load_errors(err, sizeof(err));
+	snprintf(want, sizeof(want),
+		 "%s/xb.conf:2: cluster: endpoints mix http:// and https:// URLs; use one scheme for every member\n"
+		 "%s/xb.conf:2: cluster: key_file `plain.key' holds no PEM private key\n", dir, dir);
+	CHECK_STR(err, want);
+	put_file("xb.conf", CLUSTER_TLS("\"http://192.0.2.1:2379\"", "ca_file = \"missing.pem\";"), 0644);
+	load_errors(err, sizeof(err));
+	snprintf(want, sizeof(want),
+		 "%s/xb.conf:2: cluster: ca_file `missing.pem': No such file or directory\n"
+		 "%s/xb.conf:2: cluster: ca_file is for https:// endpoints; these are http://\n", dir, dir);
+	CHECK_STR(err, want);
+	CHECK(strstr(err, "SECRETKEYBYTES") == NULL);
+	cleanup();
+}
