@@ -15,8 +15,11 @@
 #   alice eth1 192.0.2.5/30 ── gwb eb 192.0.2.6        (DNS for *.acme.test; 192.0.2.100 http)
 #   alice's WireGuard: 203.0.113.10 → gateway 203.0.113.1 (A's or B's: the same key)
 #
-# ETCD_TLS=1 runs it all over TLS: members with --client-cert-auth, the
-# gateways with ca_file, cert_file, key_file (tests/lib/etcd.sh).
+# It runs over TLS, as a production cluster does: members with
+# --client-cert-auth, the gateways with ca_file, cert_file, key_file
+# (tests/lib/etcd.sh). ETCD_TLS=0 runs it over plain http (net/etcd, net/ha_*
+# and net/takeover use http).
+ETCD_TLS=${ETCD_TLS:-1}
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/wg.sh"
 . "$(dirname "$0")/../lib/etcd.sh"
