@@ -130,7 +130,7 @@ struct gre_config {
  * outer header and the GRE header with its options (4 bytes each for
  * checksum, key and sequence), as the kernel's ip_gre computes it. 1476
  * with a key would make every full-sized packet 1504 bytes outside: two IP
- * fragments each (docs/gre.md "MTU"). */
+ * fragments each (docs/gre.md "xb-gre" and "Speed"). */
 #define GRE_DEFAULT_MTU(v6, n_opts) (((v6) ? GRE_MTU6 : GRE_MTU4) - 4u * (unsigned)(n_opts))
 static inline unsigned gre_default_mtu(int family, const struct gre_opts *o)
 {
