@@ -123,5 +123,6 @@ void xbp_parse_gre(struct ld *l, const config_setting_t *s, const char *what, st
 		g->keepalive = (uint16_t)v;
 	if (xbp_get_int(l, s, "keepalive_retries", what, 1, 255, &v))
 		g->keepalive_retries = (uint8_t)v;
-	t->mtu = g->family == AF_INET6 ? GRE_MTU6 : GRE_MTU4;
+	/* A tunnel's own mtu, parsed after this, replaces it. */
+	t->mtu = GRE_DEFAULT_MTU(g->family == AF_INET6, g->has_key + g->sequence + g->checksum);
 }

@@ -231,7 +231,8 @@ struct xb_tunnel {
 	unsigned address4_line, address6_line, listen_port_line;
 	/* type gre: the fields above that are WireGuard's (keys, endpoint,
 	 * listen_port, allowed_ips, keepalive, config) stay empty; mtu
-	 * defaults to 1476 (IPv4 outer) or 1456 (IPv6 outer). */
+	 * defaults to 1476 (IPv4 outer) or 1456 (IPv6 outer), less 4 for each
+	 * of key, sequence and checksum (GRE_DEFAULT_MTU). */
 	struct xb_gre gre;
 };
 

@@ -117,14 +117,25 @@ struct gre_config {
 	struct in6_addr local, remote;	/* AF_INET: the first 4 bytes */
 	char bind_dev[16];		/* "" or SO_BINDTODEVICE for the socket */
 	struct gre_opts opts;
-	unsigned mtu;			/* 0: 1476 (IPv4 outer), 1456 (IPv6) */
+	unsigned mtu;			/* 0: gre_default_mtu() */
 	unsigned ttl;			/* outer hop limit, 0: the system's */
 	unsigned keepalive_ms;		/* 0: no keepalives */
 	unsigned keepalive_retries;	/* intervals without a reply: down */
 };
 
-#define GRE_MTU4	1476		/* 1500 - 20 (IPv4) - 4 (GRE) */
-#define GRE_MTU6	1456		/* 1500 - 40 (IPv6) - 4 (GRE) */
+#define GRE_MTU4	1476		/* 1500 - 20 (IPv4) - 4 (GRE), no options */
+#define GRE_MTU6	1456		/* 1500 - 40 (IPv6) - 4 (GRE), no options */
+
+/* The default interface MTU: what fills a 1500-byte outer packet behind the
+ * outer header and the GRE header with its options (4 bytes each for
+ * checksum, key and sequence), as the kernel's ip_gre computes it. 1476
+ * with a key would make every full-sized packet 1504 bytes outside: two IP
+ * fragments each (docs/gre.md "xb-gre" and "Speed"). */
+#define GRE_DEFAULT_MTU(v6, n_opts) (((v6) ? GRE_MTU6 : GRE_MTU4) - 4u * (unsigned)(n_opts))
+static inline unsigned gre_default_mtu(int family, const struct gre_opts *o)
+{
+	return GRE_DEFAULT_MTU(family == AF_INET6, o->csum + o->has_key + o->seq);
+}
 
 enum gre_ka_state { GRE_KA_OFF, GRE_KA_UP, GRE_KA_DOWN };
 

@@ -222,7 +222,7 @@ int gre_tunnel_open(struct gre_tunnel **out, const struct gre_config *c)
 	pthread_mutex_init(&t->lock, NULL);
 	t->rl = (struct log_rl)LOG_RL_INIT(5, 10);
 	if (!c->mtu)
-		t->c.mtu = c->family == AF_INET6 ? GRE_MTU6 : GRE_MTU4;
+		t->c.mtu = gre_default_mtu(c->family, &c->opts);
 	inet_ntop(c->family, &c->remote, t->peer, sizeof(t->peer));
 	if (!gre_config_check(c, err, sizeof(err))) {
 		log_warnx("%s: %s", c->ifname, err);

@@ -38,7 +38,8 @@ static void usage(FILE *f)
 		"  --csum                send checksums (received ones are always verified)\n"
 		"  --keepalive S,R       keepalive every S seconds (decimals allowed), down after R\n"
 		"                        intervals without a reply\n"
-		"  --mtu N               interface MTU (default 1476, 1456 for an IPv6 outer)\n"
+		"  --mtu N               interface MTU (default 1476, 1456 for an IPv6 outer,\n"
+		"                        less 4 for each of --key, --seq, --csum)\n"
 		"  --ttl N               outer TTL / hop limit (default: the system's)\n"
 		"  --dev DEV             send and receive only through DEV\n"
 		"  -v, --verbose         debug logging (dropped packets)\n");

@@ -50,6 +50,11 @@ pair() {	# pair OUTER_A OUTER_B [xb-gre options for both]
 	up b "$GB" "$ob" "$oa" 198.51.100.2/30 2001:db8:100::2/64 "$@"
 }
 unpair() { down a; down b; }
+# Outer packets a's kernel cut into IP fragments so far (IPv4 and IPv6).
+frags() {
+	nq a awk '$1 == "Ip:" && !h { for (i = 1; i <= NF; i++) if ($i == "FragCreates") c = i; h = 1; next }
+		$1 == "Ip:" { n += $c } $1 == "Ip6FragCreates" { n += $2 } END { print n + 0 }' /proc/net/snmp /proc/net/snmp6
+}
 gone() { ! nq "$1" ip link show "$2" >/dev/null 2>&1; }
 
 for outer in "192.0.2.1 192.0.2.2" "2001:db8:1::1 2001:db8:1::2"; do
@@ -59,15 +64,25 @@ for outer in "192.0.2.1 192.0.2.2" "2001:db8:1::1 2001:db8:1::2"; do
 		if ! pair "$1" "$2" $opts; then xb_fail "$name: bring-up"; unpair; continue; fi
 		xb_check "$name: ping (IPv4 inside)" nq a ping -c 3 -i 0.2 -W 2 198.51.100.2
 		xb_check "$name: ping (IPv6 inside)" nq a ping -c 3 -i 0.2 -W 2 2001:db8:100::2
+		f0=$(frags)
 		xb_check "$name: TCP transfer, SHA-256 equal" xb_tcp_compare a b 198.51.100.2 4000000
+		# The default MTU leaves room for the options: full-sized segments
+		# fill a 1500-byte outer packet, not two fragments (1476 with a key did).
+		xb_check "$name: no outer fragments (default $(nq a ip -o link show "$GA" | grep -o "mtu [0-9]*"))" \
+			test "$(frags)" = "$f0"
 		xb_check "$name: SIGTERM stops it, interface removed" sh -c \
 			"kill ${PID[a]} && sleep 0.3 && ! ip -n $XB_RUN-a link show $GA 2>/dev/null"
 		unpair
 	done
 done
 
-# The MTU defaults follow the outer family.
+# The MTU defaults follow the outer family and the options (4 bytes each).
 pair 192.0.2.1 192.0.2.2 && xb_check "MTU 1476 over IPv4" sh -c "ip -n $XB_RUN-a link show $GA | grep -q 'mtu 1476'"
+unpair
+pair 192.0.2.1 192.0.2.2 --key 7 --seq --csum && xb_check "MTU 1464 over IPv4 with key, sequence, checksum" \
+	sh -c "ip -n $XB_RUN-a link show $GA | grep -q 'mtu 1464'"
+unpair
+pair 2001:db8:1::1 2001:db8:1::2 --key 7 && xb_check "MTU 1452 over IPv6 with a key" sh -c "ip -n $XB_RUN-a link show $GA | grep -q 'mtu 1452'"
 unpair
 pair 2001:db8:1::1 2001:db8:1::2 && xb_check "MTU 1456 over IPv6" sh -c "ip -n $XB_RUN-a link show $GA | grep -q 'mtu 1456'"
 unpair
