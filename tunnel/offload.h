@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #ifndef VIRTIO_NET_HDR_GSO_UDP_L4
 #define VIRTIO_NET_HDR_GSO_UDP_L4 5	/* USO, Linux 6.2; absent from older headers */
@@ -66,6 +67,28 @@ bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len);
 size_t offload_gro_finish(struct offload_gro *g);
 const uint8_t *offload_gro_get(const struct offload_gro *g, size_t i, size_t *len);	/* NULL past the end */
 void offload_gro_reset(struct offload_gro *g);
+
+/* How a batch is built; set on an empty batch (after new or reset), kept
+ * across resets.
+ *
+ *  - OFFLOAD_GRO_TRUSTED: the packets' bytes are exactly what their sender
+ *    made (WireGuard: the AEAD authenticated them), so no TCP checksum is
+ *    verified before a segment joins, and lone packets are written with
+ *    DATA_VALID (the kernel's CHECKSUM_UNNECESSARY), as Linux's WireGuard
+ *    marks what it decrypts. Without it (GRE, unauthenticated) a segment
+ *    joins only after its checksum verified and lone packets carry a zero
+ *    header, so the kernel verifies them.
+ *  - OFFLOAD_GRO_IOV: finish() builds no contiguous writes: each write is
+ *    the iovecs offload_gro_iov() gives (for writev), pointing into the
+ *    packets as added — the merged packet's headers are fixed where its
+ *    first segment lies — and offload_gro_get() returns NULL. Saves copying
+ *    every merged byte once more. */
+#define OFFLOAD_GRO_TRUSTED 1u
+#define OFFLOAD_GRO_IOV 2u
+void offload_gro_set_flags(struct offload_gro *g, unsigned flags);
+/* After finish(): write i as *n iovecs (at most OFFLOAD_GRO_MAX_PKTS in
+ * all); NULL past the end or without OFFLOAD_GRO_IOV. Valid until reset. */
+const struct iovec *offload_gro_iov(const struct offload_gro *g, size_t i, int *n);
 
 /* The Internet checksum (RFC 1071): the folded, not complemented, one's
  * complement sum of p taken as big-endian 16-bit words (an odd last byte is
