@@ -396,7 +396,8 @@ int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_c
 #define GRO_NONE UINT32_MAX
 
 struct gro_pkt {
-	uint32_t off;		/* IP header in in_buf; HDR_LEN free bytes before it */
+	uint8_t *data;		/* IP header, in in_buf or the caller's (add_ref);
+				 * HDR_LEN bytes before it ours to write */
 	uint32_t len;
 	uint32_t next;		/* next packet of the same output, or GRO_NONE */
 };
@@ -487,7 +488,7 @@ void offload_gro_reset(struct offload_gro *g)
 
 static const uint8_t *pkt_data(const struct offload_gro *g, uint32_t i)
 {
-	return g->in_buf + g->pkts[i].off;
+	return g->pkts[i].data;
 }
 
 static uint32_t flow_hash(const struct seg *s)
@@ -684,28 +685,44 @@ static void gro_tcp(struct offload_gro *g, uint32_t idx, const struct seg *s)
 	f->used = ++g->clock;
 }
 
+/* Packet p (in in_buf or the caller's) joins the batch. */
+static void gro_take(struct offload_gro *g, uint8_t *data, size_t len)
+{
+	struct gro_pkt *p = &g->pkts[g->npkts];
+	struct seg s;
+
+	p->data = data;
+	p->len = (uint32_t)len;
+	p->next = GRO_NONE;
+	if (seg_parse(data, len, &s)) {
+		gro_tcp(g, g->npkts++, &s);
+		return;
+	}
+	if (flow_unknown(data, len))
+		g->nflows = 0;
+	out_new(g, g->npkts++, NULL);
+}
+
 bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len)
 {
-	struct gro_pkt *p;
-	struct seg s;
+	uint8_t *data;
 
 	if (g->finished || len == 0 || len > OFFLOAD_MAX_IP_LEN)
 		return false;
 	if (g->cap - g->in_used < HDR_LEN + len || g->npkts == OFFLOAD_GRO_MAX_PKTS)
 		return false;
-	p = &g->pkts[g->npkts];
-	p->off = (uint32_t)(g->in_used + HDR_LEN);
-	p->len = (uint32_t)len;
-	p->next = GRO_NONE;
-	memcpy(g->in_buf + p->off, pkt, len);
+	data = g->in_buf + g->in_used + HDR_LEN;
+	memcpy(data, pkt, len);
 	g->in_used += HDR_LEN + len;
-	if (seg_parse(g->in_buf + p->off, len, &s)) {
-		gro_tcp(g, g->npkts++, &s);
-		return true;
-	}
-	if (flow_unknown(g->in_buf + p->off, len))
-		g->nflows = 0;
-	out_new(g, g->npkts++, NULL);
+	gro_take(g, data, len);
+	return true;
+}
+
+bool offload_gro_add_ref(struct offload_gro *g, uint8_t *pkt, size_t len)
+{
+	if (g->finished || len == 0 || len > OFFLOAD_MAX_IP_LEN || g->npkts == OFFLOAD_GRO_MAX_PKTS)
+		return false;
+	gro_take(g, pkt, len);
 	return true;
 }
 
@@ -770,13 +787,13 @@ static void out_build(struct offload_gro *g, struct gro_out *o)
 static void out_gather(struct offload_gro *g, struct gro_out *o, uint32_t *niov)
 {
 	struct gro_pkt *p = &g->pkts[o->first];
-	uint8_t *d = g->in_buf + p->off - HDR_LEN;
+	uint8_t *d = p->data - HDR_LEN;
 	size_t hl = out_hlen(d + HDR_LEN);
 
 	o->iov_first = *niov;
 	g->iov[(*niov)++] = (struct iovec){ d, HDR_LEN + p->len };
 	for (uint32_t i = p->next; i != GRO_NONE; i = g->pkts[i].next)
-		g->iov[(*niov)++] = (struct iovec){ g->in_buf + g->pkts[i].off + hl, g->pkts[i].len - hl };
+		g->iov[(*niov)++] = (struct iovec){ g->pkts[i].data + hl, g->pkts[i].len - hl };
 	o->iov_n = (int)(*niov - o->iov_first);
 	out_headers(d, o);
 }
@@ -801,8 +818,8 @@ size_t offload_gro_finish(struct offload_gro *g)
 				out_build(g, o);
 			continue;
 		}
-		memcpy(g->in_buf + p->off - HDR_LEN, &lone, HDR_LEN);
-		o->data = g->in_buf + p->off - HDR_LEN;
+		memcpy(p->data - HDR_LEN, &lone, HDR_LEN);
+		o->data = p->data - HDR_LEN;
 		o->data_len = HDR_LEN + p->len;
 		o->iov_first = niov;
 		o->iov_n = 1;

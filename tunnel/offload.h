@@ -61,6 +61,15 @@ void offload_gro_free(struct offload_gro *g);
  * packet can never be added (len 0 or above OFFLOAD_MAX_IP_LEN). */
 bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len);
 
+/* Add one IP packet without copying it: pkt must stay as it is until
+ * reset, and the OFFLOAD_VNET_HDR_LEN bytes before it are the batch's to
+ * overwrite (finish() puts the vnet header there; with OFFLOAD_GRO_IOV it
+ * also fixes a merged packet's headers in its first segment). False when the
+ * batch holds OFFLOAD_GRO_MAX_PKTS packets or is finished, or on a len of 0
+ * or above OFFLOAD_MAX_IP_LEN. For a caller that decrypted the packet in
+ * place behind a header of its own. */
+bool offload_gro_add_ref(struct offload_gro *g, uint8_t *pkt, size_t len);
+
 /* Build the writes; returns how many there are. Each is a vnet header plus
  * one packet, ready for one write() to the TUN fd, in an order that keeps
  * every flow's packets in their arrival order. Valid until reset. */

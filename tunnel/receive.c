@@ -201,17 +201,20 @@ void wg_tun_flush(struct wg_device *dev)
 	tun_write_out(dev);
 }
 
-static void deliver(struct wg_device *dev, const uint8_t *pkt, size_t len)
+/* pkt was decrypted in place in the receive buffer, which stays until the
+ * batch's wg_tun_flush(), behind the message header, which nothing reads
+ * again: the batch takes it where it is (offload_gro_add_ref). */
+static void deliver(struct wg_device *dev, uint8_t *pkt, size_t len)
 {
 	if (!dev->gro) {
 		if (write(dev->tun_fd, pkt, len) < 0)
 			dev->stats.tx_send_failed++;
 		return;
 	}
-	if (offload_gro_add(dev->gro, pkt, len))
+	if (offload_gro_add_ref(dev->gro, pkt, len))
 		return;
 	tun_write_out(dev);
-	if (!offload_gro_add(dev->gro, pkt, len))
+	if (!offload_gro_add_ref(dev->gro, pkt, len))
 		dev->stats.rx_bad_inner++;
 }
 
