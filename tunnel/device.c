@@ -430,6 +430,8 @@ int wg_device_open(struct wg_device **out, const char *ifname, const struct wg_t
 		r = -ENOMEM;
 		goto fail;
 	}
+	if (dev->gro)
+		offload_gro_set_flags(dev->gro, OFFLOAD_GRO_TRUSTED | OFFLOAD_GRO_IOV);
 	log_info("%s: TUN offloads (TSO in, coalescing out) %s", dev->ifname,
 		 dev->tun_offload ? "on" : "not available: one packet per read and write");
 	log_info("%s: transport data: %s", dev->ifname, !strcmp(xb_aead_impl(), "openssl") ?

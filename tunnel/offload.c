@@ -20,10 +20,17 @@
  *
  * A written super-packet carries NEEDS_CSUM, which the kernel turns into
  * CHECKSUM_PARTIAL and then trusts: it never verifies the segments' own
- * checksums. So a segment joins only after its checksum verified; whatever
- * does not join is written unchanged with a zero vnet header and the kernel
- * verifies it as usual. WireGuard authenticates the tunnel, not the sender's
- * TCP checksum.
+ * checksums, and re-segmenting it (forwarding) writes fresh ones. So in an
+ * untrusted batch (GRE: nothing authenticates the bytes) a segment joins
+ * only after its checksum verified; whatever does not join is written
+ * unchanged with a zero vnet header and the kernel verifies it as usual.
+ * A trusted batch (OFFLOAD_GRO_TRUSTED: WireGuard, whose AEAD authenticated
+ * every byte as the peer's sender made it) verifies nothing and writes lone
+ * packets with DATA_VALID. That is Linux's WireGuard exactly: it marks what
+ * it decrypts CHECKSUM_UNNECESSARY, its GRO merges segments without summing
+ * them, and a forwarded merge is re-segmented with fresh checksums. Only the
+ * sender of the inner packet can have got a checksum wrong; nothing on the
+ * path between can corrupt a byte without the tag failing.
  */
 #include "tunnel/offload.h"
 #include "common/bytes.h"
@@ -78,6 +85,50 @@ static uint64_t sum_raw(const uint8_t *p, size_t len, uint64_t acc)
 	hi = (uint64_t)(a >> 64);
 	lo += hi;
 	return lo + (lo < hi);
+}
+
+/* sum_raw of src (len bytes, from an even offset of its packet) while
+ * copying it to dst: one pass over the bytes instead of two. */
+static uint64_t copy_sum_raw(uint8_t *dst, const uint8_t *src, size_t len)
+{
+	unsigned __int128 a = 0, b = 0;
+	uint8_t tail[8] = { 0 };
+	uint64_t lo, hi;
+
+	for (; len >= 32; src += 32, dst += 32, len -= 32) {
+		uint64_t w0 = load64(src), w1 = load64(src + 8), w2 = load64(src + 16),
+			 w3 = load64(src + 24);
+
+		memcpy(dst, &w0, 8);
+		memcpy(dst + 8, &w1, 8);
+		memcpy(dst + 16, &w2, 8);
+		memcpy(dst + 24, &w3, 8);
+		a += w0;
+		b += w1;
+		a += w2;
+		b += w3;
+	}
+	for (; len >= 8; src += 8, dst += 8, len -= 8) {
+		uint64_t w = load64(src);
+
+		memcpy(dst, &w, 8);
+		a += w;
+	}
+	memcpy(dst, src, len);
+	memcpy(tail, src, len);
+	a += load64(tail) + b;
+	lo = (uint64_t)a;
+	hi = (uint64_t)(a >> 64);
+	lo += hi;
+	return lo + (lo < hi);
+}
+
+/* Two raw sums added, the carry around. */
+static uint64_t add_raw(uint64_t x, uint64_t y)
+{
+	uint64_t s = x + y;
+
+	return s + (s < x);
 }
 
 static uint16_t fold(uint64_t s)
@@ -193,7 +244,8 @@ static int seg_one(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t l
 	if ((vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && at + 2 > len)
 		return -1;
 	memcpy(out, pkt, len);
-	offsets[0] = 0;
+	if (offsets)
+		offsets[0] = 0;
 	lens[0] = len;
 	if (!(vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))
 		return 1;
@@ -262,8 +314,10 @@ static void seg_fix_ip(uint8_t *s, const struct gso *g, size_t i, size_t seg_len
 }
 
 /* Transport header of segment i, whose payload starts done bytes into the
- * super-packet's and is n bytes long; then its full checksum. */
-static void seg_fix_l4(uint8_t *s, const struct gso *g, size_t i, size_t done, size_t n)
+ * super-packet's and is n bytes long with raw sum psum; then its full
+ * checksum. */
+static void seg_fix_l4(uint8_t *s, const struct gso *g, size_t i, size_t done, size_t n,
+		       uint64_t psum)
 {
 	uint8_t *t = s + g->h.iphl;
 	size_t l4_len = g->h.thl + n;
@@ -276,18 +330,21 @@ static void seg_fix_l4(uint8_t *s, const struct gso *g, size_t i, size_t done, s
 		if (i + 1 < g->segs)
 			t[13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
 		t[16] = t[17] = 0;
-		store_raw(t + 16, (uint16_t)~fold(sum_raw(t, l4_len,
-				pseudo_raw(s, g->h.v6, IPPROTO_TCP, l4_len))));
+		store_raw(t + 16, (uint16_t)~fold(sum_raw(t, g->h.thl,
+				add_raw(psum, pseudo_raw(s, g->h.v6, IPPROTO_TCP, l4_len)))));
 		return;
 	}
 	xb_put16(t + 4, (uint16_t)l4_len);
 	t[6] = t[7] = 0;
-	c = (uint16_t)~fold(sum_raw(t, l4_len, pseudo_raw(s, g->h.v6, IPPROTO_UDP, l4_len)));
+	c = (uint16_t)~fold(sum_raw(t, 8, add_raw(psum, pseudo_raw(s, g->h.v6, IPPROTO_UDP, l4_len))));
 	store_raw(t + 6, c ? c : 0xffff);	/* 0 means "no checksum" in UDP */
 }
 
+/* Segments back to back in out_cap bytes (stride 0), or segment i at
+ * out + i * stride, each at most out_cap bytes. */
 static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
-		   uint8_t *out, size_t out_cap, size_t *offsets, size_t *lens, int max_segs)
+		   uint8_t *out, size_t out_cap, size_t stride, size_t *offsets, size_t *lens,
+		   int max_segs)
 {
 	size_t payload, done = 0, off = 0;
 	struct gso g;
@@ -295,26 +352,30 @@ static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t l
 	if (!gso_parse(vh, pkt, len, &g) || g.segs > (size_t)max_segs)
 		return -1;
 	payload = len - g.hlen;
-	if (g.segs * g.hlen + payload > out_cap)
+	if (stride ? g.hlen + (payload < g.mss ? payload : g.mss) > out_cap :
+		     g.segs * g.hlen + payload > out_cap)
 		return -1;
 	for (size_t i = 0; i < g.segs; i++) {
 		size_t n = payload - done < g.mss ? payload - done : g.mss;
 		uint8_t *s = out + off;
 
+		uint64_t psum;
+
 		memcpy(s, pkt, g.hlen);
-		memcpy(s + g.hlen, pkt + g.hlen + done, n);
+		psum = copy_sum_raw(s + g.hlen, pkt + g.hlen + done, n);
 		seg_fix_ip(s, &g, i, g.hlen + n);
-		seg_fix_l4(s, &g, i, done, n);
-		offsets[i] = off;
+		seg_fix_l4(s, &g, i, done, n, psum);
+		if (offsets)
+			offsets[i] = off;
 		lens[i] = g.hlen + n;
-		off += g.hlen + n;
+		off = stride ? off + stride : off + g.hlen + n;
 		done += n;
 	}
 	return (int)g.segs;
 }
 
-int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
-		    size_t *offsets, size_t *lens, int max_segs)
+static int segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, size_t stride,
+		   size_t *offsets, size_t *lens, int max_segs)
 {
 	const uint8_t known = VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID;
 	struct virtio_net_hdr vh;
@@ -326,8 +387,22 @@ int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_c
 		return -1;
 	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE)
 		return seg_one(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, offsets, lens);
-	return seg_gso(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, offsets, lens,
+	return seg_gso(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, stride, offsets, lens,
 		       max_segs);
+}
+
+int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+		    size_t *offsets, size_t *lens, int max_segs)
+{
+	return segment(in, in_len, out, out_cap, 0, offsets, lens, max_segs);
+}
+
+int offload_segment_strided(const uint8_t *in, size_t in_len, uint8_t *out, size_t stride,
+			    size_t seg_cap, size_t *lens, int max_segs)
+{
+	if (seg_cap > stride)
+		return -1;
+	return segment(in, in_len, out, seg_cap, stride, NULL, lens, max_segs);
 }
 
 /* ---- Coalescing ----
@@ -348,7 +423,8 @@ int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_c
 #define GRO_NONE UINT32_MAX
 
 struct gro_pkt {
-	uint32_t off;		/* IP header in in_buf; HDR_LEN free bytes before it */
+	uint8_t *data;		/* IP header, in in_buf or the caller's (add_ref);
+				 * HDR_LEN bytes before it ours to write */
 	uint32_t len;
 	uint32_t next;		/* next packet of the same output, or GRO_NONE */
 };
@@ -365,6 +441,8 @@ struct gro_out {
 	bool psh;		/* the last segment carries PSH */
 	const uint8_t *data;	/* after finish: vnet header + packet */
 	size_t data_len;
+	uint32_t iov_first;	/* after finish with OFFLOAD_GRO_IOV: iovecs of the write */
+	int iov_n;
 };
 
 struct gro_flow {
@@ -383,6 +461,8 @@ struct offload_gro {
 	unsigned nflows;
 	uint64_t clock;
 	bool finished;
+	unsigned flags;		/* OFFLOAD_GRO_* */
+	struct iovec iov[OFFLOAD_GRO_MAX_PKTS];	/* one per packet */
 };
 
 /* A TCP packet as the coalescer sees it. */
@@ -435,7 +515,7 @@ void offload_gro_reset(struct offload_gro *g)
 
 static const uint8_t *pkt_data(const struct offload_gro *g, uint32_t i)
 {
-	return g->in_buf + g->pkts[i].off;
+	return g->pkts[i].data;
 }
 
 static uint32_t flow_hash(const struct seg *s)
@@ -578,13 +658,15 @@ static bool seg_join(struct offload_gro *g, struct gro_out *o, const struct seg 
 
 	if (!seg_continues(g, o, s))
 		return false;
-	if (!o->checked) {
+	if (g->flags & OFFLOAD_GRO_TRUSTED) {
+		/* Authenticated bytes: nothing to verify (see offload.h). */
+	} else if (!o->checked) {
 		o->checked = true;
 		o->open = tcp_csum_ok(pkt_data(g, o->first), head->len, s->h.iphl, s->h.v6);
 		if (!o->open)
 			return false;
 	}
-	if (!tcp_csum_ok(s->p, s->len, s->h.iphl, s->h.v6))
+	if (!(g->flags & OFFLOAD_GRO_TRUSTED) && !tcp_csum_ok(s->p, s->len, s->h.iphl, s->h.v6))
 		return false;
 	g->pkts[o->last].next = idx;
 	o->last = idx;
@@ -630,40 +712,56 @@ static void gro_tcp(struct offload_gro *g, uint32_t idx, const struct seg *s)
 	f->used = ++g->clock;
 }
 
+/* Packet p (in in_buf or the caller's) joins the batch. */
+static void gro_take(struct offload_gro *g, uint8_t *data, size_t len)
+{
+	struct gro_pkt *p = &g->pkts[g->npkts];
+	struct seg s;
+
+	p->data = data;
+	p->len = (uint32_t)len;
+	p->next = GRO_NONE;
+	if (seg_parse(data, len, &s)) {
+		gro_tcp(g, g->npkts++, &s);
+		return;
+	}
+	if (flow_unknown(data, len))
+		g->nflows = 0;
+	out_new(g, g->npkts++, NULL);
+}
+
 bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len)
 {
-	struct gro_pkt *p;
-	struct seg s;
+	uint8_t *data;
 
 	if (g->finished || len == 0 || len > OFFLOAD_MAX_IP_LEN)
 		return false;
 	if (g->cap - g->in_used < HDR_LEN + len || g->npkts == OFFLOAD_GRO_MAX_PKTS)
 		return false;
-	p = &g->pkts[g->npkts];
-	p->off = (uint32_t)(g->in_used + HDR_LEN);
-	p->len = (uint32_t)len;
-	p->next = GRO_NONE;
-	memcpy(g->in_buf + p->off, pkt, len);
+	data = g->in_buf + g->in_used + HDR_LEN;
+	memcpy(data, pkt, len);
 	g->in_used += HDR_LEN + len;
-	if (seg_parse(g->in_buf + p->off, len, &s)) {
-		gro_tcp(g, g->npkts++, &s);
-		return true;
-	}
-	if (flow_unknown(g->in_buf + p->off, len))
-		g->nflows = 0;
-	out_new(g, g->npkts++, NULL);
+	gro_take(g, data, len);
 	return true;
 }
 
-/* The merged packet: the first segment's headers with the final lengths, PSH
- * of the last segment, and in the TCP checksum field the pseudo-header sum
- * the kernel's CHECKSUM_PARTIAL expects (as tcp_v4_send_check leaves it). */
-static void out_build(struct offload_gro *g, struct gro_out *o)
+bool offload_gro_add_ref(struct offload_gro *g, uint8_t *pkt, size_t len)
 {
-	uint8_t *d = g->out_buf + g->out_used, *ip = d + HDR_LEN, *end;
-	const uint8_t *first = pkt_data(g, o->first);
-	bool v6 = first[0] >> 4 == 6;
-	size_t iphl = v6 ? 40 : 20, thl = (size_t)(first[iphl + 12] >> 4) * 4;
+	if (g->finished || len == 0 || len > OFFLOAD_MAX_IP_LEN || g->npkts == OFFLOAD_GRO_MAX_PKTS)
+		return false;
+	gro_take(g, pkt, len);
+	return true;
+}
+
+/* The merged packet at d + HDR_LEN, whose headers are still the first
+ * segment's: its vnet header at d, the final lengths, PSH of the last
+ * segment, and in the TCP checksum field the pseudo-header sum the kernel's
+ * CHECKSUM_PARTIAL expects (as tcp_v4_send_check leaves it). */
+static void out_headers(uint8_t *d, const struct gro_out *o)
+{
+	uint8_t *ip = d + HDR_LEN;
+	bool v6 = ip[0] >> 4 == 6;
+	size_t iphl = v6 ? 40 : 20, thl = (size_t)(ip[iphl + 12] >> 4) * 4;
 	struct virtio_net_hdr vh = {
 		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
 		.gso_type = v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4,
@@ -674,12 +772,6 @@ static void out_build(struct offload_gro *g, struct gro_out *o)
 	};
 
 	memcpy(d, &vh, HDR_LEN);
-	memcpy(ip, first, g->pkts[o->first].len);
-	end = ip + g->pkts[o->first].len;
-	for (uint32_t i = g->pkts[o->first].next; i != GRO_NONE; i = g->pkts[i].next) {
-		memcpy(end, pkt_data(g, i) + iphl + thl, g->pkts[i].len - iphl - thl);
-		end += g->pkts[i].len - iphl - thl;
-	}
 	if (v6) {
 		xb_put16(ip + 4, (uint16_t)(o->ip_len - 40));
 	} else {
@@ -689,13 +781,57 @@ static void out_build(struct offload_gro *g, struct gro_out *o)
 	if (o->psh)
 		ip[iphl + 13] |= TCP_PSH;
 	store_raw(ip + iphl + 16, fold(pseudo_raw(ip, v6, IPPROTO_TCP, o->ip_len - iphl)));
+}
+
+static size_t out_hlen(const uint8_t *first)
+{
+	size_t iphl = first[0] >> 4 == 6 ? 40 : 20;
+
+	return iphl + (size_t)(first[iphl + 12] >> 4) * 4;
+}
+
+/* The merged packet copied into out_buf, in one piece. */
+static void out_build(struct offload_gro *g, struct gro_out *o)
+{
+	uint8_t *d = g->out_buf + g->out_used, *end;
+	const uint8_t *first = pkt_data(g, o->first);
+	size_t hl = out_hlen(first);
+
+	memcpy(d + HDR_LEN, first, g->pkts[o->first].len);
+	end = d + HDR_LEN + g->pkts[o->first].len;
+	for (uint32_t i = g->pkts[o->first].next; i != GRO_NONE; i = g->pkts[i].next) {
+		memcpy(end, pkt_data(g, i) + hl, g->pkts[i].len - hl);
+		end += g->pkts[i].len - hl;
+	}
+	out_headers(d, o);
 	o->data = d;
 	o->data_len = HDR_LEN + o->ip_len;
 	g->out_used += o->data_len;
 }
 
+/* The merged packet left where its segments lie: the first one's headers
+ * become the merged packet's, and iovecs gather the others' payloads. */
+static void out_gather(struct offload_gro *g, struct gro_out *o, uint32_t *niov)
+{
+	struct gro_pkt *p = &g->pkts[o->first];
+	uint8_t *d = p->data - HDR_LEN;
+	size_t hl = out_hlen(d + HDR_LEN);
+
+	o->iov_first = *niov;
+	g->iov[(*niov)++] = (struct iovec){ d, HDR_LEN + p->len };
+	for (uint32_t i = p->next; i != GRO_NONE; i = g->pkts[i].next)
+		g->iov[(*niov)++] = (struct iovec){ g->pkts[i].data + hl, g->pkts[i].len - hl };
+	o->iov_n = (int)(*niov - o->iov_first);
+	out_headers(d, o);
+}
+
 size_t offload_gro_finish(struct offload_gro *g)
 {
+	const struct virtio_net_hdr lone = {
+		.flags = g->flags & OFFLOAD_GRO_TRUSTED ? VIRTIO_NET_HDR_F_DATA_VALID : 0,
+	};
+	uint32_t niov = 0;
+
 	if (g->finished)
 		return g->nouts;
 	for (uint32_t i = 0; i < g->nouts; i++) {
@@ -703,12 +839,18 @@ size_t offload_gro_finish(struct offload_gro *g)
 		struct gro_pkt *p = &g->pkts[o->first];
 
 		if (o->segs > 1) {
-			out_build(g, o);
+			if (g->flags & OFFLOAD_GRO_IOV)
+				out_gather(g, o, &niov);
+			else
+				out_build(g, o);
 			continue;
 		}
-		memset(g->in_buf + p->off - HDR_LEN, 0, HDR_LEN);
-		o->data = g->in_buf + p->off - HDR_LEN;
+		memcpy(p->data - HDR_LEN, &lone, HDR_LEN);
+		o->data = p->data - HDR_LEN;
 		o->data_len = HDR_LEN + p->len;
+		o->iov_first = niov;
+		o->iov_n = 1;
+		g->iov[niov++] = (struct iovec){ (void *)o->data, o->data_len };
 	}
 	g->finished = true;
 	return g->nouts;
@@ -716,8 +858,22 @@ size_t offload_gro_finish(struct offload_gro *g)
 
 const uint8_t *offload_gro_get(const struct offload_gro *g, size_t i, size_t *len)
 {
-	if (!g->finished || i >= g->nouts)
+	if (!g->finished || i >= g->nouts || (g->flags & OFFLOAD_GRO_IOV))
 		return NULL;
 	*len = g->outs[i].data_len;
 	return g->outs[i].data;
+}
+
+
+void offload_gro_set_flags(struct offload_gro *g, unsigned flags)
+{
+	g->flags = flags & (OFFLOAD_GRO_TRUSTED | OFFLOAD_GRO_IOV);
+}
+
+const struct iovec *offload_gro_iov(const struct offload_gro *g, size_t i, int *n)
+{
+	if (!g->finished || i >= g->nouts || !(g->flags & OFFLOAD_GRO_IOV))
+		return NULL;
+	*n = g->outs[i].iov_n;
+	return &g->iov[g->outs[i].iov_first];
 }

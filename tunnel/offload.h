@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #ifndef VIRTIO_NET_HDR_GSO_UDP_L4
 #define VIRTIO_NET_HDR_GSO_UDP_L4 5	/* USO, Linux 6.2; absent from older headers */
@@ -43,6 +44,14 @@
 int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
 		    size_t *offsets, size_t *lens, int max_segs);
 
+/* The same, but segment i is written at out + i * stride, lens[i] bytes,
+ * each segment at most seg_cap (<= stride) bytes: for a caller that wants
+ * each packet in a buffer of its own (the send queue's slots), behind room
+ * for a header, without copying it there afterwards. Writes up to
+ * max_segs * stride bytes from out. */
+int offload_segment_strided(const uint8_t *in, size_t in_len, uint8_t *out, size_t stride,
+			    size_t seg_cap, size_t *lens, int max_segs);
+
 /* A batch of IP packets to write to the TUN. */
 struct offload_gro;
 
@@ -60,12 +69,43 @@ void offload_gro_free(struct offload_gro *g);
  * packet can never be added (len 0 or above OFFLOAD_MAX_IP_LEN). */
 bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len);
 
+/* Add one IP packet without copying it: pkt must stay as it is until
+ * reset, and the OFFLOAD_VNET_HDR_LEN bytes before it are the batch's to
+ * overwrite (finish() puts the vnet header there; with OFFLOAD_GRO_IOV it
+ * also fixes a merged packet's headers in its first segment). False when the
+ * batch holds OFFLOAD_GRO_MAX_PKTS packets or is finished, or on a len of 0
+ * or above OFFLOAD_MAX_IP_LEN. For a caller that decrypted the packet in
+ * place behind a header of its own. */
+bool offload_gro_add_ref(struct offload_gro *g, uint8_t *pkt, size_t len);
+
 /* Build the writes; returns how many there are. Each is a vnet header plus
  * one packet, ready for one write() to the TUN fd, in an order that keeps
  * every flow's packets in their arrival order. Valid until reset. */
 size_t offload_gro_finish(struct offload_gro *g);
 const uint8_t *offload_gro_get(const struct offload_gro *g, size_t i, size_t *len);	/* NULL past the end */
 void offload_gro_reset(struct offload_gro *g);
+
+/* How a batch is built; set on an empty batch (after new or reset), kept
+ * across resets.
+ *
+ *  - OFFLOAD_GRO_TRUSTED: the packets' bytes are exactly what their sender
+ *    made (WireGuard: the AEAD authenticated them), so no TCP checksum is
+ *    verified before a segment joins, and lone packets are written with
+ *    DATA_VALID (the kernel's CHECKSUM_UNNECESSARY), as Linux's WireGuard
+ *    marks what it decrypts. Without it (GRE, unauthenticated) a segment
+ *    joins only after its checksum verified and lone packets carry a zero
+ *    header, so the kernel verifies them.
+ *  - OFFLOAD_GRO_IOV: finish() builds no contiguous writes: each write is
+ *    the iovecs offload_gro_iov() gives (for writev), pointing into the
+ *    packets as added — the merged packet's headers are fixed where its
+ *    first segment lies — and offload_gro_get() returns NULL. Saves copying
+ *    every merged byte once more. */
+#define OFFLOAD_GRO_TRUSTED 1u
+#define OFFLOAD_GRO_IOV 2u
+void offload_gro_set_flags(struct offload_gro *g, unsigned flags);
+/* After finish(): write i as *n iovecs (at most OFFLOAD_GRO_MAX_PKTS in
+ * all); NULL past the end or without OFFLOAD_GRO_IOV. Valid until reset. */
+const struct iovec *offload_gro_iov(const struct offload_gro *g, size_t i, int *n);
 
 /* The Internet checksum (RFC 1071): the folded, not complemented, one's
  * complement sum of p taken as big-endian 16-bit words (an odd last byte is

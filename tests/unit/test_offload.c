@@ -609,6 +609,29 @@ static size_t fresh_tso(bool v6)
 	return tso_build(seg_in, &f, 77, 88, TH_ACK, pl, sizeof(pl), 1448, false);
 }
 
+TEST(segment_strided_equals_back_to_back)
+{
+	/* Each segment in a slot of its own: the bytes of the contiguous cut;
+	 * too few slots, or a slot too small for one segment, is refused. */
+	static uint8_t slots[12 * 2000];
+	size_t lens[12], in_len;
+	int r;
+
+	for (int v6 = 0; v6 <= 1; v6++) {
+		in_len = fresh_tso(v6);
+		r = seg(seg_in, in_len);
+		CHECK_INT(r, ==, 10);
+		CHECK_INT(offload_segment_strided(seg_in, in_len, slots, 2000, 1600, lens, 12), ==, r);
+		for (int i = 0; i < r; i++) {
+			CHECK_INT(lens[i], ==, seg_lens[i]);
+			CHECK_MEM(slots + (size_t)i * 2000, seg_out + seg_offs[i], seg_lens[i]);
+		}
+		CHECK_INT(offload_segment_strided(seg_in, in_len, slots, 2000, 1600, lens, 9), ==, -1);
+		CHECK_INT(offload_segment_strided(seg_in, in_len, slots, 2000, 1400, lens, 12), ==, -1);
+		CHECK_INT(offload_segment_strided(seg_in, in_len, slots, 1000, 1600, lens, 12), ==, -1);
+	}
+}
+
 static void set_vnet(uint8_t flags, uint8_t type, uint16_t gso, uint16_t start, uint16_t off)
 {
 	struct virtio_net_hdr h = vnet_get(seg_in);
@@ -1333,6 +1356,149 @@ TEST(gro_bad_checksums_never_merge)
 		else
 			check_writes(test_in, r2, 2);
 	}
+}
+
+/* Concatenate write i of g, from offload_gro_get or offload_gro_iov. */
+static size_t gro_write_bytes(const struct offload_gro *g, size_t i, bool iov, uint8_t *out)
+{
+	size_t len = 0;
+	int n = 0;
+
+	if (!iov) {
+		const uint8_t *w = offload_gro_get(g, i, &len);
+
+		CHECK(w != NULL);
+		memcpy(out, w, len);
+		return len;
+	}
+	{
+		const struct iovec *v = offload_gro_iov(g, i, &n);
+
+		CHECK(v != NULL);
+		CHECK(offload_gro_get(g, i, &len) == NULL);
+		len = 0;
+		for (int k = 0; k < n; k++) {
+			memcpy(out + len, v[k].iov_base, v[k].iov_len);
+			len += v[k].iov_len;
+		}
+	}
+	return len;
+}
+
+TEST(gro_trusted_merges_without_verifying)
+{
+	/* WireGuard's packets were authenticated: a segment joins without its
+	 * checksum being summed, so one whose checksum its sender got wrong
+	 * joins too (as in Linux's WireGuard, whose CHECKSUM_UNNECESSARY lets
+	 * the kernel's GRO merge it); lone packets carry DATA_VALID. Cleared,
+	 * the same batch verifies again: the bad segment goes alone. */
+	static uint8_t w[70000];
+	static const struct run untrusted[] = { { 0, 1 }, { 1, 1 }, { 2, 1 }, { 3, 1 } };
+	struct offload_gro *g = gro_new_ok();
+	struct plist *back = plist_new(1 << 21);
+	struct flow a, u;
+	size_t i, len, n, pl_at;
+
+	for (int v6 = 0; v6 <= 1; v6++) {
+		in_reset();
+		flow_init(&a, v6, 36);
+		flow_init(&u, v6, 37);
+		for (uint32_t k = 0; k < 3; k++) {
+			i = push_tcp(&a, k * 1000, (uint16_t)k, TH_ACK, 1000);
+			if (k == 1)
+				plist_at(test_in, i)[test_in->len[i] - 1] ^= 0x40;
+		}
+		plist_push(test_in, udp_build(plist_next(test_in), &u, 7, gro_pl, 300));
+		offload_gro_set_flags(g, OFFLOAD_GRO_TRUSTED);
+		n = gro_all(g, test_in);
+		CHECK_INT(n, ==, 2);
+		len = gro_write_bytes(g, 0, false, w);
+		CHECK_INT(vnet_get(w).gso_type, ==, v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4);
+		CHECK_INT(vnet_get(w).flags, ==, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+		pl_at = HDR + (v6 ? 40 : 20) + 32;
+		CHECK_INT(len, ==, pl_at + 3000);
+		for (uint32_t k = 0; k < 3; k++)	/* the payloads as sent, the bad byte too */
+			CHECK_MEM(w + pl_at + k * 1000, plist_at(test_in, k) + (v6 ? 40 : 20) + 32, 1000);
+		len = gro_write_bytes(g, 1, false, w);
+		CHECK_INT(len, ==, HDR + test_in->len[3]);
+		CHECK_INT(vnet_get(w).flags, ==, VIRTIO_NET_HDR_F_DATA_VALID);
+		CHECK_INT(vnet_get(w).gso_type, ==, VIRTIO_NET_HDR_GSO_NONE);
+		CHECK_MEM(w + HDR, plist_at(test_in, 3), test_in->len[3]);
+		/* Segmented again, the good segments come back byte for byte. */
+		back->n = back->used = 0;
+		gro_deliver(g, 1, back);
+		CHECK_INT(back->n, ==, 3);
+		CHECK_MEM(plist_at(back, 0), plist_at(test_in, 0), test_in->len[0]);
+		CHECK_MEM(plist_at(back, 2), plist_at(test_in, 2), test_in->len[2]);
+		offload_gro_set_flags(g, 0);
+		check_writes(test_in, untrusted, 4);	/* a fresh batch: untrusted */
+		CHECK_INT(gro_all(g, test_in), ==, 4);	/* this one, cleared */
+	}
+	offload_gro_free(g);
+	plist_free(back);
+}
+
+TEST(gro_iov_writes_equal_contiguous)
+{
+	/* The same batch built both ways, trusted or not: the iovecs of each
+	 * write hold exactly the bytes of the contiguous write. */
+	static uint8_t a_w[70000], b_w[70000];
+	struct offload_gro *g = gro_new_ok(), *h = gro_new_ok();
+	struct flow a, b, c;
+	size_t n;
+
+	for (unsigned trusted = 0; trusted <= OFFLOAD_GRO_TRUSTED; trusted++) {
+		in_reset();
+		flow_init(&a, false, 40);
+		flow_init(&b, true, 41);
+		flow_init(&c, false, 42);
+		for (uint32_t i = 0; i < 6; i++) {
+			push_tcp(&a, 1000 + i * 1000, (uint16_t)(50 + i), i == 5 ? TH_ACK | TH_PSH : TH_ACK, 1000);
+			push_tcp(&b, 9000 + i * 1200, 0, TH_ACK, i == 5 ? 100 : 1200);
+			if (i < 2)
+				plist_push(test_in, udp_build(plist_next(test_in), &c, (uint16_t)i, gro_pl, 200));
+		}
+		offload_gro_set_flags(g, trusted);
+		offload_gro_set_flags(h, trusted | OFFLOAD_GRO_IOV);
+		n = gro_all(g, test_in);
+		CHECK_INT(n, ==, 4);
+		CHECK_INT(gro_all(h, test_in), ==, n);
+		for (size_t i = 0; i < n; i++) {
+			size_t la = gro_write_bytes(g, i, false, a_w), lb = gro_write_bytes(h, i, true, b_w);
+
+			CHECK_INT(la, ==, lb);
+			CHECK_MEM(a_w, b_w, la);
+		}
+		CHECK(offload_gro_iov(h, n, &(int){ 0 }) == NULL);
+		CHECK(offload_gro_iov(g, 0, &(int){ 0 }) == NULL);
+		/* Taken by reference, each packet behind HDR free bytes: the
+		 * same writes, and their iovecs point into the caller's bytes. */
+		{
+			static uint8_t own[1 << 20];
+			size_t at = 0;
+
+			offload_gro_reset(h);
+			for (size_t i = 0; i < test_in->n; i++) {
+				memcpy(own + at + HDR, plist_at(test_in, i), test_in->len[i]);
+				CHECK(offload_gro_add_ref(h, own + at + HDR, test_in->len[i]));
+				at += HDR + test_in->len[i];
+			}
+			CHECK_INT(offload_gro_finish(h), ==, n);
+			for (size_t i = 0; i < n; i++) {
+				size_t la = gro_write_bytes(g, i, false, a_w), lb = gro_write_bytes(h, i, true, b_w);
+				int nv;
+				const struct iovec *v = offload_gro_iov(h, i, &nv);
+
+				CHECK_INT(la, ==, lb);
+				CHECK_MEM(a_w, b_w, la);
+				for (int k = 0; k < nv; k++)
+					CHECK((uint8_t *)v[k].iov_base >= own &&
+					      (uint8_t *)v[k].iov_base + v[k].iov_len <= own + at);
+			}
+		}
+	}
+	offload_gro_free(g);
+	offload_gro_free(h);
 }
 
 TEST(gro_capacity_and_reset)
