@@ -98,6 +98,7 @@ for round in $(seq "$WORKER_ROUNDS"); do
 	done
 done
 col() { printf '%s' "${wres[$1]}" | awk -v k="$2" '{print $k}' | sort -g; }	# col WORKERS FIELD
+[ "$WORKER_ROUNDS" -gt 0 ] || { echo "one worker against two: not measured (WORKER_ROUNDS=0)"; exit 0; }
 for w in 1 2; do
 	g=$(col "$w" 1 | xb_median); c=$(col "$w" 2 | xb_median)
 	wmed[$w]=$g
