@@ -90,21 +90,9 @@ bad:
 	return true;
 }
 
-/* Socket buffers for bursts, as the GRE socket's (gre_dev.c): a peer's GSO
- * batch arrives while this thread waits for a core, and the default (about
- * 200 KB) drops it. SO_*BUFFORCE needs CAP_NET_ADMIN, which making the TUN
- * takes; without it net.core.[rw]mem_max caps the plain request. */
+/* Socket buffers for bursts (tun_socket_buffers()): a peer's GSO batch
+ * arrives while this thread waits for a core. */
 #define WG_SOCK_BUF	(4 << 20)
-
-static void set_buffers(int fd)
-{
-	int b = WG_SOCK_BUF;
-
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &b, sizeof(b)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b));
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &b, sizeof(b)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof(b));
-}
 
 static int udp_socket(int family, uint16_t port, uint32_t fwmark, uint16_t *bound)
 {
@@ -128,7 +116,7 @@ static int udp_socket(int family, uint16_t port, uint32_t fwmark, uint16_t *boun
 		goto fail;
 	/* Receive coalesced datagrams where the kernel can (UDP GRO, Linux 5.0). */
 	setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on));
-	set_buffers(fd);
+	tun_socket_buffers(fd, WG_SOCK_BUF);
 	if (bind(fd, &sa.sa, len) < 0 || getsockname(fd, &sa.sa, &len) < 0)
 		goto fail;
 	*bound = ntohs(family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);

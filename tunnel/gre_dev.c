@@ -154,19 +154,8 @@ static socklen_t fill_sa(struct sockaddr_storage *ss, int family, const struct i
  * once, and a remote's batch arrives while this thread may wait for a core.
  * The default (about 200 KB, some 70 packets as the kernel charges them)
  * overflowed under load and TCP through the tunnel lost 15 % of its
- * segments; SO_*BUFFORCE needs CAP_NET_ADMIN, which making the TUN takes,
- * and without it the system's maximum (net.core.[rw]mem_max) caps it. */
+ * segments (tun_socket_buffers()). */
 #define SOCK_BUF	(4 << 20)
-
-static void set_buffers(int fd)
-{
-	int b = SOCK_BUF;
-
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &b, sizeof(b)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b));
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &b, sizeof(b)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof(b));
-}
 
 static int open_socket(const struct gre_config *c)
 {
@@ -176,7 +165,7 @@ static int open_socket(const struct gre_config *c)
 
 	if (fd < 0)
 		return -errno;
-	set_buffers(fd);
+	tun_socket_buffers(fd, SOCK_BUF);
 	if (c->bind_dev[0] &&
 	    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, c->bind_dev, (socklen_t)strlen(c->bind_dev)) < 0)
 		goto fail;

@@ -122,3 +122,11 @@ fail:
 int tun_open(char ifname[16], unsigned mtu) { return open_tun(ifname, mtu, NULL); }
 
 int tun_open_offload(char ifname[16], unsigned mtu, bool *offload) { return open_tun(ifname, mtu, offload); }
+
+void tun_socket_buffers(int fd, int bytes)
+{
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}

@@ -15,6 +15,12 @@ int tun_open(char ifname[16], unsigned mtu);
  * not, the TUN is opened again without IFF_VNET_HDR: plain packets. */
 int tun_open_offload(char ifname[16], unsigned mtu, bool *offload);
 int tun_set_mtu(const char *ifname, unsigned mtu);
+/* Socket buffers of bytes each way for a data path's outer socket (the
+ * WireGuard UDP sockets, the GRE socket): a peer's batch arrives while the
+ * data thread waits for a core, and the default (about 200 KB) drops it.
+ * SO_*BUFFORCE needs CAP_NET_ADMIN, which making the TUN takes; without it
+ * net.core.[rw]mem_max caps the plain request. */
+void tun_socket_buffers(int fd, int bytes);
 int tun_get_mtu(const char *ifname);
 
 #endif
