@@ -31,6 +31,14 @@
 #            static routes, the device's own address 192.0.2.1); ours and
 #            the reference are printed as a share of it.
 #
+# base:      optional (BASE_BUILD=DIR, a build directory of an earlier
+#            revision): ours again with that build's xborderd and
+#            xborder-wg, so a change is printed as a ratio against the code
+#            before it, in the same run. Issue #18's goal is stated against
+#            the code of 29513b7:
+#              git worktree add /tmp/xb-base 29513b7 && make -C /tmp/xb-base
+#              BASE_BUILD=/tmp/xb-base/build bash bench/gateway.sh
+#
 # Prints the median of RUNS runs of SECONDS_PER_RUN seconds each (device →
 # origin, and origin → device with iperf3 -R unless REVERSE=0), CPU seconds
 # of the gateway's tunnel processes per GB moved (xborderd; the two
@@ -52,6 +60,7 @@ LOAD_DEVICES=${LOAD_DEVICES:-10000}
 LOAD_RULES=${LOAD_RULES:-1000}
 LOAD_GROUPS=${LOAD_GROUPS:-20}
 PARTS=${PARTS:-throughput load}
+BASE_BUILD=${BASE_BUILD:-}
 XB_QUIET=1
 xb_begin
 exec 3>&2 2>"$XB_TMP/trace.log"	# xb_bg's echo; kept for a failure report
@@ -132,6 +141,16 @@ ours_up() {
 	GW_PIDS=$GWPID
 	device_up ours
 }
+base_up() {	# ours, with the binaries of BASE_BUILD
+	local bin=$XB_BIN
+	rm -rf "$XB_TMP/state"	# an earlier build refuses a newer state schema
+	XB_BIN=$BASE_BUILD/bin
+	ours_up
+	local rc=$?
+	XB_BIN=$bin
+	return $rc
+}
+base_down() { ours_down; rm -rf "$XB_TMP/state"; }
 ours_down() {
 	kill -TERM "$GWPID" 2>/dev/null
 	xb_wait 5000 sh -c "! kill -0 $GWPID" || say "xborderd did not stop on SIGTERM"
@@ -227,14 +246,17 @@ share() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 throughput() {
 	say "gateway throughput: median of $RUNS x ${SECONDS_PER_RUN}s iperf3 (TCP), device -> origin"
-	measure ours
-	measure ref
-	measure plain
-	for m in ours ref plain; do
+	local setups="ours ref plain"
+	if [ -n "$BASE_BUILD" ]; then
+		[ -x "$BASE_BUILD/bin/xborderd" ] || die "BASE_BUILD=$BASE_BUILD has no bin/xborderd"
+		setups="ours base ref plain"
+	fi
+	for m in $setups; do measure $m; done
+	for m in $setups; do
 		read -r g c <<<"${res[$m]}"
 		[ $m = plain ] && c=-
 		line=$(printf '%-38s %7s Gbit/s  gateway %6s CPU-s/GB' \
-			"$(case $m in ours) echo "ours (xborderd)";; ref) echo "reference (wireguard-go + nft)";;
+			"$(case $m in ours) echo "ours (xborderd)";; base) echo "ours at BASE_BUILD";; ref) echo "reference (wireguard-go + nft)";;
 				plain) echo "plain routing (no tunnels, no daemon)";; esac)" "$g" "$c")
 		if [ "$REVERSE" = 1 ]; then
 			read -r g c <<<"${res[$m-R]}"
@@ -259,6 +281,15 @@ throughput() {
 		say "ratio ours/reference, origin -> device (-R) = $(ratio "$go" "$gr")x"
 	fi
 	say "gateway CPU per GB ours/reference = $(ratio "$oc" "$rc")x (lower is better)"
+	if [ -n "$BASE_BUILD" ]; then
+		read -r go oc <<<"${res[ours]}"
+		read -r gb bc <<<"${res[base]}"
+		say "ratio ours/BASE_BUILD = $(ratio "$go" "$gb")x device -> origin" \
+			"(issue #18's goal: >= 2x the code of 29513b7), CPU per GB $(ratio "$oc" "$bc")x"
+		[ "$REVERSE" = 1 ] && say "ratio ours/BASE_BUILD, origin -> device (-R) =" \
+			"$(ratio "${res[ours-R]% *}" "${res[base-R]% *}")x"
+	fi
+	[ -n "$BASE_BUILD" ] || say "(no earlier build measured: BASE_BUILD unset)"
 }
 
 # ---- policy load ----
