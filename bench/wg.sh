@@ -11,6 +11,14 @@
 # (xborder-wg --workers), interleaved WORKER_ROUNDS times, with the spread
 # and the load average.
 #
+# BASE_BUILD=DIR (a build directory of an earlier revision) adds ours <->
+# ours against that build's xborder-wg, interleaved BASE_ROUNDS times, and
+# prints the ratios: issue #18 states its CPU goal against the code it was
+# filed on (29513b7: "at most half of today's"), which only a same-run
+# figure can check:
+#   git worktree add /tmp/xb-base 29513b7 && make -C /tmp/xb-base
+#   BASE_BUILD=/tmp/xb-base/build bash bench/wg.sh
+#
 #   a ── eth0 192.0.2.1 ─────── 192.0.2.2 eth0 ── b
 #   wA 198.51.100.1  ═══ WG ═══  198.51.100.2 wB      iperf3 -c (a) → -s (b)
 . "$(dirname "$0")/../tests/lib/netns.sh"
@@ -18,6 +26,8 @@
 RUNS=${RUNS:-3}
 WORKER_ROUNDS=${WORKER_ROUNDS:-2}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+BASE_BUILD=${BASE_BUILD:-}
+BASE_ROUNDS=${BASE_ROUNDS:-3}
 XB_QUIET=1
 xb_begin
 xb_ns a b
@@ -50,7 +60,7 @@ measure() {	# measure IMPL_A IMPL_B -> "gbps cpu_s_per_gb rss_a_kb rss_b_kb"
 		wait "$XB_LAST_PID" 2>/dev/null
 		# The wire's run right after each ours <-> ours run: the share is
 		# of a veth measured under the same load (tunnel idle meanwhile).
-		[ "$1-$2" = ours-ours ] && plain_run >>"$XB_TMP/veth"
+		[ "$1-$2" = ours-ours ] && [ -z "${NO_VETH:-}" ] && plain_run >>"$XB_TMP/veth"
 	done
 	t1a=$(cpu_ticks "$pa_"); t1b=$(cpu_ticks "$pb_")
 	local med cpu
@@ -87,6 +97,31 @@ printf 'CPU per GB ratio ours / wireguard-go: %s (lower is better)\n' "$(awk -v 
 printf 'share of the wire ours <-> ours / plain veth: %s (issue #18: 0.16, goal >= 0.33); wireguard-go: %s\n' \
 	"$(awk -v a="$go" -v b="$veth" 'BEGIN{printf "%.3f", a / b}')" "$(awk -v a="$ref" -v b="$veth" 'BEGIN{printf "%.3f", a / b}')"
 printf 'CPU per GB ours <-> ours: %s s (issue #18: 4.2 s, goal <= 2.1 s)\n' "$oc"
+
+# ours against BASE_BUILD's, interleaved like the workers below.
+if [ -n "$BASE_BUILD" ]; then
+	[ -x "$BASE_BUILD/bin/xborder-wg" ] || { echo "BASE_BUILD=$BASE_BUILD has no bin/xborder-wg"; exit 1; }
+	declare -A bres
+	for round in $(seq "$BASE_ROUNDS"); do
+		for b in now base; do
+			bin=$XB_BIN
+			[ $b = base ] && XB_BIN=$BASE_BUILD/bin
+			r=$(NO_VETH=1 measure ours ours 2>>"$XB_TMP/base.log") || { echo "measurement ($b) failed"; exit 1; }
+			XB_BIN=$bin
+			bres[$b]+="$r"$'\n'
+		done
+	done
+	bcol() { printf '%s' "${bres[$1]}" | awk -v k="$2" '{print $k}' | sort -g; }
+	for b in now base; do
+		printf 'ours <-> ours, %-4s %7.3f Gbit/s (%s..%s)  %6.2f CPU-s/GB (%s..%s)  over %d rounds\n' "$b:" \
+			"$(bcol $b 1 | xb_median)" "$(bcol $b 1 | head -n1)" "$(bcol $b 1 | tail -n1)" \
+			"$(bcol $b 2 | xb_median)" "$(bcol $b 2 | head -n1)" "$(bcol $b 2 | tail -n1)" "$BASE_ROUNDS"
+	done
+	printf 'ours / BASE_BUILD: throughput %s, CPU per GB %s (issue #18: CPU per GB <= 0.5 of 29513b7; load average %s)\n' \
+		"$(awk -v a="$(bcol now 1 | xb_median)" -v b="$(bcol base 1 | xb_median)" 'BEGIN{printf "%.2f", a / b}')" \
+		"$(awk -v a="$(bcol now 2 | xb_median)" -v b="$(bcol base 2 | xb_median)" 'BEGIN{printf "%.2f", a / b}')" \
+		"$(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 
 # One worker against two on the same topology: rounds interleaved (1, 2, 1,
 # 2, ...) so that load from elsewhere falls on both alike.
