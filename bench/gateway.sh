@@ -44,6 +44,13 @@
 # of the gateway's tunnel processes per GB moved (xborderd; the two
 # wireguard-go), their peak RSS, and ours / reference.
 #
+# PERF (a file): perf record -g of xborderd's threads (their kernel work
+# included: the forwarding between its two TUNs runs in the thread that
+# writes the packet) during ours' first run, device -> origin, into PERF
+# and, with REVERSE=1, origin -> device into PERF.R; bench/perf_split.py
+# splits such a record per thread into crypto, user, UDP, TUN, and the
+# kernel's forwarding (routing, nft, conntrack, NAT).
+#
 # Policy load: LOAD_DEVICES devices in LOAD_GROUPS groups and LOAD_RULES
 # rules (rule i names group i mod LOAD_GROUPS, one destination, one port),
 # pool4 198.18.0.0/15 — the RFC 2544 benchmarking range, because the
@@ -217,6 +224,9 @@ streams() {
 	for r in $(seq "$RUNS"); do
 		xb_bg org iperf3 -s -1 -B 203.0.113.10
 		xb_wait 3000 sh -c "ip netns exec $XB_RUN-org ss -Htln | grep -q ':5201 '" || return 1
+		[ -n "${PERF:-}" ] && [ "$r" = 1 ] && [ -n "${GWPID:-}" ] && [ "$GW_PIDS" = "$GWPID" ] &&
+			(sleep 1; perf record -q -g -p "$GWPID" -o "$PERF${1:+.R}" \
+				-- sleep $((SECONDS_PER_RUN > 3 ? SECONDS_PER_RUN - 2 : 1)) >/dev/null 2>&1) &
 		out=$(nq dev iperf3 -c 203.0.113.10 -t "$SECONDS_PER_RUN" -J "$@" 2>/dev/null)
 		wait "$XB_LAST_PID" 2>/dev/null
 		r=$(echo "$out" | jq -e '.end.sum_received.bits_per_second') || return 1
