@@ -1,8 +1,11 @@
 /* Cutting a device's established flows: every conntrack entry whose
  * original source or reply destination is the device's address is
  * deleted through ctnetlink (libmnl), so that a device that falls out of
- * compliance loses the flows its last allow verdict let through — the
- * ruleset only sees new connections. The daemon never runs `conntrack';
+ * compliance loses the flows its last allow verdict let through. The
+ * ruleset judges every packet the device sends (policy/compile.c), but
+ * replies into the devices pass on conntrack state alone (chain forward),
+ * and an entry keeps its NAT mapping: both end with the entry. The daemon
+ * never runs `conntrack';
  * tests use it to check this module.
  */
 #ifndef XB_CONNTRACK_H
