@@ -175,8 +175,9 @@ static bool evp_seal_inplace(struct aead_thread *t, uint8_t *buf, size_t len, ui
 
 /* Seal through the scratch [64 zero bytes ‖ src ‖ tail]; false when it
  * failed, dst untouched. Afterwards the scratch holds the Poly1305 key
- * (wiped), the ciphertext, and keystream XOR old scratch bytes past it:
- * no plaintext, so only block 0 is wiped. */
+ * (wiped), the ciphertext, and keystream XOR old scratch bytes past it
+ * (ciphertext, keystream or zeros: an open wipes what it used): no
+ * plaintext, so only block 0 is wiped. */
 static bool evp_seal(struct aead_thread *t, uint8_t *dst, const uint8_t *src, size_t len,
 		     uint64_t counter, const uint8_t *key)
 {
@@ -193,7 +194,7 @@ static bool evp_seal(struct aead_thread *t, uint8_t *dst, const uint8_t *src, si
 			memcpy(dst, t->scratch + 64, len);
 		memcpy(dst + len, tag, XB_AEAD_TAG_LEN);
 	}
-	sodium_memzero(t->scratch, 64);
+	sodium_memzero(t->scratch, ok ? 64 : 64 + len);	/* not run: the plaintext is there */
 	return ok;
 }
 
