@@ -5,6 +5,7 @@
  * (IP_PKTINFO / IPV6_PKTINFO), learned from where the peer last reached us,
  * so replies leave from the address the peer expects on multi-homed hosts.
  */
+#include "tunnel/aead.h"
 #include "tunnel/device.h"
 #include "tunnel/workers.h"
 #include "common/clock.h"
@@ -18,7 +19,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define TXSLOT_SIZE (WG_MAX_PACKET + 64)
+/* A slot: a message header and up to WG_MAX_PACKET bytes of text with its
+ * tag from buf, and the AEAD's room around the text (XB_AEAD_HEADROOM
+ * before buf, XB_AEAD_TAILROOM past the text), so that the text is sealed
+ * in place; no two slots share any of it. */
+#define TXSLOT_HEAD XB_AEAD_HEADROOM
+#define TXSLOT_SIZE (TXSLOT_HEAD + WG_MAX_PACKET + 64 + XB_AEAD_TAILROOM)
 
 struct wg_txslot {
 	union xb_sockaddr to, from;
@@ -213,7 +219,7 @@ bool wg_txq_init(struct wg_device *dev)
 {
 	struct wg_txq *q = calloc(1, sizeof(*q));
 
-	if (!q || !(q->mem = malloc((size_t)WG_BATCH * TXSLOT_SIZE))) {
+	if (!q || !(q->mem = aligned_alloc(64, (size_t)WG_BATCH * TXSLOT_SIZE))) {
 		free(q);
 		return false;
 	}
@@ -223,7 +229,7 @@ bool wg_txq_init(struct wg_device *dev)
 		return false;
 	}
 	for (unsigned i = 0; i < WG_BATCH; i++)
-		q->slot[i].buf = q->mem + (size_t)i * TXSLOT_SIZE;
+		q->slot[i].buf = q->mem + (size_t)i * TXSLOT_SIZE + TXSLOT_HEAD;
 	dev->txq = q;
 	return true;
 }
@@ -247,8 +253,8 @@ static void seal_slot(void *ctx, size_t i)
 
 	if (!s->unsealed)
 		return;
-	noise_encrypt(m->encrypted_data, m->encrypted_data, s->len - sizeof(*m) - NOISE_AUTHTAG_LEN,
-		      m->counter, s->key);
+	xb_aead_seal_inplace(m->encrypted_data, s->len - sizeof(*m) - NOISE_AUTHTAG_LEN, m->counter,
+			     s->key);
 	sodium_memzero(s->key, sizeof(s->key));
 	s->unsealed = false;
 }
@@ -301,7 +307,7 @@ static void send_data(struct wg_peer *peer, struct noise_keypair *kp, const uint
 		memcpy(s->key, kp->send_key, sizeof(s->key));
 		s->unsealed = true;
 	} else {
-		noise_encrypt(m->encrypted_data, m->encrypted_data, plen, m->counter, kp->send_key);
+		xb_aead_seal_inplace(m->encrypted_data, plen, m->counter, kp->send_key);
 	}
 	s->to = peer->endpoint;
 	s->from = peer->src;

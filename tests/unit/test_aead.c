@@ -3,12 +3,14 @@
  * replaces, itself pinned to RFC 8439's vector: the same bytes both ways for
  * every length to 2 100, in place and not; a flipped bit anywhere refused with
  * dst wiped; a wrong counter or key refused; short input; each thread with its
- * own context. */
+ * own context. The same for the variants that work in the caller's
+ * headroom and tailroom, with guard bytes around that room. */
 #include "tests/lib/check.h"
 #include "tunnel/aead.h"
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stdlib.h>
 
 static void nonce_of(uint8_t n[12], uint64_t counter)
 {
@@ -181,6 +183,108 @@ TEST(in_place)
 	CHECK(memcmp(buf, msg, sizeof(msg)));
 	CHECK(xb_aead_open(buf, buf, sizeof(buf), 1ull << 40, key));
 	CHECK(!memcmp(buf, msg, sizeof(msg)));
+}
+
+/* The _inplace/_room variants on buffers laid out [guard ‖ headroom ‖
+ * text ‖ tailroom ‖ guard], each its own allocation (the SAN build catches
+ * a byte read or written past the guards). */
+#define GUARD 48
+#define ROOM (GUARD + XB_AEAD_HEADROOM)
+
+struct roomy {
+	uint8_t *mem, *text;	/* text = mem + ROOM */
+	size_t size;
+};
+
+static void roomy_make(struct roomy *r, size_t len, uint8_t fill)
+{
+	r->size = ROOM + len + XB_AEAD_TAILROOM + GUARD;
+	r->mem = malloc(r->size);
+	r->text = r->mem + ROOM;
+	memset(r->mem, fill, r->size);
+}
+
+/* The guards and (keep_head) the headroom still hold fill. */
+static bool roomy_kept(const struct roomy *r, size_t len, uint8_t fill, bool keep_head)
+{
+	for (size_t i = 0; i < (keep_head ? ROOM : GUARD); i++)
+		if (r->mem[i] != fill)
+			return false;
+	for (size_t i = ROOM + len + XB_AEAD_TAILROOM; i < r->size; i++)
+		if (r->mem[i] != fill)
+			return false;
+	return true;
+}
+
+/* Every length to 2 100: xb_aead_seal_inplace gives libsodium's bytes,
+ * puts its headroom back and touches nothing outside its room;
+ * xb_aead_open_room opens libsodium's, with src (room and all) only read
+ * and dst's headroom put back, nothing outside. */
+TEST(room_variants_same_as_libsodium_every_length)
+{
+	static uint8_t msg[2100], want[2100 + 16];
+	uint8_t key[32];
+
+	for (size_t len = 0; len <= sizeof(msg); len++) {
+		struct roomy b, d;
+		uint64_t counter;
+		uint8_t *copy;
+
+		randombytes_buf(key, sizeof(key));
+		randombytes_buf(&counter, sizeof(counter));
+		randombytes_buf(msg, len);
+		ref_seal(want, msg, len, counter, key);
+		roomy_make(&b, len, 0x5a);
+		memcpy(b.text, msg, len);
+		xb_aead_seal_inplace(b.text, len, counter, key);
+		CHECK(!memcmp(b.text, want, len + 16));
+		CHECK(roomy_kept(&b, len, 0x5a, true));
+
+		memcpy(b.text + len + 16, msg, XB_AEAD_TAILROOM - 16 < len ? XB_AEAD_TAILROOM - 16 : len);
+		copy = malloc(b.size);
+		memcpy(copy, b.mem, b.size);
+		roomy_make(&d, len, 0xc3);
+		CHECK(xb_aead_open_room(d.text, b.text, len + 16, counter, key));
+		CHECK(!memcmp(d.text, msg, len));
+		CHECK(roomy_kept(&d, len, 0xc3, true));
+		CHECK(!memcmp(copy, b.mem, b.size));
+		free(copy);
+		free(d.mem);
+		free(b.mem);
+	}
+}
+
+/* A flipped bit anywhere in text or tag: xb_aead_open_room refuses and
+ * leaves zeros in dst, its headroom put back, nothing outside touched. */
+TEST(room_open_flipped_bit_refused_dst_wiped)
+{
+	static const size_t lens[] = { 0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 1419, 1420, 2048 };
+	uint8_t key[32];
+
+	randombytes_buf(key, 32);
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		size_t len = lens[i];
+		struct roomy c, d;
+
+		roomy_make(&c, len, 0x11);
+		randombytes_buf(c.text, len);
+		xb_aead_seal_inplace(c.text, len, 7 + i, key);
+		roomy_make(&d, len, 0xc3);
+		for (size_t at = 0; at < len + 16; at += 1 + at / 7) {
+			c.text[at] ^= (uint8_t)(1u << (at % 8));
+			memset(d.text, 0xa5, len);
+			CHECK(!xb_aead_open_room(d.text, c.text, len + 16, 7 + i, key));
+			CHECK(sodium_is_zero(d.text, len));
+			CHECK(roomy_kept(&d, len, 0xc3, true));
+			c.text[at] ^= (uint8_t)(1u << (at % 8));
+		}
+		CHECK(xb_aead_open_room(d.text, c.text, len + 16, 7 + i, key));
+		CHECK(!xb_aead_open_room(d.text, c.text, len + 16, 8 + i, key));
+		CHECK(sodium_is_zero(d.text, len));
+		CHECK(!xb_aead_open_room(d.text, c.text, 15, 7 + i, key));
+		free(d.mem);
+		free(c.mem);
+	}
 }
 
 static void *worker(void *arg)
