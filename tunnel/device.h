@@ -26,6 +26,7 @@
 #define WG_BATCH 64
 #define WG_MAX_PACKET 65536
 #define WG_GRO_BYTES (256 * 1024)
+#define WG_TUN_MAX_SEGS 128	/* packets one TUN read (a TSO super-packet) may become */
 
 /* Protocol times in seconds (whitepaper §6.1). Defaults are the whitepaper's;
  * xborder-wg --timers can shorten them, e.g. to watch a rekey in a test. */
@@ -159,6 +160,11 @@ void wg_send_keepalive(struct wg_peer *peer, uint64_t now);
 void wg_send_handshake_initiation(struct wg_peer *peer, bool is_retry, uint64_t now);
 void wg_send_handshake_response(struct wg_peer *peer, uint64_t now);
 void wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uint64_t now);
+/* A TUN read with its vnet header (offloads on): segmented into the send
+ * queue's slots where it can be, else into scratch and sent packet by
+ * packet. False when the read is malformed. */
+bool wg_send_from_tun_gso(struct wg_device *dev, const uint8_t *in, size_t in_len, uint8_t *scratch,
+			  size_t scratch_cap, uint64_t now);
 void wg_send_raw(struct wg_device *dev, const union xb_sockaddr *to, const union xb_sockaddr *from,
 		 int ifindex, const void *buf, size_t len);
 bool wg_txq_init(struct wg_device *dev);

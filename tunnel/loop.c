@@ -23,12 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define WG_MAX_SEGS 128
 #define WG_SEG_BYTES (2 * WG_MAX_PACKET)
 
 struct rxbatch {
-	uint8_t *seg;			/* a TUN read cut into packets */
-	size_t seg_off[WG_MAX_SEGS], seg_len[WG_MAX_SEGS];
+	uint8_t *seg;			/* a TUN read cut into packets (when not into the send slots) */
 	struct mmsghdr mm[WG_BATCH];
 	struct iovec iov[WG_BATCH];
 	union xb_sockaddr from[WG_BATCH], to[WG_BATCH];
@@ -123,22 +121,16 @@ static void rx_socket(struct wg_device *dev, struct rxbatch *b, int fd)
 }
 
 /* A TUN read with offloads may hold a 64 KB TCP segment: cut it into
- * MTU-sized packets (with their checksums) before encryption. */
+ * MTU-sized packets (with their checksums) before encryption, straight
+ * into the send queue's slots (wg_send_from_tun_gso). */
 static void tun_packet(struct wg_device *dev, struct rxbatch *b, size_t len, uint64_t now)
 {
-	int n;
-
 	if (!dev->tun_offload) {
 		wg_send_from_tun(dev, b->buf, len, now);
 		return;
 	}
-	n = offload_segment(b->buf, len, b->seg, WG_SEG_BYTES, b->seg_off, b->seg_len, WG_MAX_SEGS);
-	if (n < 0) {
+	if (!wg_send_from_tun_gso(dev, b->buf, len, b->seg, WG_SEG_BYTES, now))
 		dev->stats.tx_bad_packet++;
-		return;
-	}
-	for (int i = 0; i < n; i++)
-		wg_send_from_tun(dev, b->seg + b->seg_off[i], b->seg_len[i], now);
 }
 
 /* Returns false when the TUN device is gone. */

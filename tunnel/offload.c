@@ -20,10 +20,17 @@
  *
  * A written super-packet carries NEEDS_CSUM, which the kernel turns into
  * CHECKSUM_PARTIAL and then trusts: it never verifies the segments' own
- * checksums. So a segment joins only after its checksum verified; whatever
- * does not join is written unchanged with a zero vnet header and the kernel
- * verifies it as usual. WireGuard authenticates the tunnel, not the sender's
- * TCP checksum.
+ * checksums, and re-segmenting it (forwarding) writes fresh ones. So in an
+ * untrusted batch (GRE: nothing authenticates the bytes) a segment joins
+ * only after its checksum verified; whatever does not join is written
+ * unchanged with a zero vnet header and the kernel verifies it as usual.
+ * A trusted batch (OFFLOAD_GRO_TRUSTED: WireGuard, whose AEAD authenticated
+ * every byte as the peer's sender made it) verifies nothing and writes lone
+ * packets with DATA_VALID. That is Linux's WireGuard exactly: it marks what
+ * it decrypts CHECKSUM_UNNECESSARY, its GRO merges segments without summing
+ * them, and a forwarded merge is re-segmented with fresh checksums. Only the
+ * sender of the inner packet can have got a checksum wrong; nothing on the
+ * path between can corrupt a byte without the tag failing.
  */
 #include "tunnel/offload.h"
 #include "common/bytes.h"
@@ -237,7 +244,8 @@ static int seg_one(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t l
 	if ((vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && at + 2 > len)
 		return -1;
 	memcpy(out, pkt, len);
-	offsets[0] = 0;
+	if (offsets)
+		offsets[0] = 0;
 	lens[0] = len;
 	if (!(vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))
 		return 1;
@@ -332,8 +340,11 @@ static void seg_fix_l4(uint8_t *s, const struct gso *g, size_t i, size_t done, s
 	store_raw(t + 6, c ? c : 0xffff);	/* 0 means "no checksum" in UDP */
 }
 
+/* Segments back to back in out_cap bytes (stride 0), or segment i at
+ * out + i * stride, each at most out_cap bytes. */
 static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
-		   uint8_t *out, size_t out_cap, size_t *offsets, size_t *lens, int max_segs)
+		   uint8_t *out, size_t out_cap, size_t stride, size_t *offsets, size_t *lens,
+		   int max_segs)
 {
 	size_t payload, done = 0, off = 0;
 	struct gso g;
@@ -341,7 +352,8 @@ static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t l
 	if (!gso_parse(vh, pkt, len, &g) || g.segs > (size_t)max_segs)
 		return -1;
 	payload = len - g.hlen;
-	if (g.segs * g.hlen + payload > out_cap)
+	if (stride ? g.hlen + (payload < g.mss ? payload : g.mss) > out_cap :
+		     g.segs * g.hlen + payload > out_cap)
 		return -1;
 	for (size_t i = 0; i < g.segs; i++) {
 		size_t n = payload - done < g.mss ? payload - done : g.mss;
@@ -353,16 +365,17 @@ static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t l
 		psum = copy_sum_raw(s + g.hlen, pkt + g.hlen + done, n);
 		seg_fix_ip(s, &g, i, g.hlen + n);
 		seg_fix_l4(s, &g, i, done, n, psum);
-		offsets[i] = off;
+		if (offsets)
+			offsets[i] = off;
 		lens[i] = g.hlen + n;
-		off += g.hlen + n;
+		off = stride ? off + stride : off + g.hlen + n;
 		done += n;
 	}
 	return (int)g.segs;
 }
 
-int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
-		    size_t *offsets, size_t *lens, int max_segs)
+static int segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, size_t stride,
+		   size_t *offsets, size_t *lens, int max_segs)
 {
 	const uint8_t known = VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID;
 	struct virtio_net_hdr vh;
@@ -374,8 +387,22 @@ int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_c
 		return -1;
 	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE)
 		return seg_one(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, offsets, lens);
-	return seg_gso(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, offsets, lens,
+	return seg_gso(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, stride, offsets, lens,
 		       max_segs);
+}
+
+int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+		    size_t *offsets, size_t *lens, int max_segs)
+{
+	return segment(in, in_len, out, out_cap, 0, offsets, lens, max_segs);
+}
+
+int offload_segment_strided(const uint8_t *in, size_t in_len, uint8_t *out, size_t stride,
+			    size_t seg_cap, size_t *lens, int max_segs)
+{
+	if (seg_cap > stride)
+		return -1;
+	return segment(in, in_len, out, seg_cap, stride, NULL, lens, max_segs);
 }
 
 /* ---- Coalescing ----

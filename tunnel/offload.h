@@ -44,6 +44,14 @@
 int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
 		    size_t *offsets, size_t *lens, int max_segs);
 
+/* The same, but segment i is written at out + i * stride, lens[i] bytes,
+ * each segment at most seg_cap (<= stride) bytes: for a caller that wants
+ * each packet in a buffer of its own (the send queue's slots), behind room
+ * for a header, without copying it there afterwards. Writes up to
+ * max_segs * stride bytes from out. */
+int offload_segment_strided(const uint8_t *in, size_t in_len, uint8_t *out, size_t stride,
+			    size_t seg_cap, size_t *lens, int max_segs);
+
 /* A batch of IP packets to write to the TUN. */
 struct offload_gro;
 

@@ -7,6 +7,7 @@
  */
 #include "tunnel/aead.h"
 #include "tunnel/device.h"
+#include "tunnel/offload.h"
 #include "tunnel/workers.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -300,7 +301,8 @@ static void send_data(struct wg_peer *peer, struct noise_keypair *kp, const uint
 	m->header.type = MESSAGE_DATA;
 	m->key_idx = kp->remote_index;
 	m->counter = atomic_fetch_add(&kp->send_counter, 1);
-	memcpy(m->encrypted_data, pkt, len);
+	if (pkt != m->encrypted_data)	/* else segmented into the slot already */
+		memcpy(m->encrypted_data, pkt, len);
 	memset(m->encrypted_data + len, 0, plen - len);
 	s->len = message_data_len(plen);
 	if (dev->workers) {
@@ -396,6 +398,76 @@ void wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uin
 	}
 	wg_peer_stage(peer, pkt, len);
 	wg_send_staged(peer, now);
+}
+
+/* A TUN read cut into scratch and sent packet by packet (the copying path). */
+static bool send_copied(struct wg_device *dev, const uint8_t *in, size_t in_len, uint8_t *scratch,
+			size_t scratch_cap, uint64_t now)
+{
+	size_t lens[WG_TUN_MAX_SEGS], offs[WG_TUN_MAX_SEGS];
+	int n = offload_segment(in, in_len, scratch, scratch_cap, offs, lens, WG_TUN_MAX_SEGS);
+
+	for (int i = 0; i < n; i++)
+		wg_send_from_tun(dev, scratch + offs[i], lens[i], now);
+	return n >= 0;
+}
+
+/* One TUN read with offloads: its segments are cut straight into the send
+ * queue's slots, behind the message header, so that send_data() seals them
+ * where they lie. All segments of a read have the same destination, so one
+ * peer and one verdict; once one is staged (the keypair ran out) the rest
+ * are too, and nothing is sent into the slots still holding segments. A
+ * peer with staged packets, or no usable keypair, takes the copying path,
+ * and so does a read of more segments than the queue has slots (a small
+ * MSS: up to WG_TUN_MAX_SEGS).
+ *
+ * The queue may be full on entry: send_data() flushes lazily, before the
+ * packet after the one that filled it. Then there is no slot q->n to cut
+ * into (q->slot[WG_BATCH] is past the array; the SAN build aborted there,
+ * which stalled TCP through the tunnel), so flush first.
+ * False: the read was malformed. */
+bool wg_send_from_tun_gso(struct wg_device *dev, const uint8_t *in, size_t in_len, uint8_t *scratch,
+			  size_t scratch_cap, uint64_t now)
+{
+	struct wg_txq *q = dev->txq;
+	size_t lens[WG_BATCH];
+	const uint8_t *dst;
+	uint16_t family;
+	struct wg_peer *peer;
+	unsigned n0;
+	int n;
+
+	family = in_len > OFFLOAD_VNET_HDR_LEN ?
+		 inner_dst(in + OFFLOAD_VNET_HDR_LEN, in_len - OFFLOAD_VNET_HDR_LEN, &dst) : AF_UNSPEC;
+	peer = family == AF_UNSPEC ? NULL : wg_allowedips_lookup(&dev->allowedips, family, dst);
+	if (!peer || peer->endpoint.sa.sa_family == AF_UNSPEC || peer->n_staged ||
+	    !wg_keypair_usable(dev, peer->current, now))
+		return send_copied(dev, in, in_len, scratch, scratch_cap, now);
+	if (q->n == WG_BATCH)
+		wg_txq_flush(dev);
+	n = offload_segment_strided(in, in_len, q->slot[q->n].buf + sizeof(struct message_data),
+				    TXSLOT_SIZE, WG_MAX_PACKET, lens, (int)(WG_BATCH - q->n));
+	if (n < 0 && q->n) {	/* perhaps only too many for the slots left */
+		wg_txq_flush(dev);
+		n = offload_segment_strided(in, in_len, q->slot[0].buf + sizeof(struct message_data),
+					    TXSLOT_SIZE, WG_MAX_PACKET, lens, WG_BATCH);
+	}
+	if (n < 0)	/* more segments than slots, or malformed */
+		return send_copied(dev, in, in_len, scratch, scratch_cap, now);
+	n0 = q->n;
+	for (int i = 0; i < n; i++) {
+		uint8_t *pkt = q->slot[n0 + i].buf + sizeof(struct message_data);
+
+		if (!peer->n_staged && wg_keypair_usable(dev, peer->current, now))
+			send_data(peer, peer->current, pkt, lens[i], now);
+		else
+			wg_peer_stage(peer, pkt, lens[i]);
+	}
+	if (peer->n_staged)
+		wg_send_staged(peer, now);
+	else
+		keep_key_fresh(peer, now);
+	return true;
 }
 
 void wg_send_handshake_initiation(struct wg_peer *peer, bool is_retry, uint64_t now)

@@ -609,6 +609,29 @@ static size_t fresh_tso(bool v6)
 	return tso_build(seg_in, &f, 77, 88, TH_ACK, pl, sizeof(pl), 1448, false);
 }
 
+TEST(segment_strided_equals_back_to_back)
+{
+	/* Each segment in a slot of its own: the bytes of the contiguous cut;
+	 * too few slots, or a slot too small for one segment, is refused. */
+	static uint8_t slots[12 * 2000];
+	size_t lens[12], in_len;
+	int r;
+
+	for (int v6 = 0; v6 <= 1; v6++) {
+		in_len = fresh_tso(v6);
+		r = seg(seg_in, in_len);
+		CHECK_INT(r, ==, 10);
+		CHECK_INT(offload_segment_strided(seg_in, in_len, slots, 2000, 1600, lens, 12), ==, r);
+		for (int i = 0; i < r; i++) {
+			CHECK_INT(lens[i], ==, seg_lens[i]);
+			CHECK_MEM(slots + (size_t)i * 2000, seg_out + seg_offs[i], seg_lens[i]);
+		}
+		CHECK_INT(offload_segment_strided(seg_in, in_len, slots, 2000, 1600, lens, 9), ==, -1);
+		CHECK_INT(offload_segment_strided(seg_in, in_len, slots, 2000, 1400, lens, 12), ==, -1);
+		CHECK_INT(offload_segment_strided(seg_in, in_len, slots, 1000, 1600, lens, 12), ==, -1);
+	}
+}
+
 static void set_vnet(uint8_t flags, uint8_t type, uint16_t gso, uint16_t start, uint16_t off)
 {
 	struct virtio_net_hdr h = vnet_get(seg_in);
