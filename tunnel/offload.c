@@ -745,10 +745,18 @@ bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len)
 	return true;
 }
 
+/* Without OFFLOAD_GRO_IOV, finish() copies merged packets into out_buf, which
+ * holds cap bytes: a packet taken by reference counts against cap as a copy
+ * would, so that no more can be merged than out_buf holds. */
 bool offload_gro_add_ref(struct offload_gro *g, uint8_t *pkt, size_t len)
 {
 	if (g->finished || len == 0 || len > OFFLOAD_MAX_IP_LEN || g->npkts == OFFLOAD_GRO_MAX_PKTS)
 		return false;
+	if (!(g->flags & OFFLOAD_GRO_IOV)) {
+		if (g->cap - g->in_used < HDR_LEN + len)
+			return false;
+		g->in_used += HDR_LEN + len;
+	}
 	gro_take(g, pkt, len);
 	return true;
 }

@@ -74,8 +74,10 @@ bool offload_gro_add(struct offload_gro *g, const uint8_t *pkt, size_t len);
  * overwrite (finish() puts the vnet header there; with OFFLOAD_GRO_IOV it
  * also fixes a merged packet's headers in its first segment). False when the
  * batch holds OFFLOAD_GRO_MAX_PKTS packets or is finished, or on a len of 0
- * or above OFFLOAD_MAX_IP_LEN. For a caller that decrypted the packet in
- * place behind a header of its own. */
+ * or above OFFLOAD_MAX_IP_LEN; without OFFLOAD_GRO_IOV also when the batch
+ * is full as for offload_gro_add (finish() copies merged packets into the
+ * batch's max_bytes, so a packet taken by reference counts as a copy would).
+ * For a caller that decrypted the packet in place behind a header of its own. */
 bool offload_gro_add_ref(struct offload_gro *g, uint8_t *pkt, size_t len);
 
 /* Build the writes; returns how many there are. Each is a vnet header plus

@@ -1534,6 +1534,62 @@ TEST(gro_capacity_and_reset)
 	offload_gro_free(NULL);
 }
 
+/* By reference into a contiguous batch: the merged packets are copied into
+ * the batch's own buffer (max_bytes), so add_ref must say "full" before they
+ * outgrow it, as add does. Four 30000-byte segments of one flow make two
+ * merged packets of 60052 bytes each: more than the smallest batch holds.
+ * Every batch is written, reset and refilled as receive.c's deliver() does,
+ * and what it writes must cut back into the segments and fit the buffer. */
+TEST(gro_add_ref_contiguous_bounded)
+{
+	static uint8_t own[4 * (HDR + 70000)];
+	struct plist *in = plist_new(1 << 20), *back = plist_new(1 << 21);
+	struct offload_gro *g = offload_gro_new(OFFLOAD_GRO_MIN_BYTES);
+	struct flow a;
+
+	CHECK(g != NULL);
+	flow_init(&a, false, 50);
+	for (unsigned trusted = 0; trusted <= OFFLOAD_GRO_TRUSTED; trusted++) {
+		size_t at = 0, i = 0, writes = 0;
+
+		in->n = in->used = back->n = back->used = 0;
+		flow_segments(in, &a, 7000, 300, 4, 30000, 30000, TH_ACK, gro_pl);
+		offload_gro_reset(g);
+		offload_gro_set_flags(g, trusted);
+		while (i <= in->n) {
+			size_t n, bytes = 0;
+
+			if (i < in->n) {
+				memcpy(own + at + HDR, plist_at(in, i), in->len[i]);
+				if (offload_gro_add_ref(g, own + at + HDR, in->len[i])) {
+					at += HDR + in->len[i];
+					i++;
+					continue;
+				}
+			}
+			n = offload_gro_finish(g);
+			CHECK_INT(n, >=, 1);
+			for (size_t k = 0; k < n; k++) {
+				size_t len;
+
+				CHECK(offload_gro_get(g, k, &len) != NULL);
+				bytes += len;
+			}
+			CHECK_INT(bytes, <=, OFFLOAD_GRO_MIN_BYTES);
+			gro_deliver(g, n, back);
+			writes += n;
+			offload_gro_reset(g);
+			if (i == in->n)
+				break;
+		}
+		CHECK_INT(writes, ==, 2);
+		check_same_lists(in, back);
+	}
+	offload_gro_free(g);
+	plist_free(in);
+	plist_free(back);
+}
+
 /* ---- Randomized: streams through coalescing and back ---- */
 
 /* Which flow a packet is, for order checks: version, addresses, protocol,
