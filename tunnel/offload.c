@@ -36,9 +36,14 @@
 #include "common/bytes.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A gathered write (OFFLOAD_GRO_IOV) is at most one iovec per packet of the
+ * batch; writev() refuses more than IOV_MAX with EINVAL. */
+_Static_assert(OFFLOAD_GRO_MAX_PKTS <= IOV_MAX, "a batch's packets must fit one writev()");
 
 #define HDR_LEN OFFLOAD_VNET_HDR_LEN
 
