@@ -63,9 +63,9 @@ size_t wg_tap_build(const struct wg_tap_endpoint *eps, size_t n, const uint8_t *
 		    size_t max_payload, uint8_t *out, size_t cap);
 
 struct wg_device;
-/* Tap UDP to eps[0..n) through fd (taken over: the device closes it);
- * n 0 turns the tap off (fd closed). Any time, from any thread. 0 or
- * -errno. */
+/* Tap UDP to eps[0..n) through fd (taken over when this returns 0: the
+ * device closes it); n 0 turns the tap off (fd, if any, closed). Any time,
+ * from any thread. 0 or -errno (fd left to the caller). */
 int wg_device_set_tap(struct wg_device *dev, int fd, const struct wg_tap_endpoint *eps, size_t n);
 /* The data thread's side, under the device lock. wg_tap_take() queues pkt
  * (which must stay until wg_tap_flush) when the tap takes it. */
