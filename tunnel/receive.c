@@ -21,7 +21,8 @@
  * - an authenticated message moves the peer's endpoint to its source
  *   (roaming);
  * - a decrypted packet is delivered only if its inner source address is
- *   in the sending peer's allowed IPs (cryptokey routing).
+ *   in the sending peer's allowed IPs (cryptokey routing): to the TUN
+ *   device, or to the local UDP tap when it takes it (tap.h).
  */
 #include "tunnel/device.h"
 #include "tunnel/offload.h"
