@@ -195,6 +195,18 @@ tap_json() { ctl -j dns | jq -e "$1" >/dev/null; }
 if [ "${DNS_TAP:-true}" = true ]; then
 	xb_check "tap: the UDP queries came through the device interface's tap" \
 		tap_json '.tap.on and .tap.queries >= 10 and .tap.answers >= 10'
+	# A reload switches it off and on again.
+	sed -i 's/dns_tap = true;/dns_tap = false;/' "$XB_TMP/xborder.conf"
+	ctl reload >/dev/null
+	n0=$(ctl -j dns | jq .tap.queries)
+	xb_check "dns_tap = false by reload: the tap is off" tap_json '.tap.on | not'
+	xb_check "... queries are answered through the kernel" test "$(q alice portal.acme.cn)" = 203.0.113.20
+	xb_check "... and none came through the tap" tap_json ".tap.queries == $n0"
+	sed -i 's/dns_tap = false;/dns_tap = true;/' "$XB_TMP/xborder.conf"
+	ctl reload >/dev/null
+	xb_check "dns_tap = true by reload: answered through the tap again" \
+		sh -c "test \"\$(ip netns exec $XB_RUN-alice dig +time=2 +tries=1 +short @198.51.100.1 portal.acme.cn)\" = 203.0.113.20"
+	xb_check "... which counted it" tap_json ".tap.on and .tap.queries > $n0"
 else
 	xb_check "tap off (dns_tap = false): no query came through a tap" \
 		tap_json '(.tap.on | not) and .tap.queries == 0'
