@@ -195,6 +195,8 @@ tap_json() { ctl -j dns | jq -e "$1" >/dev/null; }
 if [ "${DNS_TAP:-true}" = true ]; then
 	xb_check "tap: the UDP queries came through the device interface's tap" \
 		tap_json '.tap.on and .tap.queries >= 10 and .tap.answers >= 10'
+	xb_check "... counted by the data thread too, none dropped" \
+		tap_json '.tap.device.queries >= 10 and .tap.device.answers >= 10 and .tap.device.dropped == 0 and .tap.device.bad_reply == 0'
 	# A reload switches it off and on again.
 	sed -i 's/dns_tap = true;/dns_tap = false;/' "$XB_TMP/xborder.conf"
 	ctl reload >/dev/null
