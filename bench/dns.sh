@@ -45,7 +45,9 @@
 # BUDGET_OUTSTANDING (dnsperf -q in the budget runs, default 40), PARTS (default "qps cpu latency
 # budget paths list": which of them to run, in that order), PERF (a file: perf record -g of
 # xborderd's main thread during its QPS_CPU run; PERF_ALL=1: all its threads), WG_CPU (a CPU:
-# xborderd's threads but its main one moved there, a placement experiment).
+# xborderd's threads but its main one moved there, a placement experiment), DNS_TAP (default
+# true: gateway dns_tap, xborderd's queries skip the TUN device and the kernel; false: they
+# go through them as unbound's and dnsmasq's do).
 . "$(dirname "$0")/../tests/lib/netns.sh"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 RUNS=${RUNS:-3}
@@ -55,6 +57,7 @@ BUDGETS=${BUDGETS:-2 4}
 CG_PERIOD_US=${CG_PERIOD_US:-50000}
 BUDGET_OUTSTANDING=${BUDGET_OUTSTANDING:-40}
 PARTS=${PARTS:-qps cpu latency budget paths list}
+DNS_TAP=${DNS_TAP:-true}
 DATA=${XB_DATA:-$(cd "$(dirname "$0")/.." && pwd)/tests/data}
 LIST=$DATA/accelerated-domains.china.conf
 XB_QUIET=1
@@ -114,6 +117,7 @@ policy() {	# policy FILE [LISTRULE]
 gateway = {
   interface = "xg$ID"; listen_port = 51820; private_key_file = "gw.key";
   pool4 = "198.51.100.0/24"; control_socket = "$CTL"; state_dir = "$XB_TMP/state";
+  dns_tap = $DNS_TAP;
 };
 devices = ( { name = "d"; public_key = "$(echo "$kd" | wg pubkey)"; address4 = "198.51.100.10"; } );
 rules = ( { name = "learn"; domains = [ "*.learn.example" ]; action = "allow"; via = [ "internet" ]; } );

@@ -89,7 +89,7 @@ int xb_render_dns(const struct xb_render *r, json_t *st)
 	static const char *const cols[] = { "RULE", "ACTION", "QUERIES", "ANSWERED", "CACHED",
 					    "FAILED", "BLOCKED", "DENIED", "P99<MS" };
 	json_t *rules = get(st, "rules"), *rule, *c = get(st, "cache"), *u = get(st, "upstream"),
-	       *cl = get(st, "clients"), *lp = get(st, "loop");
+	       *cl = get(st, "clients"), *lp = get(st, "loop"), *tp = get(st, "tap");
 	struct render_table t;
 	size_t i;
 
@@ -106,6 +106,10 @@ int xb_render_dns(const struct xb_render *r, json_t *st)
 	render_kv(r, "clients", json_is_object(cl) ? json_sprintf_text("%s refused (not a device), "
 		"%s malformed, %s truncated to TCP", get(cl, "refused"), get(cl, "formerr"),
 		get(cl, "truncated")) : strdup("-"), NULL);
+	if (json_is_object(tp))		/* docs/dns.md, "The tap" */
+		render_kv(r, "tap", json_is_true(get(tp, "on")) ? json_sprintf_text("on: %s queries, %s answers, "
+			"%s bad frames", get(tp, "queries"), get(tp, "answers"), get(tp, "bad"))
+			: strdup("off: UDP queries through the kernel"), NULL);
 	render_kv(r, "learned", json_is_object(cl) ? json_sprintf_text("%s destinations in the sets, "
 		"%s set updates, %s failed", get(cl, "learned"), get(cl, "set_puts"),
 		get(cl, "set_failures")) : strdup("-"), NULL);

@@ -8,6 +8,8 @@
 #include "gateway/health/health.h"
 #include "common/log.h"
 #include "tunnel/blake2s.h"
+#include "tunnel/device.h"
+#include "tunnel/tap.h"
 
 #include <linux/rtnetlink.h>
 
@@ -18,6 +20,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define UNREACHABLE_METRIC 0x7fffffffu	/* behind every live route */
 #define DEVIF_MTU 1420			/* devices reach us over the internet */
@@ -226,6 +230,59 @@ int xb_apply_devif(struct xb_daemon *d, const struct xb_policy *old, const struc
 		return e;
 	}
 	return 0;
+}
+
+/* Socket buffers of the tap's socketpair: a burst of queries (or answers)
+ * waits there while the other thread is busy. */
+#define DNS_TAP_BUF	(1 << 20)
+
+static size_t dns_tap_endpoints(const struct xb_policy *p, struct wg_tap_endpoint eps[2])
+{
+	size_t n = 0;
+
+	if (!p->dns.enabled || !p->gateway.dns_tap)
+		return 0;
+	if (p->gateway.has_pool4) {
+		eps[n] = (struct wg_tap_endpoint){ .family = 4, .port = p->gateway.dns_port };
+		memcpy(eps[n++].addr, &p->gateway.address4, 4);
+	}
+	if (p->gateway.has_pool6) {
+		eps[n] = (struct wg_tap_endpoint){ .family = 6, .port = p->gateway.dns_port };
+		memcpy(eps[n++].addr, &p->gateway.address6, 16);
+	}
+	return n;
+}
+
+void xb_apply_dns_tap(struct xb_daemon *d, const struct xb_policy *p)
+{
+	struct wg_tap_endpoint eps[2];
+	size_t n = dns_tap_endpoints(p, eps);
+	int sp[2], buf = DNS_TAP_BUF, e;
+
+	if (!d->dns || !d->devif.dev)
+		return;		/* the kernel's WireGuard: no tap to have */
+	if (!n) {
+		wg_device_set_tap(d->devif.dev, -1, NULL, 0);
+		xb_dns_service_set_tap(d->dns, -1, 0);
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) < 0) {
+		log_warn("%s: DNS tap: socketpair (DNS goes through the kernel)", d->devif.ifname);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		setsockopt(sp[i], SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+		setsockopt(sp[i], SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	}
+	if ((e = wg_device_set_tap(d->devif.dev, sp[0], eps, n)) < 0) {
+		log_warnx("%s: DNS tap: %s (DNS goes through the kernel)", d->devif.ifname, strerror(-e));
+		close(sp[0]);
+		close(sp[1]);
+		return;
+	}
+	xb_dns_service_set_tap(d->dns, sp[1], DEVIF_MTU);
+	log_info("%s: DNS over UDP to the gateway's port %u answered through the tap, past the kernel",
+		 d->devif.ifname, p->gateway.dns_port);
 }
 
 /* ---- tunnels ---- */

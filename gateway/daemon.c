@@ -201,7 +201,7 @@ static struct itimerspec tick_interval(const struct xb_daemon *d)
  * may have opened new ones (a closed socket leaves the set by itself). */
 static void watch_dns_udp(struct xb_daemon *d)
 {
-	int fds[2], n = d->dns ? xb_dns_service_udp_fds(d->dns, fds) : 0;
+	int fds[XB_DNS_SERVICE_UDP_FDS], n = d->dns ? xb_dns_service_udp_fds(d->dns, fds) : 0;
 
 	for (int i = 0; i < n; i++)
 		if (add_watch(d, fds[i]) < 0 && errno != EEXIST)
@@ -412,6 +412,7 @@ int xb_daemon_start(struct xb_daemon *d, const char *path)
 	xb_posture_rt_listen(d->prt);
 	xb_dns_service_commit(d->dns, dns);
 	dns = NULL;
+	xb_apply_dns_tap(d, d->policy);
 	watch_dns_udp(d);
 	save_addresses(d->policy);
 	xb_policy_wipe_keys(d->policy);	/* WireGuard has them */
@@ -634,6 +635,7 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	else if (!d->dns)
 		xb_dns_service_cfg_free(n.dns);
 	n.dns = NULL;
+	xb_apply_dns_tap(d, n.policy);
 	watch_dns_udp(d);
 	xb_policy_wipe_keys(old);
 	cut_moved(old, n.policy);

@@ -133,6 +133,11 @@ int xb_daemon_reload(struct xb_daemon *d, struct xb_errors *errs, char *summary,
 
 /* apply.c: from a policy to the kernel. */
 int xb_apply_devif(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p);
+/* The device interface's local UDP tap to the DNS service (docs/dns.md,
+ * "The tap"): on for a userspace device interface when p has DNS and
+ * dns_tap, a new socketpair each time; off otherwise. After the DNS
+ * service's commit. */
+void xb_apply_dns_tap(struct xb_daemon *d, const struct xb_policy *p);
 int xb_apply_tunnels(struct xb_daemon *d, const struct xb_policy *old, const struct xb_policy *p,
 		     struct xb_tunnel_rt **out, char *summary, size_t len);
 int xb_apply_routes(struct xb_daemon *d, const struct xb_plan *plan,

@@ -9,6 +9,7 @@
 #include "gateway/ha_ops.h"
 #include "gateway/handlers.h"
 #include "gateway/health/health.h"
+#include "tunnel/device.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -443,6 +444,23 @@ static int cmd_reload(void *ctx, json_t *args, json_t **result, char **error, js
 	return e ? -1 : 0;
 }
 
+/* The data thread's side of the DNS tap (tunnel/tap.h), under its lock. */
+static void dns_tap_device(struct xb_daemon *d, json_t *st)
+{
+	json_t *tap = json_object_get(st, "tap");
+	struct wg_device *dev = d->devif.dev;
+	struct wg_stats s;
+
+	if (!json_is_object(tap) || !dev)
+		return;
+	pthread_mutex_lock(&dev->lock);
+	s = dev->stats;
+	pthread_mutex_unlock(&dev->lock);
+	json_object_set_new(tap, "device", json_pack("{s:I, s:I, s:I, s:I}",
+		"queries", (json_int_t)s.tap_queries, "answers", (json_int_t)s.tap_answers,
+		"bad_reply", (json_int_t)s.tap_bad_reply, "dropped", (json_int_t)s.tap_dropped));
+}
+
 static int cmd_dns(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
 {
 	struct xb_daemon *d = ctx;
@@ -460,6 +478,8 @@ static int cmd_dns(void *ctx, json_t *args, json_t **result, char **error, json_
 			"stall_max_at", (json_int_t)d->stall.max_at,
 			"stalls_over_10ms", (json_int_t)d->stall.over_10ms,
 			"rounds", (json_int_t)d->stall.rounds));
+	if (*result)
+		dns_tap_device(d, *result);
 	return *result ? 0 : oom(error);
 }
 

@@ -16,7 +16,7 @@
 
 static const char *const gateway_keys[] = {
 	"interface", "listen_port", "private_key_file", "pool4", "pool6", "address4",
-	"address6", "dns_port", "posture_port", "posture_admin", "posture_limits",
+	"address6", "dns_port", "dns_tap", "posture_port", "posture_admin", "posture_limits",
 	"control_socket", "state_dir",
 	"metrics", "metrics_devices_max", "status_interval", "notify_command", "notify_webhook",
 	"notify", "slo", "address_quarantine",
@@ -229,6 +229,8 @@ void xbp_parse_gateway(struct ld *l, const config_setting_t *s)
 	parse_gw_addr(l, s, "address4", &g->pool4, g->has_pool4, &g->address4);
 	parse_gw_addr(l, s, "address6", &g->pool6, g->has_pool6, &g->address6);
 	g->dns_port = get_port(l, s, "dns_port", 53, &g->dns_port_line);
+	g->dns_tap = true;
+	xbp_get_bool(l, s, "dns_tap", "gateway", &g->dns_tap);
 	g->posture_port = get_port(l, s, "posture_port", 8443, &g->posture_port_line);
 	parse_admin(l, s, g);
 	xbp_parse_posture_limits(l, s, g);

@@ -93,6 +93,10 @@ struct xb_gateway {
 	struct in_addr address4;		/* the gateway's address in each */
 	struct in6_addr address6;		/* pool, default: the first host */
 	uint16_t dns_port;			/* default 53 */
+	/* DNS over UDP from devices answered through the device interface's
+	 * local UDP tap, past the kernel (docs/dns.md, "The tap"); default
+	 * true. False: through the TUN device and the kernel's stack. */
+	bool dns_tap;
 	uint16_t posture_port;			/* default 8443 */
 	/* posture_admin = "ADDR:PORT" ("[ADDR]:PORT" for IPv6): where an MDM
 	 * pushes attributes (docs/posture.md); unset: no admin endpoint. */

@@ -4,6 +4,7 @@
 #include "tunnel/workers.h"
 #include "tunnel/aead.h"
 #include "tunnel/offload.h"
+#include "tunnel/tap.h"
 #include "tunnel/tun.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -482,7 +483,8 @@ void wg_device_log_stats(struct wg_device *dev)
 	log_info("%s: stats rx_bad_length=%llu rx_bad_type=%llu rx_bad_mac=%llu rx_no_keypair=%llu "
 		 "rx_decrypt_failed=%llu rx_replayed=%llu rx_bad_src=%llu rx_bad_inner=%llu "
 		 "rx_handshake_failed=%llu rx_ratelimited=%llu rx_cookie_replies=%llu tx_no_peer=%llu "
-		 "tx_no_endpoint=%llu tx_send_failed=%llu tx_bad_packet=%llu peers=%zu",
+		 "tx_no_endpoint=%llu tx_send_failed=%llu tx_bad_packet=%llu tap_queries=%llu "
+		 "tap_answers=%llu tap_bad_reply=%llu tap_dropped=%llu peers=%zu",
 		 dev->ifname, (unsigned long long)s->rx_bad_length, (unsigned long long)s->rx_bad_type,
 		 (unsigned long long)s->rx_bad_mac, (unsigned long long)s->rx_no_keypair,
 		 (unsigned long long)s->rx_decrypt_failed, (unsigned long long)s->rx_replayed,
@@ -490,7 +492,9 @@ void wg_device_log_stats(struct wg_device *dev)
 		 (unsigned long long)s->rx_handshake_failed, (unsigned long long)s->rx_ratelimited,
 		 (unsigned long long)s->rx_cookie_replies, (unsigned long long)s->tx_no_peer,
 		 (unsigned long long)s->tx_no_endpoint, (unsigned long long)s->tx_send_failed,
-		 (unsigned long long)s->tx_bad_packet, dev->n_peers);
+		 (unsigned long long)s->tx_bad_packet, (unsigned long long)s->tap_queries,
+		 (unsigned long long)s->tap_answers, (unsigned long long)s->tap_bad_reply,
+		 (unsigned long long)s->tap_dropped, dev->n_peers);
 }
 
 void wg_device_close(struct wg_device *dev)
@@ -503,6 +507,7 @@ void wg_device_close(struct wg_device *dev)
 		close(dev->uapi_fd);
 	}
 	remove_all_peers(dev);
+	wg_tap_free(dev);
 	close_sockets(dev);
 	if (dev->tun_fd >= 0)
 		close(dev->tun_fd);

@@ -76,6 +76,9 @@ struct wg_stats {
 	uint64_t rx_bad_length, rx_bad_type, rx_bad_mac, rx_no_keypair, rx_decrypt_failed,
 		 rx_replayed, rx_bad_src, rx_bad_inner, rx_handshake_failed, rx_cookie_replies,
 		 tx_no_peer, tx_no_endpoint, tx_send_failed, rx_ratelimited, tx_bad_packet;
+	/* The local UDP tap (tunnel/tap.h): datagrams taken off the TUN path,
+	 * replies sent, malformed replies, datagrams the socket refused. */
+	uint64_t tap_queries, tap_answers, tap_bad_reply, tap_dropped;
 };
 
 struct wg_device {
@@ -113,6 +116,7 @@ struct wg_device {
 	 * messages of a receive batch waiting to be opened together. */
 	struct wg_workers *workers;
 	struct wg_rxq *rxq;
+	struct wg_tap *tap;		/* NULL: every packet to the TUN (tunnel/tap.h) */
 };
 
 #define WG_PEER_HASH 4096

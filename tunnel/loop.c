@@ -9,6 +9,7 @@
  */
 #include "tunnel/device.h"
 #include "tunnel/offload.h"
+#include "tunnel/tap.h"
 #include "tunnel/tun.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -191,6 +192,8 @@ static int loop(struct wg_device *dev, struct rxbatch *b)
 			} else if (fd == dev->sock4 || fd == dev->sock6) {
 				rx_socket(dev, b, fd);
 				wg_tun_flush(dev);
+			} else if (fd == wg_tap_fd(dev)) {
+				wg_tap_rx(dev, clock_mono_ns());
 			} else if (fd == dev->wake_fd) {
 				uint64_t v;
 				if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)

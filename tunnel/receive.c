@@ -21,10 +21,12 @@
  * - an authenticated message moves the peer's endpoint to its source
  *   (roaming);
  * - a decrypted packet is delivered only if its inner source address is
- *   in the sending peer's allowed IPs (cryptokey routing).
+ *   in the sending peer's allowed IPs (cryptokey routing): to the TUN
+ *   device, or to the local UDP tap when it takes it (tap.h).
  */
 #include "tunnel/device.h"
 #include "tunnel/offload.h"
+#include "tunnel/tap.h"
 #include "tunnel/workers.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -198,6 +200,7 @@ static void tun_write_out(struct wg_device *dev)
 void wg_tun_flush(struct wg_device *dev)
 {
 	wg_receive_flush(dev);
+	wg_tap_flush(dev);
 	tun_write_out(dev);
 }
 
@@ -206,6 +209,8 @@ void wg_tun_flush(struct wg_device *dev)
  * again: the batch takes it where it is (offload_gro_add_ref). */
 static void deliver(struct wg_device *dev, uint8_t *pkt, size_t len)
 {
+	if (dev->tap && wg_tap_take(dev, pkt, len))
+		return;
 	if (!dev->gro) {
 		if (write(dev->tun_fd, pkt, len) < 0)
 			dev->stats.tx_send_failed++;

@@ -130,6 +130,11 @@ struct xb_dns_service {
 	int udp[DNS_LISTEN_MAX], tcp[DNS_LISTEN_MAX];
 	union xb_sockaddr bound[DNS_LISTEN_MAX];
 	char bound_if[16];		/* the device interface they are bound to */
+	/* The device interface's local UDP tap (tunnel/tap.h): framed queries
+	 * from its data thread, framed answers back; -1: none. Answers are
+	 * cut to what fits tap_mtu after the IP and UDP headers. */
+	int tap_fd;
+	unsigned tap_mtu;
 	struct dns_tcp *conns;		/* DNS_TCP_MAX */
 	struct dns_flight *flights;	/* DNS_INFLIGHT_MAX */
 	uint16_t *free;			/* free flight slots, a stack */
@@ -147,6 +152,7 @@ struct xb_dns_service {
 	struct {
 		uint64_t refused, formerr, dropped, truncated, set_puts, set_failures;
 		uint64_t tcp_refused, inflight_full;
+		uint64_t tap_queries, tap_answers, tap_bad;	/* tap_bad: frames not understood */
 		uint64_t put_hist[24];	/* set updates by floor(log2(us)) */
 	} c;
 	uint64_t since;			/* wall seconds of the last commit */

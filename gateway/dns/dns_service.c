@@ -9,8 +9,14 @@
  * one wakeup. A client gets its answer on the transport it
  * asked on; a UDP answer larger than the client's limit is cut at a record
  * boundary with TC set, and the client retries over TCP.
+ *
+ * The device interface's local UDP tap (tunnel/tap.h) is one more UDP
+ * listener: the same batches, each datagram framed with the client's and
+ * our address, which take the place of recvmmsg's source address and the
+ * socket's own (docs/dns.md, "The tap").
  */
 #include "gateway/dns/dns_internal.h"
+#include "tunnel/tap.h"
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -56,7 +62,8 @@ struct dns_flight {
 	uint64_t handle;
 	struct dns_query qq;
 	int udp_fd;			/* -1: a TCP client */
-	union xb_sockaddr peer;
+	bool tap;			/* udp_fd is the tap: answer framed from local */
+	union xb_sockaddr peer, local;
 	socklen_t peer_len;
 	int conn;
 	uint32_t conn_gen;
@@ -69,8 +76,9 @@ struct udp_out {
 	int fd;				/* -1: not batching, send at once */
 	unsigned n;
 	struct mmsghdr m[UDP_BATCH];
-	struct iovec iov[UDP_BATCH];
+	struct iovec iov[UDP_BATCH][2];		/* the tap's: its frame header first */
 	union xb_sockaddr peer[UDP_BATCH];
+	struct wg_tap_hdr hdr[UDP_BATCH];
 	uint8_t buf[UDP_BATCH][XB_DNS_WIRE_EDNS_SIZE];
 };
 
@@ -129,7 +137,7 @@ struct xb_dns_service *xb_dns_service_new(const char *state_dir, xb_dns_service_
 		return NULL;
 	s->posture = posture;
 	s->posture_ctx = ctx;
-	s->epfd = s->tfd = -1;
+	s->epfd = s->tfd = s->tap_fd = -1;
 	for (int i = 0; i < DNS_LISTEN_MAX; i++)
 		s->udp[i] = s->tcp[i] = -1;
 	s->conns = calloc(DNS_TCP_MAX, sizeof(*s->conns));
@@ -250,29 +258,77 @@ static void tcp_send(struct xb_dns_service *s, int slot, const uint8_t *msg, siz
 	tcp_flush(s, slot);
 }
 
+static const uint8_t *sa_addr(const union xb_sockaddr *a)
+{
+	return a->sa.sa_family == AF_INET ? (const uint8_t *)&a->in.sin_addr : (const uint8_t *)&a->in6.sin6_addr;
+}
+
+/* A tap frame's header for an answer from local to peer. */
+static void tap_hdr(struct wg_tap_hdr *h, const union xb_sockaddr *local, const union xb_sockaddr *peer)
+{
+	bool v4 = peer->sa.sa_family == AF_INET;
+
+	memset(h, 0, sizeof(*h));
+	h->family = v4 ? 4 : 6;
+	h->sport = v4 ? local->in.sin_port : local->in6.sin6_port;
+	h->dport = v4 ? peer->in.sin_port : peer->in6.sin6_port;
+	memcpy(h->src, sa_addr(local), v4 ? 4 : 16);
+	memcpy(h->dst, sa_addr(peer), v4 ? 4 : 16);
+}
+
+/* What the tap carries fits the interface's MTU after IP and UDP (a
+ * kernel socket would fragment; we cut with TC, as RFC 1035 lets us). */
+static size_t tap_limit(const struct xb_dns_service *s, const union xb_sockaddr *peer)
+{
+	size_t over = peer->sa.sa_family == AF_INET ? 28 : 48;
+
+	return s->tap_mtu > over + 512 ? s->tap_mtu - over : 512;
+}
+
+/* local: the tap's answer (framed, from local); NULL: a socket's. */
 static void udp_send(struct xb_dns_service *s, int fd, const struct xb_dns_wire_query *q, uint8_t *msg,
-		     size_t len, const union xb_sockaddr *peer, socklen_t plen)
+		     size_t len, const union xb_sockaddr *peer, socklen_t plen, const union xb_sockaddr *local)
 {
 	size_t limit = xb_dns_wire_udp_limit(q, XB_DNS_WIRE_EDNS_SIZE);
 	struct udp_out *batch = &s->io->batch;
+	struct wg_tap_hdr h;
 
+	if (local && limit > tap_limit(s, peer))
+		limit = tap_limit(s, peer);
 	if (len > limit) {
 		len = xb_dns_wire_truncate(msg, len, limit);
 		s->c.truncated++;
 	}
 	if (!len)
 		return;
+	if (local)
+		s->c.tap_answers++;
 	if (batch->fd == fd && batch->n < UDP_BATCH && len <= sizeof(batch->buf[0])) {
 		unsigned i = batch->n++;
+		struct iovec *iov = batch->iov[i];
 
 		memcpy(batch->buf[i], msg, len);
 		batch->peer[i] = *peer;
-		batch->iov[i] = (struct iovec){ batch->buf[i], len };
-		batch->m[i].msg_hdr = (struct msghdr){ .msg_name = &batch->peer[i], .msg_namelen = plen,
-						      .msg_iov = &batch->iov[i], .msg_iovlen = 1 };
+		if (local)
+			tap_hdr(&batch->hdr[i], local, peer);
+		if (local)
+			*iov++ = (struct iovec){ &batch->hdr[i], sizeof(batch->hdr[i]) };
+		*iov = (struct iovec){ batch->buf[i], len };
+		batch->m[i].msg_hdr = (struct msghdr){ .msg_name = local ? NULL : &batch->peer[i],
+						      .msg_namelen = local ? 0 : plen,
+						      .msg_iov = batch->iov[i], .msg_iovlen = local ? 2 : 1 };
 		return;
 	}
 	dns_learn_flush(s);	/* the sets before the answer */
+	if (local) {
+		struct iovec iov[2] = { { &h, sizeof(h) }, { msg, len } };
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+
+		tap_hdr(&h, local, peer);
+		if (sendmsg(fd, &mh, MSG_DONTWAIT) < 0 && log_ratelimit(&s->io->rl))
+			log_warn("dns: sending to the tap");
+		return;
+	}
 	if (sendto(fd, msg, len, MSG_DONTWAIT, &peer->sa, plen) < 0 && log_ratelimit(&s->io->rl))
 		log_warn("dns: sendto");
 }
@@ -281,7 +337,7 @@ static void udp_send(struct xb_dns_service *s, int fd, const struct xb_dns_wire_
 static void deliver(struct xb_dns_service *s, struct dns_flight *f, uint8_t *msg, size_t len)
 {
 	if (f->udp_fd >= 0) {
-		udp_send(s, f->udp_fd, &f->qq.q, msg, len, &f->peer, f->peer_len);
+		udp_send(s, f->udp_fd, &f->qq.q, msg, len, &f->peer, f->peer_len, f->tap ? &f->local : NULL);
 		return;
 	}
 	if (s->conns[f->conn].fd >= 0 && s->conns[f->conn].gen == f->conn_gen) {
@@ -349,9 +405,10 @@ static void on_upstream(void *ctx, const struct xb_dns_upstream_result *r)
 }
 
 
-/* One query from a client: udp_fd >= 0 with peer, or TCP client `conn'. */
+/* One query from a client: udp_fd >= 0 with peer (and local: through the
+ * tap, to local), or TCP client `conn'. */
 static void on_query(struct xb_dns_service *s, const uint8_t *msg, size_t n, int udp_fd,
-		     const union xb_sockaddr *peer, socklen_t plen, int conn)
+		     const union xb_sockaddr *peer, socklen_t plen, int conn, const union xb_sockaddr *local)
 {
 	uint8_t *out = s->io->answer;
 	const size_t cap = sizeof(s->io->answer);
@@ -366,6 +423,9 @@ static void on_query(struct xb_dns_service *s, const uint8_t *msg, size_t n, int
 		return;		/* the client retries */
 	}
 	f->udp_fd = udp_fd;
+	f->tap = local != NULL;
+	if (local)
+		f->local = *local;
 	f->peer = *peer;
 	f->peer_len = plen;
 	f->conn = conn;
@@ -453,7 +513,8 @@ static int udp_batch(struct xb_dns_service *s, int fd, struct udp_in *in)
 			s->c.dropped++;
 			continue;
 		}
-		on_query(s, in->buf[i], in->m[i].msg_len, fd, &in->peer[i], in->m[i].msg_hdr.msg_namelen, -1);
+		on_query(s, in->buf[i], in->m[i].msg_len, fd, &in->peer[i], in->m[i].msg_hdr.msg_namelen, -1,
+			 NULL);
 	}
 	flush(s, fd);
 	s->io->batch.fd = -1;
@@ -464,6 +525,84 @@ static void on_udp(struct xb_dns_service *s, int fd)
 {
 	for (int i = 0; i < UDP_DRAIN && udp_batch(s, fd, &s->io->in) == UDP_BATCH; i++)
 		;
+}
+
+/* A tap frame's addresses as the sockets' would be: false when the frame
+ * is not one (our own data thread's; checked all the same). */
+static bool tap_unframe(const uint8_t *buf, size_t len, union xb_sockaddr *peer, union xb_sockaddr *local,
+			socklen_t *plen)
+{
+	struct wg_tap_hdr h;
+
+	if (len < sizeof(h))
+		return false;
+	memcpy(&h, buf, sizeof(h));
+	memset(peer, 0, sizeof(*peer));
+	memset(local, 0, sizeof(*local));
+	if (h.family == 4) {
+		peer->in = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = h.sport };
+		local->in = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = h.dport };
+		memcpy(&peer->in.sin_addr, h.src, 4);
+		memcpy(&local->in.sin_addr, h.dst, 4);
+		*plen = sizeof(peer->in);
+		return true;
+	}
+	if (h.family == 6) {
+		peer->in6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_port = h.sport };
+		local->in6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_port = h.dport };
+		memcpy(&peer->in6.sin6_addr, h.src, 16);
+		memcpy(&local->in6.sin6_addr, h.dst, 16);
+		*plen = sizeof(peer->in6);
+		return true;
+	}
+	return false;
+}
+
+/* udp_batch for the tap: the addresses come from each frame. */
+static int tap_batch(struct xb_dns_service *s, struct udp_in *in)
+{
+	int fd = s->tap_fd, n;
+
+	for (int i = 0; i < UDP_BATCH; i++)
+		in->m[i].msg_hdr.msg_namelen = 0;
+	if ((n = recvmmsg(fd, in->m, UDP_BATCH, MSG_DONTWAIT, NULL)) <= 0)
+		return 0;
+	s->now_ns = clock_mono_ns();
+	s->io->batch.fd = fd;
+	for (int i = 0; i < n; i++) {
+		union xb_sockaddr peer, local;
+		socklen_t plen;
+
+		if (in->m[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			s->c.dropped++;
+			continue;
+		}
+		if (!tap_unframe(in->buf[i], in->m[i].msg_len, &peer, &local, &plen)) {
+			s->c.tap_bad++;
+			continue;
+		}
+		s->c.tap_queries++;
+		on_query(s, in->buf[i] + WG_TAP_HDR_LEN, in->m[i].msg_len - WG_TAP_HDR_LEN, fd, &peer, plen, -1,
+			 &local);
+	}
+	flush(s, fd);
+	s->io->batch.fd = -1;
+	return n;
+}
+
+void xb_dns_service_set_tap(struct xb_dns_service *s, int fd, unsigned mtu)
+{
+	if (s->tap_fd >= 0) {
+		/* Answers still owed through the old one have nowhere to go. */
+		for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
+			if (s->flights[i].used && s->flights[i].tap) {
+				xb_dns_upstream_cancel(s->up, s->flights[i].handle);
+				flight_free(s, &s->flights[i]);
+			}
+		close(s->tap_fd);
+	}
+	s->tap_fd = fd;
+	s->tap_mtu = mtu;
 }
 
 static void on_accept(struct xb_dns_service *s, int lfd)
@@ -515,7 +654,7 @@ static void on_conn(struct xb_dns_service *s, int slot, uint32_t events)
 	/* A full buffer holds a whole message (XB_DNS_WIRE_TCP_FRAME_MAX): there
 	 * is always room to read on. */
 	while (k->fd >= 0 && xb_dns_wire_tcp_next(k->in, k->in_len, &off, &msg, &m))
-		on_query(s, msg, m, -1, &k->peer, plen, slot);
+		on_query(s, msg, m, -1, &k->peer, plen, slot, NULL);
 	if (k->fd >= 0 && off) {
 		memmove(k->in, k->in + off, k->in_len - off);
 		k->in_len -= off;
@@ -539,18 +678,25 @@ static void on_timer(struct xb_dns_service *s)
 /* The UDP sockets are watched by the daemon's own epoll set, not this
  * one: a query then costs one epoll_wait per wakeup instead of two (the
  * profile of a busy service was mostly wakeups). */
-int xb_dns_service_udp_fds(const struct xb_dns_service *s, int fds[DNS_LISTEN_MAX])
+int xb_dns_service_udp_fds(const struct xb_dns_service *s, int fds[XB_DNS_SERVICE_UDP_FDS])
 {
 	int n = 0;
 
 	for (int i = 0; i < DNS_LISTEN_MAX; i++)
 		if (s->udp[i] >= 0)
 			fds[n++] = s->udp[i];
+	if (s->tap_fd >= 0)
+		fds[n++] = s->tap_fd;
 	return n;
 }
 
 bool xb_dns_service_udp_ready(struct xb_dns_service *s, int fd)
 {
+	if (s->tap_fd >= 0 && fd == s->tap_fd) {
+		for (int i = 0; i < UDP_DRAIN && tap_batch(s, &s->io->in) == UDP_BATCH; i++)
+			;
+		return true;
+	}
 	for (int i = 0; i < DNS_LISTEN_MAX; i++)
 		if (s->udp[i] >= 0 && s->udp[i] == fd) {
 			on_udp(s, fd);
@@ -759,6 +905,8 @@ void xb_dns_service_free(struct xb_dns_service *s)
 		tcp_close(s, i);
 	for (int i = 0; i < DNS_LISTEN_MAX; i++)
 		close_listen(s, i);
+	if (s->tap_fd >= 0)
+		close(s->tap_fd);
 	xb_dns_upstream_free(s->up);
 	xb_dns_cache_free(s->cache);
 	xb_nft_set_close(&s->nft);
@@ -888,5 +1036,10 @@ json_t *xb_dns_service_status(const struct xb_dns_service *s)
 			 "set_update_p99_us_below", (json_int_t)p99_below(s->c.put_hist));
 	if (o)
 		json_object_set_new(o, "learning", learning_json(s));
+	if (o)
+		json_object_set_new(o, "tap", json_pack("{s:b, s:I, s:I, s:I}", "on", s->tap_fd >= 0,
+							 "queries", (json_int_t)s->c.tap_queries,
+							 "answers", (json_int_t)s->c.tap_answers,
+							 "bad", (json_int_t)s->c.tap_bad));
 	return o;
 }

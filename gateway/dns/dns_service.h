@@ -75,12 +75,19 @@ void xb_dns_service_tunnel_up(struct xb_dns_service *s, size_t ti);
 void xb_dns_service_tunnel_down(struct xb_dns_service *s, size_t ti);
 int xb_dns_service_fd(const struct xb_dns_service *s);
 void xb_dns_service_process(struct xb_dns_service *s);
-/* The UDP listening sockets (at most 2) are the caller's to watch, in its
- * own epoll set (one wakeup, one epoll_wait per batch of queries): their
- * fds after every commit, and a readable one handed back. _ready returns
+/* The UDP listening sockets and the tap (at most XB_DNS_SERVICE_UDP_FDS)
+ * are the caller's to watch, in its own epoll set (one wakeup, one
+ * epoll_wait per batch of queries): their fds after every commit or
+ * xb_dns_service_set_tap(), and a readable one handed back. _ready returns
  * false for an fd that is not one of them. */
-int xb_dns_service_udp_fds(const struct xb_dns_service *s, int fds[2]);
+#define XB_DNS_SERVICE_UDP_FDS 3
+int xb_dns_service_udp_fds(const struct xb_dns_service *s, int fds[XB_DNS_SERVICE_UDP_FDS]);
 bool xb_dns_service_udp_ready(struct xb_dns_service *s, int fd);
+/* Queries from the device interface's local UDP tap (tunnel/tap.h) on fd
+ * (an AF_UNIX datagram socket, taken over; -1: none, the old one closed):
+ * each frame's source address is the client, exactly as a UDP socket's
+ * source address is; answers go back framed, cut to fit mtu. */
+void xb_dns_service_set_tap(struct xb_dns_service *s, int fd, unsigned mtu);
 /* Reopen the query log (SIGHUP). */
 void xb_dns_service_reopen_log(struct xb_dns_service *s);
 /* Counters and settings for `xborderctl dns'. */

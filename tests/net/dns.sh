@@ -11,6 +11,9 @@
 #     198.51.100.11   DNS on 198.51.100.1       inner 192.0.2.13/30
 #                      └─ 192.0.2.17/30 ── pub 192.0.2.18: public resolver; 192.0.2.21 routed there and dropped (dead upstream)
 #
+# DNS_TAP=false: the same with gateway dns_tap = false (queries through the
+# kernel's stack, as before the tap).
+#
 # The gateway has no route to 203.0.113.0/24: the mainland resolver answers
 # only queries that came through the tunnel.
 . "$(dirname "$0")/../lib/netns.sh"
@@ -54,7 +57,7 @@ cat >"$XB_TMP/xborder.conf" <<EOF
 gateway = {
   interface = "$GWIF"; listen_port = 51820; private_key_file = "gw.key";
   pool4 = "198.51.100.0/24";
-  control_socket = "$CTL"; state_dir = "$XB_TMP/state";
+  control_socket = "$CTL"; state_dir = "$XB_TMP/state"; dns_tap = ${DNS_TAP:-true};
 };
 groups = [ "finance", "staff" ];
 devices = (
@@ -186,6 +189,30 @@ xb_check "query log: reopened on SIGHUP (a new file after the old one was moved)
 shows_rules() { ctl dns | grep -qE '^mainland +tunnel +[0-9]'; }
 xb_check "xborderctl dns shows the rules and their counters" shows_rules
 ctl dns | sed 's/^/# /'
+# UDP queries came through the device interface's tap, past the kernel
+# (docs/dns.md, "The tap"); DNS_TAP=false runs all of the above without it.
+tap_json() { ctl -j dns | jq -e "$1" >/dev/null; }
+if [ "${DNS_TAP:-true}" = true ]; then
+	xb_check "tap: the UDP queries came through the device interface's tap" \
+		tap_json '.tap.on and .tap.queries >= 10 and .tap.answers >= 10'
+	xb_check "... counted by the data thread too, none dropped" \
+		tap_json '.tap.device.queries >= 10 and .tap.device.answers >= 10 and .tap.device.dropped == 0 and .tap.device.bad_reply == 0'
+	# A reload switches it off and on again.
+	sed -i 's/dns_tap = true;/dns_tap = false;/' "$XB_TMP/xborder.conf"
+	ctl reload >/dev/null
+	n0=$(ctl -j dns | jq .tap.queries)
+	xb_check "dns_tap = false by reload: the tap is off" tap_json '.tap.on | not'
+	xb_check "... queries are answered through the kernel" test "$(q alice portal.acme.cn)" = 203.0.113.20
+	xb_check "... and none came through the tap" tap_json ".tap.queries == $n0"
+	sed -i 's/dns_tap = false;/dns_tap = true;/' "$XB_TMP/xborder.conf"
+	ctl reload >/dev/null
+	xb_check "dns_tap = true by reload: answered through the tap again" \
+		sh -c "test \"\$(ip netns exec $XB_RUN-alice dig +time=2 +tries=1 +short @198.51.100.1 portal.acme.cn)\" = 203.0.113.20"
+	xb_check "... which counted it" tap_json ".tap.on and .tap.queries > $n0"
+else
+	xb_check "tap off (dns_tap = false): no query came through a tap" \
+		tap_json '(.tap.on | not) and .tap.queries == 0'
+fi
 
 # A reload replaces the table (its sets start empty): the service refills.
 ctl reload >/dev/null
