@@ -142,8 +142,7 @@ static void print_gateway(const struct xb_gateway *g, FILE *out)
 		kv_addr(out, in, "address6", AF_INET6, &g->address6, "\n");
 	}
 	fprintf(out, "  dns_port = %u;\n  posture_port = %u;\n", g->dns_port, g->posture_port);
-	if (!g->dns_tap)
-		fputs("  dns_tap = false;\n", out);
+	fprintf(out, "  dns_tap = %s;\n", g->dns_tap ? "true" : "false");
 	if (g->has_posture_admin) {
 		char a[INET6_ADDRSTRLEN];
 		bool v6 = g->posture_admin_family == AF_INET6;
