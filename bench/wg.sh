@@ -83,7 +83,7 @@ echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before 
 declare -A res
 for combo in "ours ours" "wireguard-go wireguard-go" "ours wireguard-go"; do
 	set -- $combo
-	res[$1-$2]=$(measure "$1" "$2") || { echo "measurement $1 <-> $2 failed"; exit 1; }
+	res[$1-$2]=$(measure "$1" "$2" 2>>"$XB_TMP/trace.log") || { echo "measurement $1 <-> $2 failed"; exit 1; }
 	read -r g c ra rb <<<"${res[$1-$2]}"
 	printf '%-28s %7s Gbit/s  %6s CPU-s/GB  peak RSS %6s / %6s KiB\n' "$1 <-> $2" "$g" "$c" "$ra" "$rb"
 done
@@ -106,7 +106,7 @@ if [ -n "$BASE_BUILD" ]; then
 		for b in now base; do
 			bin=$XB_BIN
 			[ $b = base ] && XB_BIN=$BASE_BUILD/bin
-			r=$(NO_VETH=1 measure ours ours 2>>"$XB_TMP/base.log") || { echo "measurement ($b) failed"; exit 1; }
+			r=$(NO_VETH=1 measure ours ours 2>>"$XB_TMP/trace.log") || { echo "measurement ($b) failed"; exit 1; }
 			XB_BIN=$bin
 			bres[$b]+="$r"$'\n'
 		done
@@ -128,7 +128,7 @@ fi
 declare -A wres
 for round in $(seq "$WORKER_ROUNDS"); do
 	for w in 1 2; do
-		r=$(XB_WG_ARGS="--workers $w" measure ours ours) || { echo "measurement with $w workers failed"; exit 1; }
+		r=$(NO_VETH=1 XB_WG_ARGS="--workers $w" measure ours ours 2>>"$XB_TMP/trace.log") || { echo "measurement with $w workers failed"; exit 1; }
 		wres[$w]+="$r"$'\n'
 	done
 done
