@@ -202,9 +202,12 @@ step "Enrolling a third device: carol's tablet, with one command"
 say "xborderctl makes the key pair, the daemon adds the device to its enrolment file and reloads;"
 say "the wg-quick file (and its QR code, for a phone's WireGuard app) is all the tablet needs:"
 printf '   [hk]$ xborderctl device add carol-tablet --group finance --allowed-ips pool --qr\n'
+# The output is the file, then (--qr) its QR code: the tablet's file is the
+# part before the code's block characters.
 (umask 077; nq hk $CTL device add carol-tablet --group finance --allowed-ips pool \
-	$([ "$CHECK" = 1 ] && echo --no-qr || echo --qr) >"$RUN/carol.conf")
-sed 's/^PrivateKey = .*/PrivateKey = (secret: shown once, never stored)/; s/^/     /' "$RUN/carol.conf"
+	$([ "$CHECK" = 1 ] && echo --no-qr || echo --qr) >"$RUN/carol.out" &&
+	sed '/[█▀▄]/,$d' "$RUN/carol.out" >"$RUN/carol.conf")
+sed 's/^PrivateKey = .*/PrivateKey = (secret: shown once, never stored)/; s/^/     /' "$RUN/carol.out"
 expect "device add printed carol's wg-quick file" grep -q '^PrivateKey = ' "$RUN/carol.conf"
 bg carol carol-wg "$BIN/xborder-wg" -f -c "$RUN/carol.conf" carol-wg
 wait_for 3000 test -S /var/run/wireguard/carol-wg.sock || { echo "carol's WireGuard did not start"; exit 1; }
