@@ -253,21 +253,35 @@ static size_t dns_tap_endpoints(const struct xb_policy *p, struct wg_tap_endpoin
 	return n;
 }
 
+static void tap_off(struct xb_daemon *d)
+{
+	wg_device_set_tap(d->devif.dev, -1, NULL, 0);
+	xb_dns_service_set_tap(d->dns, -1, 0);
+}
+
 void xb_apply_dns_tap(struct xb_daemon *d, const struct xb_policy *p)
 {
 	struct wg_tap_endpoint eps[2];
 	size_t n = dns_tap_endpoints(p, eps);
-	int sp[2], buf = DNS_TAP_BUF, e;
+	int sp[2], buf = DNS_TAP_BUF, e, cur;
 
 	if (!d->dns || !d->devif.dev)
 		return;		/* the kernel's WireGuard: no tap to have */
 	if (!n) {
-		wg_device_set_tap(d->devif.dev, -1, NULL, 0);
-		xb_dns_service_set_tap(d->dns, -1, 0);
+		tap_off(d);
 		return;
 	}
+	/* Both ends still joined (the same interface, the same service): new
+	 * endpoints at most, and the queries in flight through it stay. This
+	 * thread is the only one that changes the device's tap. */
+	if ((cur = wg_tap_fd(d->devif.dev)) >= 0 && xb_dns_service_has_tap(d->dns) &&
+	    wg_device_set_tap(d->devif.dev, cur, eps, n) == 0)
+		return;
+	/* From here on a failure leaves no tap on either side, never an old
+	 * one with the old endpoints. */
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_warn("%s: DNS tap: socketpair (DNS goes through the kernel)", d->devif.ifname);
+		tap_off(d);
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
@@ -278,6 +292,7 @@ void xb_apply_dns_tap(struct xb_daemon *d, const struct xb_policy *p)
 		log_warnx("%s: DNS tap: %s (DNS goes through the kernel)", d->devif.ifname, strerror(-e));
 		close(sp[0]);
 		close(sp[1]);
+		tap_off(d);
 		return;
 	}
 	xb_dns_service_set_tap(d->dns, sp[1], DEVIF_MTU);
@@ -817,6 +832,7 @@ void xb_apply_revive(struct xb_daemon *d)
 		xb_apply_keys_back(d, d->policy, true);
 		xb_wgif_destroy(&d->devif, &d->rtnl);
 		xb_apply_devif(d, NULL, d->policy);
+		xb_apply_dns_tap(d, d->policy);	/* the new interface has none */
 	}
 	if (routes || devif)
 		xb_policy_wipe_keys(d->policy);

@@ -619,6 +619,8 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	if (st != S_DONE) {
 		bool ok = back(d, old, &d->plan, &n, undo);
 
+		/* A device interface made again by back() has no tap yet. */
+		xb_apply_dns_tap(d, old);
 		xb_policy_wipe_keys(old);
 		xb_errors_add(errs, d->policy_path, 0,
 			      "reload failed at step \"%s\" (see the daemon's log); %s", step_names[st],

@@ -113,8 +113,9 @@ bool wg_tap_parse(const struct wg_tap_endpoint *eps, size_t n, const uint8_t *pk
 	}
 	udp = pkt + hl;
 	ulen = (size_t)udp[4] << 8 | udp[5];
-	if (ulen != len - hl || !endpoint_is(eps, n, family, dst, (uint16_t)(udp[2] << 8 | udp[3])))
-		return false;
+	if (ulen != len - hl || ulen - 8 > WG_TAP_PAYLOAD_MAX ||
+	    !endpoint_is(eps, n, family, dst, (uint16_t)(udp[2] << 8 | udp[3])))
+		return false;	/* longer: the service would drop it; not worth the socket's room */
 	/* Checksum 0: none sent, allowed over IPv4 only (RFC 768, RFC 8200). */
 	if (udp[6] | udp[7] ? fold(sum16(udp, ulen, pseudo(family, src, dst, ulen))) != 0xffff : family == 6)
 		return false;
@@ -197,7 +198,7 @@ int wg_device_set_tap(struct wg_device *dev, int fd, const struct wg_tap_endpoin
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
 	struct wg_tap *t = NULL;
-	int r = 0;
+	int r = 0, old = -1;
 
 	if (n > WG_TAP_MAX_ENDPOINTS)
 		return -EINVAL;
@@ -205,6 +206,7 @@ int wg_device_set_tap(struct wg_device *dev, int fd, const struct wg_tap_endpoin
 		return -ENOMEM;
 	pthread_mutex_lock(&dev->lock);
 	if (dev->tap && (!t || dev->tap->fd != fd)) {
+		old = dev->tap->fd;	/* closed with it */
 		wg_tap_free(dev);
 	} else if (dev->tap) {		/* the same socket: new endpoints */
 		free(t);
@@ -212,7 +214,7 @@ int wg_device_set_tap(struct wg_device *dev, int fd, const struct wg_tap_endpoin
 		goto set;
 	}
 	if (!t) {
-		if (fd >= 0)
+		if (fd >= 0 && fd != old)
 			close(fd);
 		goto out;
 	}

@@ -34,7 +34,7 @@
 
 #define WG_TAP_MAX_ENDPOINTS	4
 #define WG_TAP_HDR_LEN		40
-#define WG_TAP_PAYLOAD_MAX	4096	/* a longer reply is dropped (counted) */
+#define WG_TAP_PAYLOAD_MAX	4096	/* a longer query goes to the TUN; a longer reply is dropped (counted) */
 
 struct wg_tap_endpoint {
 	uint8_t family;			/* 4 or 6 */
@@ -71,7 +71,8 @@ int wg_device_set_tap(struct wg_device *dev, int fd, const struct wg_tap_endpoin
  * (which must stay until wg_tap_flush) when the tap takes it. */
 bool wg_tap_take(struct wg_device *dev, const uint8_t *pkt, size_t len);
 void wg_tap_flush(struct wg_device *dev);
-int wg_tap_fd(const struct wg_device *dev);	/* -1: no tap */
+/* -1: no tap. Also safe from the one thread that calls wg_device_set_tap(). */
+int wg_tap_fd(const struct wg_device *dev);
 void wg_tap_rx(struct wg_device *dev, uint64_t now);
 void wg_tap_free(struct wg_device *dev);
 

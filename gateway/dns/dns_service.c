@@ -38,6 +38,7 @@
 #define UDP_BATCH	64		/* datagrams per recvmmsg/sendmmsg */
 #define UDP_DRAIN	8		/* full batches per socket per wakeup, at most */
 #define UDP_QUERY_MAX	4096		/* larger queries are dropped (counted) */
+_Static_assert(UDP_QUERY_MAX == WG_TAP_PAYLOAD_MAX, "the tap takes what a socket would");
 #define MSG_MAX		65535
 _Static_assert(MSG_MAX + 2 == XB_DNS_WIRE_TCP_FRAME_MAX, "a client's buffer holds one whole message");
 
@@ -87,7 +88,7 @@ struct udp_in {
 	struct mmsghdr m[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	union xb_sockaddr peer[UDP_BATCH];
-	uint8_t buf[UDP_BATCH][UDP_QUERY_MAX];
+	uint8_t buf[UDP_BATCH][WG_TAP_HDR_LEN + UDP_QUERY_MAX];	/* a socket's read: UDP_QUERY_MAX */
 };
 
 /* The service's I/O buffers, one set per service (made with it): the
@@ -502,8 +503,10 @@ static int udp_batch(struct xb_dns_service *s, int fd, struct udp_in *in)
 {
 	int n;
 
-	for (int i = 0; i < UDP_BATCH; i++)
+	for (int i = 0; i < UDP_BATCH; i++) {
 		in->m[i].msg_hdr.msg_namelen = sizeof(in->peer[i]);
+		in->iov[i].iov_len = UDP_QUERY_MAX;
+	}
 	if ((n = recvmmsg(fd, in->m, UDP_BATCH, MSG_DONTWAIT, NULL)) <= 0)
 		return 0;
 	s->now_ns = clock_mono_ns();
@@ -563,8 +566,10 @@ static int tap_batch(struct xb_dns_service *s, struct udp_in *in)
 {
 	int fd = s->tap_fd, n;
 
-	for (int i = 0; i < UDP_BATCH; i++)
+	for (int i = 0; i < UDP_BATCH; i++) {	/* a frame: its header, then a query as long as a socket's */
 		in->m[i].msg_hdr.msg_namelen = 0;
+		in->iov[i].iov_len = sizeof(in->buf[i]);
+	}
 	if ((n = recvmmsg(fd, in->m, UDP_BATCH, MSG_DONTWAIT, NULL)) <= 0)
 		return 0;
 	s->now_ns = clock_mono_ns();
@@ -588,6 +593,11 @@ static int tap_batch(struct xb_dns_service *s, struct udp_in *in)
 	flush(s, fd);
 	s->io->batch.fd = -1;
 	return n;
+}
+
+bool xb_dns_service_has_tap(const struct xb_dns_service *s)
+{
+	return s->tap_fd >= 0;
 }
 
 void xb_dns_service_set_tap(struct xb_dns_service *s, int fd, unsigned mtu)

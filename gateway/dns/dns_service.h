@@ -88,6 +88,7 @@ bool xb_dns_service_udp_ready(struct xb_dns_service *s, int fd);
  * each frame's source address is the client, exactly as a UDP socket's
  * source address is; answers go back framed, cut to fit mtu. */
 void xb_dns_service_set_tap(struct xb_dns_service *s, int fd, unsigned mtu);
+bool xb_dns_service_has_tap(const struct xb_dns_service *s);
 /* Reopen the query log (SIGHUP). */
 void xb_dns_service_reopen_log(struct xb_dns_service *s);
 /* Counters and settings for `xborderctl dns'. */

@@ -209,6 +209,15 @@ if [ "${DNS_TAP:-true}" = true ]; then
 	xb_check "dns_tap = true by reload: answered through the tap again" \
 		sh -c "test \"\$(ip netns exec $XB_RUN-alice dig +time=2 +tries=1 +short @198.51.100.1 portal.acme.cn)\" = 203.0.113.20"
 	xb_check "... which counted it" tap_json ".tap.on and .tap.queries > $n0"
+	# A reload that changes nothing keeps the socketpair (each new one is
+	# logged): the queries in flight through it are not lost.
+	made() { grep -c 'answered through the tap, past the kernel' "$GWLOG"; }
+	m0=$(made)
+	ctl reload >/dev/null
+	xb_check "a reload that changes nothing keeps the tap's socketpair" test "$(made)" = "$m0"
+	xb_check "... and answers through it" \
+		sh -c "test \"\$(ip netns exec $XB_RUN-alice dig +time=2 +tries=1 +short @198.51.100.1 portal.acme.cn)\" = 203.0.113.20"
+	xb_check "... counted" tap_json ".tap.device.queries > 0 and .tap.queries > $n0"
 else
 	xb_check "tap off (dns_tap = false): no query came through a tap" \
 		tap_json '(.tap.on | not) and .tap.queries == 0'

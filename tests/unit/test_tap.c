@@ -287,6 +287,24 @@ static void check_built(int v, size_t n)
 	CHECK(!taken(got, glen));		/* to the device, not an endpoint */
 }
 
+/* Queries up to the service's limit (a socket's, WG_TAP_PAYLOAD_MAX) go
+ * through the tap; a longer one would only fill the socket to be dropped
+ * by the service, so it goes to the TUN like everything else. */
+TEST(parse_payload_bound)
+{
+	static uint8_t p[40 + 8 + WG_TAP_PAYLOAD_MAX + 1], q[WG_TAP_PAYLOAD_MAX + 1];
+	size_t n;
+
+	for (int v = 4; v <= 6; v += 2) {
+		const uint8_t *src = v == 4 ? dev4 : dev6, *dst = v == 4 ? gw4 : gw6;
+
+		n = udp_pkt(p, v, src, dst, 40000, 53, q, WG_TAP_PAYLOAD_MAX);
+		CHECK(taken(p, n));
+		n = udp_pkt(p, v, src, dst, 40000, 53, q, WG_TAP_PAYLOAD_MAX + 1);
+		CHECK(!taken(p, n));
+	}
+}
+
 TEST(build_ipv4_ipv6)
 {
 	static const size_t sizes[] = { 0, 1, 2, 11, 512, 1231, 1372 };
