@@ -190,4 +190,13 @@ void dns_learned_prune(struct xb_dns_service *s);
  * transaction each. Called before any answer is sent. */
 void dns_learn_flush(struct xb_dns_service *s);
 
+/* dns_listen.c */
+/* A socket of type bound to addr on ifname only (SOCK_STREAM: listening),
+ * non-blocking; -1 with errno. */
+int dns_open_sock(const union xb_sockaddr *addr, int type, const char *ifname);
+/* Closes listening slot i's sockets and forgets its address. */
+void dns_close_listen(struct xb_dns_service *s, int i);
+/* The addresses p has the service listen on (AF_UNSPEC: none). */
+void dns_gateway_addrs(const struct xb_policy *p, union xb_sockaddr a[DNS_LISTEN_MAX]);
+
 #endif
