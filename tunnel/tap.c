@@ -8,6 +8,7 @@
  */
 #include "tunnel/tap.h"
 #include "tunnel/device.h"
+#include "tunnel/offload.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -38,29 +39,13 @@ struct wg_tap {
 	uint8_t pkt[40 + 8 + WG_TAP_PAYLOAD_MAX];
 };
 
-/* The one's-complement sum (RFC 1071), unfolded; 64 bits hold any packet. */
-static uint64_t sum16(const uint8_t *p, size_t n, uint64_t s)
-{
-	for (; n > 1; p += 2, n -= 2)
-		s += (uint32_t)p[0] << 8 | p[1];
-	if (n)
-		s += (uint32_t)p[0] << 8;
-	return s;
-}
-
-static uint16_t fold(uint64_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
-
-/* The UDP pseudo-header's sum (RFC 768, RFC 8200 §8.1). */
-static uint64_t pseudo(uint8_t family, const uint8_t *src, const uint8_t *dst, size_t udp_len)
+/* The UDP pseudo-header's sum (RFC 768, RFC 8200 §8.1), as offload_csum's
+ * initial value. */
+static uint32_t pseudo(uint8_t family, const uint8_t *src, const uint8_t *dst, size_t udp_len)
 {
 	size_t alen = family == 4 ? 4 : 16;
 
-	return sum16(src, alen, sum16(dst, alen, 0)) + 17 + udp_len;
+	return (uint32_t)offload_csum(src, alen, offload_csum(dst, alen, 0)) + 17 + (uint32_t)udp_len;
 }
 
 static bool endpoint_is(const struct wg_tap_endpoint *eps, size_t n, uint8_t family, const uint8_t *addr,
@@ -95,7 +80,7 @@ bool wg_tap_parse(const struct wg_tap_endpoint *eps, size_t n, const uint8_t *pk
 
 	if (len >= 20 + 8 && pkt[0] == 0x45) {	/* IPv4, no options */
 		if (((size_t)pkt[2] << 8 | pkt[3]) != len || (pkt[6] & 0x3f) || pkt[7] || pkt[9] != 17 ||
-		    fold(sum16(pkt, 20, 0)) != 0xffff)
+		    offload_csum(pkt, 20, 0) != 0xffff)
 			return false;	/* fragment (MF or offset), not UDP, bad header */
 		family = 4;
 		hl = 20;
@@ -117,7 +102,7 @@ bool wg_tap_parse(const struct wg_tap_endpoint *eps, size_t n, const uint8_t *pk
 	    !endpoint_is(eps, n, family, dst, (uint16_t)(udp[2] << 8 | udp[3])))
 		return false;	/* longer: the service would drop it; not worth the socket's room */
 	/* Checksum 0: none sent, allowed over IPv4 only (RFC 768, RFC 8200). */
-	if (udp[6] | udp[7] ? fold(sum16(udp, ulen, pseudo(family, src, dst, ulen))) != 0xffff : family == 6)
+	if (udp[6] | udp[7] ? offload_csum(udp, ulen, pseudo(family, src, dst, ulen)) != 0xffff : family == 6)
 		return false;
 	fill_hdr(h, family, src, dst, udp);
 	*off = hl + 8;
@@ -166,7 +151,7 @@ size_t wg_tap_build(const struct wg_tap_endpoint *eps, size_t n, const uint8_t *
 		out[9] = 17;
 		memcpy(out + 12, h.src, 4);
 		memcpy(out + 16, h.dst, 4);
-		c = (uint16_t)~fold(sum16(out, 20, 0));
+		c = (uint16_t)~offload_csum(out, 20, 0);
 		out[10] = (uint8_t)(c >> 8);
 		out[11] = (uint8_t)c;
 	} else {
@@ -184,7 +169,7 @@ size_t wg_tap_build(const struct wg_tap_endpoint *eps, size_t n, const uint8_t *
 	udp[4] = (uint8_t)(ulen >> 8);
 	udp[5] = (uint8_t)ulen;
 	memcpy(udp + 8, frame + WG_TAP_HDR_LEN, plen);
-	c = (uint16_t)~fold(sum16(udp, ulen, pseudo(h.family, h.src, h.dst, ulen)));
+	c = (uint16_t)~offload_csum(udp, ulen, pseudo(h.family, h.src, h.dst, ulen));
 	if (!c)
 		c = 0xffff;	/* 0 means "no checksum" */
 	udp[6] = (uint8_t)(c >> 8);
