@@ -15,6 +15,7 @@
  * same rules must hold when data messages are opened in batches.
  */
 #include "tests/lib/check.h"
+#include "tests/lib/wgtest.h"
 #include "tunnel/device.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -39,18 +40,6 @@ struct rig {
 	unsigned handshakes;		/* initiations and responses a or b sent */
 };
 
-static int udp_socket(union xb_sockaddr *addr)
-{
-	socklen_t len = sizeof(addr->in);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	CHECK(fd >= 0);
-	*addr = (union xb_sockaddr){ .in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
-	CHECK(bind(fd, &addr->sa, sizeof(addr->in)) == 0);
-	CHECK(getsockname(fd, &addr->sa, &len) == 0);
-	return fd;
-}
-
 static void end_open(struct end *e, const char *name, const char *inner)
 {
 	struct wg_timing t;
@@ -60,7 +49,7 @@ static void end_open(struct end *e, const char *name, const char *inner)
 	CHECK(wg_device_alloc(&e->dev, name, &t) == 0);
 	CHECK(wg_device_set_workers(e->dev, getenv("XB_WG_WORKERS") ?
 					    (unsigned)atoi(getenv("XB_WG_WORKERS")) : 1) == 0);
-	e->dev->sock4 = udp_socket(&e->addr);
+	CHECK((e->dev->sock4 = wgtest_loopback_udp(&e->addr, 0)) >= 0);
 	CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) == 0);
 	e->dev->tun_fd = sp[0];
 	e->tun = sp[1];
@@ -71,18 +60,10 @@ static void end_open(struct end *e, const char *name, const char *inner)
 static void end_config(struct end *self, const uint8_t key[32], const struct end *other,
 		       const uint8_t other_pub[32])
 {
-	struct wg_conf c = { .has_private_key = true };
-	struct wg_peer_conf *pc;
 	struct xb_prefix p = { .family = AF_INET, .cidr = 32 };
 
-	memcpy(c.private_key, key, 32);
-	CHECK((pc = wg_conf_add_peer(&c)));
-	memcpy(pc->public_key, other_pub, 32);
-	pc->endpoint = other->addr;
 	memcpy(p.addr, other->inner, 4);
-	CHECK(xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p));
-	CHECK(wg_device_set(self->dev, &c) == 0);
-	wg_conf_free(&c);
+	CHECK(wgtest_one_peer(self->dev, key, other_pub, &other->addr, &p, 1) == 0);
 }
 
 
@@ -159,7 +140,7 @@ static void rig_open(struct rig *r)
 	end_config(&r->b, kb, &r->a, pa);
 	sodium_memzero(ka, 32);
 	sodium_memzero(kb, 32);
-	r->forger = udp_socket(&r->forger_addr);
+	CHECK((r->forger = wgtest_loopback_udp(&r->forger_addr, 0)) >= 0);
 }
 
 static void rig_close(struct rig *r)

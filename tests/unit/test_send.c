@@ -14,6 +14,7 @@
  * always sent and the slot path dropped.
  */
 #include "tests/lib/check.h"
+#include "tests/lib/wgtest.h"
 #include "tunnel/device.h"
 #include "tunnel/offload.h"
 #include "common/bytes.h"
@@ -35,21 +36,6 @@ struct end {
 
 static struct end a, b;
 
-static int udp_socket(union xb_sockaddr *addr)
-{
-	socklen_t len = sizeof(addr->in);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int big = 8 << 20;
-
-	CHECK(fd >= 0);
-	/* Room for a whole burst on loopback before pump() reads it. */
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-	*addr = (union xb_sockaddr){ .in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
-	CHECK(bind(fd, &addr->sa, sizeof(addr->in)) == 0);
-	CHECK(getsockname(fd, &addr->sa, &len) == 0);
-	return fd;
-}
-
 static void end_open(struct end *e, const char *name, const char *inner)
 {
 	struct wg_timing t;
@@ -59,7 +45,8 @@ static void end_open(struct end *e, const char *name, const char *inner)
 	CHECK(wg_device_alloc(&e->dev, name, &t) == 0);
 	CHECK(wg_device_set_workers(e->dev, getenv("XB_WG_WORKERS") ?
 					    (unsigned)atoi(getenv("XB_WG_WORKERS")) : 1) == 0);
-	e->dev->sock4 = udp_socket(&e->addr);
+	/* Room for a whole burst on loopback before pump() reads it. */
+	CHECK((e->dev->sock4 = wgtest_loopback_udp(&e->addr, big)) >= 0);
 	CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) == 0);
 	setsockopt(sp[1], SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
 	e->dev->tun_fd = sp[0];
@@ -70,18 +57,10 @@ static void end_open(struct end *e, const char *name, const char *inner)
 static void end_config(struct end *self, const uint8_t key[32], const struct end *other,
 		       const uint8_t other_pub[32])
 {
-	struct wg_conf c = { .has_private_key = true };
-	struct wg_peer_conf *pc;
 	struct xb_prefix p = { .family = AF_INET, .cidr = 32 };
 
-	memcpy(c.private_key, key, 32);
-	CHECK((pc = wg_conf_add_peer(&c)));
-	memcpy(pc->public_key, other_pub, 32);
-	pc->endpoint = other->addr;
 	memcpy(p.addr, other->inner, 4);
-	CHECK(xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p));
-	CHECK(wg_device_set(self->dev, &c) == 0);
-	wg_conf_free(&c);
+	CHECK(wgtest_one_peer(self->dev, key, other_pub, &other->addr, &p, 1) == 0);
 }
 
 static bool pump_one(struct end *e)

@@ -10,6 +10,7 @@
  * come out of a's TUN as the IP packet it stands for.
  */
 #include "tests/lib/check.h"
+#include "tests/lib/wgtest.h"
 #include "tunnel/device.h"
 #include "tunnel/tap.h"
 #include "common/clock.h"
@@ -358,18 +359,6 @@ struct end {
 	union xb_sockaddr addr;
 };
 
-static int udp_socket(union xb_sockaddr *addr)
-{
-	socklen_t len = sizeof(addr->in);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	CHECK(fd >= 0);
-	*addr = (union xb_sockaddr){ .in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
-	CHECK(bind(fd, &addr->sa, sizeof(addr->in)) == 0);
-	CHECK(getsockname(fd, &addr->sa, &len) == 0);
-	return fd;
-}
-
 static void end_open(struct end *e, const char *name)
 {
 	struct wg_timing t;
@@ -377,7 +366,7 @@ static void end_open(struct end *e, const char *name)
 
 	wg_timing_default(&t);
 	CHECK(wg_device_alloc(&e->dev, name, &t) == 0);
-	e->dev->sock4 = udp_socket(&e->addr);
+	CHECK((e->dev->sock4 = wgtest_loopback_udp(&e->addr, 0)) >= 0);
 	CHECK((e->dev->epfd = epoll_create1(EPOLL_CLOEXEC)) >= 0);
 	CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) == 0);
 	e->dev->tun_fd = sp[0];
@@ -387,20 +376,11 @@ static void end_open(struct end *e, const char *name)
 static void end_config(struct end *self, const uint8_t key[32], const struct end *other,
 		       const uint8_t other_pub[32], const uint8_t *a4, const uint8_t *a6)
 {
-	struct wg_conf c = { .has_private_key = true };
-	struct wg_peer_conf *pc;
-	struct xb_prefix p4 = { .family = AF_INET, .cidr = 32 }, p6 = { .family = AF_INET6, .cidr = 128 };
+	struct xb_prefix p[2] = { { .family = AF_INET, .cidr = 32 }, { .family = AF_INET6, .cidr = 128 } };
 
-	memcpy(c.private_key, key, 32);
-	CHECK((pc = wg_conf_add_peer(&c)));
-	memcpy(pc->public_key, other_pub, 32);
-	pc->endpoint = other->addr;
-	memcpy(p4.addr, a4, 4);
-	memcpy(p6.addr, a6, 16);
-	CHECK(xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p4));
-	CHECK(xb_prefix_append(&pc->allowed_ips, &pc->n_allowed_ips, &p6));
-	CHECK(wg_device_set(self->dev, &c) == 0);
-	wg_conf_free(&c);
+	memcpy(p[0].addr, a4, 4);
+	memcpy(p[1].addr, a6, 16);
+	CHECK(wgtest_one_peer(self->dev, key, other_pub, &other->addr, p, 2) == 0);
 }
 
 static bool pump_one(struct end *e)
