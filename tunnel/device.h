@@ -26,7 +26,12 @@
 #define WG_BATCH 64
 #define WG_MAX_PACKET 65536
 #define WG_GRO_BYTES (256 * 1024)
-#define WG_TUN_MAX_SEGS 128	/* packets one TUN read (a TSO super-packet) may become */
+/* Packets one TUN read (a TSO super-packet) may become: 64 KB at the least
+ * MSS Linux sends with (tcp_min_snd_mss, 48), and the bytes they take, each
+ * with its own copy of the headers (IPv4 and TCP with options: 120 at most).
+ * A read of more is dropped (tx_bad_packet). */
+#define WG_TUN_MAX_SEGS (65535 / 48 + 1)
+#define WG_SEG_BYTES (WG_MAX_PACKET + WG_TUN_MAX_SEGS * 120)
 
 /* Protocol times in seconds (whitepaper §6.1). Defaults are the whitepaper's;
  * xborder-wg --timers can shorten them, e.g. to watch a rekey in a test. */

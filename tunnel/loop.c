@@ -24,7 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define WG_SEG_BYTES (2 * WG_MAX_PACKET)
 
 struct rxbatch {
 	uint8_t *seg;			/* a TUN read cut into packets (when not into the send slots) */

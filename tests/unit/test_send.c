@@ -11,7 +11,8 @@
  * re-landed change cut into q->slot[WG_BATCH], past the array, and the SAN
  * build aborted there, which stalled TCP through the tunnel); a read of more
  * segments than the queue has slots (a small MSS), which the copying path
- * always sent and the slot path dropped.
+ * always sent and the slot path dropped; a read at the least MSS Linux
+ * sends with, which the copying path dropped.
  */
 #include "tests/lib/check.h"
 #include "tests/lib/wgtest.h"
@@ -49,6 +50,7 @@ static void end_open(struct end *e, const char *name, const char *inner)
 	CHECK((e->dev->sock4 = wgtest_loopback_udp(&e->addr, big)) >= 0);
 	CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) == 0);
 	setsockopt(sp[1], SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
 	e->dev->tun_fd = sp[0];
 	e->tun = sp[1];
 	CHECK(inet_pton(AF_INET, inner, e->inner) == 1);
@@ -237,6 +239,28 @@ TEST(read_with_more_segments_than_slots)
 		CHECK_INT(xb_get32(got + 28), ==, i);
 	}
 	expect_segments(40 * 1000, 1000);
+	CHECK(read(b.tun, got, sizeof(got)) < 0);
+	CHECK(a.dev->stats.tx_bad_packet == 0);
+	rig_close();
+}
+
+/* The largest read the kernel hands over at the least MSS it sends with
+ * (tcp_min_snd_mss, 48): 1 364 segments. A gateway forwards such reads too:
+ * the kernel's GRO merges an origin's small segments into 64 KB before they
+ * reach the device interface's TUN. With room for 128 the whole read was
+ * dropped as tx_bad_packet, and again at every retransmission. */
+TEST(read_at_least_mss)
+{
+	static uint8_t in[OFFLOAD_VNET_HDR_LEN + WG_MAX_PACKET], scratch[WG_SEG_BYTES];
+	uint8_t got[64];
+	size_t len, payload = 65535 - 40;
+
+	rig_open();
+	len = tso_read(in, payload, 48);
+	CHECK(wg_send_from_tun_gso(a.dev, in, len, scratch, sizeof(scratch), clock_mono_ns()));
+	wg_txq_flush(a.dev);
+	pump();
+	expect_segments(payload, 48);
 	CHECK(read(b.tun, got, sizeof(got)) < 0);
 	CHECK(a.dev->stats.tx_bad_packet == 0);
 	rig_close();
