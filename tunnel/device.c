@@ -291,6 +291,10 @@ int wg_device_set(struct wg_device *dev, const struct wg_conf *c)
 	for (size_t i = 0; i < c->n_peers && !err; i++)
 		err = apply_peer(dev, &c->peers[i], now);
 	wg_txq_flush(dev);
+	/* A keepalive turned on above was sealed on this thread (the UAPI's,
+	 * or the daemon's): its libcrypto context would keep the session key
+	 * after the data thread frees the keypair, which wipes only its own. */
+	xb_aead_forget();
 out:
 	pthread_mutex_unlock(&dev->lock);
 	/* Timers may have been armed: let the loop recompute its sleep. */
