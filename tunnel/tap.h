@@ -14,6 +14,11 @@
  * kernel to deliver or drop and count: IPv4 with options or fragmented,
  * IPv6 with any extension header, a bad IPv4 header checksum, a UDP length
  * that disagrees with the IP length, a bad (IPv6: missing) UDP checksum.
+ * Like every decrypted packet, those go marked DATA_VALID (the AEAD
+ * authenticated every byte, as Linux's WireGuard marks them
+ * CHECKSUM_UNNECESSARY), so the kernel does not check the UDP checksum
+ * again: a datagram with a bad one is delivered as its sender made it. An
+ * IPv6 datagram without one is still dropped by the kernel.
  *
  * Frame header (both ways), byte offsets:
  *   0      family: 4 or 6
