@@ -197,6 +197,8 @@ if [ "${DNS_TAP:-true}" = true ]; then
 		tap_json '.tap.on and .tap.queries >= 10 and .tap.answers >= 10'
 	xb_check "... counted by the data thread too, none dropped" \
 		tap_json '.tap.device.queries >= 10 and .tap.device.answers >= 10 and .tap.device.dropped == 0 and .tap.device.bad_reply == 0'
+	tap_text() { ctl dns | grep -qE '^  tap, device: [0-9]+ queries, [0-9]+ answers, 0 dropped \(socketpair full\), 0 bad replies$'; }
+	xb_check "... which xborderctl dns shows, with its drops and bad replies" tap_text
 	# A reload switches it off and on again.
 	sed -i 's/dns_tap = true;/dns_tap = false;/' "$XB_TMP/xborder.conf"
 	ctl reload >/dev/null
