@@ -89,7 +89,8 @@ int xb_render_dns(const struct xb_render *r, json_t *st)
 	static const char *const cols[] = { "RULE", "ACTION", "QUERIES", "ANSWERED", "CACHED",
 					    "FAILED", "BLOCKED", "DENIED", "P99<MS" };
 	json_t *rules = get(st, "rules"), *rule, *c = get(st, "cache"), *u = get(st, "upstream"),
-	       *cl = get(st, "clients"), *lp = get(st, "loop"), *tp = get(st, "tap");
+	       *cl = get(st, "clients"), *lp = get(st, "loop"), *tp = get(st, "tap"),
+	       *dv = get(tp, "device");
 	struct render_table t;
 	size_t i;
 
@@ -110,6 +111,10 @@ int xb_render_dns(const struct xb_render *r, json_t *st)
 		render_kv(r, "tap", json_is_true(get(tp, "on")) ? json_sprintf_text("on: %s queries, %s answers, "
 			"%s bad frames", get(tp, "queries"), get(tp, "answers"), get(tp, "bad"))
 			: strdup("off: UDP queries through the kernel"), NULL);
+	if (json_is_object(dv))		/* the device interface's data thread's side */
+		render_kv(r, "tap, device", json_sprintf_text("%s queries, %s answers, %s dropped (socketpair "
+			"full), %s bad replies", get(dv, "queries"), get(dv, "answers"), get(dv, "dropped"),
+			get(dv, "bad_reply")), NULL);
 	render_kv(r, "learned", json_is_object(cl) ? json_sprintf_text("%s destinations in the sets, "
 		"%s set updates, %s failed", get(cl, "learned"), get(cl, "set_puts"),
 		get(cl, "set_failures")) : strdup("-"), NULL);

@@ -813,7 +813,7 @@ static bool gre_died(struct xb_greif *g)
 	return true;
 }
 
-void xb_apply_revive(struct xb_daemon *d)
+bool xb_apply_revive(struct xb_daemon *d)
 {
 	bool routes = false, devif;
 
@@ -836,4 +836,5 @@ void xb_apply_revive(struct xb_daemon *d)
 	}
 	if (routes || devif)
 		xb_policy_wipe_keys(d->policy);
+	return devif;
 }

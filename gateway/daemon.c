@@ -619,8 +619,10 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	if (st != S_DONE) {
 		bool ok = back(d, old, &d->plan, &n, undo);
 
-		/* A device interface made again by back() has no tap yet. */
+		/* A device interface made again by back() has no tap yet;
+		 * the new one's socket joins our epoll set. */
 		xb_apply_dns_tap(d, old);
+		watch_dns_udp(d);
 		xb_policy_wipe_keys(old);
 		xb_errors_add(errs, d->policy_path, 0,
 			      "reload failed at step \"%s\" (see the daemon's log); %s", step_names[st],
@@ -708,7 +710,8 @@ static void on_tick(struct xb_daemon *d)
 	if (d->notify.watchdog_usec)
 		xb_notify_send(&d->notify, "WATCHDOG=1");
 	xb_apply_resolve(d, false);
-	xb_apply_revive(d);
+	if (xb_apply_revive(d))
+		watch_dns_udp(d);	/* the new interface's tap */
 	if (d->prt)
 		xb_posture_rt_tick(d->prt);
 	if (d->cluster)

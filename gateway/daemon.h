@@ -164,7 +164,9 @@ void xb_apply_resolve(struct xb_daemon *d, bool force);
  * interface's. The caller wipes them again (xb_policy_wipe_keys). */
 void xb_apply_keys_back(struct xb_daemon *d, struct xb_policy *p, bool devif);
 void xb_apply_sweep(struct xb_daemon *d);
-void xb_apply_revive(struct xb_daemon *d);
+/* Userspace interfaces whose thread ended made again. True when the device
+ * interface was: its new tap's socket wants watching (watch_dns_udp). */
+bool xb_apply_revive(struct xb_daemon *d);
 void xb_apply_teardown(struct xb_daemon *d);
 
 /* cluster_ops.c: the policy's cluster section (none: nothing runs). start

@@ -157,7 +157,7 @@ void wg_peer_expire_keypairs(struct wg_peer *peer);
 void wg_peer_clear_keypairs(struct wg_peer *peer);
 void wg_peer_clear_handshake(struct wg_peer *peer);
 void wg_peer_unindex_handshake(struct wg_peer *peer, uint32_t idx);
-void wg_peer_stage(struct wg_peer *peer, const uint8_t *pkt, size_t len);
+bool wg_peer_stage(struct wg_peer *peer, const uint8_t *pkt, size_t len);
 void wg_peer_purge_staged(struct wg_peer *peer);
 void wg_peer_install_keypair(struct wg_peer *peer, struct noise_keypair *kp);
 bool wg_peer_received_with_keypair(struct wg_peer *peer, struct noise_keypair *kp);
@@ -168,7 +168,11 @@ void wg_send_staged(struct wg_peer *peer, uint64_t now);
 void wg_send_keepalive(struct wg_peer *peer, uint64_t now);
 void wg_send_handshake_initiation(struct wg_peer *peer, bool is_retry, uint64_t now);
 void wg_send_handshake_response(struct wg_peer *peer, uint64_t now);
-void wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uint64_t now);
+/* True when the packet went to its peer: into the send queue, or staged
+ * until a handshake gives a keypair (MAX_STAGED_PACKETS per peer, the
+ * oldest then giving way). False: dropped here (no peer for its
+ * destination, no endpoint: counted in stats; not IP; out of memory). */
+bool wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uint64_t now);
 /* A TUN read with its vnet header (offloads on): segmented into the send
  * queue's slots where it can be, else into scratch and sent packet by
  * packet. False when the read is malformed. */

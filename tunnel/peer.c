@@ -126,12 +126,12 @@ void wg_peer_remove(struct wg_peer *peer)
 }
 
 /* Packets waiting for a session; the oldest goes when the queue is full. */
-void wg_peer_stage(struct wg_peer *peer, const uint8_t *pkt, size_t len)
+bool wg_peer_stage(struct wg_peer *peer, const uint8_t *pkt, size_t len)
 {
 	struct wg_staged *s = malloc(sizeof(*s) + len);
 
 	if (!s)
-		return;
+		return false;
 	s->len = (uint16_t)len;
 	if (len)
 		memcpy(s->data, pkt, len);
@@ -141,6 +141,7 @@ void wg_peer_stage(struct wg_peer *peer, const uint8_t *pkt, size_t len)
 		peer->n_staged--;
 	}
 	peer->staged[peer->n_staged++] = s;
+	return true;
 }
 
 /* A fresh keypair: the initiator uses it at once (it holds the responder's

@@ -372,32 +372,34 @@ static uint16_t inner_dst(const uint8_t *pkt, size_t len, const uint8_t **addr)
 	return AF_UNSPEC;
 }
 
-void wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uint64_t now)
+bool wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uint64_t now)
 {
 	const uint8_t *dst;
 	uint16_t family = inner_dst(pkt, len, &dst);
 	struct wg_peer *peer;
 
 	if (family == AF_UNSPEC)
-		return;
+		return false;
 	peer = wg_allowedips_lookup(&dev->allowedips, family, dst);
 	if (!peer) {
 		dev->stats.tx_no_peer++;
-		return;
+		return false;
 	}
 	if (peer->endpoint.sa.sa_family == AF_UNSPEC) {
 		dev->stats.tx_no_endpoint++;
 		if (log_ratelimit(&dev->rl_tx))
 			log_warnx("%s: no endpoint configured for the peer of a packet", dev->ifname);
-		return;
+		return false;
 	}
 	if (!peer->n_staged && wg_keypair_usable(dev, peer->current, now)) {
 		send_data(peer, peer->current, pkt, len, now);
 		keep_key_fresh(peer, now);
-		return;
+		return true;
 	}
-	wg_peer_stage(peer, pkt, len);
+	if (!wg_peer_stage(peer, pkt, len))
+		return false;
 	wg_send_staged(peer, now);
+	return true;
 }
 
 /* A TUN read cut into scratch and sent packet by packet (the copying path). */

@@ -308,7 +308,10 @@ void wg_tap_rx(struct wg_device *dev, uint64_t now)
 				log_warnx("%s: tap: dropped a malformed reply of %zu bytes", dev->ifname, len);
 			continue;
 		}
-		dev->stats.tap_answers++;
-		wg_send_from_tun(dev, t->pkt, plen, now);
+		/* Counted once handed to the peer (queued or staged); a drop
+		 * there (no peer for the address, no endpoint) is counted by
+		 * wg_send_from_tun in tx_no_peer / tx_no_endpoint. */
+		if (wg_send_from_tun(dev, t->pkt, plen, now))
+			dev->stats.tap_answers++;
 	}
 }

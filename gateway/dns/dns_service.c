@@ -302,8 +302,6 @@ static void udp_send(struct xb_dns_service *s, int fd, const struct xb_dns_wire_
 	}
 	if (!len)
 		return;
-	if (local)
-		s->c.tap_answers++;
 	if (batch->fd == fd && batch->n < UDP_BATCH && len <= sizeof(batch->buf[0])) {
 		unsigned i = batch->n++;
 		struct iovec *iov = batch->iov[i];
@@ -326,7 +324,9 @@ static void udp_send(struct xb_dns_service *s, int fd, const struct xb_dns_wire_
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
 
 		tap_hdr(&h, local, peer);
-		if (sendmsg(fd, &mh, MSG_DONTWAIT) < 0 && log_ratelimit(&s->io->rl))
+		if (sendmsg(fd, &mh, MSG_DONTWAIT) >= 0)
+			s->c.tap_answers++;
+		else if (log_ratelimit(&s->io->rl))
 			log_warn("dns: sending to the tap");
 		return;
 	}
@@ -478,13 +478,15 @@ static void on_query(struct xb_dns_service *s, const uint8_t *msg, size_t n, int
 
 /* ---- sockets ---- */
 
-/* The round's answers, after the round's set changes. */
+/* The round's answers, after the round's set changes. The tap's count
+ * what the socketpair took: an answer it refused is not one given. */
 static void flush(struct xb_dns_service *s, int fd)
 {
 	struct udp_out *batch = &s->io->batch;
+	unsigned sent = 0;
 
 	dns_learn_flush(s);
-	for (unsigned sent = 0; sent < batch->n;) {
+	while (sent < batch->n) {
 		int k = sendmmsg(fd, batch->m + sent, batch->n - sent, MSG_DONTWAIT);
 
 		if (k <= 0) {
@@ -494,6 +496,8 @@ static void flush(struct xb_dns_service *s, int fd)
 		}
 		sent += (unsigned)k;
 	}
+	if (fd == s->tap_fd)
+		s->c.tap_answers += sent;
 	batch->n = 0;
 }
 

@@ -197,6 +197,8 @@ if [ "${DNS_TAP:-true}" = true ]; then
 		tap_json '.tap.on and .tap.queries >= 10 and .tap.answers >= 10'
 	xb_check "... counted by the data thread too, none dropped" \
 		tap_json '.tap.device.queries >= 10 and .tap.device.answers >= 10 and .tap.device.dropped == 0 and .tap.device.bad_reply == 0'
+	tap_text() { ctl dns | grep -qE '^  tap, device: [0-9]+ queries, [0-9]+ answers, 0 dropped \(socketpair full\), 0 bad replies$'; }
+	xb_check "... which xborderctl dns shows, with its drops and bad replies" tap_text
 	# A reload switches it off and on again.
 	sed -i 's/dns_tap = true;/dns_tap = false;/' "$XB_TMP/xborder.conf"
 	ctl reload >/dev/null
@@ -218,6 +220,32 @@ if [ "${DNS_TAP:-true}" = true ]; then
 	xb_check "... and answers through it" \
 		sh -c "test \"\$(ip netns exec $XB_RUN-alice dig +time=2 +tries=1 +short @198.51.100.1 portal.acme.cn)\" = 203.0.113.20"
 	xb_check "... counted" tap_json ".tap.device.queries > 0 and .tap.queries > $n0"
+	# The device interface deleted by hand: xborderd makes it again (its
+	# 1 s tick) and gives the new one a tap of its own (gateway/apply.c,
+	# xb_apply_revive). Alice's session died with it: she forgets the
+	# peer and adds it again, so her next packet starts a handshake.
+	gone="$GWIF: the userspace WireGuard interface went away; re-creating it"
+	r0=$(grep -c "$gone" "$GWLOG") m0=$(made)
+	nq gw ip link del "$GWIF"
+	xb_check "device interface deleted by hand: xborderd re-creates it" \
+		xb_wait 10000 sh -c "[ \$(grep -c '$gone' '$GWLOG') -gt $r0 ] &&
+			ip netns exec $XB_RUN-gw wg show $GWIF >/dev/null 2>&1"
+	xb_check "... with a new tap's socketpair" xb_wait 5000 sh -c "[ \$(grep -c 'answered through the tap, past the kernel' '$GWLOG') -gt $m0 ]"
+	n alice wg set "$AIF" peer "$(pub "$kg")" remove
+	n alice wg set "$AIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24,203.0.113.0/24
+	xb_check "... alice reaches the gateway through it again" xb_wait 10000 nq alice ping -c 1 -W 1 198.51.100.1
+	n0=$(ctl -j dns | jq .tap.queries)
+	xb_check "... and her queries are answered" test "$(q alice portal.acme.cn)" = 203.0.113.20
+	xb_check "... through the new interface's tap" tap_json ".tap.on and .tap.queries > $n0 and .tap.device.queries > 0 and .tap.device.answers > 0"
+	# A reload that fails (a policy that does not parse) changes nothing:
+	# the tap stays and carries the queries.
+	cp "$XB_TMP/xborder.conf" "$XB_TMP/xborder.conf.good"
+	echo 'gateway = { interface = ; };' >"$XB_TMP/xborder.conf"
+	xb_check "an invalid policy: the reload fails" sh -c "! ip netns exec $XB_RUN-gw '$XB_BIN/xborderctl' -s '$CTL' reload >/dev/null 2>&1"
+	mv "$XB_TMP/xborder.conf.good" "$XB_TMP/xborder.conf"
+	n0=$(ctl -j dns | jq .tap.queries)
+	xb_check "... queries are still answered" test "$(q alice portal.acme.cn)" = 203.0.113.20
+	xb_check "... through the tap" tap_json ".tap.on and .tap.queries > $n0"
 else
 	xb_check "tap off (dns_tap = false): no query came through a tap" \
 		tap_json '(.tap.on | not) and .tap.queries == 0'

@@ -9,16 +9,19 @@
  *            private network namespace: the filter, learn_answer_max,
  *            learn_max with eviction order, one transaction per set and
  *            round, ttl_max in the answer, the counters in the status
+ *   tap      the tap's answers count what its socketpair took
  */
 #include "tests/lib/check.h"
 #include "gateway/dns/dns_internal.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "gateway/kernel/nft.h"
+#include "tunnel/tap.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -791,4 +794,60 @@ TEST(engine_reload_lower_cap_counted)
 	CHECK_INT(json_integer_value(json_object_get(e, "learned6")), ==, 16);
 	json_decref(st);
 	service_free(s, p2);
+}
+
+/* A query for x.example from 203.0.113.9 (no device: refused at once) as
+ * the data thread frames it onto the tap (tunnel/tap.h). */
+static void tap_query(int fd)
+{
+	static const uint8_t src[4] = { 203, 0, 113, 9 }, dst[4] = { 198, 51, 100, 1 };
+	struct wg_tap_hdr h = { .family = 4, .sport = htons(33333), .dport = htons(53) };
+	struct xb_dns_wire_question q = { .qtype = XB_DNS_WIRE_T_A, .qclass = XB_DNS_WIRE_C_IN };
+	uint8_t f[WG_TAP_HDR_LEN + 512];
+	int nl = xb_dns_wire_name_from_text("x.example", q.name), qlen;
+
+	CHECK(nl > 0);
+	q.name_len = (uint16_t)nl;
+	memcpy(h.src, src, 4);
+	memcpy(h.dst, dst, 4);
+	memcpy(f, &h, sizeof(h));
+	CHECK((qlen = xb_dns_wire_build_query(f + WG_TAP_HDR_LEN, sizeof(f) - WG_TAP_HDR_LEN, 0x7a7a, 0, &q,
+					      NULL)) > 0);
+	CHECK(write(fd, f, WG_TAP_HDR_LEN + (size_t)qlen) == WG_TAP_HDR_LEN + qlen);
+}
+
+static long long tap_count(struct xb_dns_service *s, const char *key)
+{
+	json_t *st = xb_dns_service_status(s);
+	long long v = json_integer_value(json_object_get(json_object_get(st, "tap"), key));
+
+	json_decref(st);
+	return v;
+}
+
+/* The tap's answers (docs/dns.md, "The tap") are those the socketpair
+ * took: with the data thread's end gone the answer cannot leave, and is
+ * not counted. */
+TEST(tap_answers_count_what_was_sent)
+{
+	struct xb_policy *p;
+	struct xb_dns_service *s;
+	uint8_t got[600];
+	int sp[2];
+
+	s = service(&p, "{ name = \"web\"; domains = [ \"*.acme.example\" ]; action = \"allow\"; via = [ \"t1\" ]; }", "");
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) == 0);
+	xb_dns_service_set_tap(s, sp[1], 1420);
+	tap_query(sp[0]);
+	CHECK(xb_dns_service_udp_ready(s, sp[1]));
+	CHECK(read(sp[0], got, sizeof(got)) > WG_TAP_HDR_LEN + 12);
+	CHECK_INT(got[WG_TAP_HDR_LEN + 3] & 0xf, ==, XB_DNS_WIRE_REFUSED);
+	CHECK_INT(tap_count(s, "queries"), ==, 1);
+	CHECK_INT(tap_count(s, "answers"), ==, 1);
+	tap_query(sp[0]);
+	close(sp[0]);
+	CHECK(xb_dns_service_udp_ready(s, sp[1]));
+	CHECK_INT(tap_count(s, "queries"), ==, 2);
+	CHECK_INT(tap_count(s, "answers"), ==, 1);
+	service_free(s, p);
 }

@@ -414,6 +414,7 @@ TEST(device_round_trip)
 	uint8_t ka[32], kb[32], pa[32], pb[32], pkt[256], got[512], want[256], q[] = "query";
 	int sp[2];
 	size_t n, wn;
+	uint64_t tx_no_peer;
 	ssize_t r;
 
 	log_init("test_tap", LOG_LVL_ERR, false);
@@ -473,6 +474,19 @@ TEST(device_round_trip)
 	wg_txq_flush(b.dev);
 	pump(&a, &b);
 	CHECK(read(a.tun, got, sizeof(got)) < 0);
+	CHECK_INT(b.dev->stats.tap_bad_reply, ==, 2);
+	CHECK_INT(b.dev->stats.tap_answers, ==, 1);
+
+	/* A good frame to an address no peer has: dropped by the send path
+	 * (tx_no_peer), so not an answer sent. */
+	n = frame(pkt, 4, gw4, 53, (const uint8_t[4]){ 203, 0, 113, 9 }, 33333, (const uint8_t *)"lost", 4);
+	CHECK(write(sp[1], pkt, n) == (ssize_t)n);
+	tx_no_peer = b.dev->stats.tx_no_peer;
+	wg_tap_rx(b.dev, clock_mono_ns());
+	wg_txq_flush(b.dev);
+	pump(&a, &b);
+	CHECK(read(a.tun, got, sizeof(got)) < 0);
+	CHECK_INT(b.dev->stats.tx_no_peer, ==, tx_no_peer + 1);
 	CHECK_INT(b.dev->stats.tap_bad_reply, ==, 2);
 	CHECK_INT(b.dev->stats.tap_answers, ==, 1);
 
