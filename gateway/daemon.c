@@ -208,6 +208,19 @@ static void watch_dns_udp(struct xb_daemon *d)
 			log_warn("dns: watching a socket");
 }
 
+/* The device interface was made again (revived, or put back by a failed
+ * reload's switch back): the new tap's socket joins our epoll set, and the
+ * sockets bound to the interface (SO_BINDTODEVICE keeps the index it found)
+ * are bound to the new one. */
+static void devif_remade(struct xb_daemon *d)
+{
+	watch_dns_udp(d);
+	if (d->dns)
+		xb_dns_service_rebind(d->dns);
+	if (d->prt)
+		xb_posture_rt_interface_remade(d->prt);
+}
+
 static int open_loop(struct xb_daemon *d)
 {
 	struct itimerspec tick = tick_interval(d);
@@ -619,10 +632,9 @@ static int reload(struct xb_daemon *d, struct xb_errors *errs, char *summary, si
 	if (st != S_DONE) {
 		bool ok = back(d, old, &d->plan, &n, undo);
 
-		/* A device interface made again by back() has no tap yet;
-		 * the new one's socket joins our epoll set. */
+		/* A device interface made again by back() has no tap yet. */
 		xb_apply_dns_tap(d, old);
-		watch_dns_udp(d);
+		devif_remade(d);
 		xb_policy_wipe_keys(old);
 		xb_errors_add(errs, d->policy_path, 0,
 			      "reload failed at step \"%s\" (see the daemon's log); %s", step_names[st],
@@ -711,7 +723,7 @@ static void on_tick(struct xb_daemon *d)
 		xb_notify_send(&d->notify, "WATCHDOG=1");
 	xb_apply_resolve(d, false);
 	if (xb_apply_revive(d))
-		watch_dns_udp(d);	/* the new interface's tap */
+		devif_remade(d);
 	if (d->prt)
 		xb_posture_rt_tick(d->prt);
 	if (d->cluster)

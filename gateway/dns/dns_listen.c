@@ -67,3 +67,19 @@ void dns_gateway_addrs(const struct xb_policy *p, union xb_sockaddr a[DNS_LISTEN
 		a[1].in6.sin6_port = htons(p->gateway.dns_port);
 	}
 }
+
+/* SO_BINDTODEVICE holds the interface's index as it was then: a device
+ * interface deleted and made again (xb_apply_revive) has a new one, and
+ * the sockets would take nothing from it. Binding again by name takes the
+ * new index; the sockets, their addresses and the epoll set stay. */
+void xb_dns_service_rebind(struct xb_dns_service *s)
+{
+	for (int i = 0; i < DNS_LISTEN_MAX; i++)
+		for (int k = 0; k < 2; k++) {
+			int fd = k ? s->tcp[i] : s->udp[i];
+
+			if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, s->bound_if,
+						  (socklen_t)strlen(s->bound_if)) < 0)
+				log_warn("dns: binding a listening socket to %s again", s->bound_if);
+		}
+}

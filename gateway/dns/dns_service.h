@@ -89,6 +89,9 @@ bool xb_dns_service_udp_ready(struct xb_dns_service *s, int fd);
  * source address is; answers go back framed, cut to fit mtu. */
 void xb_dns_service_set_tap(struct xb_dns_service *s, int fd, unsigned mtu);
 bool xb_dns_service_has_tap(const struct xb_dns_service *s);
+/* Bind the listening sockets to the device interface again, by name: after
+ * it was deleted and made again (a new ifindex). */
+void xb_dns_service_rebind(struct xb_dns_service *s);
 /* Reopen the query log (SIGHUP). */
 void xb_dns_service_reopen_log(struct xb_dns_service *s);
 /* Counters and settings for `xborderctl dns'. */

@@ -301,6 +301,20 @@ static void defaults(struct xb_posture_http_config *c)
 	c->body_timeout_s = c->body_timeout_s ? c->body_timeout_s : XB_POSTURE_HTTP_BODY_TIMEOUT_S;
 }
 
+/* The device listeners' SO_BINDTODEVICE holds the interface's index as it
+ * was then: bind them again by name after the interface was made again. */
+void xb_posture_http_rebind(struct xb_posture_http *s, const char *ifname)
+{
+	for (size_t i = 0; i < s->n_lsn; i++) {
+		const union MHD_DaemonInfo *di = s->lsn[i].admin ? NULL :
+			MHD_get_daemon_info(s->lsn[i].d, MHD_DAEMON_INFO_LISTEN_FD);
+
+		if (di && setsockopt(di->listen_fd, SOL_SOCKET, SO_BINDTODEVICE, ifname,
+				     (socklen_t)strlen(ifname)) < 0)
+			log_warn("posture %s: binding to %s again", s->lsn[i].name, ifname);
+	}
+}
+
 struct xb_posture_http *xb_posture_http_open(const struct xb_posture_http_config *cfg, const struct xb_posture_http_ops *ops,
 			     void *ctx, struct xb_posture_store *store, struct xb_jsonlog *audit)
 {

@@ -138,6 +138,9 @@ struct xb_posture_http *xb_posture_http_open(const struct xb_posture_http_config
 int xb_posture_http_fd(const struct xb_posture_http *s);
 /* Non-blocking: accept, read, answer, time out. */
 void xb_posture_http_process(struct xb_posture_http *s);
+/* Bind the device listeners to ifname again (SO_BINDTODEVICE keeps the
+ * index it found: a device interface deleted and made again has a new one). */
+void xb_posture_http_rebind(struct xb_posture_http *s, const char *ifname);
 /* Connections open now, all addresses (for status and tests). Beyond
  * max_conns on an address, new connections wait in the kernel's listen
  * backlog until one closes. */

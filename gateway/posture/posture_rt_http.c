@@ -326,6 +326,12 @@ int xb_posture_rt_listen(struct xb_posture_rt *r)
 	return 0;
 }
 
+void xb_posture_rt_interface_remade(struct xb_posture_rt *r)
+{
+	if (r->svc)
+		xb_posture_http_rebind(r->svc, r->p->gateway.interface);
+}
+
 /* --- views ------------------------------------------------------------------------ */
 
 static json_t *age_json(const struct posture_rt_dev *d, struct xb_ptime now)

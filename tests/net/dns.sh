@@ -237,6 +237,10 @@ if [ "${DNS_TAP:-true}" = true ]; then
 	n0=$(ctl -j dns | jq .tap.queries)
 	xb_check "... and her queries are answered" test "$(q alice portal.acme.cn)" = 203.0.113.20
 	xb_check "... through the new interface's tap" tap_json ".tap.on and .tap.queries > $n0 and .tap.device.queries > 0 and .tap.device.answers > 0"
+	# TCP takes the kernel's path to the service's sockets, bound to the
+	# interface by index: bound again to the new one (xb_dns_service_rebind).
+	xb_check "... and over TCP, to the service's sockets bound to the new interface" \
+		sh -c "test \"\$(ip netns exec $XB_RUN-alice dig +tcp +time=2 +tries=1 +short @198.51.100.1 portal.acme.cn)\" = 203.0.113.20"
 	# A reload that fails (a policy that does not parse) changes nothing:
 	# the tap stays and carries the queries.
 	cp "$XB_TMP/xborder.conf" "$XB_TMP/xborder.conf.good"

@@ -206,6 +206,19 @@ n alice wg set "$AIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 1
 xb_check "after a restart alice is still in the rule's set" xb_wait 2000 in_set r_web_dev4 198.51.100.10
 xb_check "after a restart alice still reaches the origin without a new report" xb_wait 5000 reach
 
+# The device interface deleted by hand: xborderd makes it again (its 1 s
+# tick). The report endpoint's sockets were bound to the old interface's
+# index: bound again to the new one, alice still fetches a nonce.
+gone="$GWIF: the userspace WireGuard interface went away; re-creating it"
+nq gw ip link del "$GWIF"
+xb_check "device interface deleted by hand: xborderd re-creates it" \
+	xb_wait 10000 sh -c "grep -q '$gone' '$GWLOG' && ip netns exec $XB_RUN-gw wg show $GWIF >/dev/null 2>&1"
+n alice wg set "$AIF" peer "$(pub "$kg")" remove
+n alice wg set "$AIF" peer "$(pub "$kg")" endpoint 192.0.2.2:51820 allowed-ips 198.51.100.0/24,203.0.113.0/24,192.0.2.100/32
+xb_check "... alice reaches the origin through it again" xb_wait 10000 reach
+has_nonce() { [ -n "$(nonce)" ]; }
+xb_check "... and the report endpoint on it answers (a nonce)" has_nonce
+
 # An aged report expires compliance (max_age 2 s, then the tick).
 conf 2
 ctl reload >/dev/null
