@@ -19,7 +19,15 @@ static long long num(json_t *o, const char *k)
 	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }
 
-/* One line a key (the daemon has made keys printable), then the counts. */
+/* s with control characters as '?' (the store's contents are hostile; the
+ * daemon has made them printable already). */
+static void put(const char *s)
+{
+	for (; *s; s++)
+		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+/* One line a key, then the counts. */
 static int render(json_t *res)
 {
 	json_t *keys = json_object_get(res, "keys"), *k;
@@ -28,8 +36,13 @@ static int render(json_t *res)
 
 	if (!json_is_array(keys))
 		return -1;
-	json_array_foreach(keys, i, k)
-		printf("%-12s %s: %s\n", str(k, "action"), str(k, "key"), str(k, "reason"));
+	json_array_foreach(keys, i, k) {
+		printf("%-12s ", str(k, "action"));
+		put(str(k, "key"));
+		fputs(": ", stdout);
+		put(str(k, "reason"));
+		putchar('\n');
+	}
 	if (dry)
 		printf("cluster prune --dry-run: %lld would be deleted, %lld kept (store revision "
 		       "%lld); nothing deleted\n", num(res, "would_delete"), num(res, "kept"),

@@ -118,6 +118,14 @@ static void judge(struct xb_cluster_prune *pr, struct xb_cluster_prune_key *k, c
 	snprintf(k->why, sizeof(k->why), "device %s is not in this gateway's policy", a.device);
 }
 
+/* A decoder's message may quote the hostile bytes (jansson's "near ..."). */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s >= 0x7f)
+			*s = '?';
+}
+
 struct range_res { size_t done; struct xb_cluster_prune *pr; int err; char msg[200];
 		   xb_cluster_prune_in_policy_fn in_policy; void *ctx; };
 
@@ -138,6 +146,7 @@ static void on_range(void *ctx, const struct xb_etcd_result *r)
 		}
 		judge(rr->pr, &rr->pr->v[rr->pr->n - 1], r->kvs[i].val, r->kvs[i].vlen, rr->in_policy,
 		      rr->ctx);
+		printable(rr->pr->v[rr->pr->n - 1].why);
 	}
 }
 
