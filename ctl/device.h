@@ -18,6 +18,10 @@ typedef json_t *(*xb_ctl_ask_fn)(void *ctx, const char *command, char **args, in
 /* argv[0] is "device". Returns the exit status (0, 1, 2 usage). */
 int xb_device_main(int argc, char **argv, int json, xb_ctl_ask_fn ask, void *ctx);
 
+/* ctl/prune.c: argv "cluster" "prune" ["--dry-run"] (argc 2 or 3). The exit
+ * status: 1 when a key could not be deleted for an error. */
+int xb_prune_main(int argc, char **argv, int json, xb_ctl_ask_fn ask, void *ctx);
+
 /* A WireGuard key pair: a random private key, clamped (RFC 7748), and its
  * X25519 public key. */
 void xb_device_keypair(uint8_t priv[static 32], uint8_t pub[static 32]);

@@ -40,6 +40,7 @@ static const struct cmd {
 	{ "reload", "", 0, 0, xb_render_reload },
 	{ "takeover", "", 0, 0, xb_render_takeover },
 	{ "device", "add|remove|show NAME [OPTIONS]", 2, 64, NULL },	/* ctl/device.c */
+	{ "cluster", "prune [--dry-run]", 1, 2, NULL },			/* ctl/prune.c */
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -64,10 +65,11 @@ static void valid_words(FILE *f)
 }
 
 /* `device' (ctl/device.c) is matched only written out, so that `dev' stays
- * the prefix of devices. */
+ * the prefix of devices; `cluster' too, as it deletes from the store. */
 static bool by_prefix(const struct cmd *c, const char *word, size_t len)
 {
-	return len && strcmp(c->name, "device") && !strncmp(c->name, word, len);
+	return len && strcmp(c->name, "device") && strcmp(c->name, "cluster") &&
+	       !strncmp(c->name, word, len);
 }
 
 /* The command word, exactly or by a unique prefix; NULL after saying why. */
@@ -386,6 +388,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd->name, "device"))
 		return xb_device_main(argc - optind, argv + optind, json, ask_result, (void *)path);
+	if (!strcmp(cmd->name, "cluster"))
+		return xb_prune_main(argc - optind, argv + optind, json, ask_result, (void *)path);
 	if (!cmd->render)
 		return probe_stream(path, cmd, argv[optind + 1], json);
 	if ((fd = dial(path)) < 0)

@@ -188,3 +188,37 @@ int xb_daemon_cluster_allocs(struct xb_cluster *c, struct xb_alloc_shared **v, s
 	*n = a.n;
 	return 0;
 }
+
+static bool in_policy(void *ctx, const char *device)
+{
+	return xb_policy_device_by_name(ctx, device) != NULL;
+}
+
+/* cluster-prune [dry-run]: `xborderctl cluster prune' (cluster.h,
+ * docs/ha.md "Pool allocations"); the running policy's devices are kept. */
+int xb_cmd_cluster_prune(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	struct xb_daemon *d = ctx;
+	const char *a = json_string_value(json_array_get(args, 0));
+	char err[320];
+	bool dry = false;
+
+	(void)errors;
+	if (json_array_size(args) > 1 || (a && strcmp(a, "dry-run"))) {
+		*error = strdup("usage: cluster-prune [dry-run]");
+		return -1;
+	}
+	dry = a != NULL;
+	if (!d->policy || !d->policy->cluster.enabled || !d->cluster) {
+		*error = strdup(!d->policy || !d->policy->cluster.enabled ?
+				"no cluster: the policy has no cluster section; nothing changed" :
+				"the cluster is not running (see the log); nothing changed");
+		return -1;
+	}
+	if (xb_cluster_prune(&d->policy->cluster, dry, in_policy, (void *)d->policy, result, err,
+			     sizeof(err)) < 0) {
+		*error = strdup(err);
+		return -1;
+	}
+	return 0;
+}

@@ -180,6 +180,10 @@ void xb_daemon_cluster_stop(struct xb_daemon *d);
  * names point into the cluster's copy: use before the next dispatch). */
 int xb_daemon_cluster_allocs(struct xb_cluster *c, struct xb_alloc_shared **v, size_t *n);
 
+/* cluster-prune [dry-run] (a control handler): the store's alloc/ keys
+ * of devices the running policy does not have (cluster.h). */
+int xb_cmd_cluster_prune(void *ctx, json_t *args, json_t **result, char **error, json_t **errors);
+
 /* handlers.c: the control commands. */
 extern const struct xb_ctl_command *const xb_daemon_commands;
 extern const size_t xb_daemon_n_commands;

@@ -563,6 +563,7 @@ static const struct xb_ctl_command commands[] = {
 	{ "drops", xb_cmd_drops, "recent refused packets and the rule or check that refused them [DEVICE]" },
 	{ "reload", cmd_reload, "reload the policy file (an invalid one changes nothing)" },
 	{ "takeover", xb_ha_cmd_takeover, "initiate the handshakes with the devices now, as on becoming active (docs/ha.md)" },
+	{ "cluster-prune", xb_cmd_cluster_prune, "delete the store's pool allocations of devices not in this policy (docs/ha.md) [dry-run]" },
 	/* Enrolment (gateway/enrol.c, docs/enrolment.md). */
 	{ "device", xb_enrol_cmd_show, "one device and what its wg-quick file needs: NAME" },
 	{ "device-add", xb_enrol_cmd_add, "enrol a device: NAME PUBLIC_KEY GROUPS EXPIRES" },

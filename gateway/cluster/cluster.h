@@ -31,6 +31,7 @@
 #define XB_CLUSTER_H
 
 #include "common/prefix.h"
+#include "gateway/cluster/cluster_kv.h"
 #include "policy/policy.h"
 
 #include <jansson.h>
@@ -108,6 +109,56 @@ int xb_cluster_foreach_alloc(struct xb_cluster *c,
  * store gives another device is a conflict: logged, counted, and kept
  * until the next reload gives the device another address. */
 void xb_cluster_set_allocations(struct xb_cluster *c, const struct xb_policy *p);
+
+/* `xborderctl cluster prune' (cluster_prune.c, docs/ha.md "Pool
+ * allocations"): the alloc/ keys naming a device this gateway's running
+ * policy does not have, deleted each by compare-and-delete at the
+ * mod_revision read (a key written again meanwhile stays); keys or values
+ * that do not decode, and devices in_policy() knows, are kept. A client of
+ * its own on cfg's endpoints; the call waits at most
+ * XB_CLUSTER_PRUNE_WAIT_MS for the read and as long again for the deletes.
+ * 0 and *result {"dry_run", "revision", "keys": [{"key", "action",
+ * "reason", "mod_revision", "device", "node"}], "deleted", "would_delete",
+ * "kept", "changed", "errors"}; < 0 with err (nothing deleted when the
+ * read failed). action: deleted, would_delete (dry_run), kept, changed (not
+ * deleted: written or deleted since the read), error. */
+#define XB_CLUSTER_PRUNE_WAIT_MS 10000
+typedef bool (*xb_cluster_prune_in_policy_fn)(void *ctx, const char *device);
+int xb_cluster_prune(const struct xb_cluster_cfg *cfg, bool dry_run,
+		     xb_cluster_prune_in_policy_fn in_policy, void *ctx, json_t **result,
+		     char *err, size_t errlen);
+
+/* Its two steps, for tests that change the store between them. */
+enum xb_cluster_prune_what { XB_PRUNE_DELETED, XB_PRUNE_WOULD_DELETE, XB_PRUNE_KEPT,
+			     XB_PRUNE_CHANGED, XB_PRUNE_ERROR };
+struct xb_cluster_prune_key {
+	char *key, *shown;		/* as stored; printable (hostile bytes as '?') */
+	size_t klen;
+	int64_t mod_rev;
+	enum xb_cluster_prune_what what;
+	bool answered;
+	char device[XB_CLUSTER_KV_NAME_MAX], node[XB_CLUSTER_KV_NAME_MAX];
+	char why[256];
+};
+struct xb_cluster_prune {
+	const char *prefix;		/* the cluster's, "/xborder/NAME/" */
+	bool dry_run;
+	unsigned wait_ms;		/* for the read; for the deletes, all together */
+	int64_t revision;		/* the store's at the read */
+	struct xb_cluster_prune_key *v;
+	size_t n, cap;
+	void *pending;
+};
+struct xb_etcd;
+/* Every key under prefix "alloc/", judged; 0 or < 0 with err. */
+int xb_cluster_prune_read(struct xb_etcd *e, struct xb_cluster_prune *pr,
+			  xb_cluster_prune_in_policy_fn in_policy, void *ctx, char *err, size_t errlen);
+/* The keys judged XB_PRUNE_DELETED deleted at their mod_revision; each
+ * key's what and why say what happened. Close e before
+ * xb_cluster_prune_free() (callbacks still queued point into pr). */
+int xb_cluster_prune_delete(struct xb_etcd *e, struct xb_cluster_prune *pr);
+json_t *xb_cluster_prune_json(const struct xb_cluster_prune *pr);
+void xb_cluster_prune_free(struct xb_cluster_prune *pr);
 
 /* Whether the copy has been filled from the store (its first range). */
 bool xb_cluster_synced(const struct xb_cluster *c);

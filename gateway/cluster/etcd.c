@@ -615,6 +615,24 @@ int xb_etcd_cas(struct xb_etcd *e, const char *key, size_t klen, int64_t mod_rev
 		       false, false, cb, ctx);
 }
 
+/* compare: mod_revision == mod_rev; success: delete the key; failure: range
+ * of the key, so the caller sees what is there now. */
+int xb_etcd_cad(struct xb_etcd *e, const char *key, size_t klen, int64_t mod_rev, xb_etcd_fn cb,
+		void *ctx)
+{
+	json_t *cmp;
+
+	if (!xbe_key_ok(key, klen) || mod_rev < 1)
+		return -EINVAL;
+	cmp = json_pack("{s:o, s:s, s:s, s:o}", "key", jb64(key, klen), "target", "MOD",
+			"result", "EQUAL", "mod_revision", jint(mod_rev));
+	return enqueue(e, "/v3/kv/txn", XBE_TXN,
+		       json_pack("{s:[o], s:[{s:o}], s:[{s:o}]}", "compare", cmp,
+				 "success", "request_delete_range", json_pack("{s:o}", "key", jb64(key, klen)),
+				 "failure", "request_range", xbe_range_body(key, klen, false)),
+		       false, false, cb, ctx);
+}
+
 int xb_etcd_lease_grant(struct xb_etcd *e, int64_t ttl, bool keepalive, xb_etcd_fn cb, void *ctx)
 {
 	if (ttl < 1)

@@ -93,6 +93,11 @@ int xb_etcd_range(struct xb_etcd *e, const char *key, size_t klen, bool prefix, 
  * (0: the key must not exist). On failure r->succeeded=false and r->kvs holds the key's current kv. */
 int xb_etcd_cas(struct xb_etcd *e, const char *key, size_t klen, int64_t mod_rev,
 		const char *val, size_t vlen, int64_t lease, xb_etcd_fn cb, void *ctx);
+/* Compare-and-delete: delete key only if its mod_revision is mod_rev (>= 1).
+ * On failure r->succeeded=false and r->kvs holds the key's current kv (none:
+ * it is gone). */
+int xb_etcd_cad(struct xb_etcd *e, const char *key, size_t klen, int64_t mod_rev, xb_etcd_fn cb,
+		void *ctx);
 /* A lease of ttl seconds; the client keeps it alive (keepalive at ttl/3) until revoked or closed;
  * cb gets r->lease_id. */
 int xb_etcd_lease_grant(struct xb_etcd *e, int64_t ttl, bool keepalive, xb_etcd_fn cb, void *ctx);

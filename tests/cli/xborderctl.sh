@@ -7,7 +7,8 @@
 #                    tunnels by their fixed lines (test_ctl_render checks them
 #                    whole at a fixed time)
 #   -j, -p           the result as received (compared as JSON with jq)
-#   command words    unique prefixes; unknown or ambiguous words: exit 2
+#   command words    unique prefixes; unknown or ambiguous words: exit 2;
+#                    cluster prune's words and its output (tests/ctl/cluster-prune*)
 #   failures         no daemon, or the daemon says no (tests/ctl/fail/NAME.err):
 #                    the message on stderr, exit 1
 #   colour           only on a terminal (script(1) gives one), never with NO_COLOR
@@ -108,7 +109,7 @@ run devices
 if cmp -s "$tmp/dev.txt" "$tmp/out.1"; then ok "\`dev' is devices"; else fail "\`dev' is devices"; fi
 run devs
 expect "unknown command: valid words listed, exit 2" 2 \
-	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns posture explain drops probe reload takeover device"
+	"xborderctl: unknown command \`devs'; valid commands: status devices tunnels rules dns posture explain drops probe reload takeover device cluster"
 run r
 expect "ambiguous prefix: exit 2" 2 "xborderctl: ambiguous command \`r'; could be: rules reload"
 run status extra
@@ -124,6 +125,29 @@ has "explain: the failing check, expected and seen" '^disk_encryption +fail +enf
 run drops
 expect "drops: exit 0" 0 ""
 has "drops: the refused packet and the failing checks" '^[0-9dhms]+ ago +bob-desktop +198\.51\.100\.11 +203\.0\.113\.5 +tcp +443 +default deny +erp: managed \(disk_encryption\)$'
+# cluster prune (ctl/prune.c): written out only; its words checked here
+for c in "cluster prune" "cluster prune --dry-run"; do
+	# shellcheck disable=SC2086
+	run $c
+	g=cluster-prune; [ "$c" = "cluster prune" ] || g=cluster-prune-dry
+	expect "$c: exit 0, nothing on stderr" 0 ""
+	same "$c: text as tests/ctl/$g.out" "$golden/$g.out"
+done
+run cluster
+expect "cluster without a subcommand: usage, exit 2" 2 "xborderctl: usage: xborderctl cluster prune [--dry-run]"
+run cluster purge
+expect "cluster purge: unknown, exit 2" 2 "xborderctl: unknown cluster command \`purge'; valid: prune"
+run cluster prune --force
+expect "cluster prune --force: unknown argument, exit 2" 2 \
+	"xborderctl: cluster prune: unknown argument \`--force'; usage: xborderctl cluster prune [--dry-run]"
+run cluster prune --dry-run extra
+expect "cluster prune with two arguments: usage, exit 2" 2 "xborderctl: usage: xborderctl cluster prune [--dry-run]"
+run clu prune
+expect "\`clu' is not cluster (a command that deletes is written out): exit 2" 2 \
+	"xborderctl: unknown command \`clu'; valid commands: status devices tunnels rules dns posture explain drops probe reload takeover device cluster"
+XBORDER_SOCKET=$tmp/fail.sock run cluster prune
+expect "cluster prune refused (no cluster): the daemon's reason, exit 1" 1 \
+	"xborderctl: cluster-prune failed: $(cat "$golden/fail/cluster-prune.err")"
 run -h
 has "-h: usage on stdout" '^usage: xborderctl \[-s SOCKET\] \[-j\] \[-p\] COMMAND \[ARGS\]$'
 
@@ -132,10 +156,12 @@ run -j reload
 expect "-j reload: exit 0" 0 ""
 same "-j reload: the result as received" "$golden/reload.json"
 if command -v jq >/dev/null; then
-	for c in status devices tunnels rules dns "explain bob-desktop 203.0.113.5 tcp/443" drops; do
+	for c in status devices tunnels rules dns "explain bob-desktop 203.0.113.5 tcp/443" drops \
+		"cluster prune"; do
 		# shellcheck disable=SC2086
 		run -j $c
 		c=${c%% *}
+		[ "$c" != cluster ] || c=cluster-prune
 		lines=$(wc -l <"$tmp/out.1")
 		if [ "$lines" = 1 ] && [ "$(jq -cS . "$tmp/out.1")" = "$(jq -cS . "$golden/$c.json")" ]; then
 			ok "-j $c: one line, the same JSON"

@@ -6,8 +6,9 @@
 # nothing; with the quorum lost both gateways keep forwarding and enforcing
 # from their own state, A accepts a report above its copy's high-water and
 # an MDM push, and B follows both once the members are back; pool
-# allocations agree across the gateways; a replayed report sent to B, the
-# device now connected to B, is refused.
+# allocations agree across the gateways, and `xborderctl cluster prune'
+# frees those of a device the policies dropped; a replayed report sent to
+# B, the device now connected to B, is refused.
 #
 #   e1 e2 e3 ─ eh (bridge 198.51.100.50/24) ─┬─ gwa etcd0 198.51.100.61
 #                                            └─ gwb etcd0 198.51.100.62
@@ -305,5 +306,65 @@ if [ "$ETCD_TLS" = 1 ]; then
 	xb_check "B reloads with the members' CA" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
 	xb_check "... and its cluster is up again" xb_wait 5000 cluster_up gwb
 fi
+
+# 7. Pruning pool allocations (docs/ha.md "Pool allocations"): bob leaves
+# both policies and carol (no fixed address) joins. A's `cluster prune
+# --dry-run' lists bob's key and deletes nothing; `cluster prune' deletes
+# it, keeps carol's (in the policy) and the hostile value (reported). A
+# gateway without a cluster section, or whose etcd does not answer, says
+# so and changes nothing. (A key written between the prune's read and its
+# delete: net/etcd, case prune.)
+kc=$(wg genkey)
+for g in gwa gwb; do
+	sed -i "s|{ name = \"bob\"; public_key = \"[^\"]*\"; }|{ name = \"carol\"; public_key = \"$(pub "$kc")\"; }|" \
+		"$XB_TMP/$g/xborder.conf"
+done
+xb_check "A and B reload without bob, with carol" sh -c "ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock reload >/dev/null && ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+CAROL=$(awk '$1 == "carol" { print $2 }' "$XB_TMP/gwa/state/addresses")
+carol_in_store() { [ -n "$CAROL" ] && [ "$(alloc_of carol)" = "$CAROL" ]; }
+xb_check "carol's pool address ($CAROL) is in the store" xb_wait 3000 carol_in_store
+xb_check "bob's key is still in the store (no gateway deletes it)" test "$(alloc_of bob)" = "$BOB"
+P=/xborder/t$ID/alloc/4
+ctl gwa cluster prune --dry-run >"$XB_TMP/prune.dry" 2>&1
+rc=$?
+xb_log "cluster prune --dry-run on A: $(tr '\n' '|' <"$XB_TMP/prune.dry")"
+xb_check "cluster prune --dry-run: exit 0" test "$rc" = 0
+xb_check "... lists bob's key to delete" grep -qx "would_delete $P/$BOB: device bob is not in this gateway's policy" "$XB_TMP/prune.dry"
+xb_check "... deletes nothing" test "$(alloc_of bob)" = "$BOB"
+ctl gwa cluster prune >"$XB_TMP/prune.out" 2>&1
+rc=$?
+xb_log "cluster prune on A: $(tr '\n' '|' <"$XB_TMP/prune.out")"
+xb_check "cluster prune: exit 0" test "$rc" = 0
+xb_check "... says it deleted bob's key" grep -qx "deleted      $P/$BOB: device bob is not in this gateway's policy" "$XB_TMP/prune.out"
+xb_check "... and bob's key is gone from the store" test -z "$(alloc_of bob)"
+xb_check "... carol's key (in the policy) stays, and it says why" sh -c \
+	"grep -qx 'kept         $P/$CAROL: device carol is in this gateway.s policy' '$XB_TMP/prune.out'"
+xb_check "... carol's key is still in the store" carol_in_store
+xb_check "... the hostile value is reported as kept" grep -q "^kept  *$P/203.0.113.77: the value does not decode" "$XB_TMP/prune.out"
+xb_check "... and is still in the store" sh -c "ip netns exec $XB_RUN-eh etcdctl --endpoints=$(etcd_endpoints) $(etcd_ctl_tls) get $P/203.0.113.77 --print-value-only | grep -q gwz"
+xb_check "... the summary counts them" grep -qx "cluster prune: 1 deleted, 2 kept, 0 changed since read (kept), 0 errors (store revision [0-9]*)" "$XB_TMP/prune.out"
+xb_check "a second prune (-j) deletes nothing" sh -c "ip netns exec $XB_RUN-gwa $XB_BIN/xborderctl -s $XB_TMP/gwa/ctl.sock -j cluster prune | jq -e '.deleted == 0 and .kept == 2 and .errors == 0' >/dev/null"
+# zed: a stale key (its device in no policy) for the failures to leave alone.
+nq eh etcdctl --endpoints="$(etcd_endpoints)" $(etcd_ctl_tls) put "$P/203.0.113.99" '{"device":"zed","node":"gwz"}' >/dev/null
+cp "$XB_TMP/gwb/xborder.conf" "$XB_TMP/gwb/good.conf"
+sed -i "s|endpoints = \[[^]]*\]|endpoints = [ \"$(etcd_scheme)://198.51.100.50:2379\" ]|" "$XB_TMP/gwb/xborder.conf"
+xb_check "B reloads with an etcd endpoint nobody answers on" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+ctl gwb cluster prune >"$XB_TMP/prune.out" 2>"$XB_TMP/prune.err"
+rc=$?
+xb_log "cluster prune on B, etcd out of reach: rc=$rc $(tr '\n' '|' <"$XB_TMP/prune.err")"
+xb_check "etcd out of reach: cluster prune fails (exit 1)" test "$rc" = 1
+xb_check "... says why and that nothing was deleted" grep -q "^xborderctl: cluster-prune failed: etcd: .*: nothing deleted$" "$XB_TMP/prune.err"
+xb_check "... zed's key is still in the store" test "$(alloc_of zed)" = 203.0.113.99
+sed -i '/^cluster = {/,/};$/d' "$XB_TMP/gwb/xborder.conf"
+xb_check "B reloads without a cluster section" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+ctl gwb cluster prune >"$XB_TMP/prune.out" 2>"$XB_TMP/prune.err"
+rc=$?
+xb_check "no cluster: cluster prune fails (exit 1) and says so" sh -c "test $rc = 1 && grep -qx 'xborderctl: cluster-prune failed: no cluster: the policy has no cluster section; nothing changed' '$XB_TMP/prune.err'"
+xb_check "... zed's key is still in the store" test "$(alloc_of zed)" = 203.0.113.99
+cp "$XB_TMP/gwb/good.conf" "$XB_TMP/gwb/xborder.conf"
+xb_check "B reloads with its cluster back" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock reload >/dev/null"
+xb_check "... its cluster is up" xb_wait 5000 cluster_up gwb
+xb_check "B's prune deletes zed's key" sh -c "ip netns exec $XB_RUN-gwb $XB_BIN/xborderctl -s $XB_TMP/gwb/ctl.sock cluster prune | grep -q '^deleted .*/203.0.113.99: device zed'"
+xb_check "... it is gone, carol's stays" sh -c 'test -z "$1" && test "$2" = "$3"' _ "$(alloc_of zed)" "$(alloc_of carol)" "$CAROL"
 xb_check "both gateways still run" kill -0 "$PID_gwa" "$PID_gwb"
 xb_end

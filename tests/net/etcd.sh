@@ -2,7 +2,8 @@
 # The etcd client (gateway/cluster/etcd.c) against a real 3-member etcd
 # cluster (tests/lib/etcd.sh): kv, compare-and-swap, leases, watches,
 # a compacted watch's resync, failover when the watch's member is killed,
-# quorum loss and return. The cases live in xb-etcdtest
+# quorum loss and return; the pool-allocation prune's compare-and-delete
+# with a write between its read and its deletes (case prune). The cases live in xb-etcdtest
 # (tests/tools/etcdtest_main.c); it runs in namespace "gw", attached to
 # the members' hub.
 #
@@ -17,7 +18,7 @@ xb_begin
 xb_check "3-member cluster up" etcd_start_cluster || xb_end
 xb_ns gw
 etcd_attach gw >/dev/null
-n gw "$XB_BIN/xb-etcdtest" -e "$(etcd_endpoints)" -c "$ETCD_CTL" ${ETCD_CASES:-kv cas lease watch resync failover quorum}
+n gw "$XB_BIN/xb-etcdtest" -e "$(etcd_endpoints)" -c "$ETCD_CTL" ${ETCD_CASES:-kv cas lease watch resync failover quorum prune}
 rc=$?
 [ $rc = 0 ] || [ $rc = 1 ] || xb_fail "xb-etcdtest" "exited with status $rc"
 xb_end

@@ -3,7 +3,8 @@
  *
  *   xb-ctlfake SOCKET DIR
  *
- * Serves status, devices, tunnels, rules, reload and dns. For command NAME the
+ * Serves status, devices, tunnels, rules, reload, dns, explain, drops and
+ * cluster-prune (cluster-prune-dry with an argument). For command NAME the
  * result is the JSON in DIR/NAME.json; failing that, DIR/NAME.err makes the
  * command fail, its first line the error and each further line one entry of
  * "errors". Runs until SIGTERM or SIGINT, and at most 120 s.
@@ -78,6 +79,14 @@ CANNED(dns)
 CANNED(explain)
 CANNED(drops)
 
+static int h_cluster_prune(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	(void)ctx;
+	/* The dry run's own answer, so that the flag is seen to reach the daemon. */
+	return canned(json_array_size(args) ? "cluster-prune-dry" : "cluster-prune", result, error,
+		      errors);
+}
+
 static const struct xb_ctl_command cmds[] = {
 	{ "status", h_status, NULL },
 	{ "devices", h_devices, NULL },
@@ -87,6 +96,7 @@ static const struct xb_ctl_command cmds[] = {
 	{ "dns", h_dns, NULL },
 	{ "explain", h_explain, NULL },
 	{ "drops", h_drops, NULL },
+	{ "cluster-prune", h_cluster_prune, NULL },
 };
 
 static int serve(const char *sock)

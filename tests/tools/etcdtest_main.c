@@ -3,7 +3,7 @@
  *
  *   xb-etcdtest -e http://198.51.100.51:2379,... -c CTL [-C CA -E CERT -K KEY] CASE...
  *
- * CASE is kv, cas, lease, watch, resync, failover, quorum, refused. -C, -E
+ * CASE is kv, cas, lease, watch, resync, failover, quorum, refused, prune. -C, -E
  * and -K: TLS for https:// endpoints (etcd.h, xb_etcd_opts). refused: the
  * members must turn this client away (tests/net/etcd_tls.sh gives it a
  * wrong CA or certificate): a put fails, the state never goes up, and
@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway/cluster/cluster.h"
 #include "gateway/cluster/etcd.h"
 
 #define MAX_EPS 8
@@ -576,6 +577,93 @@ static void t_quorum(struct xb_etcd *e, struct state *st)
 	EXPECT(same_as_replay(e, "qu/", r0.rev, &l), "and lost or doubled nothing");
 }
 
+static bool only_alice(void *ctx, const char *device)
+{
+	(void)ctx;
+	return !strcmp(device, "alice");
+}
+
+static const struct xb_cluster_prune_key *pkey(const struct xb_cluster_prune *pr, const char *k)
+{
+	for (size_t i = 0; i < pr->n; i++)
+		if (!strcmp(pr->v[i].key, k))
+			return &pr->v[i];
+	return NULL;
+}
+
+static bool pis(const struct xb_cluster_prune *pr, const char *k, enum xb_cluster_prune_what w)
+{
+	const struct xb_cluster_prune_key *pk = pkey(pr, k);
+
+	if (pk)
+		printf("# %s: %d %s\n", k, pk->what, pk->why);
+	return pk && pk->what == w;
+}
+
+/* The pool-allocation prune (gateway/cluster/cluster_prune.c) on the real
+ * store, with a write between its read and its deletes: a key written
+ * again is not deleted. And compare-and-delete itself. */
+static void t_prune(struct xb_etcd *e)
+{
+	char pfx[64], k[6][128], err[256];
+	static const char *const tail[6] = { "alloc/4/203.0.113.40", "alloc/4/203.0.113.10",
+					     "alloc/4/203.0.113.77", "alloc/4/203.0.113.41",
+					     "alloc/6/2001:db8::5", "alloc/4/203.0.113.42" };
+	static const char *const val[6] = { "{\"device\":\"bob\",\"node\":\"gwa\"}",
+					    "{\"device\":\"alice\",\"node\":\"gwa\"}",
+					    "{\"device\":\"../x\",\"node\":\"gwz\"}",
+					    "{\"device\":\"carol\",\"node\":\"gwb\"}",
+					    "{\"device\":\"dave\",\"node\":\"gwb\"}",
+					    "{\"device\":\"erin\",\"node\":\"gwb\"}" };
+	struct xb_cluster_prune pr = { .prefix = pfx, .wait_ms = 5000 };
+	struct res r;
+	int rc;
+
+	snprintf(pfx, sizeof(pfx), "/xborder/prune%d/", (int)getpid());
+	for (int i = 0; i < 6; i++) {
+		snprintf(k[i], sizeof(k[i]), "%s%s", pfx, tail[i]);
+		put(e, k[i], val[i], 0);
+	}
+	/* compare-and-delete: not at another revision, at its own */
+	r = get(e, k[5], false);
+	{
+		struct res c = { 0 };
+
+		rc = xb_etcd_cad(e, k[5], strlen(k[5]), r.mod_rev + 1000, on_res, &c);
+		EXPECT(!rc && pump(e, WAIT_MS, &c.done) && !c.err && !c.succeeded && c.n_kvs == 1,
+		       "compare-and-delete at another mod_revision fails and shows the key");
+		memset(&c, 0, sizeof(c));
+		rc = xb_etcd_cad(e, k[5], strlen(k[5]), r.mod_rev, on_res, &c);
+		EXPECT(!rc && pump(e, WAIT_MS, &c.done) && !c.err && c.succeeded &&
+		       get(e, k[5], false).n_kvs == 0, "compare-and-delete at its mod_revision deletes");
+	}
+	EXPECT(xb_etcd_cad(e, k[5], strlen(k[5]), 0, on_res, &r) == -EINVAL,
+	       "compare-and-delete at revision 0 is refused (-EINVAL)");
+
+	rc = xb_cluster_prune_read(e, &pr, only_alice, NULL, err, sizeof(err));
+	EXPECT(!rc && pr.n == 5, "prune: reads the 5 alloc/ keys (%d %s, %zu)", rc, rc ? err : "", pr.n);
+	EXPECT(pis(&pr, k[0], XB_PRUNE_DELETED), "prune: bob's key (not in the policy) to delete");
+	EXPECT(pis(&pr, k[1], XB_PRUNE_KEPT), "prune: alice's key (in the policy) kept");
+	EXPECT(pis(&pr, k[2], XB_PRUNE_KEPT) && strstr(pkey(&pr, k[2])->why, "does not decode"),
+	       "prune: a hostile value kept, and why");
+	EXPECT(pis(&pr, k[4], XB_PRUNE_DELETED), "prune: dave's IPv6 key to delete");
+	/* Between the read and the deletes, another gateway gives carol's
+	 * address to erin, a device of its policy. */
+	put(e, k[3], val[5], 0);
+	rc = xb_cluster_prune_delete(e, &pr);
+	EXPECT(!rc && pis(&pr, k[3], XB_PRUNE_CHANGED), "prune: a key written after the read is not "
+	       "deleted (changed)");
+	r = get(e, k[3], false);
+	EXPECT(r.n_kvs == 1 && strstr(r.val, "erin"), "... and erin's value is still in the store");
+	EXPECT(pis(&pr, k[0], XB_PRUNE_DELETED) && get(e, k[0], false).n_kvs == 0 &&
+	       get(e, k[4], false).n_kvs == 0, "prune: bob's and dave's keys are gone");
+	EXPECT(get(e, k[1], false).n_kvs == 1 && get(e, k[2], false).n_kvs == 1,
+	       "prune: alice's key and the hostile one are still there");
+	xb_cluster_prune_free(&pr);
+	for (int i = 0; i < 6; i++)
+		del(e, k[i]);
+}
+
 /* A client the members refuse: nothing it asks is done, and it says why. */
 static void t_refused(struct xb_etcd *e, struct state *st)
 {
@@ -623,12 +711,13 @@ int main(int argc, char **argv)
 		else if (!strcmp(cur, "failover")) t_failover(e, &st);
 		else if (!strcmp(cur, "quorum")) t_quorum(e, &st);
 		else if (!strcmp(cur, "refused")) t_refused(e, &st);
+		else if (!strcmp(cur, "prune")) t_prune(e);
 		else nok("no such case");
 		xb_etcd_close(e);
 	}
 	return failed;
 usage:
 	fprintf(stderr, "usage: xb-etcdtest -e URL,URL,... -c CTL [-C CA -E CERT -K KEY] "
-		"kv|cas|lease|watch|resync|failover|quorum|refused...\n");
+		"kv|cas|lease|watch|resync|failover|quorum|refused|prune...\n");
 	return 2;
 }
