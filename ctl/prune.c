@@ -2,8 +2,10 @@
  * xborderctl(8)): the daemon deletes the store's alloc/ keys of devices its
  * running policy does not have; here, what it did with each key. */
 #include "ctl/device.h"
+#include "ctl/render.h"
 
 #include <string.h>
+#include <time.h>
 
 static const char *str(json_t *o, const char *k)
 {
@@ -21,14 +23,14 @@ static long long num(json_t *o, const char *k)
 
 /* s with control characters as '?' (the store's contents are hostile; the
  * daemon has made them printable already). */
-static void put(const char *s)
+static void put(FILE *f, const char *s)
 {
 	for (; *s; s++)
-		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
 }
 
 /* One line a key, then the counts. */
-static int render(json_t *res)
+int xb_render_cluster_prune(const struct xb_render *r, json_t *res)
 {
 	json_t *keys = json_object_get(res, "keys"), *k;
 	bool dry = json_is_true(json_object_get(res, "dry_run"));
@@ -37,26 +39,27 @@ static int render(json_t *res)
 	if (!json_is_array(keys))
 		return -1;
 	json_array_foreach(keys, i, k) {
-		printf("%-12s ", str(k, "action"));
-		put(str(k, "key"));
-		fputs(": ", stdout);
-		put(str(k, "reason"));
-		putchar('\n');
+		fprintf(r->out, "%-12s ", str(k, "action"));
+		put(r->out, str(k, "key"));
+		fputs(": ", r->out);
+		put(r->out, str(k, "reason"));
+		fputc('\n', r->out);
 	}
 	if (dry)
-		printf("cluster prune --dry-run: %lld would be deleted, %lld kept (store revision "
-		       "%lld); nothing deleted\n", num(res, "would_delete"), num(res, "kept"),
-		       num(res, "revision"));
+		fprintf(r->out, "cluster prune --dry-run: %lld would be deleted, %lld kept (store "
+			"revision %lld); nothing deleted\n", num(res, "would_delete"), num(res, "kept"),
+			num(res, "revision"));
 	else
-		printf("cluster prune: %lld deleted, %lld kept, %lld changed since read (kept), "
-		       "%lld errors (store revision %lld)\n", num(res, "deleted"), num(res, "kept"),
-		       num(res, "changed"), num(res, "errors"), num(res, "revision"));
+		fprintf(r->out, "cluster prune: %lld deleted, %lld kept, %lld changed since read "
+			"(kept), %lld errors (store revision %lld)\n", num(res, "deleted"),
+			num(res, "kept"), num(res, "changed"), num(res, "errors"), num(res, "revision"));
 	return 0;
 }
 
 int xb_prune_main(int argc, char **argv, int json, xb_ctl_ask_fn ask, void *ctx)
 {
 	char dry[] = "dry-run", *args[1] = { dry };
+	struct xb_render r = { stdout, false, time(NULL) };
 	json_t *res;
 	int ret = 0;
 
@@ -74,7 +77,7 @@ int xb_prune_main(int argc, char **argv, int json, xb_ctl_ask_fn ask, void *ctx)
 	if (json) {
 		json_dumpf(res, stdout, JSON_ENCODE_ANY | (json > 1 ? JSON_INDENT(2) : JSON_COMPACT));
 		putchar('\n');
-	} else if (render(res)) {
+	} else if (xb_render_cluster_prune(&r, res)) {
 		fprintf(stderr, "xborderctl: cluster prune: unexpected result from xborderd\n");
 		ret = 1;
 	}

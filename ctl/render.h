@@ -34,6 +34,7 @@ int xb_render_reload(const struct xb_render *r, json_t *result);
 int xb_render_explain(const struct xb_render *r, json_t *result);
 int xb_render_drops(const struct xb_render *r, json_t *result);
 int xb_render_takeover(const struct xb_render *r, json_t *result);
+int xb_render_cluster_prune(const struct xb_render *r, json_t *result);
 
 /* "512 B", "1.50 KiB", "12.00 MiB" ... up to TiB. */
 void xb_fmt_bytes(char *buf, size_t size, uint64_t bytes);

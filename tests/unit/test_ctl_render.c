@@ -25,6 +25,7 @@ static const struct {
 	{ "dns", xb_render_dns },
 	{ "explain", xb_render_explain },
 	{ "drops", xb_render_drops },
+	{ "cluster-prune", xb_render_cluster_prune },
 };
 #define N_RENDERERS (sizeof(renderers) / sizeof(renderers[0]))
 
