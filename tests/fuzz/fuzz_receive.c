@@ -17,7 +17,9 @@
  *      cookie layer are reached; mode & 0x80 puts b under load first.
  * Oracle, besides the sanitizers: no record but a sealed one (mode 1) may
  * change the peer's keypairs, replay windows, endpoint, timers, handshake or
- * cookie state — no unauthenticated bytes change state (receive.c). */
+ * cookie state — no unauthenticated bytes change state (receive.c).
+ * The device has no TUN offloads (dev->gro is NULL): each packet is one
+ * write(); fuzz_receive_gro drives the path with coalescing on. */
 #include "tunnel/device.h"
 #include "common/log.h"
 
