@@ -68,7 +68,9 @@ static int parse_learned(const char *rest, size_t n, struct xb_cluster_kv_key *o
 		return bad(err, errlen, "learned key: not a set name%s", "");
 	memcpy(out->set, rest, sl);
 	out->set[sl] = '\0';
-	if (!al || al >= sizeof(a))
+	/* A NUL inside would end the text inet_pton reads: "10.0.0.14\0x"
+	 * is not 10.0.0.14. */
+	if (!al || al >= sizeof(a) || memchr(slash + 1, '\0', al))
 		return bad(err, errlen, "learned key: not an address%s", "");
 	memcpy(a, slash + 1, al);
 	a[al] = '\0';

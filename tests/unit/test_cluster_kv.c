@@ -186,6 +186,11 @@ TEST(alloc_key_and_value)
 					    P "alloc/192.0.2.1", P "alloc/4/", P "alloc/4/x" };
 	for (size_t i = 0; i < sizeof(badk) / sizeof(badk[0]); i++)
 		CHECK_INT(xb_cluster_kv_key_parse(P, badk[i], strlen(badk[i]), &o, err, sizeof(err)), ==, -EINVAL);
+	/* A NUL inside the address: the key is not 192.0.2.14's (inet_pton would
+	 * have stopped at the NUL and said it was). */
+	static const char nul[] = P "alloc/4/192.0.2.14\0x", nul6[] = P "learned/r_web_dns4/192.0.2.14\0";
+	CHECK_INT(xb_cluster_kv_key_parse(P, nul, sizeof(nul) - 1, &o, err, sizeof(err)), ==, -EINVAL);
+	CHECK_INT(xb_cluster_kv_key_parse(P, nul6, sizeof(nul6) - 1, &o, err, sizeof(err)), ==, -EINVAL);
 
 	CHECK((s = xb_cluster_kv_alloc_encode(&v)));
 	CHECK_INT(xb_cluster_kv_alloc_decode(s, strlen(s), &ao, err, sizeof(err)), ==, 0);
