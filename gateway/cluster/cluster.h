@@ -115,14 +115,16 @@ void xb_cluster_set_allocations(struct xb_cluster *c, const struct xb_policy *p)
  * policy does not have, deleted each by compare-and-delete at the
  * mod_revision read (a key written again meanwhile stays); keys or values
  * that do not decode, and devices in_policy() knows, are kept. A client of
- * its own on cfg's endpoints; the call waits at most
- * XB_CLUSTER_PRUNE_WAIT_MS for the read and as long again for the deletes.
+ * its own on cfg's endpoints (its request timeout capped to
+ * XB_CLUSTER_PRUNE_WAIT_MS); the call waits at most XB_CLUSTER_PRUNE_WAIT_MS
+ * for the read, as long for the deletes and as long for a request still in
+ * flight when the client closes.
  * 0 and *result {"dry_run", "revision", "keys": [{"key", "action",
  * "reason", "mod_revision", "device", "node"}], "deleted", "would_delete",
  * "kept", "changed", "errors"}; < 0 with err (nothing deleted when the
  * read failed). action: deleted, would_delete (dry_run), kept, changed (not
  * deleted: written or deleted since the read), error. */
-#define XB_CLUSTER_PRUNE_WAIT_MS 10000
+#define XB_CLUSTER_PRUNE_WAIT_MS 4000
 typedef bool (*xb_cluster_prune_in_policy_fn)(void *ctx, const char *device);
 int xb_cluster_prune(const struct xb_cluster_cfg *cfg, bool dry_run,
 		     xb_cluster_prune_in_policy_fn in_policy, void *ctx, json_t **result,

@@ -12,7 +12,10 @@
  * The command runs on a client of its own, so that the cluster's copy and
  * its callbacks see only the watch's events (the deletes among them), and
  * waits for its answers: the daemon's loop is held for at most
- * XB_CLUSTER_PRUNE_WAIT_MS, as a reload holds it; the data path runs on.
+ * XB_CLUSTER_PRUNE_WAIT_MS for the read, as long for the deletes and as
+ * long again for a request in flight at the close (its timeout is capped
+ * to it): 12 s, under systemd's WatchdogSec (30 s, pinged every 15 s).
+ * The data path runs on; the DNS service and the posture endpoint wait.
  */
 #include "gateway/cluster/cluster_int.h"
 
@@ -288,7 +291,10 @@ int xb_cluster_prune(const struct xb_cluster_cfg *cfg, bool dry_run,
 {
 	struct xb_etcd_opts o = {
 		.endpoints = (const char *const *)cfg->endpoints, .n_endpoints = cfg->n_endpoints,
-		.request_timeout_ms = cfg->request_timeout_ms,
+		/* Closing the client waits for a request in flight: no longer
+		 * than the prune itself waits (the policy allows 60 s). */
+		.request_timeout_ms = cfg->request_timeout_ms < XB_CLUSTER_PRUNE_WAIT_MS ?
+				      cfg->request_timeout_ms : XB_CLUSTER_PRUNE_WAIT_MS,
 		.ca_file = cfg->ca_resolved, .cert_file = cfg->cert_resolved,
 		.key_file = cfg->key_resolved,
 	};
