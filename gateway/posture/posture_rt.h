@@ -46,7 +46,7 @@ struct xb_posture_rt *xb_posture_rt_open(const struct xb_policy *p);
  * 0, or -1 with the reason logged (the old endpoint, if any, stays). */
 int xb_posture_rt_listen(struct xb_posture_rt *r);
 /* The device interface was deleted and made again: bind the endpoint's
- * sockets to the new one. */
+ * sockets to the new one (open it, when it could not open before). */
 void xb_posture_rt_interface_remade(struct xb_posture_rt *r);
 /* An epoll fd: readable when xb_posture_rt_process() has work. */
 int xb_posture_rt_fd(const struct xb_posture_rt *r);

@@ -328,7 +328,12 @@ int xb_posture_rt_listen(struct xb_posture_rt *r)
 
 void xb_posture_rt_interface_remade(struct xb_posture_rt *r)
 {
-	if (r->svc)
+	/* None: a failed reload that renamed the interface reopened the
+	 * endpoint before its switch back made the old interface again, and
+	 * the bind to the missing name failed. */
+	if (!r->svc)
+		(void)xb_posture_rt_listen(r);
+	else
 		xb_posture_http_rebind(r->svc, r->p->gateway.interface);
 }
 
