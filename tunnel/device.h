@@ -26,10 +26,12 @@
 #define WG_BATCH 64
 #define WG_MAX_PACKET 65536
 #define WG_GRO_BYTES (256 * 1024)
-/* Packets one TUN read (a TSO super-packet) may become: 64 KB at the least
- * MSS Linux sends with (tcp_min_snd_mss, 48), and the bytes they take, each
- * with its own copy of the headers (IPv4 and TCP with options: 120 at most).
- * A read of more is dropped (tx_bad_packet). */
+/* Packets one TUN read (a TSO super-packet) may become: 64 KB at a segment
+ * size of 48 (tcp_min_snd_mss, the least MSS Linux lets a peer advertise),
+ * and the bytes they take, each with its own copy of the headers (IPv4 and
+ * TCP with options: 120 at most). Smaller segments — TCP options taking the
+ * payload under the MSS, or a hostile origin's tiny ones merged by GRO — can
+ * make a read of more: it is dropped and counted (tx_bad_packet). */
 #define WG_TUN_MAX_SEGS (65535 / 48 + 1)
 #define WG_SEG_BYTES (WG_MAX_PACKET + WG_TUN_MAX_SEGS * 120)
 

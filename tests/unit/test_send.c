@@ -247,8 +247,8 @@ TEST(read_with_more_segments_than_slots)
 	rig_close();
 }
 
-/* The largest read the kernel hands over at the least MSS it sends with
- * (tcp_min_snd_mss, 48): 1 364 segments. A gateway forwards such reads too:
+/* The largest read the kernel hands over at a segment size of 48 (the least
+ * MSS a peer may advertise, tcp_min_snd_mss): 1 364 segments. A gateway forwards such reads too:
  * the kernel's GRO merges an origin's small segments into 64 KB before they
  * reach the device interface's TUN. With room for 128 the whole read was
  * dropped as tx_bad_packet, and again at every retransmission. */
