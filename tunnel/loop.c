@@ -24,7 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 struct rxbatch {
 	uint8_t *seg;			/* a TUN read cut into packets (when not into the send slots) */
 	struct mmsghdr mm[WG_BATCH];
