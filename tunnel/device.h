@@ -26,13 +26,13 @@
 #define WG_BATCH 64
 #define WG_MAX_PACKET 65536
 #define WG_GRO_BYTES (256 * 1024)
-/* Packets one TUN read (a TSO super-packet) may become: 64 KB at a segment
- * size of 48 (tcp_min_snd_mss, the least MSS Linux lets a peer advertise),
- * and the bytes they take, each with its own copy of the headers (IPv4 and
- * TCP with options: 120 at most). Smaller segments — TCP options taking the
- * payload under the MSS, or a hostile origin's tiny ones merged by GRO — can
- * make a read of more: it is dropped and counted (tx_bad_packet). */
-#define WG_TUN_MAX_SEGS (65535 / 48 + 1)
+/* A TUN read (a TSO super-packet) that does not go into the send slots is
+ * cut into scratch WG_TUN_MAX_SEGS packets at a time (offload_segment_window):
+ * a read of any number of segments goes whole — 1 364 at a segment size of
+ * 48, thousands when TCP options or a hostile origin's tiny segments merged
+ * by GRO make them smaller. WG_SEG_BYTES holds a window: each packet with
+ * its own copy of the headers (IPv4 and TCP with options: 120 at most). */
+#define WG_TUN_MAX_SEGS 128
 #define WG_SEG_BYTES (WG_MAX_PACKET + WG_TUN_MAX_SEGS * 120)
 
 /* Protocol times in seconds (whitepaper §6.1). Defaults are the whitepaper's;

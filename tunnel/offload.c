@@ -346,24 +346,30 @@ static void seg_fix_l4(uint8_t *s, const struct gso *g, size_t i, size_t done, s
 }
 
 /* Segments back to back in out_cap bytes (stride 0), or segment i at
- * out + i * stride, each at most out_cap bytes. */
-static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
-		   uint8_t *out, size_t out_cap, size_t stride, size_t *offsets, size_t *lens,
-		   int max_segs)
+ * out + i * stride, each at most out_cap bytes. All of them (window false:
+ * more than max_segs is an error), or segments first... up to max_segs of
+ * them (window true: 0 past the last). */
+static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len, size_t first,
+		   bool window, uint8_t *out, size_t out_cap, size_t stride, size_t *offsets,
+		   size_t *lens, int max_segs)
 {
-	size_t payload, done = 0, off = 0;
+	size_t payload, done, off = 0, end, bytes;
 	struct gso g;
 
-	if (!gso_parse(vh, pkt, len, &g) || g.segs > (size_t)max_segs)
+	if (!gso_parse(vh, pkt, len, &g) || (!window && g.segs > (size_t)max_segs))
 		return -1;
+	if (first >= g.segs)
+		return 0;
+	end = g.segs - first <= (size_t)max_segs ? g.segs : first + (size_t)max_segs;
 	payload = len - g.hlen;
-	if (stride ? g.hlen + (payload < g.mss ? payload : g.mss) > out_cap :
-		     g.segs * g.hlen + payload > out_cap)
+	done = first * g.mss;
+	bytes = (end < g.segs ? end * g.mss : payload) - done;
+	if (stride ? g.hlen + (bytes < g.mss ? bytes : g.mss) > out_cap :
+		     (end - first) * g.hlen + bytes > out_cap)
 		return -1;
-	for (size_t i = 0; i < g.segs; i++) {
+	for (size_t i = first; i < end; i++) {
 		size_t n = payload - done < g.mss ? payload - done : g.mss;
 		uint8_t *s = out + off;
-
 		uint64_t psum;
 
 		memcpy(s, pkt, g.hlen);
@@ -371,16 +377,16 @@ static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t l
 		seg_fix_ip(s, &g, i, g.hlen + n);
 		seg_fix_l4(s, &g, i, done, n, psum);
 		if (offsets)
-			offsets[i] = off;
-		lens[i] = g.hlen + n;
+			offsets[i - first] = off;
+		lens[i - first] = g.hlen + n;
 		off = stride ? off + stride : off + g.hlen + n;
 		done += n;
 	}
-	return (int)g.segs;
+	return (int)(end - first);
 }
 
-static int segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, size_t stride,
-		   size_t *offsets, size_t *lens, int max_segs)
+static int segment(const uint8_t *in, size_t in_len, size_t first, bool window, uint8_t *out,
+		   size_t out_cap, size_t stride, size_t *offsets, size_t *lens, int max_segs)
 {
 	const uint8_t known = VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID;
 	struct virtio_net_hdr vh;
@@ -391,15 +397,21 @@ static int segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_ca
 	if (vh.flags & ~known)
 		return -1;
 	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE)
-		return seg_one(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, offsets, lens);
-	return seg_gso(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, stride, offsets, lens,
-		       max_segs);
+		return first ? 0 : seg_one(&vh, in + HDR_LEN, in_len - HDR_LEN, out, out_cap, offsets, lens);
+	return seg_gso(&vh, in + HDR_LEN, in_len - HDR_LEN, first, window, out, out_cap, stride,
+		       offsets, lens, max_segs);
 }
 
 int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
 		    size_t *offsets, size_t *lens, int max_segs)
 {
-	return segment(in, in_len, out, out_cap, 0, offsets, lens, max_segs);
+	return segment(in, in_len, 0, false, out, out_cap, 0, offsets, lens, max_segs);
+}
+
+int offload_segment_window(const uint8_t *in, size_t in_len, size_t first, uint8_t *out,
+			   size_t out_cap, size_t *offsets, size_t *lens, int max_segs)
+{
+	return segment(in, in_len, first, true, out, out_cap, 0, offsets, lens, max_segs);
 }
 
 int offload_segment_strided(const uint8_t *in, size_t in_len, uint8_t *out, size_t stride,
@@ -407,7 +419,7 @@ int offload_segment_strided(const uint8_t *in, size_t in_len, uint8_t *out, size
 {
 	if (seg_cap > stride)
 		return -1;
-	return segment(in, in_len, out, seg_cap, stride, NULL, lens, max_segs);
+	return segment(in, in_len, 0, false, out, seg_cap, stride, NULL, lens, max_segs);
 }
 
 /* ---- Coalescing ----

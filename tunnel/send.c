@@ -402,16 +402,22 @@ bool wg_send_from_tun(struct wg_device *dev, const uint8_t *pkt, size_t len, uin
 	return true;
 }
 
-/* A TUN read cut into scratch and sent packet by packet (the copying path). */
+/* A TUN read cut into scratch, a window of WG_TUN_MAX_SEGS at a time, and
+ * sent packet by packet (the copying path: wg_send_from_tun copies each, so
+ * the next window may reuse the scratch). */
 static bool send_copied(struct wg_device *dev, const uint8_t *in, size_t in_len, uint8_t *scratch,
 			size_t scratch_cap, uint64_t now)
 {
-	size_t lens[WG_TUN_MAX_SEGS], offs[WG_TUN_MAX_SEGS];
-	int n = offload_segment(in, in_len, scratch, scratch_cap, offs, lens, WG_TUN_MAX_SEGS);
+	size_t lens[WG_TUN_MAX_SEGS], offs[WG_TUN_MAX_SEGS], first = 0;
+	int n;
 
-	for (int i = 0; i < n; i++)
-		wg_send_from_tun(dev, scratch + offs[i], lens[i], now);
-	return n >= 0;
+	while ((n = offload_segment_window(in, in_len, first, scratch, scratch_cap, offs, lens,
+					   WG_TUN_MAX_SEGS)) > 0) {
+		for (int i = 0; i < n; i++)
+			wg_send_from_tun(dev, scratch + offs[i], lens[i], now);
+		first += (size_t)n;
+	}
+	return n == 0 && first > 0;
 }
 
 /* One TUN read with offloads: its segments are cut straight into the send
@@ -421,7 +427,7 @@ static bool send_copied(struct wg_device *dev, const uint8_t *in, size_t in_len,
  * are too, and nothing is sent into the slots still holding segments. A
  * peer with staged packets, or no usable keypair, takes the copying path,
  * and so does a read of more segments than the queue has slots (a small
- * MSS: up to WG_TUN_MAX_SEGS).
+ * MSS).
  *
  * The queue may be full on entry: send_data() flushes lazily, before the
  * packet after the one that filled it. Then there is no slot q->n to cut

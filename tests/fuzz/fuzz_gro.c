@@ -9,7 +9,8 @@
  *   op & 3 == 3  flush: finish the batch, check it, reset
  * Check, per batch: every write is a vnet header and one packet that
  * offload_segment cuts back into exactly the packets that went in (as a
- * multiset: flows may be reordered against each other, never within). */
+ * multiset: flows may be reordered against each other, never within), and
+ * offload_segment_window, three at a time, into the same ones. */
 #include "tunnel/offload.h"
 #include "common/bytes.h"
 
@@ -131,6 +132,20 @@ static void flush(void)
 		check(w && len > OFFLOAD_VNET_HDR_LEN && len <= OFFLOAD_VNET_HDR_LEN + OFFLOAD_MAX_IP_LEN);
 		k = offload_segment(w, len, seg_pool + used, POOL - used, off, lens, (int)(MAXP - ns));
 		check(k >= 1);
+		/* The same write three segments at a time (offload_segment_window,
+		 * the send path's copying cut): the same packets, byte for byte. */
+		for (size_t first = 0; first < (size_t)k;) {
+			static uint8_t win[OFFLOAD_MAX_IP_LEN + 3 * 120];
+			size_t woff[3], wlen[3];
+			int r = offload_segment_window(w, len, first, win, sizeof(win), woff, wlen, 3);
+
+			check(r >= 1 && r <= 3);
+			for (int j = 0; j < r; j++)
+				check(wlen[j] == lens[first + (size_t)j] &&
+				      !memcmp(win + woff[j], seg_pool + used + off[first + (size_t)j], wlen[j]));
+			first += (size_t)r;
+		}
+		check(offload_segment_window(w, len, (size_t)k, seg_pool + used, POOL - used, off, lens, 3) == 0);
 		for (int j = 0; j < k; j++)
 			segs[ns++] = (struct pkt){ seg_pool + used + off[j], lens[j] };
 		used += off[k - 1] + lens[k - 1];

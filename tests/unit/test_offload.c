@@ -598,6 +598,90 @@ static int seg(const uint8_t *in, size_t len)
 	return offload_segment(in, len, seg_out, sizeof(seg_out), seg_offs, seg_lens, 256);
 }
 
+/* Windows of a read (offload_segment_window) are its segments, each with the
+ * sequence number, IPv4 id, flags and checksums of its place in the whole:
+ * compared with offload_segment's cut and with segments built from scratch,
+ * for window sizes 1, 7 and 64, and for a read of more segments (1 000 of one
+ * byte) than any one cut here takes. Past the last segment: 0. */
+static void check_windows(const uint8_t *in, size_t in_len, int whole)
+{
+	static uint8_t win[140000];
+	static size_t woffs[64], wlens[64];
+	static const int sizes[] = { 1, 7, 64 };
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t first = 0;
+		int n;
+
+		while ((n = offload_segment_window(in, in_len, first, win, sizeof(win), woffs, wlens,
+						   sizes[k])) > 0) {
+			CHECK(n <= sizes[k]);
+			for (int i = 0; i < n; i++) {
+				CHECK_INT(wlens[i], ==, seg_lens[first + (size_t)i]);
+				CHECK_MEM(win + woffs[i], seg_out + seg_offs[first + (size_t)i], wlens[i]);
+			}
+			first += (size_t)n;
+		}
+		CHECK_INT(n, ==, 0);
+		CHECK_INT(first, ==, whole);
+	}
+}
+
+TEST(segment_window_equals_whole)
+{
+	static uint8_t pl[12000];
+	struct flow f;
+	size_t len;
+
+	fill_rnd(pl, sizeof(pl));
+	for (int v6 = 0; v6 < 2; v6++) {
+		flow_init(&f, v6, 4);
+		len = tso_build(seg_in, &f, 0xffffff00, 0xfff0, TH_ACK | TH_PSH | TH_FIN | TH_CWR, pl,
+				10001, 100, false);
+		CHECK_INT(seg(seg_in, len), ==, 101);
+		check_windows(seg_in, len, 101);
+		/* UDP (USO) and a read without segmentation. */
+		len = udp_build(seg_in + HDR, &f, 100, pl, 3000);
+		make_partial(seg_in + HDR, len, 6);
+		vnet_put(seg_in, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP_L4,
+			 (uint16_t)((v6 ? 40 : 20) + 8), 1200, (uint16_t)(v6 ? 40 : 20), 6);
+		CHECK_INT(seg(seg_in, HDR + len), ==, 3);
+		check_windows(seg_in, HDR + len, 3);
+		vnet_put(seg_in, 0, VIRTIO_NET_HDR_GSO_NONE, 0, 0, 0, 0);
+		CHECK_INT(seg(seg_in, HDR + len), ==, 1);
+		check_windows(seg_in, HDR + len, 1);
+	}
+	/* 1 000 one-byte segments: more than offload_segment takes here (256). */
+	flow_init(&f, false, 4);
+	len = tso_build(seg_in, &f, 7, 9, TH_ACK | TH_FIN, pl, 1000, 1, false);
+	CHECK_INT(seg(seg_in, len), ==, -1);
+	{
+		static uint8_t win[140000];
+		static size_t woffs[128], wlens[128];
+		size_t first = 0;
+		int n;
+
+		while ((n = offload_segment_window(seg_in, len, first, win, sizeof(win), woffs, wlens,
+						   128)) > 0) {
+			for (int i = 0; i < n; i++) {
+				size_t want = tso_expect(seg_exp, &f, 7, 9, TH_ACK | TH_FIN, pl, 1000, 1,
+							 first + (size_t)i);
+
+				CHECK_INT(wlens[i], ==, want);
+				CHECK_MEM(win + woffs[i], seg_exp, want);
+			}
+			first += (size_t)n;
+		}
+		CHECK_INT(n, ==, 0);
+		CHECK_INT(first, ==, 1000);
+	}
+	/* Malformed stays malformed in every window. */
+	CHECK_INT(offload_segment_window(seg_in, len - 1, 0, seg_out, sizeof(seg_out), seg_offs,
+					 seg_lens, 128), ==, -1);
+	CHECK_INT(offload_segment_window(seg_in, len - 1, 500, seg_out, sizeof(seg_out), seg_offs,
+					 seg_lens, 128), ==, -1);
+}
+
 /* A fresh 10-segment IPv4 super-packet in seg_in; returns the read length. */
 static size_t fresh_tso(bool v6)
 {

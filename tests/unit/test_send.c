@@ -248,7 +248,9 @@ TEST(read_with_more_segments_than_slots)
 }
 
 /* The largest read the kernel hands over at a segment size of 48 (the least
- * MSS a peer may advertise, tcp_min_snd_mss): 1 364 segments. A gateway forwards such reads too:
+ * MSS a peer may advertise, tcp_min_snd_mss): 1 364 segments; and 2 000 of 8
+ * bytes (TCP options under that MSS, or a hostile origin's segments merged by
+ * GRO). The copying path cuts them a window at a time. A gateway forwards such reads too:
  * the kernel's GRO merges an origin's small segments into 64 KB before they
  * reach the device interface's TUN. With room for 128 the whole read was
  * dropped as tx_bad_packet, and again at every retransmission. */
@@ -264,6 +266,12 @@ TEST(read_at_least_mss)
 	wg_txq_flush(a.dev);
 	pump();
 	expect_segments(payload, 48);
+	CHECK(read(b.tun, got, sizeof(got)) < 0);
+	len = tso_read(in, 2000 * 8, 8);
+	CHECK(wg_send_from_tun_gso(a.dev, in, len, scratch, sizeof(scratch), clock_mono_ns()));
+	wg_txq_flush(a.dev);
+	pump();
+	expect_segments(2000 * 8, 8);
 	CHECK(read(b.tun, got, sizeof(got)) < 0);
 	CHECK(a.dev->stats.tx_bad_packet == 0);
 	rig_close();
