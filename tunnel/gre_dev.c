@@ -391,12 +391,13 @@ static void tx_queue(struct gre_tunnel *t, uint8_t *p, size_t n)
 	q->n++;
 }
 
-/* Cut what one TUN read returned into the queue's free space; -1 when it
- * does not fit (the queue is sent and the cut tried again) or is malformed. */
-static int cut(struct txq *q, size_t len)
+/* Cut segments first... of what one TUN read returned into the queue's free
+ * space, as many as fit its slots: their number, 0 past the last, -1 when
+ * none fits (the queue is sent and the cut tried again) or it is malformed. */
+static int cut(struct txq *q, size_t len, size_t first)
 {
-	return offload_segment(q->rd, len, q->arena + q->used, TX_ARENA - q->used, q->seg_off,
-			       q->seg_len, (int)(TX_MSGS - q->n));
+	return offload_segment_window(q->rd, len, first, q->arena + q->used, TX_ARENA - q->used,
+				      q->seg_off, q->seg_len, (int)(TX_MSGS - q->n));
 }
 
 /* Up to BATCH TUN reads, each cut into packets (a TSO segment into many)
@@ -415,20 +416,24 @@ static int from_tun(struct gre_tunnel *t)
 				break;
 			return -1;
 		}
-		if ((n = cut(q, (size_t)r)) < 0 && q->n > 0) {
-			if (tx_flush(t) < 0)
+		/* A window of segments at a time: a read of more than the
+		 * queue holds (a tiny MSS) goes in several. */
+		for (size_t first = 0;; first += (size_t)n) {
+			if ((n = cut(q, (size_t)r, first)) < 0 && q->n > 0) {
+				if (tx_flush(t) < 0)
+					return -1;
+				n = cut(q, (size_t)r, first);
+			}
+			if (n <= 0)
+				break;
+			for (int s = 0; s < n; s++)
+				tx_queue(t, q->arena + q->used + q->seg_off[s], q->seg_len[s]);
+			q->used += q->seg_off[n - 1] + q->seg_len[n - 1];
+			if (q->n >= TX_BURST && tx_flush(t) < 0)
 				return -1;
-			n = cut(q, (size_t)r);
 		}
-		if (n < 0) {	/* not a packet or super-packet we can cut */
+		if (n < 0)	/* not a packet or super-packet we can cut */
 			t->st.tx_errors++;
-			continue;
-		}
-		for (int s = 0; s < n; s++)
-			tx_queue(t, q->arena + q->used + q->seg_off[s], q->seg_len[s]);
-		q->used += q->seg_off[n - 1] + q->seg_len[n - 1];
-		if (q->n >= TX_BURST && tx_flush(t) < 0)
-			return -1;
 	}
 	return tx_flush(t);
 }

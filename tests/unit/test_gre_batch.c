@@ -411,3 +411,11 @@ TEST(tso_small_mss_leaves_whole)
 {
 	tso_send(false, 90, 700 * 90);
 }
+
+/* Smaller still: 1 500 segments of 40 bytes, more than the send queue holds
+ * (TX_MSGS, 1 024), cut a window at a time (offload_segment_window). The
+ * first version refused such a read whole (tx_errors). */
+TEST(tso_tiny_segments_leave_whole)
+{
+	tso_send(false, 40, 1500 * 40);
+}
