@@ -97,6 +97,9 @@ cpu=$( { time probe -i 50 -c 200 -q icmp:198.51.100.1 icmp:2001:db8:2::1 tcp:198
 	tcp:[2001:db8:2::1]:9 >"$XB_TMP/cost.out"; } 2>&1 )
 pk=$(grep '^packets' "$XB_TMP/cost.out" | field sent)
 xb_log "4 targets x 20 rounds/s for ~11 s: $pk probe packets sent, CPU user+sys ${cpu/ /+} s"
-xb_within "CPU below 2 % of a core" "$(echo "$cpu" | awk '{printf "%.2f", ($1+$2)/11*100}')" 0 2 %
+# A guard against a busy loop, not the figure: that is bench/failover.sh's
+# (0.3 % of a core a tunnel). The SAN build runs this too, and costs more:
+# it measured 2.25 % once, against the 2 % bound this had.
+xb_within "CPU below 10 % of a core" "$(echo "$cpu" | awk '{printf "%.2f", ($1+$2)/11*100}')" 0 10 %
 xb_check "all four targets answered" sh -c "grep -c '^stats target=.* lost=0 ' '$XB_TMP/cost.out' | grep -qx 4"
 xb_end
