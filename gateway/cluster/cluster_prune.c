@@ -18,13 +18,13 @@
  * The data path runs on; the DNS service and the posture endpoint wait.
  */
 #include "gateway/cluster/cluster_int.h"
+#include "common/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char *const what_names[] = { "deleted", "would_delete", "kept", "changed", "error" };
 
@@ -45,10 +45,7 @@ static char *clean(const char *s, size_t n)
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_mono_ns() / NSEC_PER_MSEC;
 }
 
 /* The client's callbacks until *done reaches want or the deadline. */
