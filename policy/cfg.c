@@ -4,10 +4,34 @@
 #include "policy/internal.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* O_NONBLOCK lets the open of a FIFO return so that fstat can refuse it; it
+ * does not affect reading a regular file. */
+FILE *xbp_fopen_regular(const char *path, bool *not_regular)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	FILE *f;
+
+	*not_regular = false;
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		*not_regular = true;
+		close(fd);
+		return NULL;
+	}
+	if (!(f = fdopen(fd, "r")))
+		close(fd);
+	return f;
+}
 
 char *xbp_strdup(struct ld *l, const char *s)
 {

@@ -100,6 +100,10 @@ void xbp_parse_objects(struct ld *l, const config_setting_t *s, const char *list
 char *xbp_strdup(struct ld *l, const char *s);
 /* dir/path, or path when it is absolute or dir is "." */
 char *xbp_join(const char *dir, const char *path);
+/* path opened for reading if it is a regular file. NULL with *not_regular
+ * set for a directory, FIFO or device (a FIFO's open would wait for a
+ * writer, /dev/zero never ends), else with errno set. */
+FILE *xbp_fopen_regular(const char *path, bool *not_regular);
 /* The name in names[0..n) (n = SIZE_MAX: a NULL-terminated list) closest
  * to s by edit distance, if it is close enough to be a likely typo. */
 const char *xbp_suggest(const char *s, const char *const *names, size_t n);

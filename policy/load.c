@@ -23,28 +23,33 @@ static const char *const top_keys[] = {
 	"cluster", NULL
 };
 
-/* Reads one document; false (reported) when it cannot be read or parsed. */
+/* Reads one document; false (reported) when it cannot be read or parsed.
+ * Read from the stream checked to be a regular file, so libconfig names no
+ * file for an error of the document itself: that is path. */
 static bool read_doc(struct ld *l, const char *path, config_t *c)
 {
-	FILE *f = fopen(path, "r");
-	struct stat st;
+	bool not_regular;
+	FILE *f = xbp_fopen_regular(path, &not_regular);
+	const char *at;
+	int ok;
 
 	config_init(c);
 	l->top = path;
 	l->raw = NULL;
-	if (!f || fstat(fileno(f), &st) || S_ISDIR(st.st_mode)) {
-		xb_errors_add(l->errs, xbp_intern(l, path), 0, "%s", f ? strerror(EISDIR) : strerror(errno));
-		if (f)
-			fclose(f);
+	if (!f) {
+		xb_errors_add(l->errs, xbp_intern(l, path), 0, "%s",
+			      not_regular ? "not a regular file" : strerror(errno));
 		config_destroy(c);
 		return false;
 	}
-	fclose(f);
 	config_set_include_dir(c, l->dir);
-	if (config_read_file(c, path))
+	ok = config_read(c, f);
+	fclose(f);
+	if (ok)
 		return true;
-	xb_errors_add(l->errs, xbp_intern(l, config_error_file(c)),
-		      (unsigned)config_error_line(c), "%s", config_error_text(c));
+	at = config_error_file(c);
+	xb_errors_add(l->errs, xbp_intern(l, at ? at : path), (unsigned)config_error_line(c), "%s",
+		      config_error_text(c));
 	config_destroy(c);
 	return false;
 }

@@ -162,9 +162,8 @@ static size_t open_list(struct ld *l, const config_setting_t *e, const char *wha
 {
 	struct xb_prefix_list *nv = xb_grow(l->p->lists, l->p->n_lists, sizeof(*nv));
 	char qb[QUOTE_MAX + 4], *shown;
-	struct stat st;
+	bool not_regular;
 	FILE *f;
-	int fd;
 
 	if (!nv) {
 		free(resolved);
@@ -182,18 +181,13 @@ static size_t open_list(struct ld *l, const config_setting_t *e, const char *wha
 	}
 	/* The file's errors sort after the policy's, in the order read. */
 	xb_errors_file(l->errs, shown);
-	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
-	 * writer, before fstat could refuse it. It does not affect reading a
-	 * regular file. */
-	if ((fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
-		xbp_err(l, e, "%s: to_lists `%s': %s", what, xbp_quote(qb, v), strerror(errno));
-	} else if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		/* A directory, a FIFO or /dev/zero would never end or mean nothing. */
-		xbp_err(l, e, "%s: to_lists `%s' is not a regular file", what, xbp_quote(qb, v));
-		close(fd);
-	} else if (!(f = fdopen(fd, "r"))) {
-		close(fd);
-		l->oom = true;
+	if (!(f = xbp_fopen_regular(resolved, &not_regular))) {
+		if (not_regular)	/* a directory, a FIFO or /dev/zero */
+			xbp_err(l, e, "%s: to_lists `%s' is not a regular file", what, xbp_quote(qb, v));
+		else if (errno == ENOMEM)
+			l->oom = true;
+		else
+			xbp_err(l, e, "%s: to_lists `%s': %s", what, xbp_quote(qb, v), strerror(errno));
 	} else {
 		read_list(l, f, shown, nv);
 		fclose(f);

@@ -240,6 +240,7 @@ static void parse_serial_file(struct ld *l, const config_setting_t *m, const cha
 {
 	const char *v = config_setting_get_string(m);
 	char *path = xbp_join(l->dir, v), qb[QUOTE_MAX + 4];
+	bool not_regular;
 	FILE *f;
 
 	if (!path || !(c->serial_file = xbp_strdup(l, v))) {
@@ -247,8 +248,11 @@ static void parse_serial_file(struct ld *l, const config_setting_t *m, const cha
 		free(path);
 		return;
 	}
-	if (!(f = fopen(path, "re"))) {
-		xbp_err(l, m, "%s: serial_file `%s': %s", what, xbp_quote(qb, v), strerror(errno));
+	if (!(f = xbp_fopen_regular(path, &not_regular))) {
+		if (not_regular)
+			xbp_err(l, m, "%s: serial_file `%s' is not a regular file", what, xbp_quote(qb, v));
+		else
+			xbp_err(l, m, "%s: serial_file `%s': %s", what, xbp_quote(qb, v), strerror(errno));
 	} else {
 		read_serials(l, f, path, c);
 		if (!c->n_serials)

@@ -693,6 +693,34 @@ TEST(to_lists_fifo_not_waited_on)
 	cleanup();
 }
 
+/* The same for the policy's other files: an included file, a posture
+ * serial_file, and the policy itself. */
+TEST(policy_files_fifo_not_waited_on)
+{
+	char err[1024], want[768], fifo[128];
+	struct xb_errors errs = { 0 };
+
+	setup(POOL4, "");
+	snprintf(fifo, sizeof(fifo), "%s/pipe.conf", dir);
+	CHECK(mkfifo(fifo, 0644) == 0);
+	put_file("xb.conf", LISTS_GW "include = [ \"pipe.conf\" ];\n"
+		 "profiles = ( { name = \"p\"; checks = ( { serial_file = \"pipe.conf\"; } ); } );\n", 0644);
+	alarm(10);
+	load_errors(err, sizeof(err));
+	alarm(0);
+	snprintf(want, sizeof(want), "%s/xb.conf:3: profile \"p\": check 1: serial_file `pipe.conf' is not a regular file\n"
+		 "%s/pipe.conf: not a regular file\n", dir, dir);
+	CHECK_STR(err, want);
+
+	alarm(10);
+	CHECK(xb_policy_load(fifo, &errs) == NULL);
+	alarm(0);
+	CHECK(errs.n == 1 && !strcmp(errs.v[0].file, fifo) && errs.v[0].line == 0 &&
+	      !strcmp(errs.v[0].msg, "not a regular file"));
+	xb_errors_free(&errs);
+	cleanup();
+}
+
 /* A line longer than XB_PLIST_LINE_MAX is an error of its own, and reading
  * goes on after it: a list file is never read into memory a line at a
  * time however long the line (a file without newlines would otherwise be
