@@ -20,7 +20,7 @@ FO_PROBE_B='peer4 = "192.0.2.30"; probe_interval = 300;'
 fo_policy
 fo_partners || { xb_fail "partners start"; xb_end; }
 xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"; GWPID=$XB_LAST_PID GWLOG=$XB_LAST_LOG
-xb_check "xborderd starts" xb_wait 30000 grep -q "gateway up" "$GWLOG" || xb_end
+xb_check "xborderd starts" xb_wait 60000 grep -q "gateway up" "$GWLOG" || xb_end
 xb_check "the device interface is kernel WireGuard" grep -q "$GWIF: kernel WireGuard" "$GWLOG"
 xb_check "tunnel A is kernel WireGuard" sh -c "ip -n $XB_RUN-gw -d link show xb-$A | grep -q wireguard"
 xb_check "tunnel B is the kernel's GRE" sh -c "ip -n $XB_RUN-gw -d link show xb-$B | grep -q 'gre remote 192.0.2.22'"

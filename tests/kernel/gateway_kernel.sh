@@ -44,7 +44,7 @@ xb_addr par xpg$ID 192.0.2.18/30
 nq par ip link set xpg$ID up
 n par wg set "$PIF" peer "$(pub "$kt")" allowed-ips 192.0.2.13/32
 xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"; pid=$XB_LAST_PID log=$XB_LAST_LOG
-xb_check "xborderd starts" xb_wait 20000 grep -q "gateway up" "$log"
+xb_check "xborderd starts" xb_wait 60000 grep -q "gateway up" "$log"
 xb_check "the device interface runs in the kernel" grep -q "$GWIF: kernel WireGuard" "$log"
 xb_check "the tunnel runs in the kernel" sh -c "ip -n $XB_RUN-gw -d link show xb-$TUN | grep -q wireguard"
 xb_check "wg shows the partner (set through generic netlink)" \
@@ -74,7 +74,7 @@ kill "$pid"; wait "$pid"
 xb_check "SIGTERM removes the kernel interfaces" sh -c "! ip -n $XB_RUN-gw link show xb-$TUN 2>/dev/null"
 xb_check "... every one of them (left: '$(links)')" test -z "$(links)"
 xb_bg gw "$XB_BIN/xborderd" -f -c "$XB_TMP/xborder.conf"; pid=$XB_LAST_PID log=$XB_LAST_LOG
-xb_check "restart: xborderd starts again" xb_wait 20000 grep -q "gateway up" "$log"
+xb_check "restart: xborderd starts again" xb_wait 60000 grep -q "gateway up" "$log"
 xb_check "... with its three links ($(links))" test "$(links)" = "$(sorted "$GWIF" "xb-$GRE" "xb-$TUN")"
 xb_check "... both tunnels carry traffic" sh -c "ip netns exec $XB_RUN-gw ping -c 2 -i 0.3 -W 2 192.0.2.14 && ip netns exec $XB_RUN-gw ping -c 2 -i 0.3 -W 2 192.0.2.18"
 kill "$pid"; wait "$pid"
