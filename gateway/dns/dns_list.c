@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define QUOTE_MAX	64	/* bytes of a bad line echoed in a message */
@@ -236,16 +237,36 @@ int xb_dns_list_parse(struct xb_dns_match *m, const char *file, const char *text
 	return c.failed ? -1 : 0;
 }
 
-/* The whole file, NUL-terminated; NULL with errno set. */
-static char *slurp(const char *path, size_t *len)
+enum { READ_ERRNO, NOT_REGULAR, TOO_LARGE };
+
+/* The whole file, NUL-terminated; NULL with *why: READ_ERRNO (errno set),
+ * NOT_REGULAR (O_NONBLOCK lets a FIFO's open return so that fstat can
+ * refuse it; /dev/zero would never end) or TOO_LARGE (over
+ * XB_DNS_LIST_MAX_BYTES, refused unread). */
+static char *slurp(const char *path, size_t *len, int *why)
 {
 	size_t cap = 1 << 16, n = 0;
 	char *buf = NULL, *v;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), e = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), e = 0;
+	struct stat st;
 	ssize_t r = 1;
 
+	*why = READ_ERRNO;
 	if (fd < 0)
 		return NULL;
+	if (fstat(fd, &st)) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)XB_DNS_LIST_MAX_BYTES) {
+		*why = S_ISREG(st.st_mode) ? TOO_LARGE : NOT_REGULAR;
+		close(fd);
+		return NULL;
+	}
+	/* The cap holds while reading too: a file that grows meanwhile is
+	 * refused like one that was too large at the start. */
 	while (r > 0) {
 		if ((!buf || n + 1 >= cap) && !(v = realloc(buf, buf ? (cap *= 2) : cap))) {
 			e = ENOMEM;
@@ -257,11 +278,12 @@ static char *slurp(const char *path, size_t *len)
 			r = 1;
 		else if (r < 0)
 			e = errno;
-		else
-			n += (size_t)r;
+		else if ((n += (size_t)r) > XB_DNS_LIST_MAX_BYTES)
+			break;
 	}
 	close(fd);
-	if (e) {
+	if (e || n > XB_DNS_LIST_MAX_BYTES) {
+		*why = e ? READ_ERRNO : TOO_LARGE;
 		free(buf);
 		errno = e;
 		return NULL;
@@ -275,12 +297,18 @@ int xb_dns_list_load(struct xb_dns_match *m, const char *path, enum xb_dns_list_
 		     uint32_t value, struct xb_errors *errs)
 {
 	size_t len;
+	int why;
 	char *text;
 	int r;
 
 	xb_errors_file(errs, path);
-	if (!(text = slurp(path, &len))) {
-		xb_errors_add(errs, path, 0, "cannot read: %s", strerror(errno));
+	if (!(text = slurp(path, &len, &why))) {
+		if (why == NOT_REGULAR)
+			xb_errors_add(errs, path, 0, "not a regular file");
+		else if (why == TOO_LARGE)
+			xb_errors_add(errs, path, 0, "larger than %u MiB", XB_DNS_LIST_MAX_BYTES >> 20);
+		else
+			xb_errors_add(errs, path, 0, "cannot read: %s", strerror(errno));
 		return -1;
 	}
 	r = xb_dns_list_parse(m, path, text, len, fmt, value, errs);

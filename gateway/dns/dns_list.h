@@ -24,6 +24,7 @@ enum xb_dns_list_fmt {
 };
 
 #define XB_DNS_LINE_MAX	4096	/* bytes of one line, newline excluded */
+#define XB_DNS_LIST_MAX_BYTES	(64u << 20)	/* a list file larger is refused unread */
 
 /* Add every name of the list at path to m with value. Returns 0, or -1 with
  * every problem in errs (unreadable file, bad lines, out of memory). */

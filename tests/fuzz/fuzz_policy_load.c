@@ -20,12 +20,15 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__lsan_default_suppressions(void);
 
-/* libconfig 1.5 (Debian 12) leaks the string its scanner was building when
- * the parser stops at a syntax error (64 bytes a failed load); that is the
- * library's, fixed in its 1.7, and not ours to free. */
+/* libconfig 1.5 (Debian 12) leaks what its scanner was holding when the
+ * parser stops at a syntax error: the string it was building, a token's
+ * copy (a few bytes a failed load). Those are the library's (fixed in its
+ * 1.7) and no call of ours could free them; the settings a parse makes,
+ * which config_destroy() must free, are allocated elsewhere and stay
+ * checked. */
 const char *__lsan_default_suppressions(void)
 {
-	return "leak:strbuf_append\n";
+	return "leak:strbuf_append\nleak:libconfig_yylex\n";
 }
 
 #define check(c) do { if (!(c)) { fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #c); abort(); } } while (0)

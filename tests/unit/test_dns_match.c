@@ -7,6 +7,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -570,6 +572,48 @@ TEST(all_or_nothing_reload)
 	CHECK_INT(xb_dns_match_count(cur), ==, 1);
 	xb_errors_free(&errs);
 	xb_dns_match_free(cur);
+}
+
+/* A list that is not a regular file is refused without being read or
+ * waited on: a FIFO's open waits for a writer (a reload would hang for
+ * good), /dev/zero never ends (it was read until memory ran out). A regular
+ * file over XB_DNS_LIST_MAX_BYTES is refused before it is read. SIGALRM
+ * fails the test if a load blocks. */
+TEST(list_not_regular_or_too_large)
+{
+	char dir[] = "/tmp/xb-dns-list-XXXXXX", fifo[64], big[64], errors[2048] = "", want[512];
+	struct xb_dns_match *m = fresh();
+	struct xb_errors errs = { 0 };
+	FILE *f;
+	int fd;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(fifo, sizeof(fifo), "%s/pipe.conf", dir);
+	snprintf(big, sizeof(big), "%s/big.conf", dir);
+	CHECK(mkfifo(fifo, 0644) == 0);
+	fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && ftruncate(fd, (off_t)XB_DNS_LIST_MAX_BYTES + 1) == 0);
+	close(fd);
+	alarm(10);
+	CHECK_INT(xb_dns_list_load(m, fifo, XB_DNS_LIST_DNSMASQ, 1, &errs), ==, -1);
+	CHECK_INT(xb_dns_list_load(m, "/dev/zero", XB_DNS_LIST_DNSMASQ, 1, &errs), ==, -1);
+	CHECK_INT(xb_dns_list_load(m, dir, XB_DNS_LIST_DNSMASQ, 1, &errs), ==, -1);
+	CHECK_INT(xb_dns_list_load(m, big, XB_DNS_LIST_DNSMASQ, 1, &errs), ==, -1);
+	alarm(0);
+	f = fmemopen(errors, sizeof(errors), "w");
+	CHECK(f != NULL);
+	xb_errors_print(&errs, f);
+	fclose(f);
+	snprintf(want, sizeof(want),
+		 "%s: not a regular file\n/dev/zero: not a regular file\n%s: not a regular file\n"
+		 "%s: larger than %u MiB\n", fifo, dir, big, XB_DNS_LIST_MAX_BYTES >> 20);
+	CHECK_STR(errors, want);
+	CHECK_INT(xb_dns_match_count(m), ==, 0);
+	unlink(fifo);
+	unlink(big);
+	rmdir(dir);
+	xb_errors_free(&errs);
+	xb_dns_match_free(m);
 }
 
 /* ---- the real list ---- */
