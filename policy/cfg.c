@@ -4,6 +4,7 @@
 #include "policy/internal.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,18 +20,24 @@ FILE *xbp_fopen_regular(const char *path, bool *not_regular)
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	struct stat st;
 	FILE *f;
+	int e;
 
 	*not_regular = false;
 	if (fd < 0)
 		return NULL;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st)) {
+		e = errno;
+	} else if (!S_ISREG(st.st_mode)) {
 		*not_regular = true;
-		close(fd);
-		return NULL;
+		e = 0;
+	} else if ((f = fdopen(fd, "r"))) {
+		return f;
+	} else {
+		e = errno;
 	}
-	if (!(f = fdopen(fd, "r")))
-		close(fd);
-	return f;
+	close(fd);
+	errno = e;
+	return NULL;
 }
 
 char *xbp_strdup(struct ld *l, const char *s)
