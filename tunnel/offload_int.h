@@ -104,7 +104,8 @@ static inline void ip4_fix_csum(uint8_t *ip, size_t iphl)
 
 /* What the network and transport headers of a packet say. */
 struct hdrs {
-	size_t iphl;		/* IPv4: 20-60 bytes, IPv6: 40 (no extensions) */
+	size_t iphl;		/* IPv4: 20-60 bytes, IPv6: 40, plus the extension
+				 * headers the segmenter walked (ext_walk) */
 	size_t thl;		/* TCP: 20-60 bytes, UDP: 8 */
 	uint8_t proto;
 	bool v6;

@@ -107,9 +107,56 @@ static bool gso_type_matches(uint8_t gso_type, const struct hdrs *h)
 	}
 }
 
+/* IPv6 extension headers a TSO read may carry before TCP or UDP are those
+ * a socket's sticky options put there (IPV6_HOPOPTS, IPV6_DSTOPTS,
+ * IPV6_RTHDR); every segment carries them unchanged, with its own payload
+ * length, as ipv6_gso_segment cuts. At most EXT_MAX of them. */
+#define EXT_MAX 4
+
+/* Walks the extension headers after the fixed IPv6 header: h->iphl grows by
+ * their length and h->proto becomes the header after them. Hop-by-hop only
+ * first (RFC 8200 4.1); destination options; a routing header only with no
+ * segments left, for then the IPv6 destination is the final one the
+ * transport checksum's pseudo-header takes (RFC 8200 8.1) - with segments
+ * left the final destination lies in the routing header, in a form each
+ * type defines, so that is refused. A fragment header (a fragment is no
+ * super-packet), AH (it covers the lengths segmenting changes), ESP and
+ * anything unknown are left in h->proto, which gso_type_matches refuses.
+ * Each header must lie within the read and within hdr_len: hdr_len is
+ * skb_headlen(), and the kernel builds extension headers in the skb's
+ * linear head, so in a read of its they are there. */
+static bool ext_walk(const uint8_t *p, size_t len, size_t hdr_len, struct hdrs *h)
+{
+	size_t lim = len < hdr_len ? len : hdr_len, hl;
+
+	for (unsigned n = 0;; n++) {
+		switch (h->proto) {
+		case IPPROTO_HOPOPTS:
+			if (n > 0)
+				return false;
+			break;
+		case IPPROTO_DSTOPTS:
+		case IPPROTO_ROUTING:
+			break;
+		default:
+			return true;
+		}
+		if (n == EXT_MAX || h->iphl + 8 > lim)
+			return false;
+		hl = ((size_t)p[h->iphl + 1] + 1) * 8;
+		if (h->iphl + hl > lim)
+			return false;
+		if (h->proto == IPPROTO_ROUTING && p[h->iphl + 3] != 0)
+			return false;	/* segments left */
+		h->proto = p[h->iphl];
+		h->iphl += hl;
+	}
+}
+
 /* Rules for a GSO packet: NEEDS_CSUM at the transport checksum, headers that
  * parse to what gso_type says, payload, and segments that fit in 16-bit IP
- * lengths. hdr_len is only a hint in the kernel (skb_headlen()), never used. */
+ * lengths. hdr_len is only a hint in the kernel (skb_headlen()), used for
+ * nothing but bounding IPv6 extension headers (ext_walk). */
 static bool gso_parse(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
 		      struct gso *g)
 {
@@ -117,7 +164,11 @@ static bool gso_parse(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_
 
 	if (!(vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || vh->gso_size == 0)
 		return false;
-	if (!parse_net(pkt, len, &g->h) || !gso_type_matches(vh->gso_type, &g->h))
+	if (!parse_net(pkt, len, &g->h))
+		return false;
+	if (g->h.v6 && !ext_walk(pkt, len, vh->hdr_len, &g->h))
+		return false;
+	if (!gso_type_matches(vh->gso_type, &g->h))
 		return false;
 	if ((!g->h.v6 && ip4_is_fragment(pkt)) || !ip_len_ok(pkt, len, &g->h))
 		return false;	/* a short read buffer truncates, for one */
