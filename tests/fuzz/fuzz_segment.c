@@ -5,7 +5,8 @@
  *   mode & 1 == 1  a TCPV6 read with IPv6 extension headers built from the
  *                  rest: [k u8] k x [type u8][hdr ext len u8][segs left u8],
  *                  [mss u16][payload u16][flags u8][hdr_len slack u8],
- *                  [corrupt: pos u16, xor u8], then payload bytes
+ *                  [corrupt: pos u16, xor u8 (0: none)], then payload
+ *                  bytes (u16 big-endian)
  * Check, raw: never out of bounds; an accepted read's segments each have
  * IP lengths that agree, a valid IPv4 header checksum and a transport
  * checksum valid over the pseudo-header with the upper-layer length, the

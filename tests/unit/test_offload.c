@@ -792,7 +792,10 @@ TEST(segment_rejects_bad_packets)
 	len = fresh_tso(false);
 	CHECK_INT(seg(seg_in, HDR + 20 + 31), ==, -1);		/* TCP header cut */
 	len = fresh_tso(true);
-	ip[6] = IPPROTO_HOPOPTS;				/* extension header */
+	ip[6] = IPPROTO_HOPOPTS;				/* over TCP's bytes: */
+	CHECK_INT(seg(seg_in, len), ==, -1);			/* no TCP after it */
+	len = fresh_tso(true);
+	ip[6] = IPPROTO_FRAGMENT;
 	CHECK_INT(seg(seg_in, len), ==, -1);
 	len = fresh_tso(true);
 	ip[0] = 0x45;						/* not IPv6 any more */
