@@ -39,8 +39,12 @@
  *  - TCPV4 / TCPV6 (ECN bit allowed), UDP_L4: needs NEEDS_CSUM with
  *    csum_start at the transport header; the IP length field must match the
  *    read (a truncated read is refused). hdr_len is ignored: the kernel puts
- *    skb_headlen() there, not the header length. IPv6 extension headers and
- *    IPv4 fragments are refused. */
+ *    skb_headlen() there, not the header length - but for IPv6 extension
+ *    headers, which must lie within it. Those are walked: hop-by-hop (first
+ *    only), destination options and a routing header with no segments
+ *    left, at most 4, each segment carrying them; a fragment header, AH,
+ *    ESP, a routing header with segments left, or any other is refused, as
+ *    are IPv4 fragments. */
 int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
 		    size_t *offsets, size_t *lens, int max_segs);
 

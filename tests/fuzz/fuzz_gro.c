@@ -1,4 +1,4 @@
-/* libFuzzer: the TUN write coalescer (offload.c offload_gro_*), fed inner
+/* libFuzzer: the TUN write coalescer (offload_gro.c offload_gro_*), fed inner
  * packets as the receive path hands them over after decryption (fuzz_receive
  * runs with it off). Input: records [op u8][len u16 LE][len bytes]:
  *   op & 3 == 0  the bytes as a packet

@@ -1,4 +1,4 @@
-/* libFuzzer: the TUN write coalescer (offload.c offload_gro_*) in every mode
+/* libFuzzer: the TUN write coalescer (offload_gro.c offload_gro_*) in every mode
  * the receive paths use: trusted or not (OFFLOAD_GRO_TRUSTED) x copied or
  * by reference (offload_gro_add / offload_gro_add_ref) x contiguous or
  * gathered writes (OFFLOAD_GRO_IOV). fuzz_gro covers the untrusted copying
