@@ -39,8 +39,8 @@
  *  - TCPV4 / TCPV6 (ECN bit allowed), UDP_L4: needs NEEDS_CSUM with
  *    csum_start at the transport header; the IP length field must match the
  *    read (a truncated read is refused). hdr_len is ignored: the kernel puts
- *    skb_headlen() there, not the header length - but for IPv6 extension
- *    headers, which must lie within it. Those are walked: hop-by-hop (first
+ *    skb_headlen() there, not the header length. IPv6 extension headers,
+ *    within the read, are walked: hop-by-hop (first
  *    only), destination options and a routing header with no segments
  *    left, at most 4, each segment carrying them; a fragment header, AH,
  *    ESP, a routing header with segments left, or any other is refused, as

@@ -122,12 +122,13 @@ static bool gso_type_matches(uint8_t gso_type, const struct hdrs *h)
  * type defines, so that is refused. A fragment header (a fragment is no
  * super-packet), AH (it covers the lengths segmenting changes), ESP and
  * anything unknown are left in h->proto, which gso_type_matches refuses.
- * Each header must lie within the read and within hdr_len: hdr_len is
- * skb_headlen(), and the kernel builds extension headers in the skb's
- * linear head, so in a read of its they are there. */
-static bool ext_walk(const uint8_t *p, size_t len, size_t hdr_len, struct hdrs *h)
+ * Each header must lie within the read. hdr_len bounds nothing here, as
+ * nowhere in this file: the kernel fills it with skb_headlen(), which may
+ * be anything (segment_ignores_hdr_len); csum_start, checked against the
+ * walk's end in gso_parse, is what says where the transport header is. */
+static bool ext_walk(const uint8_t *p, size_t lim, struct hdrs *h)
 {
-	size_t lim = len < hdr_len ? len : hdr_len, hl;
+	size_t hl;
 
 	for (unsigned n = 0;; n++) {
 		switch (h->proto) {
@@ -155,8 +156,7 @@ static bool ext_walk(const uint8_t *p, size_t len, size_t hdr_len, struct hdrs *
 
 /* Rules for a GSO packet: NEEDS_CSUM at the transport checksum, headers that
  * parse to what gso_type says, payload, and segments that fit in 16-bit IP
- * lengths. hdr_len is only a hint in the kernel (skb_headlen()), used for
- * nothing but bounding IPv6 extension headers (ext_walk). */
+ * lengths. hdr_len is only a hint in the kernel (skb_headlen()): unused. */
 static bool gso_parse(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
 		      struct gso *g)
 {
@@ -166,7 +166,7 @@ static bool gso_parse(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_
 		return false;
 	if (!parse_net(pkt, len, &g->h))
 		return false;
-	if (g->h.v6 && !ext_walk(pkt, len, vh->hdr_len, &g->h))
+	if (g->h.v6 && !ext_walk(pkt, len, &g->h))
 		return false;
 	if (!gso_type_matches(vh->gso_type, &g->h))
 		return false;

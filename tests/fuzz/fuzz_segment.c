@@ -243,7 +243,7 @@ static void cut_built(const uint8_t *d, size_t size)
 	for (size_t i = 0; i < n; i++)
 		pl[i] = o < size ? d[o + i % (size - o)] : (uint8_t)i;
 	len = build(rd + HDR, e, k, pl, n, 0xfffffff0, flags, true);
-	hdr_len = 40 + exts + 20;	/* all headers, up to 60 bytes less or 127 more */
+	hdr_len = 40 + exts + 20;	/* all headers, up to 60 bytes less or 127 more: */
 	if (slack & 0x80)
 		hdr_len -= (size_t)(slack & 0x7f) < 60 ? (size_t)(slack & 0x7f) : 60;
 	else
@@ -263,7 +263,7 @@ static void cut_built(const uint8_t *d, size_t size)
 		return;
 	}
 	segs = n ? (n + mss - 1) / mss : 0;
-	ok = chain_ok(e, k) && n > 0 && (k == 0 || hdr_len >= 40 + exts) &&
+	ok = chain_ok(e, k) && n > 0 &&	/* hdr_len, whatever it says, bounds nothing */
 	     40 + exts + 20 + (n < mss ? n : mss) <= 65535 && segs * (40 + exts + 20) + n <= OUT;
 	r = offload_segment(rd, HDR + len, out, OUT, off, lens, MAXS);
 	check(r == (ok ? (int)segs : -1));
