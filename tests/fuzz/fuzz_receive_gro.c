@@ -9,7 +9,9 @@
  * Device b has one peer a and a's "next" keypair (b answered a's
  * initiation); every data message below is sealed under it, so all of them
  * get past the AEAD unless a record breaks one on purpose. a's allowed IPs
- * are 198.51.100.0/24 and 2001:db8:1::/48. The TUN is a memfd.
+ * are 198.51.100.0/24 and 2001:db8:1::/48. The TUN is a memfd. Each
+ * device has the DNS tap on (tunnel/tap.h), endpoints 192.0.2.53:53 and
+ * [2001:db8::53]:53, its socketpair's other end read by the harness.
  *
  * Input: [dev u8] then records [op u8][len u16 LE][len bytes]. dev & 1:
  * data messages go through the receive queue (dev->rxq, as with two or more
@@ -29,8 +31,14 @@
  *      allowed IPs, lengths and checksums fixed
  *   5  a message that must not be delivered: (op >> 4) & 3 = 0 tag broken,
  *      1 the last accepted counter again (replay), 2 an unknown index
- *   6  toggle "glue": messages follow each other with no gap, as UDP_GRO
- *      segments do in one datagram (else CANARY bytes between them)
+ *   6  op & 8: a UDP datagram from a's allowed IPs, to the tap unless
+ *      bytes[0] says otherwise: & 1 IPv6, & 2 to port 5353, & 4 to another
+ *      address, & 8 a wrong UDP checksum, & 0x10 an IPv4 fragment (MF),
+ *      & 0x20 no checksum (0: the tap takes it over IPv4 only); bytes[1]
+ *      the source port's low byte, the rest payload (over
+ *      WG_TAP_PAYLOAD_MAX: not the tap's). Else toggle "glue": messages
+ *      follow each other with no gap, as UDP_GRO segments do in one
+ *      datagram (else CANARY bytes between them)
  *   7  op & 8: a junk cookie message (flushes the receive queue, not the
  *      TUN batch); else the end of a receive batch: wg_tun_flush() and checks
  * The input's end ends a batch too. A batch also ends when the harness's
@@ -55,20 +63,30 @@
  *    first 6 bytes of each message header and the padding behind each
  *    delivered packet are as they were;
  *  - no write failed (tx_send_failed) and no packet was refused by the
- *    batch (rx_bad_inner stays at what the harness expects).
+ *    batch (rx_bad_inner stays at what the harness expects);
+ *  - the tap: what it should take (op 6's datagrams by the harness's own
+ *    rule above; op 4's packets by wg_tap_parse, which fuzz_tap and
+ *    test_tap check on their own) never reaches the TUN, and comes out of
+ *    the socketpair framed, header and payload byte for byte, once, in the
+ *    order fed — or is counted in tap_dropped (a full socket). tap_queries
+ *    counts exactly what was taken.
  */
 #include "tunnel/device.h"
 #include "tunnel/offload.h"
+#include "tunnel/tap.h"
 #include "common/bytes.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -92,6 +110,9 @@ struct msg {			/* a sealed message in the receive buffer */
 	size_t pt;		/* its plaintext in pt_pool */
 	uint8_t head[6];	/* its first bytes, which nothing may write */
 	bool delivered;		/* what the harness expects */
+	bool tapped;		/* taken by the tap instead */
+	struct wg_tap_hdr th;	/* then its frame's header; payload at pt + poff */
+	size_t poff;
 	bool bad_ip_csum, bad_tcp_csum;
 	int stream, next;	/* the next delivered packet of its stream */
 };
@@ -126,9 +147,16 @@ static bool glue;
 static uint64_t counter, last_accepted;
 static bool any_accepted;
 static uint64_t bad_inner_expected;
+/* The tap: the harness's end of each device's socketpair, what it should
+ * have taken this run and what came out of the socket. */
+enum tap_want { TAP_NO, TAP_YES, TAP_PARSE };
+static int tap_rd[2] = { -1, -1 };
+static struct wg_tap_endpoint tap_eps[2];
+static uint64_t tap_expected, tap_got;
+static uint8_t frame[WG_TAP_HDR_LEN + 65536];
 /* FUZZ_RECEIVE_GRO_STATS=1 prints these at exit: what the checks saw. */
 static struct {
-	unsigned long batches, writes, merged, segs, fed, delivered;
+	unsigned long batches, writes, merged, segs, fed, delivered, tapped, tap_dropped;
 } seen;
 
 static union xb_sockaddr addr(const char *ip, uint16_t port)
@@ -261,6 +289,30 @@ static bool csums_ok(const uint8_t *p, size_t len, bool *ip_ok, bool *tcp_ok)
 
 /* ---- The device ---- */
 
+/* The tap on dev, endpoints 192.0.2.53:53 and [2001:db8::53]:53. Its
+ * socket holds a whole batch of queries (as root; else a full one drops
+ * some, which the checks allow for). */
+static void tap_setup(struct wg_device *dev, int i)
+{
+	int sp[2], buf = 64 << 20;
+
+	tap_eps[0] = (struct wg_tap_endpoint){ .family = 4, .port = 53, .addr = { 192, 0, 2, 53 } };
+	tap_eps[1] = (struct wg_tap_endpoint){ .family = 6, .port = 53 };
+	inet_pton(AF_INET6, "2001:db8::53", tap_eps[1].addr);
+	/* The data thread's epoll set, which the tap's socket joins (nobody
+	 * waits on it here). */
+	check((dev->epfd = epoll_create1(EPOLL_CLOEXEC)) >= 0);
+	check(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) == 0);
+	for (int k = 0; k < 2; k++)
+		if (setsockopt(sp[k], SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)) < 0 ||
+		    setsockopt(sp[k], SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)) < 0) {
+			setsockopt(sp[k], SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+			setsockopt(sp[k], SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+		}
+	check(wg_device_set_tap(dev, sp[0], tap_eps, 2) == 0);
+	tap_rd[i] = sp[1];
+}
+
 /* Device i (made once; 1 with a receive queue), with a fresh peer a each
  * run that has sent b its initiation: b holds a's "next" keypair. */
 static struct wg_device *setup(int i)
@@ -288,6 +340,7 @@ static struct wg_device *setup(int i)
 		 * threads: dev->workers stays NULL), so runs stay repeatable. */
 		if (i)
 			check(wg_rxq_init(dev));
+		tap_setup(dev, i);
 		devs[i] = dev;
 	}
 	memcpy(c.private_key, key_b, 32);
@@ -333,10 +386,37 @@ static size_t place(size_t mlen)
 
 enum fault { OK, BAD_TAG, REPLAY, BAD_INDEX };
 
+/* e (a packet that passes cryptokey routing, pt its plaintext) goes to
+ * the tap, not the TUN: its frame's header and payload, as expected. */
+static void tap_expect(struct msg *e, const uint8_t *pt, enum tap_want tap)
+{
+	size_t hl, plen;
+
+	if (tap == TAP_PARSE) {
+		if (!wg_tap_parse(tap_eps, 2, pt, e->n, &e->th, &e->poff, &plen))
+			return;
+	} else {
+		bool v4 = pt[0] >> 4 == 4;
+
+		hl = v4 ? 20 : 40;
+		memset(&e->th, 0, sizeof(e->th));
+		e->th.family = v4 ? 4 : 6;
+		memcpy(&e->th.sport, pt + hl, 2);
+		memcpy(&e->th.dport, pt + hl + 2, 2);
+		memcpy(e->th.src, pt + (v4 ? 12 : 8), v4 ? 4 : 16);
+		memcpy(e->th.dst, pt + (v4 ? 16 : 24), v4 ? 4 : 16);
+		e->poff = hl + 8;
+	}
+	e->delivered = false;
+	e->tapped = true;
+	tap_expected++;
+	seen.tapped++;
+}
+
 /* Seal pt (plen bytes, of which the first n are the inner packet) as a
  * data message into the batch and feed it to wg_receive(). False when the
  * batch is full (nothing fed). */
-static bool feed(struct wg_device *dev, const uint8_t *pt, size_t plen, enum fault f)
+static bool feed(struct wg_device *dev, const uint8_t *pt, size_t plen, enum fault f, enum tap_want tap)
 {
 	union xb_sockaddr from = addr("192.0.2.1", 51820), to = addr("192.0.2.2", 51821);
 	struct noise_keypair *kp = dev->peers->next_kp ? dev->peers->next_kp : dev->peers->current;
@@ -375,6 +455,8 @@ static bool feed(struct wg_device *dev, const uint8_t *pt, size_t plen, enum fau
 		any_accepted = true;
 		e->n = inner_len(pt, plen);
 		e->delivered = e->n && src_allowed(pt);
+		if (e->delivered && tap != TAP_NO)
+			tap_expect(e, pt, tap);
 		seen.delivered += e->delivered;
 		if (plen && !e->n)
 			bad_inner_expected++;
@@ -484,6 +566,41 @@ static size_t check_write(const uint8_t *w, size_t avail)
 	return HDR + len;
 }
 
+/* What came out of the tap's socket: the batch's taken packets, framed,
+ * in the order fed, each once; those that did not come were dropped. */
+static void check_tap(struct wg_device *dev)
+{
+	int rd = tap_rd[dev == devs[1]];
+	size_t i = 0;
+	ssize_t r;
+
+	while ((r = recv(rd, frame, sizeof(frame), MSG_DONTWAIT)) >= 0) {
+		const struct msg *e;
+		size_t plen;
+
+		while (i < n_msgs && !msgs[i].tapped)
+			i++;
+		if (dev->stats.tap_dropped == 0)	/* else one may be missing */
+			check(i < n_msgs);
+		for (; i < n_msgs; i++) {
+			e = &msgs[i];
+			plen = e->n - e->poff;
+			if (e->tapped && (size_t)r == WG_TAP_HDR_LEN + plen &&
+			    !memcmp(frame, &e->th, WG_TAP_HDR_LEN) &&
+			    !memcmp(frame + WG_TAP_HDR_LEN, pt_pool + e->pt + e->poff, plen))
+				break;
+			check(!e->tapped || dev->stats.tap_dropped);	/* a frame out of order, or made wrong */
+		}
+		check(i < n_msgs);	/* a frame that was never fed, or came twice */
+		i++;
+		tap_got++;
+	}
+	check(errno == EAGAIN);
+	check(dev->stats.tap_queries == tap_expected);
+	check(tap_got + dev->stats.tap_dropped == tap_expected);
+	seen.tap_dropped = dev->stats.tap_dropped;
+}
+
 static void check_batch(struct wg_device *dev)
 {
 	off_t end = lseek(dev->tun_fd, 0, SEEK_CUR);
@@ -509,6 +626,7 @@ static void check_batch(struct wg_device *dev)
 			check(!memcmp(rxbuf + e->at + sizeof(struct message_data) + e->n,
 				      pt_pool + e->pt + e->n, e->plen - e->n));
 	}
+	check_tap(dev);
 	check(dev->stats.tx_send_failed == 0);
 	check(dev->stats.rx_bad_inner == bad_inner_expected);
 	check(ftruncate(dev->tun_fd, 0) == 0 && lseek(dev->tun_fd, 0, SEEK_SET) == 0);
@@ -524,11 +642,11 @@ static void batch_end(struct wg_device *dev)
 /* ---- Records ---- */
 
 /* Seal a packet; a full batch is ended and the packet fed to the next. */
-static void feed_pkt(struct wg_device *dev, const uint8_t *pt, size_t plen, enum fault f)
+static void feed_pkt(struct wg_device *dev, const uint8_t *pt, size_t plen, enum fault f, enum tap_want tap)
 {
-	if (!feed(dev, pt, plen, f)) {
+	if (!feed(dev, pt, plen, f, tap)) {
 		batch_end(dev);
-		check(feed(dev, pt, plen, f));
+		check(feed(dev, pt, plen, f, tap));
 	}
 }
 
@@ -552,7 +670,7 @@ static void segment(struct wg_device *dev, struct flow *fl, const uint8_t *src, 
 	memset(pkt + len, 0, plen - len);
 	pkt[fl->ip + 13] = flags;
 	fix(pkt, len);
-	feed_pkt(dev, pkt, plen, OK);
+	feed_pkt(dev, pkt, plen, OK, TAP_NO);
 	xb_put32(fl->h + fl->ip + 4, seq + (uint32_t)n);
 	if (fl->ip == 20 && !ip_id_stays)
 		xb_put16(fl->h + 4, (uint16_t)(xb_get16(fl->h + 4) + 1));
@@ -628,7 +746,7 @@ static void rec_odd(struct wg_device *dev, struct flow *fl, const uint8_t *b, si
 		pkt[fl->ip + 13] = b[1];
 		fix(pkt, h + n);
 		pkt[fl->ip + 16] ^= 0x5a;
-		feed_pkt(dev, pkt, plen, OK);
+		feed_pkt(dev, pkt, plen, OK, TAP_NO);
 		xb_put32(fl->h + fl->ip + 4, xb_get32(fl->h + fl->ip + 4) + (uint32_t)n);
 		if (fl->ip == 20 && !(opts & 4))
 			xb_put16(fl->h + 4, (uint16_t)(xb_get16(fl->h + 4) + 1));
@@ -661,7 +779,58 @@ static void rec_raw(struct wg_device *dev, uint8_t op, const uint8_t *b, size_t 
 			memcpy(pkt + 12, net4, 3);
 		fix(pkt, plen);
 	}
-	feed_pkt(dev, pkt, plen, OK);
+	feed_pkt(dev, pkt, plen, OK, TAP_PARSE);
+}
+
+/* A UDP datagram from a's allowed IPs, to the tap's endpoint unless
+ * b[0] says otherwise (see the top); whether the tap takes it is decided
+ * here from what was made, not by the tap's parser. */
+static void rec_udp(struct wg_device *dev, const uint8_t *b, size_t len)
+{
+	static uint8_t pkt[MAXPL + 16];
+	uint8_t how = len ? b[0] : 0;
+	bool v6 = how & 1, frag = !v6 && (how & 0x10), none = how & 0x20, wrong = !none && (how & 8);
+	size_t ip = v6 ? 40 : 20, n = len > 2 ? len - 2 : 0, plen, tot;
+	uint16_t c;
+	bool taken;
+
+	if (n > MAXPL - ip - 8)
+		n = MAXPL - ip - 8;
+	tot = ip + 8 + n;
+	plen = (tot + 15) & ~(size_t)15;
+	memset(pkt, 0, plen);
+	if (v6) {
+		pkt[0] = 0x60;
+		pkt[6] = 17;
+		pkt[7] = 64;
+		memcpy(pkt + 8, net6, 6);
+		pkt[23] = 7;
+		memcpy(pkt + 24, tap_eps[1].addr, 16);
+		pkt[39] ^= how & 4 ? 1 : 0;
+	} else {
+		pkt[0] = 0x45;
+		pkt[6] = frag ? 0x20 : 0x40;	/* MF, or DF */
+		pkt[8] = 64;
+		pkt[9] = 17;
+		memcpy(pkt + 12, net4, 3);
+		pkt[15] = 7;
+		memcpy(pkt + 16, tap_eps[0].addr, 4);
+		pkt[19] ^= how & 4 ? 1 : 0;
+	}
+	pkt[ip] = 0xc0;
+	pkt[ip + 1] = len > 1 ? b[1] : 1;
+	xb_put16(pkt + ip + 2, how & 2 ? 5353 : 53);
+	if (n)
+		memcpy(pkt + ip + 8, b + 2, n);
+	fix(pkt, tot);
+	c = xb_get16(pkt + ip + 6);
+	if (!c)
+		c = 0xffff;	/* RFC 768: 0 is "none"; its sender sends all ones */
+	if (wrong)
+		c = (c ^ 0x5a5a) ? c ^ 0x5a5a : 0xa5a5;
+	xb_put16(pkt + ip + 6, none ? 0 : c);
+	taken = !(how & (2 | 4)) && !wrong && !frag && !(v6 && none) && n <= WG_TAP_PAYLOAD_MAX;
+	feed_pkt(dev, pkt, plen, OK, taken ? TAP_YES : TAP_NO);
 }
 
 static void record(struct wg_device *dev, uint8_t op, const uint8_t *b, size_t len)
@@ -692,10 +861,13 @@ static void record(struct wg_device *dev, uint8_t op, const uint8_t *b, size_t l
 		rec_raw(dev, op, b, len);
 		break;
 	case 5:
-		feed_pkt(dev, b, len > MAXPL ? MAXPL : len, (enum fault)(1 + (op >> 4 & 3) % 3));
+		feed_pkt(dev, b, len > MAXPL ? MAXPL : len, (enum fault)(1 + (op >> 4 & 3) % 3), TAP_NO);
 		break;
 	case 6:
-		glue = !glue;
+		if (op & 8)
+			rec_udp(dev, b, len);
+		else
+			glue = !glue;
 		break;
 	default:
 		if (op & 8)
@@ -709,8 +881,9 @@ static void record(struct wg_device *dev, uint8_t op, const uint8_t *b, size_t l
 static void print_seen(void)
 {
 	fprintf(stderr, "fuzz_receive_gro: %lu batches, %lu messages fed, %lu delivered, %lu writes "
-		"(%lu merged), %lu segments cut back\n", seen.batches, seen.fed, seen.delivered,
-		seen.writes, seen.merged, seen.segs);
+		"(%lu merged), %lu segments cut back, %lu taken by the tap (%lu dropped, last run)\n",
+		seen.batches, seen.fed, seen.delivered, seen.writes, seen.merged, seen.segs, seen.tapped,
+		seen.tap_dropped);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -741,6 +914,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	counter = 0;
 	any_accepted = false;
 	bad_inner_expected = 0;
+	tap_expected = tap_got = 0;
 	rx_used = pt_used = n_msgs = n_gaps = 0;
 	while (size >= 3) {
 		uint8_t op = data[0];
