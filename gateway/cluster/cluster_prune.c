@@ -11,11 +11,16 @@
  *
  * The command runs on a client of its own, so that the cluster's copy and
  * its callbacks see only the watch's events (the deletes among them), and
- * waits for its answers: the daemon's loop is held for at most
- * XB_CLUSTER_PRUNE_WAIT_MS for the read, as long for the deletes and as
- * long again for a request in flight at the close (its timeout is capped
- * to it): 12 s, under systemd's WatchdogSec (30 s, pinged every 15 s).
- * The data path runs on; the DNS service and the posture endpoint wait.
+ * never waits: it is a state machine the daemon's loop drives (read, judge,
+ * compare-and-deletes, answer), its client's fd and a timerfd for its
+ * deadlines in one epoll fd of its own that nests in the loop's set. The
+ * read has XB_CLUSTER_PRUNE_WAIT_MS, the deletes as long again; then the
+ * answer goes (the control request was deferred: control.h) and the
+ * client closes as soon as its worker is between requests — never from a
+ * point where xb_etcd_close() would wait for a request in flight, except
+ * at the daemon's shutdown (xb_cluster_prune_close: the request timeout,
+ * capped to the wait, bounds it). Devices are judged when the read's
+ * answer arrives, against the policy running then (in_policy asks it).
  */
 #include "gateway/cluster/cluster_int.h"
 #include "common/clock.h"
