@@ -37,7 +37,8 @@ gateway = {
   pool4 = "203.0.113.0/25";
   control_socket = "$XB_TMP/ctl.sock"; state_dir = "$XB_TMP/state";
 };
-devices = ( { name = "alice"; public_key = "$(echo "$ka" | wg pubkey)"; address4 = "203.0.113.10"; } );
+devices = ( { name = "alice"; public_key = "$(echo "$ka" | wg pubkey)"; address4 = "203.0.113.10"; },
+  { name = "bob"; public_key = "$(wg genkey | wg pubkey)"; } );
 rules = ( { name = "none"; to = [ "198.51.100.0/24" ]; action = "deny"; } );
 dns = { upstreams = [ "192.0.2.53" ]; timeout = 500; tries = 1; };
 cluster = { name = "p$ID"; node = "g"; endpoints = [ $(etcd_endpoints | sed 's/[^,]*/"&"/g; s/,/, /g') ];
@@ -90,6 +91,25 @@ prune_deletes() { ctl cluster prune 2>&1 | grep -q "^deleted .*203.0.113.99: dev
 xb_check "then a prune deletes zed's key" xb_wait 15000 prune_deletes
 xb_check "... it is gone" test -z "$(nq eh etcdctl --endpoints="$(etcd_endpoints)" get "$P" --print-value-only)"
 xb_check "the daemon still runs" kill -0 "$pid"
+
+# A reload during a prune: bob (a pool address, so a key in the store)
+# leaves the policy while the prune's read waits; the read's answer is
+# judged against the policy running when it arrives, so bob's key goes.
+alloc_of() { nq eh etcdctl --endpoints="$(etcd_endpoints)" get --prefix "/xborder/p$ID/alloc/4/" | paste - - | awk -v d="$1" 'index($2, "\"device\":\"" d "\"") { sub(".*/", "", $1); print $1 }'; }
+bob_in_store() { [ -n "$(alloc_of bob)" ]; }
+xb_check "bob's pool address is in the store" xb_wait 5000 bob_in_store
+etcd_signal STOP
+( ctl cluster prune >"$XB_TMP/p4.out" 2>&1; echo $? >"$XB_TMP/p4.rc" ) &
+sleep 0.3
+sed -i '/name = "bob"/d; s/address4 = "203.0.113.10"; },/address4 = "203.0.113.10"; } );/' "$XB_TMP/x.conf"
+ctl reload >"$XB_TMP/reload.out" 2>&1; rc=$?
+xb_check "a reload during the prune succeeds" test "$rc" = 0
+etcd_signal CONT
+xb_wait 12000 test -s "$XB_TMP/p4.rc"
+xb_log "the prune over a reload: rc=$(cat "$XB_TMP/p4.rc") $(tr '\n' '|' <"$XB_TMP/p4.out")"
+xb_check "... the prune judged against the reloaded policy: bob's key deleted" grep -q "^deleted .*: device bob is not in this gateway's policy" "$XB_TMP/p4.out"
+bob_gone() { [ -z "$(alloc_of bob)" ]; }
+xb_check "... and it is gone" bob_gone
 
 # Stopping the daemon during a prune: the request is answered, the daemon exits.
 etcd_signal STOP
