@@ -4,6 +4,7 @@
  * runs: the gateway is one, with SQLite only. */
 #include "gateway/daemon.h"
 #include "gateway/ha_ops.h"
+#include "gateway/control.h"
 
 #include "common/log.h"
 #include "gateway/cluster/cluster.h"
@@ -189,9 +190,24 @@ int xb_daemon_cluster_allocs(struct xb_cluster *c, struct xb_alloc_shared **v, s
 	return 0;
 }
 
+/* The policy running when the read's answer arrives: a reload during the
+ * prune is judged against (cluster.h). None (cannot happen while the loop
+ * runs): every device is kept. */
 static bool in_policy(void *ctx, const char *device)
 {
-	return xb_policy_device_by_name(ctx, device) != NULL;
+	const struct xb_daemon *d = ctx;
+
+	return !d->policy || xb_policy_device_by_name(d->policy, device) != NULL;
+}
+
+static void prune_done(void *ctx, int rc, json_t *result, const char *err)
+{
+	struct xb_daemon *d = ctx;
+
+	if (xb_ctl_answer(d->ctl, d->prune_answer, rc < 0 ? -1 : 0, result,
+			  rc < 0 ? strdup(err) : NULL, NULL) < 0)
+		log_info("cluster prune: %s; its client had left", rc < 0 ? err : "done");
+	d->prune_answer = 0;
 }
 
 /* cluster-prune [dry-run]: `xborderctl cluster prune' (cluster.h,
@@ -200,10 +216,11 @@ int xb_cmd_cluster_prune(void *ctx, json_t *args, json_t **result, char **error,
 {
 	struct xb_daemon *d = ctx;
 	const char *a = json_string_value(json_array_get(args, 0));
+	struct epoll_event ev = { .events = EPOLLIN };
 	char err[320];
 	bool dry = false;
 
-	(void)errors;
+	(void)errors, (void)result;
 	if (json_array_size(args) > 1 || (a && strcmp(a, "dry-run"))) {
 		*error = strdup("usage: cluster-prune [dry-run]");
 		return -1;
@@ -215,10 +232,41 @@ int xb_cmd_cluster_prune(void *ctx, json_t *args, json_t **result, char **error,
 				"the cluster is not running (see the log); nothing changed");
 		return -1;
 	}
-	if (xb_cluster_prune(&d->policy->cluster, dry, in_policy, (void *)d->policy, result, err,
-			     sizeof(err)) < 0) {
+	if (d->prune) {
+		*error = strdup("a prune is running (one at a time): run it again when it has "
+				"finished; nothing changed");
+		return -1;
+	}
+	d->prune = xb_cluster_prune_start(&d->policy->cluster, dry, XB_CLUSTER_PRUNE_WAIT_MS,
+					  in_policy, d, prune_done, d, err, sizeof(err));
+	if (!d->prune) {
 		*error = strdup(err);
 		return -1;
 	}
-	return 0;
+	ev.data.fd = xb_cluster_prune_fd(d->prune);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
+		snprintf(err, sizeof(err), "epoll: %s; nothing changed", strerror(errno));
+		d->prune_answer = 0;
+		xb_cluster_prune_close(d->prune);	/* the read may be in flight: bounded */
+		d->prune = NULL;
+		*error = strdup(err);
+		return -1;
+	}
+	d->prune_answer = xb_ctl_defer(d->ctl);
+	return XB_CTL_LATER;
+}
+
+void xb_daemon_prune_process(struct xb_daemon *d)
+{
+	xb_cluster_prune_process(d->prune);
+	if (xb_cluster_prune_finished(d->prune)) {
+		xb_cluster_prune_close(d->prune);	/* its client closed: no wait */
+		d->prune = NULL;
+	}
+}
+
+void xb_daemon_prune_stop(struct xb_daemon *d)
+{
+	xb_cluster_prune_close(d->prune);	/* answers a waiting request first */
+	d->prune = NULL;
 }

@@ -1,12 +1,19 @@
 /* The control socket server; see control.h and docs/control.md.
  *
  * One epoll set holds the listening socket, a timerfd armed for the earliest
- * idle deadline, and every connection. A connection is in one of two states:
- * reading a request (out == NULL, polled for EPOLLIN) or writing a response
- * (out != NULL, polled for EPOLLOUT). It never reads the next request before
- * its response is gone, so a client that does not read stalls only itself,
- * and its buffers are bounded: one request (64 KiB) or one response.
+ * idle deadline, and every connection. A connection is in one of three
+ * states: reading a request (out == NULL, polled for EPOLLIN), writing a
+ * response (out != NULL, polled for EPOLLOUT), or waiting for a deferred
+ * answer (deferred, polled for nothing: epoll still reports EPOLLHUP when
+ * the client has gone, and the connection is closed then; it has no idle
+ * deadline, the handler's own bounds it). It never reads the next request
+ * before its response is gone, so a client that does not read stalls only
+ * itself, and its buffers are bounded: one request (64 KiB) or one response.
  * Level-triggered epoll: whatever is left unread is reported again.
+ *
+ * A deferred answer's handle is the slot and the slot's generation, which
+ * every close and every answer advances: a handle outlives its connection
+ * harmlessly.
  */
 #include "gateway/control.h"
 #include "common/clock.h"
@@ -40,6 +47,8 @@ struct conn {
 	char *out;		/* the response frame being written */
 	size_t out_len, out_off;
 	bool close_after;	/* the request was unusable: close once out is gone */
+	bool deferred;		/* its handler answers later (xb_ctl_defer) */
+	uint32_t gen;		/* the slot's generation, for handles; kept across closes */
 	uint64_t deadline_ns;	/* monotonic; pushed back by every byte moved */
 };
 
@@ -54,6 +63,7 @@ struct xb_ctl {
 	uint64_t idle_ns;
 	size_t n_conns;
 	struct conn conns[XB_CTL_MAX_CONNS];
+	struct conn *running;	/* the connection whose handler runs now, for xb_ctl_defer */
 	struct log_rl rl_accept;
 };
 
@@ -90,12 +100,13 @@ static void one_line(char *s)
 			*s = ' ';
 }
 
-static json_t *run(const struct xb_ctl *c, const struct xb_ctl_command *cmd, json_t *args)
+/* The response frame's JSON for a handler's outcome; consumes result and
+ * errors, frees error. */
+static json_t *outcome(int rc, json_t *result, char *error, json_t *errors)
 {
-	json_t *result = NULL, *errors = NULL, *resp;
-	char *error = NULL;
+	json_t *resp;
 
-	if (cmd->fn(c->ctx, args, &result, &error, &errors) == 0) {
+	if (rc == 0) {
 		resp = json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_null());
 	} else {
 		if (error)
@@ -110,8 +121,36 @@ static json_t *run(const struct xb_ctl *c, const struct xb_ctl_command *cmd, jso
 	return resp;
 }
 
-/* The response to one request body; *bad when the connection must close. */
-static json_t *dispatch(const struct xb_ctl *c, const char *body, size_t len, bool *bad)
+/* NULL when the handler deferred its answer (k->deferred). */
+static json_t *run(struct xb_ctl *c, struct conn *k, const struct xb_ctl_command *cmd,
+		   json_t *args)
+{
+	json_t *result = NULL, *errors = NULL;
+	char *error = NULL;
+	int rc;
+
+	c->running = k;
+	rc = cmd->fn(c->ctx, args, &result, &error, &errors);
+	c->running = NULL;
+	if (rc == XB_CTL_LATER && k->deferred)
+		return NULL;
+	if (k->deferred) {	/* deferred, then answered now after all: the handle is void */
+		k->deferred = false;
+		k->gen++;
+	}
+	if (rc == XB_CTL_LATER) {
+		log_warnx("control: `%s' deferred its answer without a handle", cmd->name);
+		json_decref(result);
+		result = NULL;
+		rc = -1;
+	}
+	return outcome(rc, result, error, errors);
+}
+
+/* The response to one request body; *bad when the connection must close;
+ * NULL when the answer is deferred. */
+static json_t *dispatch(struct xb_ctl *c, struct conn *k, const char *body, size_t len,
+			bool *bad)
 {
 	json_t *req, *cmd, *args, *v, *resp;
 	json_error_t jerr;
@@ -145,7 +184,7 @@ static json_t *dispatch(const struct xb_ctl *c, const char *body, size_t len, bo
 		resp = unknown(c, json_string_value(cmd));
 	} else {
 		args = args ? json_incref(args) : json_array();
-		resp = run(c, &c->cmds[i], args);
+		resp = run(c, k, &c->cmds[i], args);
 		json_decref(args);
 	}
 out:
@@ -185,7 +224,7 @@ static char *frame(json_t *resp, size_t *len)
 static int watch(struct xb_ctl *c, struct conn *k, int op)
 {
 	struct epoll_event ev = {
-		.events = k->out ? EPOLLOUT : EPOLLIN,
+		.events = k->deferred ? 0 : k->out ? EPOLLOUT : EPOLLIN,
 		.data.u64 = TAG_CONN + (uint64_t)(k - c->conns),
 	};
 
@@ -198,7 +237,7 @@ static void conn_close(struct xb_ctl *c, struct conn *k, const char *why)
 	close(k->fd);	/* also leaves the epoll set */
 	free(k->req);
 	free(k->out);
-	*k = (struct conn){ .fd = -1 };
+	*k = (struct conn){ .fd = -1, .gen = k->gen + 1 };
 	c->n_conns--;
 }
 
@@ -300,10 +339,16 @@ static void conn_read(struct xb_ctl *c, struct conn *k)
 	if ((r = fill(c, k, k->req, k->req_len, &k->req_got)) <= 0)
 		return;
 	k->req[k->req_len] = '\0';
-	json_t *resp = dispatch(c, k->req, k->req_len, &bad);
+	json_t *resp = dispatch(c, k, k->req, k->req_len, &bad);
 	free(k->req);
 	k->req = NULL;
 	k->hdr_got = 0;
+	if (!resp && k->deferred) {
+		k->deadline_ns = UINT64_MAX;	/* the handler's deadline bounds the wait */
+		if (watch(c, k, EPOLL_CTL_MOD) < 0)
+			conn_close(c, k, "epoll failed");
+		return;
+	}
 	respond(c, k, resp, bad);
 }
 
@@ -327,7 +372,7 @@ static void add_conn(struct xb_ctl *c, int fd)
 
 	while (k->fd >= 0)
 		k++;	/* a free slot exists: n_conns < XB_CTL_MAX_CONNS */
-	*k = (struct conn){ .fd = fd };
+	*k = (struct conn){ .fd = fd, .gen = k->gen };
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0)
 		k->pid = cr.pid;
 	log_debug("control: connection from pid %d uid %u", (int)cr.pid, (unsigned)cr.uid);
@@ -367,7 +412,7 @@ static void arm(struct xb_ctl *c)
 
 	for (size_t i = 0; i < XB_CTL_MAX_CONNS; i++)
 		if (c->conns[i].fd >= 0 && c->conns[i].deadline_ns < first)
-			first = c->conns[i].deadline_ns;
+			first = c->conns[i].deadline_ns;	/* UINT64_MAX: deferred, none */
 	if (first != UINT64_MAX)
 		its.it_value = clock_ts(first ? first : 1);
 	timerfd_settime(c->tfd, TFD_TIMER_ABSTIME, &its, NULL);
@@ -406,7 +451,9 @@ void xb_ctl_process(struct xb_ctl *c)
 		k = &c->conns[tag - TAG_CONN];
 		if (k->fd < 0)
 			continue;	/* closed earlier in this batch */
-		if (k->out)
+		if (k->deferred)	/* only EPOLLHUP, EPOLLERR: the client left */
+			conn_close(c, k, "the client left before its answer");
+		else if (k->out)
 			conn_write(c, k);
 		else
 			conn_read(c, k);
@@ -541,6 +588,57 @@ int xb_ctl_fd(const struct xb_ctl *c)
 size_t xb_ctl_conns(const struct xb_ctl *c)
 {
 	return c->n_conns;
+}
+
+xb_ctl_handle xb_ctl_defer(struct xb_ctl *c)
+{
+	struct conn *k = c ? c->running : NULL;
+
+	if (!k)
+		return 0;
+	k->deferred = true;
+	return (uint64_t)k->gen << 32 | ((uint64_t)(k - c->conns) + 1);
+}
+
+static struct conn *by_handle(struct xb_ctl *c, xb_ctl_handle h)
+{
+	uint64_t slot = (h & 0xffffffffu) - 1;
+	struct conn *k;
+
+	if (!c || !h || slot >= XB_CTL_MAX_CONNS)
+		return NULL;
+	k = &c->conns[slot];
+	if (k->fd < 0 || !k->deferred || k->gen != (uint32_t)(h >> 32) || k == c->running)
+		return NULL;
+	return k;
+}
+
+int xb_ctl_answer(struct xb_ctl *c, xb_ctl_handle h, int rc, json_t *result, char *error,
+		  json_t *errors)
+{
+	struct conn *k = by_handle(c, h);
+
+	if (!k) {
+		json_decref(result);
+		free(error);
+		json_decref(errors);
+		return -1;
+	}
+	k->deferred = false;
+	k->gen++;
+	progress(c, k);
+	respond(c, k, outcome(rc, result, error, errors), false);
+	arm(c);
+	return 0;
+}
+
+size_t xb_ctl_deferred(const struct xb_ctl *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < XB_CTL_MAX_CONNS; i++)
+		n += c->conns[i].fd >= 0 && c->conns[i].deferred;
+	return n;
 }
 
 void xb_ctl_close(struct xb_ctl *c)

@@ -20,12 +20,22 @@
  * epoll set) and calls xb_ctl_process(), which accepts, reads, runs handlers,
  * writes what the socket takes and closes connections idle too long. A slow
  * client holds only its own buffers.
+ *
+ * A handler whose answer needs I/O (etcd, say) does not wait for it: it
+ * takes a handle with xb_ctl_defer() and returns XB_CTL_LATER, and the
+ * daemon's loop answers with xb_ctl_answer() when the work is done. Until
+ * then that connection reads nothing (a next request waits in the socket)
+ * and has no idle deadline: the handler's work must bound the wait itself
+ * (the prune: cluster.h). A client that closes meanwhile is closed at once
+ * and its answer dropped; xb_ctl_close() closes waiting connections like
+ * the others; a handle outlives both harmlessly.
  */
 #ifndef XB_CONTROL_H
 #define XB_CONTROL_H
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define XB_CTL_DEFAULT_SOCKET "/run/xborder/control.sock"
@@ -38,9 +48,12 @@ struct xb_ctl;
 
 /* A handler fills *result (a new reference; NULL means JSON null) and returns
  * 0, or returns -1 and sets *error (malloc'ed, one line) and optionally
- * *errors (a new reference to an array of strings, e.g. FILE:LINE: message).
- * args is the request's array of strings (never NULL, possibly empty),
- * borrowed for the call. Handlers run in the caller's thread. */
+ * *errors (a new reference to an array of strings, e.g. FILE:LINE: message),
+ * or, having taken a handle with xb_ctl_defer(), returns XB_CTL_LATER and
+ * leaves the outputs alone: the answer comes from xb_ctl_answer(). args is
+ * the request's array of strings (never NULL, possibly empty), borrowed for
+ * the call. Handlers run in the caller's thread and never block. */
+#define XB_CTL_LATER 1
 typedef int (*xb_ctl_fn)(void *ctx, json_t *args, json_t **result, char **error,
 			 json_t **errors);
 
@@ -68,6 +81,25 @@ int xb_ctl_fd(const struct xb_ctl *c);
 void xb_ctl_process(struct xb_ctl *c);
 /* Connections open now (for status and tests). */
 size_t xb_ctl_conns(const struct xb_ctl *c);
+
+/* A deferred answer: the connection's slot and that slot's generation
+ * (advanced by every close and every answer), so that a handle whose
+ * connection has gone names nothing. 0 is no handle. */
+typedef uint64_t xb_ctl_handle;
+/* Called in a handler: the handle of the request it runs for (0 outside
+ * one). The handler must then return XB_CTL_LATER; if it answers at once
+ * after all, the handle is void. */
+xb_ctl_handle xb_ctl_defer(struct xb_ctl *c);
+/* Answer a deferred request as a handler would have: rc 0 with result, or
+ * -1 with error (one line, malloc'ed) and errors (array of strings or NULL).
+ * Takes result, error and errors in every case. 0 when the answer was
+ * queued (and what the socket takes sent), -1 when the handle names nothing
+ * any more (the client left, the control socket closed: c may be NULL) and
+ * the answer was dropped. Not from inside a handler for its own request. */
+int xb_ctl_answer(struct xb_ctl *c, xb_ctl_handle h, int rc, json_t *result, char *error,
+		  json_t *errors);
+/* Requests waiting for a deferred answer (for tests). */
+size_t xb_ctl_deferred(const struct xb_ctl *c);
 /* Close every connection and the socket, and unlink the socket file if it is
  * still the one we created. NULL is ignored. */
 void xb_ctl_close(struct xb_ctl *c);

@@ -780,6 +780,8 @@ int xb_daemon_run(struct xb_daemon *d)
 				xb_posture_rt_process(d->prt);
 			else if (d->cluster && ev[i].data.fd == xb_cluster_fd(d->cluster))
 				xb_cluster_dispatch(d->cluster);
+			else if (d->prune && ev[i].data.fd == xb_cluster_prune_fd(d->prune))
+				xb_daemon_prune_process(d);
 			else if (xb_nl_is_open(&d->drops.nl) && ev[i].data.fd == xb_drops_fd(&d->drops))
 				xb_drops_process(&d->drops);
 			else if (d->ha && ev[i].data.fd == xb_ha_fd(d->ha))
@@ -793,6 +795,7 @@ int xb_daemon_run(struct xb_daemon *d)
 void xb_daemon_stop(struct xb_daemon *d)
 {
 	xb_notify_send(&d->notify, "STOPPING=1\nSTATUS=stopping: removing what was built");
+	xb_daemon_prune_stop(d);		/* before the control socket: it answers */
 	if (d->ctl)
 		xb_ctl_close(d->ctl);
 	d->ctl = NULL;

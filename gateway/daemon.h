@@ -51,6 +51,7 @@ struct xb_health;
 struct xb_metrics;
 struct xb_cluster;
 struct xb_ha;
+struct xb_cluster_prune_op;
 
 struct xb_daemon {
 	char *policy_path;
@@ -69,6 +70,10 @@ struct xb_daemon {
 	struct xb_cluster *cluster;	/* shared state on etcd; NULL: one gateway */
 	struct xb_drops drops;		/* refused packets (nl NULL: not bound) */
 	struct xb_ha *ha;		/* active/standby (cluster/ha.h); NULL without a cluster */
+	/* `xborderctl cluster prune' running (cluster.h; one at a time), and
+	 * its control request's deferred answer. */
+	struct xb_cluster_prune_op *prune;
+	uint64_t prune_answer;		/* an xb_ctl_handle */
 	/* The main loop's stalls since start: the time from epoll_wait's
 	 * return to the next call, i.e. how long a ready event (a device's
 	 * DNS query, say) may wait behind the work of one round. */
@@ -181,8 +186,14 @@ void xb_daemon_cluster_stop(struct xb_daemon *d);
 int xb_daemon_cluster_allocs(struct xb_cluster *c, struct xb_alloc_shared **v, size_t *n);
 
 /* cluster-prune [dry-run] (a control handler): the store's alloc/ keys
- * of devices the running policy does not have (cluster.h). */
+ * of devices the running policy does not have (cluster.h). It answers
+ * later (control.h, XB_CTL_LATER): the prune runs on the daemon's loop,
+ * xb_daemon_prune_process() on its fd; one at a time. */
 int xb_cmd_cluster_prune(void *ctx, json_t *args, json_t **result, char **error, json_t **errors);
+void xb_daemon_prune_process(struct xb_daemon *d);
+/* Shutdown: a prune still running is cancelled (its request answered with
+ * an error) and closed. Before the control socket closes. */
+void xb_daemon_prune_stop(struct xb_daemon *d);
 
 /* handlers.c: the control commands. */
 extern const struct xb_ctl_command *const xb_daemon_commands;

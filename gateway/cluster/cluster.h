@@ -114,31 +114,56 @@ void xb_cluster_set_allocations(struct xb_cluster *c, const struct xb_policy *p)
  * allocations"): the alloc/ keys naming a device this gateway's running
  * policy does not have, deleted each by compare-and-delete at the
  * mod_revision read (a key written again meanwhile stays); keys or values
- * that do not decode, and devices in_policy() knows, are kept. A client of
- * its own on cfg's endpoints (its request timeout capped to
- * XB_CLUSTER_PRUNE_WAIT_MS); the call waits at most XB_CLUSTER_PRUNE_WAIT_MS
- * for the read, as long for the deletes and as long for a request still in
- * flight when the client closes.
- * 0 and *result {"dry_run", "revision", "keys": [{"key", "action",
- * "reason", "mod_revision", "device", "node"}], "deleted", "would_delete",
- * "kept", "changed", "errors"}; < 0 with err (nothing deleted when the
- * read failed). action: deleted, would_delete (dry_run), kept, changed (not
- * deleted: written or deleted since the read), error. */
+ * that do not decode, and devices in_policy() knows, are kept. in_policy
+ * runs when the read's answer arrives, in the loop's thread: it must ask
+ * the policy running then (a reload may have replaced the one running at
+ * the start).
+ *
+ * It never waits: xb_cluster_prune_start() opens a client of its own on
+ * cfg's endpoints and prefix (copied: a reload does not move a running
+ * prune) and sends the read; the caller polls xb_cluster_prune_fd() (an
+ * epoll fd holding the client's fd and the deadline's timerfd) and calls
+ * xb_cluster_prune_process(). The read has wait_ms, the deletes wait_ms
+ * more; done() then runs once, in xb_cluster_prune_process(), with
+ * rc 0 and result (a new reference) {"dry_run", "revision", "keys": [{"key",
+ * "action", "reason", "mod_revision", "device", "node"}], "deleted",
+ * "would_delete", "kept", "changed", "errors"}, or rc < 0 and err (one
+ * line; "nothing deleted" when the read failed). action: deleted,
+ * would_delete (dry_run), kept, changed (not deleted: written or deleted
+ * since the read), error. After done() the client closes as soon as its
+ * worker is not inside a request (xb_etcd_close_if_idle, retried every
+ * 100 ms; a request ends within the client's request timeout, capped to
+ * wait_ms); then xb_cluster_prune_finished() is true and the caller closes
+ * the op. xb_cluster_prune_close() before that cancels: done() gets
+ * -ECANCELED if it had not run, and the close may wait for a request in
+ * flight (wait_ms at most) — for the daemon's shutdown. */
 #define XB_CLUSTER_PRUNE_WAIT_MS 4000
 typedef bool (*xb_cluster_prune_in_policy_fn)(void *ctx, const char *device);
-int xb_cluster_prune(const struct xb_cluster_cfg *cfg, bool dry_run,
-		     xb_cluster_prune_in_policy_fn in_policy, void *ctx, json_t **result,
-		     char *err, size_t errlen);
+typedef void (*xb_cluster_prune_done_fn)(void *ctx, int rc, json_t *result, const char *err);
+struct xb_cluster_prune_op;
+/* NULL with err (nothing sent or nothing deleted) when it cannot start. */
+struct xb_cluster_prune_op *xb_cluster_prune_start(const struct xb_cluster_cfg *cfg, bool dry_run,
+						   unsigned wait_ms,
+						   xb_cluster_prune_in_policy_fn in_policy,
+						   void *ctx, xb_cluster_prune_done_fn done,
+						   void *done_ctx, char *err, size_t errlen);
+int xb_cluster_prune_fd(const struct xb_cluster_prune_op *op);
+void xb_cluster_prune_process(struct xb_cluster_prune_op *op);
+bool xb_cluster_prune_finished(const struct xb_cluster_prune_op *op);
+void xb_cluster_prune_close(struct xb_cluster_prune_op *op);
 
-/* Its two steps, for tests that change the store between them. */
+/* Its steps, non-blocking, for tests that drive a client themselves and
+ * change the store between the read and the deletes. */
 enum xb_cluster_prune_what { XB_PRUNE_DELETED, XB_PRUNE_WOULD_DELETE, XB_PRUNE_KEPT,
 			     XB_PRUNE_CHANGED, XB_PRUNE_ERROR };
+struct xb_cluster_prune;
 struct xb_cluster_prune_key {
 	char *key, *shown;		/* as stored; printable (hostile bytes as '?') */
 	size_t klen;
 	int64_t mod_rev;
 	enum xb_cluster_prune_what what;
 	bool answered;
+	struct xb_cluster_prune *owner;	/* for the delete's callback */
 	char device[XB_CLUSTER_KV_NAME_MAX], node[XB_CLUSTER_KV_NAME_MAX];
 	char why[256];
 };
@@ -146,19 +171,29 @@ struct xb_cluster_prune {
 	const char *prefix;		/* the cluster's, "/xborder/NAME/" */
 	bool dry_run;
 	unsigned wait_ms;		/* for the read; for the deletes, all together */
+	xb_cluster_prune_in_policy_fn in_policy;
+	void *ctx;			/* in_policy's */
 	int64_t revision;		/* the store's at the read */
 	struct xb_cluster_prune_key *v;
 	size_t n, cap;
-	void *pending;
+	bool read_done;			/* the read's answer came: read_err, read_msg */
+	int read_err;
+	char read_msg[240];
+	size_t cads_sent, cads_done;
 };
 struct xb_etcd;
-/* Every key under prefix "alloc/", judged; 0 or < 0 with err. */
-int xb_cluster_prune_read(struct xb_etcd *e, struct xb_cluster_prune *pr,
-			  xb_cluster_prune_in_policy_fn in_policy, void *ctx, char *err, size_t errlen);
-/* The keys judged XB_PRUNE_DELETED deleted at their mod_revision; each
- * key's what and why say what happened. Close e before
- * xb_cluster_prune_free() (callbacks still queued point into pr). */
-int xb_cluster_prune_delete(struct xb_etcd *e, struct xb_cluster_prune *pr);
+/* Sends the read of every key under prefix "alloc/"; its answer, when e's
+ * callbacks run, judges them and sets read_done. 0 or < 0 with err. */
+int xb_cluster_prune_read_start(struct xb_etcd *e, struct xb_cluster_prune *pr, char *err,
+				size_t errlen);
+/* Sends a compare-and-delete at its mod_revision for each key judged
+ * XB_PRUNE_DELETED; each answer sets the key's what and why and counts in
+ * cads_done. Close e before xb_cluster_prune_free() (callbacks still
+ * queued point into pr). */
+void xb_cluster_prune_delete_start(struct xb_etcd *e, struct xb_cluster_prune *pr);
+/* Keys still XB_PRUNE_DELETED with no answer become errors ("run the prune
+ * again"): the deadline passed. */
+void xb_cluster_prune_unanswered(struct xb_cluster_prune *pr);
 json_t *xb_cluster_prune_json(const struct xb_cluster_prune *pr);
 void xb_cluster_prune_free(struct xb_cluster_prune *pr);
 

@@ -11,20 +11,29 @@
  *
  * The command runs on a client of its own, so that the cluster's copy and
  * its callbacks see only the watch's events (the deletes among them), and
- * waits for its answers: the daemon's loop is held for at most
- * XB_CLUSTER_PRUNE_WAIT_MS for the read, as long for the deletes and as
- * long again for a request in flight at the close (its timeout is capped
- * to it): 12 s, under systemd's WatchdogSec (30 s, pinged every 15 s).
- * The data path runs on; the DNS service and the posture endpoint wait.
+ * never waits: it is a state machine the daemon's loop drives (read, judge,
+ * compare-and-deletes, answer), its client's fd and a timerfd for its
+ * deadlines in one epoll fd of its own that nests in the loop's set. The
+ * read has XB_CLUSTER_PRUNE_WAIT_MS, the deletes as long again; then the
+ * answer goes (the control request was deferred: control.h) and the
+ * client closes as soon as its worker is between requests — never from a
+ * point where xb_etcd_close() would wait for a request in flight, except
+ * at the daemon's shutdown (xb_cluster_prune_close: the request timeout,
+ * capped to the wait, bounds it). Devices are judged when the read's
+ * answer arrives, against the policy running then (in_policy asks it).
  */
 #include "gateway/cluster/cluster_int.h"
 #include "common/clock.h"
 
+#include "common/log.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 static const char *const what_names[] = { "deleted", "would_delete", "kept", "changed", "error" };
 
@@ -46,22 +55,6 @@ static char *clean(const char *s, size_t n)
 static uint64_t now_ms(void)
 {
 	return clock_mono_ns() / NSEC_PER_MSEC;
-}
-
-/* The client's callbacks until *done reaches want or the deadline. */
-static bool pump(struct xb_etcd *e, uint64_t deadline, const size_t *done, size_t want)
-{
-	struct pollfd p = { .fd = xb_etcd_fd(e), .events = POLLIN };
-
-	while (*done < want) {
-		uint64_t t = now_ms();
-
-		if (t >= deadline)
-			return false;
-		if (poll(&p, 1, (int)(deadline - t < 100 ? deadline - t : 100)) > 0)
-			xb_etcd_dispatch(e);
-	}
-	return true;
 }
 
 static int add(struct xb_cluster_prune *pr, const struct xb_etcd_kv *kv)
@@ -126,34 +119,30 @@ static void printable(char *s)
 			*s = '?';
 }
 
-struct range_res { size_t done; struct xb_cluster_prune *pr; int err; char msg[200];
-		   xb_cluster_prune_in_policy_fn in_policy; void *ctx; };
-
 static void on_range(void *ctx, const struct xb_etcd_result *r)
 {
-	struct range_res *rr = ctx;
+	struct xb_cluster_prune *pr = ctx;
 
-	rr->done = 1;
-	if ((rr->err = r->err)) {
-		snprintf(rr->msg, sizeof(rr->msg), "%s", r->msg ? r->msg : strerror(-r->err));
+	pr->read_done = true;
+	if ((pr->read_err = r->err)) {
+		snprintf(pr->read_msg, sizeof(pr->read_msg), "etcd: %s",
+			 r->msg ? r->msg : strerror(-r->err));
 		return;
 	}
-	rr->pr->revision = r->revision;
+	pr->revision = r->revision;
 	for (size_t i = 0; i < r->n_kvs; i++) {
-		if ((rr->err = add(rr->pr, &r->kvs[i]))) {
-			snprintf(rr->msg, sizeof(rr->msg), "out of memory");
+		if ((pr->read_err = add(pr, &r->kvs[i]))) {
+			snprintf(pr->read_msg, sizeof(pr->read_msg), "out of memory");
 			return;
 		}
-		judge(rr->pr, &rr->pr->v[rr->pr->n - 1], r->kvs[i].val, r->kvs[i].vlen, rr->in_policy,
-		      rr->ctx);
-		printable(rr->pr->v[rr->pr->n - 1].why);
+		judge(pr, &pr->v[pr->n - 1], r->kvs[i].val, r->kvs[i].vlen, pr->in_policy, pr->ctx);
+		printable(pr->v[pr->n - 1].why);
 	}
 }
 
-int xb_cluster_prune_read(struct xb_etcd *e, struct xb_cluster_prune *pr,
-			  xb_cluster_prune_in_policy_fn in_policy, void *ctx, char *err, size_t errlen)
+int xb_cluster_prune_read_start(struct xb_etcd *e, struct xb_cluster_prune *pr, char *err,
+				size_t errlen)
 {
-	struct range_res rr = { .pr = pr, .in_policy = in_policy, .ctx = ctx };
 	char key[KEY_MAX];
 	int n = snprintf(key, sizeof(key), "%salloc/", pr->prefix);
 	int rc;
@@ -162,28 +151,21 @@ int xb_cluster_prune_read(struct xb_etcd *e, struct xb_cluster_prune *pr,
 		snprintf(err, errlen, "the cluster's prefix is too long");
 		return -EINVAL;
 	}
-	if ((rc = xb_etcd_range(e, key, (size_t)n, true, on_range, &rr)) < 0) {
+	if ((rc = xb_etcd_range(e, key, (size_t)n, true, on_range, pr)) < 0) {
 		snprintf(err, errlen, "reading %s: %s", key, strerror(-rc));
 		return rc;
 	}
-	if (!pump(e, now_ms() + pr->wait_ms, &rr.done, 1)) {
-		snprintf(err, errlen, "etcd did not answer within %u ms", pr->wait_ms);
-		return -ETIMEDOUT;
-	}
-	if (rr.err)
-		snprintf(err, errlen, "etcd: %s", rr.msg);
-	return rr.err;
+	return 0;
 }
-
-struct del_res { struct xb_cluster_prune_key *k; size_t *done; };
 
 static void on_delete(void *ctx, const struct xb_etcd_result *r)
 {
-	struct del_res *d = ctx;
-	struct xb_cluster_prune_key *k = d->k;
+	struct xb_cluster_prune_key *k = ctx;
 
-	(*d->done)++;
+	k->owner->cads_done++;
 	k->answered = true;
+	if (k->what != XB_PRUNE_DELETED)
+		return;		/* given up on (xb_cluster_prune_unanswered) */
 	if (r->err) {
 		k->what = XB_PRUNE_ERROR;
 		snprintf(k->why, sizeof(k->why), "not deleted: etcd: %s",
@@ -195,28 +177,27 @@ static void on_delete(void *ctx, const struct xb_etcd_result *r)
 	}
 }
 
-int xb_cluster_prune_delete(struct xb_etcd *e, struct xb_cluster_prune *pr)
+void xb_cluster_prune_delete_start(struct xb_etcd *e, struct xb_cluster_prune *pr)
 {
-	struct del_res *d = calloc(pr->n ? pr->n : 1, sizeof(*d));
-	size_t want = 0, done = 0;
 	int rc;
 
-	if (!d)
-		return -ENOMEM;
 	for (size_t i = 0; i < pr->n; i++) {
 		struct xb_cluster_prune_key *k = &pr->v[i];
 
 		if (k->what != XB_PRUNE_DELETED)
 			continue;
-		d[i] = (struct del_res){ k, &done };
-		if ((rc = xb_etcd_cad(e, k->key, k->klen, k->mod_rev, on_delete, &d[i])) < 0) {
+		k->owner = pr;
+		if ((rc = xb_etcd_cad(e, k->key, k->klen, k->mod_rev, on_delete, k)) < 0) {
 			k->what = XB_PRUNE_ERROR;
 			snprintf(k->why, sizeof(k->why), "not deleted: %s", strerror(-rc));
 			continue;
 		}
-		want++;
+		pr->cads_sent++;
 	}
-	pump(e, now_ms() + pr->wait_ms, &done, want);
+}
+
+void xb_cluster_prune_unanswered(struct xb_cluster_prune *pr)
+{
 	for (size_t i = 0; i < pr->n; i++) {
 		struct xb_cluster_prune_key *k = &pr->v[i];
 
@@ -226,9 +207,6 @@ int xb_cluster_prune_delete(struct xb_etcd *e, struct xb_cluster_prune *pr)
 				 "or not, run the prune again", pr->wait_ms);
 		}
 	}
-	/* Callbacks still queued are dropped by the client's close, before d goes. */
-	pr->pending = d;
-	return 0;
 }
 
 json_t *xb_cluster_prune_json(const struct xb_cluster_prune *pr)
@@ -269,9 +247,7 @@ void xb_cluster_prune_free(struct xb_cluster_prune *pr)
 		free(pr->v[i].shown);
 	}
 	free(pr->v);
-	free(pr->pending);
 	pr->v = NULL;
-	pr->pending = NULL;
 	pr->n = pr->cap = 0;
 }
 
@@ -282,41 +258,193 @@ static void no_state(void *ctx, bool up, const char *why)
 	(void)why;
 }
 
-int xb_cluster_prune(const struct xb_cluster_cfg *cfg, bool dry_run,
-		     xb_cluster_prune_in_policy_fn in_policy, void *ctx, json_t **result,
-		     char *err, size_t errlen)
+/* --- the prune as the daemon's loop drives it ------------------------------ */
+
+enum op_state { OP_READ, OP_DELETE, OP_CLOSING, OP_DONE };
+enum { TAG_ETCD, TAG_TIMER };
+#define CLOSE_RETRY_MS 100	/* while the client's worker is inside a request */
+
+struct xb_cluster_prune_op {
+	struct xb_etcd *e;
+	struct xb_cluster_prune pr;
+	char *prefix;		/* a copy: a reload may free the policy's */
+	int epfd, tfd;
+	enum op_state state;
+	uint64_t deadline_ms;	/* of the read, then of the deletes (monotonic) */
+	xb_cluster_prune_done_fn done;
+	void *done_ctx;
+};
+
+static void arm(struct xb_cluster_prune_op *op)
+{
+	uint64_t at = op->state == OP_CLOSING ? now_ms() + CLOSE_RETRY_MS : op->deadline_ms;
+	struct itimerspec its = { .it_value = clock_ts(at * NSEC_PER_MSEC) };
+
+	if (op->state == OP_DONE)
+		its.it_value = (struct timespec){ 0, 0 };
+	timerfd_settime(op->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void try_close(struct xb_cluster_prune_op *op)
+{
+	if (xb_etcd_close_if_idle(op->e)) {
+		op->e = NULL;
+		op->state = OP_DONE;
+	}
+}
+
+/* The answer, once; then the client closes as soon as that does not wait. */
+static void finish(struct xb_cluster_prune_op *op, int rc, const char *err)
+{
+	char msg[320];
+	json_t *result = NULL;
+
+	if (!rc && !(result = xb_cluster_prune_json(&op->pr))) {
+		rc = -ENOMEM;
+		err = "out of memory";
+	}
+	snprintf(msg, sizeof(msg), "%s", err ? err : "");
+	op->state = OP_CLOSING;
+	op->done(op->done_ctx, rc, result, msg);
+	try_close(op);
+}
+
+static void step(struct xb_cluster_prune_op *op)
+{
+	struct xb_cluster_prune *pr = &op->pr;
+	char msg[320];
+	bool late = now_ms() >= op->deadline_ms;
+
+	switch (op->state) {
+	case OP_READ:
+		if (pr->read_done && pr->read_err) {
+			snprintf(msg, sizeof(msg), "%s: nothing deleted", pr->read_msg);
+			finish(op, pr->read_err, msg);
+		} else if (pr->read_done) {
+			if (!pr->dry_run)
+				xb_cluster_prune_delete_start(op->e, pr);
+			op->state = OP_DELETE;
+			op->deadline_ms = now_ms() + pr->wait_ms;
+			step(op);
+		} else if (late) {
+			snprintf(msg, sizeof(msg), "etcd did not answer within %u ms: nothing deleted",
+				 pr->wait_ms);
+			finish(op, -ETIMEDOUT, msg);
+		}
+		break;
+	case OP_DELETE:
+		if (pr->cads_done < pr->cads_sent && !late)
+			break;
+		xb_cluster_prune_unanswered(pr);
+		finish(op, 0, NULL);
+		break;
+	case OP_CLOSING:
+		try_close(op);
+		break;
+	case OP_DONE:
+		break;
+	}
+}
+
+struct xb_cluster_prune_op *xb_cluster_prune_start(const struct xb_cluster_cfg *cfg, bool dry_run,
+						   unsigned wait_ms,
+						   xb_cluster_prune_in_policy_fn in_policy,
+						   void *ctx, xb_cluster_prune_done_fn done,
+						   void *done_ctx, char *err, size_t errlen)
 {
 	struct xb_etcd_opts o = {
 		.endpoints = (const char *const *)cfg->endpoints, .n_endpoints = cfg->n_endpoints,
-		/* Closing the client waits for a request in flight: no longer
-		 * than the prune itself waits (the policy allows 60 s). */
-		.request_timeout_ms = cfg->request_timeout_ms < XB_CLUSTER_PRUNE_WAIT_MS ?
-				      cfg->request_timeout_ms : XB_CLUSTER_PRUNE_WAIT_MS,
+		/* A request in flight ends within this, and the client closes
+		 * only when none is (the policy allows 60 s). */
+		.request_timeout_ms = cfg->request_timeout_ms < wait_ms ? cfg->request_timeout_ms :
+				      wait_ms,
 		.ca_file = cfg->ca_resolved, .cert_file = cfg->cert_resolved,
 		.key_file = cfg->key_resolved,
 	};
-	struct xb_cluster_prune pr = { .prefix = cfg->prefix, .dry_run = dry_run,
-				       .wait_ms = XB_CLUSTER_PRUNE_WAIT_MS };
-	struct xb_etcd *e;
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct xb_cluster_prune_op *op = calloc(1, sizeof(*op));
 	int rc;
 
 	*err = 0;
-	if (!(e = xb_etcd_open(&o, no_state, NULL, err, errlen)))
-		return -EIO;	/* nothing sent */
-	if ((rc = xb_cluster_prune_read(e, &pr, in_policy, ctx, err, errlen))) {
+	if (!op || !(op->prefix = strdup(cfg->prefix))) {
+		free(op);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	op->epfd = op->tfd = -1;
+	op->done = done;
+	op->done_ctx = done_ctx;
+	op->pr = (struct xb_cluster_prune){ .prefix = op->prefix, .dry_run = dry_run,
+					    .wait_ms = wait_ms, .in_policy = in_policy, .ctx = ctx };
+	op->deadline_ms = now_ms() + wait_ms;
+	if (!(op->e = xb_etcd_open(&o, no_state, NULL, err, errlen)))
+		goto fail;	/* nothing sent */
+	op->epfd = epoll_create1(EPOLL_CLOEXEC);
+	op->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	ev.data.u32 = TAG_ETCD;
+	if (op->epfd < 0 || op->tfd < 0 ||
+	    epoll_ctl(op->epfd, EPOLL_CTL_ADD, xb_etcd_fd(op->e), &ev) < 0 ||
+	    (ev.data.u32 = TAG_TIMER, epoll_ctl(op->epfd, EPOLL_CTL_ADD, op->tfd, &ev) < 0)) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		goto fail;
+	}
+	if ((rc = xb_cluster_prune_read_start(op->e, &op->pr, err, errlen)) < 0) {
 		size_t n = strlen(err);
 
 		snprintf(err + n, errlen - n, ": nothing deleted");
-	} else if (!dry_run) {
-		rc = xb_cluster_prune_delete(e, &pr);
+		goto fail;
 	}
-	xb_etcd_close(e);
-	if (!rc && !(*result = xb_cluster_prune_json(&pr))) {
-		snprintf(err, errlen, "out of memory");
-		rc = -ENOMEM;
+	arm(op);
+	return op;
+fail:
+	op->state = OP_DONE;	/* no answer from here: the caller has err */
+	xb_cluster_prune_close(op);
+	return NULL;
+}
+
+int xb_cluster_prune_fd(const struct xb_cluster_prune_op *op)
+{
+	return op->epfd;
+}
+
+void xb_cluster_prune_process(struct xb_cluster_prune_op *op)
+{
+	struct epoll_event ev[2];
+	int n = epoll_wait(op->epfd, ev, 2, 0);
+	uint64_t ticks;
+
+	for (int i = 0; i < n; i++) {
+		if (ev[i].data.u32 == TAG_TIMER) {
+			if (read(op->tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+				log_warn("cluster prune: timerfd");
+		} else if (op->e) {
+			xb_etcd_dispatch(op->e);	/* after the answer too: it drains the queue */
+		}
 	}
-	if (rc == -ENOMEM && !*err)
-		snprintf(err, errlen, "out of memory");
-	xb_cluster_prune_free(&pr);
-	return rc;
+	step(op);
+	arm(op);
+}
+
+bool xb_cluster_prune_finished(const struct xb_cluster_prune_op *op)
+{
+	return op->state == OP_DONE;
+}
+
+void xb_cluster_prune_close(struct xb_cluster_prune_op *op)
+{
+	if (!op)
+		return;
+	if (op->state == OP_READ || op->state == OP_DELETE) {
+		op->state = OP_CLOSING;
+		op->done(op->done_ctx, -ECANCELED, NULL, "xborderd is stopping: the prune was "
+			 "cancelled (deletes already sent may have been applied: run it again)");
+	}
+	xb_etcd_close(op->e);	/* waits for a request in flight: request_timeout_ms at most */
+	if (op->epfd >= 0)
+		close(op->epfd);
+	if (op->tfd >= 0)
+		close(op->tfd);
+	xb_cluster_prune_free(&op->pr);
+	free(op->prefix);
+	free(op);
 }

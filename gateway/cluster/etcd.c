@@ -441,17 +441,21 @@ static void *worker(void *arg)
 	while (!e->stop) {
 		t = xbe_now_ms();
 		if (!e->rq_head && h && probe_due(e, last_probe) <= t) {
+			e->busy = true;
 			pthread_mutex_unlock(&e->mu);
 			probe(e, h);
 			last_probe = xbe_now_ms();
 			pthread_mutex_lock(&e->mu);
+			e->busy = false;
 			continue;
 		}
 		if ((id = lease_due(e, t, &next))) {
+			e->busy = true;
 			pthread_mutex_unlock(&e->mu);
 			if (h)
 				keepalive_one(e, h, id);
 			pthread_mutex_lock(&e->mu);
+			e->busy = false;
 			continue;
 		}
 		if (!(r = e->rq_head)) {
@@ -464,12 +468,14 @@ static void *worker(void *arg)
 		}
 		if (!(e->rq_head = r->next))
 			e->rq_tail = &e->rq_head;
+		e->busy = true;
 		pthread_mutex_unlock(&e->mu);
 		if (h)
 			do_req(e, h, r);
 		free(r->body);
 		free(r);
 		pthread_mutex_lock(&e->mu);
+		e->busy = false;
 	}
 	pthread_mutex_unlock(&e->mu);
 	curl_easy_cleanup(h);
@@ -769,6 +775,21 @@ fail:
 	snprintf(err, errlen, "etcd: %s", strerror(errno ? errno : ENOMEM));
 	free_client(e);
 	return NULL;
+}
+
+bool xb_etcd_close_if_idle(struct xb_etcd *e)
+{
+	bool busy;
+
+	if (!e)
+		return true;
+	pthread_mutex_lock(&e->mu);
+	if (!(busy = e->busy || e->n_watches))
+		e->stop = true;	/* the worker sees it before it starts anything */
+	pthread_mutex_unlock(&e->mu);
+	if (!busy)
+		xb_etcd_close(e);
+	return !busy;
 }
 
 void xb_etcd_close(struct xb_etcd *e)

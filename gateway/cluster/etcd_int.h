@@ -77,6 +77,7 @@ struct xb_etcd {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;	/* CLOCK_MONOTONIC */
 	bool stop;
+	bool busy;	/* the worker is inside a request, a probe or a keepalive (mu) */
 	int up;			/* -1 unknown, 0 down, 1 up */
 	struct req *rq_head, **rq_tail;
 	struct item *q_head, **q_tail;

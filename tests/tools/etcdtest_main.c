@@ -615,7 +615,8 @@ static void t_prune(struct xb_etcd *e)
 					    "{\"device\":\"carol\",\"node\":\"gwb\"}",
 					    "{\"device\":\"dave\",\"node\":\"gwb\"}",
 					    "{\"device\":\"erin\",\"node\":\"gwb\"}" };
-	struct xb_cluster_prune pr = { .prefix = pfx, .wait_ms = 5000 };
+	struct xb_cluster_prune pr = { .prefix = pfx, .wait_ms = 5000, .in_policy = only_alice };
+	uint64_t t0;
 	struct res r;
 	int rc;
 
@@ -640,7 +641,11 @@ static void t_prune(struct xb_etcd *e)
 	EXPECT(xb_etcd_cad(e, k[5], strlen(k[5]), 0, on_res, &r) == -EINVAL,
 	       "compare-and-delete at revision 0 is refused (-EINVAL)");
 
-	rc = xb_cluster_prune_read(e, &pr, only_alice, NULL, err, sizeof(err));
+	rc = xb_cluster_prune_read_start(e, &pr, err, sizeof(err));
+	if (!rc && !pump(e, pr.wait_ms, &pr.read_done))
+		snprintf(err, sizeof(err), "no answer"), rc = -ETIMEDOUT;
+	if (!rc && (rc = pr.read_err))
+		snprintf(err, sizeof(err), "%s", pr.read_msg);
 	EXPECT(!rc && pr.n == 5, "prune: reads the 5 alloc/ keys (%d %s, %zu)", rc, rc ? err : "", pr.n);
 	EXPECT(pis(&pr, k[0], XB_PRUNE_DELETED), "prune: bob's key (not in the policy) to delete");
 	EXPECT(pis(&pr, k[1], XB_PRUNE_KEPT), "prune: alice's key (in the policy) kept");
@@ -650,8 +655,12 @@ static void t_prune(struct xb_etcd *e)
 	/* Between the read and the deletes, another gateway gives carol's
 	 * address to erin, a device of its policy. */
 	put(e, k[3], val[5], 0);
-	rc = xb_cluster_prune_delete(e, &pr);
-	EXPECT(!rc && pis(&pr, k[3], XB_PRUNE_CHANGED), "prune: a key written after the read is not "
+	xb_cluster_prune_delete_start(e, &pr);
+	EXPECT(pr.cads_sent == 3, "prune: sends 3 compare-and-deletes (%zu)", pr.cads_sent);
+	for (t0 = now_ms(); pr.cads_done < pr.cads_sent && now_ms() - t0 < pr.wait_ms;)
+		pump(e, 50, NULL);
+	xb_cluster_prune_unanswered(&pr);
+	EXPECT(pr.cads_done == pr.cads_sent && pis(&pr, k[3], XB_PRUNE_CHANGED), "prune: a key written after the read is not "
 	       "deleted (changed)");
 	r = get(e, k[3], false);
 	EXPECT(r.n_kvs == 1 && strstr(r.val, "erin"), "... and erin's value is still in the store");

@@ -489,3 +489,166 @@ TEST(close_leaves_a_replaced_socket_alone)
 	unlink(path);
 	rmdir(dir);
 }
+
+/* --- deferred answers ------------------------------------------------------- */
+
+static struct xb_ctl *lctl;
+static xb_ctl_handle handles[4];
+static size_t n_handles;
+
+/* Answers later: its handle goes to handles[] for the test to answer. */
+static int later(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	(void)ctx, (void)args, (void)result, (void)error, (void)errors;
+	CHECK(n_handles < 4);
+	handles[n_handles] = xb_ctl_defer(lctl);
+	CHECK(handles[n_handles] != 0);
+	n_handles++;
+	return XB_CTL_LATER;
+}
+
+/* Says later without a handle: a bug, answered with an error. */
+static int later_nohandle(void *ctx, json_t *args, json_t **result, char **error, json_t **errors)
+{
+	(void)ctx, (void)args, (void)result, (void)error, (void)errors;
+	return XB_CTL_LATER;
+}
+
+static const struct xb_ctl_command lcmds[] = {
+	{ "echo", echo, NULL },
+	{ "later", later, NULL },
+	{ "bogus", later_nohandle, NULL },
+};
+
+static struct xb_ctl *start_later(void)
+{
+	strcpy(dir, "/tmp/xb-test-control.XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/control.sock", dir);
+	lctl = xb_ctl_open(path, (gid_t)-1, lcmds, 3, NULL);
+	CHECK(lctl != NULL);
+	n_handles = 0;
+	return lctl;
+}
+
+/* Nothing to read on fd for ms milliseconds while the server runs. */
+static bool silent(struct xb_ctl *c, int fd, int ms)
+{
+	uint64_t end = clock_mono_ns() + (uint64_t)ms * NSEC_PER_MSEC;
+	char b;
+
+	while (clock_mono_ns() < end) {
+		if (recv(fd, &b, 1, MSG_DONTWAIT | MSG_PEEK) >= 0)
+			return false;
+		pump(c, 10);
+	}
+	return true;
+}
+
+static void run_until_deferred(struct xb_ctl *c, size_t want)
+{
+	for (int i = 0; i < 200 && xb_ctl_deferred(c) < want; i++)
+		pump(c, 5);
+	CHECK_INT(xb_ctl_deferred(c), ==, want);
+}
+
+TEST(deferred_answer_after_the_client_left_is_dropped)
+{
+	struct xb_ctl *c = start_later();
+	int fd = dial(), fd2;
+	json_t *r;
+
+	send_frame(fd, "{\"command\":\"later\"}");
+	run_until_deferred(c, 1);
+	CHECK(silent(c, fd, 100));
+	close(fd);
+	for (int i = 0; i < 200 && xb_ctl_conns(c); i++)
+		pump(c, 5);
+	CHECK_INT(xb_ctl_conns(c), ==, 0);	/* closed at once, not at the answer */
+	CHECK_INT(xb_ctl_deferred(c), ==, 0);
+	/* The slot is used again: the old handle must not answer the new client. */
+	fd2 = dial();
+	send_frame(fd2, "{\"command\":\"later\"}");
+	run_until_deferred(c, 1);
+	CHECK((handles[0] & 0xffffffffu) == (handles[1] & 0xffffffffu));
+	CHECK_INT(xb_ctl_answer(c, handles[0], 0, json_string("stale"), NULL, NULL), ==, -1);
+	CHECK(silent(c, fd2, 50));
+	CHECK_INT(xb_ctl_answer(c, handles[1], 0, json_string("fresh"), NULL, NULL), ==, 0);
+	r = answer(c, fd2);
+	CHECK_STR(json_string_value(json_object_get(r, "result")), "fresh");
+	json_decref(r);
+	/* A handle answers once. */
+	CHECK_INT(xb_ctl_answer(c, handles[1], 0, json_string("again"), NULL, NULL), ==, -1);
+	close(fd2);
+	stop(c);
+}
+
+TEST(two_deferred_answers_and_the_loop_runs_on)
+{
+	struct xb_ctl *c = start_later();
+	int a = dial(), b = dial(), e = dial();
+	json_t *r;
+
+	xb_ctl_set_idle_ms(c, 100);
+	send_frame(a, "{\"command\":\"later\"}");
+	run_until_deferred(c, 1);
+	send_frame(b, "{\"command\":\"later\"}");
+	run_until_deferred(c, 2);
+	/* Others are served meanwhile; a waiting connection reads nothing
+	 * more, and is not idle: its wait is the handler's to bound. */
+	send_frame(e, "{\"command\":\"echo\",\"args\":[\"x\"]}");
+	r = answer(c, e);
+	CHECK(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	send_frame(a, "{\"command\":\"echo\",\"args\":[\"next\"]}");
+	CHECK(silent(c, a, 300));
+	CHECK(at_eof(c, e));		/* the idle one expired */
+	CHECK_INT(xb_ctl_conns(c), ==, 2);
+	/* In any order, each to its own client. */
+	CHECK_INT(xb_ctl_answer(c, handles[1], -1, NULL, strdup("etcd did not\nanswer"),
+				json_pack("[s]", "detail")), ==, 0);
+	CHECK_INT(xb_ctl_answer(c, handles[0], 0, json_pack("{s:i}", "n", 1), NULL, NULL), ==, 0);
+	r = answer(c, b);
+	CHECK_STR(json_string_value(json_array_get(json_object_get(r, "errors"), 0)), "detail");
+	CHECK_STR(error_of(r), "etcd did not answer");
+	r = answer(c, a);
+	CHECK_INT(json_integer_value(json_object_get(json_object_get(r, "result"), "n")), ==, 1);
+	json_decref(r);
+	/* Then a's next request, which waited in the socket. */
+	r = answer(c, a);
+	CHECK_STR(json_string_value(json_array_get(json_object_get(json_object_get(r, "result"),
+							       "args"), 0)), "next");
+	json_decref(r);
+	CHECK_INT(xb_ctl_deferred(c), ==, 0);
+	close(a), close(b), close(e);
+	stop(c);
+}
+
+TEST(later_without_a_handle_is_an_error)
+{
+	struct xb_ctl *c = start_later();
+	int fd = dial();
+
+	send_frame(fd, "{\"command\":\"bogus\"}");
+	CHECK_STR(error_of(answer(c, fd)), "command failed");
+	CHECK_INT(xb_ctl_defer(c), ==, 0);	/* outside a handler */
+	close(fd);
+	stop(c);
+}
+
+TEST(close_with_deferred_answers_pending)
+{
+	struct xb_ctl *c = start_later();
+	int a = dial(), b = dial();
+	char x;
+
+	send_frame(a, "{\"command\":\"later\"}");
+	send_frame(b, "{\"command\":\"later\"}");
+	run_until_deferred(c, 2);
+	stop(c);			/* no leak (the SAN build checks) */
+	CHECK_INT(recv(a, &x, 1, 0), ==, 0);
+	CHECK_INT(recv(b, &x, 1, 0), ==, 0);
+	/* The daemon may still hold handles: answering them is harmless. */
+	CHECK_INT(xb_ctl_answer(NULL, handles[0], 0, json_string("late"), NULL, NULL), ==, -1);
+	close(a), close(b);
+}
