@@ -11,6 +11,7 @@
  * offload_segment cuts back into exactly the packets that went in (as a
  * multiset: flows may be reordered against each other, never within), and
  * offload_segment_window, three at a time, into the same ones. */
+#include "ref_csum.h"
 #include "tunnel/offload.h"
 #include "common/bytes.h"
 
@@ -36,21 +37,6 @@ static size_t in_used;
 static struct pkt in[MAXP], segs[MAXP];
 static size_t n_in;
 
-/* The naive Internet checksum of p plus sum (not folded, not complemented). */
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t sum)
-{
-	for (size_t i = 0; i < n; i++)
-		sum += i & 1 ? p[i] : (uint32_t)p[i] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
 /* IP length fields and checksums (IPv4 header, TCP, UDP) made right. */
 static void fix(uint8_t *p, size_t len)
 {
@@ -61,14 +47,14 @@ static void fix(uint8_t *p, size_t len)
 	if (len >= 20 && p[0] >> 4 == 4 && (ip = (p[0] & 15) * 4u) >= 20 && ip <= len) {
 		xb_put16(p + 2, (uint16_t)len);
 		xb_put16(p + 10, 0);
-		xb_put16(p + 10, fold(sum16(p, ip, 0)));
+		xb_put16(p + 10, ref_csum(ref_sum16(p, ip, 0)));
 		proto = p[9];
-		ps = sum16(p + 12, 8, 0);
+		ps = ref_sum16(p + 12, 8, 0);
 	} else if (len >= 40 && p[0] >> 4 == 6) {
 		ip = 40;
 		xb_put16(p + 4, (uint16_t)(len - 40));
 		proto = p[6];
-		ps = sum16(p + 8, 32, 0);
+		ps = ref_sum16(p + 8, 32, 0);
 	} else {
 		return;
 	}
@@ -76,11 +62,11 @@ static void fix(uint8_t *p, size_t len)
 	ps += proto + (uint32_t)l4;
 	if (proto == 6 && l4 >= 20) {
 		xb_put16(p + ip + 16, 0);
-		xb_put16(p + ip + 16, fold(sum16(p + ip, l4, ps)));
+		xb_put16(p + ip + 16, ref_csum(ref_sum16(p + ip, l4, ps)));
 	} else if (proto == 17 && l4 >= 8) {
 		xb_put16(p + ip + 4, (uint16_t)l4);
 		xb_put16(p + ip + 6, 0);
-		xb_put16(p + ip + 6, fold(sum16(p + ip, l4, ps)));
+		xb_put16(p + ip + 6, ref_csum(ref_sum16(p + ip, l4, ps)));
 	}
 }
 

@@ -71,6 +71,7 @@
  *    order fed — or is counted in tap_dropped (a full socket). tap_queries
  *    counts exactly what was taken.
  */
+#include "ref_csum.h"
 #include "tunnel/device.h"
 #include "tunnel/offload.h"
 #include "tunnel/tap.h"
@@ -169,21 +170,6 @@ static union xb_sockaddr addr(const char *ip, uint16_t port)
 
 /* ---- Packets ---- */
 
-/* The naive Internet checksum of p plus sum (not folded, not complemented). */
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t sum)
-{
-	for (size_t i = 0; i < n; i++)
-		sum += i & 1 ? p[i] : (uint32_t)p[i] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
 /* p's IP header length and protocol; 0 when it is not IPv4 or IPv6. */
 static size_t ip_hdr(const uint8_t *p, size_t len, uint8_t *proto)
 {
@@ -200,7 +186,7 @@ static size_t ip_hdr(const uint8_t *p, size_t len, uint8_t *proto)
 
 static uint32_t pseudo(const uint8_t *p, size_t ip, uint8_t proto, size_t l4)
 {
-	return (ip == 40 ? sum16(p + 8, 32, 0) : sum16(p + 12, 8, 0)) + proto + (uint32_t)l4;
+	return (ip == 40 ? ref_sum16(p + 8, 32, 0) : ref_sum16(p + 12, 8, 0)) + proto + (uint32_t)l4;
 }
 
 /* IP length fields and checksums (IPv4 header, TCP, UDP) made right. */
@@ -216,15 +202,15 @@ static void fix(uint8_t *p, size_t len)
 	} else {
 		xb_put16(p + 2, (uint16_t)len);
 		xb_put16(p + 10, 0);
-		xb_put16(p + 10, fold(sum16(p, ip, 0)));
+		xb_put16(p + 10, ref_csum(ref_sum16(p, ip, 0)));
 	}
 	if (proto == 6 && l4 >= 20) {
 		xb_put16(p + ip + 16, 0);
-		xb_put16(p + ip + 16, fold(sum16(p + ip, l4, pseudo(p, ip, proto, l4))));
+		xb_put16(p + ip + 16, ref_csum(ref_sum16(p + ip, l4, pseudo(p, ip, proto, l4))));
 	} else if (proto == 17 && l4 >= 8) {
 		xb_put16(p + ip + 4, (uint16_t)l4);
 		xb_put16(p + ip + 6, 0);
-		xb_put16(p + ip + 6, fold(sum16(p + ip, l4, pseudo(p, ip, proto, l4))));
+		xb_put16(p + ip + 6, ref_csum(ref_sum16(p + ip, l4, pseudo(p, ip, proto, l4))));
 	}
 }
 
@@ -281,9 +267,9 @@ static bool csums_ok(const uint8_t *p, size_t len, bool *ip_ok, bool *tcp_ok)
 	if (!ip)
 		return true;
 	if (ip != 40)
-		*ip_ok = fold(sum16(p, ip, 0)) == 0;
+		*ip_ok = ref_csum(ref_sum16(p, ip, 0)) == 0;
 	if (proto == 6 && len >= ip + 20)
-		*tcp_ok = fold(sum16(p + ip, len - ip, pseudo(p, ip, proto, len - ip))) == 0;
+		*tcp_ok = ref_csum(ref_sum16(p + ip, len - ip, pseudo(p, ip, proto, len - ip))) == 0;
 	return *ip_ok && *tcp_ok;
 }
 
@@ -556,7 +542,7 @@ static size_t check_write(const uint8_t *w, size_t avail)
 		check(proto == 6 && vh.flags == VIRTIO_NET_HDR_F_NEEDS_CSUM);
 		check(vh.gso_type == (ip == 40 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4));
 		check(vh.csum_start == ip && vh.csum_offset == 16 && vh.gso_size > 0);
-		check(ip == 40 || fold(sum16(p, 20, 0)) == 0);
+		check(ip == 40 || ref_csum(ref_sum16(p, 20, 0)) == 0);
 	}
 	n = offload_segment(w, HDR + len, segbuf, SEGBUF, off, lens, OFFLOAD_GRO_MAX_PKTS);
 	check(n >= 1 && (merged || n == 1));

@@ -15,6 +15,7 @@
  * offload_segment_strided cut the same. Built (not corrupted): accepted
  * exactly when a naive reading of RFC 8200 and the rules of offload.h says
  * so, and then each segment equals one built here from scratch. */
+#include "ref_csum.h"
 #include "tunnel/offload.h"
 #include "common/bytes.h"
 
@@ -35,24 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t *out, *win, *rd;
 
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t sum)
-{
-	for (size_t i = 0; i < n; i++)
-		sum += i & 1 ? p[i] : (uint32_t)p[i] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
-
 /* Pseudo-header sum of the IP packet at ip for an upper layer of l4 bytes. */
 static uint32_t pseudo(const uint8_t *ip, uint8_t proto, size_t l4)
 {
-	uint32_t s = ip[0] >> 4 == 6 ? sum16(ip + 8, 32, 0) : sum16(ip + 12, 8, 0);
+	uint32_t s = ip[0] >> 4 == 6 ? ref_sum16(ip + 8, 32, 0) : ref_sum16(ip + 12, 8, 0);
 
 	return s + proto + (uint32_t)(l4 >> 16) + (uint32_t)(l4 & 0xffff);
 }
@@ -97,9 +84,9 @@ static void check_segments(const uint8_t *in, size_t in_len, const size_t *off, 
 			check(xb_get16(s + 4) == len - 40);
 		} else {
 			check(xb_get16(s + 2) == len);
-			check(fold(sum16(s, th, 0)) == 0xffff);
+			check(ref_fold(ref_sum16(s, th, 0)) == 0xffff);
 		}
-		check(fold(sum16(s + th, len - th, pseudo(s, tcp ? 6 : 17, len - th))) == 0xffff);
+		check(ref_fold(ref_sum16(s + th, len - th, pseudo(s, tcp ? 6 : 17, len - th))) == 0xffff);
 		for (size_t i = 0; i < hl; i++)
 			check(s[i] == p[i] || changes(i, v6, th));
 		check(!memcmp(s + hl, p + hl + done, pay));
@@ -202,9 +189,9 @@ static size_t build(uint8_t *b, const struct ext *e, unsigned k, const uint8_t *
 	memcpy(b + o + 20, pl, n);
 	xb_put16(b + 4, (uint16_t)(o - 40 + l4));
 	if (partial)
-		xb_put16(b + o + 16, fold(pseudo(b, 6, l4)));
+		xb_put16(b + o + 16, ref_fold(pseudo(b, 6, l4)));
 	else
-		xb_put16(b + o + 16, (uint16_t)~fold(sum16(b + o, l4, pseudo(b, 6, l4))));
+		xb_put16(b + o + 16, (uint16_t)~ref_fold(ref_sum16(b + o, l4, pseudo(b, 6, l4))));
 	return o + l4;
 }
 
