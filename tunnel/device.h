@@ -31,7 +31,9 @@
  * a read of any number of segments goes whole — 1 364 at a segment size of
  * 48, thousands when TCP options or a hostile origin's tiny segments merged
  * by GRO make them smaller. WG_SEG_BYTES holds a window: each packet with
- * its own copy of the headers (IPv4 and TCP with options: 120 at most). */
+ * its own copy of the headers (IPv4 and TCP with options: 120 at most;
+ * IPv6 extension headers can make them larger, and then a window is cut
+ * to as many as fit). */
 #define WG_TUN_MAX_SEGS 128
 #define WG_SEG_BYTES (WG_MAX_PACKET + WG_TUN_MAX_SEGS * 120)
 

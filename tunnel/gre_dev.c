@@ -73,7 +73,9 @@
 #define TX_BURST	64
 #define READ_SIZE	(OFFLOAD_VNET_HDR_LEN + OFFLOAD_MAX_IP_LEN)
 /* Room for every read's segments until a send: the payload once, the IP
- * and TCP headers (at most 120 bytes) once per segment. */
+ * and TCP headers (120 bytes at most, but for IPv6 extension headers: then
+ * a window is cut to what fits, and the queue is sent sooner) once per
+ * segment. */
 #define TX_ARENA	(4 * READ_SIZE + TX_MSGS * 120)
 
 /* Packets cut from TUN reads, each behind its GRE header in iov[i][0]. */

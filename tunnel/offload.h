@@ -49,10 +49,11 @@ int offload_segment(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_c
 		    size_t *offsets, size_t *lens, int max_segs);
 
 /* Segments first, first + 1, ... of the same read, at most max_segs of
- * them, back to back as offload_segment() writes them (each with the
- * sequence number, flags and checksums of its place in the whole): the
- * number written, 0 past the last, -1 as offload_segment(). A read of any
- * number of segments is cut this way, a window at a time. */
+ * them and as many as out_cap holds, back to back as offload_segment()
+ * writes them (each with the sequence number, flags and checksums of its
+ * place in the whole): the number written, 0 past the last, -1 as
+ * offload_segment(). A read of any number of segments is cut this way, a
+ * window at a time, whatever the size of its headers. */
 int offload_segment_window(const uint8_t *in, size_t in_len, size_t first, uint8_t *out,
 			   size_t out_cap, size_t *offsets, size_t *lens, int max_segs);
 

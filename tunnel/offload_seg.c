@@ -229,7 +229,7 @@ static void seg_fix_l4(uint8_t *s, const struct gso *g, size_t i, size_t done, s
 /* Segments back to back in out_cap bytes (stride 0), or segment i at
  * out + i * stride, each at most out_cap bytes. All of them (window false:
  * more than max_segs is an error), or segments first... up to max_segs of
- * them (window true: 0 past the last). */
+ * them and as many as out_cap holds (window true: 0 past the last). */
 static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len, size_t first,
 		   bool window, uint8_t *out, size_t out_cap, size_t stride, size_t *offsets,
 		   size_t *lens, int max_segs)
@@ -242,6 +242,15 @@ static int seg_gso(const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t l
 	if (first >= g.segs)
 		return 0;
 	end = g.segs - first <= (size_t)max_segs ? g.segs : first + (size_t)max_segs;
+	if (window && !stride) {
+		/* As many as fit: callers size out_cap for ordinary headers, and
+		 * IPv6 extension headers repeat in every segment. At least one
+		 * is tried, so a segment too large for out_cap still fails. */
+		size_t fit = out_cap / (g.hlen + g.mss);
+
+		if (end - first > (fit ? fit : 1))
+			end = first + (fit ? fit : 1);
+	}
 	payload = len - g.hlen;
 	done = first * g.mss;
 	bytes = (end < g.segs ? end * g.mss : payload) - done;

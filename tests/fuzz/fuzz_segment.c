@@ -11,8 +11,8 @@
  * IP lengths that agree, a valid IPv4 header checksum and a transport
  * checksum valid over the pseudo-header with the upper-layer length, the
  * read's headers but in the fields a segment changes, and together its
- * payload; offload_segment_window three at a time and
- * offload_segment_strided cut the same. Built (not corrupted): accepted
+ * payload; offload_segment_window three at a time, and in windows
+ * bounded by their room, and offload_segment_strided cut the same. Built (not corrupted): accepted
  * exactly when a naive reading of RFC 8200 and the rules of offload.h says
  * so, and then each segment equals one built here from scratch. */
 #include "ref_csum.h"
@@ -115,6 +115,21 @@ static void cut_raw(const uint8_t *in, size_t in_len)
 		first += (size_t)r;
 	}
 	check(offload_segment_window(in, in_len, (size_t)n, win, 3 * 65600, woff, wlen, 3) == 0);
+	/* Windows bounded by the room, not the count: each holds as many as
+	 * fit in one and a half of the largest segment (so one at a time). */
+	size_t most = 0;
+
+	for (int j = 0; j < n; j++)
+		most = lens[j] > most ? lens[j] : most;
+	for (size_t first = 0; first < (size_t)n;) {
+		int r = offload_segment_window(in, in_len, first, win, most + most / 2, woff, wlen, 64);
+
+		check(r >= 1);
+		for (int j = 0; j < r; j++)
+			check(wlen[j] == lens[first + (size_t)j] &&
+			      !memcmp(win + woff[j], out + off[first + (size_t)j], wlen[j]));
+		first += (size_t)r;
+	}
 	if ((size_t)n > OUT / STRIDE)
 		return;
 	memcpy(win, out, off[n - 1] + lens[n - 1]);	/* out is overwritten next; win holds OUT */

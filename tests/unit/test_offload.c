@@ -2670,3 +2670,61 @@ TEST(kernel_local_socket_tcp6_dstopts)
 	close(c.ls);
 	knet_down();
 }
+
+/* A TSO read with sticky extension headers whose window does not fit the
+ * callers' scratch: WG's copying path cuts WG_TUN_MAX_SEGS (128) segments
+ * into WG_SEG_BYTES (65536 + 128 * 120) bytes, GRE up to TX_MSGS (1024)
+ * into TX_ARENA (4 * 65545 + 1024 * 120), both sized for 120 bytes of
+ * headers per segment. A window is cut to what fits; it was refused whole
+ * (-1), and the read dropped (tx_bad_packet / tx_errors). */
+static size_t ext_big_tso(size_t extlen, size_t n, uint16_t mss)
+{
+	static uint8_t ext[2048], pl[66000];
+	struct flow f;
+
+	memset(ext, 0, sizeof(ext));
+	ext[0] = IPPROTO_TCP;
+	ext[1] = (uint8_t)(extlen / 8 - 1);
+	for (size_t o = 2; o < extlen;) {	/* PadN options */
+		size_t d = extlen - o - 2 > 255 ? 255 : extlen - o - 2;
+
+		if (extlen - o - 2 - d == 1)	/* leave no lone byte */
+			d--;
+		ext[o] = 1;
+		ext[o + 1] = (uint8_t)d;
+		o += 2 + d;
+	}
+	flow_init(&f, true, 13);
+	fill_rnd(pl, n);
+	return ext_tso(seg_in, &f, IPPROTO_DSTOPTS, ext, extlen, 1, TH_ACK, pl, n, mss);
+}
+
+static size_t windows_cut(const uint8_t *in, size_t len, size_t cap, int max)
+{
+	static uint8_t scratch[1 << 20];
+	static size_t o[1024], l[1024];
+	size_t first = 0;
+	int n;
+
+	while ((n = offload_segment_window(in, len, first, scratch, cap, o, l, max)) > 0)
+		first += (size_t)n;
+	return n == 0 ? first : 0;
+}
+
+TEST(ext_window_fits_wg_scratch)
+{
+	/* 512 bytes of destination options at MTU 1420: MSS 1420-40-512-32 = 836,
+	 * 77 segments (> WG_BATCH 64, so the copying path). */
+	size_t n = 77 * 836, len = ext_big_tso(512, n, 836);
+
+	CHECK_INT(seg(seg_in, len), ==, 77);
+	CHECK_INT(windows_cut(seg_in, len, 65536 + 128 * 120, 128), ==, 77);
+}
+
+TEST(ext_window_fits_gre_arena)
+{
+	/* 1 200 bytes at GRE's default MTU 1476: MSS 204, 315 segments. */
+	size_t n = 315 * 204, len = ext_big_tso(1200, n, 204);
+
+	CHECK_INT(windows_cut(seg_in, len, 4 * (10 + 65535) + 1024 * 120, 1024), ==, 315);
+}
