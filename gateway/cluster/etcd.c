@@ -784,8 +784,13 @@ bool xb_etcd_close_if_idle(struct xb_etcd *e)
 	if (!e)
 		return true;
 	pthread_mutex_lock(&e->mu);
-	if (!(busy = e->busy || e->n_watches))
-		e->stop = true;	/* the worker sees it before it starts anything */
+	busy = e->busy || e->n_watches;
+	/* The worker starts nothing more, queued or not: it ends after the
+	 * request in flight, if any, and the next call joins it. Without this,
+	 * a queue of requests to a silent member kept it busy for all of them
+	 * in turn (the worker never shows busy == false between two). */
+	if (!e->n_watches)
+		e->stop = true;
 	pthread_mutex_unlock(&e->mu);
 	if (!busy)
 		xb_etcd_close(e);

@@ -78,11 +78,13 @@ typedef void (*xb_etcd_state_fn)(void *ctx, bool up, const char *why);
 struct xb_etcd *xb_etcd_open(const struct xb_etcd_opts *o, xb_etcd_state_fn state, void *ctx,
 			     char *err, size_t errlen);
 void xb_etcd_close(struct xb_etcd *e);          /* joins threads; pending callbacks are dropped */
-/* Added: close e only if that does not wait: its worker is between
- * requests (a request in flight, the worker's probe or a keepalive would
- * hold xb_etcd_close() up to request_timeout_ms) and it has no watch.
- * true: closed (requests still queued are dropped unsent, pending callbacks
- * too); false: e is untouched, try again later. */
+/* Close e only if that does not wait: its worker is between requests (a
+ * request in flight, the worker's probe or a keepalive would hold
+ * xb_etcd_close() up to request_timeout_ms) and it has no watch. true:
+ * closed (requests still queued are dropped unsent, pending callbacks too);
+ * false: without a watch, the worker now starts nothing more and ends after
+ * what it is doing (request_timeout_ms at most) - call again; with one, e
+ * is untouched. */
 bool xb_etcd_close_if_idle(struct xb_etcd *e);
 int xb_etcd_fd(const struct xb_etcd *e);        /* readable when xb_etcd_dispatch has work */
 void xb_etcd_dispatch(struct xb_etcd *e);       /* in the loop thread: runs queued callbacks */
