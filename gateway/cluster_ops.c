@@ -204,8 +204,10 @@ static void prune_done(void *ctx, int rc, json_t *result, const char *err)
 {
 	struct xb_daemon *d = ctx;
 
+	/* Handle 0: the request was refused as the prune started (its own
+	 * error went back); the answer only frees what it is given. */
 	if (xb_ctl_answer(d->ctl, d->prune_answer, rc < 0 ? -1 : 0, result,
-			  rc < 0 ? strdup(err) : NULL, NULL) < 0)
+			  rc < 0 ? strdup(err) : NULL, NULL) < 0 && d->prune_answer)
 		log_info("cluster prune: %s; its client had left", rc < 0 ? err : "done");
 	d->prune_answer = 0;
 }
@@ -260,6 +262,7 @@ void xb_daemon_prune_process(struct xb_daemon *d)
 {
 	xb_cluster_prune_process(d->prune);
 	if (xb_cluster_prune_finished(d->prune)) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, xb_cluster_prune_fd(d->prune), NULL);
 		xb_cluster_prune_close(d->prune);	/* its client closed: no wait */
 		d->prune = NULL;
 	}
@@ -267,6 +270,8 @@ void xb_daemon_prune_process(struct xb_daemon *d)
 
 void xb_daemon_prune_stop(struct xb_daemon *d)
 {
+	if (d->prune)	/* out of the set before its fd closes (a forked child may hold it) */
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, xb_cluster_prune_fd(d->prune), NULL);
 	xb_cluster_prune_close(d->prune);	/* answers a waiting request first */
 	d->prune = NULL;
 }

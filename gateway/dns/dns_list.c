@@ -265,8 +265,10 @@ static char *slurp(const char *path, size_t *len, int *why)
 		close(fd);
 		return NULL;
 	}
-	/* The cap holds while reading too: a file that grows meanwhile is
-	 * refused like one that was too large at the start. */
+	/* Room for the whole file and its NUL at once (it grows only if the
+	 * file does). The cap holds while reading too: a file that grows
+	 * meanwhile is refused like one that was too large at the start. */
+	cap = (size_t)st.st_size + 2 > cap ? (size_t)st.st_size + 2 : cap;
 	while (r > 0) {
 		if ((!buf || n + 1 >= cap) && !(v = realloc(buf, buf ? (cap *= 2) : cap))) {
 			e = ENOMEM;

@@ -652,3 +652,38 @@ TEST(close_with_deferred_answers_pending)
 	CHECK_INT(xb_ctl_answer(NULL, handles[0], 0, json_string("late"), NULL, NULL), ==, -1);
 	close(a), close(b);
 }
+
+/* A client that half-closes (SHUT_WR) after its request still gets
+ * the deferred answer; one that sends garbage meanwhile is not read until
+ * the answer has gone, then closed for the garbage. */
+TEST(half_close_and_garbage_while_deferred)
+{
+	struct xb_ctl *c = start_later();
+	int a = dial(), b = dial();
+	json_t *r;
+
+	send_frame(a, "{\"command\":\"later\"}");
+	run_until_deferred(c, 1);
+	shutdown(a, SHUT_WR);
+	send_frame(b, "{\"command\":\"later\"}");
+	run_until_deferred(c, 2);
+	CHECK(send(b, "\xff\xff\xff\xffjunk", 8, 0) == 8);
+	CHECK(silent(c, a, 100));
+	CHECK_INT(xb_ctl_conns(c), ==, 2);
+	CHECK_INT(xb_ctl_answer(c, handles[0], 0, json_string("a"), NULL, NULL), ==, 0);
+	r = answer(c, a);
+	CHECK_STR(json_string_value(json_object_get(r, "result")), "a");
+	json_decref(r);
+	CHECK(at_eof(c, a));
+	CHECK_INT(xb_ctl_answer(c, handles[1], 0, json_string("b"), NULL, NULL), ==, 0);
+	r = answer(c, b);
+	CHECK_STR(json_string_value(json_object_get(r, "result")), "b");
+	json_decref(r);
+	r = answer(c, b);	/* the garbage frame: refused, then closed */
+	CHECK(!json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	CHECK(at_eof(c, b));
+	CHECK_INT(xb_ctl_conns(c), ==, 0);
+	close(a), close(b);
+	stop(c);
+}
