@@ -130,10 +130,10 @@ void xb_cluster_set_allocations(struct xb_cluster *c, const struct xb_policy *p)
  * "would_delete", "kept", "changed", "errors"}, or rc < 0 and err (one
  * line; "nothing deleted" when the read failed). action: deleted,
  * would_delete (dry_run), kept, changed (not deleted: written or deleted
- * since the read), error. After done() the client closes as soon as its
- * worker is not inside a request (xb_etcd_close_if_idle, retried every
- * 100 ms; a request ends within the client's request timeout, capped to
- * wait_ms); then xb_cluster_prune_finished() is true and the caller closes
+ * since the read), error. After done() the client starts nothing more
+ * and closes as soon as its worker is not inside a request
+ * (xb_etcd_close_if_idle, retried every 100 ms; a request ends within the
+ * client's request timeout, capped to wait_ms); then xb_cluster_prune_finished() is true and the caller closes
  * the op. xb_cluster_prune_close() before that cancels: done() gets
  * -ECANCELED if it had not run, and the close may wait for a request in
  * flight (wait_ms at most) — for the daemon's shutdown. */
