@@ -17,6 +17,11 @@ static inline uint64_t clock_mono_ns(void)
 	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
+static inline uint64_t clock_mono_ms(void)
+{
+	return clock_mono_ns() / NSEC_PER_MSEC;
+}
+
 /* Like monotonic time, and counting the time the machine was suspended:
  * for ages that must hold across a suspend but never move with the wall
  * clock (a report's age, docs/posture.md). */

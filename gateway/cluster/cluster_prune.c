@@ -52,11 +52,6 @@ static char *clean(const char *s, size_t n)
 	return o;
 }
 
-static uint64_t now_ms(void)
-{
-	return clock_mono_ns() / NSEC_PER_MSEC;
-}
-
 static int add(struct xb_cluster_prune *pr, const struct xb_etcd_kv *kv)
 {
 	struct xb_cluster_prune_key *v;
@@ -277,7 +272,7 @@ struct xb_cluster_prune_op {
 
 static void arm(struct xb_cluster_prune_op *op)
 {
-	uint64_t at = op->state == OP_CLOSING ? now_ms() + CLOSE_RETRY_MS : op->deadline_ms;
+	uint64_t at = op->state == OP_CLOSING ? clock_mono_ms() + CLOSE_RETRY_MS : op->deadline_ms;
 	struct itimerspec its = { .it_value = clock_ts(at * NSEC_PER_MSEC) };
 
 	if (op->state == OP_DONE)
@@ -313,7 +308,7 @@ static void step(struct xb_cluster_prune_op *op)
 {
 	struct xb_cluster_prune *pr = &op->pr;
 	char msg[320];
-	bool late = now_ms() >= op->deadline_ms;
+	bool late = clock_mono_ms() >= op->deadline_ms;
 
 	switch (op->state) {
 	case OP_READ:
@@ -324,7 +319,7 @@ static void step(struct xb_cluster_prune_op *op)
 			if (!pr->dry_run)
 				xb_cluster_prune_delete_start(op->e, pr);
 			op->state = OP_DELETE;
-			op->deadline_ms = now_ms() + pr->wait_ms;
+			op->deadline_ms = clock_mono_ms() + pr->wait_ms;
 			step(op);
 		} else if (late) {
 			snprintf(msg, sizeof(msg), "etcd did not answer within %u ms: nothing deleted",
@@ -376,7 +371,7 @@ struct xb_cluster_prune_op *xb_cluster_prune_start(const struct xb_cluster_cfg *
 	op->done_ctx = done_ctx;
 	op->pr = (struct xb_cluster_prune){ .prefix = op->prefix, .dry_run = dry_run,
 					    .wait_ms = wait_ms, .in_policy = in_policy, .ctx = ctx };
-	op->deadline_ms = now_ms() + wait_ms;
+	op->deadline_ms = clock_mono_ms() + wait_ms;
 	if (!(op->e = xb_etcd_open(&o, no_state, NULL, err, errlen)))
 		goto fail;	/* nothing sent */
 	op->epfd = epoll_create1(EPOLL_CLOEXEC);

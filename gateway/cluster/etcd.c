@@ -18,14 +18,6 @@
 #define MAX_REQ_VAL	(1536u << 10)	/* etcd's --max-request-bytes default */
 #define PROBE_DOWN_MS	500	/* while down (or not known yet): a probe this often */
 
-uint64_t xbe_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- the queue to the loop ---- */
 
 void xbe_post(struct xb_etcd *e, struct item *it)
@@ -241,7 +233,7 @@ static int grpc_err(int code)
 int xbe_call(struct xb_etcd *e, CURL *h, const char *path, const char *body,
 		enum xbe_kind kind, bool resend_ok, struct xbe_answer *a, char *msg, size_t msglen)
 {
-	uint64_t start = xbe_now_ms();
+	uint64_t start = clock_mono_ms();
 	int first = atomic_load(&e->ep), rc = -ECONNREFUSED;
 	char url[512], errbuf[CURL_ERROR_SIZE];
 	size_t i;
@@ -250,7 +242,7 @@ int xbe_call(struct xb_etcd *e, CURL *h, const char *path, const char *body,
 	snprintf(msg, msglen, "no member answered");
 	for (i = 0; i < e->n_eps; i++) {
 		int ep = (int)(((first < 0 ? 0 : (size_t)first) + i) % e->n_eps);
-		uint64_t spent = xbe_now_ms() - start;
+		uint64_t spent = clock_mono_ms() - start;
 		struct buf b = { .max = XBE_MAX_BODY };
 		long sent = 0;
 		long status = 0;
@@ -300,7 +292,7 @@ int xbe_call(struct xb_etcd *e, CURL *h, const char *path, const char *body,
 		}
 		if (!rc) {
 			atomic_store(&e->ep, ep);
-			atomic_store(&e->last_ok_ms, xbe_now_ms());
+			atomic_store(&e->last_ok_ms, clock_mono_ms());
 		}
 		return rc;
 	}
@@ -391,7 +383,7 @@ static void add_lease(struct xb_etcd *e, int64_t id, int64_t ttl)
 	l->id = id;
 	l->ttl = ttl;
 	pthread_mutex_lock(&e->mu);
-	l->due_ms = xbe_now_ms() + (uint64_t)(ttl * 1000 / 3);
+	l->due_ms = clock_mono_ms() + (uint64_t)(ttl * 1000 / 3);
 	l->next = e->leases;
 	e->leases = l;
 	pthread_cond_broadcast(&e->cond);
@@ -439,12 +431,12 @@ static void *worker(void *arg)
 		xbe_easy_common(e, h, hdrs);
 	pthread_mutex_lock(&e->mu);
 	while (!e->stop) {
-		t = xbe_now_ms();
+		t = clock_mono_ms();
 		if (!e->rq_head && h && probe_due(e, last_probe) <= t) {
 			e->busy = true;
 			pthread_mutex_unlock(&e->mu);
 			probe(e, h);
-			last_probe = xbe_now_ms();
+			last_probe = clock_mono_ms();
 			pthread_mutex_lock(&e->mu);
 			e->busy = false;
 			continue;

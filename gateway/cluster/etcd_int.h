@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "common/clock.h"
 #include "gateway/cluster/etcd.h"
 #include "gateway/cluster/etcd_wire.h"
 
@@ -90,7 +91,6 @@ struct xb_etcd {
 	size_t n_watches;
 };
 
-uint64_t xbe_now_ms(void);
 void xbe_post(struct xb_etcd *e, struct item *it);
 void xbe_set_state(struct xb_etcd *e, bool up, const char *why);
 bool xbe_key_ok(const char *key, size_t klen);

@@ -93,7 +93,7 @@ static bool stream(struct watch *w, CURL *h, int ep)
 {
 	struct xb_etcd *e = w->e;
 	char url[512], *body, start[48] = "";
-	uint64_t t0 = xbe_now_ms();
+	uint64_t t0 = clock_mono_ms();
 	CURLMsg *m;
 	int running = 1, left;
 
@@ -131,7 +131,7 @@ static bool stream(struct watch *w, CURL *h, int ep)
 		if (!running)
 			break;
 		/* Created within the request timeout, or the member is no use. */
-		if (!w->created && xbe_now_ms() - t0 > e->req_ms) {
+		if (!w->created && clock_mono_ms() - t0 > e->req_ms) {
 			snprintf(w->msg, sizeof(w->msg), "%s: watch not created in %u ms",
 				 e->eps[ep], e->req_ms);
 			break;
@@ -199,14 +199,14 @@ static void *watcher(void *arg)
 	xbe_easy_common(e, u, uhdrs);
 	ep = ep < 0 ? 0 : ep;
 	while (!stopping(e)) {
-		uint64_t t0 = xbe_now_ms();
+		uint64_t t0 = clock_mono_ms();
 
 		/* A stream that was created and lasted resets the backoff; one
 		 * that ended within a second counts as a failure, so a member
 		 * that accepts and drops watches is not hammered. */
 		bool created = stream(w, h, ep);
 
-		if (created && xbe_now_ms() - t0 >= 1000) {
+		if (created && clock_mono_ms() - t0 >= 1000) {
 			backoff = BACKOFF_MIN_MS;
 			fails = nocreate = 0;
 		} else {
@@ -225,7 +225,7 @@ static void *watcher(void *arg)
 			continue;	/* try every member before waiting */
 		if (nocreate >= e->n_eps)	/* no member would take it */
 			xbe_set_state(e, false, w->msg);
-		until = xbe_now_ms() + backoff;
+		until = clock_mono_ms() + backoff;
 		ts.tv_sec = (time_t)(until / 1000);
 		ts.tv_nsec = (long)(until % 1000) * 1000000;
 		pthread_mutex_lock(&e->mu);

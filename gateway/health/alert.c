@@ -183,11 +183,6 @@ static void run_commands(struct xb_alert *a)
 
 /* ---- the targets ---- */
 
-static uint64_t now_ms(void)
-{
-	return clock_mono_ns() / NSEC_PER_MSEC;
-}
-
 static void arm(int tfd, uint64_t ms, bool on)
 {
 	struct itimerspec it = { { 0, 0 }, { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L } };
@@ -339,7 +334,7 @@ static void target_start(struct target *t, uint64_t now)
  * earliest retry still waiting. */
 static void kick(struct xb_alert *a)
 {
-	uint64_t now = now_ms(), next = UINT64_MAX;
+	uint64_t now = clock_mono_ms(), next = UINT64_MAX;
 
 	for (size_t i = 0; i < a->nt; i++) {
 		struct target *t = a->t[i];
@@ -358,7 +353,7 @@ static void finished(CURL *e, CURLcode rc)
 	long status = 0;
 	char why[CURL_ERROR_SIZE + 64];
 	enum xb_alertq_outcome o;
-	uint64_t now = now_ms();
+	uint64_t now = clock_mono_ms();
 
 	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
